@@ -1,0 +1,178 @@
+//! The container runtime seam: how Slipway starts, watches and stops dynos and build containers.
+//!
+//! The dyno manager and the build pipeline talk only to [`Runtime`]. The default implementation,
+//! [`RuncRuntime`], drives Debian's `runc`; [`ProcessRuntime`] runs the same specs as plain host
+//! processes without isolation and exists for logic tests that cannot be root. A host agent on
+//! another machine will implement the same trait.
+//!
+//! Architecture Invariant: this crate knows nothing of apps, releases, the store or the API. It
+//! receives fully resolved [`ContainerSpec`]s and reports output and exits through callbacks.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod process;
+mod runc;
+
+pub use process::ProcessRuntime;
+pub use runc::{RuncConfig, RuncRuntime};
+
+/// Everything needed to start one container. Paths are host paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    /// Unique, stable id (`[a-zA-Z0-9_.-]+`), e.g. `slipway.demo.web.1.3f2a9c`.
+    pub id: String,
+    /// Free-form labels persisted with the container so a restarted server can re-adopt it
+    /// (`app`, `dyno`, `release`, ...). Returned by [`Runtime::list`].
+    pub labels: BTreeMap<String, String>,
+    /// An unpacked directory mounted at `/app`. The container sees it through a writable
+    /// ephemeral layer (overlayfs) that is thrown away when the container is removed, so the
+    /// directory itself is never modified. `None`: `/app` is an empty ephemeral directory.
+    pub app_dir: Option<PathBuf>,
+    /// Extra bind mounts (build dir, cache dir, buildpack dir, ...).
+    pub binds: Vec<BindMount>,
+    /// argv of the first process, e.g. `["/bin/bash", "-c", "exec python3 app.py"]`.
+    pub args: Vec<String>,
+    /// The complete environment of the first process.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the container, e.g. `/app`.
+    pub cwd: String,
+    /// Unprivileged uid/gid the processes run as.
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// cgroup limits. `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<i64>,
+    pub cpu_shares: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives each line (without its trailing newline) a container writes. Must not block: it is
+/// called from the task that drains the container's pipes.
+pub type OutputSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// How the container's first process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "{code}"),
+            (None, Some(signal)) => write!(f, "{}", 128 + signal),
+            (None, None) => write!(f, "unknown"),
+        }
+    }
+}
+
+/// A started container. `exited` resolves once, when its first process has ended and the
+/// container has been cleaned up.
+#[derive(Debug)]
+pub struct RunningContainer {
+    pub id: String,
+    /// Host pid of the container's first process.
+    pub pid: u32,
+    pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
+}
+
+/// A container the runtime knows about, as reported by [`Runtime::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub pid: Option<u32>,
+    pub running: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What [`Runtime::stop`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// Every process exited within the grace period after SIGTERM.
+    Terminated,
+    /// The grace period ran out and the processes were SIGKILLed (Heroku's R12).
+    Killed,
+    /// There was no such container (already gone).
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("invalid container spec for {id}: {reason}")]
+    InvalidSpec { id: String, reason: String },
+    #[error("container {id} already exists")]
+    AlreadyExists { id: String },
+    #[error("{action} container {id}: {source}")]
+    Io {
+        id: String,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("runc {action} for container {id} failed: {stderr}")]
+    Runc {
+        id: String,
+        action: &'static str,
+        stderr: String,
+    },
+}
+
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Creates and starts a container. Output lines are passed to `output` until it exits.
+    async fn start(
+        &self,
+        spec: ContainerSpec,
+        output: OutputSink,
+    ) -> Result<RunningContainer, RuntimeError>;
+
+    /// Sends SIGTERM to every process in the container, SIGKILL after `grace`, then removes
+    /// the container and its ephemeral layer.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError>;
+
+    /// Containers created by this runtime that still exist (running or not).
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
+}
+
+/// Starts a container and waits for it to exit, e.g. a build step or a one-off command.
+pub async fn run_to_completion(
+    runtime: &dyn Runtime,
+    spec: ContainerSpec,
+    output: OutputSink,
+) -> Result<ExitStatus, RuntimeError> {
+    let id = spec.id.clone();
+    let running = runtime.start(spec, output).await?;
+    running.exited.await.map_err(|_| RuntimeError::Io {
+        id,
+        action: "wait for",
+        source: std::io::Error::other("the runtime dropped the container's exit status"),
+    })
+}
