@@ -1,1 +1,130 @@
-//! TODO
+//! Slipway's HTTP API: the Heroku Platform API v3 subset the CLIs use, git's smart-HTTP
+//! endpoints, and the log-session streams.
+//!
+//! Handlers only parse and authorize: each turns a request into a call on
+//! [`slipway_core::Platform`] and the result into Heroku's JSON shapes (`slipway-api-types`).
+//!
+//! Architecture Invariant: every route authenticates its caller — with an API key (Bearer or
+//! Basic), with the one-time token of a git push (the hook endpoint), or with the secret in a
+//! log session's URL. None is open.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use slipway_core::Platform;
+
+mod auth;
+mod convert;
+mod error;
+mod git;
+mod logs;
+mod resources;
+
+/// What the API needs besides the platform.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The binary git's pre-receive hook execs (`slipway git-hook pre-receive`).
+    pub hook_binary: PathBuf,
+    /// Where the bare repositories live.
+    pub repos_dir: PathBuf,
+}
+
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) platform: Arc<Platform>,
+    pub(crate) git: Arc<git::GitState>,
+    pub(crate) log_sessions: Arc<logs::LogSessions>,
+}
+
+/// The API's routes.
+pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
+    let state = ApiState {
+        git: Arc::new(git::GitState::new(&config)),
+        log_sessions: Arc::new(logs::LogSessions::default()),
+        platform,
+    };
+    let platform_api = Router::new()
+        .route("/account", get(resources::account))
+        .route(
+            "/apps",
+            get(resources::list_apps).post(resources::create_app),
+        )
+        .route(
+            "/apps/{app}",
+            get(resources::get_app).delete(resources::delete_app),
+        )
+        .route("/apps/{app}/releases", get(resources::list_releases))
+        .route(
+            "/apps/{app}/releases/{release}",
+            get(resources::get_release),
+        )
+        .route(
+            "/apps/{app}/releases/{release}/config-vars",
+            get(resources::release_config_vars),
+        )
+        .route(
+            "/apps/{app}/config-vars",
+            get(resources::get_config_vars).patch(resources::update_config_vars),
+        )
+        .route(
+            "/apps/{app}/formation",
+            get(resources::list_formation).patch(resources::batch_update_formation),
+        )
+        .route(
+            "/apps/{app}/formation/{type}",
+            get(resources::get_formation).patch(resources::update_formation),
+        )
+        .route("/apps/{app}/dynos", get(resources::list_dynos))
+        .route("/apps/{app}/dynos/{dyno}", get(resources::get_dyno))
+        .route("/apps/{app}/log-sessions", post(logs::create_session))
+        .layer(axum::middleware::from_fn(require_v3));
+    Router::new()
+        .merge(platform_api)
+        .route("/log-sessions/{id}", get(logs::stream_session))
+        .route("/{repo}/info/refs", get(git::info_refs))
+        .route("/{repo}/git-receive-pack", post(git::receive_pack))
+        .route("/{repo}/git-upload-pack", post(git::upload_pack))
+        .route("/internal/git-hook/{app}", post(git::hook))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found(
+        "The requested API endpoint was not found. Are you using the right HTTP verb?",
+    )
+}
+
+/// Heroku answers 406 unless the client asks for version 3 of the API.
+async fn require_v3(request: Request, next: Next) -> Response {
+    let accepted = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/vnd.heroku+json; version=3"));
+    if !accepted {
+        return axum::response::IntoResponse::into_response(error::ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "Please specify a version along with Heroku's API MIME type. For example, `Accept: application/vnd.heroku+json; version=3`.",
+        ));
+    }
+    next.run(request).await
+}
+
+/// Every response carries a `Request-Id`.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    response
+}

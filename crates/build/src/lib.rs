@@ -1,1 +1,219 @@
-//! TODO
+//! Turns an app's source directory into a slug, with Heroku's classic buildpack API.
+//!
+//! [`build`] prunes the source (`.slugignore`, `.git`), runs each buildpack's `bin/detect`,
+//! `bin/compile` and `bin/release` in build containers through a [`slipway_runtime::Runtime`],
+//! works out the process types (Procfile over the buildpack's defaults) and packs the result
+//! as a content-addressed `./app/...` tarball. [`unpack_slug`] is the defensive inverse used
+//! when a dyno's `/app` is prepared.
+//!
+//! Architecture Invariant: this crate knows nothing of the store, the API or releases. It gets
+//! a fully resolved [`BuildRequest`] and returns a [`BuiltSlug`]; the caller records it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod buildpacks;
+mod fsutil;
+mod pipeline;
+pub mod procfile;
+mod slug;
+mod slugignore;
+
+pub use buildpacks::{install_builtin_buildpacks, BUILTIN_BUILDPACKS};
+pub use pipeline::build;
+pub use slug::unpack_slug;
+
+/// Everything one build needs. All paths are host paths. `Default` exists so callers can
+/// write `BuildRequest { app, source_dir, .., ..Default::default() }`; every path must be set.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub app: String,
+    /// The checked-out source. It is modified in place (pruned, then compiled into), so it
+    /// must be a scratch copy.
+    pub source_dir: PathBuf,
+    /// The app's build cache, persisted between builds. Created if missing.
+    pub cache_dir: PathBuf,
+    /// Written to the buildpacks' `ENV_DIR`, one file per var. Buildpacks choose what to export.
+    pub config_vars: BTreeMap<String, String>,
+    /// Where [`install_builtin_buildpacks`] put the built-in buildpacks.
+    pub buildpacks_dir: PathBuf,
+    /// Explicit buildpacks, run in order: a built-in name (`python`, `heroku/python`, ...) or
+    /// an absolute path to a buildpack directory. Empty: auto-detect among the built-ins in
+    /// the order python, nodejs, procfile.
+    pub buildpacks: Vec<String>,
+    /// Content-addressed slug store: slugs are written to `slug_dir/<sha256>.tgz`.
+    pub slug_dir: PathBuf,
+    /// Scratch space for this build (the env dir lives here). Created if missing.
+    pub work_dir: PathBuf,
+    /// The unprivileged user the build containers run as.
+    pub uid: u32,
+    pub gid: u32,
+    /// E.g. `heroku-24`; exported to buildpacks as `STACK`.
+    pub stack: String,
+    /// Unique per build; part of the build containers' ids.
+    pub build_id: String,
+    /// How the runtime presents bind mounts to the build scripts.
+    pub mount_view: MountView,
+    /// Limit for each build step (detect, compile, release); the step's container is stopped
+    /// and the build fails when it runs longer. `None`: no limit. Heroku allows 25 minutes
+    /// for a whole build.
+    pub step_timeout: Option<std::time::Duration>,
+}
+
+/// How a runtime presents bind mounts to the processes it starts. The runtime trait does not
+/// say, so the caller, which chose the runtime, does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MountView {
+    /// The runtime isolates the filesystem (runc): binds appear at their targets, so scripts
+    /// see `/app`, `/cache`, `/env` and `/buildpack`.
+    #[default]
+    Container,
+    /// The runtime runs plain host processes (the process runtime): scripts are given the
+    /// host paths of the bind sources instead. Absolute paths baked in by buildpacks (for
+    /// example the Python venv's) then point at the host build dir, not at `/app`.
+    Host,
+}
+
+/// A slug written to the slug store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltSlug {
+    /// `slug_dir/<hex>.tgz`.
+    pub path: PathBuf,
+    /// `SHA256:<hex>` of the compressed tarball, as the Platform API's `slug.checksum`.
+    pub checksum: String,
+    /// Size of the compressed tarball in bytes.
+    pub size: u64,
+    /// Process type → command: the Procfile over the last buildpack's default process types.
+    pub process_types: BTreeMap<String, String>,
+    /// The last buildpack's framework name, e.g. `Python`.
+    pub buildpack_description: String,
+}
+
+/// Receives one line of build output at a time (streamed to `git push` as `remote:` lines).
+pub type BuildOutput = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Why a build failed. Messages are shown to the user who pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Auto-detection found no built-in buildpack for the app.
+    #[error(
+        "No default language could be detected for this app. Slipway looked for: {looked_for}. \
+         Add one of these files, or set a buildpack explicitly."
+    )]
+    NoBuildpack {
+        /// E.g. `requirements.txt, setup.py or pyproject.toml (Python); package.json (Node.js)`.
+        looked_for: String,
+    },
+    /// An explicitly configured buildpack's `bin/detect` rejected the app.
+    #[error(
+        "App not compatible with buildpack {buildpack}: its bin/detect exited with status \
+         {status}{}",
+        detail_suffix(detail)
+    )]
+    NotCompatible {
+        buildpack: String,
+        status: String,
+        detail: String,
+    },
+    #[error(
+        "Unknown buildpack {name:?}: use a built-in ({}) or an absolute path to a directory \
+         with bin/detect and bin/compile",
+        buildpacks::builtin_names()
+    )]
+    UnknownBuildpack { name: String },
+    #[error(
+        "The built-in buildpack {name} is not installed at {}; call install_builtin_buildpacks \
+         on that directory first",
+        path.display()
+    )]
+    BuiltinNotInstalled { name: String, path: PathBuf },
+    #[error(
+        "Push rejected, failed to compile {framework} app: bin/compile of buildpack {buildpack} \
+         exited with status {status}. See the output above."
+    )]
+    CompileFailed {
+        framework: String,
+        buildpack: String,
+        status: String,
+    },
+    #[error(
+        "Push rejected: bin/release of buildpack {buildpack} exited with status {status}{}",
+        detail_suffix(detail)
+    )]
+    ReleaseFailed {
+        buildpack: String,
+        status: String,
+        detail: String,
+    },
+    #[error(
+        "Push rejected: bin/release of buildpack {buildpack} printed output that is not the \
+         expected YAML ({source})"
+    )]
+    InvalidReleaseOutput {
+        buildpack: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("Push rejected: {source}. Fix the Procfile and push again.")]
+    Procfile {
+        #[from]
+        source: procfile::ProcfileError,
+    },
+    #[error(
+        "Config var name {key:?} cannot be passed to buildpacks: names must be non-empty and \
+         must not contain `/` or NUL, nor be `.` or `..`"
+    )]
+    InvalidConfigVar { key: String },
+    #[error("Could not run build step {step}: {source}")]
+    Runtime {
+        step: String,
+        #[source]
+        source: slipway_runtime::RuntimeError,
+    },
+    #[error("Could not {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "Refusing to unpack slug {}: entry {entry:?} {reason}. The slug is corrupt or hostile; \
+         rebuild the app.",
+        slug.display()
+    )]
+    UnsafeSlugEntry {
+        slug: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error(
+        "Push rejected: build step {step} did not finish within {}s and was stopped",
+        timeout.as_secs()
+    )]
+    TimedOut {
+        step: String,
+        timeout: std::time::Duration,
+    },
+    #[error("Internal error in build task {task}: it panicked or was cancelled")]
+    TaskFailed { task: &'static str },
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+impl BuildError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,1 +1,50 @@
-//! TODO
+//! The `slipway` command-line client, as a library the `slipway` binary calls.
+//!
+//! Commands follow the heroku CLI's grammar and output (`apps:create`, `config:set`,
+//! `ps:scale web=2`, `logs --tail`, ...) and talk to Slipway's Heroku-compatible Platform
+//! API through a thin [`Client`]. Argument parsing ([`args`]) and output formatting
+//! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
+
+mod args;
+mod client;
+mod commands;
+mod format;
+mod logs;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+pub use args::ArgError;
+pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};
+pub use commands::{run, run_with_client, AppArg, Command, CommandError};
+pub use logs::LogStreamError;
+
+/// Writes `error` the way the heroku CLI does: every line of the message prefixed with
+/// ` ▸    `.
+pub fn report_error(error: &anyhow::Error, err: &mut dyn Write) {
+    let _ = err.write_all(format_error(error).as_bytes());
+}
+
+/// ` ▸    <message>` lines for an error (its top-level message only; causes are already
+/// folded into the messages users should see).
+pub fn format_error(error: &anyhow::Error) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(|line| format!(" ▸    {line}\n"))
+        .collect()
+}
+
+/// Runs `command` with the environment's API configuration, printing output to stdout and
+/// errors Heroku-style to stderr; returns the process exit code.
+pub async fn main_entry(command: Command) -> ExitCode {
+    let mut stdout = std::io::stdout();
+    match run(command, &mut stdout).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = stdout.flush();
+            report_error(&error, &mut std::io::stderr());
+            ExitCode::FAILURE
+        }
+    }
+}

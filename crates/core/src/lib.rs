@@ -1,1 +1,486 @@
-//! TODO
+//! The platform core: composes the store, the runtime, the builder, the router's route table
+//! and the log hub into Slipway's operations (apps, deploys, releases, config, formation) and
+//! runs the dyno manager.
+//!
+//! The API crate turns HTTP requests into calls on [`Platform`]; everything that happens to an
+//! app goes through here. State lives in the store ([`model`] documents the key layout); the
+//! dyno manager and the route publisher react to watches on it, never to direct calls.
+//!
+//! Architecture Invariant: nothing here speaks HTTP or knows the Heroku JSON shapes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use slipway_logplex::LogHub;
+use slipway_runtime::Runtime;
+use slipway_store::json::{get_json, get_json_versioned, range_json};
+use slipway_store::{Compare, Op, Store, Txn};
+use uuid::Uuid;
+
+mod apps;
+pub use apps::{app_name_is_valid, config_key_is_valid, CONFIG_VARS_MAX_BYTES};
+mod deploy;
+mod dyno_manager;
+mod error;
+pub mod model;
+mod routes;
+pub mod telemetry;
+
+pub use deploy::DeployOutput;
+pub use dyno_manager::DynoManagerConfig;
+pub use error::CoreError;
+pub use routes::spawn_route_publisher;
+
+use model::{keys, App, ConfigVars, Dyno, Formation, Release, ReleaseStatus, Slug, User};
+use telemetry::PlatformEvent;
+
+/// Everything the platform needs to know about where it runs.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub data_dir: PathBuf,
+    /// Apps are served at `<app>.<domain>`.
+    pub domain: String,
+    /// The router's port, for the apps' web URLs.
+    pub router_port: u16,
+    /// The API's base URL, for git URLs (`<api_url>/<app>.git`).
+    pub api_url: String,
+    pub stack: String,
+    /// The unprivileged user dynos and builds run as.
+    pub dyno_uid: u32,
+    pub dyno_gid: u32,
+    pub dynos: DynoManagerConfig,
+}
+
+impl PlatformConfig {
+    pub fn new(data_dir: PathBuf) -> PlatformConfig {
+        PlatformConfig {
+            data_dir,
+            domain: "localhost".into(),
+            router_port: 8080,
+            api_url: "http://127.0.0.1:5000".into(),
+            stack: "heroku-24".into(),
+            dyno_uid: 10_000,
+            dyno_gid: 10_000,
+            dynos: DynoManagerConfig::default(),
+        }
+    }
+
+    pub fn web_url(&self, app: &str) -> String {
+        if self.router_port == 80 {
+            format!("http://{app}.{}/", self.domain)
+        } else {
+            format!("http://{app}.{}:{}/", self.domain, self.router_port)
+        }
+    }
+
+    pub fn git_url(&self, app: &str) -> String {
+        format!("{}/{app}.git", self.api_url.trim_end_matches('/'))
+    }
+
+    pub(crate) fn slugs_dir(&self) -> PathBuf {
+        self.data_dir.join("slugs")
+    }
+    pub(crate) fn buildpacks_dir(&self) -> PathBuf {
+        self.data_dir.join("buildpacks")
+    }
+    pub(crate) fn cache_dir(&self, app: Uuid) -> PathBuf {
+        self.data_dir.join("cache").join(app.to_string())
+    }
+    pub(crate) fn builds_dir(&self) -> PathBuf {
+        self.data_dir.join("builds")
+    }
+    pub(crate) fn unpacked_slugs_dir(&self) -> PathBuf {
+        self.data_dir.join("unpacked")
+    }
+}
+
+/// A change to one process type's formation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormationUpdate {
+    pub process_type: String,
+    pub quantity: Option<u32>,
+    pub size: Option<String>,
+}
+
+/// The running platform.
+pub struct Platform {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) logs: LogHub,
+    pub(crate) config: PlatformConfig,
+    /// Apps with a build in progress: a second push waits for none, it is refused.
+    pub(crate) building: Mutex<HashSet<Uuid>>,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Dyno sizes Heroku offers, with memory in MB and the process limit.
+pub const DYNO_SIZES: &[(&str, u64, i64)] = &[
+    ("eco", 512, 256),
+    ("basic", 512, 256),
+    ("standard-1x", 512, 256),
+    ("standard-2x", 1024, 512),
+    ("performance-m", 2560, 16384),
+    ("performance-l", 14336, 32768),
+];
+
+pub(crate) fn size_limits(size: &str) -> (u64, i64) {
+    let size = size.to_ascii_lowercase();
+    DYNO_SIZES
+        .iter()
+        .find(|(name, _, _)| *name == size)
+        .map(|(_, memory, pids)| (memory * 1024 * 1024, *pids))
+        .unwrap_or((512 * 1024 * 1024, 256))
+}
+
+impl Platform {
+    /// Prepares the data directory and built-in buildpacks. Does not start background tasks.
+    pub async fn open(
+        config: PlatformConfig,
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        logs: LogHub,
+    ) -> Result<Arc<Platform>, CoreError> {
+        for dir in [
+            config.slugs_dir(),
+            config.buildpacks_dir(),
+            config.builds_dir(),
+            config.unpacked_slugs_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|source| CoreError::Io {
+                app: Uuid::nil(),
+                action: "create the data directory",
+                source,
+            })?;
+        }
+        slipway_build::install_builtin_buildpacks(&config.buildpacks_dir())?;
+        Ok(Arc::new(Platform {
+            store,
+            runtime,
+            logs,
+            config,
+            building: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &PlatformConfig {
+        &self.config
+    }
+
+    pub fn logs(&self) -> &LogHub {
+        &self.logs
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Removes what a previous server process left: dyno containers and their records. The
+    /// dyno manager then starts the formation afresh.
+    pub async fn clean_up_previous_run(&self) -> Result<(), CoreError> {
+        let containers = self.runtime.list().await?;
+        let mut stops = Vec::new();
+        for container in containers {
+            if !container.labels.contains_key("app") {
+                continue;
+            }
+            let runtime = self.runtime.clone();
+            let grace = self.config.dynos.stop_grace;
+            stops.push(tokio::spawn(async move {
+                if let Err(error) = runtime.stop(&container.id, grace).await {
+                    tracing::warn!(%error, container = %container.id, "could not stop a leftover dyno");
+                }
+            }));
+        }
+        for stop in stops {
+            let _ = stop.await;
+        }
+        self.store
+            .txn(Txn::new().then(Op::delete_prefix(model::keys::DYNOS)))
+            .await?;
+        Ok(())
+    }
+
+    /// Starts the dyno manager. It runs until the returned handle is aborted.
+    pub fn start_dyno_manager(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        dyno_manager::spawn(self.clone())
+    }
+
+    pub(crate) fn event(&self, app: &str, event: PlatformEvent<'_>) {
+        self.logs.publish(app, event.to_line());
+    }
+
+    // ----- users and keys -------------------------------------------------------------
+
+    /// Creates the admin account if there is none yet; returns its new API key.
+    pub async fn bootstrap_admin(&self, email: &str) -> Result<Option<String>, CoreError> {
+        let (users, _) = self.store.range("users/").await?;
+        if !users.is_empty() {
+            return Ok(None);
+        }
+        let key = new_api_key();
+        self.create_user(email, &key).await?;
+        Ok(Some(key))
+    }
+
+    /// Creates a user with the given API key.
+    pub async fn create_user(&self, email: &str, api_key: &str) -> Result<User, CoreError> {
+        let user = User {
+            id: Uuid::new_v4(),
+            email: email.to_owned(),
+            created_at: Utc::now(),
+        };
+        let response = self
+            .store
+            .txn(
+                Txn::new()
+                    .when(Compare::absent(keys::user(email)))
+                    .then(Op::put_json(keys::user(email), &user)?)
+                    .then(Op::put(
+                        keys::api_key(&key_digest(api_key)),
+                        email.as_bytes().to_vec(),
+                    )),
+            )
+            .await?;
+        if !response.succeeded {
+            return Err(CoreError::Conflict {
+                message: format!("A user with the email {email} already exists."),
+            });
+        }
+        Ok(user)
+    }
+
+    /// The user an API key belongs to.
+    pub async fn authenticate(&self, api_key: &str) -> Result<User, CoreError> {
+        if api_key.is_empty() {
+            return Err(CoreError::Unauthorized);
+        }
+        let Some(email) = self.store.get(&keys::api_key(&key_digest(api_key))).await? else {
+            return Err(CoreError::Unauthorized);
+        };
+        let email = String::from_utf8_lossy(&email.value).into_owned();
+        get_json::<User, _>(self.store.as_ref(), &keys::user(&email))
+            .await?
+            .ok_or(CoreError::Unauthorized)
+    }
+
+    // ----- reads --------------------------------------------------------------------
+
+    /// Finds an app by name or id and checks that `user` may use it.
+    pub async fn app(&self, user: &User, name_or_id: &str) -> Result<App, CoreError> {
+        let app = self.find_app(name_or_id).await?;
+        if app.owner_email != user.email {
+            return Err(CoreError::Forbidden { app: app.name });
+        }
+        Ok(app)
+    }
+
+    pub(crate) async fn find_app(&self, name_or_id: &str) -> Result<App, CoreError> {
+        if let Some(app) = get_json::<App, _>(self.store.as_ref(), &keys::app(name_or_id)).await? {
+            return Ok(app);
+        }
+        if let Ok(id) = name_or_id.parse::<Uuid>() {
+            let (apps, _) = range_json::<App, _>(self.store.as_ref(), keys::APPS).await?;
+            if let Some((_, app)) = apps.into_iter().find(|(_, app)| app.id == id) {
+                return Ok(app);
+            }
+        }
+        Err(CoreError::not_found("app", name_or_id))
+    }
+
+    pub async fn apps(&self, user: &User) -> Result<Vec<App>, CoreError> {
+        let (apps, _) = range_json::<App, _>(self.store.as_ref(), keys::APPS).await?;
+        Ok(apps
+            .into_iter()
+            .map(|(_, app)| app)
+            .filter(|app| app.owner_email == user.email)
+            .collect())
+    }
+
+    /// All releases, oldest first.
+    pub async fn releases(&self, app: &App) -> Result<Vec<Release>, CoreError> {
+        let (releases, _) =
+            range_json::<Release, _>(self.store.as_ref(), &keys::releases(app.id)).await?;
+        Ok(releases.into_iter().map(|(_, release)| release).collect())
+    }
+
+    /// A release by id or version (`3` or `v3`).
+    pub async fn release(&self, app: &App, id_or_version: &str) -> Result<Release, CoreError> {
+        let version = id_or_version.trim_start_matches('v').parse::<u32>().ok();
+        if let Some(version) = version {
+            if let Some(release) =
+                get_json::<Release, _>(self.store.as_ref(), &keys::release(app.id, version)).await?
+            {
+                return Ok(release);
+            }
+        }
+        self.releases(app)
+            .await?
+            .into_iter()
+            .find(|release| release.id.to_string() == id_or_version)
+            .ok_or_else(|| CoreError::not_found("release", id_or_version))
+    }
+
+    /// The release that runs: the newest one that succeeded.
+    pub async fn current_release(&self, app: &App) -> Result<Option<Release>, CoreError> {
+        Ok(self
+            .releases(app)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|release| release.status == ReleaseStatus::Succeeded))
+    }
+
+    pub async fn slug(&self, app: &App, slug_id: Uuid) -> Result<Slug, CoreError> {
+        get_json::<Slug, _>(self.store.as_ref(), &keys::slug(app.id, slug_id))
+            .await?
+            .ok_or_else(|| CoreError::not_found("slug", slug_id.to_string()))
+    }
+
+    pub async fn config_vars(&self, app: &App) -> Result<ConfigVars, CoreError> {
+        Ok(
+            get_json::<ConfigVars, _>(self.store.as_ref(), &keys::config(app.id))
+                .await?
+                .unwrap_or_default(),
+        )
+    }
+
+    pub async fn formation(&self, app: &App) -> Result<Vec<Formation>, CoreError> {
+        let (formation, _) =
+            range_json::<Formation, _>(self.store.as_ref(), &keys::formations(app.id)).await?;
+        Ok(formation.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    pub async fn dynos(&self, app: &App) -> Result<Vec<Dyno>, CoreError> {
+        let (dynos, _) = range_json::<Dyno, _>(self.store.as_ref(), &keys::dynos(app.id)).await?;
+        Ok(dynos.into_iter().map(|(_, dyno)| dyno).collect())
+    }
+
+    /// The command of each process type in the current release.
+    pub async fn process_types(&self, app: &App) -> Result<BTreeMap<String, String>, CoreError> {
+        let Some(release) = self.current_release(app).await? else {
+            return Ok(BTreeMap::new());
+        };
+        let Some(slug_id) = release.slug_id else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(self.slug(app, slug_id).await?.process_types)
+    }
+
+    // ----- writes -------------------------------------------------------------------
+
+    /// Scales process types. A type the current release does not define cannot go above 0.
+    pub async fn update_formation(
+        &self,
+        user: &User,
+        app: &App,
+        updates: Vec<FormationUpdate>,
+    ) -> Result<Vec<Formation>, CoreError> {
+        let process_types = self.process_types(app).await?;
+        let mut changed = Vec::new();
+        let mut txn = Txn::new();
+        for update in &updates {
+            if let Some(size) = &update.size {
+                if !DYNO_SIZES
+                    .iter()
+                    .any(|(name, _, _)| name.eq_ignore_ascii_case(size))
+                {
+                    return Err(CoreError::invalid(format!(
+                        "Unknown dyno size {size}. Use one of: {}.",
+                        DYNO_SIZES
+                            .iter()
+                            .map(|(n, _, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            let key = keys::formation(app.id, &update.process_type);
+            let existing = get_json_versioned::<Formation, _>(self.store.as_ref(), &key).await?;
+            let Some((mut entry, revision)) = existing else {
+                return Err(
+                    CoreError::not_found("process type", update.process_type.clone())
+                        .with_hint(&process_types),
+                );
+            };
+            if let Some(quantity) = update.quantity {
+                if quantity > 0 && !process_types.contains_key(&update.process_type) {
+                    return Err(CoreError::invalid(format!(
+                        "Couldn't find that process type ({}): the current release does not define it.",
+                        update.process_type
+                    )));
+                }
+                if quantity > self.config.dynos.max_dynos_per_app {
+                    return Err(CoreError::invalid(format!(
+                        "Cannot scale {} to {quantity}: the limit is {} dynos per app.",
+                        update.process_type, self.config.dynos.max_dynos_per_app
+                    )));
+                }
+                entry.quantity = quantity;
+            }
+            if let Some(size) = &update.size {
+                entry.size = size.to_ascii_lowercase();
+            }
+            entry.updated_at = Utc::now();
+            txn = txn
+                .when(Compare::mod_revision(key.clone(), revision))
+                .then(Op::put_json(key, &entry)?);
+            changed.push(entry);
+        }
+        if !self.store.txn(txn).await?.succeeded {
+            return Err(CoreError::Conflict {
+                message: "The formation changed while scaling; try again.".into(),
+            });
+        }
+        let summary = changed
+            .iter()
+            .map(|entry| format!("{}@{}:{}", entry.process_type, entry.quantity, entry.size))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.event(
+            &app.name,
+            PlatformEvent::Scaled {
+                formation: summary,
+                user: &user.email,
+            },
+        );
+        Ok(changed)
+    }
+}
+
+impl CoreError {
+    fn with_hint(self, process_types: &BTreeMap<String, String>) -> CoreError {
+        match self {
+            CoreError::NotFound { resource, id } if process_types.is_empty() => CoreError::Invalid {
+                message: format!(
+                    "Couldn't find that process type ({id}): the app has no release with process types yet. Deploy it first ({resource})."
+                ),
+            },
+            other => other,
+        }
+    }
+}
+
+pub(crate) fn key_digest(api_key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(api_key.as_bytes()))
+}
+
+fn new_api_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// How long the dyno manager waits between checks when nothing happens.
+pub(crate) const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);

@@ -205,7 +205,10 @@ impl LogHub {
     /// Appends a line to the app's history and sends it to its tails. Never blocks on readers.
     pub fn publish(&self, app: &str, line: LogLine) {
         let line = Arc::new(line);
-        let mut apps = self.inner.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut apps = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let log = apps.entry(app.to_owned()).or_insert_with(|| AppLog {
             history: VecDeque::with_capacity(64),
             live: broadcast::channel(TAIL_BUFFER).0,
@@ -220,7 +223,10 @@ impl LogHub {
 
     /// The last `count` lines of the app that match `filter`, oldest first.
     pub fn recent(&self, app: &str, count: usize, filter: &LogFilter) -> Vec<Arc<LogLine>> {
-        let apps = self.inner.lock().unwrap_or_else(|poison| poison.into_inner());
+        let apps = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let Some(log) = apps.get(app) else {
             return Vec::new();
         };
@@ -244,7 +250,10 @@ impl LogHub {
         count: usize,
         filter: &LogFilter,
     ) -> (Vec<Arc<LogLine>>, Tail) {
-        let mut apps = self.inner.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut apps = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let log = apps.entry(app.to_owned()).or_insert_with(|| AppLog {
             history: VecDeque::with_capacity(64),
             live: broadcast::channel(TAIL_BUFFER).0,
@@ -266,7 +275,10 @@ impl LogHub {
 
     /// Forgets an app's history and ends its tails (the app was destroyed).
     pub fn forget(&self, app: &str) {
-        let mut apps = self.inner.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut apps = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         apps.remove(app);
     }
 }

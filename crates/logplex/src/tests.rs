@@ -77,7 +77,10 @@ fn keeps_only_the_last_lines() {
         .map(|l| l.message.clone())
         .collect();
     assert_eq!(lines, vec!["line 2", "line 3", "line 4"]);
-    assert_eq!(hub.recent("demo", 1, &LogFilter::default())[0].message, "line 4");
+    assert_eq!(
+        hub.recent("demo", 1, &LogFilter::default())[0].message,
+        "line 4"
+    );
     assert!(hub.recent("other", 10, &LogFilter::default()).is_empty());
 }
 

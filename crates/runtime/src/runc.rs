@@ -1,16 +1,974 @@
-//! The runc-backed runtime. (Skeleton: to be implemented.)
+//! The runc-backed runtime: every container is a `runc run` child of this process.
+//!
+//! # Layout on disk
+//! Everything lives under [`RuncConfig::state_dir`] (call it `S`), so separate Slipway
+//! instances or tests never collide:
+//! - `S/runc/` is runc's state root (`runc --root`).
+//! - `S/containers/<id>/` is the bundle: `config.json` (generated with `oci-spec`),
+//!   `labels.json` (the spec's labels, read back by [`Runtime::list`] after a restart),
+//!   `rootfs/` (a skeleton of empty mountpoints and `bin -> usr/bin`-style symlinks),
+//!   `upper/` + `work/` (the ephemeral writable layer of `/app`), `init.pid` and `runc.log`
+//!   (runc's own warnings, kept out of the app's output).
+//!
+//! # The container
+//! - Root filesystem: the host "stack" — `/usr`, `/etc` and any real `/bin`, `/sbin`, `/lib*`
+//!   directories are recursively bind-mounted read-only (merged-`/usr` symlinks are recreated
+//!   as symlinks); `/proc`; `/dev` as a tmpfs with runc's standard devices (`null`, `zero`,
+//!   `full`, `random`, `urandom`, `tty`), `/dev/pts`, `/dev/shm`, `/dev/mqueue`; `/sys` and
+//!   `/sys/fs/cgroup` read-only; `/tmp` a tmpfs (mode 1777). The root itself is read-only.
+//! - `/app`: with `app_dir`, an overlay with `lowerdir=app_dir` and `upper/`, `work/` from the
+//!   bundle. The overlay root takes the upper dir's owner, which is chowned to `uid:gid`, so the
+//!   app can create files in `/app`; editing an *existing* file in place needs that file (in
+//!   `app_dir`) to be writable by `uid`, i.e. `app_dir` contents should be owned by `uid`.
+//!   `app_dir` itself is never modified. Without `app_dir`, `/app` is the empty, writable
+//!   `upper/` directory bind-mounted — unless a bind targets `/app` (the build pipeline binds
+//!   its build dir there), in which case that bind is used.
+//! - `binds` are applied in order after `/app` (so they may target paths below it), as
+//!   recursive binds, read-only when asked. Mountpoints are created by runc.
+//! - Namespaces: pid, mount, uts, ipc — deliberately NOT network: dynos share the host network
+//!   and bind `$PORT` on loopback. The hostname is `spec.hostname` (the id if empty).
+//! - Process: `args`, exactly `env`, `cwd`, `uid:gid` without supplementary groups,
+//!   `noNewPrivileges`, no capabilities at all, `RLIMIT_NOFILE` 65536 (capped at this
+//!   process's own hard limit, which even root may be unable to exceed), no terminal, stdin
+//!   `/dev/null`.
+//! - cgroups (`cgroupsPath` = `/<cgroup_parent>/<id>`): memory limit with memory+swap set to
+//!   the same value (a hard limit; the OOM killer SIGKILLs), pids limit, cpu shares.
+//!
+//! # Lifecycle
+//! [`Runtime::start`] writes the bundle and spawns `runc run` in the foreground, in its own
+//! process group (terminal signals do not reach it; dropping handles does not kill it). Its
+//! stdout/stderr are the container's; lines are held back until runc has written the pid file,
+//! so that runc's own fatal errors become a [`RuntimeError::Runc`] instead of app output. A
+//! monitor task waits for runc, maps its exit code (runc exits with the container process's
+//! code, `128+N` when killed by signal N — reported as `signal: Some(N)`), cleans up
+//! (`runc delete --force` if runc left state behind, unmounts anything left under the bundle,
+//! removes the bundle) and only then resolves `exited`.
+//!
+//! [`Runtime::stop`] runs `runc kill --all <id> TERM`, waits up to the grace period, then
+//! `runc kill --all <id> KILL`. It also works for containers adopted from a previous instance
+//! (found on disk by [`Runtime::list`]); then it polls the init pid and cleans up itself.
+//!
+//! Caveats: the first process is PID 1 of its namespace, so the kernel ignores a SIGTERM for
+//! which it installed no handler (as in Docker): use `exec` only for programs that handle
+//! SIGTERM, or trap it in the shell. After a server restart, adopted containers' output is lost
+//! (runc's pipes led to the old process).
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oci_spec::runtime::{
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use tokio::sync::{oneshot, watch};
+
+use crate::common::{pump_lines, validate_spec, OutputGate};
+use crate::{
+    ContainerInfo, ContainerSpec, ExitStatus, OutputSink, RunningContainer, Runtime, RuntimeError,
+    StopOutcome, Stream,
+};
 
 /// Where runc keeps its state and where bundles live.
 #[derive(Debug, Clone)]
 pub struct RuncConfig {
-    /// Directory for bundles, overlay layers and per-container files.
+    /// Directory for bundles, overlay layers and per-container files. Must be absolute and
+    /// not on overlayfs (overlay upper dirs live here); it is created if missing.
     pub state_dir: PathBuf,
+    /// The runc executable (looked up on `PATH` if it has no `/`). Default `runc`.
+    pub runc_binary: PathBuf,
+    /// First component of every container's cgroup path (`/<cgroup_parent>/<id>`).
+    /// Default `slipway`.
+    pub cgroup_parent: String,
 }
 
-/// Placeholder until implemented.
-#[derive(Debug)]
+impl RuncConfig {
+    /// The defaults for everything but the state directory.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        RuncConfig {
+            state_dir: state_dir.into(),
+            runc_binary: PathBuf::from("runc"),
+            cgroup_parent: "slipway".to_string(),
+        }
+    }
+}
+
+/// How `runc run` ended, published by the monitor task after cleanup.
+#[derive(Debug, Clone, Copy)]
+struct Finished {
+    status: ExitStatus,
+    /// The container's pid if runc had written the pid file, i.e. the container did start.
+    pid: Option<u32>,
+}
+
+type Active = Arc<Mutex<HashMap<String, watch::Receiver<Option<Finished>>>>>;
+
+/// A host directory of the "stack" and how it appears in the rootfs.
+#[derive(Debug, Clone)]
+enum StackEntry {
+    /// Recursively bind-mounted read-only.
+    Dir(String),
+    /// Recreated as a symlink with the same target (merged-/usr systems).
+    Symlink(String, PathBuf),
+}
+
+struct Inner {
+    state_dir: PathBuf,
+    runc_root: PathBuf,
+    containers_dir: PathBuf,
+    runc_binary: PathBuf,
+    cgroup_parent: String,
+    stack: Vec<StackEntry>,
+    /// False on cgroup v1 hosts without swap accounting (no `memory.memsw.*`).
+    memsw: bool,
+    /// `RLIMIT_NOFILE` for containers: [`NOFILE`] capped at our own hard limit.
+    nofile: u64,
+    active: Active,
+}
+
+/// The runc-backed [`Runtime`]. Cheap to clone; clones share state.
+#[derive(Clone)]
 pub struct RuncRuntime {
-    _config: RuncConfig,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuncRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuncRuntime")
+            .field("state_dir", &self.inner.state_dir)
+            .field("runc_binary", &self.inner.runc_binary)
+            .finish()
+    }
+}
+
+const STACK_DIRS: [&str; 8] = [
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+];
+const NOFILE: u64 = 65536;
+const PID_POLL: Duration = Duration::from_millis(2);
+const GONE_POLL: Duration = Duration::from_millis(10);
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
+fn io_err<'a>(
+    id: &'a str,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> RuntimeError + 'a {
+    move |source| RuntimeError::Io {
+        id: id.to_string(),
+        action,
+        source,
+    }
+}
+
+impl RuncRuntime {
+    /// Prepares the state directory. Does not touch containers left by a previous instance:
+    /// [`Runtime::list`] reports them and [`Runtime::stop`] removes them.
+    pub fn new(config: RuncConfig) -> Result<RuncRuntime, RuntimeError> {
+        const NEW: &str = "(runtime)";
+        if !config.state_dir.is_absolute() {
+            return Err(RuntimeError::InvalidSpec {
+                id: NEW.into(),
+                reason: format!(
+                    "state_dir {} must be an absolute path",
+                    config.state_dir.display()
+                ),
+            });
+        }
+        if crate::common::validate_id(&config.cgroup_parent).is_err() {
+            return Err(RuntimeError::InvalidSpec {
+                id: NEW.into(),
+                reason: format!(
+                    "cgroup_parent {:?} may only contain [A-Za-z0-9_.-]",
+                    config.cgroup_parent
+                ),
+            });
+        }
+        let runc_root = config.state_dir.join("runc");
+        let containers_dir = config.state_dir.join("containers");
+        for dir in [&runc_root, &containers_dir] {
+            std::fs::create_dir_all(dir).map_err(io_err(NEW, "create the state dir for"))?;
+        }
+        let state_dir = config
+            .state_dir
+            .canonicalize()
+            .map_err(io_err(NEW, "resolve the state dir for"))?;
+        let text = state_dir.to_string_lossy();
+        if text.contains([',', ':', '\\']) {
+            return Err(RuntimeError::InvalidSpec {
+                id: NEW.into(),
+                reason: format!(
+                    "state_dir {text} must not contain `,`, `:` or `\\` (overlay mount options)"
+                ),
+            });
+        }
+        let mut stack = Vec::new();
+        for name in STACK_DIRS {
+            let host = Path::new("/").join(name);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let target =
+                        std::fs::read_link(&host).map_err(io_err(NEW, "inspect the host for"))?;
+                    stack.push(StackEntry::Symlink(name.to_string(), target));
+                }
+                Ok(meta) if meta.is_dir() => stack.push(StackEntry::Dir(name.to_string())),
+                _ => {}
+            }
+        }
+        let memory_v1 = Path::new("/sys/fs/cgroup/memory");
+        let memsw = !memory_v1.is_dir() || memory_v1.join("memory.memsw.limit_in_bytes").exists();
+        Ok(RuncRuntime {
+            inner: Arc::new(Inner {
+                runc_root: state_dir.join("runc"),
+                containers_dir: state_dir.join("containers"),
+                state_dir,
+                runc_binary: config.runc_binary,
+                cgroup_parent: config.cgroup_parent,
+                stack,
+                memsw,
+                nofile: own_nofile_hard_limit().map_or(NOFILE, |hard| hard.min(NOFILE)),
+                active: Arc::default(),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.containers_dir.join(id)
+    }
+
+    fn runc(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.runc_binary);
+        cmd.arg("--root").arg(&self.runc_root);
+        cmd
+    }
+
+    /// Runs a short runc subcommand; `Err(stderr)` if it failed.
+    async fn runc_cmd(
+        &self,
+        id: &str,
+        action: &'static str,
+        args: &[&str],
+    ) -> Result<(), RuntimeError> {
+        let out = self
+            .runc()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io_err(id, "spawn runc for"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Runc {
+                id: id.to_string(),
+                action,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// `runc list`: id → (status, pid).
+    async fn runc_list(&self) -> Result<HashMap<String, (String, u32)>, RuntimeError> {
+        let out = self
+            .runc()
+            .args(["list", "--format", "json"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io_err("(all)", "spawn runc to list"))?;
+        let runc_err = |stderr: String| RuntimeError::Runc {
+            id: "(all)".into(),
+            action: "list",
+            stderr,
+        };
+        if !out.status.success() {
+            return Err(runc_err(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            id: String,
+            #[serde(default)]
+            pid: u32,
+            #[serde(default)]
+            status: String,
+        }
+        let items: Option<Vec<Item>> = serde_json::from_slice(&out.stdout)
+            .map_err(|e| runc_err(format!("unparsable `runc list` output: {e}")))?;
+        Ok(items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.id, (i.status, i.pid)))
+            .collect())
+    }
+
+    /// Removes every trace of a container: runc state, leftover mounts, the bundle.
+    async fn cleanup(&self, id: &str) {
+        if self.runc_root.join(id).exists() {
+            if let Err(e) = self
+                .runc_cmd(id, "delete", &["delete", "--force", id])
+                .await
+            {
+                tracing::warn!(id, error = %e, "runc delete failed");
+            }
+        }
+        let bundle = self.bundle(id);
+        let id = id.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            unmount_under(&bundle);
+            match std::fs::remove_dir_all(&bundle) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(id, error = %e, "removing the bundle failed"),
+            Err(e) => tracing::warn!(id, error = %e, "cleanup task failed"),
+        }
+    }
+
+    /// Writes the bundle (rootfs skeleton, layers, labels, config.json).
+    fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<(), RuntimeError> {
+        let id = spec.id.as_str();
+        let rootfs = bundle.join("rootfs");
+        let upper = bundle.join("upper");
+        for dir in ["proc", "dev", "sys", "tmp", "app"] {
+            std::fs::create_dir_all(rootfs.join(dir))
+                .map_err(io_err(id, "create the rootfs of"))?;
+        }
+        for entry in &self.stack {
+            match entry {
+                StackEntry::Dir(name) => std::fs::create_dir(rootfs.join(name)),
+                StackEntry::Symlink(name, target) => {
+                    std::os::unix::fs::symlink(target, rootfs.join(name))
+                }
+            }
+            .map_err(io_err(id, "create the rootfs of"))?;
+        }
+        // runc gives a tmpfs the mode of its mountpoint, overriding `mode=`.
+        std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+            .map_err(io_err(id, "create the rootfs of"))?;
+        std::fs::create_dir(&upper).map_err(io_err(id, "create the writable layer of"))?;
+        nix::unistd::chown(
+            &upper,
+            Some(nix::unistd::Uid::from_raw(spec.uid)),
+            Some(nix::unistd::Gid::from_raw(spec.gid)),
+        )
+        .map_err(|e| io_err(id, "chown the writable layer of")(e.into()))?;
+        if spec.app_dir.is_some() {
+            std::fs::create_dir(bundle.join("work"))
+                .map_err(io_err(id, "create the overlay work dir of"))?;
+        }
+        let labels = serde_json::to_vec(&spec.labels)
+            .map_err(|e| io_err(id, "serialise the labels of")(e.into()))?;
+        std::fs::write(bundle.join("labels.json"), labels)
+            .map_err(io_err(id, "write the labels of"))?;
+        let oci = self
+            .oci_spec(spec, bundle)
+            .map_err(|e| RuntimeError::InvalidSpec {
+                id: id.to_string(),
+                reason: format!("cannot build the OCI config: {e}"),
+            })?;
+        let json = serde_json::to_vec_pretty(&oci)
+            .map_err(|e| io_err(id, "serialise the OCI config of")(e.into()))?;
+        std::fs::write(bundle.join("config.json"), json)
+            .map_err(io_err(id, "write the OCI config of"))?;
+        Ok(())
+    }
+
+    fn oci_spec(
+        &self,
+        spec: &ContainerSpec,
+        bundle: &Path,
+    ) -> Result<Spec, oci_spec::OciSpecError> {
+        let mount = |dest: &str, typ: &str, source: &str, opts: &[&str]| {
+            MountBuilder::default()
+                .destination(dest)
+                .typ(typ)
+                .source(source)
+                .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .build()
+        };
+        let mut mounts: Vec<Mount> = vec![
+            mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+            mount(
+                "/dev",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "strictatime", "mode=755", "size=65536k"],
+            )?,
+            mount(
+                "/dev/pts",
+                "devpts",
+                "devpts",
+                &[
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620",
+                    "gid=5",
+                ],
+            )?,
+            mount(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            )?,
+            mount(
+                "/dev/mqueue",
+                "mqueue",
+                "mqueue",
+                &["nosuid", "noexec", "nodev"],
+            )?,
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", "ro"],
+            )?,
+            mount(
+                "/sys/fs/cgroup",
+                "cgroup",
+                "cgroup",
+                &["nosuid", "noexec", "nodev", "relatime", "ro"],
+            )?,
+            mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"])?,
+        ];
+        for entry in &self.stack {
+            if let StackEntry::Dir(name) = entry {
+                let path = format!("/{name}");
+                mounts.push(mount(
+                    &path,
+                    "bind",
+                    &path,
+                    &["rbind", "ro", "rro", "nosuid", "nodev"],
+                )?);
+            }
+        }
+        let upper = bundle.join("upper");
+        let binds_app = spec.binds.iter().any(|b| b.target == "/app");
+        if let Some(app_dir) = &spec.app_dir {
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                app_dir.display(),
+                upper.display(),
+                bundle.join("work").display()
+            );
+            mounts.push(mount("/app", "overlay", "overlay", &[&data, "nodev"])?);
+        } else if !binds_app {
+            let upper = upper.to_string_lossy();
+            mounts.push(mount("/app", "bind", &upper, &["rbind", "rw", "nodev"])?);
+        }
+        for bind in &spec.binds {
+            let source = bind.source.to_string_lossy();
+            let opts: &[&str] = if bind.readonly {
+                &["rbind", "ro", "rro"]
+            } else {
+                &["rbind", "rw"]
+            };
+            mounts.push(mount(&bind.target, "bind", &source, opts)?);
+        }
+
+        let no_caps = || Capabilities::new();
+        let process = ProcessBuilder::default()
+            .terminal(false)
+            .user(UserBuilder::default().uid(spec.uid).gid(spec.gid).build()?)
+            .args(spec.args.clone())
+            .env(
+                spec.env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>(),
+            )
+            .cwd(&spec.cwd)
+            .capabilities(
+                LinuxCapabilitiesBuilder::default()
+                    .bounding(no_caps())
+                    .effective(no_caps())
+                    .inheritable(no_caps())
+                    .permitted(no_caps())
+                    .ambient(no_caps())
+                    .build()?,
+            )
+            .rlimits(vec![PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .hard(self.nofile)
+                .soft(self.nofile)
+                .build()?])
+            .no_new_privileges(true)
+            .build()?;
+
+        // Deny all devices; runc itself allows its standard ones (null, zero, tty, ...).
+        let deny_all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?;
+        let mut resources = LinuxResourcesBuilder::default().devices(vec![deny_all]);
+        if let Some(bytes) = spec.limits.memory_bytes {
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            let mut memory = LinuxMemoryBuilder::default().limit(bytes);
+            if self.memsw {
+                memory = memory.swap(bytes);
+            }
+            resources = resources.memory(memory.build()?);
+        }
+        if let Some(pids) = spec.limits.pids {
+            resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build()?);
+        }
+        if let Some(shares) = spec.limits.cpu_shares {
+            resources = resources.cpu(LinuxCpuBuilder::default().shares(shares).build()?);
+        }
+        let namespaces = [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Ipc,
+        ]
+        .into_iter()
+        .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+        .collect::<Result<Vec<_>, _>>()?;
+        let linux = LinuxBuilder::default()
+            .namespaces(namespaces)
+            .resources(resources.build()?)
+            .cgroups_path(format!("/{}/{}", self.cgroup_parent, spec.id))
+            .masked_paths(oci_spec::runtime::get_default_maskedpaths())
+            .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+            .build()?;
+        let hostname = if spec.hostname.is_empty() {
+            spec.id.chars().take(63).collect()
+        } else {
+            spec.hostname.clone()
+        };
+        SpecBuilder::default()
+            .version("1.0.2-dev")
+            .root(
+                RootBuilder::default()
+                    .path(bundle.join("rootfs"))
+                    .readonly(true)
+                    .build()?,
+            )
+            .mounts(mounts)
+            .process(process)
+            .hostname(hostname)
+            .linux(linux)
+            .build()
+    }
+}
+
+/// Lazily unmounts every mount at or below `dir` (deepest first). Normally there are none:
+/// runc mounts inside the container's own mount namespace.
+fn unmount_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for point in points {
+        if let Err(e) = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(path = %point.display(), error = %e, "unmounting a leftover mount failed");
+        }
+    }
+}
+
+/// Decodes the `\040`-style octal escapes of /proc/self/mountinfo.
+fn unescape_mountinfo(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            let oct = &s[i + 1..i + 4];
+            if let Ok(b) = u8::from_str_radix(oct, 8) {
+                out.push(b);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Maps `runc run`'s exit status onto the container's.
+fn map_runc_exit(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) if (129..=128 + 64).contains(&code) => ExitStatus {
+            code: None,
+            signal: Some(code - 128),
+        },
+        (code, signal) => ExitStatus { code, signal },
+    }
+}
+
+/// Our hard `RLIMIT_NOFILE` (raising it may be forbidden even for root, e.g. in a sandbox).
+fn own_nofile_hard_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let hard = line.split_whitespace().nth(4)?;
+    if hard == "unlimited" {
+        return Some(u64::MAX);
+    }
+    hard.parse().ok()
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A process's start time (field 22 of /proc/<pid>/stat) and whether it is a zombie.
+fn proc_start(pid: u32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, matches!(*state, "Z" | "X")))
+}
+
+/// Opens the gate when dropped unless disarmed: if `start` is cancelled while waiting for the
+/// pid file, the container's output still reaches the sink.
+struct OpenOnDrop(Option<OutputGate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.take() {
+            gate.open();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for RuncRuntime {
+    async fn start(
+        &self,
+        spec: ContainerSpec,
+        output: OutputSink,
+    ) -> Result<RunningContainer, RuntimeError> {
+        validate_spec(&spec)?;
+        let inner = &self.inner;
+        let id = spec.id.clone();
+        if let Some(app_dir) = &spec.app_dir {
+            if app_dir.to_string_lossy().contains([',', ':', '\\']) {
+                return Err(RuntimeError::InvalidSpec {
+                    id,
+                    reason: format!(
+                        "app_dir {} must not contain `,`, `:` or `\\` (overlay mount options)",
+                        app_dir.display()
+                    ),
+                });
+            }
+        }
+        if spec.hostname.len() > 64 {
+            return Err(RuntimeError::InvalidSpec {
+                id,
+                reason: format!("hostname {:?} is longer than 64 bytes", spec.hostname),
+            });
+        }
+        let bundle = inner.bundle(&id);
+        match std::fs::create_dir(&bundle) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::AlreadyExists { id });
+            }
+            Err(e) => return Err(io_err(&id, "create the bundle of")(e)),
+        }
+        if let Err(e) = inner.write_bundle(&spec, &bundle) {
+            inner.cleanup(&id).await;
+            return Err(e);
+        }
+
+        let pid_file = bundle.join("init.pid");
+        let mut cmd = inner.runc();
+        cmd.arg("--log")
+            .arg(bundle.join("runc.log"))
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--no-new-keyring")
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                inner.cleanup(&id).await;
+                return Err(io_err(&id, "spawn runc for")(e));
+            }
+        };
+
+        let gate = OutputGate::closed(output);
+        let mut guard = OpenOnDrop(Some(gate.clone()));
+        let pumps: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|r| tokio::spawn(pump_lines(r, Stream::Stdout, gate.clone()))),
+            child
+                .stderr
+                .take()
+                .map(|r| tokio::spawn(pump_lines(r, Stream::Stderr, gate.clone()))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+
+        let (watch_tx, mut watch_rx) = watch::channel(None);
+        inner
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), watch_rx.clone());
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let monitor_inner = self.inner.clone();
+        let monitor_id = id.clone();
+        let monitor_pid_file = pid_file.clone();
+        tokio::spawn(async move {
+            let id = monitor_id;
+            let status = match child.wait().await {
+                Ok(status) => map_runc_exit(status),
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "waiting for runc failed");
+                    ExitStatus {
+                        code: None,
+                        signal: None,
+                    }
+                }
+            };
+            for pump in pumps {
+                let _ = pump.await;
+            }
+            let pid = read_pid(&monitor_pid_file);
+            monitor_inner.cleanup(&id).await;
+            monitor_inner
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            let _ = watch_tx.send(Some(Finished { status, pid }));
+            let _ = exit_tx.send(status);
+        });
+
+        // Wait for the pid file (the container runs) or runc's exit (it failed, or the
+        // container was so quick that it is already gone).
+        let pid = loop {
+            if let Some(pid) = read_pid(&pid_file) {
+                break pid;
+            }
+            let finished = *watch_rx.borrow_and_update();
+            if let Some(finished) = finished {
+                match finished.pid {
+                    Some(pid) => break pid,
+                    None => {
+                        guard.0 = None;
+                        let mut stderr = gate.held_stderr();
+                        if stderr.is_empty() {
+                            stderr = format!(
+                                "runc exited with status {} before starting the container",
+                                finished.status
+                            );
+                        }
+                        return Err(RuntimeError::Runc {
+                            id,
+                            action: "run",
+                            stderr,
+                        });
+                    }
+                }
+            }
+            tokio::select! {
+                _ = watch_rx.changed() => {}
+                _ = tokio::time::sleep(PID_POLL) => {}
+            }
+        };
+        drop(guard);
+        Ok(RunningContainer {
+            id,
+            pid,
+            exited: exit_rx,
+        })
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError> {
+        crate::common::validate_id(id)?;
+        let inner = &self.inner;
+        let active = inner
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        if active.is_none() && !inner.bundle(id).exists() {
+            return Ok(StopOutcome::NotFound);
+        }
+        // For adopted containers: the init pid and its start time, to detect its end.
+        let adopted_init = if active.is_none() {
+            match inner.runc_list().await?.get(id) {
+                Some((status, pid)) if status != "stopped" && *pid > 0 => {
+                    proc_start(*pid).map(|(start, _)| (*pid, start))
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let is_gone = |adopted_init: Option<(u32, u64)>| match adopted_init {
+            None => true,
+            Some((pid, start)) => match proc_start(pid) {
+                Some((s, zombie)) => s != start || zombie,
+                None => true,
+            },
+        };
+        let wait_gone = |limit: Duration| {
+            let mut active = active.clone();
+            async move {
+                let wait = async {
+                    match active.as_mut() {
+                        Some(rx) => {
+                            let _ = rx.wait_for(|f| f.is_some()).await;
+                        }
+                        None => {
+                            while !is_gone(adopted_init) {
+                                tokio::time::sleep(GONE_POLL).await;
+                            }
+                        }
+                    }
+                };
+                tokio::time::timeout(limit, wait).await.is_ok()
+            }
+        };
+        if active.is_none() && adopted_init.is_none() {
+            // Not running (a leftover from a crash): just remove it.
+            inner.cleanup(id).await;
+            return Ok(StopOutcome::NotFound);
+        }
+
+        let outcome = match inner
+            .runc_cmd(id, "kill", &["kill", "--all", id, "TERM"])
+            .await
+        {
+            Err(e) => {
+                // Not running any more (it exited on its own just now)?
+                if wait_gone(Duration::from_secs(5)).await {
+                    StopOutcome::NotFound
+                } else {
+                    return Err(e);
+                }
+            }
+            Ok(()) => {
+                if wait_gone(grace).await {
+                    StopOutcome::Terminated
+                } else {
+                    if let Err(e) = inner
+                        .runc_cmd(id, "kill", &["kill", "--all", id, "KILL"])
+                        .await
+                    {
+                        tracing::debug!(id, error = %e, "runc kill KILL failed (already gone?)");
+                    }
+                    if !wait_gone(KILL_WAIT).await {
+                        return Err(RuntimeError::Runc {
+                            id: id.to_string(),
+                            action: "kill",
+                            stderr: format!(
+                                "the container survived SIGKILL for {} s",
+                                KILL_WAIT.as_secs()
+                            ),
+                        });
+                    }
+                    StopOutcome::Killed
+                }
+            }
+        };
+        if active.is_none() {
+            inner.cleanup(id).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let inner = &self.inner;
+        let mut entries = match std::fs::read_dir(&inner.containers_dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect::<Vec<_>>(),
+            Err(e) => return Err(io_err("(all)", "list the bundles of")(e)),
+        };
+        entries.sort();
+        let states = inner.runc_list().await?;
+        let mut list = Vec::with_capacity(entries.len());
+        for id in entries {
+            let labels: BTreeMap<String, String> =
+                match std::fs::read(inner.bundle(&id).join("labels.json")) {
+                    Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                    // Being created or removed right now.
+                    Err(_) => continue,
+                };
+            let (running, pid) = match states.get(&id) {
+                Some((status, pid)) if status != "stopped" && *pid > 0 => (true, Some(*pid)),
+                _ => (false, None),
+            };
+            list.push(ContainerInfo {
+                id,
+                pid,
+                running,
+                labels,
+            });
+        }
+        Ok(list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_mapping() {
+        use std::os::unix::process::ExitStatusExt;
+        let raw = |code: i32| std::process::ExitStatus::from_raw(code << 8);
+        for (code, want) in [
+            (0, (Some(0), None)),
+            (3, (Some(3), None)),
+            (128, (Some(128), None)),
+            (137, (None, Some(9))),
+            (143, (None, Some(15))),
+            (255, (Some(255), None)),
+        ] {
+            let got = map_runc_exit(raw(code));
+            assert_eq!((got.code, got.signal), want, "{code}");
+        }
+        let killed = map_runc_exit(std::process::ExitStatus::from_raw(9));
+        assert_eq!((killed.code, killed.signal), (None, Some(9)));
+    }
+
+    #[test]
+    fn mountinfo_unescaping() {
+        assert_eq!(unescape_mountinfo(r"/a\040b"), "/a b");
+        assert_eq!(unescape_mountinfo(r"/a\134b"), r"/a\b");
+        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
+        assert_eq!(unescape_mountinfo(r"/end\04"), r"/end\04");
+    }
 }

@@ -1,1 +1,228 @@
-fn main() {}
+//! The `slipway` binary: `slipway server` runs the whole platform in one process; every other
+//! subcommand is the CLI client (Heroku's command grammar), and `git-hook` is what git's
+//! pre-receive hook execs. This file only parses arguments and wires crates together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use slipway_logplex::LogHub;
+use slipway_runtime::Runtime;
+
+#[derive(Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "A self-hosted Heroku: git push, and your app is live."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: TopCommand,
+}
+
+#[derive(Subcommand)]
+enum TopCommand {
+    /// Start the platform: API, git, router, dyno manager and logs, in one process.
+    Server(ServerArgs),
+    /// Run by git inside a repository's pre-receive hook (not for direct use).
+    #[command(name = "git-hook", hide = true)]
+    GitHook { hook: String },
+    #[command(flatten)]
+    Client(slipway_cli::Command),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Where the database, slugs, repositories and containers live.
+    #[arg(long, env = "SLIPWAY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The API and git address.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    api_addr: SocketAddr,
+    /// The router's (apps') address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    router_addr: SocketAddr,
+    /// Apps are served at <app>.<domain>.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// How dynos run: `runc` (isolated containers; needs root) or `process` (plain host
+    /// processes without isolation, for development without root).
+    #[arg(long, value_parser = ["runc", "process"])]
+    runtime: Option<String>,
+    /// Seconds a web dyno has to bind $PORT (Heroku: 60).
+    #[arg(long, default_value_t = 60)]
+    boot_timeout: u64,
+    /// Seconds between SIGTERM and SIGKILL when stopping a dyno (Heroku: 30).
+    #[arg(long, default_value_t = 30)]
+    stop_grace: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!(" ▸    Could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        TopCommand::Server(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            match runtime.block_on(server(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!(" ▸    {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TopCommand::GitHook { hook } if hook == "pre-receive" => {
+            ExitCode::from(runtime.block_on(slipway_git::hook::run_pre_receive()) as u8)
+        }
+        TopCommand::GitHook { hook } => {
+            eprintln!(" ▸    Unknown git hook {hook}.");
+            ExitCode::FAILURE
+        }
+        TopCommand::Client(command) => runtime.block_on(slipway_cli::main_entry(command)),
+    }
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(slipway_cli::default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", data_dir.display()))?;
+
+    let store = slipway_store::SqliteStore::open(
+        &data_dir.join("slipway.db"),
+        slipway_store::StoreOptions::default()
+            .immutable_prefix("releases/")
+            .immutable_prefix("slugs/"),
+    )
+    .context("opening the platform's database")?;
+
+    let is_root = nix::unistd::geteuid().is_root();
+    let runtime_kind = args.runtime.unwrap_or_else(|| {
+        if is_root {
+            "runc".into()
+        } else {
+            "process".into()
+        }
+    });
+    let runtime: Arc<dyn Runtime> = if runtime_kind == "runc" {
+        Arc::new(
+            slipway_runtime::RuncRuntime::new(slipway_runtime::RuncConfig::new(
+                data_dir.join("runtime"),
+            ))
+            .context(
+                "starting the runc runtime (is the `runc` package installed, and are you root?)",
+            )?,
+        )
+    } else {
+        tracing::warn!("dynos run as plain host processes WITHOUT isolation (--runtime process)");
+        Arc::new(slipway_runtime::ProcessRuntime::new())
+    };
+
+    let mut config = slipway_core::PlatformConfig::new(data_dir.clone());
+    config.domain = args.domain.clone();
+    config.router_port = args.router_addr.port();
+    config.api_url = format!("http://{}", args.api_addr);
+    config.dynos.boot_timeout = std::time::Duration::from_secs(args.boot_timeout);
+    config.dynos.stop_grace = std::time::Duration::from_secs(args.stop_grace);
+    let logs = LogHub::default();
+    let platform = slipway_core::Platform::open(config, store.clone(), runtime, logs.clone())
+        .await
+        .context("preparing the platform")?;
+
+    let key_path = data_dir.join("admin.key");
+    if let Some(key) = platform.bootstrap_admin("admin@slipway.local").await? {
+        write_secret(&key_path, &key)?;
+        println!(
+            "Created the admin account admin@slipway.local; its API key is in {} (mode 0600).",
+            key_path.display()
+        );
+    }
+
+    let api_listener = tokio::net::TcpListener::bind(args.api_addr)
+        .await
+        .with_context(|| format!("listening for the API on {}", args.api_addr))?;
+    let router_listener = tokio::net::TcpListener::bind(args.router_addr)
+        .await
+        .with_context(|| format!("listening for the router on {}", args.router_addr))?;
+
+    platform.clean_up_previous_run().await?;
+    let dyno_manager = platform.start_dyno_manager();
+    let routes = slipway_core::spawn_route_publisher(store.clone(), args.domain.clone());
+    let router_logs = logs.clone();
+    let router = slipway_router::Router::new(
+        routes,
+        Arc::new(move |app: &str, line| router_logs.publish(app, line)),
+        slipway_router::RouterConfig {
+            listen_port_for_header: args.router_addr.port(),
+            ..Default::default()
+        },
+    );
+    let hook_binary =
+        std::env::current_exe().context("finding the slipway binary for git hooks")?;
+    let api = slipway_api::router(
+        platform.clone(),
+        slipway_api::ApiConfig {
+            hook_binary,
+            repos_dir: data_dir.join("repos"),
+        },
+    );
+
+    println!(
+        "Slipway is running: API and git on http://{}, apps on http://<app>.{}:{} (data in {}).",
+        args.api_addr,
+        args.domain,
+        args.router_addr.port(),
+        data_dir.display()
+    );
+    let router_task = tokio::spawn(router.serve(router_listener, shutdown_signal()));
+    axum::serve(api_listener, api)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the API")?;
+    let _ = router_task.await;
+    dyno_manager.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing the admin key to {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The `dyno` resource: running processes. `GET /apps/{app}/dynos[/{name}]`,
+//! `POST /apps/{app}/dynos` (one-off), `DELETE` (restart) and `.../actions/stop`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::refs::{ReleaseRef, ResourceRef};
+
+/// A dyno, named `<type>.<n>` (`web.1`, `run.1234`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dyno {
+    pub app: ResourceRef,
+    pub attach_url: Option<String>,
+    pub command: String,
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+    pub name: String,
+    pub release: ReleaseRef,
+    pub size: String,
+    pub state: DynoState,
+    #[serde(rename = "type")]
+    pub process_type: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The dyno states Heroku reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DynoState {
+    Crashed,
+    Down,
+    Idle,
+    Starting,
+    Up,
+}
+
+impl DynoState {
+    /// The wire spelling (`"up"`, ...), also what `ps` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DynoState::Crashed => "crashed",
+            DynoState::Down => "down",
+            DynoState::Idle => "idle",
+            DynoState::Starting => "starting",
+            DynoState::Up => "up",
+        }
+    }
+}
+
+/// Body of `POST /apps/{app}/dynos` (a one-off dyno, as sent by `heroku run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynoCreate {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_no_tty: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub process_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live: Option<i64>,
+}

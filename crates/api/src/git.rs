@@ -1,0 +1,321 @@
+//! Git's smart-HTTP endpoints and the pre-receive hook's callback.
+//!
+//! `git push http://<api>/<app>.git main` authenticates with HTTP Basic (the API key as the
+//! password; a request without credentials gets 401 and `WWW-Authenticate: Basic` so git asks
+//! its credential helper). The server starts `git receive-pack` with a one-time push token in
+//! its environment; the repository's hook posts the pushed tree back with that token to
+//! [`hook`], which runs the deploy and streams its output, which git shows as `remote:` lines.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, TryStreamExt};
+use slipway_core::model::{App, User};
+use slipway_git::hook::{
+    status_line, ENV_HOOK_BIN, ENV_HOOK_TOKEN, ENV_HOOK_URL, HOOK_TOKEN_HEADER,
+};
+use slipway_git::{GitRepos, GitService};
+
+use crate::auth::api_key;
+use crate::{ApiConfig, ApiState};
+
+/// How long a push token stays valid: as long as the longest build may take.
+const PUSH_TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
+
+pub(crate) struct GitState {
+    pub(crate) repos: GitRepos,
+    hook_binary: PathBuf,
+    pushes: Mutex<HashMap<String, Push>>,
+}
+
+struct Push {
+    user: User,
+    app: App,
+    expires: Instant,
+}
+
+impl GitState {
+    pub(crate) fn new(config: &ApiConfig) -> GitState {
+        GitState {
+            repos: GitRepos::new(&config.repos_dir),
+            hook_binary: config.hook_binary.clone(),
+            pushes: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A plain-text error that git prints (`fatal: ...`) or, for 401, a challenge.
+fn git_error(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, format!("{message}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Slipway\""),
+        );
+    }
+    response
+}
+
+/// Authenticates a git request and finds its app.
+async fn authorize(
+    state: &ApiState,
+    headers: &HeaderMap,
+    repo: &str,
+) -> Result<(User, App), Response> {
+    let Some(key) = api_key(headers) else {
+        return Err(git_error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication required: use your Slipway API key as the password.",
+        ));
+    };
+    let user = state.platform.authenticate(&key).await.map_err(|_| {
+        git_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid credentials: use your Slipway API key as the password.",
+        )
+    })?;
+    let Some(name) = repo.strip_suffix(".git") else {
+        return Err(git_error(
+            StatusCode::NOT_FOUND,
+            "Repository paths look like /<app>.git",
+        ));
+    };
+    let app = state.platform.app(&user, name).await.map_err(|_| {
+        git_error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "Couldn't find the app {name}. Create it first with `slipway apps:create {name}`."
+            ),
+        )
+    })?;
+    Ok((user, app))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ServiceQuery {
+    service: Option<String>,
+}
+
+pub(crate) async fn info_refs(
+    State(state): State<ApiState>,
+    Path(repo): Path<String>,
+    Query(query): Query<ServiceQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (_user, app) = match authorize(&state, &headers, &repo).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Some(service) = query.service.as_deref().and_then(GitService::parse) else {
+        return git_error(
+            StatusCode::FORBIDDEN,
+            "Only git's smart HTTP protocol is supported; upgrade git.",
+        );
+    };
+    let path = match state.git.repos.ensure(&app.name).await {
+        Ok(path) => path,
+        Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    match state.git.repos.advertise_refs(&path, service).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, service.advertisement_content_type()),
+                (header::CACHE_CONTROL, "no-cache".to_owned()),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(error) => git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}
+
+pub(crate) async fn receive_pack(
+    state: State<ApiState>,
+    repo: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    rpc(state, repo, headers, body, GitService::ReceivePack).await
+}
+
+pub(crate) async fn upload_pack(
+    state: State<ApiState>,
+    repo: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    rpc(state, repo, headers, body, GitService::UploadPack).await
+}
+
+async fn rpc(
+    State(state): State<ApiState>,
+    Path(repo): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+    service: GitService,
+) -> Response {
+    let (user, app) = match authorize(&state, &headers, &repo).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let path = match state.git.repos.ensure(&app.name).await {
+        Ok(path) => path,
+        Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    let token = new_token();
+    let mut env = Vec::new();
+    if service == GitService::ReceivePack {
+        let mut pushes = state.git.pushes.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        pushes.retain(|_, push| push.expires > now);
+        pushes.insert(
+            token.clone(),
+            Push {
+                user,
+                app: app.clone(),
+                expires: now + PUSH_TOKEN_LIFETIME,
+            },
+        );
+        let hook_url = format!(
+            "{}/internal/git-hook/{}",
+            state.platform.config().api_url.trim_end_matches('/'),
+            app.name
+        );
+        env.push((
+            ENV_HOOK_BIN.to_owned(),
+            state.git.hook_binary.display().to_string(),
+        ));
+        env.push((ENV_HOOK_URL.to_owned(), hook_url));
+        env.push((ENV_HOOK_TOKEN.to_owned(), token));
+    }
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let input: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> = if gzipped {
+        match gunzip(stream).await {
+            Ok(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
+            Err(error) => {
+                return git_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Could not decompress the request body: {error}"),
+                )
+            }
+        }
+    } else {
+        stream.boxed()
+    };
+    match state.git.repos.rpc(&path, service, input, &env).await {
+        Ok(process) => (
+            [
+                (header::CONTENT_TYPE, service.result_content_type()),
+                (header::CACHE_CONTROL, "no-cache".to_owned()),
+            ],
+            Body::from_stream(process.into_stream()),
+        )
+            .into_response(),
+        Err(error) => git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}
+
+/// Git compresses some request bodies; they are small (negotiation), so they are read whole.
+async fn gunzip(
+    stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+) -> std::io::Result<bytes::Bytes> {
+    use std::io::Read;
+    let compressed: Vec<u8> = stream
+        .try_fold(Vec::new(), |mut all, chunk| async move {
+            all.extend_from_slice(&chunk);
+            Ok(all)
+        })
+        .await?;
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut decoded)?;
+    Ok(decoded.into())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct HookQuery {
+    commit: Option<String>,
+}
+
+/// The pre-receive hook's callback: the body is a tarball of the pushed commit; the response
+/// streams the build output and ends with a status line.
+pub(crate) async fn hook(
+    State(state): State<ApiState>,
+    Path(app_name): Path<String>,
+    Query(query): Query<HookQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let token = headers
+        .get(HOOK_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let push = {
+        let pushes = state.git.pushes.lock().unwrap_or_else(|p| p.into_inner());
+        pushes
+            .get(&token)
+            .filter(|push| push.app.name == app_name && push.expires > Instant::now())
+            .map(|push| (push.user.clone(), push.app.clone()))
+    };
+    let Some((user, app)) = push else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "This hook endpoint only serves pushes started by this server.\n",
+        )
+            .into_response();
+    };
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let platform = state.platform.clone();
+    let git = state.git.clone();
+    tokio::spawn(async move {
+        let output_sender = sender.clone();
+        let output: slipway_core::DeployOutput = std::sync::Arc::new(move |line: &str| {
+            let _ = output_sender.send(format!("{line}\n"));
+        });
+        let tarball = tokio_util::io::StreamReader::new(
+            body.into_data_stream().map_err(std::io::Error::other),
+        );
+        let result = platform
+            .deploy_tarball(&user, &app, tarball, query.commit, output)
+            .await;
+        let succeeded = match result {
+            Ok(_) => true,
+            Err(error) => {
+                for line in error.to_string().lines() {
+                    let _ = sender.send(format!(" !     {line}\n"));
+                }
+                let _ = sender.send(format!(" !     Push rejected to {}.\n", app.name));
+                false
+            }
+        };
+        let _ = sender.send(status_line(succeeded));
+        git.pushes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+    });
+    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver)
+        .map(|line| Ok::<_, std::io::Error>(bytes::Bytes::from(line)));
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,241 @@
+//! Log sessions: `POST /apps/{app}/log-sessions` returns a `logplex_url` that carries its own
+//! short-lived secret; a GET on it streams the app's log without any other credentials, as
+//! Server-Sent Events when the client asks for `text/event-stream` (what `heroku logs`
+//! reads), as plain lines otherwise.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use slipway_api_types as wire;
+use slipway_logplex::{LogFilter, LogLine, Source, TailEvent, DEFAULT_HISTORY};
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::ApiState;
+
+/// An unused session expires after this long, as Logplex's do.
+const SESSION_LIFETIME: Duration = Duration::from_secs(360);
+const DEFAULT_LINES: usize = 100;
+
+#[derive(Debug, Default)]
+pub(crate) struct LogSessions {
+    sessions: Mutex<HashMap<uuid::Uuid, Session>>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    secret: String,
+    app: String,
+    filter: LogFilter,
+    lines: usize,
+    tail: bool,
+    expires: Instant,
+}
+
+/// The session's filter from the request's `source`, `dyno` and `type`.
+fn filter_for(request: &wire::LogSessionCreate) -> Result<LogFilter, ApiError> {
+    let source = match request.source.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Source::parse(text).ok_or_else(|| {
+            ApiError::invalid_params(format!("Unknown log source {text:?}: use app or heroku."))
+        })?),
+    };
+    let process = request
+        .dyno_name
+        .clone()
+        .or_else(|| request.process_type.clone())
+        .filter(|p| !p.is_empty());
+    Ok(LogFilter { source, process })
+}
+
+pub(crate) async fn create_session(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<wire::LogSession>), ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let request: wire::LogSessionCreate = if body.iter().all(u8::is_ascii_whitespace) {
+        wire::LogSessionCreate::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::bad_request(format!("Invalid JSON in the request body: {error}."))
+        })?
+    };
+    let lines = match request.lines {
+        None => DEFAULT_LINES,
+        Some(n) if (0..=DEFAULT_HISTORY as i64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid_params(format!(
+                "lines must be between 0 and {DEFAULT_HISTORY}, not {n}."
+            )))
+        }
+    };
+    let session = Session {
+        secret: new_secret(),
+        app: app.name.clone(),
+        filter: filter_for(&request)?,
+        lines,
+        tail: request.tail.unwrap_or(false),
+        expires: Instant::now() + SESSION_LIFETIME,
+    };
+    let id = uuid::Uuid::new_v4();
+    let url = format!(
+        "{}/log-sessions/{id}?token={}",
+        state.platform.config().api_url.trim_end_matches('/'),
+        session.secret
+    );
+    {
+        let mut sessions = state
+            .log_sessions
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        sessions.insert(id, session);
+    }
+    let now = Utc::now();
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::LogSession {
+            created_at: now,
+            id,
+            logplex_url: url,
+            updated_at: now,
+        }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `Error L11`: the tail fell behind and lines were skipped.
+fn missed_line(count: u64) -> LogLine {
+    LogLine::heroku(
+        "logplex",
+        format!("Error L11 (Tail buffer overflow) -> This tail session dropped {count} messages since {}", Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00")),
+    )
+}
+
+pub(crate) async fn stream_session(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = {
+        let sessions = state
+            .log_sessions
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        id.parse::<uuid::Uuid>()
+            .ok()
+            .and_then(|id| sessions.get(&id).cloned())
+            .filter(|s| Some(&s.secret) == query.token.as_ref() && s.expires > Instant::now())
+    };
+    let Some(session) = session else {
+        return (
+            StatusCode::NOT_FOUND,
+            "This log session does not exist or has expired; create a new one.\n",
+        )
+            .into_response();
+    };
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    // A reconnecting tail already has the history: only new lines follow.
+    let resumed = headers.contains_key("last-event-id");
+    let history = if resumed { 0 } else { session.lines };
+    let (recent, mut tail) =
+        state
+            .platform
+            .logs()
+            .recent_and_tail(&session.app, history, &session.filter);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(256);
+    let format = move |sequence: u64, line: &LogLine| -> String {
+        if sse {
+            format!("id: {sequence}\ndata: {line}\n\n")
+        } else {
+            format!("{line}\n")
+        }
+    };
+    let filter = session.filter.clone();
+    let follow = session.tail;
+    tokio::spawn(async move {
+        let mut sequence = 0u64;
+        for line in recent {
+            sequence += 1;
+            if sender.send(format(sequence, &line)).await.is_err() {
+                return;
+            }
+        }
+        if !follow {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                event = tail.next() => event,
+                _ = sender.closed() => return,
+            };
+            let text = match event {
+                Some(TailEvent::Line(line)) if filter.matches(&line) => {
+                    sequence += 1;
+                    format(sequence, &line)
+                }
+                Some(TailEvent::Line(_)) => continue,
+                Some(TailEvent::Missed(count)) => {
+                    sequence += 1;
+                    format(sequence, &missed_line(count))
+                }
+                None => return,
+            };
+            if sender.send(text).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map_ok_infallible();
+    let content_type = if sse {
+        "text/event-stream; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+trait MapOkInfallible: futures::Stream<Item = String> + Sized {
+    fn map_ok_infallible(
+        self,
+    ) -> futures::stream::Map<Self, fn(String) -> Result<bytes::Bytes, Infallible>> {
+        futures::StreamExt::map(self, |text| Ok(bytes::Bytes::from(text)))
+    }
+}
+
+impl<S: futures::Stream<Item = String>> MapOkInfallible for S {}
+
+fn new_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

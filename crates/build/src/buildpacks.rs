@@ -1,0 +1,157 @@
+//! The built-in buildpacks shipped inside this crate, and resolution of buildpack names to
+//! directories.
+//!
+//! The scripts live under `crates/build/buildpacks/<name>/bin/` and are embedded with
+//! `include_str!`, so the binary is self-contained; [`install_builtin_buildpacks`] writes them
+//! out where build containers can mount them.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::BuildError;
+
+/// A buildpack shipped with Slipway.
+#[derive(Debug)]
+pub(crate) struct BuiltinBuildpack {
+    /// Directory name under the buildpacks dir, and the name used in `BuildRequest::buildpacks`.
+    pub(crate) name: &'static str,
+    /// What `bin/detect` looks for, for the "no buildpack" message.
+    pub(crate) looks_for: &'static str,
+    /// Which kind of app that is, for the same message.
+    pub(crate) kind_of_app: &'static str,
+    /// `bin/<script>` → contents.
+    scripts: [(&'static str, &'static str); 3],
+}
+
+/// In auto-detection order.
+pub(crate) const BUILTINS: [BuiltinBuildpack; 3] = [
+    BuiltinBuildpack {
+        name: "python",
+        looks_for: "requirements.txt, setup.py or pyproject.toml",
+        kind_of_app: "Python",
+        scripts: [
+            ("detect", include_str!("../buildpacks/python/bin/detect")),
+            ("compile", include_str!("../buildpacks/python/bin/compile")),
+            ("release", include_str!("../buildpacks/python/bin/release")),
+        ],
+    },
+    BuiltinBuildpack {
+        name: "nodejs",
+        looks_for: "package.json",
+        kind_of_app: "Node.js",
+        scripts: [
+            ("detect", include_str!("../buildpacks/nodejs/bin/detect")),
+            ("compile", include_str!("../buildpacks/nodejs/bin/compile")),
+            ("release", include_str!("../buildpacks/nodejs/bin/release")),
+        ],
+    },
+    BuiltinBuildpack {
+        name: "procfile",
+        looks_for: "a Procfile",
+        kind_of_app: "Procfile-only apps",
+        scripts: [
+            ("detect", include_str!("../buildpacks/procfile/bin/detect")),
+            (
+                "compile",
+                include_str!("../buildpacks/procfile/bin/compile"),
+            ),
+            (
+                "release",
+                include_str!("../buildpacks/procfile/bin/release"),
+            ),
+        ],
+    },
+];
+
+/// Names of the built-in buildpacks, in auto-detection order.
+pub const BUILTIN_BUILDPACKS: [&str; 3] = ["python", "nodejs", "procfile"];
+
+/// "python, nodejs, procfile", for messages.
+pub(crate) fn builtin_names() -> String {
+    BUILTIN_BUILDPACKS.join(", ")
+}
+
+/// Materializes the built-in buildpacks into `dir/<name>/bin/{detect,compile,release}`, mode
+/// 0755 (directories too, so an unprivileged build user can read them). Overwrites existing
+/// files atomically, so it is safe to call at every start even while builds run.
+pub fn install_builtin_buildpacks(dir: &Path) -> Result<(), BuildError> {
+    for buildpack in &BUILTINS {
+        let bin = dir.join(buildpack.name).join("bin");
+        fs::create_dir_all(&bin).map_err(|e| BuildError::io("create", &bin, e))?;
+        for path in [dir.to_path_buf(), dir.join(buildpack.name), bin.clone()] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("set permissions of", &path, e))?;
+        }
+        for (script, contents) in buildpack.scripts {
+            let path = bin.join(script);
+            let mut file = tempfile::NamedTempFile::new_in(&bin)
+                .map_err(|e| BuildError::io("create a temporary file in", &bin, e))?;
+            file.write_all(contents.as_bytes())
+                .and_then(|()| file.as_file().sync_all())
+                .map_err(|e| BuildError::io("write", file.path(), e))?;
+            fs::set_permissions(file.path(), fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("set permissions of", file.path(), e))?;
+            file.persist(&path)
+                .map_err(|e| BuildError::io("install", &path, e.error))?;
+        }
+    }
+    Ok(())
+}
+
+/// A buildpack resolved to a directory on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResolvedBuildpack {
+    /// Short name used in messages and container ids (`python`, or the directory's name).
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+}
+
+/// Resolves one entry of `BuildRequest::buildpacks`.
+pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuildpack, BuildError> {
+    let short = name.strip_prefix("heroku/").unwrap_or(name);
+    if BUILTIN_BUILDPACKS.contains(&short) {
+        return builtin(short, buildpacks_dir);
+    }
+    let path = Path::new(name);
+    if path.is_absolute() && path.join("bin/detect").is_file() && path.join("bin/compile").is_file()
+    {
+        let short = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "buildpack".to_string());
+        return Ok(ResolvedBuildpack {
+            name: short,
+            dir: path.to_path_buf(),
+        });
+    }
+    Err(BuildError::UnknownBuildpack {
+        name: name.to_string(),
+    })
+}
+
+/// The installed directory of a built-in buildpack.
+pub(crate) fn builtin(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuildpack, BuildError> {
+    let dir = buildpacks_dir.join(name);
+    if !dir.join("bin/detect").is_file() {
+        return Err(BuildError::BuiltinNotInstalled {
+            name: name.to_string(),
+            path: dir,
+        });
+    }
+    Ok(ResolvedBuildpack {
+        name: name.to_string(),
+        dir,
+    })
+}
+
+/// "requirements.txt, setup.py or pyproject.toml (Python); package.json (Node.js); a
+/// Procfile (Procfile-only apps)".
+pub(crate) fn looked_for() -> String {
+    BUILTINS
+        .iter()
+        .map(|b| format!("{} ({})", b.looks_for, b.kind_of_app))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

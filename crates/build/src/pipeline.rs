@@ -1,0 +1,552 @@
+//! The build pipeline: prune the source, run the buildpacks' detect/compile/release in build
+//! containers, work out the process types and pack the slug.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use slipway_runtime::{
+    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, OutputSink, Runtime, Stream,
+};
+
+use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
+use crate::fsutil::{chown_recursive, remove_path, write_env_dir};
+use crate::{
+    procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest, BuiltSlug, MountView,
+};
+
+/// Builds `request.source_dir` into a slug in `request.slug_dir`, streaming Heroku-style
+/// output lines through `output`. On any error no slug is written. The env dir (config var
+/// values) is removed from `work_dir` afterwards, whatever the outcome.
+pub async fn build(
+    runtime: &dyn Runtime,
+    request: &BuildRequest,
+    output: BuildOutput,
+) -> Result<BuiltSlug, BuildError> {
+    let env_dir = request.work_dir.join("env");
+    let result = build_inner(runtime, request, output, &env_dir).await;
+    let _ = blocking("remove the env dir", {
+        let env_dir = env_dir.clone();
+        move || remove_path(&env_dir)
+    })
+    .await;
+    result
+}
+
+async fn build_inner(
+    runtime: &dyn Runtime,
+    request: &BuildRequest,
+    output: BuildOutput,
+    env_dir: &Path,
+) -> Result<BuiltSlug, BuildError> {
+    output(&format!(
+        "-----> Building on the {} stack",
+        display_stack(&request.stack)
+    ));
+
+    let removed = blocking("prepare the build directory", {
+        let request = request.clone();
+        let env_dir = env_dir.to_path_buf();
+        move || prepare(&request, &env_dir)
+    })
+    .await?;
+    if !removed.is_empty() {
+        output("-----> Removing files listed in .slugignore");
+        output(&format!(
+            "       Removed {} file{} or director{}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            if removed.len() == 1 { "y" } else { "ies" },
+        ));
+    }
+
+    let steps = StepRunner {
+        runtime,
+        request,
+        env_dir: env_dir.to_path_buf(),
+    };
+
+    // Detect.
+    let selected = if request.buildpacks.is_empty() {
+        vec![auto_detect(&steps).await?]
+    } else {
+        let mut selected = Vec::new();
+        for (index, name) in request.buildpacks.iter().enumerate() {
+            let buildpack = buildpacks::resolve(name, &request.buildpacks_dir)?;
+            let step = format!("detect-{index}-{}", buildpack.name);
+            let detect = steps.detect(&step, &buildpack).await?;
+            if !detect.status.success() {
+                return Err(BuildError::NotCompatible {
+                    buildpack: name.clone(),
+                    status: detect.status.to_string(),
+                    detail: detect.stderr.last().cloned().unwrap_or_default(),
+                });
+            }
+            let framework = detect.framework(&buildpack);
+            selected.push((buildpack, framework));
+        }
+        selected
+    };
+
+    // Compile and release, in order; the last buildpack's release output is used.
+    let mut default_process_types = BTreeMap::new();
+    let mut description = String::new();
+    for (index, (buildpack, framework)) in selected.iter().enumerate() {
+        output(&format!("-----> {framework} app detected"));
+        let step = format!("compile-{index}-{}", buildpack.name);
+        let sink_output = output.clone();
+        let sink: OutputSink = Arc::new(move |_stream: Stream, line: &str| sink_output(line));
+        let status = steps
+            .run(
+                &step,
+                buildpack,
+                "compile",
+                &[Mount::App, Mount::Cache, Mount::Env],
+                sink,
+            )
+            .await?;
+        if !status.success() {
+            return Err(BuildError::CompileFailed {
+                framework: framework.clone(),
+                buildpack: buildpack.name.clone(),
+                status: status.to_string(),
+            });
+        }
+        default_process_types = steps
+            .release(
+                &format!("release-{index}-{}", buildpack.name),
+                buildpack,
+                &output,
+            )
+            .await?;
+        description = framework.clone();
+    }
+
+    // Process types: the Procfile wins over the buildpack's defaults.
+    output("-----> Discovering process types");
+    let procfile = blocking("read the Procfile", {
+        let source_dir = request.source_dir.clone();
+        move || read_procfile(&source_dir)
+    })
+    .await?;
+    let mut process_types = default_process_types.clone();
+    let declared = match &procfile {
+        Some(procfile) => {
+            for warning in &procfile.warnings {
+                output(&format!("       Warning: {warning}"));
+            }
+            process_types.extend(procfile.processes.clone());
+            join_types(procfile.processes.keys())
+        }
+        None => "(none)".to_string(),
+    };
+    if default_process_types.is_empty() {
+        output(&format!("       Procfile declares types -> {declared}"));
+    } else {
+        output(&format!("       Procfile declares types     -> {declared}"));
+        output(&format!(
+            "       Default types for buildpack -> {}",
+            join_types(default_process_types.keys())
+        ));
+    }
+
+    // Pack.
+    output("-----> Compressing...");
+    let packed = blocking("pack the slug", {
+        let source_dir = request.source_dir.clone();
+        let slug_dir = request.slug_dir.clone();
+        move || slug::pack(&source_dir, &slug_dir)
+    })
+    .await?;
+    output(&format!("       Done: {}", display_size(packed.size)));
+
+    Ok(BuiltSlug {
+        path: packed.path,
+        checksum: format!("SHA256:{}", packed.sha256),
+        size: packed.size,
+        process_types,
+        buildpack_description: description,
+    })
+}
+
+/// Runs the built-ins' detect in order; the first that passes wins.
+async fn auto_detect(steps: &StepRunner<'_>) -> Result<(ResolvedBuildpack, String), BuildError> {
+    for name in BUILTIN_BUILDPACKS {
+        let buildpack = buildpacks::builtin(name, &steps.request.buildpacks_dir)?;
+        let detect = steps.detect(&format!("detect-{name}"), &buildpack).await?;
+        if detect.status.success() {
+            let framework = detect.framework(&buildpack);
+            return Ok((buildpack, framework));
+        }
+    }
+    Err(BuildError::NoBuildpack {
+        looked_for: buildpacks::looked_for(),
+    })
+}
+
+/// Creates the directories, prunes the source, validates an existing Procfile early (before
+/// a slow compile), writes the env dir and hands everything to the build user. Returns what
+/// `.slugignore` removed.
+fn prepare(request: &BuildRequest, env_dir: &Path) -> Result<Vec<String>, BuildError> {
+    for dir in [&request.cache_dir, &request.work_dir, &request.slug_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| BuildError::io("create", dir, e))?;
+    }
+    let source = &request.source_dir;
+    if !source.is_dir() {
+        return Err(BuildError::io(
+            "read the app source in",
+            source,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        ));
+    }
+    remove_path(&source.join(".git"))?;
+    let slugignore_path = source.join(".slugignore");
+    let removed = match std::fs::read_to_string(&slugignore_path) {
+        Ok(text) => slugignore::apply(source, &slugignore::parse(&text))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(BuildError::io("read", &slugignore_path, e)),
+    };
+    read_procfile(source)?;
+    write_env_dir(env_dir, &request.config_vars, request.uid, request.gid)?;
+    chown_recursive(source, request.uid, request.gid)?;
+    chown_recursive(&request.cache_dir, request.uid, request.gid)?;
+    Ok(removed)
+}
+
+fn read_procfile(source_dir: &Path) -> Result<Option<procfile::Procfile>, BuildError> {
+    let path = source_dir.join("Procfile");
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(procfile::parse(&String::from_utf8_lossy(&bytes))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BuildError::io("read", &path, e)),
+    }
+}
+
+/// Which of the build's directories a step gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mount {
+    App,
+    Cache,
+    Env,
+}
+
+/// What a build step's `bin/detect` said.
+#[derive(Debug)]
+struct Detection {
+    status: ExitStatus,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+}
+
+impl Detection {
+    /// The framework name: the first non-empty stdout line, else the buildpack's name.
+    fn framework(&self, buildpack: &ResolvedBuildpack) -> String {
+        self.stdout
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| buildpack.name.clone())
+    }
+}
+
+/// `bin/release` output. Heroku documents `addons` and `default_process_types`; the
+/// historical `config_vars` is accepted and ignored.
+#[derive(Debug, Default, Deserialize)]
+struct ReleaseOutput {
+    #[serde(default)]
+    default_process_types: Option<BTreeMap<String, String>>,
+}
+
+/// Runs buildpack scripts in build containers.
+struct StepRunner<'a> {
+    runtime: &'a dyn Runtime,
+    request: &'a BuildRequest,
+    env_dir: PathBuf,
+}
+
+impl StepRunner<'_> {
+    async fn detect(
+        &self,
+        step: &str,
+        buildpack: &ResolvedBuildpack,
+    ) -> Result<Detection, BuildError> {
+        let (sink, stdout, stderr) = capture();
+        let status = self
+            .run(step, buildpack, "detect", &[Mount::App], sink)
+            .await?;
+        let stdout = take(&stdout);
+        let stderr = take(&stderr);
+        tracing::debug!(step, %status, ?stderr, "bin/detect finished");
+        Ok(Detection {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    async fn release(
+        &self,
+        step: &str,
+        buildpack: &ResolvedBuildpack,
+        output: &BuildOutput,
+    ) -> Result<BTreeMap<String, String>, BuildError> {
+        if !buildpack.dir.join("bin/release").is_file() {
+            return Ok(BTreeMap::new());
+        }
+        let (sink, stdout, stderr) = capture();
+        let status = self
+            .run(step, buildpack, "release", &[Mount::App], sink)
+            .await?;
+        let stdout = take(&stdout);
+        let stderr = take(&stderr);
+        for line in &stderr {
+            output(line);
+        }
+        if !status.success() {
+            return Err(BuildError::ReleaseFailed {
+                buildpack: buildpack.name.clone(),
+                status: status.to_string(),
+                detail: stderr.last().cloned().unwrap_or_default(),
+            });
+        }
+        let text = stdout.join("\n");
+        let parsed: Option<ReleaseOutput> = if text.trim().is_empty() {
+            None
+        } else {
+            serde_yaml::from_str(&text).map_err(|source| BuildError::InvalidReleaseOutput {
+                buildpack: buildpack.name.clone(),
+                source,
+            })?
+        };
+        Ok(parsed
+            .and_then(|p| p.default_process_types)
+            .unwrap_or_default())
+    }
+
+    /// Runs `bin/<script>` of `buildpack` with the classic arguments for that script.
+    async fn run(
+        &self,
+        step: &str,
+        buildpack: &ResolvedBuildpack,
+        script: &str,
+        mounts: &[Mount],
+        sink: OutputSink,
+    ) -> Result<ExitStatus, BuildError> {
+        let request = self.request;
+        let paths = StepPaths::new(request, &self.env_dir, buildpack);
+        let mut args = vec![format!("{}/bin/{script}", paths.buildpack)];
+        for mount in mounts {
+            args.push(match mount {
+                Mount::App => paths.app.clone(),
+                Mount::Cache => paths.cache.clone(),
+                Mount::Env => paths.env.clone(),
+            });
+        }
+        let binds = vec![
+            BindMount {
+                source: request.source_dir.clone(),
+                target: "/app".to_string(),
+                readonly: false,
+            },
+            BindMount {
+                source: request.cache_dir.clone(),
+                target: "/cache".to_string(),
+                readonly: false,
+            },
+            BindMount {
+                source: self.env_dir.clone(),
+                target: "/env".to_string(),
+                readonly: true,
+            },
+            BindMount {
+                source: buildpack.dir.clone(),
+                target: "/buildpack".to_string(),
+                readonly: true,
+            },
+        ];
+        let id = container_id(&request.app, &request.build_id, step);
+        let labels = BTreeMap::from([
+            ("role".to_string(), "build".to_string()),
+            ("app".to_string(), request.app.clone()),
+            ("build".to_string(), request.build_id.clone()),
+            ("step".to_string(), step.to_string()),
+        ]);
+        let spec = ContainerSpec {
+            id,
+            labels,
+            app_dir: None,
+            binds,
+            args,
+            env: vec![
+                ("HOME".to_string(), paths.app.clone()),
+                (
+                    "PATH".to_string(),
+                    "/usr/local/bin:/usr/bin:/bin".to_string(),
+                ),
+                ("STACK".to_string(), request.stack.clone()),
+            ],
+            cwd: "/app".to_string(),
+            uid: request.uid,
+            gid: request.gid,
+            hostname: "build".to_string(),
+            limits: Limits::default(),
+        };
+        tracing::debug!(id = %spec.id, args = ?spec.args, "running build step");
+        let id = spec.id.clone();
+        let run = run_to_completion(self.runtime, spec, sink);
+        let result = match request.step_timeout {
+            None => run.await,
+            Some(timeout) => match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result,
+                Err(_elapsed) => {
+                    if let Err(error) = self.runtime.stop(&id, STOP_GRACE).await {
+                        tracing::warn!(%id, %error, "could not stop a timed-out build step");
+                    }
+                    return Err(BuildError::TimedOut {
+                        step: step.to_string(),
+                        timeout,
+                    });
+                }
+            },
+        };
+        result.map_err(|source| BuildError::Runtime {
+            step: step.to_string(),
+            source,
+        })
+    }
+}
+
+/// How long a timed-out build step gets between SIGTERM and SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The paths a build script is given, as it sees them.
+struct StepPaths {
+    app: String,
+    cache: String,
+    env: String,
+    buildpack: String,
+}
+
+impl StepPaths {
+    fn new(request: &BuildRequest, env_dir: &Path, buildpack: &ResolvedBuildpack) -> Self {
+        match request.mount_view {
+            MountView::Container => Self {
+                app: "/app".to_string(),
+                cache: "/cache".to_string(),
+                env: "/env".to_string(),
+                buildpack: "/buildpack".to_string(),
+            },
+            MountView::Host => Self {
+                app: host_path(&request.source_dir),
+                cache: host_path(&request.cache_dir),
+                env: host_path(env_dir),
+                buildpack: host_path(&buildpack.dir),
+            },
+        }
+    }
+}
+
+fn host_path(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// A sink that collects stdout and stderr lines separately.
+fn capture() -> (OutputSink, Lines, Lines) {
+    let stdout: Lines = Arc::default();
+    let stderr: Lines = Arc::default();
+    let sink: OutputSink = {
+        let stdout = stdout.clone();
+        let stderr = stderr.clone();
+        Arc::new(move |stream: Stream, line: &str| {
+            let lines = match stream {
+                Stream::Stdout => &stdout,
+                Stream::Stderr => &stderr,
+            };
+            lines
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(line.to_string());
+        })
+    };
+    (sink, stdout, stderr)
+}
+
+fn take(lines: &Lines) -> Vec<String> {
+    std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+async fn blocking<T: Send + 'static>(
+    task: &'static str,
+    f: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
+) -> Result<T, BuildError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| BuildError::TaskFailed { task })?
+}
+
+/// `build.<app>.<build_id>.<step>` with anything outside `[A-Za-z0-9_.-]` replaced by `-`.
+pub(crate) fn container_id(app: &str, build_id: &str, step: &str) -> String {
+    format!("build.{app}.{build_id}.{step}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `heroku-24` → `Heroku-24`.
+fn display_stack(stack: &str) -> String {
+    let mut chars = stack.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => "unknown".to_string(),
+    }
+}
+
+/// Heroku style: `12.3M`, or `4.5K` below a mebibyte.
+pub(crate) fn display_size(bytes: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let bytes = bytes as f64;
+    if bytes >= MIB {
+        format!("{:.1}M", bytes / MIB)
+    } else {
+        format!("{:.1}K", bytes / 1024.0)
+    }
+}
+
+fn join_types<'a>(types: impl Iterator<Item = &'a String>) -> String {
+    let joined = types.map(String::as_str).collect::<Vec<_>>().join(", ");
+    if joined.is_empty() {
+        "(none)".to_string()
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_sanitized() {
+        assert_eq!(
+            container_id("my app", "b/1", "compile-0-python"),
+            "build.my-app.b-1.compile-0-python"
+        );
+    }
+
+    #[test]
+    fn stack_and_size_display() {
+        assert_eq!(display_stack("heroku-24"), "Heroku-24");
+        assert_eq!(display_size(12_897_485), "12.3M");
+        assert_eq!(display_size(2048), "2.0K");
+    }
+}

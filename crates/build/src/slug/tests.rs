@@ -1,0 +1,316 @@
+//! Slug pack/unpack round trips, GNU tar interoperability and hostile tarballs.
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use tar::{EntryType, Header};
+
+use super::{pack, unpack_slug};
+use crate::BuildError;
+
+const UID: u32 = 65534;
+const GID: u32 = 65534;
+
+fn write(path: &Path, contents: &str, mode: u32) {
+    fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs::write(path, contents).expect("write");
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A small app tree with the awkward cases: symlinks, executables, a long path, empty dirs.
+fn sample_tree(root: &Path) {
+    write(&root.join("Procfile"), "web: ./serve.sh\n", 0o644);
+    write(&root.join("serve.sh"), "#!/bin/sh\necho hi\n", 0o755);
+    let long_dir = root.join("a".repeat(60)).join("b".repeat(60));
+    write(&long_dir.join("c".repeat(40)), "deep", 0o600);
+    fs::create_dir_all(root.join("empty/dir")).expect("mkdir");
+    symlink("serve.sh", root.join("relative-link")).expect("symlink");
+    symlink("/etc/passwd", root.join("absolute-link")).expect("symlink");
+    symlink("x".repeat(150), root.join("long-target-link")).expect("symlink");
+}
+
+/// Paths, kinds, modes and contents of a tree, for comparison.
+fn describe(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    describe_into(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn describe_into(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        let relative = path
+            .strip_prefix(root)
+            .expect("prefix")
+            .display()
+            .to_string();
+        let meta = fs::symlink_metadata(&path).expect("meta");
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&path).expect("readlink");
+            out.push(format!("{relative} -> {}", target.display()));
+        } else if meta.is_dir() {
+            out.push(format!("{relative}/ {:o}", meta.mode() & 0o777));
+            describe_into(root, &path, out);
+        } else {
+            let contents = fs::read_to_string(&path).expect("read");
+            out.push(format!("{relative} {:o} {contents:?}", meta.mode() & 0o777));
+        }
+    }
+}
+
+#[test]
+fn pack_then_unpack_round_trips() {
+    let build = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+    let dest = tempfile::tempdir().expect("tempdir");
+    sample_tree(build.path());
+
+    let packed = pack(build.path(), store.path()).expect("pack");
+    assert_eq!(
+        packed.path,
+        store.path().join(format!("{}.tgz", packed.sha256))
+    );
+    let bytes = fs::read(&packed.path).expect("read slug");
+    assert_eq!(packed.size, bytes.len() as u64);
+    use sha2::Digest;
+    assert_eq!(packed.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+    // Nothing but the slug is left in the store (no temporary files).
+    assert_eq!(fs::read_dir(store.path()).expect("ls").count(), 1);
+
+    let app = dest.path().join("app");
+    unpack_slug(&packed.path, &app, UID, GID).expect("unpack");
+    assert_eq!(describe(build.path()), describe(&app));
+    for entry in describe(&app) {
+        let name = entry.split(' ').next().expect("name").trim_end_matches('/');
+        let meta = fs::symlink_metadata(app.join(name)).expect("meta");
+        assert_eq!((meta.uid(), meta.gid()), (UID, GID), "owner of {name}");
+    }
+
+    // Packing the same tree again gives the same content address.
+    let again = pack(build.path(), store.path()).expect("pack again");
+    assert_eq!(again.sha256, packed.sha256);
+}
+
+#[test]
+fn slug_looks_like_gnu_tar_output() {
+    let build = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+    sample_tree(build.path());
+    let packed = pack(build.path(), store.path()).expect("pack");
+
+    let listing = Command::new("tar")
+        .arg("-tzvf")
+        .arg(&packed.path)
+        .arg("--numeric-owner")
+        .output()
+        .expect("run GNU tar");
+    assert!(listing.status.success(), "{listing:?}");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].ends_with(" ./app/"), "{listing}");
+    assert!(
+        lines.iter().all(|l| l.contains(" 0/0 ")),
+        "owned by root: {listing}"
+    );
+    assert!(
+        listing.contains("./app/relative-link -> serve.sh"),
+        "{listing}"
+    );
+    assert!(listing.contains(&format!(
+        "./app/{}/{}/{}",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(40)
+    )));
+
+    // GNU tar extracts the same tree.
+    let extracted = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&packed.path)
+        .arg("-C")
+        .arg(extracted.path())
+        .status()
+        .expect("run GNU tar");
+    assert!(status.success());
+    assert_eq!(
+        describe(build.path()),
+        describe(&extracted.path().join("app"))
+    );
+}
+
+#[test]
+fn unpacks_slugs_made_by_gnu_tar() {
+    let source = tempfile::tempdir().expect("tempdir");
+    let app = source.path().join("app");
+    sample_tree(&app);
+    // Hard links are common in GNU tar output.
+    fs::hard_link(app.join("serve.sh"), app.join("hardlinked.sh")).expect("link");
+    write(&source.path().join("outside.txt"), "ignored", 0o644);
+    let slug = source.path().join("slug.tgz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&slug)
+        .arg("-C")
+        .arg(source.path())
+        .args(["./app", "./outside.txt"])
+        .status()
+        .expect("run GNU tar");
+    assert!(status.success());
+
+    let dest = tempfile::tempdir().expect("tempdir");
+    unpack_slug(&slug, dest.path(), UID, GID).expect("unpack");
+    assert_eq!(describe(&app), describe(dest.path()));
+    assert!(!dest.path().join("outside.txt").exists());
+}
+
+/// Writes a tarball whose entries are given verbatim (name bytes are not sanitized).
+fn hostile_slug(path: &Path, entries: &[(EntryType, &str, Option<&str>, &str)]) {
+    let file = fs::File::create(path).expect("create");
+    let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut builder = tar::Builder::new(encoder);
+    for (kind, name, link, contents) in entries {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(0o755);
+        header.set_size(contents.len() as u64);
+        let old = header.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(link) = link {
+            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_cksum();
+        builder
+            .append(&header, contents.as_bytes())
+            .expect("append");
+    }
+    builder
+        .into_inner()
+        .expect("finish tar")
+        .finish()
+        .expect("finish gzip");
+}
+
+/// Unpacks a hostile slug into `sandbox/dest` and checks it failed with `reason` and that
+/// nothing but `dest` was created in the sandbox.
+fn check_refused(entries: &[(EntryType, &str, Option<&str>, &str)], reason: &str) {
+    let sandbox = tempfile::tempdir().expect("tempdir");
+    let slug_dir = tempfile::tempdir().expect("tempdir");
+    let slug = slug_dir.path().join("hostile.tgz");
+    hostile_slug(&slug, entries);
+    let dest = sandbox.path().join("dest");
+    let error = unpack_slug(&slug, &dest, UID, GID).expect_err("hostile slug must be refused");
+    match &error {
+        BuildError::UnsafeSlugEntry { reason: r, .. } => {
+            assert!(r.contains(reason), "{error} should be about {reason:?}")
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    let names: Vec<_> = fs::read_dir(sandbox.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["dest"], "nothing written outside dest");
+    assert!(!Path::new("/tmp/slipway-pwned").exists());
+}
+
+#[test]
+fn hostile_slugs_are_refused() {
+    use EntryType::*;
+    check_refused(&[(Regular, "/tmp/slipway-pwned", None, "x")], "absolute");
+    check_refused(&[(Regular, "./app/../../pwned", None, "x")], "..");
+    check_refused(&[(Regular, "app/x/../../../pwned", None, "x")], "..");
+    // Symlink to outside, then write through it.
+    check_refused(
+        &[
+            (Symlink, "./app/escape", Some(".."), ""),
+            (Regular, "./app/escape/pwned", None, "x"),
+        ],
+        "symlink",
+    );
+    check_refused(
+        &[
+            (Symlink, "./app/escape", Some("/tmp"), ""),
+            (Directory, "./app/escape/sub/", None, ""),
+        ],
+        "symlink",
+    );
+    check_refused(&[(Char, "./app/null", None, "")], "device");
+    check_refused(&[(Block, "./app/sda", None, "")], "device");
+    check_refused(&[(Fifo, "./app/fifo", None, "")], "FIFO");
+    check_refused(
+        &[(Link, "./app/passwd", Some("/etc/passwd"), "")],
+        "absolute",
+    );
+    check_refused(
+        &[(Link, "./app/passwd", Some("../../etc/passwd"), "")],
+        "..",
+    );
+    check_refused(
+        &[
+            (Symlink, "./app/link", Some("/etc/passwd"), ""),
+            (Link, "./app/hard", Some("./app/link"), ""),
+        ],
+        "not an extracted regular file",
+    );
+}
+
+#[test]
+fn symlink_replaced_by_a_file_is_not_followed() {
+    // A symlink entry followed by a regular file of the same name must replace the symlink,
+    // not write to its target.
+    let sandbox = tempfile::tempdir().expect("tempdir");
+    let victim = sandbox.path().join("victim.txt");
+    fs::write(&victim, "original").expect("write");
+    let slug = sandbox.path().join("s.tgz");
+    let victim_str = victim.to_string_lossy().into_owned();
+    hostile_slug(
+        &slug,
+        &[
+            (EntryType::Symlink, "./app/f", Some(victim_str.as_str()), ""),
+            (EntryType::Regular, "./app/f", None, "overwritten"),
+        ],
+    );
+    let dest = sandbox.path().join("dest");
+    unpack_slug(&slug, &dest, UID, GID).expect("unpack");
+    assert_eq!(fs::read_to_string(&victim).expect("read"), "original");
+    assert_eq!(
+        fs::read_to_string(dest.join("f")).expect("read"),
+        "overwritten"
+    );
+    assert!(!fs::symlink_metadata(dest.join("f"))
+        .expect("meta")
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn setuid_bits_are_dropped_and_outside_entries_ignored() {
+    let sandbox = tempfile::tempdir().expect("tempdir");
+    let slug = sandbox.path().join("s.tgz");
+    let file = fs::File::create(&slug).expect("create");
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ));
+    let mut header = Header::new_gnu();
+    header.set_entry_type(EntryType::Regular);
+    header.set_mode(0o4755);
+    header.set_size(1);
+    header.set_path("app/suid").expect("path");
+    header.set_cksum();
+    builder.append(&header, &b"x"[..]).expect("append");
+    header.set_path("etc/passwd").expect("path");
+    header.set_cksum();
+    builder.append(&header, &b"x"[..]).expect("append");
+    builder.into_inner().expect("tar").finish().expect("gzip");
+
+    let dest = sandbox.path().join("dest");
+    unpack_slug(&slug, &dest, UID, GID).expect("unpack");
+    let mode = fs::metadata(dest.join("suid")).expect("meta").mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    assert!(!dest.join("etc").exists());
+}

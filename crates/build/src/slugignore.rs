@@ -1,0 +1,203 @@
+//! Applies a top-level `.slugignore` before the buildpacks run.
+//!
+//! The format follows Heroku's slug compiler: roughly `.gitignore` without `!` negation.
+//! Blank lines and `#` comments are ignored (a `#` anywhere starts a comment, as in the slug
+//! compiler). A pattern containing `/` is anchored at the app root; a bare pattern matches at
+//! any depth. `*` and `?` do not cross `/`; `**` does. A trailing `/` matches directories only.
+//! Matched directories are removed with their contents.
+
+use std::fs;
+use std::path::Path;
+
+use crate::fsutil::remove_path;
+use crate::BuildError;
+
+/// One `.slugignore` pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    glob: String,
+    /// Matched against the whole relative path (contains `/`), else against the file name.
+    anchored: bool,
+    directories_only: bool,
+}
+
+/// Parses `.slugignore` text into patterns.
+pub(crate) fn parse(text: &str) -> Vec<Pattern> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                return None;
+            }
+            let directories_only = line.ends_with('/');
+            let line = line.trim_end_matches('/');
+            let anchored = line.contains('/');
+            let glob = line.trim_start_matches('/').to_string();
+            // "/" alone would mean "the whole app": nothing sensible to do with it.
+            (!glob.is_empty()).then_some(Pattern {
+                glob,
+                anchored,
+                directories_only,
+            })
+        })
+        .collect()
+}
+
+impl Pattern {
+    /// Whether `relative` (with `/` separators, no leading `/`) is matched.
+    pub(crate) fn matches(&self, relative: &str, is_dir: bool) -> bool {
+        if self.directories_only && !is_dir {
+            return false;
+        }
+        let subject = if self.anchored {
+            relative
+        } else {
+            relative.rsplit('/').next().unwrap_or(relative)
+        };
+        glob_match(self.glob.as_bytes(), subject.as_bytes())
+    }
+}
+
+/// Shell-style glob: `*` and `?` within one path component, `**` across components.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) if rest.first() == Some(&b'*') => {
+            // `**`, optionally followed by `/`, matches zero or more whole or partial
+            // components.
+            let mut rest = &rest[1..];
+            if rest.first() == Some(&b'/') {
+                rest = &rest[1..];
+                if glob_match(rest, text) {
+                    return true;
+                }
+            }
+            (0..=text.len()).any(|i| glob_match(rest, &text[i..]))
+        }
+        Some((b'*', rest)) => {
+            for i in 0..=text.len() {
+                if glob_match(rest, &text[i..]) {
+                    return true;
+                }
+                if text.get(i) == Some(&b'/') {
+                    break;
+                }
+            }
+            false
+        }
+        Some((b'?', rest)) => match text.split_first() {
+            Some((c, text_rest)) if *c != b'/' => glob_match(rest, text_rest),
+            _ => false,
+        },
+        Some((c, rest)) => match text.split_first() {
+            Some((t, text_rest)) if t == c => glob_match(rest, text_rest),
+            _ => false,
+        },
+    }
+}
+
+/// Removes everything under `root` that a pattern matches. Returns the removed paths,
+/// relative to `root`. Symlinks are removed, never followed.
+pub(crate) fn apply(root: &Path, patterns: &[Pattern]) -> Result<Vec<String>, BuildError> {
+    let mut removed = Vec::new();
+    if !patterns.is_empty() {
+        walk(root, "", patterns, &mut removed)?;
+    }
+    Ok(removed)
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    patterns: &[Pattern],
+    removed: &mut Vec<String>,
+) -> Result<(), BuildError> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| BuildError::io("read directory", dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| BuildError::io("read directory", dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let path = entry.path();
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| BuildError::io("inspect", &path, e))?
+            .is_dir();
+        if patterns.iter().any(|p| p.matches(&relative, is_dir)) {
+            remove_path(&path)?;
+            removed.push(relative);
+        } else if is_dir {
+            walk(&path, &relative, patterns, removed)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(slugignore: &str, path: &str, is_dir: bool, expected: bool) {
+        let patterns = parse(slugignore);
+        let matched = patterns.iter().any(|p| p.matches(path, is_dir));
+        assert_eq!(
+            matched, expected,
+            "{slugignore:?} vs {path:?} (dir: {is_dir})"
+        );
+    }
+
+    #[test]
+    fn matching() {
+        check("*.psd", "art.psd", false, true);
+        check("*.psd", "assets/deep/art.psd", false, true);
+        check("*.psd", "art.psd.txt", false, false);
+        check("/docs", "docs", true, true);
+        check("/docs", "sub/docs", true, false);
+        check("docs", "sub/docs", true, true);
+        check("spec/fixtures", "spec/fixtures", true, true);
+        check("spec/fixtures", "other/spec/fixtures", true, false);
+        check("spec/*.rb", "spec/a.rb", false, true);
+        check("spec/*.rb", "spec/x/a.rb", false, false);
+        check("spec/**/*.rb", "spec/x/y/a.rb", false, true);
+        check("spec/**/*.rb", "spec/a.rb", false, true);
+        check("tmp/", "tmp", true, true);
+        check("tmp/", "tmp", false, false);
+        check("file?.txt", "file1.txt", false, true);
+        check("# comment\n\n  ", "anything", false, false);
+        check("log # trailing comment", "log", true, true);
+        check("!keep.txt", "keep.txt", false, false);
+    }
+
+    #[test]
+    fn apply_removes_matches_and_not_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for file in [
+            "keep.txt",
+            "big.psd",
+            "docs/a.md",
+            "src/big.psd",
+            "src/main.py",
+        ] {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(&path, "x").expect("write");
+        }
+        std::os::unix::fs::symlink("/etc", root.join("etc-link")).expect("symlink");
+        let removed = apply(root, &parse("*.psd\n/docs\netc-link\n")).expect("apply");
+        assert_eq!(removed, ["big.psd", "docs", "etc-link", "src/big.psd"]);
+        assert!(root.join("keep.txt").exists());
+        assert!(root.join("src/main.py").exists());
+        assert!(!root.join("docs").exists());
+        assert!(
+            Path::new("/etc/passwd").exists(),
+            "the symlink was not followed"
+        );
+    }
+}

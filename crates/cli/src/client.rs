@@ -1,0 +1,249 @@
+//! A thin HTTP client for Slipway's Heroku-compatible Platform API: base URL, API key,
+//! the v3 `Accept` header, and error bodies turned into [`ApiError`].
+
+use std::path::{Path, PathBuf};
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RANGE};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use slipway_api_types::{ErrorBody, ACCEPT_V3};
+
+/// Where the CLI talks to when `SLIPWAY_API_URL` is not set.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:5000";
+
+/// A client for one Slipway API endpoint with one API key.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: Url,
+    api_key: String,
+    http: reqwest::Client,
+}
+
+/// Why an API call failed. The `Display` text is what the user sees after ` ▸    `.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with an error body (`{"id": ..., "message": ...}`).
+    #[error("{message}")]
+    Api {
+        status: StatusCode,
+        id: String,
+        message: String,
+    },
+    /// The API answered non-2xx without a usable error body.
+    #[error("HTTP {status} from {method} {url}: {body}")]
+    Http {
+        status: StatusCode,
+        method: Method,
+        url: Url,
+        body: String,
+    },
+    /// No connection could be made.
+    #[error(
+        "Could not reach the Slipway API at {url}: {reason}. Is `slipway server` running? Set SLIPWAY_API_URL to point at it."
+    )]
+    Unreachable { url: Url, reason: String },
+    /// The response body was not the JSON this command expects.
+    #[error("Unexpected response from {method} {url}: {reason}. Are the CLI and server versions the same?")]
+    Decode {
+        method: Method,
+        url: Url,
+        reason: String,
+    },
+}
+
+/// Why [`Client::from_env`] could not build a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    #[error("SLIPWAY_API_URL={value:?} is not a valid URL: {reason}. Use something like {DEFAULT_API_URL}")]
+    InvalidUrl { value: String, reason: String },
+    #[error(
+        "No API key: set SLIPWAY_API_KEY, or run this on the server host where {} is readable ({reason})",
+        path.display()
+    )]
+    MissingApiKey { path: PathBuf, reason: String },
+    #[error("The API key in {} is empty; set SLIPWAY_API_KEY instead", path.display())]
+    EmptyKeyFile { path: PathBuf },
+}
+
+/// Slipway's default data directory: `$SLIPWAY_DATA_DIR` if set, else `/var/lib/slipway`
+/// for root, else `$HOME/.local/share/slipway`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLIPWAY_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/slipway");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/slipway")
+}
+
+impl Client {
+    /// A client for the API at `base` authenticating with `api_key`.
+    pub fn new(base: Url, api_key: impl Into<String>) -> Client {
+        Client {
+            base,
+            api_key: api_key.into(),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("slipway-cli/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A client configured from `SLIPWAY_API_URL` (default `http://127.0.0.1:5000`) and
+    /// `SLIPWAY_API_KEY`, falling back to `<data dir>/admin.key` of a local server.
+    pub fn from_env() -> anyhow::Result<Client> {
+        let url_text = std::env::var("SLIPWAY_API_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+        let base = Url::parse(&url_text).map_err(|e| ClientConfigError::InvalidUrl {
+            value: url_text.clone(),
+            reason: e.to_string(),
+        })?;
+        let api_key = match std::env::var("SLIPWAY_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+        {
+            Some(key) => key,
+            None => read_key_file(&default_data_dir().join("admin.key"))?,
+        };
+        Ok(Client::new(base, api_key))
+    }
+
+    /// The API base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The base URL with `segments` appended as escaped path segments.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// GET a JSON resource, optionally with a `Range` header.
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        range: Option<&str>,
+    ) -> Result<T, ApiError> {
+        let mut headers = HeaderMap::new();
+        if let Some(range) = range.and_then(|r| HeaderValue::from_str(r).ok()) {
+            headers.insert(RANGE, range);
+        }
+        self.request(Method::GET, segments, None::<&()>, headers)
+            .await
+    }
+
+    /// Send a request with an optional JSON body and decode the JSON response.
+    pub(crate) async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        self.request(method, segments, body, HeaderMap::new()).await
+    }
+
+    /// Send a request whose response body does not matter (restarts, stops, deletes).
+    pub(crate) async fn send_ignoring_body(
+        &self,
+        method: Method,
+        segments: &[&str],
+    ) -> Result<(), ApiError> {
+        self.execute(method, segments, None::<&()>, HeaderMap::new())
+            .await
+            .map(|_| ())
+    }
+
+    /// The underlying HTTP client, for requests outside the API (log streams).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    async fn request<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+        headers: HeaderMap,
+    ) -> Result<T, ApiError> {
+        let (method, url, bytes) = self.execute(method, segments, body, headers).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            method,
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    async fn execute<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+        headers: HeaderMap,
+    ) -> Result<(Method, Url, Vec<u8>), ApiError> {
+        let url = self.url(segments);
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .header(ACCEPT, ACCEPT_V3)
+            .header(AUTHORIZATION, format!("Bearer {}", self.api_key));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unreachable = |e: reqwest::Error| ApiError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?.to_vec();
+        if status.is_success() {
+            return Ok((method, url, bytes));
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(error) => ApiError::Api {
+                status,
+                id: error.id,
+                message: error.message,
+            },
+            Err(_) => ApiError::Http {
+                status,
+                method,
+                url,
+                body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            },
+        })
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<String, ClientConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ClientConfigError::MissingApiKey {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(ClientConfigError::EmptyKeyFile {
+            path: path.to_owned(),
+        });
+    }
+    Ok(key.to_owned())
+}
+
+/// The innermost error message of a chain (e.g. "Connection refused (os error 111)").
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}

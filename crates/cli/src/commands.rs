@@ -1,0 +1,666 @@
+//! The `slipway` client commands in Heroku's colon grammar (`apps:create`, `ps:scale`, ...)
+//! and their execution: one thin sequence of API calls per command, output formatted by
+//! [`crate::format`].
+
+use std::future::Future;
+use std::io::Write;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use reqwest::Method;
+use slipway_api_types::{
+    app_name_is_valid, App, AppCreate, ConfigVars, ConfigVarsUpdate, Dyno, Formation,
+    FormationBatchUpdate, LogSession, LogSessionCreate, Release, ReleaseCreate,
+};
+
+use crate::args::{
+    app_from_git_url, parse_config_keys, parse_config_pairs, parse_release_version,
+    parse_scale_args,
+};
+use crate::client::Client;
+use crate::format::{self, APP_MARK};
+use crate::logs::stream_logs;
+
+#[cfg(test)]
+mod tests;
+
+/// Which app a command acts on: `-a/--app`, `$SLIPWAY_APP`, or the app of a git remote.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AppArg {
+    /// App to run the command against.
+    #[arg(short = 'a', long = "app", env = "SLIPWAY_APP")]
+    pub app: Option<String>,
+    /// Git remote of the app to use (default: `heroku`, then `slipway`).
+    #[arg(short = 'r', long = "remote")]
+    pub remote: Option<String>,
+}
+
+/// The client commands (everything except `server`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// List your apps.
+    #[command(name = "apps", visible_alias = "apps:list")]
+    Apps,
+    /// Create a new app.
+    #[command(name = "apps:create", visible_alias = "create")]
+    AppsCreate {
+        /// Name of the app (generated when omitted).
+        name: Option<String>,
+        /// Region to create the app in.
+        #[arg(long)]
+        region: Option<String>,
+        /// Stack to build the app on.
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// Show detailed app information.
+    #[command(name = "apps:info", visible_alias = "info")]
+    AppsInfo {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print the app as JSON.
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
+    /// Permanently destroy an app.
+    #[command(name = "apps:destroy", visible_alias = "destroy")]
+    AppsDestroy {
+        #[command(flatten)]
+        app: AppArg,
+        /// Repeat the app name to confirm.
+        #[arg(short = 'c', long)]
+        confirm: Option<String>,
+    },
+    /// List releases, newest first.
+    #[command(name = "releases")]
+    Releases {
+        #[command(flatten)]
+        app: AppArg,
+        /// Number of releases to show.
+        #[arg(short = 'n', long = "num", default_value_t = 15)]
+        num: usize,
+        /// Print the releases as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a release (the current one when no version is given).
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        /// Release version, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Roll back to a release (the previous one when no version is given).
+    #[command(name = "releases:rollback", visible_alias = "rollback")]
+    ReleasesRollback {
+        /// Release version to roll back to, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show config vars.
+    #[command(name = "config")]
+    Config {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print the config vars as a JSON object.
+        #[arg(short = 'j', long, conflicts_with = "shell")]
+        json: bool,
+        /// Print the config vars as KEY=value lines for a shell.
+        #[arg(short = 's', long)]
+        shell: bool,
+    },
+    /// Set config vars and restart the app.
+    #[command(name = "config:set", visible_alias = "config:add")]
+    ConfigSet {
+        /// KEY=value pairs.
+        #[arg(value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove config vars and restart the app.
+    #[command(name = "config:unset", visible_alias = "config:remove")]
+    ConfigUnset {
+        /// Names of the config vars to remove.
+        #[arg(value_name = "KEY")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Print one config var's value.
+    #[command(name = "config:get")]
+    ConfigGet {
+        /// Name of the config var.
+        key: String,
+        #[command(flatten)]
+        app: AppArg,
+        /// Print KEY=value for a shell.
+        #[arg(short = 's', long)]
+        shell: bool,
+    },
+    /// List the app's dynos.
+    #[command(name = "ps")]
+    Ps {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print the dynos as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scale dynos: `web=2 worker+1 clock=1:Standard-2X`; no arguments shows the formation.
+    #[command(name = "ps:scale", visible_alias = "scale")]
+    PsScale {
+        /// TYPE=N, TYPE+N or TYPE-N, optionally with :SIZE.
+        #[arg(value_name = "TYPE=N")]
+        changes: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Restart all dynos, one process type (`web`) or one dyno (`web.1`).
+    #[command(name = "ps:restart", visible_alias = "restart")]
+    PsRestart {
+        /// Process type or dyno name.
+        target: Option<String>,
+        /// Dyno name to restart.
+        #[arg(short = 'd', long, conflicts_with_all = ["target", "process_type"])]
+        dyno: Option<String>,
+        /// Process type to restart.
+        #[arg(short = 'p', long = "process-type", conflicts_with = "target")]
+        process_type: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Stop one dyno (`web.1`) or all dynos of a process type (`web`).
+    #[command(name = "ps:stop", visible_alias = "stop")]
+    PsStop {
+        /// Process type or dyno name.
+        #[arg(required_unless_present_any = ["dyno", "process_type"])]
+        target: Option<String>,
+        /// Dyno name to stop.
+        #[arg(short = 'd', long, conflicts_with_all = ["target", "process_type"])]
+        dyno: Option<String>,
+        /// Process type to stop.
+        #[arg(short = 'p', long = "process-type", conflicts_with = "target")]
+        process_type: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Display recent log output, or follow it with --tail.
+    #[command(name = "logs")]
+    Logs {
+        #[command(flatten)]
+        app: AppArg,
+        /// Number of lines to show.
+        #[arg(short = 'n', long = "num", default_value_t = 100)]
+        num: i64,
+        /// Keep streaming new lines until interrupted.
+        #[arg(short = 't', long)]
+        tail: bool,
+        /// Only show lines from this source (`app` or `heroku`).
+        #[arg(short = 's', long)]
+        source: Option<String>,
+        /// Only show lines from this process type (`web`) or dyno (`web.1`).
+        #[arg(short = 'p', long = "ps", visible_alias = "process-type")]
+        ps: Option<String>,
+        /// Only show lines from this dyno (`web.1`).
+        #[arg(short = 'd', long)]
+        dyno: Option<String>,
+    },
+}
+
+/// Why a command could not run, before or besides any API error.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(
+        "No app specified.\nUse -a APP, set SLIPWAY_APP, or run this inside a git repository with a heroku remote."
+    )]
+    NoApp,
+    #[error(
+        "Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes (3 to 30 characters)."
+    )]
+    InvalidAppName { name: String },
+    #[error(
+        "This command will destroy {APP_MARK} {app} and all its add-ons.\nTo proceed, re-run this command with --confirm {app}"
+    )]
+    ConfirmationRequired { app: String },
+    #[error("Confirmation {given} did not match {app}. Aborted.")]
+    ConfirmationMismatch { app: String, given: String },
+    #[error("No process types on {APP_MARK} {app}.\nUpload a Procfile to add process types.")]
+    NoProcessTypes { app: String },
+    #[error("No previous release of {APP_MARK} {app} to roll back to.")]
+    NothingToRollBack { app: String },
+    #[error("{APP_MARK} {app} has no releases yet.")]
+    NoReleases { app: String },
+}
+
+/// Runs `command` against the API configured in the environment ([`Client::from_env`]),
+/// writing its output to `out`.
+pub async fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    let client = Client::from_env()?;
+    run_with_client(&client, command, out).await
+}
+
+/// Runs `command` against `client`, writing its output to `out`.
+pub async fn run_with_client(
+    client: &Client,
+    command: Command,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Apps => {
+            let apps: Vec<App> = client.get(&["apps"], None).await?;
+            // The account is only decoration for the header; older servers may lack it.
+            let email = client
+                .get::<serde_json::Value>(&["account"], None)
+                .await
+                .ok()
+                .and_then(|account| account.get("email")?.as_str().map(str::to_owned));
+            out.write_all(format::format_apps(email.as_deref(), &apps).as_bytes())?;
+        }
+        Command::AppsCreate {
+            name,
+            region,
+            stack,
+        } => {
+            if let Some(name) = &name {
+                if !app_name_is_valid(name) {
+                    return Err(CommandError::InvalidAppName { name: name.clone() }.into());
+                }
+            }
+            let label = match &name {
+                Some(name) => format!("Creating {APP_MARK} {name}"),
+                None => "Creating app".to_owned(),
+            };
+            let body = AppCreate {
+                name: name.clone(),
+                region,
+                stack,
+                feature_flags: None,
+            };
+            let app: App = action(
+                out,
+                &label,
+                client.send(Method::POST, &["apps"], Some(&body)),
+            )
+            .await?;
+            match name {
+                Some(_) => writeln!(out, "done")?,
+                None => writeln!(out, "done, {APP_MARK} {}", app.name)?,
+            }
+            out.write_all(format::format_app_created(&app).as_bytes())?;
+        }
+        Command::AppsInfo { app, json } => {
+            let app = resolve_app(&app)?;
+            let info: serde_json::Value = client.get(&["apps", &app], None).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&info)?)?;
+            } else {
+                let info: App = serde_json::from_value(info)
+                    .with_context(|| format!("unexpected app JSON for {app}"))?;
+                let dynos: Vec<Dyno> = client
+                    .get(&["apps", &app, "dynos"], None)
+                    .await
+                    .unwrap_or_default();
+                out.write_all(format::format_app_info(&info, &dynos).as_bytes())?;
+            }
+        }
+        Command::AppsDestroy { app, confirm } => {
+            let app = resolve_app(&app)?;
+            match confirm {
+                None => return Err(CommandError::ConfirmationRequired { app }.into()),
+                Some(given) if given != app => {
+                    return Err(CommandError::ConfirmationMismatch { app, given }.into())
+                }
+                Some(_) => {}
+            }
+            action(
+                out,
+                &format!("Destroying {APP_MARK} {app} (including all add-ons)"),
+                client.send_ignoring_body(Method::DELETE, &["apps", &app]),
+            )
+            .await?;
+            writeln!(out, "done")?;
+        }
+        Command::Releases { app, num, json } => {
+            let app = resolve_app(&app)?;
+            let releases = newest_releases(client, &app, num).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&releases)?)?;
+            } else {
+                out.write_all(format::format_releases(&app, &releases).as_bytes())?;
+            }
+        }
+        Command::ReleasesInfo { release, app } => {
+            let app = resolve_app(&app)?;
+            let release = match release {
+                Some(version) => {
+                    let version = parse_release_version(&version)?.to_string();
+                    client
+                        .get::<Release>(&["apps", &app, "releases", &version], None)
+                        .await?
+                }
+                None => newest_releases(client, &app, 1)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or(CommandError::NoReleases { app: app.clone() })?,
+            };
+            let version = release.version.to_string();
+            let config: Option<ConfigVars> = client
+                .get(&["apps", &app, "releases", &version, "config-vars"], None)
+                .await
+                .ok();
+            out.write_all(format::format_release_info(&release, config.as_ref()).as_bytes())?;
+        }
+        Command::ReleasesRollback { release, app } => {
+            let app = resolve_app(&app)?;
+            let target = match release {
+                Some(version) => {
+                    let version = parse_release_version(&version)?.to_string();
+                    client
+                        .get::<Release>(&["apps", &app, "releases", &version], None)
+                        .await?
+                }
+                None => previous_release(newest_releases(client, &app, 10).await?)
+                    .ok_or(CommandError::NothingToRollBack { app: app.clone() })?,
+            };
+            let body = ReleaseCreate {
+                release: Some(target.id.to_string()),
+                ..ReleaseCreate::default()
+            };
+            let created: Release = action(
+                out,
+                &format!("Rolling back {APP_MARK} {app} to v{}", target.version),
+                client.send(Method::POST, &["apps", &app, "releases"], Some(&body)),
+            )
+            .await?;
+            writeln!(out, "done, v{}", created.version)?;
+        }
+        Command::Config { app, json, shell } => {
+            let app = resolve_app(&app)?;
+            let vars: ConfigVars = client.get(&["apps", &app, "config-vars"], None).await?;
+            let text = if json {
+                format::format_config_json(&vars)
+            } else if shell {
+                format::format_config_shell(&vars)
+            } else {
+                format::format_config(&app, &vars)
+            };
+            out.write_all(text.as_bytes())?;
+        }
+        Command::ConfigGet { key, app, shell } => {
+            let app = resolve_app(&app)?;
+            let vars: ConfigVars = client.get(&["apps", &app, "config-vars"], None).await?;
+            let value = vars.get(&key).map(String::as_str).unwrap_or("");
+            if shell {
+                writeln!(out, "{key}={}", format::shell_quote(value))?;
+            } else {
+                writeln!(out, "{value}")?;
+            }
+        }
+        Command::ConfigSet { pairs, app } => {
+            let pairs = parse_config_pairs(&pairs)?;
+            let app = resolve_app(&app)?;
+            let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+            let update: ConfigVarsUpdate = pairs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            let label = format!(
+                "Setting {} and restarting {APP_MARK} {app}",
+                format::join_names(&keys)
+            );
+            let vars = change_config(client, &app, &update, &label, out).await?;
+            out.write_all(format::format_config_subset(&vars, &keys).as_bytes())?;
+        }
+        Command::ConfigUnset { keys, app } => {
+            let keys = parse_config_keys(&keys)?;
+            let app = resolve_app(&app)?;
+            let update: ConfigVarsUpdate = keys.iter().map(|k| (k.clone(), None)).collect();
+            let label = format!(
+                "Unsetting {} and restarting {APP_MARK} {app}",
+                format::join_names(&keys)
+            );
+            change_config(client, &app, &update, &label, out).await?;
+        }
+        Command::Ps { app, json } => {
+            let app = resolve_app(&app)?;
+            let dynos: Vec<Dyno> = client.get(&["apps", &app, "dynos"], None).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&dynos)?)?;
+            } else {
+                out.write_all(format::format_ps(&app, &dynos, Utc::now()).as_bytes())?;
+            }
+        }
+        Command::PsScale { changes, app } => {
+            let updates = parse_scale_args(&changes)?;
+            let app = resolve_app(&app)?;
+            if updates.is_empty() {
+                let formation: Vec<Formation> =
+                    client.get(&["apps", &app, "formation"], None).await?;
+                if formation.is_empty() {
+                    return Err(CommandError::NoProcessTypes { app }.into());
+                }
+                out.write_all(format::format_formation(&formation).as_bytes())?;
+            } else {
+                let body = FormationBatchUpdate { updates };
+                let formation: Vec<Formation> = action(
+                    out,
+                    "Scaling dynos",
+                    client.send(Method::PATCH, &["apps", &app, "formation"], Some(&body)),
+                )
+                .await?;
+                writeln!(
+                    out,
+                    "done, now running {}",
+                    format::format_scaled(&formation)
+                )?;
+            }
+        }
+        Command::PsRestart {
+            target,
+            dyno,
+            process_type,
+            app,
+        } => {
+            let app = resolve_app(&app)?;
+            let target = DynoTarget::from_flags(target, dyno, process_type);
+            let (label, segments) = match target {
+                None => (
+                    format!("Restarting all dynos on {APP_MARK} {app}"),
+                    vec!["apps", &app, "dynos"],
+                ),
+                Some(DynoTarget::Dyno(ref name)) => (
+                    format!("Restarting dyno {name} on {APP_MARK} {app}"),
+                    vec!["apps", &app, "dynos", name],
+                ),
+                Some(DynoTarget::ProcessType(ref process_type)) => (
+                    format!("Restarting {process_type} dynos on {APP_MARK} {app}"),
+                    vec!["apps", &app, "formations", process_type],
+                ),
+            };
+            action(
+                out,
+                &label,
+                client.send_ignoring_body(Method::DELETE, &segments),
+            )
+            .await?;
+            writeln!(out, "done")?;
+        }
+        Command::PsStop {
+            target,
+            dyno,
+            process_type,
+            app,
+        } => {
+            let app = resolve_app(&app)?;
+            let target = DynoTarget::from_flags(target, dyno, process_type)
+                .context("ps:stop needs a dyno (web.1) or a process type (web).")?;
+            let (label, segments) = match target {
+                DynoTarget::Dyno(ref name) => (
+                    format!("Stopping dyno {name} on {APP_MARK} {app}"),
+                    vec!["apps", &app, "dynos", name, "actions", "stop"],
+                ),
+                DynoTarget::ProcessType(ref process_type) => (
+                    format!("Stopping {process_type} dynos on {APP_MARK} {app}"),
+                    vec!["apps", &app, "formations", process_type, "actions", "stop"],
+                ),
+            };
+            action(
+                out,
+                &label,
+                client.send_ignoring_body(Method::POST, &segments),
+            )
+            .await?;
+            writeln!(out, "done")?;
+        }
+        Command::Logs {
+            app,
+            num,
+            tail,
+            source,
+            ps,
+            dyno,
+        } => {
+            let app = resolve_app(&app)?;
+            // Like the heroku CLI, a process type from -p travels in the dyno filter too.
+            let body = LogSessionCreate {
+                dyno_name: dyno.or(ps),
+                process_type: None,
+                lines: Some(num),
+                source,
+                tail: Some(tail),
+            };
+            let session: LogSession = client
+                .send(Method::POST, &["apps", &app, "log-sessions"], Some(&body))
+                .await?;
+            stream_logs(client.http(), &session.logplex_url, tail, out).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A dyno or a whole process type, chosen by `web.1` vs `web` or by `-d`/`-p`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DynoTarget {
+    Dyno(String),
+    ProcessType(String),
+}
+
+impl DynoTarget {
+    pub(crate) fn from_flags(
+        target: Option<String>,
+        dyno: Option<String>,
+        process_type: Option<String>,
+    ) -> Option<DynoTarget> {
+        if let Some(dyno) = dyno {
+            return Some(DynoTarget::Dyno(dyno));
+        }
+        if let Some(process_type) = process_type {
+            return Some(DynoTarget::ProcessType(process_type));
+        }
+        target.map(|t| {
+            if t.contains('.') {
+                DynoTarget::Dyno(t)
+            } else {
+                DynoTarget::ProcessType(t)
+            }
+        })
+    }
+}
+
+/// Prints `label... `, awaits `work`, and prints `!` if it failed; the caller prints
+/// `done...` on success.
+async fn action<T, E>(
+    out: &mut dyn Write,
+    label: &str,
+    work: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    write!(out, "{label}... ")?;
+    out.flush()?;
+    match work.await {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            writeln!(out, "!")?;
+            Err(error.into())
+        }
+    }
+}
+
+/// PATCHes config vars, printing `label... done, vN` with the release it created.
+async fn change_config(
+    client: &Client,
+    app: &str,
+    update: &ConfigVarsUpdate,
+    label: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<ConfigVars> {
+    let vars: ConfigVars = action(
+        out,
+        label,
+        client.send(Method::PATCH, &["apps", app, "config-vars"], Some(update)),
+    )
+    .await?;
+    match newest_releases(client, app, 1)
+        .await
+        .ok()
+        .and_then(|r| r.into_iter().next())
+    {
+        Some(release) => writeln!(out, "done, v{}", release.version)?,
+        None => writeln!(out, "done")?,
+    }
+    Ok(vars)
+}
+
+/// The newest `max` releases, newest first (sorted here too, in case the server ignores
+/// `order=desc`).
+async fn newest_releases(client: &Client, app: &str, max: usize) -> anyhow::Result<Vec<Release>> {
+    let range = format!("version ..; max={max}, order=desc");
+    let mut releases: Vec<Release> = client.get(&["apps", app, "releases"], Some(&range)).await?;
+    releases.sort_by(|a, b| b.version.cmp(&a.version));
+    releases.truncate(max);
+    Ok(releases)
+}
+
+/// The release a bare `rollback` goes back to: the newest rollback-eligible release older
+/// than the current one.
+pub(crate) fn previous_release(newest_first: Vec<Release>) -> Option<Release> {
+    let current_version = newest_first
+        .iter()
+        .find(|r| r.current)
+        .or(newest_first.first())
+        .map(|r| r.version)?;
+    newest_first
+        .into_iter()
+        .find(|r| r.version < current_version && r.eligible_for_rollback)
+}
+
+/// The app from `-a`/`$SLIPWAY_APP`, else from the git remote (`-r`, `heroku`, `slipway`)
+/// of the repository in the current directory.
+fn resolve_app(arg: &AppArg) -> Result<String, CommandError> {
+    if let Some(app) = arg.app.as_ref().filter(|a| !a.is_empty()) {
+        return Ok(app.clone());
+    }
+    let remotes: Vec<&str> = match &arg.remote {
+        Some(remote) => vec![remote.as_str()],
+        None => vec!["heroku", "slipway"],
+    };
+    remotes
+        .into_iter()
+        .find_map(|remote| app_from_git_url(&git_remote_url(remote)?))
+        .ok_or(CommandError::NoApp)
+}
+
+fn git_remote_url(remote: &str) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["config", "--get", &format!("remote.{remote}.url")])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}

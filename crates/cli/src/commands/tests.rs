@@ -1,0 +1,167 @@
+//! Tests of the command grammar (as the `slipway` binary will embed it) and of the pure
+//! helpers behind `ps:restart`/`ps:stop` and `rollback`.
+
+use clap::{CommandFactory, Parser};
+use slipway_api_types::{Release, ReleaseStatus, ResourceRef, UserRef};
+use uuid::Uuid;
+
+use super::*;
+
+/// How the binary embeds the commands: flattened next to its own (`server`).
+#[derive(Debug, Parser)]
+#[command(name = "slipway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn parse(argv: &str) -> Result<Command, String> {
+    Cli::try_parse_from(argv.split_whitespace())
+        .map(|cli| cli.command)
+        .map_err(|e| e.kind().to_string())
+}
+
+#[test]
+fn grammar_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn colon_grammar_parses() {
+    let ok = [
+        "slipway apps",
+        "slipway apps:create demo",
+        "slipway apps:create",
+        "slipway create demo --region us",
+        "slipway apps:info -a demo",
+        "slipway apps:destroy -a demo --confirm demo",
+        "slipway releases -a demo -n 3",
+        "slipway releases:info v2 -a demo",
+        "slipway releases:rollback -a demo",
+        "slipway rollback v1 -a demo",
+        "slipway config -a demo --shell",
+        "slipway config:set FOO=bar BAZ=qux -a demo",
+        "slipway config:unset FOO -a demo",
+        "slipway config:get FOO -a demo",
+        "slipway ps -a demo",
+        "slipway ps:scale web=2 worker-1 -a demo",
+        "slipway ps:restart web.1 -a demo",
+        "slipway ps:restart -a demo",
+        "slipway ps:stop -p web -a demo",
+        "slipway logs -a demo -n 10 --tail --source app --ps web",
+        "slipway logs -a demo -t -d web.1",
+    ];
+    for argv in ok {
+        assert!(parse(argv).is_ok(), "{argv}: {:?}", parse(argv));
+    }
+    let bad = [
+        "slipway ps:stop -a demo",
+        "slipway config --json --shell -a demo",
+        "slipway ps:restart web -d web.1 -a demo",
+        "slipway config:get -a demo",
+    ];
+    for argv in bad {
+        assert!(parse(argv).is_err(), "{argv} should be rejected");
+    }
+}
+
+#[test]
+fn parsed_values() {
+    match parse("slipway logs -a demo -n 10 -t -s app -p web").unwrap() {
+        Command::Logs {
+            app,
+            num,
+            tail,
+            source,
+            ps,
+            dyno,
+        } => {
+            assert_eq!(app.app.as_deref(), Some("demo"));
+            assert_eq!((num, tail), (10, true));
+            assert_eq!(source.as_deref(), Some("app"));
+            assert_eq!((ps.as_deref(), dyno), (Some("web"), None));
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    match parse("slipway ps:scale web=2 worker-1 -a demo").unwrap() {
+        Command::PsScale { changes, .. } => assert_eq!(changes, ["web=2", "worker-1"]),
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+#[test]
+fn dyno_targets() {
+    let s = |v: &str| Some(v.to_owned());
+    let cases = [
+        ((None, None, None), None),
+        (
+            (s("web"), None, None),
+            Some(DynoTarget::ProcessType("web".into())),
+        ),
+        (
+            (s("web.1"), None, None),
+            Some(DynoTarget::Dyno("web.1".into())),
+        ),
+        (
+            (None, s("worker.2"), None),
+            Some(DynoTarget::Dyno("worker.2".into())),
+        ),
+        (
+            (None, None, s("web")),
+            Some(DynoTarget::ProcessType("web".into())),
+        ),
+    ];
+    for ((target, dyno, process_type), expected) in cases {
+        assert_eq!(DynoTarget::from_flags(target, dyno, process_type), expected);
+    }
+}
+
+#[test]
+fn rollback_target() {
+    let release = |version: i64, current: bool, eligible: bool| Release {
+        addon_plan_names: Vec::new(),
+        artifacts: Vec::new(),
+        app: ResourceRef {
+            id: Uuid::nil(),
+            name: "demo".into(),
+        },
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        description: String::new(),
+        id: Uuid::from_u128(version as u128),
+        updated_at: chrono::DateTime::UNIX_EPOCH,
+        slug: None,
+        status: ReleaseStatus::Succeeded,
+        user: UserRef {
+            id: Uuid::nil(),
+            email: "a@b.c".into(),
+        },
+        version,
+        current,
+        output_stream_url: None,
+        eligible_for_rollback: eligible,
+    };
+    let version = |releases: Vec<Release>| previous_release(releases).map(|r| r.version);
+    assert_eq!(
+        version(vec![release(3, true, true), release(2, false, true)]),
+        Some(2)
+    );
+    assert_eq!(
+        version(vec![
+            release(3, true, true),
+            release(2, false, false),
+            release(1, false, true)
+        ]),
+        Some(1)
+    );
+    // A failed newer release is not current: roll back relative to the current one.
+    assert_eq!(
+        version(vec![
+            release(4, false, false),
+            release(3, true, true),
+            release(2, false, true)
+        ]),
+        Some(2)
+    );
+    assert_eq!(version(vec![release(1, true, true)]), None);
+    assert_eq!(version(vec![]), None);
+}

@@ -1,0 +1,307 @@
+//! Creating and destroying apps, config vars, and the release ledger's single write path.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use slipway_store::json::get_json_versioned;
+use slipway_store::{Compare, Op, Txn};
+use uuid::Uuid;
+
+use crate::model::{keys, App, ConfigVars, Formation, Release, ReleaseStatus};
+use crate::telemetry::PlatformEvent;
+use crate::{CoreError, Platform};
+
+/// Heroku's rule for app names.
+pub fn app_name_is_valid(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=30).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes[bytes.len() - 1] != b'-'
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// Config var keys must look like shell variable names.
+pub fn config_key_is_valid(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The most config (keys plus values) an app may have.
+pub const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
+
+/// What a new release is made of; the version is allocated when it is written.
+pub(crate) struct NewRelease {
+    pub(crate) description: String,
+    pub(crate) slug_id: Option<Uuid>,
+    pub(crate) config_vars: ConfigVars,
+    /// Extra writes that must happen atomically with the release.
+    pub(crate) ops: Vec<Op>,
+    pub(crate) compares: Vec<Compare>,
+}
+
+impl Platform {
+    pub async fn create_app(
+        &self,
+        user: &crate::model::User,
+        name: Option<String>,
+    ) -> Result<App, CoreError> {
+        let name = match name {
+            Some(name) => name,
+            None => random_app_name(),
+        };
+        if !app_name_is_valid(&name) {
+            return Err(CoreError::invalid(format!(
+                "Name {name} is invalid. Names must start with a letter, end with a letter or digit, contain only lowercase letters, digits and dashes, and be 3 to 30 characters long."
+            )));
+        }
+        let now = Utc::now();
+        let app = App {
+            id: Uuid::new_v4(),
+            name: name.clone(),
+            owner_email: user.email.clone(),
+            stack: self.config.stack.clone(),
+            maintenance: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let response = self
+            .store
+            .txn(
+                Txn::new()
+                    .when(Compare::absent(keys::app(&name)))
+                    .then(Op::put_json(keys::app(&name), &app)?),
+            )
+            .await?;
+        if !response.succeeded {
+            return Err(CoreError::NameTaken { name });
+        }
+        Ok(app)
+    }
+
+    /// Destroys an app: its dynos stop (the dyno manager sees the formation vanish), its
+    /// mutable records are deleted; the release ledger stays, keyed by the app's id.
+    pub async fn delete_app(&self, app: &App) -> Result<(), CoreError> {
+        self.store
+            .txn(
+                Txn::new()
+                    .then(Op::delete(keys::app(&app.name)))
+                    .then(Op::delete(keys::config(app.id)))
+                    .then(Op::delete_prefix(keys::formations(app.id))),
+            )
+            .await?;
+        self.logs.forget(&app.name);
+        Ok(())
+    }
+
+    /// Sets (`Some`) and unsets (`None`) config vars, creating one release for the change.
+    pub async fn update_config_vars(
+        &self,
+        user: &crate::model::User,
+        app: &App,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(ConfigVars, Release), CoreError> {
+        for key in changes.keys() {
+            if !config_key_is_valid(key) {
+                return Err(CoreError::invalid(format!(
+                    "Invalid config var key {key:?}: keys must start with a letter or underscore and contain only letters, digits and underscores."
+                )));
+            }
+        }
+        if changes.is_empty() {
+            return Err(CoreError::invalid("No config vars given to set or unset."));
+        }
+        loop {
+            let key = keys::config(app.id);
+            let current = get_json_versioned::<ConfigVars, _>(self.store.as_ref(), &key).await?;
+            let (mut config, revision) = current.unwrap_or_default();
+            let mut set = Vec::new();
+            let mut removed = Vec::new();
+            for (name, value) in &changes {
+                match value {
+                    Some(value) => {
+                        config.insert(name.clone(), value.clone());
+                        set.push(name.as_str());
+                    }
+                    None => {
+                        config.remove(name);
+                        removed.push(name.as_str());
+                    }
+                }
+            }
+            let size: usize = config.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if size > CONFIG_VARS_MAX_BYTES {
+                return Err(CoreError::invalid(format!(
+                    "Config vars would take {size} bytes; the limit is {CONFIG_VARS_MAX_BYTES} bytes per app. Remove or shorten some values."
+                )));
+            }
+            let description = match (set.is_empty(), removed.is_empty()) {
+                (false, true) => format!("Set {} config vars", set.join(", ")),
+                (true, false) => format!("Remove {} config vars", removed.join(", ")),
+                _ => format!(
+                    "Set {} and remove {} config vars",
+                    set.join(", "),
+                    removed.join(", ")
+                ),
+            };
+            let slug_id = self.current_release(app).await?.and_then(|r| r.slug_id);
+            let new_release = NewRelease {
+                description,
+                slug_id,
+                config_vars: config.clone(),
+                ops: vec![Op::put_json(key.clone(), &config)?],
+                compares: vec![Compare::mod_revision(key.clone(), revision)],
+            };
+            if let Some(release) = self.try_create_release(user, app, new_release).await? {
+                return Ok((config, release));
+            }
+        }
+    }
+
+    /// Writes release vN+1 atomically with `release.ops`, retrying the version allocation.
+    /// Returns `None` if one of `release.compares` failed (the caller re-reads and retries).
+    pub(crate) async fn try_create_release(
+        &self,
+        user: &crate::model::User,
+        app: &App,
+        release: NewRelease,
+    ) -> Result<Option<Release>, CoreError> {
+        loop {
+            let latest = self
+                .releases(app)
+                .await?
+                .last()
+                .map(|r| r.version)
+                .unwrap_or(0);
+            let record = Release {
+                id: Uuid::new_v4(),
+                app_id: app.id,
+                version: latest + 1,
+                description: release.description.clone(),
+                slug_id: release.slug_id,
+                config_vars: release.config_vars.clone(),
+                user_email: user.email.clone(),
+                status: ReleaseStatus::Succeeded,
+                created_at: Utc::now(),
+            };
+            let release_key = keys::release(app.id, record.version);
+            let mut txn = Txn::new()
+                .when(Compare::absent(release_key.clone()))
+                .when(Compare::exists(keys::app(&app.name)))
+                .then(Op::put_json(release_key.clone(), &record)?);
+            for compare in &release.compares {
+                txn = txn.when(compare.clone());
+            }
+            for op in &release.ops {
+                txn = txn.then(op.clone());
+            }
+            if self.store.txn(txn).await?.succeeded {
+                self.event(
+                    &app.name,
+                    PlatformEvent::ReleaseCreated {
+                        version: record.version,
+                        user: &user.email,
+                        description: &record.description,
+                    },
+                );
+                return Ok(Some(record));
+            }
+            // Find out which condition failed: a taken version is retried here.
+            if self.store.get(&release_key).await?.is_none() {
+                if self.store.get(&keys::app(&app.name)).await?.is_none() {
+                    return Err(CoreError::not_found("app", app.name.clone()));
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Formation entries for process types a release introduces: web starts at 1, others at 0.
+    pub(crate) async fn formation_ops_for(
+        &self,
+        app: &App,
+        process_types: &BTreeMap<String, String>,
+    ) -> Result<Vec<(Compare, Op)>, CoreError> {
+        let existing = self.formation(app).await?;
+        let mut ops = Vec::new();
+        for process_type in process_types.keys() {
+            if process_type == "release" || existing.iter().any(|f| &f.process_type == process_type)
+            {
+                continue;
+            }
+            let now = Utc::now();
+            let entry = Formation {
+                id: Uuid::new_v4(),
+                app_id: app.id,
+                process_type: process_type.clone(),
+                quantity: u32::from(process_type == "web"),
+                size: "standard-1x".into(),
+                created_at: now,
+                updated_at: now,
+            };
+            let key = keys::formation(app.id, process_type);
+            ops.push((Compare::absent(key.clone()), Op::put_json(key, &entry)?));
+        }
+        Ok(ops)
+    }
+}
+
+fn random_app_name() -> String {
+    use rand::seq::SliceRandom;
+    const ADJECTIVES: &[&str] = &[
+        "calm", "brisk", "quiet", "sunny", "gentle", "swift", "bold", "misty",
+    ];
+    const NOUNS: &[&str] = &[
+        "harbor", "river", "meadow", "summit", "forest", "canyon", "island", "valley",
+    ];
+    let mut rng = rand::thread_rng();
+    format!(
+        "{}-{}-{:05}",
+        ADJECTIVES.choose(&mut rng).unwrap_or(&"calm"),
+        NOUNS.choose(&mut rng).unwrap_or(&"harbor"),
+        rand::Rng::gen_range(&mut rng, 0..100_000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_follow_herokus_rule() {
+        for (name, valid) in [
+            ("demo", true),
+            ("my-app-2", true),
+            ("ab", false),
+            ("a".repeat(31).as_str(), false),
+            (&"a".repeat(30), true),
+            ("Demo", false),
+            ("1demo", false),
+            ("demo-", false),
+            ("de_mo", false),
+            ("de.mo", false),
+            ("", false),
+        ] {
+            assert_eq!(app_name_is_valid(name), valid, "{name:?}");
+        }
+        for _ in 0..20 {
+            assert!(app_name_is_valid(&random_app_name()));
+        }
+    }
+
+    #[test]
+    fn config_keys_look_like_shell_variables() {
+        for (key, valid) in [
+            ("FOO", true),
+            ("_x1", true),
+            ("1X", false),
+            ("A-B", false),
+            ("", false),
+            ("A B", false),
+        ] {
+            assert_eq!(config_key_is_valid(key), valid, "{key:?}");
+        }
+    }
+}

@@ -1,0 +1,791 @@
+//! The dyno manager: keeps each app's running dynos equal to its formation on its current
+//! release.
+//!
+//! One task owns all dyno state and reacts to events: store watches (formation, releases,
+//! apps) and what its own per-dyno tasks report (up, boot timeout, exited). Each reaction is a
+//! `reconcile` of one app, which only decides and spawns; anything slow (unpacking a slug,
+//! starting or stopping a container, waiting for `$PORT`) runs in a task that reports back.
+//! Dyno states are written to the store (`dynos/<app id>/<name>`), where the API and the route
+//! publisher read them.
+//!
+//! A dyno's life: `starting` → `up` (a web dyno when `$PORT` accepts connections; other
+//! types at once) → `crashed` when its process exits, whatever the status. A crashed dyno is
+//! restarted at once the first time, then after the backoff ladder. New releases replace
+//! dynos; scaling down stops the highest-numbered first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use slipway_logplex::{split_long_line, LogLine};
+use slipway_runtime::{ContainerSpec, ExitStatus, Limits, OutputSink, StopOutcome, Stream};
+use slipway_store::json::range_json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::model::{keys, App, Dyno, DynoState, Formation, Release, Slug};
+use crate::telemetry::PlatformEvent;
+use crate::{size_limits, CoreError, Platform};
+
+/// Tunables of the dyno manager; the defaults are Heroku's.
+#[derive(Debug, Clone)]
+pub struct DynoManagerConfig {
+    /// A web dyno must bind `$PORT` within this long (R10).
+    pub boot_timeout: Duration,
+    /// SIGTERM, then SIGKILL after this long (R12).
+    pub stop_grace: Duration,
+    /// Waits before restarting a dyno after its 1st, 2nd, ... consecutive crash; the last
+    /// entry repeats.
+    pub crash_backoff: Vec<Duration>,
+    pub max_dynos_per_app: u32,
+}
+
+impl Default for DynoManagerConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        DynoManagerConfig {
+            boot_timeout: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(30),
+            crash_backoff: vec![
+                Duration::ZERO,
+                minutes(20),
+                minutes(40),
+                minutes(60),
+                minutes(180),
+                minutes(320),
+            ],
+            max_dynos_per_app: 100,
+        }
+    }
+}
+
+/// What the manager's tasks and watches tell it.
+#[derive(Debug)]
+enum Event {
+    /// Something about this app changed in the store (or: re-check everything).
+    AppChanged(Option<Uuid>),
+    Started {
+        container_id: String,
+        pid: u32,
+    },
+    StartFailed {
+        container_id: String,
+        reason: String,
+    },
+    Up {
+        container_id: String,
+    },
+    BootTimeout {
+        container_id: String,
+    },
+    Exited {
+        container_id: String,
+        status: ExitStatus,
+    },
+}
+
+/// One running (or crashed) dyno.
+#[derive(Debug, Clone)]
+struct Instance {
+    record: Dyno,
+    /// Set once this manager decided to stop it: its exit is then expected, not a crash.
+    stopping: bool,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    instance: Option<Instance>,
+    consecutive_crashes: u32,
+    restart_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct AppDynos {
+    name: String,
+    slots: BTreeMap<String, Slot>,
+}
+
+struct Manager {
+    platform: Arc<Platform>,
+    apps: HashMap<Uuid, AppDynos>,
+    events: mpsc::UnboundedSender<Event>,
+    /// Slugs being unpacked or already unpacked, by digest.
+    unpacked: Arc<tokio::sync::Mutex<HashSet<String>>>,
+}
+
+pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    for prefix in [keys::FORMATION, keys::RELEASES, keys::APPS] {
+        let store = platform.store.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut watcher = match store.watch(prefix, None).await {
+                    Ok(watcher) => watcher,
+                    Err(error) => {
+                        tracing::error!(%error, prefix, "dyno manager cannot watch the store");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                // Something may have changed while the watch was being (re-)established.
+                let _ = events.send(Event::AppChanged(None));
+                while let Some(event) = watcher.next().await {
+                    let Ok(event) = event else { break };
+                    let app = if prefix == keys::APPS {
+                        None
+                    } else {
+                        keys::app_id_in(&event.kv.key, prefix)
+                    };
+                    if events.send(Event::AppChanged(app)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    let mut manager = Manager {
+        platform,
+        apps: HashMap::new(),
+        events: events.clone(),
+        unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::RECONCILE_INTERVAL);
+        loop {
+            let event = tokio::select! {
+                event = inbox.recv() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+                _ = tick.tick() => Event::AppChanged(None),
+            };
+            manager.handle(event).await;
+        }
+    })
+}
+
+impl Manager {
+    async fn handle(&mut self, event: Event) {
+        let app = match event {
+            Event::AppChanged(app) => app,
+            Event::Started { container_id, pid } => {
+                tracing::debug!(container_id, pid, "dyno container started");
+                return;
+            }
+            Event::StartFailed {
+                container_id,
+                reason,
+            } => self.on_exit(&container_id, None, Some(reason)).await,
+            Event::Up { container_id } => self.on_up(&container_id).await,
+            Event::BootTimeout { container_id } => self.on_boot_timeout(&container_id).await,
+            Event::Exited {
+                container_id,
+                status,
+            } => self.on_exit(&container_id, Some(status), None).await,
+        };
+        match app {
+            Some(app) => {
+                if let Err(error) = self.reconcile(app).await {
+                    tracing::error!(%error, %app, "reconciling an app's dynos failed");
+                }
+            }
+            None => self.reconcile_all().await,
+        }
+    }
+
+    async fn reconcile_all(&mut self) {
+        let apps = match range_json::<App, _>(self.platform.store.as_ref(), keys::APPS).await {
+            Ok((apps, _)) => apps,
+            Err(error) => {
+                tracing::error!(%error, "dyno manager cannot list apps");
+                return;
+            }
+        };
+        let mut ids: HashSet<Uuid> = apps.iter().map(|(_, app)| app.id).collect();
+        ids.extend(self.apps.keys().copied());
+        for id in ids {
+            if let Err(error) = self.reconcile(id).await {
+                tracing::error!(%error, app = %id, "reconciling an app's dynos failed");
+            }
+        }
+    }
+
+    fn find(&mut self, container_id: &str) -> Option<(Uuid, String)> {
+        self.apps.iter().find_map(|(app_id, app)| {
+            app.slots.iter().find_map(|(name, slot)| {
+                slot.instance
+                    .as_ref()
+                    .filter(|i| i.record.container_id == container_id)
+                    .map(|_| (*app_id, name.clone()))
+            })
+        })
+    }
+
+    async fn on_up(&mut self, container_id: &str) -> Option<Uuid> {
+        let (app_id, name) = self.find(container_id)?;
+        let app = self.apps.get_mut(&app_id)?;
+        let app_name = app.name.clone();
+        let slot = app.slots.get_mut(&name)?;
+        slot.consecutive_crashes = 0;
+        let instance = slot.instance.as_mut()?;
+        if instance.record.state != DynoState::Starting {
+            return None;
+        }
+        let record = transition(&self.platform, &app_name, instance, DynoState::Up);
+        self.save(&record).await;
+        Some(app_id)
+    }
+
+    async fn on_boot_timeout(&mut self, container_id: &str) -> Option<Uuid> {
+        let (app_id, name) = self.find(container_id)?;
+        let app = self.apps.get(&app_id)?;
+        let instance = app.slots.get(&name)?.instance.as_ref()?;
+        if instance.record.state != DynoState::Starting {
+            return None;
+        }
+        let seconds = self.platform.config.dynos.boot_timeout.as_secs();
+        self.platform.event(
+            &app.name,
+            PlatformEvent::BootTimeout {
+                dyno: &name,
+                seconds,
+            },
+        );
+        self.platform
+            .event(&app.name, PlatformEvent::StoppingSigkill { dyno: &name });
+        // The exit that follows is reported as a crash by `on_exit`.
+        let runtime = self.platform.runtime.clone();
+        let container_id = container_id.to_owned();
+        tokio::spawn(async move {
+            let _ = runtime.stop(&container_id, Duration::ZERO).await;
+        });
+        None
+    }
+
+    async fn on_exit(
+        &mut self,
+        container_id: &str,
+        status: Option<ExitStatus>,
+        failure: Option<String>,
+    ) -> Option<Uuid> {
+        let (app_id, name) = self.find(container_id)?;
+        let backoff = self.platform.config.dynos.crash_backoff.clone();
+        let app = self.apps.get_mut(&app_id)?;
+        let app_name = app.name.clone();
+        let slot = app.slots.get_mut(&name)?;
+        let instance = slot.instance.as_mut()?;
+        if instance.stopping {
+            // An exit we asked for; the stopping task cleans up.
+            return None;
+        }
+        if let Some(reason) = failure {
+            self.platform.event(
+                &app_name,
+                PlatformEvent::StartFailed {
+                    dyno: &name,
+                    reason,
+                },
+            );
+        }
+        let record = transition(&self.platform, &app_name, instance, DynoState::Crashed);
+        let _ = status;
+        let wait = backoff
+            .get(slot.consecutive_crashes as usize)
+            .or(backoff.last())
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        slot.consecutive_crashes += 1;
+        slot.restart_at = Some(Instant::now() + wait);
+        if !wait.is_zero() {
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = events.send(Event::AppChanged(Some(app_id)));
+            });
+        }
+        self.save(&record).await;
+        Some(app_id)
+    }
+
+    /// Makes one app's dynos match its formation and current release.
+    async fn reconcile(&mut self, app_id: Uuid) -> Result<(), CoreError> {
+        let desired = self.desired(app_id).await?;
+        let Some(desired) = desired else {
+            // The app is gone: stop everything it had.
+            let app = self.apps.remove(&app_id).unwrap_or_default();
+            for (name, slot) in app.slots {
+                if let Some(instance) = slot.instance {
+                    self.stop(&app.name, instance);
+                }
+                let _ = self.platform.store.delete(&keys::dyno(app_id, &name)).await;
+            }
+            return Ok(());
+        };
+        let entry = self.apps.entry(app_id).or_default();
+        entry.name = desired.app.name.clone();
+
+        // Stop dynos that are no longer wanted, highest numbers first.
+        let unwanted: Vec<String> = entry
+            .slots
+            .keys()
+            .rev()
+            .filter(|name| !desired.dynos.contains_key(*name))
+            .cloned()
+            .collect();
+        let mut to_stop = Vec::new();
+        let mut to_delete = Vec::new();
+        for name in unwanted {
+            if let Some(slot) = entry.slots.remove(&name) {
+                if let Some(instance) = slot.instance {
+                    to_stop.push(instance);
+                }
+                to_delete.push(name);
+            }
+        }
+
+        // Start what is missing, replace what runs an old release or size, restart crashes.
+        let mut to_start = Vec::new();
+        for (name, wanted) in &desired.dynos {
+            let slot = entry.slots.entry(name.clone()).or_default();
+            let needs_start = match &slot.instance {
+                None => true,
+                Some(instance)
+                    if instance.record.release_id != desired.release.id
+                        || instance.record.size != wanted.size =>
+                {
+                    slot.consecutive_crashes = 0;
+                    slot.restart_at = None;
+                    if let Some(old) = slot.instance.take() {
+                        to_stop.push(old);
+                    }
+                    true
+                }
+                Some(instance) if instance.record.state == DynoState::Crashed => {
+                    slot.restart_at.is_none_or(|at| at <= Instant::now())
+                }
+                Some(_) => false,
+            };
+            if needs_start {
+                to_start.push((name.clone(), wanted.clone()));
+            }
+        }
+        let app_name = desired.app.name.clone();
+        for instance in to_stop {
+            self.stop(&app_name, instance);
+        }
+        for name in to_delete {
+            let _ = self.platform.store.delete(&keys::dyno(app_id, &name)).await;
+        }
+        for (name, wanted) in to_start {
+            self.start(&desired, &name, &wanted).await;
+        }
+        Ok(())
+    }
+
+    /// What should run for an app, or `None` if the app no longer exists.
+    async fn desired(&self, app_id: Uuid) -> Result<Option<Desired>, CoreError> {
+        let (apps, _) = range_json::<App, _>(self.platform.store.as_ref(), keys::APPS).await?;
+        let Some(app) = apps
+            .into_iter()
+            .map(|(_, app)| app)
+            .find(|app| app.id == app_id)
+        else {
+            return Ok(None);
+        };
+        let Some(release) = self.platform.current_release(&app).await? else {
+            return Ok(Some(Desired::empty(app)));
+        };
+        let Some(slug_id) = release.slug_id else {
+            return Ok(Some(Desired::empty(app)));
+        };
+        let slug = self.platform.slug(&app, slug_id).await?;
+        let formation: Vec<Formation> = self.platform.formation(&app).await?;
+        let mut dynos = BTreeMap::new();
+        for entry in formation {
+            let Some(command) = slug.process_types.get(&entry.process_type) else {
+                continue;
+            };
+            if entry.process_type == "release" {
+                continue;
+            }
+            for number in 1..=entry.quantity {
+                dynos.insert(
+                    format!("{}.{number}", entry.process_type),
+                    Wanted {
+                        process_type: entry.process_type.clone(),
+                        command: command.clone(),
+                        size: entry.size.clone(),
+                    },
+                );
+            }
+        }
+        Ok(Some(Desired {
+            app,
+            release,
+            slug: Some(slug),
+            dynos,
+        }))
+    }
+
+    async fn start(&mut self, desired: &Desired, name: &str, wanted: &Wanted) {
+        let Some(slug) = desired.slug.clone() else {
+            return;
+        };
+        let app = &desired.app;
+        let port = match free_port() {
+            Ok(port) => port,
+            Err(error) => {
+                tracing::error!(%error, "no free port for a dyno");
+                return;
+            }
+        };
+        let now = Utc::now();
+        let short: String = Uuid::new_v4().simple().to_string()[..8].to_owned();
+        let record = Dyno {
+            id: Uuid::new_v4(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            name: name.to_owned(),
+            process_type: wanted.process_type.clone(),
+            command: wanted.command.clone(),
+            size: wanted.size.clone(),
+            state: DynoState::Starting,
+            release_id: desired.release.id,
+            release_version: desired.release.version,
+            port: Some(port),
+            container_id: format!("slipway.{}.{name}.{short}", app.name),
+            created_at: now,
+            updated_at: now,
+        };
+        self.platform.event(
+            &app.name,
+            PlatformEvent::Starting {
+                dyno: name,
+                command: &wanted.command,
+            },
+        );
+        let Some(entry) = self.apps.get_mut(&app.id) else {
+            return;
+        };
+        let slot = entry.slots.entry(name.to_owned()).or_default();
+        slot.restart_at = None;
+        slot.instance = Some(Instance {
+            record: record.clone(),
+            stopping: false,
+        });
+        self.save(&record).await;
+
+        let spec = self.container_spec(&record, &desired.release, &slug);
+        let platform = self.platform.clone();
+        let events = self.events.clone();
+        let unpacked = self.unpacked.clone();
+        let boot_timeout = platform.config.dynos.boot_timeout;
+        tokio::spawn(async move {
+            let container_id = record.container_id.clone();
+            let app_dir = match unpack(&platform, &slug, &unpacked).await {
+                Ok(dir) => dir,
+                Err(error) => {
+                    let _ = events.send(Event::StartFailed {
+                        container_id,
+                        reason: error.to_string(),
+                    });
+                    return;
+                }
+            };
+            let spec = ContainerSpec {
+                app_dir: Some(app_dir),
+                ..spec
+            };
+            let output = dyno_output(&platform, &record.app_name, &record.name);
+            let running = match platform.runtime.start(spec, output).await {
+                Ok(running) => running,
+                Err(error) => {
+                    let _ = events.send(Event::StartFailed {
+                        container_id,
+                        reason: error.to_string(),
+                    });
+                    return;
+                }
+            };
+            let _ = events.send(Event::Started {
+                container_id: container_id.clone(),
+                pid: running.pid,
+            });
+            let exited = running.exited;
+            let up = async {
+                if record.process_type == "web" {
+                    wait_for_port(port, boot_timeout).await
+                } else {
+                    true
+                }
+            };
+            tokio::pin!(exited);
+            tokio::select! {
+                is_up = up => {
+                    let _ = events.send(if is_up {
+                        Event::Up { container_id: container_id.clone() }
+                    } else {
+                        Event::BootTimeout { container_id: container_id.clone() }
+                    });
+                }
+                status = &mut exited => {
+                    let status = status.unwrap_or(ExitStatus { code: None, signal: None });
+                    platform.event(&record.app_name, PlatformEvent::Exited { dyno: &record.name, status: status.to_string() });
+                    let _ = events.send(Event::Exited { container_id, status });
+                    return;
+                }
+            }
+            let status = exited.await.unwrap_or(ExitStatus {
+                code: None,
+                signal: None,
+            });
+            platform.event(
+                &record.app_name,
+                PlatformEvent::Exited {
+                    dyno: &record.name,
+                    status: status.to_string(),
+                },
+            );
+            let _ = events.send(Event::Exited {
+                container_id,
+                status,
+            });
+        });
+    }
+
+    fn container_spec(&self, record: &Dyno, release: &Release, slug: &Slug) -> ContainerSpec {
+        let config = &self.platform.config;
+        let (memory, pids) = size_limits(&record.size);
+        let mut env: Vec<(String, String)> = release
+            .config_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("HOME".to_owned(), "/app".to_owned()),
+            ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+            ("DYNO".to_owned(), record.name.clone()),
+            ("PORT".to_owned(), record.port.unwrap_or(5000).to_string()),
+            ("STACK".to_owned(), slug.stack.clone()),
+        ]);
+        let mut labels = BTreeMap::new();
+        labels.insert("app".to_owned(), record.app_name.clone());
+        labels.insert("app_id".to_owned(), record.app_id.to_string());
+        labels.insert("dyno".to_owned(), record.name.clone());
+        labels.insert("release".to_owned(), release.version.to_string());
+        ContainerSpec {
+            id: record.container_id.clone(),
+            labels,
+            app_dir: None,
+            binds: Vec::new(),
+            args: vec![
+                "/bin/bash".to_owned(),
+                "-c".to_owned(),
+                DYNO_INIT.to_owned(),
+                "slipway-dyno".to_owned(),
+                record.command.clone(),
+            ],
+            env,
+            cwd: "/app".to_owned(),
+            uid: config.dyno_uid,
+            gid: config.dyno_gid,
+            hostname: record.container_id.chars().take(60).collect(),
+            limits: Limits {
+                memory_bytes: Some(memory),
+                pids: Some(pids),
+                cpu_shares: Some(1024 * memory / (512 * 1024 * 1024)),
+            },
+        }
+    }
+
+    /// Stops a dyno in the background: SIGTERM, SIGKILL after the grace period.
+    fn stop(&self, app_name: &str, mut instance: Instance) {
+        instance.stopping = true;
+        let platform = self.platform.clone();
+        let app_name = app_name.to_owned();
+        tokio::spawn(async move {
+            let dyno = instance.record.name.clone();
+            if instance.record.state != DynoState::Crashed {
+                platform.event(&app_name, PlatformEvent::StoppingSigterm { dyno: &dyno });
+            }
+            let grace = platform.config.dynos.stop_grace;
+            match platform
+                .runtime
+                .stop(&instance.record.container_id, grace)
+                .await
+            {
+                Ok(StopOutcome::Killed) => {
+                    platform.event(&app_name, PlatformEvent::ExitTimeout { dyno: &dyno });
+                    platform.event(&app_name, PlatformEvent::StoppingSigkill { dyno: &dyno });
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, container = %instance.record.container_id, "stopping a dyno failed");
+                }
+            }
+        });
+    }
+
+    async fn save(&self, record: &Dyno) {
+        let key = keys::dyno(record.app_id, &record.name);
+        if let Err(error) =
+            slipway_store::json::put_json(self.platform.store.as_ref(), &key, record).await
+        {
+            tracing::error!(%error, key, "could not record a dyno's state");
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Wanted {
+    process_type: String,
+    command: String,
+    size: String,
+}
+
+#[derive(Debug)]
+struct Desired {
+    app: App,
+    release: Release,
+    slug: Option<Slug>,
+    dynos: BTreeMap<String, Wanted>,
+}
+
+impl Desired {
+    fn empty(app: App) -> Desired {
+        Desired {
+            app,
+            release: Release {
+                id: Uuid::nil(),
+                app_id: Uuid::nil(),
+                version: 0,
+                description: String::new(),
+                slug_id: None,
+                config_vars: BTreeMap::new(),
+                user_email: String::new(),
+                status: crate::model::ReleaseStatus::Pending,
+                created_at: Utc::now(),
+            },
+            slug: None,
+            dynos: BTreeMap::new(),
+        }
+    }
+}
+
+/// Moves a dyno to a new state, logs the transition and returns the record to save.
+fn transition(platform: &Platform, app: &str, instance: &mut Instance, to: DynoState) -> Dyno {
+    let from = instance.record.state;
+    if from != to {
+        platform.event(
+            app,
+            PlatformEvent::StateChanged {
+                dyno: &instance.record.name,
+                from,
+                to,
+            },
+        );
+    }
+    instance.record.state = to;
+    instance.record.updated_at = Utc::now();
+    instance.record.clone()
+}
+
+/// The dyno's first process: sources `.profile.d/*.sh` and `.profile` as Heroku does, runs
+/// the command under bash, and forwards SIGTERM/SIGINT to it (as PID 1 of its namespace the
+/// kernel would otherwise drop signals the command does not handle).
+const DYNO_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
+[ -r /app/.profile ] && . /app/.profile
+trap 'kill -TERM "$child" 2>/dev/null' TERM
+trap 'kill -INT "$child" 2>/dev/null' INT
+/bin/bash -c "$1" </dev/null &
+child=$!
+status=0
+while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
+exit "$status""#;
+
+fn dyno_output(platform: &Arc<Platform>, app: &str, dyno: &str) -> OutputSink {
+    let logs = platform.logs.clone();
+    let app = app.to_owned();
+    let dyno = dyno.to_owned();
+    Arc::new(move |_stream: Stream, line: &str| {
+        for part in split_long_line(line) {
+            logs.publish(&app, LogLine::app(dyno.clone(), part));
+        }
+    })
+}
+
+/// Unpacks a slug once into the shared, read-only lower layer of every dyno that runs it.
+async fn unpack(
+    platform: &Platform,
+    slug: &Slug,
+    unpacked: &tokio::sync::Mutex<HashSet<String>>,
+) -> Result<PathBuf, CoreError> {
+    let digest = slug.digest().to_owned();
+    let dir = platform.config.unpacked_slugs_dir().join(&digest);
+    let mut done = unpacked.lock().await;
+    if done.contains(&digest) || dir.join(".complete").exists() {
+        done.insert(digest);
+        return Ok(dir.join("app"));
+    }
+    let tarball = platform.config.slugs_dir().join(format!("{digest}.tgz"));
+    let temporary = platform
+        .config
+        .unpacked_slugs_dir()
+        .join(format!(".{digest}.{}", Uuid::new_v4().simple()));
+    let (uid, gid) = (platform.config.dyno_uid, platform.config.dyno_gid);
+    let (tmp, final_dir) = (temporary.clone(), dir.clone());
+    let app_id = slug.app_id;
+    tokio::task::spawn_blocking(move || -> Result<(), CoreError> {
+        std::fs::create_dir_all(tmp.join("app")).map_err(|source| CoreError::Io {
+            app: app_id,
+            action: "unpack the slug",
+            source,
+        })?;
+        slipway_build::unpack_slug(&tarball, &tmp.join("app"), uid, gid)?;
+        std::fs::write(tmp.join(".complete"), b"").map_err(|source| CoreError::Io {
+            app: app_id,
+            action: "unpack the slug",
+            source,
+        })?;
+        let _ = std::fs::remove_dir_all(&final_dir);
+        std::fs::rename(&tmp, &final_dir).map_err(|source| CoreError::Io {
+            app: app_id,
+            action: "unpack the slug",
+            source,
+        })
+    })
+    .await
+    .map_err(|error| CoreError::Io {
+        app: slug.app_id,
+        action: "unpack the slug",
+        source: std::io::Error::other(error),
+    })??;
+    done.insert(digest);
+    Ok(dir.join("app"))
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Polls until something accepts connections on the port, or the timeout passes.
+async fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(2);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(25));
+    }
+    false
+}

@@ -1,0 +1,57 @@
+//! The errors the platform's operations return. The API maps each to an HTTP status and a
+//! Heroku error id; the message is what the user reads.
+
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("Couldn't find that {resource}.")]
+    NotFound { resource: &'static str, id: String },
+
+    #[error("Name {name} is already taken. Choose another name for your app.")]
+    NameTaken { name: String },
+
+    #[error("{message}")]
+    Invalid { message: String },
+
+    #[error("{message}")]
+    Conflict { message: String },
+
+    #[error("Invalid credentials provided.")]
+    Unauthorized,
+
+    #[error("You do not have access to the app {app}.")]
+    Forbidden { app: String },
+
+    #[error("the platform's store failed: {0}")]
+    Store(#[from] slipway_store::StoreError),
+
+    #[error("{0}")]
+    Build(#[from] slipway_build::BuildError),
+
+    #[error("the container runtime failed: {0}")]
+    Runtime(#[from] slipway_runtime::RuntimeError),
+
+    #[error("{action} for app {app}: {source}")]
+    Io {
+        app: Uuid,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CoreError {
+    pub(crate) fn not_found(resource: &'static str, id: impl Into<String>) -> CoreError {
+        CoreError::NotFound {
+            resource,
+            id: id.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> CoreError {
+        CoreError::Invalid {
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The platform's records as they are kept in the store, and where each one lives.
+//!
+//! These are domain types, not wire formats: the Heroku-shaped JSON of the API lives in
+//! `slipway-api-types`, and the API crate converts between the two.
+//!
+//! Key layout (every value is JSON):
+//! - `apps/<name>` → [`App`]
+//! - `users/<email>` → [`User`]; `api-keys/<sha256 of key>` → the user's email
+//! - `config/<app id>` → the app's current config vars
+//! - `releases/<app id>/<version, 10 digits>` → [`Release`] (append-only: the store refuses changes)
+//! - `slugs/<app id>/<slug id>` → [`Slug`] (append-only)
+//! - `formation/<app id>/<process type>` → [`Formation`]
+//! - `dynos/<app id>/<dyno name>` → [`Dyno`], written only by the dyno manager
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub type ConfigVars = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_email: String,
+    pub stack: String,
+    pub maintenance: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub version: u32,
+    pub description: String,
+    pub slug_id: Option<Uuid>,
+    pub config_vars: ConfigVars,
+    pub user_email: String,
+    pub status: ReleaseStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slug {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    /// `SHA256:<hex>` of the compressed tarball, which is also its name in the slug store.
+    pub checksum: String,
+    pub size: u64,
+    pub process_types: BTreeMap<String, String>,
+    pub commit: Option<String>,
+    pub buildpack_description: String,
+    pub stack: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Slug {
+    /// The hex digest, the slug's file name in the content-addressed store.
+    pub fn digest(&self) -> &str {
+        self.checksum.trim_start_matches("SHA256:")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Formation {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub process_type: String,
+    pub quantity: u32,
+    pub size: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A dyno's state, as Heroku names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DynoState {
+    Starting,
+    Up,
+    Crashed,
+    Down,
+    Idle,
+}
+
+impl DynoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DynoState::Starting => "starting",
+            DynoState::Up => "up",
+            DynoState::Crashed => "crashed",
+            DynoState::Down => "down",
+            DynoState::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dyno {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub app_name: String,
+    pub name: String,
+    pub process_type: String,
+    pub command: String,
+    pub size: String,
+    pub state: DynoState,
+    pub release_id: Uuid,
+    pub release_version: u32,
+    /// Where the router reaches a web dyno.
+    pub port: Option<u16>,
+    pub container_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub(crate) mod keys {
+    use uuid::Uuid;
+
+    pub(crate) const APPS: &str = "apps/";
+    pub(crate) const RELEASES: &str = "releases/";
+    pub(crate) const FORMATION: &str = "formation/";
+    pub(crate) const DYNOS: &str = "dynos/";
+
+    pub(crate) fn app(name: &str) -> String {
+        format!("apps/{name}")
+    }
+    pub(crate) fn user(email: &str) -> String {
+        format!("users/{email}")
+    }
+    pub(crate) fn api_key(digest: &str) -> String {
+        format!("api-keys/{digest}")
+    }
+    pub(crate) fn config(app: Uuid) -> String {
+        format!("config/{app}")
+    }
+    pub(crate) fn releases(app: Uuid) -> String {
+        format!("releases/{app}/")
+    }
+    pub(crate) fn release(app: Uuid, version: u32) -> String {
+        format!("releases/{app}/{version:010}")
+    }
+    pub(crate) fn slug(app: Uuid, slug: Uuid) -> String {
+        format!("slugs/{app}/{slug}")
+    }
+    pub(crate) fn formations(app: Uuid) -> String {
+        format!("formation/{app}/")
+    }
+    pub(crate) fn formation(app: Uuid, process_type: &str) -> String {
+        format!("formation/{app}/{process_type}")
+    }
+    pub(crate) fn dynos(app: Uuid) -> String {
+        format!("dynos/{app}/")
+    }
+    pub(crate) fn dyno(app: Uuid, name: &str) -> String {
+        format!("dynos/{app}/{name}")
+    }
+    /// The app id in a key of the form `<prefix><app id>/...`.
+    pub(crate) fn app_id_in(key: &str, prefix: &str) -> Option<Uuid> {
+        key.strip_prefix(prefix)?.split('/').next()?.parse().ok()
+    }
+}

@@ -1,0 +1,117 @@
+//! The route publisher: turns the store's apps, formation, releases and dyno states into the
+//! router's immutable route table and publishes each new snapshot on a `watch` channel.
+//!
+//! Architecture Invariant: the router never reads the store; it only sees these snapshots,
+//! which could as well arrive over the network.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_router::{AppRoute, Backend, RouteStatus, RouteTable};
+use slipway_store::json::range_json;
+use slipway_store::Store;
+use tokio::sync::{mpsc, watch};
+
+use crate::model::{keys, App, Dyno, DynoState, Formation, Release, ReleaseStatus};
+
+/// Starts publishing route tables for apps served at `<app>.<domain>`.
+pub fn spawn_route_publisher(
+    store: Arc<dyn Store>,
+    domain: String,
+) -> watch::Receiver<Arc<RouteTable>> {
+    let (sender, receiver) = watch::channel(Arc::new(RouteTable::new()));
+    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
+    for prefix in [keys::APPS, keys::DYNOS, keys::FORMATION, keys::RELEASES] {
+        let store = store.clone();
+        let changed = changed.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(mut watcher) = store.watch(prefix, None).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let _ = changed.send(());
+                while let Some(Ok(_)) = watcher.next().await {
+                    if changed.send(()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            // Coalesce a burst of changes into one rebuild.
+            while changes.try_recv().is_ok() {}
+            match build_table(store.as_ref(), &domain).await {
+                Ok(table) => {
+                    if sender.send(Arc::new(table)).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "could not rebuild the route table"),
+            }
+        }
+    });
+    receiver
+}
+
+async fn build_table(
+    store: &dyn Store,
+    domain: &str,
+) -> Result<RouteTable, slipway_store::StoreError> {
+    let (apps, _) = range_json::<App, _>(store, keys::APPS).await?;
+    let (releases, _) = range_json::<Release, _>(store, keys::RELEASES).await?;
+    let (formation, _) = range_json::<Formation, _>(store, keys::FORMATION).await?;
+    let (dynos, _) = range_json::<Dyno, _>(store, keys::DYNOS).await?;
+    let mut table = RouteTable::new();
+    for (_, app) in apps {
+        let released = releases
+            .iter()
+            .any(|(_, r)| r.app_id == app.id && r.status == ReleaseStatus::Succeeded);
+        let web_quantity = formation
+            .iter()
+            .find(|(_, f)| f.app_id == app.id && f.process_type == "web")
+            .map(|(_, f)| f.quantity)
+            .unwrap_or(0);
+        let web: Vec<&Dyno> = dynos
+            .iter()
+            .map(|(_, d)| d)
+            .filter(|d| d.app_id == app.id && d.process_type == "web")
+            .collect();
+        let backends: Vec<Backend> = web
+            .iter()
+            .filter(|d| d.state == DynoState::Up)
+            .filter_map(|d| {
+                d.port.map(|port| Backend {
+                    dyno: d.name.clone(),
+                    addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                })
+            })
+            .collect();
+        let status = if app.maintenance {
+            RouteStatus::Maintenance
+        } else if !released {
+            RouteStatus::NoRelease
+        } else if web_quantity == 0 {
+            RouteStatus::NoWebDynos
+        } else if backends.is_empty()
+            && !web.is_empty()
+            && web.iter().all(|d| d.state == DynoState::Crashed)
+        {
+            RouteStatus::Crashed
+        } else {
+            RouteStatus::Serving
+        };
+        table.insert(
+            format!("{}.{domain}", app.name),
+            Arc::new(AppRoute {
+                app: app.name.clone(),
+                status,
+                backends,
+            }),
+        );
+    }
+    Ok(table)
+}

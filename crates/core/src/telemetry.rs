@@ -1,0 +1,169 @@
+//! Every line the platform itself writes into an app's log, declared once so its wording
+//! (Heroku's, so Heroku users feel at home) is defined and tested in one place.
+
+use slipway_logplex::LogLine;
+
+use crate::model::DynoState;
+
+/// `heroku[<dyno>]` lifecycle lines and `app[api]` platform events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformEvent<'a> {
+    Starting {
+        dyno: &'a str,
+        command: &'a str,
+    },
+    StateChanged {
+        dyno: &'a str,
+        from: DynoState,
+        to: DynoState,
+    },
+    Exited {
+        dyno: &'a str,
+        status: String,
+    },
+    StoppingSigterm {
+        dyno: &'a str,
+    },
+    StoppingSigkill {
+        dyno: &'a str,
+    },
+    BootTimeout {
+        dyno: &'a str,
+        seconds: u64,
+    },
+    ExitTimeout {
+        dyno: &'a str,
+    },
+    StartFailed {
+        dyno: &'a str,
+        reason: String,
+    },
+    Deploy {
+        commit: &'a str,
+        user: &'a str,
+    },
+    ReleaseCreated {
+        version: u32,
+        user: &'a str,
+        description: &'a str,
+    },
+    Scaled {
+        formation: String,
+        user: &'a str,
+    },
+    Build {
+        line: &'a str,
+    },
+}
+
+impl PlatformEvent<'_> {
+    pub fn to_line(&self) -> LogLine {
+        match self {
+            PlatformEvent::Starting { dyno, command } => {
+                LogLine::heroku(*dyno, format!("Starting process with command `{command}`"))
+            }
+            PlatformEvent::StateChanged { dyno, from, to } => LogLine::heroku(
+                *dyno,
+                format!("State changed from {} to {}", from.as_str(), to.as_str()),
+            ),
+            PlatformEvent::Exited { dyno, status } => {
+                LogLine::heroku(*dyno, format!("Process exited with status {status}"))
+            }
+            PlatformEvent::StoppingSigterm { dyno } => {
+                LogLine::heroku(*dyno, "Stopping all processes with SIGTERM")
+            }
+            PlatformEvent::StoppingSigkill { dyno } => {
+                LogLine::heroku(*dyno, "Stopping process with SIGKILL")
+            }
+            PlatformEvent::BootTimeout { dyno, seconds } => LogLine::heroku(
+                *dyno,
+                format!(
+                    "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {seconds} seconds of launch"
+                ),
+            ),
+            PlatformEvent::ExitTimeout { dyno } => LogLine::heroku(
+                *dyno,
+                "Error R12 (Exit timeout) -> At least one process failed to exit within 30 seconds of SIGTERM",
+            ),
+            PlatformEvent::StartFailed { dyno, reason } => {
+                LogLine::heroku(*dyno, format!("Failed to start process: {reason}"))
+            }
+            PlatformEvent::Deploy { commit, user } => {
+                LogLine::app("api", format!("Deploy {commit} by {user}"))
+            }
+            PlatformEvent::ReleaseCreated {
+                version,
+                user,
+                description,
+            } => LogLine::app(
+                "api",
+                format!("Release v{version} created by {user}: {description}"),
+            ),
+            PlatformEvent::Scaled { formation, user } => {
+                LogLine::app("api", format!("Scaled to {formation} by {user}"))
+            }
+            PlatformEvent::Build { line } => LogLine::app("build", *line),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(event: PlatformEvent<'_>, expected: &str) {
+        let line = event.to_line();
+        let shown = format!(
+            "{}[{}]: {}",
+            line.source.as_str(),
+            line.process,
+            line.message
+        );
+        assert_eq!(shown, expected);
+    }
+
+    #[test]
+    fn wording_matches_heroku() {
+        check(
+            PlatformEvent::Starting {
+                dyno: "web.1",
+                command: "python3 app.py",
+            },
+            "heroku[web.1]: Starting process with command `python3 app.py`",
+        );
+        check(
+            PlatformEvent::StateChanged {
+                dyno: "web.1",
+                from: DynoState::Starting,
+                to: DynoState::Up,
+            },
+            "heroku[web.1]: State changed from starting to up",
+        );
+        check(
+            PlatformEvent::Exited {
+                dyno: "worker.2",
+                status: "137".into(),
+            },
+            "heroku[worker.2]: Process exited with status 137",
+        );
+        check(
+            PlatformEvent::BootTimeout { dyno: "web.1", seconds: 60 },
+            "heroku[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds of launch",
+        );
+        check(
+            PlatformEvent::Deploy {
+                commit: "1a2b3c4",
+                user: "admin@slipway.local",
+            },
+            "app[api]: Deploy 1a2b3c4 by admin@slipway.local",
+        );
+        check(
+            PlatformEvent::ReleaseCreated {
+                version: 3,
+                user: "a@b",
+                description: "Deploy 1a2b3c4",
+            },
+            "app[api]: Release v3 created by a@b: Deploy 1a2b3c4",
+        );
+    }
+}

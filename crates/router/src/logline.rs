@@ -1,0 +1,320 @@
+//! The router's one log line per request, in Heroku's `key=value` format (reference §6.6).
+//!
+//! All formatting lives in [`format_request_log`] so the field order and quoting are pinned by
+//! the table tests below.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// The H codes the router emits (reference §6.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The app's web dynos crashed.
+    H10,
+    /// No response headers within the request timeout.
+    H12,
+    /// The dyno closed the connection (or sent garbage) without a response.
+    H13,
+    /// The app has no web dynos running.
+    H14,
+    /// The dyno went silent mid-response for longer than the idle timeout.
+    H15,
+    /// The dyno's connection broke after a partial response.
+    H18,
+    /// The client went away before the response started.
+    H27,
+    /// Connecting to every tried dyno timed out.
+    H19,
+    /// Connecting to every tried dyno was refused.
+    H21,
+    /// The app is in maintenance mode.
+    H80,
+    /// The app has no release yet.
+    H81,
+}
+
+/// `at=` of a router log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl ErrorCode {
+    /// `H12`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::H10 => "H10",
+            ErrorCode::H12 => "H12",
+            ErrorCode::H13 => "H13",
+            ErrorCode::H14 => "H14",
+            ErrorCode::H15 => "H15",
+            ErrorCode::H18 => "H18",
+            ErrorCode::H27 => "H27",
+            ErrorCode::H19 => "H19",
+            ErrorCode::H21 => "H21",
+            ErrorCode::H80 => "H80",
+            ErrorCode::H81 => "H81",
+        }
+    }
+
+    /// The `desc="..."` Heroku logs with the code.
+    pub fn desc(self) -> &'static str {
+        match self {
+            ErrorCode::H10 => "App crashed",
+            ErrorCode::H12 => "Request timeout",
+            ErrorCode::H13 => "Connection closed without response",
+            ErrorCode::H14 => "No web dynos running",
+            ErrorCode::H15 => "Idle connection",
+            ErrorCode::H18 => "Server Request Interrupted",
+            ErrorCode::H27 => "Client Request Interrupted",
+            ErrorCode::H19 => "Backend connection timeout",
+            ErrorCode::H21 => "Backend connection refused",
+            ErrorCode::H80 => "Maintenance mode",
+            ErrorCode::H81 => "Blank app",
+        }
+    }
+
+    pub(crate) fn level(self) -> Level {
+        match self {
+            ErrorCode::H80 | ErrorCode::H81 => Level::Info,
+            ErrorCode::H27 => Level::Warning,
+            _ => Level::Error,
+        }
+    }
+
+    /// `sock=backend` for codes caused by the dyno's socket mid-response.
+    pub(crate) fn sock(self) -> Option<&'static str> {
+        match self {
+            ErrorCode::H18 => Some("backend"),
+            ErrorCode::H27 => Some("client"),
+            _ => None,
+        }
+    }
+
+    /// The status the client gets when the router answers with this code.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            // Heroku logs 499 ("client closed request"); nothing reaches the client.
+            ErrorCode::H27 => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Everything a router log line says about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestLog {
+    pub(crate) code: Option<ErrorCode>,
+    pub(crate) method: String,
+    /// Path and query as the client sent them.
+    pub(crate) path: String,
+    pub(crate) host: String,
+    pub(crate) request_id: String,
+    /// The `X-Forwarded-For` value sent to the dyno.
+    pub(crate) fwd: String,
+    /// `None` when no dyno was involved (logged as `dyno=`).
+    pub(crate) dyno: Option<String>,
+    pub(crate) connect: Option<Duration>,
+    pub(crate) service: Option<Duration>,
+    pub(crate) status: u16,
+    /// Body bytes relayed from the dyno to the client (router error pages count 0).
+    pub(crate) bytes: u64,
+}
+
+/// Escapes a value for a `key="value"` field.
+fn quoted(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A bare `key=value` value: anything that would break the line is replaced by `_`.
+fn bare(out: &mut String, value: &str) {
+    out.extend(value.chars().map(|c| {
+        if c.is_whitespace() || c.is_control() || c == '"' {
+            '_'
+        } else {
+            c
+        }
+    }));
+}
+
+fn millis(out: &mut String, value: Option<Duration>) {
+    if let Some(duration) = value {
+        let _ = write!(out, "{}ms", duration.as_millis());
+    }
+}
+
+/// Formats the message of a `heroku[router]` line, e.g.
+/// `at=info method=GET path="/" host=demo.localhost request_id=… fwd="127.0.0.1" dyno=web.1
+/// connect=0ms service=3ms status=200 bytes=13 protocol=http`.
+pub(crate) fn format_request_log(entry: &RequestLog) -> String {
+    let mut out = String::with_capacity(256);
+    let level = entry.code.map_or(Level::Info, ErrorCode::level);
+    out.push_str(match level {
+        Level::Info => "at=info",
+        Level::Warning => "at=warning",
+        Level::Error => "at=error",
+    });
+    if let Some(code) = entry.code {
+        if let Some(sock) = code.sock() {
+            let _ = write!(out, " sock={sock}");
+        }
+        let _ = write!(out, " code={} desc=", code.as_str());
+        quoted(&mut out, code.desc());
+    }
+    out.push_str(" method=");
+    bare(&mut out, &entry.method);
+    out.push_str(" path=");
+    quoted(&mut out, &entry.path);
+    out.push_str(" host=");
+    bare(&mut out, &entry.host);
+    out.push_str(" request_id=");
+    bare(&mut out, &entry.request_id);
+    out.push_str(" fwd=");
+    quoted(&mut out, &entry.fwd);
+    out.push_str(" dyno=");
+    if let Some(dyno) = &entry.dyno {
+        bare(&mut out, dyno);
+    }
+    out.push_str(" connect=");
+    millis(&mut out, entry.connect);
+    out.push_str(" service=");
+    millis(&mut out, entry.service);
+    let _ = write!(
+        out,
+        " status={} bytes={} protocol=http",
+        entry.status, entry.bytes
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RequestLog {
+        RequestLog {
+            code: None,
+            method: "GET".into(),
+            path: "/".into(),
+            host: "demo.localhost".into(),
+            request_id: "5b7f9b3c-0000-4000-8000-000000000001".into(),
+            fwd: "127.0.0.1".into(),
+            dyno: Some("web.1".into()),
+            connect: Some(Duration::from_micros(400)),
+            service: Some(Duration::from_millis(3)),
+            status: 200,
+            bytes: 13,
+        }
+    }
+
+    #[test]
+    fn log_line_table() {
+        let cases: Vec<(RequestLog, &str)> = vec![
+            (
+                base(),
+                r#"at=info method=GET path="/" host=demo.localhost request_id=5b7f9b3c-0000-4000-8000-000000000001 fwd="127.0.0.1" dyno=web.1 connect=0ms service=3ms status=200 bytes=13 protocol=http"#,
+            ),
+            (
+                RequestLog {
+                    code: Some(ErrorCode::H12),
+                    service: Some(Duration::from_millis(30_000)),
+                    status: 503,
+                    bytes: 0,
+                    ..base()
+                },
+                r#"at=error code=H12 desc="Request timeout" method=GET path="/" host=demo.localhost request_id=5b7f9b3c-0000-4000-8000-000000000001 fwd="127.0.0.1" dyno=web.1 connect=0ms service=30000ms status=503 bytes=0 protocol=http"#,
+            ),
+            (
+                RequestLog {
+                    code: Some(ErrorCode::H10),
+                    method: "POST".into(),
+                    path: "/a?b=\"c\"".into(),
+                    fwd: "10.0.0.1, 127.0.0.1".into(),
+                    dyno: None,
+                    connect: None,
+                    service: None,
+                    status: 503,
+                    bytes: 0,
+                    ..base()
+                },
+                r#"at=error code=H10 desc="App crashed" method=POST path="/a?b=\"c\"" host=demo.localhost request_id=5b7f9b3c-0000-4000-8000-000000000001 fwd="10.0.0.1, 127.0.0.1" dyno= connect= service= status=503 bytes=0 protocol=http"#,
+            ),
+            (
+                RequestLog {
+                    code: Some(ErrorCode::H80),
+                    dyno: None,
+                    connect: None,
+                    service: None,
+                    status: 503,
+                    bytes: 0,
+                    ..base()
+                },
+                r#"at=info code=H80 desc="Maintenance mode" method=GET path="/" host=demo.localhost request_id=5b7f9b3c-0000-4000-8000-000000000001 fwd="127.0.0.1" dyno= connect= service= status=503 bytes=0 protocol=http"#,
+            ),
+            (
+                RequestLog {
+                    code: Some(ErrorCode::H18),
+                    bytes: 4096,
+                    ..base()
+                },
+                r#"at=error sock=backend code=H18 desc="Server Request Interrupted" method=GET path="/" host=demo.localhost request_id=5b7f9b3c-0000-4000-8000-000000000001 fwd="127.0.0.1" dyno=web.1 connect=0ms service=3ms status=200 bytes=4096 protocol=http"#,
+            ),
+            (
+                RequestLog {
+                    method: "GE T".into(),
+                    host: "evil host".into(),
+                    path: "/\n".into(),
+                    ..base()
+                },
+                r#"at=info method=GE_T path="/\x0a" host=evil_host request_id=5b7f9b3c-0000-4000-8000-000000000001 fwd="127.0.0.1" dyno=web.1 connect=0ms service=3ms status=200 bytes=13 protocol=http"#,
+            ),
+        ];
+        for (entry, expected) in cases {
+            assert_eq!(format_request_log(&entry), expected);
+        }
+    }
+
+    #[test]
+    fn every_code_has_a_desc_and_level() {
+        let table = [
+            (ErrorCode::H10, "at=error", "App crashed"),
+            (ErrorCode::H12, "at=error", "Request timeout"),
+            (
+                ErrorCode::H13,
+                "at=error",
+                "Connection closed without response",
+            ),
+            (ErrorCode::H14, "at=error", "No web dynos running"),
+            (ErrorCode::H15, "at=error", "Idle connection"),
+            (ErrorCode::H18, "at=error", "Server Request Interrupted"),
+            (ErrorCode::H27, "at=warning", "Client Request Interrupted"),
+            (ErrorCode::H19, "at=error", "Backend connection timeout"),
+            (ErrorCode::H21, "at=error", "Backend connection refused"),
+            (ErrorCode::H80, "at=info", "Maintenance mode"),
+            (ErrorCode::H81, "at=info", "Blank app"),
+        ];
+        for (code, at, desc) in table {
+            let line = format_request_log(&RequestLog {
+                code: Some(code),
+                ..base()
+            });
+            assert!(line.starts_with(at), "{line}");
+            assert!(line.contains(&format!("code={} desc=\"{desc}\"", code.as_str())));
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Handling of one client request: find the app, answer for it or forward it to a dyno.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, EXPECT, HOST, UPGRADE};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use rand::seq::SliceRandom;
+use tokio::sync::{oneshot, watch};
+
+use crate::body::{PendingLog, Proxied, RequestBody, ResponseBody};
+use crate::headers::{
+    acceptable_request_id, add_via, append_list, normalize_host, strip_hop_by_hop,
+};
+use crate::logline::{ErrorCode, RequestLog};
+use crate::pages;
+use crate::pool::{ConnectError, Pool};
+use crate::{AppRoute, Backend, RouteStatus, RouteTable, RouterConfig, RouterLogSink};
+
+/// State shared by every connection of one router.
+pub(crate) struct Shared {
+    pub(crate) routes: watch::Receiver<Arc<RouteTable>>,
+    pub(crate) log: RouterLogSink,
+    pub(crate) config: RouterConfig,
+    pub(crate) pool: Pool,
+}
+
+fn html(status: StatusCode, page: String) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(page));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    response
+}
+
+/// 400, closing the client connection: after a malformed request its framing is suspect.
+fn bad_request(reason: &str) -> Response<ResponseBody> {
+    let mut response = html(StatusCode::BAD_REQUEST, pages::bad_request(reason));
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The host of a request: exactly one `Host` header, or the authority of an absolute-form URI.
+fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let raw = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err("The request carries more than one Host header."),
+        (Some(value), None) => value
+            .to_str()
+            .map_err(|_| "The Host header is not valid.")?,
+        (None, _) => match request.uri().authority() {
+            Some(authority) => authority.as_str(),
+            None => return Err("The request has no Host header."),
+        },
+    };
+    normalize_host(raw).ok_or("The Host header is not valid.")
+}
+
+fn unix_millis(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+/// Answers one client request.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
+    let received = SystemTime::now();
+    let host = match request_host(&request) {
+        Ok(host) => host,
+        Err(reason) => return bad_request(reason),
+    };
+    let table = shared.routes.borrow().clone();
+    let Some(route) = table.get(&host).cloned() else {
+        return html(StatusCode::NOT_FOUND, pages::no_such_app());
+    };
+    drop(table);
+
+    let headers = request.headers_mut();
+    let request_id = match headers.get("x-request-id") {
+        Some(value) if acceptable_request_id(value.as_bytes()) => {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
+    let fwd = append_list(headers, "x-forwarded-for", &peer.ip().to_string());
+    let path = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |pq| pq.as_str().to_owned(),
+    );
+    let entry = RequestLog {
+        code: None,
+        method: request.method().as_str().to_owned(),
+        path,
+        host,
+        request_id,
+        fwd,
+        dyno: None,
+        connect: None,
+        service: None,
+        status: 0,
+        bytes: 0,
+    };
+    let log = PendingLog::new(shared.log.clone(), route.app.clone(), entry);
+
+    let refusal = match route.status {
+        RouteStatus::Serving if route.backends.is_empty() => Some(ErrorCode::H14),
+        RouteStatus::Serving => None,
+        RouteStatus::NoWebDynos => Some(ErrorCode::H14),
+        RouteStatus::Crashed => Some(ErrorCode::H10),
+        RouteStatus::NoRelease => Some(ErrorCode::H81),
+        RouteStatus::Maintenance => Some(ErrorCode::H80),
+    };
+    if let Some(code) = refusal {
+        return router_error(log, code);
+    }
+    forward(&shared, &route, request, received, log).await
+}
+
+/// Logs `code` and answers with its error page.
+fn router_error(mut log: PendingLog, code: ErrorCode) -> Response<ResponseBody> {
+    let status = code.status();
+    log.entry.code = Some(code);
+    log.entry.status = status.as_u16();
+    log.emit();
+    html(status, pages::error_page(code))
+}
+
+/// The `Upgrade` value when the client asks to switch protocols (`Connection: upgrade`).
+fn requested_upgrade(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let wants = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    wants.then(|| headers.get(UPGRADE).cloned()).flatten()
+}
+
+/// Puts back the headers of a protocol switch after hop-by-hop stripping.
+fn restore_upgrade(headers: &mut http::HeaderMap, upgrade: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, upgrade);
+}
+
+/// Request headers as the dyno sees them. Returns the requested `Upgrade`, if any.
+fn prepare_request(
+    config: &RouterConfig,
+    request: &mut Request<Incoming>,
+    received: SystemTime,
+    log: &PendingLog,
+) -> Option<HeaderValue> {
+    let upgrade = requested_upgrade(request.headers());
+    let origin_form: Uri = request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .map_or_else(|| Uri::from_static("/"), Uri::from);
+    *request.uri_mut() = origin_form;
+    *request.version_mut() = Version::HTTP_11;
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    // The router answers `Expect: 100-continue` itself (hyper does when the body is read).
+    headers.remove(EXPECT);
+    add_via(headers);
+    let set = |headers: &mut http::HeaderMap, name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set(headers, "x-forwarded-for", &log.entry.fwd);
+    set(headers, "x-forwarded-proto", "http");
+    set(
+        headers,
+        "x-forwarded-port",
+        &config.listen_port_for_header.to_string(),
+    );
+    set(
+        headers,
+        "x-request-start",
+        &unix_millis(received).to_string(),
+    );
+    set(headers, "x-request-id", &log.entry.request_id);
+    if let Some(upgrade) = &upgrade {
+        restore_upgrade(headers, upgrade.clone());
+    }
+    upgrade
+}
+
+/// Waits for the dyno's response headers; the request timeout starts once the whole request
+/// body has been sent. `None` means the timeout passed.
+async fn await_response<F: std::future::Future>(
+    response: F,
+    body_sent: &mut Option<oneshot::Receiver<()>>,
+    timeout: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(response);
+    let deadline = async {
+        if let Some(sent) = body_sent.as_mut() {
+            let _ = sent.await;
+        }
+        *body_sent = None;
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        output = &mut response => Some(output),
+        () = deadline => None,
+    }
+}
+
+/// Order in which backends are tried: random, each at most once, at most `limit`.
+fn attempt_order(backends: &[Backend], limit: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..backends.len()).collect();
+    order.shuffle(&mut rand::thread_rng());
+    order.truncate(limit.max(1));
+    order
+}
+
+async fn forward(
+    shared: &Shared,
+    route: &AppRoute,
+    mut request: Request<Incoming>,
+    received: SystemTime,
+    mut log: PendingLog,
+) -> Response<ResponseBody> {
+    let config = &shared.config;
+    let client_upgrade = prepare_request(config, &mut request, received, &log)
+        .is_some()
+        .then(|| hyper::upgrade::on(&mut request));
+    let mut client_upgrade = client_upgrade;
+    let (sent_tx, sent_rx) = oneshot::channel();
+    let mut body_sent = Some(sent_rx);
+    let mut pending = Some(request.map(|body| RequestBody::new(body, sent_tx)));
+    let mut last_connect_error: Option<ConnectError> = None;
+
+    for index in attempt_order(&route.backends, config.max_connect_attempts) {
+        let backend = &route.backends[index];
+        let mut allow_pooled = true;
+        loop {
+            let checkout = match shared.pool.checkout(backend.addr, allow_pooled).await {
+                Ok(checkout) => checkout,
+                Err(error) => {
+                    tracing::debug!(app = %route.app, dyno = %backend.dyno, %error, "dyno connect failed");
+                    last_connect_error = Some(error);
+                    log.entry.dyno = Some(backend.dyno.clone());
+                    break;
+                }
+            };
+            let Some(outgoing) = pending.take() else {
+                // Unreachable: the request is only consumed by a send that returns.
+                return router_error(log, ErrorCode::H13);
+            };
+            log.entry.dyno = Some(backend.dyno.clone());
+            log.entry.connect = Some(checkout.connect_time);
+            let mut sender = checkout.sender;
+            let service_start = Instant::now();
+            let response = sender.try_send_request(outgoing);
+            match await_response(response, &mut body_sent, config.request_timeout).await {
+                Some(Ok(response)) => {
+                    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some(client_side) = client_upgrade.take() {
+                            return switch_protocols(response, client_side, log, service_start);
+                        }
+                    }
+                    let (mut parts, body) = response.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    add_via(&mut parts.headers);
+                    log.entry.status = parts.status.as_u16();
+                    let idle = Box::pin(tokio::time::sleep(config.idle_timeout));
+                    let proxied = Proxied {
+                        body,
+                        log: Some(log),
+                        service_start,
+                        idle_timeout: config.idle_timeout,
+                        idle,
+                        connection: Some((shared.pool.clone(), backend.addr, sender)),
+                        ended: false,
+                        failure: None,
+                    };
+                    return Response::from_parts(parts, ResponseBody::proxied(proxied));
+                }
+                Some(Err(mut error)) => {
+                    if let Some(unsent) = error.take_message() {
+                        // The connection died before the request was written: it is safe to
+                        // send it again on a fresh connection.
+                        pending = Some(unsent);
+                        if checkout.reused {
+                            allow_pooled = false;
+                            continue;
+                        }
+                        break;
+                    }
+                    tracing::debug!(app = %route.app, dyno = %backend.dyno, error = %error.error(), "dyno closed without response");
+                    log.entry.service = Some(service_start.elapsed());
+                    return router_error(log, ErrorCode::H13);
+                }
+                None => {
+                    log.entry.service = Some(service_start.elapsed());
+                    return router_error(log, ErrorCode::H12);
+                }
+            }
+        }
+    }
+    let code = match last_connect_error {
+        Some(ConnectError::Timeout { .. }) => ErrorCode::H19,
+        _ => ErrorCode::H21,
+    };
+    router_error(log, code)
+}
+
+/// Relays a `101 Switching Protocols` (WebSocket and any other `Upgrade`) and then copies bytes
+/// both ways between client and dyno until either side closes.
+fn switch_protocols(
+    mut response: Response<Incoming>,
+    client_side: hyper::upgrade::OnUpgrade,
+    mut log: PendingLog,
+    service_start: Instant,
+) -> Response<ResponseBody> {
+    let dyno_side = hyper::upgrade::on(&mut response);
+    let (mut parts, _) = response.into_parts();
+    let upgrade = parts.headers.get(UPGRADE).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    add_via(&mut parts.headers);
+    if let Some(upgrade) = upgrade {
+        restore_upgrade(&mut parts.headers, upgrade);
+    }
+    log.entry.status = parts.status.as_u16();
+    log.entry.service = Some(service_start.elapsed());
+    log.emit();
+    tokio::spawn(async move {
+        match (client_side.await, dyno_side.await) {
+            (Ok(client), Ok(dyno)) => {
+                let mut client = hyper_util::rt::TokioIo::new(client);
+                let mut dyno = hyper_util::rt::TokioIo::new(dyno);
+                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut dyno).await {
+                    tracing::debug!(%error, "upgraded connection ended with an error");
+                }
+            }
+            (client, dyno) => {
+                tracing::debug!(
+                    client_ok = client.is_ok(),
+                    dyno_ok = dyno.is_ok(),
+                    "protocol switch failed"
+                );
+            }
+        }
+    });
+    Response::from_parts(parts, ResponseBody::full(bytes::Bytes::new()))
+}

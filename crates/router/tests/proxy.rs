@@ -1,0 +1,920 @@
+//! End-to-end router behaviour over real loopback TCP: forwarding, headers, routing, H codes,
+//! keep-alive, route updates, log lines and shutdown.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::BodyExt;
+use hyper::Request;
+use slipway_router::{RouteStatus, RouterConfig};
+use tokio::io::AsyncWriteExt;
+
+fn quick_config() -> RouterConfig {
+    RouterConfig {
+        listen_port_for_header: 8080,
+        ..RouterConfig::default()
+    }
+}
+
+/// Replaces the parts of a log line that change from run to run.
+fn normalize(line: &str) -> String {
+    let line = regex::Regex::new(r"request_id=\S+")
+        .unwrap()
+        .replace(line, "request_id=<id>");
+    let line = regex::Regex::new(r"(connect|service)=\d+ms")
+        .unwrap()
+        .replace_all(&line, "$1=<n>ms");
+    line.into_owned()
+}
+
+#[tokio::test]
+async fn get_and_post_bodies_are_relayed_both_ways() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+
+    let reply = client.get("demo.localhost", "/").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "hello from web.1");
+    assert_eq!(reply.header("via"), Some("1.1 slipway"));
+
+    // 5 MB with Content-Length.
+    let payload: Bytes = (0..5 * 1024 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let reply = client
+        .send(
+            Request::post("/echo")
+                .header("host", "demo.localhost")
+                .body(full(payload.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), payload.len());
+    assert!(reply.body == payload, "echoed body differs");
+
+    // 5 MB streamed in chunks without a length (chunked both ways).
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, hyper::Error>::new(4);
+    let chunks = payload.clone();
+    let feeder = tokio::spawn(async move {
+        for chunk in chunks.chunks(64 * 1024) {
+            tx.send_data(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+    });
+    let reply = client
+        .send(
+            Request::post("/echo")
+                .header("host", "demo.localhost")
+                .body(body.boxed())
+                .unwrap(),
+        )
+        .await;
+    feeder.await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == payload, "echoed streamed body differs");
+
+    let lines = router.logs.wait_for(3).await;
+    let messages = messages(&lines, "demo");
+    assert!(
+        messages[1].contains(&format!("status=200 bytes={} protocol=http", payload.len())),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].starts_with("at=info method=POST path=\"/echo\""),
+        "{}",
+        messages[2]
+    );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn added_headers_reach_the_dyno() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let reply = client
+        .send(
+            Request::get("/headers")
+                .header("host", "Demo.Localhost:8080")
+                .header("connection", "keep-alive, x-secret")
+                .header("x-secret", "hop")
+                .header("x-forwarded-proto", "https")
+                .header("x-forwarded-port", "1")
+                .header("x-kept", "end-to-end")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert_eq!(reply.status, 200);
+    let text = reply.text();
+    let seen = |name: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(seen("host"), ["Demo.Localhost:8080"]);
+    assert_eq!(seen("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen("x-forwarded-proto"), ["http"]);
+    assert_eq!(seen("x-forwarded-port"), ["8080"]);
+    assert_eq!(seen("via"), ["1.1 slipway"]);
+    assert_eq!(seen("x-kept"), ["end-to-end"]);
+    assert!(seen("x-secret").is_empty(), "{text}");
+    assert!(
+        seen("connection").is_empty() || seen("connection") == ["keep-alive"],
+        "{text}"
+    );
+    let start: u128 = seen("x-request-start")[0].parse().unwrap();
+    assert!(
+        (before..=after).contains(&start),
+        "{start} not in {before}..={after}"
+    );
+    let id = &seen("x-request-id")[0];
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    let lines = router.logs.wait_for(1).await;
+    let message = &messages(&lines, "demo")[0];
+    assert!(message.contains(&format!("request_id={id} ")), "{message}");
+    assert!(message.contains("host=demo.localhost "), "{message}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn client_request_ids_are_kept_only_when_acceptable() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    let cases = [
+        ("abcdefghij0123456789", true),
+        ("short-id", false),
+        ("abc+/=-ABCDEFGHIJKLMNOPQRSTUVWXYZ", true),
+        ("has spaces in it but is long enough", false),
+        ("semicolons;are;not;allowed;here", false),
+    ];
+    for (n, (id, kept)) in cases.iter().enumerate() {
+        let reply = client
+            .send(
+                Request::get("/headers")
+                    .header("host", "demo.localhost")
+                    .header("x-request-id", *id)
+                    .body(full(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        let seen = reply
+            .text()
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: ").map(str::to_owned))
+            .unwrap();
+        if *kept {
+            assert_eq!(&seen, id);
+        } else {
+            assert!(uuid::Uuid::parse_str(&seen).is_ok(), "{id} -> {seen}");
+        }
+        let lines = router.logs.wait_for(n + 1).await;
+        assert!(lines[n].1.message.contains(&format!("request_id={seen} ")));
+    }
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_appended() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    let reply = client
+        .send(
+            Request::get("/headers")
+                .header("host", "demo.localhost")
+                .header("x-forwarded-for", "203.0.113.9, 10.0.0.1")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        reply
+            .text()
+            .contains("x-forwarded-for: 203.0.113.9, 10.0.0.1, 127.0.0.1\n"),
+        "{}",
+        reply.text()
+    );
+    let lines = router.logs.wait_for(1).await;
+    assert!(lines[0]
+        .1
+        .message
+        .contains(r#"fwd="203.0.113.9, 10.0.0.1, 127.0.0.1""#));
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn hosts_route_to_their_apps() {
+    let a = backend("alpha-web.1").await;
+    let b = backend("beta-web.1").await;
+    let router = TestRouter::start(
+        table(&[
+            (
+                "alpha.localhost",
+                route("alpha", RouteStatus::Serving, &[("web.1", a)]),
+            ),
+            (
+                "beta.example.com",
+                route("beta", RouteStatus::Serving, &[("web.1", b)]),
+            ),
+        ]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    assert_eq!(
+        client.get("alpha.localhost", "/").await.text(),
+        "hello from alpha-web.1"
+    );
+    assert_eq!(
+        client.get("BETA.example.com:5000", "/").await.text(),
+        "hello from beta-web.1"
+    );
+    assert_eq!(
+        client.get("alpha.localhost.", "/").await.text(),
+        "hello from alpha-web.1"
+    );
+
+    let unknown = client.get("nope.localhost", "/").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.text().contains("No such app"));
+
+    let lines = router.logs.wait_for(3).await;
+    assert_eq!(messages(&lines, "alpha").len(), 2);
+    assert_eq!(messages(&lines, "beta").len(), 1);
+    assert_eq!(lines.len(), 3, "unknown hosts are not logged: {lines:?}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn requests_without_a_single_host_are_rejected() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let cases: [(&[u8], &str); 4] = [
+        (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 400"),
+        (
+            b"GET / HTTP/1.1\r\nHost: demo.localhost\r\nHost: demo.localhost\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400"),
+        (
+            b"GET / HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+    ];
+    for (request, expected) in cases {
+        let answer = raw_exchange(router.addr, request, false).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(expected),
+            "{:?} -> {answer}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn apps_that_cannot_serve_get_their_h_code() {
+    let cases = [
+        (
+            RouteStatus::NoWebDynos,
+            "at=error code=H14 desc=\"No web dynos running\"",
+            "Application Error",
+        ),
+        (
+            RouteStatus::Crashed,
+            "at=error code=H10 desc=\"App crashed\"",
+            "Application Error",
+        ),
+        (
+            RouteStatus::Maintenance,
+            "at=info code=H80 desc=\"Maintenance mode\"",
+            "Maintenance",
+        ),
+        (
+            RouteStatus::NoRelease,
+            "at=info code=H81 desc=\"Blank app\"",
+            "new app",
+        ),
+        (
+            RouteStatus::Serving,
+            "at=error code=H14 desc=\"No web dynos running\"",
+            "Application Error",
+        ),
+    ];
+    for (status, prefix, page) in cases {
+        let router = TestRouter::start(
+            table(&[("demo.localhost", route("demo", status, &[]))]),
+            quick_config(),
+        )
+        .await;
+        let mut client = router.client().await;
+        let reply = client.get("demo.localhost", "/x?y=1").await;
+        assert_eq!(reply.status, 503, "{status:?}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(reply.text().contains(page), "{status:?}: {}", reply.text());
+        let lines = router.logs.wait_for(1).await;
+        assert_eq!(
+            normalize(&messages(&lines, "demo")[0]),
+            format!("{prefix} method=GET path=\"/x?y=1\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno= connect= service= status=503 bytes=0 protocol=http"),
+        );
+        router.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_dyno_that_never_answers_gives_h12_for_that_request_only() {
+    let web = backend("web.1").await;
+    let config = RouterConfig {
+        request_timeout: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        config,
+    )
+    .await;
+    let mut client = router.client().await;
+    let reply = client.get("demo.localhost", "/never").await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.text().contains("Application Error"));
+    // The client connection and the app are fine afterwards.
+    assert_eq!(
+        client.get("demo.localhost", "/").await.text(),
+        "hello from web.1"
+    );
+
+    let lines = router.logs.wait_for(2).await;
+    let message = &messages(&lines, "demo")[0];
+    assert_eq!(
+        normalize(message),
+        "at=error code=H12 desc=\"Request timeout\" method=GET path=\"/never\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=503 bytes=0 protocol=http"
+    );
+    let service: u64 = regex::Regex::new(r"service=(\d+)ms")
+        .unwrap()
+        .captures(message)
+        .unwrap()[1]
+        .parse()
+        .unwrap();
+    assert!(service >= 300, "{message}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn the_h12_clock_starts_after_the_request_body_was_sent() {
+    let web = backend("web.1").await;
+    let config = RouterConfig {
+        request_timeout: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        config,
+    )
+    .await;
+    let mut client = router.client().await;
+    // A slow upload taking longer than the request timeout must not be cut.
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, hyper::Error>::new(1);
+    let feeder = tokio::spawn(async move {
+        for _ in 0..6 {
+            tx.send_data(Bytes::from_static(b"chunk")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let reply = client
+        .send(
+            Request::post("/count")
+                .header("host", "demo.localhost")
+                .body(body.boxed())
+                .unwrap(),
+        )
+        .await;
+    feeder.await.unwrap();
+    assert_eq!((reply.status, reply.text()), (200, "30 bytes".to_owned()));
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn refused_connections_retry_other_dynos_then_give_h21() {
+    let dead = closed_port().await;
+    let live = backend("live").await;
+    let router = TestRouter::start(
+        table(&[
+            (
+                "dead.localhost",
+                route("dead", RouteStatus::Serving, &[("web.1", dead)]),
+            ),
+            (
+                "mixed.localhost",
+                route(
+                    "mixed",
+                    RouteStatus::Serving,
+                    &[("web.1", dead), ("web.2", live)],
+                ),
+            ),
+        ]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    let reply = client.get("dead.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+    // Random choice: over 10 requests the dead dyno is almost surely picked first at least once,
+    // and every request must still succeed.
+    for _ in 0..10 {
+        let reply = client.get("mixed.localhost", "/").await;
+        assert_eq!(
+            (reply.status, reply.text()),
+            (200, "hello from live".to_owned())
+        );
+    }
+    let lines = router.logs.wait_for(11).await;
+    assert_eq!(
+        normalize(&messages(&lines, "dead")[0]),
+        "at=error code=H21 desc=\"Backend connection refused\" method=GET path=\"/\" host=dead.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect= service= status=503 bytes=0 protocol=http"
+    );
+    for message in messages(&lines, "mixed") {
+        assert!(
+            message.starts_with("at=info ") && message.contains(" dyno=web.2 "),
+            "{message}"
+        );
+    }
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_dyno_closing_without_response_or_sending_garbage_gives_h13() {
+    let closes = raw_backend(|stream| async move { drop(stream) }).await;
+    let garbage = raw_backend(|mut stream| async move {
+        let _ = stream.write_all(b"this is not HTTP at all\r\n\r\n").await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    let router = TestRouter::start(
+        table(&[
+            (
+                "closes.localhost",
+                route("closes", RouteStatus::Serving, &[("web.1", closes)]),
+            ),
+            (
+                "garbage.localhost",
+                route("garbage", RouteStatus::Serving, &[("web.1", garbage)]),
+            ),
+        ]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    for app in ["closes", "garbage"] {
+        let reply = client.get(&format!("{app}.localhost"), "/").await;
+        assert_eq!(reply.status, 503, "{app}");
+    }
+    let lines = router.logs.wait_for(2).await;
+    for app in ["closes", "garbage"] {
+        let message = &messages(&lines, app)[0];
+        assert!(
+            message.starts_with("at=error code=H13 desc=\"Connection closed without response\" "),
+            "{message}"
+        );
+        assert!(
+            message.contains(" dyno=web.1 ") && message.contains(" status=503 "),
+            "{message}"
+        );
+    }
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_dyno_silent_mid_response_gives_h15() {
+    let stalls = raw_backend(|mut stream| async move {
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+            .await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let config = RouterConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", stalls)]),
+        )]),
+        config,
+    )
+    .await;
+    let client = router.client().await;
+    let mut sender = client;
+    let request = Request::get("/")
+        .header("host", "demo.localhost")
+        .body(full(Bytes::new()))
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), async {
+        let response = sender_send(&mut sender, request).await;
+        response.into_body().collect().await
+    })
+    .await
+    .expect("router did not cut the stalled response");
+    assert!(result.is_err(), "the truncated body must be an error");
+    let lines = router.logs.wait_for(1).await;
+    let message = &messages(&lines, "demo")[0];
+    assert!(
+        message.starts_with("at=error code=H15 desc=\"Idle connection\" "),
+        "{message}"
+    );
+    assert!(message.contains(" status=200 bytes=5 "), "{message}");
+    router.stop().await;
+}
+
+async fn sender_send(
+    client: &mut Client,
+    request: Request<BoxBody>,
+) -> hyper::Response<hyper::body::Incoming> {
+    client.raw_send(request).await
+}
+
+#[tokio::test]
+async fn keep_alive_on_both_sides() {
+    let (web, accepted) = backend_counting("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    for n in 0..8 {
+        let reply = client.get("demo.localhost", &format!("/{n}")).await;
+        assert_eq!(reply.status, 200);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!client.is_closed());
+    let connections = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        connections <= 2,
+        "8 sequential requests opened {connections} dyno connections"
+    );
+    let lines = router.logs.wait_for(8).await;
+    // Only the first request needed a new connection; reused ones report connect=0ms.
+    assert!(
+        lines[7].1.message.contains(" connect=0ms "),
+        "{}",
+        lines[7].1.message
+    );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn route_updates_apply_to_the_next_request_on_the_same_connection() {
+    let old = backend("old").await;
+    let new = backend("new").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", old)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    assert_eq!(
+        client.get("demo.localhost", "/").await.text(),
+        "hello from old"
+    );
+    // A slow in-flight request survives the switch.
+    let mut other = router.client().await;
+    let in_flight = tokio::spawn(async move { other.get("demo.localhost", "/sleep/300").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    router
+        .routes
+        .send(std::sync::Arc::new(table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.2", new)]),
+        )])))
+        .unwrap();
+    assert_eq!(
+        client.get("demo.localhost", "/").await.text(),
+        "hello from new"
+    );
+    assert_eq!(in_flight.await.unwrap().text(), "hello from old");
+    let lines = router.logs.wait_for(3).await;
+    assert!(lines
+        .iter()
+        .any(|(_, l)| l.message.contains(" dyno=web.2 ")));
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn log_line_snapshot() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut client = router.client().await;
+    client
+        .send(
+            Request::get("/search?q=a%20b")
+                .header("host", "demo.localhost")
+                .header("x-request-id", "snapshot-request-id-0001")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    let lines = router.logs.wait_for(1).await;
+    let (app, line) = &lines[0];
+    assert_eq!(app, "demo");
+    assert_eq!(line.source, slipway_logplex::Source::Heroku);
+    assert_eq!(line.process, "router");
+    assert_eq!(
+        regex::Regex::new(r"(connect|service)=\d+ms").unwrap().replace_all(&line.message, "$1=<n>ms"),
+        "at=info method=GET path=\"/search?q=a%20b\" host=demo.localhost request_id=snapshot-request-id-0001 fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=200 bytes=16 protocol=http"
+    );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_header_sections_are_rejected() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let big_value = format!(
+        "GET / HTTP/1.1\r\nHost: demo.localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: demo.localhost\r\n");
+    for n in 0..1001 {
+        many.push_str(&format!("X-{n}: 1\r\n"));
+    }
+    many.push_str("\r\n");
+    let router_config = RouterConfig::default();
+    assert_eq!(router_config.max_headers, 1000);
+    for request in [big_value, many] {
+        let answer = raw_exchange(router.addr, request.as_bytes(), false).await;
+        let answer = String::from_utf8_lossy(&answer);
+        // hyper answers these with 431 Request Header Fields Too Large.
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    }
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn slow_header_senders_are_cut_off() {
+    let web = backend("web.1").await;
+    let config = RouterConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        config,
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: demo")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the router kept a slowloris connection open");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let addr = router.addr;
+    let mut client = router.client().await;
+    let in_flight = tokio::spawn(async move { client.get("demo.localhost", "/sleep/300").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    router.stop().await;
+    let reply = in_flight.await.unwrap();
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, "hello from web.1".to_owned())
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "router still accepting"
+    );
+}
+
+#[tokio::test]
+async fn upgrades_are_relayed_both_ways() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: demo.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let head = String::from_utf8(read_head(&mut stream).await)
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("connection: upgrade\r\n"), "{head}");
+    for message in [&b"ping"[..], b"a longer frame of bytes"] {
+        stream.write_all(message).await.unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut echoed),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(echoed, message);
+    }
+    let lines = router.logs.wait_for(1).await;
+    assert!(
+        lines[0].1.message.contains(" status=101 "),
+        "{}",
+        lines[0].1.message
+    );
+    drop(stream);
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_leaving_before_the_response_is_logged_as_h27() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
+    stream
+        .write_all(b"GET /never HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(stream);
+    let lines = router.logs.wait_for(1).await;
+    assert_eq!(
+        normalize(&lines[0].1.message),
+        "at=warning sock=client code=H27 desc=\"Client Request Interrupted\" method=GET path=\"/never\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=499 bytes=0 protocol=http"
+    );
+    router.stop().await;
+}
+
+/// A listener whose accept queue is full, so further connects hang (the kernel drops SYNs).
+async fn unresponsive_listener() -> (
+    std::net::SocketAddr,
+    tokio::net::TcpListener,
+    Vec<tokio::net::TcpStream>,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(1).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => held.push(stream),
+            // The queue is full; the caller keeps the listener open and never accepts.
+            _ => return (addr, listener, held),
+        }
+    }
+    panic!("could not fill the accept queue of a backlog-1 listener");
+}
+
+#[tokio::test]
+async fn connect_timeouts_give_h19() {
+    let (hung, _listener, _held) = unresponsive_listener().await;
+    let config = RouterConfig {
+        connect_timeout: Duration::from_millis(200),
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", hung)]),
+        )]),
+        config,
+    )
+    .await;
+    let mut client = router.client().await;
+    let reply = client.get("demo.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+    let lines = router.logs.wait_for(1).await;
+    assert!(
+        lines[0]
+            .1
+            .message
+            .starts_with("at=error code=H19 desc=\"Backend connection timeout\" "),
+        "{}",
+        lines[0].1.message
+    );
+    router.stop().await;
+}

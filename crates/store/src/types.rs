@@ -1,0 +1,206 @@
+//! Plain data types of the store model: key-values, compares, ops, transactions, events.
+
+/// A global store revision. Revision 0 means "before any write".
+pub type Revision = i64;
+/// The id of a lease granted by [`crate::Store::grant_lease`].
+pub type LeaseId = i64;
+
+/// One stored key with its metadata (etcd's `mvccpb.KeyValue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Revision of the write that created the key (since its last deletion).
+    pub create_revision: Revision,
+    /// Revision of the last write to the key.
+    pub mod_revision: Revision,
+    /// Number of writes since the key was created (1 after creation).
+    pub version: i64,
+    /// Lease the key is attached to, if any.
+    pub lease: Option<LeaseId>,
+}
+
+impl KeyValue {
+    /// Decodes the value as JSON (see [`crate::json`]).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::StoreError> {
+        serde_json::from_slice(&self.value).map_err(|source| crate::StoreError::Json {
+            key: self.key.clone(),
+            source,
+        })
+    }
+}
+
+/// A condition of a [`Txn`]. All compares must hold for the `success` branch to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compare {
+    /// The key's mod_revision equals `revision` (0 means the key must not exist).
+    ModRevision { key: String, revision: Revision },
+    /// The key exists.
+    Exists { key: String },
+    /// The key does not exist.
+    Absent { key: String },
+    /// The key exists and its value equals `value`.
+    ValueEquals { key: String, value: Vec<u8> },
+}
+
+impl Compare {
+    pub fn mod_revision(key: impl Into<String>, revision: Revision) -> Self {
+        Compare::ModRevision {
+            key: key.into(),
+            revision,
+        }
+    }
+    pub fn exists(key: impl Into<String>) -> Self {
+        Compare::Exists { key: key.into() }
+    }
+    pub fn absent(key: impl Into<String>) -> Self {
+        Compare::Absent { key: key.into() }
+    }
+    pub fn value_equals(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Compare::ValueEquals {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+    /// The key this compare looks at.
+    pub fn key(&self) -> &str {
+        match self {
+            Compare::ModRevision { key, .. }
+            | Compare::Exists { key }
+            | Compare::Absent { key }
+            | Compare::ValueEquals { key, .. } => key,
+        }
+    }
+}
+
+/// A write inside a [`Txn`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Creates or overwrites `key`. With `lease`, the key is deleted when the lease ends.
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    },
+    /// Deletes `key` if it exists (no-op otherwise).
+    Delete { key: String },
+    /// Deletes every key starting with `prefix`.
+    DeletePrefix { prefix: String },
+}
+
+impl Op {
+    pub fn put(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: None,
+        }
+    }
+    pub fn put_with_lease(
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        lease: LeaseId,
+    ) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: Some(lease),
+        }
+    }
+    /// A put of `value` serialized as JSON.
+    pub fn put_json<T: serde::Serialize + ?Sized>(
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<Self, crate::StoreError> {
+        let key = key.into();
+        let value = serde_json::to_vec(value).map_err(|source| crate::StoreError::Json {
+            key: key.clone(),
+            source,
+        })?;
+        Ok(Op::Put {
+            key,
+            value,
+            lease: None,
+        })
+    }
+    pub fn delete(key: impl Into<String>) -> Self {
+        Op::Delete { key: key.into() }
+    }
+    pub fn delete_prefix(prefix: impl Into<String>) -> Self {
+        Op::DeletePrefix {
+            prefix: prefix.into(),
+        }
+    }
+}
+
+/// A compare-and-set transaction: if every compare holds, `success` runs, else `failure`.
+///
+/// ```
+/// use slipway_store::{Compare, Op, Txn};
+/// let txn = Txn::new()
+///     .when(Compare::absent("apps/web"))
+///     .then(Op::put("apps/web", b"{}".to_vec()))
+///     .otherwise(Op::delete("tmp/x"));
+/// assert_eq!(txn.success.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub success: Vec<Op>,
+    pub failure: Vec<Op>,
+}
+
+impl Txn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a compare (all must hold).
+    pub fn when(mut self, compare: Compare) -> Self {
+        self.compares.push(compare);
+        self
+    }
+    /// Adds an op to the success branch.
+    pub fn then(mut self, op: Op) -> Self {
+        self.success.push(op);
+        self
+    }
+    /// Adds an op to the failure branch.
+    pub fn otherwise(mut self, op: Op) -> Self {
+        self.failure.push(op);
+        self
+    }
+}
+
+/// Result of [`crate::Store::txn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnResponse {
+    /// Whether all compares held (the `success` branch ran).
+    pub succeeded: bool,
+    /// The new revision if the txn wrote something, otherwise the current revision.
+    pub revision: Revision,
+}
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change seen by a [`crate::Watcher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub kind: EventKind,
+    /// The key after the change. For `Delete`: the key, `mod_revision` = revision of the
+    /// delete, empty value, `create_revision`/`version` 0 and no lease.
+    pub kv: KeyValue,
+    /// The key before the change, if it existed.
+    pub prev: Option<KeyValue>,
+}
+
+impl WatchEvent {
+    /// The revision at which this change happened.
+    pub fn revision(&self) -> Revision {
+        self.kv.mod_revision
+    }
+}
