@@ -619,7 +619,7 @@ async fn change_config(
 async fn newest_releases(client: &Client, app: &str, max: usize) -> anyhow::Result<Vec<Release>> {
     let range = format!("version ..; max={max}, order=desc");
     let mut releases: Vec<Release> = client.get(&["apps", app, "releases"], Some(&range)).await?;
-    releases.sort_by(|a, b| b.version.cmp(&a.version));
+    releases.sort_by_key(|r| std::cmp::Reverse(r.version));
     releases.truncate(max);
     Ok(releases)
 }

@@ -337,7 +337,9 @@ pub(crate) fn format_ps(app: &str, dynos: &[Dyno], now: DateTime<Utc>) -> String
         sorted.into_iter().partition(|d| d.process_type == "run");
 
     let mut out = String::new();
-    let mut groups: Vec<((&str, &str, &str), Vec<&Dyno>)> = Vec::new();
+    // Dynos grouped by (process type, size, command), in first-seen order.
+    type GroupKey<'a> = (&'a str, &'a str, &'a str);
+    let mut groups: Vec<(GroupKey, Vec<&Dyno>)> = Vec::new();
     for dyno in process {
         let key = (
             dyno.process_type.as_str(),
