@@ -1,0 +1,331 @@
+//! The end-to-end harness: starts the real `slipway` binary on free loopback ports with its
+//! own data directory, and drives it the way a user does: the `slipway` CLI, the real `git`
+//! client, and HTTP requests through the router.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when this machine can run real dynos (root and runc). Tests that need them call
+/// [`require_runc`] and skip loudly otherwise.
+pub fn runc_available() -> bool {
+    nix::unistd::geteuid().is_root()
+        && Command::new("runc")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+#[macro_export]
+macro_rules! require_runc {
+    () => {
+        if !support::runc_available() {
+            eprintln!("SKIPPED: this end-to-end test needs root and the runc binary (apt-get install runc)");
+            return;
+        }
+    };
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Server {
+    child: Child,
+    pub api_url: String,
+    pub router_port: u16,
+    pub data_dir: PathBuf,
+    pub key: String,
+    _temp: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Server {
+        let temp = tempfile::Builder::new()
+            .prefix("slipway-e2e-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let api_port = free_port();
+        let router_port = free_port();
+        let log_path = temp.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("server log");
+        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--api-addr")
+            .arg(format!("127.0.0.1:{api_port}"))
+            .arg("--router-addr")
+            .arg(format!("127.0.0.1:{router_port}"))
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start slipway server");
+        let mut server = Server {
+            child,
+            api_url: format!("http://127.0.0.1:{api_port}"),
+            router_port,
+            data_dir: data_dir.clone(),
+            key: String::new(),
+            _temp: temp,
+            log_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(key) = std::fs::read_to_string(data_dir.join("admin.key")) {
+                if std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok() {
+                    server.key = key.trim().to_owned();
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server exited with {status}:\n{}", server.log());
+            }
+            assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Runs the `slipway` CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(args)
+            .env("SLIPWAY_API_URL", &self.api_url)
+            .env("SLIPWAY_API_KEY", &self.key)
+            .env_remove("SLIPWAY_APP")
+            .output()
+            .expect("run slipway")
+    }
+
+    /// Runs the CLI and requires success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "slipway {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn git_url(&self, app: &str) -> String {
+        format!("{}/{app}.git", self.api_url)
+    }
+
+    /// `git push` of `dir`'s `main` branch with the API key as the password.
+    pub fn push(&self, app: &str, dir: &Path) -> Output {
+        self.push_with_key(app, dir, &self.key)
+    }
+
+    pub fn push_with_key(&self, app: &str, dir: &Path, key: &str) -> Output {
+        let url = self
+            .git_url(app)
+            .replacen("http://", &format!("http://heroku:{key}@"), 1);
+        git(dir, &["push", &url, "main"])
+    }
+
+    /// An HTTP GET through the router with `Host: <app>.localhost`.
+    pub async fn get(&self, app: &str, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, app, path).send().await.expect("request through the router")
+    }
+
+    pub fn request(&self, method: reqwest::Method, app: &str, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("http://127.0.0.1:{}{path}", self.router_port))
+            .header("host", format!("{app}.localhost"))
+    }
+
+    /// A Platform API request with the v3 Accept header and the admin key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.api_url))
+            .header("accept", "application/vnd.heroku+json; version=3")
+            .bearer_auth(&self.key)
+    }
+
+    /// Polls until the app answers `path` with 200 through the router; returns the body.
+    pub async fn wait_for_200(&self, app: &str, path: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(response) = self.request(reqwest::Method::GET, app, path).send().await {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if status == 200 {
+                    return body;
+                }
+                last = format!("{status}: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{app}{path} never answered 200 (last: {last})\nserver log:\n{}\napp log:\n{}", self.log(), self.logs(app));
+    }
+
+    /// The app's recent log, through the CLI.
+    pub fn logs(&self, app: &str) -> String {
+        String::from_utf8_lossy(&self.cli(&["logs", "-a", app, "-n", "1500"]).stdout).into_owned()
+    }
+
+    /// Polls the app's log until `predicate` holds; returns the log.
+    pub async fn wait_for_log(&self, app: &str, predicate: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.logs(app);
+            if predicate(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "the log never matched:\n{log}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ids of the containers runc has for this server.
+    pub fn containers(&self) -> Vec<String> {
+        let output = Command::new("runc")
+            .arg("--root")
+            .arg(self.data_dir.join("runtime/runc"))
+            .args(["list", "-q"])
+            .output()
+            .expect("runc list");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Polls until runc has exactly `count` containers whose id contains `part`.
+    pub async fn wait_for_containers(&self, part: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let found: Vec<String> = self.containers().into_iter().filter(|c| c.contains(part)).collect();
+            if found.len() == count {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "expected {count} containers matching {part}, found {found:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Dynos outlive the server by design (a restarted server adopts them); tests clean up.
+        let root = self.data_dir.join("runtime/runc");
+        for id in self.containers() {
+            let _ = Command::new("runc").arg("--root").arg(&root).args(["kill", "--all", &id, "KILL"]).output();
+            let _ = Command::new("runc").arg("--root").arg(&root).args(["delete", "--force", &id]).output();
+        }
+    }
+}
+
+/// Runs git in `dir`, with no credential helper or prompt, as a user would in CI.
+pub fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(["-c", "credential.helper=", "-c", "user.email=dev@example.com", "-c", "user.name=Dev"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .output()
+        .expect("run git")
+}
+
+/// A git repository with the given files committed on `main`.
+pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("slipway-app-").tempdir_in("/tmp").expect("temp dir");
+    for (path, contents) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write file");
+    }
+    assert!(git(dir.path(), &["init", "-q", "-b", "main"]).status.success());
+    commit_all(dir.path(), "initial");
+    dir
+}
+
+pub fn commit_all(dir: &Path, message: &str) {
+    assert!(git(dir, &["add", "-A"]).status.success());
+    let output = git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A web app using only Python's standard library: `/env` answers the dyno's environment,
+/// request headers and a few facts about its sandbox as JSON; other paths say hello.
+pub const ECHO_APP: &str = r#"import http.server, json, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/env":
+            facts = {
+                "env": dict(os.environ),
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "uid": os.getuid(),
+                "pids": len([p for p in os.listdir("/proc") if p.isdigit()]),
+                "cwd": os.getcwd(),
+            }
+            try:
+                open("/usr/slipway-escape", "w")
+                facts["usr_writable"] = True
+            except OSError:
+                facts["usr_writable"] = False
+            try:
+                facts["memory_limit"] = int(open("/sys/fs/cgroup/memory/memory.limit_in_bytes").read())
+            except OSError:
+                facts["memory_limit"] = None
+            body = json.dumps(facts).encode()
+        else:
+            body = ("hello from " + os.environ.get("DYNO", "?") + "\n").encode()
+        print("handled " + self.path, flush=True)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
