@@ -1,7 +1,8 @@
 //! Runs Slipway's router with a static route table for `bench/router.sh`:
 //! `bench.localhost` → one backend. Log lines are counted, not printed.
 //!
-//! Usage: `bench_router 127.0.0.1:18083 127.0.0.1:18081`
+//! Usage: `bench_router 127.0.0.1:18083 127.0.0.1:18081` (`BENCH_ROUTER_THREADS=N` sets the
+//! tokio worker threads; 0 means a current-thread runtime).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,26 @@ fn addr(arg: Option<String>, default: &str) -> std::io::Result<SocketAddr> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    // BENCH_ROUTER_THREADS=0 runs on a current-thread runtime; default: one worker per core.
+    let threads: usize = std::env::var("BENCH_ROUTER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = addr(args.next(), "127.0.0.1:18083")?;
     let backend = addr(args.next(), "127.0.0.1:18081")?;

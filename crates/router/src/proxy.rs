@@ -92,7 +92,10 @@ pub(crate) async fn handle(
         Some(value) if acceptable_request_id(value.as_bytes()) => {
             String::from_utf8_lossy(value.as_bytes()).into_owned()
         }
-        _ => uuid::Uuid::new_v4().to_string(),
+        // A UUID v4 from the thread-local RNG (uuid's own v4 makes a getrandom syscall).
+        _ => uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string(),
     };
     let fwd = append_list(headers, "x-forwarded-for", &peer.ip().to_string());
     let path = request.uri().path_and_query().map_or_else(

@@ -156,7 +156,7 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<RunningContainer, RuntimeError>;
 
     /// Sends SIGTERM to every process in the container, SIGKILL after `grace`, then removes
-    /// the container and its ephemeral layer.
+    /// the container and its ephemeral layer. A zero `grace` sends SIGKILL at once.
     async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError>;
 
     /// Containers created by this runtime that still exist (running or not).

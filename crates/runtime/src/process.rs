@@ -174,7 +174,12 @@ impl Runtime for ProcessRuntime {
             None => return Ok(StopOutcome::NotFound),
         };
         let group = Pid::from_raw(pid as i32);
-        let _ = killpg(group, Signal::SIGTERM);
+        let first = if grace.is_zero() {
+            Signal::SIGKILL
+        } else {
+            Signal::SIGTERM
+        };
+        let _ = killpg(group, first);
         let wait = tokio::time::timeout(grace, wait_exit(&mut exit)).await;
         if wait.is_ok() {
             return Ok(StopOutcome::Terminated);

@@ -865,8 +865,10 @@ impl Runtime for RuncRuntime {
             return Ok(StopOutcome::NotFound);
         }
 
+        // A zero grace period means SIGKILL at once (Heroku's R10 and R15 kills).
+        let first_signal = if grace.is_zero() { "KILL" } else { "TERM" };
         let outcome = match inner
-            .runc_cmd(id, "kill", &["kill", "--all", id, "TERM"])
+            .runc_cmd(id, "kill", &["kill", "--all", id, first_signal])
             .await
         {
             Err(e) => {
@@ -878,7 +880,7 @@ impl Runtime for RuncRuntime {
                 }
             }
             Ok(()) => {
-                if wait_gone(grace).await {
+                if !grace.is_zero() && wait_gone(grace).await {
                     StopOutcome::Terminated
                 } else {
                     if let Err(e) = inner

@@ -23,11 +23,18 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
     let app = repo(&[
         ("Procfile", "web: python3 server.py\n"),
         ("server.py", ECHO_APP),
-        (".profile.d/greet.sh", "export FROM_PROFILE_D=\"sourced ${GREETING:-}\"\n"),
+        (
+            ".profile.d/greet.sh",
+            "export FROM_PROFILE_D=\"sourced ${GREETING:-}\"\n",
+        ),
     ]);
     let push = server.push("demo", app.path());
     let output = text(&push);
-    assert!(push.status.success(), "push failed:\n{output}\n{}", server.log());
+    assert!(
+        push.status.success(),
+        "push failed:\n{output}\n{}",
+        server.log()
+    );
     for expected in [
         "remote: -----> Building on the Heroku-24 stack",
         "remote: -----> Procfile app detected",
@@ -36,7 +43,10 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
         "remote:        Released v2",
         "deployed to Slipway",
     ] {
-        assert!(output.contains(expected), "push output lacks {expected:?}:\n{output}");
+        assert!(
+            output.contains(expected),
+            "push output lacks {expected:?}:\n{output}"
+        );
     }
 
     // The page through the router, with Heroku's headers, from an isolated dyno.
@@ -46,21 +56,41 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
     assert_eq!(env["DYNO"], "web.1");
     assert_eq!(env["HOME"], "/app");
     assert_eq!(env["GREETING"], "hello world", "config vars reach the dyno");
-    assert_eq!(env["FROM_PROFILE_D"], "sourced hello world", ".profile.d runs after config vars are set");
-    assert!(env["PORT"].as_str().is_some_and(|p| p.parse::<u16>().is_ok()));
+    assert_eq!(
+        env["FROM_PROFILE_D"], "sourced hello world",
+        ".profile.d runs after config vars are set"
+    );
+    assert!(env["PORT"]
+        .as_str()
+        .is_some_and(|p| p.parse::<u16>().is_ok()));
     assert!(env["PATH"].as_str().is_some_and(|p| p.contains("/usr/bin")));
-    assert!(env.get("SLIPWAY_HOOK_TOKEN").is_none() && env.get("RUST_LOG").is_none(), "no platform secrets or server environment in the dyno: {env}");
+    assert!(
+        env.get("SLIPWAY_HOOK_TOKEN").is_none() && env.get("RUST_LOG").is_none(),
+        "no platform secrets or server environment in the dyno: {env}"
+    );
     assert_eq!(facts["cwd"], "/app");
     assert_ne!(facts["uid"], 0, "dynos run unprivileged");
     assert_eq!(facts["usr_writable"], false, "the stack is read-only");
-    assert!(facts["pids"].as_u64().is_some_and(|n| n < 10), "own PID namespace: {}", facts["pids"]);
-    assert_eq!(facts["memory_limit"], 512 * 1024 * 1024, "standard-1x memory limit");
+    assert!(
+        facts["pids"].as_u64().is_some_and(|n| n < 10),
+        "own PID namespace: {}",
+        facts["pids"]
+    );
+    assert_eq!(
+        facts["memory_limit"],
+        512 * 1024 * 1024,
+        "standard-1x memory limit"
+    );
     let headers = &facts["headers"];
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-port"], server.router_port.to_string());
-    assert!(headers["x-request-id"].as_str().is_some_and(|id| id.len() >= 20));
-    assert!(headers["x-request-start"].as_str().is_some_and(|t| t.parse::<u64>().is_ok()));
+    assert!(headers["x-request-id"]
+        .as_str()
+        .is_some_and(|id| id.len() >= 20));
+    assert!(headers["x-request-start"]
+        .as_str()
+        .is_some_and(|t| t.parse::<u64>().is_ok()));
 
     // A second request on the same client keeps working, and says which dyno answered.
     let hello = server.get("demo", "/").await;
@@ -69,7 +99,9 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
 
     // One collated log: build output, the dyno's lifecycle and output, the router.
     let log = server
-        .wait_for_log("demo", |log| log.contains("app[web.1]: handled /") && log.contains("path=\"/\""))
+        .wait_for_log("demo", |log| {
+            log.contains("app[web.1]: handled /") && log.contains("path=\"/\"")
+        })
         .await;
     for expected in [
         "app[build]: -----> Procfile app detected",
@@ -86,15 +118,25 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
     let first = log.lines().next().unwrap_or_default();
     let timestamp = first.split(' ').next().unwrap_or_default();
     assert!(
-        chrono::DateTime::parse_from_rfc3339(timestamp).is_ok() && timestamp.ends_with("+00:00") && timestamp.len() == 32,
+        chrono::DateTime::parse_from_rfc3339(timestamp).is_ok()
+            && timestamp.ends_with("+00:00")
+            && timestamp.len() == 32,
         "Heroku timestamps with microseconds: {first}"
     );
 
     // ps, releases and the API agree.
     let ps = server.cli_ok(&["ps", "-a", "demo"]);
-    assert!(ps.contains("=== web (Standard-1X): python3 server.py (1)") && ps.contains("web.1: up"), "{ps}");
+    assert!(
+        ps.contains("=== web (Standard-1X): python3 server.py (1)") && ps.contains("web.1: up"),
+        "{ps}"
+    );
     let releases = server.cli_ok(&["releases", "-a", "demo"]);
-    assert!(releases.contains("Current: v2") && releases.contains("Deploy ") && releases.contains("Set GREETING config vars"), "{releases}");
+    assert!(
+        releases.contains("Current: v2")
+            && releases.contains("Deploy ")
+            && releases.contains("Set GREETING config vars"),
+        "{releases}"
+    );
     assert_eq!(server.wait_for_containers("demo.web.1", 1).await.len(), 1);
 }
 
@@ -104,7 +146,13 @@ async fn python_app_installs_requirements_into_the_slug() {
     let server = Server::start();
     server.cli_ok(&["apps:create", "pyapp"]);
     // The package comes from a wheel vendored in the repository, so the test needs no network.
-    server.cli_ok(&["config:set", "PIP_NO_INDEX=1", "PIP_FIND_LINKS=/app/vendor", "-a", "pyapp"]);
+    server.cli_ok(&[
+        "config:set",
+        "PIP_NO_INDEX=1",
+        "PIP_FIND_LINKS=/app/vendor",
+        "-a",
+        "pyapp",
+    ]);
     let wheel_dir = tempfile::tempdir().unwrap();
     make_wheel(wheel_dir.path());
     let app = repo(&[
@@ -130,10 +178,19 @@ async fn python_app_installs_requirements_into_the_slug() {
     let push = server.push("pyapp", app.path());
     let output = text(&push);
     assert!(push.status.success(), "push failed:\n{output}");
-    assert!(output.contains("remote: -----> Python app detected"), "{output}");
-    assert!(output.contains("slipwaydemo"), "pip's output streams to git: {output}");
+    assert!(
+        output.contains("remote: -----> Python app detected"),
+        "{output}"
+    );
+    assert!(
+        output.contains("slipwaydemo"),
+        "pip's output streams to git: {output}"
+    );
     // `python` (not python3) resolves only through the venv that .profile.d puts on PATH.
-    assert_eq!(server.wait_for_200("pyapp", "/").await, "hello from slipwaydemo");
+    assert_eq!(
+        server.wait_for_200("pyapp", "/").await,
+        "hello from slipwaydemo"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,10 +211,19 @@ async fn nodejs_app_runs_npm_start() {
     let push = server.push("nodeapp", app.path());
     let output = text(&push);
     assert!(push.status.success(), "push failed:\n{output}");
-    assert!(output.contains("remote: -----> Node.js app detected"), "{output}");
-    assert_eq!(server.wait_for_200("nodeapp", "/").await, "hello from node web.1");
+    assert!(
+        output.contains("remote: -----> Node.js app detected"),
+        "{output}"
+    );
+    assert_eq!(
+        server.wait_for_200("nodeapp", "/").await,
+        "hello from node web.1"
+    );
     let ps = server.cli_ok(&["ps", "-a", "nodeapp"]);
-    assert!(ps.contains("npm start"), "the default web process comes from bin/release: {ps}");
+    assert!(
+        ps.contains("npm start"),
+        "the default web process comes from bin/release: {ps}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +231,10 @@ async fn logs_tail_follows_new_lines() {
     require_runc!();
     let server = Server::start();
     server.cli_ok(&["apps:create", "tailed"]);
-    let app = repo(&[("Procfile", "web: python3 server.py\n"), ("server.py", ECHO_APP)]);
+    let app = repo(&[
+        ("Procfile", "web: python3 server.py\n"),
+        ("server.py", ECHO_APP),
+    ]);
     assert!(server.push("tailed", app.path()).status.success());
     server.wait_for_200("tailed", "/").await;
 
@@ -195,7 +264,10 @@ async fn logs_tail_follows_new_lines() {
     .await
     .expect("the tail shows the new router line within 20 s");
     let line = found.expect("the tail ended early");
-    assert!(line.contains("heroku[router]: at=info method=GET"), "{line}");
+    assert!(
+        line.contains("heroku[router]: at=info method=GET"),
+        "{line}"
+    );
 }
 
 /// Builds a wheel by hand (a zip with the package and its dist-info), so pip installs it with

@@ -96,7 +96,11 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("the server exited with {status}:\n{}", server.log());
             }
-            assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log());
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start:\n{}",
+                server.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -145,14 +149,34 @@ impl Server {
         git(dir, &["push", &url, "main"])
     }
 
-    /// An HTTP GET through the router with `Host: <app>.localhost`.
-    pub async fn get(&self, app: &str, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, app, path).send().await.expect("request through the router")
+    /// `git push <url> <refspec>`, e.g. `+main` to force a push of unrelated history.
+    pub fn push_ref(&self, app: &str, dir: &Path, refspec: &str) -> Output {
+        let key = &self.key;
+        let url = self
+            .git_url(app)
+            .replacen("http://", &format!("http://heroku:{key}@"), 1);
+        git(dir, &["push", &url, refspec])
     }
 
-    pub fn request(&self, method: reqwest::Method, app: &str, path: &str) -> reqwest::RequestBuilder {
+    /// An HTTP GET through the router with `Host: <app>.localhost`.
+    pub async fn get(&self, app: &str, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, app, path)
+            .send()
+            .await
+            .expect("request through the router")
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        app: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         reqwest::Client::new()
-            .request(method, format!("http://127.0.0.1:{}{path}", self.router_port))
+            .request(
+                method,
+                format!("http://127.0.0.1:{}{path}", self.router_port),
+            )
             .header("host", format!("{app}.localhost"))
     }
 
@@ -179,7 +203,11 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{app}{path} never answered 200 (last: {last})\nserver log:\n{}\napp log:\n{}", self.log(), self.logs(app));
+        panic!(
+            "{app}{path} never answered 200 (last: {last})\nserver log:\n{}\napp log:\n{}",
+            self.log(),
+            self.logs(app)
+        );
     }
 
     /// The app's recent log, through the CLI.
@@ -219,11 +247,18 @@ impl Server {
     pub async fn wait_for_containers(&self, part: &str, count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let found: Vec<String> = self.containers().into_iter().filter(|c| c.contains(part)).collect();
+            let found: Vec<String> = self
+                .containers()
+                .into_iter()
+                .filter(|c| c.contains(part))
+                .collect();
             if found.len() == count {
                 return found;
             }
-            assert!(Instant::now() < deadline, "expected {count} containers matching {part}, found {found:?}");
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} containers matching {part}, found {found:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -247,8 +282,16 @@ impl Drop for Server {
         // Dynos outlive the server by design (a restarted server adopts them); tests clean up.
         let root = self.data_dir.join("runtime/runc");
         for id in self.containers() {
-            let _ = Command::new("runc").arg("--root").arg(&root).args(["kill", "--all", &id, "KILL"]).output();
-            let _ = Command::new("runc").arg("--root").arg(&root).args(["delete", "--force", &id]).output();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["kill", "--all", &id, "KILL"])
+                .output();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force", &id])
+                .output();
         }
     }
 }
@@ -256,7 +299,14 @@ impl Drop for Server {
 /// Runs git in `dir`, with no credential helper or prompt, as a user would in CI.
 pub fn git(dir: &Path, args: &[&str]) -> Output {
     Command::new("git")
-        .args(["-c", "credential.helper=", "-c", "user.email=dev@example.com", "-c", "user.name=Dev"])
+        .args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            "user.email=dev@example.com",
+            "-c",
+            "user.name=Dev",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -268,13 +318,18 @@ pub fn git(dir: &Path, args: &[&str]) -> Output {
 
 /// A git repository with the given files committed on `main`.
 pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("slipway-app-").tempdir_in("/tmp").expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("slipway-app-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
     for (path, contents) in files {
         let path = dir.path().join(path);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, contents).expect("write file");
     }
-    assert!(git(dir.path(), &["init", "-q", "-b", "main"]).status.success());
+    assert!(git(dir.path(), &["init", "-q", "-b", "main"])
+        .status
+        .success());
     commit_all(dir.path(), "initial");
     dir
 }
@@ -282,7 +337,11 @@ pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
 pub fn commit_all(dir: &Path, message: &str) {
     assert!(git(dir, &["add", "-A"]).status.success());
     let output = git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 pub fn text(output: &Output) -> String {
