@@ -3,6 +3,8 @@
 #   (a) the backend directly, (b) nginx as a keep-alive reverse proxy, (c) Slipway's router,
 # each with a 13-byte and a 100 KB response, keep-alive clients. Prints req/s, p50, p99 and
 # ratios. Bounded: DURATION seconds per case (default 10), 6 cases.
+# Knobs: DURATION, CONNECTIONS (50), THREADS (wrk threads, 1), BENCH_ROUTER_THREADS (router's
+# tokio workers; default one per core, 0 = current-thread runtime), CARGO_TARGET_DIR.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,9 +27,8 @@ BIN="$CARGO_TARGET_DIR/release/examples"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-    sleep 0.3
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

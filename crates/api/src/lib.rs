@@ -21,6 +21,7 @@ use slipway_core::Platform;
 
 mod auth;
 mod convert;
+mod dynos;
 mod error;
 mod git;
 mod logs;
@@ -80,8 +81,8 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/apps/{app}/formation/{type}",
             get(resources::get_formation).patch(resources::update_formation),
         )
-        .route("/apps/{app}/dynos", get(resources::list_dynos))
-        .route("/apps/{app}/dynos/{dyno}", get(resources::get_dyno))
+        .route("/apps/{app}/dynos", get(dynos::list_dynos))
+        .route("/apps/{app}/dynos/{dyno}", get(dynos::get_dyno))
         .route("/apps/{app}/log-sessions", post(logs::create_session))
         .layer(axum::middleware::from_fn(require_v3));
     Router::new()

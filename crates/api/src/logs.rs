@@ -207,7 +207,10 @@ pub(crate) async fn stream_session(
             }
         }
     });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map_ok_infallible();
+    let stream = futures::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(receiver),
+        |text| Ok::<_, Infallible>(bytes::Bytes::from(text)),
+    );
     let content_type = if sse {
         "text/event-stream; charset=utf-8"
     } else {
@@ -222,16 +225,6 @@ pub(crate) async fn stream_session(
     )
         .into_response()
 }
-
-trait MapOkInfallible: futures::Stream<Item = String> + Sized {
-    fn map_ok_infallible(
-        self,
-    ) -> futures::stream::Map<Self, fn(String) -> Result<bytes::Bytes, Infallible>> {
-        futures::StreamExt::map(self, |text| Ok(bytes::Bytes::from(text)))
-    }
-}
-
-impl<S: futures::Stream<Item = String>> MapOkInfallible for S {}
 
 fn new_secret() -> String {
     use rand::RngCore;

@@ -1,5 +1,5 @@
-//! Handlers for the Platform API resources: account, apps, releases, config vars, formation
-//! and dynos.
+//! Handlers for the Platform API resources: account, apps, releases, config vars and
+//! formation.
 
 use std::collections::BTreeMap;
 
@@ -146,7 +146,7 @@ fn apply_range<T>(
     Ok(items)
 }
 
-fn list_response<T: serde::Serialize>(items: Vec<T>) -> Response {
+pub(crate) fn list_response<T: serde::Serialize>(items: Vec<T>) -> Response {
     let mut response = Json(items).into_response();
     response.headers_mut().insert(
         header::ACCEPT_RANGES,
@@ -353,36 +353,4 @@ pub(crate) async fn update_formation(
         .find(|f| f.process_type == process_type)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
-}
-
-pub(crate) async fn list_dynos(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
-    let dynos: Vec<wire::Dyno> = state
-        .platform
-        .dynos(&app)
-        .await?
-        .iter()
-        .map(|dyno| convert::dyno(&app, dyno))
-        .collect();
-    Ok(list_response(dynos))
-}
-
-pub(crate) async fn get_dyno(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, dyno)): Path<(String, String)>,
-) -> ApiResult<Json<wire::Dyno>> {
-    let app = state.platform.app(&user, &app).await?;
-    state
-        .platform
-        .dynos(&app)
-        .await?
-        .iter()
-        .find(|d| d.name == dyno || d.id.to_string() == dyno)
-        .map(|d| Json(convert::dyno(&app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that dyno."))
 }

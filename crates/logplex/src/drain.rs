@@ -17,7 +17,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -35,6 +35,9 @@ pub const MAX_DRAINS_PER_APP: usize = 5;
 pub const DRAIN_BUFFER: usize = 1024;
 /// HTTP drains aim for POST bodies of about this many bytes.
 pub const HTTP_BATCH_BYTES: usize = 102_400;
+/// A drain puts at most one L10 line per this interval into the app's stream (every report still
+/// goes to the drain itself).
+const STREAM_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What went wrong adding, finding or running a drain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -262,24 +265,30 @@ impl DrainQueue {
         self.notify.notify_one();
     }
 
-    /// Counts lines lost after they left the buffer (4xx, retries exhausted).
-    fn add_dropped(&self, count: u64) {
-        if count == 0 {
-            return;
-        }
+    /// Counts lines lost after they left the buffer (4xx, retries exhausted), together with the
+    /// overflow report that went down with them, so that the next L10 covers both.
+    fn add_dropped(&self, lost: u64, report: Option<(u64, DateTime<Utc>)>) {
         let mut state = self.lock();
-        state.dropped += count;
-        state.dropped_since.get_or_insert_with(Utc::now);
-        self.dropped_total.fetch_add(count, Ordering::Relaxed);
+        if let Some((count, since)) = report {
+            state.dropped += count;
+            let earliest = state.dropped_since.map_or(since, |t| t.min(since));
+            state.dropped_since = Some(earliest);
+        }
+        if lost > 0 {
+            state.dropped += lost;
+            state.dropped_since.get_or_insert_with(Utc::now);
+            self.dropped_total.fetch_add(lost, Ordering::Relaxed);
+        }
     }
 
     /// Waits for lines, then takes up to `max_bytes` worth of them (at least one) along with the
-    /// count of lines dropped since the last call.
+    /// count of lines dropped since the last call (reported only along with new lines, as
+    /// Logplex does, so that a dead drain does not loop on its own reports).
     async fn take(&self, max_bytes: usize) -> (Vec<Arc<LogLine>>, Option<(u64, DateTime<Utc>)>) {
         loop {
             {
                 let mut state = self.lock();
-                if !state.lines.is_empty() || state.dropped > 0 {
+                if !state.lines.is_empty() {
                     let mut bytes = 0;
                     let mut count = 0;
                     for line in &state.lines {
@@ -353,6 +362,7 @@ impl Drain {
             options: options.clone(),
             sink,
             reported_tls_failure: false,
+            last_stream_report: None,
         };
         let task = runtime.spawn(worker.run()).abort_handle();
         Ok(Drain {
@@ -493,13 +503,14 @@ struct Worker {
     options: DrainOptions,
     sink: Sink,
     reported_tls_failure: bool,
+    last_stream_report: Option<Instant>,
 }
 
 impl Worker {
     async fn run(mut self) {
         loop {
-            let (mut batch, dropped) = self.queue.take(self.options.http_batch_bytes).await;
-            if let Some((count, since)) = dropped {
+            let (mut batch, report) = self.queue.take(self.options.http_batch_bytes).await;
+            if let Some((count, since)) = report {
                 let line = Arc::new(LogLine::heroku(
                     "logplex",
                     format!(
@@ -509,15 +520,27 @@ impl Worker {
                             .replace('Z', "+00:00")
                     ),
                 ));
-                if !self.report((*line).clone()) {
-                    return;
+                // A drain that keeps failing would otherwise flood the stream with reports.
+                let due = self
+                    .last_stream_report
+                    .is_none_or(|at| at.elapsed() >= STREAM_REPORT_INTERVAL);
+                if due {
+                    self.last_stream_report = Some(Instant::now());
+                    if !self.report((*line).clone()) {
+                        return;
+                    }
                 }
                 batch.insert(0, line);
             }
-            if batch.is_empty() {
-                continue;
+            if self.deliver(&batch).await {
+                let lines = batch.len() - usize::from(report.is_some());
+                self.queue
+                    .delivered
+                    .fetch_add(lines as u64, Ordering::Relaxed);
+            } else {
+                let lost = batch.len() - usize::from(report.is_some());
+                self.queue.add_dropped(lost as u64, report);
             }
-            self.deliver(batch).await;
         }
     }
 
@@ -533,8 +556,9 @@ impl Worker {
         }
     }
 
-    async fn deliver(&mut self, batch: Vec<Arc<LogLine>>) {
-        let body = self.encode(&batch);
+    /// Sends one batch, retrying temporary failures; false if it was lost.
+    async fn deliver(&mut self, batch: &[Arc<LogLine>]) -> bool {
+        let body = self.encode(batch);
         let frame_id = uuid::Uuid::new_v4().simple().to_string();
         let mut backoff = self.options.retry_backoff;
         let mut attempt = 0;
@@ -542,12 +566,9 @@ impl Worker {
             match self.attempt(&body, batch.len(), &frame_id).await {
                 Attempt::Delivered => {
                     self.reported_tls_failure = false;
-                    self.queue
-                        .delivered
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    return;
+                    return true;
                 }
-                Attempt::Rejected => break,
+                Attempt::Rejected => return false,
                 Attempt::Failed { certificate } => {
                     if let Some(error) = certificate {
                         if !self.reported_tls_failure {
@@ -562,7 +583,7 @@ impl Worker {
                         }
                     }
                     if attempt >= self.options.max_retries {
-                        break;
+                        return false;
                     }
                     attempt += 1;
                     tokio::time::sleep(backoff).await;
@@ -570,7 +591,6 @@ impl Worker {
                 }
             }
         }
-        self.queue.add_dropped(batch.len() as u64);
     }
 
     fn encode(&self, batch: &[Arc<LogLine>]) -> bytes::Bytes {

@@ -10,6 +10,15 @@
 //!
 //! Architecture Invariant: this crate knows nothing of the database or the API; it only reads
 //! route table snapshots and writes log lines.
+//!
+//! Differences from Heroku worth knowing:
+//! - A request header section over `max_header_bytes` or with more than `max_headers` headers is
+//!   answered by hyper with `431 Request Header Fields Too Large` (a too-long URI with `414`),
+//!   not Heroku's plain 400; other malformed requests get 400 and the connection is closed.
+//! - `bytes=` in the log counts body bytes relayed from the dyno; router error pages count 0.
+//! - Idle keep-alive client connections are closed after `header_read_timeout` (hyper starts
+//!   that clock as soon as it waits for the next request head).
+//! - No H11 backlog limit and no per-router dyno quarantine after failed connects yet.
 
 mod body;
 mod headers;

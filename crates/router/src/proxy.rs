@@ -73,7 +73,7 @@ fn unix_millis(at: SystemTime) -> u128 {
 /// Answers one client request.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
     let received = SystemTime::now();
@@ -87,7 +87,7 @@ pub(crate) async fn handle(
     };
     drop(table);
 
-    let headers = request.headers_mut();
+    let headers = request.headers();
     let request_id = match headers.get("x-request-id") {
         Some(value) if acceptable_request_id(value.as_bytes()) => {
             String::from_utf8_lossy(value.as_bytes()).into_owned()
