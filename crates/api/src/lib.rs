@@ -21,6 +21,7 @@ use slipway_core::Platform;
 
 mod auth;
 mod convert;
+mod drains;
 mod dynos;
 mod error;
 mod git;
@@ -60,7 +61,10 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/apps/{app}",
             get(resources::get_app).delete(resources::delete_app),
         )
-        .route("/apps/{app}/releases", get(resources::list_releases))
+        .route(
+            "/apps/{app}/releases",
+            get(resources::list_releases).post(resources::create_release),
+        )
         .route(
             "/apps/{app}/releases/{release}",
             get(resources::get_release),
@@ -81,9 +85,32 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/apps/{app}/formation/{type}",
             get(resources::get_formation).patch(resources::update_formation),
         )
-        .route("/apps/{app}/dynos", get(dynos::list_dynos))
-        .route("/apps/{app}/dynos/{dyno}", get(dynos::get_dyno))
+        .route(
+            "/apps/{app}/dynos",
+            get(dynos::list_dynos).delete(dynos::restart_all),
+        )
+        .route(
+            "/apps/{app}/dynos/{dyno}",
+            get(dynos::get_dyno).delete(dynos::restart),
+        )
+        .route("/apps/{app}/dynos/{dyno}/actions/stop", post(dynos::stop))
+        .route(
+            "/apps/{app}/formations/{type}",
+            axum::routing::delete(dynos::restart),
+        )
+        .route(
+            "/apps/{app}/formations/{type}/actions/stop",
+            post(dynos::stop),
+        )
         .route("/apps/{app}/log-sessions", post(logs::create_session))
+        .route(
+            "/apps/{app}/log-drains",
+            get(drains::list).post(drains::create),
+        )
+        .route(
+            "/apps/{app}/log-drains/{drain}",
+            get(drains::get).delete(drains::delete),
+        )
         .layer(axum::middleware::from_fn(require_v3));
     Router::new()
         .merge(platform_api)

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use slipway_api_types as wire;
-use slipway_logplex::{LogFilter, LogLine, Source, TailEvent, DEFAULT_HISTORY};
+use slipway_logplex::{LogFilter, LogLine, SeqTailEvent, Source, DEFAULT_HISTORY};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -156,29 +156,29 @@ pub(crate) async fn stream_session(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    // A reconnecting tail already has the history: only new lines follow.
-    let resumed = headers.contains_key("last-event-id");
-    let history = if resumed { 0 } else { session.lines };
-    let (recent, mut tail) =
-        state
-            .platform
-            .logs()
-            .recent_and_tail(&session.app, history, &session.filter);
+    // A reconnecting client resumes right after the last line it saw (`Last-Event-ID`).
+    let resume_after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let logs = state.platform.logs();
+    let (recent, mut tail) = match resume_after {
+        Some(after) => logs.since(&session.app, after, &session.filter),
+        None => logs.recent_and_tail_seq(&session.app, session.lines, &session.filter),
+    };
     let (sender, receiver) = tokio::sync::mpsc::channel::<String>(256);
-    let format = move |sequence: u64, line: &LogLine| -> String {
-        if sse {
-            format!("id: {sequence}\ndata: {line}\n\n")
-        } else {
-            format!("{line}\n")
+    let format = move |sequence: Option<u64>, line: &LogLine| -> String {
+        match (sse, sequence) {
+            (true, Some(sequence)) => format!("id: {sequence}\ndata: {line}\n\n"),
+            (true, None) => format!("data: {line}\n\n"),
+            (false, _) => format!("{line}\n"),
         }
     };
     let filter = session.filter.clone();
     let follow = session.tail;
     tokio::spawn(async move {
-        let mut sequence = 0u64;
-        for line in recent {
-            sequence += 1;
-            if sender.send(format(sequence, &line)).await.is_err() {
+        for (sequence, line) in recent {
+            if sender.send(format(Some(sequence), &line)).await.is_err() {
                 return;
             }
         }
@@ -187,19 +187,15 @@ pub(crate) async fn stream_session(
         }
         loop {
             let event = tokio::select! {
-                event = tail.next() => event,
+                event = tail.next_seq() => event,
                 _ = sender.closed() => return,
             };
             let text = match event {
-                Some(TailEvent::Line(line)) if filter.matches(&line) => {
-                    sequence += 1;
-                    format(sequence, &line)
+                Some(SeqTailEvent::Line(sequence, line)) if filter.matches(&line) => {
+                    format(Some(sequence), &line)
                 }
-                Some(TailEvent::Line(_)) => continue,
-                Some(TailEvent::Missed(count)) => {
-                    sequence += 1;
-                    format(sequence, &missed_line(count))
-                }
+                Some(SeqTailEvent::Line(..)) => continue,
+                Some(SeqTailEvent::Missed(count)) => format(None, &missed_line(count)),
                 None => return,
             };
             if sender.send(text).await.is_err() {

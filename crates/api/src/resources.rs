@@ -191,6 +191,41 @@ pub(crate) async fn get_release(
     Ok(Json(convert::release(&app, &release, current, user.id)))
 }
 
+/// `POST /apps/{app}/releases`: `{release}` rolls back to that release (id or version);
+/// `{slug}` releases a prebuilt slug with the app's current config vars.
+pub(crate) async fn create_release(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> ApiResult<(StatusCode, Json<wire::Release>)> {
+    let app = state.platform.app(&user, &app).await?;
+    let request: wire::ReleaseCreate = parse_body(&body)?;
+    let release = match (&request.release, &request.slug) {
+        (Some(target), None) => state.platform.rollback(&user, &app, target).await?,
+        (None, Some(slug)) => {
+            state
+                .platform
+                .release_slug(&user, &app, slug, request.description.clone())
+                .await?
+        }
+        _ => {
+            return Err(ApiError::invalid_params(
+                "Pass either `release` (the id or version to roll back to) or `slug` (the id of a slug to release).",
+            ))
+        }
+    };
+    let current = state
+        .platform
+        .current_release(&app)
+        .await?
+        .map(|r| r.version);
+    Ok((
+        StatusCode::CREATED,
+        Json(convert::release(&app, &release, current, user.id)),
+    ))
+}
+
 pub(crate) async fn release_config_vars(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,

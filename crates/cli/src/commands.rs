@@ -187,6 +187,26 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List the app's log drains.
+    #[command(name = "drains")]
+    Drains {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add a log drain: syslog://, syslog+tls://, http:// or https://.
+    #[command(name = "drains:add")]
+    DrainsAdd {
+        url: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove a log drain by URL or token.
+    #[command(name = "drains:remove")]
+    DrainsRemove {
+        url_or_token: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Display recent log output, or follow it with --tail.
     #[command(name = "logs")]
     Logs {
@@ -485,6 +505,13 @@ pub async fn run_with_client(
             )
             .await?;
             writeln!(out, "done")?;
+        }
+        Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
+        Command::DrainsAdd { url, app } => {
+            crate::drains::add(client, &resolve_app(&app)?, &url, out).await?
+        }
+        Command::DrainsRemove { url_or_token, app } => {
+            crate::drains::remove(client, &resolve_app(&app)?, &url_or_token, out).await?
         }
         Command::PsStop {
             target,

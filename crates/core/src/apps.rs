@@ -40,6 +40,8 @@ pub(crate) struct NewRelease {
     /// Extra writes that must happen atomically with the release.
     pub(crate) ops: Vec<Op>,
     pub(crate) compares: Vec<Compare>,
+    /// Why its release phase failed: the release is written `failed` and never goes live.
+    pub(crate) failure: Option<String>,
 }
 
 impl Platform {
@@ -103,15 +105,22 @@ impl Platform {
         app: &App,
         changes: BTreeMap<String, Option<String>>,
     ) -> Result<(ConfigVars, Release), CoreError> {
-        for key in changes.keys() {
+        if changes.is_empty() {
+            return Err(CoreError::invalid(
+                "No config vars given to set or unset. Pass KEY=value pairs or a JSON object.",
+            ));
+        }
+        for (key, value) in &changes {
             if !config_key_is_valid(key) {
                 return Err(CoreError::invalid(format!(
-                    "Invalid config var key {key:?}: keys must start with a letter or underscore and contain only letters, digits and underscores."
+                    "Invalid config var key {key:?}: keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores)."
                 )));
             }
-        }
-        if changes.is_empty() {
-            return Err(CoreError::invalid("No config vars given to set or unset."));
+            if value.as_deref().is_some_and(|v| v.contains('\0')) {
+                return Err(CoreError::invalid(format!(
+                    "Invalid value for config var {key}: values cannot contain NUL bytes."
+                )));
+            }
         }
         loop {
             let key = keys::config(app.id);
@@ -133,8 +142,13 @@ impl Platform {
             }
             let size: usize = config.iter().map(|(k, v)| k.len() + v.len()).sum();
             if size > CONFIG_VARS_MAX_BYTES {
+                let largest = set
+                    .iter()
+                    .max_by_key(|name| config.get(**name).map_or(0, String::len))
+                    .copied()
+                    .unwrap_or_default();
                 return Err(CoreError::invalid(format!(
-                    "Config vars would take {size} bytes; the limit is {CONFIG_VARS_MAX_BYTES} bytes per app. Remove or shorten some values."
+                    "Config vars would take {size} bytes after setting {largest}; the limit is {CONFIG_VARS_MAX_BYTES} bytes (keys plus values) per app. Remove or shorten some values."
                 )));
             }
             let description = match (set.is_empty(), removed.is_empty()) {
@@ -146,15 +160,36 @@ impl Platform {
                     removed.join(", ")
                 ),
             };
+            // A config change keeps the slug that runs now, and runs its release phase.
             let slug_id = self.current_release(app).await?.and_then(|r| r.slug_id);
+            let slug = match slug_id {
+                Some(slug_id) => Some(self.slug(app, slug_id).await?),
+                None => None,
+            };
+            let _phase_lock = self.lock_release_phase(app, slug.as_ref()).await;
+            if _phase_lock.is_some()
+                && get_json_versioned::<ConfigVars, _>(self.store.as_ref(), &key)
+                    .await?
+                    .map(|(_, r)| r)
+                    .unwrap_or_default()
+                    != revision
+            {
+                continue; // The config changed while waiting for the lock.
+            }
+            let output = crate::releases::quiet();
+            let failure = self
+                .run_release_phase(app, slug.as_ref(), &config, output.clone())
+                .await?;
             let new_release = NewRelease {
                 description,
                 slug_id,
                 config_vars: config.clone(),
                 ops: vec![Op::put_json(key.clone(), &config)?],
                 compares: vec![Compare::mod_revision(key.clone(), revision)],
+                failure: failure.clone(),
             };
             if let Some(release) = self.try_create_release(user, app, new_release).await? {
+                let release = self.release_phase_outcome(app, release, failure, &output)?;
                 return Ok((config, release));
             }
         }
@@ -183,7 +218,11 @@ impl Platform {
                 slug_id: release.slug_id,
                 config_vars: release.config_vars.clone(),
                 user_email: user.email.clone(),
-                status: ReleaseStatus::Succeeded,
+                status: if release.failure.is_some() {
+                    ReleaseStatus::Failed
+                } else {
+                    ReleaseStatus::Succeeded
+                },
                 created_at: Utc::now(),
             };
             let release_key = keys::release(app.id, record.version);

@@ -10,7 +10,6 @@ use slipway_store::Op;
 use tokio::io::AsyncRead;
 use uuid::Uuid;
 
-use crate::apps::NewRelease;
 use crate::model::{keys, App, Release, Slug, User};
 use crate::telemetry::PlatformEvent;
 use crate::{CoreError, Platform};
@@ -138,7 +137,7 @@ impl Platform {
             app: app.name.clone(),
             source_dir,
             cache_dir,
-            config_vars: config_vars.clone(),
+            config_vars,
             buildpacks_dir: self.config.buildpacks_dir(),
             buildpacks: Vec::new(),
             slug_dir: self.config.slugs_dir(),
@@ -171,33 +170,17 @@ impl Platform {
             .chars()
             .take(7)
             .collect();
-        let mut compares = Vec::new();
-        let mut ops = vec![Op::put_json(keys::slug(app.id, slug.id), &slug)?];
-        for (compare, op) in self.formation_ops_for(app, &slug.process_types).await? {
-            compares.push(compare);
-            ops.push(op);
-        }
-        let release = loop {
-            let new_release = NewRelease {
-                description: format!("Deploy {short_commit}"),
-                slug_id: Some(slug.id),
-                config_vars: config_vars.clone(),
-                ops: ops.clone(),
-                compares: compares.clone(),
-            };
-            match self.try_create_release(user, app, new_release).await? {
-                Some(release) => break release,
-                // The formation changed under us; recompute the entries to add.
-                None => {
-                    compares.clear();
-                    ops.truncate(1);
-                    for (compare, op) in self.formation_ops_for(app, &slug.process_types).await? {
-                        compares.push(compare);
-                        ops.push(op);
-                    }
-                }
-            }
-        };
+        let release = self
+            .release_with_config(
+                user,
+                app,
+                &slug,
+                format!("Deploy {short_commit}"),
+                None,
+                vec![Op::put_json(keys::slug(app.id, slug.id), &slug)?],
+                log_output.clone(),
+            )
+            .await?;
         self.event(
             &app.name,
             PlatformEvent::Deploy {

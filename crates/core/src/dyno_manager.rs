@@ -12,6 +12,19 @@
 //! types at once) → `crashed` when its process exits, whatever the status. A crashed dyno is
 //! restarted at once the first time, then after the backoff ladder. New releases replace
 //! dynos; scaling down stops the highest-numbered first.
+//!
+//! Zero-downtime replacement (Heroku's preboot, on by default): when a web dyno that is `up`
+//! must be replaced (new release, config change, restart, cycling), its replacement starts
+//! beside it as the slot's `next` instance, which is not in the store and so takes no
+//! traffic. Once `next` is up it becomes the slot's instance (its record replaces the old one
+//! in the store, so the route table switches to it) and the old dyno gets SIGTERM a moment
+//! later and drains. A replacement that never comes up (R10, crash) never takes traffic; the
+//! old dyno keeps serving and the replacement is retried on the crash backoff ladder.
+//!
+//! Re-adoption: when the server starts, dynos still running from the previous server process
+//! are taken over from the runtime (output, exit) with their store records as they were, so
+//! the router serves them at once; containers without a record (or with one for another
+//! container) are strays and are stopped, records without a running container are removed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -26,7 +39,7 @@ use slipway_store::json::range_json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::model::{keys, App, Dyno, DynoState, Formation, Release, Slug};
+use crate::model::{keys, App, Dyno, DynoState, Formation, Release, Restart, Slug};
 use crate::telemetry::PlatformEvent;
 use crate::{size_limits, CoreError, Platform};
 
@@ -41,6 +54,14 @@ pub struct DynoManagerConfig {
     /// entry repeats.
     pub crash_backoff: Vec<Duration>,
     pub max_dynos_per_app: u32,
+    /// Start new web dynos and move traffic to them before stopping the old ones.
+    pub preboot: bool,
+    /// Each dyno is restarted (`Cycling`) after this long plus a random part of
+    /// `cycle_jitter`.
+    pub cycle_after: Duration,
+    pub cycle_jitter: Duration,
+    /// How often dynos' memory use is checked against their quota (R14, R15).
+    pub memory_check_interval: Duration,
 }
 
 impl Default for DynoManagerConfig {
@@ -58,6 +79,10 @@ impl Default for DynoManagerConfig {
                 minutes(320),
             ],
             max_dynos_per_app: 100,
+            preboot: true,
+            cycle_after: Duration::from_secs(24 * 3600),
+            cycle_jitter: minutes(216),
+            memory_check_interval: Duration::from_secs(20),
         }
     }
 }
@@ -93,11 +118,25 @@ struct Instance {
     record: Dyno,
     /// Set once this manager decided to stop it: its exit is then expected, not a crash.
     stopping: bool,
+    /// When it is due for its daily restart (`Cycling`).
+    cycle_at: Instant,
+    /// The last R14 logged for it, to log one every few minutes at most.
+    r14_at: Option<Instant>,
+}
+
+/// Which instance of a slot an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// The one recorded in the store (and routed to once up).
+    Current,
+    /// A web replacement booting beside it (preboot).
+    Next,
 }
 
 #[derive(Debug, Default)]
 struct Slot {
     instance: Option<Instance>,
+    next: Option<Instance>,
     consecutive_crashes: u32,
     restart_at: Option<Instant>,
 }
@@ -114,11 +153,18 @@ struct Manager {
     events: mpsc::UnboundedSender<Event>,
     /// Slugs being unpacked or already unpacked, by digest.
     unpacked: Arc<tokio::sync::Mutex<HashSet<String>>>,
+    last_memory_check: Instant,
 }
+
+/// After the route table switched to a new dyno, the old one gets SIGTERM this much later, so
+/// that requests the router sent it just before the switch are in its hands.
+const ROUTE_SWITCH_DELAY: Duration = Duration::from_millis(1000);
+/// R14 is logged at most this often per dyno.
+const R14_EVERY: Duration = Duration::from_secs(300);
 
 pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
     let (events, mut inbox) = mpsc::unbounded_channel();
-    for prefix in [keys::FORMATION, keys::RELEASES, keys::APPS] {
+    for prefix in [keys::FORMATION, keys::RELEASES, keys::APPS, keys::RESTARTS] {
         let store = platform.store.clone();
         let events = events.clone();
         tokio::spawn(async move {
@@ -152,8 +198,10 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
         apps: HashMap::new(),
         events: events.clone(),
         unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
+        last_memory_check: Instant::now(),
     };
     tokio::spawn(async move {
+        manager.adopt_previous_run().await;
         let mut tick = tokio::time::interval(crate::RECONCILE_INTERVAL);
         loop {
             let event = tokio::select! {
@@ -161,7 +209,10 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
                     Some(event) => event,
                     None => return,
                 },
-                _ = tick.tick() => Event::AppChanged(None),
+                _ = tick.tick() => {
+                    manager.check_memory();
+                    Event::AppChanged(None)
+                }
             };
             manager.handle(event).await;
         }
@@ -169,6 +220,121 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
 }
 
 impl Manager {
+    /// Takes over the dynos a previous server process left running (see the module doc).
+    async fn adopt_previous_run(&mut self) {
+        let containers = match self.platform.runtime.list().await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::error!(%error, "cannot list the runtime's containers to re-adopt dynos");
+                Vec::new()
+            }
+        };
+        let records = match range_json::<Dyno, _>(self.platform.store.as_ref(), keys::DYNOS).await {
+            Ok((records, _)) => records,
+            Err(error) => {
+                tracing::error!(%error, "cannot read dyno records to re-adopt dynos");
+                return;
+            }
+        };
+        let apps = match range_json::<App, _>(self.platform.store.as_ref(), keys::APPS).await {
+            Ok((apps, _)) => apps,
+            Err(error) => {
+                tracing::error!(%error, "cannot read apps to re-adopt dynos");
+                return;
+            }
+        };
+        let mut adopted = HashSet::new();
+        for container in containers {
+            if !container.labels.contains_key("app") {
+                continue;
+            }
+            let record = records
+                .iter()
+                .map(|(_, record)| record)
+                .find(|record| record.container_id == container.id);
+            let app = record.and_then(|record| {
+                apps.iter()
+                    .map(|(_, app)| app)
+                    .find(|app| app.id == record.app_id)
+            });
+            let (Some(record), Some(app), true) = (record, app, container.running) else {
+                tracing::info!(container = %container.id, "stopping a stray container from a previous run");
+                let runtime = self.platform.runtime.clone();
+                let grace = self.platform.config.dynos.stop_grace;
+                tokio::spawn(async move {
+                    if let Err(error) = runtime.stop(&container.id, grace).await {
+                        tracing::warn!(%error, container = %container.id, "could not stop a stray container");
+                    }
+                });
+                continue;
+            };
+            let output = dyno_output(&self.platform, &record.app_name, &record.name);
+            let running = match self.platform.runtime.adopt(&container.id, output).await {
+                Ok(running) => running,
+                Err(error) => {
+                    tracing::warn!(%error, container = %container.id, "could not re-adopt a dyno; stopping it");
+                    let runtime = self.platform.runtime.clone();
+                    let grace = self.platform.config.dynos.stop_grace;
+                    tokio::spawn(async move {
+                        let _ = runtime.stop(&container.id, grace).await;
+                    });
+                    continue;
+                }
+            };
+            tracing::info!(container = %container.id, dyno = %record.name, app = %app.name, "re-adopted a running dyno");
+            adopted.insert(record.container_id.clone());
+            let age = (Utc::now() - record.created_at)
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            let mut instance = self.new_instance(record.clone());
+            instance.cycle_at = instance.cycle_at.checked_sub(age).unwrap_or(Instant::now());
+            let entry = self.apps.entry(app.id).or_default();
+            entry.name = app.name.clone();
+            entry.slots.entry(record.name.clone()).or_default().instance = Some(instance);
+            let remaining_boot = if record.state == DynoState::Starting {
+                Some(
+                    self.platform
+                        .config
+                        .dynos
+                        .boot_timeout
+                        .saturating_sub(age)
+                        .max(Duration::from_secs(1)),
+                )
+            } else {
+                None
+            };
+            spawn_watcher(
+                self.platform.clone(),
+                self.events.clone(),
+                record.clone(),
+                running,
+                remaining_boot,
+            );
+        }
+        for (key, record) in records {
+            if !adopted.contains(&record.container_id) {
+                let _ = self.platform.store.delete(&key.key).await;
+            }
+        }
+    }
+
+    fn new_instance(&self, record: Dyno) -> Instance {
+        let config = &self.platform.config.dynos;
+        let jitter = if config.cycle_jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            use rand::Rng;
+            let millis = config.cycle_jitter.as_millis().min(u64::MAX as u128) as u64;
+            Duration::from_millis(rand::thread_rng().gen_range(0..=millis))
+        };
+        Instance {
+            record,
+            stopping: false,
+            cycle_at: Instant::now() + config.cycle_after + jitter,
+            r14_at: None,
+        }
+    }
+
     async fn handle(&mut self, event: Event) {
         let app = match event {
             Event::AppChanged(app) => app,
@@ -214,36 +380,124 @@ impl Manager {
         }
     }
 
-    fn find(&mut self, container_id: &str) -> Option<(Uuid, String)> {
+    fn find(&self, container_id: &str) -> Option<(Uuid, String, Which)> {
         self.apps.iter().find_map(|(app_id, app)| {
             app.slots.iter().find_map(|(name, slot)| {
-                slot.instance
-                    .as_ref()
-                    .filter(|i| i.record.container_id == container_id)
-                    .map(|_| (*app_id, name.clone()))
+                let is = |i: &Option<Instance>| {
+                    i.as_ref()
+                        .is_some_and(|i| i.record.container_id == container_id)
+                };
+                if is(&slot.instance) {
+                    Some((*app_id, name.clone(), Which::Current))
+                } else if is(&slot.next) {
+                    Some((*app_id, name.clone(), Which::Next))
+                } else {
+                    None
+                }
             })
         })
     }
 
+    /// Logs R14 (and `Process running mem=`) for dynos over their quota, kills those over
+    /// twice the quota (R15). With the cgroup hard limit at the quota, the kernel's OOM killer
+    /// usually acts first: the dyno then exits and is restarted as a crash.
+    fn check_memory(&mut self) {
+        if self.last_memory_check.elapsed() < self.platform.config.dynos.memory_check_interval {
+            return;
+        }
+        self.last_memory_check = Instant::now();
+        let platform = self.platform.clone();
+        for app in self.apps.values_mut() {
+            for (name, slot) in app.slots.iter_mut() {
+                for instance in [slot.instance.as_mut(), slot.next.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if instance.stopping || instance.record.state == DynoState::Crashed {
+                        continue;
+                    }
+                    let Some(used) = platform.runtime.memory_usage(&instance.record.container_id)
+                    else {
+                        continue;
+                    };
+                    let (quota, _) = size_limits(&instance.record.size);
+                    if used < quota {
+                        continue;
+                    }
+                    let memory = PlatformEvent::ProcessMemory {
+                        dyno: name,
+                        mb: used / (1024 * 1024),
+                        per_mille: used.saturating_mul(1000) / quota,
+                    };
+                    if used >= 2 * quota {
+                        platform.event(&app.name, memory);
+                        platform.event(
+                            &app.name,
+                            PlatformEvent::MemoryQuotaVastlyExceeded { dyno: name },
+                        );
+                        platform.event(&app.name, PlatformEvent::StoppingSigkill { dyno: name });
+                        let runtime = platform.runtime.clone();
+                        let id = instance.record.container_id.clone();
+                        // The exit that follows is a crash: the dyno is restarted.
+                        tokio::spawn(async move {
+                            let _ = runtime.stop(&id, Duration::ZERO).await;
+                        });
+                    } else if instance.r14_at.is_none_or(|at| at.elapsed() >= R14_EVERY) {
+                        instance.r14_at = Some(Instant::now());
+                        platform.event(&app.name, memory);
+                        platform
+                            .event(&app.name, PlatformEvent::MemoryQuotaExceeded { dyno: name });
+                    }
+                }
+            }
+        }
+    }
+
     async fn on_up(&mut self, container_id: &str) -> Option<Uuid> {
-        let (app_id, name) = self.find(container_id)?;
+        let (app_id, name, which) = self.find(container_id)?;
         let app = self.apps.get_mut(&app_id)?;
         let app_name = app.name.clone();
         let slot = app.slots.get_mut(&name)?;
-        slot.consecutive_crashes = 0;
-        let instance = slot.instance.as_mut()?;
-        if instance.record.state != DynoState::Starting {
-            return None;
+        match which {
+            Which::Current => {
+                let instance = slot.instance.as_mut()?;
+                if instance.record.state != DynoState::Starting {
+                    return None;
+                }
+                if instance.record.process_type == "web" {
+                    // A web dyno that bound $PORT started successfully (see `on_exit` for others).
+                    slot.consecutive_crashes = 0;
+                }
+                let record = transition(&self.platform, &app_name, instance, DynoState::Up);
+                self.save(&record).await;
+            }
+            Which::Next => {
+                let mut next = slot.next.take()?;
+                if next.record.state != DynoState::Starting {
+                    slot.next = Some(next);
+                    return None;
+                }
+                slot.consecutive_crashes = 0;
+                let record = transition(&self.platform, &app_name, &mut next, DynoState::Up);
+                let old = slot.instance.replace(next);
+                // The route table follows the store: traffic moves to the new dyno now.
+                self.save(&record).await;
+                if let Some(old) = old {
+                    self.stop_after(&app_name, old, ROUTE_SWITCH_DELAY);
+                }
+            }
         }
-        let record = transition(&self.platform, &app_name, instance, DynoState::Up);
-        self.save(&record).await;
         Some(app_id)
     }
 
     async fn on_boot_timeout(&mut self, container_id: &str) -> Option<Uuid> {
-        let (app_id, name) = self.find(container_id)?;
+        let (app_id, name, which) = self.find(container_id)?;
         let app = self.apps.get(&app_id)?;
-        let instance = app.slots.get(&name)?.instance.as_ref()?;
+        let slot = app.slots.get(&name)?;
+        let instance = match which {
+            Which::Current => slot.instance.as_ref()?,
+            Which::Next => slot.next.as_ref()?,
+        };
         if instance.record.state != DynoState::Starting {
             return None;
         }
@@ -272,12 +526,15 @@ impl Manager {
         status: Option<ExitStatus>,
         failure: Option<String>,
     ) -> Option<Uuid> {
-        let (app_id, name) = self.find(container_id)?;
+        let (app_id, name, which) = self.find(container_id)?;
         let backoff = self.platform.config.dynos.crash_backoff.clone();
         let app = self.apps.get_mut(&app_id)?;
         let app_name = app.name.clone();
         let slot = app.slots.get_mut(&name)?;
-        let instance = slot.instance.as_mut()?;
+        let instance = match which {
+            Which::Current => slot.instance.as_mut()?,
+            Which::Next => slot.next.as_mut()?,
+        };
         if instance.stopping {
             // An exit we asked for; the stopping task cleans up.
             return None;
@@ -290,6 +547,16 @@ impl Manager {
                     reason,
                 },
             );
+        }
+        // A dyno that ran for longer than the boot timeout had started successfully: its crash
+        // is a first crash again.
+        let ran_for = (Utc::now() - instance.record.created_at)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        if instance.record.state == DynoState::Up
+            && ran_for > self.platform.config.dynos.boot_timeout
+        {
+            slot.consecutive_crashes = 0;
         }
         let record = transition(&self.platform, &app_name, instance, DynoState::Crashed);
         let _ = status;
@@ -307,7 +574,9 @@ impl Manager {
                 let _ = events.send(Event::AppChanged(Some(app_id)));
             });
         }
-        self.save(&record).await;
+        if which == Which::Current {
+            self.save(&record).await;
+        }
         Some(app_id)
     }
 
@@ -318,70 +587,130 @@ impl Manager {
             // The app is gone: stop everything it had.
             let app = self.apps.remove(&app_id).unwrap_or_default();
             for (name, slot) in app.slots {
-                if let Some(instance) = slot.instance {
+                for instance in [slot.instance, slot.next].into_iter().flatten() {
                     self.stop(&app.name, instance);
                 }
                 let _ = self.platform.store.delete(&keys::dyno(app_id, &name)).await;
             }
             return Ok(());
         };
+        let preboot = self.platform.config.dynos.preboot;
         let entry = self.apps.entry(app_id).or_default();
         entry.name = desired.app.name.clone();
 
         // Stop dynos that are no longer wanted, highest numbers first.
-        let unwanted: Vec<String> = entry
+        let mut unwanted: Vec<String> = entry
             .slots
             .keys()
-            .rev()
             .filter(|name| !desired.dynos.contains_key(*name))
             .cloned()
             .collect();
+        unwanted.sort_by_key(|name| std::cmp::Reverse(dyno_order(name)));
         let mut to_stop = Vec::new();
         let mut to_delete = Vec::new();
+        let mut to_save = Vec::new();
         for name in unwanted {
             if let Some(slot) = entry.slots.remove(&name) {
-                if let Some(instance) = slot.instance {
-                    to_stop.push(instance);
-                }
+                to_stop.extend([slot.instance, slot.next].into_iter().flatten());
                 to_delete.push(name);
             }
         }
 
-        // Start what is missing, replace what runs an old release or size, restart crashes.
+        // Start what is missing, replace what is outdated, restart crashes.
+        let now = Instant::now();
         let mut to_start = Vec::new();
+        let mut restarting = Vec::new();
         for (name, wanted) in &desired.dynos {
             let slot = entry.slots.entry(name.clone()).or_default();
-            let needs_start = match &slot.instance {
-                None => true,
-                Some(instance)
-                    if instance.record.release_id != desired.release.id
-                        || instance.record.size != wanted.size =>
-                {
-                    slot.consecutive_crashes = 0;
-                    slot.restart_at = None;
-                    if let Some(old) = slot.instance.take() {
-                        to_stop.push(old);
+            let restart = desired.restart_for(name, &wanted.process_type);
+            let outdated = |i: &Instance| {
+                i.record.release_id != desired.release.id
+                    || i.record.size != wanted.size
+                    || restart.is_some_and(|r| i.record.created_at < r.at)
+                    || i.cycle_at <= now
+            };
+            let backoff_over = slot.restart_at.is_none_or(|at| at <= now);
+            if slot.next.as_ref().is_some_and(outdated) {
+                to_stop.extend(slot.next.take());
+            }
+            match &slot.instance {
+                None => {
+                    if let Some(next) = slot.next.take() {
+                        to_save.push(next.record.clone());
+                        slot.instance = Some(next);
+                    } else if backoff_over {
+                        to_start.push((name.clone(), wanted.clone(), Which::Current));
                     }
-                    true
+                }
+                Some(instance) if outdated(instance) => {
+                    let cycling = instance.cycle_at <= now
+                        && instance.record.release_id == desired.release.id
+                        && restart.is_none_or(|r| instance.record.created_at >= r.at);
+                    let by_stop =
+                        restart.is_some_and(|r| r.stop && instance.record.created_at < r.at);
+                    let web_up = wanted.process_type == "web"
+                        && instance.record.state == DynoState::Up
+                        && !instance.stopping;
+                    if preboot && web_up && !by_stop {
+                        match &slot.next {
+                            None => {
+                                slot.consecutive_crashes = 0;
+                                slot.restart_at = None;
+                                restarting.push((name.clone(), cycling));
+                                to_start.push((name.clone(), wanted.clone(), Which::Next));
+                            }
+                            Some(next)
+                                if next.record.state == DynoState::Crashed && backoff_over =>
+                            {
+                                to_start.push((name.clone(), wanted.clone(), Which::Next));
+                            }
+                            Some(_) => {}
+                        }
+                    } else {
+                        slot.consecutive_crashes = 0;
+                        slot.restart_at = None;
+                        if instance.record.state != DynoState::Crashed {
+                            restarting.push((name.clone(), cycling));
+                        }
+                        to_stop.extend(slot.instance.take());
+                        if let Some(next) = slot.next.take() {
+                            to_save.push(next.record.clone());
+                            slot.instance = Some(next);
+                        } else {
+                            to_start.push((name.clone(), wanted.clone(), Which::Current));
+                        }
+                    }
                 }
                 Some(instance) if instance.record.state == DynoState::Crashed => {
-                    slot.restart_at.is_none_or(|at| at <= Instant::now())
+                    if backoff_over {
+                        to_start.push((name.clone(), wanted.clone(), Which::Current));
+                    }
                 }
-                Some(_) => false,
-            };
-            if needs_start {
-                to_start.push((name.clone(), wanted.clone()));
+                Some(_) => {}
             }
         }
         let app_name = desired.app.name.clone();
+        for (name, cycling) in restarting {
+            self.platform.event(
+                &app_name,
+                if cycling {
+                    PlatformEvent::Cycling { dyno: &name }
+                } else {
+                    PlatformEvent::Restarting { dyno: &name }
+                },
+            );
+        }
         for instance in to_stop {
             self.stop(&app_name, instance);
         }
         for name in to_delete {
             let _ = self.platform.store.delete(&keys::dyno(app_id, &name)).await;
         }
-        for (name, wanted) in to_start {
-            self.start(&desired, &name, &wanted).await;
+        for record in to_save {
+            self.save(&record).await;
+        }
+        for (name, wanted, which) in to_start {
+            self.start(&desired, &name, &wanted, which).await;
         }
         Ok(())
     }
@@ -404,6 +733,13 @@ impl Manager {
         };
         let slug = self.platform.slug(&app, slug_id).await?;
         let formation: Vec<Formation> = self.platform.formation(&app).await?;
+        let (restarts, _) =
+            range_json::<Restart, _>(self.platform.store.as_ref(), &keys::restarts(app.id)).await?;
+        let prefix = keys::restarts(app.id);
+        let restarts = restarts
+            .into_iter()
+            .filter_map(|(key, restart)| Some((key.key.strip_prefix(&prefix)?.to_owned(), restart)))
+            .collect();
         let mut dynos = BTreeMap::new();
         for entry in formation {
             let Some(command) = slug.process_types.get(&entry.process_type) else {
@@ -428,10 +764,11 @@ impl Manager {
             release,
             slug: Some(slug),
             dynos,
+            restarts,
         }))
     }
 
-    async fn start(&mut self, desired: &Desired, name: &str, wanted: &Wanted) {
+    async fn start(&mut self, desired: &Desired, name: &str, wanted: &Wanted, which: Which) {
         let Some(slug) = desired.slug.clone() else {
             return;
         };
@@ -468,16 +805,19 @@ impl Manager {
                 command: &wanted.command,
             },
         );
+        let instance = self.new_instance(record.clone());
         let Some(entry) = self.apps.get_mut(&app.id) else {
             return;
         };
         let slot = entry.slots.entry(name.to_owned()).or_default();
         slot.restart_at = None;
-        slot.instance = Some(Instance {
-            record: record.clone(),
-            stopping: false,
-        });
-        self.save(&record).await;
+        match which {
+            Which::Current => {
+                slot.instance = Some(instance);
+                self.save(&record).await;
+            }
+            Which::Next => slot.next = Some(instance),
+        }
 
         let spec = self.container_spec(&record, &desired.release, &slug);
         let platform = self.platform.clone();
@@ -515,45 +855,7 @@ impl Manager {
                 container_id: container_id.clone(),
                 pid: running.pid,
             });
-            let exited = running.exited;
-            let up = async {
-                if record.process_type == "web" {
-                    wait_for_port(port, boot_timeout).await
-                } else {
-                    true
-                }
-            };
-            tokio::pin!(exited);
-            tokio::select! {
-                is_up = up => {
-                    let _ = events.send(if is_up {
-                        Event::Up { container_id: container_id.clone() }
-                    } else {
-                        Event::BootTimeout { container_id: container_id.clone() }
-                    });
-                }
-                status = &mut exited => {
-                    let status = status.unwrap_or(ExitStatus { code: None, signal: None });
-                    platform.event(&record.app_name, PlatformEvent::Exited { dyno: &record.name, status: status.to_string() });
-                    let _ = events.send(Event::Exited { container_id, status });
-                    return;
-                }
-            }
-            let status = exited.await.unwrap_or(ExitStatus {
-                code: None,
-                signal: None,
-            });
-            platform.event(
-                &record.app_name,
-                PlatformEvent::Exited {
-                    dyno: &record.name,
-                    status: status.to_string(),
-                },
-            );
-            let _ = events.send(Event::Exited {
-                container_id,
-                status,
-            });
+            spawn_watcher(platform, events, record, running, Some(boot_timeout));
         });
     }
 
@@ -603,11 +905,19 @@ impl Manager {
     }
 
     /// Stops a dyno in the background: SIGTERM, SIGKILL after the grace period.
-    fn stop(&self, app_name: &str, mut instance: Instance) {
+    fn stop(&self, app_name: &str, instance: Instance) {
+        self.stop_after(app_name, instance, Duration::ZERO);
+    }
+
+    /// Stops a dyno in the background after `delay`.
+    fn stop_after(&self, app_name: &str, mut instance: Instance, delay: Duration) {
         instance.stopping = true;
         let platform = self.platform.clone();
         let app_name = app_name.to_owned();
         tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let dyno = instance.record.name.clone();
             if instance.record.state != DynoState::Crashed {
                 platform.event(&app_name, PlatformEvent::StoppingSigterm { dyno: &dyno });
@@ -653,9 +963,19 @@ struct Desired {
     release: Release,
     slug: Option<Slug>,
     dynos: BTreeMap<String, Wanted>,
+    /// Restarts asked for, by target: `*`, a process type or a dyno name.
+    restarts: BTreeMap<String, Restart>,
 }
 
 impl Desired {
+    /// The latest restart that applies to a dyno.
+    fn restart_for(&self, name: &str, process_type: &str) -> Option<&Restart> {
+        ["*", process_type, name]
+            .iter()
+            .filter_map(|target| self.restarts.get(*target))
+            .max_by_key(|restart| restart.at)
+    }
+
     fn empty(app: App) -> Desired {
         Desired {
             app,
@@ -672,8 +992,72 @@ impl Desired {
             },
             slug: None,
             dynos: BTreeMap::new(),
+            restarts: BTreeMap::new(),
         }
     }
+}
+
+/// Sorts `web.10` after `web.9`.
+fn dyno_order(name: &str) -> (String, u32) {
+    match name.rsplit_once('.') {
+        Some((process_type, number)) => (process_type.to_owned(), number.parse().unwrap_or(0)),
+        None => (name.to_owned(), 0),
+    }
+}
+
+/// Watches a started (or adopted) dyno: reports `Up` (web: once `$PORT` accepts connections
+/// within `boot_timeout`; other types at once; `None`: it already is) or `BootTimeout`, then
+/// `Exited`.
+fn spawn_watcher(
+    platform: Arc<Platform>,
+    events: mpsc::UnboundedSender<Event>,
+    record: Dyno,
+    running: slipway_runtime::RunningContainer,
+    boot_timeout: Option<Duration>,
+) {
+    tokio::spawn(async move {
+        let container_id = record.container_id.clone();
+        let exited = running.exited;
+        tokio::pin!(exited);
+        if let Some(boot_timeout) = boot_timeout {
+            let up = async {
+                match (record.process_type.as_str(), record.port) {
+                    ("web", Some(port)) => wait_for_port(port, boot_timeout).await,
+                    _ => true,
+                }
+            };
+            tokio::select! {
+                is_up = up => {
+                    let _ = events.send(if is_up {
+                        Event::Up { container_id: container_id.clone() }
+                    } else {
+                        Event::BootTimeout { container_id: container_id.clone() }
+                    });
+                }
+                status = &mut exited => {
+                    let status = status.unwrap_or(ExitStatus { code: None, signal: None });
+                    platform.event(&record.app_name, PlatformEvent::Exited { dyno: &record.name, status: status.to_string() });
+                    let _ = events.send(Event::Exited { container_id, status });
+                    return;
+                }
+            }
+        }
+        let status = exited.await.unwrap_or(ExitStatus {
+            code: None,
+            signal: None,
+        });
+        platform.event(
+            &record.app_name,
+            PlatformEvent::Exited {
+                dyno: &record.name,
+                status: status.to_string(),
+            },
+        );
+        let _ = events.send(Event::Exited {
+            container_id,
+            status,
+        });
+    });
 }
 
 /// Moves a dyno to a new state, logs the transition and returns the record to save.

@@ -23,13 +23,17 @@ use uuid::Uuid;
 mod apps;
 pub use apps::{app_name_is_valid, config_key_is_valid, CONFIG_VARS_MAX_BYTES};
 mod deploy;
+mod drains;
 mod dyno_manager;
 mod error;
 pub mod model;
+mod release_phase;
+mod releases;
 mod routes;
 pub mod telemetry;
 
 pub use deploy::DeployOutput;
+pub use drains::Drain;
 pub use dyno_manager::DynoManagerConfig;
 pub use error::CoreError;
 pub use routes::spawn_route_publisher;
@@ -52,6 +56,8 @@ pub struct PlatformConfig {
     pub dyno_uid: u32,
     pub dyno_gid: u32,
     pub dynos: DynoManagerConfig,
+    /// How long a release phase may run before it is killed and its release failed.
+    pub release_phase_timeout: Duration,
 }
 
 impl PlatformConfig {
@@ -65,6 +71,7 @@ impl PlatformConfig {
             dyno_uid: 10_000,
             dyno_gid: 10_000,
             dynos: DynoManagerConfig::default(),
+            release_phase_timeout: Duration::from_secs(60 * 60),
         }
     }
 
@@ -184,28 +191,52 @@ impl Platform {
         &self.store
     }
 
-    /// Removes what a previous server process left: dyno containers and their records. The
-    /// dyno manager then starts the formation afresh.
+    /// Kept for the binary's start-up sequence: nothing to do any more. Dynos a previous
+    /// server process left running are re-adopted by the dyno manager when it starts (see
+    /// `dyno_manager`), not stopped.
     pub async fn clean_up_previous_run(&self) -> Result<(), CoreError> {
-        let containers = self.runtime.list().await?;
-        let mut stops = Vec::new();
-        for container in containers {
-            if !container.labels.contains_key("app") {
-                continue;
-            }
-            let runtime = self.runtime.clone();
-            let grace = self.config.dynos.stop_grace;
-            stops.push(tokio::spawn(async move {
-                if let Err(error) = runtime.stop(&container.id, grace).await {
-                    tracing::warn!(%error, container = %container.id, "could not stop a leftover dyno");
+        Ok(())
+    }
+
+    /// Restarts (or, with `stop`, stops and lets the formation start again) all of an app's
+    /// dynos (`target` `None`), one process type (`web`) or one dyno (`web.2`). The dyno
+    /// manager replaces every matching dyno started before now; web dynos restart with
+    /// preboot (no dropped requests) unless `stop`.
+    pub async fn restart_dynos(
+        &self,
+        app: &App,
+        target: Option<&str>,
+        stop: bool,
+    ) -> Result<(), CoreError> {
+        let key_target = match target {
+            None => "*".to_owned(),
+            Some(name) if name.contains('.') => {
+                if !self.dynos(app).await?.iter().any(|d| d.name == name) {
+                    return Err(CoreError::not_found("dyno", name));
                 }
-            }));
-        }
-        for stop in stops {
-            let _ = stop.await;
-        }
+                name.to_owned()
+            }
+            Some(process_type) => {
+                if !self
+                    .formation(app)
+                    .await?
+                    .iter()
+                    .any(|f| f.process_type == process_type)
+                {
+                    return Err(CoreError::not_found("process type", process_type));
+                }
+                process_type.to_owned()
+            }
+        };
+        let restart = model::Restart {
+            at: Utc::now(),
+            stop,
+        };
         self.store
-            .txn(Txn::new().then(Op::delete_prefix(model::keys::DYNOS)))
+            .txn(Txn::new().then(Op::put_json(
+                model::keys::restart(app.id, &key_target),
+                &restart,
+            )?))
             .await?;
         Ok(())
     }
@@ -308,18 +339,14 @@ impl Platform {
 
     /// All releases, oldest first.
     pub async fn releases(&self, app: &App) -> Result<Vec<Release>, CoreError> {
-        let (releases, _) =
-            range_json::<Release, _>(self.store.as_ref(), &keys::releases(app.id)).await?;
-        Ok(releases.into_iter().map(|(_, release)| release).collect())
+        self.ledger(app).await
     }
 
     /// A release by id or version (`3` or `v3`).
     pub async fn release(&self, app: &App, id_or_version: &str) -> Result<Release, CoreError> {
         let version = id_or_version.trim_start_matches('v').parse::<u32>().ok();
         if let Some(version) = version {
-            if let Some(release) =
-                get_json::<Release, _>(self.store.as_ref(), &keys::release(app.id, version)).await?
-            {
+            if let Some(release) = self.ledger_entry(app, version).await? {
                 return Ok(release);
             }
         }

@@ -11,6 +11,8 @@
 //! - `slugs/<app id>/<slug id>` → [`Slug`] (append-only)
 //! - `formation/<app id>/<process type>` → [`Formation`]
 //! - `dynos/<app id>/<dyno name>` → [`Dyno`], written only by the dyno manager
+//! - `restarts/<app id>/<target>` → [`Restart`]: the last restart or stop asked for all dynos
+//!   (target `*`), a process type (`web`) or one dyno (`web.2`)
 
 use std::collections::BTreeMap;
 
@@ -133,6 +135,15 @@ pub struct Dyno {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A restart (or stop) asked for: dynos started before `at` are replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restart {
+    pub at: DateTime<Utc>,
+    /// `ps:stop`: stop first, then start (no preboot); otherwise a restart.
+    #[serde(default)]
+    pub stop: bool,
+}
+
 pub(crate) mod keys {
     use uuid::Uuid;
 
@@ -173,6 +184,13 @@ pub(crate) mod keys {
     }
     pub(crate) fn dyno(app: Uuid, name: &str) -> String {
         format!("dynos/{app}/{name}")
+    }
+    pub(crate) const RESTARTS: &str = "restarts/";
+    pub(crate) fn restarts(app: Uuid) -> String {
+        format!("restarts/{app}/")
+    }
+    pub(crate) fn restart(app: Uuid, target: &str) -> String {
+        format!("restarts/{app}/{target}")
     }
     /// The app id in a key of the form `<prefix><app id>/...`.
     pub(crate) fn app_id_in(key: &str, prefix: &str) -> Option<Uuid> {

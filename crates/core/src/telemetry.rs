@@ -54,6 +54,33 @@ pub enum PlatformEvent<'a> {
     Build {
         line: &'a str,
     },
+    Restarting {
+        dyno: &'a str,
+    },
+    Cycling {
+        dyno: &'a str,
+    },
+    Idling {
+        dyno: &'a str,
+    },
+    Unidling {
+        dyno: &'a str,
+    },
+    /// Memory in MB and as a percentage of the quota, logged before R14 and R15.
+    ProcessMemory {
+        dyno: &'a str,
+        mb: u64,
+        /// Thousandths of the quota: 1033 is 103.3%.
+        per_mille: u64,
+    },
+    /// R14: over the quota; the dyno keeps running.
+    MemoryQuotaExceeded {
+        dyno: &'a str,
+    },
+    /// R15: over twice the quota; the dyno is killed and restarted.
+    MemoryQuotaVastlyExceeded {
+        dyno: &'a str,
+    },
 }
 
 impl PlatformEvent<'_> {
@@ -103,6 +130,28 @@ impl PlatformEvent<'_> {
                 LogLine::app("api", format!("Scaled to {formation} by {user}"))
             }
             PlatformEvent::Build { line } => LogLine::app("build", *line),
+            PlatformEvent::Restarting { dyno } => LogLine::heroku(*dyno, "Restarting"),
+            PlatformEvent::Cycling { dyno } => LogLine::heroku(*dyno, "Cycling"),
+            PlatformEvent::Idling { dyno } => LogLine::heroku(*dyno, "Idling"),
+            PlatformEvent::Unidling { dyno } => LogLine::heroku(*dyno, "Unidling"),
+            PlatformEvent::ProcessMemory {
+                dyno,
+                mb,
+                per_mille,
+            } => LogLine::heroku(
+                *dyno,
+                format!(
+                    "Process running mem={mb}MB({}.{}%)",
+                    per_mille / 10,
+                    per_mille % 10
+                ),
+            ),
+            PlatformEvent::MemoryQuotaExceeded { dyno } => {
+                LogLine::heroku(*dyno, "Error R14 (Memory quota exceeded)")
+            }
+            PlatformEvent::MemoryQuotaVastlyExceeded { dyno } => {
+                LogLine::heroku(*dyno, "Error R15 (Memory quota vastly exceeded)")
+            }
         }
     }
 }
@@ -164,6 +213,22 @@ mod tests {
                 description: "Deploy 1a2b3c4",
             },
             "app[api]: Release v3 created by a@b: Deploy 1a2b3c4",
+        );
+        check(
+            PlatformEvent::ProcessMemory {
+                dyno: "web.1",
+                mb: 528,
+                per_mille: 1033,
+            },
+            "heroku[web.1]: Process running mem=528MB(103.3%)",
+        );
+        check(
+            PlatformEvent::MemoryQuotaExceeded { dyno: "web.1" },
+            "heroku[web.1]: Error R14 (Memory quota exceeded)",
+        );
+        check(
+            PlatformEvent::Cycling { dyno: "web.1" },
+            "heroku[web.1]: Cycling",
         );
     }
 }

@@ -296,9 +296,12 @@ impl HubInner {
         self.with_app(app, |log| log.append(self.history_limit, line, to_drains))
     }
 
-    /// History and tails only: how drains report their own troubles (L10, L14).
+    /// History and tails only: how drains report their own troubles (L10, L14). Does nothing
+    /// if the app was forgotten meanwhile (its drains are being stopped).
     pub(crate) fn publish_local(&self, app: &str, line: LogLine) {
-        self.publish(app, line, false);
+        if let Some(log) = self.shard(app).get_mut(app) {
+            log.append(self.history_limit, Arc::new(line), false);
+        }
     }
 }
 

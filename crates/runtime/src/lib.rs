@@ -161,6 +161,24 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Containers created by this runtime that still exist (running or not).
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
+
+    /// Takes over a container a previous instance of this runtime started (found by
+    /// [`Runtime::list`]) and that still runs: its output goes to `output` from now on and
+    /// `exited` resolves when it ends, exactly as for a container this instance started.
+    async fn adopt(&self, id: &str, output: OutputSink) -> Result<RunningContainer, RuntimeError> {
+        let _ = output;
+        Err(RuntimeError::InvalidSpec {
+            id: id.to_string(),
+            reason: "this runtime cannot adopt containers from a previous run; stop it instead"
+                .into(),
+        })
+    }
+
+    /// The container's current memory use (its cgroup's, cache included), if known.
+    fn memory_usage(&self, id: &str) -> Option<u64> {
+        let _ = id;
+        None
+    }
 }
 
 /// Starts a container and waits for it to exit, e.g. a build step or a one-off command.

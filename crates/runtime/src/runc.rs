@@ -50,8 +50,16 @@
 //!
 //! Caveats: the first process is PID 1 of its namespace, so the kernel ignores a SIGTERM for
 //! which it installed no handler (as in Docker): use `exec` only for programs that handle
-//! SIGTERM, or trap it in the shell. After a server restart, adopted containers' output is lost
-//! (runc's pipes led to the old process).
+//! SIGTERM, or trap it in the shell.
+//!
+//! # Surviving the server
+//! `runc run` runs under a small `sh` wrapper in its own process group (not killed with the
+//! server) that writes runc's exit status to `exit-status` in the bundle. The container's
+//! stdout/stderr are the FIFOs `stdout.fifo`/`stderr.fifo` in the bundle, held open read-write
+//! by the container, so a dead server never makes its writes fail. [`Runtime::adopt`] lets a
+//! restarted server take a container over: it re-opens the FIFOs (output written while no
+//! server ran waits in the pipe buffer, 64 KiB; beyond that the dyno's writes block until
+//! adoption), polls the init pid for its end and then reads `exit-status`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -643,6 +651,68 @@ fn proc_start(pid: u32) -> Option<(u64, bool)> {
     Some((start, matches!(*state, "Z" | "X")))
 }
 
+/// Runs `runc run ...` (`$2...`) and writes its exit status to the file `$1`.
+const STATUS_WRAPPER: &str =
+    r#"status_file=$1; shift; "$@"; s=$?; echo "$s" > "$status_file"; exit "$s""#;
+/// Where [`STATUS_WRAPPER`] records `runc run`'s exit status, in the bundle.
+const EXIT_STATUS_FILE: &str = "exit-status";
+const STDOUT_FIFO: &str = "stdout.fifo";
+const STDERR_FIFO: &str = "stderr.fifo";
+/// How often the exit of an adopted container (not our child) is checked.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
+
+/// Creates the bundle's output FIFOs and opens them read-write for the container: a FIFO
+/// with a reader never gives its writers EPIPE, so the dyno keeps running while no server
+/// reads (its writes block once the pipe buffer, 64 KiB, is full).
+fn open_output_fifos(bundle: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    let open = |name: &str| -> std::io::Result<std::fs::File> {
+        let path = bundle.join(name);
+        match nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+    };
+    Ok((open(STDOUT_FIFO)?, open(STDERR_FIFO)?))
+}
+
+/// Opens the read ends of a bundle's output FIFOs (non-blocking; EOF once every writer, i.e.
+/// the container, is gone).
+fn open_fifo_readers(
+    bundle: &Path,
+) -> std::io::Result<(
+    tokio::net::unix::pipe::Receiver,
+    tokio::net::unix::pipe::Receiver,
+)> {
+    let open =
+        |name: &str| tokio::net::unix::pipe::OpenOptions::new().open_receiver(bundle.join(name));
+    Ok((open(STDOUT_FIFO)?, open(STDERR_FIFO)?))
+}
+
+/// The exit status [`STATUS_WRAPPER`] recorded, if it did.
+fn read_exit_status(bundle: &Path) -> Option<ExitStatus> {
+    let code: i32 = std::fs::read_to_string(bundle.join(EXIT_STATUS_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(if (129..=128 + 64).contains(&code) {
+        ExitStatus {
+            code: None,
+            signal: Some(code - 128),
+        }
+    } else {
+        ExitStatus {
+            code: Some(code),
+            signal: None,
+        }
+    })
+}
+
 /// Opens the gate when dropped unless disarmed: if `start` is cancelled while waiting for the
 /// pid file, the container's output still reaches the sink.
 struct OpenOnDrop(Option<OutputGate>);
@@ -696,8 +766,34 @@ impl Runtime for RuncRuntime {
         }
 
         let pid_file = bundle.join("init.pid");
-        let mut cmd = inner.runc();
-        cmd.arg("--log")
+        // The container's stdout/stderr are FIFOs in the bundle, opened read-write for the
+        // container so that writes never fail with EPIPE while no server reads them (the
+        // server may restart and re-open them with `adopt`).
+        let (stdout_fifo, stderr_fifo) = match open_output_fifos(&bundle) {
+            Ok(fifos) => fifos,
+            Err(e) => {
+                inner.cleanup(&id).await;
+                return Err(io_err(&id, "create the output FIFOs of")(e));
+            }
+        };
+        let readers = match open_fifo_readers(&bundle) {
+            Ok(readers) => readers,
+            Err(e) => {
+                inner.cleanup(&id).await;
+                return Err(io_err(&id, "open the output FIFOs of")(e));
+            }
+        };
+        // `runc run` under a tiny shell that records its exit status in the bundle, so that a
+        // server that adopts the container later (it is then not our child) can learn it.
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(STATUS_WRAPPER)
+            .arg("slipway-runc")
+            .arg(bundle.join(EXIT_STATUS_FILE))
+            .arg(&inner.runc_binary)
+            .arg("--root")
+            .arg(&inner.runc_root)
+            .arg("--log")
             .arg(bundle.join("runc.log"))
             .arg("run")
             .arg("--bundle")
@@ -707,8 +803,8 @@ impl Runtime for RuncRuntime {
             .arg("--no-new-keyring")
             .arg(&id)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(stdout_fifo))
+            .stderr(Stdio::from(stderr_fifo))
             .process_group(0)
             .kill_on_drop(false);
         let mut child = match cmd.spawn() {
@@ -718,22 +814,15 @@ impl Runtime for RuncRuntime {
                 return Err(io_err(&id, "spawn runc for")(e));
             }
         };
+        drop(cmd);
 
         let gate = OutputGate::closed(output);
         let mut guard = OpenOnDrop(Some(gate.clone()));
-        let pumps: Vec<_> = [
-            child
-                .stdout
-                .take()
-                .map(|r| tokio::spawn(pump_lines(r, Stream::Stdout, gate.clone()))),
-            child
-                .stderr
-                .take()
-                .map(|r| tokio::spawn(pump_lines(r, Stream::Stderr, gate.clone()))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let (stdout_reader, stderr_reader) = readers;
+        let pumps: Vec<_> = vec![
+            tokio::spawn(pump_lines(stdout_reader, Stream::Stdout, gate.clone())),
+            tokio::spawn(pump_lines(stderr_reader, Stream::Stderr, gate.clone())),
+        ];
 
         let (watch_tx, mut watch_rx) = watch::channel(None);
         inner
@@ -907,6 +996,99 @@ impl Runtime for RuncRuntime {
             inner.cleanup(id).await;
         }
         Ok(outcome)
+    }
+
+    async fn adopt(&self, id: &str, output: OutputSink) -> Result<RunningContainer, RuntimeError> {
+        crate::common::validate_id(id)?;
+        let inner = &self.inner;
+        let bundle = inner.bundle(id);
+        if !bundle.join("labels.json").exists() {
+            return Err(io_err(id, "adopt")(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such container",
+            )));
+        }
+        let (watch_tx, watch_rx) = watch::channel(None);
+        {
+            let mut active = inner.active.lock().unwrap_or_else(|e| e.into_inner());
+            if active.contains_key(id) {
+                return Err(RuntimeError::AlreadyExists { id: id.to_string() });
+            }
+            active.insert(id.to_string(), watch_rx);
+        }
+        let pid = read_pid(&bundle.join("init.pid"));
+        let init = pid.and_then(|pid| {
+            proc_start(pid)
+                .filter(|(_, zombie)| !zombie)
+                .map(|(start, _)| (pid, start))
+        });
+        let gate = OutputGate::open_now(output);
+        let pumps: Vec<_> = match open_fifo_readers(&bundle) {
+            Ok((stdout, stderr)) => vec![
+                tokio::spawn(pump_lines(stdout, Stream::Stdout, gate.clone())),
+                tokio::spawn(pump_lines(stderr, Stream::Stderr, gate)),
+            ],
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot re-open the output of an adopted container; its output is lost");
+                Vec::new()
+            }
+        };
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let monitor_inner = self.inner.clone();
+        let monitor_id = id.to_string();
+        tokio::spawn(async move {
+            let id = monitor_id;
+            if let Some((pid, start)) = init {
+                loop {
+                    match proc_start(pid) {
+                        Some((s, zombie)) if s == start && !zombie => {
+                            tokio::time::sleep(ADOPTED_POLL).await
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            // The wrapper writes the status right after `runc run` returns.
+            let bundle = monitor_inner.bundle(&id);
+            let mut status = None;
+            for _ in 0..50 {
+                status = read_exit_status(&bundle);
+                if status.is_some() {
+                    break;
+                }
+                tokio::time::sleep(ADOPTED_POLL).await;
+            }
+            let status = status.unwrap_or(ExitStatus {
+                code: None,
+                signal: None,
+            });
+            for pump in pumps {
+                let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+            }
+            monitor_inner.cleanup(&id).await;
+            monitor_inner
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            let _ = watch_tx.send(Some(Finished { status, pid }));
+            let _ = exit_tx.send(status);
+        });
+        Ok(RunningContainer {
+            id: id.to_string(),
+            pid: pid.unwrap_or(0),
+            exited: exit_rx,
+        })
+    }
+
+    fn memory_usage(&self, id: &str) -> Option<u64> {
+        let parent = &self.inner.cgroup_parent;
+        [
+            format!("/sys/fs/cgroup/memory/{parent}/{id}/memory.usage_in_bytes"),
+            format!("/sys/fs/cgroup/{parent}/{id}/memory.current"),
+        ]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok()?.trim().parse().ok())
     }
 
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {

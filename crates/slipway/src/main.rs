@@ -58,6 +58,25 @@ struct ServerArgs {
     /// Seconds between SIGTERM and SIGKILL when stopping a dyno (Heroku: 30).
     #[arg(long, default_value_t = 30)]
     stop_grace: u64,
+    /// Seconds to wait before restarting a dyno after its 1st, 2nd, ... consecutive crash;
+    /// the last one repeats (Heroku: 0,1200,2400,3600,10800,19200).
+    #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1200, 2400, 3600, 10800, 19200])]
+    crash_backoff: Vec<u64>,
+    /// Seconds after which each dyno is restarted (`Cycling`), plus a random 0-13%
+    /// (Heroku: 24 h plus 0-216 min).
+    #[arg(long, default_value_t = 86_400)]
+    cycle_after: u64,
+    /// Start new web dynos and switch traffic to them before stopping the old ones on
+    /// deploys, config changes and restarts (Heroku's preboot). `--preboot false` turns it off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    preboot: bool,
+    /// Most dynos per app (Heroku: 100).
+    #[arg(long, default_value_t = 100)]
+    max_dynos_per_app: u32,
+    /// Seconds a release phase (the Procfile's `release:` command) may run before it is
+    /// killed and its release marked failed (Heroku: 3600).
+    #[arg(long, default_value_t = 3600)]
+    release_phase_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -141,10 +160,28 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     config.api_url = format!("http://{}", args.api_addr);
     config.dynos.boot_timeout = std::time::Duration::from_secs(args.boot_timeout);
     config.dynos.stop_grace = std::time::Duration::from_secs(args.stop_grace);
+    config.dynos.crash_backoff = args
+        .crash_backoff
+        .iter()
+        .map(|s| std::time::Duration::from_secs(*s))
+        .collect();
+    config.dynos.cycle_after = std::time::Duration::from_secs(args.cycle_after);
+    config.dynos.cycle_jitter = std::time::Duration::from_secs(args.cycle_after * 216 / 1440);
+    config.dynos.preboot = args.preboot;
+    config.dynos.max_dynos_per_app = args.max_dynos_per_app;
+    config.release_phase_timeout = std::time::Duration::from_secs(args.release_phase_timeout);
     let logs = LogHub::default();
     let platform = slipway_core::Platform::open(config, store.clone(), runtime, logs.clone())
         .await
         .context("preparing the platform")?;
+
+    let drains = platform
+        .restore_drains()
+        .await
+        .context("restarting log drains")?;
+    if drains > 0 {
+        tracing::info!(drains, "log drains restarted");
+    }
 
     let key_path = data_dir.join("admin.key");
     if let Some(key) = platform.bootstrap_admin("admin@slipway.local").await? {

@@ -44,18 +44,32 @@ async fn every_route_needs_a_key_and_errors_look_like_herokus() {
         assert_eq!(wrong.status(), 401, "{method} {path} with a wrong key");
     }
 
-    let no_version = client.get(format!("{}/apps", server.api_url)).bearer_auth(&server.key).send().await.unwrap();
+    let no_version = client
+        .get(format!("{}/apps", server.api_url))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_version.status(), 406);
     let body: serde_json::Value = no_version.json().await.unwrap();
     assert_eq!(body["id"], "not_acceptable");
 
-    let missing = server.api(Method::GET, "/apps/nosuchapp").send().await.unwrap();
+    let missing = server
+        .api(Method::GET, "/apps/nosuchapp")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["id"], "not_found");
     assert!(body["message"].as_str().unwrap().contains("app"));
 
-    let garbage = server.api(Method::POST, "/apps").body("{not json").send().await.unwrap();
+    let garbage = server
+        .api(Method::POST, "/apps")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(garbage.status(), 400);
     let body: serde_json::Value = garbage.json().await.unwrap();
     assert_eq!(body["id"], "bad_request");
@@ -83,42 +97,84 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
     let app: serde_json::Value = created.json().await.unwrap();
     assert_eq!(app["name"], "shapes");
     assert_eq!(app["git_url"], server.git_url("shapes"));
-    assert_eq!(app["web_url"], format!("http://shapes.localhost:{}/", server.router_port));
+    assert_eq!(
+        app["web_url"],
+        format!("http://shapes.localhost:{}/", server.router_port)
+    );
     assert_eq!(app["owner"]["email"], "admin@slipway.local");
     assert!(app["stack"]["name"].is_string() && app["region"]["name"].is_string());
 
     // Before any deploy the router answers H81, and there is no formation.
     let blank = server.get("shapes", "/").await;
     assert_eq!(blank.status(), 503);
-    let formation: Vec<serde_json::Value> =
-        server.api(Method::GET, "/apps/shapes/formation").send().await.unwrap().json().await.unwrap();
+    let formation: Vec<serde_json::Value> = server
+        .api(Method::GET, "/apps/shapes/formation")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(formation.is_empty());
 
-    let dir = repo(&[("Procfile", "web: python3 server.py\nworker: sleep 1000\n"), ("server.py", ECHO_APP)]);
+    let dir = repo(&[
+        ("Procfile", "web: python3 server.py\nworker: sleep 1000\n"),
+        ("server.py", ECHO_APP),
+    ]);
     assert!(server.push("shapes", dir.path()).status.success());
     server.wait_for_200("shapes", "/").await;
 
-    let formation: Vec<serde_json::Value> =
-        server.api(Method::GET, "/apps/shapes/formation").send().await.unwrap().json().await.unwrap();
-    let web = formation.iter().find(|f| f["type"] == "web").expect("web formation");
-    let worker = formation.iter().find(|f| f["type"] == "worker").expect("worker formation");
-    assert_eq!((web["quantity"].as_i64(), worker["quantity"].as_i64()), (Some(1), Some(0)));
+    let formation: Vec<serde_json::Value> = server
+        .api(Method::GET, "/apps/shapes/formation")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let web = formation
+        .iter()
+        .find(|f| f["type"] == "web")
+        .expect("web formation");
+    let worker = formation
+        .iter()
+        .find(|f| f["type"] == "worker")
+        .expect("worker formation");
+    assert_eq!(
+        (web["quantity"].as_i64(), worker["quantity"].as_i64()),
+        (Some(1), Some(0))
+    );
     assert_eq!(web["command"], "python3 server.py");
     assert_eq!(web["size"], "Standard-1X");
 
-    let dynos: Vec<serde_json::Value> =
-        server.api(Method::GET, "/apps/shapes/dynos").send().await.unwrap().json().await.unwrap();
+    let dynos: Vec<serde_json::Value> = server
+        .api(Method::GET, "/apps/shapes/dynos")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(dynos.len(), 1);
     assert_eq!(dynos[0]["name"], "web.1");
     assert_eq!(dynos[0]["state"], "up");
     assert_eq!(dynos[0]["release"]["version"], 1);
 
-    let release: serde_json::Value =
-        server.api(Method::GET, "/apps/shapes/releases/1").send().await.unwrap().json().await.unwrap();
+    let release: serde_json::Value = server
+        .api(Method::GET, "/apps/shapes/releases/1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(release["version"], 1);
     assert_eq!(release["current"], true);
     assert_eq!(release["status"], "succeeded");
-    assert!(release["description"].as_str().unwrap().starts_with("Deploy "));
+    assert!(release["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Deploy "));
 
     // Scaling web to 0 makes the router answer H14.
     let scaled = server
@@ -138,9 +194,17 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
         assert!(std::time::Instant::now() < deadline, "web=0 never gave 503");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let log = server.wait_for_log("shapes", |log| log.contains("code=H14")).await;
-    assert!(log.contains("heroku[router]: at=error code=H14 desc=\"No web dynos running\""), "{log}");
-    assert!(log.contains("app[api]: Scaled to web@0:standard-1x by admin@slipway.local"), "{log}");
+    let log = server
+        .wait_for_log("shapes", |log| log.contains("code=H14"))
+        .await;
+    assert!(
+        log.contains("heroku[router]: at=error code=H14 desc=\"No web dynos running\""),
+        "{log}"
+    );
+    assert!(
+        log.contains("app[api]: Scaled to web@0:standard-1x by admin@slipway.local"),
+        "{log}"
+    );
 
     // A log session: its URL works without credentials, as SSE or plain text, and only with
     // its own secret.
@@ -154,23 +218,56 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
         .await
         .unwrap();
     let url = session["logplex_url"].as_str().unwrap().to_owned();
-    let sse = reqwest::Client::new().get(&url).header("accept", "text/event-stream").send().await.unwrap();
+    let sse = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sse.status(), 200);
-    assert!(sse.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(sse.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let body = sse.text().await.unwrap();
-    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    let data: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
     assert!(!data.is_empty() && data.len() <= 5, "{body}");
-    assert!(data.iter().all(|l| l.contains(" heroku[router]: ")), "filtered by source and dyno: {body}");
+    assert!(
+        data.iter().all(|l| l.contains(" heroku[router]: ")),
+        "filtered by source and dyno: {body}"
+    );
     assert!(body.lines().any(|l| l.starts_with("id: ")), "{body}");
     let plain = reqwest::get(&url).await.unwrap().text().await.unwrap();
-    assert!(plain.lines().all(|l| l.contains(" heroku[router]: ")) && !plain.is_empty(), "{plain}");
+    assert!(
+        plain.lines().all(|l| l.contains(" heroku[router]: ")) && !plain.is_empty(),
+        "{plain}"
+    );
     let forged = url.split("token=").next().unwrap().to_owned() + "token=forged";
     assert_eq!(reqwest::get(&forged).await.unwrap().status(), 404);
 
     // Destroying the app stops its dynos and forgets it.
-    let deleted = server.api(Method::DELETE, "/apps/shapes").send().await.unwrap();
+    let deleted = server
+        .api(Method::DELETE, "/apps/shapes")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 200);
-    assert_eq!(server.api(Method::GET, "/apps/shapes").send().await.unwrap().status(), 404);
+    assert_eq!(
+        server
+            .api(Method::GET, "/apps/shapes")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     server.wait_for_containers("shapes", 0).await;
-    assert_eq!(server.get("shapes", "/").await.status(), 404, "the router forgets the app");
+    assert_eq!(
+        server.get("shapes", "/").await.status(),
+        404,
+        "the router forgets the app"
+    );
 }

@@ -264,6 +264,58 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the server with SIGKILL (dynos keep running) and starts a new server process on
+    /// the same data directory and ports, as after a crash or an upgrade.
+    pub fn kill9_and_restart(&mut self, extra_args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let api_addr = self.api_url.trim_start_matches("http://").to_owned();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("server log");
+        self.child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--api-addr")
+            .arg(&api_addr)
+            .arg("--router-addr")
+            .arg(format!("127.0.0.1:{}", self.router_port))
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("restart slipway server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&api_addr).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the restarted server exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the restarted server did not listen:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The host pid of a container's first process, from `runc state`.
+    pub fn container_pid(&self, id: &str) -> Option<u64> {
+        let output = Command::new("runc")
+            .arg("--root")
+            .arg(self.data_dir.join("runtime/runc"))
+            .args(["state", id])
+            .output()
+            .ok()?;
+        let state: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        state["pid"].as_u64().filter(|pid| *pid > 0)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -388,3 +440,89 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
 "#;
+
+/// Crash and restart, for durability tests.
+impl Server {
+    /// Kills the server with SIGKILL (its dynos keep running, as after a real crash).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory and ports, after [`Server::kill9`].
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        let api_addr = self.api_url.trim_start_matches("http://").to_owned();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("server log");
+        self.child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--api-addr")
+            .arg(&api_addr)
+            .arg("--router-addr")
+            .arg(format!("127.0.0.1:{}", self.router_port))
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("restart slipway server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&api_addr).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the restarted server exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not restart:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A Platform API GET, decoded as JSON; panics unless it answers 2xx.
+    pub async fn api_json(&self, path: &str) -> serde_json::Value {
+        let response = self
+            .api(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("API request");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "GET {path}: {status}: {body}");
+        serde_json::from_str(&body).expect("JSON from the API")
+    }
+
+    /// Polls the app's `/env` (see [`ECHO_APP`]) until `predicate` holds for the dyno's
+    /// environment; returns it.
+    pub async fn wait_for_env(
+        &self,
+        app: &str,
+        predicate: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = serde_json::Value::Null;
+        while Instant::now() < deadline {
+            if let Ok(response) = self.request(reqwest::Method::GET, app, "/env").send().await {
+                if response.status() == 200 {
+                    if let Ok(facts) = response.json::<serde_json::Value>().await {
+                        if predicate(&facts["env"]) {
+                            return facts["env"].clone();
+                        }
+                        last = facts["env"].clone();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the dyno's environment never matched; last: {last}\nserver log:\n{}\napp log:\n{}",
+            self.log(),
+            self.logs(app)
+        );
+    }
+}

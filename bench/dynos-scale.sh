@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): `ps:scale web=N` on one host. Measures the time from the scale
+# command to all N web dynos being `up`, and the server's own memory (RSS) per running dyno.
+#
+#   bench/dynos-scale.sh [N]      (as root; default N=50; builds the release binary if needed)
+#
+# RSS per dyno = (server RSS with N+1 dynos - server RSS with 1 dyno) / N, read from
+# /proc/<server pid>/status. Dynos' own memory is not counted: it is the app's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-50}
+bin=${SLIPWAY_BIN:-target/release/slipway}
+[ -x "$bin" ] || cargo build --release -q -p slipway
+bin=$(realpath "$bin")
+
+work=$(mktemp -d /tmp/slipway-bench-XXXXXX)
+api_port=5610; router_port=8610
+"$bin" server --data-dir "$work/data" --api-addr 127.0.0.1:$api_port --router-addr 127.0.0.1:$router_port \
+  --max-dynos-per-app $((n + 1)) >"$work/server.log" 2>&1 &
+server=$!
+cleanup() {
+  kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+  for id in $(runc --root "$work/data/runtime/runc" list -q 2>/dev/null); do
+    runc --root "$work/data/runtime/runc" kill --all "$id" KILL 2>/dev/null || true
+    runc --root "$work/data/runtime/runc" delete --force "$id" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do [ -s "$work/data/admin.key" ] && break; sleep 0.1; done
+export SLIPWAY_API_URL=http://127.0.0.1:$api_port SLIPWAY_API_KEY=$(cat "$work/data/admin.key")
+"$bin" apps:create scale >/dev/null
+
+mkdir "$work/app" && cd "$work/app"
+git init -q -b main
+cat > server.py <<'PY'
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ.get("DYNO", "?").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+PY
+echo "web: python3 server.py" > Procfile
+git add -A && git -c user.email=b@b -c user.name=b commit -qm app
+git push -q "http://x:$SLIPWAY_API_KEY@127.0.0.1:$api_port/scale.git" main 2>/dev/null
+
+up() { "$bin" ps -a scale 2>/dev/null | grep -c '^web\.[0-9]*: up' || true; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$server/status"; }
+until [ "$(up)" -ge 1 ]; do sleep 0.1; done
+sleep 2
+rss_one=$(rss)
+
+start=$(date +%s.%N)
+"$bin" ps:scale "web=$((n + 1))" -a scale >/dev/null
+until [ "$(up)" -ge $((n + 1)) ]; do sleep 0.05; done
+end=$(date +%s.%N)
+sleep 2
+rss_all=$(rss)
+python3 - "$n" "$start" "$end" "$rss_one" "$rss_all" <<'PY'
+import sys
+n, start, end, one, all_ = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print(f"ps:scale web=1 -> web={n + 1}: all {n + 1} up after {end - start:.2f} s")
+print(f"server RSS: {one / 1024:.1f} MiB with 1 dyno, {all_ / 1024:.1f} MiB with {n + 1}: "
+      f"{(all_ - one) / n:.0f} KiB per additional dyno")
+PY

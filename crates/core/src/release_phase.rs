@@ -1,0 +1,275 @@
+//! The release phase: a slug's `release:` process runs in a one-off dyno (`release.1`) with
+//! the new release's slug and config vars before that release exists.
+//!
+//! Choice: a gated release is written only once its phase has finished, with its final status
+//! (`succeeded` on exit 0, which lets the dyno manager switch the dynos; `failed` on a
+//! non-zero exit, a crash, a start failure or the timeout, one hour by default, and the
+//! previous release keeps running). The ledger is append-only, so writing `pending` first
+//! would need a second record per release; writing once keeps every reader simple and means a
+//! crash during the phase leaves no release at all, never a half-made or forever-pending one.
+//! The price: while the phase runs, the API does not list the release yet (Heroku shows it as
+//! `pending`).
+//!
+//! Releases of one app that need a phase are serialised by a per-app lock, so a phase never
+//! runs against config vars that another release is changing. The phase's output streams to
+//! whoever created the release (the `git push`) and into the app's log as `app[release.1]`.
+//! It runs in its own task, so a caller that goes away (an HTTP client hanging up) does not
+//! abandon the container half-way.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use slipway_logplex::{split_long_line, LogHub, LogLine};
+use slipway_runtime::{ContainerSpec, ExitStatus, Limits, Runtime, Stream};
+use uuid::Uuid;
+
+use crate::deploy::DeployOutput;
+use crate::model::{App, ConfigVars, Release, Slug};
+use crate::releases::release_command;
+use crate::telemetry::PlatformEvent;
+use crate::{size_limits, CoreError, Platform, PlatformConfig};
+
+/// The one-off dyno's name, as Heroku shows it in logs.
+const DYNO: &str = "release.1";
+
+/// Sources `.profile.d/*.sh` and `.profile`, as for every dyno, then runs the command.
+const RELEASE_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
+[ -r /app/.profile ] && . /app/.profile
+exec /bin/bash -c "$1" </dev/null"#;
+
+/// Everything the phase needs, owned, so it can run in a task of its own.
+struct Phase {
+    runtime: Arc<dyn Runtime>,
+    logs: LogHub,
+    config: PlatformConfig,
+    app: App,
+    config_vars: ConfigVars,
+    slug: Slug,
+    command: String,
+    output: DeployOutput,
+}
+
+/// One lock per app, held while a gated release runs its phase and is written.
+fn app_lock(app: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    locks.entry(app).or_default().clone()
+}
+
+impl Platform {
+    /// Takes the app's release lock if `slug` has a release phase.
+    pub(crate) async fn lock_release_phase(
+        &self,
+        app: &App,
+        slug: Option<&Slug>,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        slug.and_then(release_command)?;
+        Some(app_lock(app.id).lock_owned().await)
+    }
+
+    /// Runs the release phase of a release-to-be of `slug` with `config_vars`, if the slug
+    /// has one. `Ok(None)`: no phase, or it succeeded; `Ok(Some(reason))`: it failed.
+    pub(crate) async fn run_release_phase(
+        &self,
+        app: &App,
+        slug: Option<&Slug>,
+        config_vars: &ConfigVars,
+        output: DeployOutput,
+    ) -> Result<Option<String>, CoreError> {
+        let Some(slug) = slug else { return Ok(None) };
+        let Some(command) = release_command(slug) else {
+            return Ok(None);
+        };
+        let phase = Phase {
+            runtime: self.runtime.clone(),
+            logs: self.logs.clone(),
+            config: self.config.clone(),
+            app: app.clone(),
+            config_vars: config_vars.clone(),
+            slug: slug.clone(),
+            command: command.to_owned(),
+            output,
+        };
+        tokio::spawn(phase.run())
+            .await
+            .map_err(|join| CoreError::Io {
+                app: app.id,
+                action: "run the release phase",
+                source: std::io::Error::other(join),
+            })
+    }
+
+    /// After a gated release was written: logs its outcome, and turns a failure into an error
+    /// that says the previous release keeps running.
+    pub(crate) fn release_phase_outcome(
+        &self,
+        app: &App,
+        release: Release,
+        failure: Option<String>,
+        output: &DeployOutput,
+    ) -> Result<Release, CoreError> {
+        let Some(reason) = failure else {
+            return Ok(release);
+        };
+        let line = format!("Release v{} failed: {reason}", release.version);
+        self.logs
+            .publish(&app.name, LogLine::app("api", line.clone()));
+        output(&format!("       {line}"));
+        Err(CoreError::invalid(format!(
+            "{line}. The previous release keeps running; fix the release command (its output is in `slipway logs`, as app[release.1]) and release again."
+        )))
+    }
+}
+
+impl Phase {
+    /// Runs the command; returns why it failed, if it did.
+    async fn run(self) -> Option<String> {
+        (self.output)("-----> Running release command...");
+        self.logs.publish(
+            &self.app.name,
+            PlatformEvent::Starting {
+                dyno: DYNO,
+                command: &self.command,
+            }
+            .to_line(),
+        );
+        match self.execute().await {
+            Ok(status) if status.success() => {
+                (self.output)("       The release command succeeded.");
+                None
+            }
+            Ok(status) => Some(format!("the release command exited with status {status}")),
+            Err(reason) => Some(reason),
+        }
+    }
+
+    /// Starts the one-off dyno and waits for it, killing it at the timeout.
+    async fn execute(&self) -> Result<ExitStatus, String> {
+        let (app_dir, private) = self.unpacked_slug().await?;
+        let spec = self.container_spec(app_dir);
+        let id = spec.id.clone();
+        let sink = {
+            let logs = self.logs.clone();
+            let app = self.app.name.clone();
+            let output = self.output.clone();
+            Arc::new(move |_stream: Stream, line: &str| {
+                output(line);
+                for part in split_long_line(line) {
+                    logs.publish(&app, LogLine::app(DYNO, part));
+                }
+            })
+        };
+        let result = match self.runtime.start(spec, sink).await {
+            Err(error) => Err(format!("the release dyno could not start: {error}")),
+            Ok(running) => {
+                let timeout = self.config.release_phase_timeout;
+                let exited = running.exited;
+                tokio::pin!(exited);
+                match tokio::time::timeout(timeout, &mut exited).await {
+                    Ok(Ok(status)) => Ok(status),
+                    Ok(Err(_)) => Err("the release dyno's exit status was lost".to_owned()),
+                    Err(_) => {
+                        let _ = self.runtime.stop(&id, std::time::Duration::ZERO).await;
+                        let _ = exited.await;
+                        Err(format!(
+                            "the release command timed out after {} seconds",
+                            timeout.as_secs()
+                        ))
+                    }
+                }
+            }
+        };
+        if let Ok(status) = &result {
+            self.logs.publish(
+                &self.app.name,
+                PlatformEvent::Exited {
+                    dyno: DYNO,
+                    status: status.to_string(),
+                }
+                .to_line(),
+            );
+        }
+        if let Some(dir) = private {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+        result
+    }
+
+    /// The slug's unpacked tree: the dyno manager's shared copy if it is complete, else a
+    /// private copy (returned second, to remove afterwards) so the two never race.
+    async fn unpacked_slug(&self) -> Result<(PathBuf, Option<PathBuf>), String> {
+        let digest = self.slug.digest().to_owned();
+        let shared = self.config.unpacked_slugs_dir().join(&digest);
+        if shared.join(".complete").exists() {
+            return Ok((shared.join("app"), None));
+        }
+        let private = self
+            .config
+            .builds_dir()
+            .join(format!("release-{}", Uuid::new_v4().simple()));
+        let tarball = self.config.slugs_dir().join(format!("{digest}.tgz"));
+        let (uid, gid) = (self.config.dyno_uid, self.config.dyno_gid);
+        let app_dir = private.join("app");
+        let target = app_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            slipway_build::unpack_slug(&tarball, &target, uid, gid)
+        })
+        .await
+        .map_err(|error| format!("unpacking the slug failed: {error}"))?
+        .map_err(|error| format!("unpacking the slug failed: {error}"))?;
+        Ok((app_dir, Some(private)))
+    }
+
+    fn container_spec(&self, app_dir: PathBuf) -> ContainerSpec {
+        let (memory, pids) = size_limits("standard-1x");
+        let mut env: Vec<(String, String)> = self
+            .config_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("HOME".to_owned(), "/app".to_owned()),
+            ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+            ("DYNO".to_owned(), DYNO.to_owned()),
+            ("PORT".to_owned(), "5000".to_owned()),
+            ("STACK".to_owned(), self.slug.stack.clone()),
+        ]);
+        let id = format!(
+            "slipway.{}.release.{}",
+            self.app.name,
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mut labels = BTreeMap::new();
+        labels.insert("app".to_owned(), self.app.name.clone());
+        labels.insert("app_id".to_owned(), self.app.id.to_string());
+        labels.insert("dyno".to_owned(), DYNO.to_owned());
+        ContainerSpec {
+            hostname: id.chars().take(60).collect(),
+            id,
+            labels,
+            app_dir: Some(app_dir),
+            binds: Vec::new(),
+            args: vec![
+                "/bin/bash".to_owned(),
+                "-c".to_owned(),
+                RELEASE_INIT.to_owned(),
+                "slipway-release".to_owned(),
+                self.command.clone(),
+            ],
+            env,
+            cwd: "/app".to_owned(),
+            uid: self.config.dyno_uid,
+            gid: self.config.dyno_gid,
+            limits: Limits {
+                memory_bytes: Some(memory),
+                pids: Some(pids),
+                cpu_shares: Some(1024),
+            },
+        }
+    }
+}
