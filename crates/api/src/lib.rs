@@ -20,13 +20,16 @@ use axum::Router;
 use slipway_core::Platform;
 
 mod auth;
+mod builds;
 mod convert;
+mod domains;
 mod drains;
 mod dynos;
 mod error;
 mod git;
 mod logs;
 mod resources;
+mod slugs;
 
 /// What the API needs besides the platform.
 #[derive(Debug, Clone)]
@@ -59,7 +62,9 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         .route(
             "/apps/{app}",
-            get(resources::get_app).delete(resources::delete_app),
+            get(resources::get_app)
+                .delete(resources::delete_app)
+                .patch(domains::update_app),
         )
         .route(
             "/apps/{app}/releases",
@@ -102,6 +107,14 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/apps/{app}/formations/{type}/actions/stop",
             post(dynos::stop),
         )
+        .route(
+            "/apps/{app}/domains",
+            get(domains::list).post(domains::create),
+        )
+        .route(
+            "/apps/{app}/domains/{domain}",
+            get(domains::get).delete(domains::delete),
+        )
         .route("/apps/{app}/log-sessions", post(logs::create_session))
         .route(
             "/apps/{app}/log-drains",
@@ -111,10 +124,16 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/apps/{app}/log-drains/{drain}",
             get(drains::get).delete(drains::delete),
         )
+        .route("/apps/{app}/builds", get(builds::list).post(builds::create))
+        .route("/apps/{app}/builds/{build}", get(builds::get))
+        .route("/apps/{app}/slugs", post(slugs::create))
+        .route("/apps/{app}/slugs/{slug}", get(slugs::get))
         .layer(axum::middleware::from_fn(require_v3));
     Router::new()
         .merge(platform_api)
         .route("/log-sessions/{id}", get(logs::stream_session))
+        .route("/build-outputs/{secret}", get(builds::output))
+        .route("/slug-uploads/{token}", axum::routing::put(slugs::upload))
         .route("/{repo}/info/refs", get(git::info_refs))
         .route("/{repo}/git-receive-pack", post(git::receive_pack))
         .route("/{repo}/git-upload-pack", post(git::upload_pack))

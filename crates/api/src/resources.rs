@@ -19,7 +19,7 @@ use crate::ApiState;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Parses a JSON body, answering 400 with a message that says what is wrong.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}" as &[u8]
     } else {
@@ -53,7 +53,11 @@ pub(crate) async fn account(CurrentUser(user): CurrentUser) -> Json<wire::Accoun
     })
 }
 
-async fn app_json(state: &ApiState, user: &model::User, app: &model::App) -> ApiResult<wire::App> {
+pub(crate) async fn app_json(
+    state: &ApiState,
+    user: &model::User,
+    app: &model::App,
+) -> ApiResult<wire::App> {
     let current = state.platform.current_release(app).await?;
     let slug = match current.as_ref().and_then(|r| r.slug_id) {
         Some(slug_id) => Some(state.platform.slug(app, slug_id).await?),

@@ -207,6 +207,44 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List the app's domains: the default one and custom domains.
+    #[command(name = "domains")]
+    Domains {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add a custom domain; the router then serves the app at that hostname too.
+    #[command(name = "domains:add")]
+    DomainsAdd {
+        hostname: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove a custom domain.
+    #[command(name = "domains:remove")]
+    DomainsRemove {
+        hostname: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Display whether maintenance mode is on or off.
+    #[command(name = "maintenance")]
+    Maintenance {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Put the app into maintenance mode: the router answers 503 with H80.
+    #[command(name = "maintenance:on")]
+    MaintenanceOn {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Take the app out of maintenance mode.
+    #[command(name = "maintenance:off")]
+    MaintenanceOff {
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Display recent log output, or follow it with --tail.
     #[command(name = "logs")]
     Logs {
@@ -507,6 +545,22 @@ pub async fn run_with_client(
             writeln!(out, "done")?;
         }
         Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
+        Command::Domains { app } => crate::domains::list(client, &resolve_app(&app)?, out).await?,
+        Command::DomainsAdd { hostname, app } => {
+            crate::domains::add(client, &resolve_app(&app)?, &hostname, out).await?
+        }
+        Command::DomainsRemove { hostname, app } => {
+            crate::domains::remove(client, &resolve_app(&app)?, &hostname, out).await?
+        }
+        Command::Maintenance { app } => {
+            crate::domains::maintenance(client, &resolve_app(&app)?, None, out).await?
+        }
+        Command::MaintenanceOn { app } => {
+            crate::domains::maintenance(client, &resolve_app(&app)?, Some(true), out).await?
+        }
+        Command::MaintenanceOff { app } => {
+            crate::domains::maintenance(client, &resolve_app(&app)?, Some(false), out).await?
+        }
         Command::DrainsAdd { url, app } => {
             crate::drains::add(client, &resolve_app(&app)?, &url, out).await?
         }

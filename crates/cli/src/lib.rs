@@ -8,6 +8,7 @@
 mod args;
 mod client;
 mod commands;
+mod domains;
 mod drains;
 mod format;
 mod logs;

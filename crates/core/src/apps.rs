@@ -257,11 +257,13 @@ impl Platform {
         }
     }
 
-    /// Formation entries for process types a release introduces: web starts at 1, others at 0.
+    /// Formation entries for process types a release introduces: web starts at 1, others at 0,
+    /// unless `initial` (an app.json's `formation`) says otherwise.
     pub(crate) async fn formation_ops_for(
         &self,
         app: &App,
         process_types: &BTreeMap<String, String>,
+        initial: &BTreeMap<String, crate::app_json::InitialFormation>,
     ) -> Result<Vec<(Compare, Op)>, CoreError> {
         let existing = self.formation(app).await?;
         let mut ops = Vec::new();
@@ -271,12 +273,17 @@ impl Platform {
                 continue;
             }
             let now = Utc::now();
+            let initial = initial.get(process_type);
             let entry = Formation {
                 id: Uuid::new_v4(),
                 app_id: app.id,
                 process_type: process_type.clone(),
-                quantity: u32::from(process_type == "web"),
-                size: "standard-1x".into(),
+                quantity: initial
+                    .and_then(|f| f.quantity)
+                    .unwrap_or(u32::from(process_type == "web")),
+                size: initial
+                    .and_then(|f| f.size.clone())
+                    .unwrap_or_else(|| "standard-1x".into()),
                 created_at: now,
                 updated_at: now,
             };

@@ -22,7 +22,10 @@ use uuid::Uuid;
 
 mod apps;
 pub use apps::{app_name_is_valid, config_key_is_valid, CONFIG_VARS_MAX_BYTES};
+mod app_json;
+mod builds;
 mod deploy;
+mod domains;
 mod drains;
 mod dyno_manager;
 mod error;
@@ -30,8 +33,10 @@ pub mod model;
 mod release_phase;
 mod releases;
 mod routes;
+pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
+pub use builds::{OutputBuffer, SlugDeclaration, SourceBlob, SourceBody, SourceFetch};
 pub use deploy::DeployOutput;
 pub use drains::Drain;
 pub use dyno_manager::DynoManagerConfig;
@@ -120,6 +125,8 @@ pub struct Platform {
     pub(crate) config: PlatformConfig,
     /// Apps with a build in progress: a second push waits for none, it is refused.
     pub(crate) building: Mutex<HashSet<Uuid>>,
+    /// Output of API builds and slugs waiting for their upload (see `builds.rs`).
+    pub(crate) builds: builds::BuildState,
 }
 
 impl std::fmt::Debug for Platform {
@@ -176,6 +183,7 @@ impl Platform {
             logs,
             config,
             building: Mutex::new(HashSet::new()),
+            builds: builds::BuildState::default(),
         }))
     }
 

@@ -13,6 +13,8 @@
 //! - `dynos/<app id>/<dyno name>` → [`Dyno`], written only by the dyno manager
 //! - `restarts/<app id>/<target>` → [`Restart`]: the last restart or stop asked for all dynos
 //!   (target `*`), a process type (`web`) or one dyno (`web.2`)
+//! - `builds/<app id>/<build id>` → [`Build`]: a build started through the API, rewritten when
+//!   it ends
 
 use std::collections::BTreeMap;
 
@@ -144,6 +146,36 @@ pub struct Restart {
     pub stop: bool,
 }
 
+/// Where a build stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// A build started through the Platform API from a source tarball's URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub user_email: String,
+    pub status: BuildStatus,
+    pub source_url: String,
+    pub source_checksum: Option<String>,
+    pub source_version: Option<String>,
+    /// As asked for (`heroku/python`, ...); empty: app.json's, or auto-detection.
+    pub buildpacks: Vec<String>,
+    pub slug_id: Option<Uuid>,
+    pub release_id: Option<Uuid>,
+    pub stack: String,
+    /// The unguessable part of the build's output stream URL.
+    pub output_secret: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 pub(crate) mod keys {
     use uuid::Uuid;
 
@@ -191,6 +223,12 @@ pub(crate) mod keys {
     }
     pub(crate) fn restart(app: Uuid, target: &str) -> String {
         format!("restarts/{app}/{target}")
+    }
+    pub(crate) fn builds(app: Uuid) -> String {
+        format!("builds/{app}/")
+    }
+    pub(crate) fn build(app: Uuid, build: Uuid) -> String {
+        format!("builds/{app}/{build}")
     }
     /// The app id in a key of the form `<prefix><app id>/...`.
     pub(crate) fn app_id_in(key: &str, prefix: &str) -> Option<Uuid> {

@@ -15,6 +15,9 @@
 //! whoever created the release (the `git push`) and into the app's log as `app[release.1]`.
 //! It runs in its own task, so a caller that goes away (an HTTP client hanging up) does not
 //! abandon the container half-way.
+//!
+//! The same machinery runs an app.json's `scripts.postdeploy` (one-off dyno `postdeploy.1`)
+//! after the app's first deploy, with the new release's slug and config vars.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,6 +35,8 @@ use crate::{size_limits, CoreError, Platform, PlatformConfig};
 
 /// The one-off dyno's name, as Heroku shows it in logs.
 const DYNO: &str = "release.1";
+/// The postdeploy script's one-off dyno.
+const POSTDEPLOY_DYNO: &str = "postdeploy.1";
 
 /// Sources `.profile.d/*.sh` and `.profile`, as for every dyno, then runs the command.
 const RELEASE_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
@@ -48,6 +53,10 @@ struct Phase {
     slug: Slug,
     command: String,
     output: DeployOutput,
+    /// `release.1` or `postdeploy.1`.
+    dyno: &'static str,
+    /// `release command` or `postdeploy script`, for messages.
+    what: &'static str,
 }
 
 /// One lock per app, held while a gated release runs its phase and is written.
@@ -94,12 +103,45 @@ impl Platform {
             slug: slug.clone(),
             command: command.to_owned(),
             output,
+            dyno: DYNO,
+            what: "release command",
         };
         tokio::spawn(phase.run())
             .await
             .map_err(|join| CoreError::Io {
                 app: app.id,
                 action: "run the release phase",
+                source: std::io::Error::other(join),
+            })
+    }
+
+    /// Runs an app.json's postdeploy script in a one-off dyno of a release that was just
+    /// created. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed (the release stands).
+    pub(crate) async fn run_postdeploy(
+        &self,
+        app: &App,
+        slug: &Slug,
+        config_vars: &ConfigVars,
+        command: &str,
+        output: DeployOutput,
+    ) -> Result<Option<String>, CoreError> {
+        let phase = Phase {
+            runtime: self.runtime.clone(),
+            logs: self.logs.clone(),
+            config: self.config.clone(),
+            app: app.clone(),
+            config_vars: config_vars.clone(),
+            slug: slug.clone(),
+            command: command.to_owned(),
+            output,
+            dyno: POSTDEPLOY_DYNO,
+            what: "postdeploy script",
+        };
+        tokio::spawn(phase.run())
+            .await
+            .map_err(|join| CoreError::Io {
+                app: app.id,
+                action: "run the postdeploy script",
                 source: std::io::Error::other(join),
             })
     }
@@ -129,21 +171,21 @@ impl Platform {
 impl Phase {
     /// Runs the command; returns why it failed, if it did.
     async fn run(self) -> Option<String> {
-        (self.output)("-----> Running release command...");
+        (self.output)(&format!("-----> Running {}...", self.what));
         self.logs.publish(
             &self.app.name,
             PlatformEvent::Starting {
-                dyno: DYNO,
+                dyno: self.dyno,
                 command: &self.command,
             }
             .to_line(),
         );
         match self.execute().await {
             Ok(status) if status.success() => {
-                (self.output)("       The release command succeeded.");
+                (self.output)(&format!("       The {} succeeded.", self.what));
                 None
             }
-            Ok(status) => Some(format!("the release command exited with status {status}")),
+            Ok(status) => Some(format!("the {} exited with status {status}", self.what)),
             Err(reason) => Some(reason),
         }
     }
@@ -157,27 +199,29 @@ impl Phase {
             let logs = self.logs.clone();
             let app = self.app.name.clone();
             let output = self.output.clone();
+            let dyno = self.dyno;
             Arc::new(move |_stream: Stream, line: &str| {
                 output(line);
                 for part in split_long_line(line) {
-                    logs.publish(&app, LogLine::app(DYNO, part));
+                    logs.publish(&app, LogLine::app(dyno, part));
                 }
             })
         };
         let result = match self.runtime.start(spec, sink).await {
-            Err(error) => Err(format!("the release dyno could not start: {error}")),
+            Err(error) => Err(format!("the {} dyno could not start: {error}", self.dyno)),
             Ok(running) => {
                 let timeout = self.config.release_phase_timeout;
                 let exited = running.exited;
                 tokio::pin!(exited);
                 match tokio::time::timeout(timeout, &mut exited).await {
                     Ok(Ok(status)) => Ok(status),
-                    Ok(Err(_)) => Err("the release dyno's exit status was lost".to_owned()),
+                    Ok(Err(_)) => Err(format!("the {} dyno's exit status was lost", self.dyno)),
                     Err(_) => {
                         let _ = self.runtime.stop(&id, std::time::Duration::ZERO).await;
                         let _ = exited.await;
                         Err(format!(
-                            "the release command timed out after {} seconds",
+                            "the {} timed out after {} seconds",
+                            self.what,
                             timeout.as_secs()
                         ))
                     }
@@ -188,7 +232,7 @@ impl Phase {
             self.logs.publish(
                 &self.app.name,
                 PlatformEvent::Exited {
-                    dyno: DYNO,
+                    dyno: self.dyno,
                     status: status.to_string(),
                 }
                 .to_line(),
@@ -235,19 +279,20 @@ impl Phase {
         env.extend([
             ("HOME".to_owned(), "/app".to_owned()),
             ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
-            ("DYNO".to_owned(), DYNO.to_owned()),
+            ("DYNO".to_owned(), self.dyno.to_owned()),
             ("PORT".to_owned(), "5000".to_owned()),
             ("STACK".to_owned(), self.slug.stack.clone()),
         ]);
         let id = format!(
-            "slipway.{}.release.{}",
+            "slipway.{}.{}.{}",
             self.app.name,
+            self.dyno.trim_end_matches(".1"),
             &Uuid::new_v4().simple().to_string()[..8]
         );
         let mut labels = BTreeMap::new();
         labels.insert("app".to_owned(), self.app.name.clone());
         labels.insert("app_id".to_owned(), self.app.id.to_string());
-        labels.insert("dyno".to_owned(), DYNO.to_owned());
+        labels.insert("dyno".to_owned(), self.dyno.to_owned());
         ContainerSpec {
             hostname: id.chars().take(60).collect(),
             id,

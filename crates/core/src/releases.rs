@@ -11,6 +11,9 @@ use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op};
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
+use crate::app_json::InitialFormation;
 use crate::apps::NewRelease;
 use crate::deploy::DeployOutput;
 use crate::model::{keys, App, ConfigVars, Release, Slug, User};
@@ -22,6 +25,19 @@ pub(crate) fn release_command(slug: &Slug) -> Option<&str> {
         .get("release")
         .map(String::as_str)
         .filter(|command| !command.trim().is_empty())
+}
+
+/// What a release takes besides its slug.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReleaseInputs {
+    /// The config vars to release with; `None`: the app's current ones.
+    pub(crate) config: Option<ConfigVars>,
+    /// Added to those config vars where unset (an app.json's `env` defaults), in the same
+    /// transaction as the release.
+    pub(crate) config_defaults: ConfigVars,
+    /// Quantity and size of the process types whose formation entries this release creates
+    /// (an app.json's `formation`).
+    pub(crate) formation: BTreeMap<String, InitialFormation>,
 }
 
 /// Output for releases nobody watches live (the log still gets every line).
@@ -95,7 +111,10 @@ impl Platform {
             app,
             &slug,
             format!("Rollback to v{}", target.version),
-            Some(target.config_vars.clone()),
+            ReleaseInputs {
+                config: Some(target.config_vars.clone()),
+                ..ReleaseInputs::default()
+            },
             Vec::new(),
             quiet(),
         )
@@ -121,11 +140,20 @@ impl Platform {
             Some(commit) => format!("Deploy {}", commit.chars().take(7).collect::<String>()),
             None => format!("Deploy slug {}", &slug_id.simple().to_string()[..7]),
         });
-        self.release_with_config(user, app, &slug, description, None, Vec::new(), quiet())
-            .await
+        self.release_with_config(
+            user,
+            app,
+            &slug,
+            description,
+            ReleaseInputs::default(),
+            Vec::new(),
+            quiet(),
+        )
+        .await
     }
 
-    /// Writes a release of `slug` with `config` (or the app's current config vars), setting
+    /// Writes a release of `slug` with `inputs.config` (or the app's current config vars, plus
+    /// `inputs.config_defaults` where unset), setting
     /// the app's config vars to it and adding formation entries for process types the slug
     /// introduces, all with `extra_ops` in one transaction. The config vars are read and
     /// compared in that transaction, so a config change made meanwhile (e.g. during a build)
@@ -137,7 +165,7 @@ impl Platform {
         app: &App,
         slug: &Slug,
         description: String,
-        config: Option<ConfigVars>,
+        inputs: ReleaseInputs,
         extra_ops: Vec<Op>,
         output: DeployOutput,
     ) -> Result<Release, CoreError> {
@@ -146,14 +174,22 @@ impl Platform {
             let key = keys::config(app.id);
             let current = get_json_versioned::<ConfigVars, _>(self.store.as_ref(), &key).await?;
             let (current, revision) = current.unwrap_or_default();
-            let config_vars = config.clone().unwrap_or(current);
+            let mut config_vars = inputs.config.clone().unwrap_or(current);
+            for (key, value) in &inputs.config_defaults {
+                config_vars
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
             let failure = self
                 .run_release_phase(app, Some(slug), &config_vars, output.clone())
                 .await?;
             let mut compares = vec![Compare::mod_revision(key.clone(), revision)];
             let mut ops = extra_ops.clone();
             ops.push(Op::put_json(key.clone(), &config_vars)?);
-            for (compare, op) in self.formation_ops_for(app, &slug.process_types).await? {
+            for (compare, op) in self
+                .formation_ops_for(app, &slug.process_types, &inputs.formation)
+                .await?
+            {
                 compares.push(compare);
                 ops.push(op);
             }

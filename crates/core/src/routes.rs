@@ -22,7 +22,13 @@ pub fn spawn_route_publisher(
 ) -> watch::Receiver<Arc<RouteTable>> {
     let (sender, receiver) = watch::channel(Arc::new(RouteTable::new()));
     let (changed, mut changes) = mpsc::unbounded_channel::<()>();
-    for prefix in [keys::APPS, keys::DYNOS, keys::FORMATION, keys::RELEASES] {
+    for prefix in [
+        keys::APPS,
+        keys::DYNOS,
+        keys::FORMATION,
+        keys::RELEASES,
+        crate::domains::DOMAINS,
+    ] {
         let store = store.clone();
         let changed = changed.clone();
         tokio::spawn(async move {
@@ -65,6 +71,7 @@ async fn build_table(
     let (releases, _) = range_json::<Release, _>(store, keys::RELEASES).await?;
     let (formation, _) = range_json::<Formation, _>(store, keys::FORMATION).await?;
     let (dynos, _) = range_json::<Dyno, _>(store, keys::DYNOS).await?;
+    let (domains, _) = range_json::<crate::Domain, _>(store, crate::domains::DOMAINS).await?;
     let mut table = RouteTable::new();
     for (_, app) in apps {
         let released = releases
@@ -104,14 +111,16 @@ async fn build_table(
         } else {
             RouteStatus::Serving
         };
-        table.insert(
-            format!("{}.{domain}", app.name),
-            Arc::new(AppRoute {
-                app: app.name.clone(),
-                status,
-                backends,
-            }),
-        );
+        let route = Arc::new(AppRoute {
+            app: app.name.clone(),
+            status,
+            backends,
+        });
+        // Custom domains (`domains:add`) route to the same app.
+        for (_, custom) in domains.iter().filter(|(_, d)| d.app_id == app.id) {
+            table.insert(custom.hostname.clone(), route.clone());
+        }
+        table.insert(format!("{}.{domain}", app.name), route);
     }
     Ok(table)
 }

@@ -11,32 +11,34 @@
 //! Architecture Invariant: this crate knows nothing of the database or the API; it only reads
 //! route table snapshots and writes log lines.
 //!
+//! HTTP/1.x clients are served by the router's own engine (`h1`): request heads are parsed
+//! with Heroku's limits (8 KB lines, 1000 headers, a plain 400 beyond), bodies stream through
+//! reused buffers, and each client connection keeps its dyno connection for the next request.
+//!
 //! Differences from Heroku worth knowing:
-//! - A request header section over `max_header_bytes` or with more than `max_headers` headers is
-//!   answered by hyper with `431 Request Header Fields Too Large` (a too-long URI with `414`),
-//!   not Heroku's plain 400; other malformed requests get 400 and the connection is closed.
 //! - `bytes=` in the log counts body bytes relayed from the dyno; router error pages count 0.
-//! - Idle keep-alive client connections are closed after `header_read_timeout` (hyper starts
-//!   that clock as soon as it waits for the next request head).
-//! - No H11 backlog limit and no per-router dyno quarantine after failed connects yet.
+//! - The backlog behind H11 counts in-flight requests per app (the router has no queue).
+//! - The hyper-based path (`proxy`, `body`, `pool`) is kept for HTTP/2 over TLS, not yet wired.
 
+#[allow(dead_code)]
 mod body;
+mod h1;
 mod headers;
 mod logline;
 mod pages;
+#[allow(dead_code)]
 mod pool;
+#[allow(dead_code)]
 mod proxy;
+mod upstream;
+mod wire;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -131,6 +133,14 @@ pub struct RouterConfig {
     pub max_headers: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// An idle keep-alive client connection is closed after this (Heroku: 1 minute).
+    pub client_keepalive_idle: Duration,
+    /// In-flight requests allowed per running web dyno before H11 (Heroku: 200).
+    pub max_backlog_per_dyno: usize,
+    /// A dyno whose connect failed gets no requests from this router for this long (5 s).
+    pub quarantine: Duration,
+    /// Total time to find a dyno that is not quarantined before H99 (75 s).
+    pub connect_budget: Duration,
 }
 
 impl Default for RouterConfig {
@@ -147,6 +157,10 @@ impl Default for RouterConfig {
             max_header_bytes: 8192,
             max_headers: 1000,
             shutdown_grace: Duration::from_secs(30),
+            client_keepalive_idle: Duration::from_secs(60),
+            max_backlog_per_dyno: 200,
+            quarantine: Duration::from_secs(5),
+            connect_budget: Duration::from_secs(75),
         }
     }
 }
@@ -178,18 +192,26 @@ impl Router {
             config.connect_timeout,
             config.backend_pool_max_idle,
         );
+        let upstreams = upstream::Upstreams::new(
+            config.backend_pool_idle,
+            config.connect_timeout,
+            config.quarantine,
+            config.backend_pool_max_idle,
+        );
         Router {
             shared: Arc::new(proxy::Shared {
                 routes,
                 log,
                 config,
                 pool,
+                upstreams,
             }),
         }
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
-    /// (up to `shutdown_grace`) and returns.
+    /// Serves plain HTTP until `shutdown` resolves, then stops accepting, closes idle
+    /// connections, lets in-flight requests (upgraded ones included) finish for up to
+    /// `shutdown_grace` and returns.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -197,17 +219,14 @@ impl Router {
     ) -> std::io::Result<()> {
         let shared = self.shared;
         let config = &shared.config;
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .keep_alive(true)
-            .header_read_timeout(config.header_read_timeout)
-            .max_headers(config.max_headers)
-            .max_header_size(config.max_header_bytes);
+        let header = h1::Listener {
+            proto: "http",
+            port: config.listen_port_for_header,
+        };
         // Every connection task holds a clone of `alive`; `closed` resolves when all are gone.
         let (stop, stopping) = watch::channel(false);
         let (alive, mut closed) = tokio::sync::mpsc::channel::<()>(1);
-        let reaper = tokio::spawn(shared.pool.clone().reap_forever());
+        let reaper = tokio::spawn(reap_forever(shared.clone()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -216,29 +235,10 @@ impl Router {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         let shared = shared.clone();
-                        let service = service_fn(move |request| {
-                            let shared = shared.clone();
-                            async move {
-                                Ok::<_, Infallible>(proxy::handle(shared, request, peer).await)
-                            }
-                        });
-                        let connection = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .with_upgrades();
-                        let mut stopping = stopping.clone();
+                        let stopping = stopping.clone();
                         let alive = alive.clone();
                         tokio::spawn(async move {
-                            tokio::pin!(connection);
-                            let result = tokio::select! {
-                                result = connection.as_mut() => result,
-                                _ = stopping.changed() => {
-                                    connection.as_mut().graceful_shutdown();
-                                    connection.await
-                                }
-                            };
-                            if let Err(error) = result {
-                                tracing::debug!(%peer, %error, "client connection ended with an error");
-                            }
+                            h1::serve_connection(shared, stream, peer, header, stopping).await;
                             drop(alive);
                         });
                     }
@@ -264,5 +264,31 @@ impl Router {
         }
         reaper.abort();
         Ok(())
+    }
+}
+
+/// Closes pooled dyno connections that idled out or whose dyno left the route table.
+async fn reap_forever(shared: Arc<proxy::Shared>) {
+    let period = (shared.config.backend_pool_idle / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(10));
+    let mut routes = shared.routes.clone();
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = routes.changed() => if changed.is_err() {
+                routes = shared.routes.clone();
+                interval.tick().await;
+            },
+        }
+        let live: std::collections::HashSet<SocketAddr> = routes
+            .borrow_and_update()
+            .hosts
+            .values()
+            .flat_map(|route| route.backends.iter().map(|backend| backend.addr))
+            .collect();
+        shared.upstreams.reap(Some(&live));
+        shared.pool.reap();
     }
 }

@@ -13,6 +13,8 @@ use http::StatusCode;
 pub enum ErrorCode {
     /// The app's web dynos crashed.
     H10,
+    /// The app's backlog of in-flight requests is full (200 per web dyno).
+    H11,
     /// No response headers within the request timeout.
     H12,
     /// The dyno closed the connection (or sent garbage) without a response.
@@ -23,8 +25,12 @@ pub enum ErrorCode {
     H15,
     /// The dyno's connection broke after a partial response.
     H18,
-    /// The client went away before the response started.
+    /// The client sent a malformed request body (bad chunk).
+    H26,
+    /// The client went away before the response was complete.
     H27,
+    /// The client went silent mid-request for longer than the idle timeout.
+    H28,
     /// Connecting to every tried dyno timed out.
     H19,
     /// Connecting to every tried dyno was refused.
@@ -33,6 +39,8 @@ pub enum ErrorCode {
     H80,
     /// The app has no release yet.
     H81,
+    /// Every dyno stayed quarantined for the whole connect budget.
+    H99,
 }
 
 /// `at=` of a router log line.
@@ -48,16 +56,20 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::H10 => "H10",
+            ErrorCode::H11 => "H11",
             ErrorCode::H12 => "H12",
             ErrorCode::H13 => "H13",
             ErrorCode::H14 => "H14",
             ErrorCode::H15 => "H15",
             ErrorCode::H18 => "H18",
+            ErrorCode::H26 => "H26",
             ErrorCode::H27 => "H27",
+            ErrorCode::H28 => "H28",
             ErrorCode::H19 => "H19",
             ErrorCode::H21 => "H21",
             ErrorCode::H80 => "H80",
             ErrorCode::H81 => "H81",
+            ErrorCode::H99 => "H99",
         }
     }
 
@@ -65,23 +77,27 @@ impl ErrorCode {
     pub fn desc(self) -> &'static str {
         match self {
             ErrorCode::H10 => "App crashed",
+            ErrorCode::H11 => "Backlog too deep",
             ErrorCode::H12 => "Request timeout",
             ErrorCode::H13 => "Connection closed without response",
             ErrorCode::H14 => "No web dynos running",
             ErrorCode::H15 => "Idle connection",
             ErrorCode::H18 => "Server Request Interrupted",
+            ErrorCode::H26 => "Request Error",
             ErrorCode::H27 => "Client Request Interrupted",
+            ErrorCode::H28 => "Client Connection Idle",
             ErrorCode::H19 => "Backend connection timeout",
             ErrorCode::H21 => "Backend connection refused",
             ErrorCode::H80 => "Maintenance mode",
             ErrorCode::H81 => "Blank app",
+            ErrorCode::H99 => "Platform error",
         }
     }
 
     pub(crate) fn level(self) -> Level {
         match self {
             ErrorCode::H80 | ErrorCode::H81 => Level::Info,
-            ErrorCode::H27 => Level::Warning,
+            ErrorCode::H27 | ErrorCode::H28 => Level::Warning,
             _ => Level::Error,
         }
     }
@@ -90,7 +106,7 @@ impl ErrorCode {
     pub(crate) fn sock(self) -> Option<&'static str> {
         match self {
             ErrorCode::H18 => Some("backend"),
-            ErrorCode::H27 => Some("client"),
+            ErrorCode::H27 | ErrorCode::H28 => Some("client"),
             _ => None,
         }
     }
@@ -99,7 +115,10 @@ impl ErrorCode {
     pub(crate) fn status(self) -> StatusCode {
         match self {
             // Heroku logs 499 ("client closed request"); nothing reaches the client.
-            ErrorCode::H27 => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorCode::H27 | ErrorCode::H28 => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ErrorCode::H26 => StatusCode::BAD_REQUEST,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

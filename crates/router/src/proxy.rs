@@ -25,6 +25,7 @@ pub(crate) struct Shared {
     pub(crate) log: RouterLogSink,
     pub(crate) config: RouterConfig,
     pub(crate) pool: Pool,
+    pub(crate) upstreams: crate::upstream::Upstreams,
 }
 
 fn html(status: StatusCode, page: String) -> Response<ResponseBody> {

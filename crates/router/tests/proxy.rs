@@ -207,7 +207,10 @@ async fn client_request_ids_are_kept_only_when_acceptable() {
             assert!(uuid::Uuid::parse_str(&seen).is_ok(), "{id} -> {seen}");
         }
         let lines = router.logs.wait_for(n + 1).await;
-        assert!(lines[n].1.message.contains(&format!("request_id={seen} ")));
+        assert!(
+            lines[n].1.message.contains(&format!("request_id={seen} ")),
+            "{seen}: {lines:?}"
+        );
     }
     router.stop().await;
 }
@@ -303,7 +306,8 @@ async fn requests_without_a_single_host_are_rejected() {
     )
     .await;
     let cases: [(&[u8], &str); 4] = [
-        (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 400"),
+        // The router answers every client as HTTP/1.1 (RFC 9110 §6.2), 1.0 clients included.
+        (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 400"),
         (
             b"GET / HTTP/1.1\r\nHost: demo.localhost\r\nHost: demo.localhost\r\n\r\n",
             "HTTP/1.1 400",
@@ -728,8 +732,8 @@ async fn oversized_header_sections_are_rejected() {
     for request in [big_value, many] {
         let answer = raw_exchange(router.addr, request.as_bytes(), false).await;
         let answer = String::from_utf8_lossy(&answer);
-        // hyper answers these with 431 Request Header Fields Too Large.
-        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        // Heroku answers a request over its limits with a plain 400.
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     }
     router.stop().await;
 }
@@ -916,5 +920,74 @@ async fn connect_timeouts_give_h19() {
         "{}",
         lines[0].1.message
     );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_connect_quarantines_the_dyno_until_h99() {
+    let dead = closed_port().await;
+    let config = RouterConfig {
+        quarantine: Duration::from_secs(30),
+        connect_budget: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "dead.localhost",
+            route("dead", RouteStatus::Serving, &[("web.1", dead)]),
+        )]),
+        config,
+    )
+    .await;
+    let mut client = router.client().await;
+    // The refused connect quarantines web.1; the next request finds no dyno to try within
+    // the connect budget.
+    assert_eq!(client.get("dead.localhost", "/").await.status, 503);
+    assert_eq!(client.get("dead.localhost", "/").await.status, 503);
+    let lines = router.logs.wait_for(2).await;
+    let messages = messages(&lines, "dead");
+    assert!(messages[0].contains("code=H21"), "{}", messages[0]);
+    assert!(
+        messages[1].starts_with("at=error code=H99 desc=\"Platform error\""),
+        "{}",
+        messages[1]
+    );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_backlog_gives_h11() {
+    let web = backend("web.1").await;
+    let config = RouterConfig {
+        max_backlog_per_dyno: 1,
+        ..quick_config()
+    };
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        config,
+    )
+    .await;
+    // One request the dyno never answers fills the backlog of one dyno.
+    let mut stuck = tokio::net::TcpStream::connect(router.addr).await.unwrap();
+    stuck
+        .write_all(b"GET /never HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut client = router.client().await;
+    let reply = client.get("demo.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+    let lines = router.logs.wait_for(1).await;
+    assert!(
+        messages(&lines, "demo")[0].starts_with("at=error code=H11 desc=\"Backlog too deep\""),
+        "{lines:?}"
+    );
+    // Once the stuck client leaves (H27), requests flow again.
+    drop(stuck);
+    router.logs.wait_for(2).await;
+    assert_eq!(client.get("demo.localhost", "/").await.status, 200);
     router.stop().await;
 }

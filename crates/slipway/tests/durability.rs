@@ -122,7 +122,13 @@ async fn sigkill_during_config_changes_and_a_deploy_leaves_a_whole_ledger() {
     }
 
     // A deploy killed mid-build leaves no release behind.
+    // A Python app: creating its virtualenv keeps the build busy long enough to kill it.
     std::fs::write(dir.path().join("VERSION"), "2\n").unwrap();
+    std::fs::write(
+        dir.path().join("requirements.txt"),
+        "# nothing to install\n",
+    )
+    .unwrap();
     commit_all(dir.path(), "second");
     let pusher = {
         let dir = dir.path().to_owned();
@@ -135,7 +141,7 @@ async fn sigkill_during_config_changes_and_a_deploy_leaves_a_whole_ledger() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !server
         .logs(APP)
-        .contains("app[build]: -----> Procfile app detected")
+        .contains("app[build]: -----> Python app detected")
     {
         assert!(Instant::now() < deadline, "the build never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -156,7 +162,10 @@ async fn sigkill_during_config_changes_and_a_deploy_leaves_a_whole_ledger() {
     );
     server.wait_for_env(APP, |env| env["K_000"] == "0").await;
 
-    // A push after the crash is not refused as "already building", and releases.
+    // A push after the crash is not refused as "already building", and releases. (A new
+    // commit: if the killed deploy had finished, git would find the old one up to date.)
+    std::fs::write(dir.path().join("VERSION"), "3\n").unwrap();
+    commit_all(dir.path(), "third");
     let push = server.push(APP, dir.path());
     assert!(push.status.success(), "{}", text(&push));
     let finally = whole_ledger(&server).await;

@@ -1,0 +1,142 @@
+//! Slugs: `POST /apps/{app}/slugs {process_types, commit, checksum, stack}` declares a slug and
+//! answers its `blob: {method: "PUT", url}`, an unguessable upload URL on this server
+//! (`/slug-uploads/{token}`, authenticated by its token, as S3's presigned URLs are); a `PUT`
+//! of the tar.gz there stores it once it unpacks and matches the declared checksum (422 and
+//! nothing stored otherwise). `POST /apps/{app}/releases {slug}` then releases it.
+//! `GET /apps/{app}/slugs/{id}` shows a slug, uploaded or still waiting for its upload.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use futures::TryStreamExt;
+use slipway_api_types as wire;
+use slipway_core::model;
+use slipway_core::SlugDeclaration;
+
+use crate::auth::CurrentUser;
+use crate::convert::catalog_id;
+use crate::error::ApiError;
+use crate::resources::parse_body;
+use crate::ApiState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn stack_ref(name: &str) -> wire::ResourceRef {
+    wire::ResourceRef {
+        id: catalog_id("stack", name),
+        name: name.to_owned(),
+    }
+}
+
+fn upload_url(state: &ApiState, token: &str) -> String {
+    format!(
+        "{}/slug-uploads/{token}",
+        state.platform.config().api_url.trim_end_matches('/')
+    )
+}
+
+fn declared_json(state: &ApiState, declaration: &SlugDeclaration) -> wire::Slug {
+    wire::Slug {
+        blob: wire::SlugBlob {
+            method: "PUT".to_owned(),
+            url: upload_url(state, &declaration.upload_token),
+        },
+        buildpack_provided_description: declaration.buildpack_description.clone(),
+        checksum: declaration.checksum.clone(),
+        commit: declaration.commit.clone(),
+        commit_description: None,
+        created_at: declaration.created_at,
+        deleted_at: None,
+        id: declaration.id,
+        process_types: declaration.process_types.clone(),
+        size: None,
+        stack: stack_ref(&declaration.stack),
+        updated_at: declaration.created_at,
+    }
+}
+
+/// An uploaded slug. Its blob is not downloadable from Slipway: the URL names it in the slug
+/// store, for reference.
+fn slug_json(state: &ApiState, slug: &model::Slug) -> wire::Slug {
+    wire::Slug {
+        blob: wire::SlugBlob {
+            method: "GET".to_owned(),
+            url: format!(
+                "{}/slugs/{}.tgz",
+                state.platform.config().api_url.trim_end_matches('/'),
+                slug.digest()
+            ),
+        },
+        buildpack_provided_description: Some(slug.buildpack_description.clone())
+            .filter(|d| !d.is_empty()),
+        checksum: Some(slug.checksum.clone()),
+        commit: slug.commit.clone(),
+        commit_description: None,
+        created_at: slug.created_at,
+        deleted_at: None,
+        id: slug.id,
+        process_types: slug.process_types.clone(),
+        size: Some(slug.size as i64),
+        stack: stack_ref(&slug.stack),
+        updated_at: slug.created_at,
+    }
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> ApiResult<(StatusCode, Json<wire::Slug>)> {
+    let app = state.platform.app(&user, &app).await?;
+    let request: wire::SlugCreate = parse_body(&body)?;
+    let declaration = state
+        .platform
+        .declare_slug(
+            &app,
+            request.process_types,
+            request.commit,
+            request.checksum,
+            request.stack,
+            request.buildpack_provided_description,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(declared_json(&state, &declaration)),
+    ))
+}
+
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((app, slug)): Path<(String, String)>,
+) -> ApiResult<Json<wire::Slug>> {
+    let app = state.platform.app(&user, &app).await?;
+    let slug_id: uuid::Uuid = slug
+        .parse()
+        .map_err(|_| ApiError::not_found("Couldn't find that slug."))?;
+    if let Some(declaration) = state.platform.declared_slug(&app, slug_id) {
+        return Ok(Json(declared_json(&state, &declaration)));
+    }
+    let slug = state.platform.slug(&app, slug_id).await?;
+    Ok(Json(slug_json(&state, &slug)))
+}
+
+/// `PUT /slug-uploads/{token}`: the slug's tarball.
+pub(crate) async fn upload(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let reader =
+        tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    match state.platform.upload_slug(&token, reader).await {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(slipway_core::CoreError::NotFound { .. }) => Err(ApiError::not_found(
+            "This upload URL does not exist or has expired (they last an hour); create the slug again with POST /apps/{app}/slugs.",
+        )),
+        Err(error) => Err(error.into()),
+    }
+}

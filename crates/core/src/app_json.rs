@@ -1,0 +1,525 @@
+//! Heroku's `app.json` manifest at the root of the pushed source: what Slipway honours of it
+//! and how it is checked.
+//!
+//! Honoured keys:
+//! - `formation`: `{"web": {"quantity": 2, "size": "standard-2x"}}`, the initial quantity and
+//!   size of process types, applied when their formation entries are first created (later
+//!   deploys never rescale what `ps:scale` set);
+//! - `env`: defaults for config vars not already set. An entry is a string (the value) or
+//!   `{"description", "value", "required", "generator"}`; `required` defaults to `true`, as on
+//!   Heroku, so an entry with neither a value nor a generator must already be set or the push
+//!   is rejected; `"generator": "secret"` sets a random 64-hex-character value, once;
+//! - `scripts.postdeploy`: a command (or `{"command"}`) run once, after the app's first
+//!   successful deploy, in a one-off dyno of the new release;
+//! - `buildpacks`: `[{"url": "heroku/python"}]`, mapped to the built-in buildpacks.
+//!
+//! Every other key (`name`, `description`, `addons`, `stack`, ...) is ignored, as Heroku ignores
+//! keys it does not know. A manifest that is not JSON, or whose honoured keys have the wrong
+//! types, rejects the push before anything is built, with serde_json's line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::apps::config_key_is_valid;
+use crate::model::ConfigVars;
+use crate::DYNO_SIZES;
+
+/// The file's name at the root of the source.
+pub(crate) const FILE: &str = "app.json";
+
+/// The parts of an `app.json` Slipway honours, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AppJson {
+    pub(crate) env: BTreeMap<String, EnvVar>,
+    pub(crate) formation: BTreeMap<String, InitialFormation>,
+    pub(crate) postdeploy: Option<String>,
+    /// Built-in buildpack names (`python`, `nodejs`, `procfile`), in order.
+    pub(crate) buildpacks: Vec<String>,
+}
+
+/// One `env` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EnvVar {
+    pub(crate) value: Option<String>,
+    pub(crate) required: bool,
+    pub(crate) generate_secret: bool,
+}
+
+/// One `formation` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct InitialFormation {
+    pub(crate) quantity: Option<u32>,
+    /// Lowercase, one of [`DYNO_SIZES`].
+    pub(crate) size: Option<String>,
+}
+
+/// Why an `app.json` was refused. Shown to the user who pushed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppJsonError {
+    #[error("app.json is not valid: {0}. Fix app.json and push again.")]
+    Syntax(#[from] serde_json::Error),
+    #[error("app.json is not valid: {0}. Fix app.json and push again.")]
+    Invalid(String),
+}
+
+/// Config var changes an `app.json`'s `env` asks for, given the app's current config vars.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EnvDefaults {
+    /// Vars to add: defaults and generated secrets.
+    pub(crate) set: ConfigVars,
+    /// Required vars with neither a value in the app nor a default.
+    pub(crate) missing: Vec<String>,
+}
+
+impl AppJson {
+    /// Parses and checks a manifest's bytes.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<AppJson, AppJsonError> {
+        // serde accepts a struct written as an array; a manifest is an object.
+        let value: serde_json::Value = serde_json::from_slice(bytes)?;
+        if !value.is_object() {
+            return Err(AppJsonError::Invalid(
+                "its top level must be a JSON object ({...})".to_owned(),
+            ));
+        }
+        let raw: Raw = serde_json::from_slice(bytes)?;
+        let mut env = BTreeMap::new();
+        for (key, entry) in raw.env.unwrap_or_default() {
+            if !config_key_is_valid(&key) {
+                return Err(AppJsonError::Invalid(format!(
+                    "env key {key:?} is not a valid config var name (it must match ^[A-Za-z_][A-Za-z0-9_]*$)"
+                )));
+            }
+            let var = match entry {
+                RawEnv::Value(value) => EnvVar {
+                    value: Some(value),
+                    required: true,
+                    generate_secret: false,
+                },
+                RawEnv::Spec(spec) => {
+                    let generate_secret = match spec.generator.as_deref() {
+                        None => false,
+                        Some("secret") => true,
+                        Some(other) => {
+                            return Err(AppJsonError::Invalid(format!(
+                                "env.{key}.generator is {other:?}; the only generator is \"secret\""
+                            )))
+                        }
+                    };
+                    EnvVar {
+                        value: spec.value,
+                        required: spec.required.unwrap_or(true),
+                        generate_secret,
+                    }
+                }
+            };
+            env.insert(key, var);
+        }
+        let mut formation = BTreeMap::new();
+        for (process_type, entry) in raw.formation.unwrap_or_default() {
+            let size = match entry.size {
+                None => None,
+                Some(size) => {
+                    let lower = size.to_ascii_lowercase();
+                    if !DYNO_SIZES.iter().any(|(name, _, _)| *name == lower) {
+                        return Err(AppJsonError::Invalid(format!(
+                            "formation.{process_type}.size {size:?} is not a dyno size; use one of: {}",
+                            DYNO_SIZES
+                                .iter()
+                                .map(|(n, _, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                    Some(lower)
+                }
+            };
+            formation.insert(
+                process_type,
+                InitialFormation {
+                    quantity: entry.quantity,
+                    size,
+                },
+            );
+        }
+        let postdeploy = raw
+            .scripts
+            .and_then(|scripts| scripts.postdeploy)
+            .map(|script| match script {
+                RawScript::Command(command) => command,
+                RawScript::Spec(spec) => spec.command,
+            })
+            .filter(|command| !command.trim().is_empty());
+        let buildpacks = raw
+            .buildpacks
+            .unwrap_or_default()
+            .iter()
+            .map(|buildpack| {
+                builtin_buildpack(&buildpack.url).ok_or_else(|| {
+                    AppJsonError::Invalid(format!(
+                        "buildpack {:?} is not available on Slipway; use heroku/python, heroku/nodejs or heroku/procfile (the built-in buildpacks)",
+                        buildpack.url
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AppJson {
+            env,
+            formation,
+            postdeploy,
+            buildpacks,
+        })
+    }
+
+    /// What `env` adds to `current`, and which required vars are missing.
+    pub(crate) fn env_defaults(&self, current: &ConfigVars) -> EnvDefaults {
+        let mut defaults = EnvDefaults::default();
+        for (key, var) in &self.env {
+            if current.contains_key(key) {
+                continue;
+            }
+            if var.generate_secret {
+                defaults.set.insert(key.clone(), random_secret());
+            } else if let Some(value) = &var.value {
+                defaults.set.insert(key.clone(), value.clone());
+            } else if var.required {
+                defaults.missing.push(key.clone());
+            }
+        }
+        defaults
+    }
+}
+
+/// 32 random bytes as 64 lowercase hex characters.
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The built-in buildpack a `buildpacks[].url` names, if any: `heroku/python`, `python` or the
+/// buildpack's GitHub URL.
+pub(crate) fn builtin_buildpack(url: &str) -> Option<String> {
+    let url = url
+        .split('#')
+        .next()
+        .unwrap_or(url)
+        .trim()
+        .trim_end_matches('/');
+    let url = url.strip_suffix(".git").unwrap_or(url);
+    let name = url
+        .strip_prefix("heroku/")
+        .or_else(|| url.strip_prefix("https://github.com/heroku/heroku-buildpack-"))
+        .or_else(|| url.strip_prefix("https://github.com/heroku/buildpacks-"))
+        .unwrap_or(url);
+    let name = match name {
+        "node" | "nodejs" => "nodejs",
+        "python" => "python",
+        "procfile" | "procfile-cnb" => "procfile",
+        _ => return None,
+    };
+    Some(name.to_owned())
+}
+
+// ----- the raw shapes -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    env: Option<BTreeMap<String, RawEnv>>,
+    #[serde(default)]
+    formation: Option<BTreeMap<String, RawFormation>>,
+    #[serde(default)]
+    scripts: Option<RawScripts>,
+    #[serde(default)]
+    buildpacks: Option<Vec<RawBuildpack>>,
+}
+
+#[derive(Deserialize)]
+struct RawFormation {
+    #[serde(default)]
+    quantity: Option<u32>,
+    #[serde(default)]
+    size: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawScripts {
+    #[serde(default)]
+    postdeploy: Option<RawScript>,
+}
+
+#[derive(Deserialize)]
+struct RawBuildpack {
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct RawEnvSpec {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    required: Option<bool>,
+    #[serde(default)]
+    generator: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawScriptSpec {
+    command: String,
+}
+
+/// A string or an object; hand-written rather than `untagged` so a wrong type inside the
+/// object keeps serde_json's precise message and position.
+enum RawEnv {
+    Value(String),
+    Spec(RawEnvSpec),
+}
+
+enum RawScript {
+    Command(String),
+    Spec(RawScriptSpec),
+}
+
+macro_rules! string_or_object {
+    ($ty:ident, $string:ident, $object:ident, $objty:ident, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, value: &str) -> Result<$ty, E> {
+                        Ok($ty::$string(value.to_owned()))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$ty, A::Error> {
+                        $objty::deserialize(de::value::MapAccessDeserializer::new(map))
+                            .map($ty::$object)
+                    }
+                }
+                deserializer.deserialize_any(V)
+            }
+        }
+    };
+}
+
+string_or_object!(
+    RawEnv,
+    Value,
+    Spec,
+    RawEnvSpec,
+    "a string or an object with value, required and generator"
+);
+string_or_object!(
+    RawScript,
+    Command,
+    Spec,
+    RawScriptSpec,
+    "a command string or an object with a command"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(value: Option<&str>, required: bool, secret: bool) -> EnvVar {
+        EnvVar {
+            value: value.map(str::to_owned),
+            required,
+            generate_secret: secret,
+        }
+    }
+
+    #[test]
+    fn valid_manifests_parse_into_what_slipway_honours() {
+        let cases: Vec<(&str, AppJson)> = vec![
+            ("{}", AppJson::default()),
+            (
+                r#"{"name": "x", "addons": ["heroku-postgresql"], "stack": "heroku-24", "unknown": {"a": 1}}"#,
+                AppJson::default(),
+            ),
+            (
+                r#"{"env": null, "formation": null, "scripts": null, "buildpacks": null}"#,
+                AppJson::default(),
+            ),
+            (
+                r#"{"env": {"A": "1", "B": {"value": "2", "description": "b"}, "C": {"required": false},
+                   "D": {"generator": "secret"}, "E": {"description": "needed"}}}"#,
+                AppJson {
+                    env: [
+                        ("A", env(Some("1"), true, false)),
+                        ("B", env(Some("2"), true, false)),
+                        ("C", env(None, false, false)),
+                        ("D", env(None, true, true)),
+                        ("E", env(None, true, false)),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+                    ..AppJson::default()
+                },
+            ),
+            (
+                r#"{"formation": {"web": {"quantity": 2}, "worker": {"quantity": 0, "size": "Standard-2X"}, "clock": {}}}"#,
+                AppJson {
+                    formation: [
+                        ("web", Some(2), None),
+                        ("worker", Some(0), Some("standard-2x")),
+                        ("clock", None, None),
+                    ]
+                    .into_iter()
+                    .map(|(t, quantity, size)| {
+                        (
+                            t.to_owned(),
+                            InitialFormation {
+                                quantity,
+                                size: size.map(str::to_owned),
+                            },
+                        )
+                    })
+                    .collect(),
+                    ..AppJson::default()
+                },
+            ),
+            (
+                r#"{"scripts": {"postdeploy": "python3 seed.py", "pr-predestroy": "x"}}"#,
+                AppJson {
+                    postdeploy: Some("python3 seed.py".into()),
+                    ..AppJson::default()
+                },
+            ),
+            (
+                r#"{"scripts": {"postdeploy": {"command": "./seed", "size": "basic"}}}"#,
+                AppJson {
+                    postdeploy: Some("./seed".into()),
+                    ..AppJson::default()
+                },
+            ),
+            (r#"{"scripts": {"postdeploy": "  "}}"#, AppJson::default()),
+            (
+                r#"{"buildpacks": [{"url": "heroku/python"}, {"url": "https://github.com/heroku/heroku-buildpack-nodejs.git"}, {"url": "procfile"}]}"#,
+                AppJson {
+                    buildpacks: vec!["python".into(), "nodejs".into(), "procfile".into()],
+                    ..AppJson::default()
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            let parsed = AppJson::parse(text.as_bytes())
+                .unwrap_or_else(|e| panic!("{text} should parse: {e}"));
+            assert_eq!(parsed, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_manifests_are_refused_with_a_message_that_says_where() {
+        let cases = [
+            ("{", "EOF while parsing an object at line 1 column 1"),
+            ("{\n  \"env\": {\"A\": 1}\n}", "at line 2 column"),
+            ("[]", "its top level must be a JSON object"),
+            ("\"x\"", "its top level must be a JSON object"),
+            (
+                "{\"formation\": {\"web\": {\"quantity\": -1}}}",
+                "invalid value: integer `-1`, expected u32 at line 1",
+            ),
+            (
+                "{\"formation\": {\"web\": {\"quantity\": \"2\"}}}",
+                "invalid type: string \"2\", expected u32",
+            ),
+            (
+                "{\"env\": {\"A\": {\"required\": \"yes\"}}}",
+                "invalid type: string \"yes\", expected a boolean at line 1",
+            ),
+            ("{\"scripts\": {\"postdeploy\": 3}}", "a command string"),
+            ("{\"buildpacks\": {\"url\": \"x\"}}", "expected a sequence"),
+            (
+                "{\"buildpacks\": [{\"name\": \"x\"}]}",
+                "missing field `url`",
+            ),
+            (
+                "{\"buildpacks\": [{\"url\": \"https://example.com/bp.tgz\"}]}",
+                "buildpack \"https://example.com/bp.tgz\" is not available",
+            ),
+            (
+                "{\"formation\": {\"web\": {\"size\": \"huge\"}}}",
+                "formation.web.size \"huge\" is not a dyno size",
+            ),
+            (
+                "{\"env\": {\"NOT-OK\": \"x\"}}",
+                "env key \"NOT-OK\" is not a valid config var name",
+            ),
+            (
+                "{\"env\": {\"K\": {\"generator\": \"uuid\"}}}",
+                "the only generator is \"secret\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = AppJson::parse(text.as_bytes()).expect_err(text).to_string();
+            assert!(
+                error.contains(expected),
+                "{text}: {error:?} should contain {expected:?}"
+            );
+            assert!(error.starts_with("app.json is not valid: "), "{error}");
+            assert!(error.ends_with("Fix app.json and push again."), "{error}");
+        }
+    }
+
+    #[test]
+    fn env_defaults_fill_only_what_is_unset_and_name_what_is_missing() {
+        let manifest = AppJson::parse(
+            br#"{"env": {"SET": "default", "NEW": "value", "SECRET": {"generator": "secret"},
+                 "OPTIONAL": {"required": false}, "NEEDED": {"description": "x"},
+                 "ALSO_NEEDED": {"required": true}, "OLD_SECRET": {"generator": "secret"}}}"#,
+        )
+        .unwrap();
+        let current: ConfigVars = [("SET", "mine"), ("OLD_SECRET", "kept")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let defaults = manifest.env_defaults(&current);
+        assert_eq!(defaults.missing, vec!["ALSO_NEEDED", "NEEDED"]);
+        assert_eq!(
+            defaults.set.keys().collect::<Vec<_>>(),
+            vec!["NEW", "SECRET"]
+        );
+        assert_eq!(defaults.set["NEW"], "value");
+        let secret = &defaults.set["SECRET"];
+        assert_eq!(secret.len(), 64);
+        assert!(secret
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(manifest.env_defaults(&current).set["SECRET"], *secret);
+    }
+
+    #[test]
+    fn buildpack_urls_map_to_the_builtins() {
+        for (url, expected) in [
+            ("heroku/python", Some("python")),
+            ("heroku/nodejs", Some("nodejs")),
+            ("heroku/procfile", Some("procfile")),
+            ("nodejs", Some("nodejs")),
+            (
+                "https://github.com/heroku/heroku-buildpack-python",
+                Some("python"),
+            ),
+            (
+                "https://github.com/heroku/heroku-buildpack-python.git#v1",
+                Some("python"),
+            ),
+            (
+                "https://github.com/heroku/buildpacks-nodejs/",
+                Some("nodejs"),
+            ),
+            ("heroku/ruby", None),
+            ("https://example.com/python", None),
+            ("", None),
+        ] {
+            assert_eq!(builtin_buildpack(url).as_deref(), expected, "{url}");
+        }
+    }
+}

@@ -1,0 +1,753 @@
+//! Deploys without git: builds from a source tarball's URL (`POST /apps/{app}/builds`) and
+//! slugs uploaded through the API (`POST /apps/{app}/slugs`, then a `PUT` of the tarball).
+//!
+//! A build is recorded `pending` under `builds/<app id>/<id>` and runs in its own task: the
+//! API's fetch of the tarball (this crate speaks no HTTP: the caller hands a future that
+//! yields the body), an optional checksum check, then the same deploy as a `git push`. The
+//! record is rewritten `succeeded` (with its slug and release) or `failed` when it ends. A
+//! `pending` record whose task is gone (the server restarted) reads as `failed`.
+//!
+//! Each build's output is kept in memory, the last [`OUTPUT_LINES`] lines of the last
+//! [`KEPT_OUTPUTS`] builds, and streamed from its start to any number of readers, who follow
+//! it until the build ends.
+//!
+//! An uploaded slug gets its id when it is declared; its record is written (append-only, like
+//! every slug) only once a tarball that unpacks, and matches the declared checksum, is in the
+//! content-addressed slug store. Declared slugs wait in memory for their upload, for
+//! [`UPLOAD_LIFETIME`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sha2::Digest;
+use slipway_store::json::{get_json, range_json};
+use slipway_store::{Compare, Op, Txn};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use crate::deploy::{DeployOutput, SourceOptions};
+use crate::model::{keys, App, Build, BuildStatus, Slug, User};
+use crate::{CoreError, Platform};
+
+/// Lines of output kept per build.
+pub(crate) const OUTPUT_LINES: usize = 10_000;
+/// Builds whose output is kept; the oldest finished one is forgotten first.
+pub(crate) const KEPT_OUTPUTS: usize = 64;
+/// How long a declared slug waits for its upload.
+pub(crate) const UPLOAD_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// The largest source tarball or slug accepted, compressed (Heroku's slug limit).
+pub(crate) const MAX_ARCHIVE_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Where a build's source comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceBlob {
+    pub url: String,
+    /// `SHA256:<hex>` of the tarball as fetched.
+    pub checksum: Option<String>,
+    /// The source's version (a commit), shown in the release's description.
+    pub version: Option<String>,
+}
+
+/// The body of a source tarball, or why it could not be fetched.
+pub type SourceBody = Box<dyn AsyncRead + Send + Unpin>;
+/// Fetches a build's source; run inside the build's task.
+pub type SourceFetch = Pin<Box<dyn Future<Output = Result<SourceBody, String>> + Send>>;
+
+/// A slug declared through the API, waiting for its tarball.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlugDeclaration {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub process_types: BTreeMap<String, String>,
+    pub commit: Option<String>,
+    pub checksum: Option<String>,
+    pub stack: String,
+    pub buildpack_description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The unguessable part of the upload URL.
+    pub upload_token: String,
+}
+
+/// In-memory state of builds and uploads: output buffers and declared slugs.
+#[derive(Default)]
+pub(crate) struct BuildState {
+    outputs: Mutex<Outputs>,
+    uploads: Mutex<HashMap<String, (SlugDeclaration, Instant)>>,
+}
+
+#[derive(Default)]
+struct Outputs {
+    by_secret: HashMap<String, Arc<OutputBuffer>>,
+    /// Secrets, oldest first, for eviction.
+    order: VecDeque<String>,
+}
+
+/// One build's output: a bounded window of lines, numbered from 0, and whether it ended.
+pub struct OutputBuffer {
+    build_id: Uuid,
+    state: Mutex<BufferState>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct BufferState {
+    lines: VecDeque<String>,
+    /// Number of the first line in `lines`.
+    first: u64,
+    finished: bool,
+}
+
+impl OutputBuffer {
+    fn new(build_id: Uuid) -> OutputBuffer {
+        OutputBuffer {
+            build_id,
+            state: Mutex::new(BufferState::default()),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BufferState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, line: &str) {
+        let end = {
+            let mut state = self.lock();
+            state.lines.push_back(line.to_owned());
+            if state.lines.len() > OUTPUT_LINES {
+                state.lines.pop_front();
+                state.first += 1;
+            }
+            state.first + state.lines.len() as u64
+        };
+        self.changed.send_replace(end);
+    }
+
+    fn finish(&self) {
+        self.lock().finished = true;
+        self.changed.send_modify(|_| {});
+    }
+
+    fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// The build this output belongs to.
+    pub fn build_id(&self) -> Uuid {
+        self.build_id
+    }
+
+    /// Lines from number `from` on (or from the oldest kept), each with its number, and
+    /// whether the build has ended with nothing after them.
+    fn read_from(&self, from: u64) -> (Vec<(u64, String)>, bool) {
+        let state = self.lock();
+        let start = from.max(state.first);
+        let lines: Vec<(u64, String)> = state
+            .lines
+            .iter()
+            .enumerate()
+            .skip((start - state.first) as usize)
+            .map(|(i, line)| (state.first + i as u64, line.clone()))
+            .collect();
+        (lines, state.finished)
+    }
+
+    /// Streams the output from line `from` (0: the start), following it until the build
+    /// ends.
+    pub fn follow(
+        self: Arc<Self>,
+        from: u64,
+    ) -> impl futures::Stream<Item = (u64, String)> + Send + 'static {
+        let changes = self.changed.subscribe();
+        futures::stream::unfold(
+            (self, changes, from, false),
+            |(buffer, mut changes, mut next, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    changes.borrow_and_update();
+                    let (lines, finished) = buffer.read_from(next);
+                    if let Some((last, _)) = lines.last() {
+                        next = last + 1;
+                        let ended = finished && buffer.read_from(next).0.is_empty();
+                        return Some((
+                            futures::stream::iter(lines),
+                            (buffer, changes, next, ended),
+                        ));
+                    }
+                    if finished {
+                        return None;
+                    }
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        )
+        .flatten()
+    }
+}
+
+use futures::StreamExt;
+
+impl BuildState {
+    fn register(&self, secret: &str, build_id: Uuid) -> Arc<OutputBuffer> {
+        let buffer = Arc::new(OutputBuffer::new(build_id));
+        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        outputs.by_secret.insert(secret.to_owned(), buffer.clone());
+        outputs.order.push_back(secret.to_owned());
+        while outputs.order.len() > KEPT_OUTPUTS {
+            // Forget the oldest finished build; running ones are never forgotten.
+            let Some(position) = outputs
+                .order
+                .iter()
+                .position(|s| outputs.by_secret.get(s).is_none_or(|b| b.is_finished()))
+            else {
+                break;
+            };
+            if let Some(secret) = outputs.order.remove(position) {
+                outputs.by_secret.remove(&secret);
+            }
+        }
+        buffer
+    }
+
+    fn output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
+        let outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        outputs.by_secret.get(secret).cloned()
+    }
+
+    fn is_running(&self, build: &Build) -> bool {
+        self.output(&build.output_secret)
+            .is_some_and(|b| !b.is_finished())
+    }
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Checks a `SHA256:<hex>` checksum's form; returns the lowercase hex.
+fn checksum_hex(checksum: &str, what: &str) -> Result<String, CoreError> {
+    let hex = checksum
+        .strip_prefix("SHA256:")
+        .or_else(|| checksum.strip_prefix("sha256:"))
+        .unwrap_or("");
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(CoreError::invalid(format!(
+            "Invalid {what} checksum {checksum:?}: write it as SHA256:<64 hex digits>, the SHA-256 of the compressed tarball."
+        )));
+    }
+    Ok(hex.to_ascii_lowercase())
+}
+
+/// Copies `body` into a new file at `path`, at most [`MAX_ARCHIVE_BYTES`]; returns the
+/// SHA-256 (hex) and size of what was written.
+async fn store_hashed<R: AsyncRead + Unpin>(
+    mut body: R,
+    path: &Path,
+) -> std::io::Result<(String, u64)> {
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = body.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > MAX_ARCHIVE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the archive is larger than the limit of {MAX_ARCHIVE_BYTES} bytes"
+            )));
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n]).await?;
+    }
+    file.sync_all().await?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+impl Platform {
+    // ----- builds ---------------------------------------------------------------------
+
+    /// Records a pending build and starts it in the background: `fetch` yields the source
+    /// tarball, which is deployed as a push would be. Returns the pending record at once.
+    pub async fn create_build(
+        self: &Arc<Self>,
+        user: &User,
+        app: &App,
+        blob: SourceBlob,
+        buildpacks: Vec<String>,
+        fetch: SourceFetch,
+    ) -> Result<Build, CoreError> {
+        let checksum = blob
+            .checksum
+            .as_deref()
+            .map(|c| checksum_hex(c, "source_blob"))
+            .transpose()?;
+        let buildpacks = buildpacks
+            .iter()
+            .map(|url| {
+                crate::app_json::builtin_buildpack(url).ok_or_else(|| {
+                    CoreError::invalid(format!(
+                        "Buildpack {url:?} is not available on Slipway; use heroku/python, heroku/nodejs or heroku/procfile (the built-in buildpacks)."
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = Utc::now();
+        let build = Build {
+            id: Uuid::new_v4(),
+            app_id: app.id,
+            user_email: user.email.clone(),
+            status: BuildStatus::Pending,
+            source_url: blob.url.clone(),
+            source_checksum: blob.checksum.clone(),
+            source_version: blob.version.clone(),
+            buildpacks: buildpacks.clone(),
+            slug_id: None,
+            release_id: None,
+            stack: app.stack.clone(),
+            output_secret: random_token(),
+            created_at: now,
+            updated_at: now,
+        };
+        let buffer = self.builds.register(&build.output_secret, build.id);
+        let response = self
+            .store
+            .txn(
+                Txn::new()
+                    .when(Compare::exists(keys::app(&app.name)))
+                    .then(Op::put_json(keys::build(app.id, build.id), &build)?),
+            )
+            .await?;
+        if !response.succeeded {
+            buffer.finish();
+            return Err(CoreError::not_found("app", app.name.clone()));
+        }
+        let platform = self.clone();
+        let (user, app, record) = (user.clone(), app.clone(), build.clone());
+        tokio::spawn(async move {
+            let output: DeployOutput = {
+                let buffer = buffer.clone();
+                Arc::new(move |line: &str| buffer.push(line))
+            };
+            let result = platform
+                .run_build(
+                    &user,
+                    &app,
+                    &record,
+                    checksum,
+                    buildpacks,
+                    fetch,
+                    output.clone(),
+                )
+                .await;
+            let mut finished = record;
+            finished.updated_at = Utc::now();
+            match result {
+                Ok((slug_id, release_id)) => {
+                    finished.status = BuildStatus::Succeeded;
+                    finished.slug_id = slug_id;
+                    finished.release_id = Some(release_id);
+                }
+                Err(error) => {
+                    finished.status = BuildStatus::Failed;
+                    for line in error.to_string().lines() {
+                        output(&format!(" !     {line}"));
+                    }
+                    output(" !     Build failed.");
+                }
+            }
+            let write = match Op::put_json(keys::build(app.id, finished.id), &finished) {
+                Ok(op) => platform
+                    .store
+                    .txn(
+                        Txn::new()
+                            .when(Compare::exists(keys::app(&app.name)))
+                            .then(op),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(CoreError::from),
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = write {
+                tracing::error!(%error, build = %finished.id, "could not record the end of a build");
+            }
+            buffer.finish();
+        });
+        Ok(build)
+    }
+
+    /// Fetches, checks and deploys a build's source; returns its slug and release ids.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_build(
+        &self,
+        user: &User,
+        app: &App,
+        build: &Build,
+        checksum: Option<String>,
+        buildpacks: Vec<String>,
+        fetch: SourceFetch,
+        output: DeployOutput,
+    ) -> Result<(Option<Uuid>, Uuid), CoreError> {
+        output("-----> Fetching source");
+        let body = fetch.await.map_err(|reason| {
+            CoreError::invalid(format!(
+                "Could not fetch the source blob: {reason}. Check source_blob.url and start the build again."
+            ))
+        })?;
+        let path = self
+            .config
+            .builds_dir()
+            .join(format!("source-{}.tar", build.id.simple()));
+        let stored = store_hashed(body, &path).await;
+        let result = async {
+            let (sha256, size) = stored.map_err(|error| {
+                CoreError::invalid(format!(
+                    "Could not fetch the source blob: {error}. Check source_blob.url and start the build again."
+                ))
+            })?;
+            output(&format!("       Fetched {size} bytes, SHA256:{sha256}"));
+            if let Some(expected) = checksum {
+                if expected != sha256 {
+                    return Err(CoreError::invalid(format!(
+                        "The source blob's checksum is SHA256:{sha256}, not the SHA256:{expected} given. Nothing was built; check the tarball and source_blob.checksum."
+                    )));
+                }
+            }
+            let file = tokio::fs::File::open(&path).await.map_err(|source| CoreError::Io {
+                app: app.id,
+                action: "read the fetched source",
+                source,
+            })?;
+            self.deploy_source(
+                user,
+                app,
+                file,
+                build.source_version.clone(),
+                SourceOptions {
+                    from_blob: true,
+                    buildpacks,
+                },
+                build.id,
+                output.clone(),
+            )
+            .await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        let release = result?;
+        Ok((release.slug_id, release.id))
+    }
+
+    /// The app's builds, oldest first. A pending build whose task is gone reads as failed.
+    pub async fn builds(&self, app: &App) -> Result<Vec<Build>, CoreError> {
+        let (builds, _) =
+            range_json::<Build, _>(self.store.as_ref(), &keys::builds(app.id)).await?;
+        let mut builds: Vec<Build> = builds
+            .into_iter()
+            .map(|(_, build)| self.live_status(build))
+            .collect();
+        builds.sort_by_key(|b| (b.created_at, b.id));
+        Ok(builds)
+    }
+
+    /// One build by id.
+    pub async fn build(&self, app: &App, id: &str) -> Result<Build, CoreError> {
+        let build_id: Uuid = id.parse().map_err(|_| CoreError::not_found("build", id))?;
+        get_json::<Build, _>(self.store.as_ref(), &keys::build(app.id, build_id))
+            .await?
+            .map(|build| self.live_status(build))
+            .ok_or_else(|| CoreError::not_found("build", id))
+    }
+
+    fn live_status(&self, mut build: Build) -> Build {
+        if build.status == BuildStatus::Pending && !self.builds.is_running(&build) {
+            build.status = BuildStatus::Failed;
+        }
+        build
+    }
+
+    /// A build's output by the secret in its stream URL, if it is still kept.
+    pub fn build_output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
+        self.builds.output(secret)
+    }
+
+    // ----- slugs ----------------------------------------------------------------------
+
+    /// Declares a slug whose tarball will be uploaded with [`Platform::upload_slug`].
+    pub async fn declare_slug(
+        &self,
+        app: &App,
+        process_types: BTreeMap<String, String>,
+        commit: Option<String>,
+        checksum: Option<String>,
+        stack: Option<String>,
+        buildpack_description: Option<String>,
+    ) -> Result<SlugDeclaration, CoreError> {
+        for (name, command) in &process_types {
+            let valid_name = !name.is_empty()
+                && name.len() <= 30
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                return Err(CoreError::invalid(format!(
+                    "Invalid process type {name:?}: names are 1 to 30 letters, digits, dashes and underscores."
+                )));
+            }
+            if command.trim().is_empty() {
+                return Err(CoreError::invalid(format!(
+                    "Process type {name} has an empty command."
+                )));
+            }
+        }
+        let checksum = checksum
+            .map(|c| checksum_hex(&c, "slug").map(|hex| format!("SHA256:{hex}")))
+            .transpose()?;
+        let declaration = SlugDeclaration {
+            id: Uuid::new_v4(),
+            app_id: app.id,
+            process_types,
+            commit,
+            checksum,
+            stack: stack.unwrap_or_else(|| app.stack.clone()),
+            buildpack_description,
+            created_at: Utc::now(),
+            upload_token: random_token(),
+        };
+        let mut uploads = self
+            .builds
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        uploads.retain(|_, (_, expires)| *expires > now);
+        uploads.insert(
+            declaration.upload_token.clone(),
+            (declaration.clone(), now + UPLOAD_LIFETIME),
+        );
+        Ok(declaration)
+    }
+
+    /// A declared slug still waiting for its upload.
+    pub fn declared_slug(&self, app: &App, slug_id: Uuid) -> Option<SlugDeclaration> {
+        let uploads = self
+            .builds
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        uploads
+            .values()
+            .map(|(declaration, _)| declaration)
+            .find(|d| d.app_id == app.id && d.id == slug_id)
+            .cloned()
+    }
+
+    /// Stores an uploaded slug tarball for the declaration `token` names: it must unpack and
+    /// match the declared checksum, or nothing is stored.
+    pub async fn upload_slug<R: AsyncRead + Unpin>(
+        &self,
+        token: &str,
+        body: R,
+    ) -> Result<Slug, CoreError> {
+        let declaration = {
+            let uploads = self
+                .builds
+                .uploads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            uploads
+                .get(token)
+                .filter(|(_, expires)| *expires > Instant::now())
+                .map(|(declaration, _)| declaration.clone())
+        };
+        let Some(declaration) = declaration else {
+            return Err(CoreError::not_found("slug upload", token));
+        };
+        let io_error = |action: &'static str| {
+            move |source: std::io::Error| CoreError::Io {
+                app: declaration.app_id,
+                action,
+                source,
+            }
+        };
+        let slugs_dir = self.config.slugs_dir();
+        let partial = slugs_dir.join(format!(".upload-{}.tgz", Uuid::new_v4().simple()));
+        let scratch = self
+            .config
+            .builds_dir()
+            .join(format!("slug-check-{}", Uuid::new_v4().simple()));
+        let result = async {
+            let (sha256, size) = store_hashed(body, &partial).await.map_err(|error| {
+                CoreError::invalid(format!("Could not receive the slug: {error}."))
+            })?;
+            let checksum = format!("SHA256:{sha256}");
+            if let Some(expected) = &declaration.checksum {
+                if *expected != checksum {
+                    return Err(CoreError::invalid(format!(
+                        "Checksum mismatch: the uploaded slug is {checksum}, but the slug was declared with {expected}. Nothing was stored; upload the right tarball."
+                    )));
+                }
+            }
+            let (uid, gid) = (self.config.dyno_uid, self.config.dyno_gid);
+            let (tarball, target) = (partial.clone(), scratch.join("app"));
+            let unpacked = tokio::task::spawn_blocking(move || {
+                slipway_build::unpack_slug(&tarball, &target, uid, gid)?;
+                Ok::<bool, slipway_build::BuildError>(
+                    std::fs::read_dir(&target)
+                        .map(|mut entries| entries.next().is_some())
+                        .unwrap_or(false),
+                )
+            })
+            .await
+            .map_err(|join| io_error("check the uploaded slug")(std::io::Error::other(join)))?;
+            match unpacked {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(CoreError::invalid(
+                        "The uploaded slug has nothing under ./app. Make it with `tar czf slug.tgz ./app` and upload it again.",
+                    ))
+                }
+                Err(error) => {
+                    return Err(CoreError::invalid(format!(
+                        "The uploaded slug does not unpack: {error}. Make it with `tar czf slug.tgz ./app` and upload it again."
+                    )))
+                }
+            }
+            let path = slugs_dir.join(format!("{sha256}.tgz"));
+            tokio::fs::rename(&partial, &path)
+                .await
+                .map_err(io_error("store the uploaded slug"))?;
+            let slug = Slug {
+                id: declaration.id,
+                app_id: declaration.app_id,
+                checksum,
+                size,
+                process_types: declaration.process_types.clone(),
+                commit: declaration.commit.clone(),
+                buildpack_description: declaration
+                    .buildpack_description
+                    .clone()
+                    .unwrap_or_default(),
+                stack: declaration.stack.clone(),
+                created_at: declaration.created_at,
+            };
+            let written = self
+                .store
+                .txn(
+                    Txn::new()
+                        .when(Compare::absent(keys::slug(slug.app_id, slug.id)))
+                        .then(Op::put_json(keys::slug(slug.app_id, slug.id), &slug)?),
+                )
+                .await?;
+            if !written.succeeded {
+                return Err(CoreError::Conflict {
+                    message: "This slug was already uploaded; declare a new slug to upload another.".into(),
+                });
+            }
+            Ok(slug)
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&partial).await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        if result.is_ok() {
+            let mut uploads = self
+                .builds
+                .uploads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            uploads.remove(token);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(buffer: Arc<OutputBuffer>, from: u64) -> Vec<(u64, String)> {
+        buffer.follow(from).collect().await
+    }
+
+    #[tokio::test]
+    async fn output_is_streamed_from_the_start_and_followed_until_the_build_ends() {
+        let buffer = Arc::new(OutputBuffer::new(Uuid::nil()));
+        buffer.push("one");
+        let reader = tokio::spawn(collect(buffer.clone(), 0));
+        let late = tokio::spawn(collect(buffer.clone(), 1));
+        tokio::task::yield_now().await;
+        buffer.push("two");
+        buffer.push("three");
+        buffer.finish();
+        let all = reader.await.unwrap();
+        assert_eq!(
+            all,
+            vec![(0, "one".into()), (1, "two".into()), (2, "three".into())]
+        );
+        assert_eq!(late.await.unwrap().len(), 2);
+        assert_eq!(collect(buffer, 3).await, vec![]);
+    }
+
+    #[tokio::test]
+    async fn output_keeps_only_the_last_lines() {
+        let buffer = Arc::new(OutputBuffer::new(Uuid::nil()));
+        for i in 0..OUTPUT_LINES + 5 {
+            buffer.push(&format!("line {i}"));
+        }
+        buffer.finish();
+        let lines = collect(buffer, 0).await;
+        assert_eq!(lines.len(), OUTPUT_LINES);
+        assert_eq!(lines[0], (5, "line 5".into()));
+    }
+
+    #[test]
+    fn finished_outputs_are_forgotten_oldest_first_running_ones_never() {
+        let state = BuildState::default();
+        let running = state.register("running", Uuid::new_v4());
+        for i in 0..KEPT_OUTPUTS + 3 {
+            state
+                .register(&format!("done-{i}"), Uuid::new_v4())
+                .finish();
+        }
+        assert!(state.output("running").is_some());
+        assert!(state.output("done-0").is_none());
+        assert!(state
+            .output(&format!("done-{}", KEPT_OUTPUTS + 2))
+            .is_some());
+        running.finish();
+    }
+
+    #[test]
+    fn checksums_must_be_sha256_hex() {
+        let hex = "a".repeat(64);
+        assert_eq!(checksum_hex(&format!("SHA256:{hex}"), "x").unwrap(), hex);
+        assert_eq!(
+            checksum_hex(&format!("SHA256:{}", "A".repeat(64)), "x").unwrap(),
+            hex
+        );
+        for bad in [
+            "",
+            "SHA256:",
+            "MD5:abc",
+            &hex,
+            &format!("SHA256:{}", "g".repeat(64)),
+        ] {
+            assert!(checksum_hex(bad, "x").is_err(), "{bad}");
+        }
+    }
+}

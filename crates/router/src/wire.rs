@@ -1,0 +1,573 @@
+//! HTTP/1.x wire format for the router's own connection handling (reference §6.3): a reusable
+//! byte buffer, request and response head parsing with Heroku's limits, and a chunked-encoding
+//! scanner that lets bodies stream through without being decoded or buffered whole.
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// A growable read buffer: bytes `start..end` of `data` are filled and not yet consumed.
+#[derive(Debug, Default)]
+pub(crate) struct Buf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Buf {
+    pub(crate) fn with_capacity(capacity: usize) -> Buf {
+        Buf {
+            data: vec![0; capacity],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub(crate) fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room to read into: compacts, and grows (doubling, up to `max` bytes) when full. Empty
+    /// only when `max` bytes are buffered.
+    fn spare(&mut self, max: usize) -> &mut [u8] {
+        if self.end == self.data.len() {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.data.len() < max {
+                let grown = (self.data.len() * 2).clamp(4096, max);
+                self.data.resize(grown, 0);
+            }
+        }
+        &mut self.data[self.end..]
+    }
+
+    /// Makes the buffer at least `capacity` bytes long (bodies stream through it).
+    pub(crate) fn reserve(&mut self, capacity: usize) {
+        if self.data.len() < capacity {
+            self.data.resize(capacity, 0);
+        }
+    }
+
+    /// Frees the memory of an empty buffer.
+    pub(crate) fn release(&mut self) {
+        if self.is_empty() {
+            self.data = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether a read with this `max` would have room.
+    pub(crate) fn has_room(&self, max: usize) -> bool {
+        self.len() < max
+    }
+
+    /// Returns memory beyond `capacity` once the buffer is (nearly) empty again.
+    pub(crate) fn shrink(&mut self, capacity: usize) {
+        if self.data.len() > capacity && self.len() <= capacity {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            self.data.truncate(capacity);
+            self.data.shrink_to_fit();
+        }
+    }
+
+    /// Reads once from `io` into the buffer; `Ok(0)` is end of stream.
+    pub(crate) fn poll_fill<S: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        io: &mut S,
+        max: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let spare = self.spare(max);
+        if spare.is_empty() {
+            return Poll::Ready(Err(io::Error::other("read buffer full")));
+        }
+        let mut read = ReadBuf::new(spare);
+        ready!(Pin::new(io).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        self.end += n;
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// Why a head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// A line or the whole section is over the limit.
+    TooLarge,
+    TooManyHeaders,
+    Malformed,
+}
+
+impl HeadError {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            HeadError::TooLarge => "A request line or header line is longer than 8192 bytes.",
+            HeadError::TooManyHeaders => "The request has more than 1000 headers.",
+            HeadError::Malformed => "The request is not valid HTTP/1.1.",
+        }
+    }
+}
+
+/// Limits on a header section.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    /// Longest request/status line and longest header line.
+    pub(crate) max_line: usize,
+    /// Most header lines.
+    pub(crate) max_headers: usize,
+    /// Largest whole section.
+    pub(crate) max_total: usize,
+}
+
+/// A header as byte ranges into the buffer the head was parsed from.
+pub(crate) type HeaderRange = (Range<usize>, Range<usize>);
+
+/// A parsed request line; ranges index the parsed buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestLine {
+    pub(crate) method: Range<usize>,
+    pub(crate) target: Range<usize>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub(crate) minor: u8,
+    /// Length of the whole head, blank line included.
+    pub(crate) len: usize,
+}
+
+/// A parsed status line.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusLine {
+    pub(crate) minor: u8,
+    pub(crate) code: u16,
+    pub(crate) reason: Range<usize>,
+    pub(crate) len: usize,
+}
+
+fn range_of(base: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Refuses a partial head whose current line or total size is already over the limits.
+fn check_partial(buf: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
+    let line_start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if buf.len() - line_start > limits.max_line + 1 || buf.len() > limits.max_total {
+        return Err(HeadError::TooLarge);
+    }
+    Ok(())
+}
+
+fn check_lines(
+    buf: &[u8],
+    first_line: usize,
+    headers: &[HeaderRange],
+    limits: &HeadLimits,
+) -> Result<(), HeadError> {
+    if first_line > limits.max_line {
+        return Err(HeadError::TooLarge);
+    }
+    for (name, value) in headers {
+        if value.end - name.start > limits.max_line {
+            return Err(HeadError::TooLarge);
+        }
+    }
+    let _ = buf;
+    Ok(())
+}
+
+/// Parses a request head from the start of `buf`; `Ok(None)` when more bytes are needed.
+/// Header ranges go to `out` (cleared first).
+pub(crate) fn parse_request(
+    buf: &[u8],
+    limits: &HeadLimits,
+    out: &mut Vec<HeaderRange>,
+) -> Result<Option<RequestLine>, HeadError> {
+    out.clear();
+    let mut small = [httparse::EMPTY_HEADER; 48];
+    let mut request = httparse::Request::new(&mut small);
+    let status = match request.parse(buf) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut many = vec![httparse::EMPTY_HEADER; limits.max_headers];
+            let mut request = httparse::Request::new(&mut many);
+            return match request.parse(buf) {
+                Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+                Err(_) => Err(HeadError::Malformed),
+                Ok(httparse::Status::Partial) => check_partial(buf, limits).map(|()| None),
+                Ok(httparse::Status::Complete(len)) => {
+                    finish_request(buf, &request, len, limits, out)
+                }
+            };
+        }
+        Err(_) => return Err(HeadError::Malformed),
+        Ok(status) => status,
+    };
+    match status {
+        httparse::Status::Partial => check_partial(buf, limits).map(|()| None),
+        httparse::Status::Complete(len) => finish_request(buf, &request, len, limits, out),
+    }
+}
+
+fn finish_request(
+    buf: &[u8],
+    request: &httparse::Request<'_, '_>,
+    len: usize,
+    limits: &HeadLimits,
+    out: &mut Vec<HeaderRange>,
+) -> Result<Option<RequestLine>, HeadError> {
+    let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
+    else {
+        return Err(HeadError::Malformed);
+    };
+    if len > limits.max_total {
+        return Err(HeadError::TooLarge);
+    }
+    for header in request.headers.iter() {
+        out.push((
+            range_of(buf, header.name.as_bytes()),
+            range_of(buf, header.value),
+        ));
+    }
+    let method = range_of(buf, method.as_bytes());
+    let target = range_of(buf, target.as_bytes());
+    check_lines(buf, target.end + 10 - method.start, out, limits)?;
+    Ok(Some(RequestLine {
+        method,
+        target,
+        minor,
+        len,
+    }))
+}
+
+/// Parses a response head from the start of `buf`; `Ok(None)` when more bytes are needed.
+pub(crate) fn parse_response(
+    buf: &[u8],
+    limits: &HeadLimits,
+    out: &mut Vec<HeaderRange>,
+) -> Result<Option<StatusLine>, HeadError> {
+    out.clear();
+    let mut small = [httparse::EMPTY_HEADER; 48];
+    let mut response = httparse::Response::new(&mut small);
+    match response.parse(buf) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut many = vec![httparse::EMPTY_HEADER; limits.max_headers];
+            let mut response = httparse::Response::new(&mut many);
+            match response.parse(buf) {
+                Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+                Err(_) => Err(HeadError::Malformed),
+                Ok(httparse::Status::Partial) => check_partial(buf, limits).map(|()| None),
+                Ok(httparse::Status::Complete(len)) => finish_response(buf, &response, len, out),
+            }
+        }
+        Err(_) => Err(HeadError::Malformed),
+        Ok(httparse::Status::Partial) => check_partial(buf, limits).map(|()| None),
+        Ok(httparse::Status::Complete(len)) => finish_response(buf, &response, len, out),
+    }
+}
+
+fn finish_response(
+    buf: &[u8],
+    response: &httparse::Response<'_, '_>,
+    len: usize,
+    out: &mut Vec<HeaderRange>,
+) -> Result<Option<StatusLine>, HeadError> {
+    let (Some(minor), Some(code)) = (response.version, response.code) else {
+        return Err(HeadError::Malformed);
+    };
+    for header in response.headers.iter() {
+        out.push((
+            range_of(buf, header.name.as_bytes()),
+            range_of(buf, header.value),
+        ));
+    }
+    let reason = response
+        .reason
+        .map_or(0..0, |reason| range_of(buf, reason.as_bytes()));
+    Ok(Some(StatusLine {
+        minor,
+        code,
+        reason,
+        len,
+    }))
+}
+
+/// A malformed chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunked encoding")]
+pub(crate) struct BadChunk;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ChunkState {
+    #[default]
+    Size,
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerLine,
+    EndLf,
+    Done,
+}
+
+/// Follows a chunked body byte by byte without copying it, so it can be relayed verbatim and
+/// its end found.
+#[derive(Debug, Default)]
+pub(crate) struct Chunked {
+    state: ChunkState,
+    size: u64,
+    digits: u8,
+    line: usize,
+}
+
+impl Chunked {
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Scans `input`; returns how many bytes of it belong to the body (all of it unless the
+    /// body ends inside). `on_data` gets the ranges of chunk data within `input`.
+    pub(crate) fn scan(
+        &mut self,
+        input: &[u8],
+        mut on_data: impl FnMut(Range<usize>),
+    ) -> Result<usize, BadChunk> {
+        let mut i = 0;
+        while i < input.len() {
+            let byte = input[i];
+            match self.state {
+                ChunkState::Done => return Ok(i),
+                ChunkState::Data => {
+                    let take =
+                        (input.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                    on_data(i..i + take);
+                    self.size -= take as u64;
+                    i += take;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::Size => match byte {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        let digit = (byte as char).to_digit(16).unwrap_or(0) as u64;
+                        self.digits += 1;
+                        if self.digits > 15 {
+                            return Err(BadChunk);
+                        }
+                        self.size = self.size * 16 + digit;
+                    }
+                    b';' | b' ' | b'\t' if self.digits > 0 => {
+                        self.state = ChunkState::Ext;
+                        self.line = 0;
+                    }
+                    b'\r' if self.digits > 0 => self.state = ChunkState::SizeLf,
+                    b'\n' if self.digits > 0 => self.end_size_line(),
+                    _ => return Err(BadChunk),
+                },
+                ChunkState::Ext => match byte {
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    b'\n' => self.end_size_line(),
+                    _ => {
+                        self.line += 1;
+                        if self.line > 4096 {
+                            return Err(BadChunk);
+                        }
+                    }
+                },
+                ChunkState::SizeLf => {
+                    if byte != b'\n' {
+                        return Err(BadChunk);
+                    }
+                    self.end_size_line();
+                }
+                ChunkState::DataCr => match byte {
+                    b'\r' => self.state = ChunkState::DataLf,
+                    b'\n' => self.next_chunk(),
+                    _ => return Err(BadChunk),
+                },
+                ChunkState::DataLf => {
+                    if byte != b'\n' {
+                        return Err(BadChunk);
+                    }
+                    self.next_chunk();
+                }
+                ChunkState::TrailerStart => match byte {
+                    b'\r' => self.state = ChunkState::EndLf,
+                    b'\n' => self.state = ChunkState::Done,
+                    _ => {
+                        self.state = ChunkState::TrailerLine;
+                        self.line = 1;
+                    }
+                },
+                ChunkState::TrailerLine => {
+                    if byte == b'\n' {
+                        self.state = ChunkState::TrailerStart;
+                    } else {
+                        self.line += 1;
+                        if self.line > 8192 {
+                            return Err(BadChunk);
+                        }
+                    }
+                }
+                ChunkState::EndLf => {
+                    if byte != b'\n' {
+                        return Err(BadChunk);
+                    }
+                    self.state = ChunkState::Done;
+                }
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    fn end_size_line(&mut self) {
+        self.state = if self.size == 0 {
+            ChunkState::TrailerStart
+        } else {
+            ChunkState::Data
+        };
+    }
+
+    fn next_chunk(&mut self) {
+        self.state = ChunkState::Size;
+        self.size = 0;
+        self.digits = 0;
+    }
+}
+
+/// Comma-separated tokens of a header value, trimmed, empty ones skipped.
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(|token| token.trim_ascii())
+        .filter(|token| !token.is_empty())
+}
+
+/// Parses a Content-Length value (a comma list of equal numbers is one number).
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let mut found = None;
+    for token in tokens(value) {
+        if token.is_empty() || token.len() > 19 || !token.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = std::str::from_utf8(token).ok()?.parse::<u64>().ok()?;
+        match found {
+            Some(previous) if previous != n => return None,
+            _ => found = Some(n),
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_line: 8192,
+        max_headers: 1000,
+        max_total: 1 << 20,
+    };
+
+    #[test]
+    fn chunked_bodies_are_followed_across_splits() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        for split in 0..=body.len() - 4 {
+            let mut scanner = Chunked::default();
+            let mut data = Vec::new();
+            let first = scanner
+                .scan(&body[..split], |r| data.extend_from_slice(&body[r]))
+                .unwrap();
+            assert_eq!(first, split);
+            let rest = &body[split..];
+            let second = scanner
+                .scan(rest, |r| data.extend_from_slice(&rest[r]))
+                .unwrap();
+            assert!(scanner.is_done());
+            assert_eq!(split + second, body.len() - 4, "split at {split}");
+            assert_eq!(data, b"hello world");
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_refused() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\r\nhelloXX",
+            b"\r\n",
+            b"ffffffffffffffffff\r\n",
+        ] {
+            assert_eq!(
+                Chunked::default().scan(bad, |_| {}),
+                Err(BadChunk),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_length_table() {
+        assert_eq!(content_length(b"12"), Some(12));
+        assert_eq!(content_length(b"12, 12"), Some(12));
+        assert_eq!(content_length(b"12, 13"), None);
+        assert_eq!(content_length(b"-1"), None);
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b"+5"), None);
+    }
+
+    #[test]
+    fn request_heads_respect_the_limits() {
+        let mut out = Vec::new();
+        let ok = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        let line = parse_request(ok, &LIMITS, &mut out).unwrap().unwrap();
+        assert_eq!(&ok[line.target.clone()], b"/a");
+        assert_eq!(out.len(), 1);
+        assert!(parse_request(b"GET / HTTP/1.1\r\nHost", &LIMITS, &mut out)
+            .unwrap()
+            .is_none());
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        assert_eq!(
+            parse_request(long.as_bytes(), &LIMITS, &mut out).unwrap_err(),
+            HeadError::TooLarge
+        );
+        let partial = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(9000));
+        assert_eq!(
+            parse_request(partial.as_bytes(), &LIMITS, &mut out).unwrap_err(),
+            HeadError::TooLarge
+        );
+        let mut many = String::from("GET / HTTP/1.1\r\n");
+        for n in 0..1001 {
+            many.push_str(&format!("X-{n}: 1\r\n"));
+        }
+        many.push_str("\r\n");
+        assert_eq!(
+            parse_request(many.as_bytes(), &LIMITS, &mut out).unwrap_err(),
+            HeadError::TooManyHeaders
+        );
+    }
+}
