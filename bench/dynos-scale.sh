@@ -9,26 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50}
-bin=${SLIPWAY_BIN:-target/release/slipway}
-[ -x "$bin" ] || cargo build --release -q -p slipway
-bin=$(realpath "$bin")
-
-work=$(mktemp -d /tmp/slipway-bench-XXXXXX)
+. bench/lib.sh
 api_port=5610; router_port=8610
-"$bin" server --data-dir "$work/data" --api-addr 127.0.0.1:$api_port --router-addr 127.0.0.1:$router_port \
-  --max-dynos-per-app $((n + 1)) >"$work/server.log" 2>&1 &
-server=$!
-cleanup() {
-  kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
-  for id in $(runc --root "$work/data/runtime/runc" list -q 2>/dev/null); do
-    runc --root "$work/data/runtime/runc" kill --all "$id" KILL 2>/dev/null || true
-    runc --root "$work/data/runtime/runc" delete --force "$id" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do [ -s "$work/data/admin.key" ] && break; sleep 0.1; done
-export SLIPWAY_API_URL=http://127.0.0.1:$api_port SLIPWAY_API_KEY=$(cat "$work/data/admin.key")
+start_server $api_port $router_port --max-dynos-per-app $((n + 1))
 "$bin" apps:create scale >/dev/null
 
 mkdir "$work/app" && cd "$work/app"

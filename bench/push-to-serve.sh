@@ -9,24 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iterations=${1:-10}
-bin=${SLIPWAY_BIN:-target/release/slipway}
-[ -x "$bin" ] || cargo build --release -q -p slipway
-
-work=$(mktemp -d /tmp/slipway-bench-XXXXXX)
+. bench/lib.sh
 api_port=5600; router_port=8600
-"$bin" server --data-dir "$work/data" --api-addr 127.0.0.1:$api_port --router-addr 127.0.0.1:$router_port >"$work/server.log" 2>&1 &
-server=$!
-cleanup() {
-  kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
-  for id in $(runc --root "$work/data/runtime/runc" list -q 2>/dev/null); do
-    runc --root "$work/data/runtime/runc" kill --all "$id" KILL 2>/dev/null || true
-    runc --root "$work/data/runtime/runc" delete --force "$id" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do [ -s "$work/data/admin.key" ] && break; sleep 0.1; done
-export SLIPWAY_API_URL=http://127.0.0.1:$api_port SLIPWAY_API_KEY=$(cat "$work/data/admin.key")
+start_server $api_port $router_port
 "$bin" apps:create bench >/dev/null
 
 mkdir "$work/app" && cd "$work/app"
@@ -41,7 +26,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
 PY
 
-python3 - "$iterations" "$api_port" "$router_port" "$SLIPWAY_API_KEY" "$OLDPWD/$bin" <<'PY'
+python3 - "$iterations" "$api_port" "$router_port" "$SLIPWAY_API_KEY" "$bin" <<'PY'
 import subprocess, sys, time, urllib.request, statistics, re, datetime
 iterations, api_port, router_port, key, binary = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 push_to_200, start_to_up = [], []

@@ -268,39 +268,8 @@ impl Server {
     /// Kills the server with SIGKILL (dynos keep running) and starts a new server process on
     /// the same data directory and ports, as after a crash or an upgrade.
     pub fn kill9_and_restart(&mut self, extra_args: &[&str]) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let api_addr = self.api_url.trim_start_matches("http://").to_owned();
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.log_path)
-            .expect("server log");
-        self.child = Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--api-addr")
-            .arg(&api_addr)
-            .arg("--router-addr")
-            .arg(format!("127.0.0.1:{}", self.router_port))
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("restart slipway server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&api_addr).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the restarted server exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the restarted server did not listen:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.kill9();
+        self.restart_with(extra_args);
     }
 
     /// The host pid of a container's first process, from `runc state`.
