@@ -26,7 +26,7 @@ start_server() {
   shift 2
   work=$(mktemp -d /tmp/slipway-bench-XXXXXX)
   "$bin" server --data-dir "$work/data" --api-addr "127.0.0.1:$api_port" \
-    --router-addr "127.0.0.1:$router_port" "$@" >"$work/server.log" 2>&1 &
+    --router-addr "127.0.0.1:$router_port" --router-tls-addr "127.0.0.1:$((router_port + 1))" "$@" >"$work/server.log" 2>&1 &
   server=$!
   trap cleanup_server EXIT
   for _ in $(seq 100); do [ -s "$work/data/admin.key" ] && break; sleep 0.1; done

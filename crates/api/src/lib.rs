@@ -21,6 +21,7 @@ use slipway_core::Platform;
 
 mod auth;
 mod builds;
+mod certs;
 mod convert;
 mod domains;
 mod drains;
@@ -114,6 +115,14 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route(
             "/apps/{app}/domains/{domain}",
             get(domains::get).delete(domains::delete),
+        )
+        .route(
+            "/apps/{app}/sni-endpoints",
+            get(certs::list).post(certs::create),
+        )
+        .route(
+            "/apps/{app}/sni-endpoints/{endpoint}",
+            get(certs::get).patch(certs::update).delete(certs::delete),
         )
         .route("/apps/{app}/log-sessions", post(logs::create_session))
         .route(

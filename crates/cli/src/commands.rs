@@ -158,6 +158,14 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Show the dyno size of each process type, or change it: `web=standard-2x worker=eco`.
+    #[command(name = "ps:type", visible_alias = "ps:resize")]
+    PsType {
+        #[arg(value_name = "TYPE=SIZE")]
+        changes: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Restart all dynos, one process type (`web`) or one dyno (`web.1`).
     #[command(name = "ps:restart", visible_alias = "restart")]
     PsRestart {
@@ -224,6 +232,29 @@ pub enum Command {
     #[command(name = "domains:remove")]
     DomainsRemove {
         hostname: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List the app's SSL certificates (SNI endpoints).
+    #[command(name = "certs")]
+    Certs {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add an SSL certificate (PEM chain, leaf first) and its private key for the app's custom
+    /// domains.
+    #[command(name = "certs:add")]
+    CertsAdd {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove an SSL certificate (the app's only one, or the one named with --name).
+    #[command(name = "certs:remove")]
+    CertsRemove {
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         app: AppArg,
     },
@@ -489,6 +520,9 @@ pub async fn run_with_client(
                 out.write_all(format::format_ps(&app, &dynos, Utc::now()).as_bytes())?;
             }
         }
+        Command::PsType { changes, app } => {
+            crate::ps_type::run(client, &resolve_app(&app)?, &changes, out).await?
+        }
         Command::PsScale { changes, app } => {
             let updates = parse_scale_args(&changes)?;
             let app = resolve_app(&app)?;
@@ -551,6 +585,13 @@ pub async fn run_with_client(
         }
         Command::DomainsRemove { hostname, app } => {
             crate::domains::remove(client, &resolve_app(&app)?, &hostname, out).await?
+        }
+        Command::Certs { app } => crate::certs::list(client, &resolve_app(&app)?, out).await?,
+        Command::CertsAdd { cert, key, app } => {
+            crate::certs::add(client, &resolve_app(&app)?, &cert, &key, out).await?
+        }
+        Command::CertsRemove { name, app } => {
+            crate::certs::remove(client, &resolve_app(&app)?, name.as_deref(), out).await?
         }
         Command::Maintenance { app } => {
             crate::domains::maintenance(client, &resolve_app(&app)?, None, out).await?

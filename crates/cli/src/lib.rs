@@ -6,12 +6,14 @@
 //! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
 
 mod args;
+mod certs;
 mod client;
 mod commands;
 mod domains;
 mod drains;
 mod format;
 mod logs;
+mod ps_type;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use slipway_logplex::{split_long_line, LogLine};
-use slipway_runtime::{ContainerSpec, ExitStatus, Limits, OutputSink, StopOutcome, Stream};
+use slipway_runtime::{ContainerSpec, ExitStatus, OutputSink, StopOutcome, Stream};
 use slipway_store::json::range_json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -42,6 +42,8 @@ use uuid::Uuid;
 use crate::model::{keys, App, Dyno, DynoState, Formation, Release, Restart, Slug};
 use crate::telemetry::PlatformEvent;
 use crate::{size_limits, CoreError, Platform};
+
+mod sleeping;
 
 /// Tunables of the dyno manager; the defaults are Heroku's.
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ pub struct DynoManagerConfig {
     pub cycle_jitter: Duration,
     /// How often dynos' memory use is checked against their quota (R14, R15).
     pub memory_check_interval: Duration,
+    /// An app whose web dynos are `eco` sleeps after this long without web traffic.
+    pub idle_after: Duration,
 }
 
 impl Default for DynoManagerConfig {
@@ -83,6 +87,7 @@ impl Default for DynoManagerConfig {
             cycle_after: Duration::from_secs(24 * 3600),
             cycle_jitter: minutes(216),
             memory_check_interval: Duration::from_secs(20),
+            idle_after: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -153,7 +158,6 @@ struct Manager {
     events: mpsc::UnboundedSender<Event>,
     /// Slugs being unpacked or already unpacked, by digest.
     unpacked: Arc<tokio::sync::Mutex<HashSet<String>>>,
-    last_memory_check: Instant,
 }
 
 /// After the route table switched to a new dyno, the old one gets SIGTERM this much later, so
@@ -198,21 +202,40 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
         apps: HashMap::new(),
         events: events.clone(),
         unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
-        last_memory_check: Instant::now(),
     };
+    let mut wakes = manager.platform.activity.wake_inbox();
     tokio::spawn(async move {
         manager.adopt_previous_run().await;
+        let config = manager.platform.config.dynos.clone();
         let mut tick = tokio::time::interval(crate::RECONCILE_INTERVAL);
+        let mut memory_tick =
+            tokio::time::interval(config.memory_check_interval.max(Duration::from_millis(100)));
+        let mut idle_tick = tokio::time::interval(
+            (config.idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30)),
+        );
+        for interval in [&mut tick, &mut memory_tick, &mut idle_tick] {
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
         loop {
             let event = tokio::select! {
+                biased;
+                Some(app) = async { wakes.as_mut()?.recv().await } => {
+                    manager.wake(&app).await;
+                    continue;
+                }
                 event = inbox.recv() => match event {
                     Some(event) => event,
                     None => return,
                 },
-                _ = tick.tick() => {
+                _ = memory_tick.tick() => {
                     manager.check_memory();
-                    Event::AppChanged(None)
+                    continue;
                 }
+                _ = idle_tick.tick() => {
+                    manager.sleep_idle_apps().await;
+                    continue;
+                }
+                _ = tick.tick() => Event::AppChanged(None),
             };
             manager.handle(event).await;
         }
@@ -312,8 +335,25 @@ impl Manager {
             );
         }
         for (key, record) in records {
-            if !adopted.contains(&record.container_id) {
-                let _ = self.platform.store.delete(&key.key).await;
+            if adopted.contains(&record.container_id) {
+                continue;
+            }
+            let app = apps
+                .iter()
+                .map(|(_, app)| app)
+                .find(|app| app.id == record.app_id);
+            match app {
+                // A sleeping dyno has no container: it stays asleep.
+                Some(app) if record.state == DynoState::Idle => {
+                    let mut instance = self.new_instance(record.clone());
+                    instance.stopping = true;
+                    let entry = self.apps.entry(app.id).or_default();
+                    entry.name = app.name.clone();
+                    entry.slots.entry(record.name.clone()).or_default().instance = Some(instance);
+                }
+                _ => {
+                    let _ = self.platform.store.delete(&key.key).await;
+                }
             }
         }
     }
@@ -398,14 +438,10 @@ impl Manager {
         })
     }
 
-    /// Logs R14 (and `Process running mem=`) for dynos over their quota, kills those over
-    /// twice the quota (R15). With the cgroup hard limit at the quota, the kernel's OOM killer
-    /// usually acts first: the dyno then exits and is restarted as a crash.
+    /// Logs R14 (and `Process running mem=`) for dynos over their quota. Twice the quota is
+    /// the cgroup's hard limit (`dyno_spec`): there the kernel kills the dyno, and `on_exit`
+    /// logs R15.
     fn check_memory(&mut self) {
-        if self.last_memory_check.elapsed() < self.platform.config.dynos.memory_check_interval {
-            return;
-        }
-        self.last_memory_check = Instant::now();
         let platform = self.platform.clone();
         for app in self.apps.values_mut() {
             for (name, slot) in app.slots.iter_mut() {
@@ -429,20 +465,7 @@ impl Manager {
                         mb: used / (1024 * 1024),
                         per_mille: used.saturating_mul(1000) / quota,
                     };
-                    if used >= 2 * quota {
-                        platform.event(&app.name, memory);
-                        platform.event(
-                            &app.name,
-                            PlatformEvent::MemoryQuotaVastlyExceeded { dyno: name },
-                        );
-                        platform.event(&app.name, PlatformEvent::StoppingSigkill { dyno: name });
-                        let runtime = platform.runtime.clone();
-                        let id = instance.record.container_id.clone();
-                        // The exit that follows is a crash: the dyno is restarted.
-                        tokio::spawn(async move {
-                            let _ = runtime.stop(&id, Duration::ZERO).await;
-                        });
-                    } else if instance.r14_at.is_none_or(|at| at.elapsed() >= R14_EVERY) {
+                    if instance.r14_at.is_none_or(|at| at.elapsed() >= R14_EVERY) {
                         instance.r14_at = Some(Instant::now());
                         platform.event(&app.name, memory);
                         platform
@@ -535,9 +558,29 @@ impl Manager {
             Which::Current => slot.instance.as_mut()?,
             Which::Next => slot.next.as_mut()?,
         };
+        let oom_killed = self.platform.runtime.take_oom_kill(container_id);
         if instance.stopping {
             // An exit we asked for; the stopping task cleans up.
             return None;
+        }
+        if oom_killed {
+            // The kernel killed it at the hard limit, twice the quota: R15.
+            let (quota, _) = size_limits(&instance.record.size);
+            let limit = crate::dyno_spec::hard_memory_limit(quota);
+            self.platform.event(
+                &app_name,
+                PlatformEvent::ProcessMemory {
+                    dyno: &name,
+                    mb: limit / (1024 * 1024),
+                    per_mille: limit.saturating_mul(1000) / quota.max(1),
+                },
+            );
+            self.platform.event(
+                &app_name,
+                PlatformEvent::MemoryQuotaVastlyExceeded { dyno: &name },
+            );
+            self.platform
+                .event(&app_name, PlatformEvent::StoppingSigkill { dyno: &name });
         }
         if let Some(reason) = failure {
             self.platform.event(
@@ -627,7 +670,8 @@ impl Manager {
                 i.record.release_id != desired.release.id
                     || i.record.size != wanted.size
                     || restart.is_some_and(|r| i.record.created_at < r.at)
-                    || i.cycle_at <= now
+                    // A sleeping dyno has nothing to cycle.
+                    || (i.cycle_at <= now && i.record.state != DynoState::Idle)
             };
             let backoff_over = slot.restart_at.is_none_or(|at| at <= now);
             if slot.next.as_ref().is_some_and(outdated) {
@@ -681,6 +725,9 @@ impl Manager {
                         }
                     }
                 }
+                // Asleep: started again by a request (`wake`), or by a deploy, restart or
+                // resize (the outdated arm above).
+                Some(instance) if instance.record.state == DynoState::Idle => {}
                 Some(instance) if instance.record.state == DynoState::Crashed => {
                     if backoff_over {
                         to_start.push((name.clone(), wanted.clone(), Which::Current));
@@ -860,48 +907,22 @@ impl Manager {
     }
 
     fn container_spec(&self, record: &Dyno, release: &Release, slug: &Slug) -> ContainerSpec {
-        let config = &self.platform.config;
-        let (memory, pids) = size_limits(&record.size);
-        let mut env: Vec<(String, String)> = release
-            .config_vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.extend([
-            ("HOME".to_owned(), "/app".to_owned()),
-            ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
-            ("DYNO".to_owned(), record.name.clone()),
-            ("PORT".to_owned(), record.port.unwrap_or(5000).to_string()),
-            ("STACK".to_owned(), slug.stack.clone()),
-        ]);
-        let mut labels = BTreeMap::new();
-        labels.insert("app".to_owned(), record.app_name.clone());
-        labels.insert("app_id".to_owned(), record.app_id.to_string());
-        labels.insert("dyno".to_owned(), record.name.clone());
-        labels.insert("release".to_owned(), release.version.to_string());
-        ContainerSpec {
-            id: record.container_id.clone(),
-            labels,
-            app_dir: None,
-            binds: Vec::new(),
-            args: vec![
-                "/bin/bash".to_owned(),
-                "-c".to_owned(),
-                DYNO_INIT.to_owned(),
-                "slipway-dyno".to_owned(),
-                record.command.clone(),
-            ],
-            env,
-            cwd: "/app".to_owned(),
-            uid: config.dyno_uid,
-            gid: config.dyno_gid,
-            hostname: record.container_id.chars().take(60).collect(),
-            limits: Limits {
-                memory_bytes: Some(memory),
-                pids: Some(pids),
-                cpu_shares: Some(1024 * memory / (512 * 1024 * 1024)),
+        crate::dyno_spec::container_spec(
+            &self.platform.config,
+            crate::dyno_spec::DynoSpec {
+                container_id: record.container_id.clone(),
+                app_id: record.app_id,
+                app_name: &record.app_name,
+                dyno: &record.name,
+                release_version: Some(release.version),
+                command: &record.command,
+                size: &record.size,
+                port: record.port.unwrap_or(5000),
+                config_vars: &release.config_vars,
+                stack: &slug.stack,
+                app_dir: None,
             },
-        }
+        )
     }
 
     /// Stops a dyno in the background: SIGTERM, SIGKILL after the grace period.
@@ -911,6 +932,10 @@ impl Manager {
 
     /// Stops a dyno in the background after `delay`.
     fn stop_after(&self, app_name: &str, mut instance: Instance, delay: Duration) {
+        if instance.record.state == DynoState::Idle {
+            // Asleep: its container is already gone.
+            return;
+        }
         instance.stopping = true;
         let platform = self.platform.clone();
         let app_name = app_name.to_owned();
@@ -1077,19 +1102,6 @@ fn transition(platform: &Platform, app: &str, instance: &mut Instance, to: DynoS
     instance.record.updated_at = Utc::now();
     instance.record.clone()
 }
-
-/// The dyno's first process: sources `.profile.d/*.sh` and `.profile` as Heroku does, runs
-/// the command under bash, and forwards SIGTERM/SIGINT to it (as PID 1 of its namespace the
-/// kernel would otherwise drop signals the command does not handle).
-const DYNO_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
-[ -r /app/.profile ] && . /app/.profile
-trap 'kill -TERM "$child" 2>/dev/null' TERM
-trap 'kill -INT "$child" 2>/dev/null' INT
-/bin/bash -c "$1" </dev/null &
-child=$!
-status=0
-while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
-exit "$status""#;
 
 fn dyno_output(platform: &Arc<Platform>, app: &str, dyno: &str) -> OutputSink {
     let logs = platform.logs.clone();

@@ -24,11 +24,14 @@ mod apps;
 pub use apps::{app_name_is_valid, config_key_is_valid, CONFIG_VARS_MAX_BYTES};
 mod app_json;
 mod builds;
+mod certs;
 mod deploy;
 mod domains;
 mod drains;
 mod dyno_manager;
+mod dyno_spec;
 mod error;
+mod idling;
 pub mod model;
 mod release_phase;
 mod releases;
@@ -37,6 +40,7 @@ pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
 pub use builds::{OutputBuffer, SlugDeclaration, SourceBlob, SourceBody, SourceFetch};
+pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
 pub use deploy::DeployOutput;
 pub use drains::Drain;
 pub use dyno_manager::DynoManagerConfig;
@@ -127,6 +131,8 @@ pub struct Platform {
     pub(crate) building: Mutex<HashSet<Uuid>>,
     /// Output of API builds and slugs waiting for their upload (see `builds.rs`).
     pub(crate) builds: builds::BuildState,
+    /// Web traffic per app and wake-ups, for sleeping eco apps (see `idling.rs`).
+    pub(crate) activity: idling::Activity,
 }
 
 impl std::fmt::Debug for Platform {
@@ -184,6 +190,7 @@ impl Platform {
             config,
             building: Mutex::new(HashSet::new()),
             builds: builds::BuildState::default(),
+            activity: idling::Activity::default(),
         }))
     }
 

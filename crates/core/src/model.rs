@@ -15,6 +15,8 @@
 //!   (target `*`), a process type (`web`) or one dyno (`web.2`)
 //! - `builds/<app id>/<build id>` → [`Build`]: a build started through the API, rewritten when
 //!   it ends
+//! - `certs/<app id>/<endpoint id>` → `SniEndpoint` (`certs.rs`): an uploaded certificate chain
+//!   and its private key (a secret: never returned by the API)
 
 use std::collections::BTreeMap;
 

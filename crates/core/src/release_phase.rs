@@ -19,29 +19,24 @@
 //! The same machinery runs an app.json's `scripts.postdeploy` (one-off dyno `postdeploy.1`)
 //! after the app's first deploy, with the new release's slug and config vars.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use slipway_logplex::{split_long_line, LogHub, LogLine};
-use slipway_runtime::{ContainerSpec, ExitStatus, Limits, Runtime, Stream};
+use slipway_runtime::{ContainerSpec, ExitStatus, Runtime, Stream};
 use uuid::Uuid;
 
 use crate::deploy::DeployOutput;
 use crate::model::{App, ConfigVars, Release, Slug};
 use crate::releases::release_command;
 use crate::telemetry::PlatformEvent;
-use crate::{size_limits, CoreError, Platform, PlatformConfig};
+use crate::{CoreError, Platform, PlatformConfig};
 
 /// The one-off dyno's name, as Heroku shows it in logs.
 const DYNO: &str = "release.1";
 /// The postdeploy script's one-off dyno.
 const POSTDEPLOY_DYNO: &str = "postdeploy.1";
-
-/// Sources `.profile.d/*.sh` and `.profile`, as for every dyno, then runs the command.
-const RELEASE_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
-[ -r /app/.profile ] && . /app/.profile
-exec /bin/bash -c "$1" </dev/null"#;
 
 /// Everything the phase needs, owned, so it can run in a task of its own.
 struct Phase {
@@ -270,51 +265,27 @@ impl Phase {
     }
 
     fn container_spec(&self, app_dir: PathBuf) -> ContainerSpec {
-        let (memory, pids) = size_limits("standard-1x");
-        let mut env: Vec<(String, String)> = self
-            .config_vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.extend([
-            ("HOME".to_owned(), "/app".to_owned()),
-            ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
-            ("DYNO".to_owned(), self.dyno.to_owned()),
-            ("PORT".to_owned(), "5000".to_owned()),
-            ("STACK".to_owned(), self.slug.stack.clone()),
-        ]);
-        let id = format!(
+        let container_id = format!(
             "slipway.{}.{}.{}",
             self.app.name,
             self.dyno.trim_end_matches(".1"),
             &Uuid::new_v4().simple().to_string()[..8]
         );
-        let mut labels = BTreeMap::new();
-        labels.insert("app".to_owned(), self.app.name.clone());
-        labels.insert("app_id".to_owned(), self.app.id.to_string());
-        labels.insert("dyno".to_owned(), self.dyno.to_owned());
-        ContainerSpec {
-            hostname: id.chars().take(60).collect(),
-            id,
-            labels,
-            app_dir: Some(app_dir),
-            binds: Vec::new(),
-            args: vec![
-                "/bin/bash".to_owned(),
-                "-c".to_owned(),
-                RELEASE_INIT.to_owned(),
-                "slipway-release".to_owned(),
-                self.command.clone(),
-            ],
-            env,
-            cwd: "/app".to_owned(),
-            uid: self.config.dyno_uid,
-            gid: self.config.dyno_gid,
-            limits: Limits {
-                memory_bytes: Some(memory),
-                pids: Some(pids),
-                cpu_shares: Some(1024),
+        crate::dyno_spec::container_spec(
+            &self.config,
+            crate::dyno_spec::DynoSpec {
+                container_id,
+                app_id: self.app.id,
+                app_name: &self.app.name,
+                dyno: self.dyno,
+                release_version: None,
+                command: &self.command,
+                size: "standard-1x",
+                port: 5000,
+                config_vars: &self.config_vars,
+                stack: &self.slug.stack,
+                app_dir: Some(app_dir),
             },
-        }
+        )
     }
 }

@@ -108,6 +108,14 @@ async fn build_table(
             && web.iter().all(|d| d.state == DynoState::Crashed)
         {
             RouteStatus::Crashed
+        } else if backends.is_empty()
+            && web
+                .iter()
+                .any(|d| matches!(d.state, DynoState::Idle | DynoState::Starting))
+        {
+            // Asleep or booting: the router holds requests (and wakes the app) until a web
+            // dyno is up, H20 after 75 s.
+            RouteStatus::Idle
         } else {
             RouteStatus::Serving
         };

@@ -705,6 +705,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 .await
                 && keep;
         };
+        // A sleeping or booting app: hold the request until a web dyno is up (or H20).
+        let held = route.clone();
+        let woken =
+            crate::wake::await_dynos(&self.shared.config, &self.routes, &req.host, route).await;
+        if woken.is_ok() && self.routes.has_changed().unwrap_or(false) {
+            self.table = self.routes.borrow_and_update().clone();
+        }
         let mut entry = RequestLog {
             code: None,
             method: req.method.clone(),
@@ -717,6 +724,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             service: None,
             status: 0,
             bytes: 0,
+            protocol: self.listener.proto,
+        };
+        let route = match woken {
+            Ok(route) => route,
+            Err(code) => {
+                let keep = req.keep_alive && req.body == ReqBody::None;
+                return self.router_error(&held, entry, code, keep).await;
+            }
         };
         let refusal = match route.status {
             RouteStatus::Serving if route.backends.is_empty() => Some(ErrorCode::H14),
@@ -725,6 +740,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             RouteStatus::Crashed => Some(ErrorCode::H10),
             RouteStatus::NoRelease => Some(ErrorCode::H81),
             RouteStatus::Maintenance => Some(ErrorCode::H80),
+            RouteStatus::Idle => Some(ErrorCode::H20),
         };
         let body_pending = req.body != ReqBody::None;
         if let Some(code) = refusal {

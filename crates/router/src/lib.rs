@@ -18,7 +18,8 @@
 //! Differences from Heroku worth knowing:
 //! - `bytes=` in the log counts body bytes relayed from the dyno; router error pages count 0.
 //! - The backlog behind H11 counts in-flight requests per app (the router has no queue).
-//! - The hyper-based path (`proxy`, `body`, `pool`) is kept for HTTP/2 over TLS, not yet wired.
+//! - HTTP/2 clients (over TLS only, see `tls`) go through the hyper-based path (`proxy`, `body`,
+//!   `pool`); the backlog behind H11 counts their requests until the response head.
 
 #[allow(dead_code)]
 mod body;
@@ -30,7 +31,9 @@ mod pages;
 mod pool;
 #[allow(dead_code)]
 mod proxy;
+mod tls;
 mod upstream;
+mod wake;
 mod wire;
 
 use std::collections::HashMap;
@@ -43,6 +46,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use logline::ErrorCode;
+pub use tls::{CertError, CertIssuer, CertTable, ServerCert, TlsSettings};
+pub use wake::WakeHook;
 
 /// Hostname (lowercase, no port) → the app answering to it. Immutable once published.
 #[derive(Debug, Clone, Default)]
@@ -98,6 +103,10 @@ pub enum RouteStatus {
     NoRelease,
     /// H80: maintenance mode.
     Maintenance,
+    /// No web dyno is up, but one is asleep (`idle`) or booting: the request is held, the
+    /// app woken through [`RouterConfig::wake`], and served once a dyno is up (H20 after
+    /// [`RouterConfig::boot_wait`]).
+    Idle,
 }
 
 /// One web dyno the router may send requests to.
@@ -141,6 +150,10 @@ pub struct RouterConfig {
     pub quarantine: Duration,
     /// Total time to find a dyno that is not quarantined before H99 (75 s).
     pub connect_budget: Duration,
+    /// Wakes a sleeping app (see [`RouteStatus::Idle`]); `None`: nothing wakes apps.
+    pub wake: Option<WakeHook>,
+    /// How long a request waits for an idle or booting app's first web dyno before H20 (75 s).
+    pub boot_wait: Duration,
 }
 
 impl Default for RouterConfig {
@@ -161,6 +174,8 @@ impl Default for RouterConfig {
             max_backlog_per_dyno: 200,
             quarantine: Duration::from_secs(5),
             connect_budget: Duration::from_secs(75),
+            wake: None,
+            boot_wait: Duration::from_secs(75),
         }
     }
 }
@@ -168,7 +183,9 @@ impl Default for RouterConfig {
 /// Receives each router log line with the name of the app it belongs to.
 pub type RouterLogSink = Arc<dyn Fn(&str, slipway_logplex::LogLine) + Send + Sync>;
 
-/// The HTTP router. Build with [`Router::new`], run with [`Router::serve`].
+/// The HTTP router. Build with [`Router::new`], run with [`Router::serve`] (and, on a clone
+/// sharing the same dyno connections and backlogs, [`Router::serve_tls`]).
+#[derive(Clone)]
 pub struct Router {
     shared: Arc<proxy::Shared>,
 }

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     H81,
     /// Every dyno stayed quarantined for the whole connect budget.
     H99,
+    /// No web dyno came up within 75 s of the request (a sleeping app that did not wake).
+    H20,
 }
 
 /// `at=` of a router log line.
@@ -70,6 +72,7 @@ impl ErrorCode {
             ErrorCode::H80 => "H80",
             ErrorCode::H81 => "H81",
             ErrorCode::H99 => "H99",
+            ErrorCode::H20 => "H20",
         }
     }
 
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::H80 => "Maintenance mode",
             ErrorCode::H81 => "Blank app",
             ErrorCode::H99 => "Platform error",
+            ErrorCode::H20 => "App boot timeout",
         }
     }
 
@@ -142,6 +146,8 @@ pub(crate) struct RequestLog {
     pub(crate) status: u16,
     /// Body bytes relayed from the dyno to the client (router error pages count 0).
     pub(crate) bytes: u64,
+    /// `http`, or `https` for requests that came over TLS (HTTP/1.1 and HTTP/2 alike).
+    pub(crate) protocol: &'static str,
 }
 
 /// Escapes a value for a `key="value"` field.
@@ -215,8 +221,8 @@ pub(crate) fn format_request_log(entry: &RequestLog) -> String {
     millis(&mut out, entry.service);
     let _ = write!(
         out,
-        " status={} bytes={} protocol=http",
-        entry.status, entry.bytes
+        " status={} bytes={} protocol={}",
+        entry.status, entry.bytes, entry.protocol
     );
     out
 }
@@ -238,6 +244,7 @@ mod tests {
             service: Some(Duration::from_millis(3)),
             status: 200,
             bytes: 13,
+            protocol: "http",
         }
     }
 
@@ -304,6 +311,14 @@ mod tests {
             ),
         ];
         for (entry, expected) in cases {
+            let https = RequestLog {
+                protocol: "https",
+                ..entry.clone()
+            };
+            assert_eq!(
+                format_request_log(&https),
+                expected.replace(" protocol=http", " protocol=https")
+            );
             assert_eq!(format_request_log(&entry), expected);
         }
     }

@@ -1,4 +1,9 @@
-//! Handling of one client request: find the app, answer for it or forward it to a dyno.
+//! The hyper-based path, used for HTTP/2 clients (over TLS, negotiated with ALPN): each
+//! request finds its app and is answered by the router or forwarded to a dyno over HTTP/1.1
+//! through the connection [`Pool`]. Dynos never see HTTP/2.
+//!
+//! The same rules as the HTTP/1 engine apply: Heroku's headers, H11 backlog, H12 request
+//! timeout, H15 idle timeout, one log line per request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use rand::seq::SliceRandom;
 use tokio::sync::{oneshot, watch};
 
 use crate::body::{PendingLog, Proxied, RequestBody, ResponseBody};
+use crate::h1::Listener;
 use crate::headers::{
     acceptable_request_id, add_via, append_list, normalize_host, strip_hop_by_hop,
 };
@@ -71,11 +77,45 @@ fn unix_millis(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
+/// Serves one HTTP/2 client connection until it closes or the router stops (then it sends
+/// GOAWAY and lets in-flight streams finish).
+pub(crate) async fn serve_h2<S>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: SocketAddr,
+    listener: Listener,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(shared, request, peer, listener).await) }
+    });
+    let connection = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(256)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP/2 client connection ended with an error");
+            }
+            return;
+        }
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
 /// Answers one client request.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
     peer: SocketAddr,
+    listener: Listener,
 ) -> Response<ResponseBody> {
     let received = SystemTime::now();
     let host = match request_host(&request) {
@@ -115,9 +155,16 @@ pub(crate) async fn handle(
         service: None,
         status: 0,
         bytes: 0,
+        protocol: listener.proto,
     };
     let log = PendingLog::new(shared.log.clone(), route.app.clone(), entry);
 
+    // A sleeping or booting app: hold the request until a web dyno is up (or H20).
+    let host = log.entry.host.clone();
+    let route = match crate::wake::await_dynos(&shared.config, &shared.routes, &host, route).await {
+        Ok(route) => route,
+        Err(code) => return router_error(log, code),
+    };
     let refusal = match route.status {
         RouteStatus::Serving if route.backends.is_empty() => Some(ErrorCode::H14),
         RouteStatus::Serving => None,
@@ -125,11 +172,37 @@ pub(crate) async fn handle(
         RouteStatus::Crashed => Some(ErrorCode::H10),
         RouteStatus::NoRelease => Some(ErrorCode::H81),
         RouteStatus::Maintenance => Some(ErrorCode::H80),
+        RouteStatus::Idle => Some(ErrorCode::H20),
     };
     if let Some(code) = refusal {
         return router_error(log, code);
     }
-    forward(&shared, &route, request, received, log).await
+    let counter = shared.upstreams.backlog(&route.app);
+    let _in_flight = InFlight::enter(counter.clone());
+    let limit = shared
+        .config
+        .max_backlog_per_dyno
+        .saturating_mul(route.backends.len());
+    if counter.load(std::sync::atomic::Ordering::Acquire) > limit {
+        return router_error(log, ErrorCode::H11);
+    }
+    forward(&shared, &route, request, received, log, listener).await
+}
+
+/// Counts a request in its app's backlog until dropped (the response head is ready).
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Logs `code` and answers with its error page.
@@ -160,12 +233,22 @@ fn restore_upgrade(headers: &mut http::HeaderMap, upgrade: HeaderValue) {
 
 /// Request headers as the dyno sees them. Returns the requested `Upgrade`, if any.
 fn prepare_request(
-    config: &RouterConfig,
+    listener: Listener,
     request: &mut Request<Incoming>,
     received: SystemTime,
     log: &PendingLog,
 ) -> Option<HeaderValue> {
     let upgrade = requested_upgrade(request.headers());
+    // HTTP/2 carries the host in `:authority`; dynos speak HTTP/1.1 and need `Host`.
+    if !request.headers().contains_key(HOST) {
+        if let Some(host) = request
+            .uri()
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+        {
+            request.headers_mut().insert(HOST, host);
+        }
+    }
     let origin_form: Uri = request
         .uri()
         .path_and_query()
@@ -184,12 +267,8 @@ fn prepare_request(
         }
     };
     set(headers, "x-forwarded-for", &log.entry.fwd);
-    set(headers, "x-forwarded-proto", "http");
-    set(
-        headers,
-        "x-forwarded-port",
-        &config.listen_port_for_header.to_string(),
-    );
+    set(headers, "x-forwarded-proto", listener.proto);
+    set(headers, "x-forwarded-port", &listener.port.to_string());
     set(
         headers,
         "x-request-start",
@@ -237,9 +316,10 @@ async fn forward(
     mut request: Request<Incoming>,
     received: SystemTime,
     mut log: PendingLog,
+    listener: Listener,
 ) -> Response<ResponseBody> {
     let config = &shared.config;
-    let client_upgrade = prepare_request(config, &mut request, received, &log)
+    let client_upgrade = prepare_request(listener, &mut request, received, &log)
         .is_some()
         .then(|| hyper::upgrade::on(&mut request));
     let mut client_upgrade = client_upgrade;

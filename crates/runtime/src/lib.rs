@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
+mod oom;
 mod process;
 mod runc;
 
@@ -57,7 +58,11 @@ pub struct BindMount {
 /// cgroup limits. `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
+    /// The hard limit: the kernel OOM-kills beyond it.
     pub memory_bytes: Option<u64>,
+    /// The soft limit (`memory.soft_limit_in_bytes`), which the container can read as its
+    /// memory quota; reclaim pushes the container back under it when the host is short.
+    pub memory_reservation_bytes: Option<u64>,
     pub pids: Option<i64>,
     pub cpu_shares: Option<u64>,
 }
@@ -172,6 +177,13 @@ pub trait Runtime: Send + Sync + 'static {
             reason: "this runtime cannot adopt containers from a previous run; stop it instead"
                 .into(),
         })
+    }
+
+    /// True (once) when the kernel OOM-killed a process of the container at its hard memory
+    /// limit; asked when the container exits.
+    fn take_oom_kill(&self, id: &str) -> bool {
+        let _ = id;
+        false
     }
 
     /// The container's current memory use (its cgroup's, cache included), if known.

@@ -32,7 +32,8 @@
 //!   process's own hard limit, which even root may be unable to exceed), no terminal, stdin
 //!   `/dev/null`.
 //! - cgroups (`cgroupsPath` = `/<cgroup_parent>/<id>`): memory limit with memory+swap set to
-//!   the same value (a hard limit; the OOM killer SIGKILLs), pids limit, cpu shares.
+//!   the same value (a hard limit; the OOM killer SIGKILLs, which `oom.rs` notices), an
+//!   optional soft limit (`reservation`), pids limit, cpu shares.
 //!
 //! # Lifecycle
 //! [`Runtime::start`] writes the bundle and spawns `runc run` in the foreground, in its own
@@ -137,6 +138,8 @@ struct Inner {
     /// `RLIMIT_NOFILE` for containers: [`NOFILE`] capped at our own hard limit.
     nofile: u64,
     active: Active,
+    /// Containers whose memory cgroup saw an OOM kill (R15).
+    oom_kills: crate::oom::OomKills,
 }
 
 /// The runc-backed [`Runtime`]. Cheap to clone; clones share state.
@@ -240,12 +243,19 @@ impl RuncRuntime {
                 memsw,
                 nofile: own_nofile_hard_limit().map_or(NOFILE, |hard| hard.min(NOFILE)),
                 active: Arc::default(),
+                oom_kills: Default::default(),
             }),
         })
     }
 }
 
 impl Inner {
+    /// Watches the container's memory cgroup for OOM kills (see `oom.rs`).
+    fn watch_oom(&self, id: &str) {
+        let dir = PathBuf::from(format!("/sys/fs/cgroup/memory/{}/{id}", self.cgroup_parent));
+        self.oom_kills.watch(id, dir);
+    }
+
     fn bundle(&self, id: &str) -> PathBuf {
         self.containers_dir.join(id)
     }
@@ -528,6 +538,9 @@ impl Inner {
             let mut memory = LinuxMemoryBuilder::default().limit(bytes);
             if self.memsw {
                 memory = memory.swap(bytes);
+            }
+            if let Some(soft) = spec.limits.memory_reservation_bytes {
+                memory = memory.reservation(i64::try_from(soft).unwrap_or(i64::MAX).min(bytes));
             }
             resources = resources.memory(memory.build()?);
         }
@@ -893,6 +906,7 @@ impl Runtime for RuncRuntime {
             }
         };
         drop(guard);
+        self.inner.watch_oom(&id);
         Ok(RunningContainer {
             id,
             pid,
@@ -1016,6 +1030,7 @@ impl Runtime for RuncRuntime {
             }
             active.insert(id.to_string(), watch_rx);
         }
+        inner.watch_oom(id);
         let pid = read_pid(&bundle.join("init.pid"));
         let init = pid.and_then(|pid| {
             proc_start(pid)
@@ -1079,6 +1094,10 @@ impl Runtime for RuncRuntime {
             pid: pid.unwrap_or(0),
             exited: exit_rx,
         })
+    }
+
+    fn take_oom_kill(&self, id: &str) -> bool {
+        self.inner.oom_kills.take(id)
     }
 
     fn memory_usage(&self, id: &str) -> Option<u64> {

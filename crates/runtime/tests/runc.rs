@@ -347,12 +347,22 @@ async fn memory_limit_is_enforced() {
     let mut s = spec(
         "mem",
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes; sleep 0.5; \
          python3 -c 'b = bytearray(200 * 1024 * 1024); print(len(b))'",
     );
     s.limits.memory_bytes = Some(64 * 1024 * 1024);
+    s.limits.memory_reservation_bytes = Some(32 * 1024 * 1024);
     let (status, lines) = run(&rt, s).await;
-    assert_eq!(stdout(&lines), [(64 * 1024 * 1024).to_string()]);
+    assert_eq!(
+        stdout(&lines),
+        [
+            (64 * 1024 * 1024).to_string(),
+            (32 * 1024 * 1024).to_string()
+        ]
+    );
     assert_eq!(status.signal, Some(9), "{status} {lines:?}");
+    assert!(rt.take_oom_kill("mem"), "the kernel's OOM kill is reported");
+    assert!(!rt.take_oom_kill("mem"), "once");
 
     // The same allocation fits without a limit.
     let (status, lines) = run(

@@ -45,6 +45,10 @@ struct ServerArgs {
     /// The router's (apps') address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     router_addr: SocketAddr,
+    /// The router's HTTPS address (HTTP/2 and HTTP/1.1; certificates by SNI, from
+    /// `certs:add` or issued by the platform CA in <data-dir>/tls/router-ca.pem).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    router_tls_addr: SocketAddr,
     /// Apps are served at <app>.<domain>.
     #[arg(long, default_value = "localhost")]
     domain: String,
@@ -77,6 +81,13 @@ struct ServerArgs {
     /// killed and its release marked failed (Heroku: 3600).
     #[arg(long, default_value_t = 3600)]
     release_phase_timeout: u64,
+    /// Seconds without web traffic after which an app whose web dynos are eco sleeps
+    /// (Heroku: 1800).
+    #[arg(long, default_value_t = 1800)]
+    idle_after: u64,
+    /// Seconds between checks of dynos' memory use against their quota (R14, R15).
+    #[arg(long, default_value_t = 20)]
+    memory_check_interval: u64,
 }
 
 fn main() -> ExitCode {
@@ -170,6 +181,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     config.dynos.preboot = args.preboot;
     config.dynos.max_dynos_per_app = args.max_dynos_per_app;
     config.release_phase_timeout = std::time::Duration::from_secs(args.release_phase_timeout);
+    config.dynos.idle_after = std::time::Duration::from_secs(args.idle_after);
+    config.dynos.memory_check_interval =
+        std::time::Duration::from_secs(args.memory_check_interval.max(1));
     let logs = LogHub::default();
     let platform = slipway_core::Platform::open(config, store.clone(), runtime, logs.clone())
         .await
@@ -198,19 +212,36 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let router_listener = tokio::net::TcpListener::bind(args.router_addr)
         .await
         .with_context(|| format!("listening for the router on {}", args.router_addr))?;
+    let router_tls_listener = tokio::net::TcpListener::bind(args.router_tls_addr)
+        .await
+        .with_context(|| format!("listening for the HTTPS router on {}", args.router_tls_addr))?;
+    let router_ca = slipway_core::load_or_create_ca(&data_dir)?;
 
     platform.clean_up_previous_run().await?;
     let dyno_manager = platform.start_dyno_manager();
     let routes = slipway_core::spawn_route_publisher(store.clone(), args.domain.clone());
     let router_logs = logs.clone();
+    let (traffic, waker) = (platform.clone(), platform.clone());
     let router = slipway_router::Router::new(
         routes,
-        Arc::new(move |app: &str, line| router_logs.publish(app, line)),
+        Arc::new(move |app: &str, line| {
+            traffic.note_web_request(app);
+            router_logs.publish(app, line)
+        }),
         slipway_router::RouterConfig {
             listen_port_for_header: args.router_addr.port(),
+            wake: Some(slipway_router::WakeHook::new(move |app: &str| {
+                waker.wake_app(app)
+            })),
             ..Default::default()
         },
     );
+    let router_tls = slipway_router::TlsSettings {
+        certs: slipway_core::spawn_cert_publisher(store.clone()),
+        issuer: Arc::new(router_ca),
+        port_for_header: args.router_tls_addr.port(),
+    };
+    let tls_router = router.clone();
     let hook_binary =
         std::env::current_exe().context("finding the slipway binary for git hooks")?;
     let api = slipway_api::router(
@@ -228,12 +259,21 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.router_addr.port(),
         data_dir.display()
     );
+    println!(
+        "HTTPS on https://<app>.{}:{} (trust {}).",
+        args.domain,
+        args.router_tls_addr.port(),
+        data_dir.join("tls/router-ca.pem").display()
+    );
     let router_task = tokio::spawn(router.serve(router_listener, shutdown_signal()));
+    let tls_task =
+        tokio::spawn(tls_router.serve_tls(router_tls_listener, router_tls, shutdown_signal()));
     axum::serve(api_listener, api)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving the API")?;
     let _ = router_task.await;
+    let _ = tls_task.await;
     dyno_manager.abort();
     Ok(())
 }

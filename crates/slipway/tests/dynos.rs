@@ -321,7 +321,10 @@ async fn restart_stop_scale_sizes_and_crash_backoff() {
     loop {
         let body = server.wait_for_200("life", "/env").await;
         let facts: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-        if facts["memory_limit"] == 1024 * 1024 * 1024 {
+        // Quota 1 GiB (the soft limit); the kernel kills at twice it (R15).
+        if facts["memory_quota"] == 1024 * 1024 * 1024
+            && facts["memory_limit"] == 2 * 1024 * 1024 * 1024_i64
+        {
             break;
         }
         assert!(

@@ -76,10 +76,16 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
         "own PID namespace: {}",
         facts["pids"]
     );
+    // The quota is the soft limit; the kernel kills at twice it (R15), as on Heroku.
+    assert_eq!(
+        facts["memory_quota"],
+        512 * 1024 * 1024,
+        "standard-1x memory quota"
+    );
     assert_eq!(
         facts["memory_limit"],
-        512 * 1024 * 1024,
-        "standard-1x memory limit"
+        2 * 512 * 1024 * 1024,
+        "standard-1x hard memory limit: twice the quota"
     );
     let headers = &facts["headers"];
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");

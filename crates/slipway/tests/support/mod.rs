@@ -30,17 +30,30 @@ macro_rules! require_runc {
     };
 }
 
+/// A free port for a server to listen on, picked below the kernel's ephemeral range
+/// (32768–60999): dynos and client connections take their ports from that range, so a port
+/// picked here cannot be taken by them between this check and the server's bind.
 fn free_port() -> u16 {
-    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Spread test binaries apart (they run one after another, tests within one in parallel).
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = (std::process::id() % 1000) * 17;
+    for _ in 0..2000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (12000 + (seed + offset * 7) % 18000) as u16;
+        if TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 12000 and 30000");
 }
 
 pub struct Server {
     child: Child,
     pub api_url: String,
     pub router_port: u16,
+    /// The router's HTTPS port (`--router-tls-addr`).
+    pub router_tls_port: u16,
     pub data_dir: PathBuf,
     pub key: String,
     _temp: tempfile::TempDir,
@@ -60,6 +73,7 @@ impl Server {
         let data_dir = temp.path().join("data");
         let api_port = free_port();
         let router_port = free_port();
+        let router_tls_port = free_port();
         let log_path = temp.path().join("server.log");
         let log = std::fs::File::create(&log_path).expect("server log");
         let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
@@ -70,6 +84,8 @@ impl Server {
             .arg(format!("127.0.0.1:{api_port}"))
             .arg("--router-addr")
             .arg(format!("127.0.0.1:{router_port}"))
+            .arg("--router-tls-addr")
+            .arg(format!("127.0.0.1:{router_tls_port}"))
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
@@ -80,6 +96,7 @@ impl Server {
             child,
             api_url: format!("http://127.0.0.1:{api_port}"),
             router_port,
+            router_tls_port,
             data_dir: data_dir.clone(),
             key: String::new(),
             _temp: temp,
@@ -396,6 +413,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 facts["memory_limit"] = int(open("/sys/fs/cgroup/memory/memory.limit_in_bytes").read())
             except OSError:
                 facts["memory_limit"] = None
+            try:
+                facts["memory_quota"] = int(open("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").read())
+            except OSError:
+                facts["memory_quota"] = None
             body = json.dumps(facts).encode()
         else:
             body = ("hello from " + os.environ.get("DYNO", "?") + "\n").encode()
@@ -433,6 +454,8 @@ impl Server {
             .arg(&api_addr)
             .arg("--router-addr")
             .arg(format!("127.0.0.1:{}", self.router_port))
+            .arg("--router-tls-addr")
+            .arg(format!("127.0.0.1:{}", self.router_tls_port))
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))

@@ -1,0 +1,164 @@
+//! `/apps/{app}/sni-endpoints`: certificates uploaded for an app's custom domains (Heroku's
+//! SNI endpoints: `POST {certificate_chain, private_key}`, `GET`, `PATCH`, `DELETE`). The
+//! private key is write-only: no response ever contains it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use slipway_api_types as wire;
+use slipway_core::model::App;
+use slipway_core::{DomainKind, SniEndpoint};
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::convert::app_ref;
+use crate::error::ApiError;
+use crate::resources::list_response;
+use crate::ApiState;
+
+/// `POST` and `PATCH` bodies.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SniEndpointBody {
+    certificate_chain: String,
+    private_key: String,
+}
+
+/// The `ssl_cert` of an SNI endpoint.
+#[derive(Debug, Serialize)]
+pub(crate) struct SslCert {
+    #[serde(rename = "ca_signed?")]
+    ca_signed: bool,
+    cert_domains: Vec<String>,
+    #[serde(rename = "self_signed?")]
+    self_signed: bool,
+    id: Uuid,
+}
+
+/// An SNI endpoint as the API shows it (no private key).
+#[derive(Debug, Serialize)]
+pub(crate) struct SniEndpointJson {
+    id: Uuid,
+    name: String,
+    display_name: Option<String>,
+    certificate_chain: String,
+    /// Ids of the app's custom domains the certificate covers.
+    domains: Vec<Uuid>,
+    app: wire::ResourceRef,
+    ssl_cert: SslCert,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+async fn endpoint_json(
+    state: &ApiState,
+    app: &App,
+    endpoint: &SniEndpoint,
+) -> Result<SniEndpointJson, ApiError> {
+    let domains = state
+        .platform
+        .domains(app)
+        .await?
+        .into_iter()
+        .filter(|d| d.kind == DomainKind::Custom && endpoint.covers(&d.hostname))
+        .map(|d| d.id)
+        .collect();
+    let self_signed = endpoint.self_signed;
+    Ok(SniEndpointJson {
+        id: endpoint.id,
+        name: endpoint.name.clone(),
+        display_name: None,
+        certificate_chain: endpoint.certificate_chain.clone(),
+        domains,
+        app: app_ref(app),
+        ssl_cert: SslCert {
+            ca_signed: !self_signed,
+            cert_domains: endpoint.cert_domains.clone(),
+            self_signed,
+            id: endpoint.id,
+        },
+        created_at: endpoint.created_at,
+        updated_at: endpoint.updated_at,
+    })
+}
+
+fn parse_body(body: &[u8]) -> Result<SniEndpointBody, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "Expected a body like {{\"certificate_chain\": \"-----BEGIN CERTIFICATE-----...\", \"private_key\": \"-----BEGIN PRIVATE KEY-----...\"}}: {error}."
+        ))
+    })
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let mut items = Vec::new();
+    for endpoint in state.platform.sni_endpoints(&app).await? {
+        items.push(endpoint_json(&state, &app, &endpoint).await?);
+    }
+    Ok(list_response(items))
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<SniEndpointJson>), ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let request = parse_body(&body)?;
+    let endpoint = state
+        .platform
+        .add_sni_endpoint(&app, &request.certificate_chain, &request.private_key)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(endpoint_json(&state, &app, &endpoint).await?),
+    ))
+}
+
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((app, endpoint)): Path<(String, String)>,
+) -> Result<Json<SniEndpointJson>, ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let endpoint = state.platform.sni_endpoint(&app, &endpoint).await?;
+    Ok(Json(endpoint_json(&state, &app, &endpoint).await?))
+}
+
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((app, endpoint)): Path<(String, String)>,
+    body: bytes::Bytes,
+) -> Result<Json<SniEndpointJson>, ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let request = parse_body(&body)?;
+    let endpoint = state
+        .platform
+        .update_sni_endpoint(
+            &app,
+            &endpoint,
+            &request.certificate_chain,
+            &request.private_key,
+        )
+        .await?;
+    Ok(Json(endpoint_json(&state, &app, &endpoint).await?))
+}
+
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((app, endpoint)): Path<(String, String)>,
+) -> Result<Json<SniEndpointJson>, ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let removed = state.platform.remove_sni_endpoint(&app, &endpoint).await?;
+    Ok(Json(endpoint_json(&state, &app, &removed).await?))
+}

@@ -1,0 +1,327 @@
+//! Certificates for HTTPS: Heroku's SNI endpoints (`certs:add`) and the platform's own CA.
+//!
+//! An SNI endpoint is a certificate chain and its private key uploaded for an app, kept at
+//! `certs/<app id>/<endpoint id>` → [`SniEndpoint`]. It is checked when added (PEM that
+//! parses, a key that matches the leaf, at least one DNS name) and served by the router for
+//! every custom domain of the app that the certificate covers: the cert publisher builds the
+//! router's [`CertTable`] from these records, the apps and their domains, and publishes each
+//! new snapshot on a `watch` channel (the router never reads the store). Private keys are
+//! secrets: the API never returns them.
+//!
+//! Hostnames without an uploaded certificate get one issued by the platform CA
+//! ([`load_or_create_ca`]), stored in `<data-dir>/tls/`; clients trust `router-ca.pem`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use slipway_router::{CertIssuer, CertTable, ServerCert};
+use slipway_store::json::range_json;
+use slipway_store::{Compare, Op, Store, Txn};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use crate::model::{keys, App};
+use crate::{CoreError, Domain, Platform};
+
+/// Where SNI endpoints live in the store.
+pub(crate) const CERTS: &str = "certs/";
+
+fn key(app_id: Uuid, id: Uuid) -> String {
+    format!("{CERTS}{app_id}/{id}")
+}
+
+/// A certificate uploaded for an app (Heroku's SNI endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SniEndpoint {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    /// `sni-<8 hex digits>`, unique per app.
+    pub name: String,
+    /// PEM, leaf first.
+    pub certificate_chain: String,
+    /// PEM. Never returned by the API.
+    pub private_key: String,
+    /// The DNS names of the leaf certificate, lowercase (`*.example.com` for wildcards).
+    pub cert_domains: Vec<String>,
+    /// The leaf names itself as its issuer.
+    #[serde(default)]
+    pub self_signed: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SniEndpoint {
+    /// Whether the certificate covers `hostname`.
+    pub fn covers(&self, hostname: &str) -> bool {
+        let hostname = hostname.to_ascii_lowercase();
+        self.cert_domains
+            .iter()
+            .any(|name| match name.strip_prefix("*.") {
+                Some(parent) => hostname
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+                None => *name == hostname,
+            })
+    }
+}
+
+/// Parses and checks an upload; the error says what to fix (422).
+fn check(certificate_chain: &str, private_key: &str) -> Result<ServerCert, CoreError> {
+    ServerCert::from_pem(certificate_chain, private_key)
+        .map_err(|error| CoreError::invalid(error.to_string()))
+}
+
+impl Platform {
+    /// The app's SNI endpoints, oldest first.
+    pub async fn sni_endpoints(&self, app: &App) -> Result<Vec<SniEndpoint>, CoreError> {
+        let prefix = format!("{CERTS}{}/", app.id);
+        let (stored, _) = range_json::<SniEndpoint, _>(self.store.as_ref(), &prefix).await?;
+        let mut endpoints: Vec<SniEndpoint> = stored.into_iter().map(|(_, e)| e).collect();
+        endpoints.sort_by_key(|e| e.created_at);
+        Ok(endpoints)
+    }
+
+    /// One SNI endpoint, by name or id.
+    pub async fn sni_endpoint(
+        &self,
+        app: &App,
+        name_or_id: &str,
+    ) -> Result<SniEndpoint, CoreError> {
+        self.sni_endpoints(app)
+            .await?
+            .into_iter()
+            .find(|e| e.name == name_or_id || e.id.to_string() == name_or_id)
+            .ok_or_else(|| CoreError::not_found("SNI endpoint", name_or_id))
+    }
+
+    /// Uploads a certificate chain and its private key for the app.
+    pub async fn add_sni_endpoint(
+        &self,
+        app: &App,
+        certificate_chain: &str,
+        private_key: &str,
+    ) -> Result<SniEndpoint, CoreError> {
+        let cert = check(certificate_chain, private_key)?;
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        let endpoint = SniEndpoint {
+            id,
+            app_id: app.id,
+            name: format!("sni-{}", &id.simple().to_string()[..8]),
+            certificate_chain: certificate_chain.trim().to_owned() + "\n",
+            private_key: private_key.trim().to_owned() + "\n",
+            cert_domains: cert.hostnames().to_vec(),
+            self_signed: cert.self_signed(),
+            created_at: now,
+            updated_at: now,
+        };
+        let response = self
+            .store
+            .txn(
+                Txn::new()
+                    .when(Compare::exists(keys::app(&app.name)))
+                    .then(Op::put_json(key(app.id, id), &endpoint)?),
+            )
+            .await?;
+        if !response.succeeded {
+            return Err(CoreError::not_found("app", app.name.clone()));
+        }
+        Ok(endpoint)
+    }
+
+    /// Replaces an endpoint's certificate chain and key (a renewal).
+    pub async fn update_sni_endpoint(
+        &self,
+        app: &App,
+        name_or_id: &str,
+        certificate_chain: &str,
+        private_key: &str,
+    ) -> Result<SniEndpoint, CoreError> {
+        let cert = check(certificate_chain, private_key)?;
+        let mut endpoint = self.sni_endpoint(app, name_or_id).await?;
+        endpoint.certificate_chain = certificate_chain.trim().to_owned() + "\n";
+        endpoint.private_key = private_key.trim().to_owned() + "\n";
+        endpoint.cert_domains = cert.hostnames().to_vec();
+        endpoint.self_signed = cert.self_signed();
+        endpoint.updated_at = Utc::now();
+        let response = self
+            .store
+            .txn(
+                Txn::new()
+                    .when(Compare::exists(key(app.id, endpoint.id)))
+                    .then(Op::put_json(key(app.id, endpoint.id), &endpoint)?),
+            )
+            .await?;
+        if !response.succeeded {
+            return Err(CoreError::not_found("SNI endpoint", name_or_id));
+        }
+        Ok(endpoint)
+    }
+
+    /// Removes an endpoint; its domains go back to certificates issued by the platform CA.
+    pub async fn remove_sni_endpoint(
+        &self,
+        app: &App,
+        name_or_id: &str,
+    ) -> Result<SniEndpoint, CoreError> {
+        let endpoint = self.sni_endpoint(app, name_or_id).await?;
+        self.store.delete(&key(app.id, endpoint.id)).await?;
+        Ok(endpoint)
+    }
+}
+
+/// Starts publishing the router's table of uploaded certificates.
+pub fn spawn_cert_publisher(store: Arc<dyn Store>) -> watch::Receiver<Arc<CertTable>> {
+    let (sender, receiver) = watch::channel(Arc::new(CertTable::new()));
+    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
+    for prefix in [CERTS, crate::domains::DOMAINS, keys::APPS] {
+        let store = store.clone();
+        let changed = changed.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(mut watcher) = store.watch(prefix, None).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let _ = changed.send(());
+                while let Some(Ok(_)) = watcher.next().await {
+                    if changed.send(()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            while changes.try_recv().is_ok() {}
+            match build_cert_table(store.as_ref()).await {
+                Ok(table) => {
+                    if sender.send(Arc::new(table)).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "could not rebuild the certificate table"),
+            }
+        }
+    });
+    receiver
+}
+
+/// Each custom domain → the newest certificate of its app that covers it.
+async fn build_cert_table(store: &dyn Store) -> Result<CertTable, CoreError> {
+    let (apps, _) = range_json::<App, _>(store, keys::APPS).await?;
+    let (domains, _) = range_json::<Domain, _>(store, crate::domains::DOMAINS).await?;
+    let (endpoints, _) = range_json::<SniEndpoint, _>(store, CERTS).await?;
+    let mut endpoints: Vec<SniEndpoint> = endpoints.into_iter().map(|(_, e)| e).collect();
+    endpoints.sort_by_key(|e| std::cmp::Reverse(e.updated_at));
+    let mut table = CertTable::new();
+    for (_, domain) in domains {
+        if !apps.iter().any(|(_, app)| app.id == domain.app_id) {
+            continue;
+        }
+        let Some(endpoint) = endpoints
+            .iter()
+            .find(|e| e.app_id == domain.app_id && e.covers(&domain.hostname))
+        else {
+            continue;
+        };
+        match ServerCert::from_pem(&endpoint.certificate_chain, &endpoint.private_key) {
+            Ok(cert) => table.insert(domain.hostname.clone(), cert),
+            Err(error) => {
+                tracing::error!(%error, endpoint = %endpoint.name, "a stored certificate no longer parses")
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// Why the platform CA could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("could not {action} {path}: {source}. Check the data directory's permissions.")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the router CA in {dir} is unusable: {source}. Move the directory away to create a new CA (clients must then trust the new router-ca.pem).")]
+    Unusable {
+        dir: PathBuf,
+        #[source]
+        source: slipway_router::CertError,
+    },
+}
+
+/// The router CA kept in `<data-dir>/tls/` (`router-ca.pem`, `router-ca-key.pem` with mode
+/// 0600), created on first start.
+pub fn load_or_create_ca(data_dir: &Path) -> Result<CertIssuer, CaError> {
+    let dir = data_dir.join("tls");
+    let cert_path = dir.join("router-ca.pem");
+    let key_path = dir.join("router-ca-key.pem");
+    let io = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| CaError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let unusable = |source| CaError::Unusable {
+        dir: dir.clone(),
+        source,
+    };
+    if cert_path.exists() && key_path.exists() {
+        let cert = std::fs::read_to_string(&cert_path).map_err(io("read", &cert_path))?;
+        let key = std::fs::read_to_string(&key_path).map_err(io("read", &key_path))?;
+        return CertIssuer::from_pem(&cert, &key).map_err(unusable);
+    }
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let issuer = CertIssuer::generate().map_err(unusable)?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let partial = dir.join("router-ca-key.pem.partial");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io("create", &partial))?;
+        file.write_all(issuer.key_pem().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io("write", &partial))?;
+        std::fs::rename(&partial, &key_path).map_err(io("rename", &key_path))?;
+    }
+    std::fs::write(&cert_path, issuer.ca_pem()).map_err(io("write", &cert_path))?;
+    Ok(issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_is_created_once_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_ca(dir.path()).unwrap();
+        let again = load_or_create_ca(dir.path()).unwrap();
+        assert_eq!(first.ca_pem(), again.ca_pem());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("tls/router-ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.path().join("tls/router-ca-key.pem"), "garbage").unwrap();
+        assert!(matches!(
+            load_or_create_ca(dir.path()),
+            Err(CaError::Unusable { .. })
+        ));
+    }
+}

@@ -1,0 +1,134 @@
+//! The container every dyno runs in — formation dynos and one-off ones (`release.1`,
+//! `postdeploy.1`) alike: its environment, labels, limits and first process.
+//!
+//! Memory, as on Heroku: the dyno size's quota is the cgroup's soft limit
+//! (`memory.soft_limit_in_bytes`, what the dyno can read as its quota); the hard limit is twice
+//! the quota. Above the quota the dyno keeps running and the dyno manager logs R14; at twice
+//! the quota the kernel kills it, and the dyno manager logs R15 and restarts it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use slipway_runtime::{ContainerSpec, Limits};
+use uuid::Uuid;
+
+use crate::model::ConfigVars;
+use crate::{size_limits, PlatformConfig};
+
+/// What differs from one dyno to the next.
+pub(crate) struct DynoSpec<'a> {
+    pub(crate) container_id: String,
+    pub(crate) app_id: Uuid,
+    pub(crate) app_name: &'a str,
+    /// `web.1`, `release.1`.
+    pub(crate) dyno: &'a str,
+    /// The release the dyno runs, for its labels (none for a release phase: it has none yet).
+    pub(crate) release_version: Option<u32>,
+    pub(crate) command: &'a str,
+    /// `standard-1x`, ...
+    pub(crate) size: &'a str,
+    pub(crate) port: u16,
+    pub(crate) config_vars: &'a ConfigVars,
+    pub(crate) stack: &'a str,
+    pub(crate) app_dir: Option<PathBuf>,
+}
+
+/// The dyno's first process: sources `.profile.d/*.sh` and `.profile` as Heroku does, runs
+/// the command under bash, and forwards SIGTERM/SIGINT to it (as PID 1 of its namespace the
+/// kernel would otherwise drop signals the command does not handle).
+const DYNO_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
+[ -r /app/.profile ] && . /app/.profile
+trap 'kill -TERM "$child" 2>/dev/null' TERM
+trap 'kill -INT "$child" 2>/dev/null' INT
+/bin/bash -c "$1" </dev/null &
+child=$!
+status=0
+while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
+exit "$status""#;
+
+/// The hard memory limit of a dyno with this quota: twice it (R15).
+pub(crate) fn hard_memory_limit(quota: u64) -> u64 {
+    quota.saturating_mul(2)
+}
+
+pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> ContainerSpec {
+    let (quota, pids) = size_limits(dyno.size);
+    let mut env: Vec<(String, String)> = dyno
+        .config_vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend([
+        ("HOME".to_owned(), "/app".to_owned()),
+        ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("DYNO".to_owned(), dyno.dyno.to_owned()),
+        ("PORT".to_owned(), dyno.port.to_string()),
+        ("STACK".to_owned(), dyno.stack.to_owned()),
+    ]);
+    let mut labels = BTreeMap::new();
+    labels.insert("app".to_owned(), dyno.app_name.to_owned());
+    labels.insert("app_id".to_owned(), dyno.app_id.to_string());
+    labels.insert("dyno".to_owned(), dyno.dyno.to_owned());
+    if let Some(version) = dyno.release_version {
+        labels.insert("release".to_owned(), version.to_string());
+    }
+    ContainerSpec {
+        hostname: dyno.container_id.chars().take(60).collect(),
+        id: dyno.container_id,
+        labels,
+        app_dir: dyno.app_dir,
+        binds: Vec::new(),
+        args: vec![
+            "/bin/bash".to_owned(),
+            "-c".to_owned(),
+            DYNO_INIT.to_owned(),
+            "slipway-dyno".to_owned(),
+            dyno.command.to_owned(),
+        ],
+        env,
+        cwd: "/app".to_owned(),
+        uid: config.dyno_uid,
+        gid: config.dyno_gid,
+        limits: Limits {
+            memory_bytes: Some(hard_memory_limit(quota)),
+            memory_reservation_bytes: Some(quota),
+            pids: Some(pids),
+            cpu_shares: Some(1024 * quota / (512 * 1024 * 1024)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_is_the_soft_limit_and_twice_it_the_hard_one() {
+        let config = PlatformConfig::new(PathBuf::from("/tmp/x"));
+        let vars = ConfigVars::from([("A".to_owned(), "1".to_owned())]);
+        let spec = container_spec(
+            &config,
+            DynoSpec {
+                container_id: "slipway.demo.web.1.abcd".into(),
+                app_id: Uuid::nil(),
+                app_name: "demo",
+                dyno: "web.1",
+                release_version: Some(3),
+                command: "python3 app.py",
+                size: "standard-2x",
+                port: 5123,
+                config_vars: &vars,
+                stack: "heroku-24",
+                app_dir: None,
+            },
+        );
+        let gib = 1024 * 1024 * 1024;
+        assert_eq!(spec.limits.memory_reservation_bytes, Some(gib));
+        assert_eq!(spec.limits.memory_bytes, Some(2 * gib));
+        assert_eq!(spec.limits.pids, Some(512));
+        assert_eq!(spec.labels["release"], "3");
+        assert!(spec.env.contains(&("PORT".into(), "5123".into())));
+        assert!(spec.env.contains(&("A".into(), "1".into())));
+        assert_eq!(spec.args.last().map(String::as_str), Some("python3 app.py"));
+    }
+}

@@ -1,0 +1,92 @@
+//! Sleeping apps, as Heroku's eco dynos do: an app whose web dynos are `eco` sleeps after
+//! `DynoManagerConfig::idle_after` (30 minutes) without web traffic — its eco dynos stop and
+//! show as `idle` — and the next request wakes it.
+//!
+//! The router tells the platform about every request ([`Platform::note_web_request`], one
+//! atomic store per request once the app is known) and, for an app the route table shows as
+//! idle, asks for it to be woken ([`Platform::wake_app`], which only queues an event for the
+//! dyno manager and returns). The dyno manager decides when to sleep and does the waking; see
+//! `dyno_manager`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::Platform;
+
+/// When each app last had a web request, and where wake-ups go.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// App name → unix milliseconds of its last web request.
+    last: RwLock<HashMap<String, Arc<AtomicI64>>>,
+    /// The dyno manager's inbox for wake-ups (set when it starts).
+    wake: OnceLock<mpsc::UnboundedSender<String>>,
+}
+
+impl Activity {
+    fn touch(&self, app: &str) {
+        let now = Utc::now().timestamp_millis();
+        if let Ok(last) = self.last.read() {
+            if let Some(at) = last.get(app) {
+                at.store(now, Ordering::Relaxed);
+                return;
+            }
+        }
+        if let Ok(mut last) = self.last.write() {
+            last.entry(app.to_owned())
+                .or_insert_with(|| Arc::new(AtomicI64::new(now)))
+                .store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// When the app last had a web request, if it had one since the server started.
+    pub(crate) fn last_request(&self, app: &str) -> Option<DateTime<Utc>> {
+        let millis = self.last.read().ok()?.get(app)?.load(Ordering::Relaxed);
+        DateTime::from_timestamp_millis(millis)
+    }
+
+    /// Connects wake-ups to the dyno manager; returns its end of the channel.
+    pub(crate) fn wake_inbox(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.wake.set(sender).ok()?;
+        Some(receiver)
+    }
+}
+
+impl Platform {
+    /// The router saw a request for `app` (any answer counts as traffic). Cheap: called for
+    /// every request.
+    pub fn note_web_request(&self, app: &str) {
+        self.activity.touch(app);
+    }
+
+    /// A request is waiting for `app`, which has no web dyno up: wake it if it sleeps. Returns
+    /// at once; the dyno manager starts the dynos.
+    pub fn wake_app(&self, app: &str) {
+        self.activity.touch(app);
+        if let Some(wake) = self.activity.wake.get() {
+            let _ = wake.send(app.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_remembered_per_app() {
+        let activity = Activity::default();
+        assert_eq!(activity.last_request("a"), None);
+        let before = Utc::now();
+        activity.touch("a");
+        let first = activity.last_request("a").expect("recorded");
+        assert!(first >= before - chrono::Duration::milliseconds(1));
+        activity.touch("a");
+        assert!(activity.last_request("a").unwrap() >= first);
+        assert_eq!(activity.last_request("b"), None);
+    }
+}

@@ -1,0 +1,406 @@
+//! The HTTPS listener over real loopback TCP with a rustls client: certificates chosen by SNI
+//! (uploaded ones first, then ones issued by the platform CA), HTTP/2 and HTTP/1.1 by ALPN,
+//! Heroku's headers with `https`, H codes and log lines for HTTPS requests, shutdown.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName};
+use slipway_router::{
+    CertIssuer, CertTable, RouteStatus, RouteTable, Router, RouterConfig, ServerCert, TlsSettings,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio_rustls::client::TlsStream;
+
+const TLS_PORT_HEADER: u16 = 8443;
+
+struct TlsRouter {
+    addr: SocketAddr,
+    certs: watch::Sender<Arc<CertTable>>,
+    routes: watch::Sender<Arc<RouteTable>>,
+    logs: Logs,
+    ca: CertificateDer<'static>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TlsRouter {
+    async fn start(table: RouteTable) -> TlsRouter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (routes, receiver) = watch::channel(Arc::new(table));
+        let (certs, cert_receiver) = watch::channel(Arc::new(CertTable::new()));
+        let logs = Logs::default();
+        let issuer = CertIssuer::generate().unwrap();
+        let ca = CertificateDer::from(pem_der(issuer.ca_pem()));
+        let router = Router::new(
+            receiver,
+            logs.sink(),
+            RouterConfig {
+                listen_port_for_header: 8080,
+                ..RouterConfig::default()
+            },
+        );
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let settings = TlsSettings {
+            certs: cert_receiver,
+            issuer: Arc::new(issuer),
+            port_for_header: TLS_PORT_HEADER,
+        };
+        let task = tokio::spawn(router.serve_tls(listener, settings, async move {
+            let _ = signal.await;
+        }));
+        TlsRouter {
+            addr,
+            certs,
+            routes,
+            logs,
+            ca,
+            shutdown: Some(shutdown),
+            task,
+        }
+    }
+
+    /// A TLS connection for `sni` trusting only `root`, offering `alpn`.
+    async fn connect(
+        &self,
+        sni: &str,
+        root: &CertificateDer<'static>,
+        alpn: &[&[u8]],
+    ) -> Result<TlsStream<TcpStream>, std::io::Error> {
+        let mut store = rustls::RootCertStore::empty();
+        store.add(root.clone()).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        connector
+            .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+            .await
+    }
+
+    async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("router did not shut down")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+/// The certificate the server presented on `stream`.
+fn presented(stream: &TlsStream<TcpStream>) -> Vec<u8> {
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// One HTTP/1.1 request on a TLS stream.
+async fn h1_get(stream: TlsStream<TcpStream>, host: &str, path: &str) -> Reply {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            Request::get(path)
+                .header("host", host)
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    collect(response).await
+}
+
+/// An HTTP/2 client on a TLS stream.
+async fn h2_client(
+    stream: TlsStream<TcpStream>,
+) -> hyper::client::conn::http2::SendRequest<BoxBody> {
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+async fn h2_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<BoxBody>,
+    host: &str,
+    path: &str,
+) -> Reply {
+    let response = sender
+        .send_request(
+            Request::get(format!("https://{host}{path}"))
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    collect(response).await
+}
+
+async fn collect(response: hyper::Response<hyper::body::Incoming>) -> Reply {
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+fn seen(text: &str, name: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(&format!("{name}: ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn self_signed(hostname: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![hostname.to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn http1_over_tls_reaches_the_dyno_with_https_headers() {
+    let web = backend("web.1").await;
+    let router = TlsRouter::start(table(&[(
+        "demo.localhost",
+        route("demo", RouteStatus::Serving, &[("web.1", web)]),
+    )]))
+    .await;
+    let stream = router
+        .connect("demo.localhost", &router.ca, &[b"http/1.1"])
+        .await
+        .expect("the issued certificate verifies against the platform CA");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let reply = h1_get(stream, "demo.localhost", "/headers").await;
+    assert_eq!(reply.status, 200);
+    let text = reply.text();
+    assert_eq!(seen(&text, "x-forwarded-proto"), ["https"], "{text}");
+    assert_eq!(
+        seen(&text, "x-forwarded-port"),
+        [TLS_PORT_HEADER.to_string()],
+        "{text}"
+    );
+    assert_eq!(seen(&text, "host"), ["demo.localhost"], "{text}");
+    let lines = router.logs.wait_for(1).await;
+    let message = &messages(&lines, "demo")[0];
+    assert!(
+        message.starts_with("at=info method=GET path=\"/headers\" host=demo.localhost "),
+        "{message}"
+    );
+    assert!(message.contains(" status=200 "), "{message}");
+    assert!(message.ends_with(" protocol=https"), "{message}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn http2_is_negotiated_and_dynos_get_http1_with_https_headers() {
+    let web = backend("web.1").await;
+    let router = TlsRouter::start(table(&[(
+        "demo.localhost",
+        route("demo", RouteStatus::Serving, &[("web.1", web)]),
+    )]))
+    .await;
+    let stream = router
+        .connect("demo.localhost", &router.ca, &[b"h2", b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut sender = h2_client(stream).await;
+    // Several streams on one connection, concurrently.
+    let mut first = sender.clone();
+    let mut second = sender.clone();
+    let (a, b) = tokio::join!(
+        h2_get(&mut first, "demo.localhost", "/headers"),
+        h2_get(&mut second, "demo.localhost", "/bytes/100000"),
+    );
+    assert_eq!(a.status, 200);
+    let text = a.text();
+    // The backend is an HTTP/1.1-only server: it answering at all shows the dyno got HTTP/1.1.
+    assert_eq!(seen(&text, "host"), ["demo.localhost"], "{text}");
+    assert_eq!(seen(&text, "x-forwarded-proto"), ["https"], "{text}");
+    assert_eq!(
+        seen(&text, "x-forwarded-port"),
+        [TLS_PORT_HEADER.to_string()],
+        "{text}"
+    );
+    assert_eq!(seen(&text, "x-forwarded-for"), ["127.0.0.1"], "{text}");
+    assert_eq!(b.status, 200);
+    assert_eq!(b.body.len(), 100_000);
+
+    let reply = h2_get(&mut sender, "nope.localhost", "/").await;
+    assert_eq!(reply.status, 404);
+
+    let lines = router.logs.wait_for(2).await;
+    let mut messages = messages(&lines, "demo");
+    messages.sort();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].contains("path=\"/bytes/100000\""),
+        "{messages:?}"
+    );
+    assert!(
+        messages[0].contains(" status=200 bytes=100000 protocol=https"),
+        "{messages:?}"
+    );
+    assert!(messages[1].contains(" status=200 "), "{messages:?}");
+    assert!(messages[1].ends_with(" protocol=https"), "{messages:?}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn h_codes_and_error_pages_apply_to_https_requests() {
+    let router = TlsRouter::start(table(&[
+        (
+            "scaled.localhost",
+            route("scaled", RouteStatus::NoWebDynos, &[]),
+        ),
+        (
+            "down.localhost",
+            route(
+                "down",
+                RouteStatus::Serving,
+                &[("web.1", closed_port().await)],
+            ),
+        ),
+    ]))
+    .await;
+    let stream = router
+        .connect("scaled.localhost", &router.ca, &[b"h2"])
+        .await
+        .unwrap();
+    let mut sender = h2_client(stream).await;
+    let reply = h2_get(&mut sender, "scaled.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+    let reply = h2_get(&mut sender, "down.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+    let stream = router
+        .connect("scaled.localhost", &router.ca, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let reply = h1_get(stream, "scaled.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+
+    let lines = router.logs.wait_for(3).await;
+    let scaled = messages(&lines, "scaled");
+    assert_eq!(scaled.len(), 2, "{scaled:?}");
+    for message in &scaled {
+        assert!(
+            message.starts_with("at=error code=H14 desc=\"No web dynos running\" method=GET path=\"/\" host=scaled.localhost "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(" status=503 bytes=0 protocol=https"),
+            "{message}"
+        );
+    }
+    let down = messages(&lines, "down");
+    assert!(down[0].starts_with("at=error code=H21 "), "{down:?}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn sni_selects_uploaded_certificates_before_issued_ones() {
+    let web = backend("web.1").await;
+    let demo = route("demo", RouteStatus::Serving, &[("web.1", web)]);
+    let router = TlsRouter::start(table(&[
+        ("demo.localhost", demo.clone()),
+        ("www.example.test", demo.clone()),
+    ]))
+    .await;
+    let (chain, key) = self_signed("www.example.test");
+    let uploaded = ServerCert::from_pem(&chain, &key).unwrap();
+    let uploaded_der = CertificateDer::from(uploaded.leaf_der().to_vec());
+    let mut certs = CertTable::new();
+    certs.insert("www.example.test", uploaded);
+    router.certs.send(Arc::new(certs)).unwrap();
+
+    // The custom domain gets the uploaded certificate: a client trusting only it connects...
+    let stream = router
+        .connect("www.example.test", &uploaded_der, &[b"http/1.1"])
+        .await
+        .expect("the uploaded certificate is served for its domain");
+    assert_eq!(presented(&stream), uploaded_der.to_vec());
+    let reply = h1_get(stream, "www.example.test", "/").await;
+    assert_eq!(reply.text(), "hello from web.1");
+    // ...and one trusting only the platform CA does not.
+    assert!(router
+        .connect("www.example.test", &router.ca, &[b"http/1.1"])
+        .await
+        .is_err());
+    // The default hostname still gets a certificate issued by the platform CA.
+    let stream = router
+        .connect("demo.localhost", &router.ca, &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert_ne!(presented(&stream), uploaded_der.to_vec());
+
+    // Removing the upload falls back to an issued certificate for the routed domain.
+    router.certs.send(Arc::new(CertTable::new())).unwrap();
+    let stream = router
+        .connect("www.example.test", &router.ca, &[b"http/1.1"])
+        .await
+        .expect("routed custom domains get an issued certificate");
+    let reply = h1_get(stream, "www.example.test", "/").await;
+    assert_eq!(reply.status, 200);
+
+    // A hostname the router does not route gets no certificate for that name.
+    assert!(router
+        .connect("stranger.localhost", &router.ca, &[b"http/1.1"])
+        .await
+        .is_err());
+    // Route updates are seen by the next handshake.
+    router
+        .routes
+        .send(Arc::new(table(&[("stranger.localhost", demo)])))
+        .unwrap();
+    router
+        .connect("stranger.localhost", &router.ca, &[b"http/1.1"])
+        .await
+        .expect("a newly routed hostname gets a certificate");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_during_the_handshake_and_shutdown_is_prompt() {
+    let router = TlsRouter::start(table(&[])).await;
+    // A connection that never starts a handshake does not hold shutdown up past the grace.
+    let _idle = TcpStream::connect(router.addr).await.unwrap();
+    let stream = router.connect("x.localhost", &router.ca, &[b"h2"]).await;
+    assert!(
+        stream.is_err(),
+        "unknown names get the fallback certificate"
+    );
+    router.stop().await;
+}
