@@ -114,20 +114,7 @@ pub(crate) fn formation(
     }
 }
 
-/// Heroku writes sizes like `Standard-1X`.
-pub(crate) fn display_size(size: &str) -> String {
-    fn capitalize(word: &str) -> String {
-        let mut chars = word.chars();
-        match chars.next() {
-            Some(first) => first.to_uppercase().chain(chars).collect(),
-            None => String::new(),
-        }
-    }
-    match size.split_once('-') {
-        Some((head, tail)) => format!("{}-{}", capitalize(head), tail.to_uppercase()),
-        None => capitalize(size),
-    }
-}
+pub(crate) use slipway_core::display_size;
 
 pub(crate) fn dyno(app: &model::App, dyno: &model::Dyno) -> wire::Dyno {
     wire::Dyno {

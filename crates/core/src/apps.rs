@@ -237,12 +237,21 @@ impl Platform {
                 txn = txn.then(op.clone());
             }
             if self.store.txn(txn).await?.succeeded {
+                // Deploys say `Deploy <commit> by …` themselves, once the build is released.
+                if !record.description.starts_with("Deploy ") {
+                    self.event(
+                        &app.name,
+                        PlatformEvent::Changed {
+                            description: &record.description,
+                            user: &user.email,
+                        },
+                    );
+                }
                 self.event(
                     &app.name,
                     PlatformEvent::ReleaseCreated {
                         version: record.version,
                         user: &user.email,
-                        description: &record.description,
                     },
                 );
                 return Ok(Some(record));

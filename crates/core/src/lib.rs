@@ -153,6 +153,21 @@ pub const DYNO_SIZES: &[(&str, u64, i64)] = &[
     ("performance-l", 14336, 32768),
 ];
 
+/// A dyno size as Heroku writes it: `standard-1x` → `Standard-1X`, `eco` → `Eco`.
+pub fn display_size(size: &str) -> String {
+    fn capitalize(word: &str) -> String {
+        let mut chars = word.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        }
+    }
+    match size.split_once('-') {
+        Some((head, tail)) => format!("{}-{}", capitalize(head), tail.to_uppercase()),
+        None => capitalize(size),
+    }
+}
+
 pub(crate) fn size_limits(size: &str) -> (u64, i64) {
     let size = size.to_ascii_lowercase();
     DYNO_SIZES
@@ -485,7 +500,14 @@ impl Platform {
         }
         let summary = changed
             .iter()
-            .map(|entry| format!("{}@{}:{}", entry.process_type, entry.quantity, entry.size))
+            .map(|entry| {
+                format!(
+                    "{}@{}:{}",
+                    entry.process_type,
+                    entry.quantity,
+                    display_size(&entry.size)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         self.event(

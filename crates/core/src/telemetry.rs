@@ -45,7 +45,12 @@ pub enum PlatformEvent<'a> {
     ReleaseCreated {
         version: u32,
         user: &'a str,
+    },
+    /// What a release changed, for releases other than deploys: `Set FOO config vars by …`,
+    /// `Rollback to v3 by …`.
+    Changed {
         description: &'a str,
+        user: &'a str,
     },
     Scaled {
         formation: String,
@@ -118,14 +123,12 @@ impl PlatformEvent<'_> {
             PlatformEvent::Deploy { commit, user } => {
                 LogLine::app("api", format!("Deploy {commit} by {user}"))
             }
-            PlatformEvent::ReleaseCreated {
-                version,
-                user,
-                description,
-            } => LogLine::app(
-                "api",
-                format!("Release v{version} created by {user}: {description}"),
-            ),
+            PlatformEvent::ReleaseCreated { version, user } => {
+                LogLine::app("api", format!("Release v{version} created by {user}"))
+            }
+            PlatformEvent::Changed { description, user } => {
+                LogLine::app("api", format!("{description} by {user}"))
+            }
             PlatformEvent::Scaled { formation, user } => {
                 LogLine::app("api", format!("Scaled to {formation} by {user}"))
             }
@@ -210,9 +213,22 @@ mod tests {
             PlatformEvent::ReleaseCreated {
                 version: 3,
                 user: "a@b",
-                description: "Deploy 1a2b3c4",
             },
-            "app[api]: Release v3 created by a@b: Deploy 1a2b3c4",
+            "app[api]: Release v3 created by a@b",
+        );
+        check(
+            PlatformEvent::Changed {
+                description: "Set FOO, BAR config vars",
+                user: "a@b",
+            },
+            "app[api]: Set FOO, BAR config vars by a@b",
+        );
+        check(
+            PlatformEvent::Scaled {
+                formation: format!("web@2:{}", crate::display_size("standard-1x")),
+                user: "a@b",
+            },
+            "app[api]: Scaled to web@2:Standard-1X by a@b",
         );
         check(
             PlatformEvent::ProcessMemory {

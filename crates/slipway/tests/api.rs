@@ -202,7 +202,7 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
         "{log}"
     );
     assert!(
-        log.contains("app[api]: Scaled to web@0:standard-1x by admin@slipway.local"),
+        log.contains("app[api]: Scaled to web@0:Standard-1X by admin@slipway.local"),
         "{log}"
     );
 

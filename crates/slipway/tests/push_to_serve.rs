@@ -111,7 +111,9 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
         .await;
     for expected in [
         "app[build]: -----> Procfile app detected",
+        "app[api]: Set GREETING config vars by admin@slipway.local",
         "app[api]: Release v2 created by admin@slipway.local",
+        "app[api]: Deploy ",
         "heroku[web.1]: Starting process with command `python3 server.py`",
         "heroku[web.1]: State changed from starting to up",
         "app[web.1]: handled /env",
