@@ -107,14 +107,7 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
     // Before any deploy the router answers H81, and there is no formation.
     let blank = server.get("shapes", "/").await;
     assert_eq!(blank.status(), 503);
-    let formation: Vec<serde_json::Value> = server
-        .api(Method::GET, "/apps/shapes/formation")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let formation: Vec<serde_json::Value> = server.api_get("/apps/shapes/formation").await;
     assert!(formation.is_empty());
 
     let dir = repo(&[
@@ -124,14 +117,7 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
     assert!(server.push("shapes", dir.path()).status.success());
     server.wait_for_200("shapes", "/").await;
 
-    let formation: Vec<serde_json::Value> = server
-        .api(Method::GET, "/apps/shapes/formation")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let formation: Vec<serde_json::Value> = server.api_get("/apps/shapes/formation").await;
     let web = formation
         .iter()
         .find(|f| f["type"] == "web")
@@ -147,27 +133,13 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
     assert_eq!(web["command"], "python3 server.py");
     assert_eq!(web["size"], "Standard-1X");
 
-    let dynos: Vec<serde_json::Value> = server
-        .api(Method::GET, "/apps/shapes/dynos")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dynos: Vec<serde_json::Value> = server.api_get("/apps/shapes/dynos").await;
     assert_eq!(dynos.len(), 1);
     assert_eq!(dynos[0]["name"], "web.1");
     assert_eq!(dynos[0]["state"], "up");
     assert_eq!(dynos[0]["release"]["version"], 1);
 
-    let release: serde_json::Value = server
-        .api(Method::GET, "/apps/shapes/releases/1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let release: serde_json::Value = server.api_get("/apps/shapes/releases/1").await;
     assert_eq!(release["version"], 1);
     assert_eq!(release["current"], true);
     assert_eq!(release["status"], "succeeded");

@@ -68,14 +68,7 @@ async fn syslog_drains_receive_the_apps_lines() {
     );
     let listed = server.cli_ok(&["drains", "-a", "drained"]);
     assert!(listed.contains(&url) && listed.contains("(d."), "{listed}");
-    let drains: Vec<serde_json::Value> = server
-        .api(Method::GET, "/apps/drained/log-drains")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let drains: Vec<serde_json::Value> = server.api_get("/apps/drained/log-drains").await;
     let token = drains[0]["token"].as_str().unwrap().to_owned();
     assert!(
         token.starts_with("d.") && uuid::Uuid::parse_str(&token[2..]).is_ok(),

@@ -489,6 +489,12 @@ impl Server {
         serde_json::from_str(&body).expect("JSON from the API")
     }
 
+    /// A Platform API GET decoded as `T`; panics unless it answers 2xx.
+    pub async fn api_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        serde_json::from_value(self.api_json(path).await)
+            .expect("the API's JSON has the expected shape")
+    }
+
     /// Polls the app's `/env` (see [`ECHO_APP`]) until `predicate` holds for the dyno's
     /// environment; returns it.
     pub async fn wait_for_env(
