@@ -3,7 +3,8 @@
 //! through the connection [`Pool`]. Dynos never see HTTP/2.
 //!
 //! The same rules as the HTTP/1 engine apply: Heroku's headers, H11 backlog, H12 request
-//! timeout, H15 idle timeout, one log line per request.
+//! timeout, H15 idle timeout, one log line per request, and a connection without open streams
+//! for `client_keepalive_idle` is closed (GOAWAY) like an idle HTTP/1 keep-alive.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,8 +78,94 @@ fn unix_millis(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
-/// Serves one HTTP/2 client connection until it closes or the router stops (then it sends
-/// GOAWAY and lets in-flight streams finish).
+/// Open streams of one HTTP/2 connection and when the last one finished, so a connection
+/// without streams for `client_keepalive_idle` can be closed like an idle HTTP/1 keep-alive.
+struct Activity {
+    /// Streams whose response is still being produced or sent.
+    open: std::sync::atomic::AtomicUsize,
+    /// When the connection last had no open stream.
+    idle_since: std::sync::Mutex<tokio::time::Instant>,
+}
+
+/// Keeps its stream counted as open until the response body is dropped.
+struct StreamGuard(Arc<Activity>);
+
+impl StreamGuard {
+    fn new(activity: &Arc<Activity>) -> StreamGuard {
+        activity
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        StreamGuard(activity.clone())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut idle_since = self
+            .0
+            .idle_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self
+            .0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            *idle_since = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// A response body that holds its stream's [`StreamGuard`].
+struct TrackedBody {
+    inner: ResponseBody,
+    _guard: StreamGuard,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = <ResponseBody as hyper::body::Body>::Data;
+    type Error = <ResponseBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Resolves once the connection has had no open stream for `idle`.
+async fn idled_out(activity: &Activity, idle: Duration) {
+    loop {
+        let now = tokio::time::Instant::now();
+        let deadline = if activity.open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            let idle_since = *activity
+                .idle_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle_since + idle <= now {
+                return;
+            }
+            idle_since + idle
+        } else {
+            now + idle
+        };
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// Serves one HTTP/2 client connection until it closes, has had no open stream for
+/// `client_keepalive_idle`, or the router stops (then it sends GOAWAY and lets in-flight
+/// streams finish).
 pub(crate) async fn serve_h2<S>(
     shared: Arc<Shared>,
     io: S,
@@ -88,9 +175,22 @@ pub(crate) async fn serve_h2<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let idle = shared.config.client_keepalive_idle;
+    let activity = Arc::new(Activity {
+        open: std::sync::atomic::AtomicUsize::new(0),
+        idle_since: std::sync::Mutex::new(tokio::time::Instant::now()),
+    });
+    let streams = activity.clone();
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(shared, request, peer, listener).await) }
+        let guard = StreamGuard::new(&streams);
+        async move {
+            let response = handle(shared, request, peer, listener).await;
+            Ok::<_, std::convert::Infallible>(response.map(|inner| TrackedBody {
+                inner,
+                _guard: guard,
+            }))
+        }
     });
     let connection = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
@@ -105,6 +205,9 @@ pub(crate) async fn serve_h2<S>(
             return;
         }
         _ = stopping.wait_for(|stop| *stop) => {}
+        _ = idled_out(&activity, idle) => {
+            tracing::debug!(%peer, "closing an idle HTTP/2 client connection");
+        }
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
@@ -441,4 +544,33 @@ fn switch_protocols(
         }
     });
     Response::from_parts(parts, ResponseBody::full(bytes::Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity() -> Arc<Activity> {
+        Arc::new(Activity {
+            open: std::sync::atomic::AtomicUsize::new(0),
+            idle_since: std::sync::Mutex::new(tokio::time::Instant::now()),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_h2_connection_idles_out_only_without_open_streams() {
+        let idle = Duration::from_millis(100);
+        let activity = activity();
+        let guard = StreamGuard::new(&activity);
+        // A stream stays open well past the idle window: the connection is not idle.
+        let early = tokio::time::timeout(idle * 4, idled_out(&activity, idle)).await;
+        assert!(early.is_err(), "idled out while a stream was open");
+        drop(guard);
+        assert_eq!(activity.open.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Once the last stream finishes, the window starts again and then runs out.
+        tokio::time::timeout(Duration::from_secs(5), idled_out(&activity, idle))
+            .await
+            .expect("a connection without open streams never idled out");
+        assert!(activity.idle_since.lock().unwrap().elapsed() >= idle);
+    }
 }

@@ -991,3 +991,174 @@ async fn a_full_backlog_gives_h11() {
     assert_eq!(client.get("demo.localhost", "/").await.status, 200);
     router.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_going_idle_mid_body_is_logged_as_h28() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        RouterConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..quick_config()
+        },
+    )
+    .await;
+    // Promises 10 body bytes, sends 3, then stays connected but silent; the dyno waits too.
+    let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
+    stream
+        .write_all(b"POST /never HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+    )
+    .await
+    .expect("router kept an idle mid-body client connection open")
+    .unwrap();
+    assert!(
+        answer.is_empty(),
+        "an H28 client gets no response: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let lines = router.logs.wait_for(1).await;
+    assert_eq!(
+        normalize(&lines[0].1.message),
+        "at=warning sock=client code=H28 desc=\"Client Connection Idle\" method=POST path=\"/never\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=499 bytes=0 protocol=http"
+    );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_logged_as_h26() {
+    let web = backend("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    // "zz" is not a hexadecimal chunk size.
+    let answer = raw_exchange(
+        router.addr,
+        b"POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    let lines = router.logs.wait_for(1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        normalize(&lines[0].1.message),
+        "at=error code=H26 desc=\"Request Error\" method=POST path=\"/echo\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=400 bytes=0 protocol=http"
+    );
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_idle() {
+    use rustls::pki_types::CertificateDer;
+    use slipway_router::{CertIssuer, CertTable, Router, TlsSettings};
+
+    let web = backend("web.1").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_routes, receiver) = tokio::sync::watch::channel(std::sync::Arc::new(table(&[(
+        "demo.localhost",
+        route("demo", RouteStatus::Serving, &[("web.1", web)]),
+    )])));
+    let (_certs, cert_receiver) =
+        tokio::sync::watch::channel(std::sync::Arc::new(CertTable::new()));
+    let logs = Logs::default();
+    let issuer = CertIssuer::generate().unwrap();
+    let ca = {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap()
+    };
+    let router = Router::new(
+        receiver,
+        logs.sink(),
+        RouterConfig {
+            client_keepalive_idle: Duration::from_millis(500),
+            ..quick_config()
+        },
+    );
+    let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+    let settings = TlsSettings {
+        certs: cert_receiver,
+        issuer: std::sync::Arc::new(issuer),
+        port_for_header: 8443,
+    };
+    let task = tokio::spawn(router.serve_tls(listener, settings, async move {
+        let _ = signal.await;
+    }));
+
+    let mut store = rustls::RootCertStore::empty();
+    store.add(ca).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect("demo.localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let mut connection = tokio::spawn(connection);
+    let mut get = |path: &str| {
+        sender.send_request(
+            Request::get(format!("https://demo.localhost{path}"))
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+    };
+
+    // A stream open longer than the idle window keeps the connection: the window only runs
+    // while no stream is open, so a request right after it still works on the same connection.
+    let slow = get("/sleep/1200").await.unwrap();
+    assert_eq!(slow.status(), 200);
+    slow.into_body().collect().await.unwrap();
+    let next = get("/")
+        .await
+        .expect("the connection was closed while busy");
+    assert_eq!(next.status(), 200);
+    next.into_body().collect().await.unwrap();
+    assert!(!connection.is_finished());
+
+    // With no stream open, the router closes the connection after the idle window.
+    tokio::time::timeout(Duration::from_secs(5), &mut connection)
+        .await
+        .expect("an idle HTTP/2 connection was kept open")
+        .unwrap()
+        .unwrap();
+    assert_eq!(logs.wait_for(2).await.len(), 2);
+
+    let _ = shutdown.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("router did not shut down")
+        .unwrap()
+        .unwrap();
+}
