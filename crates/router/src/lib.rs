@@ -240,48 +240,76 @@ impl Router {
             proto: "http",
             port: config.listen_port_for_header,
         };
-        // Every connection task holds a clone of `alive`; `closed` resolves when all are gone.
-        let (stop, stopping) = watch::channel(false);
-        let (alive, mut closed) = tokio::sync::mpsc::channel::<()>(1);
-        let reaper = tokio::spawn(reap_forever(shared.clone()));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        let shared = shared.clone();
-                        let stopping = stopping.clone();
-                        let alive = alive.clone();
-                        tokio::spawn(async move {
-                            h1::serve_connection(shared, stream, peer, header, stopping).await;
-                            drop(alive);
-                        });
-                    }
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "router could not accept a connection; retrying");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
-        drop(listener);
-        let _ = stop.send(true);
-        drop(alive);
-        if tokio::time::timeout(config.shutdown_grace, closed.recv())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                grace = ?config.shutdown_grace,
-                "router shut down with requests still in flight"
-            );
-        }
-        reaper.abort();
-        Ok(())
+        let connection_shared = shared.clone();
+        accept_until(
+            shared,
+            listener,
+            shutdown,
+            "HTTP",
+            move |stream, peer, stopping| {
+                h1::serve_connection(connection_shared.clone(), stream, peer, header, stopping)
+            },
+        )
+        .await
     }
+}
+
+/// The accept loop both listeners share: runs `serve_one` for each connection until
+/// `shutdown` resolves, then stops accepting, tells connections to finish (`stopping`), and
+/// waits up to `shutdown_grace` for them. `what` names the listener in log messages.
+async fn accept_until<F, Fut>(
+    shared: Arc<proxy::Shared>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    what: &'static str,
+    serve_one: F,
+) -> std::io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let config = &shared.config;
+    // Every connection task holds a clone of `alive`; `closed` resolves when all are gone.
+    let (stop, stopping) = watch::channel(false);
+    let (alive, mut closed) = tokio::sync::mpsc::channel::<()>(1);
+    let reaper = tokio::spawn(reap_forever(shared.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let connection = serve_one(stream, peer, stopping.clone());
+                    let alive = alive.clone();
+                    tokio::spawn(async move {
+                        connection.await;
+                        drop(alive);
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, listener = what, "router could not accept a connection; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(alive);
+    if tokio::time::timeout(config.shutdown_grace, closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?config.shutdown_grace,
+            listener = what,
+            "router shut down with requests still in flight"
+        );
+    }
+    reaper.abort();
+    Ok(())
 }
 
 /// Closes pooled dyno connections that idled out or whose dyno left the route table.

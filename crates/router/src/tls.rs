@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -372,47 +371,24 @@ impl Router {
             proto: "https",
             port: tls.port_for_header,
         };
-        let config = &shared.config;
-        let (stop, stopping) = watch::channel(false);
-        let (alive, mut closed) = tokio::sync::mpsc::channel::<()>(1);
-        let reaper = tokio::spawn(crate::reap_forever(shared.clone()));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        let shared = shared.clone();
-                        let stopping = stopping.clone();
-                        let alive = alive.clone();
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            serve_tls_connection(shared, acceptor, stream, peer, header, stopping).await;
-                            drop(alive);
-                        });
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "router could not accept a TLS connection; retrying");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
-        drop(listener);
-        let _ = stop.send(true);
-        drop(alive);
-        if tokio::time::timeout(config.shutdown_grace, closed.recv())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                grace = ?config.shutdown_grace,
-                "router shut down with HTTPS requests still in flight"
-            );
-        }
-        reaper.abort();
-        Ok(())
+        let connection_shared = shared.clone();
+        crate::accept_until(
+            shared,
+            listener,
+            shutdown,
+            "HTTPS",
+            move |stream, peer, stopping| {
+                serve_tls_connection(
+                    connection_shared.clone(),
+                    acceptor.clone(),
+                    stream,
+                    peer,
+                    header,
+                    stopping,
+                )
+            },
+        )
+        .await
     }
 }
 
