@@ -13,14 +13,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_router::{CertIssuer, CertTable, ServerCert};
 use slipway_store::json::range_json;
 use slipway_store::{Compare, Op, Store, Txn};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::model::{keys, App};
@@ -175,40 +174,13 @@ impl Platform {
 
 /// Starts publishing the router's table of uploaded certificates.
 pub fn spawn_cert_publisher(store: Arc<dyn Store>) -> watch::Receiver<Arc<CertTable>> {
-    let (sender, receiver) = watch::channel(Arc::new(CertTable::new()));
-    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
-    for prefix in [CERTS, crate::domains::DOMAINS, keys::APPS] {
-        let store = store.clone();
-        let changed = changed.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok(mut watcher) = store.watch(prefix, None).await else {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                };
-                let _ = changed.send(());
-                while let Some(Ok(_)) = watcher.next().await {
-                    if changed.send(()).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-    }
-    tokio::spawn(async move {
-        while changes.recv().await.is_some() {
-            while changes.try_recv().is_ok() {}
-            match build_cert_table(store.as_ref()).await {
-                Ok(table) => {
-                    if sender.send(Arc::new(table)).is_err() {
-                        return;
-                    }
-                }
-                Err(error) => tracing::error!(%error, "could not rebuild the certificate table"),
-            }
-        }
-    });
-    receiver
+    crate::routes::publish_on_change(
+        store,
+        &[CERTS, crate::domains::DOMAINS, keys::APPS],
+        "certificate table",
+        CertTable::new(),
+        |store| async move { build_cert_table(store.as_ref()).await },
+    )
 }
 
 /// Each custom domain → the newest certificate of its app that covers it.

@@ -89,25 +89,16 @@ impl Platform {
         let Some(command) = release_command(slug) else {
             return Ok(None);
         };
-        let phase = Phase {
-            runtime: self.runtime.clone(),
-            logs: self.logs.clone(),
-            config: self.config.clone(),
-            app: app.clone(),
-            config_vars: config_vars.clone(),
-            slug: slug.clone(),
-            command: command.to_owned(),
+        self.run_one_off(
+            app,
+            slug,
+            config_vars,
+            command,
             output,
-            dyno: DYNO,
-            what: "release command",
-        };
-        tokio::spawn(phase.run())
-            .await
-            .map_err(|join| CoreError::Io {
-                app: app.id,
-                action: "run the release phase",
-                source: std::io::Error::other(join),
-            })
+            DYNO,
+            "release command",
+        )
+        .await
     }
 
     /// Runs an app.json's postdeploy script in a one-off dyno of a release that was just
@@ -120,6 +111,31 @@ impl Platform {
         command: &str,
         output: DeployOutput,
     ) -> Result<Option<String>, CoreError> {
+        self.run_one_off(
+            app,
+            slug,
+            config_vars,
+            command,
+            output,
+            POSTDEPLOY_DYNO,
+            "postdeploy script",
+        )
+        .await
+    }
+
+    /// Runs `command` in a one-off dyno of `slug` in its own task, so a client that hangs up
+    /// does not abandon the container. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_one_off(
+        &self,
+        app: &App,
+        slug: &Slug,
+        config_vars: &ConfigVars,
+        command: &str,
+        output: DeployOutput,
+        dyno: &'static str,
+        what: &'static str,
+    ) -> Result<Option<String>, CoreError> {
         let phase = Phase {
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
@@ -129,14 +145,14 @@ impl Platform {
             slug: slug.clone(),
             command: command.to_owned(),
             output,
-            dyno: POSTDEPLOY_DYNO,
-            what: "postdeploy script",
+            dyno,
+            what,
         };
         tokio::spawn(phase.run())
             .await
             .map_err(|join| CoreError::Io {
                 app: app.id,
-                action: "run the postdeploy script",
+                action: "run a one-off dyno",
                 source: std::io::Error::other(join),
             })
     }

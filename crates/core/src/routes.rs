@@ -20,15 +20,44 @@ pub fn spawn_route_publisher(
     store: Arc<dyn Store>,
     domain: String,
 ) -> watch::Receiver<Arc<RouteTable>> {
-    let (sender, receiver) = watch::channel(Arc::new(RouteTable::new()));
+    let domain = Arc::new(domain);
+    publish_on_change(
+        store,
+        &[
+            keys::APPS,
+            keys::DYNOS,
+            keys::FORMATION,
+            keys::RELEASES,
+            crate::domains::DOMAINS,
+        ],
+        "route table",
+        RouteTable::new(),
+        move |store| {
+            let domain = domain.clone();
+            async move { build_table(store.as_ref(), &domain).await }
+        },
+    )
+}
+
+/// Rebuilds a snapshot with `build` whenever a key under one of `prefixes` changes (a burst
+/// of changes gives one rebuild) and publishes it on the returned channel. Watches that fail
+/// are re-established, and each re-establishment triggers a rebuild, so no change is missed.
+pub(crate) fn publish_on_change<T, E, F, Fut>(
+    store: Arc<dyn Store>,
+    prefixes: &[&'static str],
+    what: &'static str,
+    initial: T,
+    build: F,
+) -> watch::Receiver<Arc<T>>
+where
+    T: Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+    F: Fn(Arc<dyn Store>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+{
+    let (sender, receiver) = watch::channel(Arc::new(initial));
     let (changed, mut changes) = mpsc::unbounded_channel::<()>();
-    for prefix in [
-        keys::APPS,
-        keys::DYNOS,
-        keys::FORMATION,
-        keys::RELEASES,
-        crate::domains::DOMAINS,
-    ] {
+    for &prefix in prefixes {
         let store = store.clone();
         let changed = changed.clone();
         tokio::spawn(async move {
@@ -50,13 +79,13 @@ pub fn spawn_route_publisher(
         while changes.recv().await.is_some() {
             // Coalesce a burst of changes into one rebuild.
             while changes.try_recv().is_ok() {}
-            match build_table(store.as_ref(), &domain).await {
+            match build(store.clone()).await {
                 Ok(table) => {
                     if sender.send(Arc::new(table)).is_err() {
                         return;
                     }
                 }
-                Err(error) => tracing::error!(%error, "could not rebuild the route table"),
+                Err(error) => tracing::error!(%error, "could not rebuild the {what}"),
             }
         }
     });
