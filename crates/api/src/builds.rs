@@ -179,15 +179,8 @@ pub(crate) async fn output(
         )
             .into_response();
     };
-    let sse = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    let from = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(0, |last| last + 1);
+    let sse = crate::logs::wants_event_stream(&headers);
+    let from = crate::logs::last_event_id(&headers).map_or(0, |last| last + 1);
     let stream = buffer.follow(from).map(move |(number, line)| {
         let text = if sse {
             format!("id: {number}\ndata: {line}\n\n")

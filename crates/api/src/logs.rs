@@ -152,15 +152,9 @@ pub(crate) async fn stream_session(
         )
             .into_response();
     };
-    let sse = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
+    let sse = wants_event_stream(&headers);
     // A reconnecting client resumes right after the last line it saw (`Last-Event-ID`).
-    let resume_after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let resume_after = last_event_id(&headers);
     let logs = state.platform.logs();
     let (recent, mut tail) = match resume_after {
         Some(after) => logs.since(&session.app, after, &session.filter),
@@ -232,4 +226,20 @@ fn new_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// Whether the client asked for Server-Sent Events (what `heroku logs` reads).
+pub(crate) fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The id of the last event a reconnecting SSE client saw.
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
