@@ -2,14 +2,17 @@
 //! `bench.localhost` → one backend. Log lines are counted, not printed.
 //!
 //! Usage: `bench_router 127.0.0.1:18083 127.0.0.1:18081` (`BENCH_ROUTER_THREADS=N` sets the
-//! tokio worker threads; 0 means a current-thread runtime).
+//! router threads, as `slipway server --router-threads` does; default: one per core). With a
+//! third argument, HTTPS is served there too (a certificate from a throwaway CA).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use slipway_router::{AppRoute, Backend, RouteStatus, RouteTable, Router, RouterConfig};
-use tokio::net::TcpListener;
+use slipway_router::{
+    AppRoute, Backend, CertIssuer, CertTable, Protocol, RouteStatus, RouteTable, Router,
+    RouterConfig, TlsSettings,
+};
 
 fn addr(arg: Option<String>, default: &str) -> std::io::Result<SocketAddr> {
     arg.unwrap_or_else(|| default.to_owned())
@@ -18,28 +21,14 @@ fn addr(arg: Option<String>, default: &str) -> std::io::Result<SocketAddr> {
 }
 
 fn main() -> std::io::Result<()> {
-    // BENCH_ROUTER_THREADS=0 runs on a current-thread runtime; default: one worker per core.
     let threads: usize = std::env::var("BENCH_ROUTER_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let runtime = if threads == 0 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()?
-    };
-    runtime.block_on(run())
-}
-
-async fn run() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = addr(args.next(), "127.0.0.1:18083")?;
     let backend = addr(args.next(), "127.0.0.1:18081")?;
+    let tls_listen = args.next().map(|a| addr(Some(a), "")).transpose()?;
     let mut table = RouteTable::new();
     table.insert(
         "bench.localhost",
@@ -63,13 +52,42 @@ async fn run() -> std::io::Result<()> {
         }),
         RouterConfig::default(),
     );
-    let listener = TcpListener::bind(listen).await?;
-    eprintln!("bench_router listening on {listen}, forwarding bench.localhost to {backend}");
-    router
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let http = router
+        .clone()
+        .serve_per_core(listen, threads, Protocol::Http, shutdown.clone())?;
+    eprintln!("bench_router listening on {listen} ({threads} threads), forwarding bench.localhost to {backend}");
+    let https = match tls_listen {
+        Some(tls_listen) => {
+            let (_certs, certs) = tokio::sync::watch::channel(Arc::new(CertTable::default()));
+            let issuer = CertIssuer::generate().map_err(std::io::Error::other)?;
+            let settings = TlsSettings {
+                certs,
+                issuer: Arc::new(issuer),
+                port_for_header: tls_listen.port(),
+            };
+            eprintln!("bench_router serving HTTPS on {tls_listen}");
+            Some(router.serve_per_core(tls_listen, threads, Protocol::Https(settings), shutdown)?)
+        }
+        None => None,
+    };
+    // Runs until SIGINT or SIGTERM.
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        std::io::Result::Ok(())
+    })?;
+    let _ = stop.send(true);
+    http.join()?;
+    if let Some(https) = https {
+        https.join()?;
+    }
     eprintln!("bench_router: {} log lines", lines.load(Ordering::Relaxed));
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Streaming bodies in both directions.
 //!
 //! [`RequestBody`] relays the client's body to the dyno and signals when it has been sent
-//! completely (the H12 clock starts then). [`ResponseBody`] relays the dyno's body to the client,
+//! completely (the H12 clock starts then); a client that stops sending its body for the idle
+//! window fails the request (H28). [`ResponseBody`] relays the dyno's body to the client,
 //! counts the bytes, enforces the idle window (H15), returns the dyno connection to the pool
 //! when the response ended cleanly, and emits the request's log line when it is dropped.
 
@@ -9,6 +10,8 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -28,14 +31,28 @@ pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 pub(crate) struct RequestBody {
     inner: Incoming,
     sent: Option<oneshot::Sender<()>>,
+    idle_timeout: Duration,
+    /// Armed while the body waits for the client; reset by every frame it sends.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// Set when the client fell silent mid-body for `idle_timeout` (H28).
+    client_idle: Arc<AtomicBool>,
 }
 
 impl RequestBody {
-    /// `sent` fires once the whole body has been handed to the dyno connection.
-    pub(crate) fn new(inner: Incoming, sent: oneshot::Sender<()>) -> RequestBody {
+    /// `sent` fires once the whole body has been handed to the dyno connection; `client_idle`
+    /// is set if the client goes silent mid-body for `idle_timeout`.
+    pub(crate) fn new(
+        inner: Incoming,
+        sent: oneshot::Sender<()>,
+        idle_timeout: Duration,
+        client_idle: Arc<AtomicBool>,
+    ) -> RequestBody {
         let mut body = RequestBody {
             inner,
             sent: Some(sent),
+            idle_timeout,
+            idle: None,
+            client_idle,
         };
         if body.inner.is_end_stream() {
             body.finished();
@@ -50,21 +67,39 @@ impl RequestBody {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent nothing for {0:?} in the middle of its request body (H28)")]
+struct ClientIdle(Duration);
+
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finished(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finished(),
-            _ => {}
+            Poll::Ready(Some(Ok(_))) => {
+                self.idle = None;
+                if self.inner.is_end_stream() {
+                    self.finished();
+                }
+            }
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + self.idle_timeout;
+                let idle = self
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if idle.as_mut().poll(cx).is_ready() {
+                    self.client_idle.store(true, Ordering::SeqCst);
+                    return Poll::Ready(Some(Err(Box::new(ClientIdle(self.idle_timeout)))));
+                }
+            }
         }
-        polled
+        polled.map(|frame| frame.map(|result| result.map_err(BoxError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -161,6 +196,18 @@ impl ResponseBody {
             inner: Inner::Proxied(Box::new(proxied)),
         }
     }
+
+    /// The client side gave up on an unfinished response (`H27`: the client went away;
+    /// `H28`: it stopped reading): logged with that code and status 499, and the dyno
+    /// connection is not reused.
+    pub(crate) fn interrupt(&mut self, code: ErrorCode) {
+        if let Inner::Proxied(proxied) = &mut self.inner {
+            let ended = proxied.ended || proxied.body.is_end_stream();
+            if !ended && proxied.failure.is_none() {
+                proxied.failure = Some(code);
+            }
+        }
+    }
 }
 
 impl Body for ResponseBody {
@@ -247,6 +294,9 @@ impl Drop for Proxied {
             log.entry.service = Some(self.service_start.elapsed());
             if let Some(code) = self.failure {
                 log.entry.code = Some(code);
+                if matches!(code, ErrorCode::H27 | ErrorCode::H28) {
+                    log.entry.status = code.status().as_u16();
+                }
             }
             log.emit();
         }

@@ -40,9 +40,9 @@ pub(crate) struct Listener {
 }
 
 /// Initial client read buffer; it grows for big heads and shrinks back after.
-const CLIENT_BUF: usize = 4096;
+const CLIENT_BUF: usize = wire::HEAD_BUF;
 /// Largest body read buffer in either direction.
-const BODY_BUF: usize = 64 * 1024;
+const BODY_BUF: usize = wire::BODY_BUF;
 /// A keep-alive connection idle this long frees its body buffer.
 const IDLE_TRIM: Duration = Duration::from_secs(2);
 
@@ -301,14 +301,17 @@ fn poll_request_body<S: AsyncRead + Unpin>(
     }
 }
 
-/// Serves one client connection until it closes, fails, idles out or the router stops.
+/// Serves one client connection until it closes, fails, idles out or the router stops, and
+/// hands the stream back: a plain TCP stream is just dropped (closing sends the FIN), a TLS
+/// stream is shut down first.
 pub(crate) async fn serve_connection<S>(
     shared: Arc<Shared>,
     io: S,
     peer: SocketAddr,
     listener: Listener,
     mut stopping: watch::Receiver<bool>,
-) where
+) -> S
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut conn = Conn {
@@ -335,7 +338,7 @@ pub(crate) async fn serve_connection<S>(
     if let Some(upstream) = conn.upstream.take() {
         shared.upstreams.put(upstream);
     }
-    let _ = poll_fn(|cx| Pin::new(&mut conn.io).poll_shutdown(cx)).await;
+    conn.io
 }
 
 struct Conn<'s, S> {

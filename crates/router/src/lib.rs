@@ -14,6 +14,7 @@
 //! HTTP/1.x clients are served by the router's own engine (`h1`): request heads are parsed
 //! with Heroku's limits (8 KB lines, 1000 headers, a plain 400 beyond), bodies stream through
 //! reused buffers, and each client connection keeps its dyno connection for the next request.
+//! `slipway server` runs it thread per core ([`Router::serve_per_core`], module `threads`).
 //!
 //! Differences from Heroku worth knowing:
 //! - `bytes=` in the log counts body bytes relayed from the dyno; router error pages count 0.
@@ -31,6 +32,7 @@ mod pages;
 mod pool;
 #[allow(dead_code)]
 mod proxy;
+mod threads;
 mod tls;
 mod upstream;
 mod wake;
@@ -46,6 +48,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use logline::ErrorCode;
+pub use threads::{Protocol, RouterThreads};
 pub use tls::{CertError, CertIssuer, CertTable, ServerCert, TlsSettings};
 pub use wake::WakeHook;
 
@@ -247,7 +250,11 @@ impl Router {
             shutdown,
             "HTTP",
             move |stream, peer, stopping| {
-                h1::serve_connection(connection_shared.clone(), stream, peer, header, stopping)
+                let connection =
+                    h1::serve_connection(connection_shared.clone(), stream, peer, header, stopping);
+                async move {
+                    drop(connection.await);
+                }
             },
         )
         .await
@@ -273,13 +280,20 @@ where
     let (stop, stopping) = watch::channel(false);
     let (alive, mut closed) = tokio::sync::mpsc::channel::<()>(1);
     let reaper = tokio::spawn(reap_forever(shared.clone()));
+    // Accepted sockets inherit TCP_NODELAY from a listener that has it (as the per-core
+    // listeners do), saving a system call per connection.
+    let inherits_nodelay = socket2::SockRef::from(&listener)
+        .tcp_nodelay()
+        .unwrap_or(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                    if !inherits_nodelay {
+                        let _ = stream.set_nodelay(true);
+                    }
                     let connection = serve_one(stream, peer, stopping.clone());
                     let alive = alive.clone();
                     tokio::spawn(async move {

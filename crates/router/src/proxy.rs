@@ -5,6 +5,11 @@
 //! The same rules as the HTTP/1 engine apply: Heroku's headers, H11 backlog, H12 request
 //! timeout, H15 idle timeout, one log line per request, and a connection without open streams
 //! for `client_keepalive_idle` is closed (GOAWAY) like an idle HTTP/1 keep-alive.
+//!
+//! The client side of the idle rule: a client silent mid-body for `idle_timeout` fails its
+//! request with H28 ([`RequestBody`]); a connection whose responses wait on a client that
+//! has read nothing for `idle_timeout` is cut, and those streams are logged H28. A stream the
+//! client resets before its response ended is logged H27 (status 499).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +90,32 @@ struct Activity {
     open: std::sync::atomic::AtomicUsize,
     /// When the connection last had no open stream.
     idle_since: std::sync::Mutex<tokio::time::Instant>,
+    /// Streams whose last body frame is still waiting for the client to take it.
+    awaiting_client: std::sync::atomic::AtomicUsize,
+    /// When the client last took a response body frame (any stream).
+    client_progress: std::sync::Mutex<tokio::time::Instant>,
+    /// Set when the connection is cut because the client stopped reading (H28).
+    stalled: std::sync::atomic::AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        let now = tokio::time::Instant::now();
+        Activity {
+            open: std::sync::atomic::AtomicUsize::new(0),
+            idle_since: std::sync::Mutex::new(now),
+            awaiting_client: std::sync::atomic::AtomicUsize::new(0),
+            client_progress: std::sync::Mutex::new(now),
+            stalled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn client_took_a_frame(&self) {
+        *self
+            .client_progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = tokio::time::Instant::now();
+    }
 }
 
 /// Keeps its stream counted as open until the response body is dropped.
@@ -117,10 +148,57 @@ impl Drop for StreamGuard {
     }
 }
 
-/// A response body that holds its stream's [`StreamGuard`].
+/// A response body that holds its stream's [`StreamGuard`] and tells the connection whether
+/// the client keeps taking what it is sent.
 struct TrackedBody {
     inner: ResponseBody,
-    _guard: StreamGuard,
+    guard: StreamGuard,
+    /// The last frame went out and hyper has not asked for the next: the client's flow-control
+    /// window decides when it will.
+    handed_out: bool,
+}
+
+impl TrackedBody {
+    fn new(inner: ResponseBody, guard: StreamGuard) -> TrackedBody {
+        TrackedBody {
+            inner,
+            guard,
+            handed_out: false,
+        }
+    }
+
+    fn set_handed_out(&mut self, handed_out: bool) {
+        use std::sync::atomic::Ordering;
+        if self.handed_out != handed_out {
+            self.handed_out = handed_out;
+            let awaiting = &self.guard.0.awaiting_client;
+            if handed_out {
+                awaiting.fetch_add(1, Ordering::SeqCst);
+            } else {
+                awaiting.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.set_handed_out(false);
+        // Dropped before its end: the client reset the stream (H27) or the connection was cut
+        // because the client stopped reading (H28).
+        if !hyper::body::Body::is_end_stream(&self.inner) {
+            let stalled = self
+                .guard
+                .0
+                .stalled
+                .load(std::sync::atomic::Ordering::SeqCst);
+            self.inner.interrupt(if stalled {
+                ErrorCode::H28
+            } else {
+                ErrorCode::H27
+            });
+        }
+    }
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -128,10 +206,19 @@ impl hyper::body::Body for TrackedBody {
     type Error = <ResponseBody as hyper::body::Body>::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let this = self.get_mut();
+        if this.handed_out {
+            this.guard.0.client_took_a_frame();
+            this.set_handed_out(false);
+        }
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &polled {
+            this.set_handed_out(true);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -163,6 +250,27 @@ async fn idled_out(activity: &Activity, idle: Duration) {
     }
 }
 
+/// Resolves once some response has waited `idle` for a client that took no frame meanwhile.
+async fn client_stopped_reading(activity: &Activity, idle: Duration) {
+    let period = (idle / 4).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(period).await;
+        if activity
+            .awaiting_client
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            let since = *activity
+                .client_progress
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if since.elapsed() >= idle {
+                return;
+            }
+        }
+    }
+}
+
 /// Serves one HTTP/2 client connection until it closes, has had no open stream for
 /// `client_keepalive_idle`, or the router stops (then it sends GOAWAY and lets in-flight
 /// streams finish).
@@ -176,20 +284,15 @@ pub(crate) async fn serve_h2<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let idle = shared.config.client_keepalive_idle;
-    let activity = Arc::new(Activity {
-        open: std::sync::atomic::AtomicUsize::new(0),
-        idle_since: std::sync::Mutex::new(tokio::time::Instant::now()),
-    });
+    let idle_timeout = shared.config.idle_timeout;
+    let activity = Arc::new(Activity::new());
     let streams = activity.clone();
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
         let guard = StreamGuard::new(&streams);
         async move {
             let response = handle(shared, request, peer, listener).await;
-            Ok::<_, std::convert::Infallible>(response.map(|inner| TrackedBody {
-                inner,
-                _guard: guard,
-            }))
+            Ok::<_, std::convert::Infallible>(response.map(|inner| TrackedBody::new(inner, guard)))
         }
     });
     let connection = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -207,6 +310,12 @@ pub(crate) async fn serve_h2<S>(
         _ = stopping.wait_for(|stop| *stop) => {}
         _ = idled_out(&activity, idle) => {
             tracing::debug!(%peer, "closing an idle HTTP/2 client connection");
+        }
+        _ = client_stopped_reading(&activity, idle_timeout) => {
+            // H28: cut the connection; its unfinished streams are logged as they drop.
+            tracing::debug!(%peer, "cutting an HTTP/2 client connection that stopped reading");
+            activity.stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
         }
     }
     connection.as_mut().graceful_shutdown();
@@ -428,7 +537,11 @@ async fn forward(
     let mut client_upgrade = client_upgrade;
     let (sent_tx, sent_rx) = oneshot::channel();
     let mut body_sent = Some(sent_rx);
-    let mut pending = Some(request.map(|body| RequestBody::new(body, sent_tx)));
+    let client_idle = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut pending = Some(
+        request
+            .map(|body| RequestBody::new(body, sent_tx, config.idle_timeout, client_idle.clone())),
+    );
     let mut last_connect_error: Option<ConnectError> = None;
 
     for index in attempt_order(&route.backends, config.max_connect_attempts) {
@@ -488,8 +601,11 @@ async fn forward(
                         }
                         break;
                     }
-                    tracing::debug!(app = %route.app, dyno = %backend.dyno, error = %error.error(), "dyno closed without response");
                     log.entry.service = Some(service_start.elapsed());
+                    if client_idle.load(std::sync::atomic::Ordering::SeqCst) {
+                        return router_error(log, ErrorCode::H28);
+                    }
+                    tracing::debug!(app = %route.app, dyno = %backend.dyno, error = %error.error(), "dyno closed without response");
                     return router_error(log, ErrorCode::H13);
                 }
                 None => {
@@ -551,10 +667,7 @@ mod tests {
     use super::*;
 
     fn activity() -> Arc<Activity> {
-        Arc::new(Activity {
-            open: std::sync::atomic::AtomicUsize::new(0),
-            idle_since: std::sync::Mutex::new(tokio::time::Instant::now()),
-        })
+        Arc::new(Activity::new())
     }
 
     #[tokio::test]

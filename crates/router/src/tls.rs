@@ -347,30 +347,23 @@ impl Router {
         tls: TlsSettings,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let acceptor = Acceptor::new(&self, tls)?;
+        self.serve_tls_with(listener, acceptor, shutdown).await
+    }
+
+    /// [`Router::serve_tls`] with an [`Acceptor`] that several listeners may share.
+    pub(crate) async fn serve_tls_with(
+        self,
+        listener: TcpListener,
+        acceptor: Acceptor,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let shared = self.shared;
-        let fallback = tls
-            .issuer
-            .issue("slipway-router.invalid")
-            .map_err(std::io::Error::other)?
-            .key;
-        let resolver = Resolver {
-            certs: tls.certs,
-            routes: shared.routes.clone(),
-            issuer: tls.issuer,
-            issued: Mutex::default(),
-            fallback,
-        };
-        let mut server = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(std::io::Error::other)?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
         let header = h1::Listener {
             proto: "https",
-            port: tls.port_for_header,
+            port: acceptor.port_for_header,
         };
+        let acceptor = acceptor.tls;
         let connection_shared = shared.clone();
         crate::accept_until(
             shared,
@@ -389,6 +382,41 @@ impl Router {
             },
         )
         .await
+    }
+}
+
+/// The TLS side of an HTTPS listener: the rustls configuration with its SNI resolver (and its
+/// cache of issued certificates), shared by every thread serving the listener.
+#[derive(Clone)]
+pub(crate) struct Acceptor {
+    tls: tokio_rustls::TlsAcceptor,
+    port_for_header: u16,
+}
+
+impl Acceptor {
+    pub(crate) fn new(router: &Router, tls: TlsSettings) -> std::io::Result<Acceptor> {
+        let fallback = tls
+            .issuer
+            .issue("slipway-router.invalid")
+            .map_err(std::io::Error::other)?
+            .key;
+        let resolver = Resolver {
+            certs: tls.certs,
+            routes: router.shared.routes.clone(),
+            issuer: tls.issuer,
+            issued: Mutex::default(),
+            fallback,
+        };
+        let mut server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Acceptor {
+            tls: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            port_for_header: tls.port_for_header,
+        })
     }
 }
 
@@ -423,7 +451,9 @@ async fn serve_tls_connection(
     if h2 {
         proxy::serve_h2(shared, stream, peer, header, stopping).await;
     } else {
-        h1::serve_connection(shared, stream, peer, header, stopping).await;
+        let mut stream = h1::serve_connection(shared, stream, peer, header, stopping).await;
+        // TLS ends with close_notify before the TCP connection closes.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
     }
 }
 

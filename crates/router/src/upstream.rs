@@ -1,6 +1,10 @@
 //! Connections from the router to dynos for the HTTP/1 engine: a keep-alive pool keyed by dyno
 //! address (90 s idle, dropped when the dyno leaves the route table), the per-router quarantine
 //! of dynos whose connect failed (reference §6.1) and the per-app backlog counters behind H11.
+//!
+//! Idle connections are also keyed by the router thread that opened them
+//! ([`crate::threads::worker`]): a connection is registered with its thread's event loop, so
+//! handing it to another thread would route every readiness event through two threads.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -45,7 +49,8 @@ pub(crate) enum ConnectFailure {
 /// Router-wide upstream state.
 #[derive(Debug)]
 pub(crate) struct Upstreams {
-    idle: Mutex<HashMap<SocketAddr, Vec<Upstream>>>,
+    /// Idle connections by (router thread, dyno address).
+    idle: Mutex<HashMap<(usize, SocketAddr), Vec<Upstream>>>,
     quarantine: Mutex<HashMap<SocketAddr, Instant>>,
     quarantined: AtomicUsize,
     backlog: Mutex<HashMap<String, Arc<AtomicUsize>>>,
@@ -81,7 +86,7 @@ impl Upstreams {
     /// An idle pooled connection to `addr` that still looks usable.
     pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
         let mut idle = lock(&self.idle);
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&(crate::threads::worker(), addr))?;
         while let Some(upstream) = list.pop() {
             if upstream.idle_since.elapsed() < self.idle_timeout && upstream.looks_alive() {
                 return Some(upstream);
@@ -94,7 +99,9 @@ impl Upstreams {
     pub(crate) fn put(&self, mut upstream: Upstream) {
         upstream.idle_since = Instant::now();
         let mut idle = lock(&self.idle);
-        let list = idle.entry(upstream.addr).or_default();
+        let list = idle
+            .entry((crate::threads::worker(), upstream.addr))
+            .or_default();
         if list.len() < self.max_idle {
             list.push(upstream);
         }
@@ -126,7 +133,7 @@ impl Upstreams {
         quarantine.insert(addr, Instant::now() + self.quarantine_for);
         self.quarantined.store(quarantine.len(), Ordering::Relaxed);
         drop(quarantine);
-        lock(&self.idle).remove(&addr);
+        lock(&self.idle).retain(|(_, pooled), _| *pooled != addr);
     }
 
     pub(crate) fn is_quarantined(&self, addr: SocketAddr) -> bool {
@@ -163,7 +170,7 @@ impl Upstreams {
     /// Drops idle connections that timed out or whose dyno is no longer routed.
     pub(crate) fn reap(&self, live: Option<&HashSet<SocketAddr>>) -> usize {
         let mut idle = lock(&self.idle);
-        idle.retain(|addr, list| {
+        idle.retain(|(_, addr), list| {
             if live.is_some_and(|live| !live.contains(addr)) {
                 return false;
             }

@@ -2,6 +2,7 @@
 //! byte buffer, request and response head parsing with Heroku's limits, and a chunked-encoding
 //! scanner that lets bodies stream through without being decoded or buffered whole.
 
+use std::cell::RefCell;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
@@ -17,10 +18,54 @@ pub(crate) struct Buf {
     end: usize,
 }
 
+/// Buffer sizes worth recycling: the client head buffer and the body buffer.
+pub(crate) const HEAD_BUF: usize = 4096;
+pub(crate) const BODY_BUF: usize = 64 * 1024;
+/// Spare buffers kept per thread and size (at most 32 × 68 KB).
+const SPARE_MAX: usize = 32;
+
+thread_local! {
+    /// Buffers of closed connections, reused by new ones: a connection per request then costs
+    /// no allocation and no zeroing of 64 KB.
+    static SPARE: RefCell<[Vec<Vec<u8>>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+fn spare_slot(len: usize) -> Option<usize> {
+    match len {
+        HEAD_BUF => Some(0),
+        BODY_BUF => Some(1),
+        _ => None,
+    }
+}
+
+/// A zeroed or recycled vector of exactly `len` bytes.
+fn take_vec(len: usize) -> Vec<u8> {
+    spare_slot(len)
+        .and_then(|slot| SPARE.with(|spare| spare.borrow_mut()[slot].pop()))
+        .unwrap_or_else(|| vec![0; len])
+}
+
+fn give_back(data: Vec<u8>) {
+    if let Some(slot) = spare_slot(data.len()) {
+        SPARE.with(|spare| {
+            let list = &mut spare.borrow_mut()[slot];
+            if list.len() < SPARE_MAX {
+                list.push(data);
+            }
+        });
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.data));
+    }
+}
+
 impl Buf {
     pub(crate) fn with_capacity(capacity: usize) -> Buf {
         Buf {
-            data: vec![0; capacity],
+            data: take_vec(capacity),
             start: 0,
             end: 0,
         }
@@ -64,7 +109,9 @@ impl Buf {
 
     /// Makes the buffer at least `capacity` bytes long (bodies stream through it).
     pub(crate) fn reserve(&mut self, capacity: usize) {
-        if self.data.len() < capacity {
+        if self.data.is_empty() {
+            self.data = take_vec(capacity);
+        } else if self.data.len() < capacity {
             self.data.resize(capacity, 0);
         }
     }
@@ -72,7 +119,7 @@ impl Buf {
     /// Frees the memory of an empty buffer.
     pub(crate) fn release(&mut self) {
         if self.is_empty() {
-            self.data = Vec::new();
+            give_back(std::mem::take(&mut self.data));
             self.start = 0;
             self.end = 0;
         }

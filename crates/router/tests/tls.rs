@@ -35,6 +35,17 @@ struct TlsRouter {
 
 impl TlsRouter {
     async fn start(table: RouteTable) -> TlsRouter {
+        TlsRouter::start_with(
+            table,
+            RouterConfig {
+                listen_port_for_header: 8080,
+                ..RouterConfig::default()
+            },
+        )
+        .await
+    }
+
+    async fn start_with(table: RouteTable, config: RouterConfig) -> TlsRouter {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (routes, receiver) = watch::channel(Arc::new(table));
@@ -42,14 +53,7 @@ impl TlsRouter {
         let logs = Logs::default();
         let issuer = CertIssuer::generate().unwrap();
         let ca = CertificateDer::from(pem_der(issuer.ca_pem()));
-        let router = Router::new(
-            receiver,
-            logs.sink(),
-            RouterConfig {
-                listen_port_for_header: 8080,
-                ..RouterConfig::default()
-            },
-        );
+        let router = Router::new(receiver, logs.sink(), config);
         let (shutdown, signal) = oneshot::channel::<()>();
         let settings = TlsSettings {
             certs: cert_receiver,
@@ -402,5 +406,114 @@ async fn a_silent_client_is_dropped_during_the_handshake_and_shutdown_is_prompt(
         stream.is_err(),
         "unknown names get the fallback certificate"
     );
+    router.stop().await;
+}
+
+/// The client side of the idle rule and client resets over HTTP/2, each logged with its code
+/// and status 499: a body that stops mid-way (H28), a response the client stops reading (H28:
+/// the connection is cut) and a stream reset mid-response (H27).
+#[tokio::test]
+async fn http2_clients_that_go_silent_or_reset_streams_get_h28_and_h27() {
+    let web = backend("web.1").await;
+    let idle = Duration::from_millis(400);
+    let router = TlsRouter::start_with(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        RouterConfig {
+            listen_port_for_header: 8080,
+            idle_timeout: idle,
+            ..RouterConfig::default()
+        },
+    )
+    .await;
+    let connect = || router.connect("demo.localhost", &router.ca, &[b"h2"]);
+
+    // 1. A request body that stops after its first chunk.
+    let mut sender = h2_client(connect().await.unwrap()).await;
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, hyper::Error>::new(1);
+    tx.send_data(Bytes::from_static(b"first part"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = sender
+        .send_request(
+            Request::post("https://demo.localhost/count")
+                .body(BodyExt::boxed(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 499);
+    assert!(started.elapsed() >= idle, "answered before the idle window");
+    let lines = router.logs.wait_for(1).await;
+    let line = &messages(&lines, "demo")[0];
+    assert!(
+        line.starts_with("at=warning sock=client code=H28 desc=\"Client Connection Idle\" method=POST path=\"/count\""),
+        "{line}"
+    );
+    assert!(line.contains(" status=499 "), "{line}");
+    drop(tx);
+
+    // 2. A client that stops reading a large response: the connection is cut.
+    let stream = connect().await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            Request::get("https://demo.localhost/bytes/20000000")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Never read the body: the flow-control windows fill and the router waits on the client.
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the router never cut the connection of a client that stopped reading");
+    drop(ended);
+    let lines = router.logs.wait_for(2).await;
+    let line = &messages(&lines, "demo")[1];
+    assert!(
+        line.starts_with("at=warning sock=client code=H28 desc=\"Client Connection Idle\" method=GET path=\"/bytes/20000000\""),
+        "{line}"
+    );
+    assert!(line.contains(" status=499 "), "{line}");
+    drop(response);
+
+    // 3. A stream reset in the middle of the response.
+    let mut sender = h2_client(connect().await.unwrap()).await;
+    let response = sender
+        .send_request(
+            Request::get("https://demo.localhost/bytes/20000000")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.data_ref().is_some_and(|data| !data.is_empty()));
+    drop(body); // RST_STREAM(CANCEL)
+    let lines = router.logs.wait_for(3).await;
+    let line = &messages(&lines, "demo")[2];
+    assert!(
+        line.starts_with("at=warning sock=client code=H27 desc=\"Client Request Interrupted\" method=GET path=\"/bytes/20000000\""),
+        "{line}"
+    );
+    assert!(line.contains(" status=499 "), "{line}");
+
+    // A whole response read to the end is a plain 200 line, on the same connection.
+    let reply = h2_get(&mut sender, "demo.localhost", "/bytes/300000").await;
+    assert_eq!(reply.body.len(), 300_000);
+    let lines = router.logs.wait_for(4).await;
+    let line = &messages(&lines, "demo")[3];
+    assert!(line.starts_with("at=info method=GET"), "{line}");
+    assert!(line.contains(" status=200 bytes=300000 "), "{line}");
     router.stop().await;
 }

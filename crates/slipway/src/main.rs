@@ -88,6 +88,10 @@ struct ServerArgs {
     /// Seconds between checks of dynos' memory use against their quota (R14, R15).
     #[arg(long, default_value_t = 20)]
     memory_check_interval: u64,
+    /// Threads serving the router's HTTP and HTTPS listeners, each with its own event loop
+    /// (default: one per core).
+    #[arg(long)]
+    router_threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -209,16 +213,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listening for the API on {}", args.api_addr))?;
-    let router_listener = tokio::net::TcpListener::bind(args.router_addr)
-        .await
-        .with_context(|| format!("listening for the router on {}", args.router_addr))?;
-    let router_tls_listener = tokio::net::TcpListener::bind(args.router_tls_addr)
-        .await
-        .with_context(|| format!("listening for the HTTPS router on {}", args.router_tls_addr))?;
     let router_ca = slipway_core::load_or_create_ca(&data_dir)?;
 
-    platform.clean_up_previous_run().await?;
-    let dyno_manager = platform.start_dyno_manager();
+    // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), args.domain.clone());
     let router_logs = logs.clone();
     let (traffic, waker) = (platform.clone(), platform.clone());
@@ -241,7 +238,29 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         issuer: Arc::new(router_ca),
         port_for_header: args.router_tls_addr.port(),
     };
-    let tls_router = router.clone();
+    let router_threads = args
+        .router_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let (stop_router, router_stopping) = tokio::sync::watch::channel(false);
+    let http_threads = router
+        .clone()
+        .serve_per_core(
+            args.router_addr,
+            router_threads,
+            slipway_router::Protocol::Http,
+            router_stopping.clone(),
+        )
+        .with_context(|| format!("listening for the router on {}", args.router_addr))?;
+    let https_threads = router
+        .serve_per_core(
+            args.router_tls_addr,
+            router_threads,
+            slipway_router::Protocol::Https(router_tls),
+            router_stopping,
+        )
+        .with_context(|| format!("listening for the HTTPS router on {}", args.router_tls_addr))?;
+    platform.clean_up_previous_run().await?;
+    let dyno_manager = platform.start_dyno_manager();
     let hook_binary =
         std::env::current_exe().context("finding the slipway binary for git hooks")?;
     let api = slipway_api::router(
@@ -265,15 +284,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.router_tls_addr.port(),
         data_dir.join("tls/router-ca.pem").display()
     );
-    let router_task = tokio::spawn(router.serve(router_listener, shutdown_signal()));
-    let tls_task =
-        tokio::spawn(tls_router.serve_tls(router_tls_listener, router_tls, shutdown_signal()));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_router.send(true);
+    });
     axum::serve(api_listener, api)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving the API")?;
-    let _ = router_task.await;
-    let _ = tls_task.await;
+    let _ = http_threads.stopped().await;
+    let _ = https_threads.stopped().await;
     dyno_manager.abort();
     Ok(())
 }
