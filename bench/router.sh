@@ -2,13 +2,18 @@
 # Benchmark of Slipway's router on loopback (not a test): wrk against
 #   (a) the backend directly, (b) nginx as a keep-alive reverse proxy, (c) Slipway's router,
 # each with a 13-byte and a 100 KB response, with keep-alive clients and with a new connection
-# per request (`Connection: close`). Prints req/s, p50, p99 and ratios to direct and to nginx,
-# then the router's resident memory with IDLE_CONNECTIONS (10,000) idle client connections open.
-# Bounded: DURATION seconds per case (default 10), 12 cases.
-# Knobs: DURATION, CONNECTIONS (50), THREADS (wrk threads, 1), BENCH_ROUTER_THREADS (router's
-# tokio workers; default one per core, 0 = current-thread runtime), IDLE_CONNECTIONS,
-# CARGO_TARGET_DIR. The examples are built with fat LTO and one codegen unit through
-# CARGO_PROFILE_RELEASE_* variables (the workspace's release profile is left alone).
+# per request (`Connection: close`), over HTTP and over HTTPS (nginx and the router terminate
+# TLS: TLS 1.3, ECDSA P-256 certificates, session tickets, both; "direct" stays plain HTTP, the
+# no-proxy reference).
+# Then a latency pass with LATENCY_CONNECTIONS (1) keep-alive client: the time one hop adds.
+# Prints req/s, p50, p99 and ratios to direct and to nginx, then the router's resident memory
+# with IDLE_CONNECTIONS (10,000) idle client connections open.
+# Bounded: DURATION seconds per case (default 10), 21 cases.
+# Knobs: DURATION, CONNECTIONS (50), THREADS (wrk threads, 1), BENCH_ROUTER_THREADS (router
+# threads, as `slipway server --router-threads`; default one per core, like nginx's
+# `worker_processes auto`), LATENCY_CONNECTIONS, IDLE_CONNECTIONS, CARGO_TARGET_DIR. The
+# examples are built with fat LTO and one codegen unit through CARGO_PROFILE_RELEASE_* variables
+# (the workspace's release profile is left alone).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,13 +21,16 @@ DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-1}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
+LATENCY_CONNECTIONS="${LATENCY_CONNECTIONS:-1}"
 ulimit -n "$(( IDLE_CONNECTIONS * 2 + 1024 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BACKEND=127.0.0.1:18081
 NGINX=127.0.0.1:18082
 ROUTER=127.0.0.1:18083
+ROUTER_TLS=127.0.0.1:18084
+NGINX_TLS=127.0.0.1:18085
 
-for tool in wrk nginx cargo; do
+for tool in wrk nginx cargo openssl; do
     command -v "$tool" >/dev/null || { echo "bench/router.sh needs $tool on PATH" >&2; exit 1; }
 done
 
@@ -51,10 +59,12 @@ wait_port() {
 
 "$BIN/bench_backend" "$BACKEND" 2>"$WORK/backend.log" &
 PIDS+=($!)
-"$BIN/bench_router" "$ROUTER" "$BACKEND" 2>"$WORK/router.log" &
+"$BIN/bench_router" "$ROUTER" "$BACKEND" "$ROUTER_TLS" 2>"$WORK/router.log" &
 PIDS+=($!)
 
 mkdir -p "$WORK/nginx/logs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=bench.localhost -keyout "$WORK/nginx/key.pem" -out "$WORK/nginx/cert.pem" 2>/dev/null
 cat >"$WORK/nginx/nginx.conf" <<NGINX
 daemon off;
 worker_processes auto;
@@ -66,6 +76,12 @@ http {
     upstream backend { server $BACKEND; keepalive 64; keepalive_timeout 90s; }
     server {
         listen $NGINX;
+        listen $NGINX_TLS ssl;
+        ssl_certificate $WORK/nginx/cert.pem;
+        ssl_certificate_key $WORK/nginx/key.pem;
+        # nginx's own default since 1.23.4 (Debian 12's 1.22 still defaults to TLS 1.2 at most,
+        # whose ticket resumption skips the key exchange that TLS 1.3 always does).
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -80,14 +96,14 @@ NGINX
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
 
-wait_port "$BACKEND"; wait_port "$NGINX"; wait_port "$ROUTER"
+wait_port "$BACKEND"; wait_port "$NGINX"; wait_port "$ROUTER"; wait_port "$NGINX_TLS"; wait_port "$ROUTER_TLS"
 
-# run NAME ADDR PATH [EXTRA_HEADER] -> "req/s p50 p99"
+# run NAME URL CONNECTIONS [EXTRA_HEADER] -> "req/s p50 p99"
 run() {
     local out extra=()
     [[ -n "${4:-}" ]] && extra=(-H "$4")
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-        -H 'Host: bench.localhost' "${extra[@]}" "http://$2$3")"
+    out="$(wrk -t"$THREADS" -c"$3" -d"${DURATION}s" --latency \
+        -H 'Host: bench.localhost' "${extra[@]}" "$2")"
     echo "$out" >"$WORK/wrk-$1.txt"
     if grep -q "Non-2xx" <<<"$out"; then
         echo "case $1 got non-2xx answers:" >&2; echo "$out" >&2; exit 1
@@ -108,32 +124,51 @@ to_us() {
 }
 
 declare -A RPS P50 P99
-printf '%-10s %-8s %-8s %12s %10s %10s\n' "conn" "size" "via" "req/s" "p50" "p99"
+# case NAME VIA URL CONNECTIONS [EXTRA_HEADER]
+case_() {
+    local rps p50 p99
+    read -r rps p50 p99 < <(run "$1-$2" "$3" "$4" "${5:-}")
+    RPS[$1-$2]=$rps
+    P50[$1-$2]=$(to_us "$p50")
+    P99[$1-$2]=$(to_us "$p99")
+    printf '%-18s %-8s %12s %10s %10s\n' "$1" "$2" "$rps" "$p50" "$p99"
+}
+printf '%-18s %-8s %12s %10s %10s\n' "case" "via" "req/s" "p50" "p99"
+CASES=()
 for mode in keepalive close; do
     header=""; [[ $mode == close ]] && header="Connection: close"
     for size in small 100k; do
         path=/; [[ $size == 100k ]] && path=/100k
-        for via in direct nginx slipway; do
-            case $via in direct) addr=$BACKEND ;; nginx) addr=$NGINX ;; slipway) addr=$ROUTER ;; esac
-            read -r rps p50 p99 < <(run "$mode-$size-$via" "$addr" "$path" "$header")
-            RPS[$mode-$size-$via]=$rps
-            P50[$mode-$size-$via]=$(to_us "$p50")
-            P99[$mode-$size-$via]=$(to_us "$p99")
-            printf '%-10s %-8s %-8s %12s %10s %10s\n' "$mode" "$size" "$via" "$rps" "$p50" "$p99"
-        done
+        k="$mode-$size"; CASES+=("$k")
+        case_ "$k" direct "http://$BACKEND$path" "$CONNECTIONS" "$header"
+        case_ "$k" nginx "http://$NGINX$path" "$CONNECTIONS" "$header"
+        case_ "$k" slipway "http://$ROUTER$path" "$CONNECTIONS" "$header"
     done
 done
+# HTTPS: the proxies terminate TLS; "direct" is the plain-HTTP reference measured above.
+for k in https-keepalive-small https-keepalive-100k https-close-small; do
+    header=""; [[ $k == *close* ]] && header="Connection: close"
+    path=/; [[ $k == *100k ]] && path=/100k
+    plain="${k#https-}"
+    RPS[$k-direct]=${RPS[$plain-direct]}; P50[$k-direct]=${P50[$plain-direct]}; P99[$k-direct]=${P99[$plain-direct]}
+    CASES+=("$k")
+    case_ "$k" nginx "https://$NGINX_TLS$path" "$CONNECTIONS" "$header"
+    case_ "$k" slipway "https://$ROUTER_TLS$path" "$CONNECTIONS" "$header"
+done
+# Latency: one keep-alive client at a time, so queueing on the shared cores stays out of it.
+k="latency-c$LATENCY_CONNECTIONS"; CASES+=("$k")
+for via in direct nginx slipway; do
+    case $via in direct) addr=$BACKEND ;; nginx) addr=$NGINX ;; slipway) addr=$ROUTER ;; esac
+    case_ "$k" "$via" "http://$addr/" "$LATENCY_CONNECTIONS"
+done
 echo
-for mode in keepalive close; do
-    for size in small 100k; do
-        k="$mode-$size"
-        awk -v k="$k" \
-            -v d="${RPS[$k-direct]}" -v n="${RPS[$k-nginx]}" -v r="${RPS[$k-slipway]}" \
-            -v d99="${P99[$k-direct]}" -v n99="${P99[$k-nginx]}" -v r99="${P99[$k-slipway]}" \
-            -v d50="${P50[$k-direct]}" -v n50="${P50[$k-nginx]}" -v r50="${P50[$k-slipway]}" \
-            'BEGIN { printf "%-16s req/s slipway/direct=%.2f slipway/nginx=%.2f | p50 slipway/direct=%.2f slipway/nginx=%.2f | p99 slipway/direct=%.2f slipway/nginx=%.2f, slipway-direct=%+.0fus\n",
-                k, r/d, r/n, r50/d50, r50/n50, r99/d99, r99/n99, r99-d99 }'
-    done
+for k in "${CASES[@]}"; do
+    awk -v k="$k" \
+        -v d="${RPS[$k-direct]}" -v n="${RPS[$k-nginx]}" -v r="${RPS[$k-slipway]}" \
+        -v d99="${P99[$k-direct]}" -v n99="${P99[$k-nginx]}" -v r99="${P99[$k-slipway]}" \
+        -v d50="${P50[$k-direct]}" -v n50="${P50[$k-nginx]}" -v r50="${P50[$k-slipway]}" \
+        'BEGIN { printf "%-22s req/s slipway/nginx=%.2f slipway/direct=%.2f | p50 slipway/nginx=%.2f | p99 slipway/nginx=%.2f | p99 over direct: slipway %+.0fus, nginx %+.0fus\n",
+            k, r/n, r/d, r50/n50, r99/n99, r99-d99, n99-d99 }'
 done
 echo "(wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, loopback, $(nproc) cores shared by wrk, proxy and backend)"
 

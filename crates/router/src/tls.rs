@@ -413,6 +413,9 @@ impl Acceptor {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Stateless session tickets (keys rotate every 6 hours), shared by every router
+        // thread: a returning client resumes without a new certificate signature.
+        server.ticketer = rustls::crypto::ring::Ticketer::new().map_err(std::io::Error::other)?;
         Ok(Acceptor {
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
             port_for_header: tls.port_for_header,
