@@ -45,6 +45,9 @@ const CLIENT_BUF: usize = wire::HEAD_BUF;
 const BODY_BUF: usize = wire::BODY_BUF;
 /// A keep-alive connection idle this long frees its body buffer.
 const IDLE_TRIM: Duration = Duration::from_secs(2);
+/// A parkable keep-alive connection idle this long is parked (see [`Ended::Parked`]); under
+/// load requests follow each other far sooner, so the engine stays in place.
+const IDLE_PARK: Duration = Duration::from_millis(250);
 
 /// A single per-connection timer that is only re-armed when a deadline moves earlier, so
 /// steady keep-alive traffic costs no timer-wheel operations.
@@ -301,6 +304,18 @@ fn poll_request_body<S: AsyncRead + Unpin>(
     }
 }
 
+/// The first bytes of a plain TCP client connection, read without waiting into a fresh head
+/// buffer: `Ok(None)` when nothing was there after all, an error at end of stream.
+pub(crate) fn first_read(stream: &tokio::net::TcpStream) -> io::Result<Option<Buf>> {
+    let mut buf = Buf::with_capacity(CLIENT_BUF);
+    match buf.fill_with(|spare| stream.try_read(spare)) {
+        Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+        Ok(_) => Ok(Some(buf)),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// Serves one client connection until it closes, fails, idles out or the router stops, and
 /// hands the stream back: a plain TCP stream is just dropped (closing sends the FIN), a TLS
 /// stream is shut down first.
@@ -309,8 +324,53 @@ pub(crate) async fn serve_connection<S>(
     io: S,
     peer: SocketAddr,
     listener: Listener,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) -> S
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let rbuf = Buf::with_capacity(CLIENT_BUF);
+    let start = Start {
+        rbuf,
+        parkable: false,
+        idle_until: None,
+    };
+    match serve_connection_with(shared, io, peer, listener, stopping, start).await {
+        Ended::Closed(io) | Ended::Parked { io, .. } => io,
+    }
+}
+
+/// How [`serve_connection_with`] starts.
+pub(crate) struct Start {
+    /// Bytes the client already sent.
+    pub(crate) rbuf: Buf,
+    /// Whether the engine may hand back an idle connection ([`Ended::Parked`]) instead of
+    /// waiting in it: only for streams whose readiness the caller can wait on without reading.
+    pub(crate) parkable: bool,
+    /// When an idle keep-alive connection closes, if it was parked before (else
+    /// `client_keepalive_idle` after the start).
+    pub(crate) idle_until: Option<Instant>,
+}
+
+/// How [`serve_connection_with`] ended.
+pub(crate) enum Ended<S> {
+    /// The connection is done; dropping the stream closes it.
+    Closed(S),
+    /// The keep-alive connection idled with nothing buffered: its buffers are freed and its
+    /// dyno connection is back in the pool. The caller waits for the client's next bytes
+    /// (until `idle_until`) and starts the engine again.
+    Parked { io: S, idle_until: Instant },
+}
+
+/// [`serve_connection`] with bytes the client already sent, and optional parking.
+pub(crate) async fn serve_connection_with<S>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: SocketAddr,
+    listener: Listener,
+    mut stopping: watch::Receiver<bool>,
+    start: Start,
+) -> Ended<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -321,7 +381,7 @@ where
         io,
         peer_ip: peer.ip().to_string(),
         listener,
-        rbuf: Buf::with_capacity(CLIENT_BUF),
+        rbuf: start.rbuf,
         bbuf: Buf::default(),
         wbuf: Vec::new(),
         fwd: Vec::new(),
@@ -333,12 +393,21 @@ where
         upstream: None,
         backlog: None,
         body_unfinished: false,
+        parkable: start.parkable,
+        idle_until: start.idle_until,
+        parked: false,
     };
     conn.run(&mut stopping).await;
     if let Some(upstream) = conn.upstream.take() {
         shared.upstreams.put(upstream);
     }
-    conn.io
+    match (conn.parked, conn.idle_until) {
+        (true, Some(idle_until)) => Ended::Parked {
+            io: conn.io,
+            idle_until,
+        },
+        _ => Ended::Closed(conn.io),
+    }
 }
 
 struct Conn<'s, S> {
@@ -367,6 +436,12 @@ struct Conn<'s, S> {
     backlog: Option<(String, Arc<AtomicUsize>)>,
     /// The current request's body has not been read to its end.
     body_unfinished: bool,
+    /// See [`Start::parkable`].
+    parkable: bool,
+    /// When the current keep-alive idle period ends (set while waiting for a request).
+    idle_until: Option<Instant>,
+    /// `run` returned to park the connection (see [`Ended::Parked`]).
+    parked: bool,
 }
 
 /// Decrements an app's in-flight counter when the request ends.
@@ -417,7 +492,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     ) -> Option<Result<RequestLine, HeadError>> {
         let limits = self.limits();
         let config = &self.shared.config;
-        let idle_deadline = Instant::now() + config.client_keepalive_idle;
+        let idle_deadline = self
+            .idle_until
+            .take()
+            .unwrap_or_else(|| Instant::now() + config.client_keepalive_idle);
         let mut head_deadline =
             (!self.rbuf.is_empty()).then(|| Instant::now() + config.header_read_timeout);
         loop {
@@ -429,16 +507,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 }
             }
             let deadline = head_deadline.unwrap_or(idle_deadline);
-            let (rbuf, bbuf, io, timer) = (
+            let (rbuf, bbuf, io, timer, upstream) = (
                 &mut self.rbuf,
                 &mut self.bbuf,
                 &mut self.io,
                 &mut self.timer,
+                &mut self.upstream,
             );
+            let upstreams = &self.shared.upstreams;
             let idle = rbuf.is_empty();
-            // An idle keep-alive connection gives its body buffer back after a while, so
-            // thousands of idle clients cost little memory.
-            let trim_at = Instant::now() + IDLE_TRIM;
+            let parkable = self.parkable && idle;
+            let mut park = false;
+            // An idle keep-alive connection gives its body buffer back after a while, and its
+            // dyno connection to the pool, so thousands of idle clients cost little memory and
+            // hold no dyno connections.
+            let trim_at = Instant::now() + if parkable { IDLE_PARK } else { IDLE_TRIM };
             let mut trimmed = bbuf.is_empty() && !idle;
             let read = poll_fn(|cx| {
                 if let Poll::Ready(result) = rbuf.poll_fill(io, limits.max_total + 1, cx) {
@@ -449,7 +532,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                         return Poll::Pending;
                     }
                     bbuf.release();
+                    if let Some(upstream) = upstream.take() {
+                        upstreams.put(upstream);
+                    }
                     trimmed = true;
+                    if parkable {
+                        park = true;
+                        return Poll::Ready(None);
+                    }
                 }
                 if timer.poll_passed(deadline, cx) {
                     return Poll::Ready(None);
@@ -468,6 +558,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             } else {
                 read.await
             };
+            if park {
+                self.idle_until = Some(deadline);
+                self.parked = true;
+                return None;
+            }
             match result {
                 Some(Ok(n)) if n > 0 => {
                     head_deadline
@@ -1000,7 +1095,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         let replayable = body.is_done();
         self.body_unfinished = !body.is_done();
         let (mut upstream, mut reused) = self.connect(route, entry).await?;
-        self.bbuf.reserve(BODY_BUF);
+        self.bbuf.reserve(wire::BODY_BUF_START);
         if req.expect_continue && !body.is_done() && self.rbuf.is_empty() {
             let deadline = Instant::now() + shared.config.idle_timeout;
             let (io, timer) = (&mut self.io, &mut self.timer);

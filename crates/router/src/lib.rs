@@ -250,20 +250,81 @@ impl Router {
             shutdown,
             "HTTP",
             move |stream, peer, stopping| {
-                let connection =
-                    h1::serve_connection(connection_shared.clone(), stream, peer, header, stopping);
-                async move {
-                    drop(connection.await);
-                }
+                serve_when_readable(connection_shared.clone(), stream, peer, header, stopping)
             },
         )
         .await
     }
 }
 
+/// Serves a plain TCP client connection whenever it has sent something. While it has not, it
+/// costs only this small future and its socket: the engine's state (several KB, boxed) and
+/// its buffers are made when bytes arrive, and the first read is the engine's own (no extra
+/// system call). A keep-alive connection that idles is handed back by the engine (parked:
+/// buffers freed, dyno connection pooled) and waited on here again, so thousands of idle
+/// clients cost about a kilobyte each. A connection that sends nothing within the keep-alive
+/// idle time is closed.
+async fn serve_when_readable(
+    shared: Arc<proxy::Shared>,
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    header: h1::Listener,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut idle_until = tokio::time::Instant::now() + shared.config.client_keepalive_idle;
+    let mut parked_before = false;
+    loop {
+        let rbuf = loop {
+            // `readable` may report a fresh socket ready; the read below tells for sure.
+            tokio::select! {
+                biased;
+                readable = stream.readable() => if readable.is_err() {
+                    return;
+                },
+                _ = stopping.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep_until(idle_until) => return,
+            }
+            match h1::first_read(&stream) {
+                Ok(Some(buf)) => break buf,
+                Ok(None) => continue,
+                Err(_) => return,
+            }
+        };
+        let start = h1::Start {
+            rbuf,
+            parkable: true,
+            idle_until: parked_before.then_some(idle_until),
+        };
+        let engine = h1::serve_connection_with(
+            shared.clone(),
+            stream,
+            peer,
+            header,
+            stopping.clone(),
+            start,
+        );
+        match Box::pin(engine).await {
+            // Dropping the stream closes the connection.
+            h1::Ended::Closed(_) => return,
+            h1::Ended::Parked {
+                io,
+                idle_until: until,
+            } => {
+                stream = io;
+                idle_until = until;
+                parked_before = true;
+            }
+        }
+    }
+}
+
 /// The accept loop both listeners share: runs `serve_one` for each connection until
 /// `shutdown` resolves, then stops accepting, tells connections to finish (`stopping`), and
 /// waits up to `shutdown_grace` for them. `what` names the listener in log messages.
+///
+/// Each connection holds its clone of `stopping` until it ends, so the receivers double as
+/// the count of live connections; the connection future is spawned as it is (no wrapper
+/// future around it, which would store it twice).
 async fn accept_until<F, Fut>(
     shared: Arc<proxy::Shared>,
     listener: TcpListener,
@@ -273,12 +334,11 @@ async fn accept_until<F, Fut>(
 ) -> std::io::Result<()>
 where
     F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
 {
     let config = &shared.config;
-    // Every connection task holds a clone of `alive`; `closed` resolves when all are gone.
     let (stop, stopping) = watch::channel(false);
-    let (alive, mut closed) = tokio::sync::mpsc::channel::<()>(1);
     let reaper = tokio::spawn(reap_forever(shared.clone()));
     // Accepted sockets inherit TCP_NODELAY from a listener that has it (as the per-core
     // listeners do), saving a system call per connection.
@@ -294,12 +354,7 @@ where
                     if !inherits_nodelay {
                         let _ = stream.set_nodelay(true);
                     }
-                    let connection = serve_one(stream, peer, stopping.clone());
-                    let alive = alive.clone();
-                    tokio::spawn(async move {
-                        connection.await;
-                        drop(alive);
-                    });
+                    tokio::spawn(serve_one(stream, peer, stopping.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -310,9 +365,9 @@ where
         }
     }
     drop(listener);
+    drop(stopping);
     let _ = stop.send(true);
-    drop(alive);
-    if tokio::time::timeout(config.shutdown_grace, closed.recv())
+    if tokio::time::timeout(config.shutdown_grace, stop.closed())
         .await
         .is_err()
     {

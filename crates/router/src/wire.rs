@@ -18,10 +18,12 @@ pub(crate) struct Buf {
     end: usize,
 }
 
-/// Buffer sizes worth recycling: the client head buffer and the body buffer.
+/// Buffer sizes worth recycling: the client head buffer and the body buffer as it starts.
 pub(crate) const HEAD_BUF: usize = 4096;
+pub(crate) const BODY_BUF_START: usize = 16 * 1024;
+/// A body buffer that reads fill up grows, doubling, to this.
 pub(crate) const BODY_BUF: usize = 64 * 1024;
-/// Spare buffers kept per thread and size (at most 32 × 68 KB).
+/// Spare buffers kept per thread and size (at most 32 × 20 KB).
 const SPARE_MAX: usize = 32;
 
 thread_local! {
@@ -33,7 +35,7 @@ thread_local! {
 fn spare_slot(len: usize) -> Option<usize> {
     match len {
         HEAD_BUF => Some(0),
-        BODY_BUF => Some(1),
+        BODY_BUF_START => Some(1),
         _ => None,
     }
 }
@@ -141,6 +143,17 @@ impl Buf {
         }
     }
 
+    /// Fills the buffer's free room with `read` (a non-blocking read); its count as returned.
+    pub(crate) fn fill_with(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let spare = self.spare(self.data.len().max(HEAD_BUF));
+        let n = read(spare)?;
+        self.end += n.min(spare.len());
+        Ok(n)
+    }
+
     /// Reads once from `io` into the buffer; `Ok(0)` is end of stream.
     pub(crate) fn poll_fill<S: AsyncRead + Unpin + ?Sized>(
         &mut self,
@@ -152,10 +165,16 @@ impl Buf {
         if spare.is_empty() {
             return Poll::Ready(Err(io::Error::other("read buffer full")));
         }
+        let room = spare.len();
         let mut read = ReadBuf::new(spare);
         ready!(Pin::new(io).poll_read(cx, &mut read))?;
         let n = read.filled().len();
         self.end += n;
+        // A read that filled all the room asks for more next time (up to `max`).
+        if n == room && self.data.len() < max {
+            let grown = (self.data.len() * 2).min(max);
+            self.data.resize(grown, 0);
+        }
         Poll::Ready(Ok(n))
     }
 }

@@ -1,7 +1,7 @@
 //! The router as `slipway server` runs it: one thread per core, each with its own event loop and
 //! `SO_REUSEPORT` listener (`Router::serve_per_core`), over real loopback TCP: many client
-//! connections all answered, route changes seen by every thread, HTTPS on the same threads, a
-//! busy port refused, and a clean stop.
+//! connections all answered, route changes seen by every thread, HTTPS on the same threads (with
+//! session resumption), a busy port refused, and a clean stop.
 
 mod common;
 
@@ -163,12 +163,20 @@ async fn https_is_served_on_per_core_threads() {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    for _ in 0..10 {
+    for attempt in 0..10 {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let mut tls = connector
             .connect(ServerName::try_from("app.example.com").unwrap(), tcp)
             .await
             .unwrap();
+        // A returning client resumes its session (a ticket from any thread), skipping the
+        // certificate signature.
+        let expected = if attempt == 0 {
+            rustls::HandshakeKind::Full
+        } else {
+            rustls::HandshakeKind::Resumed
+        };
+        assert_eq!(tls.get_ref().1.handshake_kind(), Some(expected));
         tls.write_all(
             b"GET /headers HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n",
         )

@@ -634,6 +634,43 @@ async fn keep_alive_on_both_sides() {
     router.stop().await;
 }
 
+/// A client connection keeps its dyno connection between quick requests, but one that idles
+/// gives it back to the pool (after 2 s), so idle clients hold no dyno connections: the next
+/// client reuses it.
+#[tokio::test]
+async fn an_idle_client_gives_its_dyno_connection_back_to_the_pool() {
+    let (web, accepted) = backend_counting("web.1").await;
+    let router = TestRouter::start(
+        table(&[(
+            "demo.localhost",
+            route("demo", RouteStatus::Serving, &[("web.1", web)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let mut first = router.client().await;
+    assert_eq!(first.get("demo.localhost", "/").await.status, 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!first.is_closed(), "the idle client connection stays open");
+    let mut second = router.client().await;
+    assert_eq!(second.get("demo.localhost", "/").await.status, 200);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second client reused the idle client's dyno connection"
+    );
+    let lines = router.logs.wait_for(2).await;
+    assert!(
+        lines[1].1.message.contains(" connect=0ms "),
+        "{}",
+        lines[1].1.message
+    );
+    // The first client still works (with a pooled or new dyno connection).
+    assert_eq!(first.get("demo.localhost", "/").await.status, 200);
+    router.stop().await;
+}
+
 #[tokio::test]
 async fn route_updates_apply_to_the_next_request_on_the_same_connection() {
     let old = backend("old").await;
