@@ -5,10 +5,11 @@
 # per request (`Connection: close`), over HTTP and over HTTPS (nginx and the router terminate
 # TLS: TLS 1.3, ECDSA P-256 certificates, session tickets, both; "direct" stays plain HTTP, the
 # no-proxy reference).
-# Then a latency pass with LATENCY_CONNECTIONS (1) keep-alive client: the time one hop adds.
+# Then a latency pass with LATENCY_CONNECTIONS (1) keep-alive client: the time one hop adds
+# (medians over LATENCY_ROUNDS interleaved rounds).
 # Prints req/s, p50, p99 and ratios to direct and to nginx, then the router's resident memory
 # with IDLE_CONNECTIONS (10,000) idle client connections open.
-# Bounded: DURATION seconds per case (default 10), 21 cases.
+# Bounded: DURATION seconds per case (default 10), 27 cases.
 # Knobs: DURATION, CONNECTIONS (50), THREADS (wrk threads, 1), BENCH_ROUTER_THREADS (router
 # threads, as `slipway server --router-threads`; default one per core, like nginx's
 # `worker_processes auto`), LATENCY_CONNECTIONS, IDLE_CONNECTIONS, CARGO_TARGET_DIR. The
@@ -157,10 +158,22 @@ for k in https-keepalive-small https-keepalive-100k https-close-small; do
     case_ "$k" slipway "https://$ROUTER_TLS$path" "$CONNECTIONS" "$header"
 done
 # Latency: one keep-alive client at a time, so queueing on the shared cores stays out of it.
+# Single-client figures swing with where the scheduler puts the processes, so the three are
+# interleaved over LATENCY_ROUNDS (3) rounds and the median of each column is kept.
 k="latency-c$LATENCY_CONNECTIONS"; CASES+=("$k")
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+declare -A LAT_RPS LAT_P50 LAT_P99
+for round in $(seq 1 "${LATENCY_ROUNDS:-3}"); do
+    for via in direct nginx slipway; do
+        case $via in direct) addr=$BACKEND ;; nginx) addr=$NGINX ;; slipway) addr=$ROUTER ;; esac
+        read -r rps p50 p99 < <(run "$k-$via-$round" "http://$addr/" "$LATENCY_CONNECTIONS")
+        LAT_RPS[$via]+="$rps "; LAT_P50[$via]+="$(to_us "$p50") "; LAT_P99[$via]+="$(to_us "$p99") "
+    done
+done
 for via in direct nginx slipway; do
-    case $via in direct) addr=$BACKEND ;; nginx) addr=$NGINX ;; slipway) addr=$ROUTER ;; esac
-    case_ "$k" "$via" "http://$addr/" "$LATENCY_CONNECTIONS"
+    # shellcheck disable=SC2086
+    RPS[$k-$via]=$(median ${LAT_RPS[$via]}); P50[$k-$via]=$(median ${LAT_P50[$via]}); P99[$k-$via]=$(median ${LAT_P99[$via]})
+    printf '%-18s %-8s %12s %9sus %9sus   (median of %s rounds)\n' "$k" "$via" "${RPS[$k-$via]}" "${P50[$k-$via]}" "${P99[$k-$via]}" "${LATENCY_ROUNDS:-3}"
 done
 echo
 for k in "${CASES[@]}"; do
