@@ -10,6 +10,12 @@
 //! request with H28 ([`RequestBody`]); a connection whose responses wait on a client that
 //! has read nothing for `idle_timeout` is cut, and those streams are logged H28. A stream the
 //! client resets before its response ended is logged H27 (status 499).
+//!
+//! WebSockets over HTTP/2 (RFC 8441): the router advertises extended CONNECT; a `CONNECT` with
+//! `:protocol websocket` (or any other protocol) goes to the dyno as an HTTP/1.1 `GET` with
+//! `Connection: upgrade`, `Upgrade: <protocol>` (and a `Sec-WebSocket-Key`, which HTTP/2
+//! clients do not send); the dyno's `101` becomes a `200` for the client, and the stream then
+//! carries the bytes both ways.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -298,6 +304,7 @@ pub(crate) async fn serve_h2<S>(
     let connection = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(256)
+        .enable_connect_protocol()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -443,6 +450,24 @@ fn restore_upgrade(headers: &mut http::HeaderMap, upgrade: HeaderValue) {
     headers.insert(UPGRADE, upgrade);
 }
 
+/// The protocol of an HTTP/2 extended CONNECT (RFC 8441), such as `websocket`.
+fn extended_connect(request: &Request<Incoming>) -> Option<HeaderValue> {
+    if request.method() != http::Method::CONNECT {
+        return None;
+    }
+    let protocol = request.extensions().get::<hyper::ext::Protocol>()?;
+    HeaderValue::from_str(protocol.as_str()).ok()
+}
+
+/// A fresh `Sec-WebSocket-Key` (16 random bytes, base64) for a WebSocket the client opened
+/// over HTTP/2, where the key does not exist; the dyno's HTTP/1.1 handshake needs one.
+fn websocket_key() -> HeaderValue {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    HeaderValue::from_str(&key)
+        .unwrap_or_else(|_| HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
+}
+
 /// Request headers as the dyno sees them. Returns the requested `Upgrade`, if any.
 fn prepare_request(
     listener: Listener,
@@ -450,7 +475,21 @@ fn prepare_request(
     received: SystemTime,
     log: &PendingLog,
 ) -> Option<HeaderValue> {
-    let upgrade = requested_upgrade(request.headers());
+    let upgrade = match extended_connect(request) {
+        Some(protocol) => {
+            // HTTP/2 WebSocket (RFC 8441) → the HTTP/1.1 handshake the dyno expects.
+            *request.method_mut() = http::Method::GET;
+            if protocol.as_bytes().eq_ignore_ascii_case(b"websocket")
+                && !request.headers().contains_key("sec-websocket-key")
+            {
+                request
+                    .headers_mut()
+                    .insert("sec-websocket-key", websocket_key());
+            }
+            Some(protocol)
+        }
+        None => requested_upgrade(request.headers()),
+    };
     // HTTP/2 carries the host in `:authority`; dynos speak HTTP/1.1 and need `Host`.
     if !request.headers().contains_key(HOST) {
         if let Some(host) = request
@@ -531,6 +570,7 @@ async fn forward(
     listener: Listener,
 ) -> Response<ResponseBody> {
     let config = &shared.config;
+    let over_h2 = request.version() == Version::HTTP_2;
     let client_upgrade = prepare_request(listener, &mut request, received, &log)
         .is_some()
         .then(|| hyper::upgrade::on(&mut request));
@@ -570,7 +610,14 @@ async fn forward(
                 Some(Ok(response)) => {
                     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                         if let Some(client_side) = client_upgrade.take() {
-                            return switch_protocols(response, client_side, log, service_start);
+                            return switch_protocols(
+                                response,
+                                client_side,
+                                log,
+                                service_start,
+                                over_h2,
+                                config.idle_timeout,
+                            );
                         }
                     }
                     let (mut parts, body) = response.into_parts();
@@ -623,31 +670,38 @@ async fn forward(
 }
 
 /// Relays a `101 Switching Protocols` (WebSocket and any other `Upgrade`) and then copies bytes
-/// both ways between client and dyno until either side closes.
+/// both ways between client and dyno until either side closes. To an HTTP/2 client (extended
+/// CONNECT) the switch is a `200` without connection headers.
 fn switch_protocols(
     mut response: Response<Incoming>,
     client_side: hyper::upgrade::OnUpgrade,
     mut log: PendingLog,
     service_start: Instant,
+    over_h2: bool,
+    idle: Duration,
 ) -> Response<ResponseBody> {
     let dyno_side = hyper::upgrade::on(&mut response);
     let (mut parts, _) = response.into_parts();
     let upgrade = parts.headers.get(UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
     add_via(&mut parts.headers);
-    if let Some(upgrade) = upgrade {
+    if over_h2 {
+        parts.status = StatusCode::OK;
+        parts.headers.remove("sec-websocket-accept");
+    } else if let Some(upgrade) = upgrade {
         restore_upgrade(&mut parts.headers, upgrade);
     }
-    log.entry.status = parts.status.as_u16();
+    // Logged as the dyno answered (101), whatever the client saw.
+    log.entry.status = StatusCode::SWITCHING_PROTOCOLS.as_u16();
     log.entry.service = Some(service_start.elapsed());
     log.emit();
     tokio::spawn(async move {
         match (client_side.await, dyno_side.await) {
             (Ok(client), Ok(dyno)) => {
-                let mut client = hyper_util::rt::TokioIo::new(client);
-                let mut dyno = hyper_util::rt::TokioIo::new(dyno);
-                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut dyno).await {
-                    tracing::debug!(%error, "upgraded connection ended with an error");
+                let client = hyper_util::rt::TokioIo::new(client);
+                let dyno = hyper_util::rt::TokioIo::new(dyno);
+                if !relay_until_idle(client, dyno, idle).await {
+                    tracing::debug!(?idle, "upgraded connection idle in both directions; closed");
                 }
             }
             (client, dyno) => {
@@ -660,6 +714,66 @@ fn switch_protocols(
         }
     });
     Response::from_parts(parts, ResponseBody::full(bytes::Bytes::new()))
+}
+
+/// Copies bytes both ways until both sides have finished (each end of stream is passed on as
+/// a shutdown) or nothing moved in either direction for `idle` (the 55 s rule for upgraded
+/// connections). False when it ended for idleness.
+async fn relay_until_idle<A, B>(client: A, dyno: B, idle: Duration) -> bool
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let start = tokio::time::Instant::now();
+    // Milliseconds after `start` of the last byte in either direction.
+    let last = AtomicU64::new(0);
+    let (client_read, client_write) = tokio::io::split(client);
+    let (dyno_read, dyno_write) = tokio::io::split(dyno);
+    let both = async {
+        let (up, down) = tokio::join!(
+            pump(client_read, dyno_write, &last, start),
+            pump(dyno_read, client_write, &last, start)
+        );
+        if let Err(error) = up.and(down) {
+            tracing::debug!(%error, "upgraded connection ended with an error");
+        }
+    };
+    let watchdog = async {
+        loop {
+            let quiet_until = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+            if tokio::time::Instant::now() >= quiet_until {
+                return;
+            }
+            tokio::time::sleep_until(quiet_until).await;
+        }
+    };
+    tokio::select! {
+        () = both => true,
+        () = watchdog => false,
+    }
+}
+
+/// One direction of [`relay_until_idle`]: copies until end of stream, then shuts `to` down.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    last: &std::sync::atomic::AtomicU64,
+    start: tokio::time::Instant,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+        last.store(
+            start.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -517,3 +517,155 @@ async fn http2_clients_that_go_silent_or_reset_streams_get_h28_and_h27() {
     assert!(line.contains(" status=200 bytes=300000 "), "{line}");
     router.stop().await;
 }
+
+/// A dyno that speaks only HTTP/1.1 WebSocket handshakes: it reads one request head, sends it
+/// back to the test, answers 101 and then echoes bytes.
+async fn websocket_dyno() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (heads, received) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = heads
+                    .send(String::from_utf8_lossy(&head).into_owned())
+                    .await;
+                stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut buf = [0u8; 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, received)
+}
+
+/// WebSockets over HTTP/2 (RFC 8441 extended CONNECT): the dyno gets an HTTP/1.1 upgrade with
+/// a `Sec-WebSocket-Key`, the client a 200, and bytes flow both ways on the stream; the
+/// stream is closed after the idle window without traffic.
+#[tokio::test]
+async fn websockets_over_http2_reach_the_dyno_as_an_http1_upgrade() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (dyno, mut heads) = websocket_dyno().await;
+    let plain = backend("web.2").await;
+    let idle = Duration::from_millis(600);
+    let router = TlsRouter::start_with(
+        table(&[
+            (
+                "chat.localhost",
+                route("chat", RouteStatus::Serving, &[("web.1", dyno)]),
+            ),
+            (
+                "demo.localhost",
+                route("demo", RouteStatus::Serving, &[("web.1", plain)]),
+            ),
+        ]),
+        RouterConfig {
+            listen_port_for_header: 8080,
+            idle_timeout: idle,
+            ..RouterConfig::default()
+        },
+    )
+    .await;
+    let stream = router
+        .connect("chat.localhost", &router.ca, &[b"h2"])
+        .await
+        .unwrap();
+    let mut sender = h2_client(stream).await;
+    // One ordinary request first, so the client has the router's settings (extended CONNECT).
+    assert_eq!(h2_get(&mut sender, "demo.localhost", "/").await.status, 200);
+
+    let mut request = Request::builder()
+        .method("CONNECT")
+        .uri("https://chat.localhost/socket?room=1")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "chat")
+        .body(full(Bytes::new()))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("connection").is_none());
+
+    let head = heads.recv().await.unwrap().to_ascii_lowercase();
+    assert!(
+        head.starts_with("get /socket?room=1 http/1.1\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        seen(&head.replace("\r\n", "\n"), "upgrade"),
+        ["websocket"],
+        "{head}"
+    );
+    assert_eq!(
+        seen(&head.replace("\r\n", "\n"), "connection"),
+        ["upgrade"],
+        "{head}"
+    );
+    assert_eq!(
+        seen(&head.replace("\r\n", "\n"), "sec-websocket-version"),
+        ["13"],
+        "{head}"
+    );
+    assert_eq!(
+        seen(&head.replace("\r\n", "\n"), "sec-websocket-protocol"),
+        ["chat"],
+        "{head}"
+    );
+    assert_eq!(
+        seen(&head.replace("\r\n", "\n"), "host"),
+        ["chat.localhost"],
+        "{head}"
+    );
+    let key = seen(&head.replace("\r\n", "\n"), "sec-websocket-key");
+    assert_eq!(key.len(), 1, "{head}");
+    assert_eq!(key[0].len(), 24, "a base64 16-byte key: {head}");
+
+    let mut io = TokioIo::new(hyper::upgrade::on(&mut response).await.unwrap());
+    for message in [&b"hello over h2"[..], b"second frame"] {
+        io.write_all(message).await.unwrap();
+        let mut back = vec![0u8; message.len()];
+        io.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, message);
+    }
+    let lines = router.logs.wait_for(2).await;
+    let line = &messages(&lines, "chat")[0];
+    // Logged as the client asked (CONNECT), with the dyno's 101.
+    assert!(
+        line.starts_with("at=info method=CONNECT path=\"/socket?room=1\" host=chat.localhost "),
+        "{line}"
+    );
+    assert!(
+        line.contains(" status=101 ") && line.ends_with(" protocol=https"),
+        "{line}"
+    );
+
+    // Quiet in both directions for the idle window: the router closes the stream.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(idle * 5, io.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "an idle upgraded stream was never closed");
+    router.stop().await;
+}
