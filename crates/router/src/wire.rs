@@ -43,13 +43,19 @@ fn spare_slot(len: usize) -> Option<usize> {
 /// A zeroed or recycled vector of exactly `len` bytes.
 fn take_vec(len: usize) -> Vec<u8> {
     spare_slot(len)
-        .and_then(|slot| SPARE.with(|spare| spare.borrow_mut()[slot].pop()))
+        .and_then(|slot| {
+            SPARE
+                .try_with(|spare| spare.borrow_mut()[slot].pop())
+                .ok()
+                .flatten()
+        })
         .unwrap_or_else(|| vec![0; len])
 }
 
 fn give_back(data: Vec<u8>) {
     if let Some(slot) = spare_slot(data.len()) {
-        SPARE.with(|spare| {
+        // `try_with`: a buffer dropped while its thread exits is simply freed.
+        let _ = SPARE.try_with(|spare| {
             let list = &mut spare.borrow_mut()[slot];
             if list.len() < SPARE_MAX {
                 list.push(data);
