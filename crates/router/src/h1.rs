@@ -333,7 +333,6 @@ where
     let start = Start {
         rbuf,
         parkable: false,
-        idle_until: None,
     };
     match serve_connection_with(shared, io, peer, listener, stopping, start).await {
         Ended::Closed(io) | Ended::Parked { io, .. } => io,
@@ -347,9 +346,6 @@ pub(crate) struct Start {
     /// Whether the engine may hand back an idle connection ([`Ended::Parked`]) instead of
     /// waiting in it: only for streams whose readiness the caller can wait on without reading.
     pub(crate) parkable: bool,
-    /// When an idle keep-alive connection closes, if it was parked before (else
-    /// `client_keepalive_idle` after the start).
-    pub(crate) idle_until: Option<Instant>,
 }
 
 /// How [`serve_connection_with`] ended.
@@ -394,19 +390,18 @@ where
         backlog: None,
         body_unfinished: false,
         parkable: start.parkable,
-        idle_until: start.idle_until,
-        parked: false,
+        parked: None,
     };
     conn.run(&mut stopping).await;
     if let Some(upstream) = conn.upstream.take() {
         shared.upstreams.put(upstream);
     }
-    match (conn.parked, conn.idle_until) {
-        (true, Some(idle_until)) => Ended::Parked {
+    match conn.parked {
+        Some(idle_until) => Ended::Parked {
             io: conn.io,
             idle_until,
         },
-        _ => Ended::Closed(conn.io),
+        None => Ended::Closed(conn.io),
     }
 }
 
@@ -438,10 +433,9 @@ struct Conn<'s, S> {
     body_unfinished: bool,
     /// See [`Start::parkable`].
     parkable: bool,
-    /// When the current keep-alive idle period ends (set while waiting for a request).
-    idle_until: Option<Instant>,
-    /// `run` returned to park the connection (see [`Ended::Parked`]).
-    parked: bool,
+    /// `run` returned to park the connection until this keep-alive deadline (see
+    /// [`Ended::Parked`]).
+    parked: Option<Instant>,
 }
 
 /// Decrements an app's in-flight counter when the request ends.
@@ -492,10 +486,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     ) -> Option<Result<RequestLine, HeadError>> {
         let limits = self.limits();
         let config = &self.shared.config;
-        let idle_deadline = self
-            .idle_until
-            .take()
-            .unwrap_or_else(|| Instant::now() + config.client_keepalive_idle);
+        let idle_deadline = Instant::now() + config.client_keepalive_idle;
         let mut head_deadline =
             (!self.rbuf.is_empty()).then(|| Instant::now() + config.header_read_timeout);
         loop {
@@ -559,8 +550,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 read.await
             };
             if park {
-                self.idle_until = Some(deadline);
-                self.parked = true;
+                self.parked = Some(deadline);
                 return None;
             }
             match result {

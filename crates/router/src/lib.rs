@@ -272,7 +272,6 @@ async fn serve_when_readable(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut idle_until = tokio::time::Instant::now() + shared.config.client_keepalive_idle;
-    let mut parked_before = false;
     loop {
         let rbuf = loop {
             // `readable` may report a fresh socket ready; the read below tells for sure.
@@ -293,7 +292,6 @@ async fn serve_when_readable(
         let start = h1::Start {
             rbuf,
             parkable: true,
-            idle_until: parked_before.then_some(idle_until),
         };
         let engine = h1::serve_connection_with(
             shared.clone(),
@@ -312,7 +310,6 @@ async fn serve_when_readable(
             } => {
                 stream = io;
                 idle_until = until;
-                parked_before = true;
             }
         }
     }

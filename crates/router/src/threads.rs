@@ -14,6 +14,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use socket2::{Domain, Socket, Type};
@@ -27,8 +28,13 @@ thread_local! {
     static WORKER: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The router thread this code runs on: 1.. on [`Router::serve_per_core`] threads, 0 anywhere
-/// else (a multi-threaded runtime, where tasks move between threads anyway).
+/// Numbers router threads process-wide (the HTTP and the HTTPS threads run separate event
+/// loops, so they must not share a number).
+static NEXT_WORKER: AtomicUsize = AtomicUsize::new(1);
+
+/// The router thread this code runs on: 1.. on [`Router::serve_per_core`] threads, each its
+/// own number; 0 anywhere else (a multi-threaded runtime, where tasks move between threads
+/// anyway).
 pub(crate) fn worker() -> usize {
     WORKER.with(Cell::get)
 }
@@ -110,11 +116,11 @@ impl Router {
             let handle = std::thread::Builder::new()
                 .name(format!("router-{}", index + 1))
                 .spawn(move || {
-                    WORKER.with(|worker| worker.set(index + 1));
+                    WORKER.with(|worker| worker.set(NEXT_WORKER.fetch_add(1, Ordering::Relaxed)));
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
-                    runtime.block_on(serve_one(router, listener, acceptor, stop))
+                    runtime.block_on(serve_listener(router, listener, acceptor, stop))
                 })?;
             handles.push(handle);
         }
@@ -122,7 +128,7 @@ impl Router {
     }
 }
 
-async fn serve_one(
+async fn serve_listener(
     router: Router,
     listener: std::net::TcpListener,
     acceptor: Option<Acceptor>,

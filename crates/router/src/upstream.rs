@@ -167,10 +167,15 @@ impl Upstreams {
         counter
     }
 
-    /// Drops idle connections that timed out or whose dyno is no longer routed.
+    /// Drops this router thread's idle connections that timed out or whose dyno is no longer
+    /// routed (every thread runs its own reaper; see [`crate::threads::worker`]).
     pub(crate) fn reap(&self, live: Option<&HashSet<SocketAddr>>) -> usize {
+        let worker = crate::threads::worker();
         let mut idle = lock(&self.idle);
-        idle.retain(|(_, addr), list| {
+        idle.retain(|(owner, addr), list| {
+            if *owner != worker {
+                return true;
+            }
             if live.is_some_and(|live| !live.contains(addr)) {
                 return false;
             }
