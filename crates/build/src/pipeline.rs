@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use slipway_runtime::{
-    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, OutputSink, Runtime, Stream,
+    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, Network, OutputSink, Runtime,
+    Stream,
 };
 
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
@@ -392,6 +393,7 @@ impl StepRunner<'_> {
             gid: request.gid,
             hostname: "build".to_string(),
             limits: Limits::default(),
+            network: Network::Host,
         };
         tracing::debug!(id = %spec.id, args = ?spec.args, "running build step");
         let id = spec.id.clone();

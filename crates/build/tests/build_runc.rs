@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::Harness;
 use slipway_build::MountView;
 use slipway_runtime::{
-    run_to_completion, ContainerSpec, Limits, OutputSink, RuncConfig, RuncRuntime, Runtime,
+    run_to_completion, ContainerSpec, Limits, Network, OutputSink, RuncConfig, RuncRuntime, Runtime,
 };
 
 const NOBODY: u32 = 65534;
@@ -84,6 +84,7 @@ async fn python_app_offline_and_runs_at_app() {
         gid: NOBODY,
         hostname: "dyno".to_string(),
         limits: Limits::default(),
+        network: Network::Host,
     };
     let status = run_to_completion(h.runtime.as_ref() as &dyn Runtime, spec, sink)
         .await

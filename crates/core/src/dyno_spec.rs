@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use slipway_runtime::{ContainerSpec, Limits};
+use slipway_runtime::{ContainerSpec, Limits, Network};
 use uuid::Uuid;
 
 use crate::model::ConfigVars;
@@ -94,7 +94,9 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
             memory_reservation_bytes: Some(quota),
             pids: Some(pids),
             cpu_shares: Some(1024 * quota / (512 * 1024 * 1024)),
+            disk_bytes: None,
         },
+        network: Network::Host,
     }
 }
 

@@ -9,6 +9,7 @@
 //! receives fully resolved [`ContainerSpec`]s and reports output and exits through callbacks.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,20 @@ pub struct ContainerSpec {
     pub gid: u32,
     pub hostname: String,
     pub limits: Limits,
+    /// Which network the container gets.
+    pub network: Network,
+}
+
+/// A container's network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Network {
+    /// The host's own network namespace (the process runtime; logic tests).
+    #[default]
+    Host,
+    /// A network namespace of its own, joined to the platform's bridge with an address of the
+    /// dyno subnet ([`RunningContainer::address`]); outbound traffic leaves through NAT, and the
+    /// firewall keeps it from the host, its loopback services and every other container.
+    Isolated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +80,9 @@ pub struct Limits {
     pub memory_reservation_bytes: Option<u64>,
     pub pids: Option<i64>,
     pub cpu_shares: Option<u64>,
+    /// What the container may write to its writable layers (the ephemeral `/app` layer and
+    /// `/tmp`) together; beyond it writes fail with ENOSPC.
+    pub disk_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +125,9 @@ pub struct RunningContainer {
     pub id: String,
     /// Host pid of the container's first process.
     pub pid: u32,
+    /// The container's own address on the dyno network ([`Network::Isolated`]); `None` on the
+    /// host network, where it listens on the host's loopback.
+    pub address: Option<IpAddr>,
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }
 
@@ -117,6 +138,8 @@ pub struct ContainerInfo {
     pub pid: Option<u32>,
     pub running: bool,
     pub labels: BTreeMap<String, String>,
+    /// As [`RunningContainer::address`].
+    pub address: Option<IpAddr>,
 }
 
 /// What [`Runtime::stop`] had to do.

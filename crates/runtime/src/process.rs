@@ -164,6 +164,7 @@ impl Runtime for ProcessRuntime {
         Ok(RunningContainer {
             id: spec.id,
             pid,
+            address: None,
             exited: exit_rx,
         })
     }
@@ -196,6 +197,7 @@ impl Runtime for ProcessRuntime {
             .map(|(id, e)| ContainerInfo {
                 id: id.clone(),
                 pid: Some(e.pid),
+                address: None,
                 running: true,
                 labels: e.labels.clone(),
             })
@@ -208,7 +210,7 @@ impl Runtime for ProcessRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{run_to_completion, BindMount, Limits};
+    use crate::{run_to_completion, BindMount, Limits, Network};
 
     type Lines = Arc<Mutex<Vec<(Stream, String)>>>;
 
@@ -234,6 +236,7 @@ mod tests {
             gid: 1000,
             hostname: "test".into(),
             limits: Limits::default(),
+            network: Network::Host,
         }
     }
 

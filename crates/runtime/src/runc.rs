@@ -910,6 +910,7 @@ impl Runtime for RuncRuntime {
         Ok(RunningContainer {
             id,
             pid,
+            address: None,
             exited: exit_rx,
         })
     }
@@ -1092,6 +1093,7 @@ impl Runtime for RuncRuntime {
         Ok(RunningContainer {
             id: id.to_string(),
             pid: pid.unwrap_or(0),
+            address: None,
             exited: exit_rx,
         })
     }
@@ -1138,6 +1140,7 @@ impl Runtime for RuncRuntime {
                 pid,
                 running,
                 labels,
+                address: None,
             });
         }
         Ok(list)

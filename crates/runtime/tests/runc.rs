@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slipway_runtime::{
-    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, OutputSink, RuncConfig,
-    RuncRuntime, Runtime, RuntimeError, StopOutcome, Stream,
+    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, Network, OutputSink,
+    RuncConfig, RuncRuntime, Runtime, RuntimeError, StopOutcome, Stream,
 };
 
 const UID: u32 = 4321;
@@ -166,6 +166,7 @@ fn spec(id: &str, script: &str) -> ContainerSpec {
         gid: GID,
         hostname: "dyno-host".into(),
         limits: Limits::default(),
+        network: Network::Host,
     }
 }
 
