@@ -15,11 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
+mod net;
 mod oom;
 mod process;
 mod runc;
 
 pub use process::ProcessRuntime;
+pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
 pub use runc::{RuncConfig, RuncRuntime};
 
 /// Everything needed to start one container. Paths are host paths.
@@ -166,6 +168,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the network of container {id}: {reason}")]
+    Network { id: String, reason: String },
     #[error("runc {action} for container {id} failed: {stderr}")]
     Runc {
         id: String,

@@ -25,8 +25,13 @@
 //!   its build dir there), in which case that bind is used.
 //! - `binds` are applied in order after `/app` (so they may target paths below it), as
 //!   recursive binds, read-only when asked. Mountpoints are created by runc.
-//! - Namespaces: pid, mount, uts, ipc — deliberately NOT network: dynos share the host network
-//!   and bind `$PORT` on loopback. The hostname is `spec.hostname` (the id if empty).
+//! - Namespaces: pid, mount, uts, ipc, and for [`Network::Isolated`] network: a namespace of
+//!   its own, created by `net.rs` before `runc run` and bind-mounted at `bundle/netns` (runc
+//!   joins it by path), with a veth to the runtime's bridge and an address of the dyno subnet
+//!   (`network.json` in the bundle); see `net.rs` for the firewall. Without a
+//!   [`RuncConfig::network`], an isolated container gets a namespace with only `lo`.
+//!   [`Network::Host`] containers share the host network. The hostname is `spec.hostname` (the
+//!   id if empty).
 //! - Process: `args`, exactly `env`, `cwd`, `uid:gid` without supplementary groups,
 //!   `noNewPrivileges`, no capabilities at all, `RLIMIT_NOFILE` 65536 (capped at this
 //!   process's own hard limit, which even root may be unable to exceed), no terminal, stdin
@@ -78,9 +83,10 @@ use oci_spec::runtime::{
 use tokio::sync::{oneshot, watch};
 
 use crate::common::{pump_lines, validate_spec, OutputGate};
+use crate::net::{Allocator, Attachment, NetworkConfig};
 use crate::{
-    ContainerInfo, ContainerSpec, ExitStatus, OutputSink, RunningContainer, Runtime, RuntimeError,
-    StopOutcome, Stream,
+    ContainerInfo, ContainerSpec, ExitStatus, Network, OutputSink, RunningContainer, Runtime,
+    RuntimeError, StopOutcome, Stream,
 };
 
 /// Where runc keeps its state and where bundles live.
@@ -94,6 +100,9 @@ pub struct RuncConfig {
     /// First component of every container's cgroup path (`/<cgroup_parent>/<id>`).
     /// Default `slipway`.
     pub cgroup_parent: String,
+    /// The dyno network for [`Network::Isolated`] containers: bridge, subnet, firewall.
+    /// `None`: isolated containers get a network namespace with only a loopback interface.
+    pub network: Option<NetworkConfig>,
 }
 
 impl RuncConfig {
@@ -103,6 +112,7 @@ impl RuncConfig {
             state_dir: state_dir.into(),
             runc_binary: PathBuf::from("runc"),
             cgroup_parent: "slipway".to_string(),
+            network: None,
         }
     }
 }
@@ -138,6 +148,8 @@ struct Inner {
     /// `RLIMIT_NOFILE` for containers: [`NOFILE`] capped at our own hard limit.
     nofile: u64,
     active: Active,
+    /// The dyno network and its address allocator (see `net.rs`).
+    network: Option<(NetworkConfig, Mutex<Allocator>)>,
     /// Containers whose memory cgroup saw an OOM kill (R15).
     oom_kills: crate::oom::OomKills,
 }
@@ -230,6 +242,23 @@ impl RuncRuntime {
                 _ => {}
             }
         }
+        let network = match config.network {
+            None => None,
+            Some(net) => {
+                crate::net::setup_host(&net).map_err(|reason| RuntimeError::Network {
+                    id: NEW.into(),
+                    reason,
+                })?;
+                // Addresses of containers a previous instance left running stay theirs.
+                let used = std::fs::read_dir(state_dir.join("containers"))
+                    .map_err(io_err(NEW, "list the bundles of"))?
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| Attachment::read(&e.path()))
+                    .map(|a| a.address);
+                let allocator = Allocator::new(net.clone(), used);
+                Some((net, Mutex::new(allocator)))
+            }
+        };
         let memory_v1 = Path::new("/sys/fs/cgroup/memory");
         let memsw = !memory_v1.is_dir() || memory_v1.join("memory.memsw.limit_in_bytes").exists();
         Ok(RuncRuntime {
@@ -243,6 +272,7 @@ impl RuncRuntime {
                 memsw,
                 nofile: own_nofile_hard_limit().map_or(NOFILE, |hard| hard.min(NOFILE)),
                 active: Arc::default(),
+                network,
                 oom_kills: Default::default(),
             }),
         })
@@ -338,6 +368,10 @@ impl Inner {
             }
         }
         let bundle = self.bundle(id);
+        let attachment = Attachment::read(&bundle);
+        if let Some(attachment) = &attachment {
+            crate::net::delete_veth(&attachment.veth);
+        }
         let id = id.to_string();
         let result = tokio::task::spawn_blocking(move || {
             unmount_under(&bundle);
@@ -351,6 +385,67 @@ impl Inner {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(id, error = %e, "removing the bundle failed"),
             Err(e) => tracing::warn!(id, error = %e, "cleanup task failed"),
+        }
+        // Freed only now that the veth is gone and the bundle no longer records it.
+        if let (Some(attachment), Some((_, allocator))) = (attachment, &self.network) {
+            allocator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .free(attachment.address);
+        }
+    }
+
+    /// Creates the network namespace of an isolated container (see `net.rs`) and returns its
+    /// address on the dyno network, if the runtime has one.
+    async fn setup_network(
+        &self,
+        id: &str,
+        bundle: &Path,
+    ) -> Result<Option<std::net::IpAddr>, RuntimeError> {
+        let net_err = |reason: String| RuntimeError::Network {
+            id: id.to_string(),
+            reason,
+        };
+        let attach = match &self.network {
+            None => None,
+            Some((config, allocator)) => {
+                let attachment = allocator
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .allocate()
+                    .ok_or_else(|| {
+                        net_err(format!(
+                            "the dyno subnet {} has no free address left; stop some containers \
+                             or choose a larger --dyno-subnet",
+                            config.subnet
+                        ))
+                    })?;
+                // Recorded before anything exists, so that cleanup frees what was made.
+                if let Err(e) = attachment.write(bundle) {
+                    allocator
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .free(attachment.address);
+                    return Err(io_err(id, "record the address of")(e));
+                }
+                Some((config.clone(), attachment))
+            }
+        };
+        let netns = bundle.join(crate::net::NETNS_FILE);
+        let address = attach.as_ref().map(|(_, a)| std::net::IpAddr::V4(a.address));
+        let (tx, rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("slipway-netns".into())
+            .spawn(move || {
+                let result =
+                    crate::net::create_netns(&netns, attach.as_ref().map(|(c, a)| (c, a)));
+                let _ = tx.send(result);
+            })
+            .map_err(io_err(id, "start the network set-up of"))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(address),
+            Ok(Err(reason)) => Err(net_err(reason)),
+            Err(_) => Err(net_err("the network set-up thread died".into())),
         }
     }
 
@@ -559,6 +654,15 @@ impl Inner {
         .into_iter()
         .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
         .collect::<Result<Vec<_>, _>>()?;
+        let mut namespaces = namespaces;
+        if spec.network == Network::Isolated {
+            namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .path(bundle.join(crate::net::NETNS_FILE))
+                    .build()?,
+            );
+        }
         let linux = LinuxBuilder::default()
             .namespaces(namespaces)
             .resources(resources.build()?)
@@ -777,6 +881,16 @@ impl Runtime for RuncRuntime {
             inner.cleanup(&id).await;
             return Err(e);
         }
+        let address = match spec.network {
+            Network::Host => None,
+            Network::Isolated => match inner.setup_network(&id, &bundle).await {
+                Ok(address) => address,
+                Err(e) => {
+                    inner.cleanup(&id).await;
+                    return Err(e);
+                }
+            },
+        };
 
         let pid_file = bundle.join("init.pid");
         // The container's stdout/stderr are FIFOs in the bundle, opened read-write for the
@@ -910,7 +1024,7 @@ impl Runtime for RuncRuntime {
         Ok(RunningContainer {
             id,
             pid,
-            address: None,
+            address,
             exited: exit_rx,
         })
     }
@@ -1093,7 +1207,7 @@ impl Runtime for RuncRuntime {
         Ok(RunningContainer {
             id: id.to_string(),
             pid: pid.unwrap_or(0),
-            address: None,
+            address: Attachment::read(&bundle).map(|a| std::net::IpAddr::V4(a.address)),
             exited: exit_rx,
         })
     }
@@ -1135,12 +1249,13 @@ impl Runtime for RuncRuntime {
                 Some((status, pid)) if status != "stopped" && *pid > 0 => (true, Some(*pid)),
                 _ => (false, None),
             };
+            let address = Attachment::read(&inner.bundle(&id)).map(|a| std::net::IpAddr::V4(a.address));
             list.push(ContainerInfo {
                 id,
                 pid,
                 running,
                 labels,
-                address: None,
+                address,
             });
         }
         Ok(list)
