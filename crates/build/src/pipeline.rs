@@ -393,7 +393,8 @@ impl StepRunner<'_> {
             gid: request.gid,
             hostname: "build".to_string(),
             limits: Limits::default(),
-            network: Network::Host,
+            // Its own network namespace: egress through the runtime's NAT, nothing of the host.
+            network: Network::Isolated,
         };
         tracing::debug!(id = %spec.id, args = ?spec.args, "running build step");
         let id = spec.id.clone();

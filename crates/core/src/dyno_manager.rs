@@ -27,7 +27,7 @@
 //! container) are strays and are stopped, records without a running container are removed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +100,8 @@ enum Event {
     Started {
         container_id: String,
         pid: u32,
+        /// The container's address on the dyno network, if it has one.
+        address: Option<IpAddr>,
     },
     StartFailed {
         container_id: String,
@@ -306,6 +308,9 @@ impl Manager {
             };
             tracing::info!(container = %container.id, dyno = %record.name, app = %app.name, "re-adopted a running dyno");
             adopted.insert(record.container_id.clone());
+            // The runtime's word on the address wins (it persists it with the container).
+            let mut record = record.clone();
+            record.address = running.address.or(container.address);
             let age = (Utc::now() - record.created_at)
                 .to_std()
                 .unwrap_or(Duration::ZERO);
@@ -378,8 +383,13 @@ impl Manager {
     async fn handle(&mut self, event: Event) {
         let app = match event {
             Event::AppChanged(app) => app,
-            Event::Started { container_id, pid } => {
-                tracing::debug!(container_id, pid, "dyno container started");
+            Event::Started {
+                container_id,
+                pid,
+                address,
+            } => {
+                tracing::debug!(container_id, pid, ?address, "dyno container started");
+                self.on_started(&container_id, address).await;
                 return;
             }
             Event::StartFailed {
@@ -474,6 +484,22 @@ impl Manager {
                 }
             }
         }
+    }
+
+    /// Records the address of a started dyno (the route table uses it once the dyno is up).
+    async fn on_started(&mut self, container_id: &str, address: Option<IpAddr>) -> Option<()> {
+        let (app_id, name, which) = self.find(container_id)?;
+        let slot = self.apps.get_mut(&app_id)?.slots.get_mut(&name)?;
+        let instance = match which {
+            Which::Current => slot.instance.as_mut()?,
+            Which::Next => slot.next.as_mut()?,
+        };
+        instance.record.address = address;
+        let record = instance.record.clone();
+        if which == Which::Current {
+            self.save(&record).await;
+        }
+        Some(())
     }
 
     async fn on_up(&mut self, container_id: &str) -> Option<Uuid> {
@@ -841,6 +867,7 @@ impl Manager {
             release_id: desired.release.id,
             release_version: desired.release.version,
             port: Some(port),
+            address: None,
             container_id: format!("slipway.{}.{name}.{short}", app.name),
             created_at: now,
             updated_at: now,
@@ -901,6 +928,7 @@ impl Manager {
             let _ = events.send(Event::Started {
                 container_id: container_id.clone(),
                 pid: running.pid,
+                address: running.address,
             });
             spawn_watcher(platform, events, record, running, Some(boot_timeout));
         });
@@ -1042,12 +1070,18 @@ fn spawn_watcher(
 ) {
     tokio::spawn(async move {
         let container_id = record.container_id.clone();
+        // Up means: `$PORT` accepts connections at the dyno's own address, i.e. inside its
+        // network namespace (a listener on its loopback does not count).
+        let running_address = running.address;
         let exited = running.exited;
         tokio::pin!(exited);
         if let Some(boot_timeout) = boot_timeout {
             let up = async {
                 match (record.process_type.as_str(), record.port) {
-                    ("web", Some(port)) => wait_for_port(port, boot_timeout).await,
+                    ("web", Some(port)) => {
+                        let address = running_address.unwrap_or(Ipv4Addr::LOCALHOST.into());
+                        wait_for_port(SocketAddr::new(address, port), boot_timeout).await
+                    }
                     _ => true,
                 }
             };
@@ -1169,12 +1203,12 @@ fn free_port() -> std::io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Polls until something accepts connections on the port, or the timeout passes.
-async fn wait_for_port(port: u16, timeout: Duration) -> bool {
+/// Polls until something accepts connections at `addr`, or the timeout passes.
+async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(2);
     while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        if tokio::net::TcpStream::connect(addr)
             .await
             .is_ok()
         {

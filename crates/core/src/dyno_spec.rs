@@ -96,7 +96,9 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
             cpu_shares: Some(1024 * quota / (512 * 1024 * 1024)),
             disk_bytes: None,
         },
-        network: Network::Host,
+        // Every dyno gets a network namespace of its own (on runc; the process runtime runs
+        // everything on the host network).
+        network: Network::Isolated,
     }
 }
 

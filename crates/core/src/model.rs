@@ -132,8 +132,13 @@ pub struct Dyno {
     pub state: DynoState,
     pub release_id: Uuid,
     pub release_version: u32,
-    /// Where the router reaches a web dyno.
+    /// Where the router reaches a web dyno: `$PORT` at [`Dyno::address`].
     pub port: Option<u16>,
+    /// The dyno's own address on the dyno network (its network namespace); `None` on the
+    /// host network (the process runtime, or a record older than dyno networks), where the
+    /// router uses the host's loopback.
+    #[serde(default)]
+    pub address: Option<std::net::IpAddr>,
     pub container_id: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -122,7 +122,7 @@ async fn build_table(
             .filter_map(|d| {
                 d.port.map(|port| Backend {
                     dyno: d.name.clone(),
-                    addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    addr: SocketAddr::new(d.address.unwrap_or(Ipv4Addr::LOCALHOST.into()), port),
                 })
             })
             .collect();

@@ -92,6 +92,11 @@ struct ServerArgs {
     /// (default: one per core).
     #[arg(long)]
     router_threads: Option<usize>,
+    /// The private IPv4 subnet of the dyno network (runc runtime): every dyno and build gets
+    /// an address of it in a network namespace of its own, behind a bridge named after the
+    /// data directory. It must not overlap the host's routes.
+    #[arg(long, default_value = slipway_runtime::NetworkConfig::DEFAULT_SUBNET)]
+    dyno_subnet: slipway_runtime::Ipv4Subnet,
 }
 
 fn main() -> ExitCode {
@@ -156,14 +161,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         }
     });
     let runtime: Arc<dyn Runtime> = if runtime_kind == "runc" {
-        Arc::new(
-            slipway_runtime::RuncRuntime::new(slipway_runtime::RuncConfig::new(
-                data_dir.join("runtime"),
-            ))
-            .context(
-                "starting the runc runtime (is the `runc` package installed, and are you root?)",
-            )?,
-        )
+        let mut runc = slipway_runtime::RuncConfig::new(data_dir.join("runtime"));
+        runc.network = Some(slipway_runtime::NetworkConfig::for_key(
+            args.dyno_subnet,
+            &data_dir,
+        ));
+        Arc::new(slipway_runtime::RuncRuntime::new(runc).context(
+            "starting the runc runtime (are `runc`, `iproute2` and `nftables` installed, and are \
+             you root?)",
+        )?)
     } else {
         tracing::warn!("dynos run as plain host processes WITHOUT isolation (--runtime process)");
         Arc::new(slipway_runtime::ProcessRuntime::new())

@@ -48,8 +48,20 @@ fn free_port() -> u16 {
     panic!("no free port between 12000 and 30000");
 }
 
+/// A /24 of 10.212.0.0/16 for a test server's dyno network, spread by process so that test
+/// binaries (and servers within one) do not collide; a collision is retried (see
+/// [`Server::start_with`]).
+fn next_dyno_subnet() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = (std::process::id() * 13 + NEXT.fetch_add(1, Ordering::Relaxed)) % 256;
+    format!("10.212.{n}.0/24")
+}
+
 pub struct Server {
     child: Child,
+    /// `--dyno-subnet` of this server; its bridge and firewall table are removed on drop.
+    pub dyno_subnet: String,
     pub api_url: String,
     pub router_port: u16,
     /// The router's HTTPS port (`--router-tls-addr`).
@@ -76,6 +88,7 @@ impl Server {
         let router_tls_port = free_port();
         let log_path = temp.path().join("server.log");
         let log = std::fs::File::create(&log_path).expect("server log");
+        let dyno_subnet = next_dyno_subnet();
         let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
             .arg("server")
             .arg("--data-dir")
@@ -86,6 +99,8 @@ impl Server {
             .arg(format!("127.0.0.1:{router_port}"))
             .arg("--router-tls-addr")
             .arg(format!("127.0.0.1:{router_tls_port}"))
+            .arg("--dyno-subnet")
+            .arg(&dyno_subnet)
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
@@ -94,6 +109,7 @@ impl Server {
             .expect("start slipway server");
         let mut server = Server {
             child,
+            dyno_subnet,
             api_url: format!("http://127.0.0.1:{api_port}"),
             router_port,
             router_tls_port,
@@ -111,7 +127,14 @@ impl Server {
                 }
             }
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("the server exited with {status}:\n{}", server.log());
+                let log = server.log();
+                if log.contains("overlaps the host's route") {
+                    // Another server (or a leftover of a killed test) holds this subnet.
+                    server.dyno_subnet = next_dyno_subnet();
+                    server.restart_with(extra_args);
+                    continue;
+                }
+                panic!("the server exited with {status}:\n{log}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -331,6 +354,14 @@ impl Drop for Server {
                 .args(["delete", "--force", &id])
                 .output();
         }
+        // The dyno network's bridge and firewall table (named after the data directory).
+        if let (Ok(subnet), Ok(data_dir)) = (
+            self.dyno_subnet.parse::<slipway_runtime::Ipv4Subnet>(),
+            self.data_dir.canonicalize(),
+        ) {
+            let network = slipway_runtime::NetworkConfig::for_key(subnet, &data_dir);
+            slipway_runtime::remove_network(&network.bridge);
+        }
     }
 }
 
@@ -456,6 +487,8 @@ impl Server {
             .arg(format!("127.0.0.1:{}", self.router_port))
             .arg("--router-tls-addr")
             .arg(format!("127.0.0.1:{}", self.router_tls_port))
+            .arg("--dyno-subnet")
+            .arg(&self.dyno_subnet)
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
