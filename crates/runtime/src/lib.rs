@@ -220,6 +220,13 @@ pub trait Runtime: Send + Sync + 'static {
     }
 }
 
+/// Lazily unmounts whatever is still mounted at or below `dir` (e.g. the network namespaces of
+/// containers that were killed without the runtime's cleanup), for tests and tools that remove
+/// a state directory.
+pub fn unmount_leftovers(dir: &std::path::Path) {
+    runc::unmount_under(dir);
+}
+
 /// Starts a container and waits for it to exit, e.g. a build step or a one-off command.
 pub async fn run_to_completion(
     runtime: &dyn Runtime,

@@ -162,7 +162,12 @@ impl NetworkConfig {
 
     /// The host end of the veth of the container with host address number `n`.
     fn veth_name(&self, n: u32) -> String {
-        format!("v{:06x}{n:x}", fnv(self.bridge.as_bytes()) & 0xff_ffff)
+        format!("{}{n:x}", self.veth_prefix())
+    }
+
+    /// What every veth name of this network starts with.
+    fn veth_prefix(&self) -> String {
+        format!("v{:06x}", fnv(self.bridge.as_bytes()) & 0xff_ffff)
     }
 }
 
@@ -216,9 +221,25 @@ pub(crate) fn setup_host(config: &NetworkConfig) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Removes a network's bridge and firewall table (best effort), e.g. after a test server.
-/// Containers still attached lose their network.
+/// Removes a network's bridge, its containers' veths and its firewall table (best effort), e.g.
+/// after a test server. Containers still attached lose their network.
 pub fn remove_network(bridge: &str) {
+    let prefix = NetworkConfig {
+        bridge: bridge.to_string(),
+        subnet: Ipv4Subnet {
+            network: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+        },
+    }
+    .veth_prefix();
+    if let Ok(links) = std::fs::read_dir("/sys/class/net") {
+        for link in links.flatten() {
+            let name = link.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                delete_veth(&name);
+            }
+        }
+    }
     let _ = Command::new("ip")
         .args(["link", "del", bridge])
         .stderr(Stdio::null())

@@ -693,7 +693,7 @@ impl Inner {
 
 /// Lazily unmounts every mount at or below `dir` (deepest first). Normally there are none:
 /// runc mounts inside the container's own mount namespace.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };

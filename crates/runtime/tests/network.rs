@@ -73,6 +73,7 @@ impl Drop for Fixture {
                 let _ = runc(&["delete", "--force", id]);
             }
         }
+        slipway_runtime::unmount_leftovers(self.dir.path());
         slipway_runtime::remove_network(&self.network.bridge);
         if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
             for hierarchy in hierarchies.flatten() {

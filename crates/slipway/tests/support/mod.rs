@@ -359,6 +359,8 @@ impl Drop for Server {
             self.dyno_subnet.parse::<slipway_runtime::Ipv4Subnet>(),
             self.data_dir.canonicalize(),
         ) {
+            // The killed dynos' network namespaces are still mounted in their bundles.
+            slipway_runtime::unmount_leftovers(&data_dir);
             let network = slipway_runtime::NetworkConfig::for_key(subnet, &data_dir);
             slipway_runtime::remove_network(&network.bridge);
         }
