@@ -1208,10 +1208,7 @@ async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(2);
     while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(addr)
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return true;
         }
         tokio::time::sleep(delay).await;

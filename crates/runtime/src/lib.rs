@@ -20,8 +20,8 @@ mod oom;
 mod process;
 mod runc;
 
-pub use process::ProcessRuntime;
 pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
+pub use process::ProcessRuntime;
 pub use runc::{RuncConfig, RuncRuntime};
 
 /// Everything needed to start one container. Paths are host paths.
@@ -62,6 +62,8 @@ pub enum Network {
     /// A network namespace of its own, joined to the platform's bridge with an address of the
     /// dyno subnet ([`RunningContainer::address`]); outbound traffic leaves through NAT, and the
     /// firewall keeps it from the host, its loopback services and every other container.
+    /// On a [`RuncRuntime`] without a configured network: a namespace with only `lo`. The
+    /// [`ProcessRuntime`] cannot isolate and runs it on the host network (address `None`).
     Isolated,
 }
 

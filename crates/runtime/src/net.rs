@@ -119,9 +119,7 @@ impl FromStr for Ipv4Subnet {
         let prefix: u8 = prefix.parse().map_err(|_| bad())?;
         let subnet = Ipv4Subnet::new(addr, prefix).ok_or_else(bad)?;
         if subnet.network != addr {
-            return Err(format!(
-                "{s:?} has host bits set: did you mean {subnet}?"
-            ));
+            return Err(format!("{s:?} has host bits set: did you mean {subnet}?"));
         }
         if !(8..=28).contains(&prefix) {
             return Err(format!(
@@ -256,7 +254,9 @@ fn check_overlap(config: &NetworkConfig) -> Result<(), NetError> {
         .args(["-j", "-4", "route", "show", "table", "all"])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run `ip` to read the host's routes (install iproute2): {e}"))?;
+        .map_err(|e| {
+            format!("cannot run `ip` to read the host's routes (install iproute2): {e}")
+        })?;
     if !out.status.success() {
         return Err(format!(
             "`ip route` failed: {}",
@@ -416,7 +416,10 @@ pub(crate) struct Allocator {
 }
 
 impl Allocator {
-    pub(crate) fn new(config: NetworkConfig, used: impl IntoIterator<Item = Ipv4Addr>) -> Allocator {
+    pub(crate) fn new(
+        config: NetworkConfig,
+        used: impl IntoIterator<Item = Ipv4Addr>,
+    ) -> Allocator {
         Allocator {
             config,
             used: used.into_iter().collect(),
@@ -667,14 +670,7 @@ impl Netlink {
         buf.extend_from_slice(&0u32.to_ne_bytes());
         buf.extend_from_slice(&body.0);
         // SAFETY: `buf` is a valid buffer of `buf.len()` bytes.
-        let sent = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                0,
-            )
-        };
+        let sent = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
         if sent < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -699,7 +695,9 @@ impl Netlink {
             let mut at = 0usize;
             let n = n as usize;
             while at + 16 <= n {
-                let field = |o: usize| u32::from_ne_bytes(reply[at + o..at + o + 4].try_into().unwrap_or_default());
+                let field = |o: usize| {
+                    u32::from_ne_bytes(reply[at + o..at + o + 4].try_into().unwrap_or_default())
+                };
                 let msg_len = field(0) as usize;
                 let msg_type = u16::from_ne_bytes([reply[at + 4], reply[at + 5]]);
                 let seq = field(8);
@@ -707,9 +705,8 @@ impl Netlink {
                     return Err(io::Error::other("truncated netlink reply"));
                 }
                 if msg_type == NLMSG_ERROR && seq == self.seq && msg_len >= 20 {
-                    let code = i32::from_ne_bytes(
-                        reply[at + 16..at + 20].try_into().unwrap_or_default(),
-                    );
+                    let code =
+                        i32::from_ne_bytes(reply[at + 16..at + 20].try_into().unwrap_or_default());
                     return if code == 0 {
                         Ok(())
                     } else {
@@ -814,7 +811,10 @@ mod tests {
         assert!(s.overlaps(&wide) && wide.overlaps(&s));
         let other: Ipv4Subnet = "10.0.0.0/8".parse().unwrap();
         assert!(!s.overlaps(&other));
-        assert!("172.30.1.0/16".parse::<Ipv4Subnet>().unwrap_err().contains("172.30.0.0/16"));
+        assert!("172.30.1.0/16"
+            .parse::<Ipv4Subnet>()
+            .unwrap_err()
+            .contains("172.30.0.0/16"));
         assert!("172.30.0.0/30".parse::<Ipv4Subnet>().is_err());
         assert!("nonsense".parse::<Ipv4Subnet>().is_err());
         assert_eq!(s.to_string(), "172.30.0.0/16");
@@ -839,7 +839,10 @@ mod tests {
         assert!(!got.contains(&Ipv4Addr::new(10, 9, 9, 1)));
         assert!(!got.contains(&Ipv4Addr::new(10, 9, 9, 15)));
         alloc.free(Ipv4Addr::new(10, 9, 9, 7));
-        assert_eq!(alloc.allocate().unwrap().address, Ipv4Addr::new(10, 9, 9, 7));
+        assert_eq!(
+            alloc.allocate().unwrap().address,
+            Ipv4Addr::new(10, 9, 9, 7)
+        );
         assert!(alloc.allocate().is_none());
     }
 

@@ -432,13 +432,14 @@ impl Inner {
             }
         };
         let netns = bundle.join(crate::net::NETNS_FILE);
-        let address = attach.as_ref().map(|(_, a)| std::net::IpAddr::V4(a.address));
+        let address = attach
+            .as_ref()
+            .map(|(_, a)| std::net::IpAddr::V4(a.address));
         let (tx, rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("slipway-netns".into())
             .spawn(move || {
-                let result =
-                    crate::net::create_netns(&netns, attach.as_ref().map(|(c, a)| (c, a)));
+                let result = crate::net::create_netns(&netns, attach.as_ref().map(|(c, a)| (c, a)));
                 let _ = tx.send(result);
             })
             .map_err(io_err(id, "start the network set-up of"))?;
@@ -1249,7 +1250,8 @@ impl Runtime for RuncRuntime {
                 Some((status, pid)) if status != "stopped" && *pid > 0 => (true, Some(*pid)),
                 _ => (false, None),
             };
-            let address = Attachment::read(&inner.bundle(&id)).map(|a| std::net::IpAddr::V4(a.address));
+            let address =
+                Attachment::read(&inner.bundle(&id)).map(|a| std::net::IpAddr::V4(a.address));
             list.push(ContainerInfo {
                 id,
                 pid,

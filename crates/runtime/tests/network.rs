@@ -90,7 +90,9 @@ fn tools_available(test: &str) -> bool {
     }
     for tool in ["runc", "nft", "ip", "python3"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("SKIPPED {test}: needs `{tool}` (apt-get install runc nftables iproute2 python3)");
+            eprintln!(
+                "SKIPPED {test}: needs `{tool}` (apt-get install runc nftables iproute2 python3)"
+            );
             return false;
         }
     }
@@ -186,7 +188,9 @@ async fn probe(rt: &RuncRuntime, id: &str, targets: &[String]) -> Vec<String> {
 
 fn assert_closed(lines: &[String], name: &str) {
     assert!(
-        lines.iter().any(|l| l.starts_with(&format!("{name}:closed"))),
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{name}:closed"))),
         "{name} should be unreachable from a dyno: {lines:?}"
     );
 }
@@ -248,7 +252,9 @@ impl Outside {
             );
         };
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let _ = Command::new("ip").args(["link", "del", &host_veth]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &host_veth])
+            .output();
         ip(&format!("netns add {name}"));
         ip(&format!(
             "link add {host_veth} type veth peer name eth0 netns {name}"
@@ -275,7 +281,10 @@ impl Outside {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect((outside.addr, 7)).is_err() {
-            assert!(Instant::now() < deadline, "the outside server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the outside server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         outside
@@ -285,7 +294,10 @@ impl Outside {
 impl Drop for Outside {
     fn drop(&mut self) {
         // Ends the server too: killing every process of the namespace.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 if let Ok(pid) = pid.parse::<i32>() {
                     let _ = nix::sys::signal::kill(
@@ -295,8 +307,12 @@ impl Drop for Outside {
                 }
             }
         }
-        let _ = Command::new("ip").args(["link", "del", &self.host_veth]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_veth])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -360,7 +376,12 @@ async fn a_dyno_reaches_the_outside_through_nat_and_nothing_of_the_host_or_other
 
     // The host's own (non-bridge) address, e.g. the public one the API might listen on.
     let host_addr = outside.host_addr;
-    let lines = probe(&rt, "attacker2", &[format!("host_address,{host_addr},{any_port}")]).await;
+    let lines = probe(
+        &rt,
+        "attacker2",
+        &[format!("host_address,{host_addr},{any_port}")],
+    )
+    .await;
     assert_closed(&lines, "host_address");
     rt.stop("victim", Duration::ZERO).await.unwrap();
 }
@@ -424,8 +445,11 @@ async fn ports_belong_to_their_dyno() {
     wait_for_line(&lo_lines, "listening").await;
     let lo_addr = v4(lo_only.address);
     assert!(
-        std::net::TcpStream::connect_timeout(&SocketAddr::from((lo_addr, 8000)), Duration::from_secs(1))
-            .is_err(),
+        std::net::TcpStream::connect_timeout(
+            &SocketAddr::from((lo_addr, 8000)),
+            Duration::from_secs(1)
+        )
+        .is_err(),
         "a listener on the dyno's loopback must not be reachable at its address"
     );
     // Nothing on the host's loopback either.
@@ -454,10 +478,11 @@ async fn ports_belong_to_their_dyno() {
     }
     // The victim dies; the attacker still cannot take its address.
     rt.stop("victim", Duration::ZERO).await.unwrap();
-    assert!(
-        std::net::TcpStream::connect_timeout(&SocketAddr::from((victim_addr, 8000)), Duration::from_secs(1))
-            .is_err()
-    );
+    assert!(std::net::TcpStream::connect_timeout(
+        &SocketAddr::from((victim_addr, 8000)),
+        Duration::from_secs(1)
+    )
+    .is_err());
     for id in ["attacker", "loonly"] {
         rt.stop(id, Duration::ZERO).await.unwrap();
     }
@@ -543,7 +568,10 @@ async fn an_overlapping_subnet_is_refused() {
     config.network = Some(NetworkConfig::for_key(subnet, dir.path()));
     let bridge = config.network.as_ref().unwrap().bridge.clone();
     let err = RuncRuntime::new(config).unwrap_err().to_string();
-    assert!(err.contains("overlaps") && err.contains("--dyno-subnet"), "{err}");
+    assert!(
+        err.contains("overlaps") && err.contains("--dyno-subnet"),
+        "{err}"
+    );
     assert!(!Path::new("/sys/class/net").join(&bridge).exists());
 }
 
@@ -566,36 +594,41 @@ async fn isolated_without_a_network_has_only_loopback() {
     assert_eq!(*lines.lock().unwrap(), ["lo"]);
 }
 
-/// Container start time with and without a network namespace on the bridge (median of 20).
-/// `cargo test -p slipway-runtime --release --test network -- --ignored --nocapture`
+/// Container start time (until the container's process runs) with and without a network
+/// namespace on the bridge, interleaved so that the machine's load hits both alike; medians
+/// over 25 starts each.
+/// `cargo test -p slipway-runtime --release --test network bench -- --ignored --nocapture`
 #[tokio::test]
 #[ignore]
 async fn bench_start_with_and_without_network() {
     let Some((rt, _fixture)) = setup("bench") else {
         return;
     };
-    let mut report = Vec::new();
-    for network in [Network::Host, Network::Isolated, Network::Host, Network::Isolated] {
-        let mut times = Vec::new();
-        for i in 0..20 {
-            let id = format!("bench{i}");
+    let mut host = Vec::new();
+    let mut isolated = Vec::new();
+    for i in 0..25 {
+        for network in [Network::Host, Network::Isolated] {
+            let id = format!("bench{i}{network:?}");
             let mut s = spec(&id, &["/bin/sleep", "60"]);
             s.network = network;
             let (sink, _) = collector();
             let t = Instant::now();
             let running = rt.start(s, sink).await.unwrap();
-            times.push(t.elapsed());
+            let elapsed = t.elapsed();
             rt.stop(&running.id, Duration::ZERO).await.unwrap();
+            match network {
+                Network::Host => host.push(elapsed),
+                Network::Isolated => isolated.push(elapsed),
+            }
         }
-        times.sort();
-        report.push(format!(
-            "{network:?}: median {:?}, min {:?}, max {:?}",
-            times[times.len() / 2],
-            times[0],
-            times[times.len() - 1]
-        ));
     }
-    for line in report {
-        println!("{line}");
-    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (h, n) = (median(&mut host), median(&mut isolated));
+    println!(
+        "start median over 25: host network {h:?}, own network namespace {n:?} (difference {:?})",
+        n.saturating_sub(h)
+    );
 }

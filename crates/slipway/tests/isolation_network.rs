@@ -121,8 +121,14 @@ async fn a_dyno_reaches_neither_the_host_nor_another_app() {
             .find(|id| id.contains("slipway.attacker.web.1"))
             .unwrap();
         let config: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(server.data_dir.join("runtime/containers").join(id).join("config.json"))
-                .unwrap(),
+            &std::fs::read(
+                server
+                    .data_dir
+                    .join("runtime/containers")
+                    .join(id)
+                    .join("config.json"),
+            )
+            .unwrap(),
         )
         .unwrap();
         config["process"]["env"]
@@ -163,13 +169,15 @@ async fn a_dyno_reaches_neither_the_host_nor_another_app() {
     }
 
     // The host's listening sockets (API, router) are not in the dyno's view.
-    let tcp: serde_json::Value = serde_json::from_str(
-        &server.get("attacker", "/tcp").await.text().await.unwrap(),
-    )
-    .unwrap();
+    let tcp: serde_json::Value =
+        serde_json::from_str(&server.get("attacker", "/tcp").await.text().await.unwrap()).unwrap();
     let tcp = tcp["tcp"].as_str().unwrap();
     assert!(tcp.contains("local_address"), "{tcp}");
-    for port in [api_port.parse::<u16>().unwrap(), server.router_port, host_port] {
+    for port in [
+        api_port.parse::<u16>().unwrap(),
+        server.router_port,
+        host_port,
+    ] {
         assert!(
             !tcp.contains(&format!(":{port:04X} ")),
             "host port {port} is visible from the dyno:\n{tcp}"
