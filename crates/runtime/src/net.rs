@@ -137,6 +137,10 @@ pub struct NetworkConfig {
     /// table (`slipway_<bridge>`) and prefixes the containers' veth names.
     pub bridge: String,
     pub subnet: Ipv4Subnet,
+    /// TCP ports of the host that dynos may reach at any host address: the platform's public
+    /// listeners (router, API) when they listen on a non-loopback address, so that an app can
+    /// call another app or the API by its public URL. Default none.
+    pub public_ports: Vec<u16>,
 }
 
 impl NetworkConfig {
@@ -150,6 +154,7 @@ impl NetworkConfig {
         NetworkConfig {
             bridge: format!("slw{:08x}", fnv(key.as_os_str().as_bytes()) as u32),
             subnet,
+            public_ports: Vec::new(),
         }
     }
 
@@ -228,6 +233,7 @@ pub fn remove_network(bridge: &str) {
             network: Ipv4Addr::UNSPECIFIED,
             prefix: 0,
         },
+        public_ports: Vec::new(),
     }
     .veth_prefix();
     if let Ok(links) = std::fs::read_dir("/sys/class/net") {
@@ -306,6 +312,12 @@ pub(crate) fn ruleset(config: &NetworkConfig) -> String {
     let table = config.table();
     let bridge = &config.bridge;
     let subnet = config.subnet;
+    let public_ports = if config.public_ports.is_empty() {
+        String::new()
+    } else {
+        let ports: Vec<String> = config.public_ports.iter().map(u16::to_string).collect();
+        format!("elements = {{ {} }}", ports.join(", "))
+    };
     format!(
         r#"table inet {table}
 delete table inet {table}
@@ -315,10 +327,16 @@ table inet {table} {{
     set addon_ports {{
         type ipv4_addr . inet_service
     }}
+    # The platform's public listeners (router, API), reachable as from outside.
+    set public_ports {{
+        type inet_service
+        {public_ports}
+    }}
     chain input {{
         type filter hook input priority filter - 5; policy accept;
         iifname "{bridge}" ct state established,related accept
         iifname "{bridge}" ip saddr . tcp dport @addon_ports accept
+        iifname "{bridge}" ip saddr {subnet} tcp dport @public_ports accept
         iifname "{bridge}" counter drop
     }}
     chain forward {{
@@ -825,6 +843,7 @@ mod tests {
         let config = NetworkConfig {
             bridge: "slwtest".into(),
             subnet: "10.9.9.0/28".parse().unwrap(),
+            public_ports: vec![],
         };
         let taken = Ipv4Addr::new(10, 9, 9, 3);
         let mut alloc = Allocator::new(config, [taken]);

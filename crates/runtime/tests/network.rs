@@ -101,6 +101,10 @@ fn tools_available(test: &str) -> bool {
 
 /// A runtime with a dyno network (retrying on a subnet some other test or server holds).
 fn setup(test: &str) -> Option<(RuncRuntime, Fixture)> {
+    setup_with_public_ports(test, vec![])
+}
+
+fn setup_with_public_ports(test: &str, public_ports: Vec<u16>) -> Option<(RuncRuntime, Fixture)> {
     if !tools_available(test) {
         return None;
     }
@@ -109,8 +113,10 @@ fn setup(test: &str) -> Option<(RuncRuntime, Fixture)> {
         .tempdir_in("/tmp")
         .unwrap();
     let cgroup_parent = format!("slipway-nettest-{test}-{}", std::process::id());
+    let mut network = NetworkConfig::for_key(next_subnet(), dir.path());
+    network.public_ports = public_ports;
     let mut fixture = Fixture {
-        network: NetworkConfig::for_key(next_subnet(), dir.path()),
+        network,
         dir,
         cgroup_parent,
     };
@@ -384,6 +390,32 @@ async fn a_dyno_reaches_the_outside_through_nat_and_nothing_of_the_host_or_other
     .await;
     assert_closed(&lines, "host_address");
     rt.stop("victim", Duration::ZERO).await.unwrap();
+}
+
+/// The platform's public listeners (`public_ports`) are reachable from a dyno at the host's
+/// addresses, as from anywhere; every other host port stays closed.
+#[tokio::test]
+async fn public_ports_are_reachable_as_from_outside() {
+    if !tools_available("public") {
+        return;
+    }
+    let public = host_listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let private = host_listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let Some((rt, fixture)) = setup_with_public_ports("public", vec![public]) else {
+        return;
+    };
+    let gateway = fixture.network.subnet.gateway();
+    let lines = probe(
+        &rt,
+        "caller",
+        &[
+            format!("public,{gateway},{public}"),
+            format!("private,{gateway},{private}"),
+        ],
+    )
+    .await;
+    assert_open(&lines, "public");
+    assert_closed(&lines, "private");
 }
 
 /// A dyno sees its own sockets only: a host listener does not appear in its /proc/net/tcp,

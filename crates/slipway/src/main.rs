@@ -162,10 +162,14 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     });
     let runtime: Arc<dyn Runtime> = if runtime_kind == "runc" {
         let mut runc = slipway_runtime::RuncConfig::new(data_dir.join("runtime"));
-        runc.network = Some(slipway_runtime::NetworkConfig::for_key(
-            args.dyno_subnet,
-            &data_dir,
-        ));
+        let mut network = slipway_runtime::NetworkConfig::for_key(args.dyno_subnet, &data_dir);
+        // Listeners on a public address are reachable from dynos as from anywhere else.
+        network.public_ports = [args.api_addr, args.router_addr, args.router_tls_addr]
+            .iter()
+            .filter(|addr| !addr.ip().is_loopback())
+            .map(|addr| addr.port())
+            .collect();
+        runc.network = Some(network);
         Arc::new(slipway_runtime::RuncRuntime::new(runc).context(
             "starting the runc runtime (are `runc`, `iproute2` and `nftables` installed, and are \
              you root?)",
