@@ -237,6 +237,7 @@ struct Outside {
     host_veth: String,
     host_addr: Ipv4Addr,
     addr: Ipv4Addr,
+    server: std::process::Child,
 }
 
 impl Outside {
@@ -275,7 +276,7 @@ impl Outside {
              s.bind(('{addr}',7))\ns.listen(16)\n\
              while True:\n    c,a=s.accept()\n    c.sendall(a[0].encode())\n    c.close()\n"
         );
-        Command::new("ip")
+        let server = Command::new("ip")
             .args(["netns", "exec", &name, "python3", "-c", &server])
             .spawn()
             .unwrap();
@@ -284,6 +285,7 @@ impl Outside {
             host_veth,
             host_addr,
             addr,
+            server,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect((outside.addr, 7)).is_err() {
@@ -299,7 +301,9 @@ impl Outside {
 
 impl Drop for Outside {
     fn drop(&mut self) {
-        // Ends the server too: killing every process of the namespace.
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // Anything else left in the namespace.
         if let Ok(out) = Command::new("ip")
             .args(["netns", "pids", &self.name])
             .output()
