@@ -18,6 +18,17 @@ cleanup_server() {
     runc --root "$work/data/runtime/runc" kill --all "$id" KILL 2>/dev/null || true
     runc --root "$work/data/runtime/runc" delete --force "$id" 2>/dev/null || true
   done
+  # The dyno network: namespace mounts in the bundles, veths, the bridge, the firewall table.
+  grep -o " $work/[^ ]*" /proc/self/mountinfo | xargs -r -n1 umount -l 2>/dev/null || true
+  local br
+  br=$(grep -o 'dyno network: bridge slw[0-9a-f]*' "$work/server.log" 2>/dev/null | head -1 | awk '{print $4}')
+  if [ -n "$br" ]; then
+    for v in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+      ip link del "$v" 2>/dev/null || true
+    done
+    ip link del "$br" 2>/dev/null || true
+    nft delete table inet "slipway_$br" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 

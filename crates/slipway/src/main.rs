@@ -169,6 +169,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .filter(|addr| !addr.ip().is_loopback())
             .map(|addr| addr.port())
             .collect();
+        tracing::info!(
+            "dyno network: bridge {} subnet {}",
+            network.bridge,
+            network.subnet
+        );
         runc.network = Some(network);
         Arc::new(slipway_runtime::RuncRuntime::new(runc).context(
             "starting the runc runtime (are `runc`, `iproute2` and `nftables` installed, and are \
