@@ -210,8 +210,21 @@ pub(crate) fn setup_host(config: &NetworkConfig) -> Result<(), NetError> {
         "1",
     );
     let gateway = format!("{}/{}", config.subnet.gateway(), config.subnet.prefix());
-    run("ip", &["-4", "addr", "flush", "dev", bridge])?;
-    run("ip", &["addr", "add", &gateway, "dev", bridge])?;
+    // A restarted server finds its bridge as it left it: keep the address (and the running
+    // dynos' connections); otherwise make the gateway its only IPv4 address.
+    let current = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", bridge])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let addresses: Vec<&str> = current
+        .lines()
+        .filter_map(|line| line.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .collect();
+    if addresses != [gateway.as_str()] {
+        run("ip", &["-4", "addr", "flush", "dev", bridge])?;
+        run("ip", &["addr", "add", &gateway, "dev", bridge])?;
+    }
     run("ip", &["link", "set", bridge, "up"])?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| format!("cannot enable IPv4 forwarding (for the dynos' NAT): {e}"))?;
