@@ -18,6 +18,7 @@ mod common;
 mod oom;
 mod process;
 mod runc;
+mod seccomp;
 
 pub use process::ProcessRuntime;
 pub use runc::{RuncConfig, RuncRuntime};

@@ -565,6 +565,7 @@ impl Inner {
             .cgroups_path(format!("/{}/{}", self.cgroup_parent, spec.id))
             .masked_paths(oci_spec::runtime::get_default_maskedpaths())
             .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+            .seccomp(crate::seccomp::default_profile())
             .build()?;
         let hostname = if spec.hostname.is_empty() {
             spec.id.chars().take(63).collect()
