@@ -8,14 +8,17 @@
 //!   `labels.json` (the spec's labels, read back by [`Runtime::list`] after a restart),
 //!   `rootfs/` (a skeleton of empty mountpoints and `bin -> usr/bin`-style symlinks),
 //!   `upper/` + `work/` (the ephemeral writable layer of `/app`), `init.pid` and `runc.log`
-//!   (runc's own warnings, kept out of the app's output).
+//!   (runc's own warnings, kept out of the app's output). With a disk quota, `disk/` is the
+//!   container's own filesystem holding `upper/`, `work/` and `tmp/` (see `disk.rs`).
+//! - `S/disks/` holds the pool of ready-made disks.
 //!
 //! # The container
 //! - Root filesystem: the host "stack" — `/usr`, `/etc` and any real `/bin`, `/sbin`, `/lib*`
 //!   directories are recursively bind-mounted read-only (merged-`/usr` symlinks are recreated
 //!   as symlinks); `/proc`; `/dev` as a tmpfs with runc's standard devices (`null`, `zero`,
 //!   `full`, `random`, `urandom`, `tty`), `/dev/pts`, `/dev/shm`, `/dev/mqueue`; `/sys` and
-//!   `/sys/fs/cgroup` read-only; `/tmp` a tmpfs (mode 1777). The root itself is read-only.
+//!   `/sys/fs/cgroup` read-only; `/tmp` a tmpfs (mode 1777), or with a disk quota the disk's
+//!   `tmp/` (so `/app` and `/tmp` writes share the quota). The root itself is read-only.
 //! - `/app`: with `app_dir`, an overlay with `lowerdir=app_dir` and `upper/`, `work/` from the
 //!   bundle. The overlay root takes the upper dir's owner, which is chowned to `uid:gid`, so the
 //!   app can create files in `/app`; editing an *existing* file in place needs that file (in
@@ -28,7 +31,7 @@
 //! - Namespaces: pid, mount, uts, ipc — deliberately NOT network: dynos share the host network
 //!   and bind `$PORT` on loopback. The hostname is `spec.hostname` (the id if empty).
 //! - Process: `args`, exactly `env`, `cwd`, `uid:gid` without supplementary groups,
-//!   `noNewPrivileges`, no capabilities at all, `RLIMIT_NOFILE` 65536 (capped at this
+//!   `noNewPrivileges`, no capabilities at all, the default seccomp profile (`seccomp.rs`), `RLIMIT_NOFILE` 65536 (capped at this
 //!   process's own hard limit, which even root may be unable to exceed), no terminal, stdin
 //!   `/dev/null`.
 //! - cgroups (`cgroupsPath` = `/<cgroup_parent>/<id>`): memory limit with memory+swap set to
@@ -94,6 +97,12 @@ pub struct RuncConfig {
     /// First component of every container's cgroup path (`/<cgroup_parent>/<id>`).
     /// Default `slipway`.
     pub cgroup_parent: String,
+    /// How many ready-made disks (see [`Limits::disk_bytes`](crate::Limits::disk_bytes)) are
+    /// kept per size, to keep formatting and mounting off the start path. Default 2; 0 makes
+    /// every disk at start.
+    pub disk_pool: usize,
+    /// Disk sizes whose pool is filled at once (others on their first use).
+    pub disk_pool_sizes: Vec<u64>,
 }
 
 impl RuncConfig {
@@ -103,6 +112,8 @@ impl RuncConfig {
             state_dir: state_dir.into(),
             runc_binary: PathBuf::from("runc"),
             cgroup_parent: "slipway".to_string(),
+            disk_pool: 2,
+            disk_pool_sizes: Vec::new(),
         }
     }
 }
@@ -140,6 +151,8 @@ struct Inner {
     active: Active,
     /// Containers whose memory cgroup saw an OOM kill (R15).
     oom_kills: crate::oom::OomKills,
+    /// Per-container disks and their pools (`disk.rs`).
+    disks: Arc<crate::disk::Disks>,
 }
 
 /// The runc-backed [`Runtime`]. Cheap to clone; clones share state.
@@ -230,6 +243,12 @@ impl RuncRuntime {
                 _ => {}
             }
         }
+        let disks = crate::disk::Disks::new(
+            state_dir.join("disks"),
+            config.disk_pool,
+            &config.disk_pool_sizes,
+        )
+        .map_err(io_err(NEW, "prepare the disk pool of"))?;
         let memory_v1 = Path::new("/sys/fs/cgroup/memory");
         let memsw = !memory_v1.is_dir() || memory_v1.join("memory.memsw.limit_in_bytes").exists();
         Ok(RuncRuntime {
@@ -244,6 +263,7 @@ impl RuncRuntime {
                 nofile: own_nofile_hard_limit().map_or(NOFILE, |hard| hard.min(NOFILE)),
                 active: Arc::default(),
                 oom_kills: Default::default(),
+                disks,
             }),
         })
     }
@@ -358,7 +378,7 @@ impl Inner {
     fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<(), RuntimeError> {
         let id = spec.id.as_str();
         let rootfs = bundle.join("rootfs");
-        let upper = bundle.join("upper");
+        let upper = crate::disk::layers_dir(bundle).join("upper");
         for dir in ["proc", "dev", "sys", "tmp", "app"] {
             std::fs::create_dir_all(rootfs.join(dir))
                 .map_err(io_err(id, "create the rootfs of"))?;
@@ -383,7 +403,7 @@ impl Inner {
         )
         .map_err(|e| io_err(id, "chown the writable layer of")(e.into()))?;
         if spec.app_dir.is_some() {
-            std::fs::create_dir(bundle.join("work"))
+            std::fs::create_dir(crate::disk::layers_dir(bundle).join("work"))
                 .map_err(io_err(id, "create the overlay work dir of"))?;
         }
         let labels = serde_json::to_vec(&spec.labels)
@@ -461,8 +481,21 @@ impl Inner {
                 "cgroup",
                 &["nosuid", "noexec", "nodev", "relatime", "ro"],
             )?,
-            mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"])?,
         ];
+        match crate::disk::tmp_source(bundle) {
+            Some(tmp) => mounts.push(mount(
+                "/tmp",
+                "bind",
+                &tmp.to_string_lossy(),
+                &["rbind", "rw", "nosuid", "nodev"],
+            )?),
+            None => mounts.push(mount(
+                "/tmp",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "nodev", "mode=1777"],
+            )?),
+        }
         for entry in &self.stack {
             if let StackEntry::Dir(name) = entry {
                 let path = format!("/{name}");
@@ -474,14 +507,15 @@ impl Inner {
                 )?);
             }
         }
-        let upper = bundle.join("upper");
+        let layers = crate::disk::layers_dir(bundle);
+        let upper = layers.join("upper");
         let binds_app = spec.binds.iter().any(|b| b.target == "/app");
         if let Some(app_dir) = &spec.app_dir {
             let data = format!(
                 "lowerdir={},upperdir={},workdir={}",
                 app_dir.display(),
                 upper.display(),
-                bundle.join("work").display()
+                layers.join("work").display()
             );
             mounts.push(mount("/app", "overlay", "overlay", &[&data, "nodev"])?);
         } else if !binds_app {
@@ -590,7 +624,7 @@ impl Inner {
 
 /// Lazily unmounts every mount at or below `dir` (deepest first). Normally there are none:
 /// runc mounts inside the container's own mount namespace.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
@@ -773,6 +807,17 @@ impl Runtime for RuncRuntime {
                 return Err(RuntimeError::AlreadyExists { id });
             }
             Err(e) => return Err(io_err(&id, "create the bundle of")(e)),
+        }
+        if let Some(bytes) = spec.limits.disk_bytes {
+            let disks = inner.disks.clone();
+            let disk_bundle = bundle.clone();
+            let attached = tokio::task::spawn_blocking(move || disks.attach(&disk_bundle, bytes))
+                .await
+                .unwrap_or_else(|e| Err(crate::disk::DiskError::Attach(std::io::Error::other(e))));
+            if let Err(e) = attached {
+                inner.cleanup(&id).await;
+                return Err(io_err(&id, "give a disk to")(e.into()));
+            }
         }
         if let Err(e) = inner.write_bundle(&spec, &bundle) {
             inner.cleanup(&id).await;

@@ -32,13 +32,13 @@
 use oci_spec::runtime::{Arch, LinuxSeccomp};
 
 /// The profile as shipped (JSON, OCI `linux.seccomp`).
-pub const DEFAULT_PROFILE_JSON: &str = include_str!("../seccomp/default.json");
+pub(crate) const DEFAULT_PROFILE_JSON: &str = include_str!("../seccomp/default.json");
 
 /// The default profile, with the architectures narrowed to the host's family.
 ///
 /// The profile is part of the binary and checked by a unit test, so parsing cannot fail at
 /// run time; should it (a broken edit), this panics on the first container start of any test.
-pub fn default_profile() -> LinuxSeccomp {
+pub(crate) fn default_profile() -> LinuxSeccomp {
     let mut profile: LinuxSeccomp = serde_json::from_str(DEFAULT_PROFILE_JSON)
         .expect("crates/runtime/seccomp/default.json is a valid OCI linux.seccomp object");
     let host: &[Arch] = if cfg!(target_arch = "x86_64") {

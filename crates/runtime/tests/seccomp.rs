@@ -47,7 +47,10 @@ async fn denied_syscalls_fail_inside_a_container() {
     let (status, lines) = run(&rt, s).await;
     let out = stdout(&lines);
     if out.first().is_some_and(|l| l.starts_with("SKIP")) {
-        eprintln!("SKIPPED denied_syscalls_fail_inside_a_container: {}", out[0]);
+        eprintln!(
+            "SKIPPED denied_syscalls_fail_inside_a_container: {}",
+            out[0]
+        );
         return;
     }
     assert!(status.success(), "{status}: {lines:?}");
@@ -66,7 +69,9 @@ async fn denied_syscalls_fail_inside_a_container() {
             _ => EPERM,
         };
         if (*r, *e) != (-1, want) {
-            wrong.push(format!("{name}: got result {r} errno {e}, want errno {want}"));
+            wrong.push(format!(
+                "{name}: got result {r} errno {e}, want errno {want}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -136,7 +141,13 @@ print("python ok")
     assert!(status.success(), "{status}: {lines:?}");
     assert_eq!(
         stdout(&lines),
-        ["bash ok 3", "python ok", "node ok", "java ok", "coreutils ok"],
+        [
+            "bash ok 3",
+            "python ok",
+            "node ok",
+            "java ok",
+            "coreutils ok"
+        ],
         "{lines:?}"
     );
 }

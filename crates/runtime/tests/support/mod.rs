@@ -12,12 +12,12 @@ use slipway_runtime::{
     RuncRuntime, Stream,
 };
 
-pub const UID: u32 = 4321;
-pub const GID: u32 = 4322;
+pub(crate) const UID: u32 = 4321;
+pub(crate) const GID: u32 = 4322;
 
-pub type Lines = Arc<Mutex<Vec<(Stream, String)>>>;
+pub(crate) type Lines = Arc<Mutex<Vec<(Stream, String)>>>;
 
-pub fn collector() -> (OutputSink, Lines) {
+pub(crate) fn collector() -> (OutputSink, Lines) {
     let lines: Lines = Arc::default();
     let l = lines.clone();
     (
@@ -26,7 +26,7 @@ pub fn collector() -> (OutputSink, Lines) {
     )
 }
 
-pub fn stream(lines: &Lines, which: Stream) -> Vec<String> {
+pub(crate) fn stream(lines: &Lines, which: Stream) -> Vec<String> {
     lines
         .lock()
         .unwrap()
@@ -36,12 +36,12 @@ pub fn stream(lines: &Lines, which: Stream) -> Vec<String> {
         .collect()
 }
 
-pub fn stdout(lines: &Lines) -> Vec<String> {
+pub(crate) fn stdout(lines: &Lines) -> Vec<String> {
     stream(lines, Stream::Stdout)
 }
 
 /// Waits (up to 20 s) until `line` has been printed to stdout.
-pub async fn wait_for_line(lines: &Lines, line: &str) {
+pub(crate) async fn wait_for_line(lines: &Lines, line: &str) {
     for _ in 0..2000 {
         if stdout(lines).iter().any(|l| l == line) {
             return;
@@ -52,17 +52,17 @@ pub async fn wait_for_line(lines: &Lines, line: &str) {
 }
 
 /// A test's state dir and cgroup parent, both unique to the test.
-pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub cgroup_parent: String,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) cgroup_parent: String,
 }
 
 impl Fixture {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn config(&self) -> RuncConfig {
+    pub(crate) fn config(&self) -> RuncConfig {
         let mut config = RuncConfig::new(self.dir.path());
         config.cgroup_parent = self.cgroup_parent.clone();
         config
@@ -106,7 +106,7 @@ impl Drop for Fixture {
 }
 
 /// A fixture (state dir and cgroup parent), or `None` (after saying so) without root or runc.
-pub fn fixture(test: &str) -> Option<Fixture> {
+pub(crate) fn fixture(test: &str) -> Option<Fixture> {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("SKIPPED {test}: needs root");
         return None;
@@ -130,13 +130,13 @@ pub fn fixture(test: &str) -> Option<Fixture> {
 }
 
 /// A runtime on a fresh state dir, or `None` (after saying so) without root or runc.
-pub fn setup(test: &str) -> Option<(RuncRuntime, Fixture)> {
+pub(crate) fn setup(test: &str) -> Option<(RuncRuntime, Fixture)> {
     let fixture = fixture(test)?;
     let rt = RuncRuntime::new(fixture.config()).unwrap();
     Some((rt, fixture))
 }
 
-pub fn spec(id: &str, script: &str) -> ContainerSpec {
+pub(crate) fn spec(id: &str, script: &str) -> ContainerSpec {
     ContainerSpec {
         id: id.to_string(),
         labels: BTreeMap::from([("app".to_string(), "demo".to_string())]),
@@ -156,7 +156,7 @@ pub fn spec(id: &str, script: &str) -> ContainerSpec {
     }
 }
 
-pub async fn run(rt: &RuncRuntime, spec: ContainerSpec) -> (ExitStatus, Lines) {
+pub(crate) async fn run(rt: &RuncRuntime, spec: ContainerSpec) -> (ExitStatus, Lines) {
     let (sink, lines) = collector();
     let status = run_to_completion(rt, spec, sink).await.unwrap();
     (status, lines)
