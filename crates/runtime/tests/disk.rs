@@ -53,7 +53,11 @@ async fn assert_no_disks_left(dir: &Path, except_pool: bool) {
             .into_iter()
             .filter(|m| !(except_pool && Path::new(m).starts_with(&pool)))
             .collect();
-        let loops = if except_pool { vec![] } else { loops_under(dir) };
+        let loops = if except_pool {
+            vec![]
+        } else {
+            loops_under(dir)
+        };
         if mounts.is_empty() && loops.is_empty() {
             return;
         }
@@ -221,50 +225,57 @@ async fn disks_are_freed_after_adoption_and_leftovers_of_a_dead_instance_are_rem
 }
 
 /// Start-up cost of a disk: the median of `rt.start` (until the container runs) over 20
-/// starts, without a quota, with a warm pool and with a cold one.
+/// starts each, without a quota, with a 2 GiB disk from a warm pool and with one made at start
+/// (cold pool); the three kinds alternate so that the machine's load drifts equally on all.
 #[tokio::test]
 #[ignore = "a benchmark; run with --ignored --nocapture"]
 async fn bench_start_cost_of_a_disk() {
     let Some(fixture) = fixture("disk-bench") else {
         return;
     };
-    async fn median_start(rt: &RuncRuntime, disk: Option<u64>, pause: Duration) -> Duration {
-        let mut times = Vec::new();
-        for i in 0..21 {
-            let mut s = spec(&format!("bench-{i}"), "exit 0");
-            s.limits.disk_bytes = disk;
-            s.uid = UID;
-            s.gid = GID;
-            let (sink, _) = collector();
-            let t = Instant::now();
-            let running = rt.start(s, sink).await.unwrap();
-            let elapsed = t.elapsed();
-            running.exited.await.unwrap();
-            if i > 0 {
-                times.push(elapsed);
-            }
-            tokio::time::sleep(pause).await;
-        }
-        times.sort();
-        times[times.len() / 2]
+    async fn start_once(rt: &RuncRuntime, id: &str, disk: Option<u64>) -> Duration {
+        let mut s = spec(id, "exit 0");
+        s.limits.disk_bytes = disk;
+        s.uid = UID;
+        s.gid = GID;
+        let (sink, _) = collector();
+        let t = Instant::now();
+        let running = rt.start(s, sink).await.unwrap();
+        let elapsed = t.elapsed();
+        running.exited.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        elapsed
     }
-    let with_pool = |n: usize| {
-        let mut config: RuncConfig = fixture.config();
-        config.disk_pool = n;
+    let runtime = |state: &Path, pool: usize| {
+        let mut config = RuncConfig::new(state);
+        config.cgroup_parent = fixture.cgroup_parent.clone();
+        config.disk_pool = pool;
         config.disk_pool_sizes = vec![2048 * MIB];
         RuncRuntime::new(config).unwrap()
     };
-    let pause = Duration::from_millis(300);
-    let rt = with_pool(2);
+    let warm_rt = runtime(&fixture.path().join("warm"), 2);
+    let cold_rt = runtime(&fixture.path().join("cold"), 0);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let none = median_start(&rt, None, pause).await;
-    let warm = median_start(&rt, Some(2048 * MIB), pause).await;
-    drop(rt);
-    let rt = with_pool(0);
-    let cold = median_start(&rt, Some(2048 * MIB), pause).await;
-    drop(rt);
+    let (mut none, mut warm, mut cold) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..21 {
+        let a = start_once(&warm_rt, &format!("none-{i}"), None).await;
+        let b = start_once(&warm_rt, &format!("warm-{i}"), Some(2048 * MIB)).await;
+        let c = start_once(&cold_rt, &format!("cold-{i}"), Some(2048 * MIB)).await;
+        if i > 0 {
+            none.push(a);
+            warm.push(b);
+            cold.push(c);
+        }
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
     println!(
-        "median start (20 runs): no quota {none:?}, 2 GiB disk from a warm pool {warm:?}, \
-         2 GiB disk made at start (cold) {cold:?}"
+        "median start (20 runs each, interleaved): no quota {:?}, 2 GiB disk from a warm pool \
+         {:?}, 2 GiB disk made at start (cold pool) {:?}",
+        median(none),
+        median(warm),
+        median(cold)
     );
 }
