@@ -73,6 +73,9 @@ impl Platform {
         // The app and its uid claim are written together: a lost race for the uid (another
         // create took it first) is retried with the next free one.
         for _ in 0..20 {
+            if self.store.get(&keys::app(&name)).await?.is_some() {
+                return Err(CoreError::NameTaken { name });
+            }
             let claim = self.uid_claim(app.id).await?;
             app.uid = Some(claim.uid);
             let txn = claim.apply(
