@@ -31,9 +31,12 @@
 //! - Namespaces: pid, mount, uts, ipc — deliberately NOT network: dynos share the host network
 //!   and bind `$PORT` on loopback. The hostname is `spec.hostname` (the id if empty).
 //! - Process: `args`, exactly `env`, `cwd`, `uid:gid` without supplementary groups,
-//!   `noNewPrivileges`, no capabilities at all, the default seccomp profile (`seccomp.rs`), `RLIMIT_NOFILE` 65536 (capped at this
-//!   process's own hard limit, which even root may be unable to exceed), no terminal, stdin
-//!   `/dev/null`.
+//!   `noNewPrivileges`, no capabilities at all, the default seccomp profile (`seccomp.rs`),
+//!   `RLIMIT_NOFILE` 65536 (capped at this process's own hard limit, which even root may be
+//!   unable to exceed), no terminal, stdin `/dev/null`.
+//! - Disk: with [`Limits::disk_bytes`](crate::Limits::disk_bytes), the container's own
+//!   filesystem at `disk/` in the bundle (`disk.rs`), taken from a pool before the bundle is
+//!   written; cleanup's unmount of everything under the bundle frees it.
 //! - cgroups (`cgroupsPath` = `/<cgroup_parent>/<id>`): memory limit with memory+swap set to
 //!   the same value (a hard limit; the OOM killer SIGKILLs, which `oom.rs` notices), an
 //!   optional soft limit (`reservation`), pids limit, cpu shares.
@@ -622,8 +625,9 @@ impl Inner {
     }
 }
 
-/// Lazily unmounts every mount at or below `dir` (deepest first). Normally there are none:
-/// runc mounts inside the container's own mount namespace.
+/// Lazily unmounts every mount at or below `dir` (deepest first). In a bundle that is the
+/// container's disk, if it has one (runc mounts everything else inside the container's own
+/// mount namespace); in `S/disks/`, the pool.
 pub(crate) fn unmount_under(dir: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
