@@ -151,3 +151,43 @@ print("python ok")
         "{lines:?}"
     );
 }
+
+/// The 32-bit syscall entry (`int 0x80`) is no way around the filter: the profile lists only
+/// the native architecture, so the process dies with SIGSYS instead of getting a user
+/// namespace through the i386 `unshare`.
+#[tokio::test]
+async fn the_32_bit_syscall_entry_is_no_way_around() {
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("SKIPPED the_32_bit_syscall_entry_is_no_way_around: x86_64 only");
+        return;
+    }
+    let Some((rt, _fixture)) = setup("seccomp-int80") else {
+        return;
+    };
+    let build = tempfile::tempdir_in("/tmp").unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes/int80.c");
+    let binary = build.path().join("int80");
+    match std::process::Command::new("gcc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!("gcc failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => {
+            eprintln!("SKIPPED the_32_bit_syscall_entry_is_no_way_around: no gcc ({e})");
+            return;
+        }
+    }
+    let mut s = spec("seccomp-int80", "exec /probe/int80");
+    s.binds.push(BindMount {
+        source: build.path().to_path_buf(),
+        target: "/probe".into(),
+        readonly: true,
+    });
+    let (status, lines) = run(&rt, s).await;
+    assert_eq!(stdout(&lines), ["before"], "{status}: {lines:?}");
+    assert_eq!(status.signal, Some(libc::SIGSYS), "{status}: {lines:?}");
+}
