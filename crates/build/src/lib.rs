@@ -21,7 +21,7 @@ mod slug;
 mod slugignore;
 
 pub use buildpacks::{install_builtin_buildpacks, BUILTIN_BUILDPACKS};
-pub use pipeline::build;
+pub use pipeline::{build, BUILD_DISK_BYTES};
 pub use slug::unpack_slug;
 
 /// Everything one build needs. All paths are host paths. `Default` exists so callers can

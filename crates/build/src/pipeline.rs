@@ -17,6 +17,11 @@ use crate::{
     procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest, BuiltSlug, MountView,
 };
 
+/// The disk quota of every build container (`Limits::disk_bytes`): its ephemeral layer and
+/// `/tmp`. The build, cache and buildpack directories are host directories bound into it and
+/// not counted.
+pub const BUILD_DISK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
 /// Builds `request.source_dir` into a slug in `request.slug_dir`, streaming Heroku-style
 /// output lines through `output`. On any error no slug is written. The env dir (config var
 /// values) is removed from `work_dir` afterwards, whatever the outcome.
@@ -392,7 +397,10 @@ impl StepRunner<'_> {
             uid: request.uid,
             gid: request.gid,
             hostname: "build".to_string(),
-            limits: Limits::default(),
+            limits: Limits {
+                disk_bytes: Some(BUILD_DISK_BYTES),
+                ..Limits::default()
+            },
             // Its own network namespace: egress through the runtime's NAT, nothing of the host.
             network: Network::Isolated,
         };

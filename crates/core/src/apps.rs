@@ -60,7 +60,7 @@ impl Platform {
             )));
         }
         let now = Utc::now();
-        let app = App {
+        let mut app = App {
             id: Uuid::new_v4(),
             name: name.clone(),
             owner_email: user.email.clone(),
@@ -68,32 +68,46 @@ impl Platform {
             maintenance: false,
             created_at: now,
             updated_at: now,
+            uid: None,
         };
-        let response = self
-            .store
-            .txn(
+        // The app and its uid claim are written together: a lost race for the uid (another
+        // create took it first) is retried with the next free one.
+        for _ in 0..20 {
+            if self.store.get(&keys::app(&name)).await?.is_some() {
+                return Err(CoreError::NameTaken { name });
+            }
+            let claim = self.uid_claim(app.id).await?;
+            app.uid = Some(claim.uid);
+            let txn = claim.apply(
                 Txn::new()
                     .when(Compare::absent(keys::app(&name)))
                     .then(Op::put_json(keys::app(&name), &app)?),
-            )
-            .await?;
-        if !response.succeeded {
-            return Err(CoreError::NameTaken { name });
+            );
+            if self.store.txn(txn).await?.succeeded {
+                return Ok(app);
+            }
+            if self.store.get(&keys::app(&name)).await?.is_some() {
+                return Err(CoreError::NameTaken { name });
+            }
         }
-        Ok(app)
+        Err(CoreError::Conflict {
+            message:
+                "Could not give the app a uid: too many apps are being created at once. Try again."
+                    .into(),
+        })
     }
 
     /// Destroys an app: its dynos stop (the dyno manager sees the formation vanish), its
     /// mutable records are deleted; the release ledger stays, keyed by the app's id.
     pub async fn delete_app(&self, app: &App) -> Result<(), CoreError> {
-        self.store
-            .txn(
-                Txn::new()
-                    .then(Op::delete(keys::app(&app.name)))
-                    .then(Op::delete(keys::config(app.id)))
-                    .then(Op::delete_prefix(keys::formations(app.id))),
-            )
-            .await?;
+        let mut txn = Txn::new()
+            .then(Op::delete(keys::app(&app.name)))
+            .then(Op::delete(keys::config(app.id)))
+            .then(Op::delete_prefix(keys::formations(app.id)));
+        for release in self.uid_releases(app.id).await? {
+            txn = txn.then(release);
+        }
+        self.store.txn(txn).await?;
         self.logs.forget(&app.name);
         Ok(())
     }

@@ -603,7 +603,9 @@ impl Platform {
                     )));
                 }
             }
-            let (uid, gid) = (self.config.dyno_uid, self.config.dyno_gid);
+            // Unpacked only to check it, in a scratch directory no container sees: owned by
+            // `nobody`, never by an app's uid.
+            let (uid, gid) = (65_534, 65_534);
             let (tarball, target) = (partial.clone(), scratch.join("app"));
             let unpacked = tokio::task::spawn_blocking(move || {
                 slipway_build::unpack_slug(&tarball, &target, uid, gid)?;

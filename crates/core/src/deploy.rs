@@ -223,6 +223,7 @@ impl Platform {
             options.buildpacks.clone()
         };
 
+        let app_uid = self.app_uid(app).await?;
         let cache_dir = self.config.cache_dir(app.id);
         tokio::fs::create_dir_all(&cache_dir)
             .await
@@ -236,8 +237,8 @@ impl Platform {
             buildpacks,
             slug_dir: self.config.slugs_dir(),
             work_dir: work_dir.join("work"),
-            uid: self.config.dyno_uid,
-            gid: self.config.dyno_gid,
+            uid: app_uid,
+            gid: app_uid,
             stack: app.stack.clone(),
             build_id: build_id.simple().to_string()[..12].to_owned(),
             mount_view: slipway_build::MountView::Container,

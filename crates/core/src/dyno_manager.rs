@@ -893,14 +893,27 @@ impl Manager {
             Which::Next => slot.next = Some(instance),
         }
 
-        let spec = self.container_spec(&record, &desired.release, &slug);
         let platform = self.platform.clone();
         let events = self.events.clone();
         let unpacked = self.unpacked.clone();
         let boot_timeout = platform.config.dynos.boot_timeout;
+        let app = app.clone();
+        let release = desired.release.clone();
         tokio::spawn(async move {
             let container_id = record.container_id.clone();
-            let app_dir = match unpack(&platform, &slug, &unpacked).await {
+            // The app's own uid (given now to an app from before uids per app).
+            let uid = match platform.app_uid(&app).await {
+                Ok(uid) => uid,
+                Err(error) => {
+                    let _ = events.send(Event::StartFailed {
+                        container_id,
+                        reason: error.to_string(),
+                    });
+                    return;
+                }
+            };
+            let spec = container_spec(&platform.config, &record, &release, &slug, uid);
+            let app_dir = match unpack(&platform, &slug, uid, &unpacked).await {
                 Ok(dir) => dir,
                 Err(error) => {
                     let _ = events.send(Event::StartFailed {
@@ -933,26 +946,36 @@ impl Manager {
             spawn_watcher(platform, events, record, running, Some(boot_timeout));
         });
     }
+}
 
-    fn container_spec(&self, record: &Dyno, release: &Release, slug: &Slug) -> ContainerSpec {
-        crate::dyno_spec::container_spec(
-            &self.platform.config,
-            crate::dyno_spec::DynoSpec {
-                container_id: record.container_id.clone(),
-                app_id: record.app_id,
-                app_name: &record.app_name,
-                dyno: &record.name,
-                release_version: Some(release.version),
-                command: &record.command,
-                size: &record.size,
-                port: record.port.unwrap_or(5000),
-                config_vars: &release.config_vars,
-                stack: &slug.stack,
-                app_dir: None,
-            },
-        )
-    }
+/// A formation dyno's container, running as its app's `uid`.
+fn container_spec(
+    config: &crate::PlatformConfig,
+    record: &Dyno,
+    release: &Release,
+    slug: &Slug,
+    uid: u32,
+) -> ContainerSpec {
+    crate::dyno_spec::container_spec(
+        config,
+        crate::dyno_spec::DynoSpec {
+            container_id: record.container_id.clone(),
+            app_id: record.app_id,
+            app_name: &record.app_name,
+            dyno: &record.name,
+            release_version: Some(release.version),
+            command: &record.command,
+            size: &record.size,
+            port: record.port.unwrap_or(5000),
+            config_vars: &release.config_vars,
+            stack: &slug.stack,
+            app_dir: None,
+            uid,
+        },
+    )
+}
 
+impl Manager {
     /// Stops a dyno in the background: SIGTERM, SIGKILL after the grace period.
     fn stop(&self, app_name: &str, instance: Instance) {
         self.stop_after(app_name, instance, Duration::ZERO);
@@ -1148,17 +1171,21 @@ fn dyno_output(platform: &Arc<Platform>, app: &str, dyno: &str) -> OutputSink {
     })
 }
 
-/// Unpacks a slug once into the shared, read-only lower layer of every dyno that runs it.
+/// Unpacks a slug once per uid into the shared, read-only lower layer of every dyno of that
+/// app that runs it, owned by the app's uid (so its dynos can edit files in their ephemeral
+/// layer). Two apps with the same slug get a copy each: a copy belongs to one uid.
 async fn unpack(
     platform: &Platform,
     slug: &Slug,
+    uid: u32,
     unpacked: &tokio::sync::Mutex<HashSet<String>>,
 ) -> Result<PathBuf, CoreError> {
     let digest = slug.digest().to_owned();
-    let dir = platform.config.unpacked_slugs_dir().join(&digest);
+    let dir = platform.config.unpacked_slug_dir(&digest, uid);
+    let key = format!("{digest}-{uid}");
     let mut done = unpacked.lock().await;
-    if done.contains(&digest) || dir.join(".complete").exists() {
-        done.insert(digest);
+    if done.contains(&key) || dir.join(".complete").exists() {
+        done.insert(key);
         return Ok(dir.join("app"));
     }
     let tarball = platform.config.slugs_dir().join(format!("{digest}.tgz"));
@@ -1166,7 +1193,7 @@ async fn unpack(
         .config
         .unpacked_slugs_dir()
         .join(format!(".{digest}.{}", Uuid::new_v4().simple()));
-    let (uid, gid) = (platform.config.dyno_uid, platform.config.dyno_gid);
+    let gid = uid;
     let (tmp, final_dir) = (temporary.clone(), dir.clone());
     let app_id = slug.app_id;
     tokio::task::spawn_blocking(move || -> Result<(), CoreError> {
@@ -1194,7 +1221,7 @@ async fn unpack(
         action: "unpack the slug",
         source: std::io::Error::other(error),
     })??;
-    done.insert(digest);
+    done.insert(key);
     Ok(dir.join("app"))
 }
 

@@ -5,6 +5,10 @@
 //! (`memory.soft_limit_in_bytes`, what the dyno can read as its quota); the hard limit is twice
 //! the quota. Above the quota the dyno keeps running and the dyno manager logs R14; at twice
 //! the quota the kernel kills it, and the dyno manager logs R15 and restarts it.
+//!
+//! Disk: the ephemeral `/app` layer and `/tmp` share a quota per size (`disk_limit`, 2 GiB for
+//! the small sizes by default); beyond it writes fail with ENOSPC. The dyno runs as its app's
+//! own uid and gid.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use slipway_runtime::{ContainerSpec, Limits, Network};
 use uuid::Uuid;
 
 use crate::model::ConfigVars;
-use crate::{size_limits, PlatformConfig};
+use crate::{disk_limit, size_limits, PlatformConfig};
 
 /// What differs from one dyno to the next.
 pub(crate) struct DynoSpec<'a> {
@@ -31,6 +35,8 @@ pub(crate) struct DynoSpec<'a> {
     pub(crate) config_vars: &'a ConfigVars,
     pub(crate) stack: &'a str,
     pub(crate) app_dir: Option<PathBuf>,
+    /// The app's own uid, also its gid (`uids.rs`).
+    pub(crate) uid: u32,
 }
 
 /// The dyno's first process: sources `.profile.d/*.sh` and `.profile` as Heroku does, runs
@@ -87,14 +93,14 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
         ],
         env,
         cwd: "/app".to_owned(),
-        uid: config.dyno_uid,
-        gid: config.dyno_gid,
+        uid: dyno.uid,
+        gid: dyno.uid,
         limits: Limits {
             memory_bytes: Some(hard_memory_limit(quota)),
             memory_reservation_bytes: Some(quota),
             pids: Some(pids),
             cpu_shares: Some(1024 * quota / (512 * 1024 * 1024)),
-            disk_bytes: None,
+            disk_bytes: Some(disk_limit(config, dyno.size)),
         },
         // Every dyno gets a network namespace of its own (on runc; the process runtime runs
         // everything on the host network).
@@ -124,9 +130,12 @@ mod tests {
                 config_vars: &vars,
                 stack: "heroku-24",
                 app_dir: None,
+                uid: 100_042,
             },
         );
         let gib = 1024 * 1024 * 1024;
+        assert_eq!((spec.uid, spec.gid), (100_042, 100_042));
+        assert_eq!(spec.limits.disk_bytes, Some(4 * gib));
         assert_eq!(spec.limits.memory_reservation_bytes, Some(gib));
         assert_eq!(spec.limits.memory_bytes, Some(2 * gib));
         assert_eq!(spec.limits.pids, Some(512));

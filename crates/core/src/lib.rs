@@ -36,6 +36,7 @@ pub mod model;
 mod release_phase;
 mod releases;
 mod routes;
+mod uids;
 pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
@@ -46,6 +47,8 @@ pub use drains::Drain;
 pub use dyno_manager::DynoManagerConfig;
 pub use error::CoreError;
 pub use routes::spawn_route_publisher;
+pub use slipway_build::BUILD_DISK_BYTES;
+pub use uids::parse_uid_range;
 
 use model::{keys, App, ConfigVars, Dyno, Formation, Release, ReleaseStatus, Slug, User};
 use telemetry::PlatformEvent;
@@ -61,9 +64,12 @@ pub struct PlatformConfig {
     /// The API's base URL, for git URLs (`<api_url>/<app>.git`).
     pub api_url: String,
     pub stack: String,
-    /// The unprivileged user dynos and builds run as.
-    pub dyno_uid: u32,
-    pub dyno_gid: u32,
+    /// The uids (each also a gid) apps get, one per app (`uids.rs`); their dynos, one-off
+    /// dynos and builds run as it. Default 100000-165535 (`--dyno-uid-range`).
+    pub app_uids: std::ops::RangeInclusive<u32>,
+    /// The writable disk (ephemeral `/app` plus `/tmp`) of an eco, basic or standard-1x dyno in
+    /// MiB; larger sizes get a multiple of it (`disk_limit`). Default 2048 (`--dyno-disk-mb`).
+    pub dyno_disk_mb: u64,
     pub dynos: DynoManagerConfig,
     /// How long a release phase may run before it is killed and its release failed.
     pub release_phase_timeout: Duration,
@@ -77,8 +83,8 @@ impl PlatformConfig {
             router_port: 8080,
             api_url: "http://127.0.0.1:5000".into(),
             stack: "heroku-24".into(),
-            dyno_uid: 10_000,
-            dyno_gid: 10_000,
+            app_uids: 100_000..=165_535,
+            dyno_disk_mb: 2048,
             dynos: DynoManagerConfig::default(),
             release_phase_timeout: Duration::from_secs(60 * 60),
         }
@@ -110,6 +116,10 @@ impl PlatformConfig {
     }
     pub(crate) fn unpacked_slugs_dir(&self) -> PathBuf {
         self.data_dir.join("unpacked")
+    }
+    /// Where the slug `digest` is unpacked for the app whose uid is `uid` (files owned by it).
+    pub(crate) fn unpacked_slug_dir(&self, digest: &str, uid: u32) -> PathBuf {
+        self.unpacked_slugs_dir().join(format!("{digest}-{uid}"))
     }
 }
 
@@ -166,6 +176,30 @@ pub fn display_size(size: &str) -> String {
         Some((head, tail)) => format!("{}-{}", capitalize(head), tail.to_uppercase()),
         None => capitalize(size),
     }
+}
+
+/// How many times the base disk (`PlatformConfig::dyno_disk_mb`) each dyno size gets: the
+/// small sizes 2 GiB by default, standard-2x 4 GiB, performance-m 8 GiB, performance-l 16 GiB.
+const DISK_FACTORS: &[(&str, u64)] = &[
+    ("eco", 1),
+    ("basic", 1),
+    ("standard-1x", 1),
+    ("standard-2x", 2),
+    ("performance-m", 4),
+    ("performance-l", 8),
+];
+
+/// The disk quota of a dyno of `size` in bytes (ephemeral `/app` and `/tmp` together).
+pub(crate) fn disk_limit(config: &PlatformConfig, size: &str) -> u64 {
+    let size = size.to_ascii_lowercase();
+    let factor = DISK_FACTORS
+        .iter()
+        .find(|(name, _)| *name == size)
+        .map_or(1, |(_, factor)| *factor);
+    config
+        .dyno_disk_mb
+        .saturating_mul(factor)
+        .saturating_mul(1024 * 1024)
 }
 
 pub(crate) fn size_limits(size: &str) -> (u64, i64) {

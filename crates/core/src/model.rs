@@ -17,6 +17,9 @@
 //!   it ends
 //! - `certs/<app id>/<endpoint id>` → `SniEndpoint` (`certs.rs`): an uploaded certificate chain
 //!   and its private key (a secret: never returned by the API)
+//! - `uids/<uid, 10 digits>` → the id of the app that holds that uid (`uids.rs`); written with
+//!   the app (or the app's first use), compare-and-set on its absence, deleted with the app;
+//!   `uid-cursor` → the next uid to hand out (so uids are reused only after a wrap-around)
 
 use std::collections::BTreeMap;
 
@@ -35,6 +38,12 @@ pub struct App {
     pub maintenance: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The app's own unprivileged uid, also its gid, from `PlatformConfig::app_uids`: its
+    /// dynos, one-off dynos and builds run as it. Claimed in the store (`uids/<uid>`) so no
+    /// two apps share one. `None` for apps created before uids per app; they get one on
+    /// first use (`Platform::app_uid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +202,11 @@ pub(crate) mod keys {
 
     pub(crate) fn app(name: &str) -> String {
         format!("apps/{name}")
+    }
+    pub(crate) const UIDS: &str = "uids/";
+    pub(crate) const UID_CURSOR: &str = "uid-cursor";
+    pub(crate) fn uid(uid: u32) -> String {
+        format!("uids/{uid:010}")
     }
     pub(crate) fn user(email: &str) -> String {
         format!("users/{email}")

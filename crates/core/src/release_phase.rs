@@ -52,6 +52,8 @@ struct Phase {
     dyno: &'static str,
     /// `release command` or `postdeploy script`, for messages.
     what: &'static str,
+    /// The app's own uid, also its gid (`uids.rs`).
+    uid: u32,
 }
 
 /// One lock per app, held while a gated release runs its phase and is written.
@@ -136,7 +138,9 @@ impl Platform {
         dyno: &'static str,
         what: &'static str,
     ) -> Result<Option<String>, CoreError> {
+        let uid = self.app_uid(app).await?;
         let phase = Phase {
+            uid,
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
             config: self.config.clone(),
@@ -259,7 +263,7 @@ impl Phase {
     /// private copy (returned second, to remove afterwards) so the two never race.
     async fn unpacked_slug(&self) -> Result<(PathBuf, Option<PathBuf>), String> {
         let digest = self.slug.digest().to_owned();
-        let shared = self.config.unpacked_slugs_dir().join(&digest);
+        let shared = self.config.unpacked_slug_dir(&digest, self.uid);
         if shared.join(".complete").exists() {
             return Ok((shared.join("app"), None));
         }
@@ -268,7 +272,7 @@ impl Phase {
             .builds_dir()
             .join(format!("release-{}", Uuid::new_v4().simple()));
         let tarball = self.config.slugs_dir().join(format!("{digest}.tgz"));
-        let (uid, gid) = (self.config.dyno_uid, self.config.dyno_gid);
+        let (uid, gid) = (self.uid, self.uid);
         let app_dir = private.join("app");
         let target = app_dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -301,6 +305,7 @@ impl Phase {
                 config_vars: &self.config_vars,
                 stack: &self.slug.stack,
                 app_dir: Some(app_dir),
+                uid: self.uid,
             },
         )
     }

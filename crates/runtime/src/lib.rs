@@ -16,11 +16,14 @@ use std::time::Duration;
 
 mod common;
 mod net;
+mod disk;
 mod oom;
 mod process;
 mod runc;
+mod seccomp;
 
 pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
+pub use disk::MIN_DISK_BYTES;
 pub use process::ProcessRuntime;
 pub use runc::{RuncConfig, RuncRuntime};
 
@@ -85,7 +88,9 @@ pub struct Limits {
     pub pids: Option<i64>,
     pub cpu_shares: Option<u64>,
     /// What the container may write to its writable layers (the ephemeral `/app` layer and
-    /// `/tmp`) together; beyond it writes fail with ENOSPC.
+    /// `/tmp`) together; beyond it writes fail with ENOSPC. The runc runtime gives the
+    /// container a filesystem of this size (whole MiB, at least [`MIN_DISK_BYTES`]) and puts
+    /// `/tmp` on it instead of a tmpfs; `None`: no limit, `/tmp` a tmpfs.
     pub disk_bytes: Option<u64>,
 }
 

@@ -8,14 +8,17 @@
 //!   `labels.json` (the spec's labels, read back by [`Runtime::list`] after a restart),
 //!   `rootfs/` (a skeleton of empty mountpoints and `bin -> usr/bin`-style symlinks),
 //!   `upper/` + `work/` (the ephemeral writable layer of `/app`), `init.pid` and `runc.log`
-//!   (runc's own warnings, kept out of the app's output).
+//!   (runc's own warnings, kept out of the app's output). With a disk quota, `disk/` is the
+//!   container's own filesystem holding `upper/`, `work/` and `tmp/` (see `disk.rs`).
+//! - `S/disks/` holds the pool of ready-made disks.
 //!
 //! # The container
 //! - Root filesystem: the host "stack" — `/usr`, `/etc` and any real `/bin`, `/sbin`, `/lib*`
 //!   directories are recursively bind-mounted read-only (merged-`/usr` symlinks are recreated
 //!   as symlinks); `/proc`; `/dev` as a tmpfs with runc's standard devices (`null`, `zero`,
 //!   `full`, `random`, `urandom`, `tty`), `/dev/pts`, `/dev/shm`, `/dev/mqueue`; `/sys` and
-//!   `/sys/fs/cgroup` read-only; `/tmp` a tmpfs (mode 1777). The root itself is read-only.
+//!   `/sys/fs/cgroup` read-only; `/tmp` a tmpfs (mode 1777), or with a disk quota the disk's
+//!   `tmp/` (so `/app` and `/tmp` writes share the quota). The root itself is read-only.
 //! - `/app`: with `app_dir`, an overlay with `lowerdir=app_dir` and `upper/`, `work/` from the
 //!   bundle. The overlay root takes the upper dir's owner, which is chowned to `uid:gid`, so the
 //!   app can create files in `/app`; editing an *existing* file in place needs that file (in
@@ -33,9 +36,12 @@
 //!   [`Network::Host`] containers share the host network. The hostname is `spec.hostname` (the
 //!   id if empty).
 //! - Process: `args`, exactly `env`, `cwd`, `uid:gid` without supplementary groups,
-//!   `noNewPrivileges`, no capabilities at all, `RLIMIT_NOFILE` 65536 (capped at this
-//!   process's own hard limit, which even root may be unable to exceed), no terminal, stdin
-//!   `/dev/null`.
+//!   `noNewPrivileges`, no capabilities at all, the default seccomp profile (`seccomp.rs`),
+//!   `RLIMIT_NOFILE` 65536 (capped at this process's own hard limit, which even root may be
+//!   unable to exceed), no terminal, stdin `/dev/null`.
+//! - Disk: with [`Limits::disk_bytes`](crate::Limits::disk_bytes), the container's own
+//!   filesystem at `disk/` in the bundle (`disk.rs`), taken from a pool before the bundle is
+//!   written; cleanup's unmount of everything under the bundle frees it.
 //! - cgroups (`cgroupsPath` = `/<cgroup_parent>/<id>`): memory limit with memory+swap set to
 //!   the same value (a hard limit; the OOM killer SIGKILLs, which `oom.rs` notices), an
 //!   optional soft limit (`reservation`), pids limit, cpu shares.
@@ -103,6 +109,12 @@ pub struct RuncConfig {
     /// The dyno network for [`Network::Isolated`] containers: bridge, subnet, firewall.
     /// `None`: isolated containers get a network namespace with only a loopback interface.
     pub network: Option<NetworkConfig>,
+    /// How many ready-made disks (see [`Limits::disk_bytes`](crate::Limits::disk_bytes)) are
+    /// kept per size, to keep formatting and mounting off the start path. Default 2; 0 makes
+    /// every disk at start.
+    pub disk_pool: usize,
+    /// Disk sizes whose pool is filled at once (others on their first use).
+    pub disk_pool_sizes: Vec<u64>,
 }
 
 impl RuncConfig {
@@ -113,6 +125,8 @@ impl RuncConfig {
             runc_binary: PathBuf::from("runc"),
             cgroup_parent: "slipway".to_string(),
             network: None,
+            disk_pool: 2,
+            disk_pool_sizes: Vec::new(),
         }
     }
 }
@@ -152,6 +166,8 @@ struct Inner {
     network: Option<(NetworkConfig, Mutex<Allocator>)>,
     /// Containers whose memory cgroup saw an OOM kill (R15).
     oom_kills: crate::oom::OomKills,
+    /// Per-container disks and their pools (`disk.rs`).
+    disks: Arc<crate::disk::Disks>,
 }
 
 /// The runc-backed [`Runtime`]. Cheap to clone; clones share state.
@@ -259,6 +275,12 @@ impl RuncRuntime {
                 Some((net, Mutex::new(allocator)))
             }
         };
+        let disks = crate::disk::Disks::new(
+            state_dir.join("disks"),
+            config.disk_pool,
+            &config.disk_pool_sizes,
+        )
+        .map_err(io_err(NEW, "prepare the disk pool of"))?;
         let memory_v1 = Path::new("/sys/fs/cgroup/memory");
         let memsw = !memory_v1.is_dir() || memory_v1.join("memory.memsw.limit_in_bytes").exists();
         Ok(RuncRuntime {
@@ -274,6 +296,7 @@ impl RuncRuntime {
                 active: Arc::default(),
                 network,
                 oom_kills: Default::default(),
+                disks,
             }),
         })
     }
@@ -454,7 +477,7 @@ impl Inner {
     fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<(), RuntimeError> {
         let id = spec.id.as_str();
         let rootfs = bundle.join("rootfs");
-        let upper = bundle.join("upper");
+        let upper = crate::disk::layers_dir(bundle).join("upper");
         for dir in ["proc", "dev", "sys", "tmp", "app"] {
             std::fs::create_dir_all(rootfs.join(dir))
                 .map_err(io_err(id, "create the rootfs of"))?;
@@ -479,7 +502,7 @@ impl Inner {
         )
         .map_err(|e| io_err(id, "chown the writable layer of")(e.into()))?;
         if spec.app_dir.is_some() {
-            std::fs::create_dir(bundle.join("work"))
+            std::fs::create_dir(crate::disk::layers_dir(bundle).join("work"))
                 .map_err(io_err(id, "create the overlay work dir of"))?;
         }
         let labels = serde_json::to_vec(&spec.labels)
@@ -557,8 +580,21 @@ impl Inner {
                 "cgroup",
                 &["nosuid", "noexec", "nodev", "relatime", "ro"],
             )?,
-            mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"])?,
         ];
+        match crate::disk::tmp_source(bundle) {
+            Some(tmp) => mounts.push(mount(
+                "/tmp",
+                "bind",
+                &tmp.to_string_lossy(),
+                &["rbind", "rw", "nosuid", "nodev"],
+            )?),
+            None => mounts.push(mount(
+                "/tmp",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "nodev", "mode=1777"],
+            )?),
+        }
         for entry in &self.stack {
             if let StackEntry::Dir(name) = entry {
                 let path = format!("/{name}");
@@ -570,14 +606,15 @@ impl Inner {
                 )?);
             }
         }
-        let upper = bundle.join("upper");
+        let layers = crate::disk::layers_dir(bundle);
+        let upper = layers.join("upper");
         let binds_app = spec.binds.iter().any(|b| b.target == "/app");
         if let Some(app_dir) = &spec.app_dir {
             let data = format!(
                 "lowerdir={},upperdir={},workdir={}",
                 app_dir.display(),
                 upper.display(),
-                bundle.join("work").display()
+                layers.join("work").display()
             );
             mounts.push(mount("/app", "overlay", "overlay", &[&data, "nodev"])?);
         } else if !binds_app {
@@ -670,6 +707,7 @@ impl Inner {
             .cgroups_path(format!("/{}/{}", self.cgroup_parent, spec.id))
             .masked_paths(oci_spec::runtime::get_default_maskedpaths())
             .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+            .seccomp(crate::seccomp::default_profile())
             .build()?;
         let hostname = if spec.hostname.is_empty() {
             spec.id.chars().take(63).collect()
@@ -692,8 +730,9 @@ impl Inner {
     }
 }
 
-/// Lazily unmounts every mount at or below `dir` (deepest first). Normally there are none:
-/// runc mounts inside the container's own mount namespace.
+/// Lazily unmounts every mount at or below `dir` (deepest first). In a bundle that is the
+/// container's disk, if it has one (runc mounts everything else inside the container's own
+/// mount namespace); in `S/disks/`, the pool.
 pub(crate) fn unmount_under(dir: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
@@ -877,6 +916,17 @@ impl Runtime for RuncRuntime {
                 return Err(RuntimeError::AlreadyExists { id });
             }
             Err(e) => return Err(io_err(&id, "create the bundle of")(e)),
+        }
+        if let Some(bytes) = spec.limits.disk_bytes {
+            let disks = inner.disks.clone();
+            let disk_bundle = bundle.clone();
+            let attached = tokio::task::spawn_blocking(move || disks.attach(&disk_bundle, bytes))
+                .await
+                .unwrap_or_else(|e| Err(crate::disk::DiskError::Attach(std::io::Error::other(e))));
+            if let Err(e) = attached {
+                inner.cleanup(&id).await;
+                return Err(io_err(&id, "give a disk to")(e.into()));
+            }
         }
         if let Err(e) = inner.write_bundle(&spec, &bundle) {
             inner.cleanup(&id).await;

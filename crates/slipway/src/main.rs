@@ -97,6 +97,15 @@ struct ServerArgs {
     /// data directory. It must not overlap the host's routes.
     #[arg(long, default_value = slipway_runtime::NetworkConfig::DEFAULT_SUBNET)]
     dyno_subnet: slipway_runtime::Ipv4Subnet,
+    /// The uids apps get, one per app (each also its gid), as FIRST-LAST. An app keeps its uid
+    /// while it exists; its dynos, one-off dynos and builds run as it.
+    #[arg(long, default_value = "100000-165535", value_parser = slipway_core::parse_uid_range)]
+    dyno_uid_range: std::ops::RangeInclusive<u32>,
+    /// The disk (ephemeral /app plus /tmp) of an eco, basic or standard-1x dyno, in MiB;
+    /// standard-2x gets twice it, performance-m 4x, performance-l 8x. Writes beyond it fail
+    /// with "No space left on device" inside the dyno only.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..))]
+    dyno_disk_mb: u64,
 }
 
 fn main() -> ExitCode {
@@ -175,6 +184,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             network.subnet
         );
         runc.network = Some(network);
+        // Ready-made disks for the most common dyno size and for builds.
+        runc.disk_pool_sizes = vec![
+            args.dyno_disk_mb.saturating_mul(1024 * 1024),
+            slipway_core::BUILD_DISK_BYTES,
+        ];
         Arc::new(slipway_runtime::RuncRuntime::new(runc).context(
             "starting the runc runtime (are `runc`, `iproute2` and `nftables` installed, and are \
              you root?)",
@@ -187,6 +201,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let mut config = slipway_core::PlatformConfig::new(data_dir.clone());
     config.domain = args.domain.clone();
     config.router_port = args.router_addr.port();
+    config.app_uids = args.dyno_uid_range.clone();
+    config.dyno_disk_mb = args.dyno_disk_mb;
     config.api_url = format!("http://{}", args.api_addr);
     config.dynos.boot_timeout = std::time::Duration::from_secs(args.boot_timeout);
     config.dynos.stop_grace = std::time::Duration::from_secs(args.stop_grace);

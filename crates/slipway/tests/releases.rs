@@ -399,7 +399,12 @@ async fn the_release_phase_gates_every_release() {
 
     // v3: a config change whose phase fails: refused, and v2 keeps running.
     let failed = server.cli(&["config:set", "FAIL=1", "-a", APP]);
-    assert!(!failed.status.success());
+    assert!(
+        !failed.status.success(),
+        "{}\n{}",
+        text(&failed),
+        server.log()
+    );
     assert!(
         text(&failed).contains("Release v3 failed: the release command exited with status 1"),
         "{}",

@@ -354,6 +354,19 @@ impl Drop for Server {
                 .args(["delete", "--force", &id])
                 .output();
         }
+        // Each dyno's disk is a mount in its bundle (and the pool's, if the server died
+        // without cleaning up): unmount them, deepest first, so the data dir can be removed.
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| Path::new(p).starts_with(&self.data_dir))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for point in points {
+                let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
         // The dyno network's bridge and firewall table (named after the data directory).
         if let (Ok(subnet), Ok(data_dir)) = (
             self.dyno_subnet.parse::<slipway_runtime::Ipv4Subnet>(),
