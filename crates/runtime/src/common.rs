@@ -263,9 +263,7 @@ pub(crate) async fn pump_lines<R: AsyncRead + Unpin>(reader: R, stream: Stream, 
 fn utf8_cut(line: &[u8]) -> usize {
     match std::str::from_utf8(line) {
         Ok(_) => line.len(),
-        Err(error) if error.error_len().is_none() && error.valid_up_to() > 0 => {
-            error.valid_up_to()
-        }
+        Err(error) if error.error_len().is_none() && error.valid_up_to() > 0 => error.valid_up_to(),
         Err(_) => line.len(),
     }
 }
@@ -375,7 +373,12 @@ mod tests {
         input.extend_from_slice(b"tail\nnext\n");
         pump_lines(&input[..], Stream::Stdout, OutputGate::open_now(sink)).await;
         let lines = lines.lock().unwrap();
-        assert_eq!(lines.len(), 3, "{:?}", lines.iter().map(|l| l.len()).collect::<Vec<_>>());
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+        );
         assert_eq!(lines[0], "a".repeat(MAX_LINE_BYTES - 1));
         assert_eq!(lines[1], "€tail");
         assert_eq!(lines[2], "next");

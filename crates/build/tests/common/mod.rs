@@ -108,6 +108,9 @@ impl Harness {
             build_id: format!("b{n}-{}", std::process::id()),
             mount_view: self.mount_view,
             step_timeout: None,
+            build_timeout: None,
+            limits: Default::default(),
+            max_slug_bytes: None,
         }
     }
 
