@@ -387,3 +387,24 @@ fn assert_nothing_left_but_slugs(server: &Server) {
         "build containers left: {containers:?}"
     );
 }
+
+/// Finding 11, the other side: a slug a release references is never removed, even when that
+/// release failed (its release phase exited non-zero) and the server restarts; only the build
+/// directory goes.
+#[tokio::test]
+async fn a_slug_a_release_references_survives_failure_cleanup_and_the_start_up_sweep() {
+    require_runc!();
+    let mut server = Server::start();
+    server.cli_ok(&["apps:create", "unreleased"]);
+    let dir = repo(&[("Procfile", "web: sleep 1000\nrelease: exit 3\n")]);
+    let push = server.push("unreleased", dir.path());
+    assert_rejected(&push, &["Compressing", "Push rejected"]);
+    let releases = server.api_json("/apps/unreleased/releases").await;
+    assert_eq!(releases[0]["status"], "failed", "{releases}");
+    let slugs = names(&server.data_dir.join("slugs"));
+    assert_eq!(slugs.len(), 1, "the failed release's slug is kept: {slugs:?}");
+    assert_nothing_left_but_slugs(&server);
+    server.kill9_and_restart(&[]);
+    server.api_json("/apps/unreleased/releases").await;
+    assert_eq!(names(&server.data_dir.join("slugs")), slugs);
+}
