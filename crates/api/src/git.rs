@@ -25,6 +25,9 @@ use slipway_git::{GitRepos, GitService};
 use crate::auth::api_key;
 use crate::{ApiConfig, ApiState};
 
+/// Build output lines queued for a git client before further lines are dropped.
+const OUTPUT_QUEUE_LINES: usize = 4096;
+
 /// How long a push token stays valid: as long as the longest build may take.
 const PUSH_TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -398,13 +401,31 @@ pub(crate) async fn hook(
         )
             .into_response();
     };
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Build output is tenant output: the queue to a git client that reads slowly is bounded
+    // (lines are at most 10,000 bytes, split by the runtime), and lines that do not fit are
+    // dropped and counted rather than buffered without limit; the build's log keeps them all.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(OUTPUT_QUEUE_LINES);
     let platform = state.platform.clone();
     let git = state.git.clone();
     tokio::spawn(async move {
         let output_sender = sender.clone();
+        let dropped = std::sync::atomic::AtomicUsize::new(0);
         let output: slipway_core::DeployOutput = std::sync::Arc::new(move |line: &str| {
-            let _ = output_sender.send(format!("{line}\n"));
+            use std::sync::atomic::Ordering;
+            let missed = dropped.load(Ordering::Relaxed);
+            if missed > 0 {
+                let note = format!(
+                    " !     {missed} line(s) of output were dropped: the client read too slowly (see `slipway logs`)\n"
+                );
+                if output_sender.try_send(note).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                dropped.store(0, Ordering::Relaxed);
+            }
+            if output_sender.try_send(format!("{line}\n")).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
         });
         let tarball = tokio_util::io::StreamReader::new(
             body.into_data_stream().map_err(std::io::Error::other),
@@ -416,19 +437,21 @@ pub(crate) async fn hook(
             Ok(_) => true,
             Err(error) => {
                 for line in error.to_string().lines() {
-                    let _ = sender.send(format!(" !     {line}\n"));
+                    let _ = sender.send(format!(" !     {line}\n")).await;
                 }
-                let _ = sender.send(format!(" !     Push rejected to {}.\n", app.name));
+                let _ = sender
+                    .send(format!(" !     Push rejected to {}.\n", app.name))
+                    .await;
                 false
             }
         };
-        let _ = sender.send(status_line(succeeded));
+        let _ = sender.send(status_line(succeeded)).await;
         git.pushes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&token);
     });
-    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver)
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
         .map(|line| Ok::<_, std::io::Error>(bytes::Bytes::from(line)));
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

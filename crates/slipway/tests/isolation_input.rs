@@ -15,6 +15,8 @@ use support::{git, repo, text, Server};
 /// The push fails, says so, and contains each of `expected`.
 fn assert_rejected(push: &std::process::Output, expected: &[&str]) -> String {
     let output = text(push);
+    // Shown by the harness only when a test fails (or with --nocapture).
+    eprintln!("push output:\n{output}");
     assert!(!push.status.success(), "the push must fail:\n{output}");
     for line in expected {
         assert!(
@@ -271,6 +273,7 @@ for i in range(5000):
         print(f"fork failed after {children} children: {error}", flush=True)
         sys.exit(1)
     if pid == 0:
+        os.closerange(0, 3)  # so npm sees the script's output end when the parent exits
         time.sleep(60)
         os._exit(0)
     children += 1
