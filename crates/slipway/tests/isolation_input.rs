@@ -405,7 +405,11 @@ async fn a_slug_a_release_references_survives_failure_cleanup_and_the_start_up_s
     let releases = server.api_json("/apps/unreleased/releases").await;
     assert_eq!(releases[0]["status"], "failed", "{releases}");
     let slugs = names(&server.data_dir.join("slugs"));
-    assert_eq!(slugs.len(), 1, "the failed release's slug is kept: {slugs:?}");
+    assert_eq!(
+        slugs.len(),
+        1,
+        "the failed release's slug is kept: {slugs:?}"
+    );
     assert_nothing_left_but_slugs(&server);
     server.kill9_and_restart(&[]);
     server.api_json("/apps/unreleased/releases").await;

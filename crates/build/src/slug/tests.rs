@@ -315,8 +315,11 @@ fn setuid_bits_are_dropped_and_outside_entries_ignored() {
     assert!(!dest.join("etc").exists());
 }
 
+/// One tar entry: kind, name, link target, contents.
+type TarEntry<'a> = (EntryType, &'a str, Option<&'a str>, &'a [u8]);
+
 /// A plain (not gzip'd) tarball with the given entries, as `git archive` streams one.
-fn plain_tar(entries: &[(EntryType, &str, Option<&str>, &[u8])]) -> Vec<u8> {
+fn plain_tar(entries: &[TarEntry<'_>]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (kind, name, link, contents) in entries {
         let mut header = Header::new_gnu();
@@ -357,7 +360,7 @@ fn sources_unpack_with_symlinks_kept_as_symlinks() {
 #[test]
 fn hostile_sources_are_refused_and_write_nothing_outside() {
     use EntryType::*;
-    let cases: &[(&[(EntryType, &str, Option<&str>, &[u8])], &str)] = &[
+    let cases: &[(&[TarEntry<'_>], &str)] = &[
         (&[(Regular, "/tmp/slipway-pwned", None, b"x")], "absolute"),
         (&[(Regular, "../pwned", None, b"x")], ".."),
         (
@@ -426,7 +429,7 @@ fn sources_and_slugs_expanding_past_the_cap_are_refused_early() {
     for i in 0..4 {
         entries.push((Link, format!("l{i}"), Some("f"), b""));
     }
-    let entries: Vec<(EntryType, &str, Option<&str>, &[u8])> = entries
+    let entries: Vec<TarEntry<'_>> = entries
         .iter()
         .map(|(k, n, l, c)| (*k, n.as_str(), *l, *c))
         .collect();
