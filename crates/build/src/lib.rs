@@ -140,12 +140,14 @@ pub enum BuildError {
     BuiltinNotInstalled { name: String, path: PathBuf },
     #[error(
         "Push rejected, failed to compile {framework} app: bin/compile of buildpack {buildpack} \
-         exited with status {status}. See the output above."
+         exited with status {status}.{hint} See the output above."
     )]
     CompileFailed {
         framework: String,
         buildpack: String,
         status: String,
+        /// Empty, or a sentence (with a leading space) on the likely cause.
+        hint: String,
     },
     #[error(
         "Push rejected: bin/release of buildpack {buildpack} exited with status {status}{}",

@@ -116,6 +116,7 @@ async fn build_inner(
                 framework: framework.clone(),
                 buildpack: buildpack.name.clone(),
                 status: status.to_string(),
+                hint: compile_hint(status, request),
             });
         }
         default_process_types = steps
@@ -174,6 +175,20 @@ async fn build_inner(
         process_types,
         buildpack_description: description,
     })
+}
+
+/// A killed compile (SIGKILL, status 137) under a memory budget most likely ran out of it: say
+/// so, since the kernel's OOM kill leaves only "Killed" in the output.
+fn compile_hint(status: ExitStatus, request: &BuildRequest) -> String {
+    let killed = status.code == Some(137) || status.signal == Some(9);
+    match (killed, request.limits.memory_bytes) {
+        (true, Some(memory)) => format!(
+            " A process was killed, as happens when a build uses more than its memory budget \
+             ({} MB); make the build use less memory.",
+            memory / (1024 * 1024)
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Runs the built-ins' detect in order; the first that passes wins.

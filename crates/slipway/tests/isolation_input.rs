@@ -298,7 +298,10 @@ for i in range(64):
 print("allocated 4 GB", flush=True)
 "#;
     let push = server.push("hungry", node_app(hog).path());
-    let output = assert_rejected(&push, &["allocated 64 MB", "Push rejected"]);
+    let output = assert_rejected(
+        &push,
+        &["allocated 64 MB", "Push rejected", "memory budget (512 MB)"],
+    );
     assert!(!output.contains("allocated 4 GB"), "{output}");
     assert!(
         !output.contains("allocated 576 MB"),
