@@ -418,3 +418,67 @@ async fn a_slug_a_release_references_survives_failure_cleanup_and_the_start_up_s
     server.api_json("/apps/unreleased/releases").await;
     assert_eq!(names(&server.data_dir.join("slugs")), slugs);
 }
+
+/// The server's peak resident memory (`VmHWM`, kB), found by its `--data-dir` argument.
+fn server_peak_rss_kb(server: &Server) -> u64 {
+    let data_dir = server.data_dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "server") && args.iter().any(|a| *a == data_dir) {
+            let status = std::fs::read_to_string(path.join("status")).unwrap();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .expect("VmHWM");
+            return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+    panic!("the server process was not found");
+}
+
+/// Finding 2 (a): a dyno writing 300 MB without a newline does not grow the server: its output
+/// is split into 10,000-byte lines as it is read (the server's peak memory grows by less than
+/// 100 MB, where it grew by 600 MB), and the lines reach the app's log.
+#[tokio::test]
+async fn a_dyno_writing_300_mb_without_a_newline_does_not_grow_the_server() {
+    require_runc!();
+    let server = Server::start();
+    server.cli_ok(&["apps:create", "chatty"]);
+    // The dyno waits for a go file, so the baseline is taken after the deploy.
+    let procfile = "web: while [ ! -e /tmp/go ]; do sleep 0.2; done; head -c 300000000 /dev/zero | tr '\\0' x; echo; echo done-writing; sleep 1000\n";
+    let dir = repo(&[("Procfile", procfile)]);
+    let push = server.push("chatty", dir.path());
+    assert!(push.status.success(), "{}", text(&push));
+    let container = server.wait_for_containers("chatty.web", 1).await.remove(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = server_peak_rss_kb(&server);
+    let pid = server.container_pid(&container).expect("the dyno's pid");
+    // Its /tmp, seen from the host through the dyno's root.
+    std::fs::write(format!("/proc/{pid}/root/tmp/go"), b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tail = server.cli(&["logs", "-a", "chatty", "-n", "3"]);
+        let tail = String::from_utf8_lossy(&tail.stdout).into_owned();
+        if tail.contains("done-writing") {
+            // The lines before it are chunks of at most 10,000 bytes.
+            let longest = tail.lines().map(str::len).max().unwrap_or(0);
+            assert!(longest < 10_200, "a log line of {longest} bytes");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dyno never finished writing");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = server_peak_rss_kb(&server);
+    eprintln!("server peak RSS: {before} kB before, {after} kB after 300 MB without newline");
+    assert!(
+        after < before + 100 * 1024,
+        "the server's peak memory grew from {before} kB to {after} kB"
+    );
+}
