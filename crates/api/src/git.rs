@@ -25,6 +25,9 @@ use slipway_git::{GitRepos, GitService};
 use crate::auth::api_key;
 use crate::{ApiConfig, ApiState};
 
+/// Build output lines queued for a git client before further lines are dropped.
+const OUTPUT_QUEUE_LINES: usize = 4096;
+
 /// How long a push token stays valid: as long as the longest build may take.
 const PUSH_TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -200,9 +203,19 @@ async fn rpc(
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let input: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> = if gzipped {
-        match gunzip(stream).await {
-            Ok(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
-            Err(error) => {
+        let max = state.platform.config().build.max_push_bytes;
+        match gunzip_to_file(stream, max).await {
+            Ok(file) => tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)).boxed(),
+            Err(GunzipError::TooLarge) => {
+                return git_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!(
+                        "The request body inflates to more than {} MB, the most Slipway accepts from git. Push fewer commits at a time, or remove large files from the history.",
+                        max / (1024 * 1024)
+                    ),
+                )
+            }
+            Err(GunzipError::Invalid(error)) => {
                 return git_error(
                     StatusCode::BAD_REQUEST,
                     &format!("Could not decompress the request body: {error}"),
@@ -225,20 +238,134 @@ async fn rpc(
     }
 }
 
-/// Git compresses some request bodies; they are small (negotiation), so they are read whole.
-async fn gunzip(
-    stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
-) -> std::io::Result<bytes::Bytes> {
-    use std::io::Read;
-    let compressed: Vec<u8> = stream
-        .try_fold(Vec::new(), |mut all, chunk| async move {
-            all.extend_from_slice(&chunk);
-            Ok(all)
-        })
-        .await?;
-    let mut decoded = Vec::new();
-    flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut decoded)?;
-    Ok(decoded.into())
+/// Why a gzip'd request body was refused.
+#[derive(Debug)]
+enum GunzipError {
+    /// It inflates to more than the cap.
+    TooLarge,
+    Invalid(std::io::Error),
+}
+
+/// A writer that refuses (with `FileTooLarge`) to take more than `max` bytes in total.
+struct Capped<W> {
+    inner: W,
+    written: u64,
+    max: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() as u64 > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "the inflated request body is over the cap",
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Inflates a gzip'd request body as it arrives into an unnamed temporary file (gone when
+/// closed), at most `max` inflated bytes; returns the file rewound. Git gzips bodies up to its
+/// `http.postBuffer` (1 MB), which can inflate a thousandfold: neither the compressed nor the
+/// inflated body is ever held in memory (one chunk at a time, 4 chunks queued at most), and
+/// a bomb is cut off at `max` on disk.
+async fn gunzip_to_file(
+    mut stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+    max: u64,
+) -> Result<std::fs::File, GunzipError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let worker = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, Write};
+        let file = tempfile::tempfile()?;
+        let mut decoder = flate2::write::GzDecoder::new(Capped {
+            inner: std::io::BufWriter::new(file),
+            written: 0,
+            max,
+        });
+        while let Some(chunk) = receiver.blocking_recv() {
+            decoder.write_all(&chunk)?;
+        }
+        let capped = decoder.finish()?;
+        let mut file = capped.inner.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        Ok(file)
+    });
+    let mut read_error = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if sender.send(chunk).await.is_err() {
+                    break; // The worker stopped; its result says why.
+                }
+            }
+            Err(error) => {
+                read_error = Some(error);
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let result = worker
+        .await
+        .map_err(|join| GunzipError::Invalid(std::io::Error::other(join)))?;
+    match (result, read_error) {
+        (Err(error), _) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+            Err(GunzipError::TooLarge)
+        }
+        (_, Some(error)) | (Err(error), None) => Err(GunzipError::Invalid(error)),
+        (Ok(file), None) => Ok(file),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn chunks(data: Vec<u8>) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin {
+        futures::stream::iter(
+            data.chunks(1000)
+                .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn gzip_bodies_inflate_to_a_file_under_the_cap() {
+        let body = b"0032want 0123456789012345678901234567890123456789\n".repeat(100);
+        let mut file = gunzip_to_file(chunks(gzip(&body)), 1 << 20).await.unwrap();
+        let mut inflated = Vec::new();
+        file.read_to_end(&mut inflated).unwrap();
+        assert_eq!(inflated, body);
+    }
+
+    #[tokio::test]
+    async fn a_gzip_bomb_is_cut_off_at_the_cap() {
+        // 64 MiB of zeros gzip to about 64 KB; the cap is 1 MiB.
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        match gunzip_to_file(chunks(bomb), 1 << 20).await {
+            Err(GunzipError::TooLarge) => {}
+            other => panic!("{other:?}"),
+        }
+        match gunzip_to_file(chunks(b"not gzip at all".to_vec()), 1 << 20).await {
+            Err(GunzipError::Invalid(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -274,13 +401,31 @@ pub(crate) async fn hook(
         )
             .into_response();
     };
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Build output is tenant output: the queue to a git client that reads slowly is bounded
+    // (lines are at most 10,000 bytes, split by the runtime), and lines that do not fit are
+    // dropped and counted rather than buffered without limit; the build's log keeps them all.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(OUTPUT_QUEUE_LINES);
     let platform = state.platform.clone();
     let git = state.git.clone();
     tokio::spawn(async move {
         let output_sender = sender.clone();
+        let dropped = std::sync::atomic::AtomicUsize::new(0);
         let output: slipway_core::DeployOutput = std::sync::Arc::new(move |line: &str| {
-            let _ = output_sender.send(format!("{line}\n"));
+            use std::sync::atomic::Ordering;
+            let missed = dropped.load(Ordering::Relaxed);
+            if missed > 0 {
+                let note = format!(
+                    " !     {missed} line(s) of output were dropped: the client read too slowly (see `slipway logs`)\n"
+                );
+                if output_sender.try_send(note).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                dropped.store(0, Ordering::Relaxed);
+            }
+            if output_sender.try_send(format!("{line}\n")).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
         });
         let tarball = tokio_util::io::StreamReader::new(
             body.into_data_stream().map_err(std::io::Error::other),
@@ -292,19 +437,21 @@ pub(crate) async fn hook(
             Ok(_) => true,
             Err(error) => {
                 for line in error.to_string().lines() {
-                    let _ = sender.send(format!(" !     {line}\n"));
+                    let _ = sender.send(format!(" !     {line}\n")).await;
                 }
-                let _ = sender.send(format!(" !     Push rejected to {}.\n", app.name));
+                let _ = sender
+                    .send(format!(" !     Push rejected to {}.\n", app.name))
+                    .await;
                 false
             }
         };
-        let _ = sender.send(status_line(succeeded));
+        let _ = sender.send(status_line(succeeded)).await;
         git.pushes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&token);
     });
-    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver)
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
         .map(|line| Ok::<_, std::io::Error>(bytes::Bytes::from(line)));
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

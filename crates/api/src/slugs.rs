@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use slipway_api_types as wire;
 use slipway_core::model;
 use slipway_core::SlugDeclaration;
@@ -130,9 +130,40 @@ pub(crate) async fn upload(
     Path(token): Path<String>,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    let reader =
-        tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
-    match state.platform.upload_slug(&token, reader).await {
+    // Heroku's cap on slugs (500 MB compressed, `--max-slug-size-mb`): the body is counted as
+    // it streams and cut off past the cap, so an oversized upload never lands on disk whole.
+    let max = state.platform.config().build.max_slug_bytes;
+    let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut received: u64 = 0;
+    let flag = over.clone();
+    let capped = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .map(move |chunk| {
+            let chunk = chunk?;
+            received += chunk.len() as u64;
+            if received > max {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::FileTooLarge,
+                    "the slug is over the size cap",
+                ));
+            }
+            Ok(chunk)
+        });
+    let reader = tokio_util::io::StreamReader::new(capped);
+    let result = state.platform.upload_slug(&token, reader).await;
+    if over.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "Slug size is too large (max is {}M). Upload a smaller slug.",
+                max / (1024 * 1024)
+            ),
+        ));
+    }
+    match result {
         Ok(_) => Ok(StatusCode::OK),
         Err(slipway_core::CoreError::NotFound { .. }) => Err(ApiError::not_found(
             "This upload URL does not exist or has expired (they last an hour); create the slug again with POST /apps/{app}/slugs.",

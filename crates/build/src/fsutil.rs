@@ -1,12 +1,175 @@
-//! Filesystem chores of a build: handing directories to the build user and writing the
-//! buildpacks' `ENV_DIR`.
+//! Filesystem chores of a build: reading tenant files safely ([`read_tenant_file`]), handing
+//! directories to the build user and writing the buildpacks' `ENV_DIR`.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{lchown, PermissionsExt};
-use std::path::Path;
+use std::path::{Component, Path};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::BuildError;
+
+/// The most Slipway reads of any one tenant file (Procfile, app.json, .slugignore): 1 MB.
+pub const TENANT_FILE_CAP: u64 = 1024 * 1024;
+
+/// Why a tenant file could not be read. Messages name the file (relative to the app) and the
+/// rule it broke, never its contents, and say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantFileError {
+    #[error(
+        "{name} is a symbolic link, or is reached through one ({component}). Slipway reads \
+         {name} only as a regular file inside the app's source: commit the file itself, not a \
+         link to it, and push again."
+    )]
+    Symlink { name: String, component: String },
+    #[error(
+        "{name} is not a regular file (it is a {kind}). Commit {name} as a regular file and push \
+         again."
+    )]
+    NotRegular { name: String, kind: &'static str },
+    #[error(
+        "{name} is larger than {} KB, the most Slipway reads. Make it smaller and push again.",
+        cap / 1024
+    )]
+    TooLarge { name: String, cap: u64 },
+    #[error("{name} is not a relative path inside the app's source")]
+    InvalidPath { name: String },
+    #[error("{name} could not be read ({source}). Make it a regular file and push again.")]
+    Io {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads `root/rel`, a file from tenant-controlled content (source, build output, slug), with
+/// no way for the tenant to make the platform read anything else:
+///
+/// - every component of `rel` is opened from its parent's descriptor with `O_NOFOLLOW`, so a
+///   symlink anywhere below `root` (`Procfile -> /etc/shadow`, `config -> /`) is refused, not
+///   followed (`root` itself is the platform's own path and trusted);
+/// - only a regular file is opened at all: FIFOs, devices, sockets and directories are refused
+///   after an `lstat` of the last component, so opening cannot block or touch a device, and the
+///   opened descriptor is checked again with `fstat`;
+/// - at most `cap + 1` bytes are read: a bigger file is refused without reading it whole.
+///
+/// `Ok(None)` when the file (or one of its directories) does not exist. Blocking.
+pub fn read_tenant_file(
+    root: &Path,
+    rel: &str,
+    cap: u64,
+) -> Result<Option<Vec<u8>>, TenantFileError> {
+    let name = rel.to_string();
+    let io = |source: std::io::Error| TenantFileError::Io {
+        name: name.clone(),
+        source,
+    };
+    let components: Vec<&std::ffi::OsStr> = Path::new(rel)
+        .components()
+        .map(|c| match c {
+            Component::Normal(part) => Ok(part),
+            _ => Err(TenantFileError::InvalidPath { name: name.clone() }),
+        })
+        .collect::<Result<_, _>>()?;
+    let Some((last, dirs)) = components.split_last() else {
+        return Err(TenantFileError::InvalidPath { name });
+    };
+    let mut dir = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
+    let mut walked = std::path::PathBuf::new();
+    for (index, part) in components.iter().enumerate() {
+        walked.push(part);
+        let is_last = index == dirs.len();
+        let stat = match rustix::fs::statat(&dir, *part, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(io(e.into())),
+        };
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        if kind == FileType::Symlink {
+            return Err(TenantFileError::Symlink {
+                name,
+                component: walked.display().to_string(),
+            });
+        }
+        if !is_last {
+            if kind != FileType::Directory {
+                return Ok(None);
+            }
+            dir = rustix::fs::openat(
+                &dir,
+                *part,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| symlink_or_io(e, &name, &walked))?;
+            continue;
+        }
+        if kind != FileType::RegularFile {
+            return Err(TenantFileError::NotRegular {
+                name,
+                kind: kind_name(kind),
+            });
+        }
+    }
+    let file = rustix::fs::openat(
+        &dir,
+        *last,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| symlink_or_io(e, &name, Path::new(rel)))?;
+    // The entry may have been swapped between the lstat and the open: check what was opened.
+    let kind = FileType::from_raw_mode(rustix::fs::fstat(&file).map_err(|e| io(e.into()))?.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(TenantFileError::NotRegular {
+            name,
+            kind: kind_name(kind),
+        });
+    }
+    let mut bytes = Vec::new();
+    fs::File::from(file)
+        .take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > cap {
+        return Err(TenantFileError::TooLarge { name, cap });
+    }
+    Ok(Some(bytes))
+}
+
+fn symlink_or_io(error: rustix::io::Errno, name: &str, walked: &Path) -> TenantFileError {
+    if error == rustix::io::Errno::LOOP {
+        TenantFileError::Symlink {
+            name: name.to_string(),
+            component: walked.display().to_string(),
+        }
+    } else {
+        TenantFileError::Io {
+            name: name.to_string(),
+            source: error.into(),
+        }
+    }
+}
+
+fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Directory => "directory",
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Symlink => "symbolic link",
+        FileType::RegularFile => "regular file",
+        _ => "special file",
+    }
+}
 
 /// `chown -hR uid:gid path`: never follows symlinks, so a symlink in the source pointing at
 /// e.g. `/etc` cannot redirect the chown.
@@ -62,5 +225,90 @@ pub(crate) fn remove_path(path: &Path) -> Result<bool, BuildError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(BuildError::io("inspect", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn reads_regular_files_and_reports_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Procfile"), "web: x\n").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/f"), "y").unwrap();
+        let read = |rel| read_tenant_file(dir.path(), rel, TENANT_FILE_CAP);
+        assert_eq!(read("Procfile").unwrap().unwrap(), b"web: x\n");
+        assert_eq!(read("sub/f").unwrap().unwrap(), b"y");
+        assert!(read("missing").unwrap().is_none());
+        assert!(read("missing/f").unwrap().is_none());
+        assert!(read("Procfile/f").unwrap().is_none());
+        for bad in ["", "/etc/shadow", "../x", "sub/../Procfile", "."] {
+            assert!(
+                matches!(read(bad), Err(TenantFileError::InvalidPath { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn symlinks_anywhere_in_the_path_are_refused_without_reading_the_target() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("admin.key"), "SECRET-KEY-MATERIAL").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        symlink(
+            outside.path().join("admin.key"),
+            dir.path().join("Procfile"),
+        )
+        .unwrap();
+        symlink(outside.path(), dir.path().join("linked")).unwrap();
+        fs::write(dir.path().join("real"), "web: x").unwrap();
+        symlink("real", dir.path().join("relative")).unwrap();
+        for rel in ["Procfile", "linked/admin.key", "relative"] {
+            let error = read_tenant_file(dir.path(), rel, TENANT_FILE_CAP).unwrap_err();
+            assert!(
+                matches!(error, TenantFileError::Symlink { .. }),
+                "{rel}: {error:?}"
+            );
+            assert!(!error.to_string().contains("SECRET"), "{error}");
+        }
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("Procfile");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        fs::create_dir(dir.path().join("app.json")).unwrap();
+        for (rel, kind) in [("Procfile", "FIFO"), ("app.json", "directory")] {
+            match read_tenant_file(dir.path(), rel, TENANT_FILE_CAP) {
+                Err(TenantFileError::NotRegular { kind: found, .. }) => assert_eq!(found, kind),
+                other => panic!("{rel}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn files_over_the_cap_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("big"), vec![b'x'; 1025]).unwrap();
+        fs::write(dir.path().join("fits"), vec![b'x'; 1024]).unwrap();
+        assert!(matches!(
+            read_tenant_file(dir.path(), "big", 1024),
+            Err(TenantFileError::TooLarge { cap: 1024, .. })
+        ));
+        assert_eq!(
+            read_tenant_file(dir.path(), "fits", 1024)
+                .unwrap()
+                .unwrap()
+                .len(),
+            1024
+        );
     }
 }

@@ -21,8 +21,9 @@ mod slug;
 mod slugignore;
 
 pub use buildpacks::{install_builtin_buildpacks, BUILTIN_BUILDPACKS};
+pub use fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
 pub use pipeline::{build, BUILD_DISK_BYTES};
-pub use slug::unpack_slug;
+pub use slug::{unpack_slug, unpack_source, MAX_UNPACKED_SLUG_BYTES};
 
 /// Everything one build needs. All paths are host paths. `Default` exists so callers can
 /// write `BuildRequest { app, source_dir, .., ..Default::default() }`; every path must be set.
@@ -56,9 +57,18 @@ pub struct BuildRequest {
     /// How the runtime presents bind mounts to the build scripts.
     pub mount_view: MountView,
     /// Limit for each build step (detect, compile, release); the step's container is stopped
-    /// and the build fails when it runs longer. `None`: no limit. Heroku allows 25 minutes
-    /// for a whole build.
+    /// and the build fails when it runs longer. `None`: no limit.
     pub step_timeout: Option<std::time::Duration>,
+    /// Limit for the whole build (every step together; Heroku: 15 minutes). Past it the
+    /// running step's container is killed and the build fails with
+    /// [`BuildError::BuildTimedOut`]. `None`: no limit.
+    pub build_timeout: Option<std::time::Duration>,
+    /// The build budget: cgroup limits of every build container (memory, pids, CPU shares).
+    /// Default: unlimited.
+    pub limits: slipway_runtime::Limits,
+    /// The largest compressed slug accepted (Heroku: 500 MB); a bigger one fails the build
+    /// with [`BuildError::SlugTooLarge`] and is never kept. `None`: no limit.
+    pub max_slug_bytes: Option<u64>,
 }
 
 /// How a runtime presents bind mounts to the processes it starts. The runtime trait does not
@@ -130,12 +140,14 @@ pub enum BuildError {
     BuiltinNotInstalled { name: String, path: PathBuf },
     #[error(
         "Push rejected, failed to compile {framework} app: bin/compile of buildpack {buildpack} \
-         exited with status {status}. See the output above."
+         exited with status {status}.{hint} See the output above."
     )]
     CompileFailed {
         framework: String,
         buildpack: String,
         status: String,
+        /// Empty, or a sentence (with a leading space) on the likely cause.
+        hint: String,
     },
     #[error(
         "Push rejected: bin/release of buildpack {buildpack} exited with status {status}{}",
@@ -155,6 +167,12 @@ pub enum BuildError {
         #[source]
         source: serde_yaml::Error,
     },
+    #[error(
+        "Push rejected: bin/release of buildpack {buildpack} printed more than {} KB; Slipway \
+         reads at most that much of its YAML",
+        cap / 1024
+    )]
+    ReleaseOutputTooLarge { buildpack: String, cap: u64 },
     #[error("Push rejected: {source}. Fix the Procfile and push again.")]
     Procfile {
         #[from]
@@ -165,6 +183,13 @@ pub enum BuildError {
          must not contain `/` or NUL, nor be `.` or `..`"
     )]
     InvalidConfigVar { key: String },
+    /// A file the platform reads from the app (Procfile, .slugignore) broke a rule: a
+    /// symlink, not a regular file, or too big.
+    #[error("Push rejected: {source}")]
+    TenantFile {
+        #[from]
+        source: TenantFileError,
+    },
     #[error("Could not run build step {step}: {source}")]
     Runtime {
         step: String,
@@ -189,6 +214,35 @@ pub enum BuildError {
         reason: &'static str,
     },
     #[error(
+        "Push rejected: the app's source contains an unsafe entry {entry:?}: it {reason}. \
+         Remove it from the repository (or the source tarball) and push again."
+    )]
+    UnsafeSourceEntry { entry: String, reason: &'static str },
+    /// An archive (source or slug) expands beyond its cap.
+    #[error(
+        "Push rejected: the {what} expands to more than {}M, the most Slipway unpacks. Remove \
+         large files (or list them in .slugignore) and push again.",
+        max / (1024 * 1024)
+    )]
+    ArchiveTooLarge { what: &'static str, max: u64 },
+    /// Heroku's words: "Compiled slug size: 600M is too large (max is 500M)."
+    #[error(
+        "Push rejected: Compiled slug size: {}M is too large (max is {}M). Remove files the app \
+         does not need at run time (list them in .slugignore, or clean the build cache) and \
+         push again.",
+        size / (1024 * 1024),
+        max / (1024 * 1024)
+    )]
+    SlugTooLarge { size: u64, max: u64 },
+    /// The whole build ran past [`BuildRequest::build_timeout`].
+    #[error(
+        "Push rejected: Build timed out: the build ran longer than {}, the limit for a build, \
+         and was stopped. Make the build faster (reuse $CACHE_DIR between builds) and push \
+         again.",
+        display_duration(*limit)
+    )]
+    BuildTimedOut { limit: std::time::Duration },
+    #[error(
         "Push rejected: build step {step} did not finish within {}s and was stopped",
         timeout.as_secs()
     )]
@@ -198,6 +252,17 @@ pub enum BuildError {
     },
     #[error("Internal error in build task {task}: it panicked or was cancelled")]
     TaskFailed { task: &'static str },
+}
+
+/// `15 minutes`, `90 seconds`.
+fn display_duration(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        60 => "1 minute".to_string(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        1 => "1 second".to_string(),
+        s => format!("{s} seconds"),
+    }
 }
 
 fn detail_suffix(detail: &str) -> String {

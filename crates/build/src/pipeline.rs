@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use slipway_runtime::{
-    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, Network, OutputSink, Runtime,
-    Stream,
+    run_to_completion, BindMount, ContainerSpec, ExitStatus, Network, OutputSink, Runtime, Stream,
 };
 
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
-use crate::fsutil::{chown_recursive, remove_path, write_env_dir};
+use crate::fsutil::{
+    chown_recursive, read_tenant_file, remove_path, write_env_dir, TENANT_FILE_CAP,
+};
 use crate::{
     procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest, BuiltSlug, MountView,
 };
@@ -71,6 +72,9 @@ async fn build_inner(
         runtime,
         request,
         env_dir: env_dir.to_path_buf(),
+        deadline: request
+            .build_timeout
+            .map(|limit| (tokio::time::Instant::now() + limit, limit)),
     };
 
     // Detect.
@@ -117,6 +121,7 @@ async fn build_inner(
                 framework: framework.clone(),
                 buildpack: buildpack.name.clone(),
                 status: status.to_string(),
+                hint: compile_hint(status, request),
             });
         }
         default_process_types = steps
@@ -162,7 +167,8 @@ async fn build_inner(
     let packed = blocking("pack the slug", {
         let source_dir = request.source_dir.clone();
         let slug_dir = request.slug_dir.clone();
-        move || slug::pack(&source_dir, &slug_dir)
+        let max = request.max_slug_bytes;
+        move || slug::pack(&source_dir, &slug_dir, max)
     })
     .await?;
     output(&format!("       Done: {}", display_size(packed.size)));
@@ -174,6 +180,20 @@ async fn build_inner(
         process_types,
         buildpack_description: description,
     })
+}
+
+/// A killed compile (SIGKILL, status 137) under a memory budget most likely ran out of it: say
+/// so, since the kernel's OOM kill leaves only "Killed" in the output.
+fn compile_hint(status: ExitStatus, request: &BuildRequest) -> String {
+    let killed = status.code == Some(137) || status.signal == Some(9);
+    match (killed, request.limits.memory_bytes) {
+        (true, Some(memory)) => format!(
+            " A process was killed, as happens when a build uses more than its memory budget \
+             ({} MB); make the build use less memory.",
+            memory / (1024 * 1024)
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Runs the built-ins' detect in order; the first that passes wins.
@@ -207,11 +227,11 @@ fn prepare(request: &BuildRequest, env_dir: &Path) -> Result<Vec<String>, BuildE
         ));
     }
     remove_path(&source.join(".git"))?;
-    let slugignore_path = source.join(".slugignore");
-    let removed = match std::fs::read_to_string(&slugignore_path) {
-        Ok(text) => slugignore::apply(source, &slugignore::parse(&text))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(BuildError::io("read", &slugignore_path, e)),
+    let removed = match read_tenant_file(source, ".slugignore", TENANT_FILE_CAP)? {
+        Some(bytes) => {
+            slugignore::apply(source, &slugignore::parse(&String::from_utf8_lossy(&bytes)))?
+        }
+        None => Vec::new(),
     };
     read_procfile(source)?;
     write_env_dir(env_dir, &request.config_vars, request.uid, request.gid)?;
@@ -220,12 +240,11 @@ fn prepare(request: &BuildRequest, env_dir: &Path) -> Result<Vec<String>, BuildE
     Ok(removed)
 }
 
+/// Reads the Procfile through [`read_tenant_file`]: no symlinks, a regular file, 1 MB at most.
 fn read_procfile(source_dir: &Path) -> Result<Option<procfile::Procfile>, BuildError> {
-    let path = source_dir.join("Procfile");
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(procfile::parse(&String::from_utf8_lossy(&bytes))?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BuildError::io("read", &path, e)),
+    match read_tenant_file(source_dir, "Procfile", TENANT_FILE_CAP)? {
+        Some(bytes) => Ok(Some(procfile::parse(&String::from_utf8_lossy(&bytes))?)),
+        None => Ok(None),
     }
 }
 
@@ -270,6 +289,8 @@ struct StepRunner<'a> {
     runtime: &'a dyn Runtime,
     request: &'a BuildRequest,
     env_dir: PathBuf,
+    /// When the whole build must be over ([`BuildRequest::build_timeout`]), and that limit.
+    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
 }
 
 impl StepRunner<'_> {
@@ -282,8 +303,8 @@ impl StepRunner<'_> {
         let status = self
             .run(step, buildpack, "detect", &[Mount::App], sink)
             .await?;
-        let stdout = take(&stdout);
-        let stderr = take(&stderr);
+        let (stdout, _) = take(&stdout);
+        let (stderr, _) = take(&stderr);
         tracing::debug!(step, %status, ?stderr, "bin/detect finished");
         Ok(Detection {
             status,
@@ -305,8 +326,8 @@ impl StepRunner<'_> {
         let status = self
             .run(step, buildpack, "release", &[Mount::App], sink)
             .await?;
-        let stdout = take(&stdout);
-        let stderr = take(&stderr);
+        let (stdout, stdout_truncated) = take(&stdout);
+        let (stderr, _) = take(&stderr);
         for line in &stderr {
             output(line);
         }
@@ -315,6 +336,12 @@ impl StepRunner<'_> {
                 buildpack: buildpack.name.clone(),
                 status: status.to_string(),
                 detail: stderr.last().cloned().unwrap_or_default(),
+            });
+        }
+        if stdout_truncated {
+            return Err(BuildError::ReleaseOutputTooLarge {
+                buildpack: buildpack.name.clone(),
+                cap: TENANT_FILE_CAP,
             });
         }
         let text = stdout.join("\n");
@@ -398,8 +425,8 @@ impl StepRunner<'_> {
             gid: request.gid,
             hostname: "build".to_string(),
             limits: Limits {
-                disk_bytes: Some(BUILD_DISK_BYTES),
-                ..Limits::default()
+                disk_bytes: request.limits.disk_bytes.or(Some(BUILD_DISK_BYTES)),
+                ..request.limits.clone()
             },
             // Its own network namespace: egress through the runtime's NAT, nothing of the host.
             network: Network::Isolated,
@@ -407,17 +434,28 @@ impl StepRunner<'_> {
         tracing::debug!(id = %spec.id, args = ?spec.args, "running build step");
         let id = spec.id.clone();
         let run = run_to_completion(self.runtime, spec, sink);
-        let result = match request.step_timeout {
+        // The step's own limit, or what is left of the build's, whichever ends first.
+        let step_deadline = request
+            .step_timeout
+            .map(|timeout| tokio::time::Instant::now() + timeout);
+        let deadline = match (step_deadline, self.deadline.map(|(at, _)| at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let result = match deadline {
             None => run.await,
-            Some(timeout) => match tokio::time::timeout(timeout, run).await {
+            Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
                 Ok(result) => result,
                 Err(_elapsed) => {
                     if let Err(error) = self.runtime.stop(&id, STOP_GRACE).await {
                         tracing::warn!(%id, %error, "could not stop a timed-out build step");
                     }
-                    return Err(BuildError::TimedOut {
-                        step: step.to_string(),
-                        timeout,
+                    return Err(match self.deadline {
+                        Some((at, limit)) if at <= deadline => BuildError::BuildTimedOut { limit },
+                        _ => BuildError::TimedOut {
+                            step: step.to_string(),
+                            timeout: request.step_timeout.unwrap_or_default(),
+                        },
                     });
                 }
             },
@@ -463,9 +501,18 @@ fn host_path(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-type Lines = Arc<Mutex<Vec<String>>>;
+/// Lines a step printed, up to [`TENANT_FILE_CAP`] bytes; `truncated` when it printed more.
+#[derive(Debug, Default)]
+struct Captured {
+    lines: Vec<String>,
+    bytes: u64,
+    truncated: bool,
+}
 
-/// A sink that collects stdout and stderr lines separately.
+type Lines = Arc<Mutex<Captured>>;
+
+/// A sink that collects stdout and stderr lines separately, each up to [`TENANT_FILE_CAP`]
+/// bytes: a step's output is tenant input and must not grow the server without bound.
 fn capture() -> (OutputSink, Lines, Lines) {
     let stdout: Lines = Arc::default();
     let stderr: Lines = Arc::default();
@@ -477,17 +524,25 @@ fn capture() -> (OutputSink, Lines, Lines) {
                 Stream::Stdout => &stdout,
                 Stream::Stderr => &stderr,
             };
-            lines
+            let mut captured = lines
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(line.to_string());
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let size = line.len() as u64 + 1;
+            if captured.bytes + size > TENANT_FILE_CAP {
+                captured.truncated = true;
+                return;
+            }
+            captured.bytes += size;
+            captured.lines.push(line.to_string());
         })
     };
     (sink, stdout, stderr)
 }
 
-fn take(lines: &Lines) -> Vec<String> {
-    std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner()))
+/// The captured lines, and whether some were dropped over the cap.
+fn take(lines: &Lines) -> (Vec<String>, bool) {
+    let captured = std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner()));
+    (captured.lines, captured.truncated)
 }
 
 async fn blocking<T: Send + 'static>(

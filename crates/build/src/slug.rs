@@ -30,7 +30,16 @@ pub(crate) struct PackedSlug {
 /// Packs `build_dir` as `./app/...` into `slug_dir/<sha256>.tgz`. The tarball is written to a
 /// temporary file in `slug_dir` and renamed into place, so a slug path never names a partial
 /// file. Blocking.
-pub(crate) fn pack(build_dir: &Path, slug_dir: &Path) -> Result<PackedSlug, BuildError> {
+///
+/// With `max_bytes`, a tarball growing past it stops being written to disk (the temporary file
+/// is truncated and removed) while compression continues to a counter only, so the error can
+/// say how big the slug would have been, as Heroku's does; the disk never holds more than
+/// `max_bytes` of it.
+pub(crate) fn pack(
+    build_dir: &Path,
+    slug_dir: &Path,
+    max_bytes: Option<u64>,
+) -> Result<PackedSlug, BuildError> {
     fs::create_dir_all(slug_dir).map_err(|e| BuildError::io("create", slug_dir, e))?;
     let temp = tempfile::Builder::new()
         .prefix(".partial-")
@@ -41,6 +50,8 @@ pub(crate) fn pack(build_dir: &Path, slug_dir: &Path) -> Result<PackedSlug, Buil
         inner: io::BufWriter::new(temp.as_file()),
         hasher: Sha256::new(),
         written: 0,
+        max_bytes,
+        over: false,
     };
     let encoder = flate2::write::GzEncoder::new(hashing, flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
@@ -52,7 +63,11 @@ pub(crate) fn pack(build_dir: &Path, slug_dir: &Path) -> Result<PackedSlug, Buil
     hashing.inner.flush().map_err(write_error)?;
     let sha256 = hex::encode(hashing.hasher.finalize_reset());
     let size = hashing.written;
+    let over = hashing.over;
     drop(hashing);
+    if let (true, Some(max)) = (over, max_bytes) {
+        return Err(BuildError::SlugTooLarge { size, max });
+    }
     temp.as_file().sync_all().map_err(write_error)?;
     fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
         .map_err(|e| BuildError::io("set permissions of", temp.path(), e))?;
@@ -62,15 +77,32 @@ pub(crate) fn pack(build_dir: &Path, slug_dir: &Path) -> Result<PackedSlug, Buil
     Ok(PackedSlug { path, sha256, size })
 }
 
-/// Counts and hashes what passes through, i.e. the compressed bytes.
-struct HashingWriter<W> {
-    inner: W,
+/// Counts and hashes what passes through, i.e. the compressed bytes. Past `max_bytes` it
+/// only counts: `over` is set and nothing more reaches `inner`.
+struct HashingWriter<W: Write> {
+    inner: io::BufWriter<W>,
     hasher: Sha256,
     written: u64,
+    max_bytes: Option<u64>,
+    over: bool,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl Write for HashingWriter<&fs::File> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.over
+            && self
+                .max_bytes
+                .is_some_and(|max| self.written + buf.len() as u64 > max)
+        {
+            self.over = true;
+            // Give the disk space back now; the file is removed when `pack` returns.
+            self.inner.flush()?;
+            self.inner.get_ref().set_len(0)?;
+        }
+        if self.over {
+            self.written += buf.len() as u64;
+            return Ok(buf.len());
+        }
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
@@ -78,6 +110,9 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.over {
+            return Ok(());
+        }
         self.inner.flush()
     }
 }
@@ -208,6 +243,20 @@ fn append_long_name<W: Write>(
     builder.append(&header, data.as_slice())
 }
 
+/// The most a slug may expand to when unpacked (content bytes plus 512 per entry): 2 GiB. A
+/// slug is at most 500 MB compressed (`--max-slug-size-mb`), but gzip of zeros shrinks a
+/// thousandfold; this keeps a hostile slug from filling the disk.
+pub const MAX_UNPACKED_SLUG_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// What an archive being unpacked is, for its path layout and its error messages.
+#[derive(Debug, Clone, Copy)]
+enum ArchiveKind<'a> {
+    /// A slug: only `./app/...` entries are extracted.
+    Slug(&'a Path),
+    /// An app's source (`git archive`, a source blob): every entry, relative to the root.
+    Source,
+}
+
 /// Extracts the `./app/...` entries of the gzip tarball `slug` into `dest` (created if
 /// missing) and chowns everything it creates to `uid:gid`. Entries outside `./app` are
 /// ignored, as on Heroku.
@@ -216,24 +265,89 @@ fn append_long_name<W: Write>(
 /// FIFOs, hard links to anything but an already-extracted regular file, and any entry whose
 /// parent inside `dest` is a symlink (the "symlink, then write through it" trick). Symlinks
 /// themselves are recreated as they are, whatever they point at: they are only dangerous when
-/// followed, and nothing here follows them. Setuid, setgid and sticky bits are dropped.
+/// followed, and nothing here follows them. Setuid, setgid and sticky bits are dropped. A slug
+/// expanding to more than [`MAX_UNPACKED_SLUG_BYTES`] is refused.
 pub fn unpack_slug(slug: &Path, dest: &Path, uid: u32, gid: u32) -> Result<(), BuildError> {
     let file = fs::File::open(slug).map_err(|e| BuildError::io("open slug", slug, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+    unpack(
+        ArchiveKind::Slug(slug),
+        flate2::read::GzDecoder::new(io::BufReader::new(file)),
+        dest,
+        uid,
+        gid,
+        MAX_UNPACKED_SLUG_BYTES,
+    )
+}
+
+/// Extracts an app's source tarball (a plain tar stream: `git archive`, or a decompressed
+/// source blob) into `dest` with the same defences as [`unpack_slug`] (no entry outside
+/// `dest`, no write through a symlink, hard links copied from extracted files only, no device
+/// nodes or FIFOs, symlinks kept as symlinks), owned by `uid:gid`. The stream is read once and
+/// never held in memory; an archive expanding to more than `max_bytes` (content bytes plus 512
+/// per entry) is refused with [`BuildError::ArchiveTooLarge`] as soon as it passes the cap.
+/// `git archive`'s global pax header is skipped. Blocking.
+pub fn unpack_source(
+    reader: impl Read,
+    dest: &Path,
+    uid: u32,
+    gid: u32,
+    max_bytes: u64,
+) -> Result<(), BuildError> {
+    unpack(ArchiveKind::Source, reader, dest, uid, gid, max_bytes)
+}
+
+fn unpack(
+    kind: ArchiveKind<'_>,
+    reader: impl Read,
+    dest: &Path,
+    uid: u32,
+    gid: u32,
+    max_bytes: u64,
+) -> Result<(), BuildError> {
+    let mut archive = tar::Archive::new(reader);
     fs::create_dir_all(dest).map_err(|e| BuildError::io("create", dest, e))?;
     lchown(dest, Some(uid), Some(gid)).map_err(|e| BuildError::io("change owner of", dest, e))?;
-    let read_error = |e| BuildError::io("read slug", slug, e);
-    let unsafe_entry = |entry: &str, reason| BuildError::UnsafeSlugEntry {
-        slug: slug.to_path_buf(),
-        entry: entry.to_string(),
-        reason,
+    let (label, what) = match kind {
+        ArchiveKind::Slug(slug) => (slug.to_path_buf(), "slug"),
+        ArchiveKind::Source => (PathBuf::from("the app's source"), "source"),
     };
+    let read_error = |e| BuildError::io("read", &label, e);
+    let unsafe_entry = |entry: &str, reason| match kind {
+        ArchiveKind::Slug(slug) => BuildError::UnsafeSlugEntry {
+            slug: slug.to_path_buf(),
+            entry: entry.to_string(),
+            reason,
+        },
+        ArchiveKind::Source => BuildError::UnsafeSourceEntry {
+            entry: entry.to_string(),
+            reason,
+        },
+    };
+    let mut expanded: u64 = 0;
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
         let raw_path = entry.path_bytes().into_owned();
         let display = String::from_utf8_lossy(&raw_path).into_owned();
-        let Some(relative) = app_relative_path(&raw_path).map_err(|r| unsafe_entry(&display, r))?
-        else {
+        expanded = expanded
+            .saturating_add(512)
+            .saturating_add(entry.header().entry_size().map_err(read_error)?);
+        if expanded > max_bytes {
+            return Err(BuildError::ArchiveTooLarge {
+                what,
+                max: max_bytes,
+            });
+        }
+        if matches!(
+            entry.header().entry_type(),
+            EntryType::XGlobalHeader | EntryType::XHeader
+        ) {
+            continue;
+        }
+        let relative = match kind {
+            ArchiveKind::Slug(_) => app_relative_path(&raw_path),
+            ArchiveKind::Source => source_relative_path(&raw_path).map(Some),
+        };
+        let Some(relative) = relative.map_err(|r| unsafe_entry(&display, r))? else {
             continue;
         };
         let entry_type = entry.header().entry_type();
@@ -264,7 +378,7 @@ pub fn unpack_slug(slug: &Path, dest: &Path, uid: u32, gid: u32) -> Result<(), B
                     .map_err(|e| BuildError::io("set permissions of", &target, e))?;
             }
             EntryType::Regular | EntryType::Continuous => {
-                remove_non_dir_or_refuse(&target, &display, slug)?;
+                remove_non_dir_or_refuse(&target).map_err(|r| unsafe_entry(&display, r))?;
                 let mut out = create_file(&target, mode)?;
                 io::copy(&mut entry, &mut out).map_err(|e| BuildError::io("write", &target, e))?;
             }
@@ -273,7 +387,7 @@ pub fn unpack_slug(slug: &Path, dest: &Path, uid: u32, gid: u32) -> Result<(), B
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(&display, "is a symlink without a target"))?
                     .into_owned();
-                remove_non_dir_or_refuse(&target, &display, slug)?;
+                remove_non_dir_or_refuse(&target).map_err(|r| unsafe_entry(&display, r))?;
                 let link = PathBuf::from(OsString::from_vec(link));
                 symlink(&link, &target)
                     .map_err(|e| BuildError::io("create symlink", &target, e))?;
@@ -283,10 +397,13 @@ pub fn unpack_slug(slug: &Path, dest: &Path, uid: u32, gid: u32) -> Result<(), B
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(&display, "is a hard link without a target"))?
                     .into_owned();
-                let link_relative = app_relative_path(&link)
-                    .map_err(|r| unsafe_entry(&display, r))?
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .ok_or_else(|| unsafe_entry(&display, "is a hard link to outside ./app"))?;
+                let link_relative = match kind {
+                    ArchiveKind::Slug(_) => app_relative_path(&link),
+                    ArchiveKind::Source => source_relative_path(&link).map(Some),
+                }
+                .map_err(|r| unsafe_entry(&display, r))?
+                .filter(|p| !p.as_os_str().is_empty())
+                .ok_or_else(|| unsafe_entry(&display, "is a hard link to outside the tree"))?;
                 ensure_parents(dest, &link_relative, uid, gid)
                     .map_err(|reason| unsafe_entry(&display, reason))?;
                 let source = dest.join(&link_relative);
@@ -301,10 +418,18 @@ pub fn unpack_slug(slug: &Path, dest: &Path, uid: u32, gid: u32) -> Result<(), B
                         ))
                     }
                 }
-                remove_non_dir_or_refuse(&target, &display, slug)?;
-                let source_mode = fs::symlink_metadata(&source)
-                    .map_err(|e| BuildError::io("inspect", &source, e))?
-                    .mode();
+                remove_non_dir_or_refuse(&target).map_err(|r| unsafe_entry(&display, r))?;
+                let source_metadata = fs::symlink_metadata(&source)
+                    .map_err(|e| BuildError::io("inspect", &source, e))?;
+                let source_mode = source_metadata.mode();
+                // The copy takes as much disk as the file it copies.
+                expanded = expanded.saturating_add(source_metadata.len());
+                if expanded > max_bytes {
+                    return Err(BuildError::ArchiveTooLarge {
+                        what,
+                        max: max_bytes,
+                    });
+                }
                 let mut input = fs::OpenOptions::new()
                     .read(true)
                     .custom_flags(libc::O_NOFOLLOW)
@@ -317,7 +442,6 @@ pub fn unpack_slug(slug: &Path, dest: &Path, uid: u32, gid: u32) -> Result<(), B
                 return Err(unsafe_entry(&display, "is a device node"));
             }
             EntryType::Fifo => return Err(unsafe_entry(&display, "is a FIFO")),
-            EntryType::XGlobalHeader | EntryType::XHeader => continue,
             _ => return Err(unsafe_entry(&display, "has an unsupported entry type")),
         }
         lchown(&target, Some(uid), Some(gid))
@@ -345,6 +469,23 @@ fn app_relative_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
         Some((first, rest)) if *first == "app" => Ok(Some(rest.iter().collect())),
         _ => Ok(None),
     }
+}
+
+/// Maps a source archive path to a path relative to the root (`./` and `.` dropped).
+fn source_relative_path(raw: &[u8]) -> Result<PathBuf, &'static str> {
+    if raw.starts_with(b"/") {
+        return Err("has an absolute path");
+    }
+    let mut relative = PathBuf::new();
+    for component in Path::new(OsStr::from_bytes(raw)).components() {
+        match component {
+            Component::Normal(part) => relative.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("contains `..`"),
+            Component::RootDir | Component::Prefix(_) => return Err("has an absolute path"),
+        }
+    }
+    Ok(relative)
 }
 
 /// Makes sure every ancestor of `dest/relative` inside `dest` is a real directory (creating
@@ -394,14 +535,10 @@ fn remove_non_dir(path: &Path) -> Result<(), BuildError> {
 
 /// Like [`remove_non_dir`], but a directory in the way is an error (a tarball must not
 /// replace a directory with a file).
-fn remove_non_dir_or_refuse(path: &Path, entry: &str, slug: &Path) -> Result<(), BuildError> {
+fn remove_non_dir_or_refuse(path: &Path) -> Result<(), &'static str> {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Err(BuildError::UnsafeSlugEntry {
-            slug: slug.to_path_buf(),
-            entry: entry.to_string(),
-            reason: "would replace a directory",
-        }),
-        Ok(_) => remove_non_dir(path),
+        Ok(m) if m.is_dir() => Err("would replace a directory"),
+        Ok(_) => fs::remove_file(path).map_err(|_| "could not replace an earlier entry"),
         Err(_) => Ok(()),
     }
 }

@@ -64,3 +64,8 @@ async fn cache_env_and_isolation() {
 async fn step_timeout() {
     common::step_timeout(&harness()).await;
 }
+
+#[tokio::test]
+async fn build_timeout() {
+    common::build_timeout(&harness()).await;
+}

@@ -165,3 +165,9 @@ async fn step_timeout() {
     let Some(h) = harness() else { return };
     common::step_timeout(&h).await;
 }
+
+#[tokio::test]
+async fn build_timeout() {
+    let Some(h) = harness() else { return };
+    common::build_timeout(&h).await;
+}

@@ -5,14 +5,23 @@
 //! one, or one whose required config vars are unset, rejects the deploy. Its `env` defaults
 //! and `formation` are written in the release's own transaction; its `scripts.postdeploy` runs
 //! after the app's first successful deploy, and its failure does not undo the deploy.
+//!
+//! Tenant input is hostile: the source is unpacked by `slipway_build::unpack_source` (no entry
+//! outside the tree, symlinks kept as symlinks, expanded size capped by
+//! [`crate::BuildBudget::max_source_bytes`]); app.json is read with
+//! `slipway_build::read_tenant_file` (no symlinks, a regular file, 1 MB at most). A failed
+//! deploy removes its build directory and the slug it built unless a slug record references
+//! it; [`Platform::sweep_orphans`] does the same at start-up for a server killed mid-build.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
 use slipway_build::BuildRequest;
+use slipway_runtime::Limits;
 use slipway_store::Op;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
 use crate::app_json::{self, AppJson};
@@ -109,15 +118,159 @@ impl Platform {
             app: app.id,
         };
         let work_dir = self.config.builds_dir().join(build_id.to_string());
+        let mut built_slug = None;
         let result = self
             .build_and_release(
-                user, app, tarball, commit, &options, output, build_id, &work_dir,
+                user,
+                app,
+                tarball,
+                commit,
+                &options,
+                output,
+                build_id,
+                &work_dir,
+                &mut built_slug,
             )
             .await;
         if let Err(error) = tokio::fs::remove_dir_all(&work_dir).await {
-            tracing::warn!(%error, dir = %work_dir.display(), "could not remove a build directory");
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%error, dir = %work_dir.display(), "could not remove a build directory");
+            }
+        }
+        if let (Err(_), Some(slug)) = (&result, built_slug) {
+            self.remove_slug_if_unreferenced(app, &slug).await;
         }
         result
+    }
+
+    /// After a failed deploy: removes the slug file it built unless a slug record (of any
+    /// app: slugs are content-addressed) references it. Only when no other build is running,
+    /// since another build may have packed the same content and not yet written its record;
+    /// otherwise the next start-up sweep removes it.
+    async fn remove_slug_if_unreferenced(&self, app: &App, slug: &Path) {
+        let others_building = self
+            .building
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|id| *id != app.id);
+        if others_building {
+            return;
+        }
+        let Some(digest) = slug
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".tgz"))
+        else {
+            return;
+        };
+        match self.referenced_slug_digests().await {
+            Ok(referenced) if !referenced.contains(digest) => {
+                if let Err(error) = tokio::fs::remove_file(slug).await {
+                    tracing::warn!(%error, slug = %slug.display(), "could not remove the slug of a failed deploy");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not list slug records; the slug of a failed deploy stays until the next start")
+            }
+        }
+    }
+
+    /// The digests of every slug some slug record names, of every app. A release names its
+    /// slug by id, and the slug record is written in the release's transaction, so this is
+    /// every slug a release (and so a rollback) can need, plus uploaded slugs not yet
+    /// released.
+    async fn referenced_slug_digests(&self) -> Result<HashSet<String>, CoreError> {
+        let (slugs, _) =
+            slipway_store::json::range_json::<Slug, _>(self.store.as_ref(), keys::SLUGS).await?;
+        Ok(slugs
+            .into_iter()
+            .map(|(_, slug)| slug.digest().to_owned())
+            .collect())
+    }
+
+    /// Removes what a previous server process's builds left behind. Called at start-up, before
+    /// anything builds: no build of this process is running, so
+    ///
+    /// - build containers (label `role=build`) still running are stopped;
+    /// - everything under the builds directory (sources, work dirs, fetched blobs, scratch
+    ///   copies) goes;
+    /// - in the slug store, partial files (`.partial-*`, `.upload-*`) and every `<sha256>.tgz`
+    ///   no slug record references go; a slug any record references stays (rollback needs
+    ///   it);
+    /// - unpacked slugs: half-done temporaries (`.<digest>.<uuid>`) and copies of slugs no
+    ///   record references go.
+    pub(crate) async fn sweep_orphans(&self) -> Result<(), CoreError> {
+        match self.runtime.list().await {
+            Ok(containers) => {
+                for container in containers {
+                    if container.labels.get("role").map(String::as_str) == Some("build") {
+                        tracing::info!(id = %container.id, "stopping a build container left by the previous run");
+                        if let Err(error) = self
+                            .runtime
+                            .stop(&container.id, std::time::Duration::from_secs(1))
+                            .await
+                        {
+                            tracing::warn!(%error, id = %container.id, "could not stop a leftover build container");
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not list containers to find leftover builds")
+            }
+        }
+        let referenced = self.referenced_slug_digests().await?;
+        let builds_dir = self.config.builds_dir();
+        let slugs_dir = self.config.slugs_dir();
+        let unpacked_dir = self.config.unpacked_slugs_dir();
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut removed = 0usize;
+            let mut remove = |path: &Path| {
+                let result = match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+                    Ok(_) => std::fs::remove_file(path),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => removed += 1,
+                    Err(error) => {
+                        tracing::warn!(%error, path = %path.display(), "could not remove a leftover")
+                    }
+                }
+            };
+            for entry in read_dir_names(&builds_dir) {
+                remove(&builds_dir.join(entry));
+            }
+            for name in read_dir_names(&slugs_dir) {
+                let keep = name
+                    .strip_suffix(".tgz")
+                    .is_some_and(|digest| !digest.starts_with('.') && referenced.contains(digest));
+                if !keep {
+                    remove(&slugs_dir.join(name));
+                }
+            }
+            for name in read_dir_names(&unpacked_dir) {
+                if name.starts_with('.') || !referenced.contains(&name) {
+                    remove(&unpacked_dir.join(name));
+                }
+            }
+            removed
+        })
+        .await
+        .map_err(|join| CoreError::Io {
+            app: Uuid::nil(),
+            action: "remove leftovers of previous builds",
+            source: std::io::Error::other(join),
+        })?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed leftovers of builds and deploys of the previous run"
+            );
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -131,6 +284,7 @@ impl Platform {
         output: DeployOutput,
         build_id: Uuid,
         work_dir: &Path,
+        built_slug: &mut Option<PathBuf>,
     ) -> Result<Release, CoreError>
     where
         R: AsyncRead + Unpin + Send,
@@ -147,29 +301,36 @@ impl Platform {
             .await
             .map_err(io_error("create the build directory"))?;
         let tar_path = work_dir.join("source.tar");
+        let max_source = self.config.build.max_source_bytes;
         let mut file = tokio::fs::File::create(&tar_path)
             .await
             .map_err(io_error("store the pushed source"))?;
-        tokio::io::copy(&mut tarball, &mut file)
+        // The stored tarball is capped too: a stream longer than the cap is cut off and
+        // refused before it fills the disk.
+        let received = tokio::io::copy(&mut (&mut tarball).take(max_source + 1), &mut file)
             .await
             .map_err(io_error("receive the pushed source"))?;
         drop(file);
+        if received > max_source {
+            return Err(slipway_build::BuildError::ArchiveTooLarge {
+                what: "source",
+                max: max_source,
+            }
+            .into());
+        }
         let unpack_into = source_dir.clone();
         let from_blob = options.from_blob;
         let scratch = work_dir.join("top-level");
         tokio::task::spawn_blocking(move || {
-            unpack_source(&tar_path, &unpack_into, from_blob, &scratch)
+            unpack_source(&tar_path, &unpack_into, from_blob, &scratch, max_source)
         })
         .await
         .map_err(|join| io_error("unpack the pushed source")(std::io::Error::other(join)))?
-        .map_err(|error| {
-            if from_blob {
-                CoreError::invalid(format!(
-                    "The source blob is not a tar archive (plain or gzip'd): {error}. Point source_blob.url at a .tar.gz of the app's source."
-                ))
-            } else {
-                io_error("unpack the pushed source")(error)
-            }
+        .map_err(|error| match error {
+            slipway_build::BuildError::Io { .. } if from_blob => CoreError::invalid(format!(
+                "The source blob is not a tar archive (plain or gzip'd): {error}. Point source_blob.url at a .tar.gz of the app's source."
+            )),
+            other => other.into(),
         })?;
 
         let log_output: DeployOutput = {
@@ -242,10 +403,19 @@ impl Platform {
             stack: app.stack.clone(),
             build_id: build_id.simple().to_string()[..12].to_owned(),
             mount_view: slipway_build::MountView::Container,
-            step_timeout: Some(std::time::Duration::from_secs(25 * 60)),
+            step_timeout: None,
+            build_timeout: Some(self.config.build.timeout),
+            limits: Limits {
+                memory_bytes: Some(self.config.build.memory_bytes),
+                pids: Some(self.config.build.pids),
+                cpu_shares: Some(self.config.build.cpu_shares),
+                ..Limits::default()
+            },
+            max_slug_bytes: Some(self.config.build.max_slug_bytes),
         };
         let built =
             slipway_build::build(self.runtime.as_ref(), &request, log_output.clone()).await?;
+        *built_slug = Some(built.path.clone());
         for process_type in manifest.formation.keys() {
             if !built.process_types.contains_key(process_type) {
                 log_output(&format!(
@@ -330,51 +500,85 @@ impl Platform {
     }
 }
 
-/// Reads and checks the source's app.json; no file: an empty manifest.
+/// Reads and checks the source's app.json through `read_tenant_file` (no symlinks, a regular
+/// file, 1 MB at most); no file: an empty manifest.
 async fn read_app_json(source_dir: &Path) -> Result<AppJson, CoreError> {
-    let path = source_dir.join(app_json::FILE);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            AppJson::parse(&bytes).map_err(|error| CoreError::invalid(format!("Push rejected: {error}")))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(AppJson::default()),
-        Err(error) => Err(CoreError::invalid(format!(
-            "Push rejected: app.json could not be read ({error}). Make it a regular file and push again."
-        ))),
+    let source_dir = source_dir.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        slipway_build::read_tenant_file(&source_dir, app_json::FILE, slipway_build::TENANT_FILE_CAP)
+    })
+    .await
+    .map_err(|join| {
+        CoreError::invalid(format!(
+            "Push rejected: app.json could not be read ({join})"
+        ))
+    })?;
+    match read {
+        Ok(Some(bytes)) => AppJson::parse(&bytes)
+            .map_err(|error| CoreError::invalid(format!("Push rejected: {error}"))),
+        Ok(None) => Ok(AppJson::default()),
+        Err(error) => Err(CoreError::invalid(format!("Push rejected: {error}"))),
     }
 }
 
-/// Unpacks a source tarball into `dest`. With `from_blob`, the archive may be gzip'd and a
-/// single top-level directory is stripped (moved through `scratch`). Blocking.
+/// The names in a directory; none when it cannot be read.
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Unpacks a source tarball into `dest` with `slipway_build::unpack_source` (hostile
+/// entries refused, at most `max_bytes` expanded). With `from_blob`, the archive may be gzip'd
+/// and a single top-level directory is stripped (moved through `scratch`). Blocking.
 fn unpack_source(
     tar_path: &Path,
     dest: &Path,
     from_blob: bool,
     scratch: &Path,
-) -> std::io::Result<()> {
+    max_bytes: u64,
+) -> Result<(), slipway_build::BuildError> {
     use std::io::{BufRead, BufReader};
-    let mut file = BufReader::new(std::fs::File::open(tar_path)?);
-    let gzipped = from_blob && file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let io = |action| {
+        move |e| slipway_build::BuildError::Io {
+            action,
+            path: PathBuf::from("the source"),
+            source: e,
+        }
+    };
+    let mut file = BufReader::new(std::fs::File::open(tar_path).map_err(io("open"))?);
+    let gzipped = from_blob
+        && file
+            .fill_buf()
+            .map_err(io("read"))?
+            .starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn std::io::Read> = if gzipped {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
         Box::new(file)
     };
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
-    archive.unpack(dest)?;
+    slipway_build::unpack_source(reader, dest, 0, 0, max_bytes)?;
     if !from_blob {
         return Ok(());
     }
-    let entries: Vec<PathBuf> = std::fs::read_dir(dest)?
+    let entries: Vec<PathBuf> = std::fs::read_dir(dest)
+        .map_err(io("read"))?
         .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(io("read"))?;
     if let [only] = entries.as_slice() {
-        if std::fs::symlink_metadata(only)?.is_dir() {
-            std::fs::rename(only, scratch)?;
-            std::fs::remove_dir(dest)?;
-            std::fs::rename(scratch, dest)?;
+        if std::fs::symlink_metadata(only)
+            .map_err(io("inspect"))?
+            .is_dir()
+        {
+            std::fs::rename(only, scratch).map_err(io("move"))?;
+            std::fs::remove_dir(dest).map_err(io("move"))?;
+            std::fs::rename(scratch, dest).map_err(io("move"))?;
         }
     }
     Ok(())
@@ -433,7 +637,14 @@ mod tests {
             std::fs::write(&tar_path, tarball(entries, gzip)).unwrap();
             let dest = temp.path().join("source");
             std::fs::create_dir(&dest).unwrap();
-            unpack_source(&tar_path, &dest, from_blob, &temp.path().join("scratch")).unwrap();
+            unpack_source(
+                &tar_path,
+                &dest,
+                from_blob,
+                &temp.path().join("scratch"),
+                1 << 20,
+            )
+            .unwrap();
             let mut found: Vec<String> = std::fs::read_dir(&dest)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -453,6 +664,6 @@ mod tests {
         std::fs::write(&tar_path, b"<html>not found</html>".repeat(40)).unwrap();
         let dest = temp.path().join("source");
         std::fs::create_dir(&dest).unwrap();
-        assert!(unpack_source(&tar_path, &dest, true, &temp.path().join("s")).is_err());
+        assert!(unpack_source(&tar_path, &dest, true, &temp.path().join("s"), 1 << 20).is_err());
     }
 }

@@ -73,6 +73,47 @@ pub struct PlatformConfig {
     pub dynos: DynoManagerConfig,
     /// How long a release phase may run before it is killed and its release failed.
     pub release_phase_timeout: Duration,
+    /// What a build may use, and the caps on what a tenant's push may expand to.
+    pub build: BuildBudget,
+}
+
+/// The build budget and the caps on tenant input (issue 10). Every build container gets these
+/// cgroup limits; its CPU shares are below the smallest dyno's (1024), so running apps keep
+/// their latency while a build runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildBudget {
+    /// The whole build (every step), as Heroku's 15 minutes; past it the running step is
+    /// killed and the push fails with "Build timed out".
+    pub timeout: Duration,
+    /// Hard memory limit of each build container (default 2 GiB).
+    pub memory_bytes: u64,
+    /// Most processes (threads included) in a build container at once (default 1024).
+    pub pids: i64,
+    /// cgroup v1 `cpu.shares` of build containers (default 256; a 512 MB dyno has 1024).
+    pub cpu_shares: u64,
+    /// The largest compressed slug a build may produce or an upload may bring (Heroku:
+    /// 500 MB).
+    pub max_slug_bytes: u64,
+    /// The most an app's source (a pushed tree or a source blob) may expand to on disk
+    /// (default 1 GiB).
+    pub max_source_bytes: u64,
+    /// The most a gzip'd git request body may inflate to (default 1 GiB).
+    pub max_push_bytes: u64,
+}
+
+impl Default for BuildBudget {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        BuildBudget {
+            timeout: Duration::from_secs(15 * 60),
+            memory_bytes: 2048 * MIB,
+            pids: 1024,
+            cpu_shares: 256,
+            max_slug_bytes: 500 * MIB,
+            max_source_bytes: 1024 * MIB,
+            max_push_bytes: 1024 * MIB,
+        }
+    }
 }
 
 impl PlatformConfig {
@@ -87,6 +128,7 @@ impl PlatformConfig {
             dyno_disk_mb: 2048,
             dynos: DynoManagerConfig::default(),
             release_phase_timeout: Duration::from_secs(60 * 60),
+            build: BuildBudget::default(),
         }
     }
 
@@ -255,11 +297,13 @@ impl Platform {
         &self.store
     }
 
-    /// Kept for the binary's start-up sequence: nothing to do any more. Dynos a previous
-    /// server process left running are re-adopted by the dyno manager when it starts (see
-    /// `dyno_manager`), not stopped.
+    /// Called once at start-up, before the dyno manager and the API: removes what builds
+    /// and deploys of a previous server process left behind (see `deploy::sweep_orphans`:
+    /// build containers, build directories, slug files no slug record references, partial
+    /// files). Dynos a previous server process left running are re-adopted by the dyno
+    /// manager when it starts (see `dyno_manager`), not stopped.
     pub async fn clean_up_previous_run(&self) -> Result<(), CoreError> {
-        Ok(())
+        self.sweep_orphans().await
     }
 
     /// Restarts (or, with `stop`, stops and lets the formation start again) all of an app's

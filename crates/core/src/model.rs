@@ -199,6 +199,8 @@ pub(crate) mod keys {
     pub(crate) const RELEASES: &str = "releases/";
     pub(crate) const FORMATION: &str = "formation/";
     pub(crate) const DYNOS: &str = "dynos/";
+    /// Every app's slug records (`slugs/<app>/<slug>`).
+    pub(crate) const SLUGS: &str = "slugs/";
 
     pub(crate) fn app(name: &str) -> String {
         format!("apps/{name}")

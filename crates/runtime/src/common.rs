@@ -204,29 +204,67 @@ impl OutputGate {
     }
 }
 
+/// Longest line forwarded as one: a longer line is split into chunks of at most this many
+/// bytes, as Heroku's logplex does (10,000 bytes). It also bounds the memory one output stream
+/// holds, whatever a tenant writes: `pump_lines` never buffers more than this plus its read
+/// buffer.
+pub(crate) const MAX_LINE_BYTES: usize = 10_000;
+
 /// Reads `reader` line by line (lossy UTF-8, trailing `\n`/`\r\n` stripped) into the gate
-/// until EOF or a read error.
+/// until EOF or a read error. A line longer than [`MAX_LINE_BYTES`] is emitted in chunks of at
+/// most that size (split at a UTF-8 character boundary when the bytes allow), before more is
+/// buffered, so memory per stream stays bounded even for input without newlines.
 pub(crate) async fn pump_lines<R: AsyncRead + Unpin>(reader: R, stream: Stream, gate: OutputGate) {
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::with_capacity(256);
+    let mut reader = BufReader::with_capacity(8 * 1024, reader);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                }
-                if buf.last() == Some(&b'\r') {
-                    buf.pop();
-                }
-                gate.emit(stream, String::from_utf8_lossy(&buf).into_owned());
-            }
+        let chunk = match reader.fill_buf().await {
+            Ok([]) => break,
+            Ok(chunk) => chunk,
             Err(e) => {
                 tracing::debug!(error = %e, ?stream, "reading container output failed");
                 break;
             }
+        };
+        let room = MAX_LINE_BYTES - line.len();
+        let window = &chunk[..chunk.len().min(room)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(newline) => {
+                line.extend_from_slice(&window[..newline]);
+                reader.consume(newline + 1);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                gate.emit(stream, String::from_utf8_lossy(&line).into_owned());
+                line.clear();
+            }
+            None => {
+                let taken = window.len();
+                line.extend_from_slice(window);
+                reader.consume(taken);
+                if line.len() >= MAX_LINE_BYTES {
+                    let cut = utf8_cut(&line);
+                    gate.emit(stream, String::from_utf8_lossy(&line[..cut]).into_owned());
+                    line.drain(..cut);
+                }
+            }
         }
+    }
+    if !line.is_empty() {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        gate.emit(stream, String::from_utf8_lossy(&line).into_owned());
+    }
+}
+
+/// Where to split a full line buffer: after its last complete UTF-8 character when the tail
+/// is an incomplete one (at most 3 bytes held back), else at its end.
+fn utf8_cut(line: &[u8]) -> usize {
+    match std::str::from_utf8(line) {
+        Ok(_) => line.len(),
+        Err(error) if error.error_len().is_none() && error.valid_up_to() > 0 => error.valid_up_to(),
+        Err(_) => line.len(),
     }
 }
 
@@ -279,6 +317,71 @@ mod tests {
                 (Stream::Stdout, "\u{fffd}three".to_string()),
             ]
         );
+    }
+
+    /// A reader that yields `total` bytes of `b'x'` without a newline, in 64 KiB reads.
+    struct Endless {
+        left: usize,
+    }
+
+    impl AsyncRead for Endless {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.left.min(buf.remaining()).min(64 * 1024);
+            buf.put_slice(&vec![b'x'; n]);
+            self.left -= n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn pump_splits_a_50_mb_line_into_bounded_chunks() {
+        let total = 50 * 1024 * 1024;
+        let stats = Arc::new(Mutex::new((0usize, 0usize, 0usize))); // (lines, bytes, longest)
+        let s = stats.clone();
+        let sink: OutputSink = Arc::new(move |_, line: &str| {
+            let mut s = s.lock().unwrap();
+            s.0 += 1;
+            s.1 += line.len();
+            s.2 = s.2.max(line.len());
+        });
+        pump_lines(
+            Endless { left: total },
+            Stream::Stdout,
+            OutputGate::open_now(sink),
+        )
+        .await;
+        let (lines, bytes, longest) = *stats.lock().unwrap();
+        assert_eq!(bytes, total, "no byte is lost");
+        assert_eq!(longest, MAX_LINE_BYTES);
+        assert_eq!(lines, total.div_ceil(MAX_LINE_BYTES));
+    }
+
+    #[tokio::test]
+    async fn pump_splits_long_lines_at_character_boundaries() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        let sink: OutputSink = Arc::new(move |_, line: &str| {
+            l.lock().unwrap().push(line.to_string());
+        });
+        // 9,999 ASCII bytes then a 3-byte character: the character must not be cut.
+        let mut input = vec![b'a'; MAX_LINE_BYTES - 1];
+        input.extend_from_slice("€".as_bytes());
+        input.extend_from_slice(b"tail\nnext\n");
+        pump_lines(&input[..], Stream::Stdout, OutputGate::open_now(sink)).await;
+        let lines = lines.lock().unwrap();
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(lines[0], "a".repeat(MAX_LINE_BYTES - 1));
+        assert_eq!(lines[1], "€tail");
+        assert_eq!(lines[2], "next");
     }
 
     #[test]

@@ -81,6 +81,28 @@ struct ServerArgs {
     /// killed and its release marked failed (Heroku: 3600).
     #[arg(long, default_value_t = 3600)]
     release_phase_timeout: u64,
+    /// Seconds a whole build may run before its container is killed and the push fails with
+    /// "Build timed out" (Heroku: 15 minutes).
+    #[arg(long, default_value_t = 900)]
+    build_timeout: u64,
+    /// Hard memory limit of build containers, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    build_memory_mb: u64,
+    /// Most processes (and threads) in a build container.
+    #[arg(long, default_value_t = 1024)]
+    build_pids: i64,
+    /// cgroup CPU shares of build containers (a 512 MB dyno has 1024).
+    #[arg(long, default_value_t = 256)]
+    build_cpu_shares: u64,
+    /// Largest compressed slug a build may produce or an upload bring, in MiB (Heroku: 500).
+    #[arg(long, default_value_t = 500)]
+    max_slug_size_mb: u64,
+    /// Most an app's source may expand to when unpacked, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    max_source_size_mb: u64,
+    /// Most a gzip'd git request body may inflate to, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    max_push_size_mb: u64,
     /// Seconds without web traffic after which an app whose web dynos are eco sleeps
     /// (Heroku: 1800).
     #[arg(long, default_value_t = 1800)]
@@ -216,6 +238,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     config.dynos.preboot = args.preboot;
     config.dynos.max_dynos_per_app = args.max_dynos_per_app;
     config.release_phase_timeout = std::time::Duration::from_secs(args.release_phase_timeout);
+    const MIB: u64 = 1024 * 1024;
+    config.build = slipway_core::BuildBudget {
+        timeout: std::time::Duration::from_secs(args.build_timeout.max(1)),
+        memory_bytes: args.build_memory_mb.max(64) * MIB,
+        pids: args.build_pids.max(16),
+        cpu_shares: args.build_cpu_shares.max(2),
+        max_slug_bytes: args.max_slug_size_mb.max(1) * MIB,
+        max_source_bytes: args.max_source_size_mb.max(1) * MIB,
+        max_push_bytes: args.max_push_size_mb.max(1) * MIB,
+    };
     config.dynos.idle_after = std::time::Duration::from_secs(args.idle_after);
     config.dynos.memory_check_interval =
         std::time::Duration::from_secs(args.memory_check_interval.max(1));

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tar::{EntryType, Header};
 
-use super::{pack, unpack_slug};
+use super::{pack, unpack_slug, unpack_source};
 use crate::BuildError;
 
 const UID: u32 = 65534;
@@ -68,7 +68,7 @@ fn pack_then_unpack_round_trips() {
     let dest = tempfile::tempdir().expect("tempdir");
     sample_tree(build.path());
 
-    let packed = pack(build.path(), store.path()).expect("pack");
+    let packed = pack(build.path(), store.path(), None).expect("pack");
     assert_eq!(
         packed.path,
         store.path().join(format!("{}.tgz", packed.sha256))
@@ -90,7 +90,7 @@ fn pack_then_unpack_round_trips() {
     }
 
     // Packing the same tree again gives the same content address.
-    let again = pack(build.path(), store.path()).expect("pack again");
+    let again = pack(build.path(), store.path(), None).expect("pack again");
     assert_eq!(again.sha256, packed.sha256);
 }
 
@@ -99,7 +99,7 @@ fn slug_looks_like_gnu_tar_output() {
     let build = tempfile::tempdir().expect("tempdir");
     let store = tempfile::tempdir().expect("tempdir");
     sample_tree(build.path());
-    let packed = pack(build.path(), store.path()).expect("pack");
+    let packed = pack(build.path(), store.path(), None).expect("pack");
 
     let listing = Command::new("tar")
         .arg("-tzvf")
@@ -313,4 +313,161 @@ fn setuid_bits_are_dropped_and_outside_entries_ignored() {
     let mode = fs::metadata(dest.join("suid")).expect("meta").mode();
     assert_eq!(mode & 0o7777, 0o755);
     assert!(!dest.join("etc").exists());
+}
+
+/// One tar entry: kind, name, link target, contents.
+type TarEntry<'a> = (EntryType, &'a str, Option<&'a str>, &'a [u8]);
+
+/// A plain (not gzip'd) tarball with the given entries, as `git archive` streams one.
+fn plain_tar(entries: &[TarEntry<'_>]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (kind, name, link, contents) in entries {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(contents.len() as u64);
+        let old = header.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(link) = link {
+            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_cksum();
+        builder.append(&header, *contents).expect("append");
+    }
+    builder.into_inner().expect("finish tar")
+}
+
+#[test]
+fn sources_unpack_with_symlinks_kept_as_symlinks() {
+    use EntryType::*;
+    let sandbox = tempfile::tempdir().expect("tempdir");
+    let dest = sandbox.path().join("source");
+    let tar = plain_tar(&[
+        (Directory, "lib/", None, b""),
+        (Regular, "lib/a.py", None, b"print(1)"),
+        (Symlink, "Procfile", Some("/etc/shadow"), b""),
+        (Link, "copy.py", Some("lib/a.py"), b""),
+    ]);
+    unpack_source(tar.as_slice(), &dest, UID, GID, 1 << 20).expect("unpack");
+    assert_eq!(
+        fs::read_link(dest.join("Procfile")).expect("a symlink"),
+        Path::new("/etc/shadow")
+    );
+    assert_eq!(fs::read(dest.join("copy.py")).expect("copy"), b"print(1)");
+    assert_eq!(fs::read(dest.join("lib/a.py")).expect("file"), b"print(1)");
+}
+
+#[test]
+fn hostile_sources_are_refused_and_write_nothing_outside() {
+    use EntryType::*;
+    let cases: &[(&[TarEntry<'_>], &str)] = &[
+        (&[(Regular, "/tmp/slipway-pwned", None, b"x")], "absolute"),
+        (&[(Regular, "../pwned", None, b"x")], ".."),
+        (
+            &[
+                (Symlink, "escape", Some(".."), b""),
+                (Regular, "escape/pwned", None, b"x"),
+            ],
+            "symlink",
+        ),
+        (&[(Link, "passwd", Some("/etc/passwd"), b"")], "absolute"),
+        (&[(Link, "passwd", Some("../../etc/passwd"), b"")], ".."),
+        (
+            &[
+                (Symlink, "link", Some("/etc/passwd"), b""),
+                (Link, "hard", Some("link"), b""),
+            ],
+            "not an extracted regular file",
+        ),
+        (&[(Char, "null", None, b"")], "device"),
+        (&[(Fifo, "fifo", None, b"")], "FIFO"),
+    ];
+    for (entries, reason) in cases {
+        let sandbox = tempfile::tempdir().expect("tempdir");
+        let dest = sandbox.path().join("source");
+        let error = unpack_source(plain_tar(entries).as_slice(), &dest, UID, GID, 1 << 20)
+            .expect_err("hostile source must be refused");
+        match &error {
+            BuildError::UnsafeSourceEntry { reason: r, .. } => {
+                assert!(r.contains(reason), "{error} should be about {reason:?}")
+            }
+            other => panic!("unexpected error {other}"),
+        }
+        let names: Vec<_> = fs::read_dir(sandbox.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["source"], "nothing written outside dest");
+        assert!(!sandbox.path().join("pwned").exists());
+    }
+}
+
+#[test]
+fn sources_and_slugs_expanding_past_the_cap_are_refused_early() {
+    use EntryType::*;
+    // A 4 MiB file of zeros: tiny once gzip'd, over a 1 MiB cap once unpacked.
+    let zeros = vec![0u8; 4 << 20];
+    let tar = plain_tar(&[
+        (Regular, "small", None, b"ok"),
+        (Regular, "big", None, zeros.as_slice()),
+    ]);
+    let sandbox = tempfile::tempdir().expect("tempdir");
+    let dest = sandbox.path().join("source");
+    let error = unpack_source(tar.as_slice(), &dest, UID, GID, 1 << 20).expect_err("over the cap");
+    assert!(
+        matches!(error, BuildError::ArchiveTooLarge { what: "source", max } if max == 1 << 20),
+        "{error}"
+    );
+    assert!(error.to_string().contains("more than 1M"), "{error}");
+    assert!(
+        !dest.join("big").exists(),
+        "the big entry is refused before it is written"
+    );
+    // Many hard links to one file count each copy.
+    let mut entries: Vec<(EntryType, String, Option<&str>, &[u8])> =
+        vec![(Regular, "f".to_string(), None, &zeros[..512 * 1024])];
+    for i in 0..4 {
+        entries.push((Link, format!("l{i}"), Some("f"), b""));
+    }
+    let entries: Vec<TarEntry<'_>> = entries
+        .iter()
+        .map(|(k, n, l, c)| (*k, n.as_str(), *l, *c))
+        .collect();
+    let dest = sandbox.path().join("links");
+    let error = unpack_source(plain_tar(&entries).as_slice(), &dest, UID, GID, 1 << 20)
+        .expect_err("copies count");
+    assert!(
+        matches!(error, BuildError::ArchiveTooLarge { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_slug_over_the_maximum_is_refused_with_herokus_message_and_not_kept() {
+    let build = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+    // 3 MiB of random-ish bytes that gzip cannot shrink much.
+    let mut data = Vec::with_capacity(3 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while data.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(build.path().join("blob"), &data).expect("write");
+    let error = pack(build.path(), store.path(), Some(1 << 20)).expect_err("too large");
+    assert!(
+        matches!(error, BuildError::SlugTooLarge { size, max } if size > (3 << 20) && max == 1 << 20),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("Compiled slug size: 3M is too large (max is 1M)."),
+        "{error}"
+    );
+    let left: Vec<_> = fs::read_dir(store.path()).expect("ls").collect();
+    assert!(left.is_empty(), "no slug or partial file is kept: {left:?}");
+    pack(build.path(), store.path(), Some(8 << 20)).expect("fits under a larger cap");
 }

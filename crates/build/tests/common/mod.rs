@@ -108,6 +108,9 @@ impl Harness {
             build_id: format!("b{n}-{}", std::process::id()),
             mount_view: self.mount_view,
             step_timeout: None,
+            build_timeout: None,
+            limits: Default::default(),
+            max_slug_bytes: None,
         }
     }
 
@@ -561,6 +564,44 @@ pub(crate) async fn step_timeout(h: &Harness) {
     let running = h.runtime.list().await.expect("list containers");
     assert!(
         running.iter().all(|c| !c.id.contains("slowapp")),
+        "the timed-out container is gone: {running:?}"
+    );
+}
+
+/// A build whose steps each fit their own limit but together outlast the build's timeout is
+/// stopped with "Build timed out"; no slug, no container left.
+pub(crate) async fn build_timeout(h: &Harness) {
+    let dirs = h.dirs("slowbuild");
+    write(&dirs.source.join("index.txt"), "x");
+    let buildpack = custom_buildpack(
+        &h.root.path().join("custom-slowbuild"),
+        "slowbuild",
+        &[
+            ("detect", "#!/bin/sh\nsleep 1\necho Slow\n"),
+            (
+                "compile",
+                "#!/bin/sh\necho '-----> Sleeping'\nexec sleep 600\n",
+            ),
+        ],
+    );
+    let mut request = h.request("slowbuild", &dirs);
+    request.buildpacks = vec![buildpack.display().to_string()];
+    request.step_timeout = Some(std::time::Duration::from_secs(60));
+    request.build_timeout = Some(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let (result, lines) = h.run(&request).await;
+    let error = result.expect_err("the build times out");
+    assert!(matches!(error, BuildError::BuildTimedOut { .. }), "{error}");
+    assert!(
+        error.to_string().contains("Build timed out") && error.to_string().contains("3 seconds"),
+        "{error}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_line(&lines, "-----> Sleeping");
+    assert!(slug_files(&dirs.slugs).is_empty());
+    let running = h.runtime.list().await.expect("list containers");
+    assert!(
+        running.iter().all(|c| !c.id.contains("slowbuild")),
         "the timed-out container is gone: {running:?}"
     );
 }
