@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use slipway_build::BuildRequest;
 use slipway_store::Op;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
 use crate::app_json::{self, AppJson};
@@ -150,20 +150,33 @@ impl Platform {
         let mut file = tokio::fs::File::create(&tar_path)
             .await
             .map_err(io_error("store the pushed source"))?;
-        tokio::io::copy(&mut tarball, &mut file)
+        let limit = self.config.max_source_unpacked_bytes;
+        let too_large = || {
+            CoreError::invalid(format!(
+                "The source expands to more than the limit of {} MB when unpacked. Nothing was built; make it smaller (leave out dependencies and build output).",
+                limit / (1024 * 1024)
+            ))
+        };
+        // A pushed tarball is plain tar: its size is (about) its unpacked size.
+        let copied = tokio::io::copy(&mut (&mut tarball).take(limit + 1), &mut file)
             .await
             .map_err(io_error("receive the pushed source"))?;
+        if copied > limit {
+            return Err(too_large());
+        }
         drop(file);
         let unpack_into = source_dir.clone();
         let from_blob = options.from_blob;
         let scratch = work_dir.join("top-level");
         tokio::task::spawn_blocking(move || {
-            unpack_source(&tar_path, &unpack_into, from_blob, &scratch)
+            unpack_source(&tar_path, &unpack_into, from_blob, &scratch, limit)
         })
         .await
         .map_err(|join| io_error("unpack the pushed source")(std::io::Error::other(join)))?
         .map_err(|error| {
-            if from_blob {
+            if error.get_ref().is_some_and(|inner| inner.is::<ExpandedTooLarge>()) {
+                too_large()
+            } else if from_blob {
                 CoreError::invalid(format!(
                     "The source blob is not a tar archive (plain or gzip'd): {error}. Point source_blob.url at a .tar.gz of the app's source."
                 ))
@@ -343,13 +356,40 @@ async fn read_app_json(source_dir: &Path) -> Result<AppJson, CoreError> {
     }
 }
 
-/// Unpacks a source tarball into `dest`. With `from_blob`, the archive may be gzip'd and a
-/// single top-level directory is stripped (moved through `scratch`). Blocking.
+/// The error inside the `io::Error` of [`unpack_source`] when the archive expands past its
+/// limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the archive expands to more than {0} bytes")]
+struct ExpandedTooLarge(u64);
+
+/// A reader that fails with [`ExpandedTooLarge`] once more than `limit` bytes were read: the
+/// uncompressed tar stream bounds what unpacking it writes (file contents are in the stream).
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(std::io::Error::other(ExpandedTooLarge(self.limit)));
+        }
+        Ok(n)
+    }
+}
+
+/// Unpacks a source tarball into `dest`, failing once more than `limit` bytes of tar have been
+/// read (the caller removes what was written). With `from_blob`, the archive may be gzip'd and
+/// a single top-level directory is stripped (moved through `scratch`). Blocking.
 fn unpack_source(
     tar_path: &Path,
     dest: &Path,
     from_blob: bool,
     scratch: &Path,
+    limit: u64,
 ) -> std::io::Result<()> {
     use std::io::{BufRead, BufReader};
     let mut file = BufReader::new(std::fs::File::open(tar_path)?);
@@ -359,10 +399,20 @@ fn unpack_source(
     } else {
         Box::new(file)
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(Capped {
+        inner: reader,
+        read: 0,
+        limit,
+    });
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
-    archive.unpack(dest)?;
+    if let Err(error) = archive.unpack(dest) {
+        // The tar crate wraps reader errors in its own; say plainly which one this was.
+        if archive.into_inner().read > limit {
+            return Err(std::io::Error::other(ExpandedTooLarge(limit)));
+        }
+        return Err(error);
+    }
     if !from_blob {
         return Ok(());
     }
@@ -432,7 +482,14 @@ mod tests {
             std::fs::write(&tar_path, tarball(entries, gzip)).unwrap();
             let dest = temp.path().join("source");
             std::fs::create_dir(&dest).unwrap();
-            unpack_source(&tar_path, &dest, from_blob, &temp.path().join("scratch")).unwrap();
+            unpack_source(
+                &tar_path,
+                &dest,
+                from_blob,
+                &temp.path().join("scratch"),
+                u64::MAX,
+            )
+            .unwrap();
             let mut found: Vec<String> = std::fs::read_dir(&dest)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -452,6 +509,32 @@ mod tests {
         std::fs::write(&tar_path, b"<html>not found</html>".repeat(40)).unwrap();
         let dest = temp.path().join("source");
         std::fs::create_dir(&dest).unwrap();
-        assert!(unpack_source(&tar_path, &dest, true, &temp.path().join("s")).is_err());
+        assert!(unpack_source(&tar_path, &dest, true, &temp.path().join("s"), u64::MAX).is_err());
+    }
+
+    #[test]
+    fn a_tarball_expanding_past_the_limit_stops_there() {
+        // 64 MB of zeros: about 64 KB gzip'd.
+        let zeros = "\0".repeat(64 * 1024 * 1024);
+        let temp = tempfile::tempdir().unwrap();
+        let tar_path = temp.path().join("source.tar");
+        let gz = tarball(&[("bomb", zeros.as_str())], true);
+        assert!(gz.len() < 1024 * 1024, "{}", gz.len());
+        std::fs::write(&tar_path, gz).unwrap();
+        let dest = temp.path().join("source");
+        std::fs::create_dir(&dest).unwrap();
+        let limit = 4 * 1024 * 1024;
+        let error = unpack_source(&tar_path, &dest, true, &temp.path().join("s"), limit)
+            .unwrap_err();
+        assert!(
+            error.get_ref().is_some_and(|e| e.is::<ExpandedTooLarge>()),
+            "{error}"
+        );
+        let written = std::fs::metadata(dest.join("bomb")).map_or(0, |m| m.len());
+        assert!(written <= limit, "{written} bytes written");
+        // Under the limit, the same archive unpacks.
+        let dest = temp.path().join("big-enough");
+        std::fs::create_dir(&dest).unwrap();
+        unpack_source(&tar_path, &dest, true, &temp.path().join("t"), 65 * 1024 * 1024).unwrap();
     }
 }

@@ -39,7 +39,10 @@ mod routes;
 pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
-pub use builds::{OutputBuffer, SlugDeclaration, SourceBlob, SourceBody, SourceFetch};
+pub use builds::{
+    source_blob_host, source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob,
+    SourceBody, SourceFetch,
+};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
 pub use deploy::DeployOutput;
 pub use drains::Drain;
@@ -67,6 +70,13 @@ pub struct PlatformConfig {
     pub dynos: DynoManagerConfig,
     /// How long a release phase may run before it is killed and its release failed.
     pub release_phase_timeout: Duration,
+    /// Where the platform may connect for tenants (source blobs; drains use the log hub's
+    /// copy): public addresses only unless `--allow-private-urls`.
+    pub outbound: slipway_outbound::OutboundPolicy,
+    /// The largest source blob fetched for a build, compressed (500 MB).
+    pub max_source_blob_bytes: u64,
+    /// The most a source tarball (blob or push) may expand to when unpacked (1000 MB).
+    pub max_source_unpacked_bytes: u64,
 }
 
 impl PlatformConfig {
@@ -81,6 +91,9 @@ impl PlatformConfig {
             dyno_gid: 10_000,
             dynos: DynoManagerConfig::default(),
             release_phase_timeout: Duration::from_secs(60 * 60),
+            outbound: slipway_outbound::OutboundPolicy::default(),
+            max_source_blob_bytes: 500 * 1024 * 1024,
+            max_source_unpacked_bytes: 1000 * 1024 * 1024,
         }
     }
 

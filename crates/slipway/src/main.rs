@@ -92,6 +92,17 @@ struct ServerArgs {
     /// (default: one per core).
     #[arg(long)]
     router_threads: Option<usize>,
+    /// Let source blob URLs and log drains reach loopback, private, link-local and this host's
+    /// own addresses. Only for development and tests: tenants could then reach the platform's
+    /// internal services (server-side request forgery).
+    #[arg(long)]
+    allow_private_urls: bool,
+    /// The largest source blob a build fetches, in MB (compressed).
+    #[arg(long, default_value_t = 500)]
+    max_source_blob_mb: u64,
+    /// The most a pushed or fetched source may expand to when unpacked, in MB.
+    #[arg(long, default_value_t = 1000)]
+    max_source_unpacked_mb: u64,
 }
 
 fn main() -> ExitCode {
@@ -188,7 +199,20 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     config.dynos.idle_after = std::time::Duration::from_secs(args.idle_after);
     config.dynos.memory_check_interval =
         std::time::Duration::from_secs(args.memory_check_interval.max(1));
-    let logs = LogHub::default();
+    let outbound = slipway_outbound::OutboundPolicy::new(args.allow_private_urls);
+    if args.allow_private_urls {
+        tracing::warn!("--allow-private-urls: source blobs and log drains may reach private and loopback addresses");
+    }
+    config.outbound = outbound.clone();
+    config.max_source_blob_bytes = args.max_source_blob_mb.saturating_mul(1024 * 1024);
+    config.max_source_unpacked_bytes = args.max_source_unpacked_mb.saturating_mul(1024 * 1024);
+    let logs = LogHub::with_drain_options(
+        slipway_logplex::DEFAULT_HISTORY,
+        slipway_logplex::DrainOptions {
+            outbound,
+            ..Default::default()
+        },
+    );
     let platform = slipway_core::Platform::open(config, store.clone(), runtime, logs.clone())
         .await
         .context("preparing the platform")?;
