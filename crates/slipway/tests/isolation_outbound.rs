@@ -1,0 +1,180 @@
+//! End to end, the platform's own outbound connections and files as a hostile tenant sees
+//! them: source blob URLs and log drains pointing at loopback, this host's addresses, private
+//! and link-local ranges (the cloud metadata service) are refused before any connection, with
+//! a Heroku error body; the data directory is readable by root alone, also when an older
+//! version left it world-readable.
+
+mod support;
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::Server;
+
+/// A loopback HTTP server that answers 200 to anything and counts its connections.
+fn counting_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut stream) = stream {
+                use std::io::Write;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    (port, hits)
+}
+
+/// This machine's interface addresses other than loopback and link-local (`ip -o addr`).
+fn interface_addresses() -> Vec<String> {
+    let output = std::process::Command::new("ip")
+        .args(["-o", "addr"])
+        .output()
+        .expect("ip -o addr (iproute2)");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace().skip_while(|w| !w.starts_with("inet"));
+            let family = words.next()?;
+            let addr = words.next()?.split('/').next()?.to_owned();
+            let skip = addr.starts_with("127.") || addr == "::1" || addr.starts_with("fe80");
+            (!skip).then(|| if family == "inet6" { format!("[{addr}]") } else { addr })
+        })
+        .collect()
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
+    let response = server
+        .api(reqwest::Method::POST, path)
+        .json(&body)
+        .send()
+        .await
+        .expect("API request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every private target a tenant might name, `port` being the counting server's.
+fn private_targets(port: u16) -> Vec<String> {
+    let mut targets: Vec<String> = [
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "[fd00::1]",
+        "[::ffff:127.0.0.1]",
+    ]
+    .iter()
+    .map(|host| format!("{host}:{port}"))
+    .collect();
+    let own = interface_addresses();
+    assert!(!own.is_empty(), "this machine has no non-loopback address to test with");
+    targets.extend(own.into_iter().map(|addr| format!("{addr}:{port}")));
+    targets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_blobs_on_private_addresses_are_refused_before_any_fetch() {
+    let server = Server::start();
+    server.cli_ok(&["apps:create", "fetcher"]);
+    let (port, hits) = counting_server();
+    for target in private_targets(port) {
+        let url = format!("http://{target}/latest/meta-data/source.tgz");
+        let (status, body) = post(
+            &server,
+            "/apps/fetcher/builds",
+            json!({"source_blob": {"url": url}}),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert_eq!(body["id"], "invalid_params", "{url}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("source_blob.url is refused")
+                && message.contains("--allow-private-urls"),
+            "{url}: {message}"
+        );
+    }
+    let builds = server.api_json("/apps/fetcher/builds").await;
+    assert_eq!(builds.as_array().unwrap().len(), 0, "{builds}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused URL was fetched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_to_private_addresses_are_refused_when_added() {
+    let server = Server::start();
+    server.cli_ok(&["apps:create", "leaky"]);
+    let (port, hits) = counting_server();
+    for target in private_targets(port) {
+        for url in [
+            format!("syslog://{target}"),
+            format!("https://{target}/logs"),
+        ] {
+            let (status, body) = post(
+                &server,
+                "/apps/leaky/log-drains",
+                json!({"url": url}),
+            )
+            .await;
+            assert_eq!(status, 422, "{url}: {body}");
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("is refused"), "{url}: {message}");
+        }
+    }
+    let drains = server.api_json("/apps/leaky/log-drains").await;
+    assert_eq!(drains.as_array().unwrap().len(), 0, "{drains}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused drain connected");
+}
+
+/// Modes under `dir` that anyone but root could read or enter, except `allowed` paths.
+fn open_modes(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            found.push(format!("{:o} {}", mode, path.display()));
+        }
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_readable_by_root_alone() {
+    let server = Server::start();
+    server.cli_ok(&["apps:create", "secretive"]);
+    server.cli_ok(&["config:set", "SECRET=hunter2", "-a", "secretive"]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data_dir), 0o700);
+    assert_eq!(mode(&server.data_dir.join("slipway.db")), 0o600);
+    let open = open_modes(&server.data_dir);
+    assert!(open.is_empty(), "readable by others: {open:#?}");
+}
