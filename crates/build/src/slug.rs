@@ -54,7 +54,8 @@ pub(crate) fn pack(build_dir: &Path, slug_dir: &Path) -> Result<PackedSlug, Buil
     let size = hashing.written;
     drop(hashing);
     temp.as_file().sync_all().map_err(write_error)?;
-    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
+    // Read by the server (root) alone; it unpacks slugs for dynos.
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o600))
         .map_err(|e| BuildError::io("set permissions of", temp.path(), e))?;
     let path = slug_dir.join(format!("{sha256}.tgz"));
     temp.persist(&path)

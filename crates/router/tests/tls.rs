@@ -654,3 +654,41 @@ async fn websockets_over_http2_reach_the_dyno_as_an_http1_upgrade() {
     assert!(ended.is_ok(), "an idle upgraded stream was never closed");
     router.stop().await;
 }
+
+/// HTTP/2 answers as HTTP/1 does for the absolute form: the `:authority` routes the request and
+/// is the Host the dyno gets, whatever `host` header the client adds.
+#[tokio::test]
+async fn http2_authority_wins_over_a_host_header() {
+    let victim = backend("victim-web.1").await;
+    let evil = backend("evil-web.1").await;
+    let router = TlsRouter::start(table(&[
+        (
+            "victim.localhost",
+            route("victim", RouteStatus::Serving, &[("web.1", victim)]),
+        ),
+        (
+            "evil.localhost",
+            route("evil", RouteStatus::Serving, &[("web.1", evil)]),
+        ),
+    ]))
+    .await;
+    let stream = router
+        .connect("victim.localhost", &router.ca, &[b"h2"])
+        .await
+        .unwrap();
+    let mut sender = h2_client(stream).await;
+    let response = sender
+        .send_request(
+            Request::get("https://victim.localhost/headers")
+                .header("host", "evil.localhost")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let reply = collect(response).await;
+    assert_eq!(reply.status, 200);
+    let text = reply.text();
+    assert_eq!(seen(&text, "host"), ["victim.localhost"], "{text}");
+    router.stop().await;
+}

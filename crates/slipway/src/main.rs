@@ -143,12 +143,22 @@ fn main() -> ExitCode {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    // Everything the server creates is its own alone (the database holds every config var):
+    // files 0600, directories 0700. What a container's user must read is given its mode
+    // explicitly where it is made (the runtime's rootfs skeleton, buildpacks) or owned by that
+    // user (slugs unpacked for dynos, build directories).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let data_dir = args.data_dir.unwrap_or_else(slipway_cli::default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let data_dir = data_dir
         .canonicalize()
         .with_context(|| format!("resolving {}", data_dir.display()))?;
+    let fixed = tighten_permissions(&data_dir)
+        .with_context(|| format!("restricting the permissions of {}", data_dir.display()))?;
+    if fixed > 0 {
+        tracing::info!(fixed, "made the data directory readable by its owner alone (files left readable by others by an older version)");
+    }
 
     let store = slipway_store::SqliteStore::open(
         &data_dir.join("slipway.db"),
@@ -332,6 +342,60 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// Where permissions stay as they are: the built-in buildpacks (0755, read by the build user).
+/// Relative to the data directory.
+const KEEP_PERMISSIONS: &[&str] = &["buildpacks"];
+/// Where directories keep their mode (files are tightened): the runtime's bundles, whose rootfs
+/// skeletons are the root directories of running dynos, traversed by their users.
+const KEEP_DIRECTORY_PERMISSIONS: &[&str] = &["runtime"];
+
+/// Makes the data directory 0700 and, below it, takes group and other permissions off every
+/// file and directory (an older version created them 0644/0755), except under
+/// [`KEEP_PERMISSIONS`], directories under [`KEEP_DIRECTORY_PERMISSIONS`], and files owned by
+/// someone else than the server (dyno-owned slug files keep their mode: their owner reads them
+/// inside the container). Does not follow symbolic links. Returns how many modes it changed.
+fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = nix::unistd::geteuid().as_raw();
+    let mut changed = 0;
+    let mut stack = vec![data_dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        if meta.file_type().is_symlink() || meta.uid() != me {
+            continue;
+        }
+        let relative = path.strip_prefix(data_dir).unwrap_or(&path);
+        if KEEP_PERMISSIONS.iter().any(|keep| relative == std::path::Path::new(keep)) {
+            continue;
+        }
+        let keep_dir = meta.is_dir()
+            && KEEP_DIRECTORY_PERMISSIONS
+                .iter()
+                .any(|keep| relative.starts_with(keep) && relative != std::path::Path::new(keep));
+        let mode = meta.permissions().mode() & 0o7777;
+        let wanted = if path == data_dir { 0o700 } else { mode & !0o077 };
+        if (meta.is_dir() && !keep_dir) || meta.is_file() {
+            if wanted != mode {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
+                    .with_context(|| format!("changing the mode of {}", path.display()))?;
+                changed += 1;
+            }
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)
+                .with_context(|| format!("listing {}", path.display()))?
+            {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(changed)
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {

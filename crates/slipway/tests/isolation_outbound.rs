@@ -143,20 +143,46 @@ async fn drains_to_private_addresses_are_refused_when_added() {
     assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused drain connected");
 }
 
-/// Modes under `dir` that anyone but root could read or enter, except `allowed` paths.
+/// Paths under the data directory that others than root may read or enter, and why. Anything
+/// else with a group or other permission bit fails the test.
+fn allowed_open(relative: &Path) -> Option<&'static str> {
+    let text = relative.to_string_lossy();
+    let name = relative.file_name().map(|n| n.to_string_lossy().into_owned());
+    if text == "buildpacks" || text.starts_with("buildpacks/") {
+        return Some("the built-in buildpacks run inside build containers as the build user");
+    }
+    if text.starts_with("runtime/") {
+        if text.starts_with("runtime/runc/") && relative.components().count() == 3 {
+            return Some("runc's own state directory per container: traverse-only 0711, as runc makes it; its state.json is 0600");
+        }
+        if text.contains("/rootfs") {
+            return Some("a container's root and mountpoints: its user must traverse them");
+        }
+        if matches!(name.as_deref(), Some("runc.log" | "init.pid")) {
+            return Some("written by runc, which runs with umask 022 so that the cgroups it creates are readable by the dyno; behind the 0700 data directory");
+        }
+    }
+    None
+}
+
+/// Files and directories under `dir`, owned by root, that anyone but root could read or enter,
+/// without an [`allowed_open`] reason. (Files owned by the dyno's user, its unpacked slug and
+/// writable layer, are that user's to read.)
 fn open_modes(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if meta.file_type().is_symlink() {
+        if meta.file_type().is_symlink() || meta.uid() != 0 {
             continue;
         }
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            found.push(format!("{:o} {}", mode, path.display()));
+        let relative = path.strip_prefix(dir).unwrap();
+        if mode & 0o077 != 0 && allowed_open(relative).is_none() {
+            found.push(format!("{:o} {}", mode, relative.display()));
         }
         if meta.is_dir() {
             if let Ok(entries) = std::fs::read_dir(&path) {
@@ -164,17 +190,74 @@ fn open_modes(dir: &Path) -> Vec<String> {
             }
         }
     }
+    found.sort();
     found
 }
 
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Deploys the echo app and waits for it to answer.
+async fn deploy(server: &Server, app: &str) {
+    server.cli_ok(&["apps:create", app]);
+    server.cli_ok(&["config:set", "SECRET=hunter2", "-a", app]);
+    let dir = support::repo(&[
+        ("Procfile", "web: python3 server.py\n"),
+        ("server.py", support::ECHO_APP),
+    ]);
+    let push = server.push(app, dir.path());
+    assert!(push.status.success(), "{}", support::text(&push));
+    server.wait_for_200(app, "/").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_data_directory_is_readable_by_root_alone() {
+async fn after_a_deploy_the_data_directory_is_readable_by_root_alone() {
+    require_runc!();
     let server = Server::start();
-    server.cli_ok(&["apps:create", "secretive"]);
-    server.cli_ok(&["config:set", "SECRET=hunter2", "-a", "secretive"]);
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    deploy(&server, "secretive").await;
     assert_eq!(mode(&server.data_dir), 0o700);
     assert_eq!(mode(&server.data_dir.join("slipway.db")), 0o600);
+    let wal = server.data_dir.join("slipway.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
     let open = open_modes(&server.data_dir);
     assert!(open.is_empty(), "readable by others: {open:#?}");
+    // The dyno, as its unprivileged user, still reads its cgroup limits and its slug.
+    let facts: Value = server.get("secretive", "/env").await.json().await.unwrap();
+    assert_eq!(facts["memory_quota"], 512 * 1024 * 1024, "{facts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_left_world_readable_by_an_older_version_is_fixed_on_start() {
+    let mut server = Server::start();
+    server.cli_ok(&["apps:create", "old"]);
+    server.cli_ok(&["config:set", "SECRET=hunter2", "-a", "old"]);
+    server.kill9();
+    // What an older version left: 0755 directories, 0644 files.
+    let old_dir = server.data_dir.join("repos").join("left-over");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(old_dir.join("file"), "x").unwrap();
+    let set = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(&server.data_dir, 0o755);
+    set(&server.data_dir.join("slipway.db"), 0o644);
+    set(&server.data_dir.join("repos"), 0o755);
+    set(&old_dir, 0o755);
+    set(&old_dir.join("file"), 0o644);
+    set(&server.data_dir.join("admin.key"), 0o644);
+    assert!(!open_modes(&server.data_dir).is_empty());
+    server.restart_with(&[]);
+    assert_eq!(mode(&server.data_dir), 0o700);
+    assert_eq!(mode(&server.data_dir.join("slipway.db")), 0o600);
+    assert_eq!(mode(&old_dir), 0o700);
+    assert_eq!(mode(&old_dir.join("file")), 0o600);
+    assert_eq!(mode(&server.data_dir.join("admin.key")), 0o600);
+    let open = open_modes(&server.data_dir);
+    assert!(open.is_empty(), "readable by others: {open:#?}");
+    // The platform still works on the fixed directory.
+    let config = server.cli_ok(&["config", "-a", "old"]);
+    assert!(config.contains("hunter2"), "{config}");
 }
