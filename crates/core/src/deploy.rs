@@ -524,8 +524,8 @@ mod tests {
         let dest = temp.path().join("source");
         std::fs::create_dir(&dest).unwrap();
         let limit = 4 * 1024 * 1024;
-        let error = unpack_source(&tar_path, &dest, true, &temp.path().join("s"), limit)
-            .unwrap_err();
+        let error =
+            unpack_source(&tar_path, &dest, true, &temp.path().join("s"), limit).unwrap_err();
         assert!(
             error.get_ref().is_some_and(|e| e.is::<ExpandedTooLarge>()),
             "{error}"
@@ -535,6 +535,13 @@ mod tests {
         // Under the limit, the same archive unpacks.
         let dest = temp.path().join("big-enough");
         std::fs::create_dir(&dest).unwrap();
-        unpack_source(&tar_path, &dest, true, &temp.path().join("t"), 65 * 1024 * 1024).unwrap();
+        unpack_source(
+            &tar_path,
+            &dest,
+            true,
+            &temp.path().join("t"),
+            65 * 1024 * 1024,
+        )
+        .unwrap();
     }
 }

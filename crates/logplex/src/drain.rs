@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rustls::pki_types::{CertificateDer, ServerName};
+use slipway_outbound::OutboundPolicy;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-use slipway_outbound::OutboundPolicy;
 use url::Url;
 
 use crate::syslog::{logplex_message, syslog_message, write_octet_counted};

@@ -26,8 +26,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use drain::{
-    check_drain_url, DrainConfig, DrainError, DrainInfo, DrainOptions, DrainStats, DrainTarget, DRAIN_BUFFER,
-    MAX_DRAINS_PER_APP,
+    check_drain_url, DrainConfig, DrainError, DrainInfo, DrainOptions, DrainStats, DrainTarget,
+    DRAIN_BUFFER, MAX_DRAINS_PER_APP,
 };
 /// DER certificates, as taken by [`DrainOptions::extra_roots`].
 pub use rustls::pki_types::CertificateDer;

@@ -425,8 +425,14 @@ async fn drains_to_private_addresses_are_refused_when_added_and_when_connecting(
         strict.publish("demo", LogLine::app("web.1", format!("line {i}")));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(syslog.messages.try_recv().is_err(), "a refused syslog drain was delivered to");
-    assert!(http.requests.try_recv().is_err(), "a refused HTTP drain was delivered to");
+    assert!(
+        syslog.messages.try_recv().is_err(),
+        "a refused syslog drain was delivered to"
+    );
+    assert!(
+        http.requests.try_recv().is_err(),
+        "a refused HTTP drain was delivered to"
+    );
     for (index, info) in strict.drains("demo").iter().enumerate() {
         assert_eq!(info.stats.delivered, 0, "drain {index}: {info:?}");
     }
@@ -435,7 +441,8 @@ async fn drains_to_private_addresses_are_refused_when_added_and_when_connecting(
     let open = hub_with(Vec::new());
     for url in &urls[..4] {
         open.check_drain_url(url).await.unwrap();
-        open.add_drain("demo", DrainConfig::new(url).unwrap()).unwrap();
+        open.add_drain("demo", DrainConfig::new(url).unwrap())
+            .unwrap();
     }
     open.publish("demo", LogLine::app("web.1", "hello"));
     assert!(next(&mut syslog.messages).await.contains("hello"));

@@ -357,16 +357,12 @@ impl OutboundPolicy {
         loop {
             self.check_literal(&url)?;
             let host = url_host(&url)?;
-            let response = client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|error| refusal_in(&error).unwrap_or_else(|| {
-                    OutboundError::Unreachable {
-                        host: host.clone(),
-                        detail: error_chain(&error),
-                    }
-                }))?;
+            let response = client.get(url.clone()).send().await.map_err(|error| {
+                refusal_in(&error).unwrap_or_else(|| OutboundError::Unreachable {
+                    host: host.clone(),
+                    detail: error_chain(&error),
+                })
+            })?;
             if !response.status().is_redirection() {
                 return Ok(response);
             }
@@ -455,7 +451,8 @@ impl reqwest::dns::Resolve for PolicyResolver {
                 .resolve(name.as_str())
                 .await
                 .map_err(|error| Box::new(error) as Box<dyn StdError + Send + Sync>)?;
-            let addrs: Vec<SocketAddr> = addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            let addrs: Vec<SocketAddr> =
+                addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -79,7 +79,13 @@ fn private_loopback_link_local_and_special_ranges_are_refused() {
             other => panic!("{addr} was not refused: {other:?}"),
         }
     }
-    for public in ["93.184.216.34", "8.8.8.8", "100.128.0.1", "172.32.0.1", "2606:4700::1111"] {
+    for public in [
+        "93.184.216.34",
+        "8.8.8.8",
+        "100.128.0.1",
+        "172.32.0.1",
+        "2606:4700::1111",
+    ] {
         policy.check_ip(public, ip(public)).unwrap();
     }
 }
@@ -96,7 +102,10 @@ fn the_hosts_own_addresses_are_refused_whatever_their_range() {
     let text = String::from_utf8_lossy(&output.stdout);
     let mut seen = 0;
     for line in text.lines() {
-        let Some(cidr) = line.split_whitespace().skip_while(|w| !w.starts_with("inet")).nth(1)
+        let Some(cidr) = line
+            .split_whitespace()
+            .skip_while(|w| !w.starts_with("inet"))
+            .nth(1)
         else {
             continue;
         };
@@ -133,7 +142,10 @@ async fn a_public_name_resolving_to_a_private_address_is_refused() {
     ] {
         let error = policy.resolve(name).await.unwrap_err();
         assert!(error.is_refused(), "{name}: {error}");
-        assert!(error.to_string().contains("--allow-private-urls"), "{error}");
+        assert!(
+            error.to_string().contains("--allow-private-urls"),
+            "{error}"
+        );
         let url = Url::parse(&format!("https://{name}/x.tgz")).unwrap();
         assert!(policy.check_url(&url).await.unwrap_err().is_refused());
     }
@@ -220,7 +232,11 @@ async fn every_redirect_hop_is_checked_and_a_refused_hop_is_never_connected() {
         assert!(error.to_string().contains("127.0.0.2"), "{error}");
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(target_hits.load(Ordering::SeqCst), 0, "the refused hop was reached");
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "the refused hop was reached"
+    );
 
     // The same redirects with the target allowed reach it: the refusal above is the policy's.
     let open = policy_with(
@@ -241,7 +257,10 @@ async fn redirect_loops_stop_after_five_hops() {
     let policy = policy_with(&[], &["127.0.0.1"]);
     let url = Url::parse(&format!("http://{looping}/")).unwrap();
     let error = policy.get(&client(&policy), url).await.unwrap_err();
-    assert!(matches!(error, OutboundError::TooManyRedirects { .. }), "{error}");
+    assert!(
+        matches!(error, OutboundError::TooManyRedirects { .. }),
+        "{error}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
 }
 
@@ -255,10 +274,7 @@ async fn tcp_connections_go_only_to_checked_addresses() {
             .connect_tcp(host, port, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert!(
-            error.is_refused(),
-            "{host}: {error}"
-        );
+        assert!(error.is_refused(), "{host}: {error}");
     }
     let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
     assert!(accepted.is_err(), "a refused address was connected to");

@@ -76,9 +76,7 @@ fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
     let mut hosts = request.headers().get_all(HOST).iter();
     let raw = match (request.uri().authority(), hosts.next(), hosts.next()) {
         (Some(authority), _, _) => authority.as_str(),
-        (None, Some(_), Some(_)) => {
-            return Err("The request carries more than one Host header.")
-        }
+        (None, Some(_), Some(_)) => return Err("The request carries more than one Host header."),
         (None, Some(value), None) => value
             .to_str()
             .map_err(|_| "The Host header is not valid.")?,

@@ -1118,7 +1118,7 @@ async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_
     let (_certs, cert_receiver) =
         tokio::sync::watch::channel(std::sync::Arc::new(CertTable::new()));
     let logs = Logs::default();
-    let issuer = CertIssuer::generate().unwrap();
+    let issuer = CertIssuer::generate("localhost").unwrap();
     let ca = {
         use rustls::pki_types::pem::PemObject;
         CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap()

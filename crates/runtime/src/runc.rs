@@ -680,8 +680,7 @@ fn proc_start(pid: u32) -> Option<(u64, bool)> {
 ///
 /// runc runs with umask 022 (the server's is 077): the cgroup directories it creates must be
 /// readable by the container's user, who reads its own limits there.
-const STATUS_WRAPPER: &str =
-    r#"status_file=$1; shift; (umask 022 && exec "$@"); s=$?; echo "$s" > "$status_file"; exit "$s""#;
+const STATUS_WRAPPER: &str = r#"status_file=$1; shift; (umask 022 && exec "$@"); s=$?; echo "$s" > "$status_file"; exit "$s""#;
 /// Where [`STATUS_WRAPPER`] records `runc run`'s exit status, in the bundle.
 const EXIT_STATUS_FILE: &str = "exit-status";
 const STDOUT_FIFO: &str = "stdout.fifo";

@@ -244,10 +244,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
+    // Before the API listens: a client that sees the API up can trust the CA file.
+    let router_ca = slipway_core::load_or_create_ca(&data_dir, &args.domain)?;
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listening for the API on {}", args.api_addr))?;
-    let router_ca = slipway_core::load_or_create_ca(&data_dir)?;
 
     // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), args.domain.clone());
@@ -371,7 +372,10 @@ fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
             continue;
         }
         let relative = path.strip_prefix(data_dir).unwrap_or(&path);
-        if KEEP_PERMISSIONS.iter().any(|keep| relative == std::path::Path::new(keep)) {
+        if KEEP_PERMISSIONS
+            .iter()
+            .any(|keep| relative == std::path::Path::new(keep))
+        {
             continue;
         }
         let keep_dir = meta.is_dir()
@@ -379,7 +383,11 @@ fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
                 .iter()
                 .any(|keep| relative.starts_with(keep) && relative != std::path::Path::new(keep));
         let mode = meta.permissions().mode() & 0o7777;
-        let wanted = if path == data_dir { 0o700 } else { mode & !0o077 };
+        let wanted = if path == data_dir {
+            0o700
+        } else {
+            mode & !0o077
+        };
         if (meta.is_dir() && !keep_dir) || meta.is_file() {
             if wanted != mode {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
@@ -388,8 +396,8 @@ fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
             }
         }
         if meta.is_dir() {
-            for entry in std::fs::read_dir(&path)
-                .with_context(|| format!("listing {}", path.display()))?
+            for entry in
+                std::fs::read_dir(&path).with_context(|| format!("listing {}", path.display()))?
             {
                 stack.push(entry?.path());
             }

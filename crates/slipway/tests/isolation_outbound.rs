@@ -45,11 +45,19 @@ fn interface_addresses() -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| {
-            let mut words = line.split_whitespace().skip_while(|w| !w.starts_with("inet"));
+            let mut words = line
+                .split_whitespace()
+                .skip_while(|w| !w.starts_with("inet"));
             let family = words.next()?;
             let addr = words.next()?.split('/').next()?.to_owned();
             let skip = addr.starts_with("127.") || addr == "::1" || addr.starts_with("fe80");
-            (!skip).then(|| if family == "inet6" { format!("[{addr}]") } else { addr })
+            (!skip).then(|| {
+                if family == "inet6" {
+                    format!("[{addr}]")
+                } else {
+                    addr
+                }
+            })
         })
         .collect()
 }
@@ -84,7 +92,10 @@ fn private_targets(port: u16) -> Vec<String> {
     .map(|host| format!("{host}:{port}"))
     .collect();
     let own = interface_addresses();
-    assert!(!own.is_empty(), "this machine has no non-loopback address to test with");
+    assert!(
+        !own.is_empty(),
+        "this machine has no non-loopback address to test with"
+    );
     targets.extend(own.into_iter().map(|addr| format!("{addr}:{port}")));
     targets
 }
@@ -127,12 +138,7 @@ async fn drains_to_private_addresses_are_refused_when_added() {
             format!("syslog://{target}"),
             format!("https://{target}/logs"),
         ] {
-            let (status, body) = post(
-                &server,
-                "/apps/leaky/log-drains",
-                json!({"url": url}),
-            )
-            .await;
+            let (status, body) = post(&server, "/apps/leaky/log-drains", json!({"url": url})).await;
             assert_eq!(status, 422, "{url}: {body}");
             let message = body["message"].as_str().unwrap_or_default();
             assert!(message.contains("is refused"), "{url}: {message}");
@@ -147,7 +153,9 @@ async fn drains_to_private_addresses_are_refused_when_added() {
 /// else with a group or other permission bit fails the test.
 fn allowed_open(relative: &Path) -> Option<&'static str> {
     let text = relative.to_string_lossy();
-    let name = relative.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = relative
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     if text == "buildpacks" || text.starts_with("buildpacks/") {
         return Some("the built-in buildpacks run inside build containers as the build user");
     }
