@@ -269,3 +269,102 @@ async fn a_data_directory_left_world_readable_by_an_older_version_is_fixed_on_st
     let config = server.cli_ok(&["config", "-a", "old"]);
     assert!(config.contains("hunter2"), "{config}");
 }
+
+/// Serves `body` for any GET on a loopback port; returns the URL.
+fn serve_bytes(body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/source.tgz", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            // No Content-Length: the limit must hold while streaming, not from the header.
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+/// A gzip'd tarball of one file of `size` zeros (a few KB per MB).
+fn zero_bomb(size: usize) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::best(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(
+            &mut header,
+            "app/zeros",
+            std::io::Read::take(std::io::repeat(0), size as u64),
+        )
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+async fn build_output(server: &Server, app: &str, url: &str) -> String {
+    let (status, build) = post(
+        server,
+        &format!("/apps/{app}/builds"),
+        json!({"source_blob": {"url": url}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{build}");
+    let output = reqwest::get(build["output_stream_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let id = build["id"].as_str().unwrap();
+    let build = server.api_json(&format!("/apps/{app}/builds/{id}")).await;
+    assert_eq!(build["status"], "failed", "{build}\n{output}");
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_expanding_source_blobs_fail_cleanly() {
+    let server = Server::start_with(&[
+        "--allow-private-urls",
+        "--max-source-blob-mb",
+        "1",
+        "--max-source-unpacked-mb",
+        "16",
+    ]);
+    server.cli_ok(&["apps:create", "bloated"]);
+    // 3 MB that do not compress: over the 1 MB download limit.
+    let noise: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let output = build_output(&server, "bloated", &serve_bytes(noise)).await;
+    assert!(
+        output.contains("The source blob from 127.0.0.1 is larger than the limit of 1 MB"),
+        "{output}"
+    );
+    // 64 MB of zeros in a ~64 KB blob: over the 16 MB unpacked limit.
+    let bomb = zero_bomb(64 * 1024 * 1024);
+    assert!(bomb.len() < 1024 * 1024, "{}", bomb.len());
+    let output = build_output(&server, "bloated", &serve_bytes(bomb)).await;
+    assert!(
+        output.contains("The source expands to more than the limit of 16 MB when unpacked"),
+        "{output}"
+    );
+    // Nothing is left behind.
+    let builds = server.data_dir.join("builds");
+    let left: Vec<_> = std::fs::read_dir(&builds)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left over: {left:?}");
+}
