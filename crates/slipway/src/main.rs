@@ -388,12 +388,10 @@ fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
         } else {
             mode & !0o077
         };
-        if (meta.is_dir() && !keep_dir) || meta.is_file() {
-            if wanted != mode {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
-                    .with_context(|| format!("changing the mode of {}", path.display()))?;
-                changed += 1;
-            }
+        if ((meta.is_dir() && !keep_dir) || meta.is_file()) && wanted != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
+                .with_context(|| format!("changing the mode of {}", path.display()))?;
+            changed += 1;
         }
         if meta.is_dir() {
             for entry in
