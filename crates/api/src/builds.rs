@@ -4,6 +4,12 @@
 //! (`/build-outputs/{secret}`, authenticated by its secret like a log session's URL) streams
 //! its output from the start, following it until the build ends, as plain text or as
 //! Server-Sent Events when asked for `text/event-stream`.
+//!
+//! The fetch goes through the platform's [`OutboundPolicy`]: a URL whose host is (or resolves
+//! to) a loopback, private, link-local or this host's own address is refused with 422 before
+//! anything starts, every redirect hop is checked again (at most five), and the connection goes
+//! to the addresses that were checked. Every failure to fetch gives the tenant one message
+//! ([`slipway_core::source_blob_unreachable`]); the reason is in the server's log.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -16,7 +22,8 @@ use axum::Json;
 use futures::{StreamExt, TryStreamExt};
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::{SourceBlob, SourceBody, SourceFetch};
+use slipway_core::{source_blob_unreachable, SourceBlob, SourceBody, SourceFetch};
+use slipway_outbound::OutboundPolicy;
 
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
@@ -28,6 +35,8 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// How long connecting to a source blob's server may take.
 const FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a source blob's server may stay silent mid-transfer.
+const FETCH_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn build_json(
     state: &ApiState,
@@ -81,21 +90,42 @@ pub(crate) fn build_json(
     }
 }
 
-/// The future that fetches `url`'s body, run inside the build's task.
-fn fetch(url: reqwest::Url) -> SourceFetch {
+/// The future that fetches `url`'s body, run inside the build's task. Its error is the whole
+/// sentence the tenant sees.
+fn fetch(policy: OutboundPolicy, url: reqwest::Url, max_bytes: u64) -> SourceFetch {
     Box::pin(async move {
-        let client = reqwest::Client::builder()
-            .connect_timeout(FETCH_CONNECT_TIMEOUT)
+        let host = url.host_str().unwrap_or("that URL").to_owned();
+        let unreachable = |detail: &dyn std::fmt::Display| {
+            tracing::warn!(host, %detail, "could not fetch a source blob");
+            source_blob_unreachable(&host)
+        };
+        let client = policy
+            .http_client(
+                reqwest::Client::builder()
+                    .connect_timeout(FETCH_CONNECT_TIMEOUT)
+                    .read_timeout(FETCH_READ_TIMEOUT),
+            )
             .build()
-            .map_err(|error| format!("could not start an HTTP client: {error}"))?;
-        let response = client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|error| format!("GET {url} failed: {error}"))?;
+            .map_err(|error| unreachable(&error))?;
+        let response = match policy.get(&client, url).await {
+            Ok(response) => response,
+            // A refusal says nothing about what listens there: say why.
+            Err(error) if error.is_refused() => {
+                return Err(format!(
+                    "Could not fetch the source blob from {host}: {error}"
+                ))
+            }
+            Err(error) => return Err(unreachable(&error)),
+        };
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("GET {url} answered {status}"));
+            return Err(unreachable(&format!("answered {status}")));
+        }
+        if let Some(length) = response.content_length().filter(|l| *l > max_bytes) {
+            return Err(format!(
+                "The source blob from {host} is {length} bytes, more than the limit of {} MB; make the tarball smaller (leave out dependencies and build output)",
+                max_bytes / (1024 * 1024)
+            ));
         }
         let stream = response.bytes_stream().map_err(std::io::Error::other);
         Ok(Box::new(tokio_util::io::StreamReader::new(stream)) as SourceBody)
@@ -119,6 +149,13 @@ pub(crate) async fn create(
                 request.source_blob.url
             ))
         })?;
+    let config = state.platform.config();
+    if let Err(error) = config.outbound.check_url(&url).await {
+        return Err(ApiError::invalid_params(format!(
+            "source_blob.url is refused: {error}. Point it at a tarball on a public server."
+        )));
+    }
+    let (policy, max_bytes) = (config.outbound.clone(), config.max_source_blob_bytes);
     let blob = SourceBlob {
         url: request.source_blob.url.clone(),
         checksum: request.source_blob.checksum.clone(),
@@ -132,7 +169,7 @@ pub(crate) async fn create(
         .collect();
     let build = state
         .platform
-        .create_build(&user, &app, blob, buildpacks, fetch(url))
+        .create_build(&user, &app, blob, buildpacks, fetch(policy, url, max_bytes))
         .await?;
     Ok((
         StatusCode::CREATED,

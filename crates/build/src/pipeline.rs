@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use slipway_runtime::{
-    run_to_completion, BindMount, ContainerSpec, ExitStatus, Network, OutputSink, Runtime, Stream,
+    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, Network, OutputSink, Runtime,
+    Stream,
 };
 
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};

@@ -69,7 +69,8 @@ pub(crate) fn pack(
         return Err(BuildError::SlugTooLarge { size, max });
     }
     temp.as_file().sync_all().map_err(write_error)?;
-    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
+    // Read by the server (root) alone; it unpacks slugs for dynos.
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o600))
         .map_err(|e| BuildError::io("set permissions of", temp.path(), e))?;
     let path = slug_dir.join(format!("{sha256}.tgz"));
     temp.persist(&path)

@@ -40,8 +40,32 @@ pub(crate) const OUTPUT_LINES: usize = 10_000;
 pub(crate) const KEPT_OUTPUTS: usize = 64;
 /// How long a declared slug waits for its upload.
 pub(crate) const UPLOAD_LIFETIME: Duration = Duration::from_secs(60 * 60);
-/// The largest source tarball or slug accepted, compressed (Heroku's slug limit).
+/// The largest slug accepted for upload, compressed.
 pub(crate) const MAX_ARCHIVE_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// What a tenant is told when a source blob cannot be fetched, whatever the reason (refused
+/// connection, timeout, TLS failure, HTTP error status, a body cut short): telling them apart
+/// would turn the server into a port scanner. The reason goes to the server's log.
+pub fn source_blob_unreachable(host: &str) -> String {
+    format!("Could not fetch the source blob from {host}: the URL is not reachable or did not return the file")
+}
+
+/// The host of a source blob URL, for messages (never the whole URL: it may carry a token).
+pub fn source_blob_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "that URL".to_owned())
+}
+
+/// Why [`store_hashed`] stopped.
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error("it is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// Where a build's source comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -250,12 +274,14 @@ fn checksum_hex(checksum: &str, what: &str) -> Result<String, CoreError> {
     Ok(hex.to_ascii_lowercase())
 }
 
-/// Copies `body` into a new file at `path`, at most [`MAX_ARCHIVE_BYTES`]; returns the
-/// SHA-256 (hex) and size of what was written.
+/// Streams `body` into a new file at `path`, at most `limit` bytes (a larger body fails as soon
+/// as it passes the limit; the caller removes the file); returns the SHA-256 (hex) and size of
+/// what was written.
 async fn store_hashed<R: AsyncRead + Unpin>(
     mut body: R,
     path: &Path,
-) -> std::io::Result<(String, u64)> {
+    limit: u64,
+) -> Result<(String, u64), StoreError> {
     let mut file = tokio::fs::File::create(path).await?;
     let mut hasher = sha2::Sha256::new();
     let mut size = 0u64;
@@ -266,10 +292,8 @@ async fn store_hashed<R: AsyncRead + Unpin>(
             break;
         }
         size += n as u64;
-        if size > MAX_ARCHIVE_BYTES {
-            return Err(std::io::Error::other(format!(
-                "the archive is larger than the limit of {MAX_ARCHIVE_BYTES} bytes"
-            )));
+        if size > limit {
+            return Err(StoreError::TooLarge { limit });
         }
         hasher.update(&buffer[..n]);
         file.write_all(&buffer[..n]).await?;
@@ -404,21 +428,31 @@ impl Platform {
         output: DeployOutput,
     ) -> Result<(Option<Uuid>, Uuid), CoreError> {
         output("-----> Fetching source");
+        let host = source_blob_host(&build.source_url);
         let body = fetch.await.map_err(|reason| {
             CoreError::invalid(format!(
-                "Could not fetch the source blob: {reason}. Check source_blob.url and start the build again."
+                "{reason}. Check source_blob.url and start the build again."
             ))
         })?;
+        let limit = self.config.max_source_blob_bytes;
         let path = self
             .config
             .builds_dir()
             .join(format!("source-{}.tar", build.id.simple()));
-        let stored = store_hashed(body, &path).await;
+        let stored = store_hashed(body, &path, limit).await;
         let result = async {
-            let (sha256, size) = stored.map_err(|error| {
-                CoreError::invalid(format!(
-                    "Could not fetch the source blob: {error}. Check source_blob.url and start the build again."
-                ))
+            let (sha256, size) = stored.map_err(|error| match error {
+                StoreError::TooLarge { limit } => CoreError::invalid(format!(
+                    "The source blob from {host} is larger than the limit of {} MB. Nothing was built; make the tarball smaller (leave out dependencies and build output).",
+                    limit / (1024 * 1024)
+                )),
+                StoreError::Io(error) => {
+                    tracing::warn!(%error, build = %build.id, host, "could not read the source blob");
+                    CoreError::invalid(format!(
+                        "{}. Check source_blob.url and start the build again.",
+                        source_blob_unreachable(&host)
+                    ))
+                }
             })?;
             output(&format!("       Fetched {size} bytes, SHA256:{sha256}"));
             if let Some(expected) = checksum {
@@ -592,7 +626,7 @@ impl Platform {
             .builds_dir()
             .join(format!("slug-check-{}", Uuid::new_v4().simple()));
         let result = async {
-            let (sha256, size) = store_hashed(body, &partial).await.map_err(|error| {
+            let (sha256, size) = store_hashed(body, &partial, MAX_ARCHIVE_BYTES).await.map_err(|error| {
                 CoreError::invalid(format!("Could not receive the slug: {error}."))
             })?;
             let checksum = format!("SHA256:{sha256}");

@@ -8,8 +8,11 @@
 //! new snapshot on a `watch` channel (the router never reads the store). Private keys are
 //! secrets: the API never returns them.
 //!
-//! Hostnames without an uploaded certificate get one issued by the platform CA
-//! ([`load_or_create_ca`]), stored in `<data-dir>/tls/`; clients trust `router-ca.pem`.
+//! The platform's own hostnames (`<app>.<domain>`) get a certificate issued by the platform CA
+//! ([`load_or_create_ca`]), stored in `<data-dir>/tls/`; clients trust `router-ca.pem`. The CA
+//! is name-constrained to the platform's domain, so custom domains are served only with
+//! uploaded certificates. A CA without that constraint (made by an older version, or for
+//! another `--domain`) is replaced on start: clients must then trust the new `router-ca.pem`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -230,8 +233,9 @@ pub enum CaError {
 }
 
 /// The router CA kept in `<data-dir>/tls/` (`router-ca.pem`, `router-ca-key.pem` with mode
-/// 0600), created on first start.
-pub fn load_or_create_ca(data_dir: &Path) -> Result<CertIssuer, CaError> {
+/// 0600), created on first start, constrained to `domain`; one that is not (an older version's,
+/// or another domain's) is replaced, with a warning in the server's log.
+pub fn load_or_create_ca(data_dir: &Path, domain: &str) -> Result<CertIssuer, CaError> {
     let dir = data_dir.join("tls");
     let cert_path = dir.join("router-ca.pem");
     let key_path = dir.join("router-ca-key.pem");
@@ -250,10 +254,18 @@ pub fn load_or_create_ca(data_dir: &Path) -> Result<CertIssuer, CaError> {
     if cert_path.exists() && key_path.exists() {
         let cert = std::fs::read_to_string(&cert_path).map_err(io("read", &cert_path))?;
         let key = std::fs::read_to_string(&key_path).map_err(io("read", &key_path))?;
-        return CertIssuer::from_pem(&cert, &key).map_err(unusable);
+        let issuer = CertIssuer::from_pem(&cert, &key, domain).map_err(unusable)?;
+        if issuer.is_constrained() {
+            return Ok(issuer);
+        }
+        tracing::warn!(
+            path = %cert_path.display(),
+            domain,
+            "the router CA is not name-constrained to the platform's domain: replacing it; clients must trust the new CA certificate"
+        );
     }
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let issuer = CertIssuer::generate().map_err(unusable)?;
+    let issuer = CertIssuer::generate(domain).map_err(unusable)?;
     {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -281,9 +293,14 @@ mod tests {
     #[test]
     fn the_ca_is_created_once_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_ca(dir.path()).unwrap();
-        let again = load_or_create_ca(dir.path()).unwrap();
+        let first = load_or_create_ca(dir.path(), "localhost").unwrap();
+        assert!(first.is_constrained());
+        let again = load_or_create_ca(dir.path(), "localhost").unwrap();
         assert_eq!(first.ca_pem(), again.ca_pem());
+        // Another domain: a new CA, constrained to it.
+        let moved = load_or_create_ca(dir.path(), "apps.example.com").unwrap();
+        assert_ne!(moved.ca_pem(), first.ca_pem());
+        assert!(moved.is_constrained() && moved.covers("x.apps.example.com"));
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(dir.path().join("tls/router-ca-key.pem"))
             .unwrap()
@@ -292,7 +309,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         std::fs::write(dir.path().join("tls/router-ca-key.pem"), "garbage").unwrap();
         assert!(matches!(
-            load_or_create_ca(dir.path()),
+            load_or_create_ca(dir.path(), "localhost"),
             Err(CaError::Unusable { .. })
         ));
     }

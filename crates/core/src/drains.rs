@@ -43,6 +43,7 @@ impl Platform {
     /// Validates and starts a drain, then records it.
     pub async fn add_drain(&self, app: &App, url: &str) -> Result<Drain, CoreError> {
         let config = DrainConfig::new(url)?;
+        self.logs.check_drain_url(url).await?;
         self.logs.add_drain(&app.name, config.clone())?;
         let drain = Drain {
             app_id: app.id,

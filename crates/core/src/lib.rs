@@ -40,7 +40,10 @@ mod uids;
 pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
-pub use builds::{OutputBuffer, SlugDeclaration, SourceBlob, SourceBody, SourceFetch};
+pub use builds::{
+    source_blob_host, source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob,
+    SourceBody, SourceFetch,
+};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
 pub use deploy::DeployOutput;
 pub use drains::Drain;
@@ -75,6 +78,11 @@ pub struct PlatformConfig {
     pub release_phase_timeout: Duration,
     /// What a build may use, and the caps on what a tenant's push may expand to.
     pub build: BuildBudget,
+    /// Where the platform may connect for tenants (source blobs; drains use the log hub's
+    /// copy): public addresses only unless `--allow-private-urls`.
+    pub outbound: slipway_outbound::OutboundPolicy,
+    /// The largest source blob fetched for a build, compressed (500 MB).
+    pub max_source_blob_bytes: u64,
 }
 
 /// The build budget and the caps on tenant input (issue 10). Every build container gets these
@@ -129,6 +137,8 @@ impl PlatformConfig {
             dynos: DynoManagerConfig::default(),
             release_phase_timeout: Duration::from_secs(60 * 60),
             build: BuildBudget::default(),
+            outbound: slipway_outbound::OutboundPolicy::default(),
+            max_source_blob_bytes: 500 * 1024 * 1024,
         }
     }
 

@@ -273,6 +273,6 @@ async fn write_executable(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let temporary = path.with_extension("tmp");
     tokio::fs::write(&temporary, contents).await?;
-    tokio::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755)).await?;
+    tokio::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o700)).await?;
     tokio::fs::rename(&temporary, path).await
 }

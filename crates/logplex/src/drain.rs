@@ -10,7 +10,13 @@
 //!   certificate verification; failures are reported as `Error L14`), octet-counted.
 //! * `http://` and `https://`: batches of about 100 KB POSTed as `application/logplex-1`, with
 //!   `Logplex-Msg-Count`, `Logplex-Frame-Id` and `Logplex-Drain-Token`. 5xx, 429 and network
-//!   errors are retried with the same frame id; other 4xx drop the batch.
+//!   errors are retried with the same frame id; other 4xx (and redirects, which are not
+//!   followed) drop the batch.
+//!
+//! Every connection goes through the [`OutboundPolicy`] in [`DrainOptions::outbound`]: a drain
+//! whose host is (or resolves to) a loopback, private, link-local or this host's own address is
+//! refused when it is added ([`check_drain_url`]) and, since names can change, again at every
+//! connection, which goes to the very addresses that were checked.
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
@@ -21,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rustls::pki_types::{CertificateDer, ServerName};
+use slipway_outbound::OutboundPolicy;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use url::Url;
 
@@ -66,6 +72,8 @@ pub enum DrainError {
     NoRuntime,
     #[error("cannot set up TLS for drain {url:?}: {reason}")]
     Tls { url: String, reason: String },
+    #[error("drain URL {url:?} is refused: {reason}")]
+    Refused { url: String, reason: String },
 }
 
 /// Where a drain sends, as parsed and validated from its URL.
@@ -119,6 +127,30 @@ impl DrainTarget {
             }),
         }
     }
+}
+
+impl DrainTarget {
+    /// The host the drain connects to.
+    pub fn host(&self) -> String {
+        match self {
+            DrainTarget::Syslog { host, .. } | DrainTarget::SyslogTls { host, .. } => host.clone(),
+            DrainTarget::Http(url) => slipway_outbound::url_host(url).unwrap_or_default(),
+        }
+    }
+}
+
+/// Checks a drain URL against the outbound policy, after resolving its host: refuses drains to
+/// loopback, private, link-local and this host's own addresses. A name that does not resolve
+/// yet passes (the policy checks again at every connection).
+pub async fn check_drain_url(url: &str, policy: &OutboundPolicy) -> Result<(), DrainError> {
+    let target = DrainTarget::parse(url)?;
+    policy
+        .check_host(&target.host())
+        .await
+        .map_err(|error| DrainError::Refused {
+            url: redacted(url.trim()),
+            reason: error.to_string(),
+        })
 }
 
 /// One drain of one app: what the Platform API's `log-drain` resource shows.
@@ -183,6 +215,8 @@ pub struct DrainOptions {
     pub connect_timeout: Duration,
     /// Limit on one HTTP request, or on one write to a syslog connection.
     pub io_timeout: Duration,
+    /// Where drains may connect (strict by default: public addresses only).
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for DrainOptions {
@@ -197,6 +231,7 @@ impl Default for DrainOptions {
             batch_linger: Duration::from_millis(2),
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            outbound: OutboundPolicy::default(),
         }
     }
 }
@@ -438,6 +473,11 @@ enum Sink {
     },
 }
 
+/// Logs (in the server's log only) a connection the outbound policy refused.
+fn note_refusal(url: &str, error: &slipway_outbound::OutboundError) {
+    tracing::warn!(drain = %redacted(url), %error, "log drain refused by the outbound policy");
+}
+
 impl Sink {
     fn new(
         target: &DrainTarget,
@@ -470,7 +510,9 @@ impl Sink {
                 }
             }
             DrainTarget::Http(url) => {
-                let mut builder = reqwest::Client::builder()
+                let mut builder = options
+                    .outbound
+                    .http_client(reqwest::Client::builder())
                     .use_rustls_tls()
                     .user_agent(concat!("Logplex/slipway-", env!("CARGO_PKG_VERSION")))
                     .connect_timeout(options.connect_timeout)
@@ -652,8 +694,18 @@ impl Worker {
     async fn attempt(&mut self, body: &bytes::Bytes, count: usize, frame_id: &str) -> Attempt {
         let timeout = self.options.io_timeout;
         let connect_timeout = self.options.connect_timeout;
+        let policy = &self.options.outbound;
         match &mut self.sink {
             Sink::Http { client, url, auth } => {
+                // Names are checked by the client's resolver; IP literals are not resolved.
+                if let Ok(host) = slipway_outbound::url_host(url) {
+                    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                        if let Err(error) = policy.check_ip(&host, ip) {
+                            note_refusal(&self.config.url, &error);
+                            return Attempt::Failed { certificate: None };
+                        }
+                    }
+                }
                 let mut request = client
                     .post(url.clone())
                     .header("Content-Type", "application/logplex-1")
@@ -671,15 +723,22 @@ impl Worker {
                         let _ = response.bytes().await;
                         if status.is_success() {
                             Attempt::Delivered
-                        } else if status.is_client_error() && status.as_u16() != 429 {
+                        } else if status.is_redirection()
+                            || (status.is_client_error() && status.as_u16() != 429)
+                        {
                             Attempt::Rejected
                         } else {
                             Attempt::Failed { certificate: None }
                         }
                     }
-                    Err(error) => Attempt::Failed {
-                        certificate: certificate_error(&error),
-                    },
+                    Err(error) => {
+                        if let Some(refusal) = slipway_outbound::refusal_in(&error) {
+                            note_refusal(&self.config.url, &refusal);
+                        }
+                        Attempt::Failed {
+                            certificate: certificate_error(&error),
+                        }
+                    }
                 }
             }
             Sink::Syslog {
@@ -689,8 +748,17 @@ impl Worker {
                 connection,
             } => {
                 if connection.is_none() {
+                    let url = &self.config.url;
                     let connect = async {
-                        let tcp = TcpStream::connect((host.as_str(), *port)).await?;
+                        let tcp = policy
+                            .connect_tcp(host, *port, connect_timeout)
+                            .await
+                            .map_err(|error| {
+                                if error.is_refused() {
+                                    note_refusal(url, &error);
+                                }
+                                std::io::Error::other(error)
+                            })?;
                         let _ = tcp.set_nodelay(true);
                         let stream: Box<dyn AsyncWrite + Send + Unpin> = match tls {
                             Some(connector) => {

@@ -26,8 +26,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use drain::{
-    DrainConfig, DrainError, DrainInfo, DrainOptions, DrainStats, DrainTarget, DRAIN_BUFFER,
-    MAX_DRAINS_PER_APP,
+    check_drain_url, DrainConfig, DrainError, DrainInfo, DrainOptions, DrainStats, DrainTarget,
+    DRAIN_BUFFER, MAX_DRAINS_PER_APP,
 };
 /// DER certificates, as taken by [`DrainOptions::extra_roots`].
 pub use rustls::pki_types::CertificateDer;
@@ -418,6 +418,12 @@ impl LogHub {
         let removed = self.inner.shard(app).remove(app);
         // Dropped outside the lock: stopping drains aborts their tasks.
         drop(removed);
+    }
+
+    /// Checks a drain URL against this hub's outbound policy ([`check_drain_url`]): call it
+    /// before [`LogHub::add_drain`] for a URL a tenant gives.
+    pub async fn check_drain_url(&self, url: &str) -> Result<(), DrainError> {
+        check_drain_url(url, &self.inner.drain_options.outbound).await
     }
 
     /// Starts draining the app's log to `config.url`. Must be called within a tokio runtime.

@@ -22,6 +22,8 @@ fn hub_with(extra_roots: Vec<slipway_logplex::CertificateDer<'static>>) -> LogHu
             max_backoff: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(120),
+            // The receivers are on loopback.
+            outbound: slipway_outbound::OutboundPolicy::new(true),
             ..DrainOptions::default()
         },
     )
@@ -376,4 +378,73 @@ async fn a_hung_drain_blocks_nothing_and_reports_its_overflow() {
     assert_eq!(l10_in_history[0].message, l10.message);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(healthy.messages.try_recv().is_err());
+}
+
+/// Drains to loopback are refused when added and, for a drain started anyway (restored from
+/// storage, or a name that changed its address since), at connection time: nothing arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_to_private_addresses_are_refused_when_added_and_when_connecting() {
+    let strict = LogHub::with_drain_options(
+        1500,
+        DrainOptions {
+            retry_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(2),
+            max_retries: 1,
+            ..DrainOptions::default()
+        },
+    );
+    let mut syslog = syslog_receiver(None).await;
+    let mut http = http_receiver(None).await;
+    let urls = [
+        format!("syslog://{}", syslog.addr),
+        format!("syslog://localhost:{}", syslog.addr.port()),
+        format!("http://{}/logs", http.addr),
+        format!("http://localhost:{}/logs", http.addr.port()),
+        "syslog://[::1]:514".to_owned(),
+        "syslog://10.0.0.1:514".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        "https://192.168.0.1/".to_owned(),
+        "syslog+tls://[fd00::1]:6514".to_owned(),
+    ];
+    for url in &urls {
+        let error = strict.check_drain_url(url).await.unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("is refused") && text.contains("--allow-private-urls"),
+            "{url}: {text}"
+        );
+    }
+    for url in &urls[..4] {
+        strict
+            .add_drain("demo", DrainConfig::new(url).unwrap())
+            .unwrap();
+    }
+    for i in 0..20 {
+        strict.publish("demo", LogLine::app("web.1", format!("line {i}")));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        syslog.messages.try_recv().is_err(),
+        "a refused syslog drain was delivered to"
+    );
+    assert!(
+        http.requests.try_recv().is_err(),
+        "a refused HTTP drain was delivered to"
+    );
+    for (index, info) in strict.drains("demo").iter().enumerate() {
+        assert_eq!(info.stats.delivered, 0, "drain {index}: {info:?}");
+    }
+
+    // The same receivers get the lines when private targets are allowed.
+    let open = hub_with(Vec::new());
+    for url in &urls[..4] {
+        open.check_drain_url(url).await.unwrap();
+        open.add_drain("demo", DrainConfig::new(url).unwrap())
+            .unwrap();
+    }
+    open.publish("demo", LogLine::app("web.1", "hello"));
+    assert!(next(&mut syslog.messages).await.contains("hello"));
+    assert!(String::from_utf8_lossy(&next(&mut http.requests).await.body).contains("hello"));
 }

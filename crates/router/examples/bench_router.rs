@@ -60,7 +60,7 @@ fn main() -> std::io::Result<()> {
     let https = match tls_listen {
         Some(tls_listen) => {
             let (_certs, certs) = tokio::sync::watch::channel(Arc::new(CertTable::default()));
-            let issuer = CertIssuer::generate().map_err(std::io::Error::other)?;
+            let issuer = CertIssuer::generate("localhost").map_err(std::io::Error::other)?;
             let settings = TlsSettings {
                 certs,
                 issuer: Arc::new(issuer),

@@ -693,12 +693,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         fwd.push(b' ');
         fwd.extend_from_slice(path);
         fwd.extend_from_slice(b" HTTP/1.1\r\n");
+        // RFC 9112 §3.2.2: the absolute form's authority replaces any Host header, for the
+        // dyno as for routing.
+        if let Some(authority) = authority {
+            fwd.extend_from_slice(b"Host: ");
+            fwd.extend_from_slice(authority);
+            fwd.extend_from_slice(b"\r\n");
+        }
         let mut forwarded_for = String::new();
         let mut via: Vec<u8> = Vec::new();
         for (name, value) in &self.headers {
             let name_bytes = &buf[name.clone()];
             let value_bytes = &buf[value.clone()];
             match classify(name_bytes) {
+                Kind::Host if authority.is_some() => {}
                 Kind::Host | Kind::Other => {
                     if !self.connection_names.is_empty()
                         && named_in_connection(buf, &self.connection_names, name_bytes)

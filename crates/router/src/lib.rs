@@ -49,7 +49,7 @@ use tokio::sync::watch;
 
 pub use logline::ErrorCode;
 pub use threads::{Protocol, RouterThreads};
-pub use tls::{CertError, CertIssuer, CertTable, ServerCert, TlsSettings};
+pub use tls::{verifies, CertError, CertIssuer, CertTable, ServerCert, TlsSettings};
 pub use wake::WakeHook;
 
 /// Hostname (lowercase, no port) → the app answering to it. Immutable once published.

@@ -69,18 +69,18 @@ fn bad_request(reason: &str) -> Response<ResponseBody> {
     response
 }
 
-/// The host of a request: exactly one `Host` header, or the authority of an absolute-form URI.
+/// The host of a request: the URI's authority (HTTP/2's `:authority`, or an absolute-form
+/// target) when it has one, which then replaces any `Host` header (RFC 9112 §3.2.2, RFC 9113
+/// §8.3.1), as in the HTTP/1 engine; else exactly one `Host` header.
 fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
     let mut hosts = request.headers().get_all(HOST).iter();
-    let raw = match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => return Err("The request carries more than one Host header."),
-        (Some(value), None) => value
+    let raw = match (request.uri().authority(), hosts.next(), hosts.next()) {
+        (Some(authority), _, _) => authority.as_str(),
+        (None, Some(_), Some(_)) => return Err("The request carries more than one Host header."),
+        (None, Some(value), None) => value
             .to_str()
             .map_err(|_| "The Host header is not valid.")?,
-        (None, _) => match request.uri().authority() {
-            Some(authority) => authority.as_str(),
-            None => return Err("The request has no Host header."),
-        },
+        (None, None, _) => return Err("The request has no Host header."),
     };
     normalize_host(raw).ok_or("The Host header is not valid.")
 }
@@ -489,15 +489,14 @@ fn prepare_request(
         }
         None => requested_upgrade(request.headers()),
     };
-    // HTTP/2 carries the host in `:authority`; dynos speak HTTP/1.1 and need `Host`.
-    if !request.headers().contains_key(HOST) {
-        if let Some(host) = request
-            .uri()
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-        {
-            request.headers_mut().insert(HOST, host);
-        }
+    // HTTP/2 carries the host in `:authority`; dynos speak HTTP/1.1 and need `Host`. The
+    // authority the request was routed by replaces any `Host` the client sent.
+    if let Some(host) = request
+        .uri()
+        .authority()
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+    {
+        request.headers_mut().insert(HOST, host);
     }
     let origin_form: Uri = request
         .uri()

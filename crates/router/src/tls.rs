@@ -6,11 +6,17 @@
 //! Which certificate a handshake gets, by SNI name:
 //! 1. the [`CertTable`]: certificates users uploaded (`certs:add`, Heroku's SNI endpoints),
 //!    keyed by the custom domains they cover; published on a `watch` channel like routes;
-//! 2. for any other hostname in the route table (`<app>.<domain>`, custom domains without an
-//!    uploaded certificate): a certificate for that name issued by the platform's own
-//!    [`CertIssuer`] (a local CA), generated on first use and cached;
-//! 3. anything else (no SNI, unknown names): one fallback certificate, so that the client
-//!    still gets the router's "no such app" page if it does not verify.
+//! 2. for any other routed hostname under the platform's domain (`<app>.<domain>`): a
+//!    certificate for that name issued by the platform's own [`CertIssuer`] (a local CA),
+//!    generated on first use and cached;
+//! 3. anything else (no SNI, unknown names, custom domains without an uploaded certificate):
+//!    one fallback certificate, self-signed for `slipway-router.invalid` and **not** chained to
+//!    the platform CA, so that a client that does not verify still gets the router's pages
+//!    while no verifying client ever accepts it.
+//!
+//! The platform CA is constrained (X.509 name constraints, RFC 5280 §4.2.1.10) to the
+//! platform's domain and may name no IP address: clients trust it, so it must not be able to
+//! vouch for anyone else's hostname (`evil.com`, a custom domain), even if its key leaks.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,6 +53,8 @@ pub enum CertError {
     NoHostnames,
     #[error("Could not generate a certificate: {0}.")]
     Generate(#[from] rcgen::Error),
+    #[error("The platform CA issues certificates only under {domain}, not for {hostname}.")]
+    OutsideDomain { hostname: String, domain: String },
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -180,12 +188,15 @@ impl CertTable {
     }
 }
 
-/// The platform's certificate authority: it issues the certificates of hostnames nobody
-/// uploaded one for. Clients trust its certificate ([`CertIssuer::ca_pem`]).
+/// The platform's certificate authority: it issues the certificates of the platform's own
+/// hostnames (`<app>.<domain>`). Clients trust its certificate ([`CertIssuer::ca_pem`]), which
+/// is name-constrained to the domain.
 pub struct CertIssuer {
     ca: rcgen::Certificate,
     ca_key: rcgen::KeyPair,
     ca_pem: String,
+    /// Lowercase, without a trailing dot.
+    domain: String,
 }
 
 impl std::fmt::Debug for CertIssuer {
@@ -195,8 +206,9 @@ impl std::fmt::Debug for CertIssuer {
 }
 
 /// The CA's parameters; deterministic, so that [`CertIssuer::from_pem`] rebuilds an issuer
-/// whose certificates chain to the stored CA certificate.
-fn ca_params() -> rcgen::CertificateParams {
+/// whose certificates chain to the stored CA certificate. Name constraints: DNS names under
+/// `domain` only (the domain itself and every subdomain), no IP address at all.
+fn ca_params(domain: &str) -> rcgen::CertificateParams {
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -213,28 +225,81 @@ fn ca_params() -> rcgen::CertificateParams {
     ];
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(domain.to_owned())],
+        excluded_subtrees: vec![
+            rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4([0; 4], [0; 4])),
+            rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V6([0; 16], [0; 16])),
+        ],
+    });
     params
 }
 
+fn normalize_domain(domain: &str) -> String {
+    domain.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
 impl CertIssuer {
-    /// A new CA with a fresh P-256 key.
-    pub fn generate() -> Result<CertIssuer, CertError> {
+    /// A new CA for `domain` with a fresh P-256 key.
+    pub fn generate(domain: &str) -> Result<CertIssuer, CertError> {
+        let domain = normalize_domain(domain);
         let ca_key = rcgen::KeyPair::generate()?;
-        let ca = ca_params().self_signed(&ca_key)?;
+        let ca = ca_params(&domain).self_signed(&ca_key)?;
         let ca_pem = ca.pem();
-        Ok(CertIssuer { ca, ca_key, ca_pem })
+        Ok(CertIssuer {
+            ca,
+            ca_key,
+            ca_pem,
+            domain,
+        })
     }
 
-    /// The CA stored by an earlier [`CertIssuer::generate`] (its certificate and key PEM).
-    pub fn from_pem(ca_pem: &str, key_pem: &str) -> Result<CertIssuer, CertError> {
+    /// The CA stored by an earlier [`CertIssuer::generate`] (its certificate and key PEM), for
+    /// `domain`. Check [`CertIssuer::is_constrained`]: a CA stored by an older version is not.
+    pub fn from_pem(ca_pem: &str, key_pem: &str, domain: &str) -> Result<CertIssuer, CertError> {
+        let domain = normalize_domain(domain);
         let ca_key = rcgen::KeyPair::from_pem(key_pem)
             .map_err(|error| CertError::BadKey(error.to_string()))?;
-        let ca = ca_params().self_signed(&ca_key)?;
+        let ca = ca_params(&domain).self_signed(&ca_key)?;
         Ok(CertIssuer {
             ca,
             ca_key,
             ca_pem: ca_pem.to_owned(),
+            domain,
         })
+    }
+
+    /// The domain this CA issues under.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Whether `hostname` is the domain or under it.
+    pub fn covers(&self, hostname: &str) -> bool {
+        let hostname = normalize_domain(hostname);
+        hostname == self.domain
+            || hostname
+                .strip_suffix(&self.domain)
+                .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
+    }
+
+    /// Whether a client trusting [`CertIssuer::ca_pem`] would accept a certificate this CA
+    /// signed for `hostname` (webpki's verification, name constraints included).
+    pub fn vouches_for(&self, hostname: &str) -> bool {
+        let Ok((leaf, _)) = self.sign(hostname) else {
+            return false;
+        };
+        let Ok(ca) = CertificateDer::from_pem_slice(self.ca_pem.as_bytes()) else {
+            return false;
+        };
+        verifies(&ca, leaf.der(), hostname)
+    }
+
+    /// Whether the stored CA certificate carries this issuer's name constraints: it vouches
+    /// for a name under the domain and for none outside it.
+    pub fn is_constrained(&self) -> bool {
+        self.vouches_for(&format!("slipway-probe.{}", self.domain))
+            && !self.vouches_for("slipway-probe.invalid")
     }
 
     /// The CA certificate clients trust (`curl --cacert`).
@@ -247,8 +312,26 @@ impl CertIssuer {
         self.ca_key.serialize_pem()
     }
 
-    /// A certificate for `hostname` signed by this CA.
+    /// A certificate for `hostname` (under the CA's domain) signed by this CA.
     pub fn issue(&self, hostname: &str) -> Result<ServerCert, CertError> {
+        if !self.covers(hostname) {
+            return Err(CertError::OutsideDomain {
+                hostname: hostname.to_owned(),
+                domain: self.domain.clone(),
+            });
+        }
+        let (cert, key) = self.sign(hostname)?;
+        let ca_der = CertificateDer::from_pem_slice(self.ca_pem.as_bytes())
+            .map_err(|error| CertError::BadChain(error.to_string()))?;
+        ServerCert::from_der(
+            vec![cert.der().clone(), ca_der],
+            PrivateKeyDer::try_from(key.serialize_der())
+                .map_err(|e| CertError::BadKey(e.into()))?,
+        )
+    }
+
+    /// A leaf certificate for `hostname` signed by this CA, whatever the name.
+    fn sign(&self, hostname: &str) -> Result<(rcgen::Certificate, rcgen::KeyPair), CertError> {
         let key = rcgen::KeyPair::generate()?;
         let mut params = rcgen::CertificateParams::new(vec![hostname.to_owned()])?;
         params
@@ -258,14 +341,48 @@ impl CertIssuer {
         params.not_after = rcgen::date_time_ymd(2045, 1, 1);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.ca, &self.ca_key)?;
-        let ca_der = CertificateDer::from_pem_slice(self.ca_pem.as_bytes())
-            .map_err(|error| CertError::BadChain(error.to_string()))?;
-        ServerCert::from_der(
-            vec![cert.der().clone(), ca_der],
-            PrivateKeyDer::try_from(key.serialize_der())
-                .map_err(|e| CertError::BadKey(e.into()))?,
-        )
+        Ok((cert, key))
     }
+}
+
+/// Whether `leaf` chains to `ca` for a server named `hostname`, as a webpki client checks it
+/// (signatures, validity, name constraints, the name itself).
+pub fn verifies(ca: &CertificateDer<'_>, leaf: &CertificateDer<'_>, hostname: &str) -> bool {
+    let Ok(anchor) = webpki::anchor_from_trusted_cert(ca) else {
+        return false;
+    };
+    let Ok(end_entity) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = rustls_pki_types::ServerName::try_from(hostname) else {
+        return false;
+    };
+    end_entity
+        .verify_for_usage(
+            provider().signature_verification_algorithms.all,
+            &[anchor],
+            &[],
+            rustls_pki_types::UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .is_ok()
+        && end_entity.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+/// The fallback certificate: self-signed for `slipway-router.invalid`, chained to nothing.
+fn self_signed_fallback() -> Result<ServerCert, CertError> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec!["slipway-router.invalid".to_owned()])?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "slipway-router.invalid");
+    let cert = params.self_signed(&key)?;
+    ServerCert::from_der(
+        vec![cert.der().clone()],
+        PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| CertError::BadKey(e.into()))?,
+    )
 }
 
 /// How the HTTPS listener gets its certificates and what it tells dynos.
@@ -309,7 +426,9 @@ impl Resolver {
         if let Some(cert) = self.certs.borrow().get(&name) {
             return cert.key.clone();
         }
-        if self.routes.borrow().get(&name).is_none() {
+        // The platform CA vouches only for routed names under the platform's domain: a custom
+        // domain is served with its uploaded certificate or not at all.
+        if !self.issuer.covers(&name) || self.routes.borrow().get(&name).is_none() {
             return self.fallback.clone();
         }
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
@@ -395,11 +514,7 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     pub(crate) fn new(router: &Router, tls: TlsSettings) -> std::io::Result<Acceptor> {
-        let fallback = tls
-            .issuer
-            .issue("slipway-router.invalid")
-            .map_err(std::io::Error::other)?
-            .key;
+        let fallback = self_signed_fallback().map_err(std::io::Error::other)?.key;
         let resolver = Resolver {
             certs: tls.certs,
             routes: router.shared.routes.clone(),
@@ -466,7 +581,7 @@ mod tests {
 
     #[test]
     fn wildcards_cover_one_label() {
-        let issuer = CertIssuer::generate().unwrap();
+        let issuer = CertIssuer::generate("localhost").unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec![
             "*.example.com".to_owned(),
@@ -511,9 +626,58 @@ mod tests {
     }
 
     #[test]
+    fn the_ca_is_name_constrained_to_the_platform_domain() {
+        let issuer = CertIssuer::generate("LocalHost.").unwrap();
+        assert_eq!(issuer.domain(), "localhost");
+        assert!(issuer.is_constrained());
+        let ca = CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap();
+        // Signed by the CA's own key, a certificate for a name outside the domain (what a
+        // leaked key could mint) does not verify; names under the domain do.
+        for (name, expected) in [
+            ("demo.localhost", true),
+            ("a.b.localhost", true),
+            ("localhost", true),
+            ("evil.com", false),
+            ("www.tls-example.test", false),
+            ("notlocalhost", false),
+            ("localhost.evil.com", false),
+        ] {
+            let (leaf, _) = issuer.sign(name).unwrap();
+            assert_eq!(verifies(&ca, leaf.der(), name), expected, "{name}");
+        }
+        // No IP address either.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["x.localhost".to_owned()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let leaf = params.signed_by(&key, &issuer.ca, &issuer.ca_key).unwrap();
+        assert!(!verifies(&ca, leaf.der(), "127.0.0.1"));
+        // The issuer refuses names outside the domain outright.
+        assert!(matches!(
+            issuer.issue("evil.com"),
+            Err(CertError::OutsideDomain { .. })
+        ));
+        assert!(issuer.covers("x.localhost") && !issuer.covers("xlocalhost"));
+
+        // A CA stored by an older version, without constraints, reads as unconstrained.
+        let old_key = rcgen::KeyPair::generate().unwrap();
+        let mut old_params = ca_params("localhost");
+        old_params.name_constraints = None;
+        let old = old_params.self_signed(&old_key).unwrap();
+        let loaded =
+            CertIssuer::from_pem(&old.pem(), &old_key.serialize_pem(), "localhost").unwrap();
+        assert!(!loaded.is_constrained());
+        // As does a CA constrained to another domain.
+        let other = CertIssuer::generate("example.org").unwrap();
+        let moved = CertIssuer::from_pem(other.ca_pem(), &other.key_pem(), "localhost").unwrap();
+        assert!(!moved.is_constrained());
+    }
+
+    #[test]
     fn a_stored_ca_issues_certificates_that_chain_to_it() {
-        let issuer = CertIssuer::generate().unwrap();
-        let again = CertIssuer::from_pem(issuer.ca_pem(), &issuer.key_pem()).unwrap();
+        let issuer = CertIssuer::generate("localhost").unwrap();
+        let again = CertIssuer::from_pem(issuer.ca_pem(), &issuer.key_pem(), "localhost").unwrap();
         let leaf = again.issue("demo.localhost").unwrap();
         let ca = CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap();
         let anchor = webpki::anchor_from_trusted_cert(&ca).unwrap();

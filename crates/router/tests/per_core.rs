@@ -131,7 +131,7 @@ async fn https_is_served_on_per_core_threads() {
     )])));
     let logs = Logs::default();
     let router = Router::new(receiver, logs.sink(), RouterConfig::default());
-    let issuer = CertIssuer::generate().unwrap();
+    let issuer = CertIssuer::generate("example.com").unwrap();
     let ca = {
         use rustls::pki_types::pem::PemObject;
         CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap()

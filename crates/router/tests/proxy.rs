@@ -1118,7 +1118,7 @@ async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_
     let (_certs, cert_receiver) =
         tokio::sync::watch::channel(std::sync::Arc::new(CertTable::new()));
     let logs = Logs::default();
-    let issuer = CertIssuer::generate().unwrap();
+    let issuer = CertIssuer::generate("localhost").unwrap();
     let ca = {
         use rustls::pki_types::pem::PemObject;
         CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap()
@@ -1198,4 +1198,87 @@ async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_
         .expect("router did not shut down")
         .unwrap()
         .unwrap();
+}
+
+/// RFC 9112 §3.2.2: an absolute-form request is routed by its authority, and that authority
+/// replaces the client's Host on the way to the dyno; the dyno gets the origin form.
+#[tokio::test]
+async fn the_absolute_form_authority_replaces_the_host_header() {
+    let victim = backend("victim-web.1").await;
+    let evil = backend("evil-web.1").await;
+    let router = TestRouter::start(
+        table(&[
+            (
+                "victim.localhost",
+                route("victim", RouteStatus::Serving, &[("web.1", victim)]),
+            ),
+            (
+                "evil.example",
+                route("evil", RouteStatus::Serving, &[("web.1", evil)]),
+            ),
+        ]),
+        quick_config(),
+    )
+    .await;
+    for request in [
+        &b"GET http://victim.localhost/headers HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"[..],
+        &b"GET http://victim.localhost/headers HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        &b"GET http://VICTIM.localhost:8080/headers HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"[..],
+    ] {
+        let answer = raw_exchange(router.addr, request, false).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let hosts: Vec<&str> = answer
+            .lines()
+            .filter_map(|line| line.strip_prefix("host: "))
+            .collect();
+        assert_eq!(hosts.len(), 1, "{answer}");
+        assert!(
+            hosts[0].eq_ignore_ascii_case("victim.localhost")
+                || hosts[0].eq_ignore_ascii_case("victim.localhost:8080"),
+            "{answer}"
+        );
+        assert!(!answer.contains("evil"), "{answer}");
+    }
+    router.stop().await;
+}
+
+/// The dyno gets the origin form of an absolute-form request line.
+#[tokio::test]
+async fn the_dyno_gets_the_origin_form() {
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dyno = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let head = read_head(&mut stream).await;
+            let _ = sender.send(head);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let router = TestRouter::start(
+        table(&[(
+            "victim.localhost",
+            route("victim", RouteStatus::Serving, &[("web.1", dyno)]),
+        )]),
+        quick_config(),
+    )
+    .await;
+    let answer = raw_exchange(
+        router.addr,
+        b"GET http://victim.localhost/a?b=c HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    let head = String::from_utf8(received.recv().await.unwrap()).unwrap();
+    assert!(head.starts_with("GET /a?b=c HTTP/1.1\r\n"), "{head}");
+    let hosts: Vec<&str> = head
+        .lines()
+        .filter(|line| line.to_ascii_lowercase().starts_with("host:"))
+        .collect();
+    assert_eq!(hosts, ["Host: victim.localhost"], "{head}");
+    router.stop().await;
 }

@@ -51,7 +51,7 @@ impl TlsRouter {
         let (routes, receiver) = watch::channel(Arc::new(table));
         let (certs, cert_receiver) = watch::channel(Arc::new(CertTable::new()));
         let logs = Logs::default();
-        let issuer = CertIssuer::generate().unwrap();
+        let issuer = CertIssuer::generate("localhost").unwrap();
         let ca = CertificateDer::from(pem_der(issuer.ca_pem()));
         let router = Router::new(receiver, logs.sink(), config);
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -115,6 +115,59 @@ fn pem_der(pem: &str) -> Vec<u8> {
     CertificateDer::from_pem_slice(pem.as_bytes())
         .unwrap()
         .to_vec()
+}
+
+/// A TLS connection that accepts any certificate (what `curl -k` does), offering HTTP/1.1.
+async fn insecure_connect(addr: SocketAddr, sni: &str) -> TlsStream<TcpStream> {
+    #[derive(Debug)]
+    struct AcceptAnything;
+    impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnything))
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 /// The certificate the server presented on `stream`.
@@ -370,14 +423,33 @@ async fn sni_selects_uploaded_certificates_before_issued_ones() {
         .unwrap();
     assert_ne!(presented(&stream), uploaded_der.to_vec());
 
-    // Removing the upload falls back to an issued certificate for the routed domain.
+    // Without the upload, the routed custom domain gets no certificate from the platform CA
+    // (which may vouch for the platform's domain alone): the self-signed fallback, chained to
+    // nothing.
     router.certs.send(Arc::new(CertTable::new())).unwrap();
-    let stream = router
+    let error = router
         .connect("www.example.test", &router.ca, &[b"http/1.1"])
         .await
-        .expect("routed custom domains get an issued certificate");
+        .expect_err("a custom domain without an upload gets no CA-signed certificate");
+    assert!(error.to_string().contains("certificate"), "{error}");
+    let stream = insecure_connect(router.addr, "www.example.test").await;
+    let chain = stream.get_ref().1.peer_certificates().unwrap().to_vec();
+    assert_eq!(chain.len(), 1, "the fallback comes alone, without the CA");
+    assert!(!slipway_router::verifies(
+        &router.ca,
+        &chain[0],
+        "www.example.test"
+    ));
+    assert!(!slipway_router::verifies(
+        &router.ca,
+        &chain[0],
+        "slipway-router.invalid"
+    ));
     let reply = h1_get(stream, "www.example.test", "/").await;
-    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.status, 200,
+        "a client that does not verify is still served"
+    );
 
     // A hostname the router does not route gets no certificate for that name.
     assert!(router
@@ -652,5 +724,43 @@ async fn websockets_over_http2_reach_the_dyno_as_an_http1_upgrade() {
     let mut rest = Vec::new();
     let ended = tokio::time::timeout(idle * 5, io.read_to_end(&mut rest)).await;
     assert!(ended.is_ok(), "an idle upgraded stream was never closed");
+    router.stop().await;
+}
+
+/// HTTP/2 answers as HTTP/1 does for the absolute form: the `:authority` routes the request and
+/// is the Host the dyno gets, whatever `host` header the client adds.
+#[tokio::test]
+async fn http2_authority_wins_over_a_host_header() {
+    let victim = backend("victim-web.1").await;
+    let evil = backend("evil-web.1").await;
+    let router = TlsRouter::start(table(&[
+        (
+            "victim.localhost",
+            route("victim", RouteStatus::Serving, &[("web.1", victim)]),
+        ),
+        (
+            "evil.localhost",
+            route("evil", RouteStatus::Serving, &[("web.1", evil)]),
+        ),
+    ]))
+    .await;
+    let stream = router
+        .connect("victim.localhost", &router.ca, &[b"h2"])
+        .await
+        .unwrap();
+    let mut sender = h2_client(stream).await;
+    let response = sender
+        .send_request(
+            Request::get("https://victim.localhost/headers")
+                .header("host", "evil.localhost")
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let reply = collect(response).await;
+    assert_eq!(reply.status, 200);
+    let text = reply.text();
+    assert_eq!(seen(&text, "host"), ["victim.localhost"], "{text}");
     router.stop().await;
 }

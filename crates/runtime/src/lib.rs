@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-mod net;
 mod disk;
+mod net;
 mod oom;
 mod process;
 mod runc;
 mod seccomp;
 
-pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
 pub use disk::MIN_DISK_BYTES;
+pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
 pub use process::ProcessRuntime;
 pub use runc::{RuncConfig, RuncRuntime};
 

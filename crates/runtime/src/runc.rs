@@ -491,6 +491,18 @@ impl Inner {
             }
             .map_err(io_err(id, "create the rootfs of"))?;
         }
+        // The server runs with umask 077; the container's user must traverse its root and
+        // mountpoints (runc gives a tmpfs such as /dev the mode of its mountpoint).
+        let mut skeleton = vec![rootfs.clone()];
+        skeleton.extend(["proc", "dev", "sys", "app"].iter().map(|d| rootfs.join(d)));
+        skeleton.extend(self.stack.iter().filter_map(|entry| match entry {
+            StackEntry::Dir(name) => Some(rootfs.join(name)),
+            StackEntry::Symlink(..) => None,
+        }));
+        for dir in skeleton {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_err(id, "create the rootfs of"))?;
+        }
         // runc gives a tmpfs the mode of its mountpoint, overriding `mode=`.
         std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
             .map_err(io_err(id, "create the rootfs of"))?;
@@ -809,8 +821,10 @@ fn proc_start(pid: u32) -> Option<(u64, bool)> {
 }
 
 /// Runs `runc run ...` (`$2...`) and writes its exit status to the file `$1`.
-const STATUS_WRAPPER: &str =
-    r#"status_file=$1; shift; "$@"; s=$?; echo "$s" > "$status_file"; exit "$s""#;
+///
+/// runc runs with umask 022 (the server's is 077): the cgroup directories it creates must be
+/// readable by the container's user, who reads its own limits there.
+const STATUS_WRAPPER: &str = r#"status_file=$1; shift; (umask 022 && exec "$@"); s=$?; echo "$s" > "$status_file"; exit "$s""#;
 /// Where [`STATUS_WRAPPER`] records `runc run`'s exit status, in the bundle.
 const EXIT_STATUS_FILE: &str = "exit-status";
 const STDOUT_FIFO: &str = "stdout.fifo";

@@ -128,6 +128,14 @@ struct ServerArgs {
     /// with "No space left on device" inside the dyno only.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..))]
     dyno_disk_mb: u64,
+    /// Let source blob URLs and log drains reach loopback, private, link-local and this host's
+    /// own addresses. Only for development and tests: tenants could then reach the platform's
+    /// internal services (server-side request forgery).
+    #[arg(long)]
+    allow_private_urls: bool,
+    /// The largest source blob a build fetches, in MB (compressed).
+    #[arg(long, default_value_t = 500)]
+    max_source_blob_mb: u64,
 }
 
 fn main() -> ExitCode {
@@ -168,12 +176,22 @@ fn main() -> ExitCode {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    // Everything the server creates is its own alone (the database holds every config var):
+    // files 0600, directories 0700. What a container's user must read is given its mode
+    // explicitly where it is made (the runtime's rootfs skeleton, buildpacks) or owned by that
+    // user (slugs unpacked for dynos, build directories).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let data_dir = args.data_dir.unwrap_or_else(slipway_cli::default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let data_dir = data_dir
         .canonicalize()
         .with_context(|| format!("resolving {}", data_dir.display()))?;
+    let fixed = tighten_permissions(&data_dir)
+        .with_context(|| format!("restricting the permissions of {}", data_dir.display()))?;
+    if fixed > 0 {
+        tracing::info!(fixed, "made the data directory readable by its owner alone (files left readable by others by an older version)");
+    }
 
     let store = slipway_store::SqliteStore::open(
         &data_dir.join("slipway.db"),
@@ -251,7 +269,19 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     config.dynos.idle_after = std::time::Duration::from_secs(args.idle_after);
     config.dynos.memory_check_interval =
         std::time::Duration::from_secs(args.memory_check_interval.max(1));
-    let logs = LogHub::default();
+    let outbound = slipway_outbound::OutboundPolicy::new(args.allow_private_urls);
+    if args.allow_private_urls {
+        tracing::warn!("--allow-private-urls: source blobs and log drains may reach private and loopback addresses");
+    }
+    config.outbound = outbound.clone();
+    config.max_source_blob_bytes = args.max_source_blob_mb.saturating_mul(1024 * 1024);
+    let logs = LogHub::with_drain_options(
+        slipway_logplex::DEFAULT_HISTORY,
+        slipway_logplex::DrainOptions {
+            outbound,
+            ..Default::default()
+        },
+    );
     let platform = slipway_core::Platform::open(config, store.clone(), runtime, logs.clone())
         .await
         .context("preparing the platform")?;
@@ -273,10 +303,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
+    // Before the API listens: a client that sees the API up can trust the CA file.
+    let router_ca = slipway_core::load_or_create_ca(&data_dir, &args.domain)?;
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listening for the API on {}", args.api_addr))?;
-    let router_ca = slipway_core::load_or_create_ca(&data_dir)?;
 
     // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), args.domain.clone());
@@ -371,6 +402,65 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// Where permissions stay as they are: the built-in buildpacks (0755, read by the build user).
+/// Relative to the data directory.
+const KEEP_PERMISSIONS: &[&str] = &["buildpacks"];
+/// Where directories keep their mode (files are tightened): the runtime's bundles, whose rootfs
+/// skeletons are the root directories of running dynos, traversed by their users.
+const KEEP_DIRECTORY_PERMISSIONS: &[&str] = &["runtime"];
+
+/// Makes the data directory 0700 and, below it, takes group and other permissions off every
+/// file and directory (an older version created them 0644/0755), except under
+/// [`KEEP_PERMISSIONS`], directories under [`KEEP_DIRECTORY_PERMISSIONS`], and files owned by
+/// someone else than the server (dyno-owned slug files keep their mode: their owner reads them
+/// inside the container). Does not follow symbolic links. Returns how many modes it changed.
+fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = nix::unistd::geteuid().as_raw();
+    let mut changed = 0;
+    let mut stack = vec![data_dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        if meta.file_type().is_symlink() || meta.uid() != me {
+            continue;
+        }
+        let relative = path.strip_prefix(data_dir).unwrap_or(&path);
+        if KEEP_PERMISSIONS
+            .iter()
+            .any(|keep| relative == std::path::Path::new(keep))
+        {
+            continue;
+        }
+        let keep_dir = meta.is_dir()
+            && KEEP_DIRECTORY_PERMISSIONS
+                .iter()
+                .any(|keep| relative.starts_with(keep) && relative != std::path::Path::new(keep));
+        let mode = meta.permissions().mode() & 0o7777;
+        let wanted = if path == data_dir {
+            0o700
+        } else {
+            mode & !0o077
+        };
+        if ((meta.is_dir() && !keep_dir) || meta.is_file()) && wanted != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
+                .with_context(|| format!("changing the mode of {}", path.display()))?;
+            changed += 1;
+        }
+        if meta.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).with_context(|| format!("listing {}", path.display()))?
+            {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(changed)
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {

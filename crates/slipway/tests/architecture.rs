@@ -17,7 +17,8 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let edges: &[(&str, &[&str])] = &[
         ("slipway-store", &[]),
         ("slipway-runtime", &[]),
-        ("slipway-logplex", &[]),
+        ("slipway-outbound", &[]),
+        ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),
         ("slipway-api-types", &[]),
         ("slipway-router", &["slipway-logplex"]),
@@ -30,6 +31,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-logplex",
                 "slipway-router",
                 "slipway-build",
+                "slipway-outbound",
             ],
         ),
         (
@@ -39,6 +41,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-api-types",
                 "slipway-git",
                 "slipway-logplex",
+                "slipway-outbound",
             ],
         ),
         ("slipway-cli", &["slipway-api-types"]),
@@ -53,6 +56,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-runtime",
                 "slipway-router",
                 "slipway-logplex",
+                "slipway-outbound",
             ],
         ),
     ];

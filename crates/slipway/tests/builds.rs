@@ -49,6 +49,12 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
     base
 }
 
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// `tar czf` of `files` under `dir` (e.g. `app-main`, or `./app` for a slug).
 fn tarball(files: &[(&str, &str)], dir: &str) -> Vec<u8> {
     let temp = tempfile::tempdir().unwrap();
@@ -144,7 +150,8 @@ async fn read_output(url: &str, sse: bool) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_build_from_a_source_tarball_deploys_the_app() {
     require_runc!();
-    let server = Server::start();
+    // The test's tarball server is on loopback.
+    let server = Server::start_with(&["--allow-private-urls"]);
     server.cli_ok(&["apps:create", "blob"]);
     let source = tarball(
         &[
@@ -201,7 +208,8 @@ async fn a_build_from_a_source_tarball_deploys_the_app() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_builds_end_failed_with_their_reason_in_the_output() {
     require_runc!();
-    let server = Server::start();
+    // The test's tarball server is on loopback.
+    let server = Server::start_with(&["--allow-private-urls"]);
     server.cli_ok(&["apps:create", "nope"]);
     let no_language = tarball(&[("README", "nothing to run here\n")], "nope-main");
     let good = tarball(&[("Procfile", "web: python3 server.py\n")], "x");
@@ -215,9 +223,14 @@ async fn failing_builds_end_failed_with_their_reason_in_the_output() {
             json!({"url": format!("{base}/readme.tgz")}),
             "No default language could be detected",
         ),
+        // An HTTP error and a closed port read the same: the API is no port scanner.
         (
             json!({"url": format!("{base}/missing.tgz")}),
-            "answered 404 Not Found",
+            "Could not fetch the source blob from 127.0.0.1: the URL is not reachable or did not return the file. Check source_blob.url",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:{}/good.tgz", closed_port())}),
+            "Could not fetch the source blob from 127.0.0.1: the URL is not reachable or did not return the file. Check source_blob.url",
         ),
         (
             json!({"url": format!("{base}/good.tgz"), "checksum": wrong_checksum}),
@@ -270,7 +283,8 @@ fn stored_slugs(data_dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uploaded_slug_is_released_and_a_bad_checksum_stores_nothing() {
     require_runc!();
-    let server = Server::start();
+    // The test's tarball server is on loopback.
+    let server = Server::start_with(&["--allow-private-urls"]);
     server.cli_ok(&["apps:create", "prebuilt"]);
     let slug = tarball(&[("server.py", ECHO_APP)], "./app");
     let checksum = sha256(&slug);

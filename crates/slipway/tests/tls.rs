@@ -183,8 +183,97 @@ async fn apps_answer_over_https_with_http2_and_uploaded_certificates_by_sni() {
     assert_eq!(endpoints[0]["ssl_cert"]["self_signed?"], true);
     assert_eq!(endpoints[0]["domains"].as_array().unwrap().len(), 1);
 
-    // Removing it gives the domain a certificate from the platform CA again.
+    // Removing it does not give the domain a certificate from the platform CA: that CA is
+    // constrained to the platform's domain, and the router serves custom domains only with
+    // uploaded certificates.
     let removed = server.cli_ok(&["certs:remove", "-a", APP]);
     assert!(removed.contains("done"), "{removed}");
-    wait_for_https(&server, &ca_for_custom, CUSTOM).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // A new client each time: a pooled connection would keep the old certificate.
+    while https_client(&server, cert_pem.as_bytes(), CUSTOM)
+        .get(url(&server, CUSTOM, "/env"))
+        .send()
+        .await
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the removed certificate is still served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let error = ca_for_custom
+        .get(url(&server, CUSTOM, "/env"))
+        .send()
+        .await
+        .expect_err("a custom domain without an upload gets no CA-signed certificate");
+    assert!(
+        format!("{error:?}").contains("InvalidCertificate(UnknownIssuer)"),
+        "{error:?}"
+    );
+    // The app's own hostname still does.
+    wait_for_https(&server, &client, &host).await;
+}
+
+/// The platform CA is name-constrained to `--domain`: signed with its own key, a certificate
+/// for another name does not verify. A CA an older version made without the constraint is
+/// replaced on the next start.
+#[tokio::test]
+async fn the_platform_ca_vouches_for_the_platform_domain_alone() {
+    let mut server = Server::start();
+    let tls = server.data_dir.join("tls");
+    let load = |tls: &Path| {
+        slipway_router::CertIssuer::from_pem(
+            &std::fs::read_to_string(tls.join("router-ca.pem")).unwrap(),
+            &std::fs::read_to_string(tls.join("router-ca-key.pem")).unwrap(),
+            "localhost",
+        )
+        .unwrap()
+    };
+    let issuer = load(&tls);
+    assert!(issuer.vouches_for("tlsdemo.localhost"));
+    for outside in ["evil.com", CUSTOM, "localhost.evil.com", "127.0.0.1"] {
+        assert!(!issuer.vouches_for(outside), "{outside}");
+    }
+
+    // What an older version left: a CA without name constraints.
+    server.kill9();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Slipway router CA");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Slipway");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    let old = params.self_signed(&key).unwrap();
+    std::fs::write(tls.join("router-ca.pem"), old.pem()).unwrap();
+    std::fs::write(tls.join("router-ca-key.pem"), key.serialize_pem()).unwrap();
+    assert!(
+        load(&tls).vouches_for("evil.com"),
+        "the old CA vouches for anyone"
+    );
+
+    server.restart_with(&[]);
+    let replaced = std::fs::read_to_string(tls.join("router-ca.pem")).unwrap();
+    assert_ne!(
+        replaced,
+        old.pem(),
+        "the unconstrained CA was kept:\n{}",
+        server.log()
+    );
+    let issuer = load(&tls);
+    assert!(issuer.is_constrained());
+    assert!(!issuer.vouches_for("evil.com"));
+    assert!(server
+        .log()
+        .contains("the router CA is not name-constrained"));
 }
