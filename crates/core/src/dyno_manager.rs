@@ -308,9 +308,14 @@ impl Manager {
             };
             tracing::info!(container = %container.id, dyno = %record.name, app = %app.name, "re-adopted a running dyno");
             adopted.insert(record.container_id.clone());
+            let stored_address = record.address;
             // The runtime's word on the address wins (it persists it with the container).
             let mut record = record.clone();
             record.address = running.address.or(container.address);
+            if record.address != stored_address {
+                // The route table reads the address from the store.
+                self.save(&record).await;
+            }
             let age = (Utc::now() - record.created_at)
                 .to_std()
                 .unwrap_or(Duration::ZERO);
