@@ -144,4 +144,23 @@ mod tests {
         assert!(spec.env.contains(&("A".into(), "1".into())));
         assert_eq!(spec.args.last().map(String::as_str), Some("python3 app.py"));
     }
+
+    #[test]
+    fn disk_quota_scales_with_the_size_from_the_configured_base() {
+        let mut config = PlatformConfig::new(PathBuf::from("/tmp/x"));
+        let mib = 1024 * 1024;
+        for (size, want) in [
+            ("eco", 2048),
+            ("basic", 2048),
+            ("standard-1x", 2048),
+            ("Standard-2X", 4096),
+            ("performance-m", 8192),
+            ("performance-l", 16384),
+        ] {
+            assert_eq!(crate::disk_limit(&config, size), want * mib, "{size}");
+        }
+        config.dyno_disk_mb = 64;
+        assert_eq!(crate::disk_limit(&config, "eco"), 64 * mib);
+        assert_eq!(crate::disk_limit(&config, "performance-l"), 512 * mib);
+    }
 }

@@ -341,18 +341,29 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Dynos outlive the server by design (a restarted server adopts them); tests clean up.
+        // A `runc run` the server started just before it died may create its container only
+        // after a first listing: repeat until no container is listed and no `runc` of this
+        // data dir runs any more (at most 10 s).
         let root = self.data_dir.join("runtime/runc");
-        for id in self.containers() {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(&root)
-                .args(["kill", "--all", &id, "KILL"])
-                .output();
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(&root)
-                .args(["delete", "--force", &id])
-                .output();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ids = self.containers();
+            for id in &ids {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["kill", "--all", id, "KILL"])
+                    .output();
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", id])
+                    .output();
+            }
+            if (ids.is_empty() && !runc_running_under(&root)) || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
         // Each dyno's disk is a mount in its bundle (and the pool's, if the server died
         // without cleaning up): unmount them, deepest first, so the data dir can be removed.
@@ -476,6 +487,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
 "#;
+
+/// Whether a `runc` process with `--root <root>` (e.g. a `runc run` a dead server started)
+/// still runs.
+fn runc_running_under(root: &Path) -> bool {
+    let root = root.to_string_lossy();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == b"--root" && w[1] == root.as_bytes())
+                && !args
+                    .iter()
+                    .any(|a| *a == b"list" || *a == b"kill" || *a == b"delete")
+        })
+    })
+}
 
 /// Crash and restart, for durability tests.
 impl Server {
