@@ -452,7 +452,7 @@ async fn a_dyno_writing_300_mb_without_a_newline_does_not_grow_the_server() {
     let server = Server::start();
     server.cli_ok(&["apps:create", "chatty"]);
     // The dyno waits for a go file, so the baseline is taken after the deploy.
-    let procfile = "web: while [ ! -e /tmp/go ]; do sleep 0.2; done; head -c 300000000 /dev/zero | tr '\\0' x; echo; echo done-writing; sleep 1000\n";
+    let procfile = "web: while [ ! -e /tmp/go ]; do sleep 0.2; done; head -c 300000000 /dev/zero | tr '\\0' x; echo; echo writing-done-$((40+2)); sleep 1000\n";
     let dir = repo(&[("Procfile", procfile)]);
     let push = server.push("chatty", dir.path());
     assert!(push.status.success(), "{}", text(&push));
@@ -466,10 +466,17 @@ async fn a_dyno_writing_300_mb_without_a_newline_does_not_grow_the_server() {
     loop {
         let tail = server.cli(&["logs", "-a", "chatty", "-n", "3"]);
         let tail = String::from_utf8_lossy(&tail.stdout).into_owned();
-        if tail.contains("done-writing") {
-            // The lines before it are chunks of at most 10,000 bytes.
-            let longest = tail.lines().map(str::len).max().unwrap_or(0);
-            assert!(longest < 10_200, "a log line of {longest} bytes");
+        // The marker is computed by the shell, so the command line logged at start does not
+        // contain it.
+        if tail.contains("writing-done-42") {
+            // The lines before it are chunks of exactly 10,000 bytes (plus the log prefix).
+            let lengths: Vec<usize> = tail.lines().map(str::len).collect();
+            eprintln!("log line lengths: {lengths:?}");
+            assert!(lengths.iter().all(|l| *l < 10_100), "{lengths:?}");
+            assert!(
+                tail.lines().any(|l| l.ends_with(&"x".repeat(10_000))),
+                "a chunk of 10,000 bytes: {lengths:?}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the dyno never finished writing");
