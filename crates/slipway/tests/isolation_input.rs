@@ -431,7 +431,7 @@ fn server_peak_rss_kb(server: &Server) -> u64 {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "server") && args.iter().any(|a| *a == data_dir) {
+        if args.iter().any(|a| a == "server") && args.contains(&data_dir) {
             let status = std::fs::read_to_string(path.join("status")).unwrap();
             let line = status
                 .lines()
