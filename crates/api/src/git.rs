@@ -204,7 +204,8 @@ async fn rpc(
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let input: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> = if gzipped {
         let max = state.platform.config().build.max_push_bytes;
-        match gunzip_to_file(stream, max).await {
+        let spool_dir = state.platform.config().data_dir.clone();
+        match gunzip_to_file(stream, max, spool_dir).await {
             Ok(file) => tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)).boxed(),
             Err(GunzipError::TooLarge) => {
                 return git_error(
@@ -271,19 +272,21 @@ impl<W: std::io::Write> std::io::Write for Capped<W> {
     }
 }
 
-/// Inflates a gzip'd request body as it arrives into an unnamed temporary file (gone when
-/// closed), at most `max` inflated bytes; returns the file rewound. Git gzips bodies up to its
+/// Inflates a gzip'd request body as it arrives into an unnamed temporary file in `spool_dir`
+/// (gone when closed; the data dir, not `/tmp`, which may be a tmpfs in memory), at most `max`
+/// inflated bytes; returns the file rewound. Git gzips bodies up to its
 /// `http.postBuffer` (1 MB), which can inflate a thousandfold: neither the compressed nor the
 /// inflated body is ever held in memory (one chunk at a time, 4 chunks queued at most), and
 /// a bomb is cut off at `max` on disk.
 async fn gunzip_to_file(
     mut stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
     max: u64,
+    spool_dir: PathBuf,
 ) -> Result<std::fs::File, GunzipError> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
     let worker = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
         use std::io::{Seek, Write};
-        let file = tempfile::tempfile()?;
+        let file = tempfile::tempfile_in(&spool_dir)?;
         let mut decoder = flate2::write::GzDecoder::new(Capped {
             inner: std::io::BufWriter::new(file),
             written: 0,
@@ -346,7 +349,9 @@ mod tests {
     #[tokio::test]
     async fn gzip_bodies_inflate_to_a_file_under_the_cap() {
         let body = b"0032want 0123456789012345678901234567890123456789\n".repeat(100);
-        let mut file = gunzip_to_file(chunks(gzip(&body)), 1 << 20).await.unwrap();
+        let mut file = gunzip_to_file(chunks(gzip(&body)), 1 << 20, std::env::temp_dir())
+            .await
+            .unwrap();
         let mut inflated = Vec::new();
         file.read_to_end(&mut inflated).unwrap();
         assert_eq!(inflated, body);
@@ -357,11 +362,17 @@ mod tests {
         // 64 MiB of zeros gzip to about 64 KB; the cap is 1 MiB.
         let bomb = gzip(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 100_000, "{}", bomb.len());
-        match gunzip_to_file(chunks(bomb), 1 << 20).await {
+        match gunzip_to_file(chunks(bomb), 1 << 20, std::env::temp_dir()).await {
             Err(GunzipError::TooLarge) => {}
             other => panic!("{other:?}"),
         }
-        match gunzip_to_file(chunks(b"not gzip at all".to_vec()), 1 << 20).await {
+        match gunzip_to_file(
+            chunks(b"not gzip at all".to_vec()),
+            1 << 20,
+            std::env::temp_dir(),
+        )
+        .await
+        {
             Err(GunzipError::Invalid(_)) => {}
             other => panic!("{other:?}"),
         }

@@ -69,3 +69,8 @@ async fn step_timeout() {
 async fn build_timeout() {
     common::build_timeout(&harness()).await;
 }
+
+#[tokio::test]
+async fn release_output_cap() {
+    common::release_output_cap(&harness()).await;
+}

@@ -138,7 +138,7 @@ impl Platform {
             }
         }
         if let (Err(_), Some(slug)) = (&result, built_slug) {
-            self.remove_slug_if_unreferenced(app, &slug).await;
+            self.remove_slug_if_unreferenced(app.id, &slug).await;
         }
         result
     }
@@ -147,13 +147,13 @@ impl Platform {
     /// app: slugs are content-addressed) references it. Only when no other build is running,
     /// since another build may have packed the same content and not yet written its record;
     /// otherwise the next start-up sweep removes it.
-    async fn remove_slug_if_unreferenced(&self, app: &App, slug: &Path) {
+    async fn remove_slug_if_unreferenced(&self, app_id: Uuid, slug: &Path) {
         let others_building = self
             .building
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .any(|id| *id != app.id);
+            .any(|id| *id != app_id);
         if others_building {
             return;
         }
@@ -587,6 +587,118 @@ fn unpack_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A platform on a temporary data dir with a SQLite store and the process runtime.
+    async fn platform(data_dir: &Path) -> Arc<Platform> {
+        let store = slipway_store::SqliteStore::open(
+            &data_dir.join("slipway.db"),
+            slipway_store::StoreOptions::default(),
+        )
+        .unwrap();
+        Platform::open(
+            crate::PlatformConfig::new(data_dir.to_path_buf()),
+            store,
+            Arc::new(slipway_runtime::ProcessRuntime::new()),
+            slipway_logplex::LogHub::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn slug_record(app_id: Uuid, digest: &str) -> Slug {
+        Slug {
+            id: Uuid::new_v4(),
+            app_id,
+            checksum: format!("SHA256:{digest}"),
+            size: 1,
+            process_types: Default::default(),
+            commit: None,
+            buildpack_description: String::new(),
+            stack: "heroku-24".into(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_deploys_remove_only_slugs_no_record_references() {
+        let temp = tempfile::tempdir().unwrap();
+        let platform = platform(temp.path()).await;
+        let (app, other_app) = (Uuid::new_v4(), Uuid::new_v4());
+        let referenced = "a".repeat(64);
+        let orphan = "b".repeat(64);
+        let record = slug_record(other_app, &referenced);
+        slipway_store::json::put_json(
+            platform.store.as_ref(),
+            &keys::slug(other_app, record.id),
+            &record,
+        )
+        .await
+        .unwrap();
+        let slugs = platform.config.slugs_dir();
+        for digest in [&referenced, &orphan] {
+            std::fs::write(slugs.join(format!("{digest}.tgz")), b"slug").unwrap();
+        }
+        // Another app's slug record names the same content: kept.
+        platform
+            .remove_slug_if_unreferenced(app, &slugs.join(format!("{referenced}.tgz")))
+            .await;
+        assert!(slugs.join(format!("{referenced}.tgz")).exists());
+        // While another app builds, it may be about to record the same content: kept.
+        platform.building.lock().unwrap().insert(other_app);
+        platform
+            .remove_slug_if_unreferenced(app, &slugs.join(format!("{orphan}.tgz")))
+            .await;
+        assert!(slugs.join(format!("{orphan}.tgz")).exists());
+        platform.building.lock().unwrap().remove(&other_app);
+        // Otherwise an unreferenced slug goes.
+        platform
+            .remove_slug_if_unreferenced(app, &slugs.join(format!("{orphan}.tgz")))
+            .await;
+        assert!(!slugs.join(format!("{orphan}.tgz")).exists());
+    }
+
+    #[tokio::test]
+    async fn the_start_up_sweep_keeps_referenced_slugs_and_removes_the_rest() {
+        let temp = tempfile::tempdir().unwrap();
+        let platform = platform(temp.path()).await;
+        let app = Uuid::new_v4();
+        let referenced = "c".repeat(64);
+        let orphan = "d".repeat(64);
+        let record = slug_record(app, &referenced);
+        slipway_store::json::put_json(
+            platform.store.as_ref(),
+            &keys::slug(app, record.id),
+            &record,
+        )
+        .await
+        .unwrap();
+        let (slugs, builds, unpacked) = (
+            platform.config.slugs_dir(),
+            platform.config.builds_dir(),
+            platform.config.unpacked_slugs_dir(),
+        );
+        for name in [
+            format!("{referenced}.tgz"),
+            format!("{orphan}.tgz"),
+            ".partial-x.tgz".into(),
+            ".upload-y.tgz".into(),
+        ] {
+            std::fs::write(slugs.join(name), b"slug").unwrap();
+        }
+        std::fs::create_dir_all(builds.join(Uuid::new_v4().to_string()).join("source")).unwrap();
+        std::fs::write(builds.join("source-1.tar"), b"tar").unwrap();
+        for dir in [
+            referenced.clone(),
+            orphan.clone(),
+            format!(".{referenced}.tmp"),
+        ] {
+            std::fs::create_dir_all(unpacked.join(dir).join("app")).unwrap();
+        }
+        platform.clean_up_previous_run().await.unwrap();
+        assert_eq!(read_dir_names(&slugs), [format!("{referenced}.tgz")]);
+        assert!(read_dir_names(&builds).is_empty());
+        assert_eq!(read_dir_names(&unpacked), [referenced]);
+    }
 
     fn tarball(entries: &[(&str, &str)], gzip: bool) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());

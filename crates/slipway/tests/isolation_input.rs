@@ -431,7 +431,7 @@ fn server_peak_rss_kb(server: &Server) -> u64 {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "server") && args.iter().any(|a| *a == data_dir) {
+        if args.iter().any(|a| a == "server") && args.contains(&data_dir) {
             let status = std::fs::read_to_string(path.join("status")).unwrap();
             let line = status
                 .lines()
@@ -452,7 +452,7 @@ async fn a_dyno_writing_300_mb_without_a_newline_does_not_grow_the_server() {
     let server = Server::start();
     server.cli_ok(&["apps:create", "chatty"]);
     // The dyno waits for a go file, so the baseline is taken after the deploy.
-    let procfile = "web: while [ ! -e /tmp/go ]; do sleep 0.2; done; head -c 300000000 /dev/zero | tr '\\0' x; echo; echo done-writing; sleep 1000\n";
+    let procfile = "web: while [ ! -e /tmp/go ]; do sleep 0.2; done; head -c 300000000 /dev/zero | tr '\\0' x; echo; echo writing-done-$((40+2)); sleep 1000\n";
     let dir = repo(&[("Procfile", procfile)]);
     let push = server.push("chatty", dir.path());
     assert!(push.status.success(), "{}", text(&push));
@@ -466,10 +466,17 @@ async fn a_dyno_writing_300_mb_without_a_newline_does_not_grow_the_server() {
     loop {
         let tail = server.cli(&["logs", "-a", "chatty", "-n", "3"]);
         let tail = String::from_utf8_lossy(&tail.stdout).into_owned();
-        if tail.contains("done-writing") {
-            // The lines before it are chunks of at most 10,000 bytes.
-            let longest = tail.lines().map(str::len).max().unwrap_or(0);
-            assert!(longest < 10_200, "a log line of {longest} bytes");
+        // The marker is computed by the shell, so the command line logged at start does not
+        // contain it.
+        if tail.contains("writing-done-42") {
+            // The lines before it are chunks of exactly 10,000 bytes (plus the log prefix).
+            let lengths: Vec<usize> = tail.lines().map(str::len).collect();
+            eprintln!("log line lengths: {lengths:?}");
+            assert!(lengths.iter().all(|l| *l < 10_100), "{lengths:?}");
+            assert!(
+                tail.lines().any(|l| l.ends_with(&"x".repeat(10_000))),
+                "a chunk of 10,000 bytes: {lengths:?}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the dyno never finished writing");
@@ -481,4 +488,95 @@ async fn a_dyno_writing_300_mb_without_a_newline_does_not_grow_the_server() {
         after < before + 100 * 1024,
         "the server's peak memory grew from {before} kB to {after} kB"
     );
+}
+
+/// p50 and p99 of `count` sequential GETs through the router, in milliseconds.
+async fn router_latency(server: &Server, app: &str, count: usize) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/", server.router_port);
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        let response = client
+            .get(&url)
+            .header("host", format!("{app}.localhost"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (samples[count / 2], samples[count * 99 / 100])
+}
+
+/// Finding 7, measured: the router's p99 for a running app while a CPU- and memory-heavy
+/// build runs (two busy processes and 1 GB of memory, under the build budget), against the
+/// same app idle. Prints the ratio; fails only when it is over 3 (a noisy shared machine).
+/// `cargo test -p slipway --test isolation_input -- --ignored router_p99 --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: run it by hand on a quiet machine"]
+async fn router_p99_during_a_heavy_build() {
+    require_runc!();
+    let server = Server::start();
+    server.cli_ok(&["apps:create", "steady"]);
+    // One write per response, so Nagle and delayed ACKs do not add 40 ms to every request.
+    let app = r#"import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+    let dir = repo(&[("Procfile", "web: python3 server.py\n"), ("server.py", app)]);
+    let push = server.push("steady", dir.path());
+    assert!(push.status.success(), "{}", text(&push));
+    server.wait_for_200("steady", "/").await;
+    router_latency(&server, "steady", 200).await; // warm-up
+    let (idle_p50, idle_p99) = router_latency(&server, "steady", 2000).await;
+
+    server.cli_ok(&["apps:create", "heavy"]);
+    let burner = r#"import os, time
+chunks = [b"x" * (64 << 20) for _ in range(16)]
+print("holding 1 GB", flush=True)
+for _ in range(2):
+    if os.fork() == 0:
+        os.closerange(0, 3)
+        end = time.time() + 60
+        while time.time() < end:
+            pass
+        os._exit(0)
+end = time.time() + 60
+while time.time() < end:
+    pass
+"#;
+    let heavy = node_app(burner);
+    let (api_url, key) = (server.api_url.clone(), server.key.clone());
+    let heavy_path = heavy.path().to_owned();
+    let pusher = std::thread::spawn(move || {
+        let url =
+            format!("{api_url}/heavy.git").replacen("http://", &format!("http://heroku:{key}@"), 1);
+        git(&heavy_path, &["push", &url, "main"])
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server
+        .containers()
+        .iter()
+        .any(|c| c.starts_with("build.heavy") && c.contains("compile"))
+    {
+        assert!(Instant::now() < deadline, "the heavy build never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (busy_p50, busy_p99) = router_latency(&server, "steady", 2000).await;
+    let ratio = busy_p99 / idle_p99;
+    eprintln!(
+        "router latency, idle: p50 {idle_p50:.2} ms, p99 {idle_p99:.2} ms; during a heavy build: p50 {busy_p50:.2} ms, p99 {busy_p99:.2} ms; p99 ratio {ratio:.2}"
+    );
+    drop(server);
+    let _ = pusher.join();
+    assert!(ratio < 3.0, "p99 ratio {ratio:.2}");
 }

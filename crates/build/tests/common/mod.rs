@@ -605,3 +605,32 @@ pub(crate) async fn build_timeout(h: &Harness) {
         "the timed-out container is gone: {running:?}"
     );
 }
+
+/// A buildpack whose bin/release prints more than 1 MB fails the build: its output is tenant
+/// input, read up to the cap only.
+pub(crate) async fn release_output_cap(h: &Harness) {
+    let dirs = h.dirs("chattyrelease");
+    write(&dirs.source.join("index.txt"), "x");
+    let buildpack = custom_buildpack(
+        &h.root.path().join("custom-chattyrelease"),
+        "chattyrelease",
+        &[
+            ("detect", "#!/bin/sh\necho Chatty\n"),
+            ("compile", "#!/bin/sh\nexit 0\n"),
+            (
+                "release",
+                "#!/bin/sh\necho 'default_process_types:'\nyes '  # padding padding padding' | head -c 3000000\n",
+            ),
+        ],
+    );
+    let mut request = h.request("chattyrelease", &dirs);
+    request.buildpacks = vec![buildpack.display().to_string()];
+    let (result, _lines) = h.run(&request).await;
+    let error = result.expect_err("the release output is over the cap");
+    assert!(
+        matches!(error, BuildError::ReleaseOutputTooLarge { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("more than 1024 KB"), "{error}");
+    assert!(slug_files(&dirs.slugs).is_empty());
+}
