@@ -67,7 +67,7 @@ impl Resolver for SystemResolver {
 pub enum OutboundError {
     /// The policy refuses the address (this message may be shown to the tenant: it says
     /// nothing about whether anything listens there).
-    #[error("{host} {resolves}{addr}, a {kind} address; Slipway connects only to public addresses (an administrator can allow private ones with `slipway server --allow-private-urls`)", resolves = if *host == addr.to_string() { "is " } else { "resolves to " })]
+    #[error("{}; Slipway connects only to public addresses (an administrator can allow private ones with `slipway server --allow-private-urls`)", refused_target(host, addr, kind))]
     Refused {
         host: String,
         addr: IpAddr,
@@ -85,6 +85,15 @@ pub enum OutboundError {
     /// More than [`MAX_REDIRECTS`] redirects.
     #[error("{host} redirected more than {MAX_REDIRECTS} times")]
     TooManyRedirects { host: String },
+}
+
+/// "10.0.0.1 is a private address", "blob.example.com resolves to 10.0.0.1, a private address".
+fn refused_target(host: &str, addr: &IpAddr, kind: &str) -> String {
+    if host == addr.to_string() {
+        format!("{host} is a {kind} address")
+    } else {
+        format!("{host} resolves to {addr}, a {kind} address")
+    }
 }
 
 impl OutboundError {

@@ -79,6 +79,10 @@ fn private_loopback_link_local_and_special_ranges_are_refused() {
             other => panic!("{addr} was not refused: {other:?}"),
         }
     }
+    assert_eq!(
+        policy.check_ip("10.1.2.3", ip("10.1.2.3")).unwrap_err().to_string(),
+        "10.1.2.3 is a private address; Slipway connects only to public addresses (an administrator can allow private ones with `slipway server --allow-private-urls`)"
+    );
     for public in [
         "93.184.216.34",
         "8.8.8.8",
