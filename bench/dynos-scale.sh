@@ -41,10 +41,39 @@ until [ "$(up)" -ge $((n + 1)) ]; do sleep 0.05; done
 end=$(date +%s.%N)
 sleep 2
 rss_all=$(rss)
+"$bin" logs -n 1500 -a scale > "$work/log"
 python3 - "$n" "$start" "$end" "$rss_one" "$rss_all" <<'PY'
 import sys
 n, start, end, one, all_ = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 print(f"ps:scale web=1 -> web={n + 1}: all {n + 1} up after {end - start:.2f} s")
 print(f"server RSS: {one / 1024:.1f} MiB with 1 dyno, {all_ / 1024:.1f} MiB with {n + 1}: "
       f"{(all_ - one) / n:.0f} KiB per additional dyno")
+PY
+# Where the time goes: when each dyno's container was started and when it came up, from the
+# dyno manager's own log lines, relative to the first start.
+python3 - "$work/log" "$n" <<'PY'
+import sys
+from datetime import datetime
+starts, ups = {}, {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) < 3 or not parts[1].startswith("heroku[web."):
+        continue
+    dyno = parts[1][len("heroku["):-2]
+    if dyno == "web.1":
+        continue
+    stamp = datetime.fromisoformat(parts[0])
+    if "Starting process" in line:
+        starts.setdefault(dyno, stamp)
+    elif "State changed from starting to up" in line:
+        ups.setdefault(dyno, stamp)
+if not starts:
+    sys.exit(0)
+t0 = min(starts.values())
+rel = lambda t: (t - t0).total_seconds()
+s = sorted(rel(t) for t in starts.values())
+u = sorted(rel(t) for t in ups.values())
+boot = sorted((ups[d] - starts[d]).total_seconds() for d in ups if d in starts)
+print(f"containers started over {s[-1]:.2f} s (first to last 'Starting process'); "
+      f"last up at {u[-1]:.2f} s; per-dyno start->up median {boot[len(boot)//2]:.2f} s, max {boot[-1]:.2f} s")
 PY

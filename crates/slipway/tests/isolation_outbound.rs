@@ -340,7 +340,7 @@ async fn oversized_and_expanding_source_blobs_fail_cleanly() {
         "--allow-private-urls",
         "--max-source-blob-mb",
         "1",
-        "--max-source-unpacked-mb",
+        "--max-source-size-mb",
         "16",
     ]);
     server.cli_ok(&["apps:create", "bloated"]);
@@ -358,7 +358,7 @@ async fn oversized_and_expanding_source_blobs_fail_cleanly() {
     assert!(bomb.len() < 1024 * 1024, "{}", bomb.len());
     let output = build_output(&server, "bloated", &serve_bytes(bomb)).await;
     assert!(
-        output.contains("The source expands to more than the limit of 16 MB when unpacked"),
+        output.contains("the source expands to more than 16M, the most Slipway unpacks"),
         "{output}"
     );
     // Nothing is left behind.
