@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum TopCommand {
     /// Start the platform: API, git, router, dyno manager and logs, in one process.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Run by git inside a repository's pre-receive hook (not for direct use).
     #[command(name = "git-hook", hide = true)]
     GitHook { hook: String },
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            match runtime.block_on(server(args)) {
+            match runtime.block_on(server(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!(" ▸    {error:#}");

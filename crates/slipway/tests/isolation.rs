@@ -289,7 +289,10 @@ async fn a_dyno_is_sandboxed_from_the_host_and_from_other_apps() {
         .filter(|(_, result)| *result == "allowed")
         .map(|(name, _)| name)
         .collect();
-    assert!(allowed.is_empty(), "dangerous syscalls allowed: {allowed:?}");
+    assert!(
+        allowed.is_empty(),
+        "dangerous syscalls allowed: {allowed:?}"
+    );
     for (name, result) in syscalls {
         assert!(
             matches!(result.as_str(), Some("EPERM" | "ENOSYS" | "EACCES")),
@@ -299,8 +302,12 @@ async fn a_dyno_is_sandboxed_from_the_host_and_from_other_apps() {
 
     // Network: an address of its own, on the dyno subnet; nothing of the host or the victim.
     let (address, gateway) = (
-        attacker["address"].as_str().expect("the dyno has an address"),
-        attacker["gateway"].as_str().expect("the dyno has a gateway"),
+        attacker["address"]
+            .as_str()
+            .expect("the dyno has an address"),
+        attacker["gateway"]
+            .as_str()
+            .expect("the dyno has a gateway"),
     );
     let victim_address = victim["address"].as_str().expect("victim address");
     assert_ne!(address, victim_address);
@@ -358,7 +365,11 @@ async fn a_dyno_is_sandboxed_from_the_host_and_from_other_apps() {
     server.cli_ok(&["ps:restart", "-a", "victim"]);
     let mut answers: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..40 {
-        if let Ok(response) = server.request(reqwest::Method::GET, "victim", "/").send().await {
+        if let Ok(response) = server
+            .request(reqwest::Method::GET, "victim", "/")
+            .send()
+            .await
+        {
             let body = response.text().await.unwrap_or_default();
             *answers.entry(body).or_default() += 1;
         }
@@ -373,7 +384,10 @@ async fn a_dyno_is_sandboxed_from_the_host_and_from_other_apps() {
     let written = probe(&server, "victim", "/write?path=/tmp/victim-secret").await;
     assert_eq!(written["ok"], true);
     let read = probe(&server, "attacker", "/read?path=/tmp/victim-secret").await;
-    assert_eq!(read["ok"], false, "the attacker read the victim's /tmp: {read}");
+    assert_eq!(
+        read["ok"], false,
+        "the attacker read the victim's /tmp: {read}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +405,10 @@ async fn a_dyno_that_fills_its_disk_gets_enospc_and_nobody_else_notices() {
     let before = free_bytes(&server.data_dir);
     for path in ["/app/fill", "/tmp/fill"] {
         let filled = probe(&server, "filler", &format!("/fill?path={path}&mb=200")).await;
-        assert_eq!(filled["ok"], false, "{path}: wrote 200 MiB past a 64 MiB quota");
+        assert_eq!(
+            filled["ok"], false,
+            "{path}: wrote 200 MiB past a 64 MiB quota"
+        );
         assert_eq!(filled["errno"], "ENOSPC", "{path}: {filled}");
         assert!(
             filled["written_mb"].as_u64().unwrap() <= 64,
