@@ -278,6 +278,10 @@ fn make_at(image_path: &Path, mount_point: &Path, bytes: u64) -> Result<(), Disk
     .map_err(|e| DiskError::Mount(e.into()))?;
     // The mount holds the device now; closing ours arms the autoclear.
     drop(device);
+    // mkfs makes the root 0755; the container reaches its layers and /tmp through mounts, so
+    // nobody else needs to enter it.
+    std::fs::set_permissions(mount_point, std::fs::Permissions::from_mode(0o700))
+        .map_err(DiskError::Mount)?;
     let tmp = mount_point.join("tmp");
     std::fs::create_dir(&tmp)
         .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)))

@@ -200,8 +200,20 @@ pub(crate) fn setup_host(config: &NetworkConfig) -> Result<(), NetError> {
     }
     check_overlap(config)?;
     let bridge = config.bridge.as_str();
+    // A bridge without an address of its own takes the lowest of its ports' MAC addresses, so
+    // each new dyno's veth could change it: dynos would then send their replies to the router
+    // to the old gateway MAC until their ARP entries expire, and requests in flight would hang
+    // (H12). A fixed address keeps the gateway where the dynos knew it.
+    let mac = bridge_mac(bridge);
     if !Path::new("/sys/class/net").join(bridge).exists() {
-        run("ip", &["link", "add", "name", bridge, "type", "bridge"])?;
+        run(
+            "ip",
+            &[
+                "link", "add", "name", bridge, "address", &mac, "type", "bridge",
+            ],
+        )?;
+    } else {
+        run("ip", &["link", "set", "dev", bridge, "address", &mac])?;
     }
     // No IPv6 on the bridge: dynos get IPv4 only, and a link-local address would be one more
     // host address to guard.
@@ -235,6 +247,20 @@ pub(crate) fn setup_host(config: &NetworkConfig) -> Result<(), NetError> {
         return Err(e);
     }
     Ok(())
+}
+
+/// The bridge's own MAC address: locally administered, unicast, derived from its name so that it
+/// stays the same across restarts.
+fn bridge_mac(bridge: &str) -> String {
+    // FNV-1a: stable across builds and platforms.
+    let hash = bridge.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let b = hash.to_be_bytes();
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4]
+    )
 }
 
 /// Removes a network's bridge, its containers' veths and its firewall table (best effort), e.g.

@@ -668,3 +668,36 @@ async fn bench_start_with_and_without_network() {
         n.saturating_sub(h)
     );
 }
+
+/// The gateway's MAC address must not move when dynos come and go: a bridge without an address
+/// of its own takes its lowest port's, and dynos would then send replies to a MAC that is gone
+/// until their ARP entries expire (requests in flight hung until the router's H12).
+#[tokio::test]
+async fn the_gateway_keeps_its_mac_address_as_dynos_come_and_go() {
+    let Some((rt, fixture)) = setup("gwmac") else {
+        return;
+    };
+    let mac = || {
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", fixture.network.bridge))
+            .expect("the bridge's address")
+            .trim()
+            .to_owned()
+    };
+    let before = mac();
+    let mut running = Vec::new();
+    for n in 0..4 {
+        let id = format!("gwmac{n}");
+        let (sink, lines) = collector();
+        running.push(rt.start(listener_spec(&id, "0.0.0.0"), sink).await.unwrap());
+        wait_for_line(&lines, "listening").await;
+        assert_eq!(mac(), before, "the gateway's MAC changed when {id} started");
+    }
+    for n in 0..4 {
+        rt.stop(&format!("gwmac{n}"), Duration::ZERO).await.unwrap();
+        assert_eq!(
+            mac(),
+            before,
+            "the gateway's MAC changed when gwmac{n} stopped"
+        );
+    }
+}

@@ -415,10 +415,15 @@ const KEEP_DIRECTORY_PERMISSIONS: &[&str] = &["runtime"];
 /// file and directory (an older version created them 0644/0755), except under
 /// [`KEEP_PERMISSIONS`], directories under [`KEEP_DIRECTORY_PERMISSIONS`], and files owned by
 /// someone else than the server (dyno-owned slug files keep their mode: their owner reads them
-/// inside the container). Does not follow symbolic links. Returns how many modes it changed.
+/// inside the container). Does not follow symbolic links, nor cross into other filesystems: the
+/// mounts under the data directory are running dynos' (their network namespace files, their
+/// disks). Returns how many modes it changed.
 fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let me = nix::unistd::geteuid().as_raw();
+    let device = std::fs::metadata(data_dir)
+        .with_context(|| format!("reading {}", data_dir.display()))?
+        .dev();
     let mut changed = 0;
     let mut stack = vec![data_dir.to_path_buf()];
     while let Some(path) = stack.pop() {
@@ -427,7 +432,7 @@ fn tighten_permissions(data_dir: &std::path::Path) -> anyhow::Result<usize> {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
         };
-        if meta.file_type().is_symlink() || meta.uid() != me {
+        if meta.file_type().is_symlink() || meta.uid() != me || meta.dev() != device {
             continue;
         }
         let relative = path.strip_prefix(data_dir).unwrap_or(&path);

@@ -415,9 +415,11 @@ async fn a_dyno_that_fills_its_disk_gets_enospc_and_nobody_else_notices() {
             "{path}: {filled}"
         );
     }
+    // The dyno's disk is a sparse image: the host gives it at most its quota (freed blocks
+    // stay with the image until the dyno ends), never the 400 MiB the dyno tried to write.
     let after = free_bytes(&server.data_dir);
     assert!(
-        before.saturating_sub(after) < 32 * 1024 * 1024,
+        before.saturating_sub(after) < 80 * 1024 * 1024,
         "the host lost {} bytes of disk",
         before.saturating_sub(after)
     );

@@ -166,6 +166,14 @@ fn allowed_open(relative: &Path) -> Option<&'static str> {
         if text.contains("/rootfs") {
             return Some("a container's root and mountpoints: its user must traverse them");
         }
+        if name.as_deref() == Some("tmp")
+            && (text.starts_with("runtime/disks/") || text.ends_with("/disk/tmp"))
+        {
+            return Some("a dyno's /tmp (1777, as every /tmp), on its own disk whose root is 0700");
+        }
+        if name.as_deref() == Some("netns") {
+            return Some("a running dyno's network namespace, bind-mounted: the kernel's nsfs file (0444), not data");
+        }
         if matches!(name.as_deref(), Some("runc.log" | "init.pid")) {
             return Some("written by runc, which runs with umask 022 so that the cgroups it creates are readable by the dyno; behind the 0700 data directory");
         }
