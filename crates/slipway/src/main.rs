@@ -224,7 +224,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             network.subnet
         );
         runc.network = Some(network);
-        // Ready-made disks for the most common dyno size and for builds.
+        // Ready-made disks for the most common dyno size and for builds. A build runs five
+        // containers one after the other (three detects, compile, release), each on a disk of
+        // its own: keep a whole build's worth ready, so that making disks stays off its path.
+        runc.disk_pool = 6;
         runc.disk_pool_sizes = vec![
             args.dyno_disk_mb.saturating_mul(1024 * 1024),
             slipway_core::BUILD_DISK_BYTES,
