@@ -635,7 +635,7 @@ async fn isolated_without_a_network_has_only_loopback() {
 /// over 25 starts each.
 /// `cargo test -p slipway-runtime --release --test network bench -- --ignored --nocapture`
 #[tokio::test]
-#[ignore]
+#[ignore = "a benchmark; run with --release --ignored --nocapture"]
 async fn bench_start_with_and_without_network() {
     let Some((rt, _fixture)) = setup("bench") else {
         return;
