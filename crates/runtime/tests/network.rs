@@ -577,7 +577,12 @@ async fn addresses_are_persisted_and_freed() {
     assert_eq!(veths().len(), 2);
     rt.stop("first", Duration::ZERO).await.unwrap();
     rt.stop("second", Duration::ZERO).await.unwrap();
-    assert_eq!(veths(), Vec::<String>::new());
+    // The kernel removes a stopped container's veth pair with its namespace, in the background.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !veths().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(veths(), Vec::<String>::new(), "veths left after the stops");
     assert!(rt.list().await.unwrap().is_empty());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(fixture.dir.path().to_string_lossy().as_ref()));
