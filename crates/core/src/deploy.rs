@@ -199,8 +199,9 @@ impl Platform {
     /// - in the slug store, partial files (`.partial-*`, `.upload-*`) and every `<sha256>.tgz`
     ///   no slug record references go; a slug any record references stays (rollback needs
     ///   it);
-    /// - unpacked slugs: half-done temporaries (`.<digest>.<uuid>`) and copies of slugs no
-    ///   record references go.
+    /// - unpacked slugs: half-done temporaries (`.<digest>.<uuid>`) and copies (one per app
+    ///   uid, `<digest>-<uid>`) of slugs no record references go; copies of referenced slugs
+    ///   stay, running dynos have them as their `/app`'s lower layer.
     pub(crate) async fn sweep_orphans(&self) -> Result<(), CoreError> {
         match self.runtime.list().await {
             Ok(containers) => {
@@ -252,7 +253,12 @@ impl Platform {
                 }
             }
             for name in read_dir_names(&unpacked_dir) {
-                if name.starts_with('.') || !referenced.contains(&name) {
+                // `<digest>-<uid>` (one copy per app uid), or `<digest>` from older versions.
+                let digest = name
+                    .rsplit_once('-')
+                    .filter(|(_, uid)| uid.parse::<u32>().is_ok())
+                    .map_or(name.as_str(), |(digest, _)| digest);
+                if name.starts_with('.') || !referenced.contains(digest) {
                     remove(&unpacked_dir.join(name));
                 }
             }
@@ -687,17 +693,27 @@ mod tests {
         }
         std::fs::create_dir_all(builds.join(Uuid::new_v4().to_string()).join("source")).unwrap();
         std::fs::write(builds.join("source-1.tar"), b"tar").unwrap();
+        let per_uid = platform.config.unpacked_slug_dir(&referenced, 100_000);
         for dir in [
-            referenced.clone(),
-            orphan.clone(),
-            format!(".{referenced}.tmp"),
+            unpacked.join(&referenced),
+            per_uid.clone(),
+            platform.config.unpacked_slug_dir(&orphan, 100_001),
+            unpacked.join(&orphan),
+            unpacked.join(format!(".{referenced}.tmp")),
         ] {
-            std::fs::create_dir_all(unpacked.join(dir).join("app")).unwrap();
+            std::fs::create_dir_all(dir.join("app")).unwrap();
         }
         platform.clean_up_previous_run().await.unwrap();
         assert_eq!(read_dir_names(&slugs), [format!("{referenced}.tgz")]);
         assert!(read_dir_names(&builds).is_empty());
-        assert_eq!(read_dir_names(&unpacked), [referenced]);
+        let mut left = read_dir_names(&unpacked);
+        left.sort();
+        let per_uid = per_uid.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            left,
+            [referenced, per_uid],
+            "a running dyno's unpacked slug (its /app lower layer) must survive the sweep"
+        );
     }
 
     fn tarball(entries: &[(&str, &str)], gzip: bool) -> Vec<u8> {
