@@ -12,22 +12,23 @@ mod tests;
 #[serde(try_from = "String", into = "String")]
 pub struct AppName(String);
 
-/// Why a string is not an app name; the message is Heroku's.
+/// Why a string is not an app name. Every message ends with the whole rule (Heroku's
+/// wording), so whoever reads it can fix the name in one go.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppNameError {
     #[error(
-        "Name {name:?} is too short (minimum is {} characters).",
-        AppName::MIN_LEN
+        "Name {name:?} is too short (minimum is {} characters). {}",
+        AppName::MIN_LEN,
+        AppName::RULE
     )]
     TooShort { name: String },
     #[error(
-        "Name {name:?} is too long (maximum is {} characters).",
-        AppName::MAX_LEN
+        "Name {name:?} is too long (maximum is {} characters). {}",
+        AppName::MAX_LEN,
+        AppName::RULE
     )]
     TooLong { name: String },
-    #[error(
-        "Name {name:?} is invalid. Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes."
-    )]
+    #[error("Name {name:?} is invalid. {}", AppName::RULE)]
     Malformed { name: String },
 }
 
@@ -36,6 +37,8 @@ impl AppName {
     pub const MIN_LEN: usize = 3;
     /// The longest name Heroku accepts.
     pub const MAX_LEN: usize = 30;
+    /// The rule, as Heroku states it.
+    pub const RULE: &'static str = "Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes, and be 3 to 30 characters long.";
 
     fn canonicalize(name: String) -> Result<String, AppNameError> {
         let bytes = name.as_bytes();

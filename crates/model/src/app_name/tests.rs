@@ -54,20 +54,20 @@ fn app_names_follow_herokus_rule() {
 }
 
 #[test]
-fn errors_say_what_is_allowed() {
-    let error = "Demo".parse::<AppName>().unwrap_err().to_string();
+fn errors_say_what_is_wrong_and_the_whole_rule() {
+    let rule = "Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes, and be 3 to 30 characters long.";
     assert_eq!(
-        error,
-        "Name \"Demo\" is invalid. Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes."
+        "Demo".parse::<AppName>().unwrap_err().to_string(),
+        format!("Name \"Demo\" is invalid. {rule}")
     );
     assert_eq!(
         "ab".parse::<AppName>().unwrap_err().to_string(),
-        "Name \"ab\" is too short (minimum is 3 characters)."
+        format!("Name \"ab\" is too short (minimum is 3 characters). {rule}")
     );
     assert_eq!(
         "a".repeat(31).parse::<AppName>().unwrap_err().to_string(),
         format!(
-            "Name \"{}\" is too long (maximum is 30 characters).",
+            "Name \"{}\" is too long (maximum is 30 characters). {rule}",
             "a".repeat(31)
         )
     );
