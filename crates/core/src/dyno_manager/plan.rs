@@ -292,13 +292,13 @@ impl Planner<'_> {
             .as_ref()
             .is_some_and(|next| next.lifecycle == Lifecycle::Up);
         if next_is_up {
-            // Preboot: the replacement is up, traffic moves to it, the old one drains.
-            if let Some(old) = slot.current.take() {
-                self.stop_container(dyno, &old, ROUTE_SWITCH_DELAY);
-            }
+            // Preboot: the replacement is up, traffic moves to it, then the old one drains.
             self.push(Action::Promote {
                 dyno: dyno.to_owned(),
             });
+            if let Some(old) = slot.current.take() {
+                self.stop_container(dyno, &old, ROUTE_SWITCH_DELAY);
+            }
             slot.current = slot.next.take();
         }
     }
@@ -440,6 +440,8 @@ impl Planner<'_> {
                 self.transition(dyno, Which::Current, &mut current, stopping);
             }
             Lifecycle::Crashed { .. } | Lifecycle::Idle => {
+                // A crashed dyno's container still needs removing; a sleeping one has none.
+                self.stop_container(dyno, &current, Duration::ZERO);
                 self.transition(dyno, Which::Current, &mut current, Lifecycle::Down);
                 self.push(Action::DeleteRecord {
                     dyno: dyno.to_owned(),
