@@ -507,7 +507,6 @@ impl Manager {
         }
     }
 
-
     /// Records what a container did on the instance that runs it; returns its app, which
     /// instance of its slot it is, and its record.
     fn observe(

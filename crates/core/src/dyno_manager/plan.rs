@@ -346,14 +346,13 @@ impl Planner<'_> {
             (Container::Exited { .. } | Container::Gone, lifecycle) if lifecycle.can_crash() => {
                 self.crash(dyno, which, instance);
             }
-            (
-                Container::Exited { .. } | Container::Gone,
-                Lifecycle::Stopping { then, .. },
-            ) => match then {
-                AfterStop::Idle => self.transition(dyno, which, instance, Lifecycle::Idle),
-                // `scale_down` removes its record.
-                AfterStop::Down => self.transition(dyno, which, instance, Lifecycle::Down),
-            },
+            (Container::Exited { .. } | Container::Gone, Lifecycle::Stopping { then, .. }) => {
+                match then {
+                    AfterStop::Idle => self.transition(dyno, which, instance, Lifecycle::Idle),
+                    // `scale_down` removes its record.
+                    AfterStop::Down => self.transition(dyno, which, instance, Lifecycle::Down),
+                }
+            }
             _ => {}
         }
     }
@@ -513,7 +512,9 @@ impl Planner<'_> {
                         self.log(dyno, why);
                         self.push(start(0, Which::Next));
                     }
-                    Some(next @ Lifecycle::Crashed { step, .. }) if next.can_restart(now.instant) => {
+                    Some(next @ Lifecycle::Crashed { step, .. })
+                        if next.can_restart(now.instant) =>
+                    {
                         self.push(start(step + 1, Which::Next));
                     }
                     Some(_) => {}
@@ -535,15 +536,13 @@ impl Planner<'_> {
         }
         match current.lifecycle {
             // Asleep: started again by a request, or by a deploy, restart or resize (above).
-            lifecycle if lifecycle.can_wake() => {
-                if desired.wake {
-                    self.log(dyno, Line::Unidling);
-                    let starting = Lifecycle::Starting {
-                        boot: Boot::Creating,
-                    };
-                    self.transition(dyno, Which::Current, &mut current, starting);
-                    self.push(start(current.crashes, Which::Current));
-                }
+            lifecycle if lifecycle.can_wake() && desired.wake => {
+                self.log(dyno, Line::Unidling);
+                let starting = Lifecycle::Starting {
+                    boot: Boot::Creating,
+                };
+                self.transition(dyno, Which::Current, &mut current, starting);
+                self.push(start(current.crashes, Which::Current));
             }
             Lifecycle::Crashed { step, .. } if current.lifecycle.can_restart(now.instant) => {
                 self.push(start(step + 1, Which::Current));
@@ -579,9 +578,7 @@ impl Planner<'_> {
             .map(|(_, _, instance)| instance.record.created_at)
             .max()
             .unwrap_or(self.now.wall);
-        let active_at = desired
-            .last_request
-            .map_or(started, |at| at.max(started));
+        let active_at = desired.last_request.map_or(started, |at| at.max(started));
         if self.now.wall - active_at < idle_after {
             return;
         }

@@ -89,9 +89,7 @@ fn states_are_herokus() {
     let shown: Vec<&str> = all(now).iter().map(|l| l.state().as_str()).collect();
     assert_eq!(
         shown,
-        [
-            "starting", "starting", "starting", "up", "crashed", "down", "idle", "down", "idle"
-        ]
+        ["starting", "starting", "starting", "up", "crashed", "down", "idle", "down", "idle"]
     );
 }
 

@@ -41,7 +41,10 @@ fn desired(release: Uuid, formation: &[(&str, u32, &str)]) -> Desired {
     let mut dynos = BTreeMap::new();
     for (process_type, quantity, size) in formation {
         for number in 1..=*quantity {
-            dynos.insert(format!("{process_type}.{number}"), wanted(process_type, size));
+            dynos.insert(
+                format!("{process_type}.{number}"),
+                wanted(process_type, size),
+            );
         }
     }
     Desired {
@@ -160,7 +163,10 @@ fn a_steady_app_needs_nothing() {
         (Which::Current, up("web.1", NEW, "standard-1x", now)),
         (Which::Current, up("worker.1", NEW, "standard-1x", now)),
     ]);
-    let want = desired(NEW, &[("web", 1, "standard-1x"), ("worker", 1, "standard-1x")]);
+    let want = desired(
+        NEW,
+        &[("web", 1, "standard-1x"), ("worker", 1, "standard-1x")],
+    );
     assert_eq!(check(&observed, Some(&want), now), []);
 }
 
@@ -195,8 +201,15 @@ fn preboot_brings_the_new_web_dyno_up_before_the_old_one_stops() {
     );
 
     // Its container runs: its boot deadline starts, the old one still serves.
-    let next = with(up("web.1", NEW, "standard-1x", now), CREATING, Container::Running);
-    let observed = app(vec![(Which::Current, old.clone()), (Which::Next, next.clone())]);
+    let next = with(
+        up("web.1", NEW, "standard-1x", now),
+        CREATING,
+        Container::Running,
+    );
+    let observed = app(vec![
+        (Which::Current, old.clone()),
+        (Which::Next, next.clone()),
+    ]);
     let deadline = now.instant + config().boot_timeout;
     assert_eq!(
         check(&observed, Some(&want), now),
@@ -228,7 +241,11 @@ fn a_replacement_that_crashes_never_takes_traffic_and_is_retried() {
     let now = clock().now();
     let old = up("web.1", OLD, "standard-1x", now);
     let deadline = now.instant + MINUTE;
-    let next = with(up("web.1", NEW, "standard-1x", now), starting(deadline), exited());
+    let next = with(
+        up("web.1", NEW, "standard-1x", now),
+        starting(deadline),
+        exited(),
+    );
     let observed = app(vec![(Which::Current, old), (Which::Next, next)]);
     let want = desired(NEW, &[("web", 1, "standard-1x")]);
     assert_eq!(
@@ -268,7 +285,12 @@ fn crash_backoff_restarts_at_once_then_waits_on_the_ladder() {
                     restart_at: now.instant
                 }
             ),
-            start("worker.1", Which::Current, wanted("worker", "standard-1x"), 1),
+            start(
+                "worker.1",
+                Which::Current,
+                wanted("worker", "standard-1x"),
+                1
+            ),
         ]
     );
 
@@ -455,7 +477,12 @@ fn cycling_replaces_dynos_due_after_a_day_and_its_jitter() {
         [
             log("worker.1", Line::Cycling),
             stop(&worker, Duration::ZERO, GRACE, true),
-            start("worker.1", Which::Current, wanted("worker", "standard-1x"), 0),
+            start(
+                "worker.1",
+                Which::Current,
+                wanted("worker", "standard-1x"),
+                0
+            ),
         ]
     );
 }
@@ -463,10 +490,17 @@ fn cycling_replaces_dynos_due_after_a_day_and_its_jitter() {
 #[test]
 fn a_sleeping_dyno_is_not_cycled() {
     let now = clock().now();
-    let mut idle = with(up("web.1", NEW, "eco", now), Lifecycle::Idle, Container::Gone);
+    let mut idle = with(
+        up("web.1", NEW, "eco", now),
+        Lifecycle::Idle,
+        Container::Gone,
+    );
     idle.cycle_at = now.instant;
     let want = desired(NEW, &[("web", 1, "eco")]);
-    assert_eq!(check(&app(vec![(Which::Current, idle)]), Some(&want), now), []);
+    assert_eq!(
+        check(&app(vec![(Which::Current, idle)]), Some(&want), now),
+        []
+    );
 }
 
 #[test]
@@ -537,7 +571,11 @@ fn only_eco_apps_sleep() {
         let observed = app(vec![(Which::Current, up("web.1", NEW, size, now))]);
         let want = desired(NEW, &[("web", 1, size)]);
         let actions = check(&observed, Some(&want), now);
-        assert_eq!(actions.contains(&log("web.1", Line::Idling)), sleeps, "{size}");
+        assert_eq!(
+            actions.contains(&log("web.1", Line::Idling)),
+            sleeps,
+            "{size}"
+        );
     }
 }
 
@@ -757,7 +795,10 @@ fn an_already_gone_container_is_an_observation_not_an_error() {
     // Scaled down, and the runtime had no such container when asked to stop it: down.
     let web = up("web.1", NEW, "basic", now);
     let stopped = with(up("web.2", NEW, "basic", now), down, Container::Gone);
-    let observed = app(vec![(Which::Current, web.clone()), (Which::Current, stopped)]);
+    let observed = app(vec![
+        (Which::Current, web.clone()),
+        (Which::Current, stopped),
+    ]);
     assert_eq!(
         check(&observed, Some(&want), now),
         [
@@ -789,7 +830,11 @@ fn an_already_gone_container_is_an_observation_not_an_error() {
     );
 
     // A running dyno whose container vanished crashed.
-    let vanished = with(up("web.1", NEW, "basic", now), Lifecycle::Up, Container::Gone);
+    let vanished = with(
+        up("web.1", NEW, "basic", now),
+        Lifecycle::Up,
+        Container::Gone,
+    );
     assert_eq!(
         check(&app(vec![(Which::Current, vanished)]), Some(&want), now)[0],
         transition(
@@ -804,10 +849,17 @@ fn an_already_gone_container_is_an_observation_not_an_error() {
 
     // The app was deleted: only containers that still exist are stopped.
     let running = up("web.1", NEW, "basic", now);
-    let gone = with(up("web.2", NEW, "basic", now), Lifecycle::Up, Container::Gone);
+    let gone = with(
+        up("web.2", NEW, "basic", now),
+        Lifecycle::Up,
+        Container::Gone,
+    );
     assert_eq!(
         check(
-            &app(vec![(Which::Current, running.clone()), (Which::Current, gone)]),
+            &app(vec![
+                (Which::Current, running.clone()),
+                (Which::Current, gone)
+            ]),
             None,
             now
         ),
