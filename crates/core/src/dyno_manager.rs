@@ -448,15 +448,32 @@ impl Manager {
                 address,
             } => {
                 tracing::debug!(container_id, pid, ?address, "dyno container started");
+                let mut unwanted = false;
                 let found = self.observe(&container_id, |instance| {
                     instance.record.address = address;
                     if instance.container == Container::Creating {
                         instance.container = Container::Running;
                     }
+                    unwanted = matches!(
+                        instance.lifecycle,
+                        Lifecycle::Stopping { .. } | Lifecycle::Down
+                    );
                 });
-                if let Some((_, Which::Current, record)) = &found {
+                match &found {
+                    // Retired while it was being created (the planner does not stop a
+                    // container before it exists): stop it now.
+                    None => self.stop_in_background(container_id, "could not stop a retired dyno"),
+                    Some((_, _, record)) if unwanted => self.stop_container(
+                        record.app_name.clone(),
+                        record.name.clone(),
+                        container_id,
+                        Duration::ZERO,
+                        self.parts.config.dynos.stop_grace,
+                        false,
+                    ),
                     // The route table uses the address once the dyno is up.
-                    save(&self.parts, record).await;
+                    Some((_, Which::Current, record)) => save(&self.parts, record).await,
+                    Some(_) => {}
                 }
                 found.map(|(app, _, _)| app)
             }

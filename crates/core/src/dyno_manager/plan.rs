@@ -265,7 +265,9 @@ impl Planner<'_> {
             Lifecycle::Up | Lifecycle::Crashed { .. } => true,
             Lifecycle::Stopping { .. } | Lifecycle::Down | Lifecycle::Idle => false,
         };
-        if !has_container || instance.container == Container::Gone {
+        // A container still being created cannot be stopped yet (stopping it would race
+        // with `runc run`): the manager stops it as soon as it reports it started.
+        if !has_container || matches!(instance.container, Container::Gone | Container::Creating) {
             return;
         }
         self.push(Action::StopContainer {

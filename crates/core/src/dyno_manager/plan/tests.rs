@@ -896,3 +896,30 @@ fn scaling_back_up_while_a_dyno_stops_starts_a_new_one() {
         [start("web.2", Which::Current, wanted("web", "basic"), 0)]
     );
 }
+
+#[test]
+fn a_container_still_being_created_is_not_stopped_yet() {
+    let now = clock().now();
+    let creating = with(
+        up("web.2", NEW, "basic", now),
+        CREATING,
+        Container::Creating,
+    );
+    let observed = app(vec![
+        (Which::Current, up("web.1", NEW, "basic", now)),
+        (Which::Current, creating),
+    ]);
+    let want = desired(NEW, &[("web", 1, "basic")]);
+    // The manager stops it when it reports it started.
+    assert_eq!(
+        check(&observed, Some(&want), now),
+        [transition(
+            "web.2",
+            Which::Current,
+            Lifecycle::Stopping {
+                deadline: now.instant + GRACE,
+                then: AfterStop::Down
+            }
+        )]
+    );
+}
