@@ -1202,3 +1202,6 @@ async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;
