@@ -1,17 +1,24 @@
 //! The dyno manager: keeps each app's running dynos equal to its formation on its current
 //! release.
 //!
-//! One task owns all dyno state and reacts to events: store watches (formation, releases,
-//! apps) and what its own per-dyno tasks report (up, boot timeout, exited). Each reaction is a
-//! `reconcile` of one app, which only decides and spawns; anything slow (unpacking a slug,
-//! starting or stopping a container, waiting for `$PORT`) runs in a task that reports back.
-//! Dyno states are written to the store (`dynos/<app id>/<name>`), where the API and the route
-//! publisher read them.
+//! It is three parts. `lifecycle.rs` is a dyno's life as a state enum whose `can_*` checks
+//! guard every transition. `plan.rs` is a pure planner: from an app's dynos as observed, the
+//! desired state, the time and the configuration it decides a list of actions, with no IO,
+//! clock or randomness, so its rules are table tests. This file is the thin executor: one task
+//! owns all dyno state, turns what happens (store watches, its per-dyno tasks reporting a
+//! container started, ready, exited or gone, ticks, wake-ups) into observations, asks the
+//! planner, and runs the actions against the store, the runtime, the log hub and a clock
+//! (`clock.rs`). Anything slow (unpacking a slug, starting or stopping a container, waiting for
+//! `$PORT`) runs in a task that reports back. Dyno states are written to the store
+//! (`dynos/<app id>/<name>`), where the API and the route publisher read them. The manager is
+//! given exactly what it needs ([`Parts`]), not the platform.
 //!
-//! A dyno's life: `starting` → `up` (a web dyno when `$PORT` accepts connections; other
-//! types at once) → `crashed` when its process exits, whatever the status. A crashed dyno is
-//! restarted at once the first time, then after the backoff ladder. New releases replace
-//! dynos; scaling down stops the highest-numbered first.
+//! A dyno's life: `starting` → `up` (a web dyno when `$PORT` accepts connections at its own
+//! address; other types at once) → `crashed` when its process exits, whatever the status. A
+//! crashed dyno is restarted at once the first time, then after the backoff ladder. New
+//! releases replace dynos; scaling down stops the highest-numbered first, shows them `down`
+//! while they stop and removes their records once their containers are gone. A container that
+//! is already gone when the manager stops it is an observation like any other, not an error.
 //!
 //! Zero-downtime replacement (Heroku's preboot, on by default): when a web dyno that is `up`
 //! must be replaced (new release, config change, restart, cycling), its replacement starts
@@ -20,6 +27,13 @@
 //! in the store, so the route table switches to it) and the old dyno gets SIGTERM a moment
 //! later and drains. A replacement that never comes up (R10, crash) never takes traffic; the
 //! old dyno keeps serving and the replacement is retried on the crash backoff ladder.
+//!
+//! Sleeping (see `idling.rs` for the router's side): an app sleeps when every one of its web
+//! dynos is an `eco` dyno that is `up` and neither a web request nor a dyno start happened for
+//! `idle_after`; its dynos log `Idling` and `State changed from up to idle`, stop, and keep
+//! their slot as an `idle` record. A wake-up (a request held by the router) logs `Unidling`
+//! and starts each idle dyno at once; deploys, restarts and resizes wake an app too; cycling
+//! skips sleeping dynos.
 //!
 //! Re-adoption: when the server starts, dynos still running from the previous server process
 //! are taken over from the runtime (output, exit) with their store records as they were, so
@@ -32,18 +46,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use slipway_logplex::{split_long_line, LogLine};
-use slipway_runtime::{ContainerSpec, ExitStatus, OutputSink, StopOutcome, Stream};
-use slipway_store::json::range_json;
+use slipway_logplex::{split_long_line, LogHub, LogLine};
+use slipway_runtime::{ContainerSpec, ExitStatus, OutputSink, Runtime, StopOutcome, Stream};
+use slipway_store::json::{get_json, range_json};
+use slipway_store::Store;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::model::{keys, App, Dyno, DynoState, Formation, Release, Restart, Slug};
+use crate::idling::Activity;
+use crate::model::{keys, App, Dyno, DynoState, Formation, Release, ReleaseStatus, Restart, Slug};
 use crate::telemetry::PlatformEvent;
-use crate::{size_limits, CoreError, Platform};
+use crate::{size_limits, CoreError, Platform, PlatformConfig};
+use clock::Clock;
+use lifecycle::{Boot, Lifecycle};
+use plan::{Action, AppDynos, Container, Desired, Instance, Line, Now, Wanted, Which};
 
-mod sleeping;
+pub(crate) mod clock;
+mod lifecycle;
+mod plan;
 
 /// Tunables of the dyno manager; the defaults are Heroku's.
 #[derive(Debug, Clone)]
@@ -92,6 +112,38 @@ impl Default for DynoManagerConfig {
     }
 }
 
+/// The one thing the manager still asks of the platform: an app's uid, which an app from
+/// before uids per app is given on first use by a claim in the store (`uids.rs`).
+#[async_trait::async_trait]
+pub(crate) trait AppUids: Send + Sync {
+    async fn app_uid(&self, app: &App) -> Result<u32, CoreError>;
+}
+
+#[async_trait::async_trait]
+impl AppUids for Platform {
+    async fn app_uid(&self, app: &App) -> Result<u32, CoreError> {
+        Platform::app_uid(self, app).await
+    }
+}
+
+/// Everything the dyno manager works with, and nothing more.
+pub(crate) struct Parts {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) logs: LogHub,
+    pub(crate) config: PlatformConfig,
+    /// Web traffic per app (for sleeping) and wake-ups.
+    pub(crate) activity: Activity,
+    pub(crate) uids: Arc<dyn AppUids>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Parts {
+    fn event(&self, app: &str, event: PlatformEvent<'_>) {
+        self.logs.publish(app, event.to_line());
+    }
+}
+
 /// What the manager's tasks and watches tell it.
 #[derive(Debug)]
 enum Event {
@@ -110,68 +162,46 @@ enum Event {
     Up {
         container_id: String,
     },
+    /// The boot wait is over without the dyno up (the planner checks the deadline).
     BootTimeout {
         container_id: String,
     },
     Exited {
         container_id: String,
-        status: ExitStatus,
+    },
+    /// A stop the manager asked for finished: the container is gone.
+    Stopped {
+        container_id: String,
     },
 }
 
-/// One running (or crashed) dyno.
-#[derive(Debug, Clone)]
-struct Instance {
-    record: Dyno,
-    /// Set once this manager decided to stop it: its exit is then expected, not a crash.
-    stopping: bool,
-    /// When it is due for its daily restart (`Cycling`).
-    cycle_at: Instant,
-    /// The last R14 logged for it, to log one every few minutes at most.
-    r14_at: Option<Instant>,
-}
-
-/// Which instance of a slot an event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Which {
-    /// The one recorded in the store (and routed to once up).
-    Current,
-    /// A web replacement booting beside it (preboot).
-    Next,
-}
-
-#[derive(Debug, Default)]
-struct Slot {
-    instance: Option<Instance>,
-    next: Option<Instance>,
-    consecutive_crashes: u32,
-    restart_at: Option<Instant>,
-}
-
-#[derive(Debug, Default)]
-struct AppDynos {
-    name: String,
-    slots: BTreeMap<String, Slot>,
+/// What should run for an app: the planner's part and what starting a dyno needs.
+#[derive(Debug)]
+struct Target {
+    app: App,
+    release: Option<Release>,
+    slug: Option<Slug>,
+    plan: Desired,
 }
 
 struct Manager {
-    platform: Arc<Platform>,
+    parts: Arc<Parts>,
     apps: HashMap<Uuid, AppDynos>,
+    /// Apps a request is waiting for.
+    wakes: HashSet<Uuid>,
     events: mpsc::UnboundedSender<Event>,
     /// Slugs being unpacked or already unpacked, by digest.
     unpacked: Arc<tokio::sync::Mutex<HashSet<String>>>,
 }
 
-/// After the route table switched to a new dyno, the old one gets SIGTERM this much later, so
-/// that requests the router sent it just before the switch are in its hands.
-const ROUTE_SWITCH_DELAY: Duration = Duration::from_millis(1000);
 /// R14 is logged at most this often per dyno.
 const R14_EVERY: Duration = Duration::from_secs(300);
 
-pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
+    let parts = Arc::new(parts);
     let (events, mut inbox) = mpsc::unbounded_channel();
     for prefix in [keys::FORMATION, keys::RELEASES, keys::APPS, keys::RESTARTS] {
-        let store = platform.store.clone();
+        let store = parts.store.clone();
         let events = events.clone();
         tokio::spawn(async move {
             loop {
@@ -199,16 +229,17 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
             }
         });
     }
+    let mut wakes = parts.activity.wake_inbox();
     let mut manager = Manager {
-        platform,
+        parts,
         apps: HashMap::new(),
+        wakes: HashSet::new(),
         events: events.clone(),
         unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
     };
-    let mut wakes = manager.platform.activity.wake_inbox();
     tokio::spawn(async move {
         manager.adopt_previous_run().await;
-        let config = manager.platform.config.dynos.clone();
+        let config = manager.parts.config.dynos.clone();
         let mut tick = tokio::time::interval(crate::RECONCILE_INTERVAL);
         let mut memory_tick =
             tokio::time::interval(config.memory_check_interval.max(Duration::from_millis(100)));
@@ -234,7 +265,7 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
                 _ = idle_tick.tick() => {
-                    manager.sleep_idle_apps().await;
+                    manager.plan_sleepy_apps().await;
                     continue;
                 }
                 _ = tick.tick() => Event::AppChanged(None),
@@ -247,27 +278,29 @@ pub(crate) fn spawn(platform: Arc<Platform>) -> tokio::task::JoinHandle<()> {
 impl Manager {
     /// Takes over the dynos a previous server process left running (see the module doc).
     async fn adopt_previous_run(&mut self) {
-        let containers = match self.platform.runtime.list().await {
+        let parts = self.parts.clone();
+        let containers = match parts.runtime.list().await {
             Ok(containers) => containers,
             Err(error) => {
                 tracing::error!(%error, "cannot list the runtime's containers to re-adopt dynos");
                 Vec::new()
             }
         };
-        let records = match range_json::<Dyno, _>(self.platform.store.as_ref(), keys::DYNOS).await {
+        let records = match range_json::<Dyno, _>(parts.store.as_ref(), keys::DYNOS).await {
             Ok((records, _)) => records,
             Err(error) => {
                 tracing::error!(%error, "cannot read dyno records to re-adopt dynos");
                 return;
             }
         };
-        let apps = match range_json::<App, _>(self.platform.store.as_ref(), keys::APPS).await {
+        let apps = match range_json::<App, _>(parts.store.as_ref(), keys::APPS).await {
             Ok((apps, _)) => apps,
             Err(error) => {
                 tracing::error!(%error, "cannot read apps to re-adopt dynos");
                 return;
             }
         };
+        let now = parts.clock.now();
         let mut adopted = HashSet::new();
         for container in containers {
             if !container.labels.contains_key("app") {
@@ -284,25 +317,15 @@ impl Manager {
             });
             let (Some(record), Some(app), true) = (record, app, container.running) else {
                 tracing::info!(container = %container.id, "stopping a stray container from a previous run");
-                let runtime = self.platform.runtime.clone();
-                let grace = self.platform.config.dynos.stop_grace;
-                tokio::spawn(async move {
-                    if let Err(error) = runtime.stop(&container.id, grace).await {
-                        tracing::warn!(%error, container = %container.id, "could not stop a stray container");
-                    }
-                });
+                self.stop_in_background(container.id.clone(), "could not stop a stray container");
                 continue;
             };
-            let output = dyno_output(&self.platform, &record.app_name, &record.name);
-            let running = match self.platform.runtime.adopt(&container.id, output).await {
+            let output = dyno_output(&parts.logs, &record.app_name, &record.name);
+            let running = match parts.runtime.adopt(&container.id, output).await {
                 Ok(running) => running,
                 Err(error) => {
                     tracing::warn!(%error, container = %container.id, "could not re-adopt a dyno; stopping it");
-                    let runtime = self.platform.runtime.clone();
-                    let grace = self.platform.config.dynos.stop_grace;
-                    tokio::spawn(async move {
-                        let _ = runtime.stop(&container.id, grace).await;
-                    });
+                    self.stop_in_background(container.id.clone(), "could not stop a dyno");
                     continue;
                 }
             };
@@ -314,30 +337,39 @@ impl Manager {
             record.address = running.address.or(container.address);
             if record.address != stored_address {
                 // The route table reads the address from the store.
-                self.save(&record).await;
+                save(&parts, &record).await;
             }
-            let age = (Utc::now() - record.created_at)
+            let age = (now.wall - record.created_at)
                 .to_std()
                 .unwrap_or(Duration::ZERO);
-            let mut instance = self.new_instance(record.clone());
-            instance.cycle_at = instance.cycle_at.checked_sub(age).unwrap_or(Instant::now());
+            let remaining_boot = (record.state == DynoState::Starting).then(|| {
+                parts
+                    .config
+                    .dynos
+                    .boot_timeout
+                    .saturating_sub(age)
+                    .max(Duration::from_secs(1))
+            });
+            let (lifecycle, observed) = match remaining_boot {
+                Some(remaining) => (
+                    Lifecycle::Starting {
+                        boot: Boot::Booting {
+                            deadline: now.instant + remaining,
+                        },
+                    },
+                    Container::Running,
+                ),
+                None => (Lifecycle::Up, Container::Ready),
+            };
+            let mut instance = self.new_instance(record.clone(), 0, now);
+            instance.lifecycle = lifecycle;
+            instance.container = observed;
+            instance.cycle_at = instance.cycle_at.checked_sub(age).unwrap_or(now.instant);
             let entry = self.apps.entry(app.id).or_default();
             entry.name = app.name.clone();
-            entry.slots.entry(record.name.clone()).or_default().instance = Some(instance);
-            let remaining_boot = if record.state == DynoState::Starting {
-                Some(
-                    self.platform
-                        .config
-                        .dynos
-                        .boot_timeout
-                        .saturating_sub(age)
-                        .max(Duration::from_secs(1)),
-                )
-            } else {
-                None
-            };
+            entry.slots.entry(record.name.clone()).or_default().current = Some(instance);
             spawn_watcher(
-                self.platform.clone(),
+                parts.clone(),
                 self.events.clone(),
                 record.clone(),
                 running,
@@ -355,21 +387,35 @@ impl Manager {
             match app {
                 // A sleeping dyno has no container: it stays asleep.
                 Some(app) if record.state == DynoState::Idle => {
-                    let mut instance = self.new_instance(record.clone());
-                    instance.stopping = true;
+                    let mut instance = self.new_instance(record.clone(), 0, now);
+                    instance.lifecycle = Lifecycle::Idle;
+                    instance.container = Container::Gone;
                     let entry = self.apps.entry(app.id).or_default();
                     entry.name = app.name.clone();
-                    entry.slots.entry(record.name.clone()).or_default().instance = Some(instance);
+                    entry.slots.entry(record.name.clone()).or_default().current = Some(instance);
                 }
                 _ => {
-                    let _ = self.platform.store.delete(&key.key).await;
+                    let _ = parts.store.delete(&key.key).await;
                 }
             }
         }
     }
 
-    fn new_instance(&self, record: Dyno) -> Instance {
-        let config = &self.platform.config.dynos;
+    /// Stops a container nobody manages any more (a stray, or one that could not be adopted).
+    fn stop_in_background(&self, container_id: String, failure: &'static str) {
+        let runtime = self.parts.runtime.clone();
+        let grace = self.parts.config.dynos.stop_grace;
+        tokio::spawn(async move {
+            if let Err(error) = runtime.stop(&container_id, grace).await {
+                tracing::warn!(%error, container = %container_id, "{failure}");
+            }
+        });
+    }
+
+    /// A new instance of a dyno; its cycling moment gets its random jitter here, so that the
+    /// planner sees it as data.
+    fn new_instance(&self, record: Dyno, crashes: u32, now: Now) -> Instance {
+        let config = &self.parts.config.dynos;
         let jitter = if config.cycle_jitter.is_zero() {
             Duration::ZERO
         } else {
@@ -379,47 +425,131 @@ impl Manager {
         };
         Instance {
             record,
-            stopping: false,
-            cycle_at: Instant::now() + config.cycle_after + jitter,
+            lifecycle: Lifecycle::Starting {
+                boot: Boot::Creating,
+            },
+            container: Container::Creating,
+            crashes,
+            cycle_at: now.instant + config.cycle_after + jitter,
             r14_at: None,
         }
     }
 
     async fn handle(&mut self, event: Event) {
-        let app = match event {
-            Event::AppChanged(app) => app,
+        let found = match event {
+            Event::AppChanged(Some(app)) => Some(app),
+            Event::AppChanged(None) => {
+                self.reconcile_all().await;
+                return;
+            }
             Event::Started {
                 container_id,
                 pid,
                 address,
             } => {
                 tracing::debug!(container_id, pid, ?address, "dyno container started");
-                self.on_started(&container_id, address).await;
-                return;
+                let mut unwanted = false;
+                let found = self.observe(&container_id, |instance| {
+                    instance.record.address = address;
+                    if instance.container == Container::Creating {
+                        instance.container = Container::Running;
+                    }
+                    unwanted = matches!(
+                        instance.lifecycle,
+                        Lifecycle::Stopping { .. } | Lifecycle::Down
+                    );
+                });
+                match &found {
+                    // Retired while it was being created (the planner does not stop a
+                    // container before it exists): stop it now.
+                    None => self.stop_in_background(container_id, "could not stop a retired dyno"),
+                    Some((_, _, record)) if unwanted => self.stop_container(
+                        record.app_name.clone(),
+                        record.name.clone(),
+                        container_id,
+                        Duration::ZERO,
+                        self.parts.config.dynos.stop_grace,
+                        false,
+                    ),
+                    // The route table uses the address once the dyno is up.
+                    Some((_, Which::Current, record)) => save(&self.parts, record).await,
+                    Some(_) => {}
+                }
+                found.map(|(app, _, _)| app)
             }
             Event::StartFailed {
                 container_id,
                 reason,
-            } => self.on_exit(&container_id, None, Some(reason)).await,
-            Event::Up { container_id } => self.on_up(&container_id).await,
-            Event::BootTimeout { container_id } => self.on_boot_timeout(&container_id).await,
-            Event::Exited {
-                container_id,
-                status,
-            } => self.on_exit(&container_id, Some(status), None).await,
-        };
-        match app {
-            Some(app) => {
-                if let Err(error) = self.reconcile(app).await {
-                    tracing::error!(%error, %app, "reconciling an app's dynos failed");
-                }
+            } => self
+                .observe(&container_id, |instance| {
+                    instance.container = Container::Exited {
+                        oom_killed: false,
+                        failure: Some(reason),
+                    };
+                })
+                .map(|(app, _, _)| app),
+            Event::Up { container_id } => self
+                .observe(&container_id, |instance| {
+                    if matches!(instance.container, Container::Creating | Container::Running) {
+                        instance.container = Container::Ready;
+                    }
+                })
+                .map(|(app, _, _)| app),
+            Event::BootTimeout { container_id } => {
+                self.observe(&container_id, |_| {}).map(|(app, _, _)| app)
             }
-            None => self.reconcile_all().await,
+            Event::Exited { container_id } => {
+                let oom_killed = self.parts.runtime.take_oom_kill(&container_id);
+                self.observe(&container_id, |instance| {
+                    if instance.container != Container::Gone {
+                        instance.container = Container::Exited {
+                            oom_killed,
+                            failure: None,
+                        };
+                    }
+                })
+                .map(|(app, _, _)| app)
+            }
+            Event::Stopped { container_id } => self
+                .observe(&container_id, |instance| {
+                    if !matches!(instance.container, Container::Exited { .. }) {
+                        instance.container = Container::Gone;
+                    }
+                })
+                .map(|(app, _, _)| app),
+        };
+        // `None`: a container no instance has any more (stopped, replaced); nothing to do.
+        if let Some(app) = found {
+            self.reconcile(app).await;
         }
     }
 
+    /// Records what a container did on the instance that runs it; returns its app, which
+    /// instance of its slot it is, and its record.
+    fn observe(
+        &mut self,
+        container_id: &str,
+        update: impl FnOnce(&mut Instance),
+    ) -> Option<(Uuid, Which, Dyno)> {
+        for (app_id, app) in self.apps.iter_mut() {
+            for slot in app.slots.values_mut() {
+                for (which, instance) in [
+                    (Which::Current, slot.current.as_mut()),
+                    (Which::Next, slot.next.as_mut()),
+                ] {
+                    let Some(instance) = instance else { continue };
+                    if instance.record.container_id == container_id {
+                        update(instance);
+                        return Some((*app_id, which, instance.record.clone()));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     async fn reconcile_all(&mut self) {
-        let apps = match range_json::<App, _>(self.platform.store.as_ref(), keys::APPS).await {
+        let apps = match range_json::<App, _>(self.parts.store.as_ref(), keys::APPS).await {
             Ok((apps, _)) => apps,
             Err(error) => {
                 tracing::error!(%error, "dyno manager cannot list apps");
@@ -429,45 +559,92 @@ impl Manager {
         let mut ids: HashSet<Uuid> = apps.iter().map(|(_, app)| app.id).collect();
         ids.extend(self.apps.keys().copied());
         for id in ids {
-            if let Err(error) = self.reconcile(id).await {
-                tracing::error!(%error, app = %id, "reconciling an app's dynos failed");
-            }
+            self.reconcile(id).await;
         }
     }
 
-    fn find(&self, container_id: &str) -> Option<(Uuid, String, Which)> {
-        self.apps.iter().find_map(|(app_id, app)| {
-            app.slots.iter().find_map(|(name, slot)| {
-                let is = |i: &Option<Instance>| {
-                    i.as_ref()
-                        .is_some_and(|i| i.record.container_id == container_id)
-                };
-                if is(&slot.instance) {
-                    Some((*app_id, name.clone(), Which::Current))
-                } else if is(&slot.next) {
-                    Some((*app_id, name.clone(), Which::Next))
-                } else {
-                    None
-                }
+    /// Asks the planner what to do for one app, and does it.
+    async fn reconcile(&mut self, app_id: Uuid) {
+        let target = match self.desired(app_id).await {
+            Ok(target) => target,
+            Err(error) => {
+                tracing::error!(%error, app = %app_id, "reconciling an app's dynos failed");
+                return;
+            }
+        };
+        let now = self.parts.clock.now();
+        let wake = self.wakes.remove(&app_id);
+        let observed = self.apps.entry(app_id).or_default();
+        let desired = target.map(|mut target| {
+            observed.name = target.app.name.clone();
+            target.plan.wake = wake;
+            target.plan.last_request = self.parts.activity.last_request(&target.app.name);
+            target
+        });
+        let actions = plan::plan(
+            observed,
+            desired.as_ref().map(|target| &target.plan),
+            now,
+            &self.parts.config.dynos,
+        );
+        self.execute(app_id, desired.as_ref(), actions, now).await;
+        if desired.is_none() {
+            self.apps.remove(&app_id);
+        }
+    }
+
+    /// Starts the idle dynos of `app_name` (a request is waiting for it).
+    async fn wake(&mut self, app_name: &str) {
+        let Some(&app_id) = self
+            .apps
+            .iter()
+            .find_map(|(id, app)| (app.name == app_name).then_some(id))
+        else {
+            return;
+        };
+        self.wakes.insert(app_id);
+        self.reconcile(app_id).await;
+    }
+
+    /// Plans again the apps that might go to sleep (web dynos `eco` and `up`).
+    async fn plan_sleepy_apps(&mut self) {
+        let sleepy: Vec<Uuid> = self
+            .apps
+            .iter()
+            .filter(|(_, app)| {
+                app.slots.values().any(|slot| {
+                    slot.current.as_ref().is_some_and(|instance| {
+                        instance.record.size == plan::SLEEPING_SIZE
+                            && instance.lifecycle.can_sleep()
+                    })
+                })
             })
-        })
+            .map(|(id, _)| *id)
+            .collect();
+        for app_id in sleepy {
+            self.reconcile(app_id).await;
+        }
     }
 
     /// Logs R14 (and `Process running mem=`) for dynos over their quota. Twice the quota is
-    /// the cgroup's hard limit (`dyno_spec`): there the kernel kills the dyno, and `on_exit`
-    /// logs R15.
+    /// the cgroup's hard limit (`dyno_spec`): there the kernel kills the dyno, and the
+    /// planner logs R15 when it sees the exit.
     fn check_memory(&mut self) {
-        let platform = self.platform.clone();
+        let parts = self.parts.clone();
+        let now = parts.clock.now();
         for app in self.apps.values_mut() {
             for (name, slot) in app.slots.iter_mut() {
-                for instance in [slot.instance.as_mut(), slot.next.as_mut()]
+                for instance in [slot.current.as_mut(), slot.next.as_mut()]
                     .into_iter()
                     .flatten()
                 {
-                    if instance.stopping || instance.record.state == DynoState::Crashed {
+                    if !matches!(
+                        instance.lifecycle,
+                        Lifecycle::Starting { .. } | Lifecycle::Up
+                    ) {
                         continue;
                     }
-                    let Some(used) = platform.runtime.memory_usage(&instance.record.container_id)
+                    let Some(used) = parts.runtime.memory_usage(&instance.record.container_id)
                     else {
                         continue;
                     };
@@ -480,322 +657,23 @@ impl Manager {
                         mb: used / (1024 * 1024),
                         per_mille: used.saturating_mul(1000) / quota,
                     };
-                    if instance.r14_at.is_none_or(|at| at.elapsed() >= R14_EVERY) {
-                        instance.r14_at = Some(Instant::now());
-                        platform.event(&app.name, memory);
-                        platform
-                            .event(&app.name, PlatformEvent::MemoryQuotaExceeded { dyno: name });
+                    let due = instance
+                        .r14_at
+                        .is_none_or(|at| now.instant.saturating_duration_since(at) >= R14_EVERY);
+                    if due {
+                        instance.r14_at = Some(now.instant);
+                        parts.event(&app.name, memory);
+                        parts.event(&app.name, PlatformEvent::MemoryQuotaExceeded { dyno: name });
                     }
                 }
             }
         }
-    }
-
-    /// Records the address of a started dyno (the route table uses it once the dyno is up).
-    async fn on_started(&mut self, container_id: &str, address: Option<IpAddr>) -> Option<()> {
-        let (app_id, name, which) = self.find(container_id)?;
-        let slot = self.apps.get_mut(&app_id)?.slots.get_mut(&name)?;
-        let instance = match which {
-            Which::Current => slot.instance.as_mut()?,
-            Which::Next => slot.next.as_mut()?,
-        };
-        instance.record.address = address;
-        let record = instance.record.clone();
-        if which == Which::Current {
-            self.save(&record).await;
-        }
-        Some(())
-    }
-
-    async fn on_up(&mut self, container_id: &str) -> Option<Uuid> {
-        let (app_id, name, which) = self.find(container_id)?;
-        let app = self.apps.get_mut(&app_id)?;
-        let app_name = app.name.clone();
-        let slot = app.slots.get_mut(&name)?;
-        match which {
-            Which::Current => {
-                let instance = slot.instance.as_mut()?;
-                if instance.record.state != DynoState::Starting {
-                    return None;
-                }
-                if instance.record.process_type == "web" {
-                    // A web dyno that bound $PORT started successfully (see `on_exit` for others).
-                    slot.consecutive_crashes = 0;
-                }
-                let record = transition(&self.platform, &app_name, instance, DynoState::Up);
-                self.save(&record).await;
-            }
-            Which::Next => {
-                let mut next = slot.next.take()?;
-                if next.record.state != DynoState::Starting {
-                    slot.next = Some(next);
-                    return None;
-                }
-                slot.consecutive_crashes = 0;
-                let record = transition(&self.platform, &app_name, &mut next, DynoState::Up);
-                let old = slot.instance.replace(next);
-                // The route table follows the store: traffic moves to the new dyno now.
-                self.save(&record).await;
-                if let Some(old) = old {
-                    self.stop_after(&app_name, old, ROUTE_SWITCH_DELAY);
-                }
-            }
-        }
-        Some(app_id)
-    }
-
-    async fn on_boot_timeout(&mut self, container_id: &str) -> Option<Uuid> {
-        let (app_id, name, which) = self.find(container_id)?;
-        let app = self.apps.get(&app_id)?;
-        let slot = app.slots.get(&name)?;
-        let instance = match which {
-            Which::Current => slot.instance.as_ref()?,
-            Which::Next => slot.next.as_ref()?,
-        };
-        if instance.record.state != DynoState::Starting {
-            return None;
-        }
-        let seconds = self.platform.config.dynos.boot_timeout.as_secs();
-        self.platform.event(
-            &app.name,
-            PlatformEvent::BootTimeout {
-                dyno: &name,
-                seconds,
-            },
-        );
-        self.platform
-            .event(&app.name, PlatformEvent::StoppingSigkill { dyno: &name });
-        // The exit that follows is reported as a crash by `on_exit`.
-        let runtime = self.platform.runtime.clone();
-        let container_id = container_id.to_owned();
-        tokio::spawn(async move {
-            let _ = runtime.stop(&container_id, Duration::ZERO).await;
-        });
-        None
-    }
-
-    async fn on_exit(
-        &mut self,
-        container_id: &str,
-        status: Option<ExitStatus>,
-        failure: Option<String>,
-    ) -> Option<Uuid> {
-        let (app_id, name, which) = self.find(container_id)?;
-        let backoff = self.platform.config.dynos.crash_backoff.clone();
-        let app = self.apps.get_mut(&app_id)?;
-        let app_name = app.name.clone();
-        let slot = app.slots.get_mut(&name)?;
-        let instance = match which {
-            Which::Current => slot.instance.as_mut()?,
-            Which::Next => slot.next.as_mut()?,
-        };
-        let oom_killed = self.platform.runtime.take_oom_kill(container_id);
-        if instance.stopping {
-            // An exit we asked for; the stopping task cleans up.
-            return None;
-        }
-        if oom_killed {
-            // The kernel killed it at the hard limit, twice the quota: R15.
-            let (quota, _) = size_limits(&instance.record.size);
-            let limit = crate::dyno_spec::hard_memory_limit(quota);
-            self.platform.event(
-                &app_name,
-                PlatformEvent::ProcessMemory {
-                    dyno: &name,
-                    mb: limit / (1024 * 1024),
-                    per_mille: limit.saturating_mul(1000) / quota.max(1),
-                },
-            );
-            self.platform.event(
-                &app_name,
-                PlatformEvent::MemoryQuotaVastlyExceeded { dyno: &name },
-            );
-            self.platform
-                .event(&app_name, PlatformEvent::StoppingSigkill { dyno: &name });
-        }
-        if let Some(reason) = failure {
-            self.platform.event(
-                &app_name,
-                PlatformEvent::StartFailed {
-                    dyno: &name,
-                    reason,
-                },
-            );
-        }
-        // A dyno that ran for longer than the boot timeout had started successfully: its crash
-        // is a first crash again.
-        let ran_for = (Utc::now() - instance.record.created_at)
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        if instance.record.state == DynoState::Up
-            && ran_for > self.platform.config.dynos.boot_timeout
-        {
-            slot.consecutive_crashes = 0;
-        }
-        let record = transition(&self.platform, &app_name, instance, DynoState::Crashed);
-        let _ = status;
-        let wait = backoff
-            .get(slot.consecutive_crashes as usize)
-            .or(backoff.last())
-            .copied()
-            .unwrap_or(Duration::ZERO);
-        slot.consecutive_crashes += 1;
-        slot.restart_at = Some(Instant::now() + wait);
-        if !wait.is_zero() {
-            let events = self.events.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = events.send(Event::AppChanged(Some(app_id)));
-            });
-        }
-        if which == Which::Current {
-            self.save(&record).await;
-        }
-        Some(app_id)
-    }
-
-    /// Makes one app's dynos match its formation and current release.
-    async fn reconcile(&mut self, app_id: Uuid) -> Result<(), CoreError> {
-        let desired = self.desired(app_id).await?;
-        let Some(desired) = desired else {
-            // The app is gone: stop everything it had.
-            let app = self.apps.remove(&app_id).unwrap_or_default();
-            for (name, slot) in app.slots {
-                for instance in [slot.instance, slot.next].into_iter().flatten() {
-                    self.stop(&app.name, instance);
-                }
-                let _ = self.platform.store.delete(&keys::dyno(app_id, &name)).await;
-            }
-            return Ok(());
-        };
-        let preboot = self.platform.config.dynos.preboot;
-        let entry = self.apps.entry(app_id).or_default();
-        entry.name = desired.app.name.clone();
-
-        // Stop dynos that are no longer wanted, highest numbers first.
-        let mut unwanted: Vec<String> = entry
-            .slots
-            .keys()
-            .filter(|name| !desired.dynos.contains_key(*name))
-            .cloned()
-            .collect();
-        unwanted.sort_by_key(|name| std::cmp::Reverse(dyno_order(name)));
-        let mut to_stop = Vec::new();
-        let mut to_delete = Vec::new();
-        let mut to_save = Vec::new();
-        for name in unwanted {
-            if let Some(slot) = entry.slots.remove(&name) {
-                to_stop.extend([slot.instance, slot.next].into_iter().flatten());
-                to_delete.push(name);
-            }
-        }
-
-        // Start what is missing, replace what is outdated, restart crashes.
-        let now = Instant::now();
-        let mut to_start = Vec::new();
-        let mut restarting = Vec::new();
-        for (name, wanted) in &desired.dynos {
-            let slot = entry.slots.entry(name.clone()).or_default();
-            let restart = desired.restart_for(name, &wanted.process_type);
-            let outdated = |i: &Instance| {
-                i.record.release_id != desired.release.id
-                    || i.record.size != wanted.size
-                    || restart.is_some_and(|r| i.record.created_at < r.at)
-                    // A sleeping dyno has nothing to cycle.
-                    || (i.cycle_at <= now && i.record.state != DynoState::Idle)
-            };
-            let backoff_over = slot.restart_at.is_none_or(|at| at <= now);
-            if slot.next.as_ref().is_some_and(outdated) {
-                to_stop.extend(slot.next.take());
-            }
-            match &slot.instance {
-                None => {
-                    if let Some(next) = slot.next.take() {
-                        to_save.push(next.record.clone());
-                        slot.instance = Some(next);
-                    } else if backoff_over {
-                        to_start.push((name.clone(), wanted.clone(), Which::Current));
-                    }
-                }
-                Some(instance) if outdated(instance) => {
-                    let cycling = instance.cycle_at <= now
-                        && instance.record.release_id == desired.release.id
-                        && restart.is_none_or(|r| instance.record.created_at >= r.at);
-                    let by_stop =
-                        restart.is_some_and(|r| r.stop && instance.record.created_at < r.at);
-                    let web_up = wanted.process_type == "web"
-                        && instance.record.state == DynoState::Up
-                        && !instance.stopping;
-                    if preboot && web_up && !by_stop {
-                        match &slot.next {
-                            None => {
-                                slot.consecutive_crashes = 0;
-                                slot.restart_at = None;
-                                restarting.push((name.clone(), cycling));
-                                to_start.push((name.clone(), wanted.clone(), Which::Next));
-                            }
-                            Some(next)
-                                if next.record.state == DynoState::Crashed && backoff_over =>
-                            {
-                                to_start.push((name.clone(), wanted.clone(), Which::Next));
-                            }
-                            Some(_) => {}
-                        }
-                    } else {
-                        slot.consecutive_crashes = 0;
-                        slot.restart_at = None;
-                        if instance.record.state != DynoState::Crashed {
-                            restarting.push((name.clone(), cycling));
-                        }
-                        to_stop.extend(slot.instance.take());
-                        if let Some(next) = slot.next.take() {
-                            to_save.push(next.record.clone());
-                            slot.instance = Some(next);
-                        } else {
-                            to_start.push((name.clone(), wanted.clone(), Which::Current));
-                        }
-                    }
-                }
-                // Asleep: started again by a request (`wake`), or by a deploy, restart or
-                // resize (the outdated arm above).
-                Some(instance) if instance.record.state == DynoState::Idle => {}
-                Some(instance) if instance.record.state == DynoState::Crashed => {
-                    if backoff_over {
-                        to_start.push((name.clone(), wanted.clone(), Which::Current));
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        let app_name = desired.app.name.clone();
-        for (name, cycling) in restarting {
-            self.platform.event(
-                &app_name,
-                if cycling {
-                    PlatformEvent::Cycling { dyno: &name }
-                } else {
-                    PlatformEvent::Restarting { dyno: &name }
-                },
-            );
-        }
-        for instance in to_stop {
-            self.stop(&app_name, instance);
-        }
-        for name in to_delete {
-            let _ = self.platform.store.delete(&keys::dyno(app_id, &name)).await;
-        }
-        for record in to_save {
-            self.save(&record).await;
-        }
-        for (name, wanted, which) in to_start {
-            self.start(&desired, &name, &wanted, which).await;
-        }
-        Ok(())
     }
 
     /// What should run for an app, or `None` if the app no longer exists.
-    async fn desired(&self, app_id: Uuid) -> Result<Option<Desired>, CoreError> {
-        let (apps, _) = range_json::<App, _>(self.platform.store.as_ref(), keys::APPS).await?;
+    async fn desired(&self, app_id: Uuid) -> Result<Option<Target>, CoreError> {
+        let store = self.parts.store.as_ref();
+        let (apps, _) = range_json::<App, _>(store, keys::APPS).await?;
         let Some(app) = apps
             .into_iter()
             .map(|(_, app)| app)
@@ -803,23 +681,37 @@ impl Manager {
         else {
             return Ok(None);
         };
-        let Some(release) = self.platform.current_release(&app).await? else {
-            return Ok(Some(Desired::empty(app)));
+        let mut target = Target {
+            app,
+            release: None,
+            slug: None,
+            plan: Desired::default(),
+        };
+        let (releases, _) = range_json::<Release, _>(store, &keys::releases(app_id)).await?;
+        // The release that runs: the newest one that succeeded.
+        let Some(release) = releases
+            .into_iter()
+            .map(|(_, release)| release)
+            .rev()
+            .find(|release| release.status == ReleaseStatus::Succeeded)
+        else {
+            return Ok(Some(target));
         };
         let Some(slug_id) = release.slug_id else {
-            return Ok(Some(Desired::empty(app)));
+            return Ok(Some(target));
         };
-        let slug = self.platform.slug(&app, slug_id).await?;
-        let formation: Vec<Formation> = self.platform.formation(&app).await?;
-        let (restarts, _) =
-            range_json::<Restart, _>(self.platform.store.as_ref(), &keys::restarts(app.id)).await?;
-        let prefix = keys::restarts(app.id);
-        let restarts = restarts
+        let slug = get_json::<Slug, _>(store, &keys::slug(app_id, slug_id))
+            .await?
+            .ok_or_else(|| CoreError::not_found("slug", slug_id.to_string()))?;
+        let (formation, _) = range_json::<Formation, _>(store, &keys::formations(app_id)).await?;
+        let prefix = keys::restarts(app_id);
+        let (restarts, _) = range_json::<Restart, _>(store, &prefix).await?;
+        target.plan.restarts = restarts
             .into_iter()
             .filter_map(|(key, restart)| Some((key.key.strip_prefix(&prefix)?.to_owned(), restart)))
             .collect();
         let mut dynos = BTreeMap::new();
-        for entry in formation {
+        for (_, entry) in formation {
             let Some(command) = slug.process_types.get(&entry.process_type) else {
                 continue;
             };
@@ -837,20 +729,142 @@ impl Manager {
                 );
             }
         }
-        Ok(Some(Desired {
-            app,
-            release,
-            slug: Some(slug),
-            dynos,
-            restarts,
-        }))
+        target.plan.release_id = release.id;
+        target.plan.dynos = dynos;
+        target.release = Some(release);
+        target.slug = Some(slug);
+        Ok(Some(target))
     }
 
-    async fn start(&mut self, desired: &Desired, name: &str, wanted: &Wanted, which: Which) {
-        let Some(slug) = desired.slug.clone() else {
+    /// Runs the planner's actions, in order.
+    async fn execute(
+        &mut self,
+        app_id: Uuid,
+        target: Option<&Target>,
+        actions: Vec<Action>,
+        now: Now,
+    ) {
+        let parts = self.parts.clone();
+        for action in actions {
+            let app_name = self
+                .apps
+                .get(&app_id)
+                .map(|app| app.name.clone())
+                .unwrap_or_default();
+            match action {
+                Action::Log { dyno, line } => parts.event(&app_name, line.event(&dyno)),
+                Action::Transition { dyno, which, to } => {
+                    let Some(instance) = self.instance_mut(app_id, &dyno, which) else {
+                        tracing::error!(app = %app_name, dyno, ?which, "the dyno planner moved a dyno the manager does not have");
+                        continue;
+                    };
+                    let from = instance.lifecycle.state();
+                    if let Err(error) = instance.lifecycle.transition(to) {
+                        tracing::error!(%error, app = %app_name, dyno, "the dyno planner proposed a transition the lifecycle refuses");
+                        continue;
+                    }
+                    instance.record.state = to.state();
+                    instance.record.updated_at = now.wall;
+                    let record = instance.record.clone();
+                    if from != to.state() {
+                        parts.event(
+                            &app_name,
+                            PlatformEvent::StateChanged {
+                                dyno: &dyno,
+                                from,
+                                to: to.state(),
+                            },
+                        );
+                    }
+                    if which == Which::Current {
+                        save(&parts, &record).await;
+                    }
+                }
+                Action::Start {
+                    dyno,
+                    which,
+                    wanted,
+                    crashes,
+                } => {
+                    if let Some(target) = target {
+                        self.start(target, &dyno, &wanted, which, crashes, now)
+                            .await;
+                    }
+                }
+                Action::Promote { dyno } => {
+                    let Some(slot) = self
+                        .apps
+                        .get_mut(&app_id)
+                        .and_then(|app| app.slots.get_mut(&dyno))
+                    else {
+                        continue;
+                    };
+                    if let Some(next) = slot.next.take() {
+                        // The route table follows the store: traffic moves to it now.
+                        let record = next.record.clone();
+                        slot.current = Some(next);
+                        save(&parts, &record).await;
+                    }
+                }
+                Action::Retire { dyno, which } => {
+                    if let Some(slot) = self
+                        .apps
+                        .get_mut(&app_id)
+                        .and_then(|app| app.slots.get_mut(&dyno))
+                    {
+                        match which {
+                            Which::Current => slot.current = None,
+                            Which::Next => slot.next = None,
+                        }
+                    }
+                }
+                Action::StopContainer {
+                    dyno,
+                    container_id,
+                    delay,
+                    grace,
+                    sigterm_line,
+                } => self.stop_container(app_name, dyno, container_id, delay, grace, sigterm_line),
+                Action::DeleteRecord { dyno } => {
+                    if let Some(app) = self.apps.get_mut(&app_id) {
+                        app.slots.remove(&dyno);
+                    }
+                    let _ = parts.store.delete(&keys::dyno(app_id, &dyno)).await;
+                }
+                Action::WakeAt(at) => {
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(at.into()).await;
+                        let _ = events.send(Event::AppChanged(Some(app_id)));
+                    });
+                }
+            }
+        }
+    }
+
+    fn instance_mut(&mut self, app_id: Uuid, dyno: &str, which: Which) -> Option<&mut Instance> {
+        let slot = self.apps.get_mut(&app_id)?.slots.get_mut(dyno)?;
+        match which {
+            Which::Current => slot.current.as_mut(),
+            Which::Next => slot.next.as_mut(),
+        }
+    }
+
+    /// Starts a new instance in a slot: records it (the current one), then unpacks the slug
+    /// and starts the container in the background.
+    async fn start(
+        &mut self,
+        target: &Target,
+        name: &str,
+        wanted: &Wanted,
+        which: Which,
+        crashes: u32,
+        now: Now,
+    ) {
+        let (Some(release), Some(slug)) = (target.release.clone(), target.slug.clone()) else {
             return;
         };
-        let app = &desired.app;
+        let app = &target.app;
         let port = match free_port() {
             Ok(port) => port,
             Err(error) => {
@@ -858,7 +872,6 @@ impl Manager {
                 return;
             }
         };
-        let now = Utc::now();
         let short: String = Uuid::new_v4().simple().to_string()[..8].to_owned();
         let record = Dyno {
             id: Uuid::new_v4(),
@@ -869,62 +882,58 @@ impl Manager {
             command: wanted.command.clone(),
             size: wanted.size.clone(),
             state: DynoState::Starting,
-            release_id: desired.release.id,
-            release_version: desired.release.version,
+            release_id: release.id,
+            release_version: release.version,
             port: Some(port),
             address: None,
             container_id: format!("slipway.{}.{name}.{short}", app.name),
-            created_at: now,
-            updated_at: now,
+            created_at: now.wall,
+            updated_at: now.wall,
         };
-        self.platform.event(
+        self.parts.event(
             &app.name,
             PlatformEvent::Starting {
                 dyno: name,
                 command: &wanted.command,
             },
         );
-        let instance = self.new_instance(record.clone());
+        let instance = self.new_instance(record.clone(), crashes, now);
         let Some(entry) = self.apps.get_mut(&app.id) else {
             return;
         };
         let slot = entry.slots.entry(name.to_owned()).or_default();
-        slot.restart_at = None;
         match which {
             Which::Current => {
-                slot.instance = Some(instance);
-                self.save(&record).await;
+                slot.current = Some(instance);
+                save(&self.parts, &record).await;
             }
             Which::Next => slot.next = Some(instance),
         }
 
-        let platform = self.platform.clone();
+        let parts = self.parts.clone();
         let events = self.events.clone();
         let unpacked = self.unpacked.clone();
-        let boot_timeout = platform.config.dynos.boot_timeout;
+        let boot_timeout = parts.config.dynos.boot_timeout;
         let app = app.clone();
-        let release = desired.release.clone();
         tokio::spawn(async move {
             let container_id = record.container_id.clone();
+            let failed = |reason: String| Event::StartFailed {
+                container_id: container_id.clone(),
+                reason,
+            };
             // The app's own uid (given now to an app from before uids per app).
-            let uid = match platform.app_uid(&app).await {
+            let uid = match parts.uids.app_uid(&app).await {
                 Ok(uid) => uid,
                 Err(error) => {
-                    let _ = events.send(Event::StartFailed {
-                        container_id,
-                        reason: error.to_string(),
-                    });
+                    let _ = events.send(failed(error.to_string()));
                     return;
                 }
             };
-            let spec = container_spec(&platform.config, &record, &release, &slug, uid);
-            let app_dir = match unpack(&platform, &slug, uid, &unpacked).await {
+            let spec = container_spec(&parts.config, &record, &release, &slug, uid);
+            let app_dir = match unpack(&parts.config, &slug, uid, &unpacked).await {
                 Ok(dir) => dir,
                 Err(error) => {
-                    let _ = events.send(Event::StartFailed {
-                        container_id,
-                        reason: error.to_string(),
-                    });
+                    let _ = events.send(failed(error.to_string()));
                     return;
                 }
             };
@@ -932,14 +941,11 @@ impl Manager {
                 app_dir: Some(app_dir),
                 ..spec
             };
-            let output = dyno_output(&platform, &record.app_name, &record.name);
-            let running = match platform.runtime.start(spec, output).await {
+            let output = dyno_output(&parts.logs, &record.app_name, &record.name);
+            let running = match parts.runtime.start(spec, output).await {
                 Ok(running) => running,
                 Err(error) => {
-                    let _ = events.send(Event::StartFailed {
-                        container_id,
-                        reason: error.to_string(),
-                    });
+                    let _ = events.send(failed(error.to_string()));
                     return;
                 }
             };
@@ -948,14 +954,87 @@ impl Manager {
                 pid: running.pid,
                 address: running.address,
             });
-            spawn_watcher(platform, events, record, running, Some(boot_timeout));
+            spawn_watcher(parts, events, record, running, Some(boot_timeout));
         });
+    }
+
+    /// Stops a container in the background after `delay` (SIGTERM, SIGKILL after `grace`)
+    /// and reports when it is gone. A container that is already gone is no error.
+    fn stop_container(
+        &self,
+        app_name: String,
+        dyno: String,
+        container_id: String,
+        delay: Duration,
+        grace: Duration,
+        sigterm_line: bool,
+    ) {
+        let parts = self.parts.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if sigterm_line {
+                parts.event(&app_name, PlatformEvent::StoppingSigterm { dyno: &dyno });
+            }
+            match parts.runtime.stop(&container_id, grace).await {
+                // A zero grace is a kill asked for (R10), not an exit timeout.
+                Ok(StopOutcome::Killed) if !grace.is_zero() => {
+                    parts.event(&app_name, PlatformEvent::ExitTimeout { dyno: &dyno });
+                    parts.event(&app_name, PlatformEvent::StoppingSigkill { dyno: &dyno });
+                }
+                Ok(StopOutcome::NotFound) => {
+                    tracing::debug!(container = %container_id, "the dyno's container was already gone");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, container = %container_id, "stopping a dyno failed");
+                }
+            }
+            let _ = events.send(Event::Stopped { container_id });
+        });
+    }
+}
+
+impl Line {
+    /// The telemetry event that says it.
+    fn event<'a>(&'a self, dyno: &'a str) -> PlatformEvent<'a> {
+        match self {
+            Line::Restarting => PlatformEvent::Restarting { dyno },
+            Line::Cycling => PlatformEvent::Cycling { dyno },
+            Line::Idling => PlatformEvent::Idling { dyno },
+            Line::Unidling => PlatformEvent::Unidling { dyno },
+            Line::BootTimeout { seconds } => PlatformEvent::BootTimeout {
+                dyno,
+                seconds: *seconds,
+            },
+            Line::Sigkill => PlatformEvent::StoppingSigkill { dyno },
+            Line::StartFailed { reason } => PlatformEvent::StartFailed {
+                dyno,
+                reason: reason.clone(),
+            },
+            Line::MemoryAtLimit { mb, per_mille } => PlatformEvent::ProcessMemory {
+                dyno,
+                mb: *mb,
+                per_mille: *per_mille,
+            },
+            Line::MemoryQuotaVastlyExceeded => PlatformEvent::MemoryQuotaVastlyExceeded { dyno },
+        }
+    }
+}
+
+/// Records a dyno's state in the store.
+async fn save(parts: &Parts, record: &Dyno) {
+    let key = keys::dyno(record.app_id, &record.name);
+    if let Err(error) = slipway_store::json::put_json(parts.store.as_ref(), &key, record).await {
+        tracing::error!(%error, key, "could not record a dyno's state");
     }
 }
 
 /// A formation dyno's container, running as its app's `uid`.
 fn container_spec(
-    config: &crate::PlatformConfig,
+    config: &PlatformConfig,
     record: &Dyno,
     release: &Release,
     slug: &Slug,
@@ -980,117 +1059,11 @@ fn container_spec(
     )
 }
 
-impl Manager {
-    /// Stops a dyno in the background: SIGTERM, SIGKILL after the grace period.
-    fn stop(&self, app_name: &str, instance: Instance) {
-        self.stop_after(app_name, instance, Duration::ZERO);
-    }
-
-    /// Stops a dyno in the background after `delay`.
-    fn stop_after(&self, app_name: &str, mut instance: Instance, delay: Duration) {
-        if instance.record.state == DynoState::Idle {
-            // Asleep: its container is already gone.
-            return;
-        }
-        instance.stopping = true;
-        let platform = self.platform.clone();
-        let app_name = app_name.to_owned();
-        tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let dyno = instance.record.name.clone();
-            if instance.record.state != DynoState::Crashed {
-                platform.event(&app_name, PlatformEvent::StoppingSigterm { dyno: &dyno });
-            }
-            let grace = platform.config.dynos.stop_grace;
-            match platform
-                .runtime
-                .stop(&instance.record.container_id, grace)
-                .await
-            {
-                Ok(StopOutcome::Killed) => {
-                    platform.event(&app_name, PlatformEvent::ExitTimeout { dyno: &dyno });
-                    platform.event(&app_name, PlatformEvent::StoppingSigkill { dyno: &dyno });
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(%error, container = %instance.record.container_id, "stopping a dyno failed");
-                }
-            }
-        });
-    }
-
-    async fn save(&self, record: &Dyno) {
-        let key = keys::dyno(record.app_id, &record.name);
-        if let Err(error) =
-            slipway_store::json::put_json(self.platform.store.as_ref(), &key, record).await
-        {
-            tracing::error!(%error, key, "could not record a dyno's state");
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Wanted {
-    process_type: String,
-    command: String,
-    size: String,
-}
-
-#[derive(Debug)]
-struct Desired {
-    app: App,
-    release: Release,
-    slug: Option<Slug>,
-    dynos: BTreeMap<String, Wanted>,
-    /// Restarts asked for, by target: `*`, a process type or a dyno name.
-    restarts: BTreeMap<String, Restart>,
-}
-
-impl Desired {
-    /// The latest restart that applies to a dyno.
-    fn restart_for(&self, name: &str, process_type: &str) -> Option<&Restart> {
-        ["*", process_type, name]
-            .iter()
-            .filter_map(|target| self.restarts.get(*target))
-            .max_by_key(|restart| restart.at)
-    }
-
-    fn empty(app: App) -> Desired {
-        Desired {
-            app,
-            release: Release {
-                id: Uuid::nil(),
-                app_id: Uuid::nil(),
-                version: 0,
-                description: String::new(),
-                slug_id: None,
-                config_vars: BTreeMap::new(),
-                user_email: String::new(),
-                status: crate::model::ReleaseStatus::Pending,
-                created_at: Utc::now(),
-            },
-            slug: None,
-            dynos: BTreeMap::new(),
-            restarts: BTreeMap::new(),
-        }
-    }
-}
-
-/// Sorts `web.10` after `web.9`.
-fn dyno_order(name: &str) -> (String, u32) {
-    match name.rsplit_once('.') {
-        Some((process_type, number)) => (process_type.to_owned(), number.parse().unwrap_or(0)),
-        None => (name.to_owned(), 0),
-    }
-}
-
 /// Watches a started (or adopted) dyno: reports `Up` (web: once `$PORT` accepts connections
 /// within `boot_timeout`; other types at once; `None`: it already is) or `BootTimeout`, then
 /// `Exited`.
 fn spawn_watcher(
-    platform: Arc<Platform>,
+    parts: Arc<Parts>,
     events: mpsc::UnboundedSender<Event>,
     record: Dyno,
     running: slipway_runtime::RunningContainer,
@@ -1103,6 +1076,12 @@ fn spawn_watcher(
         let running_address = running.address;
         let exited = running.exited;
         tokio::pin!(exited);
+        let exit_status = |status: Option<ExitStatus>| {
+            status.unwrap_or(ExitStatus {
+                code: None,
+                signal: None,
+            })
+        };
         if let Some(boot_timeout) = boot_timeout {
             let up = async {
                 match (record.process_type.as_str(), record.port) {
@@ -1122,51 +1101,27 @@ fn spawn_watcher(
                     });
                 }
                 status = &mut exited => {
-                    let status = status.unwrap_or(ExitStatus { code: None, signal: None });
-                    platform.event(&record.app_name, PlatformEvent::Exited { dyno: &record.name, status: status.to_string() });
-                    let _ = events.send(Event::Exited { container_id, status });
+                    let status = exit_status(status.ok());
+                    parts.event(&record.app_name, PlatformEvent::Exited { dyno: &record.name, status: status.to_string() });
+                    let _ = events.send(Event::Exited { container_id });
                     return;
                 }
             }
         }
-        let status = exited.await.unwrap_or(ExitStatus {
-            code: None,
-            signal: None,
-        });
-        platform.event(
+        let status = exit_status(exited.await.ok());
+        parts.event(
             &record.app_name,
             PlatformEvent::Exited {
                 dyno: &record.name,
                 status: status.to_string(),
             },
         );
-        let _ = events.send(Event::Exited {
-            container_id,
-            status,
-        });
+        let _ = events.send(Event::Exited { container_id });
     });
 }
 
-/// Moves a dyno to a new state, logs the transition and returns the record to save.
-fn transition(platform: &Platform, app: &str, instance: &mut Instance, to: DynoState) -> Dyno {
-    let from = instance.record.state;
-    if from != to {
-        platform.event(
-            app,
-            PlatformEvent::StateChanged {
-                dyno: &instance.record.name,
-                from,
-                to,
-            },
-        );
-    }
-    instance.record.state = to;
-    instance.record.updated_at = Utc::now();
-    instance.record.clone()
-}
-
-fn dyno_output(platform: &Arc<Platform>, app: &str, dyno: &str) -> OutputSink {
-    let logs = platform.logs.clone();
+fn dyno_output(logs: &LogHub, app: &str, dyno: &str) -> OutputSink {
+    let logs = logs.clone();
     let app = app.to_owned();
     let dyno = dyno.to_owned();
     Arc::new(move |_stream: Stream, line: &str| {
@@ -1180,22 +1135,21 @@ fn dyno_output(platform: &Arc<Platform>, app: &str, dyno: &str) -> OutputSink {
 /// app that runs it, owned by the app's uid (so its dynos can edit files in their ephemeral
 /// layer). Two apps with the same slug get a copy each: a copy belongs to one uid.
 async fn unpack(
-    platform: &Platform,
+    config: &PlatformConfig,
     slug: &Slug,
     uid: u32,
     unpacked: &tokio::sync::Mutex<HashSet<String>>,
 ) -> Result<PathBuf, CoreError> {
     let digest = slug.digest().to_owned();
-    let dir = platform.config.unpacked_slug_dir(&digest, uid);
+    let dir = config.unpacked_slug_dir(&digest, uid);
     let key = format!("{digest}-{uid}");
     let mut done = unpacked.lock().await;
     if done.contains(&key) || dir.join(".complete").exists() {
         done.insert(key);
         return Ok(dir.join("app"));
     }
-    let tarball = platform.config.slugs_dir().join(format!("{digest}.tgz"));
-    let temporary = platform
-        .config
+    let tarball = config.slugs_dir().join(format!("{digest}.tgz"));
+    let temporary = config
         .unpacked_slugs_dir()
         .join(format!(".{digest}.{}", Uuid::new_v4().simple()));
     let gid = uid;
@@ -1248,3 +1202,6 @@ async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,13 +17,14 @@ use tokio::sync::mpsc;
 
 use crate::Platform;
 
-/// When each app last had a web request, and where wake-ups go.
-#[derive(Debug, Default)]
+/// When each app last had a web request, and where wake-ups go. Cloning gives another handle
+/// on the same records: the platform notes requests, the dyno manager reads them.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Activity {
     /// App name → unix milliseconds of its last web request.
-    last: RwLock<HashMap<String, Arc<AtomicI64>>>,
+    last: Arc<RwLock<HashMap<String, Arc<AtomicI64>>>>,
     /// The dyno manager's inbox for wake-ups (set when it starts).
-    wake: OnceLock<mpsc::UnboundedSender<String>>,
+    wake: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
 }
 
 impl Activity {

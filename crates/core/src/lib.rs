@@ -361,7 +361,15 @@ impl Platform {
 
     /// Starts the dyno manager. It runs until the returned handle is aborted.
     pub fn start_dyno_manager(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        dyno_manager::spawn(self.clone())
+        dyno_manager::spawn(dyno_manager::Parts {
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            logs: self.logs.clone(),
+            config: self.config.clone(),
+            activity: self.activity.clone(),
+            uids: self.clone(),
+            clock: Arc::new(dyno_manager::clock::SystemClock),
+        })
     }
 
     pub(crate) fn event(&self, app: &str, event: PlatformEvent<'_>) {

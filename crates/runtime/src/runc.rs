@@ -1167,8 +1167,9 @@ impl Runtime for RuncRuntime {
             .await
         {
             Err(e) => {
+                // runc no longer knows it (it exited and was removed just now): already gone.
                 // Not running any more (it exited on its own just now)?
-                if wait_gone(Duration::from_secs(5)).await {
+                if is_missing_container(&e) || wait_gone(Duration::from_secs(5)).await {
                     StopOutcome::NotFound
                 } else {
                     return Err(e);
@@ -1340,9 +1341,28 @@ impl Runtime for RuncRuntime {
     }
 }
 
+/// Whether runc refused a command because it has no such container ("container does not
+/// exist"): a container that is already gone, not a failure.
+fn is_missing_container(error: &RuntimeError) -> bool {
+    matches!(error, RuntimeError::Runc { stderr, .. } if stderr.contains("does not exist"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_runc_does_not_know_is_already_gone() {
+        let runc = |stderr: &str| RuntimeError::Runc {
+            id: "slipway.app.web.1.abc".to_owned(),
+            action: "kill",
+            stderr: stderr.to_owned(),
+        };
+        assert!(is_missing_container(&runc(
+            "time=\"2026-01-01T00:00:00Z\" level=error msg=\"container does not exist\""
+        )));
+        assert!(!is_missing_container(&runc("permission denied")));
+    }
 
     #[test]
     fn exit_mapping() {

@@ -1,0 +1,244 @@
+//! The executor against a real store, the process runtime and the log hub, on a manual clock:
+//! transitions are recorded and logged once, refused ones change nothing, a container that is
+//! already gone is reported gone, and the planner's lines read as Heroku's.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use slipway_logplex::LogFilter;
+
+use super::clock::ManualClock;
+use super::*;
+
+/// The uid every app gets in these tests.
+struct FixedUid;
+
+#[async_trait::async_trait]
+impl AppUids for FixedUid {
+    async fn app_uid(&self, _app: &App) -> Result<u32, CoreError> {
+        Ok(65_000)
+    }
+}
+
+struct Fixture {
+    manager: Manager,
+    inbox: mpsc::UnboundedReceiver<Event>,
+    clock: Arc<ManualClock>,
+    app_id: Uuid,
+    _data_dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let store = slipway_store::SqliteStore::open(
+        &data_dir.path().join("slipway.db"),
+        slipway_store::StoreOptions::default(),
+    )
+    .expect("store");
+    let clock = Arc::new(ManualClock::new(Now {
+        instant: Instant::now(),
+        wall: Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
+    }));
+    let parts = Parts {
+        store,
+        runtime: Arc::new(slipway_runtime::ProcessRuntime::new()),
+        logs: LogHub::default(),
+        config: PlatformConfig::new(data_dir.path().to_path_buf()),
+        activity: Activity::default(),
+        uids: Arc::new(FixedUid),
+        clock: clock.clone(),
+    };
+    let (events, inbox) = mpsc::unbounded_channel();
+    Fixture {
+        manager: Manager {
+            parts: Arc::new(parts),
+            apps: HashMap::new(),
+            wakes: HashSet::new(),
+            events,
+            unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
+        },
+        inbox,
+        clock,
+        app_id: Uuid::new_v4(),
+        _data_dir: data_dir,
+    }
+}
+
+impl Fixture {
+    /// Puts an `up` web.1 in the manager's state and its record in the store.
+    async fn with_web_dyno_up(&mut self) -> Dyno {
+        let now = self.clock.now();
+        let record = Dyno {
+            id: Uuid::new_v4(),
+            app_id: self.app_id,
+            app_name: "app".to_owned(),
+            name: "web.1".to_owned(),
+            process_type: "web".to_owned(),
+            command: "run web".to_owned(),
+            size: "basic".to_owned(),
+            state: DynoState::Up,
+            release_id: Uuid::nil(),
+            release_version: 1,
+            port: Some(5000),
+            address: None,
+            container_id: "slipway.app.web.1.gone".to_owned(),
+            created_at: now.wall,
+            updated_at: now.wall,
+        };
+        save(&self.manager.parts, &record).await;
+        let mut instance = self.manager.new_instance(record.clone(), 0, now);
+        instance.lifecycle = Lifecycle::Up;
+        instance.container = Container::Ready;
+        let app = self.manager.apps.entry(self.app_id).or_default();
+        app.name = "app".to_owned();
+        app.slots.entry("web.1".to_owned()).or_default().current = Some(instance);
+        record
+    }
+
+    async fn run(&mut self, actions: Vec<Action>) {
+        let now = self.clock.now();
+        self.manager.execute(self.app_id, None, actions, now).await;
+    }
+
+    async fn stored_state(&self) -> Option<DynoState> {
+        get_json::<Dyno, _>(
+            self.manager.parts.store.as_ref(),
+            &keys::dyno(self.app_id, "web.1"),
+        )
+        .await
+        .expect("store read")
+        .map(|record| record.state)
+    }
+
+    fn lifecycle(&self) -> Option<Lifecycle> {
+        let slot = self.manager.apps.get(&self.app_id)?.slots.get("web.1")?;
+        Some(slot.current.as_ref()?.lifecycle)
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.manager
+            .parts
+            .logs
+            .recent("app", 100, &LogFilter::default())
+            .iter()
+            .map(|line| {
+                format!(
+                    "{}[{}]: {}",
+                    line.source.as_str(),
+                    line.process,
+                    line.message
+                )
+            })
+            .collect()
+    }
+}
+
+fn transition(to: Lifecycle) -> Action {
+    Action::Transition {
+        dyno: "web.1".to_owned(),
+        which: Which::Current,
+        to,
+    }
+}
+
+#[tokio::test]
+async fn transitions_are_recorded_logged_once_and_refused_ones_change_nothing() {
+    let mut fixture = fixture();
+    fixture.with_web_dyno_up().await;
+    let deadline = fixture.clock.now().instant + Duration::from_secs(30);
+    let stopping = Lifecycle::Stopping {
+        deadline,
+        then: lifecycle::AfterStop::Down,
+    };
+
+    fixture.run(vec![transition(stopping)]).await;
+    assert_eq!(fixture.lifecycle(), Some(stopping));
+    assert_eq!(fixture.stored_state().await, Some(DynoState::Down));
+    assert_eq!(
+        fixture.log(),
+        ["heroku[web.1]: State changed from up to down"]
+    );
+
+    // Stopping → up is not a transition the lifecycle allows: nothing changes.
+    fixture.run(vec![transition(Lifecycle::Up)]).await;
+    assert_eq!(fixture.lifecycle(), Some(stopping));
+    assert_eq!(fixture.stored_state().await, Some(DynoState::Down));
+    assert_eq!(fixture.log().len(), 1);
+
+    // Down (no new line: it already showed as down), then its record goes.
+    fixture
+        .run(vec![
+            transition(Lifecycle::Down),
+            Action::DeleteRecord {
+                dyno: "web.1".to_owned(),
+            },
+        ])
+        .await;
+    assert_eq!(fixture.lifecycle(), None);
+    assert_eq!(fixture.stored_state().await, None);
+    assert_eq!(fixture.log().len(), 1);
+}
+
+#[tokio::test]
+async fn stopping_a_container_that_is_already_gone_reports_it_gone() {
+    let mut fixture = fixture();
+    let record = fixture.with_web_dyno_up().await;
+    fixture
+        .run(vec![Action::StopContainer {
+            dyno: "web.1".to_owned(),
+            container_id: record.container_id.clone(),
+            delay: Duration::ZERO,
+            grace: Duration::from_secs(30),
+            sigterm_line: true,
+        }])
+        .await;
+    let event = tokio::time::timeout(Duration::from_secs(10), fixture.inbox.recv())
+        .await
+        .expect("the stop reports back");
+    assert!(
+        matches!(&event, Some(Event::Stopped { container_id }) if *container_id == record.container_id),
+        "{event:?}"
+    );
+    // Its SIGTERM line, and no R12: nothing had to be killed.
+    assert_eq!(
+        fixture.log(),
+        ["heroku[web.1]: Stopping all processes with SIGTERM"]
+    );
+}
+
+#[test]
+fn the_planners_lines_read_as_herokus() {
+    let table = [
+        (Line::Restarting, "Restarting"),
+        (Line::Cycling, "Cycling"),
+        (Line::Idling, "Idling"),
+        (Line::Unidling, "Unidling"),
+        (
+            Line::BootTimeout { seconds: 60 },
+            "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds of launch",
+        ),
+        (Line::Sigkill, "Stopping process with SIGKILL"),
+        (
+            Line::StartFailed {
+                reason: "no space".to_owned(),
+            },
+            "Failed to start process: no space",
+        ),
+        (
+            Line::MemoryAtLimit {
+                mb: 1024,
+                per_mille: 2000,
+            },
+            "Process running mem=1024MB(200.0%)",
+        ),
+        (
+            Line::MemoryQuotaVastlyExceeded,
+            "Error R15 (Memory quota vastly exceeded)",
+        ),
+    ];
+    for (line, message) in table {
+        let logged = line.event("web.1").to_line();
+        assert_eq!(logged.process, "web.1");
+        assert_eq!(logged.message, message, "{line:?}");
+    }
+}
