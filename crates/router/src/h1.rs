@@ -14,30 +14,23 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::headers::{acceptable_request_id, normalize_host, VIA_TOKEN};
 use crate::logline::{format_request_log, ErrorCode, RequestLog};
 use crate::pages;
-use crate::proxy::Shared;
-use crate::upstream::{ConnectFailure, Upstream};
+use crate::policy::{self, classify, normalize_host, Forwarded, Kind, Listener, VIA_TOKEN};
+use crate::route::{AppRoute, RouteTable};
+use crate::shared::Shared;
+use crate::upstream::{InFlight, Upstream};
 use crate::wire::{self, Buf, Chunked, HeadError, HeadLimits, HeaderRange, RequestLine};
-use crate::{AppRoute, RouteStatus, RouteTable};
-
-/// How clients reached a listener: `X-Forwarded-Proto` and `X-Forwarded-Port`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Listener {
-    pub(crate) proto: &'static str,
-    pub(crate) port: u16,
-}
 
 /// Initial client read buffer; it grows for big heads and shrinks back after.
 const CLIENT_BUF: usize = wire::HEAD_BUF;
@@ -176,59 +169,12 @@ enum Failure {
     Code(ErrorCode),
 }
 
-fn unix_millis(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
-}
-
 fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
     wire::tokens(value).any(|t| eq(t, token))
-}
-
-/// Request headers the router handles itself rather than copying through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Host,
-    Connection,
-    ContentLength,
-    TransferEncoding,
-    Upgrade,
-    Expect,
-    ForwardedFor,
-    RequestId,
-    Via,
-    /// Set by the router (`X-Forwarded-Proto`, `-Port`, `X-Request-Start`).
-    Replaced,
-    HopByHop,
-    Other,
-}
-
-fn classify(name: &[u8]) -> Kind {
-    match name.first().map(u8::to_ascii_lowercase) {
-        Some(b'h') if eq(name, "host") => Kind::Host,
-        Some(b'c') if eq(name, "connection") => Kind::Connection,
-        Some(b'c') if eq(name, "content-length") => Kind::ContentLength,
-        Some(b't') if eq(name, "transfer-encoding") => Kind::TransferEncoding,
-        Some(b't') if eq(name, "te") || eq(name, "trailer") => Kind::HopByHop,
-        Some(b'u') if eq(name, "upgrade") => Kind::Upgrade,
-        Some(b'e') if eq(name, "expect") => Kind::Expect,
-        Some(b'k') if eq(name, "keep-alive") => Kind::HopByHop,
-        Some(b'p') if name.len() > 6 && eq(&name[..6], "proxy-") => Kind::HopByHop,
-        Some(b'v') if eq(name, "via") => Kind::Via,
-        Some(b'x') if eq(name, "x-forwarded-for") => Kind::ForwardedFor,
-        Some(b'x') if eq(name, "x-request-id") => Kind::RequestId,
-        Some(b'x')
-            if eq(name, "x-forwarded-proto")
-                || eq(name, "x-forwarded-port")
-                || eq(name, "x-request-start") =>
-        {
-            Kind::Replaced
-        }
-        _ => Kind::Other,
-    }
 }
 
 /// Is `name` listed in one of the `Connection` headers?
@@ -436,15 +382,6 @@ struct Conn<'s, S> {
     /// `run` returned to park the connection until this keep-alive deadline (see
     /// [`Ended::Parked`]).
     parked: Option<Instant>,
-}
-
-/// Decrements an app's in-flight counter when the request ends.
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
@@ -674,17 +611,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             !close
         };
         let upgrade = upgrade.filter(|_| upgrade_token && line.minor == 1);
-        let request_id = match request_id {
-            Some(id) if acceptable_request_id(id) => String::from_utf8_lossy(id).into_owned(),
-            _ => {
-                let mut text = [0u8; 36];
-                uuid::Builder::from_random_bytes(rand::random())
-                    .into_uuid()
-                    .hyphenated()
-                    .encode_lower(&mut text)
-                    .to_owned()
-            }
-        };
+        let request_id = policy::request_id(request_id, rand::random);
 
         // The dyno-bound head.
         let fwd = &mut self.fwd;
@@ -738,20 +665,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             }
         }
         forwarded_for.push_str(&self.peer_ip);
-        use std::io::Write as _;
-        let _ = write!(
-            fwd,
-            "X-Forwarded-For: {forwarded_for}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\nX-Request-Start: {}\r\nX-Request-Id: {request_id}\r\nVia: ",
-            self.listener.proto,
-            self.listener.port,
-            unix_millis(received),
-        );
+        Forwarded {
+            forwarded_for: &forwarded_for,
+            listener: self.listener,
+            received,
+            request_id: &request_id,
+        }
+        .write_lines(fwd);
+        fwd.extend_from_slice(b"Via: ");
         fwd.extend_from_slice(&via);
         fwd.extend_from_slice(VIA_TOKEN.as_bytes());
         fwd.extend_from_slice(b"\r\n");
         match body {
             ReqBody::None => {}
             ReqBody::Length(n) => {
+                use std::io::Write as _;
                 let _ = write!(fwd, "Content-Length: {n}\r\n");
             }
             ReqBody::Chunked => fwd.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -829,21 +757,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 return self.router_error(&held, entry, code, keep).await;
             }
         };
-        let refusal = match route.status {
-            RouteStatus::Serving if route.backends.is_empty() => Some(ErrorCode::H14),
-            RouteStatus::Serving => None,
-            RouteStatus::NoWebDynos => Some(ErrorCode::H14),
-            RouteStatus::Crashed => Some(ErrorCode::H10),
-            RouteStatus::NoRelease => Some(ErrorCode::H81),
-            RouteStatus::Maintenance => Some(ErrorCode::H80),
-            RouteStatus::Idle => Some(ErrorCode::H20),
-        };
         let body_pending = req.body != ReqBody::None;
-        if let Some(code) = refusal {
-            return self
-                .router_error(&route, entry, code, req.keep_alive && !body_pending)
-                .await;
-        }
         let counter = match &self.backlog {
             Some((app, counter)) if *app == route.app => counter.clone(),
             _ => {
@@ -852,16 +766,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 counter
             }
         };
-        let in_flight = counter.fetch_add(1, Ordering::AcqRel);
-        let _in_flight = InFlight(counter);
-        let limit = self
-            .shared
-            .config
-            .max_backlog_per_dyno
-            .saturating_mul(route.backends.len());
-        if in_flight >= limit {
-            let keep = req.keep_alive && !body_pending;
-            return self.router_error(&route, entry, ErrorCode::H11, keep).await;
+        let mut in_flight = None;
+        let admitted = policy::admission(&route, self.shared.config.max_backlog_per_dyno, || {
+            let (guard, before) = InFlight::enter(counter);
+            in_flight = Some(guard);
+            before
+        });
+        if let Err(code) = admitted {
+            return self
+                .router_error(&route, entry, code, req.keep_alive && !body_pending)
+                .await;
         }
         match self.forward(&req, &route, &mut entry).await {
             Ok(keep) => keep,
@@ -989,83 +903,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         .await
     }
 
-    /// Picks web dynos at random (skipping quarantined ones) until one takes a connection.
-    async fn connect(
-        &mut self,
-        route: &AppRoute,
-        entry: &mut RequestLog,
-    ) -> Result<(Upstream, bool), ErrorCode> {
-        let shared = self.shared;
-        let upstreams = &shared.upstreams;
-        let config = &shared.config;
-        let backends = &route.backends;
-        let budget = Instant::now() + config.connect_budget;
-        let mut tried: Vec<usize> = Vec::new();
-        let mut attempts = 0;
-        let mut last: Option<ConnectFailure> = None;
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            let open =
-                |i: &usize| !tried.contains(i) && !upstreams.is_quarantined(backends[*i].addr);
-            let untried = backends.len() - tried.len();
-            let fresh = (0..backends.len()).filter(open).count();
-            if untried == 0 || attempts >= config.max_connect_attempts.max(1) {
-                return Err(match last {
-                    Some(ConnectFailure::Timeout { .. }) => ErrorCode::H19,
-                    _ => ErrorCode::H21,
-                });
-            }
-            if fresh == 0 {
-                // Every dyno left is quarantined: back off within the connect budget.
-                let now = Instant::now();
-                if now >= budget {
-                    return Err(ErrorCode::H99);
-                }
-                tokio::time::sleep(backoff.min(budget - now)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-            let nth = if fresh == 1 {
-                0
-            } else {
-                rand::Rng::gen_range(&mut rand::thread_rng(), 0..fresh)
-            };
-            let Some(index) = (0..backends.len()).filter(open).nth(nth) else {
-                continue;
-            };
-            attempts += 1;
-            let backend = &backends[index];
-            entry.dyno = Some(backend.dyno.clone());
-            if let Some(local) = self.upstream.take() {
-                if local.addr == backend.addr && local.looks_alive() {
-                    entry.connect = Some(Duration::ZERO);
-                    return Ok((local, true));
-                }
-                if local.addr != backend.addr {
-                    upstreams.put(local);
-                }
-            }
-            if let Some(pooled) = upstreams.take(backend.addr) {
-                entry.connect = Some(Duration::ZERO);
-                return Ok((pooled, true));
-            }
-            let started = Instant::now();
-            match upstreams.connect(backend.addr).await {
-                Ok(upstream) => {
-                    entry.connect = Some(started.elapsed());
-                    upstreams.healthy(backend.addr);
-                    return Ok((upstream, false));
-                }
-                Err(failure) => {
-                    tracing::debug!(app = %route.app, dyno = %backend.dyno, %failure, "dyno connect failed; quarantining it");
-                    upstreams.quarantine(backend.addr);
-                    tried.push(index);
-                    last = Some(failure);
-                }
-            }
-        }
-    }
-
     /// Forwards a request to a dyno and relays the answer. `Ok` means the log line was
     /// emitted (and says whether the client connection stays open); `Err` means nothing was
     /// sent to the client yet and the caller answers with the code's page.
@@ -1092,7 +929,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         }
         let replayable = body.is_done();
         self.body_unfinished = !body.is_done();
-        let (mut upstream, mut reused) = self.connect(route, entry).await?;
+        let (mut upstream, mut reused) = shared
+            .upstreams
+            .connect_to_app(&shared.config, route, &mut self.upstream, entry)
+            .await?;
         self.bbuf.reserve(wire::BODY_BUF_START);
         if req.expect_continue && !body.is_done() && self.rbuf.is_empty() {
             let deadline = Instant::now() + shared.config.idle_timeout;
