@@ -70,7 +70,6 @@ impl Default for RouterConfig {
 /// Receives each router log line with the name of the app it belongs to.
 pub type RouterLogSink = Arc<dyn Fn(&str, slipway_logplex::LogLine) + Send + Sync>;
 
-
 /// Called with an app's name when a request arrives for it while it sleeps. Must return at
 /// once (start the dynos in the background).
 #[derive(Clone)]
@@ -87,4 +86,3 @@ impl WakeHook {
         WakeHook(Arc::new(wake))
     }
 }
-

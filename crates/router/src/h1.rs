@@ -30,7 +30,9 @@ use crate::policy::{self, classify, normalize_host, Forwarded, Kind, Listener, V
 use crate::route::{AppRoute, RouteTable};
 use crate::shared::Shared;
 use crate::upstream::{InFlight, Upstream};
-use crate::wire::{self, Buf, Chunked, HeadError, HeadLimits, HeaderRange, RequestLine};
+use crate::wire::{
+    self, BodyLength, Buf, Chunked, HeadError, HeadLimits, HeaderRange, RequestLine,
+};
 
 /// Initial client read buffer; it grows for big heads and shrinks back after.
 const CLIENT_BUF: usize = wire::HEAD_BUF;
@@ -77,19 +79,12 @@ struct Req {
     is_head: bool,
     path: String,
     host: String,
-    body: ReqBody,
+    body: BodyLength,
     keep_alive: bool,
     upgrade: bool,
     expect_continue: bool,
     request_id: String,
     fwd: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReqBody {
-    None,
-    Length(u64),
-    Chunked,
 }
 
 /// Progress of a request body through the router.
@@ -528,9 +523,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         };
 
         let mut host: Option<&[u8]> = None;
-        let mut content_length: Option<u64> = None;
-        let mut chunked = false;
-        let mut transfer_encoding = false;
+        let mut framing = wire::Framing::default();
         let mut upgrade: Option<std::ops::Range<usize>> = None;
         let mut expect_continue = false;
         let mut request_id: Option<&[u8]> = None;
@@ -559,20 +552,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                     }
                     self.connection_names.push(value.clone());
                 }
-                Kind::ContentLength => {
-                    let n = wire::content_length(value_bytes)
-                        .ok_or("The Content-Length header is not valid.")?;
-                    if content_length.is_some_and(|previous| previous != n) {
-                        return Err("The request carries conflicting Content-Length headers.");
-                    }
-                    content_length = Some(n);
-                }
-                Kind::TransferEncoding => {
-                    transfer_encoding = true;
-                    chunked = wire::tokens(value_bytes)
-                        .last()
-                        .is_some_and(|t| eq(t, "chunked"));
-                }
+                Kind::ContentLength => framing.content_length(value_bytes)?,
+                Kind::TransferEncoding => framing.transfer_encoding(value_bytes),
                 Kind::Upgrade => upgrade = Some(value.clone()),
                 Kind::Expect => {
                     if eq(value_bytes.trim_ascii(), "100-continue") {
@@ -585,17 +566,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 _ => {}
             }
         }
-        if transfer_encoding && !chunked {
-            return Err("The request's Transfer-Encoding must end with chunked.");
-        }
-        let body = if chunked {
-            ReqBody::Chunked
-        } else {
-            match content_length {
-                Some(0) | None => ReqBody::None,
-                Some(n) => ReqBody::Length(n),
-            }
-        };
+        let body = framing.finish()?;
         let raw_host = match (host, authority) {
             (_, Some(authority)) => authority,
             (Some(host), None) => host,
@@ -677,12 +648,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         fwd.extend_from_slice(VIA_TOKEN.as_bytes());
         fwd.extend_from_slice(b"\r\n");
         match body {
-            ReqBody::None => {}
-            ReqBody::Length(n) => {
+            BodyLength::None => {}
+            BodyLength::Length(n) => {
                 use std::io::Write as _;
                 let _ = write!(fwd, "Content-Length: {n}\r\n");
             }
-            ReqBody::Chunked => fwd.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            BodyLength::Chunked => fwd.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         }
         if let Some(upgrade) = &upgrade {
             fwd.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
@@ -723,7 +694,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             self.table = self.routes.borrow_and_update().clone();
         }
         let Some(route) = self.table.get(&req.host).cloned() else {
-            let keep = req.keep_alive && req.body == ReqBody::None;
+            let keep = req.keep_alive && req.body == BodyLength::None;
             return self
                 .write_page(StatusCode::NOT_FOUND, &pages::no_such_app(), keep)
                 .await
@@ -753,11 +724,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         let route = match woken {
             Ok(route) => route,
             Err(code) => {
-                let keep = req.keep_alive && req.body == ReqBody::None;
+                let keep = req.keep_alive && req.body == BodyLength::None;
                 return self.router_error(&held, entry, code, keep).await;
             }
         };
-        let body_pending = req.body != ReqBody::None;
+        let body_pending = req.body != BodyLength::None;
         let counter = match &self.backlog {
             Some((app, counter)) if *app == route.app => counter.clone(),
             _ => {
@@ -914,9 +885,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     ) -> Result<bool, ErrorCode> {
         let shared = self.shared;
         let mut body = match req.body {
-            ReqBody::None => BodyState::Done,
-            ReqBody::Length(n) => BodyState::Length(n),
-            ReqBody::Chunked => BodyState::Chunked(Chunked::default(), 0),
+            BodyLength::None => BodyState::Done,
+            BodyLength::Length(n) => BodyState::Length(n),
+            BodyLength::Chunked => BodyState::Chunked(Chunked::default(), 0),
         };
         // A small body that arrived with the head goes out in the same write.
         if let BodyState::Length(n) = body {

@@ -77,4 +77,3 @@ pub struct Backend {
     pub dyno: String,
     pub addr: SocketAddr,
 }
-

@@ -19,8 +19,8 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::tls::Acceptor;
 use crate::server::Router;
+use crate::tls::Acceptor;
 use crate::tls::TlsSettings;
 
 /// What a set of router threads serves.
