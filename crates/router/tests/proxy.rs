@@ -12,24 +12,6 @@ use hyper::Request;
 use slipway_router::{RouteStatus, RouterConfig};
 use tokio::io::AsyncWriteExt;
 
-fn quick_config() -> RouterConfig {
-    RouterConfig {
-        listen_port_for_header: 8080,
-        ..RouterConfig::default()
-    }
-}
-
-/// Replaces the parts of a log line that change from run to run.
-fn normalize(line: &str) -> String {
-    let line = regex::Regex::new(r"request_id=\S+")
-        .unwrap()
-        .replace(line, "request_id=<id>");
-    let line = regex::Regex::new(r"(connect|service)=\d+ms")
-        .unwrap()
-        .replace_all(&line, "$1=<n>ms");
-    line.into_owned()
-}
-
 #[tokio::test]
 async fn get_and_post_bodies_are_relayed_both_ways() {
     let web = backend("web.1").await;

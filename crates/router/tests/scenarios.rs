@@ -14,24 +14,6 @@ use hyper::Request;
 use slipway_router::{RouteStatus, RouteTable, RouterConfig};
 use tokio::io::AsyncWriteExt;
 
-fn quick_config() -> RouterConfig {
-    RouterConfig {
-        listen_port_for_header: 8080,
-        ..RouterConfig::default()
-    }
-}
-
-/// Replaces the parts of a log line that change from run to run.
-fn normalize(line: &str) -> String {
-    let line = regex::Regex::new(r"request_id=\S+")
-        .unwrap()
-        .replace(line, "request_id=<id>");
-    let line = regex::Regex::new(r"(connect|service)=\d+ms")
-        .unwrap()
-        .replace_all(&line, "$1=<n>ms");
-    line.into_owned()
-}
-
 /// `demo.localhost` routed to one dyno `web.1` at `web`.
 fn demo(web: std::net::SocketAddr) -> RouteTable {
     table(&[(
@@ -250,6 +232,7 @@ async fn a_dyno_that_never_answers_gives_h12_for_that_request_only() {
         request_timeout: Duration::from_millis(300),
         ..quick_config()
     };
+    let service_ms = regex::Regex::new(r"service=(\d+)ms").unwrap();
     for proto in Proto::ALL {
         let router =
             TestRouter::start_with(proto, demo(backend("web.1").await), config.clone()).await;
@@ -269,12 +252,7 @@ async fn a_dyno_that_never_answers_gives_h12_for_that_request_only() {
             normalize(message),
             format!("at=error code=H12 desc=\"Request timeout\" method=GET path=\"/never\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=503 bytes=0 protocol={}", proto.scheme())
         );
-        let service: u64 = regex::Regex::new(r"service=(\d+)ms")
-            .unwrap()
-            .captures(message)
-            .unwrap()[1]
-            .parse()
-            .unwrap();
+        let service: u64 = service_ms.captures(message).unwrap()[1].parse().unwrap();
         assert!(service >= 300, "{message}");
         router.stop().await;
     }
@@ -449,6 +427,29 @@ async fn a_dyno_closing_mid_body_gives_h18() {
         assert!(
             message.contains(" status=200 bytes=5 "),
             "{proto:?}: {message}"
+        );
+        router.stop().await;
+    }
+}
+
+/// Both engines take dyno connections from the one pool and give them back after a clean
+/// response: sequential requests share one dyno connection.
+#[tokio::test]
+async fn dyno_connections_are_pooled() {
+    for proto in Proto::ALL {
+        let (web, accepted) = backend_counting("web.1").await;
+        let router = TestRouter::start_with(proto, demo(web), quick_config()).await;
+        let mut client = router.connect().await;
+        for _ in 0..5 {
+            let reply = client.get("demo.localhost", "/").await;
+            assert_eq!(reply.text(), "hello from web.1", "{proto:?}");
+            // The HTTP/2 path hands the connection back from its own task.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{proto:?}"
         );
         router.stop().await;
     }

@@ -247,7 +247,10 @@ fn request_smuggling_heads_are_refused_or_framed_once() {
     }
 }
 
-fn check_chunked(body: &[u8], expected: Result<(&[u8], usize), BadChunk>) {
+/// What scanning a chunked body gives: its data and how many bytes the body took.
+type Scanned<'a> = Result<(&'a [u8], usize), BadChunk>;
+
+fn check_chunked(body: &[u8], expected: Scanned<'_>) {
     let mut scanner = Chunked::default();
     let mut data = Vec::new();
     let got = scanner
@@ -270,7 +273,7 @@ fn check_chunked(body: &[u8], expected: Result<(&[u8], usize), BadChunk>) {
 
 #[test]
 fn request_smuggling_chunked_bodies_are_refused() {
-    let cases: [(&[u8], Result<(&[u8], usize), BadChunk>); 16] = [
+    let cases: [(&[u8], Scanned<'_>); 16] = [
         (b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 15))),
         (b"0\r\n\r\nGET", Ok((b"", 5))),
         (b"5;name=value\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 26))),

@@ -79,6 +79,25 @@ impl Proto {
     }
 }
 
+/// Heroku's defaults, telling dynos port 8080.
+pub fn quick_config() -> RouterConfig {
+    RouterConfig {
+        listen_port_for_header: 8080,
+        ..RouterConfig::default()
+    }
+}
+
+/// Replaces the parts of a log line that change from run to run.
+pub fn normalize(line: &str) -> String {
+    let line = regex::Regex::new(r"request_id=\S+")
+        .unwrap()
+        .replace(line, "request_id=<id>");
+    let line = regex::Regex::new(r"(connect|service)=\d+ms")
+        .unwrap()
+        .replace_all(&line, "$1=<n>ms");
+    line.into_owned()
+}
+
 /// A router serving on an ephemeral loopback port.
 pub struct TestRouter {
     pub addr: SocketAddr,
