@@ -1,10 +1,13 @@
 //! The hyper-based path, used for HTTP/2 clients (over TLS, negotiated with ALPN): each
 //! request finds its app and is answered by the router or forwarded to a dyno over HTTP/1.1
-//! through the connection [`Pool`]. Dynos never see HTTP/2.
+//! (hyper's client) on a connection from the dyno pool both engines share (`upstream`). Dynos
+//! never see HTTP/2.
 //!
-//! The same rules as the HTTP/1 engine apply: Heroku's headers, H11 backlog, H12 request
-//! timeout, H15 idle timeout, one log line per request, and a connection without open streams
-//! for `client_keepalive_idle` is closed (GOAWAY) like an idle HTTP/1 keep-alive.
+//! The same rules as the HTTP/1 engine apply, from the same `policy`: Heroku's headers,
+//! admission (H10, H11 backlog, H14, H80, H81), the dyno choice with quarantine (H19, H21,
+//! H99); and H12 request timeout, H15 idle timeout, one log line per request, and a
+//! connection without open streams for `client_keepalive_idle` is closed (GOAWAY) like an idle
+//! HTTP/1 keep-alive.
 //!
 //! The client side of the idle rule: a client silent mid-body for `idle_timeout` fails its
 //! request with H28 ([`RequestBody`]); a connection whose responses wait on a client that

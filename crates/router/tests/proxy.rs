@@ -15,14 +15,7 @@ use tokio::io::AsyncWriteExt;
 #[tokio::test]
 async fn get_and_post_bodies_are_relayed_both_ways() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut client = router.client().await;
 
     let reply = client.get("demo.localhost", "/").await;
@@ -128,14 +121,7 @@ async fn hosts_route_to_their_apps() {
 #[tokio::test]
 async fn requests_without_a_single_host_are_rejected() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let cases: [(&[u8], &str); 4] = [
         // The router answers every client as HTTP/1.1 (RFC 9110 §6.2), 1.0 clients included.
         (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 400"),
@@ -168,14 +154,7 @@ async fn the_h12_clock_starts_after_the_request_body_was_sent() {
         request_timeout: Duration::from_millis(300),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(web), config).await;
     let mut client = router.client().await;
     // A slow upload taking longer than the request timeout must not be cut.
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, hyper::Error>::new(1);
@@ -211,14 +190,7 @@ async fn a_dyno_silent_mid_response_gives_h15() {
         idle_timeout: Duration::from_millis(300),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", stalls)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(stalls), config).await;
     let client = router.client().await;
     let mut sender = client;
     let request = Request::get("/")
@@ -252,14 +224,7 @@ async fn sender_send(
 #[tokio::test]
 async fn keep_alive_on_both_sides() {
     let (web, accepted) = backend_counting("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut client = router.client().await;
     for n in 0..8 {
         let reply = client.get("demo.localhost", &format!("/{n}")).await;
@@ -288,14 +253,7 @@ async fn keep_alive_on_both_sides() {
 #[tokio::test]
 async fn an_idle_client_gives_its_dyno_connection_back_to_the_pool() {
     let (web, accepted) = backend_counting("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut first = router.client().await;
     assert_eq!(first.get("demo.localhost", "/").await.status, 200);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -323,14 +281,7 @@ async fn an_idle_client_gives_its_dyno_connection_back_to_the_pool() {
 async fn route_updates_apply_to_the_next_request_on_the_same_connection() {
     let old = backend("old").await;
     let new = backend("new").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", old)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(old), quick_config()).await;
     let mut client = router.client().await;
     assert_eq!(
         client.get("demo.localhost", "/").await.text(),
@@ -362,14 +313,7 @@ async fn route_updates_apply_to_the_next_request_on_the_same_connection() {
 #[tokio::test]
 async fn log_line_snapshot() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut client = router.client().await;
     client
         .send(
@@ -395,14 +339,7 @@ async fn log_line_snapshot() {
 #[tokio::test]
 async fn oversized_header_sections_are_rejected() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let big_value = format!(
         "GET / HTTP/1.1\r\nHost: demo.localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(9000)
@@ -430,14 +367,7 @@ async fn slow_header_senders_are_cut_off() {
         header_read_timeout: Duration::from_millis(300),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(web), config).await;
     let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: demo")
@@ -456,14 +386,7 @@ async fn slow_header_senders_are_cut_off() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let addr = router.addr;
     let mut client = router.client().await;
     let in_flight = tokio::spawn(async move { client.get("demo.localhost", "/sleep/300").await });
@@ -483,14 +406,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn upgrades_are_relayed_both_ways() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stream
         .write_all(
@@ -529,14 +445,7 @@ async fn upgrades_are_relayed_both_ways() {
 #[tokio::test]
 async fn a_client_leaving_before_the_response_is_logged_as_h27() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stream
         .write_all(b"GET /never HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
@@ -585,14 +494,7 @@ async fn connect_timeouts_give_h19() {
         connect_timeout: Duration::from_millis(200),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", hung)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(hung), config).await;
     let mut client = router.client().await;
     let reply = client.get("demo.localhost", "/").await;
     assert_eq!(reply.status, 503);
@@ -615,14 +517,7 @@ async fn a_full_backlog_gives_h11() {
         max_backlog_per_dyno: 1,
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(web), config).await;
     // One request the dyno never answers fills the backlog of one dyno.
     let mut stuck = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stuck
@@ -649,10 +544,7 @@ async fn a_full_backlog_gives_h11() {
 async fn a_client_going_idle_mid_body_is_logged_as_h28() {
     let web = backend("web.1").await;
     let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
+        demo(web),
         RouterConfig {
             idle_timeout: Duration::from_millis(300),
             ..quick_config()
@@ -689,14 +581,7 @@ async fn a_client_going_idle_mid_body_is_logged_as_h28() {
 #[tokio::test]
 async fn a_malformed_chunked_body_is_logged_as_h26() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     // "zz" is not a hexadecimal chunk size.
     let answer = raw_exchange(
         router.addr,
@@ -727,10 +612,7 @@ async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_
     let web = backend("web.1").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (_routes, receiver) = tokio::sync::watch::channel(std::sync::Arc::new(table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )])));
+    let (_routes, receiver) = tokio::sync::watch::channel(std::sync::Arc::new(demo(web)));
     let (_certs, cert_receiver) =
         tokio::sync::watch::channel(std::sync::Arc::new(CertTable::new()));
     let logs = Logs::default();

@@ -11,16 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use common::*;
 use hyper::Request;
-use slipway_router::{RouteStatus, RouteTable, RouterConfig};
+use slipway_router::{RouteStatus, RouterConfig};
 use tokio::io::AsyncWriteExt;
-
-/// `demo.localhost` routed to one dyno `web.1` at `web`.
-fn demo(web: std::net::SocketAddr) -> RouteTable {
-    table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )])
-}
 
 /// The values of header `name` in a `/headers` answer.
 fn seen(text: &str, name: &str) -> Vec<String> {

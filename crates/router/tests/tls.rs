@@ -202,11 +202,7 @@ fn self_signed(hostname: &str) -> (String, String) {
 #[tokio::test]
 async fn http1_over_tls_reaches_the_dyno_with_https_headers() {
     let web = backend("web.1").await;
-    let router = TlsRouter::start(table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )]))
-    .await;
+    let router = TlsRouter::start(demo(web)).await;
     let stream = router
         .connect("demo.localhost", &router.ca, &[b"http/1.1"])
         .await
@@ -236,11 +232,7 @@ async fn http1_over_tls_reaches_the_dyno_with_https_headers() {
 #[tokio::test]
 async fn http2_is_negotiated_and_dynos_get_http1_with_https_headers() {
     let web = backend("web.1").await;
-    let router = TlsRouter::start(table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )]))
-    .await;
+    let router = TlsRouter::start(demo(web)).await;
     let stream = router
         .connect("demo.localhost", &router.ca, &[b"h2", b"http/1.1"])
         .await
@@ -441,10 +433,7 @@ async fn http2_clients_that_go_silent_or_reset_streams_get_h28_and_h27() {
     let web = backend("web.1").await;
     let idle = Duration::from_millis(400);
     let router = TlsRouter::start_with(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
+        demo(web),
         RouterConfig {
             listen_port_for_header: 8080,
             idle_timeout: idle,

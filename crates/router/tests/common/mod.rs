@@ -310,6 +310,14 @@ pub fn route(app: &str, status: RouteStatus, backends: &[(&str, SocketAddr)]) ->
     })
 }
 
+/// `demo.localhost` routed to app `demo`'s one dyno `web.1` at `web`.
+pub fn demo(web: SocketAddr) -> RouteTable {
+    table(&[(
+        "demo.localhost",
+        route("demo", RouteStatus::Serving, &[("web.1", web)]),
+    )])
+}
+
 pub fn table(entries: &[(&str, Arc<AppRoute>)]) -> RouteTable {
     let mut table = RouteTable::new();
     for (host, route) in entries {
