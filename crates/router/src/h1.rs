@@ -26,7 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::logline::{format_request_log, ErrorCode, RequestLog};
 use crate::pages;
-use crate::policy::{self, classify, normalize_host, Forwarded, Kind, Listener, VIA_TOKEN};
+use crate::policy::{self, classify, Forwarded, Kind, Listener, VIA_TOKEN};
 use crate::route::{AppRoute, RouteTable};
 use crate::shared::Shared;
 use crate::upstream::{InFlight, Upstream};
@@ -523,6 +523,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         };
 
         let mut host: Option<&[u8]> = None;
+        let mut host_headers = 0;
         let mut framing = wire::Framing::default();
         let mut upgrade: Option<std::ops::Range<usize>> = None;
         let mut expect_continue = false;
@@ -535,10 +536,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             let value_bytes = &buf[value.clone()];
             match classify(&buf[name.clone()]) {
                 Kind::Host => {
-                    let previous = host.replace(value_bytes);
-                    if previous.is_some() {
-                        return Err("The request carries more than one Host header.");
-                    }
+                    host = Some(value_bytes);
+                    host_headers += 1;
                 }
                 Kind::Connection => {
                     for token in wire::tokens(value_bytes) {
@@ -567,15 +566,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             }
         }
         let body = framing.finish()?;
-        let raw_host = match (host, authority) {
-            (_, Some(authority)) => authority,
-            (Some(host), None) => host,
-            (None, None) => return Err("The request has no Host header."),
-        };
-        let host = std::str::from_utf8(raw_host)
-            .ok()
-            .and_then(normalize_host)
-            .ok_or("The Host header is not valid.")?;
+        let host = policy::routing_host(authority, host_headers, host)?;
         let keep_alive = if line.minor == 0 {
             keep_alive_token && !close
         } else {

@@ -3,7 +3,7 @@
 //!
 //! - Admission: whether an app can take a request at all, and the H code when not (H10, H11,
 //!   H14, H20, H80, H81): [`admission`].
-//! - The request's identity and the headers the dyno gets: [`normalize_host`], [`request_id`],
+//! - The request's identity and the headers the dyno gets: [`routing_host`], [`request_id`],
 //!   [`Forwarded`] (`X-Forwarded-For/-Proto/-Port`, `X-Request-Start`, `X-Request-Id`),
 //!   [`VIA_TOKEN`], and which client headers are the router's own ([`classify`]).
 //! - Which dyno to try next: [`DynoChoice`] over the [`Quarantine`] (a dyno whose connect
@@ -89,6 +89,27 @@ pub(crate) fn normalize_host(raw: &str) -> Option<String> {
         return None;
     }
     Some(host.to_ascii_lowercase())
+}
+
+/// The host a request is routed by (and the dyno's `Host`): the request target's authority
+/// (an absolute-form target, HTTP/2's `:authority`) replaces any `Host` header (RFC 9112
+/// §3.2.2, RFC 9113 §8.3.1); else the one `Host` header. More than one `Host` header is
+/// refused either way (RFC 9112 §3.2), as is a host [`normalize_host`] finds nothing in.
+pub(crate) fn routing_host(
+    authority: Option<&[u8]>,
+    host_headers: usize,
+    host: Option<&[u8]>,
+) -> Result<String, &'static str> {
+    if host_headers > 1 {
+        return Err("The request carries more than one Host header.");
+    }
+    let raw = authority
+        .or(host)
+        .ok_or("The request has no Host header.")?;
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(normalize_host)
+        .ok_or("The Host header is not valid.")
 }
 
 /// Heroku keeps a client's `X-Request-Id` if it is 20–200 characters of `[A-Za-z0-9+/=-]`.

@@ -32,9 +32,7 @@ use tokio::sync::{oneshot, watch};
 use crate::body::{DynoConnection, PendingLog, Proxied, RequestBody, ResponseBody};
 use crate::logline::{ErrorCode, RequestLog};
 use crate::pages;
-use crate::policy::{
-    self, add_via, append_list, normalize_host, strip_hop_by_hop, Forwarded, Listener,
-};
+use crate::policy::{self, add_via, append_list, strip_hop_by_hop, Forwarded, Listener};
 use crate::route::AppRoute;
 use crate::shared::Shared;
 use crate::upstream::{InFlight, Upstream};
@@ -62,20 +60,20 @@ fn bad_request(reason: &str) -> Response<ResponseBody> {
     response
 }
 
-/// The host of a request: the URI's authority (HTTP/2's `:authority`, or an absolute-form
-/// target) when it has one, which then replaces any `Host` header (RFC 9112 §3.2.2, RFC 9113
-/// §8.3.1), as in the HTTP/1 engine; else exactly one `Host` header.
+/// The routing host of a request (see [`policy::routing_host`]): HTTP/2's `:authority`
+/// when it has one.
 fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
     let mut hosts = request.headers().get_all(HOST).iter();
-    let raw = match (request.uri().authority(), hosts.next(), hosts.next()) {
-        (Some(authority), _, _) => authority.as_str(),
-        (None, Some(_), Some(_)) => return Err("The request carries more than one Host header."),
-        (None, Some(value), None) => value
-            .to_str()
-            .map_err(|_| "The Host header is not valid.")?,
-        (None, None, _) => return Err("The request has no Host header."),
-    };
-    normalize_host(raw).ok_or("The Host header is not valid.")
+    let host = hosts.next();
+    let host_headers = usize::from(host.is_some()) + hosts.count();
+    policy::routing_host(
+        request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().as_bytes()),
+        host_headers,
+        host.map(HeaderValue::as_bytes),
+    )
 }
 
 /// Open streams of one HTTP/2 connection and when the last one finished, so a connection

@@ -604,6 +604,51 @@ async fn a_malformed_chunked_body_is_logged_as_h26() {
     router.stop().await;
 }
 
+/// Request-smuggling shapes over the wire: ambiguous framing is refused with a 400 before
+/// any dyno sees the request; chunked framing with bare LF fails the request as H26.
+#[tokio::test]
+async fn ambiguous_request_framing_is_refused() {
+    let (web, accepted) = backend_counting("web.1").await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
+    for head in [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Transfer-Encoding: chunked, identity\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "X-Folded: a\r\n b\r\nContent-Length: 5\r\n",
+    ] {
+        let request =
+            format!("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\n{head}\r\n0\r\n\r\nhello");
+        let answer = raw_exchange(router.addr, request.as_bytes(), false).await;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{head:?}: {answer}"
+        );
+        assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let answer = raw_exchange(
+        router.addr,
+        b"POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    let lines = router.logs.wait_for(1).await;
+    assert!(
+        lines[0].1.message.starts_with("at=error code=H26 "),
+        "{lines:?}"
+    );
+    router.stop().await;
+}
+
 #[tokio::test]
 async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_idle() {
     use rustls::pki_types::CertificateDer;

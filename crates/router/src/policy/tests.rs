@@ -66,6 +66,43 @@ fn admission_table() {
     }
 }
 
+fn check_host(
+    authority: Option<&str>,
+    host_headers: usize,
+    host: Option<&str>,
+    expected: Option<&str>,
+) {
+    let got = routing_host(
+        authority.map(str::as_bytes),
+        host_headers,
+        host.map(str::as_bytes),
+    );
+    assert_eq!(
+        got.as_deref().ok(),
+        expected,
+        "{authority:?} {host_headers} {host:?}"
+    );
+}
+
+#[test]
+fn routing_host_table() {
+    check_host(None, 1, Some("Demo.Localhost:8080"), Some("demo.localhost"));
+    // The authority wins over a Host header.
+    check_host(
+        Some("other.localhost"),
+        1,
+        Some("demo.localhost"),
+        Some("other.localhost"),
+    );
+    check_host(Some("other.localhost"), 0, None, Some("other.localhost"));
+    check_host(None, 0, None, None);
+    // More than one Host header is refused, with or without an authority.
+    check_host(None, 2, Some("demo.localhost"), None);
+    check_host(Some("other.localhost"), 2, Some("demo.localhost"), None);
+    check_host(None, 1, Some("de mo"), None);
+    check_host(Some("bad host"), 1, Some("demo.localhost"), None);
+}
+
 #[test]
 fn request_id_keeps_acceptable_client_ids_and_makes_the_rest() {
     let random = || [7u8; 16];
