@@ -87,55 +87,6 @@ struct Req {
     fwd: String,
 }
 
-/// Progress of a request body through the router.
-enum BodyState {
-    Done,
-    Length(u64),
-    /// Scanner plus the number of scanned bytes at the front of the read buffer.
-    Chunked(Chunked, usize),
-}
-
-impl BodyState {
-    fn is_done(&self) -> bool {
-        matches!(self, BodyState::Done)
-    }
-
-    /// Body bytes at the front of `buffered` ready to be relayed.
-    fn ready(&mut self, buffered: &[u8]) -> Result<usize, wire::BadChunk> {
-        match self {
-            BodyState::Done => Ok(0),
-            BodyState::Length(left) => Ok(usize::try_from(*left)
-                .unwrap_or(usize::MAX)
-                .min(buffered.len())),
-            BodyState::Chunked(scanner, scanned) => {
-                if !scanner.is_done() && *scanned < buffered.len() {
-                    *scanned += scanner.scan(&buffered[*scanned..], |_| {})?;
-                }
-                Ok(*scanned)
-            }
-        }
-    }
-
-    /// `n` of the ready bytes were relayed.
-    fn relayed(&mut self, n: usize) {
-        match self {
-            BodyState::Done => {}
-            BodyState::Length(left) => {
-                *left -= n as u64;
-                if *left == 0 {
-                    *self = BodyState::Done;
-                }
-            }
-            BodyState::Chunked(scanner, scanned) => {
-                *scanned -= n;
-                if *scanned == 0 && scanner.is_done() {
-                    *self = BodyState::Done;
-                }
-            }
-        }
-    }
-}
-
 /// How a response body is delimited on the dyno side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RespBody {
@@ -215,19 +166,23 @@ fn poll_request_body<S: AsyncRead + Unpin>(
     io: &mut S,
     rbuf: &mut Buf,
     dyno: &mut tokio::net::TcpStream,
-    body: &mut BodyState,
+    body: &mut Progress,
     dyno_failed: &mut bool,
     cx: &mut Context<'_>,
 ) -> Result<bool, ErrorCode> {
     if body.is_done() || *dyno_failed {
         return Ok(false);
     }
-    let ready = body.ready(rbuf.filled()).map_err(|_| ErrorCode::H26)?;
+    // Request bodies are not counted in the log line.
+    let mut uncounted = 0;
+    let ready = body
+        .ready(rbuf.filled(), &mut uncounted)
+        .map_err(|_| ErrorCode::H26)?;
     if ready > 0 {
         match Pin::new(dyno).poll_write(cx, &rbuf.filled()[..ready]) {
             Poll::Ready(Ok(n)) if n > 0 => {
                 rbuf.consume(n);
-                body.relayed(n);
+                body.relayed(n, &mut uncounted);
                 Ok(true)
             }
             Poll::Ready(_) => {
@@ -759,57 +714,58 @@ enum Waiting {
     Client,
 }
 
-/// A response body's progress from the dyno to the client.
-enum RespState {
+/// A body's progress through the router, in either direction: what is left of it and, for
+/// a chunked body, the scanner and the scanned bytes at the front of the buffer.
+enum Progress {
     Done,
     Length(u64),
-    /// Scanner and the scanned bytes at the front of the dyno buffer.
+    /// Scanner and the scanned bytes at the front of the buffer.
     Chunked(Chunked, usize),
-    /// Until the dyno closes.
+    /// Until the dyno closes (responses only).
     Close,
 }
 
-impl RespState {
+impl Progress {
     fn is_done(&self) -> bool {
-        matches!(self, RespState::Done)
+        matches!(self, Progress::Done)
     }
 
     /// Body bytes at the front of `buffered` that may be relayed as they are; data bytes
     /// newly seen are added to `data`.
     fn ready(&mut self, buffered: &[u8], data: &mut u64) -> Result<usize, wire::BadChunk> {
         match self {
-            RespState::Done => Ok(0),
-            RespState::Length(left) => Ok(usize::try_from(*left)
+            Progress::Done => Ok(0),
+            Progress::Length(left) => Ok(usize::try_from(*left)
                 .unwrap_or(usize::MAX)
                 .min(buffered.len())),
-            RespState::Chunked(scanner, scanned) => {
+            Progress::Chunked(scanner, scanned) => {
                 if !scanner.is_done() && *scanned < buffered.len() {
                     *scanned +=
                         scanner.scan(&buffered[*scanned..], |range| *data += range.len() as u64)?;
                 }
                 Ok(*scanned)
             }
-            RespState::Close => Ok(buffered.len()),
+            Progress::Close => Ok(buffered.len()),
         }
     }
 
     fn relayed(&mut self, n: usize, data: &mut u64) {
         match self {
-            RespState::Done => {}
-            RespState::Length(left) => {
+            Progress::Done => {}
+            Progress::Length(left) => {
                 *data += n as u64;
                 *left -= n as u64;
                 if *left == 0 {
-                    *self = RespState::Done;
+                    *self = Progress::Done;
                 }
             }
-            RespState::Chunked(scanner, scanned) => {
+            Progress::Chunked(scanner, scanned) => {
                 *scanned -= n;
                 if *scanned == 0 && scanner.is_done() {
-                    *self = RespState::Done;
+                    *self = Progress::Done;
                 }
             }
-            RespState::Close => *data += n as u64,
+            Progress::Close => *data += n as u64,
         }
     }
 }
@@ -876,17 +832,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     ) -> Result<bool, ErrorCode> {
         let shared = self.shared;
         let mut body = match req.body {
-            BodyLength::None => BodyState::Done,
-            BodyLength::Length(n) => BodyState::Length(n),
-            BodyLength::Chunked => BodyState::Chunked(Chunked::default(), 0),
+            BodyLength::None => Progress::Done,
+            BodyLength::Length(n) => Progress::Length(n),
+            BodyLength::Chunked => Progress::Chunked(Chunked::default(), 0),
         };
         // A small body that arrived with the head goes out in the same write.
-        if let BodyState::Length(n) = body {
+        if let Progress::Length(n) = body {
             if n <= 16 * 1024 && n as usize <= self.rbuf.len() {
                 self.fwd
                     .extend_from_slice(&self.rbuf.filled()[..n as usize]);
                 self.rbuf.consume(n as usize);
-                body = BodyState::Done;
+                body = Progress::Done;
             }
         }
         let replayable = body.is_done();
@@ -952,7 +908,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     async fn exchange(
         &mut self,
         upstream: &mut Upstream,
-        body: &mut BodyState,
+        body: &mut Progress,
     ) -> Result<wire::StatusLine, Failure> {
         let config = &self.shared.config;
         let (request_timeout, idle_timeout) = (config.request_timeout, config.idle_timeout);
@@ -1054,7 +1010,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         req: &Req,
         app: &str,
         mut upstream: Upstream,
-        body: &mut BodyState,
+        body: &mut Progress,
         line: wire::StatusLine,
         entry: &mut RequestLog,
         service_start: Instant,
@@ -1211,10 +1167,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         }
 
         let mut state = match resp_body {
-            RespBody::None | RespBody::Length(0) => RespState::Done,
-            RespBody::Length(n) => RespState::Length(n),
-            RespBody::Chunked => RespState::Chunked(Chunked::default(), 0),
-            RespBody::Close => RespState::Close,
+            RespBody::None | RespBody::Length(0) => Progress::Done,
+            RespBody::Length(n) => Progress::Length(n),
+            RespBody::Chunked => Progress::Chunked(Chunked::default(), 0),
+            RespBody::Close => Progress::Close,
         };
         let idle_timeout = shared.config.idle_timeout;
         let (io, wbuf, rbuf, bbuf, stage, timer) = (
@@ -1240,7 +1196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                     .map_err(|_| ErrorCode::H18)?,
                 Relay::Dechunk => {
                     if stage.is_empty() && !bbuf.is_empty() {
-                        if let RespState::Chunked(scanner, _) = &mut state {
+                        if let Progress::Chunked(scanner, _) = &mut state {
                             let filled = bbuf.filled();
                             let used = scanner
                                 .scan(filled, |range| stage.extend_from_slice(&filled[range]))
@@ -1249,7 +1205,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                             let finished = scanner.is_done();
                             bbuf.consume(used);
                             if finished {
-                                state = RespState::Done;
+                                state = Progress::Done;
                             }
                         }
                     }
@@ -1309,8 +1265,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                         active = Instant::now();
                         continue;
                     }
-                    Poll::Ready(_) if matches!(state, RespState::Close) => {
-                        state = RespState::Done;
+                    Poll::Ready(_) if matches!(state, Progress::Close) => {
+                        state = Progress::Done;
                         continue;
                     }
                     Poll::Ready(_) => return Poll::Ready(Err(ErrorCode::H18)),
