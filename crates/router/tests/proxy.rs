@@ -511,36 +511,6 @@ async fn connect_timeouts_give_h19() {
 }
 
 #[tokio::test]
-async fn a_full_backlog_gives_h11() {
-    let web = backend("web.1").await;
-    let config = RouterConfig {
-        max_backlog_per_dyno: 1,
-        ..quick_config()
-    };
-    let router = TestRouter::start(demo(web), config).await;
-    // One request the dyno never answers fills the backlog of one dyno.
-    let mut stuck = tokio::net::TcpStream::connect(router.addr).await.unwrap();
-    stuck
-        .write_all(b"GET /never HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut client = router.client().await;
-    let reply = client.get("demo.localhost", "/").await;
-    assert_eq!(reply.status, 503);
-    let lines = router.logs.wait_for(1).await;
-    assert!(
-        messages(&lines, "demo")[0].starts_with("at=error code=H11 desc=\"Backlog too deep\""),
-        "{lines:?}"
-    );
-    // Once the stuck client leaves (H27), requests flow again.
-    drop(stuck);
-    router.logs.wait_for(2).await;
-    assert_eq!(client.get("demo.localhost", "/").await.status, 200);
-    router.stop().await;
-}
-
-#[tokio::test]
 async fn a_client_going_idle_mid_body_is_logged_as_h28() {
     let web = backend("web.1").await;
     let router = TestRouter::start(

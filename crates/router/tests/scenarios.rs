@@ -446,3 +446,38 @@ async fn dyno_connections_are_pooled() {
         router.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_full_backlog_gives_h11() {
+    let config = RouterConfig {
+        max_backlog_per_dyno: 1,
+        ..quick_config()
+    };
+    for proto in Proto::ALL {
+        let router =
+            TestRouter::start_with(proto, demo(backend("web.1").await), config.clone()).await;
+        // One request the dyno never answers fills the backlog of one dyno.
+        let mut stuck_client = router.connect().await;
+        let stuck = tokio::spawn(async move {
+            stuck_client.get("demo.localhost", "/never").await;
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut client = router.connect().await;
+        let reply = client.get("demo.localhost", "/").await;
+        assert_eq!(reply.status, 503, "{proto:?}");
+        let lines = router.logs.wait_for(1).await;
+        assert!(
+            messages(&lines, "demo")[0].starts_with("at=error code=H11 desc=\"Backlog too deep\""),
+            "{proto:?}: {lines:?}"
+        );
+        // Once the stuck client leaves (H27), requests flow again.
+        stuck.abort();
+        let lines = router.logs.wait_for(2).await;
+        assert!(
+            messages(&lines, "demo")[1].starts_with("at=warning sock=client code=H27 "),
+            "{proto:?}: {lines:?}"
+        );
+        assert_eq!(client.get("demo.localhost", "/").await.status, 200);
+        router.stop().await;
+    }
+}
