@@ -8,7 +8,6 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,9 +20,8 @@ use hyper::client::conn::http1::SendRequest;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
+use crate::config::RouterLogSink;
 use crate::logline::{format_request_log, ErrorCode, RequestLog};
-use crate::pool::Pool;
-use crate::RouterLogSink;
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -160,6 +158,29 @@ impl Drop for PendingLog {
     }
 }
 
+/// A dyno connection carrying one request through hyper. A response that ended cleanly hands
+/// the sender back (`give_back`), and the connection's task returns the connection to the
+/// dyno pool; dropping it unreturned closes the connection.
+pub(crate) struct DynoConnection {
+    pub(crate) sender: SendRequest<RequestBody>,
+    give_back: Option<oneshot::Sender<SendRequest<RequestBody>>>,
+}
+
+impl DynoConnection {
+    pub(crate) fn new(
+        sender: SendRequest<RequestBody>,
+        give_back: Option<oneshot::Sender<SendRequest<RequestBody>>>,
+    ) -> DynoConnection {
+        DynoConnection { sender, give_back }
+    }
+
+    fn reuse(self) {
+        if let Some(give_back) = self.give_back {
+            let _ = give_back.send(self.sender);
+        }
+    }
+}
+
 /// A dyno's response body being relayed to the client.
 pub(crate) struct Proxied {
     pub(crate) body: Incoming,
@@ -168,7 +189,7 @@ pub(crate) struct Proxied {
     pub(crate) service_start: Instant,
     pub(crate) idle_timeout: Duration,
     pub(crate) idle: Pin<Box<Sleep>>,
-    pub(crate) connection: Option<(Pool, SocketAddr, SendRequest<RequestBody>)>,
+    pub(crate) connection: Option<DynoConnection>,
     pub(crate) ended: bool,
     pub(crate) failure: Option<ErrorCode>,
 }
@@ -285,9 +306,9 @@ impl Proxied {
 impl Drop for Proxied {
     fn drop(&mut self) {
         let ended = self.failure.is_none() && (self.ended || self.body.is_end_stream());
-        if let Some((pool, addr, sender)) = self.connection.take() {
+        if let Some(connection) = self.connection.take() {
             if ended {
-                pool.put(addr, sender);
+                connection.reuse();
             }
         }
         if let Some(mut log) = self.log.take() {

@@ -14,30 +14,25 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::headers::{acceptable_request_id, normalize_host, VIA_TOKEN};
 use crate::logline::{format_request_log, ErrorCode, RequestLog};
 use crate::pages;
-use crate::proxy::Shared;
-use crate::upstream::{ConnectFailure, Upstream};
-use crate::wire::{self, Buf, Chunked, HeadError, HeadLimits, HeaderRange, RequestLine};
-use crate::{AppRoute, RouteStatus, RouteTable};
-
-/// How clients reached a listener: `X-Forwarded-Proto` and `X-Forwarded-Port`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Listener {
-    pub(crate) proto: &'static str,
-    pub(crate) port: u16,
-}
+use crate::policy::{self, classify, Forwarded, Kind, Listener, VIA_TOKEN};
+use crate::route::{AppRoute, RouteTable};
+use crate::shared::Shared;
+use crate::upstream::{InFlight, Upstream};
+use crate::wire::{
+    self, BodyLength, Buf, Chunked, HeadError, HeadLimits, HeaderRange, RequestLine,
+};
 
 /// Initial client read buffer; it grows for big heads and shrinks back after.
 const CLIENT_BUF: usize = wire::HEAD_BUF;
@@ -84,68 +79,12 @@ struct Req {
     is_head: bool,
     path: String,
     host: String,
-    body: ReqBody,
+    body: BodyLength,
     keep_alive: bool,
     upgrade: bool,
     expect_continue: bool,
     request_id: String,
     fwd: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReqBody {
-    None,
-    Length(u64),
-    Chunked,
-}
-
-/// Progress of a request body through the router.
-enum BodyState {
-    Done,
-    Length(u64),
-    /// Scanner plus the number of scanned bytes at the front of the read buffer.
-    Chunked(Chunked, usize),
-}
-
-impl BodyState {
-    fn is_done(&self) -> bool {
-        matches!(self, BodyState::Done)
-    }
-
-    /// Body bytes at the front of `buffered` ready to be relayed.
-    fn ready(&mut self, buffered: &[u8]) -> Result<usize, wire::BadChunk> {
-        match self {
-            BodyState::Done => Ok(0),
-            BodyState::Length(left) => Ok(usize::try_from(*left)
-                .unwrap_or(usize::MAX)
-                .min(buffered.len())),
-            BodyState::Chunked(scanner, scanned) => {
-                if !scanner.is_done() && *scanned < buffered.len() {
-                    *scanned += scanner.scan(&buffered[*scanned..], |_| {})?;
-                }
-                Ok(*scanned)
-            }
-        }
-    }
-
-    /// `n` of the ready bytes were relayed.
-    fn relayed(&mut self, n: usize) {
-        match self {
-            BodyState::Done => {}
-            BodyState::Length(left) => {
-                *left -= n as u64;
-                if *left == 0 {
-                    *self = BodyState::Done;
-                }
-            }
-            BodyState::Chunked(scanner, scanned) => {
-                *scanned -= n;
-                if *scanned == 0 && scanner.is_done() {
-                    *self = BodyState::Done;
-                }
-            }
-        }
-    }
 }
 
 /// How a response body is delimited on the dyno side.
@@ -176,59 +115,12 @@ enum Failure {
     Code(ErrorCode),
 }
 
-fn unix_millis(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
-}
-
 fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
     wire::tokens(value).any(|t| eq(t, token))
-}
-
-/// Request headers the router handles itself rather than copying through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Host,
-    Connection,
-    ContentLength,
-    TransferEncoding,
-    Upgrade,
-    Expect,
-    ForwardedFor,
-    RequestId,
-    Via,
-    /// Set by the router (`X-Forwarded-Proto`, `-Port`, `X-Request-Start`).
-    Replaced,
-    HopByHop,
-    Other,
-}
-
-fn classify(name: &[u8]) -> Kind {
-    match name.first().map(u8::to_ascii_lowercase) {
-        Some(b'h') if eq(name, "host") => Kind::Host,
-        Some(b'c') if eq(name, "connection") => Kind::Connection,
-        Some(b'c') if eq(name, "content-length") => Kind::ContentLength,
-        Some(b't') if eq(name, "transfer-encoding") => Kind::TransferEncoding,
-        Some(b't') if eq(name, "te") || eq(name, "trailer") => Kind::HopByHop,
-        Some(b'u') if eq(name, "upgrade") => Kind::Upgrade,
-        Some(b'e') if eq(name, "expect") => Kind::Expect,
-        Some(b'k') if eq(name, "keep-alive") => Kind::HopByHop,
-        Some(b'p') if name.len() > 6 && eq(&name[..6], "proxy-") => Kind::HopByHop,
-        Some(b'v') if eq(name, "via") => Kind::Via,
-        Some(b'x') if eq(name, "x-forwarded-for") => Kind::ForwardedFor,
-        Some(b'x') if eq(name, "x-request-id") => Kind::RequestId,
-        Some(b'x')
-            if eq(name, "x-forwarded-proto")
-                || eq(name, "x-forwarded-port")
-                || eq(name, "x-request-start") =>
-        {
-            Kind::Replaced
-        }
-        _ => Kind::Other,
-    }
 }
 
 /// Is `name` listed in one of the `Connection` headers?
@@ -274,19 +166,23 @@ fn poll_request_body<S: AsyncRead + Unpin>(
     io: &mut S,
     rbuf: &mut Buf,
     dyno: &mut tokio::net::TcpStream,
-    body: &mut BodyState,
+    body: &mut Progress,
     dyno_failed: &mut bool,
     cx: &mut Context<'_>,
 ) -> Result<bool, ErrorCode> {
     if body.is_done() || *dyno_failed {
         return Ok(false);
     }
-    let ready = body.ready(rbuf.filled()).map_err(|_| ErrorCode::H26)?;
+    // Request bodies are not counted in the log line.
+    let mut uncounted = 0;
+    let ready = body
+        .ready(rbuf.filled(), &mut uncounted)
+        .map_err(|_| ErrorCode::H26)?;
     if ready > 0 {
         match Pin::new(dyno).poll_write(cx, &rbuf.filled()[..ready]) {
             Poll::Ready(Ok(n)) if n > 0 => {
                 rbuf.consume(n);
-                body.relayed(n);
+                body.relayed(n, &mut uncounted);
                 Ok(true)
             }
             Poll::Ready(_) => {
@@ -438,15 +334,6 @@ struct Conn<'s, S> {
     parked: Option<Instant>,
 }
 
-/// Decrements an app's in-flight counter when the request ends.
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     fn limits(&self) -> HeadLimits {
         let config = &self.shared.config;
@@ -591,9 +478,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         };
 
         let mut host: Option<&[u8]> = None;
-        let mut content_length: Option<u64> = None;
-        let mut chunked = false;
-        let mut transfer_encoding = false;
+        let mut host_headers = 0;
+        let mut framing = wire::Framing::default();
         let mut upgrade: Option<std::ops::Range<usize>> = None;
         let mut expect_continue = false;
         let mut request_id: Option<&[u8]> = None;
@@ -605,10 +491,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             let value_bytes = &buf[value.clone()];
             match classify(&buf[name.clone()]) {
                 Kind::Host => {
-                    let previous = host.replace(value_bytes);
-                    if previous.is_some() {
-                        return Err("The request carries more than one Host header.");
-                    }
+                    host = Some(value_bytes);
+                    host_headers += 1;
                 }
                 Kind::Connection => {
                     for token in wire::tokens(value_bytes) {
@@ -622,20 +506,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                     }
                     self.connection_names.push(value.clone());
                 }
-                Kind::ContentLength => {
-                    let n = wire::content_length(value_bytes)
-                        .ok_or("The Content-Length header is not valid.")?;
-                    if content_length.is_some_and(|previous| previous != n) {
-                        return Err("The request carries conflicting Content-Length headers.");
-                    }
-                    content_length = Some(n);
-                }
-                Kind::TransferEncoding => {
-                    transfer_encoding = true;
-                    chunked = wire::tokens(value_bytes)
-                        .last()
-                        .is_some_and(|t| eq(t, "chunked"));
-                }
+                Kind::ContentLength => framing.content_length(value_bytes)?,
+                Kind::TransferEncoding => framing.transfer_encoding(value_bytes),
                 Kind::Upgrade => upgrade = Some(value.clone()),
                 Kind::Expect => {
                     if eq(value_bytes.trim_ascii(), "100-continue") {
@@ -648,43 +520,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 _ => {}
             }
         }
-        if transfer_encoding && !chunked {
-            return Err("The request's Transfer-Encoding must end with chunked.");
-        }
-        let body = if chunked {
-            ReqBody::Chunked
-        } else {
-            match content_length {
-                Some(0) | None => ReqBody::None,
-                Some(n) => ReqBody::Length(n),
-            }
-        };
-        let raw_host = match (host, authority) {
-            (_, Some(authority)) => authority,
-            (Some(host), None) => host,
-            (None, None) => return Err("The request has no Host header."),
-        };
-        let host = std::str::from_utf8(raw_host)
-            .ok()
-            .and_then(normalize_host)
-            .ok_or("The Host header is not valid.")?;
+        let body = framing.finish()?;
+        let host = policy::routing_host(authority, host_headers, host)?;
         let keep_alive = if line.minor == 0 {
             keep_alive_token && !close
         } else {
             !close
         };
         let upgrade = upgrade.filter(|_| upgrade_token && line.minor == 1);
-        let request_id = match request_id {
-            Some(id) if acceptable_request_id(id) => String::from_utf8_lossy(id).into_owned(),
-            _ => {
-                let mut text = [0u8; 36];
-                uuid::Builder::from_random_bytes(rand::random())
-                    .into_uuid()
-                    .hyphenated()
-                    .encode_lower(&mut text)
-                    .to_owned()
-            }
-        };
+        let request_id = policy::request_id(request_id, rand::random);
 
         // The dyno-bound head.
         let fwd = &mut self.fwd;
@@ -738,23 +582,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             }
         }
         forwarded_for.push_str(&self.peer_ip);
-        use std::io::Write as _;
-        let _ = write!(
-            fwd,
-            "X-Forwarded-For: {forwarded_for}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\nX-Request-Start: {}\r\nX-Request-Id: {request_id}\r\nVia: ",
-            self.listener.proto,
-            self.listener.port,
-            unix_millis(received),
-        );
+        Forwarded {
+            forwarded_for: &forwarded_for,
+            listener: self.listener,
+            received,
+            request_id: &request_id,
+        }
+        .write_lines(fwd);
+        fwd.extend_from_slice(b"Via: ");
         fwd.extend_from_slice(&via);
         fwd.extend_from_slice(VIA_TOKEN.as_bytes());
         fwd.extend_from_slice(b"\r\n");
         match body {
-            ReqBody::None => {}
-            ReqBody::Length(n) => {
+            BodyLength::None => {}
+            BodyLength::Length(n) => {
+                use std::io::Write as _;
                 let _ = write!(fwd, "Content-Length: {n}\r\n");
             }
-            ReqBody::Chunked => fwd.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            BodyLength::Chunked => fwd.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         }
         if let Some(upgrade) = &upgrade {
             fwd.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
@@ -795,7 +640,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
             self.table = self.routes.borrow_and_update().clone();
         }
         let Some(route) = self.table.get(&req.host).cloned() else {
-            let keep = req.keep_alive && req.body == ReqBody::None;
+            let keep = req.keep_alive && req.body == BodyLength::None;
             return self
                 .write_page(StatusCode::NOT_FOUND, &pages::no_such_app(), keep)
                 .await
@@ -825,25 +670,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         let route = match woken {
             Ok(route) => route,
             Err(code) => {
-                let keep = req.keep_alive && req.body == ReqBody::None;
+                let keep = req.keep_alive && req.body == BodyLength::None;
                 return self.router_error(&held, entry, code, keep).await;
             }
         };
-        let refusal = match route.status {
-            RouteStatus::Serving if route.backends.is_empty() => Some(ErrorCode::H14),
-            RouteStatus::Serving => None,
-            RouteStatus::NoWebDynos => Some(ErrorCode::H14),
-            RouteStatus::Crashed => Some(ErrorCode::H10),
-            RouteStatus::NoRelease => Some(ErrorCode::H81),
-            RouteStatus::Maintenance => Some(ErrorCode::H80),
-            RouteStatus::Idle => Some(ErrorCode::H20),
-        };
-        let body_pending = req.body != ReqBody::None;
-        if let Some(code) = refusal {
-            return self
-                .router_error(&route, entry, code, req.keep_alive && !body_pending)
-                .await;
-        }
+        let body_pending = req.body != BodyLength::None;
         let counter = match &self.backlog {
             Some((app, counter)) if *app == route.app => counter.clone(),
             _ => {
@@ -852,16 +683,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                 counter
             }
         };
-        let in_flight = counter.fetch_add(1, Ordering::AcqRel);
-        let _in_flight = InFlight(counter);
-        let limit = self
-            .shared
-            .config
-            .max_backlog_per_dyno
-            .saturating_mul(route.backends.len());
-        if in_flight >= limit {
-            let keep = req.keep_alive && !body_pending;
-            return self.router_error(&route, entry, ErrorCode::H11, keep).await;
+        let mut in_flight = None;
+        let admitted = policy::admission(&route, self.shared.config.max_backlog_per_dyno, || {
+            let (guard, before) = InFlight::enter(counter);
+            in_flight = Some(guard);
+            before
+        });
+        if let Err(code) = admitted {
+            return self
+                .router_error(&route, entry, code, req.keep_alive && !body_pending)
+                .await;
         }
         match self.forward(&req, &route, &mut entry).await {
             Ok(keep) => keep,
@@ -883,57 +714,58 @@ enum Waiting {
     Client,
 }
 
-/// A response body's progress from the dyno to the client.
-enum RespState {
+/// A body's progress through the router, in either direction: what is left of it and, for
+/// a chunked body, the scanner and the scanned bytes at the front of the buffer.
+enum Progress {
     Done,
     Length(u64),
-    /// Scanner and the scanned bytes at the front of the dyno buffer.
+    /// Scanner and the scanned bytes at the front of the buffer.
     Chunked(Chunked, usize),
-    /// Until the dyno closes.
+    /// Until the dyno closes (responses only).
     Close,
 }
 
-impl RespState {
+impl Progress {
     fn is_done(&self) -> bool {
-        matches!(self, RespState::Done)
+        matches!(self, Progress::Done)
     }
 
     /// Body bytes at the front of `buffered` that may be relayed as they are; data bytes
     /// newly seen are added to `data`.
     fn ready(&mut self, buffered: &[u8], data: &mut u64) -> Result<usize, wire::BadChunk> {
         match self {
-            RespState::Done => Ok(0),
-            RespState::Length(left) => Ok(usize::try_from(*left)
+            Progress::Done => Ok(0),
+            Progress::Length(left) => Ok(usize::try_from(*left)
                 .unwrap_or(usize::MAX)
                 .min(buffered.len())),
-            RespState::Chunked(scanner, scanned) => {
+            Progress::Chunked(scanner, scanned) => {
                 if !scanner.is_done() && *scanned < buffered.len() {
                     *scanned +=
                         scanner.scan(&buffered[*scanned..], |range| *data += range.len() as u64)?;
                 }
                 Ok(*scanned)
             }
-            RespState::Close => Ok(buffered.len()),
+            Progress::Close => Ok(buffered.len()),
         }
     }
 
     fn relayed(&mut self, n: usize, data: &mut u64) {
         match self {
-            RespState::Done => {}
-            RespState::Length(left) => {
+            Progress::Done => {}
+            Progress::Length(left) => {
                 *data += n as u64;
                 *left -= n as u64;
                 if *left == 0 {
-                    *self = RespState::Done;
+                    *self = Progress::Done;
                 }
             }
-            RespState::Chunked(scanner, scanned) => {
+            Progress::Chunked(scanner, scanned) => {
                 *scanned -= n;
                 if *scanned == 0 && scanner.is_done() {
-                    *self = RespState::Done;
+                    *self = Progress::Done;
                 }
             }
-            RespState::Close => *data += n as u64,
+            Progress::Close => *data += n as u64,
         }
     }
 }
@@ -989,83 +821,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         .await
     }
 
-    /// Picks web dynos at random (skipping quarantined ones) until one takes a connection.
-    async fn connect(
-        &mut self,
-        route: &AppRoute,
-        entry: &mut RequestLog,
-    ) -> Result<(Upstream, bool), ErrorCode> {
-        let shared = self.shared;
-        let upstreams = &shared.upstreams;
-        let config = &shared.config;
-        let backends = &route.backends;
-        let budget = Instant::now() + config.connect_budget;
-        let mut tried: Vec<usize> = Vec::new();
-        let mut attempts = 0;
-        let mut last: Option<ConnectFailure> = None;
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            let open =
-                |i: &usize| !tried.contains(i) && !upstreams.is_quarantined(backends[*i].addr);
-            let untried = backends.len() - tried.len();
-            let fresh = (0..backends.len()).filter(open).count();
-            if untried == 0 || attempts >= config.max_connect_attempts.max(1) {
-                return Err(match last {
-                    Some(ConnectFailure::Timeout { .. }) => ErrorCode::H19,
-                    _ => ErrorCode::H21,
-                });
-            }
-            if fresh == 0 {
-                // Every dyno left is quarantined: back off within the connect budget.
-                let now = Instant::now();
-                if now >= budget {
-                    return Err(ErrorCode::H99);
-                }
-                tokio::time::sleep(backoff.min(budget - now)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-            let nth = if fresh == 1 {
-                0
-            } else {
-                rand::Rng::gen_range(&mut rand::thread_rng(), 0..fresh)
-            };
-            let Some(index) = (0..backends.len()).filter(open).nth(nth) else {
-                continue;
-            };
-            attempts += 1;
-            let backend = &backends[index];
-            entry.dyno = Some(backend.dyno.clone());
-            if let Some(local) = self.upstream.take() {
-                if local.addr == backend.addr && local.looks_alive() {
-                    entry.connect = Some(Duration::ZERO);
-                    return Ok((local, true));
-                }
-                if local.addr != backend.addr {
-                    upstreams.put(local);
-                }
-            }
-            if let Some(pooled) = upstreams.take(backend.addr) {
-                entry.connect = Some(Duration::ZERO);
-                return Ok((pooled, true));
-            }
-            let started = Instant::now();
-            match upstreams.connect(backend.addr).await {
-                Ok(upstream) => {
-                    entry.connect = Some(started.elapsed());
-                    upstreams.healthy(backend.addr);
-                    return Ok((upstream, false));
-                }
-                Err(failure) => {
-                    tracing::debug!(app = %route.app, dyno = %backend.dyno, %failure, "dyno connect failed; quarantining it");
-                    upstreams.quarantine(backend.addr);
-                    tried.push(index);
-                    last = Some(failure);
-                }
-            }
-        }
-    }
-
     /// Forwards a request to a dyno and relays the answer. `Ok` means the log line was
     /// emitted (and says whether the client connection stays open); `Err` means nothing was
     /// sent to the client yet and the caller answers with the code's page.
@@ -1077,22 +832,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     ) -> Result<bool, ErrorCode> {
         let shared = self.shared;
         let mut body = match req.body {
-            ReqBody::None => BodyState::Done,
-            ReqBody::Length(n) => BodyState::Length(n),
-            ReqBody::Chunked => BodyState::Chunked(Chunked::default(), 0),
+            BodyLength::None => Progress::Done,
+            BodyLength::Length(n) => Progress::Length(n),
+            BodyLength::Chunked => Progress::Chunked(Chunked::default(), 0),
         };
         // A small body that arrived with the head goes out in the same write.
-        if let BodyState::Length(n) = body {
+        if let Progress::Length(n) = body {
             if n <= 16 * 1024 && n as usize <= self.rbuf.len() {
                 self.fwd
                     .extend_from_slice(&self.rbuf.filled()[..n as usize]);
                 self.rbuf.consume(n as usize);
-                body = BodyState::Done;
+                body = Progress::Done;
             }
         }
         let replayable = body.is_done();
         self.body_unfinished = !body.is_done();
-        let (mut upstream, mut reused) = self.connect(route, entry).await?;
+        let (mut upstream, mut reused) = shared
+            .upstreams
+            .connect_to_app(&shared.config, route, &mut self.upstream, entry)
+            .await?;
         self.bbuf.reserve(wire::BODY_BUF_START);
         if req.expect_continue && !body.is_done() && self.rbuf.is_empty() {
             let deadline = Instant::now() + shared.config.idle_timeout;
@@ -1150,7 +908,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
     async fn exchange(
         &mut self,
         upstream: &mut Upstream,
-        body: &mut BodyState,
+        body: &mut Progress,
     ) -> Result<wire::StatusLine, Failure> {
         let config = &self.shared.config;
         let (request_timeout, idle_timeout) = (config.request_timeout, config.idle_timeout);
@@ -1252,7 +1010,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         req: &Req,
         app: &str,
         mut upstream: Upstream,
-        body: &mut BodyState,
+        body: &mut Progress,
         line: wire::StatusLine,
         entry: &mut RequestLog,
         service_start: Instant,
@@ -1409,10 +1167,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
         }
 
         let mut state = match resp_body {
-            RespBody::None | RespBody::Length(0) => RespState::Done,
-            RespBody::Length(n) => RespState::Length(n),
-            RespBody::Chunked => RespState::Chunked(Chunked::default(), 0),
-            RespBody::Close => RespState::Close,
+            RespBody::None | RespBody::Length(0) => Progress::Done,
+            RespBody::Length(n) => Progress::Length(n),
+            RespBody::Chunked => Progress::Chunked(Chunked::default(), 0),
+            RespBody::Close => Progress::Close,
         };
         let idle_timeout = shared.config.idle_timeout;
         let (io, wbuf, rbuf, bbuf, stage, timer) = (
@@ -1438,7 +1196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                     .map_err(|_| ErrorCode::H18)?,
                 Relay::Dechunk => {
                     if stage.is_empty() && !bbuf.is_empty() {
-                        if let RespState::Chunked(scanner, _) = &mut state {
+                        if let Progress::Chunked(scanner, _) = &mut state {
                             let filled = bbuf.filled();
                             let used = scanner
                                 .scan(filled, |range| stage.extend_from_slice(&filled[range]))
@@ -1447,7 +1205,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                             let finished = scanner.is_done();
                             bbuf.consume(used);
                             if finished {
-                                state = RespState::Done;
+                                state = Progress::Done;
                             }
                         }
                     }
@@ -1507,8 +1265,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, S> {
                         active = Instant::now();
                         continue;
                     }
-                    Poll::Ready(_) if matches!(state, RespState::Close) => {
-                        state = RespState::Done;
+                    Poll::Ready(_) if matches!(state, Progress::Close) => {
+                        state = Progress::Done;
                         continue;
                     }
                     Poll::Ready(_) => return Poll::Ready(Err(ErrorCode::H18)),

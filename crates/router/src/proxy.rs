@@ -1,10 +1,13 @@
 //! The hyper-based path, used for HTTP/2 clients (over TLS, negotiated with ALPN): each
 //! request finds its app and is answered by the router or forwarded to a dyno over HTTP/1.1
-//! through the connection [`Pool`]. Dynos never see HTTP/2.
+//! (hyper's client) on a connection from the dyno pool both engines share (`upstream`). Dynos
+//! never see HTTP/2.
 //!
-//! The same rules as the HTTP/1 engine apply: Heroku's headers, H11 backlog, H12 request
-//! timeout, H15 idle timeout, one log line per request, and a connection without open streams
-//! for `client_keepalive_idle` is closed (GOAWAY) like an idle HTTP/1 keep-alive.
+//! The same rules as the HTTP/1 engine apply, from the same `policy`: Heroku's headers,
+//! admission (H10, H11 backlog, H14, H80, H81), the dyno choice with quarantine (H19, H21,
+//! H99); and H12 request timeout, H15 idle timeout, one log line per request, and a
+//! connection without open streams for `client_keepalive_idle` is closed (GOAWAY) like an idle
+//! HTTP/1 keep-alive.
 //!
 //! The client side of the idle rule: a client silent mid-body for `idle_timeout` fails its
 //! request with H28 ([`RequestBody`]); a connection whose responses wait on a client that
@@ -19,32 +22,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, EXPECT, HOST, UPGRADE};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use rand::seq::SliceRandom;
 use tokio::sync::{oneshot, watch};
 
-use crate::body::{PendingLog, Proxied, RequestBody, ResponseBody};
-use crate::h1::Listener;
-use crate::headers::{
-    acceptable_request_id, add_via, append_list, normalize_host, strip_hop_by_hop,
-};
+use crate::body::{DynoConnection, PendingLog, Proxied, RequestBody, ResponseBody};
 use crate::logline::{ErrorCode, RequestLog};
 use crate::pages;
-use crate::pool::{ConnectError, Pool};
-use crate::{AppRoute, Backend, RouteStatus, RouteTable, RouterConfig, RouterLogSink};
-
-/// State shared by every connection of one router.
-pub(crate) struct Shared {
-    pub(crate) routes: watch::Receiver<Arc<RouteTable>>,
-    pub(crate) log: RouterLogSink,
-    pub(crate) config: RouterConfig,
-    pub(crate) pool: Pool,
-    pub(crate) upstreams: crate::upstream::Upstreams,
-}
+use crate::policy::{self, add_via, append_list, strip_hop_by_hop, Forwarded, Listener};
+use crate::route::AppRoute;
+use crate::shared::Shared;
+use crate::upstream::{InFlight, Upstream};
 
 fn html(status: StatusCode, page: String) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(page));
@@ -69,24 +60,20 @@ fn bad_request(reason: &str) -> Response<ResponseBody> {
     response
 }
 
-/// The host of a request: the URI's authority (HTTP/2's `:authority`, or an absolute-form
-/// target) when it has one, which then replaces any `Host` header (RFC 9112 §3.2.2, RFC 9113
-/// §8.3.1), as in the HTTP/1 engine; else exactly one `Host` header.
+/// The routing host of a request (see [`policy::routing_host`]): HTTP/2's `:authority`
+/// when it has one.
 fn request_host(request: &Request<Incoming>) -> Result<String, &'static str> {
     let mut hosts = request.headers().get_all(HOST).iter();
-    let raw = match (request.uri().authority(), hosts.next(), hosts.next()) {
-        (Some(authority), _, _) => authority.as_str(),
-        (None, Some(_), Some(_)) => return Err("The request carries more than one Host header."),
-        (None, Some(value), None) => value
-            .to_str()
-            .map_err(|_| "The Host header is not valid.")?,
-        (None, None, _) => return Err("The request has no Host header."),
-    };
-    normalize_host(raw).ok_or("The Host header is not valid.")
-}
-
-fn unix_millis(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    let host = hosts.next();
+    let host_headers = usize::from(host.is_some()) + hosts.count();
+    policy::routing_host(
+        request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().as_bytes()),
+        host_headers,
+        host.map(HeaderValue::as_bytes),
+    )
 }
 
 /// Open streams of one HTTP/2 connection and when the last one finished, so a connection
@@ -348,15 +335,10 @@ pub(crate) async fn handle(
     drop(table);
 
     let headers = request.headers();
-    let request_id = match headers.get("x-request-id") {
-        Some(value) if acceptable_request_id(value.as_bytes()) => {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        }
-        // A UUID v4 from the thread-local RNG (uuid's own v4 makes a getrandom syscall).
-        _ => uuid::Builder::from_random_bytes(rand::random())
-            .into_uuid()
-            .to_string(),
-    };
+    let request_id = policy::request_id(
+        headers.get("x-request-id").map(HeaderValue::as_bytes),
+        rand::random,
+    );
     let fwd = append_list(headers, "x-forwarded-for", &peer.ip().to_string());
     let path = request.uri().path_and_query().map_or_else(
         || request.uri().path().to_owned(),
@@ -384,44 +366,17 @@ pub(crate) async fn handle(
         Ok(route) => route,
         Err(code) => return router_error(log, code),
     };
-    let refusal = match route.status {
-        RouteStatus::Serving if route.backends.is_empty() => Some(ErrorCode::H14),
-        RouteStatus::Serving => None,
-        RouteStatus::NoWebDynos => Some(ErrorCode::H14),
-        RouteStatus::Crashed => Some(ErrorCode::H10),
-        RouteStatus::NoRelease => Some(ErrorCode::H81),
-        RouteStatus::Maintenance => Some(ErrorCode::H80),
-        RouteStatus::Idle => Some(ErrorCode::H20),
-    };
-    if let Some(code) = refusal {
+    let counter = shared.upstreams.backlog(&route.app);
+    let mut in_flight = None;
+    let admitted = policy::admission(&route, shared.config.max_backlog_per_dyno, || {
+        let (guard, before) = InFlight::enter(counter);
+        in_flight = Some(guard);
+        before
+    });
+    if let Err(code) = admitted {
         return router_error(log, code);
     }
-    let counter = shared.upstreams.backlog(&route.app);
-    let _in_flight = InFlight::enter(counter.clone());
-    let limit = shared
-        .config
-        .max_backlog_per_dyno
-        .saturating_mul(route.backends.len());
-    if counter.load(std::sync::atomic::Ordering::Acquire) > limit {
-        return router_error(log, ErrorCode::H11);
-    }
     forward(&shared, &route, request, received, log, listener).await
-}
-
-/// Counts a request in its app's backlog until dropped (the response head is ready).
-struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
-
-impl InFlight {
-    fn enter(counter: Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
-        counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
 }
 
 /// Logs `code` and answers with its error page.
@@ -510,20 +465,13 @@ fn prepare_request(
     // The router answers `Expect: 100-continue` itself (hyper does when the body is read).
     headers.remove(EXPECT);
     add_via(headers);
-    let set = |headers: &mut http::HeaderMap, name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    };
-    set(headers, "x-forwarded-for", &log.entry.fwd);
-    set(headers, "x-forwarded-proto", listener.proto);
-    set(headers, "x-forwarded-port", &listener.port.to_string());
-    set(
-        headers,
-        "x-request-start",
-        &unix_millis(received).to_string(),
-    );
-    set(headers, "x-request-id", &log.entry.request_id);
+    Forwarded {
+        forwarded_for: &log.entry.fwd,
+        listener,
+        received,
+        request_id: &log.entry.request_id,
+    }
+    .insert_into(headers);
     if let Some(upgrade) = &upgrade {
         restore_upgrade(headers, upgrade.clone());
     }
@@ -551,16 +499,66 @@ async fn await_response<F: std::future::Future>(
     }
 }
 
-/// Order in which backends are tried: random, each at most once, at most `limit`.
-fn attempt_order(backends: &[Backend], limit: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..backends.len()).collect();
-    order.shuffle(&mut rand::thread_rng());
-    order.truncate(limit.max(1));
-    order
+/// Speaks HTTP/1.1 through hyper over a dyno connection from the pool. Unless the request
+/// switches protocols, the connection goes back to the pool once its response ended cleanly
+/// (see [`DynoConnection`]) and hyper has finished with it.
+async fn open(
+    shared: &Arc<Shared>,
+    upstream: Upstream,
+    upgrades: bool,
+) -> Result<DynoConnection, hyper::Error> {
+    let addr = upstream.addr;
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(hyper_util::rt::TokioIo::new(upstream.stream))
+        .await?;
+    if upgrades {
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%addr, %error, "dyno connection ended with an error");
+            }
+        });
+        return Ok(DynoConnection::new(sender, None));
+    }
+    let (give_back, given_back) = oneshot::channel();
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let connection = connection.without_shutdown();
+        tokio::pin!(connection);
+        let mut sender: hyper::client::conn::http1::SendRequest<RequestBody> = tokio::select! {
+            // The dyno closed, or the response did not end cleanly: nothing to pool.
+            _ = &mut connection => return,
+            returned = given_back => match returned {
+                Ok(sender) => sender,
+                Err(_) => {
+                    let _ = connection.await;
+                    return;
+                }
+            },
+        };
+        // Ready for another request means hyper keeps the connection open (no
+        // `Connection: close`, the response fully read).
+        let ready = tokio::select! {
+            ready = sender.ready() => ready.is_ok(),
+            _ = &mut connection => false,
+        };
+        drop(sender);
+        match connection.await {
+            Ok(parts) if ready && parts.read_buf.is_empty() => {
+                shared.upstreams.put(Upstream {
+                    stream: parts.io.into_inner(),
+                    addr,
+                    idle_since: std::time::Instant::now(),
+                });
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%addr, %error, "dyno connection ended with an error"),
+        }
+    });
+    Ok(DynoConnection::new(sender, Some(give_back)))
 }
 
 async fn forward(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     route: &AppRoute,
     mut request: Request<Incoming>,
     received: SystemTime,
@@ -569,102 +567,91 @@ async fn forward(
 ) -> Response<ResponseBody> {
     let config = &shared.config;
     let over_h2 = request.version() == Version::HTTP_2;
-    let client_upgrade = prepare_request(listener, &mut request, received, &log)
-        .is_some()
-        .then(|| hyper::upgrade::on(&mut request));
-    let mut client_upgrade = client_upgrade;
+    let upgrading = prepare_request(listener, &mut request, received, &log).is_some();
+    let mut client_upgrade = upgrading.then(|| hyper::upgrade::on(&mut request));
     let (sent_tx, sent_rx) = oneshot::channel();
     let mut body_sent = Some(sent_rx);
     let client_idle = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut pending = Some(
-        request
-            .map(|body| RequestBody::new(body, sent_tx, config.idle_timeout, client_idle.clone())),
-    );
-    let mut last_connect_error: Option<ConnectError> = None;
-
-    for index in attempt_order(&route.backends, config.max_connect_attempts) {
-        let backend = &route.backends[index];
-        let mut allow_pooled = true;
-        loop {
-            let checkout = match shared.pool.checkout(backend.addr, allow_pooled).await {
-                Ok(checkout) => checkout,
-                Err(error) => {
-                    tracing::debug!(app = %route.app, dyno = %backend.dyno, %error, "dyno connect failed");
-                    last_connect_error = Some(error);
-                    log.entry.dyno = Some(backend.dyno.clone());
-                    break;
-                }
-            };
-            let Some(outgoing) = pending.take() else {
-                // Unreachable: the request is only consumed by a send that returns.
+    let mut outgoing = request
+        .map(|body| RequestBody::new(body, sent_tx, config.idle_timeout, client_idle.clone()));
+    let found = shared
+        .upstreams
+        .connect_to_app(config, route, &mut None, &mut log.entry)
+        .await;
+    let (mut upstream, mut reused) = match found {
+        Ok(found) => found,
+        Err(code) => return router_error(log, code),
+    };
+    loop {
+        let addr = upstream.addr;
+        let mut connection = match open(shared, upstream, upgrading).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::debug!(app = %route.app, %addr, %error, "HTTP handshake with a dyno failed");
                 return router_error(log, ErrorCode::H13);
-            };
-            log.entry.dyno = Some(backend.dyno.clone());
-            log.entry.connect = Some(checkout.connect_time);
-            let mut sender = checkout.sender;
-            let service_start = Instant::now();
-            let response = sender.try_send_request(outgoing);
-            match await_response(response, &mut body_sent, config.request_timeout).await {
-                Some(Ok(response)) => {
-                    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        if let Some(client_side) = client_upgrade.take() {
-                            return switch_protocols(
-                                response,
-                                client_side,
-                                log,
-                                service_start,
-                                over_h2,
-                                config.idle_timeout,
-                            );
-                        }
+            }
+        };
+        let service_start = Instant::now();
+        let response = connection.sender.try_send_request(outgoing);
+        match await_response(response, &mut body_sent, config.request_timeout).await {
+            Some(Ok(response)) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client_side) = client_upgrade.take() {
+                        return switch_protocols(
+                            response,
+                            client_side,
+                            log,
+                            service_start,
+                            over_h2,
+                            config.idle_timeout,
+                        );
                     }
-                    let (mut parts, body) = response.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    add_via(&mut parts.headers);
-                    log.entry.status = parts.status.as_u16();
-                    let idle = Box::pin(tokio::time::sleep(config.idle_timeout));
-                    let proxied = Proxied {
-                        body,
-                        log: Some(log),
-                        service_start,
-                        idle_timeout: config.idle_timeout,
-                        idle,
-                        connection: Some((shared.pool.clone(), backend.addr, sender)),
-                        ended: false,
-                        failure: None,
+                }
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                add_via(&mut parts.headers);
+                log.entry.status = parts.status.as_u16();
+                let idle = Box::pin(tokio::time::sleep(config.idle_timeout));
+                let proxied = Proxied {
+                    body,
+                    log: Some(log),
+                    service_start,
+                    idle_timeout: config.idle_timeout,
+                    idle,
+                    connection: Some(connection),
+                    ended: false,
+                    failure: None,
+                };
+                return Response::from_parts(parts, ResponseBody::proxied(proxied));
+            }
+            Some(Err(mut error)) => {
+                if let (Some(unsent), true) = (error.take_message(), reused) {
+                    // The pooled connection was closed by the dyno before the request was
+                    // written: it is safe to send it again on a fresh connection.
+                    outgoing = unsent;
+                    upstream = match shared.upstreams.connect(addr).await {
+                        Ok(fresh) => fresh,
+                        Err(error) => {
+                            tracing::debug!(app = %route.app, %error, "dyno reconnect failed");
+                            return router_error(log, ErrorCode::H13);
+                        }
                     };
-                    return Response::from_parts(parts, ResponseBody::proxied(proxied));
+                    reused = false;
+                    continue;
                 }
-                Some(Err(mut error)) => {
-                    if let Some(unsent) = error.take_message() {
-                        // The connection died before the request was written: it is safe to
-                        // send it again on a fresh connection.
-                        pending = Some(unsent);
-                        if checkout.reused {
-                            allow_pooled = false;
-                            continue;
-                        }
-                        break;
-                    }
-                    log.entry.service = Some(service_start.elapsed());
-                    if client_idle.load(std::sync::atomic::Ordering::SeqCst) {
-                        return router_error(log, ErrorCode::H28);
-                    }
-                    tracing::debug!(app = %route.app, dyno = %backend.dyno, error = %error.error(), "dyno closed without response");
-                    return router_error(log, ErrorCode::H13);
+                log.entry.service = Some(service_start.elapsed());
+                if client_idle.load(std::sync::atomic::Ordering::SeqCst) {
+                    return router_error(log, ErrorCode::H28);
                 }
-                None => {
-                    log.entry.service = Some(service_start.elapsed());
-                    return router_error(log, ErrorCode::H12);
-                }
+                tracing::debug!(app = %route.app, %addr, error = %error.error(), "dyno closed without response");
+                return router_error(log, ErrorCode::H13);
+            }
+            None => {
+                log.entry.service = Some(service_start.elapsed());
+                return router_error(log, ErrorCode::H12);
             }
         }
     }
-    let code = match last_connect_error {
-        Some(ConnectError::Timeout { .. }) => ErrorCode::H19,
-        _ => ErrorCode::H21,
-    };
-    router_error(log, code)
 }
 
 /// Relays a `101 Switching Protocols` (WebSocket and any other `Upgrade`) and then copies bytes
@@ -775,27 +762,4 @@ async fn pump(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn activity() -> Arc<Activity> {
-        Arc::new(Activity::new())
-    }
-
-    #[tokio::test]
-    async fn an_h2_connection_idles_out_only_without_open_streams() {
-        let idle = Duration::from_millis(100);
-        let activity = activity();
-        let guard = StreamGuard::new(&activity);
-        // A stream stays open well past the idle window: the connection is not idle.
-        let early = tokio::time::timeout(idle * 4, idled_out(&activity, idle)).await;
-        assert!(early.is_err(), "idled out while a stream was open");
-        drop(guard);
-        assert_eq!(activity.open.load(std::sync::atomic::Ordering::SeqCst), 0);
-        // Once the last stream finishes, the window starts again and then runs out.
-        tokio::time::timeout(Duration::from_secs(5), idled_out(&activity, idle))
-            .await
-            .expect("a connection without open streams never idled out");
-        assert!(activity.idle_since.lock().unwrap().elapsed() >= idle);
-    }
-}
+mod tests;

@@ -11,33 +11,17 @@
 //! some other process already listens on is refused with "address in use" instead of being
 //! silently shared.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::server::Router;
 use crate::tls::Acceptor;
-use crate::{Router, TlsSettings};
-
-thread_local! {
-    static WORKER: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Numbers router threads process-wide (the HTTP and the HTTPS threads run separate event
-/// loops, so they must not share a number).
-static NEXT_WORKER: AtomicUsize = AtomicUsize::new(1);
-
-/// The router thread this code runs on: 1.. on [`Router::serve_per_core`] threads, each its
-/// own number; 0 anywhere else (a multi-threaded runtime, where tasks move between threads
-/// anyway).
-pub(crate) fn worker() -> usize {
-    WORKER.with(Cell::get)
-}
+use crate::tls::TlsSettings;
 
 /// What a set of router threads serves.
 pub enum Protocol {
@@ -116,7 +100,7 @@ impl Router {
             let handle = std::thread::Builder::new()
                 .name(format!("router-{}", index + 1))
                 .spawn(move || {
-                    WORKER.with(|worker| worker.set(NEXT_WORKER.fetch_add(1, Ordering::Relaxed)));
+                    crate::upstream::number_this_thread();
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;

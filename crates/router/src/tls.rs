@@ -31,7 +31,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::{h1, proxy, RouteTable, Router};
+use crate::policy::Listener;
+use crate::route::RouteTable;
+use crate::server::{accept_until, Router};
+use crate::shared::Shared;
+use crate::{h1, proxy};
 
 /// Issued certificates kept before the cache is emptied (each is about 1 KB).
 const MAX_ISSUED: usize = 10_000;
@@ -477,13 +481,13 @@ impl Router {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let shared = self.shared;
-        let header = h1::Listener {
+        let header = Listener {
             proto: "https",
             port: acceptor.port_for_header,
         };
         let acceptor = acceptor.tls;
         let connection_shared = shared.clone();
-        crate::accept_until(
+        accept_until(
             shared,
             listener,
             shutdown,
@@ -540,11 +544,11 @@ impl Acceptor {
 /// Completes the handshake (within the header read timeout) and serves the connection with
 /// the protocol ALPN chose.
 async fn serve_tls_connection(
-    shared: Arc<proxy::Shared>,
+    shared: Arc<Shared>,
     acceptor: tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    header: h1::Listener,
+    header: Listener,
     mut stopping: watch::Receiver<bool>,
 ) {
     let handshake =

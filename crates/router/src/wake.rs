@@ -2,7 +2,7 @@
 //! 30 minutes without traffic) or one whose web dynos are booting.
 //!
 //! The route table says [`RouteStatus::Idle`]. The router asks the platform to wake the app
-//! (the [`WakeHook`], once per held request; waking an app that is already booting does
+//! (the `WakeHook`, once per held request; waking an app that is already booting does
 //! nothing) and waits on its route table channel — no polling — until the app has a web
 //! dyno up, then serves the request as usual. After `RouterConfig::boot_wait` (Heroku: 75 s)
 //! it gives up with H20 (`App boot timeout`), as Heroku does.
@@ -11,25 +11,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::config::RouterConfig;
 use crate::logline::ErrorCode;
-use crate::{AppRoute, RouteStatus, RouteTable, RouterConfig};
-
-/// Called with an app's name when a request arrives for it while it sleeps. Must return at
-/// once (start the dynos in the background).
-#[derive(Clone)]
-pub struct WakeHook(pub Arc<dyn Fn(&str) + Send + Sync>);
-
-impl std::fmt::Debug for WakeHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WakeHook")
-    }
-}
-
-impl WakeHook {
-    pub fn new(wake: impl Fn(&str) + Send + Sync + 'static) -> WakeHook {
-        WakeHook(Arc::new(wake))
-    }
-}
+use crate::route::{AppRoute, RouteStatus, RouteTable};
 
 /// Whether a request for this route must wait for a dyno to come up.
 fn must_wait(route: &AppRoute) -> bool {

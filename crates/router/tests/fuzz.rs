@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use slipway_router::{RouteStatus, RouterConfig};
+use slipway_router::RouterConfig;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
@@ -26,10 +26,7 @@ fn fixture() -> &'static Fixture {
         let router = runtime.block_on(async {
             let web = backend("web.1").await;
             TestRouter::start(
-                table(&[(
-                    "demo.localhost",
-                    route("demo", RouteStatus::Serving, &[("web.1", web)]),
-                )]),
+                demo(web),
                 RouterConfig {
                     header_read_timeout: Duration::from_millis(500),
                     request_timeout: Duration::from_millis(500),

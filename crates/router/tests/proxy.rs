@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -12,35 +12,10 @@ use hyper::Request;
 use slipway_router::{RouteStatus, RouterConfig};
 use tokio::io::AsyncWriteExt;
 
-fn quick_config() -> RouterConfig {
-    RouterConfig {
-        listen_port_for_header: 8080,
-        ..RouterConfig::default()
-    }
-}
-
-/// Replaces the parts of a log line that change from run to run.
-fn normalize(line: &str) -> String {
-    let line = regex::Regex::new(r"request_id=\S+")
-        .unwrap()
-        .replace(line, "request_id=<id>");
-    let line = regex::Regex::new(r"(connect|service)=\d+ms")
-        .unwrap()
-        .replace_all(&line, "$1=<n>ms");
-    line.into_owned()
-}
-
 #[tokio::test]
 async fn get_and_post_bodies_are_relayed_both_ways() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut client = router.client().await;
 
     let reply = client.get("demo.localhost", "/").await;
@@ -101,157 +76,6 @@ async fn get_and_post_bodies_are_relayed_both_ways() {
 }
 
 #[tokio::test]
-async fn added_headers_reach_the_dyno() {
-    let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
-    let mut client = router.client().await;
-    let before = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let reply = client
-        .send(
-            Request::get("/headers")
-                .header("host", "Demo.Localhost:8080")
-                .header("connection", "keep-alive, x-secret")
-                .header("x-secret", "hop")
-                .header("x-forwarded-proto", "https")
-                .header("x-forwarded-port", "1")
-                .header("x-kept", "end-to-end")
-                .body(full(Bytes::new()))
-                .unwrap(),
-        )
-        .await;
-    let after = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    assert_eq!(reply.status, 200);
-    let text = reply.text();
-    let seen = |name: &str| -> Vec<String> {
-        text.lines()
-            .filter_map(|line| line.strip_prefix(&format!("{name}: ")))
-            .map(str::to_owned)
-            .collect()
-    };
-    assert_eq!(seen("host"), ["Demo.Localhost:8080"]);
-    assert_eq!(seen("x-forwarded-for"), ["127.0.0.1"]);
-    assert_eq!(seen("x-forwarded-proto"), ["http"]);
-    assert_eq!(seen("x-forwarded-port"), ["8080"]);
-    assert_eq!(seen("via"), ["1.1 slipway"]);
-    assert_eq!(seen("x-kept"), ["end-to-end"]);
-    assert!(seen("x-secret").is_empty(), "{text}");
-    assert!(
-        seen("connection").is_empty() || seen("connection") == ["keep-alive"],
-        "{text}"
-    );
-    let start: u128 = seen("x-request-start")[0].parse().unwrap();
-    assert!(
-        (before..=after).contains(&start),
-        "{start} not in {before}..={after}"
-    );
-    let id = &seen("x-request-id")[0];
-    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
-
-    let lines = router.logs.wait_for(1).await;
-    let message = &messages(&lines, "demo")[0];
-    assert!(message.contains(&format!("request_id={id} ")), "{message}");
-    assert!(message.contains("host=demo.localhost "), "{message}");
-    router.stop().await;
-}
-
-#[tokio::test]
-async fn client_request_ids_are_kept_only_when_acceptable() {
-    let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
-    let mut client = router.client().await;
-    let cases = [
-        ("abcdefghij0123456789", true),
-        ("short-id", false),
-        ("abc+/=-ABCDEFGHIJKLMNOPQRSTUVWXYZ", true),
-        ("has spaces in it but is long enough", false),
-        ("semicolons;are;not;allowed;here", false),
-    ];
-    for (n, (id, kept)) in cases.iter().enumerate() {
-        let reply = client
-            .send(
-                Request::get("/headers")
-                    .header("host", "demo.localhost")
-                    .header("x-request-id", *id)
-                    .body(full(Bytes::new()))
-                    .unwrap(),
-            )
-            .await;
-        let seen = reply
-            .text()
-            .lines()
-            .find_map(|line| line.strip_prefix("x-request-id: ").map(str::to_owned))
-            .unwrap();
-        if *kept {
-            assert_eq!(&seen, id);
-        } else {
-            assert!(uuid::Uuid::parse_str(&seen).is_ok(), "{id} -> {seen}");
-        }
-        let lines = router.logs.wait_for(n + 1).await;
-        assert!(
-            lines[n].1.message.contains(&format!("request_id={seen} ")),
-            "{seen}: {lines:?}"
-        );
-    }
-    router.stop().await;
-}
-
-#[tokio::test]
-async fn x_forwarded_for_is_appended() {
-    let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
-    let mut client = router.client().await;
-    let reply = client
-        .send(
-            Request::get("/headers")
-                .header("host", "demo.localhost")
-                .header("x-forwarded-for", "203.0.113.9, 10.0.0.1")
-                .body(full(Bytes::new()))
-                .unwrap(),
-        )
-        .await;
-    assert!(
-        reply
-            .text()
-            .contains("x-forwarded-for: 203.0.113.9, 10.0.0.1, 127.0.0.1\n"),
-        "{}",
-        reply.text()
-    );
-    let lines = router.logs.wait_for(1).await;
-    assert!(lines[0]
-        .1
-        .message
-        .contains(r#"fwd="203.0.113.9, 10.0.0.1, 127.0.0.1""#));
-    router.stop().await;
-}
-
-#[tokio::test]
 async fn hosts_route_to_their_apps() {
     let a = backend("alpha-web.1").await;
     let b = backend("beta-web.1").await;
@@ -297,14 +121,7 @@ async fn hosts_route_to_their_apps() {
 #[tokio::test]
 async fn requests_without_a_single_host_are_rejected() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let cases: [(&[u8], &str); 4] = [
         // The router answers every client as HTTP/1.1 (RFC 9110 §6.2), 1.0 clients included.
         (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 400"),
@@ -331,113 +148,13 @@ async fn requests_without_a_single_host_are_rejected() {
 }
 
 #[tokio::test]
-async fn apps_that_cannot_serve_get_their_h_code() {
-    let cases = [
-        (
-            RouteStatus::NoWebDynos,
-            "at=error code=H14 desc=\"No web dynos running\"",
-            "Application Error",
-        ),
-        (
-            RouteStatus::Crashed,
-            "at=error code=H10 desc=\"App crashed\"",
-            "Application Error",
-        ),
-        (
-            RouteStatus::Maintenance,
-            "at=info code=H80 desc=\"Maintenance mode\"",
-            "Maintenance",
-        ),
-        (
-            RouteStatus::NoRelease,
-            "at=info code=H81 desc=\"Blank app\"",
-            "new app",
-        ),
-        (
-            RouteStatus::Serving,
-            "at=error code=H14 desc=\"No web dynos running\"",
-            "Application Error",
-        ),
-    ];
-    for (status, prefix, page) in cases {
-        let router = TestRouter::start(
-            table(&[("demo.localhost", route("demo", status, &[]))]),
-            quick_config(),
-        )
-        .await;
-        let mut client = router.client().await;
-        let reply = client.get("demo.localhost", "/x?y=1").await;
-        assert_eq!(reply.status, 503, "{status:?}");
-        assert_eq!(
-            reply.header("content-type"),
-            Some("text/html; charset=utf-8")
-        );
-        assert!(reply.text().contains(page), "{status:?}: {}", reply.text());
-        let lines = router.logs.wait_for(1).await;
-        assert_eq!(
-            normalize(&messages(&lines, "demo")[0]),
-            format!("{prefix} method=GET path=\"/x?y=1\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno= connect= service= status=503 bytes=0 protocol=http"),
-        );
-        router.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn a_dyno_that_never_answers_gives_h12_for_that_request_only() {
-    let web = backend("web.1").await;
-    let config = RouterConfig {
-        request_timeout: Duration::from_millis(300),
-        ..quick_config()
-    };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
-    let mut client = router.client().await;
-    let reply = client.get("demo.localhost", "/never").await;
-    assert_eq!(reply.status, 503);
-    assert!(reply.text().contains("Application Error"));
-    // The client connection and the app are fine afterwards.
-    assert_eq!(
-        client.get("demo.localhost", "/").await.text(),
-        "hello from web.1"
-    );
-
-    let lines = router.logs.wait_for(2).await;
-    let message = &messages(&lines, "demo")[0];
-    assert_eq!(
-        normalize(message),
-        "at=error code=H12 desc=\"Request timeout\" method=GET path=\"/never\" host=demo.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect=<n>ms service=<n>ms status=503 bytes=0 protocol=http"
-    );
-    let service: u64 = regex::Regex::new(r"service=(\d+)ms")
-        .unwrap()
-        .captures(message)
-        .unwrap()[1]
-        .parse()
-        .unwrap();
-    assert!(service >= 300, "{message}");
-    router.stop().await;
-}
-
-#[tokio::test]
 async fn the_h12_clock_starts_after_the_request_body_was_sent() {
     let web = backend("web.1").await;
     let config = RouterConfig {
         request_timeout: Duration::from_millis(300),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(web), config).await;
     let mut client = router.client().await;
     // A slow upload taking longer than the request timeout must not be cut.
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, hyper::Error>::new(1);
@@ -461,96 +178,6 @@ async fn the_h12_clock_starts_after_the_request_body_was_sent() {
 }
 
 #[tokio::test]
-async fn refused_connections_retry_other_dynos_then_give_h21() {
-    let dead = closed_port().await;
-    let live = backend("live").await;
-    let router = TestRouter::start(
-        table(&[
-            (
-                "dead.localhost",
-                route("dead", RouteStatus::Serving, &[("web.1", dead)]),
-            ),
-            (
-                "mixed.localhost",
-                route(
-                    "mixed",
-                    RouteStatus::Serving,
-                    &[("web.1", dead), ("web.2", live)],
-                ),
-            ),
-        ]),
-        quick_config(),
-    )
-    .await;
-    let mut client = router.client().await;
-    let reply = client.get("dead.localhost", "/").await;
-    assert_eq!(reply.status, 503);
-    // Random choice: over 10 requests the dead dyno is almost surely picked first at least once,
-    // and every request must still succeed.
-    for _ in 0..10 {
-        let reply = client.get("mixed.localhost", "/").await;
-        assert_eq!(
-            (reply.status, reply.text()),
-            (200, "hello from live".to_owned())
-        );
-    }
-    let lines = router.logs.wait_for(11).await;
-    assert_eq!(
-        normalize(&messages(&lines, "dead")[0]),
-        "at=error code=H21 desc=\"Backend connection refused\" method=GET path=\"/\" host=dead.localhost request_id=<id> fwd=\"127.0.0.1\" dyno=web.1 connect= service= status=503 bytes=0 protocol=http"
-    );
-    for message in messages(&lines, "mixed") {
-        assert!(
-            message.starts_with("at=info ") && message.contains(" dyno=web.2 "),
-            "{message}"
-        );
-    }
-    router.stop().await;
-}
-
-#[tokio::test]
-async fn a_dyno_closing_without_response_or_sending_garbage_gives_h13() {
-    let closes = raw_backend(|stream| async move { drop(stream) }).await;
-    let garbage = raw_backend(|mut stream| async move {
-        let _ = stream.write_all(b"this is not HTTP at all\r\n\r\n").await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
-    let router = TestRouter::start(
-        table(&[
-            (
-                "closes.localhost",
-                route("closes", RouteStatus::Serving, &[("web.1", closes)]),
-            ),
-            (
-                "garbage.localhost",
-                route("garbage", RouteStatus::Serving, &[("web.1", garbage)]),
-            ),
-        ]),
-        quick_config(),
-    )
-    .await;
-    let mut client = router.client().await;
-    for app in ["closes", "garbage"] {
-        let reply = client.get(&format!("{app}.localhost"), "/").await;
-        assert_eq!(reply.status, 503, "{app}");
-    }
-    let lines = router.logs.wait_for(2).await;
-    for app in ["closes", "garbage"] {
-        let message = &messages(&lines, app)[0];
-        assert!(
-            message.starts_with("at=error code=H13 desc=\"Connection closed without response\" "),
-            "{message}"
-        );
-        assert!(
-            message.contains(" dyno=web.1 ") && message.contains(" status=503 "),
-            "{message}"
-        );
-    }
-    router.stop().await;
-}
-
-#[tokio::test]
 async fn a_dyno_silent_mid_response_gives_h15() {
     let stalls = raw_backend(|mut stream| async move {
         let _ = stream
@@ -563,14 +190,7 @@ async fn a_dyno_silent_mid_response_gives_h15() {
         idle_timeout: Duration::from_millis(300),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", stalls)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(stalls), config).await;
     let client = router.client().await;
     let mut sender = client;
     let request = Request::get("/")
@@ -604,14 +224,7 @@ async fn sender_send(
 #[tokio::test]
 async fn keep_alive_on_both_sides() {
     let (web, accepted) = backend_counting("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut client = router.client().await;
     for n in 0..8 {
         let reply = client.get("demo.localhost", &format!("/{n}")).await;
@@ -640,14 +253,7 @@ async fn keep_alive_on_both_sides() {
 #[tokio::test]
 async fn an_idle_client_gives_its_dyno_connection_back_to_the_pool() {
     let (web, accepted) = backend_counting("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut first = router.client().await;
     assert_eq!(first.get("demo.localhost", "/").await.status, 200);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -675,14 +281,7 @@ async fn an_idle_client_gives_its_dyno_connection_back_to_the_pool() {
 async fn route_updates_apply_to_the_next_request_on_the_same_connection() {
     let old = backend("old").await;
     let new = backend("new").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", old)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(old), quick_config()).await;
     let mut client = router.client().await;
     assert_eq!(
         client.get("demo.localhost", "/").await.text(),
@@ -714,14 +313,7 @@ async fn route_updates_apply_to_the_next_request_on_the_same_connection() {
 #[tokio::test]
 async fn log_line_snapshot() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut client = router.client().await;
     client
         .send(
@@ -747,14 +339,7 @@ async fn log_line_snapshot() {
 #[tokio::test]
 async fn oversized_header_sections_are_rejected() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let big_value = format!(
         "GET / HTTP/1.1\r\nHost: demo.localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(9000)
@@ -782,14 +367,7 @@ async fn slow_header_senders_are_cut_off() {
         header_read_timeout: Duration::from_millis(300),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(web), config).await;
     let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: demo")
@@ -808,14 +386,7 @@ async fn slow_header_senders_are_cut_off() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let addr = router.addr;
     let mut client = router.client().await;
     let in_flight = tokio::spawn(async move { client.get("demo.localhost", "/sleep/300").await });
@@ -835,14 +406,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn upgrades_are_relayed_both_ways() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stream
         .write_all(
@@ -881,14 +445,7 @@ async fn upgrades_are_relayed_both_ways() {
 #[tokio::test]
 async fn a_client_leaving_before_the_response_is_logged_as_h27() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     let mut stream = tokio::net::TcpStream::connect(router.addr).await.unwrap();
     stream
         .write_all(b"GET /never HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
@@ -937,14 +494,7 @@ async fn connect_timeouts_give_h19() {
         connect_timeout: Duration::from_millis(200),
         ..quick_config()
     };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", hung)]),
-        )]),
-        config,
-    )
-    .await;
+    let router = TestRouter::start(demo(hung), config).await;
     let mut client = router.client().await;
     let reply = client.get("demo.localhost", "/").await;
     assert_eq!(reply.status, 503);
@@ -961,82 +511,10 @@ async fn connect_timeouts_give_h19() {
 }
 
 #[tokio::test]
-async fn a_failed_connect_quarantines_the_dyno_until_h99() {
-    let dead = closed_port().await;
-    let config = RouterConfig {
-        quarantine: Duration::from_secs(30),
-        connect_budget: Duration::from_millis(300),
-        ..quick_config()
-    };
-    let router = TestRouter::start(
-        table(&[(
-            "dead.localhost",
-            route("dead", RouteStatus::Serving, &[("web.1", dead)]),
-        )]),
-        config,
-    )
-    .await;
-    let mut client = router.client().await;
-    // The refused connect quarantines web.1; the next request finds no dyno to try within
-    // the connect budget.
-    assert_eq!(client.get("dead.localhost", "/").await.status, 503);
-    assert_eq!(client.get("dead.localhost", "/").await.status, 503);
-    let lines = router.logs.wait_for(2).await;
-    let messages = messages(&lines, "dead");
-    assert!(messages[0].contains("code=H21"), "{}", messages[0]);
-    assert!(
-        messages[1].starts_with("at=error code=H99 desc=\"Platform error\""),
-        "{}",
-        messages[1]
-    );
-    router.stop().await;
-}
-
-#[tokio::test]
-async fn a_full_backlog_gives_h11() {
-    let web = backend("web.1").await;
-    let config = RouterConfig {
-        max_backlog_per_dyno: 1,
-        ..quick_config()
-    };
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        config,
-    )
-    .await;
-    // One request the dyno never answers fills the backlog of one dyno.
-    let mut stuck = tokio::net::TcpStream::connect(router.addr).await.unwrap();
-    stuck
-        .write_all(b"GET /never HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut client = router.client().await;
-    let reply = client.get("demo.localhost", "/").await;
-    assert_eq!(reply.status, 503);
-    let lines = router.logs.wait_for(1).await;
-    assert!(
-        messages(&lines, "demo")[0].starts_with("at=error code=H11 desc=\"Backlog too deep\""),
-        "{lines:?}"
-    );
-    // Once the stuck client leaves (H27), requests flow again.
-    drop(stuck);
-    router.logs.wait_for(2).await;
-    assert_eq!(client.get("demo.localhost", "/").await.status, 200);
-    router.stop().await;
-}
-
-#[tokio::test]
 async fn a_client_going_idle_mid_body_is_logged_as_h28() {
     let web = backend("web.1").await;
     let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
+        demo(web),
         RouterConfig {
             idle_timeout: Duration::from_millis(300),
             ..quick_config()
@@ -1073,14 +551,7 @@ async fn a_client_going_idle_mid_body_is_logged_as_h28() {
 #[tokio::test]
 async fn a_malformed_chunked_body_is_logged_as_h26() {
     let web = backend("web.1").await;
-    let router = TestRouter::start(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
-        quick_config(),
-    )
-    .await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
     // "zz" is not a hexadecimal chunk size.
     let answer = raw_exchange(
         router.addr,
@@ -1103,6 +574,51 @@ async fn a_malformed_chunked_body_is_logged_as_h26() {
     router.stop().await;
 }
 
+/// Request-smuggling shapes over the wire: ambiguous framing is refused with a 400 before
+/// any dyno sees the request; chunked framing with bare LF fails the request as H26.
+#[tokio::test]
+async fn ambiguous_request_framing_is_refused() {
+    let (web, accepted) = backend_counting("web.1").await;
+    let router = TestRouter::start(demo(web), quick_config()).await;
+    for head in [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Transfer-Encoding: chunked, identity\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "X-Folded: a\r\n b\r\nContent-Length: 5\r\n",
+    ] {
+        let request =
+            format!("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\n{head}\r\n0\r\n\r\nhello");
+        let answer = raw_exchange(router.addr, request.as_bytes(), false).await;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{head:?}: {answer}"
+        );
+        assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let answer = raw_exchange(
+        router.addr,
+        b"POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    let lines = router.logs.wait_for(1).await;
+    assert!(
+        lines[0].1.message.starts_with("at=error code=H26 "),
+        "{lines:?}"
+    );
+    router.stop().await;
+}
+
 #[tokio::test]
 async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_idle() {
     use rustls::pki_types::CertificateDer;
@@ -1111,10 +627,7 @@ async fn an_http2_connection_without_open_streams_is_closed_after_the_keepalive_
     let web = backend("web.1").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (_routes, receiver) = tokio::sync::watch::channel(std::sync::Arc::new(table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )])));
+    let (_routes, receiver) = tokio::sync::watch::channel(std::sync::Arc::new(demo(web)));
     let (_certs, cert_receiver) =
         tokio::sync::watch::channel(std::sync::Arc::new(CertTable::new()));
     let logs = Logs::default();

@@ -119,55 +119,7 @@ fn pem_der(pem: &str) -> Vec<u8> {
 
 /// A TLS connection that accepts any certificate (what `curl -k` does), offering HTTP/1.1.
 async fn insecure_connect(addr: SocketAddr, sni: &str) -> TlsStream<TcpStream> {
-    #[derive(Debug)]
-    struct AcceptAnything;
-    impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            rustls::crypto::ring::default_provider()
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AcceptAnything))
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
-        .await
-        .unwrap()
+    insecure_tls(addr, sni, &[b"http/1.1"]).await
 }
 
 /// The certificate the server presented on `stream`.
@@ -250,11 +202,7 @@ fn self_signed(hostname: &str) -> (String, String) {
 #[tokio::test]
 async fn http1_over_tls_reaches_the_dyno_with_https_headers() {
     let web = backend("web.1").await;
-    let router = TlsRouter::start(table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )]))
-    .await;
+    let router = TlsRouter::start(demo(web)).await;
     let stream = router
         .connect("demo.localhost", &router.ca, &[b"http/1.1"])
         .await
@@ -284,11 +232,7 @@ async fn http1_over_tls_reaches_the_dyno_with_https_headers() {
 #[tokio::test]
 async fn http2_is_negotiated_and_dynos_get_http1_with_https_headers() {
     let web = backend("web.1").await;
-    let router = TlsRouter::start(table(&[(
-        "demo.localhost",
-        route("demo", RouteStatus::Serving, &[("web.1", web)]),
-    )]))
-    .await;
+    let router = TlsRouter::start(demo(web)).await;
     let stream = router
         .connect("demo.localhost", &router.ca, &[b"h2", b"http/1.1"])
         .await
@@ -489,10 +433,7 @@ async fn http2_clients_that_go_silent_or_reset_streams_get_h28_and_h27() {
     let web = backend("web.1").await;
     let idle = Duration::from_millis(400);
     let router = TlsRouter::start_with(
-        table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )]),
+        demo(web),
         RouterConfig {
             listen_port_for_header: 8080,
             idle_timeout: idle,

@@ -55,13 +55,7 @@ async fn a_request_for_an_idle_app_wakes_it_and_is_served_once_a_dyno_is_up() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!request.is_finished());
     let web = backend("web.1").await;
-    router
-        .routes
-        .send(Arc::new(table(&[(
-            "demo.localhost",
-            route("demo", RouteStatus::Serving, &[("web.1", web)]),
-        )])))
-        .unwrap();
+    router.routes.send(Arc::new(demo(web))).unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), request)
         .await
         .expect("the held request is answered")

@@ -1,5 +1,6 @@
-//! Shared harness for the router's integration tests: a router on loopback, tiny hyper
-//! backends, raw misbehaving backends, a keep-alive client and a log collector.
+//! Shared harness for the router's integration tests: a router on loopback (plain HTTP/1.1,
+//! or HTTPS serving HTTP/2 for [`Proto::Http2`]), tiny hyper backends, raw misbehaving
+//! backends, keep-alive clients for either protocol and a log collector.
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
@@ -16,9 +17,11 @@ use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
 use slipway_logplex::LogLine;
 use slipway_router::{
-    AppRoute, Backend, RouteStatus, RouteTable, Router, RouterConfig, RouterLogSink,
+    AppRoute, Backend, CertIssuer, CertTable, RouteStatus, RouteTable, Router, RouterConfig,
+    RouterLogSink, TlsSettings,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,9 +58,50 @@ impl Logs {
     }
 }
 
+/// The client side of a scenario: the router's two engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// Plain HTTP/1.1: the router's own engine.
+    Http1,
+    /// HTTP/2 over TLS (ALPN `h2`): the hyper-based path.
+    Http2,
+}
+
+impl Proto {
+    pub const ALL: [Proto; 2] = [Proto::Http1, Proto::Http2];
+
+    /// `X-Forwarded-Proto` and the log line's `protocol=`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Proto::Http1 => "http",
+            Proto::Http2 => "https",
+        }
+    }
+}
+
+/// Heroku's defaults, telling dynos port 8080.
+pub fn quick_config() -> RouterConfig {
+    RouterConfig {
+        listen_port_for_header: 8080,
+        ..RouterConfig::default()
+    }
+}
+
+/// Replaces the parts of a log line that change from run to run.
+pub fn normalize(line: &str) -> String {
+    let line = regex::Regex::new(r"request_id=\S+")
+        .unwrap()
+        .replace(line, "request_id=<id>");
+    let line = regex::Regex::new(r"(connect|service)=\d+ms")
+        .unwrap()
+        .replace_all(&line, "$1=<n>ms");
+    line.into_owned()
+}
+
 /// A router serving on an ephemeral loopback port.
 pub struct TestRouter {
     pub addr: SocketAddr,
+    pub proto: Proto,
     pub routes: watch::Sender<Arc<RouteTable>>,
     pub logs: Logs,
     shutdown: Option<oneshot::Sender<()>>,
@@ -66,17 +110,38 @@ pub struct TestRouter {
 
 impl TestRouter {
     pub async fn start(table: RouteTable, config: RouterConfig) -> TestRouter {
+        TestRouter::start_with(Proto::Http1, table, config).await
+    }
+
+    /// A router whose listener serves `proto`; HTTPS tells dynos the same
+    /// `X-Forwarded-Port` as plain HTTP (`listen_port_for_header`), so scenarios expect the
+    /// same headers from both.
+    pub async fn start_with(proto: Proto, table: RouteTable, config: RouterConfig) -> TestRouter {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (routes, receiver) = watch::channel(Arc::new(table));
         let logs = Logs::default();
+        let port_for_header = config.listen_port_for_header;
         let router = Router::new(receiver, logs.sink(), config);
         let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(router.serve(listener, async move {
+        let signal = async move {
             let _ = signal.await;
-        }));
+        };
+        let task = match proto {
+            Proto::Http1 => tokio::spawn(router.serve(listener, signal)),
+            Proto::Http2 => {
+                let (_certs, cert_receiver) = watch::channel(Arc::new(CertTable::new()));
+                let settings = TlsSettings {
+                    certs: cert_receiver,
+                    issuer: Arc::new(CertIssuer::generate("localhost").unwrap()),
+                    port_for_header,
+                };
+                tokio::spawn(router.serve_tls(listener, settings, signal))
+            }
+        };
         TestRouter {
             addr,
+            proto,
             routes,
             logs,
             shutdown: Some(shutdown),
@@ -98,6 +163,137 @@ impl TestRouter {
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
     }
+
+    /// A keep-alive client speaking the router's protocol.
+    pub async fn connect(&self) -> AnyClient {
+        match self.proto {
+            Proto::Http1 => AnyClient::Http1(Client::connect(self.addr).await),
+            Proto::Http2 => {
+                let stream = insecure_tls(self.addr, "localhost", &[b"h2"]).await;
+                let (sender, connection) = hyper::client::conn::http2::handshake(
+                    hyper_util::rt::TokioExecutor::new(),
+                    TokioIo::new(stream),
+                )
+                .await
+                .unwrap();
+                tokio::spawn(connection);
+                AnyClient::Http2(sender)
+            }
+        }
+    }
+}
+
+/// One client connection of either protocol.
+pub enum AnyClient {
+    Http1(Client),
+    Http2(hyper::client::conn::http2::SendRequest<BoxBody>),
+}
+
+impl AnyClient {
+    /// Sends a request written as for HTTP/1.1 (a `Host` header, an origin-form target); over
+    /// HTTP/2 the host becomes the `:authority` and connection headers, which HTTP/2 does not
+    /// have, are left out.
+    pub async fn send_raw(&mut self, request: Request<BoxBody>) -> Response<Incoming> {
+        match self {
+            AnyClient::Http1(client) => client.raw_send(request).await,
+            AnyClient::Http2(sender) => {
+                let (mut parts, body) = request.into_parts();
+                let host = parts.headers.remove("host").expect("a Host header");
+                let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                parts.uri = format!("https://{}{target}", host.to_str().unwrap())
+                    .parse()
+                    .unwrap();
+                for name in ["connection", "keep-alive", "upgrade", "transfer-encoding"] {
+                    parts.headers.remove(name);
+                }
+                sender.ready().await.expect("client connection closed");
+                let response = sender
+                    .send_request(Request::from_parts(parts, body))
+                    .await
+                    .unwrap();
+                assert_eq!(response.version(), http::Version::HTTP_2);
+                response
+            }
+        }
+    }
+
+    pub async fn send(&mut self, request: Request<BoxBody>) -> Reply {
+        let (parts, body) = self.send_raw(request).await.into_parts();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    pub async fn get(&mut self, host: &str, path: &str) -> Reply {
+        self.send(get(host, path)).await
+    }
+}
+
+/// A GET request for `host` and `path` without a body.
+pub fn get(host: &str, path: &str) -> Request<BoxBody> {
+    Request::get(path)
+        .header("host", host)
+        .body(full(Bytes::new()))
+        .unwrap()
+}
+
+/// A TLS connection offering `alpn` that accepts any certificate (what `curl -k` does).
+pub async fn insecure_tls(
+    addr: SocketAddr,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    #[derive(Debug)]
+    struct AcceptAnything;
+    impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnything))
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 pub fn route(app: &str, status: RouteStatus, backends: &[(&str, SocketAddr)]) -> Arc<AppRoute> {
@@ -112,6 +308,14 @@ pub fn route(app: &str, status: RouteStatus, backends: &[(&str, SocketAddr)]) ->
             })
             .collect(),
     })
+}
+
+/// `demo.localhost` routed to app `demo`'s one dyno `web.1` at `web`.
+pub fn demo(web: SocketAddr) -> RouteTable {
+    table(&[(
+        "demo.localhost",
+        route("demo", RouteStatus::Serving, &[("web.1", web)]),
+    )])
 }
 
 pub fn table(entries: &[(&str, Arc<AppRoute>)]) -> RouteTable {
