@@ -165,7 +165,7 @@ pub enum BuildError {
     InvalidReleaseOutput {
         buildpack: String,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     #[error(
         "Push rejected: bin/release of buildpack {buildpack} printed more than {} KB; Slipway \

@@ -349,7 +349,7 @@ impl StepRunner<'_> {
         let parsed: Option<ReleaseOutput> = if text.trim().is_empty() {
             None
         } else {
-            serde_yaml::from_str(&text).map_err(|source| BuildError::InvalidReleaseOutput {
+            serde_norway::from_str(&text).map_err(|source| BuildError::InvalidReleaseOutput {
                 buildpack: buildpack.name.clone(),
                 source,
             })?
