@@ -12,7 +12,7 @@ fn workspace_root() -> &'static Path {
 }
 
 /// Which Slipway crates each crate may depend on. Leaves know nothing of the store or the API;
-/// only the core composes subsystems; only the binary depends on everything.
+/// only the core composes subsystems; only the server wires everything together.
 fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let edges: &[(&str, &[&str])] = &[
         ("slipway-store", &[]),
@@ -46,12 +46,10 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ),
         ("slipway-cli", &["slipway-api-types"]),
         (
-            "slipway",
+            "slipway-server",
             &[
                 "slipway-core",
                 "slipway-api",
-                "slipway-cli",
-                "slipway-git",
                 "slipway-store",
                 "slipway-runtime",
                 "slipway-router",
@@ -59,6 +57,8 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-outbound",
             ],
         ),
+        // The binary parses arguments and dispatches: the server, the CLI client, git's hook.
+        ("slipway", &["slipway-server", "slipway-cli", "slipway-git"]),
     ];
     edges
         .iter()
