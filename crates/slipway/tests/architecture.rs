@@ -566,7 +566,7 @@ fn root_imports(code: &str, modules: &BTreeSet<String>) -> BTreeMap<String, Stri
             continue;
         }
         for item in tree
-            .split(|c| c == ',' || c == '{' || c == '}')
+            .split([',', '{', '}'])
             .map(str::trim)
             .filter(|item| !item.is_empty())
         {
