@@ -178,15 +178,13 @@ async fn oversized_sources_and_slugs_are_refused_and_not_kept() {
     assert_nothing_left(&server);
 
     // A slug upload over the cap: 413, nothing stored.
-    let declared: serde_json::Value = server
-        .api(reqwest::Method::POST, "/apps/fat/slugs")
-        .json(&serde_json::json!({"process_types": {"web": "sleep 1000"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let declared = server
+        .api_send(
+            reqwest::Method::POST,
+            "/apps/fat/slugs",
+            serde_json::json!({"process_types": {"web": "sleep 1000"}}),
+        )
+        .await;
     let url = declared["blob"]["url"].as_str().expect("an upload URL");
     let response = reqwest::Client::new()
         .put(url)
