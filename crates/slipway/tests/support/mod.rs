@@ -480,6 +480,35 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// Serves HTTP/1.1 on a loopback port until the test ends: reads each request's head, writes
+/// what `respond` returns for its path (status line, headers and body), and closes the
+/// connection. Returns the base URL (`http://127.0.0.1:<port>`).
+pub fn serve_http(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let base = format!(
+        "http://{}",
+        listener.local_addr().expect("the listener's address")
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let _ = stream.write_all(&respond(path));
+        }
+    });
+    base
+}
+
 /// A repository holding [`ECHO_APP`] as its `web` process, committed on `main`.
 pub fn echo_app_repo() -> tempfile::TempDir {
     repo(&[
