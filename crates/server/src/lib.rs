@@ -102,7 +102,8 @@ pub enum ServerError {
     ServeApi(#[source] std::io::Error),
 }
 
-/// A running server: where it listens, and how to stop it.
+/// A running server: where it listens, and how to stop it. Dropping the handle stops the
+/// listeners too (without waiting for them); [`ServerHandle::shutdown`] waits.
 #[derive(Debug)]
 pub struct ServerHandle {
     api_addr: SocketAddr,
