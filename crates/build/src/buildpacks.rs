@@ -128,6 +128,7 @@ pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuild
     }
     Err(BuildError::UnknownBuildpack {
         name: name.to_string(),
+        builtins: builtin_names(),
     })
 }
 

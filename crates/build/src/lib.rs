@@ -127,11 +127,14 @@ pub enum BuildError {
         detail: String,
     },
     #[error(
-        "Unknown buildpack {name:?}: use a built-in ({}) or an absolute path to a directory \
-         with bin/detect and bin/compile",
-        buildpacks::builtin_names()
+        "Unknown buildpack {name:?}: use a built-in ({builtins}) or an absolute path to a \
+         directory with bin/detect and bin/compile"
     )]
-    UnknownBuildpack { name: String },
+    UnknownBuildpack {
+        name: String,
+        /// The built-in buildpacks' names, for the message.
+        builtins: String,
+    },
     #[error(
         "The built-in buildpack {name} is not installed at {}; call install_builtin_buildpacks \
          on that directory first",
@@ -165,7 +168,7 @@ pub enum BuildError {
     InvalidReleaseOutput {
         buildpack: String,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     #[error(
         "Push rejected: bin/release of buildpack {buildpack} printed more than {} KB; Slipway \

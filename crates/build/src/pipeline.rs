@@ -285,6 +285,18 @@ struct ReleaseOutput {
     default_process_types: Option<BTreeMap<String, String>>,
 }
 
+/// The default process types in a buildpack's `bin/release` output (YAML); none when it
+/// printed nothing or no `default_process_types`.
+fn parse_release_output(text: &str) -> Result<BTreeMap<String, String>, serde_norway::Error> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let parsed: Option<ReleaseOutput> = serde_norway::from_str(text)?;
+    Ok(parsed
+        .and_then(|p| p.default_process_types)
+        .unwrap_or_default())
+}
+
 /// Runs buildpack scripts in build containers.
 struct StepRunner<'a> {
     runtime: &'a dyn Runtime,
@@ -345,18 +357,12 @@ impl StepRunner<'_> {
                 cap: TENANT_FILE_CAP,
             });
         }
-        let text = stdout.join("\n");
-        let parsed: Option<ReleaseOutput> = if text.trim().is_empty() {
-            None
-        } else {
-            serde_yaml::from_str(&text).map_err(|source| BuildError::InvalidReleaseOutput {
+        parse_release_output(&stdout.join("\n")).map_err(|source| {
+            BuildError::InvalidReleaseOutput {
                 buildpack: buildpack.name.clone(),
                 source,
-            })?
-        };
-        Ok(parsed
-            .and_then(|p| p.default_process_types)
-            .unwrap_or_default())
+            }
+        })
     }
 
     /// Runs `bin/<script>` of `buildpack` with the classic arguments for that script.
@@ -608,6 +614,36 @@ mod tests {
             container_id("my app", "b/1", "compile-0-python"),
             "build.my-app.b-1.compile-0-python"
         );
+    }
+
+    #[test]
+    fn release_output_is_read_as_heroku_documents_it() {
+        fn check(yaml: &str, expected: Option<&[(&str, &str)]>) {
+            let parsed = parse_release_output(yaml).ok();
+            let expected = expected.map(|types| {
+                types
+                    .iter()
+                    .map(|(name, command)| (name.to_string(), command.to_string()))
+                    .collect::<BTreeMap<_, _>>()
+            });
+            assert_eq!(parsed, expected, "bin/release printed {yaml:?}");
+        }
+        check("", Some(&[]));
+        check("  \n", Some(&[]));
+        check("---\naddons: []\n", Some(&[]));
+        check(
+            "---\naddons: []\ndefault_process_types:\n  web: python app.py\n",
+            Some(&[("web", "python app.py")]),
+        );
+        check(
+            "config_vars:\n  PATH: /app/bin\ndefault_process_types:\n  web: npm start\n  worker: node w.js",
+            Some(&[("web", "npm start"), ("worker", "node w.js")]),
+        );
+        check("default_process_types:\n", Some(&[]));
+        check("~", Some(&[]));
+        check("default_process_types: [web]", None);
+        check("default_process_types:\n  web: [1, 2]", None);
+        check("{unclosed", None);
     }
 
     #[test]

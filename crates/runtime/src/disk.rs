@@ -119,7 +119,7 @@ impl Disks {
     pub(crate) fn new(dir: PathBuf, target: usize, prewarm: &[u64]) -> std::io::Result<Arc<Disks>> {
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        crate::runc::unmount_under(&dir);
+        crate::mounts::unmount_under(&dir);
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             if let Err(e) = std::fs::remove_dir_all(&path) {
@@ -232,7 +232,7 @@ impl Disks {
 impl Drop for Disks {
     /// Unmounts the pooled filesystems (in-flight ones are gone: their threads hold an `Arc`).
     fn drop(&mut self) {
-        crate::runc::unmount_under(&self.dir);
+        crate::mounts::unmount_under(&self.dir);
         let pools = self.pools.get_mut().unwrap_or_else(|e| e.into_inner());
         for dir in pools.values().flat_map(|p| p.ready.iter()) {
             let _ = std::fs::remove_dir(dir);

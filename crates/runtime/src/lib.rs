@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod common;
 mod disk;
+mod mounts;
 mod net;
 mod oom;
 mod process;
@@ -231,7 +232,7 @@ pub trait Runtime: Send + Sync + 'static {
 /// containers that were killed without the runtime's cleanup), for tests and tools that remove
 /// a state directory.
 pub fn unmount_leftovers(dir: &std::path::Path) {
-    runc::unmount_under(dir);
+    mounts::unmount_under(dir);
 }
 
 /// Starts a container and waits for it to exit, e.g. a build step or a one-off command.

@@ -4,7 +4,7 @@
 mod support;
 
 use reqwest::Method;
-use support::{repo, Server, ECHO_APP};
+use support::{expect_api_error, repo, Server, ECHO_APP};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_a_key_and_errors_look_like_herokus() {
@@ -50,19 +50,15 @@ async fn every_route_needs_a_key_and_errors_look_like_herokus() {
         .send()
         .await
         .unwrap();
-    assert_eq!(no_version.status(), 406);
-    let body: serde_json::Value = no_version.json().await.unwrap();
-    assert_eq!(body["id"], "not_acceptable");
+    expect_api_error(no_version, 406, "not_acceptable").await;
 
     let missing = server
         .api(Method::GET, "/apps/nosuchapp")
         .send()
         .await
         .unwrap();
-    assert_eq!(missing.status(), 404);
-    let body: serde_json::Value = missing.json().await.unwrap();
-    assert_eq!(body["id"], "not_found");
-    assert!(body["message"].as_str().unwrap().contains("app"));
+    let message = expect_api_error(missing, 404, "not_found").await;
+    assert!(message.contains("app"));
 
     let garbage = server
         .api(Method::POST, "/apps")
@@ -70,9 +66,7 @@ async fn every_route_needs_a_key_and_errors_look_like_herokus() {
         .send()
         .await
         .unwrap();
-    assert_eq!(garbage.status(), 400);
-    let body: serde_json::Value = garbage.json().await.unwrap();
-    assert_eq!(body["id"], "bad_request");
+    expect_api_error(garbage, 400, "bad_request").await;
     assert!(account_answers_with_a_request_id(&server).await);
 }
 
@@ -180,15 +174,13 @@ async fn resources_have_herokus_shapes_and_log_sessions_stream() {
 
     // A log session: its URL works without credentials, as SSE or plain text, and only with
     // its own secret.
-    let session: serde_json::Value = server
-        .api(Method::POST, "/apps/shapes/log-sessions")
-        .json(&serde_json::json!({"lines": 5, "source": "heroku", "dyno": "router"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = server
+        .api_send(
+            Method::POST,
+            "/apps/shapes/log-sessions",
+            serde_json::json!({"lines": 5, "source": "heroku", "dyno": "router"}),
+        )
+        .await;
     let url = session["logplex_url"].as_str().unwrap().to_owned();
     let sse = reqwest::Client::new()
         .get(&url)

@@ -4,19 +4,11 @@
 
 mod support;
 
-use support::{repo, text, Server, ECHO_APP};
+use support::{expect_api_error, repo, text, Server, ECHO_APP};
 
 /// Deploys the echo app as the app's first release and waits until it serves.
 async fn deployed(server: &Server, app: &str) -> tempfile::TempDir {
-    server.cli_ok(&["apps:create", app]);
-    let dir = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    let push = server.push(app, dir.path());
-    assert!(push.status.success(), "{}", text(&push));
-    server.wait_for_200(app, "/").await;
-    dir
+    server.deploy_echo_app(app).await
 }
 
 /// The number of releases the API reports.
@@ -202,10 +194,8 @@ async fn app_names_are_checked_and_unique() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 422);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["id"], "invalid_params");
-    assert!(body["message"].as_str().unwrap().contains("Bad_Name"));
+    let message = expect_api_error(response, 422, "invalid_params").await;
+    assert!(message.contains("Bad_Name"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

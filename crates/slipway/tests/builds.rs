@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -19,34 +18,19 @@ use support::{Server, ECHO_APP};
 /// Serves `files` (path → bytes) over HTTP/1.1 on a loopback port until the test ends; any
 /// other path is a 404. Returns the base URL.
 fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buffer = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buffer[..n]),
-                }
-            }
-            let request = String::from_utf8_lossy(&request);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
-                Some((_, body)) => ("200 OK", body.clone()),
-                None => ("404 Not Found", b"not found".to_vec()),
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    base
+    support::serve_http(move |path| {
+        let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+            Some((_, body)) => ("200 OK", body.as_slice()),
+            None => ("404 Not Found", b"not found".as_slice()),
+        };
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        response
+    })
 }
 
 /// A loopback port nothing listens on.

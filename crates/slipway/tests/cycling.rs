@@ -7,20 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{repo, text, Server, ECHO_APP};
+use support::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cycled_web_dynos_are_replaced_without_dropping_requests() {
     require_runc!();
     let server = Server::start_with(&["--cycle-after", "3", "--stop-grace", "3"]);
-    server.cli_ok(&["apps:create", "cycler"]);
-    let app = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    let push = server.push("cycler", app.path());
-    assert!(push.status.success(), "{}", text(&push));
-    server.wait_for_200("cycler", "/").await;
+    let _app = server.deploy_echo_app("cycler").await;
     let first = server.wait_for_containers("slipway.cycler.web.", 1).await;
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{commit_all, repo, text, Server, ECHO_APP};
+use support::{commit_all, text, Server};
 
 const APP: &str = "durable";
 
@@ -51,14 +51,7 @@ async fn snapshot(server: &Server, version: i64) -> BTreeMap<String, String> {
 async fn sigkill_during_config_changes_and_a_deploy_leaves_a_whole_ledger() {
     require_runc!();
     let mut server = Server::start();
-    server.cli_ok(&["apps:create", APP]);
-    let dir = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    let push = server.push(APP, dir.path());
-    assert!(push.status.success(), "{}", text(&push));
-    server.wait_for_200(APP, "/").await;
+    let dir = server.deploy_echo_app(APP).await;
 
     // Config changes, one after another, with the server killed in the middle of them.
     let (api_url, key) = (server.api_url.clone(), server.key.clone());

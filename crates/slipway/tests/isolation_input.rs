@@ -40,19 +40,9 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// Nothing of a failed build is left: no build directory, no slug file, no build container.
 fn assert_nothing_left(server: &Server) {
-    let builds = names(&server.data_dir.join("builds"));
-    assert!(builds.is_empty(), "build dirs left behind: {builds:?}");
     let slugs = names(&server.data_dir.join("slugs"));
     assert!(slugs.is_empty(), "slug files left behind: {slugs:?}");
-    let containers: Vec<String> = server
-        .containers()
-        .into_iter()
-        .filter(|c| c.starts_with("build."))
-        .collect();
-    assert!(
-        containers.is_empty(),
-        "build containers left: {containers:?}"
-    );
+    assert_nothing_left_but_slugs(server);
 }
 
 /// A repository whose `files` are regular files and whose `links` are symlinks (name, target).
@@ -178,15 +168,13 @@ async fn oversized_sources_and_slugs_are_refused_and_not_kept() {
     assert_nothing_left(&server);
 
     // A slug upload over the cap: 413, nothing stored.
-    let declared: serde_json::Value = server
-        .api(reqwest::Method::POST, "/apps/fat/slugs")
-        .json(&serde_json::json!({"process_types": {"web": "sleep 1000"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let declared = server
+        .api_send(
+            reqwest::Method::POST,
+            "/apps/fat/slugs",
+            serde_json::json!({"process_types": {"web": "sleep 1000"}}),
+        )
+        .await;
     let url = declared["blob"]["url"].as_str().expect("an upload URL");
     let response = reqwest::Client::new()
         .put(url)

@@ -280,26 +280,13 @@ async fn a_data_directory_left_world_readable_by_an_older_version_is_fixed_on_st
 
 /// Serves `body` for any GET on a loopback port; returns the URL.
 fn serve_bytes(body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/source.tgz", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buffer = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buffer[..n]),
-                }
-            }
-            // No Content-Length: the limit must hold while streaming, not from the header.
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-            let _ = stream.write_all(&body);
-        }
+    let base = support::serve_http(move |_| {
+        // No Content-Length: the limit must hold while streaming, not from the header.
+        let mut response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+        response.extend_from_slice(&body);
+        response
     });
-    url
+    format!("{base}/source.tgz")
 }
 
 /// A gzip'd tarball of one file of `size` zeros (a few KB per MB).

@@ -6,18 +6,11 @@ mod support;
 use std::time::Duration;
 
 use reqwest::Method;
-use support::{repo, text, Server, ECHO_APP};
+use support::{text, Server};
 use tokio::io::AsyncReadExt;
 
 async fn deployed(server: &Server, app: &str) {
-    server.cli_ok(&["apps:create", app]);
-    let dir = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    let push = server.push(app, dir.path());
-    assert!(push.status.success(), "{}", text(&push));
-    server.wait_for_200(app, "/").await;
+    server.deploy_echo_app(app).await;
 }
 
 /// Reads octet-counted syslog frames (`LEN SP FRAME`) from a stream until one contains `needle`.
@@ -141,15 +134,9 @@ async fn log_streams_resume_after_the_last_event_id() {
     let session = |tail: bool| {
         let server = &server;
         async move {
-            let session: serde_json::Value = server
-                .api(Method::POST, "/apps/resumed/log-sessions")
-                .json(&serde_json::json!({"lines": 1500, "source": "heroku", "dyno": "router", "tail": tail}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let session = server
+        .api_send(Method::POST, "/apps/resumed/log-sessions", serde_json::json!({"lines": 1500, "source": "heroku", "dyno": "router", "tail": tail}))
+        .await;
             session["logplex_url"].as_str().unwrap().to_owned()
         }
     };

@@ -238,13 +238,7 @@ async fn nodejs_app_runs_npm_start() {
 async fn logs_tail_follows_new_lines() {
     require_runc!();
     let server = Server::start();
-    server.cli_ok(&["apps:create", "tailed"]);
-    let app = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    assert!(server.push("tailed", app.path()).status.success());
-    server.wait_for_200("tailed", "/").await;
+    let _app = server.deploy_echo_app("tailed").await;
 
     let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args(["logs", "--tail", "-a", "tailed", "-n", "0"])

@@ -7,18 +7,14 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use support::{repo, text, Server, ECHO_APP};
+use support::{echo_app_repo, repo, text, Server, ECHO_APP};
 
 const APP: &str = "ledger";
 
 /// Deploys the echo app and waits until it serves.
 async fn deployed(server: &Server, app: &str) -> tempfile::TempDir {
-    let dir = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    let push = server.push(app, dir.path());
-    assert!(push.status.success(), "{}\n{}", text(&push), server.log());
+    let dir = echo_app_repo();
+    server.push_ok(app, dir.path());
     server.wait_for_200(app, "/").await;
     dir
 }
@@ -148,15 +144,13 @@ async fn config_changes_and_rollbacks_reach_the_running_dynos() {
     );
     assert_eq!(config(&server, APP).await.len(), 2);
     // A null in the PATCH deletes.
-    let patched: Value = server
-        .api(reqwest::Method::PATCH, &format!("/apps/{APP}/config-vars"))
-        .json(&serde_json::json!({"C": null, "D": "4"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let patched = server
+        .api_send(
+            reqwest::Method::PATCH,
+            &format!("/apps/{APP}/config-vars"),
+            serde_json::json!({"C": null, "D": "4"}),
+        )
+        .await;
     assert_eq!(patched, serde_json::json!({"B": "two words", "D": "4"}));
     server
         .wait_for_env(APP, |env| env.get("C").is_none() && env["D"] == "4")

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{repo, text, Server, ECHO_APP};
+use support::{text, Server};
 
 const APP: &str = "tlsdemo";
 const CUSTOM: &str = "www.tls-example.test";
@@ -71,14 +71,7 @@ async fn wait_for_https(
 async fn apps_answer_over_https_with_http2_and_uploaded_certificates_by_sni() {
     require_runc!();
     let server = Server::start();
-    server.cli_ok(&["apps:create", APP]);
-    let dir = repo(&[
-        ("Procfile", "web: python3 server.py\n"),
-        ("server.py", ECHO_APP),
-    ]);
-    let push = server.push(APP, dir.path());
-    assert!(push.status.success(), "{}", text(&push));
-    server.wait_for_200(APP, "/").await;
+    let _dir = server.deploy_echo_app(APP).await;
 
     // The default hostname: a certificate from the platform CA, HTTP/2 negotiated by ALPN.
     let ca = std::fs::read(server.data_dir.join("tls/router-ca.pem"))

@@ -1,6 +1,6 @@
 //! The store's error type.
 
-use crate::{LeaseId, Revision};
+use crate::ids::{LeaseId, Revision};
 use std::path::PathBuf;
 
 /// Everything that can go wrong talking to the store.

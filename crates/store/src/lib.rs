@@ -19,16 +19,16 @@
 //! [`json`] has small helpers for storing serde values.
 
 mod error;
+mod ids;
 pub mod json;
 pub mod sqlite;
 mod types;
 mod watch;
 
 pub use error::StoreError;
+pub use ids::{LeaseId, Revision};
 pub use sqlite::{SqliteStore, StoreOptions};
-pub use types::{
-    Compare, EventKind, KeyValue, LeaseId, Op, Revision, Txn, TxnResponse, WatchEvent,
-};
+pub use types::{Compare, EventKind, KeyValue, Op, Txn, TxnResponse, WatchEvent};
 pub use watch::Watcher;
 
 use async_trait::async_trait;

@@ -1,9 +1,6 @@
 //! Plain data types of the store model: key-values, compares, ops, transactions, events.
 
-/// A global store revision. Revision 0 means "before any write".
-pub type Revision = i64;
-/// The id of a lease granted by [`crate::Store::grant_lease`].
-pub type LeaseId = i64;
+use crate::ids::{LeaseId, Revision};
 
 /// One stored key with its metadata (etcd's `mvccpb.KeyValue`).
 #[derive(Debug, Clone, PartialEq, Eq)]

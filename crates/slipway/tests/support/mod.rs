@@ -198,6 +198,39 @@ impl Server {
         git(dir, &["push", &url, refspec])
     }
 
+    /// `git push` of `dir` to `app`, which must succeed.
+    pub fn push_ok(&self, app: &str, dir: &Path) {
+        let push = self.push(app, dir);
+        assert!(push.status.success(), "{}\n{}", text(&push), self.log());
+    }
+
+    /// Creates `app`, deploys [`ECHO_APP`] to it and waits until it serves; returns the
+    /// app's repository.
+    pub async fn deploy_echo_app(&self, app: &str) -> tempfile::TempDir {
+        self.cli_ok(&["apps:create", app]);
+        let dir = echo_app_repo();
+        self.push_ok(app, dir.path());
+        self.wait_for_200(app, "/").await;
+        dir
+    }
+
+    /// A Platform API request with a JSON body, its answer decoded as JSON whatever its status.
+    pub async fn api_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        self.api(method, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("API request")
+            .json()
+            .await
+            .expect("JSON from the API")
+    }
+
     /// An HTTP GET through the router with `Host: <app>.localhost`.
     pub async fn get(&self, app: &str, path: &str) -> reqwest::Response {
         self.request(reqwest::Method::GET, app, path)
@@ -445,6 +478,55 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// Serves HTTP/1.1 on a loopback port until the test ends: reads each request's head, writes
+/// what `respond` returns for its path (status line, headers and body), and closes the
+/// connection. Returns the base URL (`http://127.0.0.1:<port>`).
+pub fn serve_http(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let base = format!(
+        "http://{}",
+        listener.local_addr().expect("the listener's address")
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let _ = stream.write_all(&respond(path));
+        }
+    });
+    base
+}
+
+/// A repository holding [`ECHO_APP`] as its `web` process, committed on `main`.
+pub fn echo_app_repo() -> tempfile::TempDir {
+    repo(&[
+        ("Procfile", "web: python3 server.py\n"),
+        ("server.py", ECHO_APP),
+    ])
+}
+
+/// Asserts that a Platform API `response` is an error with `status` and Heroku's error `id`;
+/// returns its message.
+pub async fn expect_api_error(response: reqwest::Response, status: u16, id: &str) -> String {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().await.expect("an error body in JSON");
+    assert_eq!(body["id"], id, "{body}");
+    body["message"]
+        .as_str()
+        .expect("an error message")
+        .to_owned()
 }
 
 /// A web app using only Python's standard library: `/env` answers the dyno's environment,

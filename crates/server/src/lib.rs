@@ -1,0 +1,428 @@
+//! The whole platform in one process. [`run`] does what `slipway server` does: it opens the
+//! store, the container runtime, the log hub and the platform, starts the router (HTTP and
+//! HTTPS) and the API, and the background tasks (dyno manager, route and certificate
+//! publishers, log drains). It returns once every listener is bound and the admin key and the
+//! router's CA are on disk, with a [`ServerHandle`] that says where it listens and shuts it
+//! down gracefully. Signals are the binary's business; tests call [`run`] in-process.
+//!
+//! The server's defaults are here too ([`defaults`], [`ServerConfig::new`]): the binary only
+//! maps its flags onto a [`ServerConfig`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use slipway_logplex::LogHub;
+use slipway_runtime::Runtime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+mod config;
+mod permissions;
+
+pub use config::{defaults, RuntimeKind, ServerConfig, UnknownRuntime};
+pub use permissions::PathError;
+/// `--dyno-uid-range`'s parser, so that the binary parses it as the core does.
+pub use slipway_core::parse_uid_range;
+/// `--dyno-subnet`'s type, so that the binary parses it without depending on the runtime.
+pub use slipway_runtime::Ipv4Subnet;
+
+/// The account [`run`] creates on a fresh data directory; its API key goes to
+/// [`ServerHandle::admin_key_path`].
+pub const ADMIN_EMAIL: &str = "admin@slipway.local";
+
+/// Why the server could not start, or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("creating the data directory {}", path.display())]
+    CreateDataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("resolving {}", path.display())]
+    ResolveDataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("restricting the permissions of {}", path.display())]
+    TightenPermissions {
+        path: PathBuf,
+        #[source]
+        source: PathError,
+    },
+    #[error("opening the platform's database")]
+    OpenStore(#[source] slipway_store::StoreError),
+    #[error(
+        "starting the runc runtime (are `runc`, `iproute2` and `nftables` installed, and are \
+         you root?)"
+    )]
+    StartRunc(#[source] slipway_runtime::RuntimeError),
+    #[error("preparing the platform")]
+    OpenPlatform(#[source] slipway_core::CoreError),
+    #[error("restarting log drains")]
+    RestoreDrains(#[source] slipway_core::CoreError),
+    #[error("creating the admin account")]
+    BootstrapAdmin(#[source] slipway_core::CoreError),
+    #[error("saving the admin key")]
+    WriteAdminKey(#[source] PathError),
+    #[error("loading or creating the router's certificate authority")]
+    RouterCa(#[source] slipway_core::CaError),
+    #[error("finding a free port on {addr}")]
+    PickPort {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening for the API on {addr}")]
+    BindApi {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening for the router on {addr}")]
+    BindRouter {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening for the HTTPS router on {addr}")]
+    BindRouterTls {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cleaning up after the previous run")]
+    CleanUp(#[source] slipway_core::CoreError),
+    #[error("finding the slipway binary for git hooks")]
+    HookBinary(#[source] std::io::Error),
+    #[error("serving the API")]
+    ServeApi(#[source] std::io::Error),
+}
+
+/// A running server: where it listens, and how to stop it. Dropping the handle stops the
+/// listeners too (without waiting for them); [`ServerHandle::shutdown`] waits.
+#[derive(Debug)]
+pub struct ServerHandle {
+    api_addr: SocketAddr,
+    router_addr: SocketAddr,
+    router_tls_addr: SocketAddr,
+    data_dir: PathBuf,
+    admin_key_created: bool,
+    stop: watch::Sender<bool>,
+    api: JoinHandle<std::io::Result<()>>,
+    http_threads: slipway_router::RouterThreads,
+    https_threads: slipway_router::RouterThreads,
+    dyno_manager: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The API's and git's address (the real port when asked for port 0).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The router's HTTP address.
+    pub fn router_addr(&self) -> SocketAddr {
+        self.router_addr
+    }
+
+    /// The router's HTTPS address.
+    pub fn router_tls_addr(&self) -> SocketAddr {
+        self.router_tls_addr
+    }
+
+    /// The data directory, resolved (absolute, symbolic links followed).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where the admin's API key is (mode 0600).
+    pub fn admin_key_path(&self) -> PathBuf {
+        self.data_dir.join(ADMIN_KEY_FILE)
+    }
+
+    /// Whether this start created the admin account (a fresh data directory).
+    pub fn admin_key_created(&self) -> bool {
+        self.admin_key_created
+    }
+
+    /// The router CA's certificate, which HTTPS clients trust.
+    pub fn router_ca_path(&self) -> PathBuf {
+        self.data_dir.join("tls/router-ca.pem")
+    }
+
+    /// Serves until `stop` completes (a signal, in the binary) or the API fails, then shuts
+    /// down as [`ServerHandle::shutdown`] does.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let mut api = self.api;
+        let failed = tokio::select! {
+            () = stop => None,
+            served = &mut api => Some(served),
+        };
+        // The router and the API stop accepting, finish what they serve, and release their
+        // ports. Dynos keep running: the next server adopts them.
+        let _ = self.stop.send(true);
+        let served = match failed {
+            Some(served) => served,
+            None => api.await,
+        };
+        let _ = self.http_threads.stopped().await;
+        let _ = self.https_threads.stopped().await;
+        self.dyno_manager.abort();
+        match served {
+            Ok(result) => result.map_err(ServerError::ServeApi),
+            Err(join) => Err(ServerError::ServeApi(std::io::Error::other(join))),
+        }
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and returns once every
+    /// listener is closed. Running dynos are left running, for the next server to adopt.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.run_until(std::future::ready(())).await
+    }
+}
+
+/// The admin key's file name in the data directory.
+const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// Starts the platform as `config` says; returns once it serves (see the crate documentation).
+pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    // Everything the server creates is its own alone (the database holds every config var):
+    // files 0600, directories 0700. What a container's user must read is given its mode
+    // explicitly where it is made (the runtime's rootfs skeleton, buildpacks) or owned by that
+    // user (slugs unpacked for dynos, build directories).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let data_dir = prepare_data_dir(&config.data_dir)?;
+
+    let store = slipway_store::SqliteStore::open(
+        &data_dir.join("slipway.db"),
+        slipway_store::StoreOptions::default()
+            .immutable_prefix("releases/")
+            .immutable_prefix("slugs/"),
+    )
+    .map_err(ServerError::OpenStore)?;
+
+    // Port 0 means "any free port"; the platform must know the real ports (apps' web URLs,
+    // git URLs, the runc network's public ports) before anything listens.
+    let api_addr = pick_port(config.api_addr)?;
+    let router_addr = pick_port(config.router_addr)?;
+    let router_tls_addr = pick_port(config.router_tls_addr)?;
+
+    let runtime = open_runtime(&config, &data_dir, [api_addr, router_addr, router_tls_addr])?;
+    let platform_config = config.platform_config(data_dir.clone(), api_addr, router_addr);
+    if config.allow_private_urls {
+        tracing::warn!("--allow-private-urls: source blobs and log drains may reach private and loopback addresses");
+    }
+    let logs = LogHub::with_drain_options(
+        slipway_logplex::DEFAULT_HISTORY,
+        slipway_logplex::DrainOptions {
+            outbound: platform_config.outbound.clone(),
+            ..Default::default()
+        },
+    );
+    let platform =
+        slipway_core::Platform::open(platform_config, store.clone(), runtime, logs.clone())
+            .await
+            .map_err(ServerError::OpenPlatform)?;
+
+    let drains = platform
+        .restore_drains()
+        .await
+        .map_err(ServerError::RestoreDrains)?;
+    if drains > 0 {
+        tracing::info!(drains, "log drains restarted");
+    }
+
+    let key_path = data_dir.join(ADMIN_KEY_FILE);
+    let admin_key_created = match platform
+        .bootstrap_admin(ADMIN_EMAIL)
+        .await
+        .map_err(ServerError::BootstrapAdmin)?
+    {
+        Some(key) => {
+            permissions::write_secret(&key_path, &key).map_err(ServerError::WriteAdminKey)?;
+            true
+        }
+        None => false,
+    };
+
+    // Before the API listens: a client that sees the API up can trust the CA file.
+    let router_ca = slipway_core::load_or_create_ca(&data_dir, &config.domain)
+        .map_err(ServerError::RouterCa)?;
+    let api_listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .map_err(|source| ServerError::BindApi {
+            addr: api_addr,
+            source,
+        })?;
+
+    // The router listens before the platform touches any dyno, so a busy port stops here.
+    let routes = slipway_core::spawn_route_publisher(store.clone(), config.domain.clone());
+    let router_logs = logs.clone();
+    let (traffic, waker) = (platform.clone(), platform.clone());
+    let router = slipway_router::Router::new(
+        routes,
+        Arc::new(move |app: &str, line| {
+            traffic.note_web_request(app);
+            router_logs.publish(app, line)
+        }),
+        slipway_router::RouterConfig {
+            listen_port_for_header: router_addr.port(),
+            wake: Some(slipway_router::WakeHook::new(move |app: &str| {
+                waker.wake_app(app)
+            })),
+            ..Default::default()
+        },
+    );
+    let router_tls = slipway_router::TlsSettings {
+        certs: slipway_core::spawn_cert_publisher(store.clone()),
+        issuer: Arc::new(router_ca),
+        port_for_header: router_tls_addr.port(),
+    };
+    let router_threads = config
+        .router_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let (stop, stopping) = watch::channel(false);
+    let http_threads = router
+        .clone()
+        .serve_per_core(
+            router_addr,
+            router_threads,
+            slipway_router::Protocol::Http,
+            stopping.clone(),
+        )
+        .map_err(|source| ServerError::BindRouter {
+            addr: router_addr,
+            source,
+        })?;
+    let https_threads = router
+        .serve_per_core(
+            router_tls_addr,
+            router_threads,
+            slipway_router::Protocol::Https(router_tls),
+            stopping.clone(),
+        )
+        .map_err(|source| ServerError::BindRouterTls {
+            addr: router_tls_addr,
+            source,
+        })?;
+    platform
+        .clean_up_previous_run()
+        .await
+        .map_err(ServerError::CleanUp)?;
+    let dyno_manager = platform.start_dyno_manager();
+    let hook_binary = match config.hook_binary {
+        Some(binary) => binary,
+        None => std::env::current_exe().map_err(ServerError::HookBinary)?,
+    };
+    let api = slipway_api::router(
+        platform.clone(),
+        slipway_api::ApiConfig {
+            hook_binary,
+            repos_dir: data_dir.join("repos"),
+        },
+    );
+    let mut api_stopping = stopping;
+    let api = tokio::spawn(async move {
+        axum::serve(api_listener, api)
+            .with_graceful_shutdown(async move {
+                let _ = api_stopping.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    Ok(ServerHandle {
+        api_addr,
+        router_addr,
+        router_tls_addr,
+        data_dir,
+        admin_key_created,
+        stop,
+        api,
+        http_threads,
+        https_threads,
+        dyno_manager,
+    })
+}
+
+/// Creates the data directory, resolves it, and makes it the server's alone.
+fn prepare_data_dir(data_dir: &Path) -> Result<PathBuf, ServerError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::CreateDataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|source| ServerError::ResolveDataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+    let fixed = permissions::tighten_permissions(&data_dir).map_err(|source| {
+        ServerError::TightenPermissions {
+            path: data_dir.clone(),
+            source,
+        }
+    })?;
+    if fixed > 0 {
+        tracing::info!(fixed, "made the data directory readable by its owner alone (files left readable by others by an older version)");
+    }
+    Ok(data_dir)
+}
+
+/// `addr` itself, or, for port 0, `addr` with a port that was free a moment ago. The port is
+/// released before the real listener binds it (the platform needs it first), so another
+/// process could take it in between: port 0 is for tests, which then see a bind error.
+fn pick_port(addr: SocketAddr) -> Result<SocketAddr, ServerError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    std::net::TcpListener::bind(addr)
+        .and_then(|listener| listener.local_addr())
+        .map_err(|source| ServerError::PickPort { addr, source })
+}
+
+/// The container runtime `config` asks for. On runc, the listeners on a public address
+/// (`listeners`) are opened to dynos, which reach them as anyone else does.
+fn open_runtime(
+    config: &ServerConfig,
+    data_dir: &Path,
+    listeners: [SocketAddr; 3],
+) -> Result<Arc<dyn Runtime>, ServerError> {
+    match config.runtime.unwrap_or_else(RuntimeKind::for_current_user) {
+        RuntimeKind::Runc => {
+            let mut runc = slipway_runtime::RuncConfig::new(data_dir.join("runtime"));
+            let mut network = slipway_runtime::NetworkConfig::for_key(config.dyno_subnet, data_dir);
+            network.public_ports = listeners
+                .iter()
+                .filter(|addr| !addr.ip().is_loopback())
+                .map(|addr| addr.port())
+                .collect();
+            tracing::info!(
+                "dyno network: bridge {} subnet {}",
+                network.bridge,
+                network.subnet
+            );
+            runc.network = Some(network);
+            // Ready-made disks for the most common dyno size and for builds. A build runs
+            // five containers one after the other (three detects, compile, release), each on a
+            // disk of its own: keep a whole build's worth ready, so that making disks stays
+            // off its path.
+            runc.disk_pool = 6;
+            runc.disk_pool_sizes = vec![
+                config.dyno_disk_mb.saturating_mul(1024 * 1024),
+                slipway_core::BUILD_DISK_BYTES,
+            ];
+            let runc = slipway_runtime::RuncRuntime::new(runc).map_err(ServerError::StartRunc)?;
+            Ok(Arc::new(runc))
+        }
+        RuntimeKind::Process => {
+            tracing::warn!(
+                "dynos run as plain host processes WITHOUT isolation (--runtime process)"
+            );
+            Ok(Arc::new(slipway_runtime::ProcessRuntime::new()))
+        }
+    }
+}
