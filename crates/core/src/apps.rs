@@ -45,7 +45,7 @@ pub(crate) struct NewRelease {
 }
 
 impl Platform {
-    pub async fn create_app(
+    pub(crate) async fn create_app(
         &self,
         user: &crate::model::User,
         name: Option<String>,
@@ -84,6 +84,20 @@ impl Platform {
                     .then(Op::put_json(keys::app(&name), &app)?),
             );
             if self.store.txn(txn).await?.succeeded {
+                // The app's repository comes with it: an app without one could not be
+                // pushed to, so a failure here takes the app back out.
+                if let Err(error) = self.repos.ensure(&name).await {
+                    let mut undo = Txn::new().then(Op::delete(keys::app(&name)));
+                    for release in self.uid_releases(app.id).await? {
+                        undo = undo.then(release);
+                    }
+                    self.store.txn(undo).await?;
+                    return Err(CoreError::Git {
+                        app: name,
+                        action: "create the git repository",
+                        source: error,
+                    });
+                }
                 return Ok(app);
             }
             if self.store.get(&keys::app(&name)).await?.is_some() {
@@ -98,8 +112,9 @@ impl Platform {
     }
 
     /// Destroys an app: its dynos stop (the dyno manager sees the formation vanish), its
-    /// mutable records are deleted; the release ledger stays, keyed by the app's id.
-    pub async fn delete_app(&self, app: &App) -> Result<(), CoreError> {
+    /// mutable records and its git repository are deleted; the release ledger stays, keyed by
+    /// the app's id.
+    pub(crate) async fn delete_app(&self, app: &App) -> Result<(), CoreError> {
         let mut txn = Txn::new()
             .then(Op::delete(keys::app(&app.name)))
             .then(Op::delete(keys::config(app.id)))
@@ -109,11 +124,16 @@ impl Platform {
         }
         self.store.txn(txn).await?;
         self.logs.forget(&app.name);
+        // The app is gone whatever happens to its repository: a leftover one is only disk,
+        // and `ensure` reuses it if an app of that name is created again.
+        if let Err(error) = self.repos.remove(&app.name).await {
+            tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
+        }
         Ok(())
     }
 
     /// Sets (`Some`) and unsets (`None`) config vars, creating one release for the change.
-    pub async fn update_config_vars(
+    pub(crate) async fn update_config_vars(
         &self,
         user: &crate::model::User,
         app: &App,

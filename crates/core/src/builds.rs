@@ -2,8 +2,7 @@
 //! slugs uploaded through the API (`POST /apps/{app}/slugs`, then a `PUT` of the tarball).
 //!
 //! A build is recorded `pending` under `builds/<app id>/<id>` and runs in its own task: the
-//! API's fetch of the tarball (this crate speaks no HTTP: the caller hands a future that
-//! yields the body), an optional checksum check, then the same deploy as a `git push`. The
+//! fetch of the tarball (through the [`crate::SourceFetcher`] the platform was given), an optional checksum check, then the same deploy as a `git push`. The
 //! record is rewritten `succeeded` (with its slug and release) or `failed` when it ends. A
 //! `pending` record whose task is gone (the server restarted) reads as `failed`.
 //!
@@ -305,16 +304,31 @@ async fn store_hashed<R: AsyncRead + Unpin>(
 impl Platform {
     // ----- builds ---------------------------------------------------------------------
 
-    /// Records a pending build and starts it in the background: `fetch` yields the source
-    /// tarball, which is deployed as a push would be. Returns the pending record at once.
-    pub async fn create_build(
+    /// Records a pending build and starts it in the background: the platform's
+    /// [`crate::SourceFetcher`] fetches the source tarball, which is deployed as a push would
+    /// be. Returns the pending record at once; a URL the fetcher refuses is refused before
+    /// anything is recorded.
+    pub(crate) async fn create_build(
         self: &Arc<Self>,
         user: &User,
         app: &App,
         blob: SourceBlob,
         buildpacks: Vec<String>,
-        fetch: SourceFetch,
     ) -> Result<Build, CoreError> {
+        let url = url::Url::parse(&blob.url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                CoreError::invalid(format!(
+                    "source_blob.url {:?} is not an http:// or https:// URL. Point it at a tarball of the app's source.",
+                    blob.url
+                ))
+            })?;
+        if let Err(reason) = self.source_fetcher.check(&url).await {
+            return Err(CoreError::invalid(format!(
+                "source_blob.url is refused: {reason}. Point it at a tarball on a public server."
+            )));
+        }
         let checksum = blob
             .checksum
             .as_deref()
@@ -360,6 +374,9 @@ impl Platform {
             buffer.finish();
             return Err(CoreError::not_found("app", app.name.clone()));
         }
+        let fetch = self
+            .source_fetcher
+            .fetch(url, self.config.max_source_blob_bytes);
         let platform = self.clone();
         let (user, app, record) = (user.clone(), app.clone(), build.clone());
         tokio::spawn(async move {
@@ -523,15 +540,18 @@ impl Platform {
     // ----- slugs ----------------------------------------------------------------------
 
     /// Declares a slug whose tarball will be uploaded with [`Platform::upload_slug`].
-    pub async fn declare_slug(
+    pub(crate) fn declare_slug(
         &self,
         app: &App,
-        process_types: BTreeMap<String, String>,
-        commit: Option<String>,
-        checksum: Option<String>,
-        stack: Option<String>,
-        buildpack_description: Option<String>,
+        slug: crate::command::NewSlug,
     ) -> Result<SlugDeclaration, CoreError> {
+        let crate::command::NewSlug {
+            process_types,
+            commit,
+            checksum,
+            stack,
+            buildpack_description,
+        } = slug;
         for (name, command) in &process_types {
             let valid_name = !name.is_empty()
                 && name.len() <= 30

@@ -32,6 +32,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-router",
                 "slipway-build",
                 "slipway-outbound",
+                "slipway-git",
             ],
         ),
         (
