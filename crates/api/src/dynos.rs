@@ -1,14 +1,17 @@
 //! Handlers for dynos: listing, restarting (`DELETE`) and stopping (`actions/stop`) them.
+//! Restarts and stops are parsed into [`Command`]s by pure `parse_*` functions (tested in
+//! `dynos/tests.rs`).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
+use slipway_core::{Command, RestartTarget};
 
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::resources::list_response;
+use crate::resources::{list_response, parse_app};
 use crate::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -53,14 +56,63 @@ fn accepted() -> Response {
     ))
 }
 
+/// What a restart or stop path names: `web.2` is a dyno, `web` a process type (the heroku
+/// CLI sends both to `/dynos/{dyno}` and `/formations/{type}`).
+fn restart_target(target: String) -> ApiResult<RestartTarget> {
+    let valid_part = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 30
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    match target.split_once('.') {
+        Some((process_type, number))
+            if valid_part(process_type)
+                && !number.is_empty()
+                && number.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Ok(RestartTarget::Dyno(target))
+        }
+        // No dyno has such a name (`web.x`, `web.`): the answer is the one for a dyno that
+        // does not exist.
+        Some(_) => Err(ApiError::not_found("Couldn't find that dyno.")),
+        None if valid_part(&target) => Ok(RestartTarget::ProcessType(target)),
+        None => Err(ApiError::not_found("Couldn't find that process type.")),
+    }
+}
+
+/// `DELETE /apps/{app}/dynos`: restarts every dyno (web dynos with preboot).
+pub(crate) fn parse_restart_all(app: String) -> ApiResult<Command> {
+    Ok(Command::Restart {
+        app: parse_app(app)?,
+        target: RestartTarget::App,
+    })
+}
+
+/// `DELETE /apps/{app}/dynos/{dyno}` and `DELETE /apps/{app}/formations/{type}`.
+pub(crate) fn parse_restart(app: String, target: String) -> ApiResult<Command> {
+    Ok(Command::Restart {
+        app: parse_app(app)?,
+        target: restart_target(target)?,
+    })
+}
+
+/// `POST /apps/{app}/dynos/{dyno}/actions/stop` and `.../formations/{type}/actions/stop`.
+pub(crate) fn parse_stop(app: String, target: String) -> ApiResult<Command> {
+    Ok(Command::Stop {
+        app: parse_app(app)?,
+        target: restart_target(target)?,
+    })
+}
+
 /// `DELETE /apps/{app}/dynos`: restarts every dyno (web dynos with preboot).
 pub(crate) async fn restart_all(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
-    state.platform.restart_dynos(&app, None, false).await?;
+    state.platform.execute(&user, parse_restart_all(app)?).await?;
     Ok(accepted())
 }
 
@@ -70,10 +122,10 @@ pub(crate) async fn restart(
     CurrentUser(user): CurrentUser,
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
+    state.platform.app(&user, &app).await?;
     state
         .platform
-        .restart_dynos(&app, Some(&target), false)
+        .execute(&user, parse_restart(app, target)?)
         .await?;
     Ok(accepted())
 }
@@ -85,10 +137,10 @@ pub(crate) async fn stop(
     CurrentUser(user): CurrentUser,
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
-    state
-        .platform
-        .restart_dynos(&app, Some(&target), true)
-        .await?;
+    state.platform.app(&user, &app).await?;
+    state.platform.execute(&user, parse_stop(app, target)?).await?;
     Ok(accepted())
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,6 +29,26 @@ pub fn config_key_is_valid(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Refuses a name [`app_name_is_valid`] refuses, saying what names look like.
+pub fn check_app_name(name: &str) -> Result<(), CoreError> {
+    if app_name_is_valid(name) {
+        return Ok(());
+    }
+    Err(CoreError::invalid(format!(
+        "Name {name} is invalid. Names must start with a letter, end with a letter or digit, contain only lowercase letters, digits and dashes, and be 3 to 30 characters long."
+    )))
+}
+
+/// Refuses a key [`config_key_is_valid`] refuses, saying what keys look like.
+pub fn check_config_key(key: &str) -> Result<(), CoreError> {
+    if config_key_is_valid(key) {
+        return Ok(());
+    }
+    Err(CoreError::invalid(format!(
+        "Invalid config var key {key:?}: keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores)."
+    )))
+}
+
 /// The most config (keys plus values) an app may have.
 pub const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
 
@@ -54,11 +74,7 @@ impl Platform {
             Some(name) => name,
             None => random_app_name(),
         };
-        if !app_name_is_valid(&name) {
-            return Err(CoreError::invalid(format!(
-                "Name {name} is invalid. Names must start with a letter, end with a letter or digit, contain only lowercase letters, digits and dashes, and be 3 to 30 characters long."
-            )));
-        }
+        check_app_name(&name)?;
         let now = Utc::now();
         let mut app = App {
             id: Uuid::new_v4(),
@@ -145,11 +161,7 @@ impl Platform {
             ));
         }
         for (key, value) in &changes {
-            if !config_key_is_valid(key) {
-                return Err(CoreError::invalid(format!(
-                    "Invalid config var key {key:?}: keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores)."
-                )));
-            }
+            check_config_key(key)?;
             if value.as_deref().is_some_and(|v| v.contains('\0')) {
                 return Err(CoreError::invalid(format!(
                     "Invalid value for config var {key}: values cannot contain NUL bytes."

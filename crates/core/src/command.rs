@@ -27,8 +27,9 @@ pub enum Command {
     CreateApp { name: Option<String> },
     /// `DELETE /apps/{app}`: the app's records, dynos and git repository go.
     DeleteApp { app: String },
-    /// `PATCH /apps/{app} {maintenance}`.
-    SetMaintenance { app: String, on: bool },
+    /// `PATCH /apps/{app}`: maintenance mode is honoured; a name or stack other than the
+    /// app's own is refused (renaming apps and changing stacks are not supported).
+    UpdateApp { app: String, changes: AppChanges },
     /// `PATCH /apps/{app}/config-vars`: `Some` sets, `None` unsets; one release.
     SetConfig {
         app: String,
@@ -85,6 +86,16 @@ pub enum Command {
     },
     /// `POST /apps/{app}/slugs`: declares a slug whose tarball is uploaded next.
     DeclareSlug { app: String, slug: NewSlug },
+}
+
+/// What `PATCH /apps/{app}` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppChanges {
+    pub maintenance: Option<bool>,
+    /// The name the app should have; only its current name is accepted.
+    pub name: Option<String>,
+    /// The stack the app should build on; only its current stack is accepted.
+    pub stack: Option<String>,
 }
 
 /// How many dynos a process type should run.
@@ -214,11 +225,22 @@ impl Platform {
                 self.delete_app(&app).await?;
                 Ok(Outcome::AppDeleted(app))
             }
-            Command::SetMaintenance { app, on } => {
+            Command::UpdateApp { app, changes } => {
                 let app = self.app(actor, &app).await?;
-                self.set_maintenance(actor, &app, on)
-                    .await
-                    .map(Outcome::App)
+                let renames = changes.name.as_ref().is_some_and(|name| *name != app.name);
+                let restacks = changes.stack.as_ref().is_some_and(|s| *s != app.stack);
+                if renames || restacks {
+                    return Err(CoreError::invalid(
+                        "Only maintenance can be changed with PATCH /apps/{app} on Slipway; renaming apps and changing stacks are not supported.",
+                    ));
+                }
+                match changes.maintenance {
+                    Some(on) => self
+                        .set_maintenance(actor, &app, on)
+                        .await
+                        .map(Outcome::App),
+                    None => Ok(Outcome::App(app)),
+                }
             }
             Command::SetConfig { app, changes } => {
                 let app = self.app(actor, &app).await?;

@@ -25,7 +25,10 @@ use slipway_store::{Compare, Op, Store, Txn};
 use uuid::Uuid;
 
 mod apps;
-pub use apps::{app_name_is_valid, config_key_is_valid, CONFIG_VARS_MAX_BYTES};
+pub use apps::{
+    app_name_is_valid, check_app_name, check_config_key, config_key_is_valid,
+    CONFIG_VARS_MAX_BYTES,
+};
 mod app_json;
 mod builds;
 mod certs;
@@ -51,7 +54,7 @@ pub use builds::{
     SourceBody, SourceFetch,
 };
 pub use command::{
-    Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
+    AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
     RestartTarget,
 };
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
@@ -239,6 +242,25 @@ pub const DYNO_SIZES: &[(&str, u64, i64)] = &[
     ("performance-m", 2560, 16384),
     ("performance-l", 14336, 32768),
 ];
+
+/// Refuses a dyno size that is not one of [`DYNO_SIZES`] (any case), naming the sizes there
+/// are: an unknown size is never run as some default.
+pub fn check_dyno_size(size: &str) -> Result<(), CoreError> {
+    if DYNO_SIZES
+        .iter()
+        .any(|(name, _, _)| name.eq_ignore_ascii_case(size))
+    {
+        return Ok(());
+    }
+    Err(CoreError::invalid(format!(
+        "Unknown dyno size {size}. Use one of: {}.",
+        DYNO_SIZES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
 
 /// A dyno size as Heroku writes it: `standard-1x` → `Standard-1X`, `eco` → `Eco`.
 pub fn display_size(size: &str) -> String {
@@ -579,19 +601,7 @@ impl Platform {
     ) -> Result<Vec<Formation>, CoreError> {
         for change in changes {
             if let Some(size) = &change.size {
-                if !DYNO_SIZES
-                    .iter()
-                    .any(|(name, _, _)| name.eq_ignore_ascii_case(size))
-                {
-                    return Err(CoreError::invalid(format!(
-                        "Unknown dyno size {size}. Use one of: {}.",
-                        DYNO_SIZES
-                            .iter()
-                            .map(|(n, _, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
+                check_dyno_size(size)?;
             }
         }
         let process_types = self.process_types(app).await?;

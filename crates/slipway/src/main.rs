@@ -364,7 +364,6 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         platform.clone(),
         slipway_api::ApiConfig {
             hook_binary,
-            repos_dir: data_dir.join("repos"),
         },
     );
 

@@ -270,9 +270,12 @@ async fn only_the_owner_may_change_an_app() {
             app: "mine".into(),
             target: RestartTarget::App,
         },
-        Command::SetMaintenance {
+        Command::UpdateApp {
             app: "mine".into(),
-            on: true,
+            changes: AppChanges {
+                maintenance: Some(true),
+                ..AppChanges::default()
+            },
         },
     ] {
         let error = platform.execute(&stranger, command).await.unwrap_err();
