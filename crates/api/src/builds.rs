@@ -122,7 +122,10 @@ pub(crate) async fn create(
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Build>)> {
     let found = state.platform.app(&user, &app).await?;
-    let Outcome::Build(build) = state.platform.execute(&user, parse_create(app, &body)?).await?
+    let Outcome::Build(build) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
     else {
         return Err(ApiError::unexpected_outcome());
     };

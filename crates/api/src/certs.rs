@@ -151,10 +151,8 @@ async fn execute(
     parse: impl FnOnce(String) -> Result<Command, ApiError>,
 ) -> Result<SniEndpointJson, ApiError> {
     let found = state.platform.app(user, app).await?;
-    let Outcome::Certificate(endpoint) = state
-        .platform
-        .execute(user, parse(app.to_owned())?)
-        .await?
+    let Outcome::Certificate(endpoint) =
+        state.platform.execute(user, parse(app.to_owned())?).await?
     else {
         return Err(ApiError::unexpected_outcome());
     };

@@ -74,7 +74,10 @@ pub(crate) async fn create(
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::Domain>), ApiError> {
     let found = state.platform.app(&user, &app).await?;
-    let Outcome::Domain(domain) = state.platform.execute(&user, parse_create(app, &body)?).await?
+    let Outcome::Domain(domain) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
     else {
         return Err(ApiError::unexpected_outcome());
     };

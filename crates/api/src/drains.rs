@@ -64,7 +64,10 @@ pub(crate) async fn create(
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::LogDrain>), ApiError> {
     let found = state.platform.app(&user, &app).await?;
-    let Outcome::Drain(drain) = state.platform.execute(&user, parse_create(app, &body)?).await?
+    let Outcome::Drain(drain) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
     else {
         return Err(ApiError::unexpected_outcome());
     };

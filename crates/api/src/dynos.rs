@@ -112,7 +112,10 @@ pub(crate) async fn restart_all(
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
 ) -> ApiResult<Response> {
-    state.platform.execute(&user, parse_restart_all(app)?).await?;
+    state
+        .platform
+        .execute(&user, parse_restart_all(app)?)
+        .await?;
     Ok(accepted())
 }
 
@@ -138,7 +141,10 @@ pub(crate) async fn stop(
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     state.platform.app(&user, &app).await?;
-    state.platform.execute(&user, parse_stop(app, target)?).await?;
+    state
+        .platform
+        .execute(&user, parse_stop(app, target)?)
+        .await?;
     Ok(accepted())
 }
 

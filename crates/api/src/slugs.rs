@@ -107,8 +107,10 @@ pub(crate) async fn create(
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Slug>)> {
     state.platform.app(&user, &app).await?;
-    let Outcome::SlugDeclared(declaration) =
-        state.platform.execute(&user, parse_create(app, &body)?).await?
+    let Outcome::SlugDeclared(declaration) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
     else {
         return Err(ApiError::unexpected_outcome());
     };

@@ -62,7 +62,10 @@ pub enum Command {
     /// `DELETE /apps/{app}/log-drains/{drain}` (id, token or URL).
     RemoveDrain { app: String, drain: String },
     /// `POST /apps/{app}/sni-endpoints`.
-    AddCertificate { app: String, certificate: Certificate },
+    AddCertificate {
+        app: String,
+        certificate: Certificate,
+    },
     /// `PATCH /apps/{app}/sni-endpoints/{endpoint}`: a renewal.
     UpdateCertificate {
         app: String,

@@ -73,7 +73,11 @@ impl Platform {
     }
 
     /// Stops and forgets a drain named by its id, token or URL.
-    pub(crate) async fn remove_drain(&self, app: &App, id_token_or_url: &str) -> Result<Drain, CoreError> {
+    pub(crate) async fn remove_drain(
+        &self,
+        app: &App,
+        id_token_or_url: &str,
+    ) -> Result<Drain, CoreError> {
         let drain = self
             .drains(app)
             .await?

@@ -26,8 +26,7 @@ use uuid::Uuid;
 
 mod apps;
 pub use apps::{
-    app_name_is_valid, check_app_name, check_config_key, config_key_is_valid,
-    CONFIG_VARS_MAX_BYTES,
+    app_name_is_valid, check_app_name, check_config_key, config_key_is_valid, CONFIG_VARS_MAX_BYTES,
 };
 mod app_json;
 mod builds;
@@ -53,18 +52,18 @@ pub use builds::{
     source_blob_host, source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob,
     SourceBody, SourceFetch,
 };
+pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
 pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
     RestartTarget,
 };
-pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
 pub use deploy::DeployOutput;
 pub use drains::Drain;
 pub use dyno_manager::DynoManagerConfig;
 pub use error::CoreError;
 pub use routes::spawn_route_publisher;
-pub use source_fetcher::{OutboundSourceFetcher, SourceFetcher};
 pub use slipway_build::BUILD_DISK_BYTES;
+pub use source_fetcher::{OutboundSourceFetcher, SourceFetcher};
 pub use uids::parse_uid_range;
 
 use model::{keys, App, ConfigVars, Dyno, Formation, Release, ReleaseStatus, Slug, User};
@@ -608,7 +607,8 @@ impl Platform {
         for _ in 0..SCALE_ATTEMPTS {
             // The entries as this attempt read them, by process type; a type named twice in
             // one batch gets both changes, in order.
-            let mut entries: BTreeMap<String, (Formation, slipway_store::Revision)> = BTreeMap::new();
+            let mut entries: BTreeMap<String, (Formation, slipway_store::Revision)> =
+                BTreeMap::new();
             for change in changes {
                 let key = keys::formation(app.id, &change.process_type);
                 if !entries.contains_key(&change.process_type) {
@@ -659,8 +659,7 @@ impl Platform {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let changed: Vec<Formation> =
-                entries.into_values().map(|(entry, _)| entry).collect();
+            let changed: Vec<Formation> = entries.into_values().map(|(entry, _)| entry).collect();
             let summary = changed
                 .iter()
                 .map(|entry| {

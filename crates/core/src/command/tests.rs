@@ -219,7 +219,11 @@ fn quantities_apply_to_the_current_one() {
         (Quantity::Relative(-9), 1, 0),
         (Quantity::Relative(i32::MAX), u32::MAX, u32::MAX),
     ] {
-        assert_eq!(quantity.apply(current), expected, "{quantity:?} on {current}");
+        assert_eq!(
+            quantity.apply(current),
+            expected,
+            "{quantity:?} on {current}"
+        );
     }
 }
 
@@ -348,7 +352,12 @@ async fn source_urls_are_checked_by_the_fetcher_before_a_build_is_recorded() {
         .execute(&owner, build("file:///etc/passwd"))
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("is not an http:// or https:// URL"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("is not an http:// or https:// URL"),
+        "{error}"
+    );
     assert!(platform.builds(&app).await.unwrap().is_empty());
     let Outcome::Build(pending) = platform
         .execute(&owner, build("https://example.com/app.tgz"))
