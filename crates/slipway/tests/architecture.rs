@@ -20,9 +20,10 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("slipway-outbound", &[]),
         ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),
-        ("slipway-api-types", &[]),
-        ("slipway-router", &["slipway-logplex"]),
-        ("slipway-build", &["slipway-runtime"]),
+        ("slipway-model", &[]),
+        ("slipway-api-types", &["slipway-model"]),
+        ("slipway-router", &["slipway-logplex", "slipway-model"]),
+        ("slipway-build", &["slipway-runtime", "slipway-model"]),
         (
             "slipway-core",
             &[
@@ -33,6 +34,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-build",
                 "slipway-outbound",
                 "slipway-git",
+                "slipway-model",
             ],
         ),
         (
@@ -43,9 +45,10 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-git",
                 "slipway-logplex",
                 "slipway-outbound",
+                "slipway-model",
             ],
         ),
-        ("slipway-cli", &["slipway-api-types"]),
+        ("slipway-cli", &["slipway-api-types", "slipway-model"]),
         (
             "slipway",
             &[
@@ -58,6 +61,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-router",
                 "slipway-logplex",
                 "slipway-outbound",
+                "slipway-model",
             ],
         ),
     ];
