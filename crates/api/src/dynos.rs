@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::{Command, RestartTarget};
+use slipway_model::{DynoName, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
@@ -57,28 +58,17 @@ fn accepted() -> Response {
 }
 
 /// What a restart or stop path names: `web.2` is a dyno, `web` a process type (the heroku
-/// CLI sends both to `/dynos/{dyno}` and `/formations/{type}`).
+/// CLI sends both to `/dynos/{dyno}` and `/formations/{type}`). A name no dyno or process type
+/// can have is answered as one that does not exist.
 fn restart_target(target: String) -> ApiResult<RestartTarget> {
-    let valid_part = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 30
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    match target.split_once('.') {
-        Some((process_type, number))
-            if valid_part(process_type)
-                && !number.is_empty()
-                && number.chars().all(|c| c.is_ascii_digit()) =>
-        {
-            Ok(RestartTarget::Dyno(target))
-        }
-        // No dyno has such a name (`web.x`, `web.`): the answer is the one for a dyno that
-        // does not exist.
-        Some(_) => Err(ApiError::not_found("Couldn't find that dyno.")),
-        None if valid_part(&target) => Ok(RestartTarget::ProcessType(target)),
-        None => Err(ApiError::not_found("Couldn't find that process type.")),
+    if target.contains('.') {
+        DynoName::try_from(target)
+            .map(RestartTarget::Dyno)
+            .map_err(|_| ApiError::not_found("Couldn't find that dyno."))
+    } else {
+        ProcessType::try_from(target)
+            .map(RestartTarget::ProcessType)
+            .map_err(|_| ApiError::not_found("Couldn't find that process type."))
     }
 }
 

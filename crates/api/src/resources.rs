@@ -6,6 +6,7 @@
 //! by [`slipway_core::Platform::execute`].
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,6 +15,7 @@ use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model;
 use slipway_core::{Command, FormationChange, Outcome, Quantity};
+use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
@@ -89,7 +91,7 @@ pub(crate) async fn list_apps(
 
 /// Checks an app named in a path: a name or an id. Anything else cannot name an app.
 pub(crate) fn parse_app(app: String) -> ApiResult<String> {
-    if slipway_core::app_name_is_valid(&app) || app.parse::<uuid::Uuid>().is_ok() {
+    if app.parse::<slipway_model::AppName>().is_ok() || app.parse::<uuid::Uuid>().is_ok() {
         Ok(app)
     } else {
         Err(ApiError::not_found("Couldn't find that app."))
@@ -99,10 +101,12 @@ pub(crate) fn parse_app(app: String) -> ApiResult<String> {
 /// `POST /apps {name?}`.
 pub(crate) fn parse_create_app(body: &[u8]) -> ApiResult<Command> {
     let request: wire::AppCreate = parse_body(body)?;
-    if let Some(name) = &request.name {
-        slipway_core::check_app_name(name)?;
-    }
-    Ok(Command::CreateApp { name: request.name })
+    let name = request
+        .name
+        .map(AppName::try_from)
+        .transpose()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+    Ok(Command::CreateApp { name })
 }
 
 pub(crate) async fn create_app(
@@ -282,9 +286,11 @@ pub(crate) async fn get_config_vars(
 pub(crate) fn parse_update_config_vars(app: String, body: &[u8]) -> ApiResult<Command> {
     let app = parse_app(app)?;
     let changes: wire::ConfigVarsUpdate = parse_body(body)?;
-    for key in changes.keys() {
-        slipway_core::check_config_key(key)?;
-    }
+    let changes = changes
+        .into_iter()
+        .map(|(key, value)| Ok((ConfigKey::try_from(key)?, value)))
+        .collect::<Result<_, ConfigKeyError>>()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
     Ok(Command::SetConfig { app, changes })
 }
 
@@ -345,15 +351,10 @@ pub(crate) async fn get_formation(
 /// One process type's change as the wire has it: the quantity stays relative (`"+1"`) all the
 /// way to the core, which resolves it inside its compare-and-set.
 fn formation_change(
-    process_type: String,
+    process_type: ProcessType,
     quantity: Option<wire::FormationQuantity>,
     size: Option<&str>,
 ) -> ApiResult<FormationChange> {
-    if process_type.is_empty() {
-        return Err(ApiError::invalid_params(
-            "Each formation update needs a process type (`type`).",
-        ));
-    }
     let too_large = || ApiError::invalid_params("Dyno quantity is too large.");
     let quantity = match quantity {
         None => None,
@@ -364,13 +365,14 @@ fn formation_change(
             i32::try_from(delta).map_err(|_| too_large())?,
         )),
     };
-    if let Some(size) = size {
-        slipway_core::check_dyno_size(size)?;
-    }
+    let size = size
+        .map(DynoSize::from_str)
+        .transpose()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
     Ok(FormationChange {
         process_type,
         quantity,
-        size: size.map(str::to_owned),
+        size,
     })
 }
 
@@ -383,7 +385,11 @@ pub(crate) fn parse_batch_update_formation(app: String, body: &[u8]) -> ApiResul
         .into_iter()
         .map(|update| {
             let size = update.requested_size().map(str::to_owned);
-            formation_change(update.process_type, update.quantity, size.as_deref())
+            // A type in the body that no process can have is a bad request (422), unlike one
+            // in the path, which names a formation that does not exist (404).
+            let process_type = ProcessType::try_from(update.process_type)
+                .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+            formation_change(process_type, update.quantity, size.as_deref())
         })
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(Command::Scale { app, changes })
@@ -397,6 +403,8 @@ pub(crate) fn parse_update_formation(
 ) -> ApiResult<Command> {
     let app = parse_app(app)?;
     let request: wire::FormationUpdate = parse_body(body)?;
+    let process_type = ProcessType::try_from(process_type)
+        .map_err(|_| ApiError::not_found("Couldn't find that process type."))?;
     let change = formation_change(process_type, request.quantity, request.requested_size())?;
     Ok(Command::Scale {
         app,

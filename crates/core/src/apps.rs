@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use slipway_model::{AppName, ConfigKey};
 use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
@@ -11,46 +12,13 @@ use crate::model::{keys, App, ConfigVars, Formation, Release, ReleaseStatus};
 use crate::telemetry::PlatformEvent;
 use crate::{CoreError, Platform};
 
-/// Heroku's rule for app names.
-pub fn app_name_is_valid(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=30).contains(&bytes.len())
-        && bytes[0].is_ascii_lowercase()
-        && bytes[bytes.len() - 1] != b'-'
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-/// Config var keys must look like shell variable names.
-pub fn config_key_is_valid(key: &str) -> bool {
-    let mut chars = key.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Refuses a name [`app_name_is_valid`] refuses, saying what names look like.
-pub fn check_app_name(name: &str) -> Result<(), CoreError> {
-    if app_name_is_valid(name) {
-        return Ok(());
-    }
-    Err(CoreError::invalid(format!(
-        "Name {name} is invalid. Names must start with a letter, end with a letter or digit, contain only lowercase letters, digits and dashes, and be 3 to 30 characters long."
-    )))
-}
-
-/// Refuses a key [`config_key_is_valid`] refuses, saying what keys look like.
-pub fn check_config_key(key: &str) -> Result<(), CoreError> {
-    if config_key_is_valid(key) {
-        return Ok(());
-    }
-    Err(CoreError::invalid(format!(
-        "Invalid config var key {key:?}: keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores)."
-    )))
+/// Config var keys look like shell variable names, [`ConfigKey`]'s rule.
+pub(crate) fn config_key_is_valid(key: &str) -> bool {
+    key.parse::<ConfigKey>().is_ok()
 }
 
 /// The most config (keys plus values) an app may have.
-pub const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
+pub(crate) const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
 
 /// What a new release is made of; the version is allocated when it is written.
 pub(crate) struct NewRelease {
@@ -68,13 +36,12 @@ impl Platform {
     pub(crate) async fn create_app(
         &self,
         user: &crate::model::User,
-        name: Option<String>,
+        name: Option<AppName>,
     ) -> Result<App, CoreError> {
         let name = match name {
-            Some(name) => name,
+            Some(name) => name.to_string(),
             None => random_app_name(),
         };
-        check_app_name(&name)?;
         let now = Utc::now();
         let mut app = App {
             id: Uuid::new_v4(),
@@ -153,7 +120,7 @@ impl Platform {
         &self,
         user: &crate::model::User,
         app: &App,
-        changes: BTreeMap<String, Option<String>>,
+        changes: BTreeMap<ConfigKey, Option<String>>,
     ) -> Result<(ConfigVars, Release), CoreError> {
         if changes.is_empty() {
             return Err(CoreError::invalid(
@@ -161,7 +128,6 @@ impl Platform {
             ));
         }
         for (key, value) in &changes {
-            check_config_key(key)?;
             if value.as_deref().is_some_and(|v| v.contains('\0')) {
                 return Err(CoreError::invalid(format!(
                     "Invalid value for config var {key}: values cannot contain NUL bytes."
@@ -177,11 +143,11 @@ impl Platform {
             for (name, value) in &changes {
                 match value {
                     Some(value) => {
-                        config.insert(name.clone(), value.clone());
+                        config.insert(name.to_string(), value.clone());
                         set.push(name.as_str());
                     }
                     None => {
-                        config.remove(name);
+                        config.remove(name.as_str());
                         removed.push(name.as_str());
                     }
                 }
@@ -369,6 +335,11 @@ fn random_app_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Heroku's rule for app names, [`AppName`]'s: whether `name` is one.
+    fn app_name_is_valid(name: &str) -> bool {
+        name.parse::<AppName>().is_ok()
+    }
 
     #[test]
     fn app_names_follow_herokus_rule() {

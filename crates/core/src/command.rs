@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
+
 use crate::builds::{SlugDeclaration, SourceBlob, SourceBody};
 use crate::certs::SniEndpoint;
 use crate::deploy::DeployOutput;
@@ -24,7 +26,7 @@ use crate::{CoreError, Platform};
 #[derive(Debug, PartialEq)]
 pub enum Command {
     /// `POST /apps`: a new app (a random name when none is given) and its git repository.
-    CreateApp { name: Option<String> },
+    CreateApp { name: Option<AppName> },
     /// `DELETE /apps/{app}`: the app's records, dynos and git repository go.
     DeleteApp { app: String },
     /// `PATCH /apps/{app}`: maintenance mode is honoured; a name or stack other than the
@@ -33,7 +35,7 @@ pub enum Command {
     /// `PATCH /apps/{app}/config-vars`: `Some` sets, `None` unsets; one release.
     SetConfig {
         app: String,
-        changes: BTreeMap<String, Option<String>>,
+        changes: BTreeMap<ConfigKey, Option<String>>,
     },
     /// `PATCH /apps/{app}/formation[/{type}]`: one or more process types, in one transaction.
     Scale {
@@ -128,10 +130,9 @@ impl Quantity {
 /// A change to one process type's formation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormationChange {
-    pub process_type: String,
+    pub process_type: ProcessType,
     pub quantity: Option<Quantity>,
-    /// A dyno size by its name (`standard-2x`, any case); an unknown one is refused.
-    pub size: Option<String>,
+    pub size: Option<DynoSize>,
 }
 
 /// Which dynos a restart or stop is for.
@@ -140,9 +141,9 @@ pub enum RestartTarget {
     /// Every dyno of the app.
     App,
     /// Every dyno of one process type (`web`).
-    ProcessType(String),
+    ProcessType(ProcessType),
     /// One dyno (`web.2`).
-    Dyno(String),
+    Dyno(DynoName),
 }
 
 /// A certificate chain and its private key, as uploaded.

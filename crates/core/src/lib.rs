@@ -24,11 +24,8 @@ use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Store, Txn};
 use uuid::Uuid;
 
-mod apps;
-pub use apps::{
-    app_name_is_valid, check_app_name, check_config_key, config_key_is_valid, CONFIG_VARS_MAX_BYTES,
-};
 mod app_json;
+mod apps;
 mod builds;
 mod certs;
 mod command;
@@ -242,25 +239,6 @@ pub const DYNO_SIZES: &[(&str, u64, i64)] = &[
     ("performance-l", 14336, 32768),
 ];
 
-/// Refuses a dyno size that is not one of [`DYNO_SIZES`] (any case), naming the sizes there
-/// are: an unknown size is never run as some default.
-pub fn check_dyno_size(size: &str) -> Result<(), CoreError> {
-    if DYNO_SIZES
-        .iter()
-        .any(|(name, _, _)| name.eq_ignore_ascii_case(size))
-    {
-        return Ok(());
-    }
-    Err(CoreError::invalid(format!(
-        "Unknown dyno size {size}. Use one of: {}.",
-        DYNO_SIZES
-            .iter()
-            .map(|(n, _, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
-}
-
 /// A dyno size as Heroku writes it: `standard-1x` → `Standard-1X`, `eco` → `Eco`.
 pub fn display_size(size: &str) -> String {
     fn capitalize(word: &str) -> String {
@@ -392,21 +370,22 @@ impl Platform {
         let key_target = match target {
             RestartTarget::App => "*".to_owned(),
             RestartTarget::Dyno(name) => {
-                if !self.dynos(app).await?.iter().any(|d| d.name == *name) {
-                    return Err(CoreError::not_found("dyno", name.clone()));
+                let name = name.to_string();
+                if !self.dynos(app).await?.iter().any(|d| d.name == name) {
+                    return Err(CoreError::not_found("dyno", name));
                 }
-                name.clone()
+                name
             }
             RestartTarget::ProcessType(process_type) => {
                 if !self
                     .formation(app)
                     .await?
                     .iter()
-                    .any(|f| f.process_type == *process_type)
+                    .any(|f| f.process_type == process_type.as_str())
                 {
-                    return Err(CoreError::not_found("process type", process_type.clone()));
+                    return Err(CoreError::not_found("process type", process_type.as_str()));
                 }
-                process_type.clone()
+                process_type.to_string()
             }
         };
         let restart = model::Restart {
@@ -598,37 +577,29 @@ impl Platform {
         app: &App,
         changes: &[FormationChange],
     ) -> Result<Vec<Formation>, CoreError> {
-        for change in changes {
-            if let Some(size) = &change.size {
-                check_dyno_size(size)?;
-            }
-        }
         let process_types = self.process_types(app).await?;
         for _ in 0..SCALE_ATTEMPTS {
             // The entries as this attempt read them, by process type; a type named twice in
             // one batch gets both changes, in order.
-            let mut entries: BTreeMap<String, (Formation, slipway_store::Revision)> =
-                BTreeMap::new();
+            let mut entries: BTreeMap<&str, (Formation, slipway_store::Revision)> = BTreeMap::new();
             for change in changes {
-                let key = keys::formation(app.id, &change.process_type);
-                if !entries.contains_key(&change.process_type) {
+                let process_type = change.process_type.as_str();
+                let key = keys::formation(app.id, process_type);
+                if !entries.contains_key(process_type) {
                     let Some(found) =
                         get_json_versioned::<Formation, _>(self.store.as_ref(), &key).await?
                     else {
-                        return Err(CoreError::not_found(
-                            "process type",
-                            change.process_type.clone(),
-                        )
-                        .with_hint(&process_types));
+                        return Err(CoreError::not_found("process type", process_type)
+                            .with_hint(&process_types));
                     };
-                    entries.insert(change.process_type.clone(), found);
+                    entries.insert(process_type, found);
                 }
-                let Some((entry, _)) = entries.get_mut(&change.process_type) else {
+                let Some((entry, _)) = entries.get_mut(process_type) else {
                     continue;
                 };
                 if let Some(quantity) = change.quantity {
                     let quantity = quantity.apply(entry.quantity);
-                    if quantity > 0 && !process_types.contains_key(&change.process_type) {
+                    if quantity > 0 && !process_types.contains_key(process_type) {
                         return Err(CoreError::invalid(format!(
                             "Couldn't find that process type ({}): the current release does not define it.",
                             change.process_type
@@ -642,8 +613,8 @@ impl Platform {
                     }
                     entry.quantity = quantity;
                 }
-                if let Some(size) = &change.size {
-                    entry.size = size.to_ascii_lowercase();
+                if let Some(size) = change.size {
+                    entry.size = size.as_str().to_owned();
                 }
                 entry.updated_at = Utc::now();
             }

@@ -44,7 +44,6 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-api-types",
                 "slipway-git",
                 "slipway-logplex",
-                "slipway-outbound",
                 "slipway-model",
             ],
         ),

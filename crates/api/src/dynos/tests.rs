@@ -31,15 +31,21 @@ fn restart_targets() {
         restart(RestartTarget::App),
     );
     for (target, expected) in [
-        ("web", restart(RestartTarget::ProcessType("web".into()))),
-        ("web.2", restart(RestartTarget::Dyno("web.2".into()))),
+        (
+            "web",
+            restart(RestartTarget::ProcessType("web".parse().unwrap())),
+        ),
+        (
+            "web.2",
+            restart(RestartTarget::Dyno("web.2".parse().unwrap())),
+        ),
         (
             "my_worker-2",
-            restart(RestartTarget::ProcessType("my_worker-2".into())),
+            restart(RestartTarget::ProcessType("my_worker-2".parse().unwrap())),
         ),
         (
             "worker.10",
-            restart(RestartTarget::Dyno("worker.10".into())),
+            restart(RestartTarget::Dyno("worker.10".parse().unwrap())),
         ),
         (
             "web.x",
@@ -80,14 +86,14 @@ fn stop_targets() {
         parse_stop("demo".into(), "web.1".into()),
         Ok(Command::Stop {
             app: "demo".into(),
-            target: RestartTarget::Dyno("web.1".into()),
+            target: RestartTarget::Dyno("web.1".parse().unwrap()),
         }),
     );
     check(
         parse_stop("demo".into(), "worker".into()),
         Ok(Command::Stop {
             app: "demo".into(),
-            target: RestartTarget::ProcessType("worker".into()),
+            target: RestartTarget::ProcessType("worker".parse().unwrap()),
         }),
     );
     check(

@@ -47,9 +47,9 @@ fn scale(app: &str, changes: &[(&str, Option<Quantity>, Option<&str>)]) -> Expec
         changes: changes
             .iter()
             .map(|(process_type, quantity, size)| FormationChange {
-                process_type: (*process_type).into(),
+                process_type: process_type.parse().unwrap(),
                 quantity: *quantity,
-                size: size.map(str::to_owned),
+                size: size.map(|size| size.parse().unwrap()),
             })
             .collect(),
     })
@@ -63,12 +63,16 @@ fn create_app() {
         (
             r#"{"name": "demo", "region": "us", "stack": "heroku-24"}"#,
             Expect::Command(Command::CreateApp {
-                name: Some("demo".into()),
+                name: Some("demo".parse().unwrap()),
             }),
         ),
-        (r#"{"name": "Demo"}"#, invalid("Name Demo is invalid.")),
+        (r#"{"name": "Demo"}"#, invalid("Name \"Demo\" is invalid.")),
         (r#"{"name": "de"}"#, invalid("3 to 30 characters long")),
         (r#"{"name": "1demo"}"#, invalid("must start with a letter")),
+        (
+            r#"{"name": "demo-"}"#,
+            invalid("end with a letter or digit"),
+        ),
         (
             r#"{"name": 7}"#,
             bad_request("Invalid JSON in the request body"),
@@ -141,7 +145,7 @@ fn update_config_vars() {
             app: "demo".into(),
             changes: pairs
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .map(|(k, v)| (k.parse().unwrap(), v.map(str::to_owned)))
                 .collect(),
         })
     };
@@ -220,7 +224,11 @@ fn batch_formation_updates() {
         ),
         (
             r#"{"updates": [{"type": "", "quantity": 1}]}"#,
-            invalid("needs a process type"),
+            invalid("The process type is empty."),
+        ),
+        (
+            r#"{"updates": [{"type": "web.x", "quantity": 1}]}"#,
+            invalid("Invalid process type \"web.x\""),
         ),
         (
             r#"{"updates": [{"type": "web", "quantity": "two"}]}"#,

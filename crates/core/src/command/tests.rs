@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
+use slipway_store::Op;
 use uuid::Uuid;
 
 use super::*;
@@ -58,7 +59,7 @@ async fn deployed_app(platform: &Arc<Platform>, owner: &User, name: &str) -> App
         .execute(
             owner,
             Command::CreateApp {
-                name: Some(name.into()),
+                name: Some(name.parse().unwrap()),
             },
         )
         .await
@@ -110,8 +111,6 @@ async fn deployed_app(platform: &Arc<Platform>, owner: &User, name: &str) -> App
     app
 }
 
-use slipway_store::Op;
-
 async fn quantity(platform: &Platform, app: &App, process_type: &str) -> u32 {
     platform
         .formation(app)
@@ -127,7 +126,7 @@ fn scale(app: &str, process_type: &str, quantity: Quantity) -> Command {
     Command::Scale {
         app: app.into(),
         changes: vec![FormationChange {
-            process_type: process_type.into(),
+            process_type: process_type.parse().unwrap(),
             quantity: Some(quantity),
             size: None,
         }],
@@ -192,14 +191,14 @@ async fn relative_scaling_stops_at_zero_and_the_limit_still_holds() {
                 app: "demo".into(),
                 changes: vec![
                     FormationChange {
-                        process_type: "worker".into(),
+                        process_type: "worker".parse().unwrap(),
                         quantity: Some(Quantity::Absolute(2)),
                         size: None,
                     },
                     FormationChange {
-                        process_type: "worker".into(),
+                        process_type: "worker".parse().unwrap(),
                         quantity: Some(Quantity::Relative(1)),
-                        size: Some("Standard-2X".into()),
+                        size: Some(DynoSize::Standard2X),
                     },
                 ],
             },
@@ -207,6 +206,9 @@ async fn relative_scaling_stops_at_zero_and_the_limit_still_holds() {
         .await
         .unwrap();
     assert_eq!(quantity(&platform, &app, "worker").await, 3);
+    let worker = platform.formation(&app).await.unwrap();
+    let worker = worker.iter().find(|f| f.process_type == "worker").unwrap();
+    assert_eq!(worker.size, "standard-2x");
 }
 
 #[test]
@@ -236,7 +238,7 @@ async fn apps_come_and_go_with_their_repositories() {
         .execute(
             &owner,
             Command::CreateApp {
-                name: Some("repo-app".into()),
+                name: Some("repo-app".parse().unwrap()),
             },
         )
         .await
@@ -300,19 +302,22 @@ async fn restarts_name_what_exists() {
     };
     for (command, expected) in [
         (restart(RestartTarget::App), None),
-        (restart(RestartTarget::ProcessType("web".into())), None),
         (
-            restart(RestartTarget::ProcessType("clock".into())),
+            restart(RestartTarget::ProcessType("web".parse().unwrap())),
+            None,
+        ),
+        (
+            restart(RestartTarget::ProcessType("clock".parse().unwrap())),
             Some("Couldn't find that process type."),
         ),
         (
-            restart(RestartTarget::Dyno("web.9".into())),
+            restart(RestartTarget::Dyno("web.9".parse().unwrap())),
             Some("Couldn't find that dyno."),
         ),
         (
             Command::Stop {
                 app: "demo".into(),
-                target: RestartTarget::ProcessType("worker".into()),
+                target: RestartTarget::ProcessType("worker".parse().unwrap()),
             },
             None,
         ),
