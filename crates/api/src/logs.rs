@@ -70,7 +70,7 @@ pub(crate) fn parse_create_session(body: &[u8]) -> Result<SessionRequest, ApiErr
     let request: wire::LogSessionCreate = if body.iter().all(u8::is_ascii_whitespace) {
         wire::LogSessionCreate::default()
     } else {
-        serde_json::from_slice(&body).map_err(|error| {
+        serde_json::from_slice(body).map_err(|error| {
             ApiError::bad_request(format!("Invalid JSON in the request body: {error}."))
         })?
     };

@@ -360,12 +360,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let dyno_manager = platform.start_dyno_manager();
     let hook_binary =
         std::env::current_exe().context("finding the slipway binary for git hooks")?;
-    let api = slipway_api::router(
-        platform.clone(),
-        slipway_api::ApiConfig {
-            hook_binary,
-        },
-    );
+    let api = slipway_api::router(platform.clone(), slipway_api::ApiConfig { hook_binary });
 
     println!(
         "Slipway is running: API and git on http://{}, apps on http://<app>.{}:{} (data in {}).",
