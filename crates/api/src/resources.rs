@@ -309,11 +309,18 @@ pub(crate) async fn update_config_vars(
 }
 
 async fn formation_json(state: &ApiState, app: &model::App) -> ApiResult<Vec<wire::Formation>> {
+    let formation = state.platform.formation(app).await?;
+    entries_json(state, app, &formation).await
+}
+
+/// Formation entries as the API shows them, each with its command in the current release.
+async fn entries_json(
+    state: &ApiState,
+    app: &model::App,
+    entries: &[model::Formation],
+) -> ApiResult<Vec<wire::Formation>> {
     let process_types = state.platform.process_types(app).await?;
-    Ok(state
-        .platform
-        .formation(app)
-        .await?
+    Ok(entries
         .iter()
         .map(|entry| {
             let command = process_types
@@ -424,12 +431,9 @@ pub(crate) async fn batch_update_formation(
     let Outcome::Formation(changed) = state.platform.execute(&user, command).await? else {
         return Err(ApiError::unexpected_outcome());
     };
-    let all = formation_json(&state, &app).await?;
-    let items: Vec<wire::Formation> = all
-        .into_iter()
-        .filter(|f| changed.iter().any(|c| c.process_type == f.process_type))
-        .collect();
-    Ok(list_response(items))
+    // The entries as this change wrote them, not as a later read finds them: a concurrent
+    // change may already have moved them on.
+    Ok(list_response(entries_json(&state, &app, &changed).await?))
 }
 
 pub(crate) async fn update_formation(
@@ -441,8 +445,10 @@ pub(crate) async fn update_formation(
     let found = state.platform.app(&user, &app).await?;
     let command = parse_update_formation(app, process_type.clone(), &body)?;
     let app = found;
-    state.platform.execute(&user, command).await?;
-    formation_json(&state, &app)
+    let Outcome::Formation(changed) = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    entries_json(&state, &app, &changed)
         .await?
         .into_iter()
         .find(|f| f.process_type == process_type)

@@ -149,9 +149,16 @@ async fn twenty_concurrent_relative_scales_all_count() {
                 .unwrap()
         })
     });
+    let mut seen = Vec::new();
     for result in futures::future::join_all(scales).await {
-        result.unwrap();
+        let Outcome::Formation(changed) = result.unwrap() else {
+            panic!("Scale answers the formation it wrote");
+        };
+        seen.push(changed[0].quantity);
     }
+    // Each change was resolved on the one before it: every writer wrote its own quantity.
+    seen.sort_unstable();
+    assert_eq!(seen, (2..=21).collect::<Vec<u32>>());
     assert_eq!(
         quantity(&platform, &app, "web").await,
         21,
