@@ -2,9 +2,10 @@
 //! slugs uploaded through the API (`POST /apps/{app}/slugs`, then a `PUT` of the tarball).
 //!
 //! A build is recorded `pending` under `builds/<app id>/<id>` and runs in its own task: the
-//! fetch of the tarball (through the [`crate::SourceFetcher`] the platform was given), an optional checksum check, then the same deploy as a `git push`. The
-//! record is rewritten `succeeded` (with its slug and release) or `failed` when it ends. A
-//! `pending` record whose task is gone (the server restarted) reads as `failed`.
+//! fetch of the tarball (through the [`crate::SourceFetcher`] the platform was given), an
+//! optional checksum check, then the same deploy as a `git push`. The record is rewritten
+//! `succeeded` (with its slug and release) or `failed` when it ends. A `pending` record whose
+//! task is gone (the server restarted) reads as `failed`.
 //!
 //! Each build's output is kept in memory, the last [`OUTPUT_LINES`] lines of the last
 //! [`KEPT_OUTPUTS`] builds, and streamed from its start to any number of readers, who follow
@@ -50,7 +51,7 @@ pub fn source_blob_unreachable(host: &str) -> String {
 }
 
 /// The host of a source blob URL, for messages (never the whole URL: it may carry a token).
-pub fn source_blob_host(url: &str) -> String {
+pub(crate) fn source_blob_host(url: &str) -> String {
     url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))

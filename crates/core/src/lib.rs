@@ -10,7 +10,7 @@
 //!
 //! Architecture Invariant: nothing here serves HTTP or knows the Heroku JSON shapes; the only
 //! HTTP it speaks is as a client, fetching source blobs through the outbound policy
-//! ([`OutboundSourceFetcher`]).
+//! (`source_fetcher.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -46,8 +46,7 @@ pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
 pub use builds::{
-    source_blob_host, source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob,
-    SourceBody, SourceFetch,
+    source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob, SourceBody, SourceFetch,
 };
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
 pub use command::{
@@ -60,7 +59,8 @@ pub use dyno_manager::DynoManagerConfig;
 pub use error::CoreError;
 pub use routes::spawn_route_publisher;
 pub use slipway_build::BUILD_DISK_BYTES;
-pub use source_fetcher::{OutboundSourceFetcher, SourceFetcher};
+use source_fetcher::OutboundSourceFetcher;
+pub use source_fetcher::SourceFetcher;
 pub use uids::parse_uid_range;
 
 use model::{keys, App, ConfigVars, Dyno, Formation, Release, ReleaseStatus, Slug, User};

@@ -32,12 +32,12 @@ pub trait SourceFetcher: Send + Sync {
 
 /// The real fetcher: HTTP(S) through the platform's [`OutboundPolicy`].
 #[derive(Debug, Clone)]
-pub struct OutboundSourceFetcher {
+pub(crate) struct OutboundSourceFetcher {
     policy: OutboundPolicy,
 }
 
 impl OutboundSourceFetcher {
-    pub fn new(policy: OutboundPolicy) -> OutboundSourceFetcher {
+    pub(crate) fn new(policy: OutboundPolicy) -> OutboundSourceFetcher {
         OutboundSourceFetcher { policy }
     }
 }
