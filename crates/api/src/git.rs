@@ -123,7 +123,7 @@ pub(crate) async fn info_refs(
             "Only git's smart HTTP protocol is supported; upgrade git.",
         );
     };
-    let path = match state.git.repos.ensure(&app.name).await {
+    let path = match state.platform.git_repository(&app).await {
         Ok(path) => path,
         Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
@@ -169,7 +169,7 @@ async fn rpc(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let path = match state.git.repos.ensure(&app.name).await {
+    let path = match state.platform.git_repository(&app).await {
         Ok(path) => path,
         Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };

@@ -342,10 +342,24 @@ impl Platform {
         &self.logs
     }
 
-    /// The apps' git repositories, for git's smart-HTTP endpoints. The core creates and
+    /// The apps' git repositories, for git's smart-HTTP plumbing. The core creates and
     /// removes them with their apps.
     pub fn git_repos(&self) -> &slipway_git::GitRepos {
         &self.repos
+    }
+
+    /// The path of `app`'s repository, with its pre-receive hook installed afresh (a new
+    /// binary's hook replaces an old one). An app created before the core made repositories
+    /// gets its repository here.
+    pub async fn git_repository(&self, app: &App) -> Result<PathBuf, CoreError> {
+        self.repos
+            .ensure(&app.name)
+            .await
+            .map_err(|source| CoreError::Git {
+                app: app.name.clone(),
+                action: "prepare the git repository",
+                source,
+            })
     }
 
     /// Called once at start-up, before the dyno manager and the API: removes what builds
