@@ -20,11 +20,11 @@ mod refs;
 mod release;
 
 pub use account::Account;
-pub use app::{app_name_is_valid, App, AppCreate, AppUpdate};
+pub use app::{App, AppCreate, AppUpdate};
 pub use build::{
     Build, BuildCreate, BuildStatus, Buildpack, Slug, SlugBlob, SlugCreate, SourceBlob,
 };
-pub use config_vars::{config_var_key_is_valid, ConfigVars, ConfigVarsUpdate};
+pub use config_vars::{ConfigVars, ConfigVarsUpdate};
 pub use domain::{Domain, DomainCreate, DomainKind};
 pub use dyno::{Dyno, DynoCreate, DynoState};
 pub use error::ErrorBody;

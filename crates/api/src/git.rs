@@ -480,8 +480,6 @@ pub(crate) async fn hook(
 }
 
 fn new_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
+    String::from(slipway_model::SecretToken::generate())
 }

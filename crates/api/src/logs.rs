@@ -241,10 +241,8 @@ pub(crate) async fn stream_session(
 }
 
 fn new_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
+    String::from(slipway_model::SecretToken::generate())
 }
 
 /// Whether the client asked for Server-Sent Events (what `heroku logs` reads).

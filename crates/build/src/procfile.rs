@@ -17,6 +17,8 @@
 
 use std::collections::BTreeMap;
 
+use slipway_model::{ProcessType, ProcessTypeError};
+
 /// A parsed Procfile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Procfile {
@@ -64,8 +66,8 @@ impl ProcfileError {
     }
 }
 
-/// The Platform API's limit on formation types (`^[-\w]{1,128}$`).
-pub const MAX_NAME_LEN: usize = 128;
+/// The Platform API's limit on formation types (`^[-\w]{1,128}$`), [`ProcessType`]'s rule.
+pub const MAX_NAME_LEN: usize = ProcessType::MAX_LEN;
 
 /// The strict CNB limit; longer names are accepted with a warning.
 const CNB_MAX_NAME_LEN: usize = 63;
@@ -94,26 +96,24 @@ pub fn parse(text: &str) -> Result<Procfile, ProcfileError> {
                  not allowed by the Cloud Native Buildpacks rules"
             ));
         }
-        if name.is_empty() {
-            return Err(ProcfileError::Malformed {
-                line: line_no,
-                found: raw_line.to_string(),
-            });
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(ProcfileError::InvalidName {
-                line: line_no,
-                name: name.to_string(),
-            });
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(ProcfileError::NameTooLong {
-                line: line_no,
-                name: name.to_string(),
-                len: name.len(),
+        // The name's rule is `ProcessType`'s, so every process type a slug declares is one
+        // the formation, the API and the CLI accept.
+        if let Err(error) = name.parse::<ProcessType>() {
+            let name = name.to_string();
+            return Err(match error {
+                ProcessTypeError::Empty => ProcfileError::Malformed {
+                    line: line_no,
+                    found: raw_line.to_string(),
+                },
+                ProcessTypeError::InvalidCharacter { .. } => ProcfileError::InvalidName {
+                    line: line_no,
+                    name,
+                },
+                ProcessTypeError::TooLong { .. } => ProcfileError::NameTooLong {
+                    line: line_no,
+                    len: name.len(),
+                    name,
+                },
             });
         }
         let command = command_part.trim();

@@ -1,7 +1,8 @@
 //! Pure parsers for command arguments: `KEY=value` pairs, `ps:scale` specs, release
 //! versions, and app names inferred from git remote URLs.
 
-use slipway_api_types::{config_var_key_is_valid, FormationQuantity, FormationUpdateItem};
+use slipway_api_types::{FormationQuantity, FormationUpdateItem};
+use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, DynoSizeError, ProcessType};
 
 #[cfg(test)]
 mod tests;
@@ -11,8 +12,9 @@ mod tests;
 pub enum ArgError {
     #[error("{arg} is invalid. Must be in the format FOO=bar.")]
     ConfigPairWithoutEquals { arg: String },
-    #[error("{key:?} is not a valid config var name: use letters, digits and underscores only")]
-    InvalidConfigKey { key: String },
+    /// The server's own message, so a key is refused the same way locally and remotely.
+    #[error(transparent)]
+    InvalidConfigKey(#[from] ConfigKeyError),
     #[error(
         "No config vars given. Usage: slipway config:set KEY1=VALUE1 [KEY2=VALUE2 ...] -a APP"
     )]
@@ -25,45 +27,37 @@ pub enum ArgError {
     InvalidScaleArg { arg: String },
     #[error("Invalid dyno quantity in {arg:?}: {quantity:?} is not a whole number")]
     InvalidScaleQuantity { arg: String, quantity: String },
+    #[error(transparent)]
+    UnknownDynoSize(#[from] DynoSizeError),
     #[error("{arg:?} is not a release version: use vN or N, e.g. v3")]
     InvalidReleaseVersion { arg: String },
 }
 
 /// Parses `config:set` arguments: each must be `KEY=value` (the value may be empty and may
 /// contain `=`). Later duplicates win, like the heroku CLI.
-pub(crate) fn parse_config_pairs(args: &[String]) -> Result<Vec<(String, String)>, ArgError> {
+pub(crate) fn parse_config_pairs(args: &[String]) -> Result<Vec<(ConfigKey, String)>, ArgError> {
     if args.is_empty() {
         return Err(ArgError::NoConfigPairs);
     }
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(args.len());
+    let mut pairs: Vec<(ConfigKey, String)> = Vec::with_capacity(args.len());
     for arg in args {
         let (key, value) = arg
             .split_once('=')
             .ok_or_else(|| ArgError::ConfigPairWithoutEquals { arg: arg.clone() })?;
-        if !config_var_key_is_valid(key) {
-            return Err(ArgError::InvalidConfigKey {
-                key: key.to_owned(),
-            });
-        }
-        pairs.retain(|(existing, _)| existing != key);
-        pairs.push((key.to_owned(), value.to_owned()));
+        let key: ConfigKey = key.parse()?;
+        pairs.retain(|(existing, _)| *existing != key);
+        pairs.push((key, value.to_owned()));
     }
     Ok(pairs)
 }
 
-/// Checks `config:unset` arguments: config var names.
-pub(crate) fn parse_config_keys(args: &[String]) -> Result<Vec<String>, ArgError> {
+/// Parses `config:unset` arguments: config var names.
+pub(crate) fn parse_config_keys(args: &[String]) -> Result<Vec<ConfigKey>, ArgError> {
     if args.is_empty() {
         return Err(ArgError::NoConfigKeys);
     }
     args.iter()
-        .map(|key| {
-            if config_var_key_is_valid(key) {
-                Ok(key.clone())
-            } else {
-                Err(ArgError::InvalidConfigKey { key: key.clone() })
-            }
-        })
+        .map(|key| Ok(key.parse::<ConfigKey>()?))
         .collect()
 }
 
@@ -77,7 +71,7 @@ fn parse_scale_arg(arg: &str) -> Result<FormationUpdateItem, ArgError> {
         arg: arg.to_owned(),
     };
     let (spec, size) = match arg.split_once(':') {
-        Some((spec, size)) if !size.is_empty() => (spec, Some(size.to_owned())),
+        Some((spec, size)) if !size.is_empty() => (spec, Some(size.parse::<DynoSize>()?)),
         Some(_) => return Err(invalid()),
         None => (arg, None),
     };
@@ -88,13 +82,7 @@ fn parse_scale_arg(arg: &str) -> Result<FormationUpdateItem, ArgError> {
         None => spec.rfind(['+', '-']).ok_or_else(invalid)?,
     };
     let (process_type, rest) = spec.split_at(split_at);
-    if process_type.is_empty()
-        || !process_type
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(invalid());
-    }
+    let process_type: ProcessType = process_type.parse().map_err(|_| invalid())?;
     let quantity_text = rest.strip_prefix('=').unwrap_or(rest);
     if quantity_text.is_empty() {
         return Err(invalid());
@@ -105,9 +93,10 @@ fn parse_scale_arg(arg: &str) -> Result<FormationUpdateItem, ArgError> {
             quantity: quantity_text.to_owned(),
         })?;
     Ok(FormationUpdateItem {
-        process_type: process_type.to_owned(),
+        process_type: process_type.into(),
         quantity: Some(quantity),
-        size,
+        // Heroku's spelling of the deprecated `size` field, whichever alias was typed.
+        size: size.map(|size| size.display_name().to_owned()),
         dyno_size: None,
     })
 }
@@ -128,5 +117,5 @@ pub(crate) fn parse_release_version(arg: &str) -> Result<i64, ArgError> {
 pub(crate) fn app_from_git_url(url: &str) -> Option<String> {
     let path = url.trim().strip_suffix(".git")?;
     let name = path.rsplit(['/', ':']).next()?;
-    slipway_api_types::app_name_is_valid(name).then(|| name.to_owned())
+    name.parse::<AppName>().ok().map(String::from)
 }

@@ -9,14 +9,16 @@ use anyhow::Context as _;
 use chrono::Utc;
 use reqwest::Method;
 use slipway_api_types::{
-    app_name_is_valid, App, AppCreate, ConfigVars, ConfigVarsUpdate, Dyno, Formation,
-    FormationBatchUpdate, LogSession, LogSessionCreate, Release, ReleaseCreate,
+    App, AppCreate, ConfigVars, ConfigVarsUpdate, Dyno, Formation, FormationBatchUpdate,
+    LogSession, LogSessionCreate, Release, ReleaseCreate,
 };
 
 use crate::args::{
     app_from_git_url, parse_config_keys, parse_config_pairs, parse_release_version,
     parse_scale_args,
 };
+use slipway_model::{AppName, DynoName, DynoNameError, ProcessType, ProcessTypeError};
+
 use crate::client::Client;
 use crate::format::{self, APP_MARK};
 use crate::logs::stream_logs;
@@ -307,10 +309,6 @@ pub enum CommandError {
     )]
     NoApp,
     #[error(
-        "Name must start with a letter, end with a letter or digit and can only contain lowercase letters, digits, and dashes (3 to 30 characters)."
-    )]
-    InvalidAppName { name: String },
-    #[error(
         "This command will destroy {APP_MARK} {app} and all its add-ons.\nTo proceed, re-run this command with --confirm {app}"
     )]
     ConfirmationRequired { app: String },
@@ -353,17 +351,14 @@ pub async fn run_with_client(
             region,
             stack,
         } => {
-            if let Some(name) = &name {
-                if !app_name_is_valid(name) {
-                    return Err(CommandError::InvalidAppName { name: name.clone() }.into());
-                }
-            }
+            // Refused here with the server's own message, before any request.
+            let name = name.map(|name| name.parse::<AppName>()).transpose()?;
             let label = match &name {
                 Some(name) => format!("Creating {APP_MARK} {name}"),
                 None => "Creating app".to_owned(),
             };
             let body = AppCreate {
-                name: name.clone(),
+                name: name.clone().map(String::from),
                 region,
                 stack,
                 feature_flags: None,
@@ -492,8 +487,11 @@ pub async fn run_with_client(
         Command::ConfigSet { pairs, app } => {
             let pairs = parse_config_pairs(&pairs)?;
             let app = resolve_app(&app)?;
-            let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
-            let update: ConfigVarsUpdate = pairs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            let keys: Vec<String> = pairs.iter().map(|(k, _)| k.to_string()).collect();
+            let update: ConfigVarsUpdate = pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), Some(v)))
+                .collect();
             let label = format!(
                 "Setting {} and restarting {APP_MARK} {app}",
                 format::join_names(&keys)
@@ -502,7 +500,10 @@ pub async fn run_with_client(
             out.write_all(format::format_config_subset(&vars, &keys).as_bytes())?;
         }
         Command::ConfigUnset { keys, app } => {
-            let keys = parse_config_keys(&keys)?;
+            let keys: Vec<String> = parse_config_keys(&keys)?
+                .into_iter()
+                .map(String::from)
+                .collect();
             let app = resolve_app(&app)?;
             let update: ConfigVarsUpdate = keys.iter().map(|k| (k.clone(), None)).collect();
             let label = format!(
@@ -555,19 +556,23 @@ pub async fn run_with_client(
             app,
         } => {
             let app = resolve_app(&app)?;
-            let target = DynoTarget::from_flags(target, dyno, process_type);
+            let target = DynoTarget::from_flags(target, dyno, process_type)?;
+            let name = target
+                .as_ref()
+                .map(DynoTarget::to_string)
+                .unwrap_or_default();
             let (label, segments) = match target {
                 None => (
                     format!("Restarting all dynos on {APP_MARK} {app}"),
                     vec!["apps", &app, "dynos"],
                 ),
-                Some(DynoTarget::Dyno(ref name)) => (
+                Some(DynoTarget::Dyno(_)) => (
                     format!("Restarting dyno {name} on {APP_MARK} {app}"),
-                    vec!["apps", &app, "dynos", name],
+                    vec!["apps", &app, "dynos", &name],
                 ),
-                Some(DynoTarget::ProcessType(ref process_type)) => (
-                    format!("Restarting {process_type} dynos on {APP_MARK} {app}"),
-                    vec!["apps", &app, "formations", process_type],
+                Some(DynoTarget::ProcessType(_)) => (
+                    format!("Restarting {name} dynos on {APP_MARK} {app}"),
+                    vec!["apps", &app, "formations", &name],
                 ),
             };
             action(
@@ -615,16 +620,17 @@ pub async fn run_with_client(
             app,
         } => {
             let app = resolve_app(&app)?;
-            let target = DynoTarget::from_flags(target, dyno, process_type)
+            let target = DynoTarget::from_flags(target, dyno, process_type)?
                 .context("ps:stop needs a dyno (web.1) or a process type (web).")?;
+            let name = target.to_string();
             let (label, segments) = match target {
-                DynoTarget::Dyno(ref name) => (
+                DynoTarget::Dyno(_) => (
                     format!("Stopping dyno {name} on {APP_MARK} {app}"),
-                    vec!["apps", &app, "dynos", name, "actions", "stop"],
+                    vec!["apps", &app, "dynos", &name, "actions", "stop"],
                 ),
-                DynoTarget::ProcessType(ref process_type) => (
-                    format!("Stopping {process_type} dynos on {APP_MARK} {app}"),
-                    vec!["apps", &app, "formations", process_type, "actions", "stop"],
+                DynoTarget::ProcessType(_) => (
+                    format!("Stopping {name} dynos on {APP_MARK} {app}"),
+                    vec!["apps", &app, "formations", &name, "actions", "stop"],
                 ),
             };
             action(
@@ -664,29 +670,44 @@ pub async fn run_with_client(
 /// A dyno or a whole process type, chosen by `web.1` vs `web` or by `-d`/`-p`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DynoTarget {
-    Dyno(String),
-    ProcessType(String),
+    Dyno(DynoName),
+    ProcessType(ProcessType),
+}
+
+/// A `ps:restart`/`ps:stop` target that names neither a dyno nor a process type.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadDynoTarget {
+    #[error(transparent)]
+    Dyno(#[from] DynoNameError),
+    #[error(transparent)]
+    ProcessType(#[from] ProcessTypeError),
 }
 
 impl DynoTarget {
+    /// `-d` names a dyno, `-p` a process type; a bare target is a dyno when it has a dot
+    /// (process types cannot).
     pub(crate) fn from_flags(
         target: Option<String>,
         dyno: Option<String>,
         process_type: Option<String>,
-    ) -> Option<DynoTarget> {
-        if let Some(dyno) = dyno {
-            return Some(DynoTarget::Dyno(dyno));
+    ) -> Result<Option<DynoTarget>, BadDynoTarget> {
+        let target = match (dyno, process_type, target) {
+            (Some(dyno), _, _) => DynoTarget::Dyno(dyno.parse()?),
+            (None, Some(process_type), _) => DynoTarget::ProcessType(process_type.parse()?),
+            (None, None, Some(target)) if target.contains('.') => DynoTarget::Dyno(target.parse()?),
+            (None, None, Some(target)) => DynoTarget::ProcessType(target.parse()?),
+            (None, None, None) => return Ok(None),
+        };
+        Ok(Some(target))
+    }
+}
+
+impl std::fmt::Display for DynoTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DynoTarget::Dyno(name) => name.fmt(f),
+            DynoTarget::ProcessType(process_type) => process_type.fmt(f),
         }
-        if let Some(process_type) = process_type {
-            return Some(DynoTarget::ProcessType(process_type));
-        }
-        target.map(|t| {
-            if t.contains('.') {
-                DynoTarget::Dyno(t)
-            } else {
-                DynoTarget::ProcessType(t)
-            }
-        })
     }
 }
 

@@ -5,29 +5,37 @@ use std::io::Write;
 
 use reqwest::Method;
 use slipway_api_types::{Formation, FormationBatchUpdate, FormationUpdateItem};
+use slipway_model::{DynoSize, DynoSizeError, ProcessType};
 
 use crate::client::Client;
 use crate::format::APP_MARK;
 
 /// A `TYPE=SIZE` argument that is not one.
 #[derive(Debug, thiserror::Error)]
-#[error("{arg:?} is not TYPE=SIZE: use e.g. web=standard-2x")]
-pub(crate) struct BadTypeArg {
-    arg: String,
+pub(crate) enum BadTypeArg {
+    #[error("{arg:?} is not TYPE=SIZE: use e.g. web=standard-2x")]
+    Malformed { arg: String },
+    /// The server's own message for a size it does not offer.
+    #[error(transparent)]
+    UnknownSize(#[from] DynoSizeError),
 }
 
 /// Parses `TYPE=SIZE` arguments into formation updates that change only the size.
 pub(crate) fn parse_type_args(args: &[String]) -> Result<Vec<FormationUpdateItem>, BadTypeArg> {
     args.iter()
         .map(|arg| {
+            let malformed = || BadTypeArg::Malformed { arg: arg.clone() };
             let (process_type, size) = arg
                 .split_once('=')
-                .filter(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('='))
-                .ok_or_else(|| BadTypeArg { arg: arg.clone() })?;
+                .filter(|(_, s)| !s.is_empty() && !s.contains('='))
+                .ok_or_else(malformed)?;
+            let process_type: ProcessType = process_type.parse().map_err(|_| malformed())?;
+            let size: DynoSize = size.parse()?;
             Ok(FormationUpdateItem {
-                process_type: process_type.to_owned(),
+                process_type: process_type.into(),
                 quantity: None,
-                size: Some(size.to_owned()),
+                // Heroku's spelling of the deprecated `size` field, whichever alias was typed.
+                size: Some(size.display_name().to_owned()),
                 dyno_size: None,
             })
         })
@@ -114,10 +122,15 @@ mod tests {
         let updates =
             parse_type_args(&["web=standard-2x".into(), "worker=Eco".into()]).expect("valid");
         assert_eq!(updates[0].process_type, "web");
-        assert_eq!(updates[0].size.as_deref(), Some("standard-2x"));
+        // Sizes travel in Heroku's spelling, whichever spelling was typed.
+        assert_eq!(updates[0].size.as_deref(), Some("Standard-2X"));
         assert_eq!(updates[0].quantity, None);
         assert_eq!(updates[1].size.as_deref(), Some("Eco"));
-        for bad in ["web", "web=", "=eco", "web=a=b"] {
+        assert_eq!(
+            parse_type_args(&["web=huge".into()]).unwrap_err().to_string(),
+            "Unknown dyno size huge. Use one of: eco, basic, standard-1x, standard-2x, performance-m, performance-l."
+        );
+        for bad in ["web", "web=", "=eco", "web=a=b", "web.1=eco", "web=huge"] {
             assert!(parse_type_args(&[bad.into()]).is_err(), "{bad}");
         }
     }

@@ -194,10 +194,8 @@ impl AppJson {
 
 /// 32 random bytes as 64 lowercase hex characters.
 fn random_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
+    String::from(slipway_model::SecretToken::generate())
 }
 
 /// The built-in buildpack a `buildpacks[].url` names, if any: `heroku/python`, `python` or the

@@ -254,10 +254,8 @@ impl BuildState {
 }
 
 fn random_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
+    String::from(slipway_model::SecretToken::generate())
 }
 
 /// Checks a `SHA256:<hex>` checksum's form; returns the lowercase hex.

@@ -58,15 +58,12 @@ pub struct SniEndpoint {
 impl SniEndpoint {
     /// Whether the certificate covers `hostname`.
     pub fn covers(&self, hostname: &str) -> bool {
-        let hostname = hostname.to_ascii_lowercase();
-        self.cert_domains
-            .iter()
-            .any(|name| match name.strip_prefix("*.") {
-                Some(parent) => hostname
-                    .split_once('.')
-                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-                None => *name == hostname,
-            })
+        // The router's rule for its certificates, slipway-model's: a wildcard covers exactly
+        // one label, a name that is not a hostname covers nothing.
+        self.cert_domains.iter().any(|name| {
+            name.parse::<slipway_model::Hostname>()
+                .is_ok_and(|name| name.covers(hostname))
+        })
     }
 }
 

@@ -39,25 +39,24 @@ pub struct Domain {
     pub created_at: DateTime<Utc>,
 }
 
-/// Lowercases `hostname` and checks it is a DNS name the router can route: dot-separated
-/// labels of letters, digits and dashes (a leading `*.` wildcard is refused).
+/// Lowercases `hostname` and checks it is a DNS name the router can route: a
+/// [`slipway_model::Hostname`] of at least two labels that is not a wildcard.
 pub fn normalize_hostname(hostname: &str) -> Result<String, CoreError> {
-    let host = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if host.len() > 253 || !host.contains('.') || !host.split('.').all(label_ok) {
-        return Err(CoreError::invalid(format!(
+    let invalid = || {
+        CoreError::invalid(format!(
             "{hostname:?} is not a valid hostname. Use a name like www.example.com."
-        )));
+        ))
+    };
+    let host = hostname
+        .trim()
+        .parse::<slipway_model::Hostname>()
+        .map_err(|_| invalid())?;
+    // A custom domain is routed by exact match: a wildcard would never be, and a single label
+    // is no public name.
+    if host.is_wildcard() || !host.as_str().contains('.') {
+        return Err(invalid());
     }
-    Ok(host)
+    Ok(host.into())
 }
 
 impl Platform {
@@ -217,6 +216,9 @@ mod tests {
             ("a..example.com", None),
             ("exa mple.com", None),
             ("", None),
+            (" www.example.com ", Some("www.example.com")),
+            ("a_b.example.com", None),
+            ("example.com:443", None),
         ];
         for (raw, expected) in cases {
             assert_eq!(normalize_hostname(raw).ok().as_deref(), expected, "{raw:?}");

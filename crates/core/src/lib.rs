@@ -691,10 +691,8 @@ pub(crate) fn key_digest(api_key: &str) -> String {
 }
 
 fn new_api_key() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
+    String::from(slipway_model::SecretToken::generate())
 }
 
 /// How long the dyno manager waits between checks when nothing happens.

@@ -140,15 +140,12 @@ impl ServerCert {
 
     /// Whether the leaf is valid for `hostname` (exactly, or through a one-label wildcard).
     pub fn covers(&self, hostname: &str) -> bool {
-        let hostname = hostname.to_ascii_lowercase();
-        self.hostnames
-            .iter()
-            .any(|name| match name.strip_prefix("*.") {
-                Some(parent) => hostname
-                    .split_once('.')
-                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-                None => *name == hostname,
-            })
+        // One matching rule for every certificate name, slipway-model's: a name that is not a
+        // hostname covers nothing, a wildcard covers exactly one label.
+        self.hostnames.iter().any(|name| {
+            name.parse::<slipway_model::Hostname>()
+                .is_ok_and(|name| name.covers(hostname))
+        })
     }
 
     /// The leaf certificate, DER.
@@ -276,11 +273,13 @@ impl CertIssuer {
 
     /// Whether `hostname` is the domain or under it.
     pub fn covers(&self, hostname: &str) -> bool {
-        let hostname = normalize_domain(hostname);
-        hostname == self.domain
-            || hostname
-                .strip_suffix(&self.domain)
-                .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
+        // A wildcard or a string that is no hostname gets no certificate from the CA.
+        let domain = self.domain.parse::<slipway_model::Hostname>();
+        let hostname = hostname.trim().parse::<slipway_model::Hostname>();
+        match (hostname, domain) {
+            (Ok(hostname), Ok(domain)) => !hostname.is_wildcard() && hostname.is_within(&domain),
+            _ => false,
+        }
     }
 
     /// Whether a client trusting [`CertIssuer::ca_pem`] would accept a certificate this CA

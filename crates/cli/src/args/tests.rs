@@ -21,12 +21,21 @@ fn config_pairs() {
         (&["MSG=hello world"], Ok(vec![("MSG", "hello world")])),
         (&["FOO"], Err("FOO is invalid. Must be in the format FOO=bar.")),
         (&["A=1", "B"], Err("B is invalid. Must be in the format FOO=bar.")),
-        (&["=bar"], Err("\"\" is not a valid config var name: use letters, digits and underscores only")),
-        (&["MY-KEY=1"], Err("\"MY-KEY\" is not a valid config var name: use letters, digits and underscores only")),
+        (&["=bar"], Err("Invalid config var key \"\": keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores).")),
+        (&["MY-KEY=1"], Err("Invalid config var key \"MY-KEY\": keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores).")),
+        // The core's rule: a key that cannot be a shell variable is refused before it is sent.
+        (&["1A=x"], Err("Invalid config var key \"1A\": keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores).")),
         (&[], Err("No config vars given. Usage: slipway config:set KEY1=VALUE1 [KEY2=VALUE2 ...] -a APP")),
     ];
     for (args, expected) in cases {
-        let got = parse_config_pairs(&strings(args)).map_err(|e| e.to_string());
+        let got = parse_config_pairs(&strings(args))
+            .map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (String::from(k), v))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| e.to_string());
         let expected = expected
             .map(|pairs| {
                 pairs
@@ -43,14 +52,15 @@ fn config_pairs() {
 fn config_keys() {
     assert_eq!(
         parse_config_keys(&strings(&["FOO", "BAR"])).unwrap(),
-        strings(&["FOO", "BAR"])
+        ["FOO", "BAR"]
     );
     assert_eq!(
         parse_config_keys(&strings(&["FOO=bar"]))
             .unwrap_err()
             .to_string(),
-        "\"FOO=bar\" is not a valid config var name: use letters, digits and underscores only"
+        "Invalid config var key \"FOO=bar\": keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores)."
     );
+    assert!(parse_config_keys(&strings(&["1A"])).is_err());
     assert!(parse_config_keys(&[]).is_err());
 }
 
@@ -71,6 +81,9 @@ fn scale_args() {
         ("worker-1", Ok(item("worker", Relative(-1), None))),
         ("web=+2", Ok(item("web", Relative(2), None))),
         ("web=2:Standard-2X", Ok(item("web", Absolute(2), Some("Standard-2X")))),
+        ("web=2:standard-2x", Ok(item("web", Absolute(2), Some("Standard-2X")))),
+        ("web=1:2X", Ok(item("web", Absolute(1), Some("Standard-2X")))),
+        ("web=1:eco", Ok(item("web", Absolute(1), Some("Eco")))),
         ("worker+1:Standard-2X", Ok(item("worker", Relative(1), Some("Standard-2X")))),
         ("clock-worker=1", Ok(item("clock-worker", Absolute(1), None))),
         ("clock-worker+3", Ok(item("clock-worker", Relative(3), None))),
@@ -80,6 +93,8 @@ fn scale_args() {
         ("web=", Err("\"web=\" is not a valid scale argument: use TYPE=N, TYPE+N or TYPE-N, optionally with :SIZE (e.g. web=2, worker+1, web=1:Standard-2X)")),
         ("=2", Err("\"=2\" is not a valid scale argument: use TYPE=N, TYPE+N or TYPE-N, optionally with :SIZE (e.g. web=2, worker+1, web=1:Standard-2X)")),
         ("web=2:", Err("\"web=2:\" is not a valid scale argument: use TYPE=N, TYPE+N or TYPE-N, optionally with :SIZE (e.g. web=2, worker+1, web=1:Standard-2X)")),
+        ("web=1:huge", Err("Unknown dyno size huge. Use one of: eco, basic, standard-1x, standard-2x, performance-m, performance-l.")),
+        ("web.1=2", Err("\"web.1=2\" is not a valid scale argument: use TYPE=N, TYPE+N or TYPE-N, optionally with :SIZE (e.g. web=2, worker+1, web=1:Standard-2X)")),
         ("we b=2", Err("\"we b=2\" is not a valid scale argument: use TYPE=N, TYPE+N or TYPE-N, optionally with :SIZE (e.g. web=2, worker+1, web=1:Standard-2X)")),
     ];
     for (arg, expected) in cases {

@@ -96,23 +96,48 @@ fn dyno_targets() {
         ((None, None, None), None),
         (
             (s("web"), None, None),
-            Some(DynoTarget::ProcessType("web".into())),
+            Some(DynoTarget::ProcessType("web".parse().unwrap())),
         ),
         (
             (s("web.1"), None, None),
-            Some(DynoTarget::Dyno("web.1".into())),
+            Some(DynoTarget::Dyno("web.1".parse().unwrap())),
         ),
         (
             (None, s("worker.2"), None),
-            Some(DynoTarget::Dyno("worker.2".into())),
+            Some(DynoTarget::Dyno("worker.2".parse().unwrap())),
         ),
         (
             (None, None, s("web")),
-            Some(DynoTarget::ProcessType("web".into())),
+            Some(DynoTarget::ProcessType("web".parse().unwrap())),
         ),
     ];
     for ((target, dyno, process_type), expected) in cases {
-        assert_eq!(DynoTarget::from_flags(target, dyno, process_type), expected);
+        assert_eq!(
+            DynoTarget::from_flags(target, dyno, process_type).unwrap(),
+            expected
+        );
+    }
+    // Refused locally, with the model's message, before any request is sent.
+    for ((target, dyno, process_type), message) in [
+        (
+            (s("web.x"), None, None),
+            "\"web.x\" is not a dyno name: the number after the dot must be a whole number without leading zeros, e.g. web.1.",
+        ),
+        (
+            (None, s("web"), None),
+            "\"web\" is not a dyno name: use <process type>.<number>, e.g. web.1.",
+        ),
+        (
+            (None, None, s("web.1")),
+            "Invalid process type \"web.1\": use only letters, digits, `_` and `-` (e.g. web, worker).",
+        ),
+        (
+            (s("my web"), None, None),
+            "Invalid process type \"my web\": use only letters, digits, `_` and `-` (e.g. web, worker).",
+        ),
+    ] {
+        let error = DynoTarget::from_flags(target, dyno, process_type).unwrap_err();
+        assert_eq!(error.to_string(), message);
     }
 }
 
