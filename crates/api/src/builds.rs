@@ -5,38 +5,33 @@
 //! its output from the start, following it until the build ends, as plain text or as
 //! Server-Sent Events when asked for `text/event-stream`.
 //!
-//! The fetch goes through the platform's [`OutboundPolicy`]: a URL whose host is (or resolves
-//! to) a loopback, private, link-local or this host's own address is refused with 422 before
-//! anything starts, every redirect hop is checked again (at most five), and the connection goes
-//! to the addresses that were checked. Every failure to fetch gives the tenant one message
+//! The request is parsed into a [`Command`] by [`parse_create`] (tested in `builds/tests.rs`);
+//! the core fetches the source through the `SourceFetcher` it was given, whose real one goes
+//! through the platform's outbound policy: a URL whose host is (or resolves to) a loopback,
+//! private, link-local or this host's own address is refused with 422 before anything starts,
+//! every redirect hop is checked again (at most five), and the connection goes to the addresses
+//! that were checked. Every failure to fetch gives the tenant one message
 //! ([`slipway_core::source_blob_unreachable`]); the reason is in the server's log.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::{source_blob_unreachable, SourceBlob, SourceBody, SourceFetch};
-use slipway_outbound::OutboundPolicy;
+use slipway_core::{Command, Outcome, SourceBlob};
 
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
-use crate::resources::{list_response, parse_body};
+use crate::resources::{list_response, parse_app, parse_body};
 use crate::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// How long connecting to a source blob's server may take.
-const FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a source blob's server may stay silent mid-transfer.
-const FETCH_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn build_json(
     state: &ApiState,
@@ -90,90 +85,53 @@ pub(crate) fn build_json(
     }
 }
 
-/// The future that fetches `url`'s body, run inside the build's task. Its error is the whole
-/// sentence the tenant sees.
-fn fetch(policy: OutboundPolicy, url: reqwest::Url, max_bytes: u64) -> SourceFetch {
-    Box::pin(async move {
-        let host = url.host_str().unwrap_or("that URL").to_owned();
-        let unreachable = |detail: &dyn std::fmt::Display| {
-            tracing::warn!(host, %detail, "could not fetch a source blob");
-            source_blob_unreachable(&host)
-        };
-        let client = policy
-            .http_client(
-                reqwest::Client::builder()
-                    .connect_timeout(FETCH_CONNECT_TIMEOUT)
-                    .read_timeout(FETCH_READ_TIMEOUT),
-            )
-            .build()
-            .map_err(|error| unreachable(&error))?;
-        let response = match policy.get(&client, url).await {
-            Ok(response) => response,
-            // A refusal says nothing about what listens there: say why.
-            Err(error) if error.is_refused() => {
-                return Err(format!(
-                    "Could not fetch the source blob from {host}: {error}"
-                ))
-            }
-            Err(error) => return Err(unreachable(&error)),
-        };
-        let status = response.status();
-        if !status.is_success() {
-            return Err(unreachable(&format!("answered {status}")));
-        }
-        if let Some(length) = response.content_length().filter(|l| *l > max_bytes) {
-            return Err(format!(
-                "The source blob from {host} is {length} bytes, more than the limit of {} MB; make the tarball smaller (leave out dependencies and build output)",
-                max_bytes / (1024 * 1024)
-            ));
-        }
-        let stream = response.bytes_stream().map_err(std::io::Error::other);
-        Ok(Box::new(tokio_util::io::StreamReader::new(stream)) as SourceBody)
-    })
-}
-
-pub(crate) async fn create(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-    body: bytes::Bytes,
-) -> ApiResult<(StatusCode, Json<wire::Build>)> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::BuildCreate = parse_body(&body)?;
-    let url = reqwest::Url::parse(&request.source_blob.url)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            ApiError::invalid_params(format!(
-                "source_blob.url {:?} is not an http:// or https:// URL. Point it at a tarball of the app's source.",
-                request.source_blob.url
-            ))
-        })?;
-    let config = state.platform.config();
-    if let Err(error) = config.outbound.check_url(&url).await {
+/// `POST /apps/{app}/builds {source_blob: {url, checksum, version}, buildpacks}`.
+pub(crate) fn parse_create(app: String, body: &[u8]) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let request: wire::BuildCreate = parse_body(body)?;
+    let is_http = reqwest::Url::parse(&request.source_blob.url)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+    if !is_http {
         return Err(ApiError::invalid_params(format!(
-            "source_blob.url is refused: {error}. Point it at a tarball on a public server."
+            "source_blob.url {:?} is not an http:// or https:// URL. Point it at a tarball of the app's source.",
+            request.source_blob.url
         )));
     }
-    let (policy, max_bytes) = (config.outbound.clone(), config.max_source_blob_bytes);
-    let blob = SourceBlob {
-        url: request.source_blob.url.clone(),
-        checksum: request.source_blob.checksum.clone(),
-        version: request.source_blob.version.clone(),
-    };
     let buildpacks = request
         .buildpacks
         .unwrap_or_default()
         .into_iter()
         .map(|b| b.name.filter(|n| !n.is_empty()).unwrap_or(b.url))
         .collect();
-    let build = state
+    Ok(Command::CreateBuild {
+        app,
+        source: SourceBlob {
+            url: request.source_blob.url,
+            checksum: request.source_blob.checksum,
+            version: request.source_blob.version,
+        },
+        buildpacks,
+    })
+}
+
+/// Records the build and starts it; the core fetches the source through the outbound policy.
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> ApiResult<(StatusCode, Json<wire::Build>)> {
+    let found = state.platform.app(&user, &app).await?;
+    let Outcome::Build(build) = state
         .platform
-        .create_build(&user, &app, blob, buildpacks, fetch(policy, url, max_bytes))
-        .await?;
+        .execute(&user, parse_create(app, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
     Ok((
         StatusCode::CREATED,
-        Json(build_json(&state, &app, &user, &build)),
+        Json(build_json(&state, &found, &user, &build)),
     ))
 }
 
@@ -240,3 +198,6 @@ pub(crate) async fn output(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;

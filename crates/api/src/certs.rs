@@ -1,6 +1,7 @@
 //! `/apps/{app}/sni-endpoints`: certificates uploaded for an app's custom domains (Heroku's
 //! SNI endpoints: `POST {certificate_chain, private_key}`, `GET`, `PATCH`, `DELETE`). The
-//! private key is write-only: no response ever contains it.
+//! private key is write-only: no response ever contains it. Changes are parsed into
+//! [`Command`]s by pure `parse_*` functions (tested in `certs/tests.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,14 +10,14 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_api_types as wire;
-use slipway_core::model::App;
-use slipway_core::{DomainKind, SniEndpoint};
+use slipway_core::model::{App, User};
+use slipway_core::{Certificate, Command, DomainKind, Outcome, SniEndpoint};
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::resources::list_response;
+use crate::resources::{list_response, parse_app};
 use crate::ApiState;
 
 /// `POST` and `PATCH` bodies.
@@ -105,22 +106,67 @@ pub(crate) async fn list(
     Ok(list_response(items))
 }
 
+fn certificate(body: &[u8]) -> Result<Certificate, ApiError> {
+    let request = parse_body(body)?;
+    Ok(Certificate {
+        chain: request.certificate_chain,
+        private_key: request.private_key,
+    })
+}
+
+/// `POST /apps/{app}/sni-endpoints {certificate_chain, private_key}`.
+pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError> {
+    Ok(Command::AddCertificate {
+        app: parse_app(app)?,
+        certificate: certificate(body)?,
+    })
+}
+
+/// `PATCH /apps/{app}/sni-endpoints/{endpoint} {certificate_chain, private_key}`.
+pub(crate) fn parse_update(
+    app: String,
+    endpoint: String,
+    body: &[u8],
+) -> Result<Command, ApiError> {
+    Ok(Command::UpdateCertificate {
+        app: parse_app(app)?,
+        endpoint,
+        certificate: certificate(body)?,
+    })
+}
+
+/// `DELETE /apps/{app}/sni-endpoints/{endpoint}`.
+pub(crate) fn parse_delete(app: String, endpoint: String) -> Result<Command, ApiError> {
+    Ok(Command::RemoveCertificate {
+        app: parse_app(app)?,
+        endpoint,
+    })
+}
+
+/// Executes a certificate command and shows the endpoint it touched.
+async fn execute(
+    state: &ApiState,
+    user: &User,
+    app: &str,
+    parse: impl FnOnce(String) -> Result<Command, ApiError>,
+) -> Result<SniEndpointJson, ApiError> {
+    let found = state.platform.app(user, app).await?;
+    let Outcome::Certificate(endpoint) =
+        state.platform.execute(user, parse(app.to_owned())?).await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    endpoint_json(state, &found, &endpoint).await
+}
+
 pub(crate) async fn create(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<SniEndpointJson>), ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let request = parse_body(&body)?;
-    let endpoint = state
-        .platform
-        .add_sni_endpoint(&app, &request.certificate_chain, &request.private_key)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(endpoint_json(&state, &app, &endpoint).await?),
-    ))
+    let endpoint = execute(&state, &user, &app, |app| parse_create(app, &body)).await?;
+    Ok((StatusCode::CREATED, Json(endpoint)))
 }
 
 pub(crate) async fn get(
@@ -139,18 +185,8 @@ pub(crate) async fn update(
     Path((app, endpoint)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> Result<Json<SniEndpointJson>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let request = parse_body(&body)?;
-    let endpoint = state
-        .platform
-        .update_sni_endpoint(
-            &app,
-            &endpoint,
-            &request.certificate_chain,
-            &request.private_key,
-        )
-        .await?;
-    Ok(Json(endpoint_json(&state, &app, &endpoint).await?))
+    let parse = |app| parse_update(app, endpoint, &body);
+    Ok(Json(execute(&state, &user, &app, parse).await?))
 }
 
 pub(crate) async fn delete(
@@ -158,7 +194,9 @@ pub(crate) async fn delete(
     CurrentUser(user): CurrentUser,
     Path((app, endpoint)): Path<(String, String)>,
 ) -> Result<Json<SniEndpointJson>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let removed = state.platform.remove_sni_endpoint(&app, &endpoint).await?;
-    Ok(Json(endpoint_json(&state, &app, &removed).await?))
+    let parse = |app| parse_delete(app, endpoint);
+    Ok(Json(execute(&state, &user, &app, parse).await?))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! `/apps/{app}/domains` (the hostnames the router serves for an app: the default one and
-//! custom domains) and `PATCH /apps/{app}` for maintenance mode.
+//! custom domains) and `PATCH /apps/{app}` for maintenance mode. Changes are parsed into
+//! [`Command`]s by pure `parse_*` functions (tested in `domains/tests.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,12 +8,12 @@ use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model::App;
-use slipway_core::{Domain, DomainKind};
+use slipway_core::{AppChanges, Command, Domain, DomainKind, Outcome};
 
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::resources::{app_json, list_response};
+use crate::resources::{app_json, list_response, parse_app};
 use crate::ApiState;
 
 fn domain_json(state: &ApiState, app: &App, domain: &Domain) -> wire::Domain {
@@ -52,22 +53,37 @@ pub(crate) async fn list(
     ))
 }
 
+/// `POST /apps/{app}/domains {hostname}`.
+pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError> {
+    let app = parse_app(app)?;
+    let request: wire::DomainCreate = serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "Expected a body like {{\"hostname\": \"www.example.com\"}}: {error}."
+        ))
+    })?;
+    Ok(Command::AddDomain {
+        app,
+        hostname: request.hostname,
+    })
+}
+
 pub(crate) async fn create(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::Domain>), ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::DomainCreate = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"hostname\": \"www.example.com\"}}: {error}."
-        ))
-    })?;
-    let domain = state.platform.add_domain(&app, &request.hostname).await?;
+    let found = state.platform.app(&user, &app).await?;
+    let Outcome::Domain(domain) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
     Ok((
         StatusCode::CREATED,
-        Json(domain_json(&state, &app, &domain)),
+        Json(domain_json(&state, &found, &domain)),
     ))
 }
 
@@ -88,14 +104,47 @@ pub(crate) async fn get(
         .ok_or_else(|| ApiError::not_found("Couldn't find that domain."))
 }
 
+/// `DELETE /apps/{app}/domains/{domain}` (hostname or id).
+pub(crate) fn parse_delete(app: String, domain: String) -> Result<Command, ApiError> {
+    Ok(Command::RemoveDomain {
+        app: parse_app(app)?,
+        domain,
+    })
+}
+
 pub(crate) async fn delete(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path((app, domain)): Path<(String, String)>,
 ) -> Result<Json<wire::Domain>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let removed = state.platform.remove_domain(&app, &domain).await?;
-    Ok(Json(domain_json(&state, &app, &removed)))
+    let found = state.platform.app(&user, &app).await?;
+    let Outcome::Domain(removed) = state
+        .platform
+        .execute(&user, parse_delete(app, domain)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok(Json(domain_json(&state, &found, &removed)))
+}
+
+/// `PATCH /apps/{app} {maintenance, name, build_stack}`: only maintenance can change; the core
+/// refuses another name or stack.
+pub(crate) fn parse_update_app(app: String, body: &[u8]) -> Result<Command, ApiError> {
+    let app = parse_app(app)?;
+    let request: wire::AppUpdate = serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "Expected a body like {{\"maintenance\": true}}: {error}."
+        ))
+    })?;
+    Ok(Command::UpdateApp {
+        app,
+        changes: AppChanges {
+            maintenance: request.maintenance,
+            name: request.name,
+            stack: request.build_stack,
+        },
+    })
 }
 
 /// `PATCH /apps/{app}`: `maintenance` is honoured; renaming and changing the stack are not
@@ -106,25 +155,16 @@ pub(crate) async fn update_app(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<Json<wire::App>, ApiError> {
-    let mut app = state.platform.app(&user, &app).await?;
-    let request: wire::AppUpdate = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"maintenance\": true}}: {error}."
-        ))
-    })?;
-    if request.name.as_ref().is_some_and(|name| *name != app.name)
-        || request
-            .build_stack
-            .as_ref()
-            .is_some_and(|stack| *stack != app.stack)
-    {
-        return Err(slipway_core::CoreError::Invalid {
-            message: "Only maintenance can be changed with PATCH /apps/{app} on Slipway; renaming apps and changing stacks are not supported.".to_owned(),
-        }
-        .into());
-    }
-    if let Some(on) = request.maintenance {
-        app = state.platform.set_maintenance(&user, &app, on).await?;
-    }
+    state.platform.app(&user, &app).await?;
+    let Outcome::App(app) = state
+        .platform
+        .execute(&user, parse_update_app(app, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
     Ok(Json(app_json(&state, &user, &app).await?))
 }
+
+#[cfg(test)]
+mod tests;

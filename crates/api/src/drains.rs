@@ -1,4 +1,6 @@
 //! `/apps/{app}/log-drains`: syslog and HTTPS endpoints that receive every line of an app's log.
+//! Adding and removing one are parsed into [`Command`]s by pure `parse_*` functions (tested in
+//! `drains/tests.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -6,12 +8,12 @@ use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model::App;
-use slipway_core::Drain;
+use slipway_core::{Command, Drain, Outcome};
 
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::resources::list_response;
+use crate::resources::{list_response, parse_app};
 use crate::ApiState;
 
 fn drain_json(app: &App, drain: &Drain) -> wire::LogDrain {
@@ -41,20 +43,35 @@ pub(crate) async fn list(
     ))
 }
 
+/// `POST /apps/{app}/log-drains {url}`.
+pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError> {
+    let app = parse_app(app)?;
+    let request: wire::LogDrainCreate = serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "Expected a body like {{\"url\": \"syslog+tls://logs.example.com:6514\"}}: {error}."
+        ))
+    })?;
+    Ok(Command::AddDrain {
+        app,
+        url: request.url,
+    })
+}
+
 pub(crate) async fn create(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::LogDrain>), ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::LogDrainCreate = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"url\": \"syslog+tls://logs.example.com:6514\"}}: {error}."
-        ))
-    })?;
-    let drain = state.platform.add_drain(&app, &request.url).await?;
-    Ok((StatusCode::CREATED, Json(drain_json(&app, &drain))))
+    let found = state.platform.app(&user, &app).await?;
+    let Outcome::Drain(drain) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok((StatusCode::CREATED, Json(drain_json(&found, &drain))))
 }
 
 pub(crate) async fn get(
@@ -73,12 +90,29 @@ pub(crate) async fn get(
         .ok_or_else(|| ApiError::not_found("Couldn't find that log drain."))
 }
 
+/// `DELETE /apps/{app}/log-drains/{drain}` (id, token or URL).
+pub(crate) fn parse_delete(app: String, drain: String) -> Result<Command, ApiError> {
+    Ok(Command::RemoveDrain {
+        app: parse_app(app)?,
+        drain,
+    })
+}
+
 pub(crate) async fn delete(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path((app, drain)): Path<(String, String)>,
 ) -> Result<Json<wire::LogDrain>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
-    let removed = state.platform.remove_drain(&app, &drain).await?;
-    Ok(Json(drain_json(&app, &removed)))
+    let found = state.platform.app(&user, &app).await?;
+    let Outcome::Drain(removed) = state
+        .platform
+        .execute(&user, parse_delete(app, drain)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok(Json(drain_json(&found, &removed)))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,18 @@
 //! Handlers for dynos: listing, restarting (`DELETE`) and stopping (`actions/stop`) them.
+//! Restarts and stops are parsed into [`Command`]s by pure `parse_*` functions (tested in
+//! `dynos/tests.rs`).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
+use slipway_core::{Command, RestartTarget};
+use slipway_model::{DynoName, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::resources::list_response;
+use crate::resources::{list_response, parse_app};
 use crate::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -53,14 +57,55 @@ fn accepted() -> Response {
     ))
 }
 
+/// What a restart or stop path names: `web.2` is a dyno, `web` a process type (the heroku
+/// CLI sends both to `/dynos/{dyno}` and `/formations/{type}`). A name no dyno or process type
+/// can have is answered as one that does not exist.
+fn restart_target(target: String) -> ApiResult<RestartTarget> {
+    if target.contains('.') {
+        DynoName::try_from(target)
+            .map(RestartTarget::Dyno)
+            .map_err(|_| ApiError::not_found("Couldn't find that dyno."))
+    } else {
+        ProcessType::try_from(target)
+            .map(RestartTarget::ProcessType)
+            .map_err(|_| ApiError::not_found("Couldn't find that process type."))
+    }
+}
+
+/// `DELETE /apps/{app}/dynos`: restarts every dyno (web dynos with preboot).
+pub(crate) fn parse_restart_all(app: String) -> ApiResult<Command> {
+    Ok(Command::Restart {
+        app: parse_app(app)?,
+        target: RestartTarget::App,
+    })
+}
+
+/// `DELETE /apps/{app}/dynos/{dyno}` and `DELETE /apps/{app}/formations/{type}`.
+pub(crate) fn parse_restart(app: String, target: String) -> ApiResult<Command> {
+    Ok(Command::Restart {
+        app: parse_app(app)?,
+        target: restart_target(target)?,
+    })
+}
+
+/// `POST /apps/{app}/dynos/{dyno}/actions/stop` and `.../formations/{type}/actions/stop`.
+pub(crate) fn parse_stop(app: String, target: String) -> ApiResult<Command> {
+    Ok(Command::Stop {
+        app: parse_app(app)?,
+        target: restart_target(target)?,
+    })
+}
+
 /// `DELETE /apps/{app}/dynos`: restarts every dyno (web dynos with preboot).
 pub(crate) async fn restart_all(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
-    state.platform.restart_dynos(&app, None, false).await?;
+    state
+        .platform
+        .execute(&user, parse_restart_all(app)?)
+        .await?;
     Ok(accepted())
 }
 
@@ -70,10 +115,10 @@ pub(crate) async fn restart(
     CurrentUser(user): CurrentUser,
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
+    state.platform.app(&user, &app).await?;
     state
         .platform
-        .restart_dynos(&app, Some(&target), false)
+        .execute(&user, parse_restart(app, target)?)
         .await?;
     Ok(accepted())
 }
@@ -85,10 +130,13 @@ pub(crate) async fn stop(
     CurrentUser(user): CurrentUser,
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
+    state.platform.app(&user, &app).await?;
     state
         .platform
-        .restart_dynos(&app, Some(&target), true)
+        .execute(&user, parse_stop(app, target)?)
         .await?;
     Ok(accepted())
 }
+
+#[cfg(test)]
+mod tests;

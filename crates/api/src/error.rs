@@ -37,6 +37,17 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// The core answered a command with an outcome of another command: a bug, never the
+    /// caller's fault.
+    pub(crate) fn unexpected_outcome() -> ApiError {
+        tracing::error!("the core answered a command with an unexpected outcome");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "The platform answered unexpectedly; the server's log has the details.",
+        )
+    }
+
     pub(crate) fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -57,7 +68,10 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             CoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             CoreError::Build(_) => (StatusCode::UNPROCESSABLE_ENTITY, "build_failed"),
-            CoreError::Store(_) | CoreError::Runtime(_) | CoreError::Io { .. } => {
+            CoreError::Store(_)
+            | CoreError::Runtime(_)
+            | CoreError::Io { .. }
+            | CoreError::Git { .. } => {
                 tracing::error!(%error, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error")
             }
@@ -79,3 +93,6 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests;

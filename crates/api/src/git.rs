@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use slipway_core::model::{App, User};
+use slipway_core::{Command, PushedSource};
 use slipway_git::hook::{
     status_line, ENV_HOOK_BIN, ENV_HOOK_TOKEN, ENV_HOOK_URL, HOOK_TOKEN_HEADER,
 };
@@ -32,7 +33,8 @@ const OUTPUT_QUEUE_LINES: usize = 4096;
 const PUSH_TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
 
 pub(crate) struct GitState {
-    pub(crate) repos: GitRepos,
+    /// The platform's repositories: the core creates and removes them with their apps.
+    repos: GitRepos,
     hook_binary: PathBuf,
     pushes: Mutex<HashMap<String, Push>>,
 }
@@ -44,9 +46,9 @@ struct Push {
 }
 
 impl GitState {
-    pub(crate) fn new(config: &ApiConfig) -> GitState {
+    pub(crate) fn new(config: &ApiConfig, repos: GitRepos) -> GitState {
         GitState {
-            repos: GitRepos::new(&config.repos_dir),
+            repos,
             hook_binary: config.hook_binary.clone(),
             pushes: Mutex::new(HashMap::new()),
         }
@@ -121,7 +123,7 @@ pub(crate) async fn info_refs(
             "Only git's smart HTTP protocol is supported; upgrade git.",
         );
     };
-    let path = match state.git.repos.ensure(&app.name).await {
+    let path = match state.platform.git_repository(&app).await {
         Ok(path) => path,
         Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
@@ -167,7 +169,7 @@ async fn rpc(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let path = match state.git.repos.ensure(&app.name).await {
+    let path = match state.platform.git_repository(&app).await {
         Ok(path) => path,
         Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
@@ -441,9 +443,15 @@ pub(crate) async fn hook(
         let tarball = tokio_util::io::StreamReader::new(
             body.into_data_stream().map_err(std::io::Error::other),
         );
-        let result = platform
-            .deploy_tarball(&user, &app, tarball, query.commit, output)
-            .await;
+        let command = Command::DeployPush {
+            app: app.name.clone(),
+            commit: query.commit,
+            push: PushedSource {
+                tarball: Box::new(tarball),
+                output,
+            },
+        };
+        let result = platform.execute(&user, command).await;
         let succeeded = match result {
             Ok(_) => true,
             Err(error) => {

@@ -1,8 +1,11 @@
 //! Slipway's HTTP API: the Heroku Platform API v3 subset the CLIs use, git's smart-HTTP
 //! endpoints, and the log-session streams.
 //!
-//! Handlers only parse and authorize: each turns a request into a call on
-//! [`slipway_core::Platform`] and the result into Heroku's JSON shapes (`slipway-api-types`).
+//! Handlers only parse: each change is a pure `parse_*` function from the request's path,
+//! headers and body to a [`slipway_core::Command`] (tested as tables, without a server),
+//! executed by [`slipway_core::Platform::execute`], where the caller is authorized; reads call
+//! the platform's narrow query methods. Results become Heroku's JSON shapes
+//! (`slipway-api-types`).
 //!
 //! Architecture Invariant: every route authenticates its caller — with an API key (Bearer or
 //! Basic), with the one-time token of a git push (the hook endpoint), or with the secret in a
@@ -37,8 +40,6 @@ mod slugs;
 pub struct ApiConfig {
     /// The binary git's pre-receive hook execs (`slipway git-hook pre-receive`).
     pub hook_binary: PathBuf,
-    /// Where the bare repositories live.
-    pub repos_dir: PathBuf,
 }
 
 #[derive(Clone)]
@@ -51,7 +52,7 @@ pub(crate) struct ApiState {
 /// The API's routes.
 pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
     let state = ApiState {
-        git: Arc::new(git::GitState::new(&config)),
+        git: Arc::new(git::GitState::new(&config, platform.git_repos().clone())),
         log_sessions: Arc::new(logs::LogSessions::default()),
         platform,
     };
@@ -158,14 +159,17 @@ async fn not_found() -> error::ApiError {
     )
 }
 
-/// Heroku answers 406 unless the client asks for version 3 of the API.
-async fn require_v3(request: Request, next: Next) -> Response {
-    let accepted = request
-        .headers()
+/// Whether a request asks for version 3 of the API (`version=3.sdk` and the like included).
+fn accepts_v3(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/vnd.heroku+json; version=3"));
-    if !accepted {
+        .is_some_and(|accept| accept.contains("application/vnd.heroku+json; version=3"))
+}
+
+/// Heroku answers 406 unless the client asks for version 3 of the API.
+async fn require_v3(request: Request, next: Next) -> Response {
+    if !accepts_v3(request.headers()) {
         return axum::response::IntoResponse::into_response(error::ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "not_acceptable",
@@ -184,3 +188,6 @@ async fn request_id(request: Request, next: Next) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests;

@@ -56,17 +56,21 @@ fn filter_for(request: &wire::LogSessionCreate) -> Result<LogFilter, ApiError> {
     Ok(LogFilter { source, process })
 }
 
-pub(crate) async fn create_session(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-    body: bytes::Bytes,
-) -> Result<(StatusCode, Json<wire::LogSession>), ApiError> {
-    let app = state.platform.app(&user, &app).await?;
+/// What a log session shows: the filter, how many past lines, and whether it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionRequest {
+    filter: LogFilter,
+    lines: usize,
+    tail: bool,
+}
+
+/// `POST /apps/{app}/log-sessions {lines, tail, source, dyno, type}` (an empty body is the
+/// defaults: the last 100 lines, not following).
+pub(crate) fn parse_create_session(body: &[u8]) -> Result<SessionRequest, ApiError> {
     let request: wire::LogSessionCreate = if body.iter().all(u8::is_ascii_whitespace) {
         wire::LogSessionCreate::default()
     } else {
-        serde_json::from_slice(&body).map_err(|error| {
+        serde_json::from_slice(body).map_err(|error| {
             ApiError::bad_request(format!("Invalid JSON in the request body: {error}."))
         })?
     };
@@ -79,12 +83,27 @@ pub(crate) async fn create_session(
             )))
         }
     };
-    let session = Session {
-        secret: new_secret(),
-        app: app.name.clone(),
+    Ok(SessionRequest {
         filter: filter_for(&request)?,
         lines,
         tail: request.tail.unwrap_or(false),
+    })
+}
+
+pub(crate) async fn create_session(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<wire::LogSession>), ApiError> {
+    let app = state.platform.app(&user, &app).await?;
+    let request = parse_create_session(&body)?;
+    let session = Session {
+        secret: new_secret(),
+        app: app.name.clone(),
+        filter: request.filter,
+        lines: request.lines,
+        tail: request.tail,
         expires: Instant::now() + SESSION_LIFETIME,
     };
     let id = uuid::Uuid::new_v4();
@@ -241,3 +260,6 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
+
+#[cfg(test)]
+mod tests;

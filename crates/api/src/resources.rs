@@ -1,7 +1,12 @@
 //! Handlers for the Platform API resources: account, apps, releases, config vars and
 //! formation.
+//!
+//! Every change is parsed by a pure `parse_*` function (path parameters and body bytes in, a
+//! [`Command`] or the Heroku error out, tested as tables in `resources/tests.rs`) and executed
+//! by [`slipway_core::Platform::execute`].
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -9,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::FormationUpdate;
+use slipway_core::{Command, FormationChange, Outcome, Quantity};
+use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
@@ -83,20 +89,35 @@ pub(crate) async fn list_apps(
     Ok(Json(apps))
 }
 
+/// Checks an app named in a path: a name or an id. Anything else cannot name an app.
+pub(crate) fn parse_app(app: String) -> ApiResult<String> {
+    if app.parse::<slipway_model::AppName>().is_ok() || app.parse::<uuid::Uuid>().is_ok() {
+        Ok(app)
+    } else {
+        Err(ApiError::not_found("Couldn't find that app."))
+    }
+}
+
+/// `POST /apps {name?}`.
+pub(crate) fn parse_create_app(body: &[u8]) -> ApiResult<Command> {
+    let request: wire::AppCreate = parse_body(body)?;
+    let name = request
+        .name
+        .map(AppName::try_from)
+        .transpose()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+    Ok(Command::CreateApp { name })
+}
+
 pub(crate) async fn create_app(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::App>)> {
-    let request: wire::AppCreate = parse_body(&body)?;
-    let app = state.platform.create_app(&user, request.name).await?;
-    state.git.repos.ensure(&app.name).await.map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
-            error.to_string(),
-        )
-    })?;
+    let command = parse_create_app(&body)?;
+    let Outcome::App(app) = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
+    };
     Ok((
         StatusCode::CREATED,
         Json(app_json(&state, &user, &app).await?),
@@ -112,17 +133,22 @@ pub(crate) async fn get_app(
     Ok(Json(app_json(&state, &user, &app).await?))
 }
 
+/// `DELETE /apps/{app}`.
+pub(crate) fn parse_delete_app(app: String) -> ApiResult<Command> {
+    Ok(Command::DeleteApp {
+        app: parse_app(app)?,
+    })
+}
+
 pub(crate) async fn delete_app(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
 ) -> ApiResult<Json<wire::App>> {
-    let app = state.platform.app(&user, &app).await?;
-    let json = app_json(&state, &user, &app).await?;
-    state.platform.delete_app(&app).await?;
-    if let Err(error) = state.git.repos.remove(&app.name).await {
-        tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
-    }
+    // The answer shows the app as it was, current release included: read it first.
+    let json = app_json(&state, &user, &state.platform.app(&user, &app).await?).await?;
+    let command = parse_delete_app(app)?;
+    state.platform.execute(&user, command).await?;
     Ok(Json(json))
 }
 
@@ -197,27 +223,33 @@ pub(crate) async fn get_release(
 
 /// `POST /apps/{app}/releases`: `{release}` rolls back to that release (id or version);
 /// `{slug}` releases a prebuilt slug with the app's current config vars.
+pub(crate) fn parse_create_release(app: String, body: &[u8]) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let request: wire::ReleaseCreate = parse_body(body)?;
+    match (request.release, request.slug) {
+        (Some(release), None) => Ok(Command::Rollback { app, release }),
+        (None, Some(slug)) => Ok(Command::ReleaseSlug {
+            app,
+            slug,
+            description: request.description,
+        }),
+        _ => Err(ApiError::invalid_params(
+            "Pass either `release` (the id or version to roll back to) or `slug` (the id of a slug to release).",
+        )),
+    }
+}
+
 pub(crate) async fn create_release(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Release>)> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::ReleaseCreate = parse_body(&body)?;
-    let release = match (&request.release, &request.slug) {
-        (Some(target), None) => state.platform.rollback(&user, &app, target).await?,
-        (None, Some(slug)) => {
-            state
-                .platform
-                .release_slug(&user, &app, slug, request.description.clone())
-                .await?
-        }
-        _ => {
-            return Err(ApiError::invalid_params(
-                "Pass either `release` (the id or version to roll back to) or `slug` (the id of a slug to release).",
-            ))
-        }
+    let found = state.platform.app(&user, &app).await?;
+    let command = parse_create_release(app, &body)?;
+    let app = found;
+    let Outcome::Release(release) = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
     };
     let current = state
         .platform
@@ -250,27 +282,45 @@ pub(crate) async fn get_config_vars(
     Ok(Json(state.platform.config_vars(&app).await?))
 }
 
+/// `PATCH /apps/{app}/config-vars {KEY: "value", GONE: null}`.
+pub(crate) fn parse_update_config_vars(app: String, body: &[u8]) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let changes: wire::ConfigVarsUpdate = parse_body(body)?;
+    let changes = changes
+        .into_iter()
+        .map(|(key, value)| Ok((ConfigKey::try_from(key)?, value)))
+        .collect::<Result<_, ConfigKeyError>>()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+    Ok(Command::SetConfig { app, changes })
+}
+
 pub(crate) async fn update_config_vars(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    let app = state.platform.app(&user, &app).await?;
-    let changes: wire::ConfigVarsUpdate = parse_body(&body)?;
-    let (config, _release) = state
-        .platform
-        .update_config_vars(&user, &app, changes)
-        .await?;
+    state.platform.app(&user, &app).await?;
+    let command = parse_update_config_vars(app, &body)?;
+    let Outcome::Config(config, _release) = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
+    };
     Ok(Json(config))
 }
 
 async fn formation_json(state: &ApiState, app: &model::App) -> ApiResult<Vec<wire::Formation>> {
+    let formation = state.platform.formation(app).await?;
+    entries_json(state, app, &formation).await
+}
+
+/// Formation entries as the API shows them, each with its command in the current release.
+async fn entries_json(
+    state: &ApiState,
+    app: &model::App,
+    entries: &[model::Formation],
+) -> ApiResult<Vec<wire::Formation>> {
     let process_types = state.platform.process_types(app).await?;
-    Ok(state
-        .platform
-        .formation(app)
-        .await?
+    Ok(entries
         .iter()
         .map(|entry| {
             let command = process_types
@@ -305,34 +355,68 @@ pub(crate) async fn get_formation(
         .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
 }
 
-/// Turns wire updates (absolute or relative quantities) into absolute core updates.
-async fn resolve_updates(
-    state: &ApiState,
-    app: &model::App,
-    updates: Vec<(String, Option<wire::FormationQuantity>, Option<String>)>,
-) -> ApiResult<Vec<FormationUpdate>> {
-    let current = state.platform.formation(app).await?;
-    updates
+/// One process type's change as the wire has it: the quantity stays relative (`"+1"`) all the
+/// way to the core, which resolves it inside its compare-and-set.
+fn formation_change(
+    process_type: ProcessType,
+    quantity: Option<wire::FormationQuantity>,
+    size: Option<&str>,
+) -> ApiResult<FormationChange> {
+    let too_large = || ApiError::invalid_params("Dyno quantity is too large.");
+    let quantity = match quantity {
+        None => None,
+        Some(wire::FormationQuantity::Absolute(n)) => Some(Quantity::Absolute(
+            u32::try_from(n.max(0)).map_err(|_| too_large())?,
+        )),
+        Some(wire::FormationQuantity::Relative(delta)) => Some(Quantity::Relative(
+            i32::try_from(delta).map_err(|_| too_large())?,
+        )),
+    };
+    let size = size
+        .map(DynoSize::from_str)
+        .transpose()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+    Ok(FormationChange {
+        process_type,
+        quantity,
+        size,
+    })
+}
+
+/// `PATCH /apps/{app}/formation {updates: [{type, quantity, size}]}`.
+pub(crate) fn parse_batch_update_formation(app: String, body: &[u8]) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let request: wire::FormationBatchUpdate = parse_body(body)?;
+    let changes = request
+        .updates
         .into_iter()
-        .map(|(process_type, quantity, size)| {
-            let now = current
-                .iter()
-                .find(|f| f.process_type == process_type)
-                .map(|f| i64::from(f.quantity))
-                .unwrap_or(0);
-            let quantity = quantity
-                .map(|q| {
-                    u32::try_from(q.apply(now))
-                        .map_err(|_| ApiError::invalid_params("Dyno quantity is too large."))
-                })
-                .transpose()?;
-            Ok(FormationUpdate {
-                process_type,
-                quantity,
-                size,
-            })
+        .map(|update| {
+            let size = update.requested_size().map(str::to_owned);
+            // A type in the body that no process can have is a bad request (422), unlike one
+            // in the path, which names a formation that does not exist (404).
+            let process_type = ProcessType::try_from(update.process_type)
+                .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+            formation_change(process_type, update.quantity, size.as_deref())
         })
-        .collect()
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Command::Scale { app, changes })
+}
+
+/// `PATCH /apps/{app}/formation/{type} {quantity, size}`.
+pub(crate) fn parse_update_formation(
+    app: String,
+    process_type: String,
+    body: &[u8],
+) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let request: wire::FormationUpdate = parse_body(body)?;
+    let process_type = ProcessType::try_from(process_type)
+        .map_err(|_| ApiError::not_found("Couldn't find that process type."))?;
+    let change = formation_change(process_type, request.quantity, request.requested_size())?;
+    Ok(Command::Scale {
+        app,
+        changes: vec![change],
+    })
 }
 
 pub(crate) async fn batch_update_formation(
@@ -341,30 +425,15 @@ pub(crate) async fn batch_update_formation(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::FormationBatchUpdate = parse_body(&body)?;
-    let updates = request
-        .updates
-        .iter()
-        .map(|u| {
-            (
-                u.process_type.clone(),
-                u.quantity,
-                u.requested_size().map(str::to_owned),
-            )
-        })
-        .collect();
-    let updates = resolve_updates(&state, &app, updates).await?;
-    let changed = state
-        .platform
-        .update_formation(&user, &app, updates)
-        .await?;
-    let all = formation_json(&state, &app).await?;
-    let items: Vec<wire::Formation> = all
-        .into_iter()
-        .filter(|f| changed.iter().any(|c| c.process_type == f.process_type))
-        .collect();
-    Ok(list_response(items))
+    let found = state.platform.app(&user, &app).await?;
+    let command = parse_batch_update_formation(app, &body)?;
+    let app = found;
+    let Outcome::Formation(changed) = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    // The entries as this change wrote them, not as a later read finds them: a concurrent
+    // change may already have moved them on.
+    Ok(list_response(entries_json(&state, &app, &changed).await?))
 }
 
 pub(crate) async fn update_formation(
@@ -373,23 +442,19 @@ pub(crate) async fn update_formation(
     Path((app, process_type)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> ApiResult<Json<wire::Formation>> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::FormationUpdate = parse_body(&body)?;
-    let size = request.requested_size().map(str::to_owned);
-    let updates = resolve_updates(
-        &state,
-        &app,
-        vec![(process_type.clone(), request.quantity, size)],
-    )
-    .await?;
-    state
-        .platform
-        .update_formation(&user, &app, updates)
-        .await?;
-    formation_json(&state, &app)
+    let found = state.platform.app(&user, &app).await?;
+    let command = parse_update_formation(app, process_type.clone(), &body)?;
+    let app = found;
+    let Outcome::Formation(changed) = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    entries_json(&state, &app, &changed)
         .await?
         .into_iter()
         .find(|f| f.process_type == process_type)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
 }
+
+#[cfg(test)]
+mod tests;

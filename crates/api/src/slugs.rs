@@ -4,6 +4,7 @@
 //! of the tar.gz there stores it once it unpacks and matches the declared checksum (422 and
 //! nothing stored otherwise). `POST /apps/{app}/releases {slug}` then releases it.
 //! `GET /apps/{app}/slugs/{id}` shows a slug, uploaded or still waiting for its upload.
+//! Declaring one is parsed into a [`Command`] by [`parse_create`] (tested in `slugs/tests.rs`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,12 +13,12 @@ use axum::Json;
 use futures::{StreamExt, TryStreamExt};
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::SlugDeclaration;
+use slipway_core::{Command, NewSlug, Outcome, SlugDeclaration};
 
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
-use crate::resources::parse_body;
+use crate::resources::{parse_app, parse_body};
 use crate::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -83,25 +84,36 @@ fn slug_json(state: &ApiState, slug: &model::Slug) -> wire::Slug {
     }
 }
 
+/// `POST /apps/{app}/slugs {process_types, commit, checksum, stack}`.
+pub(crate) fn parse_create(app: String, body: &[u8]) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let request: wire::SlugCreate = parse_body(body)?;
+    Ok(Command::DeclareSlug {
+        app,
+        slug: NewSlug {
+            process_types: request.process_types,
+            commit: request.commit,
+            checksum: request.checksum,
+            stack: request.stack,
+            buildpack_description: request.buildpack_provided_description,
+        },
+    })
+}
+
 pub(crate) async fn create(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Slug>)> {
-    let app = state.platform.app(&user, &app).await?;
-    let request: wire::SlugCreate = parse_body(&body)?;
-    let declaration = state
+    state.platform.app(&user, &app).await?;
+    let Outcome::SlugDeclared(declaration) = state
         .platform
-        .declare_slug(
-            &app,
-            request.process_types,
-            request.commit,
-            request.checksum,
-            request.stack,
-            request.buildpack_provided_description,
-        )
-        .await?;
+        .execute(&user, parse_create(app, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
     Ok((
         StatusCode::CREATED,
         Json(declared_json(&state, &declaration)),
@@ -171,3 +183,6 @@ pub(crate) async fn upload(
         Err(error) => Err(error.into()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use slipway_model::{AppName, ConfigKey};
 use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
@@ -11,26 +12,13 @@ use crate::model::{keys, App, ConfigVars, Formation, Release, ReleaseStatus};
 use crate::telemetry::PlatformEvent;
 use crate::{CoreError, Platform};
 
-/// Heroku's rule for app names.
-pub fn app_name_is_valid(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=30).contains(&bytes.len())
-        && bytes[0].is_ascii_lowercase()
-        && bytes[bytes.len() - 1] != b'-'
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-/// Config var keys must look like shell variable names.
-pub fn config_key_is_valid(key: &str) -> bool {
-    let mut chars = key.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// Config var keys look like shell variable names, [`ConfigKey`]'s rule.
+pub(crate) fn config_key_is_valid(key: &str) -> bool {
+    key.parse::<ConfigKey>().is_ok()
 }
 
 /// The most config (keys plus values) an app may have.
-pub const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
+pub(crate) const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
 
 /// What a new release is made of; the version is allocated when it is written.
 pub(crate) struct NewRelease {
@@ -45,20 +33,15 @@ pub(crate) struct NewRelease {
 }
 
 impl Platform {
-    pub async fn create_app(
+    pub(crate) async fn create_app(
         &self,
         user: &crate::model::User,
-        name: Option<String>,
+        name: Option<AppName>,
     ) -> Result<App, CoreError> {
         let name = match name {
-            Some(name) => name,
+            Some(name) => name.to_string(),
             None => random_app_name(),
         };
-        if !app_name_is_valid(&name) {
-            return Err(CoreError::invalid(format!(
-                "Name {name} is invalid. Names must start with a letter, end with a letter or digit, contain only lowercase letters, digits and dashes, and be 3 to 30 characters long."
-            )));
-        }
         let now = Utc::now();
         let mut app = App {
             id: Uuid::new_v4(),
@@ -84,6 +67,20 @@ impl Platform {
                     .then(Op::put_json(keys::app(&name), &app)?),
             );
             if self.store.txn(txn).await?.succeeded {
+                // The app's repository comes with it: an app without one could not be
+                // pushed to, so a failure here takes the app back out.
+                if let Err(error) = self.repos.ensure(&name).await {
+                    let mut undo = Txn::new().then(Op::delete(keys::app(&name)));
+                    for release in self.uid_releases(app.id).await? {
+                        undo = undo.then(release);
+                    }
+                    self.store.txn(undo).await?;
+                    return Err(CoreError::Git {
+                        app: name,
+                        action: "create the git repository",
+                        source: error,
+                    });
+                }
                 return Ok(app);
             }
             if self.store.get(&keys::app(&name)).await?.is_some() {
@@ -98,8 +95,9 @@ impl Platform {
     }
 
     /// Destroys an app: its dynos stop (the dyno manager sees the formation vanish), its
-    /// mutable records are deleted; the release ledger stays, keyed by the app's id.
-    pub async fn delete_app(&self, app: &App) -> Result<(), CoreError> {
+    /// mutable records and its git repository are deleted; the release ledger stays, keyed by
+    /// the app's id.
+    pub(crate) async fn delete_app(&self, app: &App) -> Result<(), CoreError> {
         let mut txn = Txn::new()
             .then(Op::delete(keys::app(&app.name)))
             .then(Op::delete(keys::config(app.id)))
@@ -109,15 +107,20 @@ impl Platform {
         }
         self.store.txn(txn).await?;
         self.logs.forget(&app.name);
+        // The app is gone whatever happens to its repository: a leftover one is only disk,
+        // and `ensure` reuses it if an app of that name is created again.
+        if let Err(error) = self.repos.remove(&app.name).await {
+            tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
+        }
         Ok(())
     }
 
     /// Sets (`Some`) and unsets (`None`) config vars, creating one release for the change.
-    pub async fn update_config_vars(
+    pub(crate) async fn update_config_vars(
         &self,
         user: &crate::model::User,
         app: &App,
-        changes: BTreeMap<String, Option<String>>,
+        changes: BTreeMap<ConfigKey, Option<String>>,
     ) -> Result<(ConfigVars, Release), CoreError> {
         if changes.is_empty() {
             return Err(CoreError::invalid(
@@ -125,11 +128,6 @@ impl Platform {
             ));
         }
         for (key, value) in &changes {
-            if !config_key_is_valid(key) {
-                return Err(CoreError::invalid(format!(
-                    "Invalid config var key {key:?}: keys must match ^[A-Za-z_][A-Za-z0-9_]*$ (start with a letter or underscore, then only letters, digits and underscores)."
-                )));
-            }
             if value.as_deref().is_some_and(|v| v.contains('\0')) {
                 return Err(CoreError::invalid(format!(
                     "Invalid value for config var {key}: values cannot contain NUL bytes."
@@ -145,11 +143,11 @@ impl Platform {
             for (name, value) in &changes {
                 match value {
                     Some(value) => {
-                        config.insert(name.clone(), value.clone());
+                        config.insert(name.to_string(), value.clone());
                         set.push(name.as_str());
                     }
                     None => {
-                        config.remove(name);
+                        config.remove(name.as_str());
                         removed.push(name.as_str());
                     }
                 }
@@ -337,6 +335,11 @@ fn random_app_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Heroku's rule for app names, [`AppName`]'s: whether `name` is one.
+    fn app_name_is_valid(name: &str) -> bool {
+        name.parse::<AppName>().is_ok()
+    }
 
     #[test]
     fn app_names_follow_herokus_rule() {

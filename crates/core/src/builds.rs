@@ -2,10 +2,10 @@
 //! slugs uploaded through the API (`POST /apps/{app}/slugs`, then a `PUT` of the tarball).
 //!
 //! A build is recorded `pending` under `builds/<app id>/<id>` and runs in its own task: the
-//! API's fetch of the tarball (this crate speaks no HTTP: the caller hands a future that
-//! yields the body), an optional checksum check, then the same deploy as a `git push`. The
-//! record is rewritten `succeeded` (with its slug and release) or `failed` when it ends. A
-//! `pending` record whose task is gone (the server restarted) reads as `failed`.
+//! fetch of the tarball (through the [`crate::SourceFetcher`] the platform was given), an
+//! optional checksum check, then the same deploy as a `git push`. The record is rewritten
+//! `succeeded` (with its slug and release) or `failed` when it ends. A `pending` record whose
+//! task is gone (the server restarted) reads as `failed`.
 //!
 //! Each build's output is kept in memory, the last [`OUTPUT_LINES`] lines of the last
 //! [`KEPT_OUTPUTS`] builds, and streamed from its start to any number of readers, who follow
@@ -51,7 +51,7 @@ pub fn source_blob_unreachable(host: &str) -> String {
 }
 
 /// The host of a source blob URL, for messages (never the whole URL: it may carry a token).
-pub fn source_blob_host(url: &str) -> String {
+pub(crate) fn source_blob_host(url: &str) -> String {
     url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
@@ -303,16 +303,31 @@ async fn store_hashed<R: AsyncRead + Unpin>(
 impl Platform {
     // ----- builds ---------------------------------------------------------------------
 
-    /// Records a pending build and starts it in the background: `fetch` yields the source
-    /// tarball, which is deployed as a push would be. Returns the pending record at once.
-    pub async fn create_build(
+    /// Records a pending build and starts it in the background: the platform's
+    /// [`crate::SourceFetcher`] fetches the source tarball, which is deployed as a push would
+    /// be. Returns the pending record at once; a URL the fetcher refuses is refused before
+    /// anything is recorded.
+    pub(crate) async fn create_build(
         self: &Arc<Self>,
         user: &User,
         app: &App,
         blob: SourceBlob,
         buildpacks: Vec<String>,
-        fetch: SourceFetch,
     ) -> Result<Build, CoreError> {
+        let url = url::Url::parse(&blob.url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                CoreError::invalid(format!(
+                    "source_blob.url {:?} is not an http:// or https:// URL. Point it at a tarball of the app's source.",
+                    blob.url
+                ))
+            })?;
+        if let Err(reason) = self.source_fetcher.check(&url).await {
+            return Err(CoreError::invalid(format!(
+                "source_blob.url is refused: {reason}. Point it at a tarball on a public server."
+            )));
+        }
         let checksum = blob
             .checksum
             .as_deref()
@@ -358,6 +373,9 @@ impl Platform {
             buffer.finish();
             return Err(CoreError::not_found("app", app.name.clone()));
         }
+        let fetch = self
+            .source_fetcher
+            .fetch(url, self.config.max_source_blob_bytes);
         let platform = self.clone();
         let (user, app, record) = (user.clone(), app.clone(), build.clone());
         tokio::spawn(async move {
@@ -521,15 +539,18 @@ impl Platform {
     // ----- slugs ----------------------------------------------------------------------
 
     /// Declares a slug whose tarball will be uploaded with [`Platform::upload_slug`].
-    pub async fn declare_slug(
+    pub(crate) fn declare_slug(
         &self,
         app: &App,
-        process_types: BTreeMap<String, String>,
-        commit: Option<String>,
-        checksum: Option<String>,
-        stack: Option<String>,
-        buildpack_description: Option<String>,
+        slug: crate::command::NewSlug,
     ) -> Result<SlugDeclaration, CoreError> {
+        let crate::command::NewSlug {
+            process_types,
+            commit,
+            checksum,
+            stack,
+            buildpack_description,
+        } = slug;
         for (name, command) in &process_types {
             let valid_name = !name.is_empty()
                 && name.len() <= 30

@@ -97,7 +97,7 @@ impl Platform {
     }
 
     /// Uploads a certificate chain and its private key for the app.
-    pub async fn add_sni_endpoint(
+    pub(crate) async fn add_sni_endpoint(
         &self,
         app: &App,
         certificate_chain: &str,
@@ -132,7 +132,7 @@ impl Platform {
     }
 
     /// Replaces an endpoint's certificate chain and key (a renewal).
-    pub async fn update_sni_endpoint(
+    pub(crate) async fn update_sni_endpoint(
         &self,
         app: &App,
         name_or_id: &str,
@@ -161,7 +161,7 @@ impl Platform {
     }
 
     /// Removes an endpoint; its domains go back to certificates issued by the platform CA.
-    pub async fn remove_sni_endpoint(
+    pub(crate) async fn remove_sni_endpoint(
         &self,
         app: &App,
         name_or_id: &str,

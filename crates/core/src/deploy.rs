@@ -64,7 +64,7 @@ impl Drop for BuildGuard<'_> {
 impl Platform {
     /// Builds the tarball (a `git archive` of the app's source), stores the slug and creates
     /// a release. Output lines stream through `output` and into the app's log.
-    pub async fn deploy_tarball<R>(
+    pub(crate) async fn deploy_tarball<R>(
         &self,
         user: &User,
         app: &App,

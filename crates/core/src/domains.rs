@@ -81,7 +81,7 @@ impl Platform {
     }
 
     /// Adds a custom domain; a hostname another app (or this one) already has is refused.
-    pub async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain, CoreError> {
+    pub(crate) async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain, CoreError> {
         let hostname = normalize_hostname(hostname)?;
         if hostname.ends_with(&format!(".{}", self.config.domain)) || hostname == self.config.domain
         {
@@ -139,7 +139,7 @@ impl Platform {
     }
 
     /// Removes one of the app's custom domains, named by hostname or id.
-    pub async fn remove_domain(
+    pub(crate) async fn remove_domain(
         &self,
         app: &App,
         hostname_or_id: &str,
@@ -164,7 +164,7 @@ impl Platform {
     }
 
     /// Turns maintenance mode on or off: the router answers every request with H80's page.
-    pub async fn set_maintenance(
+    pub(crate) async fn set_maintenance(
         &self,
         user: &User,
         app: &App,

@@ -41,7 +41,7 @@ impl Platform {
     }
 
     /// Validates and starts a drain, then records it.
-    pub async fn add_drain(&self, app: &App, url: &str) -> Result<Drain, CoreError> {
+    pub(crate) async fn add_drain(&self, app: &App, url: &str) -> Result<Drain, CoreError> {
         let config = DrainConfig::new(url)?;
         self.logs.check_drain_url(url).await?;
         self.logs.add_drain(&app.name, config.clone())?;
@@ -73,7 +73,11 @@ impl Platform {
     }
 
     /// Stops and forgets a drain named by its id, token or URL.
-    pub async fn remove_drain(&self, app: &App, id_token_or_url: &str) -> Result<Drain, CoreError> {
+    pub(crate) async fn remove_drain(
+        &self,
+        app: &App,
+        id_token_or_url: &str,
+    ) -> Result<Drain, CoreError> {
         let drain = self
             .drains(app)
             .await?

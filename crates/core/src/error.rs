@@ -32,6 +32,14 @@ pub enum CoreError {
     #[error("the container runtime failed: {0}")]
     Runtime(#[from] slipway_runtime::RuntimeError),
 
+    #[error("could not {action} of app {app}: {source}")]
+    Git {
+        app: String,
+        action: &'static str,
+        #[source]
+        source: slipway_git::GitError,
+    },
+
     #[error("{action} for app {app}: {source}")]
     Io {
         app: Uuid,

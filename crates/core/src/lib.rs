@@ -2,11 +2,15 @@
 //! and the log hub into Slipway's operations (apps, deploys, releases, config, formation) and
 //! runs the dyno manager.
 //!
-//! The API crate turns HTTP requests into calls on [`Platform`]; everything that happens to an
-//! app goes through here. State lives in the store ([`model`] documents the key layout); the
-//! dyno manager and the route publisher react to watches on it, never to direct calls.
+//! The API crate parses HTTP requests into [`Command`]s and hands them to
+//! [`Platform::execute`], the one entry for every change (reads are narrow query methods);
+//! everything that happens to an app goes through here. State lives in the store ([`model`]
+//! documents the key layout); the dyno manager and the route publisher react to watches on
+//! it, never to direct calls.
 //!
-//! Architecture Invariant: nothing here speaks HTTP or knows the Heroku JSON shapes.
+//! Architecture Invariant: nothing here serves HTTP or knows the Heroku JSON shapes; the only
+//! HTTP it speaks is as a client, fetching source blobs through the outbound policy
+//! (`source_fetcher.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -20,11 +24,11 @@ use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Store, Txn};
 use uuid::Uuid;
 
-mod apps;
-pub use apps::{app_name_is_valid, config_key_is_valid, CONFIG_VARS_MAX_BYTES};
 mod app_json;
+mod apps;
 mod builds;
 mod certs;
+mod command;
 mod deploy;
 mod domains;
 mod drains;
@@ -36,21 +40,27 @@ pub mod model;
 mod release_phase;
 mod releases;
 mod routes;
+mod source_fetcher;
 mod uids;
 pub use domains::{normalize_hostname, Domain, DomainKind};
 pub mod telemetry;
 
 pub use builds::{
-    source_blob_host, source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob,
-    SourceBody, SourceFetch,
+    source_blob_unreachable, OutputBuffer, SlugDeclaration, SourceBlob, SourceBody, SourceFetch,
 };
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
+pub use command::{
+    AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
+    RestartTarget,
+};
 pub use deploy::DeployOutput;
 pub use drains::Drain;
 pub use dyno_manager::DynoManagerConfig;
 pub use error::CoreError;
 pub use routes::spawn_route_publisher;
 pub use slipway_build::BUILD_DISK_BYTES;
+use source_fetcher::OutboundSourceFetcher;
+pub use source_fetcher::SourceFetcher;
 pub use uids::parse_uid_range;
 
 use model::{keys, App, ConfigVars, Dyno, Formation, Release, ReleaseStatus, Slug, User};
@@ -83,6 +93,9 @@ pub struct PlatformConfig {
     pub outbound: slipway_outbound::OutboundPolicy,
     /// The largest source blob fetched for a build, compressed (500 MB).
     pub max_source_blob_bytes: u64,
+    /// Where the apps' bare git repositories live; the core creates and removes each with its
+    /// app (default `<data_dir>/repos`).
+    pub repos_dir: PathBuf,
 }
 
 /// The build budget and the caps on tenant input (issue 10). Every build container gets these
@@ -127,7 +140,7 @@ impl Default for BuildBudget {
 impl PlatformConfig {
     pub fn new(data_dir: PathBuf) -> PlatformConfig {
         PlatformConfig {
-            data_dir,
+            data_dir: data_dir.clone(),
             domain: "localhost".into(),
             router_port: 8080,
             api_url: "http://127.0.0.1:5000".into(),
@@ -139,6 +152,7 @@ impl PlatformConfig {
             build: BuildBudget::default(),
             outbound: slipway_outbound::OutboundPolicy::default(),
             max_source_blob_bytes: 500 * 1024 * 1024,
+            repos_dir: data_dir.join("repos"),
         }
     }
 
@@ -175,13 +189,19 @@ impl PlatformConfig {
     }
 }
 
-/// A change to one process type's formation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormationUpdate {
-    pub process_type: String,
-    pub quantity: Option<u32>,
-    pub size: Option<String>,
+/// Whether a restart replaces dynos with preboot or stops them first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RestartMode {
+    /// Replace every matching dyno; web dynos with preboot (no dropped requests).
+    Restart,
+    /// `ps:stop`: stop the dynos and let the formation start them again.
+    Stop,
 }
+
+/// How many times a formation change is retried when another change to the same entries
+/// wins the compare-and-set. Every lost race means another writer made progress, so this is
+/// only reached under pathological contention.
+const SCALE_ATTEMPTS: usize = 1000;
 
 /// The running platform.
 pub struct Platform {
@@ -195,6 +215,10 @@ pub struct Platform {
     pub(crate) builds: builds::BuildState,
     /// Web traffic per app and wake-ups, for sleeping eco apps (see `idling.rs`).
     pub(crate) activity: idling::Activity,
+    /// Fetches source blobs for builds (`builds.rs`).
+    source_fetcher: Arc<dyn SourceFetcher>,
+    /// The apps' bare git repositories, created and removed with their apps.
+    repos: slipway_git::GitRepos,
 }
 
 impl std::fmt::Debug for Platform {
@@ -265,11 +289,24 @@ pub(crate) fn size_limits(size: &str) -> (u64, i64) {
 
 impl Platform {
     /// Prepares the data directory and built-in buildpacks. Does not start background tasks.
+    /// Source blobs are fetched through the configured outbound policy.
     pub async fn open(
         config: PlatformConfig,
         store: Arc<dyn Store>,
         runtime: Arc<dyn Runtime>,
         logs: LogHub,
+    ) -> Result<Arc<Platform>, CoreError> {
+        let fetcher = Arc::new(OutboundSourceFetcher::new(config.outbound.clone()));
+        Platform::open_with_source_fetcher(config, store, runtime, logs, fetcher).await
+    }
+
+    /// [`Platform::open`] with the given source fetcher (logic tests give a fake one).
+    pub async fn open_with_source_fetcher(
+        config: PlatformConfig,
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        logs: LogHub,
+        source_fetcher: Arc<dyn SourceFetcher>,
     ) -> Result<Arc<Platform>, CoreError> {
         for dir in [
             config.slugs_dir(),
@@ -285,6 +322,8 @@ impl Platform {
         }
         slipway_build::install_builtin_buildpacks(&config.buildpacks_dir())?;
         Ok(Arc::new(Platform {
+            repos: slipway_git::GitRepos::new(&config.repos_dir),
+            source_fetcher,
             store,
             runtime,
             logs,
@@ -303,8 +342,24 @@ impl Platform {
         &self.logs
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The apps' git repositories, for git's smart-HTTP plumbing. The core creates and
+    /// removes them with their apps.
+    pub fn git_repos(&self) -> &slipway_git::GitRepos {
+        &self.repos
+    }
+
+    /// The path of `app`'s repository, with its pre-receive hook installed afresh (a new
+    /// binary's hook replaces an old one). An app created before the core made repositories
+    /// gets its repository here.
+    pub async fn git_repository(&self, app: &App) -> Result<PathBuf, CoreError> {
+        self.repos
+            .ensure(&app.name)
+            .await
+            .map_err(|source| CoreError::Git {
+                app: app.name.clone(),
+                action: "prepare the git repository",
+                source,
+            })
     }
 
     /// Called once at start-up, before the dyno manager and the API: removes what builds
@@ -316,39 +371,40 @@ impl Platform {
         self.sweep_orphans().await
     }
 
-    /// Restarts (or, with `stop`, stops and lets the formation start again) all of an app's
-    /// dynos (`target` `None`), one process type (`web`) or one dyno (`web.2`). The dyno
-    /// manager replaces every matching dyno started before now; web dynos restart with
-    /// preboot (no dropped requests) unless `stop`.
-    pub async fn restart_dynos(
+    /// Restarts (or, in [`RestartMode::Stop`], stops and lets the formation start again) all
+    /// of an app's dynos, one process type's or one dyno. The dyno manager replaces every
+    /// matching dyno started before now; web dynos restart with preboot (no dropped requests)
+    /// unless stopped.
+    pub(crate) async fn restart_dynos(
         &self,
         app: &App,
-        target: Option<&str>,
-        stop: bool,
+        target: &RestartTarget,
+        mode: RestartMode,
     ) -> Result<(), CoreError> {
         let key_target = match target {
-            None => "*".to_owned(),
-            Some(name) if name.contains('.') => {
+            RestartTarget::App => "*".to_owned(),
+            RestartTarget::Dyno(name) => {
+                let name = name.to_string();
                 if !self.dynos(app).await?.iter().any(|d| d.name == name) {
                     return Err(CoreError::not_found("dyno", name));
                 }
-                name.to_owned()
+                name
             }
-            Some(process_type) => {
+            RestartTarget::ProcessType(process_type) => {
                 if !self
                     .formation(app)
                     .await?
                     .iter()
-                    .any(|f| f.process_type == process_type)
+                    .any(|f| f.process_type == process_type.as_str())
                 {
-                    return Err(CoreError::not_found("process type", process_type));
+                    return Err(CoreError::not_found("process type", process_type.as_str()));
                 }
-                process_type.to_owned()
+                process_type.to_string()
             }
         };
         let restart = model::Restart {
             at: Utc::now(),
-            stop,
+            stop: mode == RestartMode::Stop,
         };
         self.store
             .txn(Txn::new().then(Op::put_json(
@@ -532,88 +588,95 @@ impl Platform {
     // ----- writes -------------------------------------------------------------------
 
     /// Scales process types. A type the current release does not define cannot go above 0.
-    pub async fn update_formation(
+    ///
+    /// Every change is resolved against the entries read in the same attempt, and the
+    /// attempt's transaction compares their revisions: a relative change (`web+1`) that loses
+    /// the race to another writer is re-resolved on the newer entry, so concurrent relative
+    /// changes all count.
+    pub(crate) async fn scale(
         &self,
         user: &User,
         app: &App,
-        updates: Vec<FormationUpdate>,
+        changes: &[FormationChange],
     ) -> Result<Vec<Formation>, CoreError> {
         let process_types = self.process_types(app).await?;
-        let mut changed = Vec::new();
-        let mut txn = Txn::new();
-        for update in &updates {
-            if let Some(size) = &update.size {
-                if !DYNO_SIZES
-                    .iter()
-                    .any(|(name, _, _)| name.eq_ignore_ascii_case(size))
-                {
-                    return Err(CoreError::invalid(format!(
-                        "Unknown dyno size {size}. Use one of: {}.",
-                        DYNO_SIZES
-                            .iter()
-                            .map(|(n, _, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
+        for _ in 0..SCALE_ATTEMPTS {
+            // The entries as this attempt read them, by process type; a type named twice in
+            // one batch gets both changes, in order.
+            let mut entries: BTreeMap<&str, (Formation, slipway_store::Revision)> = BTreeMap::new();
+            for change in changes {
+                let process_type = change.process_type.as_str();
+                let key = keys::formation(app.id, process_type);
+                if !entries.contains_key(process_type) {
+                    let Some(found) =
+                        get_json_versioned::<Formation, _>(self.store.as_ref(), &key).await?
+                    else {
+                        return Err(CoreError::not_found("process type", process_type)
+                            .with_hint(&process_types));
+                    };
+                    entries.insert(process_type, found);
                 }
-            }
-            let key = keys::formation(app.id, &update.process_type);
-            let existing = get_json_versioned::<Formation, _>(self.store.as_ref(), &key).await?;
-            let Some((mut entry, revision)) = existing else {
-                return Err(
-                    CoreError::not_found("process type", update.process_type.clone())
-                        .with_hint(&process_types),
-                );
-            };
-            if let Some(quantity) = update.quantity {
-                if quantity > 0 && !process_types.contains_key(&update.process_type) {
-                    return Err(CoreError::invalid(format!(
-                        "Couldn't find that process type ({}): the current release does not define it.",
-                        update.process_type
-                    )));
+                let Some((entry, _)) = entries.get_mut(process_type) else {
+                    continue;
+                };
+                if let Some(quantity) = change.quantity {
+                    let quantity = quantity.apply(entry.quantity);
+                    if quantity > 0 && !process_types.contains_key(process_type) {
+                        return Err(CoreError::invalid(format!(
+                            "Couldn't find that process type ({}): the current release does not define it.",
+                            change.process_type
+                        )));
+                    }
+                    if quantity > self.config.dynos.max_dynos_per_app {
+                        return Err(CoreError::invalid(format!(
+                            "Cannot scale {} to {quantity}: the limit is {} dynos per app.",
+                            change.process_type, self.config.dynos.max_dynos_per_app
+                        )));
+                    }
+                    entry.quantity = quantity;
                 }
-                if quantity > self.config.dynos.max_dynos_per_app {
-                    return Err(CoreError::invalid(format!(
-                        "Cannot scale {} to {quantity}: the limit is {} dynos per app.",
-                        update.process_type, self.config.dynos.max_dynos_per_app
-                    )));
+                if let Some(size) = change.size {
+                    entry.size = size.as_str().to_owned();
                 }
-                entry.quantity = quantity;
+                entry.updated_at = Utc::now();
             }
-            if let Some(size) = &update.size {
-                entry.size = size.to_ascii_lowercase();
+            let mut txn = Txn::new();
+            for (process_type, (entry, revision)) in &entries {
+                let key = keys::formation(app.id, process_type);
+                txn = txn
+                    .when(Compare::mod_revision(key.clone(), *revision))
+                    .then(Op::put_json(key, entry)?);
             }
-            entry.updated_at = Utc::now();
-            txn = txn
-                .when(Compare::mod_revision(key.clone(), revision))
-                .then(Op::put_json(key, &entry)?);
-            changed.push(entry);
+            if !self.store.txn(txn).await?.succeeded {
+                // Another change to these entries won; resolve again on what it wrote.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let changed: Vec<Formation> = entries.into_values().map(|(entry, _)| entry).collect();
+            let summary = changed
+                .iter()
+                .map(|entry| {
+                    format!(
+                        "{}@{}:{}",
+                        entry.process_type,
+                        entry.quantity,
+                        display_size(&entry.size)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.event(
+                &app.name,
+                PlatformEvent::Scaled {
+                    formation: summary,
+                    user: &user.email,
+                },
+            );
+            return Ok(changed);
         }
-        if !self.store.txn(txn).await?.succeeded {
-            return Err(CoreError::Conflict {
-                message: "The formation changed while scaling; try again.".into(),
-            });
-        }
-        let summary = changed
-            .iter()
-            .map(|entry| {
-                format!(
-                    "{}@{}:{}",
-                    entry.process_type,
-                    entry.quantity,
-                    display_size(&entry.size)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.event(
-            &app.name,
-            PlatformEvent::Scaled {
-                formation: summary,
-                user: &user.email,
-            },
-        );
-        Ok(changed)
+        Err(CoreError::Conflict {
+            message: "The formation kept changing while scaling; try again.".into(),
+        })
     }
 }
 

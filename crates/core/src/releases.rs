@@ -90,7 +90,7 @@ impl Platform {
     /// Rolls back to a release: a new release with that release's slug and config vars (not
     /// its add-ons). Refused, with nothing changed, if the target has no slug or its slug is
     /// gone.
-    pub async fn rollback(
+    pub(crate) async fn rollback(
         &self,
         user: &User,
         app: &App,
@@ -123,7 +123,7 @@ impl Platform {
 
     /// Releases an existing slug (`POST /apps/{app}/releases {slug}`) with the app's current
     /// config vars.
-    pub async fn release_slug(
+    pub(crate) async fn release_slug(
         &self,
         user: &User,
         app: &App,

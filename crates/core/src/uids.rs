@@ -225,7 +225,7 @@ mod tests {
             let platform = platform.clone();
             tokio::spawn(async move {
                 platform
-                    .create_app(&user(), Some(format!("app-{i:02}")))
+                    .create_app(&user(), Some(format!("app-{i:02}").parse().unwrap()))
                     .await
                     .unwrap()
             })
@@ -240,7 +240,7 @@ mod tests {
         assert!(uids.iter().all(|u| (100_000..=100_039).contains(u)));
         // The range is used up: the next app is refused with a message that says what to do.
         let error = platform
-            .create_app(&user(), Some("one-too-many".into()))
+            .create_app(&user(), Some("one-too-many".parse().unwrap()))
             .await
             .unwrap_err()
             .to_string();
@@ -264,17 +264,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let platform = platform(dir.path(), 2000..=2002).await;
         let a = platform
-            .create_app(&user(), Some("aaa".into()))
+            .create_app(&user(), Some("aaa".parse().unwrap()))
             .await
             .unwrap();
         let b = platform
-            .create_app(&user(), Some("bbb".into()))
+            .create_app(&user(), Some("bbb".parse().unwrap()))
             .await
             .unwrap();
         assert_eq!((a.uid, b.uid), (Some(2000), Some(2001)));
         platform.delete_app(&a).await.unwrap();
         let c = platform
-            .create_app(&user(), Some("ccc".into()))
+            .create_app(&user(), Some("ccc".parse().unwrap()))
             .await
             .unwrap();
         assert_eq!(
@@ -283,12 +283,14 @@ mod tests {
             "not the destroyed app's 2000 while others are free"
         );
         let d = platform
-            .create_app(&user(), Some("ddd".into()))
+            .create_app(&user(), Some("ddd".parse().unwrap()))
             .await
             .unwrap();
         assert_eq!(d.uid, Some(2000), "after the wrap-around, the freed uid");
         // A name taken is still reported as such.
-        let taken = platform.create_app(&user(), Some("bbb".into())).await;
+        let taken = platform
+            .create_app(&user(), Some("bbb".parse().unwrap()))
+            .await;
         assert!(matches!(taken, Err(CoreError::NameTaken { .. })));
     }
 
@@ -297,7 +299,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let platform = platform(dir.path(), 3000..=3999).await;
         let other = platform
-            .create_app(&user(), Some("newer".into()))
+            .create_app(&user(), Some("newer".parse().unwrap()))
             .await
             .unwrap();
         let old = App {

@@ -322,7 +322,6 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         platform.clone(),
         slipway_api::ApiConfig {
             hook_binary,
-            repos_dir: data_dir.join("repos"),
         },
     );
     let mut api_stopping = stopping;

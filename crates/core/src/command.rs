@@ -1,0 +1,356 @@
+//! Every change to the platform as one typed value: the API parses a request into a
+//! [`Command`] and hands it to [`Platform::execute`], the single entry where the caller is
+//! authorized and every effect of the change happens.
+//!
+//! Firecracker's shape: the HTTP layer only parses (a pure `parse_*` function per route,
+//! tested as tables), the core only executes. Reads stay narrow query methods on
+//! [`Platform`]; only what changes state is a command.
+//!
+//! A command names its app as the request did (name or id): looking the app up is part of
+//! executing it, so the owner check cannot be forgotten by a caller.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
+
+use crate::builds::{SlugDeclaration, SourceBlob, SourceBody};
+use crate::certs::SniEndpoint;
+use crate::deploy::DeployOutput;
+use crate::domains::Domain;
+use crate::drains::Drain;
+use crate::model::{App, Build, ConfigVars, Formation, Release, User};
+use crate::{CoreError, Platform};
+
+/// A change asked of the platform.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// `POST /apps`: a new app (a random name when none is given) and its git repository.
+    CreateApp { name: Option<AppName> },
+    /// `DELETE /apps/{app}`: the app's records, dynos and git repository go.
+    DeleteApp { app: String },
+    /// `PATCH /apps/{app}`: maintenance mode is honoured; a name or stack other than the
+    /// app's own is refused (renaming apps and changing stacks are not supported).
+    UpdateApp { app: String, changes: AppChanges },
+    /// `PATCH /apps/{app}/config-vars`: `Some` sets, `None` unsets; one release.
+    SetConfig {
+        app: String,
+        changes: BTreeMap<ConfigKey, Option<String>>,
+    },
+    /// `PATCH /apps/{app}/formation[/{type}]`: one or more process types, in one transaction.
+    Scale {
+        app: String,
+        changes: Vec<FormationChange>,
+    },
+    /// `DELETE /apps/{app}/dynos[/{dyno}]`, `DELETE /apps/{app}/formations/{type}`: replaces
+    /// the dynos (web dynos with preboot).
+    Restart { app: String, target: RestartTarget },
+    /// `POST .../actions/stop`: stops the dynos; the formation starts them again.
+    Stop { app: String, target: RestartTarget },
+    /// `POST /apps/{app}/releases {release}`: a new release with an old one's slug and config.
+    Rollback { app: String, release: String },
+    /// `POST /apps/{app}/releases {slug}`: releases an uploaded slug.
+    ReleaseSlug {
+        app: String,
+        slug: String,
+        description: Option<String>,
+    },
+    /// `POST /apps/{app}/domains`.
+    AddDomain { app: String, hostname: String },
+    /// `DELETE /apps/{app}/domains/{domain}` (hostname or id).
+    RemoveDomain { app: String, domain: String },
+    /// `POST /apps/{app}/log-drains`.
+    AddDrain { app: String, url: String },
+    /// `DELETE /apps/{app}/log-drains/{drain}` (id, token or URL).
+    RemoveDrain { app: String, drain: String },
+    /// `POST /apps/{app}/sni-endpoints`.
+    AddCertificate {
+        app: String,
+        certificate: Certificate,
+    },
+    /// `PATCH /apps/{app}/sni-endpoints/{endpoint}`: a renewal.
+    UpdateCertificate {
+        app: String,
+        endpoint: String,
+        certificate: Certificate,
+    },
+    /// `DELETE /apps/{app}/sni-endpoints/{endpoint}`.
+    RemoveCertificate { app: String, endpoint: String },
+    /// `POST /apps/{app}/builds`: fetch the source blob (through the platform's
+    /// [`crate::SourceFetcher`]) and deploy it, in the background.
+    CreateBuild {
+        app: String,
+        source: SourceBlob,
+        buildpacks: Vec<String>,
+    },
+    /// A `git push`'s tree, posted by the pre-receive hook: build and release it now.
+    DeployPush {
+        app: String,
+        commit: Option<String>,
+        push: PushedSource,
+    },
+    /// `POST /apps/{app}/slugs`: declares a slug whose tarball is uploaded next.
+    DeclareSlug { app: String, slug: NewSlug },
+}
+
+/// What `PATCH /apps/{app}` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppChanges {
+    pub maintenance: Option<bool>,
+    /// The name the app should have; only its current name is accepted.
+    pub name: Option<String>,
+    /// The stack the app should build on; only its current stack is accepted.
+    pub stack: Option<String>,
+}
+
+/// How many dynos a process type should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    /// Exactly this many (`ps:scale web=2`).
+    Absolute(u32),
+    /// This many more (fewer when negative) than the formation has when the change is
+    /// written (`ps:scale web+1`), never below zero. Resolved inside the formation's
+    /// compare-and-set, so concurrent relative changes all count.
+    Relative(i32),
+}
+
+impl Quantity {
+    /// The quantity after this change to `current`; never below zero.
+    pub(crate) fn apply(self, current: u32) -> u32 {
+        match self {
+            Quantity::Absolute(n) => n,
+            Quantity::Relative(delta) => {
+                let next = i64::from(current) + i64::from(delta);
+                u32::try_from(next.max(0)).unwrap_or(u32::MAX)
+            }
+        }
+    }
+}
+
+/// A change to one process type's formation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormationChange {
+    pub process_type: ProcessType,
+    pub quantity: Option<Quantity>,
+    pub size: Option<DynoSize>,
+}
+
+/// Which dynos a restart or stop is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartTarget {
+    /// Every dyno of the app.
+    App,
+    /// Every dyno of one process type (`web`).
+    ProcessType(ProcessType),
+    /// One dyno (`web.2`).
+    Dyno(DynoName),
+}
+
+/// A certificate chain and its private key, as uploaded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub chain: String,
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key never reaches a log line.
+        f.debug_struct("Certificate")
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a declared slug will be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewSlug {
+    pub process_types: BTreeMap<String, String>,
+    pub commit: Option<String>,
+    pub checksum: Option<String>,
+    pub stack: Option<String>,
+    pub buildpack_description: Option<String>,
+}
+
+/// A pushed tree (a `git archive` tarball streaming in) and where its build output goes.
+pub struct PushedSource {
+    pub tarball: SourceBody,
+    pub output: DeployOutput,
+}
+
+impl std::fmt::Debug for PushedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushedSource").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for PushedSource {
+    /// A stream has no value to compare: two pushes are the same only if they send their
+    /// output to the same place (parser tests compare every other command by value).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.output, &other.output)
+    }
+}
+
+/// What a command did, for the API to show.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The app as it is now (created or changed).
+    App(App),
+    /// The app as it was before it was deleted.
+    AppDeleted(App),
+    /// The config vars after the change, and the release that carries them.
+    Config(ConfigVars, Release),
+    /// The formation entries the command changed.
+    Formation(Vec<Formation>),
+    /// The dynos will be replaced; nothing to show.
+    Accepted,
+    Release(Release),
+    Domain(Domain),
+    Drain(Drain),
+    Certificate(SniEndpoint),
+    Build(Build),
+    SlugDeclared(SlugDeclaration),
+}
+
+impl Platform {
+    /// Executes `command` on behalf of `actor`: the single entry for every change. Here the
+    /// actor is authorized (today: the app's owner; any authenticated user may create an app),
+    /// and every effect happens inside the core's transactions.
+    pub async fn execute(
+        self: &Arc<Self>,
+        actor: &User,
+        command: Command,
+    ) -> Result<Outcome, CoreError> {
+        match command {
+            Command::CreateApp { name } => self.create_app(actor, name).await.map(Outcome::App),
+            Command::DeleteApp { app } => {
+                let app = self.app(actor, &app).await?;
+                self.delete_app(&app).await?;
+                Ok(Outcome::AppDeleted(app))
+            }
+            Command::UpdateApp { app, changes } => {
+                let app = self.app(actor, &app).await?;
+                let renames = changes.name.as_ref().is_some_and(|name| *name != app.name);
+                let restacks = changes.stack.as_ref().is_some_and(|s| *s != app.stack);
+                if renames || restacks {
+                    return Err(CoreError::invalid(
+                        "Only maintenance can be changed with PATCH /apps/{app} on Slipway; renaming apps and changing stacks are not supported.",
+                    ));
+                }
+                match changes.maintenance {
+                    Some(on) => self
+                        .set_maintenance(actor, &app, on)
+                        .await
+                        .map(Outcome::App),
+                    None => Ok(Outcome::App(app)),
+                }
+            }
+            Command::SetConfig { app, changes } => {
+                let app = self.app(actor, &app).await?;
+                let (config, release) = self.update_config_vars(actor, &app, changes).await?;
+                Ok(Outcome::Config(config, release))
+            }
+            Command::Scale { app, changes } => {
+                let app = self.app(actor, &app).await?;
+                self.scale(actor, &app, &changes)
+                    .await
+                    .map(Outcome::Formation)
+            }
+            Command::Restart { app, target } => {
+                let app = self.app(actor, &app).await?;
+                self.restart_dynos(&app, &target, crate::RestartMode::Restart)
+                    .await?;
+                Ok(Outcome::Accepted)
+            }
+            Command::Stop { app, target } => {
+                let app = self.app(actor, &app).await?;
+                self.restart_dynos(&app, &target, crate::RestartMode::Stop)
+                    .await?;
+                Ok(Outcome::Accepted)
+            }
+            Command::Rollback { app, release } => {
+                let app = self.app(actor, &app).await?;
+                self.rollback(actor, &app, &release)
+                    .await
+                    .map(Outcome::Release)
+            }
+            Command::ReleaseSlug {
+                app,
+                slug,
+                description,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.release_slug(actor, &app, &slug, description)
+                    .await
+                    .map(Outcome::Release)
+            }
+            Command::AddDomain { app, hostname } => {
+                let app = self.app(actor, &app).await?;
+                self.add_domain(&app, &hostname).await.map(Outcome::Domain)
+            }
+            Command::RemoveDomain { app, domain } => {
+                let app = self.app(actor, &app).await?;
+                self.remove_domain(&app, &domain).await.map(Outcome::Domain)
+            }
+            Command::AddDrain { app, url } => {
+                let app = self.app(actor, &app).await?;
+                self.add_drain(&app, &url).await.map(Outcome::Drain)
+            }
+            Command::RemoveDrain { app, drain } => {
+                let app = self.app(actor, &app).await?;
+                self.remove_drain(&app, &drain).await.map(Outcome::Drain)
+            }
+            Command::AddCertificate { app, certificate } => {
+                let app = self.app(actor, &app).await?;
+                self.add_sni_endpoint(&app, &certificate.chain, &certificate.private_key)
+                    .await
+                    .map(Outcome::Certificate)
+            }
+            Command::UpdateCertificate {
+                app,
+                endpoint,
+                certificate,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.update_sni_endpoint(
+                    &app,
+                    &endpoint,
+                    &certificate.chain,
+                    &certificate.private_key,
+                )
+                .await
+                .map(Outcome::Certificate)
+            }
+            Command::RemoveCertificate { app, endpoint } => {
+                let app = self.app(actor, &app).await?;
+                self.remove_sni_endpoint(&app, &endpoint)
+                    .await
+                    .map(Outcome::Certificate)
+            }
+            Command::CreateBuild {
+                app,
+                source,
+                buildpacks,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.create_build(actor, &app, source, buildpacks)
+                    .await
+                    .map(Outcome::Build)
+            }
+            Command::DeployPush { app, commit, push } => {
+                let app = self.app(actor, &app).await?;
+                self.deploy_tarball(actor, &app, push.tarball, commit, push.output)
+                    .await
+                    .map(Outcome::Release)
+            }
+            Command::DeclareSlug { app, slug } => {
+                let app = self.app(actor, &app).await?;
+                self.declare_slug(&app, slug).map(Outcome::SlugDeclared)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
