@@ -318,12 +318,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         Some(binary) => binary,
         None => std::env::current_exe().map_err(ServerError::HookBinary)?,
     };
-    let api = slipway_api::router(
-        platform.clone(),
-        slipway_api::ApiConfig {
-            hook_binary,
-        },
-    );
+    let api = slipway_api::router(platform.clone(), slipway_api::ApiConfig { hook_binary });
     let mut api_stopping = stopping;
     let api = tokio::spawn(async move {
         axum::serve(api_listener, api)

@@ -272,7 +272,16 @@ async fn a_killed_server_readopts_its_running_dynos() {
     // Adopted dynos are managed: scaling down stops the highest number, and its exit is seen.
     server.cli_ok(&["ps:scale", "web=1", "-a", "adopt"]);
     server.wait_for_containers("slipway.adopt.web.", 1).await;
-    let ps = server.cli_ok(&["ps", "-a", "adopt"]);
+    // `ps` shows web.2 `down` until the manager has seen its container exit and removed its
+    // record, a moment after the container itself is gone.
+    let mut ps = String::new();
+    for _ in 0..50 {
+        ps = server.cli_ok(&["ps", "-a", "adopt"]);
+        if !ps.contains("web.2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(ps.contains("web.1: up") && !ps.contains("web.2"), "{ps}");
 }
 
