@@ -228,6 +228,16 @@ pub(crate) fn remove_path(path: &Path) -> Result<bool, BuildError> {
     }
 }
 
+/// The entries of `dir`, sorted by name (so identical trees are walked, and archived, alike).
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<fs::DirEntry>, BuildError> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| BuildError::io("read directory", dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| BuildError::io("read directory", dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
+use crate::fsutil::sorted_entries;
 use crate::BuildError;
 
 /// A packed slug in the store.
@@ -126,12 +127,7 @@ fn append_tree<W: Write>(
     dir: &Path,
     archive_prefix: &str,
 ) -> Result<(), BuildError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| BuildError::io("read directory", dir, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| BuildError::io("read directory", dir, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+    for entry in sorted_entries(dir)? {
         let path = entry.path();
         let name = entry.file_name();
         let archive_path = format!("{archive_prefix}/{}", name.to_string_lossy());

@@ -6,10 +6,9 @@
 //! any depth. `*` and `?` do not cross `/`; `**` does. A trailing `/` matches directories only.
 //! Matched directories are removed with their contents.
 
-use std::fs;
 use std::path::Path;
 
-use crate::fsutil::remove_path;
+use crate::fsutil::{remove_path, sorted_entries};
 use crate::BuildError;
 
 /// One `.slugignore` pattern.
@@ -112,12 +111,7 @@ fn walk(
     patterns: &[Pattern],
     removed: &mut Vec<String>,
 ) -> Result<(), BuildError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| BuildError::io("read directory", dir, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| BuildError::io("read directory", dir, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+    for entry in sorted_entries(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = if prefix.is_empty() {
             name
@@ -141,6 +135,8 @@ fn walk(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn check(slugignore: &str, path: &str, is_dir: bool, expected: bool) {

@@ -383,6 +383,15 @@ impl Inner {
             .collect())
     }
 
+    /// After a container's end: removes every trace of it and stops tracking it as active.
+    async fn forget(&self, id: &str) {
+        self.cleanup(id).await;
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
     /// Removes every trace of a container: runc state, leftover mounts, the bundle.
     async fn cleanup(&self, id: &str) {
         if self.runc_root.join(id).exists() {
@@ -1013,12 +1022,7 @@ impl Runtime for RuncRuntime {
                 let _ = pump.await;
             }
             let pid = read_pid(&monitor_pid_file);
-            monitor_inner.cleanup(&id).await;
-            monitor_inner
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            monitor_inner.forget(&id).await;
             let _ = watch_tx.send(Some(Finished { status, pid }));
             let _ = exit_tx.send(status);
         });
@@ -1232,12 +1236,7 @@ impl Runtime for RuncRuntime {
             for pump in pumps {
                 let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
             }
-            monitor_inner.cleanup(&id).await;
-            monitor_inner
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            monitor_inner.forget(&id).await;
             let _ = watch_tx.send(Some(Finished { status, pid }));
             let _ = exit_tx.send(status);
         });

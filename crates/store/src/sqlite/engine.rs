@@ -298,14 +298,7 @@ impl Engine {
     pub(crate) fn revoke(&mut self, lease: LeaseId, publish: &Publisher) -> Result<(), StoreError> {
         let retention = self.retention;
         let tx = begin_write(&mut self.conn)?;
-        let exists = tx
-            .query_row("SELECT 1 FROM leases WHERE id = ?1", [lease], |_| Ok(()))
-            .optional()
-            .map_err(StoreError::sqlite("looking up a lease"))?
-            .is_some();
-        if !exists {
-            return Err(StoreError::LeaseNotFound { lease });
-        }
+        require_lease(&tx, lease)?;
         let keys: Vec<KeyValue> = {
             let mut stmt = tx
                 .prepare_cached(&format!(
@@ -468,6 +461,20 @@ fn eval_compare(conn: &Connection, c: &Compare) -> Result<bool, StoreError> {
     })
 }
 
+/// `Err(LeaseNotFound)` unless the lease exists (it may have expired and been revoked).
+fn require_lease(conn: &Connection, lease: LeaseId) -> Result<(), StoreError> {
+    let exists = conn
+        .query_row("SELECT 1 FROM leases WHERE id = ?1", [lease], |_| Ok(()))
+        .optional()
+        .map_err(StoreError::sqlite("looking up a lease"))?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseNotFound { lease })
+    }
+}
+
 fn apply_op(
     tx: &Transaction<'_>,
     op: &Op,
@@ -477,14 +484,7 @@ fn apply_op(
     match op {
         Op::Put { key, value, lease } => {
             if let Some(lease) = lease {
-                let exists = tx
-                    .query_row("SELECT 1 FROM leases WHERE id = ?1", [lease], |_| Ok(()))
-                    .optional()
-                    .map_err(StoreError::sqlite("looking up a lease"))?
-                    .is_some();
-                if !exists {
-                    return Err(StoreError::LeaseNotFound { lease: *lease });
-                }
+                require_lease(tx, *lease)?;
             }
             let prev = get_kv(tx, key)?;
             let kv = KeyValue {
