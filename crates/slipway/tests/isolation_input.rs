@@ -303,14 +303,15 @@ print("allocated 4 GB", flush=True)
 #[tokio::test]
 async fn a_build_past_the_build_timeout_fails_and_leaves_no_container() {
     require_runc!();
-    let server = Server::start_with(&["--build-timeout", "5"]);
+    // 15 s: long enough for npm install to reach the sleeping script on a loaded machine.
+    let server = Server::start_with(&["--build-timeout", "15"]);
     server.cli_ok(&["apps:create", "sleepy"]);
     let started = Instant::now();
     let push = server.push(
         "sleepy",
         node_app("import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n").path(),
     );
-    assert_rejected(&push, &["sleeping", "Build timed out", "5 seconds"]);
+    assert_rejected(&push, &["sleeping", "Build timed out", "15 seconds"]);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "stopped at the timeout, not after the sleep: {:?}",
