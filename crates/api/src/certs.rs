@@ -18,7 +18,7 @@ use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
 use crate::resources::{list_response, parse_app};
-use crate::ApiState;
+use crate::state::ApiState;
 
 /// `POST` and `PATCH` bodies.
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
 use crate::resources::{app_json, list_response, parse_app};
-use crate::ApiState;
+use crate::state::ApiState;
 
 fn domain_json(state: &ApiState, app: &App, domain: &Domain) -> wire::Domain {
     let custom = domain.kind == DomainKind::Custom;

@@ -14,7 +14,7 @@ use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
 use crate::resources::{list_response, parse_app};
-use crate::ApiState;
+use crate::state::ApiState;
 
 fn drain_json(app: &App, drain: &Drain) -> wire::LogDrain {
     wire::LogDrain {

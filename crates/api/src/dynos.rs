@@ -13,7 +13,7 @@ use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
 use crate::resources::{list_response, parse_app};
-use crate::ApiState;
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -3,9 +3,7 @@
 //! Server-Sent Events when the client asks for `text/event-stream` (what `heroku logs`
 //! reads), as plain lines otherwise.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -19,26 +17,11 @@ use slipway_logplex::{LogFilter, LogLine, SeqTailEvent, Source, DEFAULT_HISTORY}
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::state::{ApiState, Session};
 
 /// An unused session expires after this long, as Logplex's do.
 const SESSION_LIFETIME: Duration = Duration::from_secs(360);
 const DEFAULT_LINES: usize = 100;
-
-#[derive(Debug, Default)]
-pub(crate) struct LogSessions {
-    sessions: Mutex<HashMap<uuid::Uuid, Session>>,
-}
-
-#[derive(Debug, Clone)]
-struct Session {
-    secret: String,
-    app: String,
-    filter: LogFilter,
-    lines: usize,
-    tail: bool,
-    expires: Instant,
-}
 
 /// The session's filter from the request's `source`, `dyno` and `type`.
 fn filter_for(request: &wire::LogSessionCreate) -> Result<LogFilter, ApiError> {

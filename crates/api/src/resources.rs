@@ -20,7 +20,7 @@ use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
 

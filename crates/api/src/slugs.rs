@@ -19,7 +19,7 @@ use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
 use crate::resources::{parse_app, parse_body};
-use crate::ApiState;
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
