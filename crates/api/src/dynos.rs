@@ -12,7 +12,8 @@ use slipway_model::{DynoName, ProcessType};
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::resources::{list_response, parse_app};
+use crate::request::parse_app;
+use crate::response::list_response;
 use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;

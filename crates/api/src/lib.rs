@@ -12,7 +12,8 @@
 //! log session's URL. None is open.
 //!
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
-//! no other module; the handler modules import them, `auth`, `convert` and `request`; `routes`
+//! no other module; `request` and `response` (what handlers parse and answer alike) import only `error`; the
+//! handler modules import those, `auth` and `convert`; `routes`
 //! mounts the handlers; the crate root only declares modules and re-exports.
 
 mod auth;
@@ -25,7 +26,9 @@ mod dynos;
 mod error;
 mod git;
 mod logs;
+mod request;
 mod resources;
+mod response;
 mod routes;
 mod slugs;
 mod state;

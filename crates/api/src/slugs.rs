@@ -18,7 +18,7 @@ use slipway_core::{Command, NewSlug, Outcome, SlugDeclaration};
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
-use crate::resources::{parse_app, parse_body};
+use crate::request::{parse_app, parse_body};
 use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
