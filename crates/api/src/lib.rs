@@ -32,6 +32,8 @@ mod response;
 mod routes;
 mod slugs;
 mod state;
+#[cfg(test)]
+mod testing;
 
 pub use routes::router;
 pub use state::ApiConfig;
