@@ -12,9 +12,9 @@
 //! log session's URL. None is open.
 //!
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
-//! no other module; `request` and `response` (what handlers parse and answer alike) import only `error`; the
-//! handler modules import those, `auth` and `convert`; `routes`
-//! mounts the handlers; the crate root only declares modules and re-exports.
+//! no other module; `request` and `response` (what handlers parse and answer alike) import only
+//! `error`; the handler modules import those, `auth` and `convert`; `routes` mounts the
+//! handlers; the crate root only declares modules and re-exports.
 
 mod auth;
 mod builds;
