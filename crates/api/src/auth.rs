@@ -8,7 +8,7 @@ use base64::Engine;
 use slipway_core::model::User;
 
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::state::ApiState;
 
 /// The authenticated user of a request.
 pub(crate) struct CurrentUser(pub(crate) User);

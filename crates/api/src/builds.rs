@@ -15,9 +15,8 @@
 
 use std::convert::Infallible;
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
@@ -28,8 +27,9 @@ use slipway_core::{Command, Outcome, SourceBlob};
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
-use crate::resources::{list_response, parse_app, parse_body};
-use crate::ApiState;
+use crate::request::{last_event_id, parse_app, parse_body, wants_event_stream};
+use crate::response::{line_stream, list_response};
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -174,8 +174,8 @@ pub(crate) async fn output(
         )
             .into_response();
     };
-    let sse = crate::logs::wants_event_stream(&headers);
-    let from = crate::logs::last_event_id(&headers).map_or(0, |last| last + 1);
+    let sse = wants_event_stream(&headers);
+    let from = last_event_id(&headers).map_or(0, |last| last + 1);
     let stream = buffer.follow(from).map(move |(number, line)| {
         let text = if sse {
             format!("id: {number}\ndata: {line}\n\n")
@@ -184,19 +184,7 @@ pub(crate) async fn output(
         };
         Ok::<_, Infallible>(bytes::Bytes::from(text))
     });
-    let content_type = if sse {
-        "text/event-stream; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    line_stream(sse, stream)
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::resources::{list_response, parse_app};
-use crate::ApiState;
+use crate::request::{parse_app, parse_body_like};
+use crate::response::list_response;
+use crate::state::ApiState;
 
 /// `POST` and `PATCH` bodies.
 #[derive(Debug, Deserialize)]
@@ -86,11 +87,10 @@ async fn endpoint_json(
 }
 
 fn parse_body(body: &[u8]) -> Result<SniEndpointBody, ApiError> {
-    serde_json::from_slice(body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"certificate_chain\": \"-----BEGIN CERTIFICATE-----...\", \"private_key\": \"-----BEGIN PRIVATE KEY-----...\"}}: {error}."
-        ))
-    })
+    parse_body_like(
+        body,
+        r#"{"certificate_chain": "-----BEGIN CERTIFICATE-----...", "private_key": "-----BEGIN PRIVATE KEY-----..."}"#,
+    )
 }
 
 pub(crate) async fn list(

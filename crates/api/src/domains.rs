@@ -13,8 +13,10 @@ use slipway_core::{AppChanges, Command, Domain, DomainKind, Outcome};
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::resources::{app_json, list_response, parse_app};
-use crate::ApiState;
+use crate::request::{parse_app, parse_body_like};
+use crate::resources::app_json;
+use crate::response::list_response;
+use crate::state::ApiState;
 
 fn domain_json(state: &ApiState, app: &App, domain: &Domain) -> wire::Domain {
     let custom = domain.kind == DomainKind::Custom;
@@ -56,11 +58,7 @@ pub(crate) async fn list(
 /// `POST /apps/{app}/domains {hostname}`.
 pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError> {
     let app = parse_app(app)?;
-    let request: wire::DomainCreate = serde_json::from_slice(body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"hostname\": \"www.example.com\"}}: {error}."
-        ))
-    })?;
+    let request: wire::DomainCreate = parse_body_like(body, r#"{"hostname": "www.example.com"}"#)?;
     Ok(Command::AddDomain {
         app,
         hostname: request.hostname,
@@ -132,11 +130,7 @@ pub(crate) async fn delete(
 /// refuses another name or stack.
 pub(crate) fn parse_update_app(app: String, body: &[u8]) -> Result<Command, ApiError> {
     let app = parse_app(app)?;
-    let request: wire::AppUpdate = serde_json::from_slice(body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"maintenance\": true}}: {error}."
-        ))
-    })?;
+    let request: wire::AppUpdate = parse_body_like(body, r#"{"maintenance": true}"#)?;
     Ok(Command::UpdateApp {
         app,
         changes: AppChanges {

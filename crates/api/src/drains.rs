@@ -13,8 +13,9 @@ use slipway_core::{Command, Drain, Outcome};
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::resources::{list_response, parse_app};
-use crate::ApiState;
+use crate::request::{parse_app, parse_body_like};
+use crate::response::list_response;
+use crate::state::ApiState;
 
 fn drain_json(app: &App, drain: &Drain) -> wire::LogDrain {
     wire::LogDrain {
@@ -46,11 +47,8 @@ pub(crate) async fn list(
 /// `POST /apps/{app}/log-drains {url}`.
 pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError> {
     let app = parse_app(app)?;
-    let request: wire::LogDrainCreate = serde_json::from_slice(body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "Expected a body like {{\"url\": \"syslog+tls://logs.example.com:6514\"}}: {error}."
-        ))
-    })?;
+    let request: wire::LogDrainCreate =
+        parse_body_like(body, r#"{"url": "syslog+tls://logs.example.com:6514"}"#)?;
     Ok(Command::AddDrain {
         app,
         url: request.url,

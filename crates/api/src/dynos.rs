@@ -6,14 +6,16 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
+use slipway_core::model::User;
 use slipway_core::{Command, RestartTarget};
 use slipway_model::{DynoName, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::resources::{list_response, parse_app};
-use crate::ApiState;
+use crate::request::parse_app;
+use crate::response::list_response;
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -115,12 +117,7 @@ pub(crate) async fn restart(
     CurrentUser(user): CurrentUser,
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    state.platform.app(&user, &app).await?;
-    state
-        .platform
-        .execute(&user, parse_restart(app, target)?)
-        .await?;
-    Ok(accepted())
+    execute_for_target(&state, &user, app, target, parse_restart).await
 }
 
 /// `POST /apps/{app}/dynos/{dyno}/actions/stop` and `.../formations/{type}/actions/stop`:
@@ -130,11 +127,20 @@ pub(crate) async fn stop(
     CurrentUser(user): CurrentUser,
     Path((app, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    state.platform.app(&user, &app).await?;
-    state
-        .platform
-        .execute(&user, parse_stop(app, target)?)
-        .await?;
+    execute_for_target(&state, &user, app, target, parse_stop).await
+}
+
+/// Restarts or stops the dynos a path names. The app is looked up first, so an unknown app is
+/// answered as such before its target is judged.
+async fn execute_for_target(
+    state: &ApiState,
+    user: &User,
+    app: String,
+    target: String,
+    parse: fn(String, String) -> ApiResult<Command>,
+) -> ApiResult<Response> {
+    state.platform.app(user, &app).await?;
+    state.platform.execute(user, parse(app, target)?).await?;
     Ok(accepted())
 }
 

@@ -6,9 +6,7 @@
 //! its environment; the repository's hook posts the pushed tree back with that token to
 //! [`hook`], which runs the deploy and streams its output, which git shows as `remote:` lines.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -21,39 +19,16 @@ use slipway_core::{Command, PushedSource};
 use slipway_git::hook::{
     status_line, ENV_HOOK_BIN, ENV_HOOK_TOKEN, ENV_HOOK_URL, HOOK_TOKEN_HEADER,
 };
-use slipway_git::{GitRepos, GitService};
+use slipway_git::GitService;
 
 use crate::auth::api_key;
-use crate::{ApiConfig, ApiState};
+use crate::state::{ApiState, Push};
 
 /// Build output lines queued for a git client before further lines are dropped.
 const OUTPUT_QUEUE_LINES: usize = 4096;
 
 /// How long a push token stays valid: as long as the longest build may take.
 const PUSH_TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
-
-pub(crate) struct GitState {
-    /// The platform's repositories: the core creates and removes them with their apps.
-    repos: GitRepos,
-    hook_binary: PathBuf,
-    pushes: Mutex<HashMap<String, Push>>,
-}
-
-struct Push {
-    user: User,
-    app: App,
-    expires: Instant,
-}
-
-impl GitState {
-    pub(crate) fn new(config: &ApiConfig, repos: GitRepos) -> GitState {
-        GitState {
-            repos,
-            hook_binary: config.hook_binary.clone(),
-            pushes: Mutex::new(HashMap::new()),
-        }
-    }
-}
 
 /// A plain-text error that git prints (`fatal: ...`) or, for 401, a challenge.
 fn git_error(status: StatusCode, message: &str) -> Response {

@@ -3,14 +3,11 @@
 //! Server-Sent Events when the client asks for `text/event-stream` (what `heroku logs`
 //! reads), as plain lines otherwise.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -19,26 +16,13 @@ use slipway_logplex::{LogFilter, LogLine, SeqTailEvent, Source, DEFAULT_HISTORY}
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::request::{last_event_id, parse_body, wants_event_stream};
+use crate::response::line_stream;
+use crate::state::{ApiState, Session};
 
 /// An unused session expires after this long, as Logplex's do.
 const SESSION_LIFETIME: Duration = Duration::from_secs(360);
 const DEFAULT_LINES: usize = 100;
-
-#[derive(Debug, Default)]
-pub(crate) struct LogSessions {
-    sessions: Mutex<HashMap<uuid::Uuid, Session>>,
-}
-
-#[derive(Debug, Clone)]
-struct Session {
-    secret: String,
-    app: String,
-    filter: LogFilter,
-    lines: usize,
-    tail: bool,
-    expires: Instant,
-}
 
 /// The session's filter from the request's `source`, `dyno` and `type`.
 fn filter_for(request: &wire::LogSessionCreate) -> Result<LogFilter, ApiError> {
@@ -67,13 +51,7 @@ pub(crate) struct SessionRequest {
 /// `POST /apps/{app}/log-sessions {lines, tail, source, dyno, type}` (an empty body is the
 /// defaults: the last 100 lines, not following).
 pub(crate) fn parse_create_session(body: &[u8]) -> Result<SessionRequest, ApiError> {
-    let request: wire::LogSessionCreate = if body.iter().all(u8::is_ascii_whitespace) {
-        wire::LogSessionCreate::default()
-    } else {
-        serde_json::from_slice(body).map_err(|error| {
-            ApiError::bad_request(format!("Invalid JSON in the request body: {error}."))
-        })?
-    };
+    let request: wire::LogSessionCreate = parse_body(body)?;
     let lines = match request.lines {
         None => DEFAULT_LINES,
         Some(n) if (0..=DEFAULT_HISTORY as i64).contains(&n) => n as usize,
@@ -225,40 +203,12 @@ pub(crate) async fn stream_session(
         ),
         |lines| Ok::<_, Infallible>(bytes::Bytes::from(lines.concat())),
     );
-    let content_type = if sse {
-        "text/event-stream; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    line_stream(sse, stream)
 }
 
 fn new_secret() -> String {
     // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
     String::from(slipway_model::SecretToken::generate())
-}
-
-/// Whether the client asked for Server-Sent Events (what `heroku logs` reads).
-pub(crate) fn wants_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"))
-}
-
-/// The id of the last event a reconnecting SSE client saw.
-pub(crate) fn last_event_id(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model;
@@ -20,21 +20,11 @@ use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::request::{parse_app, parse_body};
+use crate::response::list_response;
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// Parses a JSON body, answering 400 with a message that says what is wrong.
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}" as &[u8]
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|error| {
-        ApiError::bad_request(format!("Invalid JSON in the request body: {error}."))
-    })
-}
 
 pub(crate) async fn account(CurrentUser(user): CurrentUser) -> Json<wire::Account> {
     Json(wire::Account {
@@ -87,15 +77,6 @@ pub(crate) async fn list_apps(
         apps.push(app_json(&state, &user, &app).await?);
     }
     Ok(Json(apps))
-}
-
-/// Checks an app named in a path: a name or an id. Anything else cannot name an app.
-pub(crate) fn parse_app(app: String) -> ApiResult<String> {
-    if app.parse::<slipway_model::AppName>().is_ok() || app.parse::<uuid::Uuid>().is_ok() {
-        Ok(app)
-    } else {
-        Err(ApiError::not_found("Couldn't find that app."))
-    }
 }
 
 /// `POST /apps {name?}`.
@@ -174,15 +155,6 @@ fn apply_range<T>(
     }
     items.truncate(range.max);
     Ok(items)
-}
-
-pub(crate) fn list_response<T: serde::Serialize>(items: Vec<T>) -> Response {
-    let mut response = Json(items).into_response();
-    response.headers_mut().insert(
-        header::ACCEPT_RANGES,
-        HeaderValue::from_static("id, version"),
-    );
-    response
 }
 
 pub(crate) async fn list_releases(

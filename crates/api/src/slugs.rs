@@ -18,8 +18,8 @@ use slipway_core::{Command, NewSlug, Outcome, SlugDeclaration};
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
-use crate::resources::{parse_app, parse_body};
-use crate::ApiState;
+use crate::request::{parse_app, parse_body};
+use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -32,8 +32,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use url::Url;
 
+use crate::line::LogLine;
 use crate::syslog::{logplex_message, syslog_message, write_octet_counted};
-use crate::{HubInner, LogLine};
 
 /// Heroku allows at most five drains per app.
 pub const MAX_DRAINS_PER_APP: usize = 5;
@@ -413,9 +413,10 @@ impl fmt::Debug for Drain {
 }
 
 impl Drain {
-    /// Validates the drain and starts its task.
+    /// Validates the drain and starts its task. The drain reports its own troubles (L10, L14)
+    /// through `report`, which returns false once nobody is listening any more (the hub is gone).
     pub(crate) fn start(
-        hub: Weak<HubInner>,
+        report: ReportLine,
         app: &str,
         config: DrainConfig,
         options: &DrainOptions,
@@ -425,7 +426,7 @@ impl Drain {
         let queue = Arc::new(DrainQueue::new(options.buffer_size));
         let sink = Sink::new(&target, &config, options)?;
         let worker = Worker {
-            hub,
+            report_line: report,
             app: app.to_owned(),
             config: config.clone(),
             queue: queue.clone(),
@@ -572,8 +573,13 @@ enum Attempt {
     },
 }
 
+/// Where a drain puts the lines it says itself: the app's history and tails, not the drains.
+/// Returns false once the hub is gone. A callback rather than the hub itself, so that drains do
+/// not import the hub that owns them; it runs only when a drain reports, never per line.
+pub(crate) type ReportLine = Box<dyn Fn(&str, LogLine) -> bool + Send + Sync>;
+
 struct Worker {
-    hub: Weak<HubInner>,
+    report_line: ReportLine,
     app: String,
     config: DrainConfig,
     queue: Arc<DrainQueue>,
@@ -631,13 +637,7 @@ impl Worker {
     /// Puts a line in the app's stream (history and tails, not the drains). False once the hub
     /// is gone.
     fn report(&self, line: LogLine) -> bool {
-        match self.hub.upgrade() {
-            Some(hub) => {
-                hub.publish_local(&self.app, line);
-                true
-            }
-            None => false,
-        }
+        (self.report_line)(&self.app, line)
     }
 
     /// Sends one batch, retrying temporary failures; false if it was lost.

@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 
-use crate::{LogLine, Source};
+use crate::line::{LogLine, Source};
 
 /// Priority of lines written by dynos: facility local7 (23), severity info (6).
 pub const PRI_APP: u8 = 190;

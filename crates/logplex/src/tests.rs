@@ -1,8 +1,9 @@
 //! Tests of line formatting, filtering, history and tails.
 
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
+use crate::hub::TAIL_BUFFER;
 
 fn line_at(source: Source, process: &str, message: &str) -> LogLine {
     LogLine {

@@ -4,17 +4,7 @@ use axum::http::StatusCode;
 use slipway_core::{Command, SourceBlob};
 
 use super::*;
-
-fn check(parsed: ApiResult<Command>, expected: Result<Command, (StatusCode, &str)>) {
-    match (parsed, expected) {
-        (Ok(command), Ok(expected)) => assert_eq!(command, expected),
-        (Err(error), Err((status, message))) => {
-            assert_eq!(error.status, status, "{}", error.message);
-            assert!(error.message.contains(message), "{}", error.message);
-        }
-        (parsed, expected) => panic!("parsed {parsed:?}, expected {expected:?}"),
-    }
-}
+use crate::testing::check;
 
 #[test]
 fn create_build() {

@@ -5,17 +5,7 @@ use axum::http::StatusCode;
 use slipway_core::{Certificate, Command};
 
 use super::*;
-
-fn check(parsed: Result<Command, ApiError>, expected: Result<Command, (StatusCode, &str)>) {
-    match (parsed, expected) {
-        (Ok(command), Ok(expected)) => assert_eq!(command, expected),
-        (Err(error), Err((status, message))) => {
-            assert_eq!(error.status, status, "{}", error.message);
-            assert!(error.message.contains(message), "{}", error.message);
-        }
-        (parsed, expected) => panic!("parsed {parsed:?}, expected {expected:?}"),
-    }
-}
+use crate::testing::check;
 
 const BODY: &[u8] = br#"{"certificate_chain": "CHAIN", "private_key": "SECRET-KEY"}"#;
 

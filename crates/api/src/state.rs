@@ -1,0 +1,71 @@
+//! What every handler shares: the platform, git's push tokens and the open log sessions.
+//!
+//! A leaf: it imports no other module of the crate, so every handler can use it and the router
+//! above them can build it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use slipway_core::model::{App, User};
+use slipway_core::Platform;
+use slipway_git::GitRepos;
+use slipway_logplex::LogFilter;
+
+/// What the API needs besides the platform.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The binary git's pre-receive hook execs (`slipway git-hook pre-receive`).
+    pub hook_binary: PathBuf,
+}
+
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) platform: Arc<Platform>,
+    pub(crate) git: Arc<GitState>,
+    pub(crate) log_sessions: Arc<LogSessions>,
+}
+
+/// Git's share of the state: the repositories and the pushes in flight.
+pub(crate) struct GitState {
+    /// The platform's repositories: the core creates and removes them with their apps.
+    pub(crate) repos: GitRepos,
+    pub(crate) hook_binary: PathBuf,
+    /// The pushes in flight, by their one-time token.
+    pub(crate) pushes: Mutex<HashMap<String, Push>>,
+}
+
+/// A push in flight: who pushed to which app, until when its token is valid.
+pub(crate) struct Push {
+    pub(crate) user: User,
+    pub(crate) app: App,
+    pub(crate) expires: Instant,
+}
+
+impl GitState {
+    pub(crate) fn new(config: &ApiConfig, repos: GitRepos) -> GitState {
+        GitState {
+            repos,
+            hook_binary: config.hook_binary.clone(),
+            pushes: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The log sessions created and not yet expired, by id.
+#[derive(Debug, Default)]
+pub(crate) struct LogSessions {
+    pub(crate) sessions: Mutex<HashMap<uuid::Uuid, Session>>,
+}
+
+/// One log session: what its URL's secret lets the holder read.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) secret: String,
+    pub(crate) app: String,
+    pub(crate) filter: LogFilter,
+    pub(crate) lines: usize,
+    pub(crate) tail: bool,
+    pub(crate) expires: Instant,
+}
