@@ -8,14 +8,10 @@ use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
+use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Formation, Release, ReleaseStatus};
+use crate::platform::Platform;
 use crate::telemetry::PlatformEvent;
-use crate::{CoreError, Platform};
-
-/// Config var keys look like shell variable names, [`ConfigKey`]'s rule.
-pub(crate) fn config_key_is_valid(key: &str) -> bool {
-    key.parse::<ConfigKey>().is_ok()
-}
 
 /// The most config (keys plus values) an app may have.
 pub(crate) const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
@@ -188,7 +184,7 @@ impl Platform {
             {
                 continue; // The config changed while waiting for the lock.
             }
-            let output = crate::releases::quiet();
+            let output = crate::output::quiet();
             let failure = self
                 .run_release_phase(app, slug.as_ref(), &config, output.clone())
                 .await?;
@@ -373,7 +369,8 @@ mod tests {
             ("", false),
             ("A B", false),
         ] {
-            assert_eq!(config_key_is_valid(key), valid, "{key:?}");
+            // Config var keys look like shell variable names, `ConfigKey`'s rule.
+            assert_eq!(key.parse::<ConfigKey>().is_ok(), valid, "{key:?}");
         }
     }
 }

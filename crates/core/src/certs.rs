@@ -25,8 +25,10 @@ use slipway_store::{Compare, Op, Store, Txn};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::domains::Domain;
+use crate::error::CoreError;
 use crate::model::{keys, App};
-use crate::{CoreError, Domain, Platform};
+use crate::platform::Platform;
 
 /// Where SNI endpoints live in the store.
 pub(crate) const CERTS: &str = "certs/";

@@ -25,13 +25,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
 use crate::app_json::{self, AppJson};
+use crate::error::CoreError;
 use crate::model::{keys, App, Release, Slug, User};
+use crate::output::DeployOutput;
+use crate::platform::Platform;
 use crate::releases::ReleaseInputs;
 use crate::telemetry::PlatformEvent;
-use crate::{CoreError, Platform};
-
-/// Receives each line of build output as it is produced.
-pub type DeployOutput = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How a deploy reads its source and picks its buildpacks.
 #[derive(Debug, Clone, Default)]
@@ -188,6 +187,15 @@ impl Platform {
             .into_iter()
             .map(|(_, slug)| slug.digest().to_owned())
             .collect())
+    }
+
+    /// Called once at start-up, before the dyno manager and the API: removes what builds
+    /// and deploys of a previous server process left behind (see [`Platform::sweep_orphans`]:
+    /// build containers, build directories, slug files no slug record references, partial
+    /// files). Dynos a previous server process left running are re-adopted by the dyno
+    /// manager when it starts (see `dyno_manager`), not stopped.
+    pub async fn clean_up_previous_run(&self) -> Result<(), CoreError> {
+        self.sweep_orphans().await
     }
 
     /// Removes what a previous server process's builds left behind. Called at start-up, before

@@ -11,8 +11,9 @@ use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
+use crate::error::CoreError;
 use crate::model::{keys, App, User};
-use crate::{CoreError, Platform};
+use crate::platform::Platform;
 
 /// Where custom domains live in the store.
 pub(crate) const DOMAINS: &str = "domains/";

@@ -8,8 +8,9 @@ use slipway_store::json::range_json;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
+use crate::error::CoreError;
 use crate::model::App;
-use crate::{CoreError, Platform};
+use crate::platform::Platform;
 
 /// A drain as it is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 
 use crate::app_json::InitialFormation;
 use crate::apps::NewRelease;
-use crate::deploy::DeployOutput;
+use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Release, Slug, User};
-use crate::{CoreError, Platform};
+use crate::output::{quiet, DeployOutput};
+use crate::platform::Platform;
 
 /// What a new release runs: a slug's process types, for the release phase.
 pub(crate) fn release_command(slug: &Slug) -> Option<&str> {
@@ -38,11 +39,6 @@ pub(crate) struct ReleaseInputs {
     /// Quantity and size of the process types whose formation entries this release creates
     /// (an app.json's `formation`).
     pub(crate) formation: BTreeMap<String, InitialFormation>,
-}
-
-/// Output for releases nobody watches live (the log still gets every line).
-pub(crate) fn quiet() -> DeployOutput {
-    std::sync::Arc::new(|_: &str| {})
 }
 
 impl Platform {

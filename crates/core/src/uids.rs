@@ -20,8 +20,10 @@ use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
+use crate::dyno_manager::AppUids;
+use crate::error::CoreError;
 use crate::model::{keys, App};
-use crate::{CoreError, Platform};
+use crate::platform::Platform;
 
 /// How often an allocation is retried when another one took the same uid first.
 const ATTEMPTS: usize = 20;
@@ -185,6 +187,14 @@ pub fn parse_uid_range(text: &str) -> Result<std::ops::RangeInclusive<u32>, Stri
         return Err(bad());
     }
     Ok(first..=last)
+}
+
+/// The dyno manager asks for uids through this trait, so it holds no [`Platform`].
+#[async_trait::async_trait]
+impl AppUids for Platform {
+    async fn app_uid(&self, app: &App) -> Result<u32, CoreError> {
+        Platform::app_uid(self, app).await
+    }
 }
 
 #[cfg(test)]
