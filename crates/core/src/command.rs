@@ -16,10 +16,7 @@ use std::sync::Arc;
 use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
 
 use crate::build_output::SlugDeclaration;
-use crate::certs::SniEndpoint;
-use crate::domains::Domain;
-use crate::drains::Drain;
-use crate::model::{App, Build, ConfigVars, Formation, Release};
+use crate::model::{App, Build, ConfigVars, Domain, Drain, Formation, Release, SniEndpoint};
 use crate::output::DeployOutput;
 use crate::source_fetcher::{SourceBlob, SourceBody};
 

@@ -5,39 +5,17 @@
 //! publisher reads the prefix and maps each hostname to its app. The app's default hostname
 //! (`<app>.<domain>`) is not stored; [`Platform::domains`] lists it first with kind `heroku`.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
 use crate::error::CoreError;
-use crate::model::{keys, App, User};
+use crate::model::{keys, App, Domain, DomainKind, User};
 use crate::platform::Platform;
 
-/// Where custom domains live in the store.
-pub(crate) const DOMAINS: &str = "domains/";
-
 fn key(hostname: &str) -> String {
-    format!("{DOMAINS}{hostname}")
-}
-
-/// `heroku` for the default hostname, `custom` for one the user added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DomainKind {
-    Heroku,
-    Custom,
-}
-
-/// A hostname the router serves for an app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Domain {
-    pub id: Uuid,
-    pub app_id: Uuid,
-    pub hostname: String,
-    pub kind: DomainKind,
-    pub created_at: DateTime<Utc>,
+    format!("{}{hostname}", keys::DOMAINS)
 }
 
 /// Lowercases `hostname` and checks it is a DNS name the router can route: a
@@ -63,7 +41,7 @@ pub fn normalize_hostname(hostname: &str) -> Result<String, CoreError> {
 impl Platform {
     /// The default hostname first, then custom domains by hostname.
     pub async fn domains(&self, app: &App) -> Result<Vec<Domain>, CoreError> {
-        let (stored, _) = range_json::<Domain, _>(self.store.as_ref(), DOMAINS).await?;
+        let (stored, _) = range_json::<Domain, _>(self.store.as_ref(), keys::DOMAINS).await?;
         let mut domains = vec![Domain {
             // The default hostname is not a record of its own; it shares the app's id.
             id: app.id,

@@ -1,25 +1,15 @@
 //! Log drains: the records that survive restarts (`drains/<app id>/<drain id>`), kept in step
 //! with the log hub that delivers to them.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use slipway_logplex::{DrainConfig, DrainError};
 use slipway_store::json::range_json;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
 use crate::error::CoreError;
-use crate::model::App;
+use crate::model::{App, Drain};
 use crate::platform::Platform;
-
-/// A drain as it is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Drain {
-    pub app_id: Uuid,
-    pub app_name: String,
-    pub config: DrainConfig,
-    pub created_at: DateTime<Utc>,
-}
 
 fn key(app: Uuid, id: &str) -> String {
     format!("drains/{app}/{id}")

@@ -45,15 +45,15 @@ mod uids;
 mod users;
 
 pub use build_output::{OutputBuffer, SlugDeclaration};
-pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError, SniEndpoint};
+pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
 pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
     RestartTarget,
 };
 pub use config::{BuildBudget, DynoManagerConfig, PlatformConfig};
-pub use domains::{normalize_hostname, Domain, DomainKind};
-pub use drains::Drain;
+pub use domains::normalize_hostname;
 pub use error::CoreError;
+pub use model::{Domain, DomainKind, Drain, SniEndpoint};
 pub use output::DeployOutput;
 pub use platform::Platform;
 pub use routes::spawn_route_publisher;
