@@ -127,7 +127,7 @@ impl Platform {
                     blob.url
                 ))
             })?;
-        if let Err(reason) = self.source_fetcher.check(&url).await {
+        if let Err(reason) = self.source_fetcher().check(&url).await {
             return Err(CoreError::invalid(format!(
                 "source_blob.url is refused: {reason}. Point it at a tarball on a public server."
             )));
@@ -164,9 +164,9 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
-        let buffer = self.builds.register(&build.output_secret, build.id);
+        let buffer = self.build_state().register(&build.output_secret, build.id);
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::exists(keys::app(&app.name)))
@@ -178,8 +178,8 @@ impl Platform {
             return Err(CoreError::not_found("app", app.name.clone()));
         }
         let fetch = self
-            .source_fetcher
-            .fetch(url, self.config.max_source_blob_bytes);
+            .source_fetcher()
+            .fetch(url, self.config().max_source_blob_bytes);
         let platform = self.clone();
         let (user, app, record) = (user.clone(), app.clone(), build.clone());
         tokio::spawn(async move {
@@ -216,7 +216,7 @@ impl Platform {
             }
             let write = match Op::put_json(keys::build(app.id, finished.id), &finished) {
                 Ok(op) => platform
-                    .store
+                    .store()
                     .txn(
                         Txn::new()
                             .when(Compare::exists(keys::app(&app.name)))
@@ -254,9 +254,9 @@ impl Platform {
                 "{reason}. Check source_blob.url and start the build again."
             ))
         })?;
-        let limit = self.config.max_source_blob_bytes;
+        let limit = self.config().max_source_blob_bytes;
         let path = self
-            .config
+            .config()
             .builds_dir()
             .join(format!("source-{}.tar", build.id.simple()));
         let stored = store_hashed(body, &path, limit).await;
@@ -310,7 +310,7 @@ impl Platform {
     /// The app's builds, oldest first. A pending build whose task is gone reads as failed.
     pub async fn builds(&self, app: &App) -> Result<Vec<Build>, CoreError> {
         let (builds, _) =
-            range_json::<Build, _>(self.store.as_ref(), &keys::builds(app.id)).await?;
+            range_json::<Build, _>(self.store().as_ref(), &keys::builds(app.id)).await?;
         let mut builds: Vec<Build> = builds
             .into_iter()
             .map(|(_, build)| self.live_status(build))
@@ -322,14 +322,14 @@ impl Platform {
     /// One build by id.
     pub async fn build(&self, app: &App, id: &str) -> Result<Build, CoreError> {
         let build_id: Uuid = id.parse().map_err(|_| CoreError::not_found("build", id))?;
-        get_json::<Build, _>(self.store.as_ref(), &keys::build(app.id, build_id))
+        get_json::<Build, _>(self.store().as_ref(), &keys::build(app.id, build_id))
             .await?
             .map(|build| self.live_status(build))
             .ok_or_else(|| CoreError::not_found("build", id))
     }
 
     fn live_status(&self, mut build: Build) -> Build {
-        if build.status == BuildStatus::Pending && !self.builds.is_running(&build) {
+        if build.status == BuildStatus::Pending && !self.build_state().is_running(&build) {
             build.status = BuildStatus::Failed;
         }
         build
@@ -337,7 +337,7 @@ impl Platform {
 
     /// A build's output by the secret in its stream URL, if it is still kept.
     pub fn build_output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
-        self.builds.output(secret)
+        self.build_state().output(secret)
     }
 
     // ----- slugs ----------------------------------------------------------------------
@@ -387,7 +387,7 @@ impl Platform {
             upload_token: random_token(),
         };
         let mut uploads = self
-            .builds
+            .build_state()
             .uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -403,7 +403,7 @@ impl Platform {
     /// A declared slug still waiting for its upload.
     pub fn declared_slug(&self, app: &App, slug_id: Uuid) -> Option<SlugDeclaration> {
         let uploads = self
-            .builds
+            .build_state()
             .uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -423,7 +423,7 @@ impl Platform {
     ) -> Result<Slug, CoreError> {
         let declaration = {
             let uploads = self
-                .builds
+                .build_state()
                 .uploads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
@@ -442,10 +442,10 @@ impl Platform {
                 source,
             }
         };
-        let slugs_dir = self.config.slugs_dir();
+        let slugs_dir = self.config().slugs_dir();
         let partial = slugs_dir.join(format!(".upload-{}.tgz", Uuid::new_v4().simple()));
         let scratch = self
-            .config
+            .config()
             .builds_dir()
             .join(format!("slug-check-{}", Uuid::new_v4().simple()));
         let result = async {
@@ -506,7 +506,7 @@ impl Platform {
                 created_at: declaration.created_at,
             };
             let written = self
-                .store
+                .store()
                 .txn(
                     Txn::new()
                         .when(Compare::absent(keys::slug(slug.app_id, slug.id)))
@@ -525,7 +525,7 @@ impl Platform {
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         if result.is_ok() {
             let mut uploads = self
-                .builds
+                .build_state()
                 .uploads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());

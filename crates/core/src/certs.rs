@@ -45,7 +45,7 @@ impl Platform {
     /// The app's SNI endpoints, oldest first.
     pub async fn sni_endpoints(&self, app: &App) -> Result<Vec<SniEndpoint>, CoreError> {
         let prefix = format!("{CERTS}{}/", app.id);
-        let (stored, _) = range_json::<SniEndpoint, _>(self.store.as_ref(), &prefix).await?;
+        let (stored, _) = range_json::<SniEndpoint, _>(self.store().as_ref(), &prefix).await?;
         let mut endpoints: Vec<SniEndpoint> = stored.into_iter().map(|(_, e)| e).collect();
         endpoints.sort_by_key(|e| e.created_at);
         Ok(endpoints)
@@ -86,7 +86,7 @@ impl Platform {
             updated_at: now,
         };
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::exists(keys::app(&app.name)))
@@ -115,7 +115,7 @@ impl Platform {
         endpoint.self_signed = cert.self_signed();
         endpoint.updated_at = Utc::now();
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::exists(key(app.id, endpoint.id)))
@@ -135,7 +135,7 @@ impl Platform {
         name_or_id: &str,
     ) -> Result<SniEndpoint, CoreError> {
         let endpoint = self.sni_endpoint(app, name_or_id).await?;
-        self.store.delete(&key(app.id, endpoint.id)).await?;
+        self.store().delete(&key(app.id, endpoint.id)).await?;
         Ok(endpoint)
     }
 }

@@ -41,12 +41,12 @@ pub fn normalize_hostname(hostname: &str) -> Result<String, CoreError> {
 impl Platform {
     /// The default hostname first, then custom domains by hostname.
     pub async fn domains(&self, app: &App) -> Result<Vec<Domain>, CoreError> {
-        let (stored, _) = range_json::<Domain, _>(self.store.as_ref(), keys::DOMAINS).await?;
+        let (stored, _) = range_json::<Domain, _>(self.store().as_ref(), keys::DOMAINS).await?;
         let mut domains = vec![Domain {
             // The default hostname is not a record of its own; it shares the app's id.
             id: app.id,
             app_id: app.id,
-            hostname: format!("{}.{}", app.name, self.config.domain),
+            hostname: format!("{}.{}", app.name, self.config().domain),
             kind: DomainKind::Heroku,
             created_at: app.created_at,
         }];
@@ -62,11 +62,12 @@ impl Platform {
     /// Adds a custom domain; a hostname another app (or this one) already has is refused.
     pub(crate) async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain, CoreError> {
         let hostname = normalize_hostname(hostname)?;
-        if hostname.ends_with(&format!(".{}", self.config.domain)) || hostname == self.config.domain
+        if hostname.ends_with(&format!(".{}", self.config().domain))
+            || hostname == self.config().domain
         {
             return Err(CoreError::invalid(format!(
                 "{hostname} is under the platform's own domain {}; apps already answer at <app>.{}.",
-                self.config.domain, self.config.domain
+                self.config().domain, self.config().domain
             )));
         }
         let domain = Domain {
@@ -77,7 +78,7 @@ impl Platform {
             created_at: Utc::now(),
         };
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::absent(key(&hostname)))
@@ -88,17 +89,17 @@ impl Platform {
         if response.succeeded {
             return Ok(domain);
         }
-        if self.store.get(&keys::app(&app.name)).await?.is_none() {
+        if self.store().get(&keys::app(&app.name)).await?.is_none() {
             return Err(CoreError::not_found("app", app.name.clone()));
         }
         // A hostname left behind by a destroyed app is free again.
         if let Some((owner, revision)) =
-            get_json_versioned::<Domain, _>(self.store.as_ref(), &key(&hostname)).await?
+            get_json_versioned::<Domain, _>(self.store().as_ref(), &key(&hostname)).await?
         {
-            let (apps, _) = range_json::<App, _>(self.store.as_ref(), keys::APPS).await?;
+            let (apps, _) = range_json::<App, _>(self.store().as_ref(), keys::APPS).await?;
             if !apps.iter().any(|(_, a)| a.id == owner.app_id) {
                 let response = self
-                    .store
+                    .store()
                     .txn(
                         Txn::new()
                             .when(Compare::mod_revision(key(&hostname), revision))
@@ -124,7 +125,7 @@ impl Platform {
         hostname_or_id: &str,
     ) -> Result<Domain, CoreError> {
         let found = match normalize_hostname(hostname_or_id) {
-            Ok(hostname) => get_json::<Domain, _>(self.store.as_ref(), &key(&hostname)).await?,
+            Ok(hostname) => get_json::<Domain, _>(self.store().as_ref(), &key(&hostname)).await?,
             Err(_) => None,
         };
         let found = match found {
@@ -138,7 +139,7 @@ impl Platform {
         let domain = found
             .filter(|d| d.app_id == app.id)
             .ok_or_else(|| CoreError::not_found("domain", hostname_or_id))?;
-        self.store.delete(&key(&domain.hostname)).await?;
+        self.store().delete(&key(&domain.hostname)).await?;
         Ok(domain)
     }
 
@@ -152,7 +153,7 @@ impl Platform {
         loop {
             let app_key = keys::app(&app.name);
             let Some((mut current, revision)) =
-                get_json_versioned::<App, _>(self.store.as_ref(), &app_key).await?
+                get_json_versioned::<App, _>(self.store().as_ref(), &app_key).await?
             else {
                 return Err(CoreError::not_found("app", app.name.clone()));
             };
@@ -165,7 +166,7 @@ impl Platform {
             current.maintenance = on;
             current.updated_at = Utc::now();
             let response = self
-                .store
+                .store()
                 .txn(
                     Txn::new()
                         .when(Compare::mod_revision(app_key.clone(), revision))

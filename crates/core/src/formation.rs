@@ -64,7 +64,7 @@ impl Platform {
             at: Utc::now(),
             stop: mode == RestartMode::Stop,
         };
-        self.store
+        self.store()
             .txn(Txn::new().then(Op::put_json(
                 model::keys::restart(app.id, &key_target),
                 &restart,
@@ -95,7 +95,7 @@ impl Platform {
                 let key = keys::formation(app.id, process_type);
                 if !entries.contains_key(process_type) {
                     let Some(found) =
-                        get_json_versioned::<Formation, _>(self.store.as_ref(), &key).await?
+                        get_json_versioned::<Formation, _>(self.store().as_ref(), &key).await?
                     else {
                         return Err(CoreError::not_found("process type", process_type)
                             .with_hint(&process_types));
@@ -118,10 +118,11 @@ impl Platform {
                             change.process_type
                         )));
                     }
-                    if quantity > self.config.dynos.max_dynos_per_app {
+                    if quantity > self.config().dynos.max_dynos_per_app {
                         return Err(CoreError::invalid(format!(
                             "Cannot scale {} to {quantity}: the limit is {} dynos per app.",
-                            change.process_type, self.config.dynos.max_dynos_per_app
+                            change.process_type,
+                            self.config().dynos.max_dynos_per_app
                         )));
                     }
                     entry.quantity = quantity;
@@ -138,7 +139,7 @@ impl Platform {
                     .when(Compare::mod_revision(key.clone(), *revision))
                     .then(Op::put_json(key, entry)?);
             }
-            if !self.store.txn(txn).await?.succeeded {
+            if !self.store().txn(txn).await?.succeeded {
                 // Another change to these entries won; resolve again on what it wrote.
                 tokio::task::yield_now().await;
                 continue;

@@ -24,20 +24,20 @@ use crate::telemetry::PlatformEvent;
 
 /// The running platform.
 pub struct Platform {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) logs: LogHub,
-    pub(crate) config: PlatformConfig,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    logs: LogHub,
+    config: PlatformConfig,
     /// Apps with a build in progress: a second push waits for none, it is refused.
-    pub(crate) building: Mutex<HashSet<Uuid>>,
+    building: Mutex<HashSet<Uuid>>,
     /// Output of API builds and slugs waiting for their upload (see `builds.rs`).
-    pub(crate) builds: BuildState,
+    builds: BuildState,
     /// Web traffic per app and wake-ups, for sleeping eco apps (see `idling.rs`).
-    pub(crate) activity: Activity,
+    activity: Activity,
     /// Fetches source blobs for builds (`builds.rs`).
-    pub(crate) source_fetcher: Arc<dyn SourceFetcher>,
+    source_fetcher: Arc<dyn SourceFetcher>,
     /// The apps' bare git repositories, created and removed with their apps.
-    pub(crate) repos: slipway_git::GitRepos,
+    repos: slipway_git::GitRepos,
 }
 
 impl std::fmt::Debug for Platform {
@@ -93,6 +93,32 @@ impl Platform {
             builds: BuildState::default(),
             activity: Activity::default(),
         }))
+    }
+
+    /// The store every operation reads and writes through compare-and-set transactions.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The container runtime, for builds, release phases and sweeping what a previous run
+    /// left behind (dynos are the dyno manager's).
+    pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// Apps with a build in progress (`deploy.rs`): a second push is refused, not queued.
+    pub(crate) fn building(&self) -> &Mutex<HashSet<Uuid>> {
+        &self.building
+    }
+
+    /// Output of API builds and slugs waiting for their upload (`builds.rs`).
+    pub(crate) fn build_state(&self) -> &BuildState {
+        &self.builds
+    }
+
+    /// Fetches source blobs for builds (`builds.rs`).
+    pub(crate) fn source_fetcher(&self) -> &dyn SourceFetcher {
+        self.source_fetcher.as_ref()
     }
 
     pub fn config(&self) -> &PlatformConfig {

@@ -21,11 +21,12 @@ impl Platform {
     }
 
     pub(crate) async fn find_app(&self, name_or_id: &str) -> Result<App, CoreError> {
-        if let Some(app) = get_json::<App, _>(self.store.as_ref(), &keys::app(name_or_id)).await? {
+        if let Some(app) = get_json::<App, _>(self.store().as_ref(), &keys::app(name_or_id)).await?
+        {
             return Ok(app);
         }
         if let Ok(id) = name_or_id.parse::<Uuid>() {
-            let (apps, _) = range_json::<App, _>(self.store.as_ref(), keys::APPS).await?;
+            let (apps, _) = range_json::<App, _>(self.store().as_ref(), keys::APPS).await?;
             if let Some((_, app)) = apps.into_iter().find(|(_, app)| app.id == id) {
                 return Ok(app);
             }
@@ -34,7 +35,7 @@ impl Platform {
     }
 
     pub async fn apps(&self, user: &User) -> Result<Vec<App>, CoreError> {
-        let (apps, _) = range_json::<App, _>(self.store.as_ref(), keys::APPS).await?;
+        let (apps, _) = range_json::<App, _>(self.store().as_ref(), keys::APPS).await?;
         Ok(apps
             .into_iter()
             .map(|(_, app)| app)
@@ -73,14 +74,14 @@ impl Platform {
     }
 
     pub async fn slug(&self, app: &App, slug_id: Uuid) -> Result<Slug, CoreError> {
-        get_json::<Slug, _>(self.store.as_ref(), &keys::slug(app.id, slug_id))
+        get_json::<Slug, _>(self.store().as_ref(), &keys::slug(app.id, slug_id))
             .await?
             .ok_or_else(|| CoreError::not_found("slug", slug_id.to_string()))
     }
 
     pub async fn config_vars(&self, app: &App) -> Result<ConfigVars, CoreError> {
         Ok(
-            get_json::<ConfigVars, _>(self.store.as_ref(), &keys::config(app.id))
+            get_json::<ConfigVars, _>(self.store().as_ref(), &keys::config(app.id))
                 .await?
                 .unwrap_or_default(),
         )
@@ -88,12 +89,12 @@ impl Platform {
 
     pub async fn formation(&self, app: &App) -> Result<Vec<Formation>, CoreError> {
         let (formation, _) =
-            range_json::<Formation, _>(self.store.as_ref(), &keys::formations(app.id)).await?;
+            range_json::<Formation, _>(self.store().as_ref(), &keys::formations(app.id)).await?;
         Ok(formation.into_iter().map(|(_, entry)| entry).collect())
     }
 
     pub async fn dynos(&self, app: &App) -> Result<Vec<Dyno>, CoreError> {
-        let (dynos, _) = range_json::<Dyno, _>(self.store.as_ref(), &keys::dynos(app.id)).await?;
+        let (dynos, _) = range_json::<Dyno, _>(self.store().as_ref(), &keys::dynos(app.id)).await?;
         Ok(dynos.into_iter().map(|(_, dyno)| dyno).collect())
     }
 

@@ -144,9 +144,9 @@ impl Platform {
         let uid = self.app_uid(app).await?;
         let phase = Phase {
             uid,
-            runtime: self.runtime.clone(),
-            logs: self.logs.clone(),
-            config: self.config.clone(),
+            runtime: self.runtime().clone(),
+            logs: self.logs().clone(),
+            config: self.config().clone(),
             app: app.clone(),
             config_vars: config_vars.clone(),
             slug: slug.clone(),
@@ -177,7 +177,7 @@ impl Platform {
             return Ok(release);
         };
         let line = format!("Release v{} failed: {reason}", release.version);
-        self.logs
+        self.logs()
             .publish(&app.name, LogLine::app("api", line.clone()));
         output(&format!("       {line}"));
         Err(CoreError::invalid(format!(

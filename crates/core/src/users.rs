@@ -13,7 +13,7 @@ use crate::platform::Platform;
 impl Platform {
     /// Creates the admin account if there is none yet; returns its new API key.
     pub async fn bootstrap_admin(&self, email: &str) -> Result<Option<String>, CoreError> {
-        let (users, _) = self.store.range("users/").await?;
+        let (users, _) = self.store().range("users/").await?;
         if !users.is_empty() {
             return Ok(None);
         }
@@ -30,7 +30,7 @@ impl Platform {
             created_at: Utc::now(),
         };
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::absent(keys::user(email)))
@@ -54,11 +54,15 @@ impl Platform {
         if api_key.is_empty() {
             return Err(CoreError::Unauthorized);
         }
-        let Some(email) = self.store.get(&keys::api_key(&key_digest(api_key))).await? else {
+        let Some(email) = self
+            .store()
+            .get(&keys::api_key(&key_digest(api_key)))
+            .await?
+        else {
             return Err(CoreError::Unauthorized);
         };
         let email = String::from_utf8_lossy(&email.value).into_owned();
-        get_json::<User, _>(self.store.as_ref(), &keys::user(&email))
+        get_json::<User, _>(self.store().as_ref(), &keys::user(&email))
             .await?
             .ok_or(CoreError::Unauthorized)
     }
