@@ -114,7 +114,13 @@ pub(crate) fn formation(
     }
 }
 
-pub(crate) use slipway_core::display_size;
+/// A stored dyno size as Heroku writes it (`standard-1x` → `Standard-1X`), from the one size
+/// table, `slipway_model::DynoSize`. A stored size that is not a dyno size is shown as stored:
+/// this only displays it (the core refuses to run or scale with it).
+pub(crate) fn display_size(size: &str) -> String {
+    size.parse::<slipway_model::DynoSize>()
+        .map_or_else(|_| size.to_owned(), |size| size.display_name().to_owned())
+}
 
 pub(crate) fn dyno(app: &model::App, dyno: &model::Dyno) -> wire::Dyno {
     wire::Dyno {

@@ -22,10 +22,9 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use slipway_model::{ConfigKey, DynoSize};
 
-use crate::apps::config_key_is_valid;
 use crate::model::ConfigVars;
-use crate::DYNO_SIZES;
 
 /// The file's name at the root of the source.
 pub(crate) const FILE: &str = "app.json";
@@ -52,7 +51,7 @@ pub(crate) struct EnvVar {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct InitialFormation {
     pub(crate) quantity: Option<u32>,
-    /// Lowercase, one of [`DYNO_SIZES`].
+    /// A [`DynoSize`] in its canonical (lowercase) spelling.
     pub(crate) size: Option<String>,
 }
 
@@ -87,7 +86,7 @@ impl AppJson {
         let raw: Raw = serde_json::from_slice(bytes)?;
         let mut env = BTreeMap::new();
         for (key, entry) in raw.env.unwrap_or_default() {
-            if !config_key_is_valid(&key) {
+            if key.parse::<ConfigKey>().is_err() {
                 return Err(AppJsonError::Invalid(format!(
                     "env key {key:?} is not a valid config var name (it must match ^[A-Za-z_][A-Za-z0-9_]*$)"
                 )));
@@ -121,20 +120,15 @@ impl AppJson {
         for (process_type, entry) in raw.formation.unwrap_or_default() {
             let size = match entry.size {
                 None => None,
-                Some(size) => {
-                    let lower = size.to_ascii_lowercase();
-                    if !DYNO_SIZES.iter().any(|(name, _, _)| *name == lower) {
+                Some(size) => match size.parse::<DynoSize>() {
+                    Ok(parsed) => Some(parsed.as_str().to_owned()),
+                    Err(_) => {
                         return Err(AppJsonError::Invalid(format!(
                             "formation.{process_type}.size {size:?} is not a dyno size; use one of: {}",
-                            DYNO_SIZES
-                                .iter()
-                                .map(|(n, _, _)| *n)
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            DynoSize::ALL.map(DynoSize::as_str).join(", ")
                         )));
                     }
-                    Some(lower)
-                }
+                },
             };
             formation.insert(
                 process_type,

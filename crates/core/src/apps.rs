@@ -8,14 +8,10 @@ use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
+use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Formation, Release, ReleaseStatus};
+use crate::platform::Platform;
 use crate::telemetry::PlatformEvent;
-use crate::{CoreError, Platform};
-
-/// Config var keys look like shell variable names, [`ConfigKey`]'s rule.
-pub(crate) fn config_key_is_valid(key: &str) -> bool {
-    key.parse::<ConfigKey>().is_ok()
-}
 
 /// The most config (keys plus values) an app may have.
 pub(crate) const CONFIG_VARS_MAX_BYTES: usize = 32 * 1024;
@@ -47,7 +43,7 @@ impl Platform {
             id: Uuid::new_v4(),
             name: name.clone(),
             owner_email: user.email.clone(),
-            stack: self.config.stack.clone(),
+            stack: self.config().stack.clone(),
             maintenance: false,
             created_at: now,
             updated_at: now,
@@ -56,7 +52,7 @@ impl Platform {
         // The app and its uid claim are written together: a lost race for the uid (another
         // create took it first) is retried with the next free one.
         for _ in 0..20 {
-            if self.store.get(&keys::app(&name)).await?.is_some() {
+            if self.store().get(&keys::app(&name)).await?.is_some() {
                 return Err(CoreError::NameTaken { name });
             }
             let claim = self.uid_claim(app.id).await?;
@@ -66,15 +62,15 @@ impl Platform {
                     .when(Compare::absent(keys::app(&name)))
                     .then(Op::put_json(keys::app(&name), &app)?),
             );
-            if self.store.txn(txn).await?.succeeded {
+            if self.store().txn(txn).await?.succeeded {
                 // The app's repository comes with it: an app without one could not be
                 // pushed to, so a failure here takes the app back out.
-                if let Err(error) = self.repos.ensure(&name).await {
+                if let Err(error) = self.git_repos().ensure(&name).await {
                     let mut undo = Txn::new().then(Op::delete(keys::app(&name)));
                     for release in self.uid_releases(app.id).await? {
                         undo = undo.then(release);
                     }
-                    self.store.txn(undo).await?;
+                    self.store().txn(undo).await?;
                     return Err(CoreError::Git {
                         app: name,
                         action: "create the git repository",
@@ -83,7 +79,7 @@ impl Platform {
                 }
                 return Ok(app);
             }
-            if self.store.get(&keys::app(&name)).await?.is_some() {
+            if self.store().get(&keys::app(&name)).await?.is_some() {
                 return Err(CoreError::NameTaken { name });
             }
         }
@@ -105,11 +101,11 @@ impl Platform {
         for release in self.uid_releases(app.id).await? {
             txn = txn.then(release);
         }
-        self.store.txn(txn).await?;
-        self.logs.forget(&app.name);
+        self.store().txn(txn).await?;
+        self.logs().forget(&app.name);
         // The app is gone whatever happens to its repository: a leftover one is only disk,
         // and `ensure` reuses it if an app of that name is created again.
-        if let Err(error) = self.repos.remove(&app.name).await {
+        if let Err(error) = self.git_repos().remove(&app.name).await {
             tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
         }
         Ok(())
@@ -136,7 +132,7 @@ impl Platform {
         }
         loop {
             let key = keys::config(app.id);
-            let current = get_json_versioned::<ConfigVars, _>(self.store.as_ref(), &key).await?;
+            let current = get_json_versioned::<ConfigVars, _>(self.store().as_ref(), &key).await?;
             let (mut config, revision) = current.unwrap_or_default();
             let mut set = Vec::new();
             let mut removed = Vec::new();
@@ -180,7 +176,7 @@ impl Platform {
             };
             let _phase_lock = self.lock_release_phase(app, slug.as_ref()).await;
             if _phase_lock.is_some()
-                && get_json_versioned::<ConfigVars, _>(self.store.as_ref(), &key)
+                && get_json_versioned::<ConfigVars, _>(self.store().as_ref(), &key)
                     .await?
                     .map(|(_, r)| r)
                     .unwrap_or_default()
@@ -188,7 +184,7 @@ impl Platform {
             {
                 continue; // The config changed while waiting for the lock.
             }
-            let output = crate::releases::quiet();
+            let output = crate::output::quiet();
             let failure = self
                 .run_release_phase(app, slug.as_ref(), &config, output.clone())
                 .await?;
@@ -248,7 +244,7 @@ impl Platform {
             for op in &release.ops {
                 txn = txn.then(op.clone());
             }
-            if self.store.txn(txn).await?.succeeded {
+            if self.store().txn(txn).await?.succeeded {
                 // Deploys say `Deploy <commit> by …` themselves, once the build is released.
                 if !record.description.starts_with("Deploy ") {
                     self.event(
@@ -269,8 +265,8 @@ impl Platform {
                 return Ok(Some(record));
             }
             // Find out which condition failed: a taken version is retried here.
-            if self.store.get(&release_key).await?.is_none() {
-                if self.store.get(&keys::app(&app.name)).await?.is_none() {
+            if self.store().get(&release_key).await?.is_none() {
+                if self.store().get(&keys::app(&app.name)).await?.is_none() {
                     return Err(CoreError::not_found("app", app.name.clone()));
                 }
                 return Ok(None);
@@ -373,7 +369,8 @@ mod tests {
             ("", false),
             ("A B", false),
         ] {
-            assert_eq!(config_key_is_valid(key), valid, "{key:?}");
+            // Config var keys look like shell variable names, `ConfigKey`'s rule.
+            assert_eq!(key.parse::<ConfigKey>().is_ok(), valid, "{key:?}");
         }
     }
 }

@@ -16,39 +16,29 @@
 //! content-addressed slug store. Declared slugs wait in memory for their upload, for
 //! [`UPLOAD_LIFETIME`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sha2::Digest;
 use slipway_store::json::{get_json, range_json};
 use slipway_store::{Compare, Op, Txn};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::deploy::{DeployOutput, SourceOptions};
+use crate::build_output::{OutputBuffer, SlugDeclaration};
+use crate::deploy::SourceOptions;
+use crate::error::CoreError;
 use crate::model::{keys, App, Build, BuildStatus, Slug, User};
-use crate::{CoreError, Platform};
+use crate::output::DeployOutput;
+use crate::platform::Platform;
+use crate::source_fetcher::{source_blob_unreachable, SourceBlob, SourceFetch};
 
-/// Lines of output kept per build.
-pub(crate) const OUTPUT_LINES: usize = 10_000;
-/// Builds whose output is kept; the oldest finished one is forgotten first.
-pub(crate) const KEPT_OUTPUTS: usize = 64;
 /// How long a declared slug waits for its upload.
 pub(crate) const UPLOAD_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// The largest slug accepted for upload, compressed.
 pub(crate) const MAX_ARCHIVE_BYTES: u64 = 1024 * 1024 * 1024;
-
-/// What a tenant is told when a source blob cannot be fetched, whatever the reason (refused
-/// connection, timeout, TLS failure, HTTP error status, a body cut short): telling them apart
-/// would turn the server into a port scanner. The reason goes to the server's log.
-pub fn source_blob_unreachable(host: &str) -> String {
-    format!("Could not fetch the source blob from {host}: the URL is not reachable or did not return the file")
-}
 
 /// The host of a source blob URL, for messages (never the whole URL: it may carry a token).
 pub(crate) fn source_blob_host(url: &str) -> String {
@@ -65,192 +55,6 @@ enum StoreError {
     TooLarge { limit: u64 },
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// Where a build's source comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceBlob {
-    pub url: String,
-    /// `SHA256:<hex>` of the tarball as fetched.
-    pub checksum: Option<String>,
-    /// The source's version (a commit), shown in the release's description.
-    pub version: Option<String>,
-}
-
-/// The body of a source tarball, or why it could not be fetched.
-pub type SourceBody = Box<dyn AsyncRead + Send + Unpin>;
-/// Fetches a build's source; run inside the build's task.
-pub type SourceFetch = Pin<Box<dyn Future<Output = Result<SourceBody, String>> + Send>>;
-
-/// A slug declared through the API, waiting for its tarball.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlugDeclaration {
-    pub id: Uuid,
-    pub app_id: Uuid,
-    pub process_types: BTreeMap<String, String>,
-    pub commit: Option<String>,
-    pub checksum: Option<String>,
-    pub stack: String,
-    pub buildpack_description: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// The unguessable part of the upload URL.
-    pub upload_token: String,
-}
-
-/// In-memory state of builds and uploads: output buffers and declared slugs.
-#[derive(Default)]
-pub(crate) struct BuildState {
-    outputs: Mutex<Outputs>,
-    uploads: Mutex<HashMap<String, (SlugDeclaration, Instant)>>,
-}
-
-#[derive(Default)]
-struct Outputs {
-    by_secret: HashMap<String, Arc<OutputBuffer>>,
-    /// Secrets, oldest first, for eviction.
-    order: VecDeque<String>,
-}
-
-/// One build's output: a bounded window of lines, numbered from 0, and whether it ended.
-pub struct OutputBuffer {
-    build_id: Uuid,
-    state: Mutex<BufferState>,
-    changed: tokio::sync::watch::Sender<u64>,
-}
-
-#[derive(Default)]
-struct BufferState {
-    lines: VecDeque<String>,
-    /// Number of the first line in `lines`.
-    first: u64,
-    finished: bool,
-}
-
-impl OutputBuffer {
-    fn new(build_id: Uuid) -> OutputBuffer {
-        OutputBuffer {
-            build_id,
-            state: Mutex::new(BufferState::default()),
-            changed: tokio::sync::watch::channel(0).0,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BufferState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn push(&self, line: &str) {
-        let end = {
-            let mut state = self.lock();
-            state.lines.push_back(line.to_owned());
-            if state.lines.len() > OUTPUT_LINES {
-                state.lines.pop_front();
-                state.first += 1;
-            }
-            state.first + state.lines.len() as u64
-        };
-        self.changed.send_replace(end);
-    }
-
-    fn finish(&self) {
-        self.lock().finished = true;
-        self.changed.send_modify(|_| {});
-    }
-
-    fn is_finished(&self) -> bool {
-        self.lock().finished
-    }
-
-    /// The build this output belongs to.
-    pub fn build_id(&self) -> Uuid {
-        self.build_id
-    }
-
-    /// Lines from number `from` on (or from the oldest kept), each with its number, and
-    /// whether the build has ended with nothing after them.
-    fn read_from(&self, from: u64) -> (Vec<(u64, String)>, bool) {
-        let state = self.lock();
-        let start = from.max(state.first);
-        let lines: Vec<(u64, String)> = state
-            .lines
-            .iter()
-            .enumerate()
-            .skip((start - state.first) as usize)
-            .map(|(i, line)| (state.first + i as u64, line.clone()))
-            .collect();
-        (lines, state.finished)
-    }
-
-    /// Streams the output from line `from` (0: the start), following it until the build
-    /// ends.
-    pub fn follow(
-        self: Arc<Self>,
-        from: u64,
-    ) -> impl futures::Stream<Item = (u64, String)> + Send + 'static {
-        let changes = self.changed.subscribe();
-        futures::stream::unfold(
-            (self, changes, from, false),
-            |(buffer, mut changes, mut next, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    changes.borrow_and_update();
-                    let (lines, finished) = buffer.read_from(next);
-                    if let Some((last, _)) = lines.last() {
-                        next = last + 1;
-                        let ended = finished && buffer.read_from(next).0.is_empty();
-                        return Some((
-                            futures::stream::iter(lines),
-                            (buffer, changes, next, ended),
-                        ));
-                    }
-                    if finished {
-                        return None;
-                    }
-                    if changes.changed().await.is_err() {
-                        return None;
-                    }
-                }
-            },
-        )
-        .flatten()
-    }
-}
-
-use futures::StreamExt;
-
-impl BuildState {
-    fn register(&self, secret: &str, build_id: Uuid) -> Arc<OutputBuffer> {
-        let buffer = Arc::new(OutputBuffer::new(build_id));
-        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        outputs.by_secret.insert(secret.to_owned(), buffer.clone());
-        outputs.order.push_back(secret.to_owned());
-        while outputs.order.len() > KEPT_OUTPUTS {
-            // Forget the oldest finished build; running ones are never forgotten.
-            let Some(position) = outputs
-                .order
-                .iter()
-                .position(|s| outputs.by_secret.get(s).is_none_or(|b| b.is_finished()))
-            else {
-                break;
-            };
-            if let Some(secret) = outputs.order.remove(position) {
-                outputs.by_secret.remove(&secret);
-            }
-        }
-        buffer
-    }
-
-    fn output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
-        let outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        outputs.by_secret.get(secret).cloned()
-    }
-
-    fn is_running(&self, build: &Build) -> bool {
-        self.output(&build.output_secret)
-            .is_some_and(|b| !b.is_finished())
-    }
 }
 
 fn random_token() -> String {
@@ -323,7 +127,7 @@ impl Platform {
                     blob.url
                 ))
             })?;
-        if let Err(reason) = self.source_fetcher.check(&url).await {
+        if let Err(reason) = self.source_fetcher().check(&url).await {
             return Err(CoreError::invalid(format!(
                 "source_blob.url is refused: {reason}. Point it at a tarball on a public server."
             )));
@@ -360,9 +164,9 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
-        let buffer = self.builds.register(&build.output_secret, build.id);
+        let buffer = self.build_state().register(&build.output_secret, build.id);
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::exists(keys::app(&app.name)))
@@ -374,8 +178,8 @@ impl Platform {
             return Err(CoreError::not_found("app", app.name.clone()));
         }
         let fetch = self
-            .source_fetcher
-            .fetch(url, self.config.max_source_blob_bytes);
+            .source_fetcher()
+            .fetch(url, self.config().max_source_blob_bytes);
         let platform = self.clone();
         let (user, app, record) = (user.clone(), app.clone(), build.clone());
         tokio::spawn(async move {
@@ -412,7 +216,7 @@ impl Platform {
             }
             let write = match Op::put_json(keys::build(app.id, finished.id), &finished) {
                 Ok(op) => platform
-                    .store
+                    .store()
                     .txn(
                         Txn::new()
                             .when(Compare::exists(keys::app(&app.name)))
@@ -450,9 +254,9 @@ impl Platform {
                 "{reason}. Check source_blob.url and start the build again."
             ))
         })?;
-        let limit = self.config.max_source_blob_bytes;
+        let limit = self.config().max_source_blob_bytes;
         let path = self
-            .config
+            .config()
             .builds_dir()
             .join(format!("source-{}.tar", build.id.simple()));
         let stored = store_hashed(body, &path, limit).await;
@@ -506,7 +310,7 @@ impl Platform {
     /// The app's builds, oldest first. A pending build whose task is gone reads as failed.
     pub async fn builds(&self, app: &App) -> Result<Vec<Build>, CoreError> {
         let (builds, _) =
-            range_json::<Build, _>(self.store.as_ref(), &keys::builds(app.id)).await?;
+            range_json::<Build, _>(self.store().as_ref(), &keys::builds(app.id)).await?;
         let mut builds: Vec<Build> = builds
             .into_iter()
             .map(|(_, build)| self.live_status(build))
@@ -518,14 +322,14 @@ impl Platform {
     /// One build by id.
     pub async fn build(&self, app: &App, id: &str) -> Result<Build, CoreError> {
         let build_id: Uuid = id.parse().map_err(|_| CoreError::not_found("build", id))?;
-        get_json::<Build, _>(self.store.as_ref(), &keys::build(app.id, build_id))
+        get_json::<Build, _>(self.store().as_ref(), &keys::build(app.id, build_id))
             .await?
             .map(|build| self.live_status(build))
             .ok_or_else(|| CoreError::not_found("build", id))
     }
 
     fn live_status(&self, mut build: Build) -> Build {
-        if build.status == BuildStatus::Pending && !self.builds.is_running(&build) {
+        if build.status == BuildStatus::Pending && !self.build_state().is_running(&build) {
             build.status = BuildStatus::Failed;
         }
         build
@@ -533,7 +337,7 @@ impl Platform {
 
     /// A build's output by the secret in its stream URL, if it is still kept.
     pub fn build_output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
-        self.builds.output(secret)
+        self.build_state().output(secret)
     }
 
     // ----- slugs ----------------------------------------------------------------------
@@ -583,7 +387,7 @@ impl Platform {
             upload_token: random_token(),
         };
         let mut uploads = self
-            .builds
+            .build_state()
             .uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -599,7 +403,7 @@ impl Platform {
     /// A declared slug still waiting for its upload.
     pub fn declared_slug(&self, app: &App, slug_id: Uuid) -> Option<SlugDeclaration> {
         let uploads = self
-            .builds
+            .build_state()
             .uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -619,7 +423,7 @@ impl Platform {
     ) -> Result<Slug, CoreError> {
         let declaration = {
             let uploads = self
-                .builds
+                .build_state()
                 .uploads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
@@ -638,10 +442,10 @@ impl Platform {
                 source,
             }
         };
-        let slugs_dir = self.config.slugs_dir();
+        let slugs_dir = self.config().slugs_dir();
         let partial = slugs_dir.join(format!(".upload-{}.tgz", Uuid::new_v4().simple()));
         let scratch = self
-            .config
+            .config()
             .builds_dir()
             .join(format!("slug-check-{}", Uuid::new_v4().simple()));
         let result = async {
@@ -702,7 +506,7 @@ impl Platform {
                 created_at: declaration.created_at,
             };
             let written = self
-                .store
+                .store()
                 .txn(
                     Txn::new()
                         .when(Compare::absent(keys::slug(slug.app_id, slug.id)))
@@ -721,7 +525,7 @@ impl Platform {
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         if result.is_ok() {
             let mut uploads = self
-                .builds
+                .build_state()
                 .uploads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
@@ -734,58 +538,6 @@ impl Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn collect(buffer: Arc<OutputBuffer>, from: u64) -> Vec<(u64, String)> {
-        buffer.follow(from).collect().await
-    }
-
-    #[tokio::test]
-    async fn output_is_streamed_from_the_start_and_followed_until_the_build_ends() {
-        let buffer = Arc::new(OutputBuffer::new(Uuid::nil()));
-        buffer.push("one");
-        let reader = tokio::spawn(collect(buffer.clone(), 0));
-        let late = tokio::spawn(collect(buffer.clone(), 1));
-        tokio::task::yield_now().await;
-        buffer.push("two");
-        buffer.push("three");
-        buffer.finish();
-        let all = reader.await.unwrap();
-        assert_eq!(
-            all,
-            vec![(0, "one".into()), (1, "two".into()), (2, "three".into())]
-        );
-        assert_eq!(late.await.unwrap().len(), 2);
-        assert_eq!(collect(buffer, 3).await, vec![]);
-    }
-
-    #[tokio::test]
-    async fn output_keeps_only_the_last_lines() {
-        let buffer = Arc::new(OutputBuffer::new(Uuid::nil()));
-        for i in 0..OUTPUT_LINES + 5 {
-            buffer.push(&format!("line {i}"));
-        }
-        buffer.finish();
-        let lines = collect(buffer, 0).await;
-        assert_eq!(lines.len(), OUTPUT_LINES);
-        assert_eq!(lines[0], (5, "line 5".into()));
-    }
-
-    #[test]
-    fn finished_outputs_are_forgotten_oldest_first_running_ones_never() {
-        let state = BuildState::default();
-        let running = state.register("running", Uuid::new_v4());
-        for i in 0..KEPT_OUTPUTS + 3 {
-            state
-                .register(&format!("done-{i}"), Uuid::new_v4())
-                .finish();
-        }
-        assert!(state.output("running").is_some());
-        assert!(state.output("done-0").is_none());
-        assert!(state
-            .output(&format!("done-{}", KEPT_OUTPUTS + 2))
-            .is_some());
-        running.finish();
-    }
 
     #[test]
     fn checksums_must_be_sha256_hex() {

@@ -17,54 +17,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use slipway_router::{CertIssuer, CertTable, ServerCert};
 use slipway_store::json::range_json;
 use slipway_store::{Compare, Op, Store, Txn};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::model::{keys, App};
-use crate::{CoreError, Domain, Platform};
+use crate::error::CoreError;
+use crate::model::{keys, App, Domain, SniEndpoint};
+use crate::platform::Platform;
 
 /// Where SNI endpoints live in the store.
 pub(crate) const CERTS: &str = "certs/";
 
 fn key(app_id: Uuid, id: Uuid) -> String {
     format!("{CERTS}{app_id}/{id}")
-}
-
-/// A certificate uploaded for an app (Heroku's SNI endpoint).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SniEndpoint {
-    pub id: Uuid,
-    pub app_id: Uuid,
-    /// `sni-<8 hex digits>`, unique per app.
-    pub name: String,
-    /// PEM, leaf first.
-    pub certificate_chain: String,
-    /// PEM. Never returned by the API.
-    pub private_key: String,
-    /// The DNS names of the leaf certificate, lowercase (`*.example.com` for wildcards).
-    pub cert_domains: Vec<String>,
-    /// The leaf names itself as its issuer.
-    #[serde(default)]
-    pub self_signed: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl SniEndpoint {
-    /// Whether the certificate covers `hostname`.
-    pub fn covers(&self, hostname: &str) -> bool {
-        // The router's rule for its certificates, slipway-model's: a wildcard covers exactly
-        // one label, a name that is not a hostname covers nothing.
-        self.cert_domains.iter().any(|name| {
-            name.parse::<slipway_model::Hostname>()
-                .is_ok_and(|name| name.covers(hostname))
-        })
-    }
 }
 
 /// Parses and checks an upload; the error says what to fix (422).
@@ -77,7 +45,7 @@ impl Platform {
     /// The app's SNI endpoints, oldest first.
     pub async fn sni_endpoints(&self, app: &App) -> Result<Vec<SniEndpoint>, CoreError> {
         let prefix = format!("{CERTS}{}/", app.id);
-        let (stored, _) = range_json::<SniEndpoint, _>(self.store.as_ref(), &prefix).await?;
+        let (stored, _) = range_json::<SniEndpoint, _>(self.store().as_ref(), &prefix).await?;
         let mut endpoints: Vec<SniEndpoint> = stored.into_iter().map(|(_, e)| e).collect();
         endpoints.sort_by_key(|e| e.created_at);
         Ok(endpoints)
@@ -118,7 +86,7 @@ impl Platform {
             updated_at: now,
         };
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::exists(keys::app(&app.name)))
@@ -147,7 +115,7 @@ impl Platform {
         endpoint.self_signed = cert.self_signed();
         endpoint.updated_at = Utc::now();
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::exists(key(app.id, endpoint.id)))
@@ -167,7 +135,7 @@ impl Platform {
         name_or_id: &str,
     ) -> Result<SniEndpoint, CoreError> {
         let endpoint = self.sni_endpoint(app, name_or_id).await?;
-        self.store.delete(&key(app.id, endpoint.id)).await?;
+        self.store().delete(&key(app.id, endpoint.id)).await?;
         Ok(endpoint)
     }
 }
@@ -176,7 +144,7 @@ impl Platform {
 pub fn spawn_cert_publisher(store: Arc<dyn Store>) -> watch::Receiver<Arc<CertTable>> {
     crate::routes::publish_on_change(
         store,
-        &[CERTS, crate::domains::DOMAINS, keys::APPS],
+        &[CERTS, keys::DOMAINS, keys::APPS],
         "certificate table",
         CertTable::new(),
         |store| async move { build_cert_table(store.as_ref()).await },
@@ -186,7 +154,7 @@ pub fn spawn_cert_publisher(store: Arc<dyn Store>) -> watch::Receiver<Arc<CertTa
 /// Each custom domain → the newest certificate of its app that covers it.
 async fn build_cert_table(store: &dyn Store) -> Result<CertTable, CoreError> {
     let (apps, _) = range_json::<App, _>(store, keys::APPS).await?;
-    let (domains, _) = range_json::<Domain, _>(store, crate::domains::DOMAINS).await?;
+    let (domains, _) = range_json::<Domain, _>(store, keys::DOMAINS).await?;
     let (endpoints, _) = range_json::<SniEndpoint, _>(store, CERTS).await?;
     let mut endpoints: Vec<SniEndpoint> = endpoints.into_iter().map(|(_, e)| e).collect();
     endpoints.sort_by_key(|e| std::cmp::Reverse(e.updated_at));

@@ -25,13 +25,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
 use crate::app_json::{self, AppJson};
+use crate::error::CoreError;
 use crate::model::{keys, App, Release, Slug, User};
+use crate::output::DeployOutput;
+use crate::platform::Platform;
 use crate::releases::ReleaseInputs;
 use crate::telemetry::PlatformEvent;
-use crate::{CoreError, Platform};
-
-/// Receives each line of build output as it is produced.
-pub type DeployOutput = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How a deploy reads its source and picks its buildpacks.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +53,7 @@ impl Drop for BuildGuard<'_> {
     fn drop(&mut self) {
         let mut building = self
             .platform
-            .building
+            .building()
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         building.remove(&self.app);
@@ -103,7 +102,7 @@ impl Platform {
         R: AsyncRead + Unpin + Send,
     {
         {
-            let mut building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+            let mut building = self.building().lock().unwrap_or_else(|p| p.into_inner());
             if !building.insert(app.id) {
                 return Err(CoreError::Conflict {
                     message: format!(
@@ -117,7 +116,7 @@ impl Platform {
             platform: self,
             app: app.id,
         };
-        let work_dir = self.config.builds_dir().join(build_id.to_string());
+        let work_dir = self.config().builds_dir().join(build_id.to_string());
         let mut built_slug = None;
         let result = self
             .build_and_release(
@@ -149,7 +148,7 @@ impl Platform {
     /// otherwise the next start-up sweep removes it.
     async fn remove_slug_if_unreferenced(&self, app_id: Uuid, slug: &Path) {
         let others_building = self
-            .building
+            .building()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
@@ -183,11 +182,20 @@ impl Platform {
     /// released.
     async fn referenced_slug_digests(&self) -> Result<HashSet<String>, CoreError> {
         let (slugs, _) =
-            slipway_store::json::range_json::<Slug, _>(self.store.as_ref(), keys::SLUGS).await?;
+            slipway_store::json::range_json::<Slug, _>(self.store().as_ref(), keys::SLUGS).await?;
         Ok(slugs
             .into_iter()
             .map(|(_, slug)| slug.digest().to_owned())
             .collect())
+    }
+
+    /// Called once at start-up, before the dyno manager and the API: removes what builds
+    /// and deploys of a previous server process left behind (see [`Platform::sweep_orphans`]:
+    /// build containers, build directories, slug files no slug record references, partial
+    /// files). Dynos a previous server process left running are re-adopted by the dyno
+    /// manager when it starts (see `dyno_manager`), not stopped.
+    pub async fn clean_up_previous_run(&self) -> Result<(), CoreError> {
+        self.sweep_orphans().await
     }
 
     /// Removes what a previous server process's builds left behind. Called at start-up, before
@@ -203,13 +211,13 @@ impl Platform {
     ///   uid, `<digest>-<uid>`) of slugs no record references go; copies of referenced slugs
     ///   stay, running dynos have them as their `/app`'s lower layer.
     pub(crate) async fn sweep_orphans(&self) -> Result<(), CoreError> {
-        match self.runtime.list().await {
+        match self.runtime().list().await {
             Ok(containers) => {
                 for container in containers {
                     if container.labels.get("role").map(String::as_str) == Some("build") {
                         tracing::info!(id = %container.id, "stopping a build container left by the previous run");
                         if let Err(error) = self
-                            .runtime
+                            .runtime()
                             .stop(&container.id, std::time::Duration::from_secs(1))
                             .await
                         {
@@ -223,9 +231,9 @@ impl Platform {
             }
         }
         let referenced = self.referenced_slug_digests().await?;
-        let builds_dir = self.config.builds_dir();
-        let slugs_dir = self.config.slugs_dir();
-        let unpacked_dir = self.config.unpacked_slugs_dir();
+        let builds_dir = self.config().builds_dir();
+        let slugs_dir = self.config().slugs_dir();
+        let unpacked_dir = self.config().unpacked_slugs_dir();
         let removed = tokio::task::spawn_blocking(move || {
             let mut removed = 0usize;
             let mut remove = |path: &Path| {
@@ -307,7 +315,7 @@ impl Platform {
             .await
             .map_err(io_error("create the build directory"))?;
         let tar_path = work_dir.join("source.tar");
-        let max_source = self.config.build.max_source_bytes;
+        let max_source = self.config().build.max_source_bytes;
         let mut file = tokio::fs::File::create(&tar_path)
             .await
             .map_err(io_error("store the pushed source"))?;
@@ -340,7 +348,7 @@ impl Platform {
         })?;
 
         let log_output: DeployOutput = {
-            let logs = self.logs.clone();
+            let logs = self.logs().clone();
             let name = app.name.clone();
             let output = output.clone();
             Arc::new(move |line: &str| {
@@ -361,7 +369,7 @@ impl Platform {
                 app.name
             )));
         }
-        let max = self.config.dynos.max_dynos_per_app;
+        let max = self.config().dynos.max_dynos_per_app;
         if let Some((process_type, _)) = manifest
             .formation
             .iter()
@@ -391,7 +399,7 @@ impl Platform {
         };
 
         let app_uid = self.app_uid(app).await?;
-        let cache_dir = self.config.cache_dir(app.id);
+        let cache_dir = self.config().cache_dir(app.id);
         tokio::fs::create_dir_all(&cache_dir)
             .await
             .map_err(io_error("create the build cache"))?;
@@ -400,9 +408,9 @@ impl Platform {
             source_dir,
             cache_dir,
             config_vars: build_config,
-            buildpacks_dir: self.config.buildpacks_dir(),
+            buildpacks_dir: self.config().buildpacks_dir(),
             buildpacks,
-            slug_dir: self.config.slugs_dir(),
+            slug_dir: self.config().slugs_dir(),
             work_dir: work_dir.join("work"),
             uid: app_uid,
             gid: app_uid,
@@ -410,17 +418,17 @@ impl Platform {
             build_id: build_id.simple().to_string()[..12].to_owned(),
             mount_view: slipway_build::MountView::Container,
             step_timeout: None,
-            build_timeout: Some(self.config.build.timeout),
+            build_timeout: Some(self.config().build.timeout),
             limits: Limits {
-                memory_bytes: Some(self.config.build.memory_bytes),
-                pids: Some(self.config.build.pids),
-                cpu_shares: Some(self.config.build.cpu_shares),
+                memory_bytes: Some(self.config().build.memory_bytes),
+                pids: Some(self.config().build.pids),
+                cpu_shares: Some(self.config().build.cpu_shares),
                 ..Limits::default()
             },
-            max_slug_bytes: Some(self.config.build.max_slug_bytes),
+            max_slug_bytes: Some(self.config().build.max_slug_bytes),
         };
         let built =
-            slipway_build::build(self.runtime.as_ref(), &request, log_output.clone()).await?;
+            slipway_build::build(self.runtime().as_ref(), &request, log_output.clone()).await?;
         *built_slug = Some(built.path.clone());
         for process_type in manifest.formation.keys() {
             if !built.process_types.contains_key(process_type) {
@@ -478,7 +486,7 @@ impl Platform {
         log_output(&format!("       Released v{}", release.version));
         log_output(&format!(
             "       {} deployed to Slipway",
-            self.config.web_url(&app.name)
+            self.config().web_url(&app.name)
         ));
         if let (true, Some(command)) = (first_deploy, manifest.postdeploy.as_deref()) {
             let failure = self
@@ -495,7 +503,7 @@ impl Platform {
                     "Postdeploy script failed: {reason}. v{} stays deployed; run the script again by hand once fixed (its output is in `slipway logs`, as app[postdeploy.1]).",
                     release.version
                 );
-                self.logs.publish(
+                self.logs().publish(
                     &app.name,
                     slipway_logplex::LogLine::app("api", line.clone()),
                 );
@@ -634,13 +642,13 @@ mod tests {
         let orphan = "b".repeat(64);
         let record = slug_record(other_app, &referenced);
         slipway_store::json::put_json(
-            platform.store.as_ref(),
+            platform.store().as_ref(),
             &keys::slug(other_app, record.id),
             &record,
         )
         .await
         .unwrap();
-        let slugs = platform.config.slugs_dir();
+        let slugs = platform.config().slugs_dir();
         for digest in [&referenced, &orphan] {
             std::fs::write(slugs.join(format!("{digest}.tgz")), b"slug").unwrap();
         }
@@ -650,12 +658,12 @@ mod tests {
             .await;
         assert!(slugs.join(format!("{referenced}.tgz")).exists());
         // While another app builds, it may be about to record the same content: kept.
-        platform.building.lock().unwrap().insert(other_app);
+        platform.building().lock().unwrap().insert(other_app);
         platform
             .remove_slug_if_unreferenced(app, &slugs.join(format!("{orphan}.tgz")))
             .await;
         assert!(slugs.join(format!("{orphan}.tgz")).exists());
-        platform.building.lock().unwrap().remove(&other_app);
+        platform.building().lock().unwrap().remove(&other_app);
         // Otherwise an unreferenced slug goes.
         platform
             .remove_slug_if_unreferenced(app, &slugs.join(format!("{orphan}.tgz")))
@@ -672,16 +680,16 @@ mod tests {
         let orphan = "d".repeat(64);
         let record = slug_record(app, &referenced);
         slipway_store::json::put_json(
-            platform.store.as_ref(),
+            platform.store().as_ref(),
             &keys::slug(app, record.id),
             &record,
         )
         .await
         .unwrap();
         let (slugs, builds, unpacked) = (
-            platform.config.slugs_dir(),
-            platform.config.builds_dir(),
-            platform.config.unpacked_slugs_dir(),
+            platform.config().slugs_dir(),
+            platform.config().builds_dir(),
+            platform.config().unpacked_slugs_dir(),
         );
         for name in [
             format!("{referenced}.tgz"),
@@ -693,11 +701,11 @@ mod tests {
         }
         std::fs::create_dir_all(builds.join(Uuid::new_v4().to_string()).join("source")).unwrap();
         std::fs::write(builds.join("source-1.tar"), b"tar").unwrap();
-        let per_uid = platform.config.unpacked_slug_dir(&referenced, 100_000);
+        let per_uid = platform.config().unpacked_slug_dir(&referenced, 100_000);
         for dir in [
             unpacked.join(&referenced),
             per_uid.clone(),
-            platform.config.unpacked_slug_dir(&orphan, 100_001),
+            platform.config().unpacked_slug_dir(&orphan, 100_001),
             unpacked.join(&orphan),
             unpacked.join(format!(".{referenced}.tmp")),
         ] {

@@ -5,38 +5,17 @@
 //! publisher reads the prefix and maps each hostname to its app. The app's default hostname
 //! (`<app>.<domain>`) is not stored; [`Platform::domains`] lists it first with kind `heroku`.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
-use crate::model::{keys, App, User};
-use crate::{CoreError, Platform};
-
-/// Where custom domains live in the store.
-pub(crate) const DOMAINS: &str = "domains/";
+use crate::error::CoreError;
+use crate::model::{keys, App, Domain, DomainKind, User};
+use crate::platform::Platform;
 
 fn key(hostname: &str) -> String {
-    format!("{DOMAINS}{hostname}")
-}
-
-/// `heroku` for the default hostname, `custom` for one the user added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DomainKind {
-    Heroku,
-    Custom,
-}
-
-/// A hostname the router serves for an app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Domain {
-    pub id: Uuid,
-    pub app_id: Uuid,
-    pub hostname: String,
-    pub kind: DomainKind,
-    pub created_at: DateTime<Utc>,
+    format!("{}{hostname}", keys::DOMAINS)
 }
 
 /// Lowercases `hostname` and checks it is a DNS name the router can route: a
@@ -62,12 +41,12 @@ pub fn normalize_hostname(hostname: &str) -> Result<String, CoreError> {
 impl Platform {
     /// The default hostname first, then custom domains by hostname.
     pub async fn domains(&self, app: &App) -> Result<Vec<Domain>, CoreError> {
-        let (stored, _) = range_json::<Domain, _>(self.store.as_ref(), DOMAINS).await?;
+        let (stored, _) = range_json::<Domain, _>(self.store().as_ref(), keys::DOMAINS).await?;
         let mut domains = vec![Domain {
             // The default hostname is not a record of its own; it shares the app's id.
             id: app.id,
             app_id: app.id,
-            hostname: format!("{}.{}", app.name, self.config.domain),
+            hostname: format!("{}.{}", app.name, self.config().domain),
             kind: DomainKind::Heroku,
             created_at: app.created_at,
         }];
@@ -83,11 +62,12 @@ impl Platform {
     /// Adds a custom domain; a hostname another app (or this one) already has is refused.
     pub(crate) async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain, CoreError> {
         let hostname = normalize_hostname(hostname)?;
-        if hostname.ends_with(&format!(".{}", self.config.domain)) || hostname == self.config.domain
+        if hostname.ends_with(&format!(".{}", self.config().domain))
+            || hostname == self.config().domain
         {
             return Err(CoreError::invalid(format!(
                 "{hostname} is under the platform's own domain {}; apps already answer at <app>.{}.",
-                self.config.domain, self.config.domain
+                self.config().domain, self.config().domain
             )));
         }
         let domain = Domain {
@@ -98,7 +78,7 @@ impl Platform {
             created_at: Utc::now(),
         };
         let response = self
-            .store
+            .store()
             .txn(
                 Txn::new()
                     .when(Compare::absent(key(&hostname)))
@@ -109,17 +89,17 @@ impl Platform {
         if response.succeeded {
             return Ok(domain);
         }
-        if self.store.get(&keys::app(&app.name)).await?.is_none() {
+        if self.store().get(&keys::app(&app.name)).await?.is_none() {
             return Err(CoreError::not_found("app", app.name.clone()));
         }
         // A hostname left behind by a destroyed app is free again.
         if let Some((owner, revision)) =
-            get_json_versioned::<Domain, _>(self.store.as_ref(), &key(&hostname)).await?
+            get_json_versioned::<Domain, _>(self.store().as_ref(), &key(&hostname)).await?
         {
-            let (apps, _) = range_json::<App, _>(self.store.as_ref(), keys::APPS).await?;
+            let (apps, _) = range_json::<App, _>(self.store().as_ref(), keys::APPS).await?;
             if !apps.iter().any(|(_, a)| a.id == owner.app_id) {
                 let response = self
-                    .store
+                    .store()
                     .txn(
                         Txn::new()
                             .when(Compare::mod_revision(key(&hostname), revision))
@@ -145,7 +125,7 @@ impl Platform {
         hostname_or_id: &str,
     ) -> Result<Domain, CoreError> {
         let found = match normalize_hostname(hostname_or_id) {
-            Ok(hostname) => get_json::<Domain, _>(self.store.as_ref(), &key(&hostname)).await?,
+            Ok(hostname) => get_json::<Domain, _>(self.store().as_ref(), &key(&hostname)).await?,
             Err(_) => None,
         };
         let found = match found {
@@ -159,7 +139,7 @@ impl Platform {
         let domain = found
             .filter(|d| d.app_id == app.id)
             .ok_or_else(|| CoreError::not_found("domain", hostname_or_id))?;
-        self.store.delete(&key(&domain.hostname)).await?;
+        self.store().delete(&key(&domain.hostname)).await?;
         Ok(domain)
     }
 
@@ -173,7 +153,7 @@ impl Platform {
         loop {
             let app_key = keys::app(&app.name);
             let Some((mut current, revision)) =
-                get_json_versioned::<App, _>(self.store.as_ref(), &app_key).await?
+                get_json_versioned::<App, _>(self.store().as_ref(), &app_key).await?
             else {
                 return Err(CoreError::not_found("app", app.name.clone()));
             };
@@ -186,7 +166,7 @@ impl Platform {
             current.maintenance = on;
             current.updated_at = Utc::now();
             let response = self
-                .store
+                .store()
                 .txn(
                     Txn::new()
                         .when(Compare::mod_revision(app_key.clone(), revision))

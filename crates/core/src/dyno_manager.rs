@@ -47,16 +47,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slipway_logplex::{split_long_line, LogHub, LogLine};
+use slipway_model::DynoSize;
 use slipway_runtime::{ContainerSpec, ExitStatus, OutputSink, Runtime, StopOutcome, Stream};
 use slipway_store::json::{get_json, range_json};
 use slipway_store::Store;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::config::PlatformConfig;
+use crate::error::CoreError;
 use crate::idling::Activity;
 use crate::model::{keys, App, Dyno, DynoState, Formation, Release, ReleaseStatus, Restart, Slug};
 use crate::telemetry::PlatformEvent;
-use crate::{size_limits, CoreError, Platform, PlatformConfig};
 use clock::Clock;
 use lifecycle::{Boot, Lifecycle};
 use plan::{Action, AppDynos, Container, Desired, Instance, Line, Now, Wanted, Which};
@@ -65,65 +67,14 @@ pub(crate) mod clock;
 mod lifecycle;
 mod plan;
 
-/// Tunables of the dyno manager; the defaults are Heroku's.
-#[derive(Debug, Clone)]
-pub struct DynoManagerConfig {
-    /// A web dyno must bind `$PORT` within this long (R10).
-    pub boot_timeout: Duration,
-    /// SIGTERM, then SIGKILL after this long (R12).
-    pub stop_grace: Duration,
-    /// Waits before restarting a dyno after its 1st, 2nd, ... consecutive crash; the last
-    /// entry repeats.
-    pub crash_backoff: Vec<Duration>,
-    pub max_dynos_per_app: u32,
-    /// Start new web dynos and move traffic to them before stopping the old ones.
-    pub preboot: bool,
-    /// Each dyno is restarted (`Cycling`) after this long plus a random part of
-    /// `cycle_jitter`.
-    pub cycle_after: Duration,
-    pub cycle_jitter: Duration,
-    /// How often dynos' memory use is checked against their quota (R14, R15).
-    pub memory_check_interval: Duration,
-    /// An app whose web dynos are `eco` sleeps after this long without web traffic.
-    pub idle_after: Duration,
-}
-
-impl Default for DynoManagerConfig {
-    fn default() -> Self {
-        let minutes = |m: u64| Duration::from_secs(m * 60);
-        DynoManagerConfig {
-            boot_timeout: Duration::from_secs(60),
-            stop_grace: Duration::from_secs(30),
-            crash_backoff: vec![
-                Duration::ZERO,
-                minutes(20),
-                minutes(40),
-                minutes(60),
-                minutes(180),
-                minutes(320),
-            ],
-            max_dynos_per_app: 100,
-            preboot: true,
-            cycle_after: Duration::from_secs(24 * 3600),
-            cycle_jitter: minutes(216),
-            memory_check_interval: Duration::from_secs(20),
-            idle_after: Duration::from_secs(30 * 60),
-        }
-    }
-}
+/// How long the dyno manager waits between checks when nothing happens.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The one thing the manager still asks of the platform: an app's uid, which an app from
 /// before uids per app is given on first use by a claim in the store (`uids.rs`).
 #[async_trait::async_trait]
 pub(crate) trait AppUids: Send + Sync {
     async fn app_uid(&self, app: &App) -> Result<u32, CoreError>;
-}
-
-#[async_trait::async_trait]
-impl AppUids for Platform {
-    async fn app_uid(&self, app: &App) -> Result<u32, CoreError> {
-        Platform::app_uid(self, app).await
-    }
 }
 
 /// Everything the dyno manager works with, and nothing more.
@@ -240,7 +191,7 @@ pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         manager.adopt_previous_run().await;
         let config = manager.parts.config.dynos.clone();
-        let mut tick = tokio::time::interval(crate::RECONCILE_INTERVAL);
+        let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
         let mut memory_tick =
             tokio::time::interval(config.memory_check_interval.max(Duration::from_millis(100)));
         let mut idle_tick = tokio::time::interval(
@@ -648,7 +599,20 @@ impl Manager {
                     else {
                         continue;
                     };
-                    let (quota, _) = size_limits(&instance.record.size);
+                    let quota = match instance.record.size.parse::<DynoSize>() {
+                        Ok(size) => size.memory_bytes(),
+                        Err(error) => {
+                            // Such a dyno could not have started; say so rather than check it
+                            // against some default quota.
+                            tracing::error!(
+                                app = %app.name,
+                                dyno = %name,
+                                %error,
+                                "a running dyno's stored size is not a dyno size"
+                            );
+                            continue;
+                        }
+                    };
                     if used < quota {
                         continue;
                     }
@@ -929,7 +893,13 @@ impl Manager {
                     return;
                 }
             };
-            let spec = container_spec(&parts.config, &record, &release, &slug, uid);
+            let spec = match container_spec(&parts.config, &record, &release, &slug, uid) {
+                Ok(spec) => spec,
+                Err(error) => {
+                    let _ = events.send(failed(error));
+                    return;
+                }
+            };
             let app_dir = match unpack(&parts.config, &slug, uid, &unpacked).await {
                 Ok(dir) => dir,
                 Err(error) => {
@@ -1039,8 +1009,14 @@ fn container_spec(
     release: &Release,
     slug: &Slug,
     uid: u32,
-) -> ContainerSpec {
-    crate::dyno_spec::container_spec(
+) -> Result<ContainerSpec, String> {
+    // The record keeps the size as the store has it; an unknown one fails the start with
+    // where it came from rather than running as some default size.
+    let size: DynoSize = record.size.parse().map_err(|error| {
+        CoreError::stored_dyno_size(&record.app_name, &format!("dyno {}", record.name), &error)
+            .to_string()
+    })?;
+    Ok(crate::dyno_spec::container_spec(
         config,
         crate::dyno_spec::DynoSpec {
             container_id: record.container_id.clone(),
@@ -1049,14 +1025,14 @@ fn container_spec(
             dyno: &record.name,
             release_version: Some(release.version),
             command: &record.command,
-            size: &record.size,
+            size,
             port: record.port.unwrap_or(5000),
             config_vars: &release.config_vars,
             stack: &slug.stack,
             app_dir: None,
             uid,
         },
-    )
+    ))
 }
 
 /// Watches a started (or adopted) dyno: reports `Up` (web: once `$PORT` accepts connections

@@ -6,18 +6,19 @@
 //! the quota. Above the quota the dyno keeps running and the dyno manager logs R14; at twice
 //! the quota the kernel kills it, and the dyno manager logs R15 and restarts it.
 //!
-//! Disk: the ephemeral `/app` layer and `/tmp` share a quota per size (`disk_limit`, 2 GiB for
+//! Disk: the ephemeral `/app` layer and `/tmp` share a quota per size (`PlatformConfig::dyno_disk_bytes`, 2 GiB for
 //! the small sizes by default); beyond it writes fail with ENOSPC. The dyno runs as its app's
 //! own uid and gid.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use slipway_model::DynoSize;
 use slipway_runtime::{ContainerSpec, Limits, Network};
 use uuid::Uuid;
 
+use crate::config::PlatformConfig;
 use crate::model::ConfigVars;
-use crate::{disk_limit, size_limits, PlatformConfig};
 
 /// What differs from one dyno to the next.
 pub(crate) struct DynoSpec<'a> {
@@ -29,8 +30,8 @@ pub(crate) struct DynoSpec<'a> {
     /// The release the dyno runs, for its labels (none for a release phase: it has none yet).
     pub(crate) release_version: Option<u32>,
     pub(crate) command: &'a str,
-    /// `standard-1x`, ...
-    pub(crate) size: &'a str,
+    /// Parsed where the stored record is read: an unknown size never gets here.
+    pub(crate) size: DynoSize,
     pub(crate) port: u16,
     pub(crate) config_vars: &'a ConfigVars,
     pub(crate) stack: &'a str,
@@ -58,7 +59,8 @@ pub(crate) fn hard_memory_limit(quota: u64) -> u64 {
 }
 
 pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> ContainerSpec {
-    let (quota, pids) = size_limits(dyno.size);
+    let quota = dyno.size.memory_bytes();
+    let pids = dyno.size.pids();
     let mut env: Vec<(String, String)> = dyno
         .config_vars
         .iter()
@@ -100,7 +102,7 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
             memory_reservation_bytes: Some(quota),
             pids: Some(pids),
             cpu_shares: Some(1024 * quota / (512 * 1024 * 1024)),
-            disk_bytes: Some(disk_limit(config, dyno.size)),
+            disk_bytes: Some(config.dyno_disk_bytes(dyno.size)),
         },
         // Every dyno gets a network namespace of its own (on runc; the process runtime runs
         // everything on the host network).
@@ -125,7 +127,7 @@ mod tests {
                 dyno: "web.1",
                 release_version: Some(3),
                 command: "python3 app.py",
-                size: "standard-2x",
+                size: DynoSize::Standard2X,
                 port: 5123,
                 config_vars: &vars,
                 stack: "heroku-24",
@@ -157,10 +159,11 @@ mod tests {
             ("performance-m", 8192),
             ("performance-l", 16384),
         ] {
-            assert_eq!(crate::disk_limit(&config, size), want * mib, "{size}");
+            let parsed: DynoSize = size.parse().expect("a dyno size");
+            assert_eq!(config.dyno_disk_bytes(parsed), want * mib, "{size}");
         }
         config.dyno_disk_mb = 64;
-        assert_eq!(crate::disk_limit(&config, "eco"), 64 * mib);
-        assert_eq!(crate::disk_limit(&config, "performance-l"), 512 * mib);
+        assert_eq!(config.dyno_disk_bytes(DynoSize::Eco), 64 * mib);
+        assert_eq!(config.dyno_disk_bytes(DynoSize::PerformanceL), 512 * mib);
     }
 }

@@ -62,4 +62,16 @@ impl CoreError {
             message: message.into(),
         }
     }
+
+    /// A dyno size read from the store that is not one: refused with where it was found,
+    /// never replaced by a default size.
+    pub(crate) fn stored_dyno_size(
+        app: &str,
+        what: &str,
+        error: &slipway_model::DynoSizeError,
+    ) -> CoreError {
+        CoreError::Invalid {
+            message: format!("The stored dyno size of {what} of app {app} is not valid: {error}"),
+        }
+    }
 }

@@ -2,11 +2,12 @@
 //! `DynoManagerConfig::idle_after` (30 minutes) without web traffic — its eco dynos stop and
 //! show as `idle` — and the next request wakes it.
 //!
-//! The router tells the platform about every request ([`Platform::note_web_request`], one
+//! The router tells the platform about every request (`Platform::note_web_request`, one
 //! atomic store per request once the app is known) and, for an app the route table shows as
-//! idle, asks for it to be woken ([`Platform::wake_app`], which only queues an event for the
+//! idle, asks for it to be woken (`Platform::wake_app`, which only queues an event for the
 //! dyno manager and returns). The dyno manager decides when to sleep and does the waking; see
-//! `dyno_manager`.
+//! `dyno_manager`. This module holds only the [`Activity`] records both sides share, so the
+//! dyno manager needs no `Platform`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,8 +15,6 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-
-use crate::Platform;
 
 /// When each app last had a web request, and where wake-ups go. Cloning gives another handle
 /// on the same records: the platform notes requests, the dyno manager reads them.
@@ -28,7 +27,7 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    fn touch(&self, app: &str) {
+    pub(crate) fn touch(&self, app: &str) {
         let now = Utc::now().timestamp_millis();
         if let Ok(last) = self.last.read() {
             if let Some(at) = last.get(app) {
@@ -43,6 +42,15 @@ impl Activity {
         }
     }
 
+    /// Notes a request for `app` and, if the dyno manager runs, asks it to wake the app.
+    pub(crate) fn wake(&self, app: &str) {
+        self.touch(app);
+        if let Some(wake) = self.wake.get() {
+            // The manager's inbox only closes when it stops; then nobody is there to wake.
+            let _ = wake.send(app.to_owned());
+        }
+    }
+
     /// When the app last had a web request, if it had one since the server started.
     pub(crate) fn last_request(&self, app: &str) -> Option<DateTime<Utc>> {
         let millis = self.last.read().ok()?.get(app)?.load(Ordering::Relaxed);
@@ -54,23 +62,6 @@ impl Activity {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.wake.set(sender).ok()?;
         Some(receiver)
-    }
-}
-
-impl Platform {
-    /// The router saw a request for `app` (any answer counts as traffic). Cheap: called for
-    /// every request.
-    pub fn note_web_request(&self, app: &str) {
-        self.activity.touch(app);
-    }
-
-    /// A request is waiting for `app`, which has no web dyno up: wake it if it sleeps. Returns
-    /// at once; the dyno manager starts the dynos.
-    pub fn wake_app(&self, app: &str) {
-        self.activity.touch(app);
-        if let Some(wake) = self.activity.wake.get() {
-            let _ = wake.send(app.to_owned());
-        }
     }
 }
 

@@ -15,7 +15,8 @@
 //!   (target `*`), a process type (`web`) or one dyno (`web.2`)
 //! - `builds/<app id>/<build id>` → [`Build`]: a build started through the API, rewritten when
 //!   it ends
-//! - `certs/<app id>/<endpoint id>` → `SniEndpoint` (`certs.rs`): an uploaded certificate chain
+//! - `domains/<hostname>` → [`Domain`] (`domains.rs`): the hostnames the router serves
+//! - `certs/<app id>/<endpoint id>` → [`SniEndpoint`] (`certs.rs`): an uploaded certificate chain
 //!   and its private key (a secret: never returned by the API)
 //! - `uids/<uid, 10 digits>` → the id of the app that holds that uid (`uids.rs`); written with
 //!   the app (or the app's first use), compare-and-set on its absence, deleted with the app;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use slipway_logplex::DrainConfig;
 use uuid::Uuid;
 
 pub type ConfigVars = BTreeMap<String, String>;
@@ -199,6 +201,8 @@ pub(crate) mod keys {
     pub(crate) const RELEASES: &str = "releases/";
     pub(crate) const FORMATION: &str = "formation/";
     pub(crate) const DYNOS: &str = "dynos/";
+    /// Custom and default hostnames, by hostname (`domains.rs`).
+    pub(crate) const DOMAINS: &str = "domains/";
     /// Every app's slug records (`slugs/<app>/<slug>`).
     pub(crate) const SLUGS: &str = "slugs/";
 
@@ -256,5 +260,64 @@ pub(crate) mod keys {
     /// The app id in a key of the form `<prefix><app id>/...`.
     pub(crate) fn app_id_in(key: &str, prefix: &str) -> Option<Uuid> {
         key.strip_prefix(prefix)?.split('/').next()?.parse().ok()
+    }
+}
+
+/// `heroku` for the default hostname, `custom` for one the user added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainKind {
+    Heroku,
+    Custom,
+}
+
+/// A hostname the router serves for an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub hostname: String,
+    pub kind: DomainKind,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A log drain as it is stored (`drains.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub app_id: Uuid,
+    pub app_name: String,
+    pub config: DrainConfig,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A certificate uploaded for an app (Heroku's SNI endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SniEndpoint {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    /// `sni-<8 hex digits>`, unique per app.
+    pub name: String,
+    /// PEM, leaf first.
+    pub certificate_chain: String,
+    /// PEM. Never returned by the API.
+    pub private_key: String,
+    /// The DNS names of the leaf certificate, lowercase (`*.example.com` for wildcards).
+    pub cert_domains: Vec<String>,
+    /// The leaf names itself as its issuer.
+    #[serde(default)]
+    pub self_signed: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SniEndpoint {
+    /// Whether the certificate covers `hostname`.
+    pub fn covers(&self, hostname: &str) -> bool {
+        // The router's rule for its certificates, slipway-model's: a wildcard covers exactly
+        // one label, a name that is not a hostname covers nothing.
+        self.cert_domains.iter().any(|name| {
+            name.parse::<slipway_model::Hostname>()
+                .is_ok_and(|name| name.covers(hostname))
+        })
     }
 }

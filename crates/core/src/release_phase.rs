@@ -24,14 +24,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use slipway_logplex::{split_long_line, LogHub, LogLine};
+use slipway_model::DynoSize;
 use slipway_runtime::{ContainerSpec, ExitStatus, Runtime, Stream};
 use uuid::Uuid;
 
-use crate::deploy::DeployOutput;
+use crate::config::PlatformConfig;
+use crate::error::CoreError;
 use crate::model::{App, ConfigVars, Release, Slug};
+use crate::output::DeployOutput;
+use crate::platform::Platform;
 use crate::releases::release_command;
 use crate::telemetry::PlatformEvent;
-use crate::{CoreError, Platform, PlatformConfig};
 
 /// The one-off dyno's name, as Heroku shows it in logs.
 const DYNO: &str = "release.1";
@@ -141,9 +144,9 @@ impl Platform {
         let uid = self.app_uid(app).await?;
         let phase = Phase {
             uid,
-            runtime: self.runtime.clone(),
-            logs: self.logs.clone(),
-            config: self.config.clone(),
+            runtime: self.runtime().clone(),
+            logs: self.logs().clone(),
+            config: self.config().clone(),
             app: app.clone(),
             config_vars: config_vars.clone(),
             slug: slug.clone(),
@@ -174,7 +177,7 @@ impl Platform {
             return Ok(release);
         };
         let line = format!("Release v{} failed: {reason}", release.version);
-        self.logs
+        self.logs()
             .publish(&app.name, LogLine::app("api", line.clone()));
         output(&format!("       {line}"));
         Err(CoreError::invalid(format!(
@@ -300,7 +303,7 @@ impl Phase {
                 dyno: self.dyno,
                 release_version: None,
                 command: &self.command,
-                size: "standard-1x",
+                size: DynoSize::Standard1X,
                 port: 5000,
                 config_vars: &self.config_vars,
                 stack: &self.slug.stack,

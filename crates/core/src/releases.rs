@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 
 use crate::app_json::InitialFormation;
 use crate::apps::NewRelease;
-use crate::deploy::DeployOutput;
+use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Release, Slug, User};
-use crate::{CoreError, Platform};
+use crate::output::{quiet, DeployOutput};
+use crate::platform::Platform;
 
 /// What a new release runs: a slug's process types, for the release phase.
 pub(crate) fn release_command(slug: &Slug) -> Option<&str> {
@@ -40,16 +41,11 @@ pub(crate) struct ReleaseInputs {
     pub(crate) formation: BTreeMap<String, InitialFormation>,
 }
 
-/// Output for releases nobody watches live (the log still gets every line).
-pub(crate) fn quiet() -> DeployOutput {
-    std::sync::Arc::new(|_: &str| {})
-}
-
 impl Platform {
     /// Every release of the app, oldest first.
     pub(crate) async fn ledger(&self, app: &App) -> Result<Vec<Release>, CoreError> {
         let (releases, _) =
-            range_json::<Release, _>(self.store.as_ref(), &keys::releases(app.id)).await?;
+            range_json::<Release, _>(self.store().as_ref(), &keys::releases(app.id)).await?;
         Ok(releases.into_iter().map(|(_, release)| release).collect())
     }
 
@@ -59,7 +55,7 @@ impl Platform {
         app: &App,
         version: u32,
     ) -> Result<Option<Release>, CoreError> {
-        Ok(get_json::<Release, _>(self.store.as_ref(), &keys::release(app.id, version)).await?)
+        Ok(get_json::<Release, _>(self.store().as_ref(), &keys::release(app.id, version)).await?)
     }
 
     /// Checks that a slug can run: its record exists and its archive is still on disk.
@@ -75,7 +71,7 @@ impl Platform {
             ))
         })?;
         let archive = self
-            .config
+            .config()
             .slugs_dir()
             .join(format!("{}.tgz", slug.digest()));
         if !tokio::fs::try_exists(&archive).await.unwrap_or(false) {
@@ -172,7 +168,7 @@ impl Platform {
         let _phase_lock = self.lock_release_phase(app, Some(slug)).await;
         loop {
             let key = keys::config(app.id);
-            let current = get_json_versioned::<ConfigVars, _>(self.store.as_ref(), &key).await?;
+            let current = get_json_versioned::<ConfigVars, _>(self.store().as_ref(), &key).await?;
             let (current, revision) = current.unwrap_or_default();
             let mut config_vars = inputs.config.clone().unwrap_or(current);
             for (key, value) in &inputs.config_defaults {

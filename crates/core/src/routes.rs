@@ -13,7 +13,7 @@ use slipway_store::json::range_json;
 use slipway_store::Store;
 use tokio::sync::{mpsc, watch};
 
-use crate::model::{keys, App, Dyno, DynoState, Formation, Release, ReleaseStatus};
+use crate::model::{keys, App, Domain, Dyno, DynoState, Formation, Release, ReleaseStatus};
 
 /// Starts publishing route tables for apps served at `<app>.<domain>`.
 pub fn spawn_route_publisher(
@@ -28,7 +28,7 @@ pub fn spawn_route_publisher(
             keys::DYNOS,
             keys::FORMATION,
             keys::RELEASES,
-            crate::domains::DOMAINS,
+            keys::DOMAINS,
         ],
         "route table",
         RouteTable::new(),
@@ -100,7 +100,7 @@ async fn build_table(
     let (releases, _) = range_json::<Release, _>(store, keys::RELEASES).await?;
     let (formation, _) = range_json::<Formation, _>(store, keys::FORMATION).await?;
     let (dynos, _) = range_json::<Dyno, _>(store, keys::DYNOS).await?;
-    let (domains, _) = range_json::<crate::Domain, _>(store, crate::domains::DOMAINS).await?;
+    let (domains, _) = range_json::<Domain, _>(store, keys::DOMAINS).await?;
     let mut table = RouteTable::new();
     for (_, app) in apps {
         let released = releases

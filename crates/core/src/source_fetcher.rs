@@ -6,12 +6,35 @@
 //! goes through `slipway-outbound`'s policy (checked addresses, checked redirects). Logic tests
 //! give the platform a fake that serves bytes from memory.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use slipway_outbound::OutboundPolicy;
+use tokio::io::AsyncRead;
 
-use crate::builds::{source_blob_unreachable, SourceBody, SourceFetch};
+/// Where a build's source comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceBlob {
+    pub url: String,
+    /// `SHA256:<hex>` of the tarball as fetched.
+    pub checksum: Option<String>,
+    /// The source's version (a commit), shown in the release's description.
+    pub version: Option<String>,
+}
+
+/// The body of a source tarball, or why it could not be fetched.
+pub type SourceBody = Box<dyn AsyncRead + Send + Unpin>;
+/// Fetches a build's source; run inside the build's task.
+pub type SourceFetch = Pin<Box<dyn Future<Output = Result<SourceBody, String>> + Send>>;
+
+/// What a tenant is told when a source blob cannot be fetched, whatever the reason (refused
+/// connection, timeout, TLS failure, HTTP error status, a body cut short): telling them apart
+/// would turn the server into a port scanner. The reason goes to the server's log.
+pub fn source_blob_unreachable(host: &str) -> String {
+    format!("Could not fetch the source blob from {host}: the URL is not reachable or did not return the file")
+}
 
 /// How long connecting to a source blob's server may take.
 const FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -225,7 +225,10 @@ mod tests {
         );
         check(
             PlatformEvent::Scaled {
-                formation: format!("web@2:{}", crate::display_size("standard-1x")),
+                formation: format!(
+                    "web@2:{}",
+                    slipway_model::DynoSize::Standard1X.display_name()
+                ),
                 user: "a@b",
             },
             "app[api]: Scaled to web@2:Standard-1X by a@b",

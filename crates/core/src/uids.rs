@@ -20,8 +20,10 @@ use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
+use crate::dyno_manager::AppUids;
+use crate::error::CoreError;
 use crate::model::{keys, App};
-use crate::{CoreError, Platform};
+use crate::platform::Platform;
 
 /// How often an allocation is retried when another one took the same uid first.
 const ATTEMPTS: usize = 20;
@@ -55,7 +57,7 @@ impl Platform {
         let key = keys::app(&app.name);
         for _ in 0..ATTEMPTS {
             let Some((current, revision)) =
-                get_json_versioned::<App, _>(self.store.as_ref(), &key).await?
+                get_json_versioned::<App, _>(self.store().as_ref(), &key).await?
             else {
                 return Err(CoreError::not_found("app", &app.name));
             };
@@ -76,7 +78,7 @@ impl Platform {
                     .when(Compare::mod_revision(key.clone(), revision))
                     .then(Op::put_json(key.clone(), &updated)?),
             );
-            if self.store.txn(txn).await?.succeeded {
+            if self.store().txn(txn).await?.succeeded {
                 tracing::info!(app = %app.name, uid, "gave an app from before uids per app its own uid");
                 return Ok(uid);
             }
@@ -88,8 +90,8 @@ impl Platform {
     /// app record was written without it), else the first free one from the cursor on,
     /// wrapping around the range. The claim is only made by the transaction it is applied to.
     pub(crate) async fn uid_claim(&self, app_id: Uuid) -> Result<UidClaim, CoreError> {
-        let range = self.config.app_uids.clone();
-        let (claims, _) = self.store.range(keys::UIDS).await?;
+        let range = self.config().app_uids.clone();
+        let (claims, _) = self.store().range(keys::UIDS).await?;
         let mut taken = HashSet::with_capacity(claims.len());
         for claim in &claims {
             let Some(uid) = claim
@@ -113,7 +115,7 @@ impl Platform {
             taken.insert(uid);
         }
         let cursor = self
-            .store
+            .store()
             .get(keys::UID_CURSOR)
             .await?
             .and_then(|kv| {
@@ -153,7 +155,7 @@ impl Platform {
 
     /// The deletes of every uid claim `app_id` holds, for the transaction deleting the app.
     pub(crate) async fn uid_releases(&self, app_id: Uuid) -> Result<Vec<Op>, CoreError> {
-        let (claims, _) = self.store.range(keys::UIDS).await?;
+        let (claims, _) = self.store().range(keys::UIDS).await?;
         Ok(claims
             .into_iter()
             .filter(|claim| claim.value == app_id.to_string().as_bytes())
@@ -185,6 +187,14 @@ pub fn parse_uid_range(text: &str) -> Result<std::ops::RangeInclusive<u32>, Stri
         return Err(bad());
     }
     Ok(first..=last)
+}
+
+/// The dyno manager asks for uids through this trait, so it holds no [`Platform`].
+#[async_trait::async_trait]
+impl AppUids for Platform {
+    async fn app_uid(&self, app: &App) -> Result<u32, CoreError> {
+        Platform::app_uid(self, app).await
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +256,7 @@ mod tests {
             .to_string();
         assert!(error.contains("--dyno-uid-range"), "{error}");
         assert!(platform
-            .store
+            .store()
             .get(&keys::app("one-too-many"))
             .await
             .unwrap()
@@ -316,7 +326,7 @@ mod tests {
         let json = serde_json::to_string(&old).unwrap();
         assert!(!json.contains("uid"));
         platform
-            .store
+            .store()
             .put(&keys::app("legacy"), json.into_bytes())
             .await
             .unwrap();
@@ -327,7 +337,7 @@ mod tests {
         assert_eq!(platform.find_app("legacy").await.unwrap().uid, Some(uid));
         assert_eq!(platform.app_uid(&old).await.unwrap(), uid, "and it stays");
         platform.delete_app(&old).await.unwrap();
-        let (claims, _) = platform.store.range(keys::UIDS).await.unwrap();
+        let (claims, _) = platform.store().range(keys::UIDS).await.unwrap();
         assert_eq!(claims.len(), 1, "the claim went with the app");
     }
 

@@ -14,10 +14,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use slipway_model::DynoSize;
 use uuid::Uuid;
 
 use super::lifecycle::{AfterStop, Boot, Lifecycle};
-use super::DynoManagerConfig;
+use crate::config::DynoManagerConfig;
 use crate::model::{Dyno, Restart};
 
 /// After the route table switched to a new dyno, the old one gets SIGTERM this much later, so
@@ -368,15 +369,20 @@ impl Planner<'_> {
         {
             if *oom_killed {
                 // The kernel killed it at the hard limit, twice the quota: R15.
-                let (quota, _) = crate::size_limits(&instance.record.size);
-                let limit = crate::dyno_spec::hard_memory_limit(quota);
-                self.log(
-                    dyno,
-                    Line::MemoryAtLimit {
-                        mb: limit / (1024 * 1024),
-                        per_mille: limit.saturating_mul(1000) / quota.max(1),
-                    },
-                );
+                // A dyno whose stored size is not a dyno size never started (the start
+                // refuses it), so it cannot have been OOM-killed; should one appear anyway,
+                // the memory line is left out rather than computed from a default quota.
+                if let Ok(size) = instance.record.size.parse::<DynoSize>() {
+                    let quota = size.memory_bytes();
+                    let limit = crate::dyno_spec::hard_memory_limit(quota);
+                    self.log(
+                        dyno,
+                        Line::MemoryAtLimit {
+                            mb: limit / (1024 * 1024),
+                            per_mille: limit.saturating_mul(1000) / quota.max(1),
+                        },
+                    );
+                }
                 self.log(dyno, Line::MemoryQuotaVastlyExceeded);
                 self.log(dyno, Line::Sigkill);
             }

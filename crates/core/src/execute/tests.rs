@@ -11,8 +11,10 @@ use uuid::Uuid;
 
 use super::*;
 use crate::apps::NewRelease;
-use crate::model::{keys, Slug};
+use crate::command::*;
+use crate::model::{keys, App, Slug};
 use crate::{PlatformConfig, SourceFetch, SourceFetcher};
+use slipway_model::DynoSize;
 
 /// Serves every URL from memory, except hosts named `refused.example`.
 struct FakeFetcher;

@@ -1,0 +1,247 @@
+//! What the platform keeps in memory about builds and uploads: each build's output (the last
+//! [`OUTPUT_LINES`] lines of the last [`KEPT_OUTPUTS`] builds, streamed from its start to any
+//! number of readers until the build ends) and slugs declared through the API, waiting for
+//! their tarball. The operations that fill it are in `builds.rs`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::model::Build;
+
+/// Lines of output kept per build.
+pub(crate) const OUTPUT_LINES: usize = 10_000;
+/// Builds whose output is kept; the oldest finished one is forgotten first.
+pub(crate) const KEPT_OUTPUTS: usize = 64;
+
+/// A slug declared through the API, waiting for its tarball.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlugDeclaration {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub process_types: BTreeMap<String, String>,
+    pub commit: Option<String>,
+    pub checksum: Option<String>,
+    pub stack: String,
+    pub buildpack_description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The unguessable part of the upload URL.
+    pub upload_token: String,
+}
+
+/// In-memory state of builds and uploads: output buffers and declared slugs.
+#[derive(Default)]
+pub(crate) struct BuildState {
+    outputs: Mutex<Outputs>,
+    /// Declared slugs by upload token, with when they expire (`builds.rs` adds and takes
+    /// them).
+    pub(crate) uploads: Mutex<HashMap<String, (SlugDeclaration, Instant)>>,
+}
+
+#[derive(Default)]
+struct Outputs {
+    by_secret: HashMap<String, Arc<OutputBuffer>>,
+    /// Secrets, oldest first, for eviction.
+    order: VecDeque<String>,
+}
+
+/// One build's output: a bounded window of lines, numbered from 0, and whether it ended.
+pub struct OutputBuffer {
+    build_id: Uuid,
+    state: Mutex<BufferState>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct BufferState {
+    lines: VecDeque<String>,
+    /// Number of the first line in `lines`.
+    first: u64,
+    finished: bool,
+}
+
+impl OutputBuffer {
+    fn new(build_id: Uuid) -> OutputBuffer {
+        OutputBuffer {
+            build_id,
+            state: Mutex::new(BufferState::default()),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BufferState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn push(&self, line: &str) {
+        let end = {
+            let mut state = self.lock();
+            state.lines.push_back(line.to_owned());
+            if state.lines.len() > OUTPUT_LINES {
+                state.lines.pop_front();
+                state.first += 1;
+            }
+            state.first + state.lines.len() as u64
+        };
+        self.changed.send_replace(end);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.lock().finished = true;
+        self.changed.send_modify(|_| {});
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// The build this output belongs to.
+    pub fn build_id(&self) -> Uuid {
+        self.build_id
+    }
+
+    /// Lines from number `from` on (or from the oldest kept), each with its number, and
+    /// whether the build has ended with nothing after them.
+    fn read_from(&self, from: u64) -> (Vec<(u64, String)>, bool) {
+        let state = self.lock();
+        let start = from.max(state.first);
+        let lines: Vec<(u64, String)> = state
+            .lines
+            .iter()
+            .enumerate()
+            .skip((start - state.first) as usize)
+            .map(|(i, line)| (state.first + i as u64, line.clone()))
+            .collect();
+        (lines, state.finished)
+    }
+
+    /// Streams the output from line `from` (0: the start), following it until the build
+    /// ends.
+    pub fn follow(
+        self: Arc<Self>,
+        from: u64,
+    ) -> impl futures::Stream<Item = (u64, String)> + Send + 'static {
+        let changes = self.changed.subscribe();
+        futures::stream::unfold(
+            (self, changes, from, false),
+            |(buffer, mut changes, mut next, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    changes.borrow_and_update();
+                    let (lines, finished) = buffer.read_from(next);
+                    if let Some((last, _)) = lines.last() {
+                        next = last + 1;
+                        let ended = finished && buffer.read_from(next).0.is_empty();
+                        return Some((
+                            futures::stream::iter(lines),
+                            (buffer, changes, next, ended),
+                        ));
+                    }
+                    if finished {
+                        return None;
+                    }
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        )
+        .flatten()
+    }
+}
+
+impl BuildState {
+    pub(crate) fn register(&self, secret: &str, build_id: Uuid) -> Arc<OutputBuffer> {
+        let buffer = Arc::new(OutputBuffer::new(build_id));
+        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        outputs.by_secret.insert(secret.to_owned(), buffer.clone());
+        outputs.order.push_back(secret.to_owned());
+        while outputs.order.len() > KEPT_OUTPUTS {
+            // Forget the oldest finished build; running ones are never forgotten.
+            let Some(position) = outputs
+                .order
+                .iter()
+                .position(|s| outputs.by_secret.get(s).is_none_or(|b| b.is_finished()))
+            else {
+                break;
+            };
+            if let Some(secret) = outputs.order.remove(position) {
+                outputs.by_secret.remove(&secret);
+            }
+        }
+        buffer
+    }
+
+    pub(crate) fn output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
+        let outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        outputs.by_secret.get(secret).cloned()
+    }
+
+    pub(crate) fn is_running(&self, build: &Build) -> bool {
+        self.output(&build.output_secret)
+            .is_some_and(|b| !b.is_finished())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(buffer: Arc<OutputBuffer>, from: u64) -> Vec<(u64, String)> {
+        buffer.follow(from).collect().await
+    }
+
+    #[tokio::test]
+    async fn output_is_streamed_from_the_start_and_followed_until_the_build_ends() {
+        let buffer = Arc::new(OutputBuffer::new(Uuid::nil()));
+        buffer.push("one");
+        let reader = tokio::spawn(collect(buffer.clone(), 0));
+        let late = tokio::spawn(collect(buffer.clone(), 1));
+        tokio::task::yield_now().await;
+        buffer.push("two");
+        buffer.push("three");
+        buffer.finish();
+        let all = reader.await.unwrap();
+        assert_eq!(
+            all,
+            vec![(0, "one".into()), (1, "two".into()), (2, "three".into())]
+        );
+        assert_eq!(late.await.unwrap().len(), 2);
+        assert_eq!(collect(buffer, 3).await, vec![]);
+    }
+
+    #[tokio::test]
+    async fn output_keeps_only_the_last_lines() {
+        let buffer = Arc::new(OutputBuffer::new(Uuid::nil()));
+        for i in 0..OUTPUT_LINES + 5 {
+            buffer.push(&format!("line {i}"));
+        }
+        buffer.finish();
+        let lines = collect(buffer, 0).await;
+        assert_eq!(lines.len(), OUTPUT_LINES);
+        assert_eq!(lines[0], (5, "line 5".into()));
+    }
+
+    #[test]
+    fn finished_outputs_are_forgotten_oldest_first_running_ones_never() {
+        let state = BuildState::default();
+        let running = state.register("running", Uuid::new_v4());
+        for i in 0..KEPT_OUTPUTS + 3 {
+            state
+                .register(&format!("done-{i}"), Uuid::new_v4())
+                .finish();
+        }
+        assert!(state.output("running").is_some());
+        assert!(state.output("done-0").is_none());
+        assert!(state
+            .output(&format!("done-{}", KEPT_OUTPUTS + 2))
+            .is_some());
+        running.finish();
+    }
+}

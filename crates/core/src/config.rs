@@ -1,0 +1,187 @@
+//! Where the platform runs and what it may use: [`PlatformConfig`], the build budget and the
+//! dyno manager's tunables. Plain data with no behaviour beyond paths, so every module may
+//! depend on it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use slipway_model::DynoSize;
+use uuid::Uuid;
+
+/// Everything the platform needs to know about where it runs.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub data_dir: PathBuf,
+    /// Apps are served at `<app>.<domain>`.
+    pub domain: String,
+    /// The router's port, for the apps' web URLs.
+    pub router_port: u16,
+    /// The API's base URL, for git URLs (`<api_url>/<app>.git`).
+    pub api_url: String,
+    pub stack: String,
+    /// The uids (each also a gid) apps get, one per app (`uids.rs`); their dynos, one-off
+    /// dynos and builds run as it. Default 100000-165535 (`--dyno-uid-range`).
+    pub app_uids: std::ops::RangeInclusive<u32>,
+    /// The writable disk (ephemeral `/app` plus `/tmp`) of an eco, basic or standard-1x dyno in
+    /// MiB; larger sizes get a multiple of it (`PlatformConfig::dyno_disk_bytes`). Default 2048 (`--dyno-disk-mb`).
+    pub dyno_disk_mb: u64,
+    pub dynos: DynoManagerConfig,
+    /// How long a release phase may run before it is killed and its release failed.
+    pub release_phase_timeout: Duration,
+    /// What a build may use, and the caps on what a tenant's push may expand to.
+    pub build: BuildBudget,
+    /// Where the platform may connect for tenants (source blobs; drains use the log hub's
+    /// copy): public addresses only unless `--allow-private-urls`.
+    pub outbound: slipway_outbound::OutboundPolicy,
+    /// The largest source blob fetched for a build, compressed (500 MB).
+    pub max_source_blob_bytes: u64,
+    /// Where the apps' bare git repositories live; the core creates and removes each with its
+    /// app (default `<data_dir>/repos`).
+    pub repos_dir: PathBuf,
+}
+
+/// The build budget and the caps on tenant input (issue 10). Every build container gets these
+/// cgroup limits; its CPU shares are below the smallest dyno's (1024), so running apps keep
+/// their latency while a build runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildBudget {
+    /// The whole build (every step), as Heroku's 15 minutes; past it the running step is
+    /// killed and the push fails with "Build timed out".
+    pub timeout: Duration,
+    /// Hard memory limit of each build container (default 2 GiB).
+    pub memory_bytes: u64,
+    /// Most processes (threads included) in a build container at once (default 1024).
+    pub pids: i64,
+    /// cgroup v1 `cpu.shares` of build containers (default 256; a 512 MB dyno has 1024).
+    pub cpu_shares: u64,
+    /// The largest compressed slug a build may produce or an upload may bring (Heroku:
+    /// 500 MB).
+    pub max_slug_bytes: u64,
+    /// The most an app's source (a pushed tree or a source blob) may expand to on disk
+    /// (default 1 GiB).
+    pub max_source_bytes: u64,
+    /// The most a gzip'd git request body may inflate to (default 1 GiB).
+    pub max_push_bytes: u64,
+}
+
+impl Default for BuildBudget {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        BuildBudget {
+            timeout: Duration::from_secs(15 * 60),
+            memory_bytes: 2048 * MIB,
+            pids: 1024,
+            cpu_shares: 256,
+            max_slug_bytes: 500 * MIB,
+            max_source_bytes: 1024 * MIB,
+            max_push_bytes: 1024 * MIB,
+        }
+    }
+}
+
+impl PlatformConfig {
+    pub fn new(data_dir: PathBuf) -> PlatformConfig {
+        PlatformConfig {
+            data_dir: data_dir.clone(),
+            domain: "localhost".into(),
+            router_port: 8080,
+            api_url: "http://127.0.0.1:5000".into(),
+            stack: "heroku-24".into(),
+            app_uids: 100_000..=165_535,
+            dyno_disk_mb: 2048,
+            dynos: DynoManagerConfig::default(),
+            release_phase_timeout: Duration::from_secs(60 * 60),
+            build: BuildBudget::default(),
+            outbound: slipway_outbound::OutboundPolicy::default(),
+            max_source_blob_bytes: 500 * 1024 * 1024,
+            repos_dir: data_dir.join("repos"),
+        }
+    }
+
+    pub fn web_url(&self, app: &str) -> String {
+        if self.router_port == 80 {
+            format!("http://{app}.{}/", self.domain)
+        } else {
+            format!("http://{app}.{}:{}/", self.domain, self.router_port)
+        }
+    }
+
+    pub fn git_url(&self, app: &str) -> String {
+        format!("{}/{app}.git", self.api_url.trim_end_matches('/'))
+    }
+
+    pub(crate) fn slugs_dir(&self) -> PathBuf {
+        self.data_dir.join("slugs")
+    }
+    pub(crate) fn buildpacks_dir(&self) -> PathBuf {
+        self.data_dir.join("buildpacks")
+    }
+    pub(crate) fn cache_dir(&self, app: Uuid) -> PathBuf {
+        self.data_dir.join("cache").join(app.to_string())
+    }
+    pub(crate) fn builds_dir(&self) -> PathBuf {
+        self.data_dir.join("builds")
+    }
+    pub(crate) fn unpacked_slugs_dir(&self) -> PathBuf {
+        self.data_dir.join("unpacked")
+    }
+    /// Where the slug `digest` is unpacked for the app whose uid is `uid` (files owned by it).
+    pub(crate) fn unpacked_slug_dir(&self, digest: &str, uid: u32) -> PathBuf {
+        self.unpacked_slugs_dir().join(format!("{digest}-{uid}"))
+    }
+
+    /// The disk quota of a dyno of `size` in bytes (ephemeral `/app` and `/tmp` together):
+    /// [`PlatformConfig::dyno_disk_mb`] times the size's [`DynoSize::disk_factor`].
+    pub(crate) fn dyno_disk_bytes(&self, size: DynoSize) -> u64 {
+        self.dyno_disk_mb
+            .saturating_mul(size.disk_factor())
+            .saturating_mul(1024 * 1024)
+    }
+}
+
+/// Tunables of the dyno manager; the defaults are Heroku's.
+#[derive(Debug, Clone)]
+pub struct DynoManagerConfig {
+    /// A web dyno must bind `$PORT` within this long (R10).
+    pub boot_timeout: Duration,
+    /// SIGTERM, then SIGKILL after this long (R12).
+    pub stop_grace: Duration,
+    /// Waits before restarting a dyno after its 1st, 2nd, ... consecutive crash; the last
+    /// entry repeats.
+    pub crash_backoff: Vec<Duration>,
+    pub max_dynos_per_app: u32,
+    /// Start new web dynos and move traffic to them before stopping the old ones.
+    pub preboot: bool,
+    /// Each dyno is restarted (`Cycling`) after this long plus a random part of
+    /// `cycle_jitter`.
+    pub cycle_after: Duration,
+    pub cycle_jitter: Duration,
+    /// How often dynos' memory use is checked against their quota (R14, R15).
+    pub memory_check_interval: Duration,
+    /// An app whose web dynos are `eco` sleeps after this long without web traffic.
+    pub idle_after: Duration,
+}
+
+impl Default for DynoManagerConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        DynoManagerConfig {
+            boot_timeout: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(30),
+            crash_backoff: vec![
+                Duration::ZERO,
+                minutes(20),
+                minutes(40),
+                minutes(60),
+                minutes(180),
+                minutes(320),
+            ],
+            max_dynos_per_app: 100,
+            preboot: true,
+            cycle_after: Duration::from_secs(24 * 3600),
+            cycle_jitter: minutes(216),
+            memory_check_interval: Duration::from_secs(20),
+            idle_after: Duration::from_secs(30 * 60),
+        }
+    }
+}

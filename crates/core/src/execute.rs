@@ -1,0 +1,153 @@
+//! [`Platform::execute`]: the one entry for every change. It looks the command's app up for
+//! its actor (the authorization point) and hands the typed command to the concern that
+//! carries it out. It sits above every concern and the command types; nothing below imports
+//! it.
+
+use std::sync::Arc;
+
+use crate::command::{Command, Outcome};
+use crate::error::CoreError;
+use crate::formation::RestartMode;
+use crate::model::User;
+use crate::platform::Platform;
+
+impl Platform {
+    /// Executes `command` on behalf of `actor`: the single entry for every change. Here the
+    /// actor is authorized (today: the app's owner; any authenticated user may create an app),
+    /// and every effect happens inside the core's transactions.
+    pub async fn execute(
+        self: &Arc<Self>,
+        actor: &User,
+        command: Command,
+    ) -> Result<Outcome, CoreError> {
+        match command {
+            Command::CreateApp { name } => self.create_app(actor, name).await.map(Outcome::App),
+            Command::DeleteApp { app } => {
+                let app = self.app(actor, &app).await?;
+                self.delete_app(&app).await?;
+                Ok(Outcome::AppDeleted(app))
+            }
+            Command::UpdateApp { app, changes } => {
+                let app = self.app(actor, &app).await?;
+                let renames = changes.name.as_ref().is_some_and(|name| *name != app.name);
+                let restacks = changes.stack.as_ref().is_some_and(|s| *s != app.stack);
+                if renames || restacks {
+                    return Err(CoreError::invalid(
+                        "Only maintenance can be changed with PATCH /apps/{app} on Slipway; renaming apps and changing stacks are not supported.",
+                    ));
+                }
+                match changes.maintenance {
+                    Some(on) => self
+                        .set_maintenance(actor, &app, on)
+                        .await
+                        .map(Outcome::App),
+                    None => Ok(Outcome::App(app)),
+                }
+            }
+            Command::SetConfig { app, changes } => {
+                let app = self.app(actor, &app).await?;
+                let (config, release) = self.update_config_vars(actor, &app, changes).await?;
+                Ok(Outcome::Config(config, release))
+            }
+            Command::Scale { app, changes } => {
+                let app = self.app(actor, &app).await?;
+                self.scale(actor, &app, &changes)
+                    .await
+                    .map(Outcome::Formation)
+            }
+            Command::Restart { app, target } => {
+                let app = self.app(actor, &app).await?;
+                self.restart_dynos(&app, &target, RestartMode::Restart)
+                    .await?;
+                Ok(Outcome::Accepted)
+            }
+            Command::Stop { app, target } => {
+                let app = self.app(actor, &app).await?;
+                self.restart_dynos(&app, &target, RestartMode::Stop).await?;
+                Ok(Outcome::Accepted)
+            }
+            Command::Rollback { app, release } => {
+                let app = self.app(actor, &app).await?;
+                self.rollback(actor, &app, &release)
+                    .await
+                    .map(Outcome::Release)
+            }
+            Command::ReleaseSlug {
+                app,
+                slug,
+                description,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.release_slug(actor, &app, &slug, description)
+                    .await
+                    .map(Outcome::Release)
+            }
+            Command::AddDomain { app, hostname } => {
+                let app = self.app(actor, &app).await?;
+                self.add_domain(&app, &hostname).await.map(Outcome::Domain)
+            }
+            Command::RemoveDomain { app, domain } => {
+                let app = self.app(actor, &app).await?;
+                self.remove_domain(&app, &domain).await.map(Outcome::Domain)
+            }
+            Command::AddDrain { app, url } => {
+                let app = self.app(actor, &app).await?;
+                self.add_drain(&app, &url).await.map(Outcome::Drain)
+            }
+            Command::RemoveDrain { app, drain } => {
+                let app = self.app(actor, &app).await?;
+                self.remove_drain(&app, &drain).await.map(Outcome::Drain)
+            }
+            Command::AddCertificate { app, certificate } => {
+                let app = self.app(actor, &app).await?;
+                self.add_sni_endpoint(&app, &certificate.chain, &certificate.private_key)
+                    .await
+                    .map(Outcome::Certificate)
+            }
+            Command::UpdateCertificate {
+                app,
+                endpoint,
+                certificate,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.update_sni_endpoint(
+                    &app,
+                    &endpoint,
+                    &certificate.chain,
+                    &certificate.private_key,
+                )
+                .await
+                .map(Outcome::Certificate)
+            }
+            Command::RemoveCertificate { app, endpoint } => {
+                let app = self.app(actor, &app).await?;
+                self.remove_sni_endpoint(&app, &endpoint)
+                    .await
+                    .map(Outcome::Certificate)
+            }
+            Command::CreateBuild {
+                app,
+                source,
+                buildpacks,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.create_build(actor, &app, source, buildpacks)
+                    .await
+                    .map(Outcome::Build)
+            }
+            Command::DeployPush { app, commit, push } => {
+                let app = self.app(actor, &app).await?;
+                self.deploy_tarball(actor, &app, push.tarball, commit, push.output)
+                    .await
+                    .map(Outcome::Release)
+            }
+            Command::DeclareSlug { app, slug } => {
+                let app = self.app(actor, &app).await?;
+                self.declare_slug(&app, slug).map(Outcome::SlugDeclared)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
