@@ -127,7 +127,7 @@ enum Event {
 }
 
 /// What should run for an app: the planner's part and what starting a dyno needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Target {
     app: App,
     release: Option<Release>,
@@ -140,6 +140,11 @@ struct Manager {
     apps: HashMap<Uuid, AppDynos>,
     /// Apps a request is waiting for.
     wakes: HashSet<Uuid>,
+    /// What the store said should run, per app (`None`: the app is gone), read once per change:
+    /// dropped when the store's watch reports a change to the app (`AppChanged`) and on every
+    /// periodic pass, so container events (up, exited) and wake-ups plan without reading the
+    /// store again.
+    known_targets: HashMap<Uuid, Option<Target>>,
     events: mpsc::UnboundedSender<Event>,
     /// Slugs being unpacked or already unpacked, by digest.
     unpacked: Arc<tokio::sync::Mutex<HashSet<String>>>,
@@ -185,6 +190,7 @@ pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
         parts,
         apps: HashMap::new(),
         wakes: HashSet::new(),
+        known_targets: HashMap::new(),
         events: events.clone(),
         unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
     };
@@ -388,8 +394,12 @@ impl Manager {
 
     async fn handle(&mut self, event: Event) {
         let found = match event {
-            Event::AppChanged(Some(app)) => Some(app),
+            Event::AppChanged(Some(app)) => {
+                self.known_targets.remove(&app);
+                Some(app)
+            }
             Event::AppChanged(None) => {
+                self.known_targets.clear();
                 self.reconcile_all().await;
                 return;
             }
@@ -516,12 +526,18 @@ impl Manager {
 
     /// Asks the planner what to do for one app, and does it.
     async fn reconcile(&mut self, app_id: Uuid) {
-        let target = match self.desired(app_id).await {
-            Ok(target) => target,
-            Err(error) => {
-                tracing::error!(%error, app = %app_id, "reconciling an app's dynos failed");
-                return;
-            }
+        let target = match self.known_targets.get(&app_id) {
+            Some(target) => target.clone(),
+            None => match self.desired(app_id).await {
+                Ok(target) => {
+                    self.known_targets.insert(app_id, target.clone());
+                    target
+                }
+                Err(error) => {
+                    tracing::error!(%error, app = %app_id, "reconciling an app's dynos failed");
+                    return;
+                }
+            },
         };
         let now = self.parts.clock.now();
         let wake = self.wakes.remove(&app_id);
@@ -540,6 +556,7 @@ impl Manager {
         );
         self.execute(app_id, desired.as_ref(), actions, now).await;
         if desired.is_none() {
+            self.known_targets.remove(&app_id);
             self.apps.remove(&app_id);
         }
     }
