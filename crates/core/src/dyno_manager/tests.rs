@@ -54,6 +54,7 @@ fn fixture() -> Fixture {
             parts: Arc::new(parts),
             apps: HashMap::new(),
             wakes: HashSet::new(),
+            known_targets: HashMap::new(),
             events,
             unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
         },
