@@ -186,14 +186,7 @@ pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
         });
     }
     let mut wakes = parts.activity.wake_inbox();
-    let mut manager = Manager {
-        parts,
-        apps: HashMap::new(),
-        wakes: HashSet::new(),
-        known_targets: HashMap::new(),
-        events: events.clone(),
-        unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
-    };
+    let mut manager = Manager::new(parts, events.clone());
     tokio::spawn(async move {
         manager.adopt_previous_run().await;
         let config = manager.parts.config.dynos.clone();
@@ -233,6 +226,18 @@ pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
 }
 
 impl Manager {
+    /// A manager that knows no dyno yet; `events` is where its watchers report.
+    fn new(parts: Arc<Parts>, events: mpsc::UnboundedSender<Event>) -> Manager {
+        Manager {
+            parts,
+            apps: HashMap::new(),
+            wakes: HashSet::new(),
+            known_targets: HashMap::new(),
+            events,
+            unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
+        }
+    }
+
     /// Takes over the dynos a previous server process left running (see the module doc).
     async fn adopt_previous_run(&mut self) {
         let parts = self.parts.clone();

@@ -50,14 +50,7 @@ fn fixture() -> Fixture {
     };
     let (events, inbox) = mpsc::unbounded_channel();
     Fixture {
-        manager: Manager {
-            parts: Arc::new(parts),
-            apps: HashMap::new(),
-            wakes: HashSet::new(),
-            known_targets: HashMap::new(),
-            events,
-            unpacked: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
-        },
+        manager: Manager::new(Arc::new(parts), events),
         inbox,
         clock,
         app_id: Uuid::new_v4(),
