@@ -12,7 +12,8 @@
 # Bounded: DURATION seconds per case (default 10), 27 cases.
 # Knobs: DURATION, CONNECTIONS (50), THREADS (wrk threads, 1), BENCH_ROUTER_THREADS (router
 # threads, as `slipway server --router-threads`; default one per core, like nginx's
-# `worker_processes auto`), LATENCY_CONNECTIONS, IDLE_CONNECTIONS, CARGO_TARGET_DIR. The
+# `worker_processes auto`), LATENCY_CONNECTIONS, IDLE_CONNECTIONS, CARGO_TARGET_DIR, ROUTER_BENCH_BIN
+# (a directory of prebuilt `bench_backend`/`bench_router`: no build). The
 # examples are built with fat LTO and one codegen unit through CARGO_PROFILE_RELEASE_* variables
 # (the workspace's release profile is left alone).
 set -euo pipefail
@@ -35,10 +36,15 @@ for tool in wrk nginx cargo openssl; do
     command -v "$tool" >/dev/null || { echo "bench/router.sh needs $tool on PATH" >&2; exit 1; }
 done
 
-echo "building release examples (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)..." >&2
-(cd "$ROOT" && CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-    cargo build --quiet --release -p slipway-router --examples)
-BIN="$CARGO_TARGET_DIR/release/examples"
+if [[ -n "${ROUTER_BENCH_BIN:-}" ]]; then
+    # Prebuilt examples (e.g. an older commit's, to compare two builds in one sitting).
+    BIN="$ROUTER_BENCH_BIN"
+else
+    echo "building release examples (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)..." >&2
+    (cd "$ROOT" && CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+        cargo build --quiet --release -p slipway-router --examples)
+    BIN="$CARGO_TARGET_DIR/release/examples"
+fi
 
 WORK="$(mktemp -d)"
 PIDS=()
