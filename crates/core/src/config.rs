@@ -38,6 +38,9 @@ pub struct PlatformConfig {
     /// Where the apps' bare git repositories live; the core creates and removes each with its
     /// app (default `<data_dir>/repos`).
     pub repos_dir: PathBuf,
+    /// Where one-off dynos are attached (`rendezvous://HOST:PORT`), the prefix of every
+    /// `attach_url`; HOST must be a name the rendezvous listener's certificate carries.
+    pub rendezvous_url: String,
 }
 
 /// The build budget and the caps on tenant input (issue 10). Every build container gets these
@@ -95,6 +98,7 @@ impl PlatformConfig {
             outbound: slipway_outbound::OutboundPolicy::default(),
             max_source_blob_bytes: 500 * 1024 * 1024,
             repos_dir: data_dir.join("repos"),
+            rendezvous_url: "rendezvous://127.0.0.1:5002".into(),
         }
     }
 

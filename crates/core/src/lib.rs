@@ -18,6 +18,7 @@
 
 mod app_json;
 mod apps;
+mod attach;
 mod build_output;
 mod builds;
 mod certs;

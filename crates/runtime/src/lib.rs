@@ -186,6 +186,44 @@ pub enum RuntimeError {
     },
 }
 
+/// How a one-off container's first process is connected to the person who started it
+/// (`slipway run`, `heroku run`): its stdin, and its stdout and stderr merged into one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// A pseudo-terminal of this size, the process's controlling terminal: bytes written are
+    /// typed (Ctrl-C, `0x03`, interrupts the foreground process group), the output is the
+    /// terminal's, and [`AttachControl::resize`] changes the size (SIGWINCH).
+    Tty { cols: u16, rows: u16 },
+    /// Plain pipes: bytes written are the process's stdin, shutting the writer down is its
+    /// end of input; stdout and stderr arrive as written.
+    Pipes,
+}
+
+/// What the person at the other end can do to an attached container besides typing.
+pub trait AttachControl: Send + Sync + 'static {
+    /// Sets the terminal's size; the process gets SIGWINCH. A no-op for [`Attach::Pipes`].
+    fn resize(&self, cols: u16, rows: u16) -> std::io::Result<()>;
+    /// The person went away: the container's processes get SIGHUP (as when a terminal hangs
+    /// up). The container is not stopped; what keeps running is the caller's to end.
+    fn hangup(&self) -> std::io::Result<()>;
+}
+
+/// The streams of a container started with [`Runtime::start_attached`].
+pub struct AttachedIo {
+    /// To the process's stdin (the terminal, for [`Attach::Tty`]).
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    /// The process's stdout and stderr, merged (the terminal's output, for [`Attach::Tty`]).
+    /// Ends when the container has exited and every byte has been read.
+    pub output: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    pub control: Arc<dyn AttachControl>,
+}
+
+impl std::fmt::Debug for AttachedIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachedIo").finish_non_exhaustive()
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Runtime: Send + Sync + 'static {
     /// Creates and starts a container. Output lines are passed to `output` until it exits.
@@ -194,6 +232,22 @@ pub trait Runtime: Send + Sync + 'static {
         spec: ContainerSpec,
         output: OutputSink,
     ) -> Result<RunningContainer, RuntimeError>;
+
+    /// Creates and starts a container whose first process is connected to the returned
+    /// streams instead of the output sink (one-off dynos). Everything else (isolation, limits,
+    /// [`Runtime::stop`], [`Runtime::list`]) is as for [`Runtime::start`]. A runtime that
+    /// cannot attach says so.
+    async fn start_attached(
+        &self,
+        spec: ContainerSpec,
+        attach: Attach,
+    ) -> Result<(RunningContainer, AttachedIo), RuntimeError> {
+        let _ = attach;
+        Err(RuntimeError::InvalidSpec {
+            id: spec.id,
+            reason: "this runtime cannot attach a terminal or pipes to a container".into(),
+        })
+    }
 
     /// Sends SIGTERM to every process in the container, SIGKILL after `grace`, then removes
     /// the container and its ephemeral layer. A zero `grace` sends SIGKILL at once.

@@ -17,6 +17,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let edges: &[(&str, &[&str])] = &[
         ("slipway-store", &[]),
         ("slipway-runtime", &[]),
+        ("slipway-rendezvous", &["slipway-runtime"]),
         ("slipway-outbound", &[]),
         ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),
@@ -35,6 +36,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-outbound",
                 "slipway-git",
                 "slipway-model",
+                "slipway-rendezvous",
             ],
         ),
         (
@@ -59,6 +61,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-logplex",
                 "slipway-outbound",
                 "slipway-model",
+                "slipway-rendezvous",
             ],
         ),
         // The binary parses arguments and dispatches: the server, the CLI client, git's hook.
