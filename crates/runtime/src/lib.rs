@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod attach;
 mod common;
 mod disk;
 mod mounts;

@@ -13,6 +13,12 @@
 //!   its group is SIGKILLed (like a PID namespace dies with its init), then the output pipes
 //!   are drained and `exited` resolves.
 //! - [`Runtime::stop`] sends SIGTERM to the process group and SIGKILL after the grace period.
+//! - [`Runtime::start_attached`]: with [`Attach::Tty`] the process gets a host pseudo-terminal
+//!   in the usual cooked mode as its controlling terminal, in a session of its own (started
+//!   through util-linux's `setsid --ctty`, as this crate has no unsafe code for a `pre_exec`), so
+//!   the terminal itself echoes, turns `0x03` into SIGINT and sends SIGWINCH on resize. With
+//!   [`Attach::Pipes`] stdin is a pipe and stdout and stderr share one. `hangup` sends SIGHUP
+//!   to the process group.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,10 +30,11 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::{oneshot, watch};
 
+use crate::attach::{Control, HostTerminal};
 use crate::common::{exit_status_from_std, pump_lines, validate_spec, wait_exit, OutputGate};
 use crate::{
-    ContainerInfo, ContainerSpec, ExitStatus, OutputSink, RunningContainer, Runtime, RuntimeError,
-    StopOutcome, Stream,
+    Attach, AttachedIo, ContainerInfo, ContainerSpec, ExitStatus, OutputSink, RunningContainer,
+    Runtime, RuntimeError, StopOutcome, Stream,
 };
 
 struct Entry {
@@ -76,29 +83,44 @@ fn host_cwd(spec: &ContainerSpec) -> PathBuf {
     }
 }
 
-#[async_trait::async_trait]
-impl Runtime for ProcessRuntime {
-    async fn start(
+impl ProcessRuntime {
+    /// Spawns the spec's first process with these stdin, stdout and stderr and registers it.
+    /// `ctty`: in a session of its own (`setsid -c`) with its stdin, a terminal, as the
+    /// controlling terminal; otherwise in a process group of its own.
+    fn spawn(
         &self,
-        spec: ContainerSpec,
-        output: OutputSink,
-    ) -> Result<RunningContainer, RuntimeError> {
-        validate_spec(&spec)?;
+        spec: &ContainerSpec,
+        stdio: [Stdio; 3],
+        ctty: bool,
+    ) -> Result<(tokio::process::Child, u32, watch::Sender<Option<ExitStatus>>), RuntimeError> {
+        validate_spec(spec)?;
         let id = spec.id.clone();
         if self.lock().contains_key(&id) {
             return Err(RuntimeError::AlreadyExists { id });
         }
-        let mut cmd = tokio::process::Command::new(&spec.args[0]);
-        cmd.args(&spec.args[1..])
-            .env_clear()
+        let [stdin, stdout, stderr] = stdio;
+        let mut cmd = if ctty {
+            let setsid = crate::attach::setsid_binary().map_err(|source| RuntimeError::Io {
+                id: id.clone(),
+                action: "give a terminal to",
+                source,
+            })?;
+            let mut cmd = tokio::process::Command::new(setsid);
+            cmd.arg("--ctty").args(&spec.args);
+            cmd
+        } else {
+            let mut cmd = tokio::process::Command::new(&spec.args[0]);
+            cmd.args(&spec.args[1..]).process_group(0);
+            cmd
+        };
+        cmd.env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(host_cwd(&spec))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
+            .current_dir(host_cwd(spec))
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(false);
-        let mut child = cmd.spawn().map_err(|source| RuntimeError::Io {
+        let child = cmd.spawn().map_err(|source| RuntimeError::Io {
             id: id.clone(),
             action: "spawn the process of",
             source,
@@ -110,32 +132,35 @@ impl Runtime for ProcessRuntime {
         })?;
 
         let (watch_tx, watch_rx) = watch::channel(None);
-        {
-            let mut running = self.lock();
-            if running.contains_key(&id) {
-                // Lost a race with a concurrent start of the same id.
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                return Err(RuntimeError::AlreadyExists { id });
-            }
-            running.insert(
-                id.clone(),
-                Entry {
-                    pid,
-                    labels: spec.labels.clone(),
-                    exit: watch_rx,
-                },
-            );
+        let mut running = self.lock();
+        if running.contains_key(&id) {
+            // Lost a race with a concurrent start of the same id.
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(RuntimeError::AlreadyExists { id });
         }
+        running.insert(
+            id,
+            Entry {
+                pid,
+                labels: spec.labels.clone(),
+                exit: watch_rx,
+            },
+        );
+        Ok((child, pid, watch_tx))
+    }
 
-        let gate = OutputGate::open_now(output);
-        let stdout = child
-            .stdout
-            .take()
-            .map(|r| tokio::spawn(pump_lines(r, Stream::Stdout, gate.clone())));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|r| tokio::spawn(pump_lines(r, Stream::Stderr, gate.clone())));
+    /// Waits for the first process in the background: then kills the rest of its group, waits
+    /// for `pumps`, forgets it and resolves the returned receiver. `keep` (a terminal's
+    /// master) stays open until then.
+    fn watch_exit(
+        &self,
+        id: String,
+        pid: u32,
+        mut child: tokio::process::Child,
+        watch_tx: watch::Sender<Option<ExitStatus>>,
+        pumps: Vec<tokio::task::JoinHandle<()>>,
+        keep: Option<Arc<std::os::fd::OwnedFd>>,
+    ) -> oneshot::Receiver<ExitStatus> {
         let (exit_tx, exit_rx) = oneshot::channel();
         let running = self.running.clone();
         tokio::spawn(async move {
@@ -151,9 +176,10 @@ impl Runtime for ProcessRuntime {
             };
             // Like a PID namespace: everything else in the group dies with the first process.
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            for pump in [stdout, stderr].into_iter().flatten() {
+            for pump in pumps {
                 let _ = pump.await;
             }
+            drop(keep);
             running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -161,12 +187,92 @@ impl Runtime for ProcessRuntime {
             let _ = watch_tx.send(Some(status));
             let _ = exit_tx.send(status);
         });
+        exit_rx
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for ProcessRuntime {
+    async fn start(
+        &self,
+        spec: ContainerSpec,
+        output: OutputSink,
+    ) -> Result<RunningContainer, RuntimeError> {
+        let stdio = [Stdio::null(), Stdio::piped(), Stdio::piped()];
+        let (mut child, pid, watch_tx) = self.spawn(&spec, stdio, false)?;
+        let gate = OutputGate::open_now(output);
+        let stdout = child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(pump_lines(r, Stream::Stdout, gate.clone())));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(pump_lines(r, Stream::Stderr, gate.clone())));
+        let pumps = [stdout, stderr].into_iter().flatten().collect();
+        let exited = self.watch_exit(spec.id.clone(), pid, child, watch_tx, pumps, None);
         Ok(RunningContainer {
             id: spec.id,
             pid,
             address: None,
-            exited: exit_rx,
+            exited,
         })
+    }
+
+    async fn start_attached(
+        &self,
+        spec: ContainerSpec,
+        attach: Attach,
+    ) -> Result<(RunningContainer, AttachedIo), RuntimeError> {
+        let plumbing = crate::attach::plumb(attach, HostTerminal::Cooked).map_err(|source| {
+            RuntimeError::Io {
+                id: spec.id.clone(),
+                action: "open the terminal or pipes of",
+                source,
+            }
+        })?;
+        let stdio = [
+            Stdio::from(plumbing.stdin),
+            Stdio::from(plumbing.stdout),
+            Stdio::from(plumbing.stderr),
+        ];
+        let ctty = matches!(attach, Attach::Tty { .. });
+        // The child's ends are closed here once spawned, so the output ends with the child.
+        let (child, pid, watch_tx) = self.spawn(&spec, stdio, ctty)?;
+        let exited = self.watch_exit(
+            spec.id.clone(),
+            pid,
+            child,
+            watch_tx,
+            Vec::new(),
+            plumbing.master.clone(),
+        );
+        let running = self.running.clone();
+        let id = spec.id.clone();
+        let hangup: crate::attach::Hangup = Box::new(move || {
+            let live = running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .is_some_and(|entry| entry.pid == pid);
+            if live {
+                killpg(Pid::from_raw(pid as i32), Signal::SIGHUP)?;
+            }
+            Ok(())
+        });
+        let control = Control {
+            master: plumbing.master,
+            hangup,
+        };
+        Ok((
+            RunningContainer {
+                id: spec.id,
+                pid,
+                address: None,
+                exited,
+            },
+            crate::attach::attached_io(plumbing.input, plumbing.output, control),
+        ))
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError> {
@@ -372,6 +478,80 @@ mod tests {
         .await
         .expect("exit must not wait for background children");
         assert!(status.unwrap().success());
+    }
+
+    /// Reads `output` into `seen` until `want` appears (panics after 20 s).
+    async fn read_until(io: &mut AttachedIo, seen: &mut String, want: &str) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        while !seen.contains(want) {
+            match tokio::time::timeout(Duration::from_secs(20), io.output.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                other => panic!("{want:?} never came ({other:?}): {seen:?}"),
+            }
+        }
+    }
+
+    async fn read_to_end(io: &mut AttachedIo, seen: &mut String) {
+        use tokio::io::AsyncReadExt;
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), io.output.read_to_end(&mut rest))
+            .await
+            .expect("the output must end with the process")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&rest));
+    }
+
+    #[tokio::test]
+    async fn attached_terminal_size_resize_ctrl_c_and_exit_status() {
+        use tokio::io::AsyncWriteExt;
+        let rt = ProcessRuntime::new();
+        let script = "trap 'echo got-int; exit 5' INT; stty size; read a; stty size; \
+                      echo ready; sleep 100; echo after";
+        let (running, mut io) = rt
+            .start_attached(spec("tty", script), Attach::Tty { cols: 80, rows: 24 })
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        read_until(&mut io, &mut seen, "24 80\r\n").await;
+        io.control.resize(100, 30).unwrap();
+        io.input.write_all(b"\n").await.unwrap();
+        read_until(&mut io, &mut seen, "ready").await;
+        assert!(seen.contains("30 100"), "{seen:?}");
+        assert_eq!(rt.list().await.unwrap().len(), 1);
+        io.input.write_all(b"\x03").await.unwrap();
+        read_to_end(&mut io, &mut seen).await;
+        assert_eq!(running.exited.await.unwrap().code, Some(5), "{seen:?}");
+        assert!(seen.contains("got-int") && !seen.contains("after"), "{seen:?}");
+        assert!(rt.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn attached_pipes_and_hangup() {
+        use tokio::io::AsyncWriteExt;
+        let rt = ProcessRuntime::new();
+        let (running, mut io) = rt
+            .start_attached(spec("pipes", "cat; echo err >&2; exit 3"), Attach::Pipes)
+            .await
+            .unwrap();
+        io.input.write_all(b"a\nb\n").await.unwrap();
+        io.input.shutdown().await.unwrap();
+        let mut seen = String::new();
+        read_to_end(&mut io, &mut seen).await;
+        assert_eq!(seen, "a\nb\nerr\n");
+        assert_eq!(running.exited.await.unwrap().code, Some(3));
+
+        let script = "trap 'echo got-hup; exit 7' HUP; echo ready; while :; do sleep 0.05; done";
+        for attach in [Attach::Pipes, Attach::Tty { cols: 80, rows: 24 }] {
+            let (running, mut io) = rt.start_attached(spec("hup", script), attach).await.unwrap();
+            let mut seen = String::new();
+            read_until(&mut io, &mut seen, "ready").await;
+            io.control.hangup().unwrap();
+            read_to_end(&mut io, &mut seen).await;
+            assert_eq!(running.exited.await.unwrap().code, Some(7), "{seen:?}");
+            assert!(seen.contains("got-hup"), "{seen:?}");
+            io.control.hangup().unwrap();
+        }
     }
 
     #[tokio::test]

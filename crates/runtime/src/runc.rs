@@ -81,17 +81,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_spec::runtime::{
-    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    BoxBuilder, Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
     LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use tokio::sync::{oneshot, watch};
 
+use crate::attach::{Control, HostTerminal};
 use crate::common::{pump_lines, validate_spec, OutputGate};
 use crate::net::{Allocator, Attachment, NetworkConfig};
 use crate::{
-    ContainerInfo, ContainerSpec, ExitStatus, Network, OutputSink, RunningContainer, Runtime,
+    Attach, AttachedIo, ContainerInfo, ContainerSpec, ExitStatus, Network, OutputSink, RunningContainer, Runtime,
     RuntimeError, StopOutcome, Stream,
 };
 
@@ -132,11 +133,13 @@ impl RuncConfig {
 }
 
 /// How `runc run` ended, published by the monitor task after cleanup.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Finished {
     status: ExitStatus,
     /// The container's pid if runc had written the pid file, i.e. the container did start.
     pid: Option<u32>,
+    /// Without a pid: the errors runc logged (`runc.log`), read before the bundle went.
+    runc_error: Option<String>,
 }
 
 type Active = Arc<Mutex<HashMap<String, watch::Receiver<Option<Finished>>>>>;
@@ -383,6 +386,39 @@ impl Inner {
             .collect())
     }
 
+    /// What [`AttachControl::hangup`](crate::AttachControl::hangup) does for an attached
+    /// container: `runc kill --all <id> HUP`, for a terminal as for pipes. Closing a
+    /// terminal's master would be a real hang-up too, but it would also end the output before
+    /// the process's last words (a `trap ... HUP` that says goodbye) and kill the status
+    /// wrapper, the session leader, so the exit status would be lost. It runs runc and waits
+    /// for it (some milliseconds): the trait's method is not async. A container that is
+    /// already gone is not an error.
+    fn hangup(&self, id: &str) -> crate::attach::Hangup {
+        let runc = self.runc_binary.clone();
+        let root = self.runc_root.clone();
+        let id = id.to_string();
+        Box::new(move || {
+            let out = std::process::Command::new(&runc)
+                .arg("--root")
+                .arg(&root)
+                .args(["kill", "--all", &id, "HUP"])
+                .stdin(Stdio::null())
+                .output()?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success()
+                || stderr.contains("does not exist")
+                || stderr.contains("not running")
+            {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "runc kill HUP for container {id} failed: {}",
+                    stderr.trim()
+                )))
+            }
+        })
+    }
+
     /// After a container's end: removes every trace of it and stops tracking it as active.
     async fn forget(&self, id: &str) {
         self.cleanup(id).await;
@@ -495,7 +531,13 @@ impl Inner {
     }
 
     /// Writes the bundle (rootfs skeleton, layers, labels, config.json).
-    fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<(), RuntimeError> {
+    /// `console`: the first process gets a terminal of this size (columns, rows).
+    fn write_bundle(
+        &self,
+        spec: &ContainerSpec,
+        bundle: &Path,
+        console: Option<(u16, u16)>,
+    ) -> Result<(), RuntimeError> {
         let id = spec.id.as_str();
         let rootfs = bundle.join("rootfs");
         let upper = crate::disk::layers_dir(bundle).join("upper");
@@ -543,7 +585,7 @@ impl Inner {
         std::fs::write(bundle.join("labels.json"), labels)
             .map_err(io_err(id, "write the labels of"))?;
         let oci = self
-            .oci_spec(spec, bundle)
+            .oci_spec(spec, bundle, console)
             .map_err(|e| RuntimeError::InvalidSpec {
                 id: id.to_string(),
                 reason: format!("cannot build the OCI config: {e}"),
@@ -559,6 +601,7 @@ impl Inner {
         &self,
         spec: &ContainerSpec,
         bundle: &Path,
+        console: Option<(u16, u16)>,
     ) -> Result<Spec, oci_spec::OciSpecError> {
         let mount = |dest: &str, typ: &str, source: &str, opts: &[&str]| {
             MountBuilder::default()
@@ -665,8 +708,16 @@ impl Inner {
         }
 
         let no_caps = || Capabilities::new();
-        let process = ProcessBuilder::default()
-            .terminal(false)
+        let mut process = ProcessBuilder::default().terminal(console.is_some());
+        if let Some((cols, rows)) = console {
+            process = process.console_size(
+                BoxBuilder::default()
+                    .width(u64::from(cols))
+                    .height(u64::from(rows))
+                    .build()?,
+            );
+        }
+        let process = process
             .user(UserBuilder::default().uid(spec.uid).gid(spec.gid).build()?)
             .args(spec.args.clone())
             .env(
@@ -808,6 +859,10 @@ const STATUS_WRAPPER: &str = r#"status_file=$1; shift; (umask 022 && exec "$@");
 /// Where [`STATUS_WRAPPER`] records `runc run`'s exit status, in the bundle.
 const EXIT_STATUS_FILE: &str = "exit-status";
 const STDOUT_FIFO: &str = "stdout.fifo";
+/// Where `runc run` writes its pid file, in the bundle.
+const PID_FILE: &str = "init.pid";
+/// runc's own log (JSON lines), in the bundle.
+const RUNC_LOG: &str = "runc.log";
 const STDERR_FIFO: &str = "stderr.fifo";
 /// How often the exit of an adopted container (not our child) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
@@ -844,6 +899,25 @@ fn open_fifo_readers(
     Ok((open(STDOUT_FIFO)?, open(STDERR_FIFO)?))
 }
 
+/// The messages of the errors runc logged in the bundle's `runc.log`, one a line, if any.
+fn read_runc_errors(bundle: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        level: String,
+        #[serde(default)]
+        msg: String,
+    }
+    let log = std::fs::read_to_string(bundle.join(RUNC_LOG)).ok()?;
+    let errors: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Entry>(line).ok())
+        .filter(|entry| matches!(entry.level.as_str(), "error" | "fatal"))
+        .map(|entry| entry.msg)
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("\n"))
+}
+
 /// The exit status [`STATUS_WRAPPER`] recorded, if it did.
 fn read_exit_status(bundle: &Path) -> Option<ExitStatus> {
     let code: i32 = std::fs::read_to_string(bundle.join(EXIT_STATUS_FILE))
@@ -876,14 +950,16 @@ impl Drop for OpenOnDrop {
     }
 }
 
-#[async_trait::async_trait]
-impl Runtime for RuncRuntime {
-    async fn start(
+impl RuncRuntime {
+    /// Everything before `runc run`: checks the spec, creates the bundle, gives the container
+    /// its disk, writes the bundle (with a terminal of size `console`, if asked) and sets up
+    /// its network. Returns the bundle and the container's address; on error nothing is left.
+    async fn prepare(
         &self,
-        spec: ContainerSpec,
-        output: OutputSink,
-    ) -> Result<RunningContainer, RuntimeError> {
-        validate_spec(&spec)?;
+        spec: &ContainerSpec,
+        console: Option<(u16, u16)>,
+    ) -> Result<(PathBuf, Option<std::net::IpAddr>), RuntimeError> {
+        validate_spec(spec)?;
         let inner = &self.inner;
         let id = spec.id.clone();
         if let Some(app_dir) = &spec.app_dir {
@@ -922,7 +998,7 @@ impl Runtime for RuncRuntime {
                 return Err(io_err(&id, "give a disk to")(e.into()));
             }
         }
-        if let Err(e) = inner.write_bundle(&spec, &bundle) {
+        if let Err(e) = inner.write_bundle(spec, &bundle, console) {
             inner.cleanup(&id).await;
             return Err(e);
         }
@@ -936,8 +1012,180 @@ impl Runtime for RuncRuntime {
                 }
             },
         };
+        Ok((bundle, address))
+    }
 
-        let pid_file = bundle.join("init.pid");
+    /// Spawns `runc run` for a prepared bundle with these stdin, stdout and stderr, under a
+    /// tiny shell that records its exit status in the bundle, so that a server that adopts the
+    /// container later (it is then not our child) can learn it. `ctty`: stdin is a terminal,
+    /// which becomes the controlling terminal of a session of its own (see `start_attached`);
+    /// otherwise it runs in a process group of its own. On error the bundle is removed.
+    async fn spawn_runc(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: [Stdio; 3],
+        ctty: bool,
+    ) -> Result<tokio::process::Child, RuntimeError> {
+        let inner = &self.inner;
+        let mut cmd = if ctty {
+            let setsid = match crate::attach::setsid_binary() {
+                Ok(setsid) => setsid,
+                Err(e) => {
+                    inner.cleanup(id).await;
+                    return Err(io_err(id, "give a terminal to")(e));
+                }
+            };
+            let mut cmd = tokio::process::Command::new(setsid);
+            cmd.arg("--ctty").arg("/bin/sh");
+            cmd
+        } else {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.process_group(0);
+            cmd
+        };
+        let [stdin, stdout, stderr] = stdio;
+        cmd.arg("-c")
+            .arg(STATUS_WRAPPER)
+            .arg("slipway-runc")
+            .arg(bundle.join(EXIT_STATUS_FILE))
+            .arg(&inner.runc_binary)
+            .arg("--root")
+            .arg(&inner.runc_root)
+            .arg("--log")
+            .arg(bundle.join(RUNC_LOG))
+            .arg("--log-format")
+            .arg("json")
+            .arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join(PID_FILE))
+            .arg("--no-new-keyring")
+            .arg(id)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(false);
+        match cmd.spawn() {
+            Ok(child) => Ok(child),
+            Err(e) => {
+                inner.cleanup(id).await;
+                Err(io_err(id, "spawn runc for")(e))
+            }
+        }
+    }
+
+    /// Watches a spawned `runc run`: a monitor task waits for it, then for `pumps` (the tasks
+    /// draining its output), cleans up, drops `keep` and resolves `exited`. Returns once the
+    /// container runs (runc wrote its pid file), or how runc ended if it never did.
+    async fn supervise(
+        &self,
+        id: &str,
+        address: Option<std::net::IpAddr>,
+        mut child: tokio::process::Child,
+        pumps: Vec<tokio::task::JoinHandle<()>>,
+        keep: Option<Arc<std::os::fd::OwnedFd>>,
+    ) -> Result<RunningContainer, Finished> {
+        let pid_file = self.inner.bundle(id).join(PID_FILE);
+        let (watch_tx, mut watch_rx) = watch::channel(None);
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), watch_rx.clone());
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let monitor_inner = self.inner.clone();
+        let monitor_id = id.to_string();
+        let monitor_pid_file = pid_file.clone();
+        tokio::spawn(async move {
+            let id = monitor_id;
+            let status = match child.wait().await {
+                Ok(status) => map_runc_exit(status),
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "waiting for runc failed");
+                    ExitStatus {
+                        code: None,
+                        signal: None,
+                    }
+                }
+            };
+            for pump in pumps {
+                let _ = pump.await;
+            }
+            drop(keep);
+            let pid = read_pid(&monitor_pid_file);
+            let runc_error = match pid {
+                Some(_) => None,
+                None => read_runc_errors(&monitor_inner.bundle(&id)),
+            };
+            monitor_inner.forget(&id).await;
+            let _ = watch_tx.send(Some(Finished {
+                status,
+                pid,
+                runc_error,
+            }));
+            let _ = exit_tx.send(status);
+        });
+
+        // Wait for the pid file (the container runs) or runc's exit (it failed, or the
+        // container was so quick that it is already gone).
+        let pid = loop {
+            if let Some(pid) = read_pid(&pid_file) {
+                break pid;
+            }
+            let finished = watch_rx.borrow_and_update().clone();
+            if let Some(finished) = finished {
+                match finished.pid {
+                    Some(pid) => break pid,
+                    None => return Err(finished),
+                }
+            }
+            tokio::select! {
+                _ = watch_rx.changed() => {}
+                _ = tokio::time::sleep(PID_POLL) => {}
+            }
+        };
+        self.inner.watch_oom(id);
+        Ok(RunningContainer {
+            id: id.to_string(),
+            pid,
+            address,
+            exited: exit_rx,
+        })
+    }
+}
+
+/// The error for a container runc never started: what runc said on stderr (`held_stderr`, if
+/// the caller kept it) or in its log, or at least its exit status.
+fn never_started(id: &str, held_stderr: String, finished: Finished) -> RuntimeError {
+    let stderr = if !held_stderr.is_empty() {
+        held_stderr
+    } else if let Some(logged) = finished.runc_error {
+        logged
+    } else {
+        format!(
+            "runc exited with status {} before starting the container",
+            finished.status
+        )
+    };
+    RuntimeError::Runc {
+        id: id.to_string(),
+        action: "run",
+        stderr,
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for RuncRuntime {
+    async fn start(
+        &self,
+        spec: ContainerSpec,
+        output: OutputSink,
+    ) -> Result<RunningContainer, RuntimeError> {
+        let (bundle, address) = self.prepare(&spec, None).await?;
+        let inner = &self.inner;
+        let id = spec.id;
         // The container's stdout/stderr are FIFOs in the bundle, opened read-write for the
         // container so that writes never fail with EPIPE while no server reads them (the
         // server may restart and re-open them with `adopt`).
@@ -955,39 +1203,14 @@ impl Runtime for RuncRuntime {
                 return Err(io_err(&id, "open the output FIFOs of")(e));
             }
         };
-        // `runc run` under a tiny shell that records its exit status in the bundle, so that a
-        // server that adopts the container later (it is then not our child) can learn it.
-        let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(STATUS_WRAPPER)
-            .arg("slipway-runc")
-            .arg(bundle.join(EXIT_STATUS_FILE))
-            .arg(&inner.runc_binary)
-            .arg("--root")
-            .arg(&inner.runc_root)
-            .arg("--log")
-            .arg(bundle.join("runc.log"))
-            .arg("run")
-            .arg("--bundle")
-            .arg(&bundle)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg("--no-new-keyring")
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout_fifo))
-            .stderr(Stdio::from(stderr_fifo))
-            .process_group(0)
-            .kill_on_drop(false);
-        let mut child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                inner.cleanup(&id).await;
-                return Err(io_err(&id, "spawn runc for")(e));
-            }
-        };
-        drop(cmd);
+        let stdio = [
+            Stdio::null(),
+            Stdio::from(stdout_fifo),
+            Stdio::from(stderr_fifo),
+        ];
+        let child = self.spawn_runc(&id, &bundle, stdio, false).await?;
 
+        // Lines are held back until the container runs, so runc's own errors are not output.
         let gate = OutputGate::closed(output);
         let mut guard = OpenOnDrop(Some(gate.clone()));
         let (stdout_reader, stderr_reader) = readers;
@@ -995,78 +1218,55 @@ impl Runtime for RuncRuntime {
             tokio::spawn(pump_lines(stdout_reader, Stream::Stdout, gate.clone())),
             tokio::spawn(pump_lines(stderr_reader, Stream::Stderr, gate.clone())),
         ];
+        match self.supervise(&id, address, child, pumps, None).await {
+            Ok(running) => Ok(running),
+            Err(finished) => {
+                guard.0 = None;
+                Err(never_started(&id, gate.held_stderr(), finished))
+            }
+        }
+    }
 
-        let (watch_tx, mut watch_rx) = watch::channel(None);
-        inner
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), watch_rx.clone());
-        let (exit_tx, exit_rx) = oneshot::channel();
-        let monitor_inner = self.inner.clone();
-        let monitor_id = id.clone();
-        let monitor_pid_file = pid_file.clone();
-        tokio::spawn(async move {
-            let id = monitor_id;
-            let status = match child.wait().await {
-                Ok(status) => map_runc_exit(status),
-                Err(e) => {
-                    tracing::warn!(id, error = %e, "waiting for runc failed");
-                    ExitStatus {
-                        code: None,
-                        signal: None,
-                    }
-                }
-            };
-            for pump in pumps {
-                let _ = pump.await;
-            }
-            let pid = read_pid(&monitor_pid_file);
-            monitor_inner.forget(&id).await;
-            let _ = watch_tx.send(Some(Finished { status, pid }));
-            let _ = exit_tx.send(status);
-        });
-
-        // Wait for the pid file (the container runs) or runc's exit (it failed, or the
-        // container was so quick that it is already gone).
-        let pid = loop {
-            if let Some(pid) = read_pid(&pid_file) {
-                break pid;
-            }
-            let finished = *watch_rx.borrow_and_update();
-            if let Some(finished) = finished {
-                match finished.pid {
-                    Some(pid) => break pid,
-                    None => {
-                        guard.0 = None;
-                        let mut stderr = gate.held_stderr();
-                        if stderr.is_empty() {
-                            stderr = format!(
-                                "runc exited with status {} before starting the container",
-                                finished.status
-                            );
-                        }
-                        return Err(RuntimeError::Runc {
-                            id,
-                            action: "run",
-                            stderr,
-                        });
-                    }
-                }
-            }
-            tokio::select! {
-                _ = watch_rx.changed() => {}
-                _ = tokio::time::sleep(PID_POLL) => {}
+    async fn start_attached(
+        &self,
+        spec: ContainerSpec,
+        attach: Attach,
+    ) -> Result<(RunningContainer, AttachedIo), RuntimeError> {
+        let console = match attach {
+            Attach::Tty { cols, rows } => Some((cols, rows)),
+            Attach::Pipes => None,
+        };
+        let (bundle, address) = self.prepare(&spec, console).await?;
+        let id = spec.id;
+        let plumbing = match crate::attach::plumb(attach, HostTerminal::Raw) {
+            Ok(plumbing) => plumbing,
+            Err(e) => {
+                self.inner.cleanup(&id).await;
+                return Err(io_err(&id, "open the terminal or pipes of")(e));
             }
         };
-        drop(guard);
-        self.inner.watch_oom(&id);
-        Ok(RunningContainer {
-            id,
-            pid,
-            address,
-            exited: exit_rx,
-        })
+        let stdio = [
+            Stdio::from(plumbing.stdin),
+            Stdio::from(plumbing.stdout),
+            Stdio::from(plumbing.stderr),
+        ];
+        // Our copies of the child's ends are closed once it is spawned, so the output ends
+        // when runc and the container are gone.
+        let child = self
+            .spawn_runc(&id, &bundle, stdio, console.is_some())
+            .await?;
+        let running = self
+            .supervise(&id, address, child, Vec::new(), plumbing.master.clone())
+            .await
+            .map_err(|finished| never_started(&id, String::new(), finished))?;
+        let control = Control {
+            master: plumbing.master,
+            hangup: self.inner.hangup(&id),
+        };
+        Ok((
+            running,
+            crate::attach::attached_io(plumbing.input, plumbing.output, control),
+        ))
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError> {
@@ -1187,7 +1387,7 @@ impl Runtime for RuncRuntime {
             active.insert(id.to_string(), watch_rx);
         }
         inner.watch_oom(id);
-        let pid = read_pid(&bundle.join("init.pid"));
+        let pid = read_pid(&bundle.join(PID_FILE));
         let init = pid.and_then(|pid| {
             proc_start(pid)
                 .filter(|(_, zombie)| !zombie)
@@ -1237,7 +1437,11 @@ impl Runtime for RuncRuntime {
                 let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
             }
             monitor_inner.forget(&id).await;
-            let _ = watch_tx.send(Some(Finished { status, pid }));
+            let _ = watch_tx.send(Some(Finished {
+                status,
+                pid,
+                runc_error: None,
+            }));
             let _ = exit_tx.send(status);
         });
         Ok(RunningContainer {
