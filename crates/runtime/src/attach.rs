@@ -54,8 +54,7 @@ pub(crate) fn plumb(attach: Attach, host: HostTerminal) -> io::Result<Plumbing> 
     match attach {
         Attach::Tty { cols, rows } => {
             use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-            let master =
-                openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+            let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
             grantpt(&master)?;
             unlockpt(&master)?;
             let name = ptsname(&master, Vec::new())?;

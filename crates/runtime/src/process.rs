@@ -92,7 +92,14 @@ impl ProcessRuntime {
         spec: &ContainerSpec,
         stdio: [Stdio; 3],
         ctty: bool,
-    ) -> Result<(tokio::process::Child, u32, watch::Sender<Option<ExitStatus>>), RuntimeError> {
+    ) -> Result<
+        (
+            tokio::process::Child,
+            u32,
+            watch::Sender<Option<ExitStatus>>,
+        ),
+        RuntimeError,
+    > {
         validate_spec(spec)?;
         let id = spec.id.clone();
         if self.lock().contains_key(&id) {
@@ -522,7 +529,10 @@ mod tests {
         io.input.write_all(b"\x03").await.unwrap();
         read_to_end(&mut io, &mut seen).await;
         assert_eq!(running.exited.await.unwrap().code, Some(5), "{seen:?}");
-        assert!(seen.contains("got-int") && !seen.contains("after"), "{seen:?}");
+        assert!(
+            seen.contains("got-int") && !seen.contains("after"),
+            "{seen:?}"
+        );
         assert!(rt.list().await.unwrap().is_empty());
     }
 
@@ -543,7 +553,10 @@ mod tests {
 
         let script = "trap 'echo got-hup; exit 7' HUP; echo ready; while :; do sleep 0.05; done";
         for attach in [Attach::Pipes, Attach::Tty { cols: 80, rows: 24 }] {
-            let (running, mut io) = rt.start_attached(spec("hup", script), attach).await.unwrap();
+            let (running, mut io) = rt
+                .start_attached(spec("hup", script), attach)
+                .await
+                .unwrap();
             let mut seen = String::new();
             read_until(&mut io, &mut seen, "ready").await;
             io.control.hangup().unwrap();

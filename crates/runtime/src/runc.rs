@@ -92,8 +92,8 @@ use crate::attach::{Control, HostTerminal};
 use crate::common::{pump_lines, validate_spec, OutputGate};
 use crate::net::{Allocator, Attachment, NetworkConfig};
 use crate::{
-    Attach, AttachedIo, ContainerInfo, ContainerSpec, ExitStatus, Network, OutputSink, RunningContainer, Runtime,
-    RuntimeError, StopOutcome, Stream,
+    Attach, AttachedIo, ContainerInfo, ContainerSpec, ExitStatus, Network, OutputSink,
+    RunningContainer, Runtime, RuntimeError, StopOutcome, Stream,
 };
 
 /// Where runc keeps its state and where bundles live.

@@ -9,11 +9,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use slipway_runtime::{Attach, AttachedIo, ExitStatus, RuncRuntime, Runtime, RunningContainer};
+use slipway_runtime::{Attach, AttachedIo, ExitStatus, RuncRuntime, RunningContainer, Runtime};
 use support::{setup, spec, Fixture};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Open fds are the whole process's: the tests take turns, so that one's count is not
+/// another's run.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Reads the output into `seen` until `want` appears in it; false if it did not within `wait`.
 async fn try_read_until(
@@ -71,6 +75,7 @@ fn tty(cols: u16, rows: u16) -> Attach {
 
 #[tokio::test]
 async fn a_terminal_has_the_size_follows_resize_and_echoes_what_is_typed() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_tty") else {
         return;
     };
@@ -87,7 +92,11 @@ async fn a_terminal_has_the_size_follows_resize_and_echoes_what_is_typed() {
         .await
         .unwrap();
     assert!(
-        rt.list().await.unwrap().iter().any(|c| c.id == "tty" && c.running),
+        rt.list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.id == "tty" && c.running),
         "an attached container is listed"
     );
     let mut seen = String::new();
@@ -109,7 +118,10 @@ async fn a_terminal_has_the_size_follows_resize_and_echoes_what_is_typed() {
     // The container's terminal echoes the line, then the program answers it.
     io.input.write_all(b"hello there\n").await.unwrap();
     read_until(&mut io, &mut seen, "typed:hello there").await;
-    assert!(seen.contains("hello there\r\ntyped:hello there"), "{seen:?}");
+    assert!(
+        seen.contains("hello there\r\ntyped:hello there"),
+        "{seen:?}"
+    );
 
     io.input.write_all(b"quit\n").await.unwrap();
     let status = finish(&mut io, running, &mut seen).await;
@@ -119,6 +131,7 @@ async fn a_terminal_has_the_size_follows_resize_and_echoes_what_is_typed() {
 
 #[tokio::test]
 async fn cat_on_a_terminal_echoes_and_ctrl_d_ends_it() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_cat") else {
         return;
     };
@@ -137,6 +150,7 @@ async fn cat_on_a_terminal_echoes_and_ctrl_d_ends_it() {
 
 #[tokio::test]
 async fn ctrl_c_interrupts_the_foreground_process() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_int") else {
         return;
     };
@@ -152,13 +166,17 @@ async fn ctrl_c_interrupts_the_foreground_process() {
     let status = finish(&mut io, running, &mut seen).await;
     assert_eq!(status.code, Some(5), "{seen:?}");
     assert!(seen.contains("got-int"), "{seen:?}");
-    assert!(!seen.contains("after"), "sleep was not interrupted: {seen:?}");
+    assert!(
+        !seen.contains("after"),
+        "sleep was not interrupted: {seen:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(50));
     assert_nothing_left(&rt, &fixture).await;
 }
 
 #[tokio::test]
 async fn pipes_carry_stdin_to_its_end_and_stdout_and_stderr_back() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_pipes") else {
         return;
     };
@@ -183,6 +201,7 @@ async fn pipes_carry_stdin_to_its_end_and_stdout_and_stderr_back() {
 
 #[tokio::test]
 async fn hangup_sends_sighup_on_a_terminal_and_on_pipes() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_hup") else {
         return;
     };
@@ -207,6 +226,7 @@ fn open_fds() -> usize {
 
 #[tokio::test]
 async fn no_fd_is_leaked_and_a_dropped_attachment_does_not_block_the_container() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_fds") else {
         return;
     };
@@ -221,7 +241,11 @@ async fn no_fd_is_leaked_and_a_dropped_attachment_does_not_block_the_container()
 
     let mut times = Vec::new();
     for i in 0..10 {
-        let attach = if i % 2 == 0 { Attach::Pipes } else { tty(80, 24) };
+        let attach = if i % 2 == 0 {
+            Attach::Pipes
+        } else {
+            tty(80, 24)
+        };
         let mut t = spec(&format!("true-{i}"), "");
         t.args = vec!["true".into()];
         let started = Instant::now();
@@ -265,6 +289,7 @@ async fn no_fd_is_leaked_and_a_dropped_attachment_does_not_block_the_container()
 
 #[tokio::test]
 async fn a_program_that_does_not_exist_is_a_runc_error_and_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
     let Some((rt, fixture)) = setup("attach_missing") else {
         return;
     };
