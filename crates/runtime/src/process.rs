@@ -526,7 +526,18 @@ mod tests {
         read_until(&mut io, &mut seen, "ready").await;
         assert!(seen.contains("30 100"), "{seen:?}");
         assert_eq!(rt.list().await.unwrap().len(), 1);
-        io.input.write_all(b"\x03").await.unwrap();
+        // Ctrl-C may reach the shell before it has started `sleep` (the trap then waits for
+        // the sleep): type it until the trap has run.
+        for _ in 0..100 {
+            io.input.write_all(b"\x03").await.unwrap();
+            let more = tokio::time::timeout(
+                Duration::from_millis(200),
+                read_until(&mut io, &mut seen, "got-int"),
+            );
+            if more.await.is_ok() {
+                break;
+            }
+        }
         read_to_end(&mut io, &mut seen).await;
         assert_eq!(running.exited.await.unwrap().code, Some(5), "{seen:?}");
         assert!(

@@ -162,7 +162,14 @@ async fn ctrl_c_interrupts_the_foreground_process() {
         .unwrap();
     let mut seen = String::new();
     read_until(&mut io, &mut seen, "ready").await;
-    io.input.write_all(b"\x03").await.unwrap();
+    // Ctrl-C may reach the shell before it has started `sleep` (the trap then waits for the
+    // sleep): type it until the trap has run.
+    for _ in 0..100 {
+        io.input.write_all(b"\x03").await.unwrap();
+        if try_read_until(&mut io, &mut seen, "got-int", Duration::from_millis(200)).await {
+            break;
+        }
+    }
     let status = finish(&mut io, running, &mut seen).await;
     assert_eq!(status.code, Some(5), "{seen:?}");
     assert!(seen.contains("got-int"), "{seen:?}");
