@@ -38,7 +38,7 @@
 //! - Process: `args`, exactly `env`, `cwd`, `uid:gid` without supplementary groups,
 //!   `noNewPrivileges`, no capabilities at all, the default seccomp profile (`seccomp.rs`),
 //!   `RLIMIT_NOFILE` 65536 (capped at this process's own hard limit, which even root may be
-//!   unable to exceed), no terminal, stdin `/dev/null`.
+//!   unable to exceed), no terminal, stdin `/dev/null` (attached containers: see below).
 //! - Disk: with [`Limits::disk_bytes`](crate::Limits::disk_bytes), the container's own
 //!   filesystem at `disk/` in the bundle (`disk.rs`), taken from a pool before the bundle is
 //!   written; cleanup's unmount of everything under the bundle frees it.
@@ -63,6 +63,36 @@
 //! Caveats: the first process is PID 1 of its namespace, so the kernel ignores a SIGTERM for
 //! which it installed no handler (as in Docker): use `exec` only for programs that handle
 //! SIGTERM, or trap it in the shell.
+//!
+//! # Attached containers
+//! [`Runtime::start_attached`] shares everything above with `start` (`prepare`, `spawn_runc`
+//! and `supervise`); only the first process's stdio differs (`attach.rs` has the plumbing):
+//! - [`Attach::Tty`]: `process.terminal` is true with the asked `consoleSize`, and `runc run`
+//!   runs in the foreground with a host pty's slave as stdin, stdout and stderr. runc then
+//!   makes the container's console (a pty of the container's own devpts) and copies between it
+//!   and its stdio; it sizes the console from its stdin's terminal and re-sizes it on every
+//!   SIGWINCH. The host pty is set to raw mode before the spawn, so that only the container's
+//!   console interprets what is typed: `0x03` becomes SIGINT for the container's foreground
+//!   process group there, `0x04` end of input, and the echo comes from there. The wrapper
+//!   runs under util-linux's `setsid --ctty` (a session of its own with the pty as controlling
+//!   terminal; this crate has no unsafe code for a `pre_exec`), so that resizing the master
+//!   (`TIOCSWINSZ`) makes the kernel send SIGWINCH to runc, the terminal's foreground
+//!   process group, and so that a server that dies hangs the terminal up for real (runc
+//!   forwards the SIGHUP to the container). Why not `--console-socket` and the console's
+//!   master over `SCM_RIGHTS`: that needs `runc create`/`start` (detached), i.e. a second
+//!   runc invocation on the start path and no `runc run` exit status to wait for, while the
+//!   foreground proxy works with Debian's runc 1.1 as is.
+//! - [`Attach::Pipes`]: stdin a pipe, stdout and stderr one pipe; runc copies them to and from
+//!   the container's own pipes, and closes the container's stdin at the end of ours.
+//! - The runtime keeps the master open until runc has exited, so dropping
+//!   [`AttachedIo`](crate::AttachedIo) is not a hang-up; an unread output is drained in the
+//!   background, so the container never blocks on it. `hangup` is `runc kill --all <id> HUP`
+//!   (see `Inner::hangup` for why not closing the master). Errors runc hits before the
+//!   container runs are read back from `runc.log` (JSON lines), as its stderr is the caller's
+//!   stream here.
+//! - Attached containers have no output FIFOs and cannot be re-attached by a restarted server;
+//!   `list` reports them like any other (the caller labels them), `adopt` follows their end
+//!   but their output is gone, and `stop` ends them.
 //!
 //! # Surviving the server
 //! `runc run` runs under a small `sh` wrapper in its own process group (not killed with the
