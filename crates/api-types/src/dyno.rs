@@ -30,6 +30,8 @@ pub struct Dyno {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DynoState {
+    /// A one-off dyno whose process has exited.
+    Complete,
     Crashed,
     Down,
     Idle,
@@ -41,6 +43,7 @@ impl DynoState {
     /// The wire spelling (`"up"`, ...), also what `ps` prints.
     pub fn as_str(self) -> &'static str {
         match self {
+            DynoState::Complete => "complete",
             DynoState::Crashed => "crashed",
             DynoState::Down => "down",
             DynoState::Idle => "idle",
