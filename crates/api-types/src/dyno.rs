@@ -30,6 +30,8 @@ pub struct Dyno {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DynoState {
+    /// A one-off dyno whose process has exited.
+    Complete,
     Crashed,
     Down,
     Idle,
@@ -41,6 +43,7 @@ impl DynoState {
     /// The wire spelling (`"up"`, ...), also what `ps` prints.
     pub fn as_str(self) -> &'static str {
         match self {
+            DynoState::Complete => "complete",
             DynoState::Crashed => "crashed",
             DynoState::Down => "down",
             DynoState::Idle => "idle",
@@ -56,7 +59,13 @@ pub struct DynoCreate {
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The real CLI sends `COLUMNS` and `LINES` as numbers: numbers and booleans are read as
+    /// their JSON spelling.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "env_values"
+    )]
     pub env: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_no_tty: Option<bool>,
@@ -66,4 +75,48 @@ pub struct DynoCreate {
     pub process_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_live: Option<i64>,
+}
+
+/// Reads `env`'s values: strings, or numbers and booleans as their JSON spelling.
+fn env_values<'de, D>(deserializer: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        String(String),
+        Number(serde_json::Number),
+        Bool(bool),
+    }
+    let map = Option::<BTreeMap<String, Value>>::deserialize(deserializer)?;
+    Ok(map.map(|map| {
+        map.into_iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    Value::String(value) => value,
+                    Value::Number(number) => number.to_string(),
+                    Value::Bool(value) => value.to_string(),
+                };
+                (key, value)
+            })
+            .collect()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_may_be_numbers_as_the_cli_sends_them() {
+        let body = r#"{"command":"bash","attach":true,"env":{"TERM":"xterm","COLUMNS":132,"LINES":43,"X":true}}"#;
+        let create: DynoCreate = serde_json::from_str(body).unwrap();
+        let env = create.env.unwrap();
+        assert_eq!(env["COLUMNS"], "132");
+        assert_eq!(env["LINES"], "43");
+        assert_eq!(env["TERM"], "xterm");
+        assert_eq!(env["X"], "true");
+        assert!(serde_json::from_str::<DynoCreate>(r#"{"command":"x","env":{"A":[1]}}"#).is_err());
+    }
 }

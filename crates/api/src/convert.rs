@@ -141,6 +141,7 @@ pub(crate) fn dyno(app: &model::App, dyno: &model::Dyno) -> wire::Dyno {
             model::DynoState::Crashed => wire::DynoState::Crashed,
             model::DynoState::Down => wire::DynoState::Down,
             model::DynoState::Idle => wire::DynoState::Idle,
+            model::DynoState::Complete => wire::DynoState::Complete,
         },
         process_type: dyno.process_type.clone(),
         updated_at: dyno.updated_at,

@@ -1,19 +1,24 @@
-//! Handlers for dynos: listing, restarting (`DELETE`) and stopping (`actions/stop`) them.
-//! Restarts and stops are parsed into [`Command`]s by pure `parse_*` functions (tested in
-//! `dynos/tests.rs`).
+//! Handlers for dynos: listing, creating one-off dynos (`POST`, `heroku run`), restarting
+//! (`DELETE`) and stopping (`actions/stop`) them. Requests are parsed into [`Command`]s by
+//! pure `parse_*` functions (tested in `dynos/tests.rs`).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model::User;
-use slipway_core::{Command, RestartTarget};
-use slipway_model::{DynoName, ProcessType};
+use slipway_core::{Command, Outcome, RestartTarget, ONE_OFF_MAX_TIME_TO_LIVE};
+use slipway_model::{ConfigKey, DynoName, DynoSize, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
-use crate::request::parse_app;
+use crate::request::{parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -51,12 +56,82 @@ pub(crate) async fn get_dyno(
         .ok_or_else(|| ApiError::not_found("Couldn't find that dyno."))
 }
 
+/// `POST /apps/{app}/dynos`: a one-off dyno (`heroku run`, `heroku run:detached`).
+pub(crate) fn parse_run_dyno(app: String, body: &[u8]) -> ApiResult<Command> {
+    let app = parse_app(app)?;
+    let body: wire::DynoCreate = parse_body_like(body, r#"{"command": "bash", "attach": true}"#)?;
+    if body.command.trim().is_empty() {
+        return Err(ApiError::invalid_params(
+            "Command can't be empty. Say what to run, e.g. `slipway run bash`.",
+        ));
+    }
+    let mut env = BTreeMap::new();
+    for (key, value) in body.env.unwrap_or_default() {
+        let key: ConfigKey = key
+            .parse()
+            .map_err(|error| ApiError::invalid_params(format!("Invalid env: {error}")))?;
+        env.insert(key, value);
+    }
+    let size = body
+        .size
+        .map(|size| size.parse::<DynoSize>())
+        .transpose()
+        .map_err(|error| ApiError::invalid_params(error.to_string()))?;
+    let process_type = body
+        .process_type
+        .map(ProcessType::try_from)
+        .transpose()
+        .map_err(|error| ApiError::invalid_params(format!("Invalid type: {error}")))?;
+    let max = ONE_OFF_MAX_TIME_TO_LIVE.as_secs();
+    let time_to_live = match body.time_to_live {
+        None => None,
+        Some(seconds) => match u64::try_from(seconds) {
+            Ok(seconds) if (1..=max).contains(&seconds) => Some(Duration::from_secs(seconds)),
+            _ => {
+                return Err(ApiError::invalid_params(format!(
+                    "time_to_live must be between 1 and {max} seconds."
+                )))
+            }
+        },
+    };
+    Ok(Command::RunDyno {
+        app,
+        command: body.command,
+        attach: body.attach.unwrap_or(false),
+        env,
+        size,
+        process_type,
+        time_to_live,
+        force_no_tty: body.force_no_tty.unwrap_or(false),
+    })
+}
+
+/// `POST /apps/{app}/dynos`: 201 with the dyno, and its `attach_url` when attached (the only
+/// response that carries it).
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let app = state.platform.app(&user, &app).await?;
+    let command = parse_run_dyno(app.name.clone(), &body)?;
+    let Outcome::OneOff { dyno, attach_url } = state.platform.execute(&user, command).await? else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    let dyno = wire::Dyno {
+        attach_url,
+        ..convert::dyno(&app, &dyno)
+    };
+    Ok(axum::response::IntoResponse::into_response((
+        StatusCode::CREATED,
+        Json(dyno),
+    )))
+}
+
 /// Heroku answers restarts and stops with `202 Accepted` and an empty object.
 fn accepted() -> Response {
-    axum::response::IntoResponse::into_response((
-        axum::http::StatusCode::ACCEPTED,
-        Json(serde_json::json!({})),
-    ))
+    axum::response::IntoResponse::into_response((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }
 
 /// What a restart or stop path names: `web.2` is a dyno, `web` a process type (the heroku

@@ -37,6 +37,34 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// The error for a bare status (a route without the method asked for, a response that
+    /// had no body): Heroku's id for it and a message that says what to do.
+    pub(crate) fn for_status(status: StatusCode) -> ApiError {
+        let (id, message) = match status {
+            StatusCode::NOT_FOUND => (
+                "not_found",
+                "The requested API endpoint was not found. Are you using the right HTTP verb?",
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "The requested API endpoint does not support this HTTP method. Are you using the right HTTP verb?",
+            ),
+            StatusCode::UNAUTHORIZED => return ApiError::unauthorized(),
+            StatusCode::FORBIDDEN => ("forbidden", "You do not have access to this resource."),
+            StatusCode::PAYLOAD_TOO_LARGE => ("request_too_large", "The request body is too large."),
+            StatusCode::TOO_MANY_REQUESTS => (
+                "rate_limit",
+                "Your account reached the API rate limit. Please wait a few minutes before making new requests.",
+            ),
+            status if status.is_server_error() => (
+                "internal_server_error",
+                "The platform failed to answer; the server's log has the details.",
+            ),
+            _ => ("bad_request", "The request could not be served."),
+        };
+        ApiError::new(status, id, message)
+    }
+
     /// The core answered a command with an outcome of another command: a bug, never the
     /// caller's fault.
     pub(crate) fn unexpected_outcome() -> ApiError {

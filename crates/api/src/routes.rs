@@ -63,7 +63,9 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         .route(
             "/apps/{app}/dynos",
-            get(dynos::list_dynos).delete(dynos::restart_all),
+            get(dynos::list_dynos)
+                .post(dynos::create)
+                .delete(dynos::restart_all),
         )
         .route(
             "/apps/{app}/dynos/{dyno}",
@@ -118,6 +120,8 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/internal/git-hook/{app}", post(git::hook))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(fill_empty_errors))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -126,6 +130,31 @@ async fn not_found() -> ApiError {
     ApiError::not_found(
         "The requested API endpoint was not found. Are you using the right HTTP verb?",
     )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// No error goes out with an empty body: whatever answered with one (an extractor's
+/// rejection, a layer) gets Heroku's `{"id", "message"}` for its status instead.
+async fn fill_empty_errors(request: Request, next: Next) -> Response {
+    use axum::body::HttpBody;
+    let response = next.run(request).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && response.body().size_hint().exact() == Some(0)
+    {
+        let (parts, _) = response.into_parts();
+        let mut filled = axum::response::IntoResponse::into_response(ApiError::for_status(status));
+        for (name, value) in parts.headers.iter() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                filled.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        return filled;
+    }
+    response
 }
 
 /// Whether a request asks for version 3 of the API (`version=3.sdk` and the like included).

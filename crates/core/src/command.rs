@@ -12,11 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
 
 use crate::build_output::SlugDeclaration;
-use crate::model::{App, Build, ConfigVars, Domain, Drain, Formation, Release, SniEndpoint};
+use crate::model::{App, Build, ConfigVars, Domain, Drain, Dyno, Formation, Release, SniEndpoint};
 use crate::output::DeployOutput;
 use crate::source_fetcher::{SourceBlob, SourceBody};
 
@@ -89,6 +90,27 @@ pub enum Command {
     },
     /// `POST /apps/{app}/slugs`: declares a slug whose tarball is uploaded next.
     DeclareSlug { app: String, slug: NewSlug },
+    /// `POST /apps/{app}/dynos`: a one-off dyno (`heroku run`, `run:detached`) on the current
+    /// release, `run.N` (see `oneoff.rs`).
+    RunDyno {
+        app: String,
+        /// What to run: a Procfile process type (its command, plus any further words) or a
+        /// shell command line.
+        command: String,
+        /// Attached: started when its client claims the `attach_url`. Detached: started now,
+        /// its output in the app's log stream.
+        attach: bool,
+        /// Extra environment (`--env K=V`), over the app's config vars.
+        env: BTreeMap<ConfigKey, String>,
+        /// `None`: the size of the formation of `process_type`, or of `web`, or standard-1x.
+        size: Option<DynoSize>,
+        /// A process type of the current release the dyno is run as (its size by default).
+        process_type: Option<ProcessType>,
+        /// `None`: the maximum, 24 hours.
+        time_to_live: Option<Duration>,
+        /// Attach with plain pipes instead of a pseudo-terminal.
+        force_no_tty: bool,
+    },
 }
 
 /// What `PATCH /apps/{app}` asks for.
@@ -209,4 +231,10 @@ pub enum Outcome {
     Certificate(SniEndpoint),
     Build(Build),
     SlugDeclared(SlugDeclaration),
+    /// A one-off dyno as created; `attach_url` (only for an attached one, and only here) is
+    /// where its client connects.
+    OneOff {
+        dyno: Dyno,
+        attach_url: Option<String>,
+    },
 }

@@ -164,7 +164,22 @@ pub struct DynoManagerConfig {
     pub memory_check_interval: Duration,
     /// An app whose web dynos are `eco` sleeps after this long without web traffic.
     pub idle_after: Duration,
+    /// The most one-off dynos an app may run at once (`oneoff.rs`); more are refused.
+    pub max_one_offs_per_app: u32,
+    /// How long an attached one-off dyno waits for its client to present the secret of its
+    /// `attach_url`; unclaimed after this, it is removed.
+    pub one_off_attach_window: Duration,
+    /// An attached session without input or output for this long is ended (Heroku: 1 h).
+    pub one_off_idle_timeout: Duration,
+    /// The longest `time_to_live` a one-off dyno may ask for, and what it gets without one.
+    pub one_off_max_time_to_live: Duration,
+    /// How long a one-off dyno may keep running after its client hung up (SIGHUP) before it
+    /// is stopped with R16.
+    pub one_off_hangup_grace: Duration,
 }
+
+/// Heroku's limit (and default) for a one-off dyno's `time_to_live`: 24 hours.
+pub const ONE_OFF_MAX_TIME_TO_LIVE: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for DynoManagerConfig {
     fn default() -> Self {
@@ -186,6 +201,15 @@ impl Default for DynoManagerConfig {
             cycle_jitter: minutes(216),
             memory_check_interval: Duration::from_secs(20),
             idle_after: Duration::from_secs(30 * 60),
+            // Heroku's default cap on concurrent one-off dynos per app.
+            max_one_offs_per_app: 50,
+            // Ours: long enough for a slow client's TLS handshake, short enough that a
+            // leaked attach URL is soon worthless.
+            one_off_attach_window: Duration::from_secs(60),
+            one_off_idle_timeout: Duration::from_secs(3600),
+            one_off_max_time_to_live: ONE_OFF_MAX_TIME_TO_LIVE,
+            // Heroku's: R16 when the process outlives its connection by this long.
+            one_off_hangup_grace: Duration::from_secs(10),
         }
     }
 }

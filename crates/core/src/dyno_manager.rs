@@ -39,6 +39,9 @@
 //! are taken over from the runtime (output, exit) with their store records as they were, so
 //! the router serves them at once; containers without a record (or with one for another
 //! container) are strays and are stopped, records without a running container are removed.
+//! One-off dynos (`run.N`, `oneoff.rs`) are not the manager's: it never plans, counts or stops
+//! them while it runs (they are in no slot), and at start-up it stops the one-off containers
+//! a previous server left and removes their records, since their sessions did not survive.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -266,6 +269,16 @@ impl Manager {
         let mut adopted = HashSet::new();
         for container in containers {
             if !container.labels.contains_key("app") {
+                continue;
+            }
+            // A one-off dyno does not survive its server: its client's session is gone with
+            // the process that held it. Its record goes below (it is never adopted).
+            if container
+                .labels
+                .contains_key(crate::dyno_spec::ONE_OFF_LABEL)
+            {
+                tracing::info!(container = %container.id, "stopping a one-off dyno from a previous run");
+                self.stop_in_background(container.id.clone(), "could not stop a one-off dyno");
                 continue;
             }
             let record = records
@@ -1118,7 +1131,7 @@ fn spawn_watcher(
     });
 }
 
-fn dyno_output(logs: &LogHub, app: &str, dyno: &str) -> OutputSink {
+pub(crate) fn dyno_output(logs: &LogHub, app: &str, dyno: &str) -> OutputSink {
     let logs = logs.clone();
     let app = app.to_owned();
     let dyno = dyno.to_owned();
@@ -1132,7 +1145,7 @@ fn dyno_output(logs: &LogHub, app: &str, dyno: &str) -> OutputSink {
 /// Unpacks a slug once per uid into the shared, read-only lower layer of every dyno of that
 /// app that runs it, owned by the app's uid (so its dynos can edit files in their ephemeral
 /// layer). Two apps with the same slug get a copy each: a copy belongs to one uid.
-async fn unpack(
+pub(crate) async fn unpack(
     config: &PlatformConfig,
     slug: &Slug,
     uid: u32,
@@ -1182,7 +1195,7 @@ async fn unpack(
     Ok(dir.join("app"))
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
     Ok(listener.local_addr()?.port())
 }

@@ -53,6 +53,36 @@ status=0
 while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
 exit "$status""#;
 
+/// The first process of an attached one-off dyno: as [`DYNO_INIT`], but the command keeps the
+/// container's stdin (the client's terminal or pipe). The explicit `<&0` matters: without job
+/// control, a shell gives a background command `/dev/null` as its stdin unless told otherwise.
+const ATTACHED_DYNO_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
+[ -r /app/.profile ] && . /app/.profile
+trap 'kill -TERM "$child" 2>/dev/null' TERM
+trap 'kill -INT "$child" 2>/dev/null' INT
+trap 'kill -HUP "$child" 2>/dev/null' HUP
+/bin/bash -c "$1" <&0 &
+child=$!
+status=0
+while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
+exit "$status""#;
+
+/// The label that marks a one-off dyno's container (`run.N`): the dyno manager never adopts
+/// one, and stops any a previous server process left behind.
+pub(crate) const ONE_OFF_LABEL: &str = "oneoff";
+
+/// Turns a dyno's container into a one-off dyno's: labelled as one, and, when `attached`, with
+/// its command reading the container's stdin instead of `/dev/null`.
+pub(crate) fn make_one_off(spec: &mut ContainerSpec, attached: bool) {
+    spec.labels
+        .insert(ONE_OFF_LABEL.to_owned(), "true".to_owned());
+    if attached {
+        if let Some(init) = spec.args.get_mut(2) {
+            *init = ATTACHED_DYNO_INIT.to_owned();
+        }
+    }
+}
+
 /// The hard memory limit of a dyno with this quota: twice it (R15).
 pub(crate) fn hard_memory_limit(quota: u64) -> u64 {
     quota.saturating_mul(2)
@@ -145,6 +175,40 @@ mod tests {
         assert!(spec.env.contains(&("PORT".into(), "5123".into())));
         assert!(spec.env.contains(&("A".into(), "1".into())));
         assert_eq!(spec.args.last().map(String::as_str), Some("python3 app.py"));
+    }
+
+    #[test]
+    fn a_one_off_is_labelled_and_an_attached_one_keeps_its_stdin() {
+        let config = PlatformConfig::new(PathBuf::from("/tmp/x"));
+        let vars = ConfigVars::new();
+        let spec = || {
+            container_spec(
+                &config,
+                DynoSpec {
+                    container_id: "slipway.demo.run.1234.abcd".into(),
+                    app_id: Uuid::nil(),
+                    app_name: "demo",
+                    dyno: "run.1234",
+                    release_version: Some(1),
+                    command: "bash",
+                    size: DynoSize::Basic,
+                    port: 5000,
+                    config_vars: &vars,
+                    stack: "heroku-24",
+                    app_dir: None,
+                    uid: 100_042,
+                },
+            )
+        };
+        let mut detached = spec();
+        make_one_off(&mut detached, false);
+        assert_eq!(detached.labels[ONE_OFF_LABEL], "true");
+        assert!(detached.args[2].contains("</dev/null &"));
+        let mut attached = spec();
+        make_one_off(&mut attached, true);
+        assert!(attached.args[2].contains("<&0 &"));
+        assert!(!attached.args[2].contains("/dev/null &"));
+        assert_eq!(attached.args.last().map(String::as_str), Some("bash"));
     }
 
     #[test]

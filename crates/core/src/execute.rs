@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::command::{Command, Outcome};
+use crate::command::{Command, Outcome, RestartTarget};
 use crate::error::CoreError;
 use crate::formation::RestartMode;
-use crate::model::User;
+use crate::model::{App, User};
+use crate::oneoff::RunRequest;
 use crate::platform::Platform;
 
 impl Platform {
@@ -24,6 +25,7 @@ impl Platform {
             Command::CreateApp { name } => self.create_app(actor, name).await.map(Outcome::App),
             Command::DeleteApp { app } => {
                 let app = self.app(actor, &app).await?;
+                self.stop_one_offs(&app).await;
                 self.delete_app(&app).await?;
                 Ok(Outcome::AppDeleted(app))
             }
@@ -57,13 +59,18 @@ impl Platform {
             }
             Command::Restart { app, target } => {
                 let app = self.app(actor, &app).await?;
-                self.restart_dynos(&app, &target, RestartMode::Restart)
-                    .await?;
+                // A one-off dyno is never restarted: `ps:restart run.N` ends it.
+                if !self.stop_one_offs_named(&app, &target).await {
+                    self.restart_dynos(&app, &target, RestartMode::Restart)
+                        .await?;
+                }
                 Ok(Outcome::Accepted)
             }
             Command::Stop { app, target } => {
                 let app = self.app(actor, &app).await?;
-                self.restart_dynos(&app, &target, RestartMode::Stop).await?;
+                if !self.stop_one_offs_named(&app, &target).await {
+                    self.restart_dynos(&app, &target, RestartMode::Stop).await?;
+                }
                 Ok(Outcome::Accepted)
             }
             Command::Rollback { app, release } => {
@@ -145,6 +152,45 @@ impl Platform {
                 let app = self.app(actor, &app).await?;
                 self.declare_slug(&app, slug).map(Outcome::SlugDeclared)
             }
+            Command::RunDyno {
+                app,
+                command,
+                attach,
+                env,
+                size,
+                process_type,
+                time_to_live,
+                force_no_tty,
+            } => {
+                let app = self.app(actor, &app).await?;
+                let request = RunRequest {
+                    command,
+                    attach,
+                    env,
+                    size,
+                    process_type,
+                    time_to_live,
+                    force_no_tty,
+                };
+                let (dyno, attach_url) = self.run_dyno(&app, request).await?;
+                Ok(Outcome::OneOff { dyno, attach_url })
+            }
+        }
+    }
+
+    /// Stops the one-off dynos a restart or stop names, if it names one-off dynos: `run.N`
+    /// (one), or the type `run` when the formation has no such type (all of them). `false`:
+    /// it names formation dynos.
+    async fn stop_one_offs_named(&self, app: &App, target: &RestartTarget) -> bool {
+        match target {
+            RestartTarget::Dyno(name) => self.stop_one_off(app, &name.to_string()).await,
+            RestartTarget::ProcessType(process_type)
+                if process_type.as_str() == "run" && self.one_offs().count(app.id) > 0 =>
+            {
+                self.stop_one_offs(app).await;
+                true
+            }
+            RestartTarget::App | RestartTarget::ProcessType(_) => false,
         }
     }
 }

@@ -34,6 +34,8 @@ mod execute;
 mod formation;
 mod idling;
 pub mod model;
+mod oneoff;
+mod oneoff_registry;
 mod output;
 mod platform;
 mod queries;
@@ -51,7 +53,7 @@ pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
     RestartTarget,
 };
-pub use config::{BuildBudget, DynoManagerConfig, PlatformConfig};
+pub use config::{BuildBudget, DynoManagerConfig, PlatformConfig, ONE_OFF_MAX_TIME_TO_LIVE};
 pub use domains::normalize_hostname;
 pub use error::CoreError;
 pub use model::{Domain, DomainKind, Drain, SniEndpoint};

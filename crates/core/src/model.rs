@@ -117,6 +117,8 @@ pub enum DynoState {
     Crashed,
     Down,
     Idle,
+    /// A one-off dyno whose process has exited (its record goes right after).
+    Complete,
 }
 
 impl DynoState {
@@ -127,6 +129,7 @@ impl DynoState {
             DynoState::Crashed => "crashed",
             DynoState::Down => "down",
             DynoState::Idle => "idle",
+            DynoState::Complete => "complete",
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::dyno_manager;
 use crate::error::CoreError;
 use crate::idling::Activity;
 use crate::model::App;
+use crate::oneoff_registry::OneOffs;
 use crate::source_fetcher::{OutboundSourceFetcher, SourceFetcher};
 use crate::telemetry::PlatformEvent;
 
@@ -38,6 +39,8 @@ pub struct Platform {
     source_fetcher: Arc<dyn SourceFetcher>,
     /// The apps' bare git repositories, created and removed with their apps.
     repos: slipway_git::GitRepos,
+    /// One-off dynos (`run.N`): not the dyno manager's (`oneoff.rs`).
+    one_offs: Arc<OneOffs>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -92,6 +95,7 @@ impl Platform {
             building: Mutex::new(HashSet::new()),
             builds: BuildState::default(),
             activity: Activity::default(),
+            one_offs: Arc::new(OneOffs::default()),
         }))
     }
 
@@ -119,6 +123,11 @@ impl Platform {
     /// Fetches source blobs for builds (`builds.rs`).
     pub(crate) fn source_fetcher(&self) -> &dyn SourceFetcher {
         self.source_fetcher.as_ref()
+    }
+
+    /// The one-off dynos (`oneoff.rs`, `attach.rs`).
+    pub(crate) fn one_offs(&self) -> &Arc<OneOffs> {
+        &self.one_offs
     }
 
     pub fn config(&self) -> &PlatformConfig {

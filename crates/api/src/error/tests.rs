@@ -73,3 +73,19 @@ fn unauthorized_answers_carry_a_challenge() {
     let response = ApiError::not_found("Couldn't find that app.").into_response();
     assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
 }
+
+#[test]
+fn bare_statuses_get_herokus_ids() {
+    for (status, id) in [
+        (StatusCode::NOT_FOUND, "not_found"),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (StatusCode::UNAUTHORIZED, "unauthorized"),
+        (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        (StatusCode::BAD_GATEWAY, "internal_server_error"),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_request"),
+    ] {
+        let error = ApiError::for_status(status);
+        assert_eq!((error.status, error.id), (status, id));
+        assert!(!error.message.is_empty());
+    }
+}

@@ -236,3 +236,111 @@ fn the_planners_lines_read_as_herokus() {
         assert_eq!(logged.message, message, "{line:?}");
     }
 }
+
+/// A one-off dyno's record (`run.4821`), as `oneoff.rs` writes it.
+fn one_off_record(app_id: Uuid, container_id: &str) -> Dyno {
+    Dyno {
+        id: Uuid::new_v4(),
+        app_id,
+        app_name: "app".to_owned(),
+        name: "run.4821".to_owned(),
+        process_type: "run".to_owned(),
+        command: "bash".to_owned(),
+        size: "basic".to_owned(),
+        state: DynoState::Up,
+        release_id: Uuid::nil(),
+        release_version: 1,
+        port: None,
+        address: None,
+        container_id: container_id.to_owned(),
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn reconciling_leaves_one_off_dynos_alone() {
+    let mut fixture = fixture();
+    fixture.with_web_dyno_up().await;
+    let one_off = one_off_record(fixture.app_id, "slipway.app.run.4821.abcd");
+    save(&fixture.manager.parts, &one_off).await;
+    // The app is gone from the store: the planner retires every dyno it manages.
+    fixture.manager.reconcile(fixture.app_id).await;
+    fixture.manager.reconcile_all().await;
+    let stored = get_json::<Dyno, _>(
+        fixture.manager.parts.store.as_ref(),
+        &keys::dyno(fixture.app_id, "run.4821"),
+    )
+    .await
+    .expect("store read");
+    assert_eq!(stored, Some(one_off), "the one-off record is untouched");
+    assert!(
+        fixture
+            .manager
+            .apps
+            .values()
+            .all(|app| !app.slots.contains_key("run.4821")),
+        "the manager never takes a one-off dyno into a slot"
+    );
+    assert!(
+        !fixture.log().iter().any(|line| line.contains("run.4821")),
+        "nothing is logged for the one-off dyno: {:?}",
+        fixture.log()
+    );
+}
+
+#[tokio::test]
+async fn a_new_server_stops_one_off_containers_and_removes_their_records() {
+    let mut fixture = fixture();
+    let runtime = fixture.manager.parts.runtime.clone();
+    let container_id = "slipway.app.run.4821.left";
+    let spec = ContainerSpec {
+        id: container_id.to_owned(),
+        labels: BTreeMap::from([
+            ("app".to_owned(), "app".to_owned()),
+            (
+                crate::dyno_spec::ONE_OFF_LABEL.to_owned(),
+                "true".to_owned(),
+            ),
+        ]),
+        app_dir: None,
+        binds: Vec::new(),
+        args: vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "sleep 600".to_owned(),
+        ],
+        env: vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())],
+        cwd: "/".to_owned(),
+        uid: 0,
+        gid: 0,
+        hostname: "left".to_owned(),
+        limits: Default::default(),
+        network: Default::default(),
+    };
+    let _running = runtime
+        .start(spec, Arc::new(|_, _: &str| {}))
+        .await
+        .expect("a process starts");
+    let record = one_off_record(fixture.app_id, container_id);
+    save(&fixture.manager.parts, &record).await;
+    fixture.manager.adopt_previous_run().await;
+    let key = keys::dyno(fixture.app_id, "run.4821");
+    let stored = get_json::<Dyno, _>(fixture.manager.parts.store.as_ref(), &key)
+        .await
+        .expect("store read");
+    assert_eq!(stored, None, "no stale `ps` row");
+    assert!(fixture.manager.apps.is_empty(), "nothing was adopted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = runtime.list().await.expect("list");
+        if !list.iter().any(|c| c.id == container_id && c.running) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the one-off container still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
