@@ -52,8 +52,7 @@ pub(crate) async fn handle(
         }
     };
     let mut client = BufReader::new(tls);
-    let line = match tokio::time::timeout(FIRST_LINE_TIMEOUT, read_first_line(&mut client)).await
-    {
+    let line = match tokio::time::timeout(FIRST_LINE_TIMEOUT, read_first_line(&mut client)).await {
         Ok(Ok(line)) => line,
         Ok(Err(reason)) => {
             tracing::info!(%peer, reason, "rendezvous connection refused");
@@ -139,7 +138,10 @@ async fn refuse(client: &mut Client, slipway: bool, message: &str) {
             tokio::time::sleep(GREETING_PAUSE).await;
             std::io::Result::Ok(())
         };
-        if tokio::time::timeout(FAREWELL_TIMEOUT, greeted).await.is_ok() {
+        if tokio::time::timeout(FAREWELL_TIMEOUT, greeted)
+            .await
+            .is_ok()
+        {
             farewell(client, format!("Error: {message}\r\n").as_bytes()).await;
         }
     }
@@ -318,10 +320,12 @@ async fn attach(
                         continue;
                     }
                 },
-                (true, Some(until)) => match tokio::time::timeout_at(until, output.read(&mut buf)).await {
-                    Ok(read) => read,
-                    Err(_) => break,
-                },
+                (true, Some(until)) => {
+                    match tokio::time::timeout_at(until, output.read(&mut buf)).await {
+                        Ok(read) => read,
+                        Err(_) => break,
+                    }
+                }
                 (true, None) => break,
             };
             let n = match read {
@@ -384,7 +388,11 @@ async fn attach(
     }
     match (last_words, slipway) {
         (Some(message), true) => {
-            farewell(&mut client, &proto::encode_to_vec(&Frame::Error { message })).await
+            farewell(
+                &mut client,
+                &proto::encode_to_vec(&Frame::Error { message }),
+            )
+            .await
         }
         (Some(message), false) => {
             farewell(&mut client, format!("\r\nError: {message}\r\n").as_bytes()).await

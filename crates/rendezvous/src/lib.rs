@@ -106,7 +106,10 @@ pub async fn serve(
     }
     // Each connection sees `stop` too and hangs its session up; give them a moment to say so.
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
         connections.abort_all();
     }
     Ok(())
