@@ -18,6 +18,7 @@ mod logs;
 mod range;
 mod refs;
 mod release;
+pub mod rendezvous;
 
 pub use account::Account;
 pub use app::{App, AppCreate, AppUpdate};

@@ -162,6 +162,14 @@ impl Client {
             .map(|_| ())
     }
 
+    /// GET a resource that is not JSON (the platform CA's PEM), as bytes.
+    pub(crate) async fn get_bytes(&self, segments: &[&str]) -> Result<Vec<u8>, ApiError> {
+        let (_, _, bytes) = self
+            .execute(Method::GET, segments, None::<&()>, HeaderMap::new())
+            .await?;
+        Ok(bytes)
+    }
+
     /// The underlying HTTP client, for requests outside the API (log streams).
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http

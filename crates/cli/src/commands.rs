@@ -217,6 +217,12 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Run a one-off process inside a dyno, attached to this terminal.
+    #[command(name = "run")]
+    Run(crate::run::RunArgs),
+    /// Run a detached dyno, whose output goes to the app's logs.
+    #[command(name = "run:detached")]
+    RunDetached(crate::run::DetachedArgs),
     /// List the app's domains: the default one and custom domains.
     #[command(name = "domains")]
     Domains {
@@ -584,6 +590,8 @@ pub async fn run_with_client(
             writeln!(out, "done")?;
         }
         Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
+        Command::Run(args) => crate::run::run(client, args).await?,
+        Command::RunDetached(args) => crate::run::detached(client, args, out).await?,
         Command::Domains { app } => crate::domains::list(client, &resolve_app(&app)?, out).await?,
         Command::DomainsAdd { hostname, app } => {
             crate::domains::add(client, &resolve_app(&app)?, &hostname, out).await?
@@ -782,7 +790,7 @@ pub(crate) fn previous_release(newest_first: Vec<Release>) -> Option<Release> {
 
 /// The app from `-a`/`$SLIPWAY_APP`, else from the git remote (`-r`, `heroku`, `slipway`)
 /// of the repository in the current directory.
-fn resolve_app(arg: &AppArg) -> Result<String, CommandError> {
+pub(crate) fn resolve_app(arg: &AppArg) -> Result<String, CommandError> {
     if let Some(app) = arg.app.as_ref().filter(|a| !a.is_empty()) {
         return Ok(app.clone());
     }

@@ -14,6 +14,7 @@ mod drains;
 mod format;
 mod logs;
 mod ps_type;
+mod run;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ pub use args::ArgError;
 pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};
 pub use commands::{run, run_with_client, AppArg, Command, CommandError};
 pub use logs::LogStreamError;
+pub use run::{DetachedArgs, RemoteExit, RunArgs};
 
 /// Writes `error` the way the heroku CLI does: every line of the message prefixed with
 /// ` ▸    `.
@@ -47,6 +49,13 @@ pub async fn main_entry(command: Command) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = stdout.flush();
+            // `slipway run` exits with the remote process's status, as ssh does.
+            if let Some(exit) = error.downcast_ref::<RemoteExit>() {
+                if exit.report {
+                    report_error(&error, &mut std::io::stderr());
+                }
+                return ExitCode::from(u8::try_from(exit.code).unwrap_or(1));
+            }
             report_error(&error, &mut std::io::stderr());
             ExitCode::FAILURE
         }

@@ -6,11 +6,25 @@
 //! answers with the greeting the real CLI expects, and then copies bytes both ways until the
 //! process exits. This crate knows nothing of apps, releases or the store: [`Sessions`] is
 //! its only view of the platform.
+//!
+//! Two modes, chosen by the first line (see [`slipway_api_types::rendezvous`]):
+//! - **Heroku mode** (`SECRET\r\n`, the real `heroku` CLI): the greeting `rendezvous\r\n`
+//!   in a chunk of its own (the CLI throws its first chunk away whole), then raw bytes both
+//!   ways. In a [`Attach::Pipes`] session a lone `0x04`, which the CLI sends when its stdin
+//!   ends, is the end of input; in a TTY session every byte is typed as is (the terminal
+//!   makes `0x04` an end of file). The exit status travels only as the marker the command
+//!   itself prints for `heroku run --exit-code`.
+//! - **Slipway mode** (`SECRET slipway/1\r\n`, `slipway run`): frames carrying data,
+//!   window sizes, the end of input and, last, the exit status.
+
+mod connection;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_runtime::{AttachedIo, ExitStatus};
+use slipway_runtime::{Attach, AttachedIo, ExitStatus};
 
 /// A one-off dyno, started and attached, handed to the client that presented its secret.
 #[derive(Debug)]
@@ -18,6 +32,9 @@ pub struct Session {
     /// The dyno's name (`run.4821`), for log lines.
     pub dyno: String,
     pub io: AttachedIo,
+    /// How the process was attached: a lone `0x04` from the real CLI ends a pipes session's
+    /// input but is typed into a terminal.
+    pub attach: Attach,
     /// Resolves when the dyno's process has exited.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
     /// How long the session may go without input or output before it is ended (Heroku: 1 h).
@@ -46,15 +63,54 @@ pub trait Sessions: Send + Sync + 'static {
     async fn claim(&self, secret: &str) -> Result<Session, ClaimError>;
 }
 
-/// Serves rendezvous connections on `listener` with `tls` until `stop` turns true.
+/// Serves rendezvous connections on `listener` with `tls` until `stop` turns true. Every
+/// connection runs in its own task, so a slow or silent client holds up only itself; when
+/// `stop` turns true the attached sessions are hung up and closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     sessions: Arc<dyn Sessions>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    // Seam only: the implementation lands with the rendezvous work.
-    let _ = (listener, tls, sessions);
-    let _ = stop.wait_for(|stop| *stop).await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Running out of descriptors must not end the listener for good.
+                        tracing::warn!(error = %e, "rendezvous accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                connections.spawn(connection::handle(
+                    tcp,
+                    peer,
+                    acceptor.clone(),
+                    sessions.clone(),
+                    stop.clone(),
+                ));
+            }
+            // Reaps finished connections so the set does not grow with every one served.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    // Each connection sees `stop` too and hangs its session up; give them a moment to say so.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
     Ok(())
 }

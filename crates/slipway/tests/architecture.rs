@@ -17,7 +17,10 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let edges: &[(&str, &[&str])] = &[
         ("slipway-store", &[]),
         ("slipway-runtime", &[]),
-        ("slipway-rendezvous", &["slipway-runtime"]),
+        (
+            "slipway-rendezvous",
+            &["slipway-runtime", "slipway-api-types"],
+        ),
         ("slipway-outbound", &[]),
         ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),

@@ -1,0 +1,581 @@
+//! End to end: `slipway run` and `slipway run:detached` under a real pseudo-terminal and
+//! with pipes.
+//!
+//! The first group points the real `slipway` binary at a tiny fake Platform API (answering
+//! `POST /apps/{app}/dynos` and `GET /slipway/ca.pem`) and the real rendezvous listener over
+//! TLS, whose one-off "dynos" are local processes on a real pty or real pipes
+//! ([`LocalSessions`]): the CLI's whole path, terminal handling included, without a platform.
+//! The second group runs the same checks against the real server and real dynos; it needs
+//! the core's one-off dynos and is ignored until they are merged.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Json;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{json, Value};
+use slipway_rendezvous::testing::LocalSessions;
+use slipway_runtime::Attach;
+use support::Server;
+
+/// A fake Platform API in front of a real rendezvous listener.
+struct Fake {
+    api_url: String,
+    ca_path: tempfile::NamedTempFile,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Clone)]
+struct FakeState {
+    sessions: Arc<LocalSessions>,
+    rendezvous: SocketAddr,
+    ca_pem: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    count: Arc<AtomicUsize>,
+}
+
+async fn fake() -> Fake {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rendezvous = listener.local_addr().unwrap();
+    let sessions = LocalSessions::new(Duration::from_secs(60));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(slipway_rendezvous::serve(
+        listener,
+        Arc::new(tls),
+        sessions.clone(),
+        stop_rx,
+    ));
+    let ca_path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_path.path(), ca.pem()).unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let state = FakeState {
+        sessions,
+        rendezvous,
+        ca_pem: ca.pem(),
+        bodies: bodies.clone(),
+        count: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route("/apps/{app}/dynos", post(create_dyno))
+        .route(
+            "/slipway/ca.pem",
+            get(|State(state): State<FakeState>| async move { state.ca_pem }),
+        )
+        .with_state(state);
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", api.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(api, app).await });
+    Fake {
+        api_url,
+        ca_path,
+        bodies,
+        _stop: stop,
+    }
+}
+
+/// Starts the posted command as a local process waiting for a fresh secret, attached as a
+/// real platform would attach it: a terminal of the client's size unless `force_no_tty`.
+/// The command `refused` gets an attach URL whose secret nobody waits for.
+async fn create_dyno(
+    State(state): State<FakeState>,
+    Path(app): Path<String>,
+    Json(body): Json<Value>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    state.bodies.lock().unwrap().push(body.clone());
+    let n = state.count.fetch_add(1, Ordering::SeqCst) + 1;
+    let command = body["command"].as_str().unwrap_or_default().to_owned();
+    let secret = format!("secret{n}");
+    let size = |name: &str, default: u16| {
+        body["env"][name]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let attach = if body["force_no_tty"] == json!(true) {
+        Attach::Pipes
+    } else {
+        Attach::Tty {
+            cols: size("COLUMNS", 80),
+            rows: size("LINES", 24),
+        }
+    };
+    if command != "refused" && body["attach"] == json!(true) {
+        state.sessions.add(&secret, &command, attach);
+    }
+    let dyno = json!({
+        "app": {"id": "8f1a0b4e-49a1-4d6c-9d5c-3f0c8d9e2a11", "name": app},
+        "attach_url": format!("rendezvous://{}/{secret}", state.rendezvous),
+        "command": command,
+        "created_at": "2026-01-01T00:00:00Z",
+        "id": "0d1c7c6e-36a3-4f2d-9f8e-1c2b3a4d5e6f",
+        "name": "run.1",
+        "release": {"id": "5b0e6c9a-2f4d-4e8b-a1c3-7d9f0e2b4c6a", "version": 1},
+        "size": "Basic",
+        "state": "up",
+        "type": "run",
+        "updated_at": "2026-01-01T00:00:00Z",
+    });
+    (axum::http::StatusCode::CREATED, Json(dyno))
+}
+
+/// The `slipway` binary on a real pseudo-terminal (its controlling terminal), as a person
+/// at a terminal runs it.
+struct Pty {
+    child: Child,
+    master: std::fs::File,
+    /// The terminal's own end, kept to read its mode (raw or cooked) from the outside.
+    slave: OwnedFd,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+#[allow(unsafe_code)]
+fn spawn_in_pty(args: &[&str], env: &[(&str, &str)], cols: u16, rows: u16) -> Pty {
+    let size = nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    command
+        .args(args)
+        .env_remove("SLIPWAY_APP")
+        .env_remove("SLIPWAY_CA_CERT")
+        .env("TERM", "xterm")
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    // SAFETY: only async-signal-safe system calls: a new session whose controlling
+    // terminal is the pty on descriptor 0, so Ctrl-C and SIGWINCH behave as on a laptop.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    drop(command);
+    let master = std::fs::File::from(pty.master);
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let mut reader = master.try_clone().unwrap();
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    Pty {
+        child,
+        master,
+        slave: pty.slave,
+        output,
+    }
+}
+
+impl Pty {
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    fn type_in(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    /// Waits until the output contains `needle` `times` times.
+    async fn wait_for(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.output().matches(needle).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (x{times}) in {:?}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Resizes the window: the kernel sends SIGWINCH to `slipway run`.
+    #[allow(unsafe_code)]
+    fn resize(&self, cols: u16, rows: u16) {
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one `winsize`, which `size` is, for the call's duration.
+        let rc = unsafe { nix::libc::ioctl(self.master.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    }
+
+    /// Whether the terminal is in canonical (cooked) mode with echo, as a shell leaves it.
+    fn cooked(&self) -> bool {
+        let mode = nix::sys::termios::tcgetattr(&self.slave).unwrap();
+        let flags = nix::sys::termios::LocalFlags::ICANON | nix::sys::termios::LocalFlags::ECHO;
+        mode.local_flags.contains(flags)
+    }
+
+    async fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slipway run did not exit: {:?}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `slipway` with piped stdin and stdout; returns (status, stdout, stderr).
+async fn run_piped(
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &[u8],
+) -> (ExitStatus, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    command
+        .args(args)
+        .env_remove("SLIPWAY_APP")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let output = tokio::task::spawn_blocking(move || {
+        input.write_all(&stdin).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    });
+    let output = tokio::time::timeout(Duration::from_secs(20), output)
+        .await
+        .expect("slipway run did not exit")
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn api_env(fake: &Fake) -> Vec<(&'static str, String)> {
+    vec![
+        ("SLIPWAY_API_URL", fake.api_url.clone()),
+        ("SLIPWAY_API_KEY", "test-key".to_owned()),
+    ]
+}
+
+fn borrowed(env: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_session_types_resizes_and_returns_the_exit_status() {
+    let fake = fake().await;
+    let env = api_env(&fake);
+    let mut pty = spawn_in_pty(&["run", "-a", "demo", "--", "sh"], &borrowed(&env), 100, 30);
+    assert!(pty.cooked());
+    pty.wait_for("up, run.1", 1).await;
+    assert!(
+        pty.output().contains("Running `sh` on ⬢ demo... up, run.1"),
+        "{}",
+        pty.output()
+    );
+    // While attached the local terminal is raw: keys go to the dyno as typed.
+    assert!(!pty.cooked(), "the local terminal is not in raw mode");
+    pty.type_in(b"stty size\r");
+    pty.wait_for("30 100", 1).await;
+    pty.resize(132, 43);
+    // The window change travels as a frame; give it a moment before asking again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pty.type_in(b"stty size\r");
+    pty.wait_for("43 132", 1).await;
+    pty.type_in(b"exit 3\r");
+    let status = pty.exit_status().await;
+    assert_eq!(status.code(), Some(3), "{}", pty.output());
+    assert!(pty.cooked(), "the local terminal was left in raw mode");
+
+    let body = fake.bodies.lock().unwrap()[0].clone();
+    assert_eq!(body["attach"], json!(true));
+    assert_eq!(body["command"], json!("sh"));
+    assert_eq!(
+        body["env"],
+        json!({"TERM": "xterm", "COLUMNS": "100", "LINES": "30"})
+    );
+    assert!(body.get("force_no_tty").is_none(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_reaches_the_remote_process_not_the_cli() {
+    let fake = fake().await;
+    let env = api_env(&fake);
+    let mut pty = spawn_in_pty(
+        &[
+            "run",
+            "-a",
+            "demo",
+            "--",
+            "trap 'echo got-int; exit 7' INT; echo ready; sleep 30; echo not-interrupted",
+        ],
+        &borrowed(&env),
+        80,
+        24,
+    );
+    pty.wait_for("ready", 1).await;
+    let started = Instant::now();
+    pty.type_in(&[0x03]);
+    let status = pty.exit_status().await;
+    // 7 is the remote trap's status: a local SIGINT would have made it 130.
+    assert_eq!(status.code(), Some(7), "{}", pty.output());
+    assert!(pty.output().contains("got-int"));
+    assert!(!pty.output().contains("not-interrupted"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(pty.cooked());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piped_runs_stream_stdin_end_it_and_return_the_status() {
+    let fake = fake().await;
+    let mut env = api_env(&fake);
+    // The CA from a file this time (the terminal tests fetch /slipway/ca.pem).
+    env.push(("SLIPWAY_CA_CERT", fake.ca_path.path().display().to_string()));
+    let env = borrowed(&env);
+    let (status, stdout, stderr) = run_piped(
+        &env,
+        &["run", "-a", "demo", "--", "wc", "-c"],
+        b"hello world\n",
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "12");
+    assert!(
+        stderr.contains("Running `wc -c` on ⬢ demo... up, run.1"),
+        "{stderr}"
+    );
+
+    let (status, stdout, _) = run_piped(
+        &env,
+        &["run", "-a", "demo", "-x", "--", "sh", "-c", "cat; exit 4"],
+        b"line one\nline two\n",
+    )
+    .await;
+    assert_eq!(status.code(), Some(4));
+    assert_eq!(stdout, "line one\nline two\n");
+
+    let bodies = fake.bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0]["force_no_tty"], json!(true));
+    assert!(bodies[0]["env"].get("COLUMNS").is_none(), "{}", bodies[0]);
+    assert_eq!(bodies[1]["command"], json!(r#"sh -c "cat; exit 4""#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_rendezvous_is_a_clear_error() {
+    let fake = fake().await;
+    let env = api_env(&fake);
+    let (status, _, stderr) = run_piped(
+        &borrowed(&env),
+        &["run", "-a", "demo", "--", "refused"],
+        b"",
+    )
+    .await;
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("run.1: no one-off dyno is waiting for this secret"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret1"), "{stderr}");
+
+    // Nothing listening where the platform CA should come from.
+    let env = [
+        ("SLIPWAY_API_URL", fake.api_url.as_str()),
+        ("SLIPWAY_API_KEY", "k"),
+        ("SLIPWAY_CA_CERT", "/nonexistent/ca.pem"),
+    ];
+    let (status, _, stderr) = run_piped(&env, &["run", "-a", "demo", "--", "true"], b"").await;
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("Could not read the platform CA from /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_runs_print_the_dyno_and_the_logs_hint() {
+    let fake = fake().await;
+    let env = api_env(&fake);
+    let (status, stdout, stderr) = run_piped(
+        &borrowed(&env),
+        &[
+            "run:detached",
+            "-a",
+            "demo",
+            "-e",
+            "A=1;B=2",
+            "--",
+            "echo",
+            "hi",
+        ],
+        b"",
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Running `echo hi` on ⬢ demo... done, run.1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout,
+        "Run slipway logs --app demo --dyno run.1 to view the output.\n"
+    );
+    let body = fake.bodies.lock().unwrap()[0].clone();
+    assert_eq!(body["attach"], json!(false));
+    assert_eq!(body["env"]["A"], json!("1"));
+    assert_eq!(body["env"]["B"], json!("2"));
+}
+
+// --- Against the real server and real dynos -------------------------------------------
+
+fn server_env(server: &Server) -> Vec<(&'static str, String)> {
+    vec![
+        ("SLIPWAY_API_URL", server.api_url.clone()),
+        ("SLIPWAY_API_KEY", server.key.clone()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs one-off dynos in the core (merged by the lead)"]
+async fn real_dyno_terminal_resize_ctrl_c_and_exit_status() {
+    require_runc!();
+    let server = Server::start();
+    let _repo = server.deploy_echo_app("runapp").await;
+    let env = server_env(&server);
+
+    let mut pty = spawn_in_pty(
+        &["run", "-a", "runapp", "--", "bash"],
+        &borrowed(&env),
+        100,
+        30,
+    );
+    pty.wait_for("up, run.", 1).await;
+    pty.type_in(b"stty size\r");
+    pty.wait_for("30 100", 1).await;
+    pty.resize(132, 43);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pty.type_in(b"stty size\r");
+    pty.wait_for("43 132", 1).await;
+    pty.type_in(b"sleep 30; echo not-interrupted\r");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pty.type_in(&[0x03]);
+    pty.type_in(b"echo back-at-prompt\r");
+    pty.wait_for("back-at-prompt", 2).await;
+    pty.type_in(b"exit 3\r");
+    assert_eq!(pty.exit_status().await.code(), Some(3), "{}", pty.output());
+    assert!(!pty.output().contains("not-interrupted\r\n"));
+    assert!(pty.cooked());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs one-off dynos in the core (merged by the lead)"]
+async fn real_dyno_piped_stdin_and_detached_logs() {
+    require_runc!();
+    let server = Server::start();
+    let _repo = server.deploy_echo_app("runpipe").await;
+    let env = server_env(&server);
+    let env = borrowed(&env);
+    let (status, stdout, stderr) = run_piped(
+        &env,
+        &["run", "-a", "runpipe", "--", "wc", "-c"],
+        b"hello world\n",
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "12");
+    let (status, _, _) = run_piped(
+        &env,
+        &["run", "-a", "runpipe", "--", "sh", "-c", "exit 5"],
+        b"",
+    )
+    .await;
+    assert_eq!(status.code(), Some(5));
+
+    let (status, stdout, stderr) = run_piped(
+        &env,
+        &[
+            "run:detached",
+            "-a",
+            "runpipe",
+            "--",
+            "echo",
+            "detached-output",
+        ],
+        b"",
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Run slipway logs --app runpipe --dyno run."),
+        "{stdout}"
+    );
+    server
+        .wait_for_log("runpipe", |logs| {
+            logs.contains("app[run.") && logs.contains("detached-output")
+        })
+        .await;
+}
