@@ -9,7 +9,8 @@
 //!
 //! Architecture Invariant: every route authenticates its caller — with an API key (Bearer or
 //! Basic), with the one-time token of a git push (the hook endpoint), or with the secret in a
-//! log session's URL. None is open.
+//! log session's URL. None is open but `GET /slipway/ca.pem`, the platform CA's public
+//! certificate.
 //!
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
 //! no other module; `request` and `response` (what handlers parse and answer alike) import only
@@ -26,6 +27,7 @@ mod dynos;
 mod error;
 mod git;
 mod logs;
+mod platform;
 mod request;
 mod resources;
 mod response;

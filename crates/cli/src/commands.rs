@@ -243,6 +243,14 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Print the platform CA's certificate (PEM), for NODE_EXTRA_CA_CERTS, GIT_SSL_CAINFO
+    /// and curl --cacert.
+    #[command(name = "ca")]
+    Ca {
+        /// Read it from the server's data directory on this host instead of asking the API.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
     /// List the app's SSL certificates (SNI endpoints).
     #[command(name = "certs")]
     Certs {
@@ -331,6 +339,10 @@ pub enum CommandError {
 /// Runs `command` against the API configured in the environment ([`Client::from_env`]),
 /// writing its output to `out`.
 pub async fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    // The CA certificate is public: printing it needs no API key.
+    if let Command::Ca { data_dir } = command {
+        return crate::ca::run(data_dir.as_deref(), out).await;
+    }
     let client = Client::from_env()?;
     run_with_client(&client, command, out).await
 }
@@ -599,6 +611,7 @@ pub async fn run_with_client(
         Command::DomainsRemove { hostname, app } => {
             crate::domains::remove(client, &resolve_app(&app)?, &hostname, out).await?
         }
+        Command::Ca { data_dir } => crate::ca::run(data_dir.as_deref(), out).await?,
         Command::Certs { app } => crate::certs::list(client, &resolve_app(&app)?, out).await?,
         Command::CertsAdd { cert, key, app } => {
             crate::certs::add(client, &resolve_app(&app)?, &cert, &key, out).await?

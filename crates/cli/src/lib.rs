@@ -6,6 +6,7 @@
 //! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
 
 mod args;
+mod ca;
 mod certs;
 mod client;
 mod commands;

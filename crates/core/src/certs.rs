@@ -8,17 +8,18 @@
 //! new snapshot on a `watch` channel (the router never reads the store). Private keys are
 //! secrets: the API never returns them.
 //!
-//! The platform's own hostnames (`<app>.<domain>`) get a certificate issued by the platform CA
+//! The platform's own hostnames (`<app>.<domain>`) and its own TLS listeners (the HTTPS API
+//! and git, the rendezvous listener) get certificates issued by the platform CA
 //! ([`load_or_create_ca`]), stored in `<data-dir>/tls/`; clients trust `router-ca.pem`. The CA
-//! is name-constrained to the platform's domain, so custom domains are served only with
-//! uploaded certificates. A CA without that constraint (made by an older version, or for
+//! is name-constrained to the platform's domain and the listeners' names and addresses, so
+//! custom domains are served only with uploaded certificates. A CA without that constraint (made by an older version, or for
 //! another `--domain`) is replaced on start: clients must then trust the new `router-ca.pem`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
-use slipway_router::{CertIssuer, CertTable, ServerCert};
+use slipway_router::{CertIssuer, CertTable, ListenerNames, ServerCert};
 use slipway_store::json::range_json;
 use slipway_store::{Compare, Op, Store, Txn};
 use tokio::sync::watch;
@@ -197,10 +198,17 @@ pub enum CaError {
     },
 }
 
-/// The router CA kept in `<data-dir>/tls/` (`router-ca.pem`, `router-ca-key.pem` with mode
-/// 0600), created on first start, constrained to `domain`; one that is not (an older version's,
-/// or another domain's) is replaced, with a warning in the server's log.
-pub fn load_or_create_ca(data_dir: &Path, domain: &str) -> Result<CertIssuer, CaError> {
+/// The platform CA kept in `<data-dir>/tls/` (`router-ca.pem`, `router-ca-key.pem` with mode
+/// 0600), created on first start, constrained to `domain` and the platform's own listeners
+/// (`listeners`). A stored CA that is not constrained at all (an older version's, or another
+/// domain's) is replaced by a new one with a new key; one whose constraints merely differ (the
+/// listeners' names changed) gets a new certificate from the same key. Either way the server's
+/// log says that clients must trust the new file.
+pub fn load_or_create_ca(
+    data_dir: &Path,
+    domain: &str,
+    listeners: &ListenerNames,
+) -> Result<CertIssuer, CaError> {
     let dir = data_dir.join("tls");
     let cert_path = dir.join("router-ca.pem");
     let key_path = dir.join("router-ca-key.pem");
@@ -219,8 +227,20 @@ pub fn load_or_create_ca(data_dir: &Path, domain: &str) -> Result<CertIssuer, Ca
     if cert_path.exists() && key_path.exists() {
         let cert = std::fs::read_to_string(&cert_path).map_err(io("read", &cert_path))?;
         let key = std::fs::read_to_string(&key_path).map_err(io("read", &key_path))?;
-        let issuer = CertIssuer::from_pem(&cert, &key, domain).map_err(unusable)?;
+        let issuer = CertIssuer::from_pem_with(&cert, &key, domain, listeners).map_err(unusable)?;
+        if issuer.is_current() {
+            return Ok(issuer);
+        }
         if issuer.is_constrained() {
+            tracing::warn!(
+                path = %cert_path.display(),
+                domain,
+                hosts = ?listeners.hosts(),
+                ips = ?listeners.ips(),
+                "the platform CA's name constraints changed (the API's host names or addresses): re-issued its certificate from the same key; clients must trust the new CA certificate"
+            );
+            let issuer = issuer.with_current_constraints();
+            write_atomically(&cert_path, issuer.ca_pem()).map_err(io("write", &cert_path))?;
             return Ok(issuer);
         }
         tracing::warn!(
@@ -230,25 +250,29 @@ pub fn load_or_create_ca(data_dir: &Path, domain: &str) -> Result<CertIssuer, Ca
         );
     }
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let issuer = CertIssuer::generate(domain).map_err(unusable)?;
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let partial = dir.join("router-ca-key.pem.partial");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(io("create", &partial))?;
-        file.write_all(issuer.key_pem().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io("write", &partial))?;
-        std::fs::rename(&partial, &key_path).map_err(io("rename", &key_path))?;
-    }
-    std::fs::write(&cert_path, issuer.ca_pem()).map_err(io("write", &cert_path))?;
+    let issuer = CertIssuer::generate_with(domain, listeners).map_err(unusable)?;
+    write_atomically(&key_path, &issuer.key_pem()).map_err(io("write", &key_path))?;
+    write_atomically(&cert_path, issuer.ca_pem()).map_err(io("write", &cert_path))?;
     Ok(issuer)
+}
+
+/// Writes `text` to `path` through a `.partial` file made 0600 from its first byte and
+/// renamed over it, so that a crash leaves the old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
 }
 
 #[cfg(test)]
@@ -258,12 +282,13 @@ mod tests {
     #[test]
     fn the_ca_is_created_once_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_ca(dir.path(), "localhost").unwrap();
+        let none = ListenerNames::default();
+        let first = load_or_create_ca(dir.path(), "localhost", &none).unwrap();
         assert!(first.is_constrained());
-        let again = load_or_create_ca(dir.path(), "localhost").unwrap();
+        let again = load_or_create_ca(dir.path(), "localhost", &none).unwrap();
         assert_eq!(first.ca_pem(), again.ca_pem());
         // Another domain: a new CA, constrained to it.
-        let moved = load_or_create_ca(dir.path(), "apps.example.com").unwrap();
+        let moved = load_or_create_ca(dir.path(), "apps.example.com", &none).unwrap();
         assert_ne!(moved.ca_pem(), first.ca_pem());
         assert!(moved.is_constrained() && moved.covers("x.apps.example.com"));
         use std::os::unix::fs::PermissionsExt as _;
@@ -274,8 +299,41 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         std::fs::write(dir.path().join("tls/router-ca-key.pem"), "garbage").unwrap();
         assert!(matches!(
-            load_or_create_ca(dir.path(), "localhost"),
+            load_or_create_ca(dir.path(), "localhost", &none),
             Err(CaError::Unusable { .. })
         ));
+    }
+
+    #[test]
+    fn new_listener_names_reissue_the_ca_certificate_from_the_same_key() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cert_path = dir.path().join("tls/router-ca.pem");
+        // A CA made by the previous version, for the apps' domain alone.
+        let old = load_or_create_ca(dir.path(), "localhost", &ListenerNames::default()).unwrap();
+        let names = ListenerNames::parse(["localhost", "127.0.0.1", "::1"]).unwrap();
+        let widened = load_or_create_ca(dir.path(), "localhost", &names).unwrap();
+        assert_eq!(widened.key_pem(), old.key_pem());
+        assert_ne!(widened.ca_pem(), old.ca_pem());
+        assert_eq!(
+            std::fs::read_to_string(&cert_path).unwrap(),
+            widened.ca_pem()
+        );
+        assert!(widened.is_current() && widened.is_constrained());
+        // Unchanged names: the very same file, not rewritten.
+        let again = load_or_create_ca(dir.path(), "localhost", &names).unwrap();
+        assert_eq!(again.ca_pem(), widened.ca_pem());
+        // Another address: re-issued again, same key; the key file stays 0600.
+        let more = ListenerNames::parse(["localhost", "127.0.0.1", "::1", "192.0.2.10"]).unwrap();
+        let moved = load_or_create_ca(dir.path(), "localhost", &more).unwrap();
+        assert_ne!(moved.ca_pem(), widened.ca_pem());
+        assert_eq!(moved.key_pem(), old.key_pem());
+        for file in ["tls/router-ca-key.pem", "tls/router-ca.pem"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
 }

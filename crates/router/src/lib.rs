@@ -49,4 +49,4 @@ pub use logline::ErrorCode;
 pub use route::{AppRoute, Backend, RouteStatus, RouteTable};
 pub use server::Router;
 pub use threads::{Protocol, RouterThreads};
-pub use tls::{verifies, CertError, CertIssuer, CertTable, ServerCert, TlsSettings};
+pub use tls::{verifies, CertError, CertIssuer, CertTable, ListenerNames, ServerCert, TlsSettings};

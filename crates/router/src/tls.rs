@@ -15,8 +15,10 @@
 //!    while no verifying client ever accepts it.
 //!
 //! The platform CA is constrained (X.509 name constraints, RFC 5280 §4.2.1.10) to the
-//! platform's domain and may name no IP address: clients trust it, so it must not be able to
-//! vouch for anyone else's hostname (`evil.com`, a custom domain), even if its key leaks.
+//! platform's domain plus the names and IP addresses of the platform's own TLS listeners
+//! ([`ListenerNames`]: the HTTPS API and git, the rendezvous listener), and may name no other
+//! IP address: clients trust it, so it must not be able to vouch for anyone else's hostname
+//! (`evil.com`, a custom domain) or address, even if its key leaks.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,6 +61,8 @@ pub enum CertError {
     Generate(#[from] rcgen::Error),
     #[error("The platform CA issues certificates only under {domain}, not for {hostname}.")]
     OutsideDomain { hostname: String, domain: String },
+    #[error("{0:?} is neither a host name nor an IP address. Name the API's hosts as `localhost`, `paas.example.com` or `192.0.2.10`.")]
+    BadListenerName(String),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -156,6 +160,11 @@ impl ServerCert {
     pub fn leaf_der(&self) -> &[u8] {
         self.key.cert[0].as_ref()
     }
+
+    /// The chain and signing key, as a rustls listener serves them.
+    pub fn certified_key(&self) -> Arc<CertifiedKey> {
+        self.key.clone()
+    }
 }
 
 /// SNI hostname (lowercase) → the uploaded certificate served for it. Immutable once
@@ -190,14 +199,16 @@ impl CertTable {
 }
 
 /// The platform's certificate authority: it issues the certificates of the platform's own
-/// hostnames (`<app>.<domain>`). Clients trust its certificate ([`CertIssuer::ca_pem`]), which
-/// is name-constrained to the domain.
+/// hostnames (`<app>.<domain>`) and of the platform's own TLS listeners (the HTTPS API and
+/// git, the rendezvous listener). Clients trust its certificate ([`CertIssuer::ca_pem`]), which
+/// is name-constrained to the domain plus the listeners' [`ListenerNames`].
 pub struct CertIssuer {
     ca: rcgen::Certificate,
     ca_key: rcgen::KeyPair,
     ca_pem: String,
     /// Lowercase, without a trailing dot.
     domain: String,
+    listeners: ListenerNames,
 }
 
 impl std::fmt::Debug for CertIssuer {
@@ -206,10 +217,80 @@ impl std::fmt::Debug for CertIssuer {
     }
 }
 
+/// The names and addresses clients use to reach the platform's own TLS listeners (the HTTPS
+/// API and the rendezvous listener): the platform CA may vouch for exactly these besides the
+/// apps' domain, and the listeners' certificate carries them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerNames {
+    /// DNS names, lowercase, without a trailing dot. A name constraint covers a name's
+    /// subdomains too (RFC 5280), so `localhost` also permits `x.localhost`.
+    hosts: Vec<String>,
+    /// IP addresses, each permitted alone (a /32 or /128 constraint).
+    ips: Vec<std::net::IpAddr>,
+}
+
+impl ListenerNames {
+    /// The names in `names` (host names or IP addresses), deduplicated in their order;
+    /// refuses anything else.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<ListenerNames, CertError> {
+        let mut parsed = ListenerNames::default();
+        for name in names {
+            parsed.add(name)?;
+        }
+        Ok(parsed)
+    }
+
+    /// Adds a host name or an IP address (IPv6 with or without brackets), once.
+    pub fn add(&mut self, name: &str) -> Result<(), CertError> {
+        let trimmed = name.trim();
+        let unbracketed = trimmed
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .unwrap_or(trimmed);
+        if let Ok(ip) = unbracketed.parse::<std::net::IpAddr>() {
+            if ip.is_unspecified() {
+                return Err(CertError::BadListenerName(name.to_owned()));
+            }
+            if !self.ips.contains(&ip) {
+                self.ips.push(ip);
+            }
+            return Ok(());
+        }
+        let host = normalize_domain(trimmed);
+        match host.parse::<slipway_model::Hostname>() {
+            Ok(parsed) if !parsed.is_wildcard() => {
+                if !self.hosts.contains(&host) {
+                    self.hosts.push(host);
+                }
+                Ok(())
+            }
+            _ => Err(CertError::BadListenerName(name.to_owned())),
+        }
+    }
+
+    /// The DNS names.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// The IP addresses.
+    pub fn ips(&self) -> &[std::net::IpAddr] {
+        &self.ips
+    }
+
+    /// Whether there is no name at all (a CA for the apps' domain only).
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.ips.is_empty()
+    }
+}
+
 /// The CA's parameters; deterministic, so that [`CertIssuer::from_pem`] rebuilds an issuer
-/// whose certificates chain to the stored CA certificate. Name constraints: DNS names under
-/// `domain` only (the domain itself and every subdomain), no IP address at all.
-fn ca_params(domain: &str) -> rcgen::CertificateParams {
+/// whose certificates chain to the stored CA certificate, and so that a stored CA whose
+/// constraints differ from these is recognised ([`CertIssuer::is_current`]). Name constraints:
+/// DNS names under `domain` and under the listeners' host names, and the listeners' IP
+/// addresses one by one; without any listener address, no IP address at all (a permitted IP
+/// subtree restricts IP names to it, its absence would leave them unconstrained).
+fn ca_params(domain: &str, listeners: &ListenerNames) -> rcgen::CertificateParams {
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -226,12 +307,31 @@ fn ca_params(domain: &str) -> rcgen::CertificateParams {
     ];
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-    params.name_constraints = Some(rcgen::NameConstraints {
-        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(domain.to_owned())],
-        excluded_subtrees: vec![
+    let mut permitted = vec![rcgen::GeneralSubtree::DnsName(domain.to_owned())];
+    for host in &listeners.hosts {
+        // A host under the domain is permitted already; a second subtree would only make the
+        // constraints differ between configurations that mean the same.
+        if !is_within(host, domain) {
+            permitted.push(rcgen::GeneralSubtree::DnsName(host.clone()));
+        }
+    }
+    for ip in &listeners.ips {
+        let prefix = if ip.is_ipv4() { 32 } else { 128 };
+        permitted.push(rcgen::GeneralSubtree::IpAddress(
+            rcgen::CidrSubnet::from_addr_prefix(*ip, prefix),
+        ));
+    }
+    let excluded = if listeners.ips.is_empty() {
+        vec![
             rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4([0; 4], [0; 4])),
             rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V6([0; 16], [0; 16])),
-        ],
+        ]
+    } else {
+        Vec::new()
+    };
+    params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: excluded,
     });
     params
 }
@@ -240,33 +340,103 @@ fn normalize_domain(domain: &str) -> String {
     domain.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Whether `hostname` is `domain` or under it (both normalized).
+fn is_within(hostname: &str, domain: &str) -> bool {
+    match (
+        hostname.parse::<slipway_model::Hostname>(),
+        domain.parse::<slipway_model::Hostname>(),
+    ) {
+        (Ok(hostname), Ok(domain)) => !hostname.is_wildcard() && hostname.is_within(&domain),
+        _ => false,
+    }
+}
+
+/// The `tbsCertificate` of a DER certificate: everything the signature covers. Two
+/// certificates made from the same key and parameters have the same one (rcgen derives the
+/// serial number from the key), while ECDSA signatures differ each time.
+fn tbs_certificate(der: &[u8]) -> Option<&[u8]> {
+    /// The header length and content length of the DER element at the start of `bytes`.
+    fn header(bytes: &[u8]) -> Option<(usize, usize)> {
+        let first = *bytes.get(1)?;
+        if first < 0x80 {
+            return Some((2, usize::from(first)));
+        }
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let mut length = 0usize;
+        for byte in bytes.get(2..2 + count)? {
+            length = (length << 8) | usize::from(*byte);
+        }
+        Some((2 + count, length))
+    }
+    let (outer, _) = header(der)?;
+    let inner = der.get(outer..)?;
+    let (head, length) = header(inner)?;
+    inner.get(..head.checked_add(length)?)
+}
+
 impl CertIssuer {
-    /// A new CA for `domain` with a fresh P-256 key.
+    /// A new CA for `domain` with a fresh P-256 key, for the apps' hostnames only.
     pub fn generate(domain: &str) -> Result<CertIssuer, CertError> {
-        let domain = normalize_domain(domain);
+        Self::generate_with(domain, &ListenerNames::default())
+    }
+
+    /// A new CA for `domain` and the platform's own listeners, with a fresh P-256 key.
+    pub fn generate_with(domain: &str, listeners: &ListenerNames) -> Result<CertIssuer, CertError> {
         let ca_key = rcgen::KeyPair::generate()?;
-        let ca = ca_params(&domain).self_signed(&ca_key)?;
-        let ca_pem = ca.pem();
-        Ok(CertIssuer {
-            ca,
-            ca_key,
-            ca_pem,
-            domain,
-        })
+        let ca_pem = {
+            let domain = normalize_domain(domain);
+            ca_params(&domain, listeners).self_signed(&ca_key)?.pem()
+        };
+        Self::rebuild(&ca_pem, ca_key, domain, listeners)
     }
 
     /// The CA stored by an earlier [`CertIssuer::generate`] (its certificate and key PEM), for
     /// `domain`. Check [`CertIssuer::is_constrained`]: a CA stored by an older version is not.
     pub fn from_pem(ca_pem: &str, key_pem: &str, domain: &str) -> Result<CertIssuer, CertError> {
-        let domain = normalize_domain(domain);
+        Self::from_pem_with(ca_pem, key_pem, domain, &ListenerNames::default())
+    }
+
+    /// The CA stored by an earlier [`CertIssuer::generate_with`], for `domain` and
+    /// `listeners`. Check [`CertIssuer::is_current`]: the stored certificate may carry other
+    /// constraints (an older version's, another configuration's).
+    pub fn from_pem_with(
+        ca_pem: &str,
+        key_pem: &str,
+        domain: &str,
+        listeners: &ListenerNames,
+    ) -> Result<CertIssuer, CertError> {
         let ca_key = rcgen::KeyPair::from_pem(key_pem)
             .map_err(|error| CertError::BadKey(error.to_string()))?;
-        let ca = ca_params(&domain).self_signed(&ca_key)?;
+        Self::rebuild(ca_pem, ca_key, domain, listeners)
+    }
+
+    /// This CA's key with the constraints for its domain and listeners: the CA certificate
+    /// becomes the one they make ([`CertIssuer::ca_pem`]), to be stored in place of the old
+    /// one, which clients must then trust instead.
+    pub fn with_current_constraints(self) -> CertIssuer {
+        CertIssuer {
+            ca_pem: self.ca.pem(),
+            ..self
+        }
+    }
+
+    fn rebuild(
+        ca_pem: &str,
+        ca_key: rcgen::KeyPair,
+        domain: &str,
+        listeners: &ListenerNames,
+    ) -> Result<CertIssuer, CertError> {
+        let domain = normalize_domain(domain);
+        let ca = ca_params(&domain, listeners).self_signed(&ca_key)?;
         Ok(CertIssuer {
             ca,
             ca_key,
             ca_pem: ca_pem.to_owned(),
             domain,
+            listeners: listeners.clone(),
         })
     }
 
@@ -275,15 +445,15 @@ impl CertIssuer {
         &self.domain
     }
 
+    /// The listeners' names this CA may vouch for besides the domain.
+    pub fn listeners(&self) -> &ListenerNames {
+        &self.listeners
+    }
+
     /// Whether `hostname` is the domain or under it.
     pub fn covers(&self, hostname: &str) -> bool {
         // A wildcard or a string that is no hostname gets no certificate from the CA.
-        let domain = self.domain.parse::<slipway_model::Hostname>();
-        let hostname = hostname.trim().parse::<slipway_model::Hostname>();
-        match (hostname, domain) {
-            (Ok(hostname), Ok(domain)) => !hostname.is_wildcard() && hostname.is_within(&domain),
-            _ => false,
-        }
+        is_within(hostname.trim(), &self.domain)
     }
 
     /// Whether a client trusting [`CertIssuer::ca_pem`] would accept a certificate this CA
@@ -305,6 +475,18 @@ impl CertIssuer {
             && !self.vouches_for("slipway-probe.invalid")
     }
 
+    /// Whether the stored CA certificate is exactly the one this issuer's key, domain and
+    /// listener names make (signature aside): same constraints, nothing more, nothing less.
+    pub fn is_current(&self) -> bool {
+        let Ok(stored) = CertificateDer::from_pem_slice(self.ca_pem.as_bytes()) else {
+            return false;
+        };
+        match (tbs_certificate(&stored), tbs_certificate(self.ca.der())) {
+            (Some(stored), Some(rebuilt)) => stored == rebuilt,
+            _ => false,
+        }
+    }
+
     /// The CA certificate clients trust (`curl --cacert`).
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
@@ -324,6 +506,39 @@ impl CertIssuer {
             });
         }
         let (cert, key) = self.sign(hostname)?;
+        self.chain(cert, key)
+    }
+
+    /// The certificate of the platform's own TLS listeners: every listener name and address
+    /// as a subject alternative name, signed by this CA.
+    pub fn issue_for_listeners(&self) -> Result<ServerCert, CertError> {
+        let Some(first) = self.listeners.hosts.first() else {
+            return Err(CertError::NoHostnames);
+        };
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(self.listeners.hosts.clone())?;
+        params.subject_alt_names.extend(
+            self.listeners
+                .ips
+                .iter()
+                .map(|ip| rcgen::SanType::IpAddress(*ip)),
+        );
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, first.as_str());
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key)?;
+        self.chain(cert, key)
+    }
+
+    /// `cert` followed by the stored CA certificate, with `key`.
+    fn chain(
+        &self,
+        cert: rcgen::Certificate,
+        key: rcgen::KeyPair,
+    ) -> Result<ServerCert, CertError> {
         let ca_der = CertificateDer::from_pem_slice(self.ca_pem.as_bytes())
             .map_err(|error| CertError::BadChain(error.to_string()))?;
         ServerCert::from_der(
@@ -665,7 +880,7 @@ mod tests {
 
         // A CA stored by an older version, without constraints, reads as unconstrained.
         let old_key = rcgen::KeyPair::generate().unwrap();
-        let mut old_params = ca_params("localhost");
+        let mut old_params = ca_params("localhost", &ListenerNames::default());
         old_params.name_constraints = None;
         let old = old_params.self_signed(&old_key).unwrap();
         let loaded =
@@ -699,5 +914,151 @@ mod tests {
                 None,
             )
             .unwrap();
+    }
+
+    /// A leaf for `ip` (an IP address SAN) signed by the CA's own key, whatever the address.
+    fn sign_ip(issuer: &CertIssuer, ip: std::net::IpAddr) -> rcgen::Certificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["x.localhost".to_owned()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
+        params.signed_by(&key, &issuer.ca, &issuer.ca_key).unwrap()
+    }
+
+    fn listener_names() -> ListenerNames {
+        ListenerNames::parse([
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "PaaS.Example.com.",
+            "192.0.2.10",
+            "127.0.0.1",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_ca_vouches_for_the_listeners_names_and_addresses_and_nothing_else() {
+        let issuer = CertIssuer::generate_with("localhost", &listener_names()).unwrap();
+        assert_eq!(
+            issuer.listeners().hosts(),
+            ["localhost", "paas.example.com"]
+        );
+        assert_eq!(issuer.listeners().ips().len(), 3);
+        assert!(issuer.is_constrained());
+        let ca = CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap();
+        for (name, expected) in [
+            ("demo.localhost", true),
+            ("localhost", true),
+            ("paas.example.com", true),
+            ("api.paas.example.com", true),
+            ("example.com", false),
+            ("evil.com", false),
+            ("paas.example.com.evil.com", false),
+            ("www.tls-example.test", false),
+        ] {
+            let (leaf, _) = issuer.sign(name).unwrap();
+            assert_eq!(verifies(&ca, leaf.der(), name), expected, "{name}");
+        }
+        for (ip, expected) in [
+            ("127.0.0.1", true),
+            ("::1", true),
+            ("192.0.2.10", true),
+            ("127.0.0.2", false),
+            ("192.0.2.11", false),
+            ("10.0.0.1", false),
+            ("::2", false),
+            ("169.254.169.254", false),
+        ] {
+            let leaf = sign_ip(&issuer, ip.parse().unwrap());
+            assert_eq!(verifies(&ca, leaf.der(), ip), expected, "{ip}");
+        }
+        // The router still issues only under the apps' domain.
+        assert!(matches!(
+            issuer.issue("paas.example.com"),
+            Err(CertError::OutsideDomain { .. })
+        ));
+        // The listeners' certificate carries every name and address, and chains to the CA.
+        let listeners = issuer.issue_for_listeners().unwrap();
+        let leaf = CertificateDer::from(listeners.leaf_der().to_vec());
+        for name in [
+            "localhost",
+            "paas.example.com",
+            "127.0.0.1",
+            "::1",
+            "192.0.2.10",
+        ] {
+            assert!(verifies(&ca, &leaf, name), "{name}");
+        }
+        assert!(!verifies(&ca, &leaf, "127.0.0.2"));
+    }
+
+    #[test]
+    fn a_ca_for_the_apps_alone_still_refuses_every_ip_address() {
+        let issuer = CertIssuer::generate("localhost").unwrap();
+        let ca = CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap();
+        for ip in ["127.0.0.1", "::1", "10.0.0.1"] {
+            let leaf = sign_ip(&issuer, ip.parse().unwrap());
+            assert!(!verifies(&ca, leaf.der(), ip), "{ip}");
+        }
+        assert!(matches!(
+            issuer.issue_for_listeners(),
+            Err(CertError::NoHostnames)
+        ));
+    }
+
+    #[test]
+    fn a_stored_ca_is_current_only_with_the_same_constraints() {
+        let names = listener_names();
+        let issuer = CertIssuer::generate_with("localhost", &names).unwrap();
+        let key = issuer.key_pem();
+        let check = |domain: &str, names: &ListenerNames, expected: bool| {
+            let loaded = CertIssuer::from_pem_with(issuer.ca_pem(), &key, domain, names).unwrap();
+            assert_eq!(loaded.is_current(), expected, "{domain} {names:?}");
+        };
+        check("localhost", &names, true);
+        check("LOCALHOST.", &names, true);
+        check("localhost", &ListenerNames::default(), false);
+        check("apps.example.com", &names, false);
+        let mut more = names.clone();
+        more.add("192.0.2.11").unwrap();
+        check("localhost", &more, false);
+        let fewer = ListenerNames::parse(["localhost", "127.0.0.1"]).unwrap();
+        check("localhost", &fewer, false);
+
+        // Rebuilt from the same key with the new constraints: a new CA certificate that is
+        // current, vouches for the new address, and signs with the same key.
+        let rebuilt = CertIssuer::from_pem_with(issuer.ca_pem(), &key, "localhost", &more)
+            .unwrap()
+            .with_current_constraints();
+        assert!(rebuilt.is_current());
+        assert_ne!(rebuilt.ca_pem(), issuer.ca_pem());
+        assert_eq!(rebuilt.key_pem(), key);
+        let ca = CertificateDer::from_pem_slice(rebuilt.ca_pem().as_bytes()).unwrap();
+        let leaf = sign_ip(&rebuilt, "192.0.2.11".parse().unwrap());
+        assert!(verifies(&ca, leaf.der(), "192.0.2.11"));
+
+        // A CA made by the previous version (domain only) is current for the domain alone.
+        let old = CertIssuer::generate("localhost").unwrap();
+        let reloaded = CertIssuer::from_pem(old.ca_pem(), &old.key_pem(), "localhost").unwrap();
+        assert!(reloaded.is_current());
+    }
+
+    #[test]
+    fn listener_names_are_host_names_or_addresses() {
+        for bad in ["*.example.com", "0.0.0.0", "::", "not a host", "", "a..b"] {
+            assert!(
+                matches!(
+                    ListenerNames::parse([bad]),
+                    Err(CertError::BadListenerName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let names = ListenerNames::parse(["[::1]", "::1", "Localhost"]).unwrap();
+        assert_eq!(names.hosts(), ["localhost"]);
+        assert_eq!(
+            names.ips(),
+            [std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]
+        );
     }
 }

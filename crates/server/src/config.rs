@@ -23,6 +23,17 @@ pub mod defaults {
     /// The router's HTTPS address.
     pub const ROUTER_TLS_ADDR: SocketAddr =
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443));
+    /// The HTTPS address of the API and git: the real heroku CLI's git remotes are always
+    /// `https://`, and 5443 is the port its documentation's examples use for them.
+    pub const API_TLS_ADDR: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5443));
+    /// The rendezvous listener (`heroku run`'s `attach_url`): Heroku's own rendezvous port.
+    pub const RENDEZVOUS_ADDR: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5002));
+    /// The names and addresses clients use for the API over HTTPS and the rendezvous
+    /// listener, carried by their certificate: loopback by name and by address. The real
+    /// heroku CLI sends its API key only to `localhost` and `127.0.0.1`.
+    pub const API_TLS_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
     /// Apps are served at `<app>.localhost`, which resolves to loopback without any DNS set-up.
     pub const DOMAIN: &str = "localhost";
     /// Seconds a web dyno has to bind `$PORT` before R10 (Heroku: 60, "Dynos: Web Dyno
@@ -145,6 +156,19 @@ pub struct ServerConfig {
     pub router_addr: SocketAddr,
     /// The router's HTTPS address.
     pub router_tls_addr: SocketAddr,
+    /// The HTTPS address of the API and git.
+    pub api_tls_addr: SocketAddr,
+    /// The rendezvous listener's address (one-off dynos' terminals; TLS).
+    pub rendezvous_addr: SocketAddr,
+    /// Host names and IP addresses clients use to reach the TLS listeners: the platform CA
+    /// may vouch for these (besides the apps' domain) and their certificate carries them,
+    /// with the listeners' own addresses when those are specific.
+    pub api_tls_hosts: Vec<String>,
+    /// A certificate chain (PEM, leaf first) for the TLS listeners, instead of one issued by
+    /// the platform CA; with [`ServerConfig::api_tls_key`].
+    pub api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of [`ServerConfig::api_tls_cert`].
+    pub api_tls_key: Option<PathBuf>,
     /// Apps are served at `<app>.<domain>`.
     pub domain: String,
     /// How dynos run; `None` picks [`RuntimeKind::for_current_user`].
@@ -207,6 +231,11 @@ impl ServerConfig {
             api_addr: defaults::API_ADDR,
             router_addr: defaults::ROUTER_ADDR,
             router_tls_addr: defaults::ROUTER_TLS_ADDR,
+            api_tls_addr: defaults::API_TLS_ADDR,
+            rendezvous_addr: defaults::RENDEZVOUS_ADDR,
+            api_tls_hosts: defaults::API_TLS_HOSTS.map(str::to_owned).to_vec(),
+            api_tls_cert: None,
+            api_tls_key: None,
             domain: defaults::DOMAIN.to_owned(),
             runtime: None,
             boot_timeout: Duration::from_secs(defaults::BOOT_TIMEOUT_SECS),

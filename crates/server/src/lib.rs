@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 mod config;
 mod permissions;
+mod tls;
 
 pub use config::{defaults, RuntimeKind, ServerConfig, UnknownRuntime};
 pub use permissions::PathError;
@@ -27,6 +28,7 @@ pub use permissions::PathError;
 pub use slipway_core::parse_uid_range;
 /// `--dyno-subnet`'s type, so that the binary parses it without depending on the runtime.
 pub use slipway_runtime::Ipv4Subnet;
+pub use tls::TlsSetupError;
 
 /// The account [`run`] creates on a fresh data directory; its API key goes to
 /// [`ServerHandle::admin_key_path`].
@@ -70,6 +72,20 @@ pub enum ServerError {
     WriteAdminKey(#[source] PathError),
     #[error("loading or creating the router's certificate authority")]
     RouterCa(#[source] slipway_core::CaError),
+    #[error("setting up the HTTPS API's and the rendezvous listener's TLS")]
+    Tls(#[source] TlsSetupError),
+    #[error("listening for the HTTPS API and git on {addr}")]
+    BindApiTls {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening for one-off dynos' terminals (rendezvous) on {addr}")]
+    BindRendezvous {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("finding a free port on {addr}")]
     PickPort {
         addr: SocketAddr,
@@ -109,10 +125,14 @@ pub struct ServerHandle {
     api_addr: SocketAddr,
     router_addr: SocketAddr,
     router_tls_addr: SocketAddr,
+    api_tls_addr: SocketAddr,
+    rendezvous_addr: SocketAddr,
     data_dir: PathBuf,
     admin_key_created: bool,
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
+    api_tls: JoinHandle<std::io::Result<()>>,
+    rendezvous: JoinHandle<std::io::Result<()>>,
     http_threads: slipway_router::RouterThreads,
     https_threads: slipway_router::RouterThreads,
     dyno_manager: JoinHandle<()>,
@@ -134,6 +154,16 @@ impl ServerHandle {
         self.router_tls_addr
     }
 
+    /// The HTTPS address of the API and git (`HEROKU_HOST=https://...`).
+    pub fn api_tls_addr(&self) -> SocketAddr {
+        self.api_tls_addr
+    }
+
+    /// The rendezvous listener's address (TLS).
+    pub fn rendezvous_addr(&self) -> SocketAddr {
+        self.rendezvous_addr
+    }
+
     /// The data directory, resolved (absolute, symbolic links followed).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -149,7 +179,8 @@ impl ServerHandle {
         self.admin_key_created
     }
 
-    /// The router CA's certificate, which HTTPS clients trust.
+    /// The platform CA's certificate, which HTTPS clients trust (the router's, the API's and
+    /// the rendezvous listener's certificates chain to it unless configured otherwise).
     pub fn router_ca_path(&self) -> PathBuf {
         self.data_dir.join("tls/router-ca.pem")
     }
@@ -169,6 +200,10 @@ impl ServerHandle {
             Some(served) => served,
             None => api.await,
         };
+        // The TLS listeners' own errors were logged as they happened; what matters here is
+        // that they are closed before this returns.
+        let _ = self.api_tls.await;
+        let _ = self.rendezvous.await;
         let _ = self.http_threads.stopped().await;
         let _ = self.https_threads.stopped().await;
         self.dyno_manager.abort();
@@ -210,9 +245,46 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let api_addr = pick_port(config.api_addr)?;
     let router_addr = pick_port(config.router_addr)?;
     let router_tls_addr = pick_port(config.router_tls_addr)?;
+    let api_tls_addr = pick_port(config.api_tls_addr)?;
+    let rendezvous_addr = pick_port(config.rendezvous_addr)?;
 
-    let runtime = open_runtime(&config, &data_dir, [api_addr, router_addr, router_tls_addr])?;
-    let platform_config = config.platform_config(data_dir.clone(), api_addr, router_addr);
+    // The platform's TLS before anything runs: a bad name or a configured certificate that
+    // does not load stops the start here, with nothing started. Before the API listens, too:
+    // a client that sees the API up can trust the CA file.
+    let listener_names =
+        tls::listener_names(&config.api_tls_hosts, &[api_tls_addr, rendezvous_addr])
+            .map_err(ServerError::Tls)?;
+    let configured_cert = match (&config.api_tls_cert, &config.api_tls_key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        (None, None) => None,
+        _ => return Err(ServerError::Tls(TlsSetupError::HalfConfigured)),
+    };
+    let router_ca = slipway_core::load_or_create_ca(&data_dir, &config.domain, &listener_names)
+        .map_err(ServerError::RouterCa)?;
+    let listener_cert =
+        tls::listener_cert(configured_cert, &router_ca).map_err(ServerError::Tls)?;
+    let api_tls_config =
+        tls::server_config(&listener_cert, &[b"h2", b"http/1.1"]).map_err(ServerError::Tls)?;
+    let rendezvous_tls_config =
+        tls::server_config(&listener_cert, &[]).map_err(ServerError::Tls)?;
+
+    let runtime = open_runtime(
+        &config,
+        &data_dir,
+        [
+            api_addr,
+            router_addr,
+            router_tls_addr,
+            api_tls_addr,
+            rendezvous_addr,
+        ],
+    )?;
+    let mut platform_config = config.platform_config(data_dir.clone(), api_addr, router_addr);
+    platform_config.rendezvous_url = format!(
+        "rendezvous://{}:{}",
+        tls::host_for(rendezvous_addr, &listener_names),
+        rendezvous_addr.port()
+    );
     if config.allow_private_urls {
         tracing::warn!("--allow-private-urls: source blobs and log drains may reach private and loopback addresses");
     }
@@ -249,13 +321,22 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         None => false,
     };
 
-    // Before the API listens: a client that sees the API up can trust the CA file.
-    let router_ca = slipway_core::load_or_create_ca(&data_dir, &config.domain)
-        .map_err(ServerError::RouterCa)?;
     let api_listener = tokio::net::TcpListener::bind(api_addr)
         .await
         .map_err(|source| ServerError::BindApi {
             addr: api_addr,
+            source,
+        })?;
+    let api_tls_listener = tokio::net::TcpListener::bind(api_tls_addr)
+        .await
+        .map_err(|source| ServerError::BindApiTls {
+            addr: api_tls_addr,
+            source,
+        })?;
+    let rendezvous_listener = tokio::net::TcpListener::bind(rendezvous_addr)
+        .await
+        .map_err(|source| ServerError::BindRendezvous {
+            addr: rendezvous_addr,
             source,
         })?;
 
@@ -319,6 +400,18 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         None => std::env::current_exe().map_err(ServerError::HookBinary)?,
     };
     let api = slipway_api::router(platform.clone(), slipway_api::ApiConfig { hook_binary });
+    let api_tls = tokio::spawn(tls::serve_https(
+        api_tls_listener,
+        api_tls_config,
+        api.clone(),
+        stopping.clone(),
+    ));
+    let rendezvous = tokio::spawn(slipway_rendezvous::serve(
+        rendezvous_listener,
+        rendezvous_tls_config,
+        platform.clone() as Arc<dyn slipway_rendezvous::Sessions>,
+        stopping.clone(),
+    ));
     let mut api_stopping = stopping;
     let api = tokio::spawn(async move {
         axum::serve(api_listener, api)
@@ -332,10 +425,14 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         api_addr,
         router_addr,
         router_tls_addr,
+        api_tls_addr,
+        rendezvous_addr,
         data_dir,
         admin_key_created,
         stop,
         api,
+        api_tls,
+        rendezvous,
         http_threads,
         https_threads,
         dyno_manager,
@@ -383,7 +480,7 @@ fn pick_port(addr: SocketAddr) -> Result<SocketAddr, ServerError> {
 fn open_runtime(
     config: &ServerConfig,
     data_dir: &Path,
-    listeners: [SocketAddr; 3],
+    listeners: [SocketAddr; 5],
 ) -> Result<Arc<dyn Runtime>, ServerError> {
     match config.runtime.unwrap_or_else(RuntimeKind::for_current_user) {
         RuntimeKind::Runc => {

@@ -51,6 +51,25 @@ struct ServerArgs {
     /// `certs:add` or issued by the platform CA in <data-dir>/tls/router-ca.pem).
     #[arg(long, default_value_t = defaults::ROUTER_TLS_ADDR)]
     router_tls_addr: SocketAddr,
+    /// The HTTPS address of the API and git (the real heroku CLI's git remotes are always
+    /// https://); its certificate comes from the platform CA unless --api-tls-cert is given.
+    #[arg(long, default_value_t = defaults::API_TLS_ADDR)]
+    api_tls_addr: SocketAddr,
+    /// The rendezvous address: one-off dynos' terminals (`run`), over TLS.
+    #[arg(long, default_value_t = defaults::RENDEZVOUS_ADDR)]
+    rendezvous_addr: SocketAddr,
+    /// A host name or IP address clients use to reach the HTTPS API and the rendezvous
+    /// listener (repeat it, or separate with commas); the platform CA may vouch for these
+    /// besides the apps' domain. The listeners' specific bind addresses are added.
+    #[arg(long, value_delimiter = ',', default_values_t = defaults::API_TLS_HOSTS.map(String::from))]
+    api_tls_host: Vec<String>,
+    /// A certificate chain (PEM, leaf first) for the HTTPS API and the rendezvous listener,
+    /// instead of one issued by the platform CA. Needs --api-tls-key.
+    #[arg(long, requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --api-tls-cert.
+    #[arg(long, requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
     /// Apps are served at <app>.<domain>.
     #[arg(long, default_value = defaults::DOMAIN)]
     domain: String,
@@ -157,6 +176,11 @@ impl ServerArgs {
             api_addr: self.api_addr,
             router_addr: self.router_addr,
             router_tls_addr: self.router_tls_addr,
+            api_tls_addr: self.api_tls_addr,
+            rendezvous_addr: self.rendezvous_addr,
+            api_tls_hosts: self.api_tls_host,
+            api_tls_cert: self.api_tls_cert,
+            api_tls_key: self.api_tls_key,
             domain: self.domain,
             runtime: self.runtime,
             boot_timeout: secs(self.boot_timeout),
@@ -245,7 +269,41 @@ async fn server(config: ServerConfig) -> Result<(), slipway_server::ServerError>
         server.router_tls_addr().port(),
         server.router_ca_path().display()
     );
+    print!(
+        "{}",
+        heroku_cli_hint(
+            server.api_tls_addr(),
+            &server.admin_key_path(),
+            &server.router_ca_path()
+        )
+    );
     server.run_until(shutdown_signal()).await
+}
+
+/// The lines that point the real heroku CLI and git at this server over HTTPS (the README
+/// shows the same). `NODE_EXTRA_CA_CERTS` takes one file, so the platform CA is appended to
+/// the system's bundle.
+fn heroku_cli_hint(
+    api_tls_addr: SocketAddr,
+    key_path: &std::path::Path,
+    ca_path: &std::path::Path,
+) -> String {
+    let host = match api_tls_addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let port = api_tls_addr.port();
+    let ca = ca_path.display();
+    format!(
+        "API and git over HTTPS on https://{host}:{port}. To use the heroku CLI and git:\n\
+         \x20 cat /etc/ssl/certs/ca-certificates.crt {ca} > ~/.slipway-ca-bundle.pem\n\
+         \x20 export HEROKU_HOST=https://{host}:{port} HEROKU_PARTICLEBOARD_URL=https://{host}:{port}\n\
+         \x20 export HEROKU_API_KEY=$(cat {key})\n\
+         \x20 export NODE_EXTRA_CA_CERTS=~/.slipway-ca-bundle.pem GIT_SSL_CAINFO={ca}\n\
+         \x20 export DISABLE_TELEMETRY=true HEROKU_SKIP_NEW_VERSION_CHECK=true HEROKU_DISABLE_AUTOUPDATE=true HEROKU_NOTIFICATIONS=0\n",
+        key = key_path.display(),
+    )
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM; never, if the handlers cannot be installed.
