@@ -22,11 +22,12 @@ use axum::Json;
 use futures::StreamExt;
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::{Command, Outcome, SourceBlob};
+use slipway_core::{Command, SourceBlob};
 
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
+use crate::outcome::execute_on_app;
 use crate::request::{last_event_id, parse_app, parse_body, wants_event_stream};
 use crate::response::{line_stream, list_response};
 use crate::state::ApiState;
@@ -121,14 +122,7 @@ pub(crate) async fn create(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Build>)> {
-    let found = state.platform.app(&user, &app).await?;
-    let Outcome::Build(build) = state
-        .platform
-        .execute(&user, parse_create(app, &body)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, build) = execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
     Ok((
         StatusCode::CREATED,
         Json(build_json(&state, &found, &user, &build)),
