@@ -69,11 +69,7 @@ pub(crate) fn build_json(
         release: build.release_id.map(|id| wire::IdRef { id }),
         slug: build.slug_id.map(|id| wire::IdRef { id }),
         stack: build.stack.clone(),
-        status: match build.status {
-            model::BuildStatus::Pending => wire::BuildStatus::Pending,
-            model::BuildStatus::Succeeded => wire::BuildStatus::Succeeded,
-            model::BuildStatus::Failed => wire::BuildStatus::Failed,
-        },
+        status: build.status,
         updated_at: build.updated_at,
         user: wire::UserRef {
             id: if build.user_email == user.email {
