@@ -29,14 +29,8 @@ pub struct Build {
     pub user: UserRef,
 }
 
-/// Lifecycle of a build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BuildStatus {
-    Pending,
-    Succeeded,
-    Failed,
-}
+/// Lifecycle of a build: the model's, which the core records in the same spelling.
+pub use slipway_model::BuildStatus;
 
 /// A buildpack to run, by URL and/or registry name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,11 +22,12 @@ use axum::Json;
 use futures::StreamExt;
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::{Command, Outcome, SourceBlob};
+use slipway_core::{Command, SourceBlob};
 
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
+use crate::outcome::execute_on_app;
 use crate::request::{last_event_id, parse_app, parse_body, wants_event_stream};
 use crate::response::{line_stream, list_response};
 use crate::state::ApiState;
@@ -68,11 +69,7 @@ pub(crate) fn build_json(
         release: build.release_id.map(|id| wire::IdRef { id }),
         slug: build.slug_id.map(|id| wire::IdRef { id }),
         stack: build.stack.clone(),
-        status: match build.status {
-            model::BuildStatus::Pending => wire::BuildStatus::Pending,
-            model::BuildStatus::Succeeded => wire::BuildStatus::Succeeded,
-            model::BuildStatus::Failed => wire::BuildStatus::Failed,
-        },
+        status: build.status,
         updated_at: build.updated_at,
         user: wire::UserRef {
             id: if build.user_email == user.email {
@@ -121,14 +118,7 @@ pub(crate) async fn create(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Build>)> {
-    let found = state.platform.app(&user, &app).await?;
-    let Outcome::Build(build) = state
-        .platform
-        .execute(&user, parse_create(app, &body)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, build) = execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
     Ok((
         StatusCode::CREATED,
         Json(build_json(&state, &found, &user, &build)),

@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_api_types as wire;
 use slipway_core::model::{App, User};
-use slipway_core::{Certificate, Command, DomainKind, Outcome, SniEndpoint};
+use slipway_core::{Certificate, Command, DomainKind, SniEndpoint};
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
+use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -150,12 +151,7 @@ async fn execute(
     app: &str,
     parse: impl FnOnce(String) -> Result<Command, ApiError>,
 ) -> Result<SniEndpointJson, ApiError> {
-    let found = state.platform.app(user, app).await?;
-    let Outcome::Certificate(endpoint) =
-        state.platform.execute(user, parse(app.to_owned())?).await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, endpoint) = execute_on_app(state, user, app.to_owned(), parse).await?;
     endpoint_json(state, &found, &endpoint).await
 }
 

@@ -8,11 +8,12 @@ use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model::App;
-use slipway_core::{AppChanges, Command, Domain, DomainKind, Outcome};
+use slipway_core::{AppChanges, Command, Domain, DomainKind};
 
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
+use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body_like};
 use crate::resources::app_json;
 use crate::response::list_response;
@@ -71,14 +72,8 @@ pub(crate) async fn create(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::Domain>), ApiError> {
-    let found = state.platform.app(&user, &app).await?;
-    let Outcome::Domain(domain) = state
-        .platform
-        .execute(&user, parse_create(app, &body)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, domain) =
+        execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
     Ok((
         StatusCode::CREATED,
         Json(domain_json(&state, &found, &domain)),
@@ -115,14 +110,8 @@ pub(crate) async fn delete(
     CurrentUser(user): CurrentUser,
     Path((app, domain)): Path<(String, String)>,
 ) -> Result<Json<wire::Domain>, ApiError> {
-    let found = state.platform.app(&user, &app).await?;
-    let Outcome::Domain(removed) = state
-        .platform
-        .execute(&user, parse_delete(app, domain)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, removed) =
+        execute_on_app(&state, &user, app, |app| parse_delete(app, domain)).await?;
     Ok(Json(domain_json(&state, &found, &removed)))
 }
 
@@ -149,14 +138,8 @@ pub(crate) async fn update_app(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<Json<wire::App>, ApiError> {
-    state.platform.app(&user, &app).await?;
-    let Outcome::App(app) = state
-        .platform
-        .execute(&user, parse_update_app(app, &body)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (_, app): (_, App) =
+        execute_on_app(&state, &user, app, |app| parse_update_app(app, &body)).await?;
     Ok(Json(app_json(&state, &user, &app).await?))
 }
 

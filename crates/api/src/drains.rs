@@ -8,11 +8,12 @@ use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model::App;
-use slipway_core::{Command, Drain, Outcome};
+use slipway_core::{Command, Drain};
 
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
+use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -61,14 +62,7 @@ pub(crate) async fn create(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::LogDrain>), ApiError> {
-    let found = state.platform.app(&user, &app).await?;
-    let Outcome::Drain(drain) = state
-        .platform
-        .execute(&user, parse_create(app, &body)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, drain) = execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
     Ok((StatusCode::CREATED, Json(drain_json(&found, &drain))))
 }
 
@@ -101,14 +95,8 @@ pub(crate) async fn delete(
     CurrentUser(user): CurrentUser,
     Path((app, drain)): Path<(String, String)>,
 ) -> Result<Json<wire::LogDrain>, ApiError> {
-    let found = state.platform.app(&user, &app).await?;
-    let Outcome::Drain(removed) = state
-        .platform
-        .execute(&user, parse_delete(app, drain)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (found, removed) =
+        execute_on_app(&state, &user, app, |app| parse_delete(app, drain)).await?;
     Ok(Json(drain_json(&found, &removed)))
 }
 

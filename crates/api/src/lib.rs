@@ -14,6 +14,7 @@
 //!
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
 //! no other module; `request` and `response` (what handlers parse and answer alike) import only
+//! `error`; `outcome` (executing a command and taking its outcome) imports only `state` and
 //! `error`; the handler modules import those, `auth` and `convert`; `routes` mounts the
 //! handlers; the crate root only declares modules and re-exports.
 
@@ -27,6 +28,7 @@ mod dynos;
 mod error;
 mod git;
 mod logs;
+mod outcome;
 mod platform;
 mod request;
 mod resources;

@@ -14,12 +14,13 @@ use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::{Command, FormationChange, Outcome, Quantity};
+use slipway_core::{Command, FormationChange, Quantity};
 use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
+use crate::outcome::{execute, execute_on_app};
 use crate::request::{parse_app, parse_body};
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -95,10 +96,7 @@ pub(crate) async fn create_app(
     CurrentUser(user): CurrentUser,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::App>)> {
-    let command = parse_create_app(&body)?;
-    let Outcome::App(app) = state.platform.execute(&user, command).await? else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let app: model::App = execute(&state, &user, parse_create_app(&body)?).await?;
     Ok((
         StatusCode::CREATED,
         Json(app_json(&state, &user, &app).await?),
@@ -217,12 +215,8 @@ pub(crate) async fn create_release(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Release>)> {
-    let found = state.platform.app(&user, &app).await?;
-    let command = parse_create_release(app, &body)?;
-    let app = found;
-    let Outcome::Release(release) = state.platform.execute(&user, command).await? else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (app, release): (_, model::Release) =
+        execute_on_app(&state, &user, app, |app| parse_create_release(app, &body)).await?;
     let current = state
         .platform
         .current_release(&app)
@@ -272,11 +266,11 @@ pub(crate) async fn update_config_vars(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    state.platform.app(&user, &app).await?;
-    let command = parse_update_config_vars(app, &body)?;
-    let Outcome::Config(config, _release) = state.platform.execute(&user, command).await? else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (_, (config, _release)): (_, (model::ConfigVars, model::Release)) =
+        execute_on_app(&state, &user, app, |app| {
+            parse_update_config_vars(app, &body)
+        })
+        .await?;
     Ok(Json(config))
 }
 
@@ -397,12 +391,10 @@ pub(crate) async fn batch_update_formation(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<Response> {
-    let found = state.platform.app(&user, &app).await?;
-    let command = parse_batch_update_formation(app, &body)?;
-    let app = found;
-    let Outcome::Formation(changed) = state.platform.execute(&user, command).await? else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (app, changed): (_, Vec<model::Formation>) = execute_on_app(&state, &user, app, |app| {
+        parse_batch_update_formation(app, &body)
+    })
+    .await?;
     // The entries as this change wrote them, not as a later read finds them: a concurrent
     // change may already have moved them on.
     Ok(list_response(entries_json(&state, &app, &changed).await?))
@@ -414,12 +406,9 @@ pub(crate) async fn update_formation(
     Path((app, process_type)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> ApiResult<Json<wire::Formation>> {
-    let found = state.platform.app(&user, &app).await?;
-    let command = parse_update_formation(app, process_type.clone(), &body)?;
-    let app = found;
-    let Outcome::Formation(changed) = state.platform.execute(&user, command).await? else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let parse = |app| parse_update_formation(app, process_type.clone(), &body);
+    let (app, changed): (_, Vec<model::Formation>) =
+        execute_on_app(&state, &user, app, parse).await?;
     entries_json(&state, &app, &changed)
         .await?
         .into_iter()

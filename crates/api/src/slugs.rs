@@ -13,11 +13,12 @@ use axum::Json;
 use futures::{StreamExt, TryStreamExt};
 use slipway_api_types as wire;
 use slipway_core::model;
-use slipway_core::{Command, NewSlug, Outcome, SlugDeclaration};
+use slipway_core::{Command, NewSlug, SlugDeclaration};
 
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
+use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body};
 use crate::state::ApiState;
 
@@ -106,14 +107,8 @@ pub(crate) async fn create(
     Path(app): Path<String>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Slug>)> {
-    state.platform.app(&user, &app).await?;
-    let Outcome::SlugDeclared(declaration) = state
-        .platform
-        .execute(&user, parse_create(app, &body)?)
-        .await?
-    else {
-        return Err(ApiError::unexpected_outcome());
-    };
+    let (_, declaration): (_, SlugDeclaration) =
+        execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
     Ok((
         StatusCode::CREATED,
         Json(declared_json(&state, &declaration)),

@@ -171,29 +171,21 @@ pub enum Command {
     /// Restart all dynos, one process type (`web`) or one dyno (`web.1`).
     #[command(name = "ps:restart", visible_alias = "restart")]
     PsRestart {
-        /// Process type or dyno name.
-        target: Option<String>,
-        /// Dyno name to restart.
-        #[arg(short = 'd', long, conflicts_with_all = ["target", "process_type"])]
-        dyno: Option<String>,
-        /// Process type to restart.
-        #[arg(short = 'p', long = "process-type", conflicts_with = "target")]
-        process_type: Option<String>,
+        #[command(flatten)]
+        target: DynoTargetArgs,
         #[command(flatten)]
         app: AppArg,
     },
     /// Stop one dyno (`web.1`) or all dynos of a process type (`web`).
     #[command(name = "ps:stop", visible_alias = "stop")]
+    #[command(group(
+        clap::ArgGroup::new("stop_target")
+            .required(true)
+            .args(["target", "dyno", "process_type"])
+    ))]
     PsStop {
-        /// Process type or dyno name.
-        #[arg(required_unless_present_any = ["dyno", "process_type"])]
-        target: Option<String>,
-        /// Dyno name to stop.
-        #[arg(short = 'd', long, conflicts_with_all = ["target", "process_type"])]
-        dyno: Option<String>,
-        /// Process type to stop.
-        #[arg(short = 'p', long = "process-type", conflicts_with = "target")]
-        process_type: Option<String>,
+        #[command(flatten)]
+        target: DynoTargetArgs,
         #[command(flatten)]
         app: AppArg,
     },
@@ -567,39 +559,10 @@ pub async fn run_with_client(
                 )?;
             }
         }
-        Command::PsRestart {
-            target,
-            dyno,
-            process_type,
-            app,
-        } => {
+        Command::PsRestart { target, app } => {
             let app = resolve_app(&app)?;
-            let target = DynoTarget::from_flags(target, dyno, process_type)?;
-            let name = target
-                .as_ref()
-                .map(DynoTarget::to_string)
-                .unwrap_or_default();
-            let (label, segments) = match target {
-                None => (
-                    format!("Restarting all dynos on {APP_MARK} {app}"),
-                    vec!["apps", &app, "dynos"],
-                ),
-                Some(DynoTarget::Dyno(_)) => (
-                    format!("Restarting dyno {name} on {APP_MARK} {app}"),
-                    vec!["apps", &app, "dynos", &name],
-                ),
-                Some(DynoTarget::ProcessType(_)) => (
-                    format!("Restarting {name} dynos on {APP_MARK} {app}"),
-                    vec!["apps", &app, "formations", &name],
-                ),
-            };
-            action(
-                out,
-                &label,
-                client.send_ignoring_body(Method::DELETE, &segments),
-            )
-            .await?;
-            writeln!(out, "done")?;
+            let request = DynoRequest::restart(&app, target.parse()?.as_ref());
+            request.send(client, out).await?;
         }
         Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
         Command::Run(args) => crate::run::run(client, args).await?,
@@ -634,33 +597,12 @@ pub async fn run_with_client(
         Command::DrainsRemove { url_or_token, app } => {
             crate::drains::remove(client, &resolve_app(&app)?, &url_or_token, out).await?
         }
-        Command::PsStop {
-            target,
-            dyno,
-            process_type,
-            app,
-        } => {
+        Command::PsStop { target, app } => {
             let app = resolve_app(&app)?;
-            let target = DynoTarget::from_flags(target, dyno, process_type)?
+            let target = target
+                .parse()?
                 .context("ps:stop needs a dyno (web.1) or a process type (web).")?;
-            let name = target.to_string();
-            let (label, segments) = match target {
-                DynoTarget::Dyno(_) => (
-                    format!("Stopping dyno {name} on {APP_MARK} {app}"),
-                    vec!["apps", &app, "dynos", &name, "actions", "stop"],
-                ),
-                DynoTarget::ProcessType(_) => (
-                    format!("Stopping {name} dynos on {APP_MARK} {app}"),
-                    vec!["apps", &app, "formations", &name, "actions", "stop"],
-                ),
-            };
-            action(
-                out,
-                &label,
-                client.send_ignoring_body(Method::POST, &segments),
-            )
-            .await?;
-            writeln!(out, "done")?;
+            DynoRequest::stop(&app, &target).send(client, out).await?;
         }
         Command::Logs {
             app,
@@ -686,6 +628,96 @@ pub async fn run_with_client(
         }
     }
     Ok(())
+}
+
+/// What `ps:restart` and `ps:stop` act on: a bare `web.1` (a dyno) or `web` (a process type),
+/// or the same named by `-d`/`-p`. `ps:stop` requires one of them (a group on its command).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DynoTargetArgs {
+    /// Process type or dyno name.
+    pub target: Option<String>,
+    /// Dyno name (web.1).
+    #[arg(short = 'd', long, conflicts_with_all = ["target", "process_type"])]
+    pub dyno: Option<String>,
+    /// Process type (web).
+    #[arg(short = 'p', long = "process-type", conflicts_with = "target")]
+    pub process_type: Option<String>,
+}
+
+impl DynoTargetArgs {
+    /// The dyno or process type named, `None` when none is.
+    fn parse(self) -> Result<Option<DynoTarget>, BadDynoTarget> {
+        DynoTarget::from_flags(self.target, self.dyno, self.process_type)
+    }
+}
+
+/// One `ps:restart` or `ps:stop` request and the line it is shown with, worded like the
+/// heroku CLI's.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DynoRequest {
+    label: String,
+    method: Method,
+    segments: Vec<String>,
+}
+
+impl DynoRequest {
+    /// `DELETE` of every dyno (`None`), of one dyno, or of a process type's formation.
+    pub(crate) fn restart(app: &str, target: Option<&DynoTarget>) -> DynoRequest {
+        DynoRequest::new("Restarting", Method::DELETE, app, target, &[])
+    }
+
+    /// `POST .../actions/stop` of one dyno or of a process type's formation.
+    pub(crate) fn stop(app: &str, target: &DynoTarget) -> DynoRequest {
+        DynoRequest::new(
+            "Stopping",
+            Method::POST,
+            app,
+            Some(target),
+            &["actions", "stop"],
+        )
+    }
+
+    fn new(
+        verb: &str,
+        method: Method,
+        app: &str,
+        target: Option<&DynoTarget>,
+        suffix: &[&str],
+    ) -> DynoRequest {
+        let name = target.map(DynoTarget::to_string).unwrap_or_default();
+        let (label, path) = match target {
+            None => (
+                format!("{verb} all dynos on {APP_MARK} {app}"),
+                vec!["apps", app, "dynos"],
+            ),
+            Some(DynoTarget::Dyno(_)) => (
+                format!("{verb} dyno {name} on {APP_MARK} {app}"),
+                vec!["apps", app, "dynos", &name],
+            ),
+            Some(DynoTarget::ProcessType(_)) => (
+                format!("{verb} {name} dynos on {APP_MARK} {app}"),
+                vec!["apps", app, "formations", &name],
+            ),
+        };
+        let segments = path.iter().chain(suffix).map(|s| (*s).to_owned()).collect();
+        DynoRequest {
+            label,
+            method,
+            segments,
+        }
+    }
+
+    async fn send(self, client: &Client, out: &mut dyn Write) -> anyhow::Result<()> {
+        let segments: Vec<&str> = self.segments.iter().map(String::as_str).collect();
+        action(
+            out,
+            &self.label,
+            client.send_ignoring_body(self.method, &segments),
+        )
+        .await?;
+        writeln!(out, "done")?;
+        Ok(())
+    }
 }
 
 /// A dyno or a whole process type, chosen by `web.1` vs `web` or by `-d`/`-p`.

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 pub use args::ArgError;
 pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};
-pub use commands::{run, run_with_client, AppArg, Command, CommandError};
+pub use commands::{run, run_with_client, AppArg, Command, CommandError, DynoTargetArgs};
 pub use logs::LogStreamError;
 pub use run::{DetachedArgs, RemoteExit, RunArgs};
 

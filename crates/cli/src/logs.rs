@@ -39,7 +39,8 @@ pub(crate) struct SseEvent {
 /// `event`, `id`, `retry`, comments), fed arbitrary byte chunks.
 #[derive(Debug, Default)]
 pub(crate) struct SseParser {
-    pending: Vec<u8>,
+    /// SSE is a line protocol: the parser reads what the splitter completes.
+    lines: LineSplitter,
     data: Option<String>,
     event: Option<String>,
     pub(crate) last_event_id: Option<String>,
@@ -49,19 +50,8 @@ pub(crate) struct SseParser {
 impl SseParser {
     /// Consumes a chunk and returns the events it completed.
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.pending.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(newline) = self.pending.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = self.pending.drain(..=newline).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if let Some(event) = self.line(&String::from_utf8_lossy(&line)) {
-                events.push(event);
-            }
-        }
-        events
+        let lines = self.lines.feed(chunk);
+        lines.iter().filter_map(|line| self.line(line)).collect()
     }
 
     fn line(&mut self, line: &str) -> Option<SseEvent> {

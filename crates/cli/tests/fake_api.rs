@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
-use slipway_cli::{format_error, run_with_client, AppArg, Client, Command};
+use slipway_cli::{format_error, run_with_client, AppArg, Client, Command, DynoTargetArgs};
 
 #[derive(Debug, Clone)]
 struct Recorded {
@@ -378,9 +378,11 @@ async fn restart_process_type_uses_formations_route() {
     let (out, err) = run(
         &client,
         Command::PsRestart {
-            target: Some("web".into()),
-            dyno: None,
-            process_type: None,
+            target: DynoTargetArgs {
+                target: Some("web".into()),
+                dyno: None,
+                process_type: None,
+            },
             app: app("demo"),
         },
     )

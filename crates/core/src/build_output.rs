@@ -4,7 +4,7 @@
 //! their tarball. The operations that fill it are in `builds.rs`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -38,8 +38,8 @@ pub struct SlugDeclaration {
 pub(crate) struct BuildState {
     outputs: Mutex<Outputs>,
     /// Declared slugs by upload token, with when they expire (`builds.rs` adds and takes
-    /// them).
-    pub(crate) uploads: Mutex<HashMap<String, (SlugDeclaration, Instant)>>,
+    /// them, through [`BuildState::uploads`]).
+    uploads: Mutex<HashMap<String, (SlugDeclaration, Instant)>>,
 }
 
 #[derive(Default)]
@@ -157,6 +157,12 @@ impl OutputBuffer {
 }
 
 impl BuildState {
+    /// The declared slugs, locked. A panic while they were held leaves nothing half-done
+    /// (each change is one map operation), so a poisoned lock is taken as it is.
+    pub(crate) fn uploads(&self) -> MutexGuard<'_, HashMap<String, (SlugDeclaration, Instant)>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn register(&self, secret: &str, build_id: Uuid) -> Arc<OutputBuffer> {
         let buffer = Arc::new(OutputBuffer::new(build_id));
         let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());

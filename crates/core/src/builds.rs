@@ -386,11 +386,7 @@ impl Platform {
             created_at: Utc::now(),
             upload_token: random_token(),
         };
-        let mut uploads = self
-            .build_state()
-            .uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut uploads = self.build_state().uploads();
         let now = Instant::now();
         uploads.retain(|_, (_, expires)| *expires > now);
         uploads.insert(
@@ -402,11 +398,7 @@ impl Platform {
 
     /// A declared slug still waiting for its upload.
     pub fn declared_slug(&self, app: &App, slug_id: Uuid) -> Option<SlugDeclaration> {
-        let uploads = self
-            .build_state()
-            .uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let uploads = self.build_state().uploads();
         uploads
             .values()
             .map(|(declaration, _)| declaration)
@@ -422,11 +414,7 @@ impl Platform {
         body: R,
     ) -> Result<Slug, CoreError> {
         let declaration = {
-            let uploads = self
-                .build_state()
-                .uploads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let uploads = self.build_state().uploads();
             uploads
                 .get(token)
                 .filter(|(_, expires)| *expires > Instant::now())
@@ -524,11 +512,7 @@ impl Platform {
         let _ = tokio::fs::remove_file(&partial).await;
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         if result.is_ok() {
-            let mut uploads = self
-                .build_state()
-                .uploads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut uploads = self.build_state().uploads();
             uploads.remove(token);
         }
         result

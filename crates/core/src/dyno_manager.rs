@@ -159,35 +159,7 @@ const R14_EVERY: Duration = Duration::from_secs(300);
 pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
     let parts = Arc::new(parts);
     let (events, mut inbox) = mpsc::unbounded_channel();
-    for prefix in [keys::FORMATION, keys::RELEASES, keys::APPS, keys::RESTARTS] {
-        let store = parts.store.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut watcher = match store.watch(prefix, None).await {
-                    Ok(watcher) => watcher,
-                    Err(error) => {
-                        tracing::error!(%error, prefix, "dyno manager cannot watch the store");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                // Something may have changed while the watch was being (re-)established.
-                let _ = events.send(Event::AppChanged(None));
-                while let Some(event) = watcher.next().await {
-                    let Ok(event) = event else { break };
-                    let app = if prefix == keys::APPS {
-                        None
-                    } else {
-                        keys::app_id_in(&event.kv.key, prefix)
-                    };
-                    if events.send(Event::AppChanged(app)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-    }
+    watch_store(&parts.store, &events);
     let mut wakes = parts.activity.wake_inbox();
     let mut manager = Manager::new(parts, events.clone());
     tokio::spawn(async move {
@@ -226,6 +198,41 @@ pub(crate) fn spawn(parts: Parts) -> tokio::task::JoinHandle<()> {
             manager.handle(event).await;
         }
     })
+}
+
+/// Reports every change the store's watch sees to what decides a dyno (formation, releases,
+/// apps, restarts) as an `AppChanged` event: the app's, or `None` (every app) for the apps'
+/// own records and whenever a watch is (re-)established.
+fn watch_store(store: &Arc<dyn Store>, events: &mpsc::UnboundedSender<Event>) {
+    for prefix in [keys::FORMATION, keys::RELEASES, keys::APPS, keys::RESTARTS] {
+        let store = store.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut watcher = match store.watch(prefix, None).await {
+                    Ok(watcher) => watcher,
+                    Err(error) => {
+                        tracing::error!(%error, prefix, "dyno manager cannot watch the store");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                // Something may have changed while the watch was being (re-)established.
+                let _ = events.send(Event::AppChanged(None));
+                while let Some(event) = watcher.next().await {
+                    let Ok(event) = event else { break };
+                    let app = if prefix == keys::APPS {
+                        None
+                    } else {
+                        keys::app_id_in(&event.kv.key, prefix)
+                    };
+                    if events.send(Event::AppChanged(app)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
 }
 
 impl Manager {

@@ -167,14 +167,8 @@ pub struct Restart {
     pub stop: bool,
 }
 
-/// Where a build stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BuildStatus {
-    Pending,
-    Succeeded,
-    Failed,
-}
+/// Where a build stands: the model's, which the API shows in the same spelling.
+pub use slipway_model::BuildStatus;
 
 /// A build started through the Platform API from a source tarball's URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -171,27 +171,17 @@ impl GitRepos {
         repo: &Path,
         service: GitService,
     ) -> Result<Vec<u8>, GitError> {
-        let output = Command::new(&self.git_binary)
+        let mut command = Command::new(&self.git_binary);
+        command
             .args([service.subcommand(), "--stateless-rpc", "--advertise-refs"])
             .arg(repo)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|source| GitError::Io {
-                action: "advertise the refs of",
-                path: repo.to_owned(),
-                source,
-            })?;
-        if !output.status.success() {
-            return Err(GitError::Git {
-                command: format!("{} --advertise-refs", service.subcommand()),
-                path: repo.to_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
-        }
+            .kill_on_drop(true);
+        let stdout = run_git(command, repo, "advertise the refs of", || {
+            format!("{} --advertise-refs", service.subcommand())
+        })
+        .await?;
         let mut body = pkt_line::service_header(service.name());
-        body.extend_from_slice(&output.stdout);
+        body.extend_from_slice(&stdout);
         Ok(body)
     }
 
@@ -245,27 +235,39 @@ impl GitRepos {
     }
 
     async fn git(&self, repo: &Path, args: &[&str]) -> Result<(), GitError> {
-        let output = Command::new(&self.git_binary)
-            .arg("--git-dir")
-            .arg(repo)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|source| GitError::Io {
-                action: "run git in",
-                path: repo.to_owned(),
-                source,
-            })?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(GitError::Git {
-                command: args.join(" "),
-                path: repo.to_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            })
-        }
+        let mut command = Command::new(&self.git_binary);
+        command.arg("--git-dir").arg(repo).args(args);
+        run_git(command, repo, "run git in", || args.join(" ")).await?;
+        Ok(())
+    }
+}
+
+/// Runs a git `command` on `repo` to its end, without input, and returns what it wrote. If it
+/// cannot run, the error says it could not `action` the repository; if it fails, the error
+/// names it as `name` says, with git's own words.
+async fn run_git(
+    mut command: Command,
+    repo: &Path,
+    action: &'static str,
+    name: impl FnOnce() -> String,
+) -> Result<Vec<u8>, GitError> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| GitError::Io {
+            action,
+            path: repo.to_owned(),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        Err(GitError::Git {
+            command: name(),
+            path: repo.to_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
     }
 }
 

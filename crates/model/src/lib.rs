@@ -1,5 +1,5 @@
 //! Slipway's domain value types: app names, process types, dyno names, config var keys, dyno
-//! sizes, hostnames and secret tokens.
+//! sizes, hostnames, secret tokens, and a build's status.
 //!
 //! Every other crate parses tenant input into these types once, at its edge, so the CLI, the
 //! API and the core agree on what is valid by construction: a value of one of these types has
@@ -15,6 +15,7 @@
 mod string_type;
 
 mod app_name;
+mod build_status;
 mod config_key;
 mod dyno_name;
 mod dyno_size;
@@ -23,6 +24,7 @@ mod process_type;
 mod secret_token;
 
 pub use app_name::{AppName, AppNameError};
+pub use build_status::BuildStatus;
 pub use config_key::{ConfigKey, ConfigKeyError};
 pub use dyno_name::{DynoName, DynoNameError};
 pub use dyno_size::{DynoSize, DynoSizeError};

@@ -414,14 +414,9 @@ fn nft(ruleset: &str) -> Result<(), NetError> {
     let out = child
         .wait_with_output()
         .map_err(|e| format!("`nft` failed: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "installing the dyno firewall with `nft` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    succeeded(&out, || {
+        "installing the dyno firewall with `nft` failed".to_owned()
+    })
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
@@ -430,12 +425,18 @@ fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run `{program}` (install iproute2): {e}"))?;
+    succeeded(&out, || format!("`{program} {}` failed", args.join(" ")))
+}
+
+/// `Ok` when the command that wrote `out` succeeded; else what `failed` says, then the
+/// command's own words (its stderr).
+fn succeeded(out: &std::process::Output, failed: impl FnOnce() -> String) -> Result<(), NetError> {
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
+            "{}: {}",
+            failed(),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }

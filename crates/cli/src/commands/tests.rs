@@ -48,6 +48,9 @@ fn colon_grammar_parses() {
         "slipway ps:restart web.1 -a demo",
         "slipway ps:restart -a demo",
         "slipway ps:stop -p web -a demo",
+        "slipway ps:stop web.1 -a demo",
+        "slipway stop -d web.1 -a demo",
+        "slipway ps:restart -p web -a demo",
         "slipway logs -a demo -n 10 --tail --source app --ps web",
         "slipway logs -a demo -t -d web.1",
     ];
@@ -58,6 +61,7 @@ fn colon_grammar_parses() {
         "slipway ps:stop -a demo",
         "slipway config --json --shell -a demo",
         "slipway ps:restart web -d web.1 -a demo",
+        "slipway ps:stop web -p web -a demo",
         "slipway config:get -a demo",
     ];
     for argv in bad {
@@ -189,4 +193,60 @@ fn rollback_target() {
     );
     assert_eq!(version(vec![release(1, true, true)]), None);
     assert_eq!(version(vec![]), None);
+}
+
+#[test]
+fn restart_and_stop_requests_read_like_herokus() {
+    let dyno = DynoTarget::Dyno("web.1".parse().unwrap());
+    let web = DynoTarget::ProcessType("web".parse().unwrap());
+    let request = |label: &str, method: Method, path: &[&str]| DynoRequest {
+        label: label.to_owned(),
+        method,
+        segments: path.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let cases = [
+        (
+            DynoRequest::restart("demo", None),
+            request(
+                &format!("Restarting all dynos on {APP_MARK} demo"),
+                Method::DELETE,
+                &["apps", "demo", "dynos"],
+            ),
+        ),
+        (
+            DynoRequest::restart("demo", Some(&dyno)),
+            request(
+                &format!("Restarting dyno web.1 on {APP_MARK} demo"),
+                Method::DELETE,
+                &["apps", "demo", "dynos", "web.1"],
+            ),
+        ),
+        (
+            DynoRequest::restart("demo", Some(&web)),
+            request(
+                &format!("Restarting web dynos on {APP_MARK} demo"),
+                Method::DELETE,
+                &["apps", "demo", "formations", "web"],
+            ),
+        ),
+        (
+            DynoRequest::stop("demo", &dyno),
+            request(
+                &format!("Stopping dyno web.1 on {APP_MARK} demo"),
+                Method::POST,
+                &["apps", "demo", "dynos", "web.1", "actions", "stop"],
+            ),
+        ),
+        (
+            DynoRequest::stop("demo", &web),
+            request(
+                &format!("Stopping web dynos on {APP_MARK} demo"),
+                Method::POST,
+                &["apps", "demo", "formations", "web", "actions", "stop"],
+            ),
+        ),
+    ];
+    for (built, expected) in cases {
+        assert_eq!(built, expected);
+    }
 }

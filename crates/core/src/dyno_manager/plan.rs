@@ -493,14 +493,16 @@ impl Planner<'_> {
             .current
             .take()
             .filter(|c| !matches!(c.lifecycle.state(), crate::model::DynoState::Down));
+        // An empty current place goes to the replacement when there is one, else to a new
+        // dyno.
+        let fill_current = |next: &Option<Instance>| match next {
+            Some(_) => Action::Promote {
+                dyno: dyno.to_owned(),
+            },
+            None => start(0, Which::Current),
+        };
         let Some(mut current) = current else {
-            if slot.next.is_some() {
-                self.push(Action::Promote {
-                    dyno: dyno.to_owned(),
-                });
-            } else {
-                self.push(start(0, Which::Current));
-            }
+            self.push(fill_current(&slot.next));
             return;
         };
         if outdated(&current) {
@@ -532,13 +534,7 @@ impl Planner<'_> {
                     self.log(dyno, why);
                 }
                 self.stop_container(dyno, &current, Duration::ZERO);
-                if slot.next.is_some() {
-                    self.push(Action::Promote {
-                        dyno: dyno.to_owned(),
-                    });
-                } else {
-                    self.push(start(0, Which::Current));
-                }
+                self.push(fill_current(&slot.next));
             }
             return;
         }

@@ -1,11 +1,14 @@
 //! The executor against a real store, the process runtime and the log hub, on a manual clock:
 //! transitions are recorded and logged once, refused ones change nothing, a container that is
-//! already gone is reported gone, and the planner's lines read as Heroku's.
+//! already gone is reported gone, the planner's lines read as Heroku's, and the per-app target
+//! cache follows the store's watch (a change is acted on at its event, never from a stale
+//! cache, without waiting for the periodic pass).
 
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use slipway_logplex::LogFilter;
+use slipway_store::json::put_json;
 
 use super::clock::ManualClock;
 use super::*;
@@ -258,6 +261,102 @@ fn one_off_record(app_id: Uuid, container_id: &str) -> Dyno {
     }
 }
 
+impl Fixture {
+    /// Puts the app `app`, a release `version` of a slug with a `web` process and a `web`
+    /// formation of `quantity` in the store, as the core would; returns the release.
+    async fn store_app(&self, version: u32, quantity: u32) -> Release {
+        let store = self.manager.parts.store.as_ref();
+        let now = self.clock.now().wall;
+        let app = App {
+            id: self.app_id,
+            name: "app".to_owned(),
+            owner_email: "owner@example.com".to_owned(),
+            stack: "heroku-24".to_owned(),
+            maintenance: false,
+            created_at: now,
+            updated_at: now,
+            uid: None,
+        };
+        let slug = Slug {
+            id: Uuid::new_v4(),
+            app_id: self.app_id,
+            checksum: format!("SHA256:{:064x}", version),
+            size: 1,
+            process_types: [("web".to_owned(), "run web".to_owned())].into(),
+            commit: None,
+            buildpack_description: "test".to_owned(),
+            stack: "heroku-24".to_owned(),
+            created_at: now,
+        };
+        let release = Release {
+            id: Uuid::new_v4(),
+            app_id: self.app_id,
+            version,
+            description: format!("Deploy v{version}"),
+            slug_id: Some(slug.id),
+            config_vars: Default::default(),
+            user_email: "owner@example.com".to_owned(),
+            status: ReleaseStatus::Succeeded,
+            created_at: now,
+        };
+        put_json(store, &keys::app("app"), &app).await.expect("app");
+        put_json(store, &keys::slug(self.app_id, slug.id), &slug)
+            .await
+            .expect("slug");
+        put_json(store, &keys::release(self.app_id, version), &release)
+            .await
+            .expect("release");
+        self.set_web_quantity(quantity).await;
+        release
+    }
+
+    async fn set_web_quantity(&self, quantity: u32) {
+        let now = self.clock.now().wall;
+        let entry = Formation {
+            id: Uuid::new_v4(),
+            app_id: self.app_id,
+            process_type: "web".to_owned(),
+            quantity,
+            size: "basic".to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        put_json(
+            self.manager.parts.store.as_ref(),
+            &keys::formation(self.app_id, "web"),
+            &entry,
+        )
+        .await
+        .expect("formation");
+    }
+
+    /// Waits for the watch's next report about this app, passing over the containers'
+    /// reports (dynos that cannot start here) and the watches' own start-up reports.
+    async fn next_store_change(&mut self) -> Event {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), self.inbox.recv())
+                .await
+                .expect("the store's watch reports the change")
+                .expect("the manager's inbox stays open");
+            if matches!(event, Event::AppChanged(Some(app)) if app == self.app_id) {
+                return event;
+            }
+        }
+    }
+
+    /// The release of web.1's current instance, if it has one.
+    fn web_release(&self) -> Option<Uuid> {
+        let slot = self.manager.apps.get(&self.app_id)?.slots.get("web.1")?;
+        Some(slot.current.as_ref()?.record.release_id)
+    }
+
+    /// The release the manager's cached target for the app runs.
+    fn cached_release(&self) -> Option<Uuid> {
+        let target = self.manager.known_targets.get(&self.app_id)?.as_ref()?;
+        Some(target.release.as_ref()?.id)
+    }
+}
+
 #[tokio::test]
 async fn reconciling_leaves_one_off_dynos_alone() {
     let mut fixture = fixture();
@@ -343,4 +442,77 @@ async fn a_new_server_stops_one_off_containers_and_removes_their_records() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_formation_change_is_acted_on_at_its_watch_event_not_the_periodic_pass() {
+    let mut fixture = fixture();
+    let v1 = fixture.store_app(1, 0).await;
+    // One periodic pass reads the app (no web dyno wanted) into the cache; then the watches
+    // start, and report once each that they are watching.
+    fixture.manager.handle(Event::AppChanged(None)).await;
+    assert_eq!(fixture.cached_release(), Some(v1.id));
+    assert_eq!(fixture.web_release(), None);
+    watch_store(&fixture.manager.parts.store, &fixture.manager.events);
+    for _ in 0..4 {
+        let event = tokio::time::timeout(Duration::from_secs(10), fixture.inbox.recv())
+            .await
+            .expect("each watch reports that it started");
+        assert!(matches!(event, Some(Event::AppChanged(None))), "{event:?}");
+    }
+
+    fixture.set_web_quantity(1).await;
+    let event = fixture.next_store_change().await;
+    // Until the event is handled the cache stands: a container's report about the app plans
+    // from it, and starts nothing.
+    fixture.manager.reconcile(fixture.app_id).await;
+    assert_eq!(fixture.web_release(), None, "planned from the cache");
+    // The watch's event drops the cache, and web.1 starts at once, on v1.
+    fixture.manager.handle(event).await;
+    assert_eq!(fixture.web_release(), Some(v1.id));
+    let stored = get_json::<Dyno, _>(
+        fixture.manager.parts.store.as_ref(),
+        &keys::dyno(fixture.app_id, "web.1"),
+    )
+    .await
+    .expect("store read")
+    .expect("web.1 is recorded");
+    assert_eq!(
+        (stored.state, stored.release_id),
+        (DynoState::Starting, v1.id)
+    );
+}
+
+#[tokio::test]
+async fn a_release_change_is_not_planned_from_a_stale_cache() {
+    let mut fixture = fixture();
+    let v1 = fixture.store_app(1, 1).await;
+    fixture.manager.handle(Event::AppChanged(None)).await;
+    assert_eq!(fixture.web_release(), Some(v1.id));
+    watch_store(&fixture.manager.parts.store, &fixture.manager.events);
+
+    // A deploy: v2 of a new slug. Its watch event (the release's, or the slug's formation
+    // write before it) must make the manager read the store again.
+    let v2 = fixture.store_app(2, 1).await;
+    let event = fixture.next_store_change().await;
+    assert_eq!(fixture.cached_release(), Some(v1.id), "the cache is stale");
+    // Planned from the stale cache (a container's report before the event), web.1 stays on
+    // v1: the event is what moves it.
+    fixture.manager.reconcile(fixture.app_id).await;
+    assert_eq!(fixture.web_release(), Some(v1.id));
+    fixture.manager.handle(event).await;
+    // Whichever of the deploy's writes reported first, the cache was dropped and read again;
+    // handle the rest of its events as the manager's loop would.
+    while fixture.cached_release() != Some(v2.id) {
+        let event = fixture.next_store_change().await;
+        fixture.manager.handle(event).await;
+    }
+    assert_eq!(fixture.web_release(), Some(v2.id), "web.1 runs v2");
+    assert!(
+        fixture
+            .log()
+            .contains(&"heroku[web.1]: Restarting".to_owned()),
+        "{:?}",
+        fixture.log()
+    );
 }
