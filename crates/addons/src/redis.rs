@@ -126,7 +126,10 @@ impl Instance {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://:{}@{}:{}", self.password, self.listen, self.port)
+        format!(
+            "redis://default:{}@{}:{}",
+            self.password, self.listen, self.port
+        )
     }
 
     /// Writes the directory and configuration, owned by `user`.

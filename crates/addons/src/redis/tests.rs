@@ -29,6 +29,6 @@ fn conf_round_trips_and_denies_admin_commands() {
     assert_eq!(Instance::read(&instance.dir), Some(instance.clone()));
     assert_eq!(
         instance.url(),
-        format!("redis://:{}@172.30.0.1:6400", "ab".repeat(32))
+        format!("redis://default:{}@172.30.0.1:6400", "ab".repeat(32))
     );
 }
