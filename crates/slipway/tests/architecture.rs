@@ -19,6 +19,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("slipway-runtime", &[]),
         ("slipway-rendezvous", &["slipway-runtime"]),
         ("slipway-outbound", &[]),
+        ("slipway-addons", &[]),
         ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),
         ("slipway-model", &[]),
@@ -37,6 +38,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-git",
                 "slipway-model",
                 "slipway-rendezvous",
+                "slipway-addons",
             ],
         ),
         (
