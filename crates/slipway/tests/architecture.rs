@@ -64,6 +64,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-outbound",
                 "slipway-model",
                 "slipway-rendezvous",
+                "slipway-addons",
             ],
         ),
         // The binary parses arguments and dispatches: the server, the CLI client, git's hook.
