@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
 
+use crate::addons::{AddonAttachment, AddonView};
 use crate::build_output::SlugDeclaration;
 use crate::model::{App, Build, ConfigVars, Domain, Drain, Dyno, Formation, Release, SniEndpoint};
 use crate::output::DeployOutput;
@@ -111,6 +112,30 @@ pub enum Command {
         /// Attach with plain pipes instead of a pseudo-terminal.
         force_no_tty: bool,
     },
+    /// Provisions an add-on (`SERVICE[:PLAN]`) and attaches it to the app (`addons.rs`).
+    CreateAddon {
+        app: String,
+        plan: String,
+        attachment: Option<String>,
+        name: Option<String>,
+    },
+    /// Detaches an add-on from its app and drops its data.
+    DestroyAddon { addon: String },
+    /// Moves an add-on to another plan of its service.
+    ChangeAddonPlan { addon: String, plan: String },
+    /// Attaches an existing add-on to the app.
+    AttachAddon {
+        app: String,
+        addon: String,
+        name: Option<String>,
+    },
+    /// Removes an attachment (by id, or by name on `app`).
+    DetachAddon {
+        attachment: String,
+        app: Option<String>,
+    },
+    /// Gives an add-on new credentials and releases them to every attached app.
+    RotateAddonCredentials { addon: String },
 }
 
 /// What `PATCH /apps/{app}` asks for.
@@ -237,4 +262,6 @@ pub enum Outcome {
         dyno: Dyno,
         attach_url: Option<String>,
     },
+    Addon(AddonView),
+    AddonAttachment(AddonAttachment),
 }

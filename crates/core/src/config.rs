@@ -41,6 +41,8 @@ pub struct PlatformConfig {
     /// Where one-off dynos are attached (`rendezvous://HOST:PORT`), the prefix of every
     /// `attach_url`; HOST must be a name the rendezvous listener's certificate carries.
     pub rendezvous_url: String,
+    /// The add-on servers (`slipway-addons`); `None`: add-ons are refused.
+    pub addons: Option<std::sync::Arc<slipway_addons::Addons>>,
 }
 
 /// The build budget and the caps on tenant input (issue 10). Every build container gets these
@@ -99,6 +101,7 @@ impl PlatformConfig {
             max_source_blob_bytes: 500 * 1024 * 1024,
             repos_dir: data_dir.join("repos"),
             rendezvous_url: "rendezvous://127.0.0.1:5002".into(),
+            addons: None,
         }
     }
 

@@ -175,6 +175,42 @@ impl Platform {
                 let (dyno, attach_url) = self.run_dyno(&app, request).await?;
                 Ok(Outcome::OneOff { dyno, attach_url })
             }
+            Command::CreateAddon {
+                app,
+                plan,
+                attachment,
+                name,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.create_addon(actor, &app, &plan, attachment, name)
+                    .await
+                    .map(Outcome::Addon)
+            }
+            Command::DestroyAddon { addon } => {
+                self.destroy_addon(actor, &addon).await.map(Outcome::Addon)
+            }
+            Command::ChangeAddonPlan { addon, plan } => self
+                .change_addon_plan(actor, &addon, &plan)
+                .await
+                .map(Outcome::Addon),
+            Command::AttachAddon { app, addon, name } => {
+                let app = self.app(actor, &app).await?;
+                self.attach_addon(actor, &app, &addon, name)
+                    .await
+                    .map(Outcome::AddonAttachment)
+            }
+            Command::DetachAddon { attachment, app } => {
+                let attachment = self
+                    .addon_attachment(actor, &attachment, app.as_deref())
+                    .await?;
+                self.detach_addon(actor, &attachment)
+                    .await
+                    .map(Outcome::AddonAttachment)
+            }
+            Command::RotateAddonCredentials { addon } => self
+                .rotate_addon_credentials(actor, &addon)
+                .await
+                .map(Outcome::Addon),
         }
     }
 

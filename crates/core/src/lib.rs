@@ -16,6 +16,7 @@
 //! in `platform.rs`, which imports none of the `impl Platform` blocks (one module per concern)
 //! that depend on it; `execute.rs` sits above them all.
 
+mod addons;
 mod app_json;
 mod apps;
 mod attach;
@@ -47,6 +48,7 @@ pub mod telemetry;
 mod uids;
 mod users;
 
+pub use addons::{Addon, AddonAttachment, AddonView};
 pub use build_output::{OutputBuffer, SlugDeclaration};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
 pub use command::{

@@ -13,8 +13,8 @@
 //! traffic. Everything else a dyno starts goes through the firewall of this runtime's nftables
 //! table (`inet slipway_<bridge>`, see [`ruleset`]):
 //! - to the host itself (any of its addresses, the gateway included): dropped, except replies
-//!   and the `addon_ports` set (empty today; the seam for add-on servers that a dyno will reach
-//!   at `gateway:port`, keyed by the dyno's address);
+//!   and the add-on servers' ports at the gateway address only (`addon_ports`, see
+//!   [`addon_rule`]);
 //! - to another dyno: dropped at L2 by bridge port isolation and at L3 by the forward chain;
 //! - to link-local (169.254.0.0/16, cloud metadata) and to the dyno subnet: dropped;
 //! - anywhere else: forwarded and masqueraded behind the host's address (outbound NAT).
@@ -141,6 +141,10 @@ pub struct NetworkConfig {
     /// listeners (router, API) when they listen on a non-loopback address, so that an app can
     /// call another app or the API by its public URL. Default none.
     pub public_ports: Vec<u16>,
+    /// TCP ports (ranges) of the add-on servers, which listen on the gateway address: dynos
+    /// may open connections to `gateway:port` for these and to no other port of the host.
+    /// Default none.
+    pub addon_ports: Vec<std::ops::RangeInclusive<u16>>,
 }
 
 impl NetworkConfig {
@@ -155,6 +159,7 @@ impl NetworkConfig {
             bridge: format!("slw{:08x}", fnv(key.as_os_str().as_bytes()) as u32),
             subnet,
             public_ports: Vec::new(),
+            addon_ports: Vec::new(),
         }
     }
 
@@ -273,6 +278,7 @@ pub fn remove_network(bridge: &str) {
             prefix: 0,
         },
         public_ports: Vec::new(),
+        addon_ports: Vec::new(),
     }
     .veth_prefix();
     if let Ok(links) = std::fs::read_dir("/sys/class/net") {
@@ -357,15 +363,12 @@ pub(crate) fn ruleset(config: &NetworkConfig) -> String {
         let ports: Vec<String> = config.public_ports.iter().map(u16::to_string).collect();
         format!("elements = {{ {} }}", ports.join(", "))
     };
+    let (addon_set, addon_rule) = addon_rule(config);
     format!(
         r#"table inet {table}
 delete table inet {table}
 table inet {table} {{
-    # The seam for add-on servers: (dyno address, gateway port) pairs a dyno may open
-    # connections to on the host. Empty today.
-    set addon_ports {{
-        type ipv4_addr . inet_service
-    }}
+{addon_set}
     # The platform's public listeners (router, API), reachable as from outside.
     set public_ports {{
         type inet_service
@@ -374,7 +377,7 @@ table inet {table} {{
     chain input {{
         type filter hook input priority filter - 5; policy accept;
         iifname "{bridge}" ct state established,related accept
-        iifname "{bridge}" ip saddr . tcp dport @addon_ports accept
+        {addon_rule}
         iifname "{bridge}" ip saddr {subnet} tcp dport @public_ports accept
         iifname "{bridge}" counter drop
     }}
@@ -395,6 +398,38 @@ table inet {table} {{
 }}
 "#
     )
+}
+
+/// The add-on servers' ports: a set of port ranges, and the one input rule that lets the dyno
+/// subnet reach them at the gateway address and nowhere else on the host. Whose add-on a dyno
+/// opens is the servers' business (per-add-on credentials), not the firewall's.
+fn addon_rule(config: &NetworkConfig) -> (String, String) {
+    let elements = if config.addon_ports.is_empty() {
+        String::new()
+    } else {
+        let ranges: Vec<String> = config
+            .addon_ports
+            .iter()
+            .map(|r| {
+                if r.start() == r.end() {
+                    r.start().to_string()
+                } else {
+                    format!("{}-{}", r.start(), r.end())
+                }
+            })
+            .collect();
+        format!("elements = {{ {} }}", ranges.join(", "))
+    };
+    let set = format!(
+        "    # The add-on servers' ports on the gateway.\n    set addon_ports {{\n        type inet_service\n        flags interval\n        {elements}\n    }}"
+    );
+    let rule = format!(
+        "iifname \"{}\" ip saddr {} ip daddr {} tcp dport @addon_ports accept",
+        config.bridge,
+        config.subnet,
+        config.subnet.gateway()
+    );
+    (set, rule)
 }
 
 fn nft(ruleset: &str) -> Result<(), NetError> {
@@ -879,11 +914,59 @@ mod tests {
     }
 
     #[test]
+    fn addon_ports_open_the_gateway_only() {
+        let mut config = NetworkConfig::for_key("10.9.8.0/24".parse().unwrap(), Path::new("/x"));
+        config.addon_ports = vec![54320..=54320, 54400..=54599];
+        let rules = ruleset(&config);
+        assert!(
+            rules.contains("elements = { 54320, 54400-54599 }"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains(&format!(
+                "iifname \"{}\" ip saddr 10.9.8.0/24 ip daddr 10.9.8.1 tcp dport @addon_ports accept",
+                config.bridge
+            )),
+            "{rules}"
+        );
+        // nftables itself accepts the ruleset (check mode changes nothing), where it can run.
+        let checked = Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .map(|mut s| s.write_all(rules.as_bytes()));
+                child.wait_with_output()
+            });
+        if let Ok(out) = checked {
+            if nix_is_root() {
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    fn nix_is_root() -> bool {
+        std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
+    }
+
+    #[test]
     fn allocator_never_reuses_an_address_in_use() {
         let config = NetworkConfig {
             bridge: "slwtest".into(),
             subnet: "10.9.9.0/28".parse().unwrap(),
             public_ports: vec![],
+            addon_ports: vec![],
         };
         let taken = Ipv4Addr::new(10, 9, 9, 3);
         let mut alloc = Allocator::new(config, [taken]);

@@ -221,6 +221,9 @@ pub struct ServerConfig {
     /// The binary git's pre-receive hook execs (`<binary> git-hook pre-receive`); `None` is the
     /// running executable, which is `slipway` itself outside tests.
     pub hook_binary: Option<PathBuf>,
+    /// An existing PostgreSQL server's admin URL to provision add-ons on, instead of the
+    /// embedded server (`--addon-postgres-admin-url`).
+    pub addon_postgres_admin_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -265,6 +268,7 @@ impl ServerConfig {
             allow_private_urls: false,
             max_source_blob_mb: defaults::MAX_SOURCE_BLOB_MB,
             hook_binary: None,
+            addon_postgres_admin_url: None,
         }
     }
 

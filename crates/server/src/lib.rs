@@ -136,6 +136,7 @@ pub struct ServerHandle {
     http_threads: slipway_router::RouterThreads,
     https_threads: slipway_router::RouterThreads,
     dyno_manager: JoinHandle<()>,
+    addons: Arc<slipway_addons::Addons>,
 }
 
 impl ServerHandle {
@@ -207,6 +208,7 @@ impl ServerHandle {
         let _ = self.http_threads.stopped().await;
         let _ = self.https_threads.stopped().await;
         self.dyno_manager.abort();
+        self.addons.shutdown().await;
         match served {
             Ok(result) => result.map_err(ServerError::ServeApi),
             Err(join) => Err(ServerError::ServeApi(std::io::Error::other(join))),
@@ -268,6 +270,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let rendezvous_tls_config =
         tls::server_config(&listener_cert, &[]).map_err(ServerError::Tls)?;
 
+    let addons_config = addons_config(&config, &data_dir);
     let runtime = open_runtime(
         &config,
         &data_dir,
@@ -278,8 +281,11 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             api_tls_addr,
             rendezvous_addr,
         ],
+        addons_config.ports(),
     )?;
+    let addons = Arc::new(slipway_addons::Addons::new(addons_config));
     let mut platform_config = config.platform_config(data_dir.clone(), api_addr, router_addr);
+    platform_config.addons = Some(addons.clone());
     platform_config.rendezvous_url = format!(
         "rendezvous://{}:{}",
         tls::host_for(rendezvous_addr, &listener_names),
@@ -395,6 +401,9 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .await
         .map_err(ServerError::CleanUp)?;
     let dyno_manager = platform.start_dyno_manager();
+    // Add-on servers that hold add-ons start now; the others on first use.
+    let starting = addons.clone();
+    tokio::spawn(async move { starting.start_existing().await });
     let hook_binary = match config.hook_binary {
         Some(binary) => binary,
         None => std::env::current_exe().map_err(ServerError::HookBinary)?,
@@ -436,7 +445,26 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         http_threads,
         https_threads,
         dyno_manager,
+        addons,
     })
+}
+
+/// Where the add-on servers live and listen: on runc, the dyno network's gateway (opened to
+/// dynos at exactly their ports by the runtime's firewall); with plain processes, loopback.
+fn addons_config(config: &ServerConfig, data_dir: &Path) -> slipway_addons::AddonsConfig {
+    let listen = match config.runtime.unwrap_or_else(RuntimeKind::for_current_user) {
+        RuntimeKind::Runc => config.dyno_subnet.gateway(),
+        RuntimeKind::Process => std::net::Ipv4Addr::LOCALHOST,
+    };
+    slipway_addons::AddonsConfig {
+        dir: data_dir.join("addons"),
+        listen,
+        postgres_port: slipway_addons::AddonsConfig::DEFAULT_POSTGRES_PORT,
+        redis_ports: slipway_addons::AddonsConfig::DEFAULT_REDIS_PORTS,
+        postgres_admin_url: config.addon_postgres_admin_url.clone(),
+        postgres_bin: slipway_addons::AddonsConfig::DEFAULT_POSTGRES_BIN.into(),
+        redis_server: slipway_addons::AddonsConfig::DEFAULT_REDIS_SERVER.into(),
+    }
 }
 
 /// Creates the data directory, resolves it, and makes it the server's alone.
@@ -481,6 +509,7 @@ fn open_runtime(
     config: &ServerConfig,
     data_dir: &Path,
     listeners: [SocketAddr; 5],
+    addon_ports: Vec<std::ops::RangeInclusive<u16>>,
 ) -> Result<Arc<dyn Runtime>, ServerError> {
     match config.runtime.unwrap_or_else(RuntimeKind::for_current_user) {
         RuntimeKind::Runc => {
@@ -491,6 +520,7 @@ fn open_runtime(
                 .filter(|addr| !addr.ip().is_loopback())
                 .map(|addr| addr.port())
                 .collect();
+            network.addon_ports = addon_ports;
             tracing::info!(
                 "dyno network: bridge {} subnet {}",
                 network.bridge,

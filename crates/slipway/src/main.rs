@@ -165,6 +165,11 @@ struct ServerArgs {
     /// The largest source blob a build fetches, in MB (compressed).
     #[arg(long, default_value_t = defaults::MAX_SOURCE_BLOB_MB)]
     max_source_blob_mb: u64,
+    /// Provision PostgreSQL add-ons on this existing server (an admin URL,
+    /// postgres://USER:PASSWORD@HOST:PORT/DB) instead of the embedded one. Dynos must be able
+    /// to reach HOST:PORT.
+    #[arg(long, env = "SLIPWAY_ADDON_POSTGRES_ADMIN_URL", hide_env_values = true)]
+    addon_postgres_admin_url: Option<String>,
 }
 
 impl ServerArgs {
@@ -206,6 +211,7 @@ impl ServerArgs {
             allow_private_urls: self.allow_private_urls,
             max_source_blob_mb: self.max_source_blob_mb,
             hook_binary: None,
+            addon_postgres_admin_url: self.addon_postgres_admin_url,
         }
     }
 }

@@ -22,6 +22,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             &["slipway-runtime", "slipway-api-types"],
         ),
         ("slipway-outbound", &[]),
+        ("slipway-addons", &[]),
         ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),
         ("slipway-model", &[]),
@@ -40,6 +41,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-git",
                 "slipway-model",
                 "slipway-rendezvous",
+                "slipway-addons",
             ],
         ),
         (
@@ -65,6 +67,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-outbound",
                 "slipway-model",
                 "slipway-rendezvous",
+                "slipway-addons",
             ],
         ),
         // The binary parses arguments and dispatches: the server, the CLI client, git's hook.

@@ -1,0 +1,728 @@
+//! Add-ons of apps: the records (an add-on, its attachments to apps), and the commands that
+//! create, attach, detach, upgrade, rotate and destroy them on `slipway-addons`' servers.
+//!
+//! An add-on belongs to the app that created it (its billing app) and is attached to one or
+//! more apps, each attachment under a name that is the prefix of the config var it sets
+//! (`DATABASE` → `DATABASE_URL`). Every attach and detach is one release of the app that
+//! changes, written with the attachment record in the same transaction; as on Heroku,
+//! add-on config changes skip the release phase. Order keeps failures clean:
+//! - create: provision first, then the release; a failed release deprovisions, so a failure
+//!   leaves no record, no config var, no release and nothing on the server;
+//! - destroy: the release that detaches first, then the drop on the server;
+//! - an add-on attached to another app is not destroyed (detach it there first).
+//!
+//! Keys: `addons/<name>` (names are global) and `addon-attachments/<app id>/<name>`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use slipway_addons::{parse_plan, Addons, Plan, Service};
+use slipway_store::json::{get_json, range_json};
+use slipway_store::{Compare, Op};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::apps::NewRelease;
+use crate::error::CoreError;
+use crate::model::{keys, App, ConfigVars, Release, User};
+use crate::platform::Platform;
+
+const ADDONS: &str = "addons/";
+const ATTACHMENTS: &str = "addon-attachments/";
+
+fn addon_key(name: &str) -> String {
+    format!("{ADDONS}{name}")
+}
+
+fn attachment_key(app: Uuid, name: &str) -> String {
+    format!("{ATTACHMENTS}{app}/{name}")
+}
+
+/// An add-on: a resource on one of the platform's servers.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addon {
+    pub id: Uuid,
+    /// Globally unique (`postgresql-shaped-12345`).
+    pub name: String,
+    /// The billing app.
+    pub app_id: Uuid,
+    pub app_name: String,
+    /// `heroku-postgresql`.
+    pub service: String,
+    /// `essential-0`.
+    pub plan: String,
+    /// The database, role or Redis server's name on the server.
+    pub resource: String,
+    /// The connection URL (a secret, like every config var).
+    pub url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Addon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Addon")
+            .field("name", &self.name)
+            .field("app", &self.app_name)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Addon {
+    /// The catalog plan it is on.
+    pub fn plan(&self) -> Option<&'static Plan> {
+        parse_plan(&format!("{}:{}", self.service, self.plan)).ok()
+    }
+}
+
+/// An add-on attached to an app under a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonAttachment {
+    pub id: Uuid,
+    /// `DATABASE`: the config var is `<name>_URL`.
+    pub name: String,
+    pub addon_id: Uuid,
+    pub addon_name: String,
+    pub app_id: Uuid,
+    pub app_name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AddonAttachment {
+    pub fn config_var(&self) -> String {
+        format!("{}_URL", self.name)
+    }
+}
+
+/// An add-on with its attachments, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonView {
+    pub addon: Addon,
+    pub attachments: Vec<AddonAttachment>,
+}
+
+/// Heroku Postgres' colors for the second and later databases of an app.
+const COLORS: &[&str] = &[
+    "AMBER", "AQUA", "BLACK", "BLUE", "BRONZE", "BROWN", "CHARCOAL", "COBALT", "COPPER", "CRIMSON",
+    "CYAN", "GOLD", "GRAY", "GREEN", "IVORY", "JADE", "LIME", "MAROON", "MAUVE", "NAVY", "OLIVE",
+    "ONYX", "ORANGE", "PINK", "PURPLE", "RED", "ROSE", "SILVER", "TEAL", "VIOLET", "WHITE",
+    "YELLOW",
+];
+
+const WORDS: &[&str] = &[
+    "amorphous",
+    "angular",
+    "animate",
+    "asymmetrical",
+    "clean",
+    "closed",
+    "concentric",
+    "convex",
+    "cubed",
+    "curly",
+    "curved",
+    "deep",
+    "defined",
+    "dimensional",
+    "elliptical",
+    "encircled",
+    "flat",
+    "fluffy",
+    "infinite",
+    "octagonal",
+    "opaque",
+    "parallel",
+    "polished",
+    "rectangular",
+    "regular",
+    "round",
+    "shaped",
+    "sinuous",
+    "solid",
+    "spherical",
+    "symmetrical",
+    "tapered",
+    "transparent",
+    "triangular",
+    "vertical",
+];
+
+/// `[A-Z][A-Z0-9_]*`, at most 60 characters (the config var adds `_URL`).
+fn check_attachment_name(name: &str) -> Result<(), CoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 60
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(format!(
+            "Invalid attachment name {name:?}: use uppercase letters, digits and underscores, starting with a letter (e.g. DATABASE or ANALYTICS_DB)."
+        )))
+    }
+}
+
+/// `[a-z][a-z0-9-]*`, at most 40 characters.
+fn check_addon_name(name: &str) -> Result<(), CoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(format!(
+            "Invalid add-on name {name:?}: use lowercase letters, digits and dashes, starting with a letter, at most 40 characters."
+        )))
+    }
+}
+
+/// The attachment name an add-on gets on an app when none is asked for.
+fn default_attachment_name(service: Service, config: &ConfigVars) -> String {
+    let (first, prefix) = match service {
+        Service::Postgres => ("DATABASE", "HEROKU_POSTGRESQL"),
+        Service::Redis => ("REDIS", "HEROKU_REDIS"),
+    };
+    if !config.contains_key(&format!("{first}_URL")) {
+        return first.to_owned();
+    }
+    for color in COLORS {
+        let name = format!("{prefix}_{color}");
+        if !config.contains_key(&format!("{name}_URL")) {
+            return name;
+        }
+    }
+    format!("{prefix}_{}", rand::thread_rng().gen_range(1000..10000))
+}
+
+/// What one release of an app changes for add-ons.
+struct AddonRelease {
+    description: String,
+    /// Config vars set (`Some`) and removed (`None`).
+    vars: BTreeMap<String, Option<String>>,
+    ops: Vec<Op>,
+    compares: Vec<Compare>,
+}
+
+impl Platform {
+    fn addon_servers(&self) -> Result<Arc<Addons>, CoreError> {
+        self.config().addons.clone().ok_or_else(|| {
+            CoreError::invalid(
+                "Add-ons are not available on this platform: its operator has not enabled them.",
+            )
+        })
+    }
+
+    /// Writes one release of `app` with `change`, skipping the release phase. `Ok(None)` if a
+    /// compare other than the config's failed.
+    async fn addon_release(
+        &self,
+        user: &User,
+        app: &App,
+        change: AddonRelease,
+    ) -> Result<Option<Release>, CoreError> {
+        loop {
+            let key = keys::config(app.id);
+            let current = slipway_store::json::get_json_versioned::<ConfigVars, _>(
+                self.store().as_ref(),
+                &key,
+            )
+            .await?;
+            let (mut config, revision) = current.unwrap_or_default();
+            for (name, value) in &change.vars {
+                match value {
+                    Some(value) => config.insert(name.clone(), value.clone()),
+                    None => config.remove(name),
+                };
+            }
+            let slug_id = self.current_release(app).await?.and_then(|r| r.slug_id);
+            let mut ops = change.ops.clone();
+            ops.push(Op::put_json(key.clone(), &config)?);
+            let mut compares = change.compares.clone();
+            compares.push(Compare::mod_revision(key.clone(), revision));
+            let release = NewRelease {
+                description: change.description.clone(),
+                slug_id,
+                config_vars: config,
+                ops,
+                compares,
+                failure: None,
+            };
+            if let Some(release) = self.try_create_release(user, app, release).await? {
+                return Ok(Some(release));
+            }
+            // Either the config changed meanwhile (retry) or our own records' compares failed.
+            let current_revision = slipway_store::json::get_json_versioned::<ConfigVars, _>(
+                self.store().as_ref(),
+                &key,
+            )
+            .await?
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+            if current_revision == revision {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// `addons:create`: provisions `plan` for `app` and attaches it.
+    pub(crate) async fn create_addon(
+        &self,
+        user: &User,
+        app: &App,
+        plan: &str,
+        attachment: Option<String>,
+        name: Option<String>,
+    ) -> Result<AddonView, CoreError> {
+        let plan = parse_plan(plan).map_err(|e| CoreError::invalid(e.to_string()))?;
+        let servers = self.addon_servers()?;
+        if let Some(name) = &attachment {
+            check_attachment_name(name)?;
+        }
+        let name = match name {
+            Some(name) => {
+                check_addon_name(&name)?;
+                name
+            }
+            None => {
+                let mut rng = rand::thread_rng();
+                format!(
+                    "{}-{}-{}",
+                    plan.service.name_prefix(),
+                    WORDS[rng.gen_range(0..WORDS.len())],
+                    rng.gen_range(10000..100000)
+                )
+            }
+        };
+        if get_json::<Addon, _>(self.store().as_ref(), &addon_key(&name))
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::Conflict {
+                message: format!("The add-on name {name} is already taken. Choose another name."),
+            });
+        }
+        let config = self.config_vars(app).await?;
+        let attachment_name =
+            attachment.unwrap_or_else(|| default_attachment_name(plan.service, &config));
+        let var = format!("{attachment_name}_URL");
+        if config.contains_key(&var) {
+            return Err(CoreError::Conflict {
+                message: format!(
+                    "{var} is already set on {}. Choose another attachment name with --as, or unset {var} first.",
+                    app.name
+                ),
+            });
+        }
+        let resource = name.replace('-', "_");
+        let provisioned = servers
+            .provision(plan, &resource)
+            .await
+            .map_err(|e| CoreError::invalid(format!("Provisioning {name} failed: {e}")))?;
+        let now = Utc::now();
+        let addon = Addon {
+            id: Uuid::new_v4(),
+            name: name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            service: plan.service.name().to_owned(),
+            plan: plan.name.to_owned(),
+            resource,
+            url: provisioned.url.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let record = AddonAttachment {
+            id: Uuid::new_v4(),
+            name: attachment_name.clone(),
+            addon_id: addon.id,
+            addon_name: addon.name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let change = AddonRelease {
+            description: format!("Attach {attachment_name} (@ref:{name})"),
+            vars: BTreeMap::from([(var, Some(provisioned.url))]),
+            ops: vec![
+                Op::put_json(addon_key(&name), &addon)?,
+                Op::put_json(attachment_key(app.id, &attachment_name), &record)?,
+            ],
+            compares: vec![
+                Compare::absent(addon_key(&name)),
+                Compare::absent(attachment_key(app.id, &attachment_name)),
+            ],
+        };
+        let released = self.addon_release(user, app, change).await;
+        match released {
+            Ok(Some(_)) => Ok(AddonView {
+                addon,
+                attachments: vec![record],
+            }),
+            other => {
+                // Nothing refers to the new resource: drop it.
+                if let Err(error) = servers.deprovision(plan.service, &addon.resource).await {
+                    tracing::error!(%error, addon = %name, "could not drop a provisioned add-on after its release failed");
+                }
+                match other {
+                    Err(e) => Err(e),
+                    _ => Err(CoreError::Conflict {
+                        message: format!(
+                            "The add-on {name} or the attachment {attachment_name} was created by someone else meanwhile. Try again."
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Every add-on record.
+    async fn all_addons(&self) -> Result<Vec<Addon>, CoreError> {
+        let (addons, _) = range_json::<Addon, _>(self.store().as_ref(), ADDONS).await?;
+        Ok(addons.into_iter().map(|(_, a)| a).collect())
+    }
+
+    async fn all_attachments(&self) -> Result<Vec<AddonAttachment>, CoreError> {
+        let (attachments, _) =
+            range_json::<AddonAttachment, _>(self.store().as_ref(), ATTACHMENTS).await?;
+        Ok(attachments.into_iter().map(|(_, a)| a).collect())
+    }
+
+    async fn view(&self, addon: Addon) -> Result<AddonView, CoreError> {
+        let attachments = self
+            .all_attachments()
+            .await?
+            .into_iter()
+            .filter(|a| a.addon_id == addon.id)
+            .collect();
+        Ok(AddonView { addon, attachments })
+    }
+
+    /// An add-on by name or id that `user` may manage (they own its billing app).
+    pub async fn addon(&self, user: &User, name_or_id: &str) -> Result<AddonView, CoreError> {
+        let addon = match get_json::<Addon, _>(self.store().as_ref(), &addon_key(name_or_id)).await
+        {
+            Ok(Some(addon)) => Some(addon),
+            _ => {
+                let id = name_or_id.parse::<Uuid>().ok();
+                self.all_addons()
+                    .await?
+                    .into_iter()
+                    .find(|a| Some(a.id) == id)
+            }
+        };
+        let Some(addon) = addon else {
+            return Err(CoreError::not_found("add-on", name_or_id));
+        };
+        self.app(user, &addon.app_name).await?;
+        self.view(addon).await
+    }
+
+    /// The add-ons of the apps `user` owns.
+    pub async fn addons(&self, user: &User) -> Result<Vec<AddonView>, CoreError> {
+        let mut out = Vec::new();
+        for addon in self.all_addons().await? {
+            if self.app(user, &addon.app_name).await.is_ok() {
+                out.push(self.view(addon).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The add-ons attached to `app`.
+    pub async fn app_addons(&self, user: &User, app: &str) -> Result<Vec<AddonView>, CoreError> {
+        let app = self.app(user, app).await?;
+        let attached: Vec<Uuid> = self
+            .all_attachments()
+            .await?
+            .into_iter()
+            .filter(|a| a.app_id == app.id)
+            .map(|a| a.addon_id)
+            .collect();
+        let mut out = Vec::new();
+        for addon in self.all_addons().await? {
+            if attached.contains(&addon.id) {
+                out.push(self.view(addon).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Attachments on the apps `user` owns, or on `app` only.
+    pub async fn addon_attachments(
+        &self,
+        user: &User,
+        app: Option<&str>,
+    ) -> Result<Vec<AddonAttachment>, CoreError> {
+        let only = match app {
+            Some(app) => Some(self.app(user, app).await?.id),
+            None => None,
+        };
+        let mut out = Vec::new();
+        for attachment in self.all_attachments().await? {
+            if only.is_some_and(|id| id != attachment.app_id) {
+                continue;
+            }
+            if self.app(user, &attachment.app_name).await.is_ok() {
+                out.push(attachment);
+            }
+        }
+        Ok(out)
+    }
+
+    /// An attachment by id, or by name on `app`.
+    pub async fn addon_attachment(
+        &self,
+        user: &User,
+        id_or_name: &str,
+        app: Option<&str>,
+    ) -> Result<AddonAttachment, CoreError> {
+        let id = id_or_name.parse::<Uuid>().ok();
+        self.addon_attachments(user, app)
+            .await?
+            .into_iter()
+            .find(|a| Some(a.id) == id || a.name == id_or_name)
+            .ok_or_else(|| CoreError::not_found("add-on attachment", id_or_name))
+    }
+
+    /// `addons:attach`: attaches an existing add-on to `app` (both must be `user`'s).
+    pub(crate) async fn attach_addon(
+        &self,
+        user: &User,
+        app: &App,
+        addon: &str,
+        name: Option<String>,
+    ) -> Result<AddonAttachment, CoreError> {
+        let view = self.addon(user, addon).await?;
+        let addon = view.addon;
+        if let Some(name) = &name {
+            check_attachment_name(name)?;
+        }
+        let config = self.config_vars(app).await?;
+        let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
+        let name = name.unwrap_or_else(|| default_attachment_name(service, &config));
+        let var = format!("{name}_URL");
+        if config.contains_key(&var) {
+            return Err(CoreError::Conflict {
+                message: format!(
+                    "{var} is already set on {}. Choose another attachment name with --as.",
+                    app.name
+                ),
+            });
+        }
+        let now = Utc::now();
+        let record = AddonAttachment {
+            id: Uuid::new_v4(),
+            name: name.clone(),
+            addon_id: addon.id,
+            addon_name: addon.name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let change = AddonRelease {
+            description: format!("Attach {name} (@ref:{})", addon.name),
+            vars: BTreeMap::from([(var, Some(addon.url.clone()))]),
+            ops: vec![Op::put_json(attachment_key(app.id, &name), &record)?],
+            compares: vec![
+                Compare::absent(attachment_key(app.id, &name)),
+                Compare::exists(addon_key(&addon.name)),
+            ],
+        };
+        match self.addon_release(user, app, change).await? {
+            Some(_) => Ok(record),
+            None => Err(CoreError::Conflict {
+                message: format!(
+                    "The attachment {name} on {} changed meanwhile. Try again.",
+                    app.name
+                ),
+            }),
+        }
+    }
+
+    /// `addons:detach`: removes one attachment and its config var (one release).
+    pub(crate) async fn detach_addon(
+        &self,
+        user: &User,
+        attachment: &AddonAttachment,
+    ) -> Result<AddonAttachment, CoreError> {
+        let app = self.app(user, &attachment.app_name).await?;
+        let change = AddonRelease {
+            description: format!(
+                "Detach {} (@ref:{})",
+                attachment.name, attachment.addon_name
+            ),
+            vars: BTreeMap::from([(attachment.config_var(), None)]),
+            ops: vec![Op::delete(attachment_key(app.id, &attachment.name))],
+            compares: vec![Compare::exists(attachment_key(app.id, &attachment.name))],
+        };
+        match self.addon_release(user, &app, change).await? {
+            Some(_) => Ok(attachment.clone()),
+            None => Err(CoreError::not_found("add-on attachment", &attachment.name)),
+        }
+    }
+
+    /// `addons:destroy`: detaches from its own app (a release), then drops the resource.
+    /// Refused while another app has it attached.
+    pub(crate) async fn destroy_addon(
+        &self,
+        user: &User,
+        addon: &str,
+    ) -> Result<AddonView, CoreError> {
+        let view = self.addon(user, addon).await?;
+        let addon = &view.addon;
+        let elsewhere: Vec<&str> = view
+            .attachments
+            .iter()
+            .filter(|a| a.app_id != addon.app_id)
+            .map(|a| a.app_name.as_str())
+            .collect();
+        if !elsewhere.is_empty() {
+            return Err(CoreError::invalid(format!(
+                "Cannot destroy {}: it is still attached to {}. Detach it there first with addons:detach.",
+                addon.name,
+                elsewhere.join(", ")
+            )));
+        }
+        let app = self.app(user, &addon.app_name).await?;
+        let mut vars = BTreeMap::new();
+        let mut ops = vec![Op::delete(addon_key(&addon.name))];
+        for attachment in &view.attachments {
+            vars.insert(attachment.config_var(), None);
+            ops.push(Op::delete(attachment_key(app.id, &attachment.name)));
+        }
+        let names: Vec<&str> = view.attachments.iter().map(|a| a.name.as_str()).collect();
+        let change = AddonRelease {
+            description: if names.is_empty() {
+                format!("Destroy {}", addon.name)
+            } else {
+                format!("Detach {} (@ref:{})", names.join(", "), addon.name)
+            },
+            vars,
+            ops,
+            compares: vec![Compare::exists(addon_key(&addon.name))],
+        };
+        if self.addon_release(user, &app, change).await?.is_none() {
+            return Err(CoreError::not_found("add-on", &addon.name));
+        }
+        let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
+        if let Err(error) = self
+            .addon_servers()?
+            .deprovision(service, &addon.resource)
+            .await
+        {
+            tracing::error!(%error, addon = %addon.name, "the add-on was detached but its data could not be dropped");
+            return Err(CoreError::invalid(format!(
+                "{} was detached, but dropping its data failed: {error}",
+                addon.name
+            )));
+        }
+        Ok(view)
+    }
+
+    /// `addons:upgrade`/`downgrade`: another plan of the same service.
+    pub(crate) async fn change_addon_plan(
+        &self,
+        user: &User,
+        addon: &str,
+        plan: &str,
+    ) -> Result<AddonView, CoreError> {
+        let view = self.addon(user, addon).await?;
+        let mut addon = view.addon;
+        let spec = if plan.contains(':') {
+            plan.to_owned()
+        } else {
+            format!("{}:{plan}", addon.service)
+        };
+        let plan = parse_plan(&spec).map_err(|e| CoreError::invalid(e.to_string()))?;
+        if plan.service.name() != addon.service {
+            return Err(CoreError::invalid(format!(
+                "{} is a {} add-on; it cannot change to a plan of {}.",
+                addon.name,
+                addon.service,
+                plan.service.name()
+            )));
+        }
+        self.addon_servers()?
+            .change_plan(plan, &addon.resource)
+            .await
+            .map_err(|e| CoreError::invalid(e.to_string()))?;
+        addon.plan = plan.name.to_owned();
+        addon.updated_at = Utc::now();
+        self.store()
+            .txn(
+                slipway_store::Txn::new()
+                    .when(Compare::exists(addon_key(&addon.name)))
+                    .then(Op::put_json(addon_key(&addon.name), &addon)?),
+            )
+            .await?;
+        self.view(addon).await
+    }
+
+    /// `pg:credentials:rotate`: a new password, then a release on every attached app.
+    pub(crate) async fn rotate_addon_credentials(
+        &self,
+        user: &User,
+        addon: &str,
+    ) -> Result<AddonView, CoreError> {
+        let view = self.addon(user, addon).await?;
+        let mut addon = view.addon.clone();
+        let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
+        addon.url = self
+            .addon_servers()?
+            .rotate_credentials(service, &addon.resource)
+            .await
+            .map_err(|e| CoreError::invalid(e.to_string()))?;
+        addon.updated_at = Utc::now();
+        self.store()
+            .txn(
+                slipway_store::Txn::new()
+                    .when(Compare::exists(addon_key(&addon.name)))
+                    .then(Op::put_json(addon_key(&addon.name), &addon)?),
+            )
+            .await?;
+        for attachment in &view.attachments {
+            let app = self.find_app(&attachment.app_name).await?;
+            let change = AddonRelease {
+                description: format!("Update {} by {}", attachment.name, addon.name),
+                vars: BTreeMap::from([(attachment.config_var(), Some(addon.url.clone()))]),
+                ops: Vec::new(),
+                compares: vec![Compare::exists(attachment_key(app.id, &attachment.name))],
+            };
+            self.addon_release(user, &app, change).await?;
+        }
+        self.view(addon).await
+    }
+
+    /// Size and connections of a PostgreSQL add-on, for `pg:info`.
+    pub async fn addon_stats(
+        &self,
+        user: &User,
+        addon: &str,
+    ) -> Result<(AddonView, Option<slipway_addons::PgStats>), CoreError> {
+        let view = self.addon(user, addon).await?;
+        if view.addon.service != Service::Postgres.name() {
+            return Ok((view, None));
+        }
+        let stats = self
+            .addon_servers()?
+            .postgres_stats(&view.addon.resource)
+            .await
+            .ok();
+        Ok((view, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests;
