@@ -17,12 +17,14 @@ impl Sessions for Platform {
         let (record, pending) = self.one_offs().claim(&digest(secret), Instant::now())?;
         let parts = self.one_off_parts();
         let dyno = record.name.clone();
+        let attach = pending.attach;
         let (io, exited) = start_claimed(&parts, record, *pending)
             .await
             .map_err(ClaimError::Failed)?;
         Ok(Session {
             dyno,
             io,
+            attach,
             exited,
             idle_timeout: self.config().dynos.one_off_idle_timeout,
         })
