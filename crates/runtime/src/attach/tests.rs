@@ -24,7 +24,7 @@ async fn pipes_carry_input_and_end_when_every_writer_is_gone() {
 
 #[tokio::test]
 async fn a_terminal_ends_with_eof_once_the_slave_is_closed() {
-    let ([stdin, stdout, stderr], mut p) =
+    let ([stdin, stdout, stderr], p) =
         plumb(Attach::Tty { cols: 91, rows: 27 }, HostTerminal::Raw).unwrap();
     let size = rustix::termios::tcgetwinsize(&stdout).unwrap();
     assert_eq!((size.ws_col, size.ws_row), (91, 27));
