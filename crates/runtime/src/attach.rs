@@ -28,11 +28,11 @@ use tokio::net::unix::pipe;
 
 use crate::{Attach, AttachControl, AttachedIo};
 
-/// The child's ends and the caller's streams of one attachment.
+/// The child's ends of one attachment: its stdin, stdout and stderr.
+pub(crate) type ChildEnds = [OwnedFd; 3];
+
+/// The caller's ends of one attachment.
 pub(crate) struct Plumbing {
-    pub(crate) stdin: OwnedFd,
-    pub(crate) stdout: OwnedFd,
-    pub(crate) stderr: OwnedFd,
     pub(crate) input: Pin<Box<dyn AsyncWrite + Send>>,
     pub(crate) output: Pin<Box<dyn AsyncRead + Send>>,
     /// The terminal's master, for [`Attach::Tty`]: kept open by the runtime until the child
@@ -50,7 +50,7 @@ pub(crate) enum HostTerminal {
 }
 
 /// Opens the terminal or pipes for `attach`. Must be called within a Tokio runtime.
-pub(crate) fn plumb(attach: Attach, host: HostTerminal) -> io::Result<Plumbing> {
+pub(crate) fn plumb(attach: Attach, host: HostTerminal) -> io::Result<(ChildEnds, Plumbing)> {
     match attach {
         Attach::Tty { cols, rows } => {
             use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
@@ -77,14 +77,13 @@ pub(crate) fn plumb(attach: Attach, host: HostTerminal) -> io::Result<Plumbing> 
             rustix::io::ioctl_fionbio(&master, true)?;
             let reader = pipe::Receiver::from_owned_fd_unchecked(master.try_clone()?)?;
             let writer = pipe::Sender::from_owned_fd_unchecked(master.try_clone()?)?;
-            Ok(Plumbing {
-                stdin: slave.try_clone()?,
-                stdout: slave.try_clone()?,
-                stderr: slave,
+            let child = [slave.try_clone()?, slave.try_clone()?, slave];
+            let plumbing = Plumbing {
                 input: Box::pin(writer),
                 output: Box::pin(DrainOnDrop(Some(TtyOutput(reader)))),
                 master: Some(Arc::new(master)),
-            })
+            };
+            Ok((child, plumbing))
         }
         Attach::Pipes => {
             let (stdin, input) = std::io::pipe()?;
@@ -92,14 +91,13 @@ pub(crate) fn plumb(attach: Attach, host: HostTerminal) -> io::Result<Plumbing> 
             let stdout: OwnedFd = stdout.into();
             let input = pipe::Sender::from_owned_fd(input.into())?;
             let output = pipe::Receiver::from_owned_fd(output.into())?;
-            Ok(Plumbing {
-                stdin: stdin.into(),
-                stderr: stdout.try_clone()?,
-                stdout,
+            let child = [stdin.into(), stdout.try_clone()?, stdout];
+            let plumbing = Plumbing {
                 input: Box::pin(ClosingInput(Some(input))),
                 output: Box::pin(DrainOnDrop(Some(output))),
                 master: None,
-            })
+            };
+            Ok((child, plumbing))
         }
     }
 }
@@ -157,16 +155,18 @@ impl AttachControl for Control {
     }
 }
 
-/// Assembles the caller's [`AttachedIo`] from the plumbing's streams.
-pub(crate) fn attached_io(
-    input: Pin<Box<dyn AsyncWrite + Send>>,
-    output: Pin<Box<dyn AsyncRead + Send>>,
-    control: Control,
-) -> AttachedIo {
-    AttachedIo {
-        input,
-        output,
-        control: Arc::new(control),
+impl Plumbing {
+    /// The caller's [`AttachedIo`]: these streams, resizing through the master, hanging up as
+    /// the runtime says.
+    pub(crate) fn into_attached(self, hangup: Hangup) -> AttachedIo {
+        AttachedIo {
+            input: self.input,
+            output: self.output,
+            control: Arc::new(Control {
+                master: self.master,
+                hangup,
+            }),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::{oneshot, watch};
 
-use crate::attach::{Control, HostTerminal};
+use crate::attach::HostTerminal;
 use crate::common::{exit_status_from_std, pump_lines, validate_spec, wait_exit, OutputGate};
 use crate::{
     Attach, AttachedIo, ContainerInfo, ContainerSpec, ExitStatus, OutputSink, RunningContainer,
@@ -231,18 +231,15 @@ impl Runtime for ProcessRuntime {
         spec: ContainerSpec,
         attach: Attach,
     ) -> Result<(RunningContainer, AttachedIo), RuntimeError> {
-        let plumbing = crate::attach::plumb(attach, HostTerminal::Cooked).map_err(|source| {
-            RuntimeError::Io {
-                id: spec.id.clone(),
-                action: "open the terminal or pipes of",
-                source,
-            }
-        })?;
-        let stdio = [
-            Stdio::from(plumbing.stdin),
-            Stdio::from(plumbing.stdout),
-            Stdio::from(plumbing.stderr),
-        ];
+        let (child, plumbing) =
+            crate::attach::plumb(attach, HostTerminal::Cooked).map_err(|source| {
+                RuntimeError::Io {
+                    id: spec.id.clone(),
+                    action: "open the terminal or pipes of",
+                    source,
+                }
+            })?;
+        let stdio = child.map(Stdio::from);
         let ctty = matches!(attach, Attach::Tty { .. });
         // The child's ends are closed here once spawned, so the output ends with the child.
         let (child, pid, watch_tx) = self.spawn(&spec, stdio, ctty)?;
@@ -267,19 +264,13 @@ impl Runtime for ProcessRuntime {
             }
             Ok(())
         });
-        let control = Control {
-            master: plumbing.master,
-            hangup,
+        let running = RunningContainer {
+            id: spec.id,
+            pid,
+            address: None,
+            exited,
         };
-        Ok((
-            RunningContainer {
-                id: spec.id,
-                pid,
-                address: None,
-                exited,
-            },
-            crate::attach::attached_io(plumbing.input, plumbing.output, control),
-        ))
+        Ok((running, plumbing.into_attached(hangup)))
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError> {

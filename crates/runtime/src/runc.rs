@@ -118,7 +118,7 @@ use oci_spec::runtime::{
 };
 use tokio::sync::{oneshot, watch};
 
-use crate::attach::{Control, HostTerminal};
+use crate::attach::HostTerminal;
 use crate::common::{pump_lines, validate_spec, OutputGate};
 use crate::net::{Allocator, Attachment, NetworkConfig};
 use crate::{
@@ -1268,18 +1268,14 @@ impl Runtime for RuncRuntime {
         };
         let (bundle, address) = self.prepare(&spec, console).await?;
         let id = spec.id;
-        let plumbing = match crate::attach::plumb(attach, HostTerminal::Raw) {
-            Ok(plumbing) => plumbing,
+        let (child, plumbing) = match crate::attach::plumb(attach, HostTerminal::Raw) {
+            Ok(plumbed) => plumbed,
             Err(e) => {
                 self.inner.cleanup(&id).await;
                 return Err(io_err(&id, "open the terminal or pipes of")(e));
             }
         };
-        let stdio = [
-            Stdio::from(plumbing.stdin),
-            Stdio::from(plumbing.stdout),
-            Stdio::from(plumbing.stderr),
-        ];
+        let stdio = child.map(Stdio::from);
         // Our copies of the child's ends are closed once it is spawned, so the output ends
         // when runc and the container are gone.
         let child = self
@@ -1289,14 +1285,8 @@ impl Runtime for RuncRuntime {
             .supervise(&id, address, child, Vec::new(), plumbing.master.clone())
             .await
             .map_err(|finished| never_started(&id, String::new(), finished))?;
-        let control = Control {
-            master: plumbing.master,
-            hangup: self.inner.hangup(&id),
-        };
-        Ok((
-            running,
-            crate::attach::attached_io(plumbing.input, plumbing.output, control),
-        ))
+        let hangup = self.inner.hangup(&id);
+        Ok((running, plumbing.into_attached(hangup)))
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<StopOutcome, RuntimeError> {

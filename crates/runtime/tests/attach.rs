@@ -9,7 +9,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use slipway_runtime::{Attach, AttachedIo, ExitStatus, RuncRuntime, RunningContainer, Runtime};
+use slipway_runtime::{
+    Attach, AttachedIo, ExitStatus, RuncRuntime, RunningContainer, Runtime, StopOutcome,
+};
 use support::{setup, spec, Fixture};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -262,10 +264,22 @@ async fn no_fd_is_leaked_and_a_dropped_attachment_does_not_block_the_container()
         assert_eq!(status.code, Some(0));
         drop(io);
     }
+    // The same with `start`, for comparison on the same (possibly busy) machine.
+    let mut plain = Vec::new();
+    for i in 0..10 {
+        let mut t = spec(&format!("plain-{i}"), "");
+        t.args = vec!["true".into()];
+        let started = Instant::now();
+        let running = rt.start(t, support::collector().0).await.unwrap();
+        assert_eq!(running.exited.await.unwrap().code, Some(0));
+        plain.push(started.elapsed());
+    }
     times.sort();
+    plain.sort();
     eprintln!(
-        "start_attached(true) to exited, 10 runs: median {:?} (min {:?}, max {:?})",
-        times[5], times[0], times[9]
+        "start_attached(true) to exited, 10 runs: median {:?} (min {:?}, max {:?}); \
+         start(true): median {:?}",
+        times[5], times[0], times[9], plain[5]
     );
 
     // Much more output than a pipe or terminal holds, nobody reading: it must still end.
@@ -280,6 +294,19 @@ async fn no_fd_is_leaked_and_a_dropped_attachment_does_not_block_the_container()
             .expect("a container whose output nobody reads must not get stuck")
             .unwrap();
         assert_eq!(status.code, Some(0), "{id}");
+    }
+    // Dropped while the container still runs: `stop` ends it as any other.
+    for (id, attach) in [("drop-tty", tty(80, 24)), ("drop-pipes", Attach::Pipes)] {
+        let (running, mut io) = rt
+            .start_attached(spec(id, "echo ready; while :; do sleep 1; done"), attach)
+            .await
+            .unwrap();
+        read_until(&mut io, &mut String::new(), "ready").await;
+        drop(io);
+        let outcome = rt.stop(id, Duration::from_millis(200)).await.unwrap();
+        assert_eq!(outcome, StopOutcome::Killed, "{id}");
+        let status = tokio::time::timeout(TIMEOUT, running.exited).await.unwrap();
+        assert_eq!(status.unwrap().signal, Some(9), "{id}");
     }
     // The drains end with the containers; give them a moment to close their fds.
     let mut after = open_fds();
