@@ -86,7 +86,9 @@ async fn detached_runs_log_show_in_ps_stop_and_time_out() {
     assert!(dyno["created_at"].is_string(), "{dyno}");
     let log = server
         .wait_for_log("oneoff", |log| {
-            log.contains(&format!("heroku[{name}]: State changed from up to complete"))
+            log.contains(&format!(
+                "heroku[{name}]: State changed from up to complete"
+            ))
         })
         .await;
     for line in [
@@ -108,7 +110,11 @@ async fn detached_runs_log_show_in_ps_stop_and_time_out() {
     assert_eq!(listed[0]["command"], "sleep 600");
     assert_eq!(listed[0]["type"], "run");
     assert_eq!(listed[0]["state"], "up");
-    assert_eq!(listed[0]["attach_url"], Value::Null, "only the create response has it");
+    assert_eq!(
+        listed[0]["attach_url"],
+        Value::Null,
+        "only the create response has it"
+    );
     server.wait_for_containers(&format!(".{sleeper}."), 1).await;
     server.cli_ok(&["ps:scale", "web=2", "-a", "oneoff"]);
     server.wait_for_containers("oneoff.web.", 2).await;
@@ -136,7 +142,9 @@ async fn detached_runs_log_show_in_ps_stop_and_time_out() {
     wait_until_gone(&server, "oneoff", &sleeper).await;
     server
         .wait_for_log("oneoff", |log| {
-            log.contains(&format!("heroku[{sleeper}]: Stopping all processes with SIGTERM"))
+            log.contains(&format!(
+                "heroku[{sleeper}]: Stopping all processes with SIGTERM"
+            ))
         })
         .await;
 
@@ -167,13 +175,55 @@ async fn bad_runs_leave_nothing_the_cap_holds_and_a_restart_ends_one_offs() {
 
     // Bad requests: Heroku's error bodies, no record, no container.
     for (app, body, status, id, says) in [
-        ("empty", json!({"command": "bash"}), 422, "invalid_params", "empty has no release yet"),
-        ("capped", json!({"command": "bash", "size": "huge"}), 422, "invalid_params", "Unknown dyno size huge"),
-        ("capped", json!({"command": "bash", "time_to_live": 86401}), 422, "invalid_params", "time_to_live must be between 1 and 86400 seconds"),
-        ("capped", json!({"command": " "}), 422, "invalid_params", "Command can't be empty"),
-        ("capped", json!({"command": "bash", "type": "clock"}), 422, "invalid_params", "Unknown process type clock"),
-        ("capped", json!({"attach": true}), 400, "bad_request", "command"),
-        ("nosuchapp", json!({"command": "bash"}), 404, "not_found", "Couldn't find that app."),
+        (
+            "empty",
+            json!({"command": "bash"}),
+            422,
+            "invalid_params",
+            "empty has no release yet",
+        ),
+        (
+            "capped",
+            json!({"command": "bash", "size": "huge"}),
+            422,
+            "invalid_params",
+            "Unknown dyno size huge",
+        ),
+        (
+            "capped",
+            json!({"command": "bash", "time_to_live": 86401}),
+            422,
+            "invalid_params",
+            "time_to_live must be between 1 and 86400 seconds",
+        ),
+        (
+            "capped",
+            json!({"command": " "}),
+            422,
+            "invalid_params",
+            "Command can't be empty",
+        ),
+        (
+            "capped",
+            json!({"command": "bash", "type": "clock"}),
+            422,
+            "invalid_params",
+            "Unknown process type clock",
+        ),
+        (
+            "capped",
+            json!({"attach": true}),
+            400,
+            "bad_request",
+            "command",
+        ),
+        (
+            "nosuchapp",
+            json!({"command": "bash"}),
+            404,
+            "not_found",
+            "Couldn't find that app.",
+        ),
     ] {
         let response = server
             .api(Method::POST, &format!("/apps/{app}/dynos"))
@@ -190,14 +240,24 @@ async fn bad_runs_leave_nothing_the_cap_holds_and_a_restart_ends_one_offs() {
     assert_eq!(server.containers(), containers_before, "no stray container");
 
     // Attached: an attach URL for the rendezvous listener; the dyno waits, `starting`.
-    let attached = run(&server, "capped", json!({"command": "bash", "attach": true})).await;
+    let attached = run(
+        &server,
+        "capped",
+        json!({"command": "bash", "attach": true}),
+    )
+    .await;
     let url = attached["attach_url"].as_str().expect("an attach_url");
     assert!(url.starts_with("rendezvous://"), "{url}");
     assert_eq!(attached["state"], "starting");
 
     // The cap: 50 one-off dynos at once (49 more waiting attached ones), then a clear refusal.
     for _ in 0..49 {
-        run(&server, "capped", json!({"command": "bash", "attach": true})).await;
+        run(
+            &server,
+            "capped",
+            json!({"command": "bash", "attach": true}),
+        )
+        .await;
     }
     let refused = server
         .api(Method::POST, "/apps/capped/dynos")
@@ -215,10 +275,19 @@ async fn bad_runs_leave_nothing_the_cap_holds_and_a_restart_ends_one_offs() {
     // No empty bodies: unknown routes and methods are Heroku-shaped.
     for (method, path, status, id) in [
         (Method::PUT, "/apps/capped/dynos", 405, "method_not_allowed"),
-        (Method::POST, "/apps/capped/releases/1", 405, "method_not_allowed"),
+        (
+            Method::POST,
+            "/apps/capped/releases/1",
+            405,
+            "method_not_allowed",
+        ),
         (Method::GET, "/no/such/route/here", 404, "not_found"),
     ] {
-        let response = server.api(method.clone(), path).send().await.expect("request");
+        let response = server
+            .api(method.clone(), path)
+            .send()
+            .await
+            .expect("request");
         expect_api_error(response, status, id).await;
     }
 

@@ -12,6 +12,7 @@ use chrono::Utc;
 use slipway_logplex::LogFilter;
 use slipway_rendezvous::{ClaimError, Sessions};
 use slipway_store::Op;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::*;
@@ -419,4 +420,220 @@ fn the_terminal_size_comes_from_columns_and_lines() {
     ] {
         assert_eq!(tty_size(&env(&pairs)), expected, "{pairs:?}");
     }
+}
+
+/// A runtime whose containers run until stopped: attached ones get in-memory streams and a
+/// control that records hangups (the process ignores them, as one that triggers R16).
+#[derive(Default)]
+struct FakeRuntime {
+    exits: std::sync::Mutex<BTreeMap<String, oneshot::Sender<ExitStatus>>>,
+    attaches: std::sync::Mutex<Vec<Attach>>,
+    hangups: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct FakeControl {
+    hangups: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AttachControl for FakeControl {
+    fn resize(&self, _cols: u16, _rows: u16) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn hangup(&self) -> std::io::Result<()> {
+        self.hangups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl FakeRuntime {
+    fn running(&self, id: &str) -> RunningContainer {
+        let (sender, exited) = oneshot::channel();
+        self.exits.lock().unwrap().insert(id.to_owned(), sender);
+        RunningContainer {
+            id: id.to_owned(),
+            pid: 1,
+            address: None,
+            exited,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for FakeRuntime {
+    async fn start(
+        &self,
+        spec: ContainerSpec,
+        output: slipway_runtime::OutputSink,
+    ) -> Result<RunningContainer, slipway_runtime::RuntimeError> {
+        output(slipway_runtime::Stream::Stdout, "hello from the fake");
+        Ok(self.running(&spec.id))
+    }
+
+    async fn start_attached(
+        &self,
+        spec: ContainerSpec,
+        attach: Attach,
+    ) -> Result<(RunningContainer, AttachedIo), slipway_runtime::RuntimeError> {
+        self.attaches.lock().unwrap().push(attach);
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(ours);
+        let (output, input) = tokio::io::split(theirs);
+        let io = AttachedIo {
+            input: Box::pin(input),
+            output: Box::pin(output),
+            control: Arc::new(FakeControl {
+                hangups: self.hangups.clone(),
+            }),
+        };
+        Ok((self.running(&spec.id), io))
+    }
+
+    async fn stop(
+        &self,
+        id: &str,
+        _grace: Duration,
+    ) -> Result<slipway_runtime::StopOutcome, slipway_runtime::RuntimeError> {
+        match self.exits.lock().unwrap().remove(id) {
+            Some(sender) => {
+                let _ = sender.send(ExitStatus {
+                    code: None,
+                    signal: Some(15),
+                });
+                Ok(slipway_runtime::StopOutcome::Terminated)
+            }
+            None => Ok(slipway_runtime::StopOutcome::NotFound),
+        }
+    }
+
+    async fn list(
+        &self,
+    ) -> Result<Vec<slipway_runtime::ContainerInfo>, slipway_runtime::RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A platform on the fake runtime, with `app` deployed and its slug already unpacked.
+async fn on_fake_runtime(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut PlatformConfig),
+) -> (Arc<Platform>, Arc<FakeRuntime>, User, App) {
+    let store = slipway_store::SqliteStore::open(&dir.join("db"), Default::default()).unwrap();
+    let mut config = PlatformConfig::new(dir.join("data"));
+    tune(&mut config);
+    let runtime = Arc::new(FakeRuntime::default());
+    let platform = Platform::open(config, store, runtime.clone(), LogHub::default())
+        .await
+        .unwrap();
+    let owner = owner();
+    let app = deployed_app(&platform, &owner, "demo").await;
+    let uid = platform.app_uid(&app).await.unwrap();
+    let unpacked = platform.config().unpacked_slug_dir(&"b".repeat(64), uid);
+    std::fs::create_dir_all(unpacked.join("app")).unwrap();
+    std::fs::write(unpacked.join(".complete"), b"").unwrap();
+    (platform, runtime, owner, app)
+}
+
+#[tokio::test]
+async fn a_claimed_dyno_outliving_its_hangup_gets_r16_and_its_session_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, runtime, owner, app) = on_fake_runtime(dir.path(), |config| {
+        config.dynos.one_off_hangup_grace = Duration::from_millis(50);
+    })
+    .await;
+    let mut command = run("demo", "bash", true);
+    if let Command::RunDyno { env, .. } = &mut command {
+        env.insert("COLUMNS".parse().unwrap(), "100".into());
+        env.insert("LINES".parse().unwrap(), "30".into());
+    }
+    let (dyno, attach_url) = run_ok(&platform, &owner, command).await;
+    let secret = attach_url.rsplit('/').next().unwrap().to_owned();
+    let session = platform.claim(&secret).await.expect("a session");
+    assert_eq!(session.dyno, dyno.name);
+    assert_eq!(session.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(
+        *runtime.attaches.lock().unwrap(),
+        vec![Attach::Tty {
+            cols: 100,
+            rows: 30
+        }]
+    );
+    let listed = platform.dynos(&app).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, DynoState::Up);
+
+    // The client hangs up; the process keeps running past the grace: R16, then it is stopped.
+    session.io.control.hangup().unwrap();
+    assert_eq!(runtime.hangups.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let status = tokio::time::timeout(Duration::from_secs(10), session.exited)
+        .await
+        .expect("R16 stops the dyno")
+        .expect("the exit is forwarded");
+    assert_eq!(status.signal, Some(15));
+    eventually("the record to go", async || {
+        platform.dynos(&app).await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(platform.one_offs().count(app.id), 0);
+    let name = &dyno.name;
+    let expected = [
+        format!("heroku[{name}]: Starting process with command `bash`"),
+        format!("heroku[{name}]: State changed from starting to up"),
+        format!("heroku[{name}]: Error R16 (Detached) -> An attached process is not responding to SIGHUP after its external connection was closed."),
+        format!("heroku[{name}]: Stopping all processes with SIGTERM"),
+        format!("heroku[{name}]: Process exited with status 143"),
+        format!("heroku[{name}]: State changed from up to complete"),
+    ];
+    let log = log(&platform, "demo");
+    let ours: Vec<&String> = log.iter().filter(|l| l.contains(name.as_str())).collect();
+    assert_eq!(ours, expected.iter().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_detached_dyno_logs_its_output_and_ends_at_its_time_to_live_or_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, runtime, owner, app) = on_fake_runtime(dir.path(), |_| {}).await;
+    let mut command = run("demo", "sleep 600", false);
+    if let Command::RunDyno { time_to_live, .. } = &mut command {
+        *time_to_live = Some(Duration::from_millis(50));
+    }
+    let (timed, attach_url) = run_ok(&platform, &owner, command).await;
+    assert_eq!(attach_url, "", "a detached dyno has no attach URL");
+    assert_eq!(timed.state, DynoState::Up);
+    eventually("the time to live to end it", async || {
+        platform.dynos(&app).await.unwrap().is_empty()
+    })
+    .await;
+    let log = log(&platform, "demo");
+    let name = &timed.name;
+    for line in [
+        format!("app[{name}]: hello from the fake"),
+        format!("heroku[{name}]: Stopping all processes with SIGTERM"),
+        format!("heroku[{name}]: Process exited with status 143"),
+    ] {
+        assert!(log.contains(&line), "{line} missing from {log:?}");
+    }
+    assert!(runtime.attaches.lock().unwrap().is_empty());
+
+    let (stopped, _) = run_ok(&platform, &owner, run("demo", "sleep 600", false)).await;
+    assert_eq!(platform.dynos(&app).await.unwrap(), vec![stopped.clone()]);
+    platform
+        .execute(
+            &owner,
+            Command::Stop {
+                app: "demo".into(),
+                target: RestartTarget::ProcessType("run".parse().unwrap()),
+            },
+        )
+        .await
+        .unwrap();
+    eventually("ps:stop run to end it", async || {
+        platform.dynos(&app).await.unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        runtime.exits.lock().unwrap().is_empty(),
+        "no container left"
+    );
 }
