@@ -211,10 +211,20 @@ pub enum Command {
     },
     /// Run a one-off process inside a dyno, attached to this terminal.
     #[command(name = "run")]
-    Run(crate::run::RunArgs),
+    Run {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        args: crate::run::RunArgs,
+    },
     /// Run a detached dyno, whose output goes to the app's logs.
     #[command(name = "run:detached")]
-    RunDetached(crate::run::DetachedArgs),
+    RunDetached {
+        #[command(flatten)]
+        app: AppArg,
+        #[command(flatten)]
+        args: crate::run::DetachedArgs,
+    },
     /// List the app's domains: the default one and custom domains.
     #[command(name = "domains")]
     Domains {
@@ -565,8 +575,10 @@ pub async fn run_with_client(
             request.send(client, out).await?;
         }
         Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
-        Command::Run(args) => crate::run::run(client, args).await?,
-        Command::RunDetached(args) => crate::run::detached(client, args, out).await?,
+        Command::Run { app, args } => crate::run::run(client, &resolve_app(&app)?, args).await?,
+        Command::RunDetached { app, args } => {
+            crate::run::detached(client, &resolve_app(&app)?, args, out).await?
+        }
         Command::Domains { app } => crate::domains::list(client, &resolve_app(&app)?, out).await?,
         Command::DomainsAdd { hostname, app } => {
             crate::domains::add(client, &resolve_app(&app)?, &hostname, out).await?
@@ -835,7 +847,7 @@ pub(crate) fn previous_release(newest_first: Vec<Release>) -> Option<Release> {
 
 /// The app from `-a`/`$SLIPWAY_APP`, else from the git remote (`-r`, `heroku`, `slipway`)
 /// of the repository in the current directory.
-pub(crate) fn resolve_app(arg: &AppArg) -> Result<String, CommandError> {
+fn resolve_app(arg: &AppArg) -> Result<String, CommandError> {
     if let Some(app) = arg.app.as_ref().filter(|a| !a.is_empty()) {
         return Ok(app.clone());
     }

@@ -20,7 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::client::Client;
-use crate::commands::{resolve_app, AppArg};
 use crate::format::APP_MARK;
 
 #[cfg(test)]
@@ -32,8 +31,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// `slipway run`'s arguments (Heroku's `run`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    #[command(flatten)]
-    pub app: AppArg,
     /// Dyno size (e.g. Standard-1X).
     #[arg(short = 's', long)]
     pub size: Option<String>,
@@ -57,8 +54,6 @@ pub struct RunArgs {
 /// `slipway run:detached`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetachedArgs {
-    #[command(flatten)]
-    pub app: AppArg,
     /// Dyno size (e.g. Standard-1X).
     #[arg(short = 's', long)]
     pub size: Option<String>,
@@ -109,8 +104,7 @@ pub(crate) enum RunError {
 
 /// Runs `args.command` in a new one-off dyno attached to this terminal; returns when the
 /// remote process has exited, with [`RemoteExit`] as the error when its status is not 0.
-pub(crate) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
-    let app = resolve_app(&args.app)?;
+pub(crate) async fn run(client: &Client, app: &str, args: RunArgs) -> anyhow::Result<()> {
     let command = join_command(&args.command);
     let tty = !args.no_tty && stdin_is_tty() && stdout_is_tty();
     let mut env = parse_env(args.env.as_deref())?;
@@ -136,7 +130,7 @@ pub(crate) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
     err.flush()?;
     let started = async {
         let dyno: Dyno = client
-            .send(Method::POST, &["apps", &app, "dynos"], Some(&body))
+            .send(Method::POST, &["apps", app, "dynos"], Some(&body))
             .await?;
         let url = dyno
             .attach_url
@@ -175,10 +169,10 @@ pub(crate) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
 /// to see them.
 pub(crate) async fn detached(
     client: &Client,
+    app: &str,
     args: DetachedArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let app = resolve_app(&args.app)?;
     let command = join_command(&args.command);
     let mut env = parse_env(args.env.as_deref())?;
     if let Ok(term) = std::env::var("TERM") {
@@ -197,7 +191,7 @@ pub(crate) async fn detached(
     write!(err, "Running `{command}` on {APP_MARK} {app}... ")?;
     err.flush()?;
     let dyno: Dyno = match client
-        .send(Method::POST, &["apps", &app, "dynos"], Some(&body))
+        .send(Method::POST, &["apps", app, "dynos"], Some(&body))
         .await
     {
         Ok(dyno) => dyno,

@@ -12,7 +12,7 @@ use slipway_runtime::{Attach, AttachedIo, ExitStatus};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::{Session, Sessions};
+use crate::session::{Session, Sessions};
 
 /// The longest first line accepted: secrets are short, so anything longer is not a client.
 pub(crate) const FIRST_LINE_CAP: usize = 512;

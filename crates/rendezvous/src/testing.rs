@@ -16,7 +16,7 @@ use slipway_runtime::{Attach, AttachControl, AttachedIo, ExitStatus};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
 
-use crate::{ClaimError, Session, Sessions};
+use crate::session::{ClaimError, Session, Sessions};
 
 /// Secrets waiting for a client, each for a local command.
 pub struct LocalSessions {

@@ -322,7 +322,7 @@ fn api_env(fake: &Fake) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn borrowed(env: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -378,14 +378,16 @@ async fn ctrl_c_reaches_the_remote_process_not_the_cli() {
         80,
         24,
     );
-    pty.wait_for("ready", 1).await;
+    pty.wait_for("up, run.1", 1).await;
+    // Once in the "Running `…`" line, once from the dyno.
+    pty.wait_for("ready", 2).await;
     let started = Instant::now();
     pty.type_in(&[0x03]);
     let status = pty.exit_status().await;
     // 7 is the remote trap's status: a local SIGINT would have made it 130.
     assert_eq!(status.code(), Some(7), "{}", pty.output());
-    assert!(pty.output().contains("got-int"));
-    assert!(!pty.output().contains("not-interrupted"));
+    assert!(pty.output().contains("got-int\r\n"), "{}", pty.output());
+    assert!(!pty.output().contains("not-interrupted\r\n"));
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(pty.cooked());
 }
@@ -520,7 +522,8 @@ async fn real_dyno_terminal_resize_ctrl_c_and_exit_status() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     pty.type_in(b"stty size\r");
     pty.wait_for("43 132", 1).await;
-    pty.type_in(b"sleep 30; echo not-interrupted\r");
+    // Quoted so that the echo of the typed line does not look like the output.
+    pty.type_in(b"sleep 30; echo n\"\"ot-interrupted\r");
     tokio::time::sleep(Duration::from_millis(300)).await;
     pty.type_in(&[0x03]);
     pty.type_in(b"echo back-at-prompt\r");
