@@ -106,7 +106,10 @@ async fn runs_in_process_and_releases_its_ports_on_shutdown() {
         .build()
         .expect("client");
     assert!(untrusting
-        .get(format!("https://127.0.0.1:{}/apps", server.api_tls_addr().port()))
+        .get(format!(
+            "https://127.0.0.1:{}/apps",
+            server.api_tls_addr().port()
+        ))
         .send()
         .await
         .is_err());
@@ -175,8 +178,20 @@ async fn a_bad_tls_configuration_stops_the_start_with_a_clear_error() {
     )
     .await;
     check(Some(&cert_path), Some(&missing), None, "missing.key").await;
-    check(Some(&cert_path), None, None, "both --api-tls-cert and --api-tls-key").await;
-    check(None, None, Some("*.example.com"), "neither a host name nor an IP address").await;
+    check(
+        Some(&cert_path),
+        None,
+        None,
+        "both --api-tls-cert and --api-tls-key",
+    )
+    .await;
+    check(
+        None,
+        None,
+        Some("*.example.com"),
+        "neither a host name nor an IP address",
+    )
+    .await;
 }
 
 /// `error` and its causes, one after another, as the binary prints them.
