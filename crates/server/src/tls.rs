@@ -30,33 +30,28 @@ const MAX_PEM_BYTES: u64 = 1024 * 1024;
 /// Why the platform's own TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error("--api-tls-host {name:?}: {source}")]
-    BadName {
-        name: String,
-        #[source]
-        source: CertError,
-    },
+    // The causes are in the messages, next to the advice, and not repeated as sources.
+    #[error("--api-tls-host {name:?}: {error}")]
+    BadName { name: String, error: CertError },
     #[error("give both --api-tls-cert and --api-tls-key, or neither")]
     HalfConfigured,
-    #[error("could not read {}: {source}. Check the path and the file's permissions.", path.display())]
+    #[error("could not read {}: {error}. Check the path and the file's permissions.", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{} is larger than {MAX_PEM_BYTES} bytes: give the PEM certificate chain or key", path.display())]
     TooLarge { path: PathBuf },
-    #[error("the certificate {} and key {} cannot be served: {source}", cert.display(), key.display())]
+    #[error("the certificate {} and key {} cannot be served: {error}", cert.display(), key.display())]
     Configured {
         cert: PathBuf,
         key: PathBuf,
-        #[source]
-        source: CertError,
+        error: CertError,
     },
     #[error("issuing the API's certificate from the platform CA: {0}")]
-    Issue(#[source] CertError),
+    Issue(CertError),
     #[error("building the TLS configuration: {0}")]
-    Rustls(#[source] rustls::Error),
+    Rustls(rustls::Error),
 }
 
 /// Every name and address the listeners' certificate carries: the configured hosts, plus the
@@ -67,18 +62,18 @@ pub(crate) fn listener_names(
 ) -> Result<ListenerNames, TlsSetupError> {
     let mut names = ListenerNames::default();
     for name in hosts {
-        names.add(name).map_err(|source| TlsSetupError::BadName {
+        names.add(name).map_err(|error| TlsSetupError::BadName {
             name: name.clone(),
-            source,
+            error,
         })?;
     }
     for addr in bound {
         if !addr.ip().is_unspecified() {
             names
                 .add(&addr.ip().to_string())
-                .map_err(|source| TlsSetupError::BadName {
+                .map_err(|error| TlsSetupError::BadName {
                     name: addr.ip().to_string(),
-                    source,
+                    error,
                 })?;
         }
     }
@@ -115,10 +110,10 @@ pub(crate) fn listener_cert(
     };
     let chain = read_pem(cert)?;
     let private_key = read_pem(key)?;
-    ServerCert::from_pem(&chain, &private_key).map_err(|source| TlsSetupError::Configured {
+    ServerCert::from_pem(&chain, &private_key).map_err(|error| TlsSetupError::Configured {
         cert: cert.to_owned(),
         key: key.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -126,9 +121,9 @@ pub(crate) fn listener_cert(
 fn read_pem(path: &Path) -> Result<String, TlsSetupError> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let read = |source| TlsSetupError::Read {
+    let read = |error| TlsSetupError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let file = std::fs::OpenOptions::new()
         .read(true)

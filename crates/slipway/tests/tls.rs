@@ -208,8 +208,8 @@ async fn apps_answer_over_https_with_http2_and_uploaded_certificates_by_sni() {
     wait_for_https(&server, &client, &host).await;
 }
 
-/// The platform CA is name-constrained to `--domain`: signed with its own key, a certificate
-/// for another name does not verify. A CA an older version made without the constraint is
+/// The platform CA is name-constrained to `--domain` and the API's own names and addresses:
+/// signed with its own key, a certificate for another name or address does not verify. A CA an older version made without the constraint is
 /// replaced on the next start.
 #[tokio::test]
 async fn the_platform_ca_vouches_for_the_platform_domain_alone() {
@@ -225,7 +225,17 @@ async fn the_platform_ca_vouches_for_the_platform_domain_alone() {
     };
     let issuer = load(&tls);
     assert!(issuer.vouches_for("tlsdemo.localhost"));
-    for outside in ["evil.com", CUSTOM, "localhost.evil.com", "127.0.0.1"] {
+    // The API's own addresses (`--api-tls-host`, loopback by default) are the only IP
+    // addresses it vouches for: the HTTPS API and the rendezvous listener present them.
+    assert!(issuer.vouches_for("127.0.0.1"));
+    for outside in [
+        "evil.com",
+        CUSTOM,
+        "localhost.evil.com",
+        "127.0.0.2",
+        "10.0.0.1",
+        "169.254.169.254",
+    ] {
         assert!(!issuer.vouches_for(outside), "{outside}");
     }
 

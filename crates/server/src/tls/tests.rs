@@ -116,7 +116,7 @@ fn a_configured_certificate_is_checked_before_it_is_served() {
         matches!(
             error,
             TlsSetupError::Configured {
-                source: CertError::KeyMismatch,
+                error: CertError::KeyMismatch,
                 ..
             }
         ),
@@ -126,7 +126,7 @@ fn a_configured_certificate_is_checked_before_it_is_served() {
     assert!(matches!(
         listener_cert(Some((&cert_path, &garbage_path)), &issuer()),
         Err(TlsSetupError::Configured {
-            source: CertError::BadKey(_),
+            error: CertError::BadKey(_),
             ..
         })
     ));

@@ -66,6 +66,10 @@ pub struct Server {
     pub router_port: u16,
     /// The router's HTTPS port (`--router-tls-addr`).
     pub router_tls_port: u16,
+    /// The HTTPS port of the API and git (`--api-tls-addr`).
+    pub api_tls_port: u16,
+    /// The rendezvous listener's port (`--rendezvous-addr`).
+    pub rendezvous_port: u16,
     pub data_dir: PathBuf,
     pub key: String,
     _temp: tempfile::TempDir,
@@ -86,6 +90,8 @@ impl Server {
         let api_port = free_port();
         let router_port = free_port();
         let router_tls_port = free_port();
+        let api_tls_port = free_port();
+        let rendezvous_port = free_port();
         let log_path = temp.path().join("server.log");
         let log = std::fs::File::create(&log_path).expect("server log");
         let dyno_subnet = next_dyno_subnet();
@@ -99,6 +105,10 @@ impl Server {
             .arg(format!("127.0.0.1:{router_port}"))
             .arg("--router-tls-addr")
             .arg(format!("127.0.0.1:{router_tls_port}"))
+            .arg("--api-tls-addr")
+            .arg(format!("127.0.0.1:{api_tls_port}"))
+            .arg("--rendezvous-addr")
+            .arg(format!("127.0.0.1:{rendezvous_port}"))
             .arg("--dyno-subnet")
             .arg(&dyno_subnet)
             .args(extra_args)
@@ -113,6 +123,8 @@ impl Server {
             api_url: format!("http://127.0.0.1:{api_port}"),
             router_port,
             router_tls_port,
+            api_tls_port,
+            rendezvous_port,
             data_dir: data_dir.clone(),
             key: String::new(),
             _temp: temp,
@@ -614,6 +626,10 @@ impl Server {
             .arg(format!("127.0.0.1:{}", self.router_port))
             .arg("--router-tls-addr")
             .arg(format!("127.0.0.1:{}", self.router_tls_port))
+            .arg("--api-tls-addr")
+            .arg(format!("127.0.0.1:{}", self.api_tls_port))
+            .arg("--rendezvous-addr")
+            .arg(format!("127.0.0.1:{}", self.rendezvous_port))
             .arg("--dyno-subnet")
             .arg(&self.dyno_subnet)
             .args(extra_args)
@@ -682,5 +698,76 @@ impl Server {
             self.log(),
             self.logs(app)
         );
+    }
+}
+
+/// Where `.ci/run` installs the real heroku CLI (`npm install heroku@11`).
+pub const HEROKU_CLI_DIR: &str = "/opt/herokucli";
+
+/// The real heroku CLI: `$SLIPWAY_HEROKU_CLI`, else the one `.ci/run` installs. CI installs
+/// it, so a missing CLI fails the test rather than skipping it.
+pub fn heroku_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLIPWAY_HEROKU_CLI").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let installed = Path::new(HEROKU_CLI_DIR).join("node_modules/.bin/heroku");
+    assert!(
+        installed.exists(),
+        "the real heroku CLI is not installed: install it with `mkdir -p {HEROKU_CLI_DIR} && cd {HEROKU_CLI_DIR} && npm install heroku@11` (as .ci/run does), or set SLIPWAY_HEROKU_CLI to its path"
+    );
+    installed
+}
+
+impl Server {
+    /// The HTTPS URL of the API and git (`HEROKU_HOST`).
+    pub fn api_tls_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_tls_port)
+    }
+
+    /// The platform CA's certificate file (`slipway ca --data-dir`).
+    pub fn ca_path(&self) -> PathBuf {
+        self.data_dir.join("tls/router-ca.pem")
+    }
+
+    /// A command with the environment that points the real heroku CLI and git at this
+    /// server over HTTPS, trusting the platform CA alone for git, with `home` as a throwaway
+    /// `HOME` (the CLI writes `~/.gitconfig` on every command) and the variables that stop it
+    /// from phoning home (heroku-cli.md §a).
+    pub fn heroku_command(&self, program: &std::ffi::OsStr, home: &Path, dir: &Path) -> Command {
+        let cli = heroku_cli();
+        let bin = cli.parent().expect("the CLI's directory").to_owned();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin];
+        paths.extend(std::env::split_paths(&path));
+        let mut command = Command::new(program);
+        command
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::join_paths(paths).expect("PATH"))
+            .env("HOME", home)
+            .env("HEROKU_HOST", self.api_tls_url())
+            .env("HEROKU_PARTICLEBOARD_URL", self.api_tls_url())
+            .env("HEROKU_API_KEY", &self.key)
+            .env("NODE_EXTRA_CA_CERTS", self.ca_path())
+            .env("GIT_SSL_CAINFO", self.ca_path())
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("DISABLE_TELEMETRY", "true")
+            .env("HEROKU_SKIP_NEW_VERSION_CHECK", "true")
+            .env("HEROKU_DISABLE_AUTOUPDATE", "true")
+            .env("HEROKU_NOTIFICATIONS", "0")
+            .env("NO_COLOR", "1")
+            .env("GIT_AUTHOR_NAME", "Dev")
+            .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+            .env("GIT_COMMITTER_NAME", "Dev")
+            .env("GIT_COMMITTER_EMAIL", "dev@example.com");
+        command
+    }
+
+    /// Runs the real heroku CLI in `dir` (see [`Server::heroku_command`]).
+    pub fn heroku(&self, home: &Path, dir: &Path, args: &[&str]) -> Output {
+        self.heroku_command(heroku_cli().as_os_str(), home, dir)
+            .args(args)
+            .output()
+            .expect("run the heroku CLI")
     }
 }
