@@ -46,6 +46,10 @@ pub mod defaults {
     /// one repeats (Heroku: at once, then 20 minutes, growing to 320 minutes: "Dyno Crash
     /// Restart Policy").
     pub const CRASH_BACKOFF_SECS: [u64; 6] = [0, 1200, 2400, 3600, 10800, 19200];
+    /// Most one-off dynos running at once per app.
+    pub const MAX_ONE_OFFS_PER_APP: u32 = 50;
+    /// Seconds an attached one-off dyno may be idle (Heroku: one hour).
+    pub const ONE_OFF_IDLE_TIMEOUT_SECS: u64 = 3600;
     /// Seconds after which each dyno is restarted, plus a random 0–15% (Heroku: every 24 hours
     /// plus up to 216 minutes, "Automatic dyno restarts").
     pub const CYCLE_AFTER_SECS: u64 = 86_400;
@@ -185,6 +189,10 @@ pub struct ServerConfig {
     pub preboot: bool,
     /// Most dynos per app.
     pub max_dynos_per_app: u32,
+    /// Most one-off dynos running at once per app.
+    pub max_one_offs_per_app: u32,
+    /// How long an attached one-off dyno may go without input or output.
+    pub one_off_idle_timeout: Duration,
     /// How long a release phase may run.
     pub release_phase_timeout: Duration,
     /// How long a whole build may run (at least a second).
@@ -251,6 +259,8 @@ impl ServerConfig {
             cycle_after: Duration::from_secs(defaults::CYCLE_AFTER_SECS),
             preboot: defaults::PREBOOT,
             max_dynos_per_app: defaults::MAX_DYNOS_PER_APP,
+            max_one_offs_per_app: defaults::MAX_ONE_OFFS_PER_APP,
+            one_off_idle_timeout: Duration::from_secs(defaults::ONE_OFF_IDLE_TIMEOUT_SECS),
             release_phase_timeout: Duration::from_secs(defaults::RELEASE_PHASE_TIMEOUT_SECS),
             build_timeout: Duration::from_secs(defaults::BUILD_TIMEOUT_SECS),
             build_memory_mb: defaults::BUILD_MEMORY_MB,
@@ -297,6 +307,8 @@ impl ServerConfig {
         );
         config.dynos.preboot = self.preboot;
         config.dynos.max_dynos_per_app = self.max_dynos_per_app;
+        config.dynos.max_one_offs_per_app = self.max_one_offs_per_app;
+        config.dynos.one_off_idle_timeout = self.one_off_idle_timeout.max(Duration::from_secs(1));
         config.release_phase_timeout = self.release_phase_timeout;
         config.build = slipway_core::BuildBudget {
             timeout: self.build_timeout.max(Duration::from_secs(1)),

@@ -102,6 +102,13 @@ struct ServerArgs {
     /// Most dynos per app (Heroku's limit).
     #[arg(long, default_value_t = defaults::MAX_DYNOS_PER_APP)]
     max_dynos_per_app: u32,
+    /// Most one-off dynos (`run`, `run:detached`) running at once per app.
+    #[arg(long, default_value_t = defaults::MAX_ONE_OFFS_PER_APP)]
+    max_one_offs_per_app: u32,
+    /// Seconds an attached one-off dyno may go without input or output before it is ended
+    /// (Heroku: an hour).
+    #[arg(long, default_value_t = defaults::ONE_OFF_IDLE_TIMEOUT_SECS)]
+    one_off_idle_timeout: u64,
     /// Seconds a release phase (the Procfile's `release:` command) may run before it is
     /// killed and its release marked failed (Heroku's).
     #[arg(long, default_value_t = defaults::RELEASE_PHASE_TIMEOUT_SECS)]
@@ -194,6 +201,8 @@ impl ServerArgs {
             cycle_after: secs(self.cycle_after),
             preboot: self.preboot,
             max_dynos_per_app: self.max_dynos_per_app,
+            max_one_offs_per_app: self.max_one_offs_per_app,
+            one_off_idle_timeout: Duration::from_secs(self.one_off_idle_timeout),
             release_phase_timeout: secs(self.release_phase_timeout),
             build_timeout: secs(self.build_timeout),
             build_memory_mb: self.build_memory_mb,

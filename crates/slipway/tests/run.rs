@@ -158,8 +158,21 @@ struct Pty {
     output: Arc<Mutex<Vec<u8>>>,
 }
 
-#[allow(unsafe_code)]
 fn spawn_in_pty(args: &[&str], env: &[(&str, &str)], cols: u16, rows: u16) -> Pty {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    command
+        .args(args)
+        .env_remove("SLIPWAY_APP")
+        .env_remove("SLIPWAY_CA_CERT");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    spawn_command_in_pty(command, cols, rows)
+}
+
+/// Runs `command` (any program: `slipway`, the real `heroku` CLI) on a new pseudo-terminal.
+#[allow(unsafe_code)]
+fn spawn_command_in_pty(mut command: Command, cols: u16, rows: u16) -> Pty {
     let size = nix::pty::Winsize {
         ws_row: rows,
         ws_col: cols,
@@ -167,18 +180,11 @@ fn spawn_in_pty(args: &[&str], env: &[(&str, &str)], cols: u16, rows: u16) -> Pt
         ws_ypixel: 0,
     };
     let pty = nix::pty::openpty(Some(&size), None).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
     command
-        .args(args)
-        .env_remove("SLIPWAY_APP")
-        .env_remove("SLIPWAY_CA_CERT")
         .env("TERM", "xterm")
         .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
         .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    for (key, value) in env {
-        command.env(key, value);
-    }
     // SAFETY: only async-signal-safe system calls: a new session whose controlling
     // terminal is the pty on descriptor 0, so Ctrl-C and SIGWINCH behave as on a laptop.
     unsafe {
@@ -502,7 +508,6 @@ fn server_env(server: &Server) -> Vec<(&'static str, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs one-off dynos in the core (merged by the lead)"]
 async fn real_dyno_terminal_resize_ctrl_c_and_exit_status() {
     require_runc!();
     let server = Server::start();
@@ -535,7 +540,6 @@ async fn real_dyno_terminal_resize_ctrl_c_and_exit_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs one-off dynos in the core (merged by the lead)"]
 async fn real_dyno_piped_stdin_and_detached_logs() {
     require_runc!();
     let server = Server::start();
@@ -581,4 +585,68 @@ async fn real_dyno_piped_stdin_and_detached_logs() {
             logs.contains("app[run.") && logs.contains("detached-output")
         })
         .await;
+}
+
+/// The real `heroku` CLI (v11) against the real server: its rendezvous client (TLS trusting
+/// only the platform CA through `NODE_EXTRA_CA_CERTS`, the greeting it throws away, its
+/// `--exit-code` marker), `run:detached`, and `heroku run bash` at a real terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_heroku_cli_runs_one_off_dynos() {
+    require_runc!();
+    let cli = support::heroku_cli();
+    let server = Server::start();
+    let repo = server.deploy_echo_app("herokurun").await;
+    let home = tempfile::tempdir().unwrap();
+
+    let exit = server.heroku(
+        home.path(),
+        repo.path(),
+        &["run", "--exit-code", "-a", "herokurun", "--", "sh", "-c", "echo before-exit; exit 3"],
+    );
+    assert_eq!(exit.status.code(), Some(3), "{}", support::text(&exit));
+    assert!(
+        String::from_utf8_lossy(&exit.stdout).contains("before-exit"),
+        "{}",
+        support::text(&exit)
+    );
+
+    let echo = server.heroku(
+        home.path(),
+        repo.path(),
+        &["run", "-a", "herokurun", "--", "echo", "from-heroku-run"],
+    );
+    assert!(echo.status.success(), "{}", support::text(&echo));
+    assert!(
+        String::from_utf8_lossy(&echo.stdout).contains("from-heroku-run"),
+        "{}",
+        support::text(&echo)
+    );
+
+    let detached = server.heroku(
+        home.path(),
+        repo.path(),
+        &["run:detached", "-a", "herokurun", "--", "echo", "detached-from-heroku"],
+    );
+    assert!(detached.status.success(), "{}", support::text(&detached));
+    assert!(
+        support::text(&detached).contains("run."),
+        "{}",
+        support::text(&detached)
+    );
+    server
+        .wait_for_log("herokurun", |logs| {
+            logs.contains("app[run.") && logs.contains("detached-from-heroku")
+        })
+        .await;
+
+    let mut command = server.heroku_command(cli.as_os_str(), home.path(), repo.path());
+    command.args(["run", "-a", "herokurun", "--", "bash"]);
+    let mut pty = spawn_command_in_pty(command, 100, 30);
+    // Quoted so that the echo of the typed line does not look like the output.
+    pty.type_in(b"echo he\"\"llo-from-a-pty\r");
+    pty.wait_for("hello-from-a-pty", 1).await;
+    pty.type_in(b"stty size\r");
+    pty.wait_for("30 100", 1).await;
+    pty.type_in(b"exit\r");
+    assert!(pty.exit_status().await.success(), "{}", pty.output());
 }

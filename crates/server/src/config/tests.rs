@@ -96,3 +96,19 @@ fn runtime_names_round_trip() {
     }
     assert!("docker".parse::<RuntimeKind>().is_err());
 }
+
+#[test]
+fn one_off_defaults_are_the_cores() {
+    // `--max-one-offs-per-app` and `--one-off-idle-timeout` default to what the core uses
+    // when nobody configures it.
+    let platform = platform_config(&ServerConfig::new("/data"));
+    let core = slipway_core::DynoManagerConfig::default();
+    assert_eq!(
+        platform.dynos.max_one_offs_per_app,
+        core.max_one_offs_per_app
+    );
+    assert_eq!(
+        platform.dynos.one_off_idle_timeout,
+        core.one_off_idle_timeout
+    );
+}
