@@ -203,12 +203,32 @@ async fn add_ons_reach_their_dynos_and_nothing_else() {
     assert_eq!(resolved[0]["name"], name);
 
     // Destroy: the config var goes in a release, then the database and role.
-    let response = server
-        .api(Method::DELETE, &format!("/apps/pga/addons/{name}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    // (through the CLI, which wants the owning app's name as confirmation).
+    let listing = server.cli_ok(&["addons", "-a", "pga"]);
+    assert!(
+        listing.contains(&format!(
+            "heroku-postgresql ({name})  essential-0  $5.00/month  provisioned"
+        )),
+        "{listing}"
+    );
+    assert!(listing.contains(" └─ as DATABASE on pga"), "{listing}");
+    let refused = server.cli(&["addons:destroy", &name, "-a", "pga"]);
+    assert!(!refused.status.success());
+    assert!(
+        support::text(&refused).contains("--confirm pga"),
+        "{}",
+        support::text(&refused)
+    );
+    assert_eq!(
+        server
+            .api_json("/apps/pga/addons")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    server.cli_ok(&["addons:destroy", &name, "-a", "pga", "--confirm", "pga"]);
     let config = server.api_json("/apps/pga/config-vars").await;
     assert!(config.get("DATABASE_URL").is_none(), "{config}");
     assert!(config.get("REDIS_URL").is_some(), "{config}");
