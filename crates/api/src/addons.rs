@@ -427,7 +427,7 @@ pub(crate) async fn get_attachment(
     Ok(Json(attachment_json(None, &attachment)))
 }
 
-pub(crate) async fn services() -> Response {
+pub(crate) async fn services(CurrentUser(_user): CurrentUser) -> Response {
     list_response(
         Service::ALL
             .into_iter()
@@ -450,7 +450,10 @@ fn find_service(service: &str) -> Result<Service, ApiError> {
         .ok_or_else(|| ApiError::not_found("Couldn't find that add-on service."))
 }
 
-pub(crate) async fn plans(Path(service): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn plans(
+    CurrentUser(_user): CurrentUser,
+    Path(service): Path<String>,
+) -> Result<Response, ApiError> {
     let service = find_service(&service)?;
     Ok(list_response(
         service.plans().iter().map(plan_json).collect::<Vec<_>>(),
@@ -458,6 +461,7 @@ pub(crate) async fn plans(Path(service): Path<String>) -> Result<Response, ApiEr
 }
 
 pub(crate) async fn plan(
+    CurrentUser(_user): CurrentUser,
     Path((service, plan)): Path<(String, String)>,
 ) -> Result<Json<wire::Plan>, ApiError> {
     let service = find_service(&service)?;
