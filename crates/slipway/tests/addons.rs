@@ -284,3 +284,49 @@ async fn provisioning_on_a_server_that_is_down_leaves_nothing() {
     let config = server.api_json("/apps/down/config-vars").await;
     assert!(config.get("DATABASE_URL").is_none(), "{config}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_add_on_route_needs_a_key() {
+    if !available("every_add_on_route_needs_a_key") {
+        return;
+    }
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        (Method::GET, "/apps/demo/addons"),
+        (Method::POST, "/apps/demo/addons"),
+        (Method::GET, "/apps/demo/addons/x"),
+        (Method::DELETE, "/apps/demo/addons/x"),
+        (Method::GET, "/apps/demo/addon-attachments"),
+        (Method::GET, "/addons"),
+        (Method::GET, "/addons/x"),
+        (Method::PATCH, "/addons/x"),
+        (Method::DELETE, "/addons/x"),
+        (Method::GET, "/addons/x/addon-attachments"),
+        (Method::POST, "/addons/x/actions/rotate-credentials"),
+        (Method::GET, "/addons/x/stats"),
+        (Method::GET, "/addon-attachments"),
+        (Method::POST, "/addon-attachments"),
+        (Method::DELETE, "/addon-attachments/x"),
+        (Method::GET, "/addon-services"),
+        (Method::GET, "/addon-services/heroku-postgresql/plans"),
+        (Method::POST, "/actions/addons/resolve"),
+        (Method::POST, "/actions/addon-attachments/resolve"),
+    ] {
+        let response = client
+            .request(method.clone(), format!("{}{path}", server.api_url))
+            .header("accept", "application/vnd.heroku+json; version=3")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path} without a key");
+    }
+    // With a key, the catalog lists both services and their plans.
+    let services = server.api_json("/addon-services").await;
+    assert_eq!(services.as_array().unwrap().len(), 2, "{services}");
+    let plans = server
+        .api_json("/addon-services/heroku-postgresql/plans")
+        .await;
+    assert_eq!(plans[0]["name"], "heroku-postgresql:essential-0");
+    assert_eq!(plans[0]["default"], true);
+}
