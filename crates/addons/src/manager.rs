@@ -201,6 +201,9 @@ impl Addons {
                 self.prepare_dirs()?;
                 let redis_dir = self.redis_dir();
                 std::fs::create_dir_all(&redis_dir).map_err(io("create", &redis_dir))?;
+                // Each server's user traverses the shared parent to its own directory.
+                std::fs::set_permissions(&redis_dir, std::fs::Permissions::from_mode(0o711))
+                    .map_err(io("chmod", &redis_dir))?;
                 let mut servers = self.redis.lock().await;
                 let port = self.free_redis_port(&redis_dir)?;
                 let instance = Instance::new(

@@ -7,6 +7,7 @@
 //! domain model lives elsewhere and converts into these at the HTTP boundary.
 
 mod account;
+mod addon;
 mod app;
 mod build;
 mod config_vars;
@@ -21,6 +22,11 @@ mod release;
 pub mod rendezvous;
 
 pub use account::Account;
+pub use addon::{
+    plan_name, Addon, AddonAttachment, AddonAttachmentCreate, AddonAttachmentResolve, AddonCreate,
+    AddonResolve, AddonService, AddonUpdate, AttachedAddon, AttachmentName, BillingEntity, Plan,
+    PlanRef, Price,
+};
 pub use app::{App, AppCreate, AppUpdate};
 pub use build::{
     Build, BuildCreate, BuildStatus, Buildpack, Slug, SlugBlob, SlugCreate, SourceBlob,

@@ -16,7 +16,7 @@ use slipway_core::Platform;
 
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
-use crate::{builds, certs, domains, drains, dynos, git, logs, resources, slugs};
+use crate::{addons, builds, certs, domains, drains, dynos, git, logs, resources, slugs};
 
 /// The API's routes.
 pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
@@ -104,6 +104,53 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route(
             "/apps/{app}/log-drains/{drain}",
             get(drains::get).delete(drains::delete),
+        )
+        .route(
+            "/apps/{app}/addons",
+            get(addons::list_app).post(addons::create),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}",
+            get(addons::get_for_app)
+                .patch(addons::update_for_app)
+                .delete(addons::delete_for_app),
+        )
+        .route(
+            "/apps/{app}/addon-attachments",
+            get(addons::list_app_attachments),
+        )
+        .route("/addons", get(addons::list_all))
+        .route(
+            "/addons/{addon}",
+            get(addons::get)
+                .patch(addons::update)
+                .delete(addons::delete),
+        )
+        .route(
+            "/addons/{addon}/addon-attachments",
+            get(addons::addon_attachments),
+        )
+        .route(
+            "/addons/{addon}/actions/rotate-credentials",
+            post(addons::rotate),
+        )
+        .route("/addons/{addon}/stats", get(addons::stats))
+        .route(
+            "/addon-attachments",
+            get(addons::list_attachments).post(addons::attach),
+        )
+        .route(
+            "/addon-attachments/{attachment}",
+            get(addons::get_attachment).delete(addons::detach),
+        )
+        .route("/addon-services", get(addons::services))
+        .route("/addon-services/{service}", get(addons::service))
+        .route("/addon-services/{service}/plans", get(addons::plans))
+        .route("/addon-services/{service}/plans/{plan}", get(addons::plan))
+        .route("/actions/addons/resolve", post(addons::resolve))
+        .route(
+            "/actions/addon-attachments/resolve",
+            post(addons::resolve_attachment),
         )
         .route("/apps/{app}/builds", get(builds::list).post(builds::create))
         .route("/apps/{app}/builds/{build}", get(builds::get))

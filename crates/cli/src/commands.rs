@@ -189,6 +189,98 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List the app's add-ons and their attachments.
+    #[command(name = "addons")]
+    Addons {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Create an add-on: SERVICE[:PLAN] (heroku-postgresql, heroku-redis).
+    #[command(name = "addons:create")]
+    AddonsCreate {
+        plan: String,
+        /// The attachment name (the config var prefix, e.g. ANALYTICS_DB).
+        #[arg(long = "as")]
+        attach_as: Option<String>,
+        /// The add-on's global name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show an add-on.
+    #[command(name = "addons:info")]
+    AddonsInfo {
+        addon: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Destroy an add-on and its data.
+    #[command(name = "addons:destroy")]
+    AddonsDestroy {
+        addon: String,
+        /// The owning app's name, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Attach an existing add-on to the app.
+    #[command(name = "addons:attach")]
+    AddonsAttach {
+        addon: String,
+        #[arg(long = "as")]
+        attach_as: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Detach an add-on attachment from the app.
+    #[command(name = "addons:detach")]
+    AddonsDetach {
+        attachment: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Change an add-on's plan.
+    #[command(name = "addons:upgrade")]
+    AddonsUpgrade {
+        addon: String,
+        plan: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show a PostgreSQL add-on's plan, size and connections.
+    #[command(name = "pg:info")]
+    PgInfo {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Give a PostgreSQL add-on new credentials (its apps restart onto them).
+    #[command(name = "pg:credentials:rotate")]
+    PgCredentialsRotate {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Open the local psql on a PostgreSQL add-on.
+    #[command(name = "pg:psql")]
+    PgPsql {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Open the local redis-cli on a Redis add-on.
+    #[command(name = "redis:cli")]
+    RedisCli {
+        #[arg(default_value = "REDIS")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// List the app's log drains.
     #[command(name = "drains")]
     Drains {
@@ -573,6 +665,65 @@ pub async fn run_with_client(
             let app = resolve_app(&app)?;
             let request = DynoRequest::restart(&app, target.parse()?.as_ref());
             request.send(client, out).await?;
+        }
+        Command::Addons { app } => crate::addons::list(client, &resolve_app(&app)?, out).await?,
+        Command::AddonsCreate {
+            plan,
+            attach_as,
+            name,
+            app,
+        } => {
+            let app = resolve_app(&app)?;
+            crate::addons::create(
+                client,
+                &app,
+                &plan,
+                attach_as.as_deref(),
+                name.as_deref(),
+                out,
+            )
+            .await?
+        }
+        Command::AddonsInfo { addon, app: _ } => crate::addons::info(client, &addon, out).await?,
+        Command::AddonsDestroy {
+            addon,
+            confirm,
+            app: _,
+        } => crate::addons::destroy(client, &addon, confirm.as_deref(), out).await?,
+        Command::AddonsAttach {
+            addon,
+            attach_as,
+            app,
+        } => {
+            let app = resolve_app(&app)?;
+            crate::addons::attach(client, &app, &addon, attach_as.as_deref(), out).await?
+        }
+        Command::AddonsDetach { attachment, app } => {
+            crate::addons::detach(client, &resolve_app(&app)?, &attachment, out).await?
+        }
+        Command::AddonsUpgrade {
+            addon,
+            plan,
+            app: _,
+        } => crate::addons::upgrade(client, &addon, &plan, out).await?,
+        Command::PgInfo { database, app } => {
+            crate::addons::pg_info(client, &resolve_app(&app)?, &database, out).await?
+        }
+        Command::PgCredentialsRotate { database, app } => {
+            crate::addons::rotate(client, &resolve_app(&app)?, &database, out).await?
+        }
+        Command::PgPsql { database, app } => {
+            crate::addons::run_client(client, &resolve_app(&app)?, &database, "psql", None).await?
+        }
+        Command::RedisCli { database, app } => {
+            crate::addons::run_client(
+                client,
+                &resolve_app(&app)?,
+                &database,
+                "redis-cli",
+                Some("-u"),
+            )
+            .await?
         }
         Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
         Command::Run { app, args } => crate::run::run(client, &resolve_app(&app)?, args).await?,

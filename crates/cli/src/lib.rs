@@ -5,6 +5,7 @@
 //! API through a thin [`Client`]. Argument parsing ([`args`]) and output formatting
 //! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
 
+mod addons;
 mod args;
 mod ca;
 mod certs;

@@ -52,6 +52,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-git",
                 "slipway-logplex",
                 "slipway-model",
+                "slipway-addons",
             ],
         ),
         ("slipway-cli", &["slipway-api-types", "slipway-model"]),

@@ -1,0 +1,523 @@
+//! Add-ons: `/apps/{app}/addons`, `/addons`, `/addon-attachments`, the catalog
+//! (`/addon-services`, their plans) and the CLI's resolve actions. Every change is parsed
+//! into a [`Command`] by a pure `parse_*` function (tested in `addons/tests.rs`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use slipway_addons::{Plan, Service};
+use slipway_api_types as wire;
+use slipway_core::{AddonAttachment, AddonView, Command, Outcome};
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::request::{parse_app, parse_body, parse_body_like};
+use crate::response::list_response;
+use crate::state::ApiState;
+
+/// The catalog's fixed timestamps (the schema wants them; the catalog never changes).
+fn catalog_time() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default()
+}
+
+fn uuid(s: &str) -> uuid::Uuid {
+    s.parse().unwrap_or_default()
+}
+
+fn price(plan: Option<&Plan>) -> wire::Price {
+    wire::Price {
+        cents: plan.map_or(0, |p| u64::from(p.price_cents)),
+        unit: "month".into(),
+        contract: false,
+    }
+}
+
+fn addon_json(view: &AddonView) -> wire::Addon {
+    let addon = &view.addon;
+    let plan = addon.plan();
+    let service = Service::parse(&addon.service);
+    let app = wire::ResourceRef {
+        id: addon.app_id,
+        name: addon.app_name.clone(),
+    };
+    wire::Addon {
+        actions: Vec::new(),
+        addon_service: wire::ResourceRef {
+            id: service.map(|s| uuid(s.id())).unwrap_or_default(),
+            name: addon.service.clone(),
+        },
+        app: app.clone(),
+        billed_price: price(plan),
+        billing_entity: wire::BillingEntity {
+            id: app.id,
+            name: app.name,
+            kind: "app".into(),
+        },
+        config_vars: view
+            .attachments
+            .iter()
+            .filter(|a| a.app_id == addon.app_id)
+            .map(AddonAttachment::config_var)
+            .collect(),
+        created_at: addon.created_at,
+        id: addon.id,
+        name: addon.name.clone(),
+        plan: wire::PlanRef {
+            id: plan.map(|p| uuid(p.id)).unwrap_or_default(),
+            name: format!("{}:{}", addon.service, addon.plan),
+            price: price(plan),
+        },
+        provider_id: addon.resource.clone(),
+        provision_message: None,
+        state: "provisioned".into(),
+        updated_at: addon.updated_at,
+        web_url: None,
+    }
+}
+
+fn attachment_json(view: Option<&AddonView>, a: &AddonAttachment) -> wire::AddonAttachment {
+    let owner = view.map_or(
+        wire::ResourceRef {
+            id: a.app_id,
+            name: a.app_name.clone(),
+        },
+        |v| wire::ResourceRef {
+            id: v.addon.app_id,
+            name: v.addon.app_name.clone(),
+        },
+    );
+    wire::AddonAttachment {
+        addon: wire::AttachedAddon {
+            id: a.addon_id,
+            name: a.addon_name.clone(),
+            app: owner,
+        },
+        app: wire::ResourceRef {
+            id: a.app_id,
+            name: a.app_name.clone(),
+        },
+        created_at: a.created_at,
+        id: a.id,
+        name: a.name.clone(),
+        namespace: None,
+        updated_at: a.updated_at,
+        web_url: None,
+        log_input_url: None,
+    }
+}
+
+fn service_json(service: Service) -> wire::AddonService {
+    wire::AddonService {
+        cli_plugin_name: None,
+        created_at: catalog_time(),
+        human_name: service.human_name().into(),
+        id: uuid(service.id()),
+        name: service.name().into(),
+        state: "ga".into(),
+        supports_multiple_installations: true,
+        supports_sharing: true,
+        updated_at: catalog_time(),
+    }
+}
+
+fn plan_json(plan: &Plan) -> wire::Plan {
+    wire::Plan {
+        addon_service: wire::ResourceRef {
+            id: uuid(plan.service.id()),
+            name: plan.service.name().into(),
+        },
+        created_at: catalog_time(),
+        default: plan.service.default_plan() == plan,
+        description: format!("{} {}", plan.service.human_name(), plan.human_name()),
+        human_name: plan.human_name(),
+        id: uuid(plan.id),
+        name: plan.full_name(),
+        price: price(Some(plan)),
+        state: "public".into(),
+        updated_at: catalog_time(),
+        visible: true,
+    }
+}
+
+/// `POST /apps/{app}/addons {plan, name?, attachment{name}?}`.
+pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError> {
+    let app = parse_app(app)?;
+    let request: wire::AddonCreate = parse_body(body)?;
+    let plan = request
+        .plan
+        .as_ref()
+        .and_then(wire::plan_name)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Expected a body like {\"plan\": \"heroku-postgresql:essential-0\"}: plan is required.",
+            )
+        })?;
+    Ok(Command::CreateAddon {
+        app,
+        plan,
+        attachment: request.attachment.and_then(|a| a.name),
+        name: request.name,
+    })
+}
+
+/// `PATCH /addons/{addon} {plan}`.
+pub(crate) fn parse_update(addon: String, body: &[u8]) -> Result<Command, ApiError> {
+    let request: wire::AddonUpdate = parse_body(body)?;
+    let plan = request
+        .plan
+        .as_ref()
+        .and_then(wire::plan_name)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Expected a body like {\"plan\": \"heroku-postgresql:essential-1\"}: plan is required.",
+            )
+        })?;
+    Ok(Command::ChangeAddonPlan { addon, plan })
+}
+
+/// `POST /addon-attachments {addon, app, name?}`.
+pub(crate) fn parse_attach(body: &[u8]) -> Result<Command, ApiError> {
+    let request: wire::AddonAttachmentCreate = parse_body_like(
+        body,
+        r#"{"addon": "postgresql-curved-12345", "app": "demo"}"#,
+    )?;
+    Ok(Command::AttachAddon {
+        app: parse_app(request.app)?,
+        addon: request.addon,
+        name: request.name,
+    })
+}
+
+pub(crate) async fn list_app(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let views = state.platform.app_addons(&user, &app).await?;
+    Ok(list_response(
+        views.iter().map(addon_json).collect::<Vec<_>>(),
+    ))
+}
+
+pub(crate) async fn list_all(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Response, ApiError> {
+    let views = state.platform.addons(&user).await?;
+    Ok(list_response(
+        views.iter().map(addon_json).collect::<Vec<_>>(),
+    ))
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<wire::Addon>), ApiError> {
+    let Outcome::Addon(view) = state
+        .platform
+        .execute(&user, parse_create(app, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok((StatusCode::CREATED, Json(addon_json(&view))))
+}
+
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(addon): Path<String>,
+) -> Result<Json<wire::Addon>, ApiError> {
+    Ok(Json(addon_json(
+        &state.platform.addon(&user, &addon).await?,
+    )))
+}
+
+pub(crate) async fn get_for_app(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((app, addon)): Path<(String, String)>,
+) -> Result<Json<wire::Addon>, ApiError> {
+    state.platform.app(&user, &app).await?;
+    get(State(state), CurrentUser(user), Path(addon)).await
+}
+
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(addon): Path<String>,
+    body: bytes::Bytes,
+) -> Result<Json<wire::Addon>, ApiError> {
+    let Outcome::Addon(view) = state
+        .platform
+        .execute(&user, parse_update(addon, &body)?)
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok(Json(addon_json(&view)))
+}
+
+pub(crate) async fn update_for_app(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((_app, addon)): Path<(String, String)>,
+    body: bytes::Bytes,
+) -> Result<Json<wire::Addon>, ApiError> {
+    update(State(state), CurrentUser(user), Path(addon), body).await
+}
+
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(addon): Path<String>,
+) -> Result<Json<wire::Addon>, ApiError> {
+    let Outcome::Addon(view) = state
+        .platform
+        .execute(&user, Command::DestroyAddon { addon })
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    let mut json = addon_json(&view);
+    json.state = "deprovisioned".into();
+    Ok(Json(json))
+}
+
+pub(crate) async fn delete_for_app(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((_app, addon)): Path<(String, String)>,
+) -> Result<Json<wire::Addon>, ApiError> {
+    delete(State(state), CurrentUser(user), Path(addon)).await
+}
+
+/// `POST /addons/{addon}/actions/rotate-credentials` (Slipway's `pg:credentials:rotate`).
+pub(crate) async fn rotate(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(addon): Path<String>,
+) -> Result<Json<wire::Addon>, ApiError> {
+    let Outcome::Addon(view) = state
+        .platform
+        .execute(&user, Command::RotateAddonCredentials { addon })
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok(Json(addon_json(&view)))
+}
+
+/// `GET /addons/{addon}/stats`: Slipway's `pg:info` figures (size, connections, limits).
+pub(crate) async fn stats(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(addon): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (view, stats) = state.platform.addon_stats(&user, &addon).await?;
+    let plan = view.addon.plan();
+    Ok(Json(serde_json::json!({
+        "addon": addon_json(&view),
+        "size_bytes": stats.map(|s| s.size_bytes),
+        "connections": stats.map(|s| s.connections),
+        "connection_limit": plan.map(|p| p.connections),
+        "size_limit_bytes": plan.map(|p| p.max_bytes),
+    })))
+}
+
+pub(crate) async fn addon_attachments(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(addon): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.platform.addon(&user, &addon).await?;
+    Ok(list_response(
+        view.attachments
+            .iter()
+            .map(|a| attachment_json(Some(&view), a))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn attachments_json(
+    state: &ApiState,
+    user: &slipway_core::model::User,
+    app: Option<&str>,
+) -> Result<Vec<wire::AddonAttachment>, ApiError> {
+    let attachments = state.platform.addon_attachments(user, app).await?;
+    let views = state.platform.addons(user).await?;
+    Ok(attachments
+        .iter()
+        .map(|a| attachment_json(views.iter().find(|v| v.addon.id == a.addon_id), a))
+        .collect())
+}
+
+pub(crate) async fn list_attachments(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Response, ApiError> {
+    Ok(list_response(attachments_json(&state, &user, None).await?))
+}
+
+pub(crate) async fn list_app_attachments(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(list_response(
+        attachments_json(&state, &user, Some(&app)).await?,
+    ))
+}
+
+pub(crate) async fn attach(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<wire::AddonAttachment>), ApiError> {
+    let Outcome::AddonAttachment(attachment) =
+        state.platform.execute(&user, parse_attach(&body)?).await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    let view = state
+        .platform
+        .addon(&user, &attachment.addon_name)
+        .await
+        .ok();
+    Ok((
+        StatusCode::CREATED,
+        Json(attachment_json(view.as_ref(), &attachment)),
+    ))
+}
+
+pub(crate) async fn detach(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(attachment): Path<String>,
+) -> Result<Json<wire::AddonAttachment>, ApiError> {
+    let Outcome::AddonAttachment(attachment) = state
+        .platform
+        .execute(
+            &user,
+            Command::DetachAddon {
+                attachment,
+                app: None,
+            },
+        )
+        .await?
+    else {
+        return Err(ApiError::unexpected_outcome());
+    };
+    Ok(Json(attachment_json(None, &attachment)))
+}
+
+pub(crate) async fn get_attachment(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(attachment): Path<String>,
+) -> Result<Json<wire::AddonAttachment>, ApiError> {
+    let attachment = state
+        .platform
+        .addon_attachment(&user, &attachment, None)
+        .await?;
+    Ok(Json(attachment_json(None, &attachment)))
+}
+
+pub(crate) async fn services(CurrentUser(_user): CurrentUser) -> Response {
+    list_response(
+        Service::ALL
+            .into_iter()
+            .map(service_json)
+            .collect::<Vec<_>>(),
+    )
+}
+
+pub(crate) async fn service(
+    Path(service): Path<String>,
+) -> Result<Json<wire::AddonService>, ApiError> {
+    find_service(&service).map(|s| Json(service_json(s)))
+}
+
+fn find_service(service: &str) -> Result<Service, ApiError> {
+    Service::ALL
+        .into_iter()
+        .find(|s| s.id() == service)
+        .or_else(|| Service::parse(service))
+        .ok_or_else(|| ApiError::not_found("Couldn't find that add-on service."))
+}
+
+pub(crate) async fn plans(
+    CurrentUser(_user): CurrentUser,
+    Path(service): Path<String>,
+) -> Result<Response, ApiError> {
+    let service = find_service(&service)?;
+    Ok(list_response(
+        service.plans().iter().map(plan_json).collect::<Vec<_>>(),
+    ))
+}
+
+pub(crate) async fn plan(
+    CurrentUser(_user): CurrentUser,
+    Path((service, plan)): Path<(String, String)>,
+) -> Result<Json<wire::Plan>, ApiError> {
+    let service = find_service(&service)?;
+    service
+        .plans()
+        .iter()
+        .find(|p| p.id == plan || p.name == plan || p.full_name() == plan)
+        .map(|p| Json(plan_json(p)))
+        .ok_or_else(|| ApiError::not_found("Couldn't find that plan."))
+}
+
+/// `POST /actions/addons/resolve {addon, app?}`: the add-ons the CLI's argument names.
+pub(crate) async fn resolve(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    body: bytes::Bytes,
+) -> Result<Json<Vec<wire::Addon>>, ApiError> {
+    let request: wire::AddonResolve = parse_body_like(&body, r#"{"addon": "DATABASE"}"#)?;
+    if let Ok(view) = state.platform.addon(&user, &request.addon).await {
+        return Ok(Json(vec![addon_json(&view)]));
+    }
+    // Otherwise an attachment name on the app (`DATABASE`, `DATABASE_URL`).
+    let name = request.addon.trim_end_matches("_URL");
+    if let Some(app) = request.app.as_deref() {
+        if let Ok(attachment) = state
+            .platform
+            .addon_attachment(&user, name, Some(app))
+            .await
+        {
+            let view = state.platform.addon(&user, &attachment.addon_name).await?;
+            return Ok(Json(vec![addon_json(&view)]));
+        }
+    }
+    Err(ApiError::not_found("Couldn't find that add-on."))
+}
+
+/// `POST /actions/addon-attachments/resolve {addon_attachment, app?}`.
+pub(crate) async fn resolve_attachment(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    body: bytes::Bytes,
+) -> Result<Json<Vec<wire::AddonAttachment>>, ApiError> {
+    let request: wire::AddonAttachmentResolve =
+        parse_body_like(&body, r#"{"addon_attachment": "DATABASE", "app": "demo"}"#)?;
+    let name = request.addon_attachment.trim_end_matches("_URL");
+    let attachment = state
+        .platform
+        .addon_attachment(&user, name, request.app.as_deref())
+        .await?;
+    let view = state
+        .platform
+        .addon(&user, &attachment.addon_name)
+        .await
+        .ok();
+    Ok(Json(vec![attachment_json(view.as_ref(), &attachment)]))
+}
+
+#[cfg(test)]
+mod tests;

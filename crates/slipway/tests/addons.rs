@@ -1,0 +1,332 @@
+//! Add-ons end to end: the real binary, its embedded PostgreSQL and Redis servers, a pushed
+//! app whose runc web dyno queries its `DATABASE_URL` and `REDIS_URL` with the real `psql` and
+//! `redis-cli`, and what a hostile tenant or a failure must not leave behind (another app's
+//! database opened, a half-attached add-on, a role or database left in the server's catalog).
+//! They need root, runc, PostgreSQL 15 and redis-server, and skip loudly otherwise.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+use support::{repo, runc_available, Server};
+
+/// A web dyno that runs `psql` and `redis-cli` against its config vars and shows the output.
+const ADDON_APP: &str = r#"
+import http.server, os, subprocess, urllib.parse
+PSQL = "/usr/lib/postgresql/15/bin/psql"
+def run(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (p.stdout + p.stderr).strip()
+    except Exception as e:
+        return "error: %s" % e
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path)
+        q = urllib.parse.parse_qs(u.query)
+        if u.path == "/pg":
+            url = os.environ.get("DATABASE_URL", "")
+            if "db" in q:
+                url = url.rsplit("/", 1)[0] + "/" + q["db"][0]
+            out = run([PSQL, "-X", "-A", "-t", "-c", "SELECT 1", url]) if url else "no DATABASE_URL"
+        elif u.path == "/redis":
+            url = os.environ.get("REDIS_URL", "")
+            out = " ".join(run(["redis-cli", "--no-auth-warning", "-u", url] + c.split()) for c in ["PING", "SET k v", "GET k"]) if url else "no REDIS_URL"
+        else:
+            out = "ok"
+        b = out.encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+fn available(test: &str) -> bool {
+    if !runc_available() {
+        eprintln!("SKIPPED {test}: needs root and runc");
+        return false;
+    }
+    for path in [
+        "/usr/lib/postgresql/15/bin/postgres",
+        "/usr/lib/postgresql/15/bin/psql",
+        "/usr/bin/redis-server",
+        "/usr/bin/redis-cli",
+    ] {
+        if !Path::new(path).exists() {
+            eprintln!("SKIPPED {test}: needs {path} (apt-get install postgresql redis-server)");
+            return false;
+        }
+    }
+    true
+}
+
+async fn deploy(server: &Server, app: &str) {
+    server.cli_ok(&["apps:create", app]);
+    let dir = repo(&[
+        ("Procfile", "web: python3 server.py\n"),
+        ("server.py", ADDON_APP),
+    ]);
+    server.push_ok(app, dir.path());
+    server.wait_for_200(app, "/").await;
+}
+
+/// Polls the app's `path` until its body satisfies `done`; returns it.
+async fn wait_for_body(
+    server: &Server,
+    app: &str,
+    path: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(response) = server.get(app, path).await.error_for_status() {
+            last = response.text().await.unwrap_or_default();
+            if done(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{app}{path} never matched; last: {last}\nserver log:\n{}",
+        server.log()
+    );
+}
+
+/// `SQL` as the embedded server's admin, over its Unix socket.
+fn catalog(server: &Server, sql: &str) -> String {
+    let addons = server.data_dir.join("addons");
+    let password = std::fs::read_to_string(addons.join("postgres-admin-password")).unwrap();
+    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-X", "-A", "-t", "-c", sql, "-d"])
+        .arg(format!(
+            "host={} port=54320 user=slipway_admin dbname=postgres",
+            addons.join("postgres/run").display()
+        ))
+        .env("PGPASSWORD", password.trim())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn create_addon(
+    server: &Server,
+    app: &str,
+    plan: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = server
+        .api(Method::POST, &format!("/apps/{app}/addons"))
+        .json(&json!({ "plan": plan }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_ons_reach_their_dynos_and_nothing_else() {
+    if !available("add_ons_reach_their_dynos_and_nothing_else") {
+        return;
+    }
+    let server = Server::start();
+    deploy(&server, "pga").await;
+    deploy(&server, "pgb").await;
+
+    // Create → the dyno's first successful query.
+    let started = Instant::now();
+    let (status, addon) = create_addon(&server, "pga", json!({"name": "heroku-postgresql"})).await;
+    assert_eq!(status, 201, "{addon}");
+    let body = wait_for_body(&server, "pga", "/pg", |b| b == "1").await;
+    eprintln!(
+        "MEASURED addons:create heroku-postgresql to a dyno's first query: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(body, "1");
+    let name = addon["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("postgresql-"), "{addon}");
+    assert_eq!(addon["config_vars"], json!(["DATABASE_URL"]));
+    assert_eq!(addon["plan"]["name"], "heroku-postgresql:essential-0");
+    assert_eq!(addon["billed_price"]["cents"], 500);
+    let releases = server.api_json("/apps/pga/releases").await;
+    let last = releases.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["description"],
+        format!("Attach DATABASE (@ref:{name})")
+    );
+
+    // Redis, on its own server.
+    let (status, redis) = create_addon(&server, "pga", json!("heroku-redis")).await;
+    assert_eq!(status, 201, "{redis}");
+    assert_eq!(redis["config_vars"], json!(["REDIS_URL"]));
+    let body = wait_for_body(&server, "pga", "/redis", |b| b.starts_with("PONG")).await;
+    assert_eq!(body, "PONG OK v");
+
+    // The other app's credentials authenticate but cannot open this app's database.
+    let (status, b_addon) =
+        create_addon(&server, "pgb", json!("heroku-postgresql:essential-1")).await;
+    assert_eq!(status, 201, "{b_addon}");
+    wait_for_body(&server, "pgb", "/pg", |b| b == "1").await;
+    let resource = name.replace('-', "_");
+    let body = wait_for_body(&server, "pgb", &format!("/pg?db={resource}"), |b| b != "1").await;
+    assert!(body.contains("permission denied for database"), "{body}");
+
+    // Listings in the schema's shapes.
+    let listed = server.api_json("/apps/pga/addons").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let attachments = server.api_json("/addon-attachments").await;
+    assert_eq!(attachments.as_array().unwrap().len(), 3, "{attachments}");
+    assert!(
+        attachments[0]["addon"]["app"]["name"].is_string(),
+        "{attachments}"
+    );
+    let resolved = server
+        .api_send(
+            Method::POST,
+            "/actions/addons/resolve",
+            json!({"addon": "DATABASE", "app": "pga"}),
+        )
+        .await;
+    assert_eq!(resolved[0]["name"], name);
+
+    // Destroy: the config var goes in a release, then the database and role.
+    // (through the CLI, which wants the owning app's name as confirmation).
+    let listing = server.cli_ok(&["addons", "-a", "pga"]);
+    assert!(
+        listing.contains(&format!(
+            "heroku-postgresql ({name})  essential-0  $5.00/month  provisioned"
+        )),
+        "{listing}"
+    );
+    assert!(listing.contains(" └─ as DATABASE on pga"), "{listing}");
+    let refused = server.cli(&["addons:destroy", &name, "-a", "pga"]);
+    assert!(!refused.status.success());
+    assert!(
+        support::text(&refused).contains("--confirm pga"),
+        "{}",
+        support::text(&refused)
+    );
+    assert_eq!(
+        server
+            .api_json("/apps/pga/addons")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    server.cli_ok(&["addons:destroy", &name, "-a", "pga", "--confirm", "pga"]);
+    let config = server.api_json("/apps/pga/config-vars").await;
+    assert!(config.get("DATABASE_URL").is_none(), "{config}");
+    assert!(config.get("REDIS_URL").is_some(), "{config}");
+    let left = catalog(
+        &server,
+        &format!("SELECT (SELECT count(*) FROM pg_database WHERE datname = '{resource}') + (SELECT count(*) FROM pg_roles WHERE rolname = '{resource}')"),
+    );
+    assert_eq!(left, "0");
+    let body = wait_for_body(&server, "pga", "/pg", |b| b != "1").await;
+    assert_eq!(body, "no DATABASE_URL");
+
+    // Unknown service or plan: a clear message, nothing created.
+    for plan in ["mysql", "heroku-postgresql:gigantic"] {
+        let (status, error) = create_addon(&server, "pgb", json!(plan)).await;
+        assert_eq!(status, 422, "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("Couldn't find"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        server
+            .api_json("/apps/pgb/addons")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioning_on_a_server_that_is_down_leaves_nothing() {
+    if !available("provisioning_on_a_server_that_is_down_leaves_nothing") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin_url = format!("postgres://admin:hunter2secret@127.0.0.1:{port}/postgres");
+    let server = Server::start_with(&["--addon-postgres-admin-url", &admin_url]);
+    server.cli_ok(&["apps:create", "down"]);
+    let before = server.api_json("/apps/down/releases").await;
+    let (status, error) = create_addon(&server, "down", json!("heroku-postgresql")).await;
+    assert_eq!(status, 422, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("not available"), "{message}");
+    assert!(!message.contains("hunter2secret"), "{message}");
+    assert_eq!(server.api_json("/apps/down/addons").await, json!([]));
+    assert_eq!(server.api_json("/apps/down/releases").await, before);
+    let config = server.api_json("/apps/down/config-vars").await;
+    assert!(config.get("DATABASE_URL").is_none(), "{config}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_add_on_route_needs_a_key() {
+    if !available("every_add_on_route_needs_a_key") {
+        return;
+    }
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        (Method::GET, "/apps/demo/addons"),
+        (Method::POST, "/apps/demo/addons"),
+        (Method::GET, "/apps/demo/addons/x"),
+        (Method::DELETE, "/apps/demo/addons/x"),
+        (Method::GET, "/apps/demo/addon-attachments"),
+        (Method::GET, "/addons"),
+        (Method::GET, "/addons/x"),
+        (Method::PATCH, "/addons/x"),
+        (Method::DELETE, "/addons/x"),
+        (Method::GET, "/addons/x/addon-attachments"),
+        (Method::POST, "/addons/x/actions/rotate-credentials"),
+        (Method::GET, "/addons/x/stats"),
+        (Method::GET, "/addon-attachments"),
+        (Method::POST, "/addon-attachments"),
+        (Method::DELETE, "/addon-attachments/x"),
+        (Method::GET, "/addon-services"),
+        (Method::GET, "/addon-services/heroku-postgresql/plans"),
+        (Method::POST, "/actions/addons/resolve"),
+        (Method::POST, "/actions/addon-attachments/resolve"),
+    ] {
+        let response = client
+            .request(method.clone(), format!("{}{path}", server.api_url))
+            .header("accept", "application/vnd.heroku+json; version=3")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path} without a key");
+    }
+    // With a key, the catalog lists both services and their plans.
+    let services = server.api_json("/addon-services").await;
+    assert_eq!(services.as_array().unwrap().len(), 2, "{services}");
+    let plans = server
+        .api_json("/addon-services/heroku-postgresql/plans")
+        .await;
+    assert_eq!(plans[0]["name"], "heroku-postgresql:essential-0");
+    assert_eq!(plans[0]["default"], true);
+}
