@@ -631,6 +631,64 @@ impl Platform {
         Ok(view)
     }
 
+    /// What deleting `app` does to add-ons (Heroku destroys an app's add-ons with it): the
+    /// store operations that remove its add-ons and every attachment on it, to run in the
+    /// app's own deletion, and the add-ons whose data to drop once that has committed.
+    /// Refused while an add-on the app owns is attached to another app, so deleting one app
+    /// never pulls a database from under another.
+    pub(crate) async fn addons_deleted_with(
+        &self,
+        app: &App,
+    ) -> Result<(Vec<Op>, Vec<Addon>), CoreError> {
+        let owned: Vec<Addon> = self
+            .all_addons()
+            .await?
+            .into_iter()
+            .filter(|addon| addon.app_id == app.id)
+            .collect();
+        let attachments = self.all_attachments().await?;
+        for addon in &owned {
+            let elsewhere: Vec<&str> = attachments
+                .iter()
+                .filter(|a| a.addon_id == addon.id && a.app_id != app.id)
+                .map(|a| a.app_name.as_str())
+                .collect();
+            if !elsewhere.is_empty() {
+                return Err(CoreError::invalid(format!(
+                    "Cannot destroy {}: its add-on {} is still attached to {}. Detach it there first with addons:detach.",
+                    app.name,
+                    addon.name,
+                    elsewhere.join(", ")
+                )));
+            }
+        }
+        let mut ops: Vec<Op> = attachments
+            .iter()
+            .filter(|a| a.app_id == app.id)
+            .map(|a| Op::delete(attachment_key(app.id, &a.name)))
+            .collect();
+        ops.extend(owned.iter().map(|addon| Op::delete(addon_key(&addon.name))));
+        Ok((ops, owned))
+    }
+
+    /// Drops the data of add-ons whose records are already gone (a deleted app's). A failure
+    /// is logged: the records cannot come back, and the admin can drop the leftover by name.
+    pub(crate) async fn deprovision_orphans(&self, addons: Vec<Addon>) {
+        for addon in addons {
+            let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
+            let dropped = match self.addon_servers() {
+                Ok(servers) => servers
+                    .deprovision(service, &addon.resource)
+                    .await
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = dropped {
+                tracing::error!(%error, addon = %addon.name, resource = %addon.resource, "the app was deleted but its add-on's data could not be dropped");
+            }
+        }
+    }
+
     /// `addons:upgrade`/`downgrade`: another plan of the same service.
     pub(crate) async fn change_addon_plan(
         &self,

@@ -101,7 +101,12 @@ impl Platform {
         for release in self.uid_releases(app.id).await? {
             txn = txn.then(release);
         }
+        let (addon_ops, addons) = self.addons_deleted_with(app).await?;
+        for op in addon_ops {
+            txn = txn.then(op);
+        }
         self.store().txn(txn).await?;
+        self.deprovision_orphans(addons).await;
         self.logs().forget(&app.name);
         // The app is gone whatever happens to its repository: a leftover one is only disk,
         // and `ensure` reuses it if an app of that name is created again.

@@ -53,19 +53,19 @@ status=0
 while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
 exit "$status""#;
 
-/// The first process of an attached one-off dyno: as [`DYNO_INIT`], but the command keeps the
-/// container's stdin (the client's terminal or pipe). The explicit `<&0` matters: without job
-/// control, a shell gives a background command `/dev/null` as its stdin unless told otherwise.
+/// The first process of an attached one-off dyno: as [`DYNO_INIT`], but the command runs in
+/// the foreground on the container's stdin (the client's terminal or pipe). Not as a
+/// background job: a shell without job control starts those with SIGINT ignored (and `/dev/null`
+/// as stdin), which every process under it would inherit, so Ctrl-C could never interrupt
+/// anything. In the foreground, the terminal's SIGINT reaches the command's process group
+/// directly; the platform's SIGTERM and SIGHUP go to every process in the container (`runc kill
+/// --all`), so the command needs no forwarding, and this shell, as PID 1 without handlers,
+/// ignores them and exits with the command's status. The explicit `exit` keeps bash from
+/// replacing itself with the command, which would make the command PID 1 and deaf to Ctrl-C.
 const ATTACHED_DYNO_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
 [ -r /app/.profile ] && . /app/.profile
-trap 'kill -TERM "$child" 2>/dev/null' TERM
-trap 'kill -INT "$child" 2>/dev/null' INT
-trap 'kill -HUP "$child" 2>/dev/null' HUP
-/bin/bash -c "$1" <&0 &
-child=$!
-status=0
-while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
-exit "$status""#;
+/bin/bash -c "$1"
+exit "$?""#;
 
 /// The label that marks a one-off dyno's container (`run.N`): the dyno manager never adopts
 /// one, and stops any a previous server process left behind.
@@ -206,8 +206,10 @@ mod tests {
         assert!(detached.args[2].contains("</dev/null &"));
         let mut attached = spec();
         make_one_off(&mut attached, true);
-        assert!(attached.args[2].contains("<&0 &"));
-        assert!(!attached.args[2].contains("/dev/null &"));
+        // In the foreground (not `&`, which would ignore SIGINT), on the container's stdin.
+        assert!(attached.args[2].contains("/bin/bash -c \"$1\"\nexit"));
+        assert!(!attached.args[2].contains("\"$1\" &") && !attached.args[2].contains("<&0 &"));
+        assert!(!attached.args[2].contains("/dev/null"));
         assert_eq!(attached.args.last().map(String::as_str), Some("bash"));
     }
 

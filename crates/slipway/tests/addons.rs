@@ -237,7 +237,9 @@ async fn add_ons_reach_their_dynos_and_nothing_else() {
         &format!("SELECT (SELECT count(*) FROM pg_database WHERE datname = '{resource}') + (SELECT count(*) FROM pg_roles WHERE rolname = '{resource}')"),
     );
     assert_eq!(left, "0");
-    let body = wait_for_body(&server, "pga", "/pg", |b| b != "1").await;
+    // The old dyno may answer (with the dropped database's error) until its replacement,
+    // started on the release without the var, takes over.
+    let body = wait_for_body(&server, "pga", "/pg", |b| b == "no DATABASE_URL").await;
     assert_eq!(body, "no DATABASE_URL");
 
     // Unknown service or plan: a clear message, nothing created.
@@ -257,6 +259,20 @@ async fn add_ons_reach_their_dynos_and_nothing_else() {
             .unwrap()
             .len(),
         1
+    );
+
+    // Destroying an app destroys its add-ons: no record, no database, no role left.
+    let b_resource = b_addon["name"].as_str().unwrap().replace('-', "_");
+    let counted = format!("SELECT (SELECT count(*) FROM pg_database WHERE datname = '{b_resource}') + (SELECT count(*) FROM pg_roles WHERE rolname = '{b_resource}')");
+    assert_eq!(catalog(&server, &counted), "2");
+    server.cli_ok(&["apps:destroy", "-a", "pgb", "--confirm", "pgb"]);
+    assert_eq!(catalog(&server, &counted), "0");
+    let addons = server.api_json("/addons").await;
+    assert!(
+        !addons
+            .to_string()
+            .contains(b_addon["name"].as_str().unwrap()),
+        "{addons}"
     );
 }
 

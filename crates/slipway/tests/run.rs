@@ -601,7 +601,16 @@ async fn the_real_heroku_cli_runs_one_off_dynos() {
     let exit = server.heroku(
         home.path(),
         repo.path(),
-        &["run", "--exit-code", "-a", "herokurun", "--", "sh", "-c", "echo before-exit; exit 3"],
+        &[
+            "run",
+            "--exit-code",
+            "-a",
+            "herokurun",
+            "--",
+            "sh",
+            "-c",
+            "echo before-exit; exit 3",
+        ],
     );
     assert_eq!(exit.status.code(), Some(3), "{}", support::text(&exit));
     assert!(
@@ -625,7 +634,14 @@ async fn the_real_heroku_cli_runs_one_off_dynos() {
     let detached = server.heroku(
         home.path(),
         repo.path(),
-        &["run:detached", "-a", "herokurun", "--", "echo", "detached-from-heroku"],
+        &[
+            "run:detached",
+            "-a",
+            "herokurun",
+            "--",
+            "echo",
+            "detached-from-heroku",
+        ],
     );
     assert!(detached.status.success(), "{}", support::text(&detached));
     assert!(
@@ -649,4 +665,75 @@ async fn the_real_heroku_cli_runs_one_off_dynos() {
     pty.wait_for("30 100", 1).await;
     pty.type_in(b"exit\r");
     assert!(pty.exit_status().await.success(), "{}", pty.output());
+}
+
+/// One TLS connection to an `attach_url` in Heroku mode (the secret line, then whatever the
+/// listener sends until it closes), trusting only the platform CA at `ca`.
+fn rendezvous_exchange(ca: &std::path::Path, attach_url: &str) -> String {
+    use rustls_pki_types::pem::PemObject;
+    let rest = attach_url
+        .strip_prefix("rendezvous://")
+        .expect("a rendezvous URL");
+    let (authority, secret) = rest.split_once('/').expect("a secret");
+    let (host, port) = authority.rsplit_once(':').expect("a port");
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca).unwrap();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect((host, port.parse::<u16>().unwrap())).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(format!("{secret}\r\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A secret opens exactly one session on the real server: a wrong one is refused (and does
+/// not use the right one up), the right one runs the dyno, a second use is refused, and no
+/// container is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendezvous_secret_opens_one_session_and_a_wrong_one_none() {
+    require_runc!();
+    let server = Server::start();
+    let _repo = server.deploy_echo_app("runsecret").await;
+    let created: Value = server
+        .api(reqwest::Method::POST, "/apps/runsecret/dynos")
+        .json(&json!({"command": "echo attached-once", "attach": true, "force_no_tty": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = created["attach_url"]
+        .as_str()
+        .expect("attach_url")
+        .to_owned();
+    let wrong = format!("{}/{}", url.rsplit_once('/').unwrap().0, "0".repeat(64));
+    let exchange = |url: String| {
+        let ca = server.ca_path();
+        tokio::task::spawn_blocking(move || rendezvous_exchange(&ca, &url))
+    };
+
+    let refused = exchange(wrong).await.unwrap();
+    assert!(refused.contains("Error"), "{refused:?}");
+    assert!(!refused.contains("attached-once"), "{refused:?}");
+    let first = exchange(url.clone()).await.unwrap();
+    assert!(first.starts_with("rendezvous\r\n"), "{first:?}");
+    assert!(first.contains("attached-once"), "{first:?}");
+    let again = exchange(url).await.unwrap();
+    assert!(again.contains("Error"), "{again:?}");
+    assert!(!again.contains("attached-once"), "{again:?}");
+    server.wait_for_containers("runsecret.run", 0).await;
 }
