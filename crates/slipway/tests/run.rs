@@ -670,33 +670,7 @@ async fn the_real_heroku_cli_runs_one_off_dynos() {
 /// One TLS connection to an `attach_url` in Heroku mode (the secret line, then whatever the
 /// listener sends until it closes), trusting only the platform CA at `ca`.
 fn rendezvous_exchange(ca: &std::path::Path, attach_url: &str) -> String {
-    use rustls_pki_types::pem::PemObject;
-    let rest = attach_url
-        .strip_prefix("rendezvous://")
-        .expect("a rendezvous URL");
-    let (authority, secret) = rest.split_once('/').expect("a secret");
-    let (host, port) = authority.rsplit_once(':').expect("a port");
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca).unwrap();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect((host, port.parse::<u16>().unwrap())).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut tls = rustls::StreamOwned::new(connection, tcp);
-    tls.write_all(format!("{secret}\r\n").as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = tls.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    rendezvous_until(ca, attach_url, None)
 }
 
 /// A secret opens exactly one session on the real server: a wrong one is refused (and does
@@ -736,4 +710,83 @@ async fn a_rendezvous_secret_opens_one_session_and_a_wrong_one_none() {
     assert!(again.contains("Error"), "{again:?}");
     assert!(!again.contains("attached-once"), "{again:?}");
     server.wait_for_containers("runsecret.run", 0).await;
+}
+
+/// A client that goes away hangs the dyno up: SIGHUP reaches the process on the real server
+/// (its trap exits 7, logged as Heroku logs it), and nothing is left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_hangs_the_dyno_up() {
+    require_runc!();
+    let server = Server::start();
+    let _repo = server.deploy_echo_app("runhup").await;
+    let created: Value = server
+        .api(reqwest::Method::POST, "/apps/runhup/dynos")
+        .json(&json!({
+            "command": "trap 'exit 7' HUP; echo ready-for-hangup; while :; do sleep 0.2; done",
+            "attach": true,
+            "force_no_tty": true
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = created["attach_url"]
+        .as_str()
+        .expect("attach_url")
+        .to_owned();
+    let ca = server.ca_path();
+    let seen = tokio::task::spawn_blocking(move || {
+        rendezvous_until(&ca, &url, Some("ready-for-hangup"))
+        // The connection is dropped here, with the process still running.
+    })
+    .await
+    .unwrap();
+    assert!(seen.contains("ready-for-hangup"), "{seen:?}");
+    let logs = server
+        .wait_for_log("runhup", |logs| {
+            logs.contains("Process exited with status 7")
+        })
+        .await;
+    assert!(!logs.contains("Error R16"), "{logs}");
+    server.wait_for_containers("runhup.run", 0).await;
+}
+
+/// As [`rendezvous_exchange`], but returns (and disconnects) as soon as `needle`, if any,
+/// arrives.
+fn rendezvous_until(ca: &std::path::Path, attach_url: &str, needle: Option<&str>) -> String {
+    use rustls_pki_types::pem::PemObject;
+    let rest = attach_url
+        .strip_prefix("rendezvous://")
+        .expect("a rendezvous URL");
+    let (authority, secret) = rest.split_once('/').expect("a secret");
+    let (host, port) = authority.rsplit_once(':').expect("a port");
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca).unwrap();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect((host, port.parse::<u16>().unwrap())).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(format!("{secret}\r\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !needle.is_some_and(|needle| String::from_utf8_lossy(&out).contains(needle)) {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
