@@ -42,14 +42,19 @@ pub(crate) struct DynoSpec<'a> {
 
 /// The dyno's first process: sources `.profile.d/*.sh` and `.profile` as Heroku does, runs
 /// the command under bash, and forwards SIGTERM/SIGINT to it (as PID 1 of its namespace the
-/// kernel would otherwise drop signals the command does not handle).
+/// kernel would otherwise drop signals the command does not handle). The first `wait` comes
+/// before any `kill -0`: a command that ends at once may already be reaped by then, and only
+/// `wait` still knows its status (a loop that starts with `kill -0` took it for status 0, so
+/// `release: exit 3` passed on a busy host). The loop waits again after a trapped signal
+/// interrupted the wait.
 const DYNO_INIT: &str = r#"for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
 [ -r /app/.profile ] && . /app/.profile
 trap 'kill -TERM "$child" 2>/dev/null' TERM
 trap 'kill -INT "$child" 2>/dev/null' INT
 /bin/bash -c "$1" </dev/null &
 child=$!
-status=0
+wait "$child"
+status=$?
 while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done
 exit "$status""#;
 
@@ -175,6 +180,26 @@ mod tests {
         assert!(spec.env.contains(&("PORT".into(), "5123".into())));
         assert!(spec.env.contains(&("A".into(), "1".into())));
         assert_eq!(spec.args.last().map(String::as_str), Some("python3 app.py"));
+    }
+
+    /// The init script reports the command's own status, however quickly it ends: run for
+    /// real with the host's bash (no container needed), many times, with quick exits.
+    #[test]
+    fn the_init_script_returns_the_commands_status_even_when_it_ends_at_once() {
+        for attempt in 0..40 {
+            for (command, expected) in [("exit 3", 3), ("true", 0), ("kill -TERM $$", 143)] {
+                let status = std::process::Command::new("/bin/bash")
+                    .args(["-c", DYNO_INIT, "slipway-dyno", command])
+                    .stdin(std::process::Stdio::null())
+                    .status()
+                    .expect("run bash");
+                assert_eq!(
+                    status.code(),
+                    Some(expected),
+                    "attempt {attempt}: `{command}`"
+                );
+            }
+        }
     }
 
     #[test]
