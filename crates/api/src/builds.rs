@@ -24,6 +24,7 @@ use slipway_api_types as wire;
 use slipway_core::model;
 use slipway_core::{Command, SourceBlob};
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
@@ -127,10 +128,8 @@ pub(crate) async fn create(
 
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { user, app }: AppInPath,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
     let builds = state.platform.builds(&app).await?;
     Ok(list_response(
         builds
@@ -142,10 +141,9 @@ pub(crate) async fn list(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, build)): Path<(String, String)>,
+    AppInPath { user, app }: AppInPath,
+    Path((_, build)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Build>> {
-    let app = state.platform.app(&user, &app).await?;
     let build = state.platform.build(&app, &build).await?;
     Ok(Json(build_json(&state, &app, &user, &build)))
 }

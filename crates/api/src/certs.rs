@@ -14,6 +14,7 @@ use slipway_core::model::{App, User};
 use slipway_core::{Certificate, Command, DomainKind, SniEndpoint};
 use uuid::Uuid;
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
@@ -96,10 +97,8 @@ fn parse_body(body: &[u8]) -> Result<SniEndpointBody, ApiError> {
 
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { app, .. }: AppInPath,
 ) -> Result<Response, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     let mut items = Vec::new();
     for endpoint in state.platform.sni_endpoints(&app).await? {
         items.push(endpoint_json(&state, &app, &endpoint).await?);
@@ -167,10 +166,9 @@ pub(crate) async fn create(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, endpoint)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, endpoint)): Path<(String, String)>,
 ) -> Result<Json<SniEndpointJson>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     let endpoint = state.platform.sni_endpoint(&app, &endpoint).await?;
     Ok(Json(endpoint_json(&state, &app, &endpoint).await?))
 }

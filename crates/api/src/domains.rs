@@ -10,6 +10,7 @@ use slipway_api_types as wire;
 use slipway_core::model::App;
 use slipway_core::{AppChanges, Command, Domain, DomainKind};
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
@@ -43,10 +44,8 @@ fn domain_json(state: &ApiState, app: &App, domain: &Domain) -> wire::Domain {
 
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { app, .. }: AppInPath,
 ) -> Result<Response, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     let domains = state.platform.domains(&app).await?;
     Ok(list_response(
         domains
@@ -82,10 +81,9 @@ pub(crate) async fn create(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, domain)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, domain)): Path<(String, String)>,
 ) -> Result<Json<wire::Domain>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     let wanted = domain.trim_end_matches('.').to_ascii_lowercase();
     state
         .platform

@@ -10,6 +10,7 @@ use slipway_api_types as wire;
 use slipway_core::model::App;
 use slipway_core::{Command, Drain};
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert::app_ref;
 use crate::error::ApiError;
@@ -32,10 +33,8 @@ fn drain_json(app: &App, drain: &Drain) -> wire::LogDrain {
 
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { app, .. }: AppInPath,
 ) -> Result<Response, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     let drains = state.platform.drains(&app).await?;
     Ok(list_response(
         drains
@@ -68,10 +67,9 @@ pub(crate) async fn create(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, drain)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, drain)): Path<(String, String)>,
 ) -> Result<Json<wire::LogDrain>, ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     state
         .platform
         .drains(&app)

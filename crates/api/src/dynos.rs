@@ -15,6 +15,7 @@ use slipway_core::model::User;
 use slipway_core::{Command, Outcome, RestartTarget, ONE_OFF_MAX_TIME_TO_LIVE};
 use slipway_model::{ConfigKey, DynoName, DynoSize, ProcessType};
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
@@ -26,10 +27,8 @@ type ApiResult<T> = Result<T, ApiError>;
 
 pub(crate) async fn list_dynos(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { app, .. }: AppInPath,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
     let dynos: Vec<wire::Dyno> = state
         .platform
         .dynos(&app)
@@ -42,10 +41,9 @@ pub(crate) async fn list_dynos(
 
 pub(crate) async fn get_dyno(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, dyno)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, dyno)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Dyno>> {
-    let app = state.platform.app(&user, &app).await?;
     state
         .platform
         .dynos(&app)

@@ -17,6 +17,7 @@ use slipway_core::model;
 use slipway_core::{Command, FormationChange, Quantity};
 use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert;
 use crate::error::ApiError;
@@ -105,10 +106,8 @@ pub(crate) async fn create_app(
 
 pub(crate) async fn get_app(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { user, app }: AppInPath,
 ) -> ApiResult<Json<wire::App>> {
-    let app = state.platform.app(&user, &app).await?;
     Ok(Json(app_json(&state, &user, &app).await?))
 }
 
@@ -157,11 +156,9 @@ fn apply_range<T>(
 
 pub(crate) async fn list_releases(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { user, app }: AppInPath,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
     let releases = state.platform.releases(&app).await?;
     let current = state
         .platform
@@ -178,10 +175,9 @@ pub(crate) async fn list_releases(
 
 pub(crate) async fn get_release(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, release)): Path<(String, String)>,
+    AppInPath { user, app }: AppInPath,
+    Path((_, release)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Release>> {
-    let app = state.platform.app(&user, &app).await?;
     let release = state.platform.release(&app, &release).await?;
     let current = state
         .platform
@@ -230,10 +226,9 @@ pub(crate) async fn create_release(
 
 pub(crate) async fn release_config_vars(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, release)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, release)): Path<(String, String)>,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    let app = state.platform.app(&user, &app).await?;
     Ok(Json(
         state.platform.release(&app, &release).await?.config_vars,
     ))
@@ -241,10 +236,8 @@ pub(crate) async fn release_config_vars(
 
 pub(crate) async fn get_config_vars(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { app, .. }: AppInPath,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    let app = state.platform.app(&user, &app).await?;
     Ok(Json(state.platform.config_vars(&app).await?))
 }
 
@@ -300,19 +293,16 @@ async fn entries_json(
 
 pub(crate) async fn list_formation(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { app, .. }: AppInPath,
 ) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
     Ok(list_response(formation_json(&state, &app).await?))
 }
 
 pub(crate) async fn get_formation(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, process_type)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, process_type)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Formation>> {
-    let app = state.platform.app(&user, &app).await?;
     formation_json(&state, &app)
         .await?
         .into_iter()

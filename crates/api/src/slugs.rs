@@ -15,6 +15,7 @@ use slipway_api_types as wire;
 use slipway_core::model;
 use slipway_core::{Command, NewSlug, SlugDeclaration};
 
+use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
@@ -117,10 +118,9 @@ pub(crate) async fn create(
 
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, slug)): Path<(String, String)>,
+    AppInPath { app, .. }: AppInPath,
+    Path((_, slug)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Slug>> {
-    let app = state.platform.app(&user, &app).await?;
     let slug_id: uuid::Uuid = slug
         .parse()
         .map_err(|_| ApiError::not_found("Couldn't find that slug."))?;

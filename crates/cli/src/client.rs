@@ -151,6 +151,15 @@ impl Client {
         self.request(method, segments, body, HeaderMap::new()).await
     }
 
+    /// DELETE a resource and decode the JSON of what was removed.
+    pub(crate) async fn delete<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+    ) -> Result<T, ApiError> {
+        self.request(Method::DELETE, segments, None::<&()>, HeaderMap::new())
+            .await
+    }
+
     /// Send a request whose response body does not matter (restarts, stops, deletes).
     pub(crate) async fn send_ignoring_body(
         &self,

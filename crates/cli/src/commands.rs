@@ -531,12 +531,7 @@ pub async fn run_with_client(
         Command::ReleasesInfo { release, app } => {
             let app = resolve_app(&app)?;
             let release = match release {
-                Some(version) => {
-                    let version = parse_release_version(&version)?.to_string();
-                    client
-                        .get::<Release>(&["apps", &app, "releases", &version], None)
-                        .await?
-                }
+                Some(version) => release_by_version(client, &app, &version).await?,
                 None => newest_releases(client, &app, 1)
                     .await?
                     .into_iter()
@@ -553,12 +548,7 @@ pub async fn run_with_client(
         Command::ReleasesRollback { release, app } => {
             let app = resolve_app(&app)?;
             let target = match release {
-                Some(version) => {
-                    let version = parse_release_version(&version)?.to_string();
-                    client
-                        .get::<Release>(&["apps", &app, "releases", &version], None)
-                        .await?
-                }
+                Some(version) => release_by_version(client, &app, &version).await?,
                 None => previous_release(newest_releases(client, &app, 10).await?)
                     .ok_or(CommandError::NothingToRollBack { app: app.clone() })?,
             };
@@ -975,6 +965,14 @@ async fn change_config(
 
 /// The newest `max` releases, newest first (sorted here too, in case the server ignores
 /// `order=desc`).
+/// The release `version` (`v3` or `3`) names, checked before anything is asked.
+async fn release_by_version(client: &Client, app: &str, version: &str) -> anyhow::Result<Release> {
+    let version = parse_release_version(version)?.to_string();
+    Ok(client
+        .get(&["apps", app, "releases", &version], None)
+        .await?)
+}
+
 async fn newest_releases(client: &Client, app: &str, max: usize) -> anyhow::Result<Vec<Release>> {
     let range = format!("version ..; max={max}, order=desc");
     let mut releases: Vec<Release> = client.get(&["apps", app, "releases"], Some(&range)).await?;

@@ -83,13 +83,7 @@ pub(crate) async fn remove(
     hostname: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let domain: Domain = client
-        .send(
-            Method::DELETE,
-            &["apps", app, "domains", hostname],
-            None::<&()>,
-        )
-        .await?;
+    let domain: Domain = client.delete(&["apps", app, "domains", hostname]).await?;
     writeln!(
         out,
         "Removing {} from {APP_MARK} {app}... done",

@@ -48,11 +48,7 @@ pub(crate) async fn remove(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let drain: LogDrain = client
-        .send(
-            Method::DELETE,
-            &["apps", app, "log-drains", url_or_token],
-            None::<&()>,
-        )
+        .delete(&["apps", app, "log-drains", url_or_token])
         .await?;
     writeln!(out, "Successfully removed drain {}", drain.url)?;
     Ok(())

@@ -59,6 +59,21 @@ async fn every_route_needs_a_key_and_errors_look_like_herokus() {
         .unwrap();
     let message = expect_api_error(missing, 404, "not_found").await;
     assert!(message.contains("app"));
+    // Every app-scoped read, with one path segment after the app or two, answers the same 404
+    // for an app that does not exist.
+    for path in [
+        "/apps/nosuchapp/domains",
+        "/apps/nosuchapp/domains/www.example.com",
+        "/apps/nosuchapp/log-drains/d.1",
+        "/apps/nosuchapp/sni-endpoints",
+        "/apps/nosuchapp/builds/1",
+        "/apps/nosuchapp/releases/1/config-vars",
+        "/apps/nosuchapp/formation/web",
+    ] {
+        let missing = server.api(Method::GET, path).send().await.unwrap();
+        let message = expect_api_error(missing, 404, "not_found").await;
+        assert!(message.contains("app"), "{path}: {message}");
+    }
 
     let garbage = server
         .api(Method::POST, "/apps")
