@@ -61,12 +61,12 @@ timed() {  # timed FILE CMD...: appends the wall time of CMD in ms to FILE; CMD 
   echo $(((t1 - t0) / 1000)) >> "$file"
 }
 # A first run of each warms the slug cache and the page cache; it is not counted.
-"$bin" run -a oneoff -- true </dev/null >/dev/null
-: > "$work/run" ; : > "$work/detached" ; : > "$work/peer"
+"$bin" run -a oneoff -- true </dev/null >/dev/null 2>&1
+: > "$work/run.ms"; : > "$work/detached.ms"; : > "$work/peer.ms"
 for i in $(seq "$n"); do
-  timed "$work/run" "$bin" run -a oneoff -- true
-  timed "$work/detached" "$bin" run:detached -a oneoff -- true
-  timed "$work/peer" runc --root "$runc_root" run --bundle "$peer" "peer-$i"
+  timed "$work/run.ms" "$bin" run -a oneoff -- true
+  timed "$work/detached.ms" "$bin" run:detached -a oneoff -- true
+  timed "$work/peer.ms" runc --root "$runc_root" run --bundle "$peer" "peer-$i"
 done
 # The detached dynos end on their own; the hand-spoken runs below must not meet the cap.
 for _ in $(seq 100); do "$bin" ps -a oneoff 2>/dev/null | grep -q '^run\.' || break; sleep 0.1; done
@@ -102,7 +102,7 @@ for _ in range(n):
 def pct(xs, p):
     xs = sorted(xs); return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 def load(name):
-    return [int(l) / 1000 for l in open(f"{work}/{name}")]
+    return [int(l) / 1000 for l in open(f"{work}/{name}.ms")]
 peer = load("peer")
 peer_median = statistics.median(peer)
 rows = [
