@@ -3,7 +3,8 @@
 //! `rendezvous://HOST:PORT/SECRET` attach URL over TLS, trusting the platform's CA, in the
 //! listener's Slipway mode ([`slipway_api_types::rendezvous`]), and connects the local
 //! terminal to it: raw mode and window-size changes with a local TTY, plain bytes and an end
-//! of input without one. It exits with the remote process's status.
+//! of input without one. It exits with the remote process's status. `run:detached --tail`
+//! follows the detached dyno's log lines until its `Process exited` line.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -11,16 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::SubsecRound as _;
+use futures::StreamExt as _;
 use reqwest::{Method, Url};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use slipway_api_types::rendezvous::{self as proto, Frame};
-use slipway_api_types::{Dyno, DynoCreate};
+use slipway_api_types::{Dyno, DynoCreate, LogSession, LogSessionCreate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::client::Client;
 use crate::format::APP_MARK;
+use crate::logs::{event_lines, LogStreamError, SseParser};
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +67,9 @@ pub struct DetachedArgs {
     /// Environment variables for the dyno, separated by semicolons: "K=V;K2=V2".
     #[arg(short = 'e', long)]
     pub env: Option<String>,
+    /// Stream the dyno's logs until its process exits.
+    #[arg(short = 't', long)]
+    pub tail: bool,
     /// The command to run, with its arguments (put them after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -201,12 +208,142 @@ pub(crate) async fn detached(
         }
     };
     writeln!(err, "done, {}", dyno.name)?;
+    if args.tail {
+        return tail_dyno(client, app, &dyno, out).await;
+    }
     writeln!(
         out,
         "Run slipway logs --app {app} --dyno {} to view the output.",
         dyno.name
     )?;
     Ok(())
+}
+
+/// `run:detached --tail`: prints `dyno`'s log lines (`app[run.N]`, `heroku[run.N]`) as
+/// `slipway logs --tail --dyno run.N` does, and returns once its `Process exited` line has
+/// been printed. The session asks for the dyno's recent history too, since the process may
+/// have started (or ended) before the stream opened; lines stamped before the dyno was
+/// created belong to an earlier dyno of the same name and are skipped.
+async fn tail_dyno(
+    client: &Client,
+    app: &str,
+    dyno: &Dyno,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let body = LogSessionCreate {
+        dyno_name: Some(dyno.name.clone()),
+        process_type: None,
+        lines: Some(TAIL_HISTORY),
+        source: None,
+        tail: Some(true),
+    };
+    let session: LogSession = client
+        .send(Method::POST, &["apps", app, "log-sessions"], Some(&body))
+        .await?;
+    let url = session.logplex_url;
+    let transport = |reason: String| LogStreamError::Transport {
+        url: url.clone(),
+        reason,
+    };
+    let lines = DynoLines::new(&dyno.name, dyno.created_at);
+    let mut parser = SseParser::default();
+    loop {
+        let mut request = client
+            .http()
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = &parser.last_event_id {
+            request = request.header("Last-Event-ID", id.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport(crate::client::root_cause(&e)))?;
+        if !response.status().is_success() {
+            return Err(LogStreamError::Status {
+                status: response.status(),
+                url: url.clone(),
+            }
+            .into());
+        }
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| transport(crate::client::root_cause(&e)))?;
+            for event in parser.feed(&chunk) {
+                for line in event_lines(&event) {
+                    match lines.accept(line) {
+                        Shown::Skip => {}
+                        Shown::Print => writeln!(out, "{line}")?,
+                        Shown::Last => {
+                            writeln!(out, "{line}")?;
+                            out.flush()?;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            out.flush()?;
+        }
+        // The stream ended before the process did: reopen it where it stopped, as a tail does.
+        tokio::time::sleep(parser.retry.unwrap_or(TAIL_RECONNECT)).await;
+    }
+}
+
+/// How many past lines `run:detached --tail` asks for: the listener's most, so that a dyno
+/// that printed a lot before the stream opened is still shown whole.
+const TAIL_HISTORY: i64 = 1500;
+
+/// How long `run:detached --tail` waits before reopening a stream that ended early.
+const TAIL_RECONNECT: Duration = Duration::from_secs(1);
+
+/// What to do with one log line while tailing a one-off dyno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// Not this dyno's, or from an earlier dyno of the same name.
+    Skip,
+    Print,
+    /// The dyno's `Process exited` line: print it and stop.
+    Last,
+}
+
+/// Picks a one-off dyno's lines out of a log stream.
+pub(crate) struct DynoLines {
+    app_tag: String,
+    heroku_tag: String,
+    exited: String,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+impl DynoLines {
+    pub(crate) fn new(dyno: &str, since: chrono::DateTime<chrono::Utc>) -> DynoLines {
+        DynoLines {
+            app_tag: format!(" app[{dyno}]: "),
+            heroku_tag: format!(" heroku[{dyno}]: "),
+            exited: format!(" heroku[{dyno}]: Process exited"),
+            since,
+        }
+    }
+
+    /// Classifies `line` (`TIMESTAMP SOURCE[DYNO]: MESSAGE`).
+    pub(crate) fn accept(&self, line: &str) -> Shown {
+        if !line.contains(&self.app_tag) && !line.contains(&self.heroku_tag) {
+            return Shown::Skip;
+        }
+        let stamp = line
+            .split(' ')
+            .next()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        // Compared to the second, in case `created_at` is stated in whole seconds as Heroku does.
+        let since = self.since.trunc_subsecs(0);
+        if stamp.is_some_and(|t| t < since) {
+            return Shown::Skip;
+        }
+        if line.contains(&self.exited) {
+            Shown::Last
+        } else {
+            Shown::Print
+        }
+    }
 }
 
 /// The argv joined as the real CLI does: a single argument as is (`run "rake test"`),

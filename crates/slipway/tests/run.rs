@@ -789,4 +789,56 @@ fn rendezvous_until(ca: &std::path::Path, attach_url: &str, needle: Option<&str>
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+
+/// `run:detached --tail` on the real server: it prints the dyno's own lines (the platform's
+/// and the app's, nothing of other dynos) as they come, last the `Process exited` line, and
+/// then returns by itself, with no logs hint since the logs were shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_tail_follows_the_dyno_until_it_exits() {
+    require_runc!();
+    let server = Server::start();
+    let _repo = server.deploy_echo_app("runtail").await;
+    let env = server_env(&server);
+    let (status, stdout, stderr) = run_piped(
+        &borrowed(&env),
+        &[
+            "run:detached",
+            "--tail",
+            "-a",
+            "runtail",
+            "--",
+            "sh",
+            "-c",
+            "echo tail-one; sleep 1; echo tail-two; exit 4",
+        ],
+        b"",
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    let dyno = stderr
+        .rsplit_once("done, ")
+        .map(|(_, name)| name.trim().to_owned())
+        .unwrap_or_else(|| panic!("no dyno name in {stderr:?}"));
+    assert!(dyno.starts_with("run."), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let position = |needle: String| {
+        lines
+            .iter()
+            .position(|line| line.contains(&needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {stdout}"))
+    };
+    let started = position(format!("heroku[{dyno}]: Starting process with command"));
+    let one = position(format!("app[{dyno}]: tail-one"));
+    let two = position(format!("app[{dyno}]: tail-two"));
+    let exited = position(format!("heroku[{dyno}]: Process exited with status 4"));
+    assert!(started < one && one < two && two < exited, "{stdout}");
+    assert_eq!(exited, lines.len() - 1, "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains(&format!("[{dyno}]: "))),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("to view the output"), "{stdout}");
+    server.wait_for_containers("runtail.run", 0).await;
 }

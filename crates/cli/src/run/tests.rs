@@ -69,3 +69,48 @@ fn ca_bundles_without_certificates_are_refused() {
         roots_from_pem(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n").is_none()
     );
 }
+
+#[test]
+fn tailing_a_detached_dyno_shows_its_lines_and_stops_at_its_exit() {
+    let since = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:10:00.500000+00:00")
+        .unwrap()
+        .to_utc();
+    let lines = DynoLines::new("run.42", since);
+    let at = |stamp: &str, rest: &str| format!("2026-11-29T00:{stamp}+00:00 {rest}");
+    // Another dyno's lines, and a dyno of the same name that ran earlier, are not shown.
+    assert_eq!(
+        lines.accept(&at("10:01.000000", "app[run.421]: other")),
+        Shown::Skip
+    );
+    assert_eq!(
+        lines.accept(&at("10:01.000000", "app[web.1]: run.42")),
+        Shown::Skip
+    );
+    assert_eq!(
+        lines.accept(&at(
+            "09:00.000000",
+            "heroku[run.42]: Process exited with status 0"
+        )),
+        Shown::Skip
+    );
+    assert_eq!(
+        lines.accept(&at(
+            "10:00.900000",
+            "heroku[run.42]: Starting process with command `true`"
+        )),
+        Shown::Print
+    );
+    assert_eq!(
+        lines.accept(&at("10:01.000000", "app[run.42]: hello")),
+        Shown::Print
+    );
+    assert_eq!(
+        lines.accept(&at(
+            "10:02.000000",
+            "heroku[run.42]: Process exited with status 3"
+        )),
+        Shown::Last
+    );
+    // A line without a readable timestamp is shown rather than lost.
+    assert_eq!(lines.accept("garbled app[run.42]: x"), Shown::Print);
+}
