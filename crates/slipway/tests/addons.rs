@@ -33,6 +33,9 @@ class H(http.server.BaseHTTPRequestHandler):
             if "db" in q:
                 url = url.rsplit("/", 1)[0] + "/" + q["db"][0]
             out = run([PSQL, "-X", "-A", "-t", "-c", "SELECT 1", url]) if url else "no DATABASE_URL"
+        elif u.path == "/seen":
+            url = os.environ.get("DATABASE_URL", "")
+            out = run([PSQL, "-X", "-A", "-t", "-c", "SELECT count(*) || ' ' || sum(n) FROM seen", url]) if url else "no DATABASE_URL"
         elif u.path == "/redis":
             url = os.environ.get("REDIS_URL", "")
             out = " ".join(run(["redis-cli", "--no-auth-warning", "-u", url] + c.split()) for c in ["PING", "SET k v", "GET k"]) if url else "no REDIS_URL"
@@ -276,6 +279,134 @@ async fn add_ons_reach_their_dynos_and_nothing_else() {
     );
 }
 
+/// A release phase that writes through `DATABASE_URL`: it must be set when the phase runs.
+const RELEASE_WRITES: &str = "release: /usr/lib/postgresql/15/bin/psql -X -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c 'CREATE TABLE IF NOT EXISTS seen (n int)' -c 'INSERT INTO seen VALUES (21)'\n";
+
+fn manifest_app(app_json: &str) -> tempfile::TempDir {
+    repo(&[
+        (
+            "Procfile",
+            &format!("web: python3 server.py\n{RELEASE_WRITES}"),
+        ),
+        ("server.py", ADDON_APP),
+        ("app.json", app_json),
+    ])
+}
+
+fn count_addon_databases(server: &Server) -> String {
+    catalog(
+        server,
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'postgresql\\_%'",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_json_add_ons_are_provisioned_on_the_first_deploy_before_the_release_phase() {
+    if !available("app_json_add_ons_are_provisioned_on_the_first_deploy_before_the_release_phase") {
+        return;
+    }
+    let server = Server::start();
+
+    // A bad entry rejects the push before anything is built or provisioned.
+    server.cli_ok(&["apps:create", "ajbad"]);
+    let before = server.api_json("/apps/ajbad/releases").await;
+    let dir = manifest_app(r#"{"addons": ["heroku-postgresql:gigantic"]}"#);
+    let push = server.push("ajbad", dir.path());
+    assert!(!push.status.success());
+    let out = support::text(&push);
+    assert!(
+        out.contains("app.json is not valid: addons[0]: Couldn't find the plan \"gigantic\""),
+        "{out}"
+    );
+    assert!(!out.contains("Provisioning add-ons"), "{out}");
+    assert_eq!(server.api_json("/apps/ajbad/releases").await, before);
+
+    // A failure part-way (the second entry's name is taken by the first) drops what the first
+    // provisioned: no record, config var, release, database or role.
+    let dir = manifest_app(
+        r#"{"addons": ["heroku-postgresql", {"plan": "heroku-postgresql:essential-1", "as": "DATABASE"}]}"#,
+    );
+    let push = server.push("ajbad", dir.path());
+    assert!(!push.status.success());
+    let out = support::text(&push);
+    assert!(
+        out.contains("-----> Provisioning add-ons: heroku-postgresql:essential-0 as DATABASE"),
+        "{out}"
+    );
+    assert!(
+        out.contains("would attach as DATABASE, but DATABASE_URL is already set"),
+        "{out}"
+    );
+    assert_eq!(server.api_json("/apps/ajbad/releases").await, before);
+    assert_eq!(server.api_json("/apps/ajbad/addons").await, json!([]));
+    let config = server.api_json("/apps/ajbad/config-vars").await;
+    assert!(config.get("DATABASE_URL").is_none(), "{config}");
+    assert_eq!(count_addon_databases(&server), "0");
+    assert_eq!(
+        catalog(
+            &server,
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'postgresql\\_%'"
+        ),
+        "0"
+    );
+
+    // The first deploy provisions, and its release phase and web dyno both use the database.
+    server.cli_ok(&["apps:create", "ajs"]);
+    let dir = manifest_app(r#"{"name": "demo", "addons": ["heroku-postgresql"]}"#);
+    let push = server.push("ajs", dir.path());
+    let out = support::text(&push);
+    assert!(push.status.success(), "{out}\n{}", server.log());
+    assert!(
+        out.contains("-----> Provisioning add-ons: heroku-postgresql:essential-0 as DATABASE"),
+        "{out}"
+    );
+    let provisioning = out.find("Provisioning add-ons").unwrap();
+    let release_phase = out
+        .find("-----> Running release command")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(provisioning < release_phase, "{out}");
+    server.wait_for_200("ajs", "/").await;
+    let body = wait_for_body(&server, "ajs", "/seen", |b| b == "1 21").await;
+    assert_eq!(body, "1 21");
+    let addons = server.api_json("/apps/ajs/addons").await;
+    assert_eq!(addons.as_array().unwrap().len(), 1, "{addons}");
+    assert_eq!(addons[0]["plan"]["name"], "heroku-postgresql:essential-0");
+    assert_eq!(addons[0]["config_vars"], json!(["DATABASE_URL"]));
+    // The deploy's own release attached it: no separate attach release.
+    let releases = server.api_json("/apps/ajs/releases").await;
+    let descriptions: Vec<&str> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["description"].as_str().unwrap())
+        .collect();
+    assert!(
+        !descriptions.iter().any(|d| d.starts_with("Attach")),
+        "{descriptions:?}"
+    );
+    assert_eq!(count_addon_databases(&server), "1");
+
+    // A second deploy does not provision again; its release phase writes to the same database.
+    std::fs::write(dir.path().join("VERSION"), "2").unwrap();
+    support::commit_all(dir.path(), "second");
+    let push = server.push("ajs", dir.path());
+    let out = support::text(&push);
+    assert!(push.status.success(), "{out}\n{}", server.log());
+    assert!(!out.contains("Provisioning add-ons"), "{out}");
+    let body = wait_for_body(&server, "ajs", "/seen", |b| b == "2 42").await;
+    assert_eq!(body, "2 42");
+    assert_eq!(
+        server
+            .api_json("/apps/ajs/addons")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(count_addon_databases(&server), "1");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioning_on_a_server_that_is_down_leaves_nothing() {
     if !available("provisioning_on_a_server_that_is_down_leaves_nothing") {
@@ -295,6 +426,22 @@ async fn provisioning_on_a_server_that_is_down_leaves_nothing() {
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("not available"), "{message}");
     assert!(!message.contains("hunter2secret"), "{message}");
+    assert_eq!(server.api_json("/apps/down/addons").await, json!([]));
+    assert_eq!(server.api_json("/apps/down/releases").await, before);
+    let config = server.api_json("/apps/down/config-vars").await;
+    assert!(config.get("DATABASE_URL").is_none(), "{config}");
+
+    // The same through app.json: the first deploy fails and writes no release.
+    let dir = manifest_app(r#"{"addons": ["heroku-postgresql"]}"#);
+    let push = server.push("down", dir.path());
+    let out = support::text(&push);
+    assert!(!push.status.success(), "{out}");
+    assert!(
+        out.contains("provisioning app.json's add-on heroku-postgresql:essential-0 failed"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2secret"), "{out}");
+    assert!(!out.contains("Running release command"), "{out}");
     assert_eq!(server.api_json("/apps/down/addons").await, json!([]));
     assert_eq!(server.api_json("/apps/down/releases").await, before);
     let config = server.api_json("/apps/down/config-vars").await;
