@@ -242,7 +242,7 @@ struct AddonRelease {
 }
 
 impl Platform {
-    fn addon_servers(&self) -> Result<Arc<Addons>, CoreError> {
+    pub(crate) fn addon_servers(&self) -> Result<Arc<Addons>, CoreError> {
         self.config().addons.clone().ok_or_else(|| {
             CoreError::invalid(
                 "Add-ons are not available on this platform: its operator has not enabled them.",
