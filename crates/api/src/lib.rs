@@ -19,6 +19,7 @@
 //! handlers; the crate root only declares modules and re-exports.
 
 mod addons;
+mod addons_backups;
 mod auth;
 mod builds;
 mod certs;
