@@ -90,12 +90,17 @@ pub(crate) async fn dump(
             if written > max_bytes {
                 let _ = child.kill().await;
                 return Err(AddonsError::Backup {
-                    detail: format!("the dump is larger than the backup size limit ({max_bytes} bytes)"),
+                    detail: format!(
+                        "the dump is larger than the backup size limit ({max_bytes} bytes)"
+                    ),
                 });
             }
             std::io::Write::write_all(&mut file, &buf[..n]).map_err(io("write", &partial))?;
         }
-        let status = child.wait().await.map_err(io("wait for pg_dump of", &partial))?;
+        let status = child
+            .wait()
+            .await
+            .map_err(io("wait for pg_dump of", &partial))?;
         let stderr = errors.await.unwrap_or_default();
         if !status.success() {
             return Err(AddonsError::Backup {

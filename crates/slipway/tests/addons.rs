@@ -493,3 +493,175 @@ async fn every_add_on_route_needs_a_key() {
     assert_eq!(plans[0]["name"], "heroku-postgresql:essential-0");
     assert_eq!(plans[0]["default"], true);
 }
+
+/// `sql` through an add-on's own URL, from the host.
+fn psql_as_addon(url: &str, sql: &str) -> String {
+    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn send(
+    server: &Server,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = server.api(method, path).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_capture_restore_download_and_fail_cleanly() {
+    if !available("backups_capture_restore_download_and_fail_cleanly") {
+        return;
+    }
+    let server = Server::start();
+    let mut urls = Vec::new();
+    let mut names = Vec::new();
+    for app in ["bka", "bkb"] {
+        server.cli_ok(&["apps:create", app]);
+        let (status, addon) = create_addon(&server, app, json!("heroku-postgresql")).await;
+        assert_eq!(status, 201, "{addon}");
+        names.push(addon["name"].as_str().unwrap().to_owned());
+        let config = server.api_json(&format!("/apps/{app}/config-vars")).await;
+        urls.push(config["DATABASE_URL"].as_str().unwrap().to_owned());
+    }
+    psql_as_addon(
+        &urls[0],
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3)",
+    );
+
+    // Capture, drop the table, restore, read the rows back.
+    let (status, backup) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/backups",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{backup}");
+    assert_eq!(backup["name"], "b001");
+    assert_eq!(backup["status"], "completed");
+    let size = backup["size"].as_u64().unwrap();
+    assert!(size > 0, "{backup}");
+    psql_as_addon(&urls[0], "DROP TABLE t");
+    let (status, restored) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/actions/restore",
+        json!({"backup": "b001"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(psql_as_addon(&urls[0], "SELECT sum(n) FROM t"), "6");
+
+    // Into another app's database, with that database's own role owning what it restored.
+    let (status, restored) = send(
+        &server,
+        Method::POST,
+        "/apps/bkb/addons/DATABASE/actions/restore",
+        json!({"backup": "b001", "from": names[0]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(psql_as_addon(&urls[1], "SELECT sum(n) FROM t"), "6");
+    assert_eq!(
+        psql_as_addon(
+            &urls[1],
+            "SELECT tableowner FROM pg_tables WHERE tablename = 't'"
+        ),
+        names[1].replace('-', "_")
+    );
+
+    // The dump downloads whole, in pg_dump's custom format.
+    let response = server
+        .api(Method::GET, "/apps/bka/addons/DATABASE/backups/b001/dump")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    assert!(bytes.starts_with(b"PGDMP"));
+
+    // A capture that cannot connect: a 422, a `failed` record, no dump file.
+    let resource = names[0].replace('-', "_");
+    catalog(&server, &format!("ALTER ROLE {resource} NOLOGIN"));
+    let (status, error) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/backups",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("Backup b002 of") && message.contains("failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(
+            urls[0]
+                .rsplit_once('@')
+                .unwrap()
+                .0
+                .rsplit_once(':')
+                .unwrap()
+                .1
+        ),
+        "{message}"
+    );
+    let listed = server.api_json("/apps/bka/addons/DATABASE/backups").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[1]["status"], "failed");
+    let addon_id = listed[1]["addon"]["id"].as_str().unwrap().to_owned();
+    let dir = server.data_dir.join("blobs/backups").join(&addon_id);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["b001.dump".to_owned()]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("b001.dump"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (status, error) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/actions/restore",
+        json!({"backup": "b002"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("is failed"),
+        "{error}"
+    );
+    catalog(&server, &format!("ALTER ROLE {resource} LOGIN"));
+
+    // Delete: the record and the file.
+    let (status, _) = send(
+        &server,
+        Method::DELETE,
+        "/apps/bka/addons/DATABASE/backups/b001",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!dir.join("b001.dump").exists());
+    let listed = server.api_json("/apps/bka/addons/DATABASE/backups").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
