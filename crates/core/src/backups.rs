@@ -253,8 +253,16 @@ impl Platform {
         name: Option<&str>,
     ) -> Result<Backup, CoreError> {
         let target = self.backup_addon(user, app, addon).await?;
+        // `from` is an add-on (name, ID, or attachment on `app`) or, as in Heroku's
+        // `other-app::b001`, an app whose DATABASE it is.
         let source = match from {
-            Some(from) => self.backup_addon(user, app, from).await?,
+            Some(from) => match self.backup_addon(user, app, from).await {
+                Err(CoreError::NotFound { .. }) => self
+                    .backup_addon(user, from, "DATABASE")
+                    .await
+                    .map_err(|_| CoreError::not_found("add-on", from))?,
+                other => other?,
+            },
             None => target.clone(),
         };
         let (backup, file) = self

@@ -652,6 +652,50 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
     );
     catalog(&server, &format!("ALTER ROLE {resource} LOGIN"));
 
+    // The CLI: capture, list, restore from another app by `app::backup`, download, delete.
+    let captured = server.cli_ok(&["pg:backups:capture", "-a", "bka"]);
+    assert!(
+        captured.contains("Backing up DATABASE to b003... done"),
+        "{captured}"
+    );
+    let listing = server.cli_ok(&["pg:backups", "-a", "bka"]);
+    assert!(
+        listing.contains("b002") && listing.contains("failed"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("b003") && listing.contains("completed"),
+        "{listing}"
+    );
+    psql_as_addon(&urls[1], "DROP TABLE t");
+    let refused = server.cli(&["pg:backups:restore", "bka::b003", "DATABASE", "-a", "bkb"]);
+    assert!(!refused.status.success());
+    assert!(
+        support::text(&refused).contains("--confirm bkb"),
+        "{}",
+        support::text(&refused)
+    );
+    server.cli_ok(&[
+        "pg:backups:restore",
+        "bka::b003",
+        "DATABASE",
+        "-a",
+        "bkb",
+        "--confirm",
+        "bkb",
+    ]);
+    assert_eq!(psql_as_addon(&urls[1], "SELECT sum(n) FROM t"), "6");
+    let download = tempfile::tempdir().unwrap();
+    let target = download.path().join("latest.dump");
+    server.cli_ok(&[
+        "pg:backups:download",
+        "-a",
+        "bka",
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&target).unwrap().starts_with(b"PGDMP"));
+
     // Delete: the record and the file.
     let (status, _) = send(
         &server,
@@ -662,6 +706,8 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
     .await;
     assert_eq!(status, 200);
     assert!(!dir.join("b001.dump").exists());
+    server.cli_ok(&["pg:backups:delete", "b003", "-a", "bka", "--confirm", "bka"]);
+    assert!(!dir.join("b003.dump").exists());
     let listed = server.api_json("/apps/bka/addons/DATABASE/backups").await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
