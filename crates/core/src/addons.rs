@@ -24,7 +24,7 @@ use slipway_store::{Compare, Op};
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::app_json::ManifestAddon;
+use crate::app_json::{valid_attachment_name, ManifestAddon};
 use crate::apps::NewRelease;
 use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Release, User};
@@ -152,16 +152,6 @@ const WORDS: &[&str] = &[
     "triangular",
     "vertical",
 ];
-
-/// `[A-Z][A-Z0-9_]*`, at most 60 characters (the config var adds `_URL`).
-pub(crate) fn valid_attachment_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 60
-        && name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-}
 
 fn check_attachment_name(name: &str) -> Result<(), CoreError> {
     if valid_attachment_name(name) {

@@ -70,6 +70,18 @@ pub(crate) struct InitialFormation {
     pub(crate) size: Option<String>,
 }
 
+/// An attachment name: `[A-Z][A-Z0-9_]*`, at most 60 characters (the config var adds
+/// `_URL`). Here rather than in `addons.rs`, which uses it too, so that module depends on this
+/// one and not the other way round.
+pub(crate) fn valid_attachment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 60
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Why an `app.json` was refused. Shown to the user who pushed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AppJsonError {
@@ -188,7 +200,7 @@ impl AppJson {
                     AppJsonError::Invalid(format!("addons[{index}]: {error}"))
                 })?;
                 if let Some(name) = &attachment {
-                    if !crate::addons::valid_attachment_name(name) {
+                    if !valid_attachment_name(name) {
                         return Err(AppJsonError::Invalid(format!(
                             "addons[{index}].as {name:?} is not a valid attachment name: use uppercase letters, digits and underscores, starting with a letter (e.g. DATABASE)"
                         )));
