@@ -32,6 +32,8 @@ pub enum AddonsError {
     NoPortLeft { first: u16, last: u16 },
     #[error("invalid add-on resource name {0:?}: lowercase letters, digits and '_', starting with a letter, at most 63")]
     BadResource(String),
+    #[error("{detail}")]
+    Backup { detail: String },
     #[error("the add-on admin URL is invalid: {0}")]
     BadAdminUrl(String),
 }

@@ -4,6 +4,7 @@
 //! by their resource names: which app has which add-on, and the config vars and releases that
 //! attach them, are the core's.
 
+mod backup;
 mod error;
 mod manager;
 mod plans;

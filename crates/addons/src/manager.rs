@@ -302,6 +302,22 @@ impl Addons {
     }
 
     /// Size and connections of a PostgreSQL add-on.
+    /// `pg_dump -Fc` of the PostgreSQL add-on at `url`, as its own role, into `dest` (at most
+    /// `max_bytes`); its size. A failure leaves nothing at `dest`.
+    pub async fn pg_dump(
+        &self,
+        url: &str,
+        dest: &std::path::Path,
+        max_bytes: u64,
+    ) -> Result<u64, AddonsError> {
+        crate::backup::dump(&self.config.postgres_bin, url, dest, max_bytes).await
+    }
+
+    /// `pg_restore --clean --if-exists --no-owner` of `dump` into the add-on at `url`.
+    pub async fn pg_restore(&self, url: &str, dump: &std::path::Path) -> Result<(), AddonsError> {
+        crate::backup::restore(&self.config.postgres_bin, url, dump).await
+    }
+
     pub async fn postgres_stats(&self, resource: &str) -> Result<PgStats, AddonsError> {
         check_resource(resource)?;
         let admin = self.postgres_admin().await?;

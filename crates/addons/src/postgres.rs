@@ -162,7 +162,7 @@ impl PgAdmin {
 }
 
 /// Decodes a URL's percent-encoded password.
-fn url_decode(s: &str) -> String {
+pub(crate) fn url_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -19,6 +19,7 @@
 //! handlers; the crate root only declares modules and re-exports.
 
 mod addons;
+mod addons_backups;
 mod app_in_path;
 mod auth;
 mod builds;

@@ -16,7 +16,9 @@ use slipway_core::Platform;
 
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
-use crate::{addons, builds, certs, domains, drains, dynos, git, logs, resources, slugs};
+use crate::{
+    addons, addons_backups, builds, certs, domains, drains, dynos, git, logs, resources, slugs,
+};
 
 /// The API's routes.
 pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
@@ -114,6 +116,22 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             get(addons::get_for_app)
                 .patch(addons::update_for_app)
                 .delete(addons::delete_for_app),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}/backups",
+            get(addons_backups::list).post(addons_backups::capture),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}/backups/{backup}",
+            get(addons_backups::get).delete(addons_backups::delete),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}/backups/{backup}/dump",
+            get(addons_backups::dump),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}/actions/restore",
+            post(addons_backups::restore),
         )
         .route(
             "/apps/{app}/addon-attachments",

@@ -265,6 +265,58 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List a PostgreSQL add-on's backups.
+    #[command(name = "pg:backups")]
+    PgBackups {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Capture a backup of a PostgreSQL add-on now.
+    #[command(name = "pg:backups:capture")]
+    PgBackupsCapture {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Restore a backup (b001, or OTHER-ADDON::b001; default the latest) into a database.
+    #[command(name = "pg:backups:restore")]
+    PgBackupsRestore {
+        backup: Option<String>,
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        /// The app's name, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Download a backup's dump (default the latest) to latest.dump.
+    #[command(name = "pg:backups:download")]
+    PgBackupsDownload {
+        backup: Option<String>,
+        #[arg(long, default_value = "DATABASE")]
+        database: String,
+        /// Where to write the dump.
+        #[arg(long, short = 'o')]
+        output: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Delete a backup and its dump.
+    #[command(name = "pg:backups:delete")]
+    PgBackupsDelete {
+        backup: String,
+        #[arg(long, default_value = "DATABASE")]
+        database: String,
+        /// The app's name, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Open the local psql on a PostgreSQL add-on.
     #[command(name = "pg:psql")]
     PgPsql {
@@ -701,6 +753,60 @@ pub async fn run_with_client(
         }
         Command::PgCredentialsRotate { database, app } => {
             crate::addons::rotate(client, &resolve_app(&app)?, &database, out).await?
+        }
+        Command::PgBackups { database, app } => {
+            crate::addons_backups::list(client, &resolve_app(&app)?, &database, out).await?
+        }
+        Command::PgBackupsCapture { database, app } => {
+            crate::addons_backups::capture(client, &resolve_app(&app)?, &database, out).await?
+        }
+        Command::PgBackupsRestore {
+            backup,
+            database,
+            confirm,
+            app,
+        } => {
+            crate::addons_backups::restore(
+                client,
+                &resolve_app(&app)?,
+                backup.as_deref(),
+                &database,
+                confirm.as_deref(),
+                out,
+            )
+            .await?
+        }
+        Command::PgBackupsDownload {
+            backup,
+            database,
+            output,
+            app,
+        } => {
+            crate::addons_backups::download(
+                client,
+                &resolve_app(&app)?,
+                backup.as_deref(),
+                &database,
+                output.as_deref(),
+                out,
+            )
+            .await?
+        }
+        Command::PgBackupsDelete {
+            backup,
+            database,
+            confirm,
+            app,
+        } => {
+            crate::addons_backups::delete(
+                client,
+                &resolve_app(&app)?,
+                &backup,
+                &database,
+                confirm.as_deref(),
+                out,
+            )
+            .await?
         }
         Command::PgPsql { database, app } => {
             crate::addons::run_client(client, &resolve_app(&app)?, &database, "psql", None).await?

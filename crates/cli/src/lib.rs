@@ -6,6 +6,7 @@
 //! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
 
 mod addons;
+mod addons_backups;
 mod args;
 mod ca;
 mod certs;

@@ -24,9 +24,11 @@ use slipway_store::{Compare, Op};
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::app_json::{valid_attachment_name, ManifestAddon};
 use crate::apps::NewRelease;
 use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Release, User};
+use crate::output::DeployOutput;
 use crate::platform::Platform;
 
 const ADDONS: &str = "addons/";
@@ -151,15 +153,8 @@ const WORDS: &[&str] = &[
     "vertical",
 ];
 
-/// `[A-Z][A-Z0-9_]*`, at most 60 characters (the config var adds `_URL`).
 fn check_attachment_name(name: &str) -> Result<(), CoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 60
-        && name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    if ok {
+    if valid_attachment_name(name) {
         Ok(())
     } else {
         Err(CoreError::invalid(format!(
@@ -204,6 +199,29 @@ fn default_attachment_name(service: Service, config: &ConfigVars) -> String {
     format!("{prefix}_{}", rand::thread_rng().gen_range(1000..10000))
 }
 
+/// The add-ons of an app.json, provisioned for a first deploy whose release will carry their
+/// records and config vars.
+#[derive(Default)]
+pub(crate) struct ManifestAddons {
+    /// The config vars to set (`DATABASE_URL`), to be given to the release phase too.
+    pub(crate) vars: ConfigVars,
+    /// The add-on and attachment records, written with the release.
+    pub(crate) ops: Vec<Op>,
+    /// What was provisioned, to be dropped if no release comes of it.
+    pub(crate) addons: Vec<Addon>,
+}
+
+/// A random global add-on name (`postgresql-shaped-12345`).
+fn random_addon_name(service: Service) -> String {
+    let mut rng = rand::thread_rng();
+    format!(
+        "{}-{}-{}",
+        service.name_prefix(),
+        WORDS[rng.gen_range(0..WORDS.len())],
+        rng.gen_range(10000..100000)
+    )
+}
+
 /// What one release of an app changes for add-ons.
 struct AddonRelease {
     description: String,
@@ -214,7 +232,7 @@ struct AddonRelease {
 }
 
 impl Platform {
-    fn addon_servers(&self) -> Result<Arc<Addons>, CoreError> {
+    pub(crate) fn addon_servers(&self) -> Result<Arc<Addons>, CoreError> {
         self.config().addons.clone().ok_or_else(|| {
             CoreError::invalid(
                 "Add-ons are not available on this platform: its operator has not enabled them.",
@@ -293,15 +311,7 @@ impl Platform {
                 check_addon_name(&name)?;
                 name
             }
-            None => {
-                let mut rng = rand::thread_rng();
-                format!(
-                    "{}-{}-{}",
-                    plan.service.name_prefix(),
-                    WORDS[rng.gen_range(0..WORDS.len())],
-                    rng.gen_range(10000..100000)
-                )
-            }
+            None => random_addon_name(plan.service),
         };
         if get_json::<Addon, _>(self.store().as_ref(), &addon_key(&name))
             .await?
@@ -384,6 +394,131 @@ impl Platform {
                 }
             }
         }
+    }
+
+    /// Provisions app.json's `addons` for the first deploy of `app` without writing a release:
+    /// the deploy's own release carries the records and config vars, so its release phase and
+    /// first dynos see `DATABASE_URL`. A failure part-way drops what was provisioned; so does
+    /// [`Platform::drop_unreleased_manifest_addons`] if the release is never written.
+    pub(crate) async fn provision_manifest_addons(
+        &self,
+        app: &App,
+        wanted: &[ManifestAddon],
+        output: &DeployOutput,
+    ) -> Result<ManifestAddons, CoreError> {
+        let mut done = ManifestAddons::default();
+        if wanted.is_empty() {
+            return Ok(done);
+        }
+        let servers = self.addon_servers().map_err(|_| {
+            CoreError::invalid(
+                "Push rejected: app.json lists add-ons, but add-ons are not available on this platform (its operator has not enabled them). Remove `addons` from app.json or ask the operator.",
+            )
+        })?;
+        let config = self.config_vars(app).await?;
+        for entry in wanted {
+            match self
+                .provision_one_manifest_addon(app, &servers, &config, entry, &mut done, output)
+                .await
+            {
+                Ok(()) => {}
+                Err(error) => {
+                    self.deprovision_orphans(std::mem::take(&mut done.addons))
+                        .await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn provision_one_manifest_addon(
+        &self,
+        app: &App,
+        servers: &Addons,
+        config: &ConfigVars,
+        entry: &ManifestAddon,
+        done: &mut ManifestAddons,
+        output: &DeployOutput,
+    ) -> Result<(), CoreError> {
+        let plan = parse_plan(&entry.plan).map_err(|e| CoreError::invalid(e.to_string()))?;
+        // Names already taken by this app's config or by an earlier entry.
+        let mut taken = config.clone();
+        taken.extend(done.vars.clone());
+        let attachment_name = entry
+            .attachment
+            .clone()
+            .unwrap_or_else(|| default_attachment_name(plan.service, &taken));
+        check_attachment_name(&attachment_name)?;
+        let var = format!("{attachment_name}_URL");
+        if taken.contains_key(&var) {
+            return Err(CoreError::Conflict {
+                message: format!(
+                    "Push rejected: app.json's add-on {} would attach as {attachment_name}, but {var} is already set on {}. Choose another name with \"as\" in app.json, or unset {var} first.",
+                    entry.plan, app.name
+                ),
+            });
+        }
+        let name = random_addon_name(plan.service);
+        output(&format!(
+            "-----> Provisioning add-ons: {} as {attachment_name}",
+            entry.plan
+        ));
+        let resource = name.replace('-', "_");
+        let provisioned = servers.provision(plan, &resource).await.map_err(|e| {
+            CoreError::invalid(format!(
+                "Push rejected: provisioning app.json's add-on {} failed: {e}. Nothing was released; push again once the add-on server is back.",
+                entry.plan
+            ))
+        })?;
+        let now = Utc::now();
+        let addon = Addon {
+            id: Uuid::new_v4(),
+            name: name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            service: plan.service.name().to_owned(),
+            plan: plan.name.to_owned(),
+            resource,
+            url: provisioned.url.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let record = AddonAttachment {
+            id: Uuid::new_v4(),
+            name: attachment_name.clone(),
+            addon_id: addon.id,
+            addon_name: addon.name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        done.addons.push(addon.clone());
+        done.ops.push(Op::put_json(addon_key(&name), &addon)?);
+        done.ops.push(Op::put_json(
+            attachment_key(app.id, &attachment_name),
+            &record,
+        )?);
+        done.vars.insert(var, provisioned.url);
+        Ok(())
+    }
+
+    /// After a deploy failed: drops the manifest's add-ons whose records no release wrote (a
+    /// release that was written, even one whose release phase failed, keeps its add-ons, as on
+    /// Heroku).
+    pub(crate) async fn drop_unreleased_manifest_addons(&self, addons: Vec<Addon>) {
+        let mut orphans = Vec::new();
+        for addon in addons {
+            match get_json::<Addon, _>(self.store().as_ref(), &addon_key(&addon.name)).await {
+                Ok(Some(stored)) if stored.id == addon.id => {}
+                Ok(_) => orphans.push(addon),
+                Err(error) => {
+                    tracing::error!(%error, addon = %addon.name, "could not tell whether a provisioned add-on was released; it is kept");
+                }
+            }
+        }
+        self.deprovision_orphans(orphans).await;
     }
 
     /// Every add-on record.

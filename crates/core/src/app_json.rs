@@ -11,9 +11,13 @@
 //!   is rejected; `"generator": "secret"` sets a random 64-hex-character value, once;
 //! - `scripts.postdeploy`: a command (or `{"command"}`) run once, after the app's first
 //!   successful deploy, in a one-off dyno of the new release;
-//! - `buildpacks`: `[{"url": "heroku/python"}]`, mapped to the built-in buildpacks.
+//! - `buildpacks`: `[{"url": "heroku/python"}]`, mapped to the built-in buildpacks;
+//! - `addons`: `["heroku-postgresql:essential-0", {"plan": "heroku-redis", "as": "CACHE"}]`,
+//!   provisioned and attached on the app's first deploy, before its release phase (see
+//!   `deploy.rs`); an unknown service or plan or a bad attachment name rejects the push.
+//!   `options` are accepted and ignored: Slipway's own plans take none.
 //!
-//! Every other key (`name`, `description`, `addons`, `stack`, ...) is ignored, as Heroku ignores
+//! Every other key (`name`, `description`, `stack`, ...) is ignored, as Heroku ignores
 //! keys it does not know. A manifest that is not JSON, or whose honoured keys have the wrong
 //! types, rejects the push before anything is built, with serde_json's line and column.
 
@@ -37,6 +41,17 @@ pub(crate) struct AppJson {
     pub(crate) postdeploy: Option<String>,
     /// Built-in buildpack names (`python`, `nodejs`, `procfile`), in order.
     pub(crate) buildpacks: Vec<String>,
+    /// Add-ons to provision on the first deploy, in order.
+    pub(crate) addons: Vec<ManifestAddon>,
+}
+
+/// One `addons` entry, checked against the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ManifestAddon {
+    /// `service:plan`, both canonical (`heroku-postgresql:essential-0`).
+    pub(crate) plan: String,
+    /// The attachment name (`as`), if one is asked for.
+    pub(crate) attachment: Option<String>,
 }
 
 /// One `env` entry.
@@ -53,6 +68,18 @@ pub(crate) struct InitialFormation {
     pub(crate) quantity: Option<u32>,
     /// A [`DynoSize`] in its canonical (lowercase) spelling.
     pub(crate) size: Option<String>,
+}
+
+/// An attachment name: `[A-Z][A-Z0-9_]*`, at most 60 characters (the config var adds
+/// `_URL`). Here rather than in `addons.rs`, which uses it too, so that module depends on this
+/// one and not the other way round.
+pub(crate) fn valid_attachment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 60
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Why an `app.json` was refused. Shown to the user who pushed.
@@ -159,11 +186,38 @@ impl AppJson {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let addons = raw
+            .addons
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let (spec, attachment) = match entry {
+                    RawAddon::Plan(plan) => (plan, None),
+                    RawAddon::Spec(spec) => (spec.plan, spec.attachment),
+                };
+                let plan = slipway_addons::parse_plan(&spec).map_err(|error| {
+                    AppJsonError::Invalid(format!("addons[{index}]: {error}"))
+                })?;
+                if let Some(name) = &attachment {
+                    if !valid_attachment_name(name) {
+                        return Err(AppJsonError::Invalid(format!(
+                            "addons[{index}].as {name:?} is not a valid attachment name: use uppercase letters, digits and underscores, starting with a letter (e.g. DATABASE)"
+                        )));
+                    }
+                }
+                Ok(ManifestAddon {
+                    plan: format!("{}:{}", plan.service.name(), plan.name),
+                    attachment,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(AppJson {
             env,
             formation,
             postdeploy,
             buildpacks,
+            addons,
         })
     }
 
@@ -228,6 +282,19 @@ struct Raw {
     scripts: Option<RawScripts>,
     #[serde(default)]
     buildpacks: Option<Vec<RawBuildpack>>,
+    #[serde(default)]
+    addons: Option<Vec<RawAddon>>,
+}
+
+#[derive(Deserialize)]
+struct RawAddonSpec {
+    plan: String,
+    #[serde(default, rename = "as")]
+    attachment: Option<String>,
+    /// Heroku passes these to the provider; Slipway's plans take none, so they are only
+    /// checked to be an object.
+    #[serde(default, rename = "options")]
+    _options: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +343,11 @@ enum RawScript {
     Spec(RawScriptSpec),
 }
 
+enum RawAddon {
+    Plan(String),
+    Spec(RawAddonSpec),
+}
+
 macro_rules! string_or_object {
     ($ty:ident, $string:ident, $object:ident, $objty:ident, $expecting:literal) => {
         impl<'de> Deserialize<'de> for $ty {
@@ -314,6 +386,13 @@ string_or_object!(
     RawScriptSpec,
     "a command string or an object with a command"
 );
+string_or_object!(
+    RawAddon,
+    Plan,
+    Spec,
+    RawAddonSpec,
+    "an add-on plan string (heroku-postgresql:essential-0) or an object with plan, as and options"
+);
 
 #[cfg(test)]
 mod tests {
@@ -333,8 +412,32 @@ mod tests {
             ("{}", AppJson::default()),
             (
                 r#"{"name": "x", "addons": ["heroku-postgresql"], "stack": "heroku-24", "unknown": {"a": 1}}"#,
-                AppJson::default(),
+                AppJson {
+                    addons: vec![ManifestAddon {
+                        plan: "heroku-postgresql:essential-0".to_owned(),
+                        attachment: None,
+                    }],
+                    ..AppJson::default()
+                },
             ),
+            (
+                r#"{"addons": ["postgresql:essential-1",
+                   {"plan": "heroku-redis", "as": "CACHE", "options": {"version": "7"}}], "addons_x": 1}"#,
+                AppJson {
+                    addons: vec![
+                        ManifestAddon {
+                            plan: "heroku-postgresql:essential-1".to_owned(),
+                            attachment: None,
+                        },
+                        ManifestAddon {
+                            plan: "heroku-redis:mini".to_owned(),
+                            attachment: Some("CACHE".to_owned()),
+                        },
+                    ],
+                    ..AppJson::default()
+                },
+            ),
+            (r#"{"addons": null}"#, AppJson::default()),
             (
                 r#"{"env": null, "formation": null, "scripts": null, "buildpacks": null}"#,
                 AppJson::default(),
@@ -448,6 +551,22 @@ mod tests {
             (
                 "{\"env\": {\"K\": {\"generator\": \"uuid\"}}}",
                 "the only generator is \"secret\"",
+            ),
+            ("{\"addons\": [\"mysql\"]}", "addons[0]: Couldn't find"),
+            (
+                "{\"addons\": [\"heroku-postgresql\", \"heroku-postgresql:gigantic-9\"]}",
+                "addons[1]: Couldn't find the plan \"gigantic-9\"",
+            ),
+            ("{\"addons\": \"heroku-postgresql\"}", "expected a sequence"),
+            ("{\"addons\": [3]}", "an add-on plan string"),
+            ("{\"addons\": [{\"as\": \"DB\"}]}", "missing field `plan`"),
+            (
+                "{\"addons\": [{\"plan\": \"heroku-redis\", \"as\": \"cache-url\"}]}",
+                "addons[0].as \"cache-url\" is not a valid attachment name",
+            ),
+            (
+                "{\"addons\": [{\"plan\": \"heroku-redis\", \"options\": [1]}]}",
+                "expected a map",
             ),
         ];
         for (text, expected) in cases {

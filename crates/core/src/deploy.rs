@@ -5,6 +5,9 @@
 //! one, or one whose required config vars are unset, rejects the deploy. Its `env` defaults
 //! and `formation` are written in the release's own transaction; its `scripts.postdeploy` runs
 //! after the app's first successful deploy, and its failure does not undo the deploy.
+//! app.json's `addons` are provisioned on the first deploy after the build and before the
+//! release phase; the deploy's release writes their records and config vars, and a deploy that
+//! writes no release drops them again.
 //!
 //! Tenant input is hostile: the source is unpacked by `slipway_build::unpack_source` (no entry
 //! outside the tree, symlinks kept as symlinks, expanded size capped by
@@ -461,7 +464,19 @@ impl Platform {
             .await?
             .and_then(|r| r.slug_id)
             .is_none();
-        let release = self
+        // app.json's add-ons: provisioned on the first deploy only, before the release phase,
+        // and attached by this deploy's own release.
+        let manifest_addons = if first_deploy {
+            self.provision_manifest_addons(app, &manifest.addons, &log_output)
+                .await?
+        } else {
+            Default::default()
+        };
+        let mut config_defaults = env_defaults.set;
+        config_defaults.extend(manifest_addons.vars);
+        let mut ops = vec![Op::put_json(keys::slug(app.id, slug.id), &slug)?];
+        ops.extend(manifest_addons.ops);
+        let released = self
             .release_with_config(
                 user,
                 app,
@@ -469,13 +484,21 @@ impl Platform {
                 format!("Deploy {short_commit}"),
                 ReleaseInputs {
                     config: None,
-                    config_defaults: env_defaults.set,
+                    config_defaults,
                     formation: manifest.formation.clone(),
                 },
-                vec![Op::put_json(keys::slug(app.id, slug.id), &slug)?],
+                ops,
                 log_output.clone(),
             )
-            .await?;
+            .await;
+        let release = match released {
+            Ok(release) => release,
+            Err(error) => {
+                self.drop_unreleased_manifest_addons(manifest_addons.addons)
+                    .await;
+                return Err(error);
+            }
+        };
         self.event(
             &app.name,
             PlatformEvent::Deploy {

@@ -20,6 +20,7 @@ mod addons;
 mod app_json;
 mod apps;
 mod attach;
+mod backups;
 mod build_output;
 mod builds;
 mod certs;
@@ -49,6 +50,7 @@ mod uids;
 mod users;
 
 pub use addons::{Addon, AddonAttachment, AddonView};
+pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
 pub use command::{

@@ -33,6 +33,9 @@ class H(http.server.BaseHTTPRequestHandler):
             if "db" in q:
                 url = url.rsplit("/", 1)[0] + "/" + q["db"][0]
             out = run([PSQL, "-X", "-A", "-t", "-c", "SELECT 1", url]) if url else "no DATABASE_URL"
+        elif u.path == "/seen":
+            url = os.environ.get("DATABASE_URL", "")
+            out = run([PSQL, "-X", "-A", "-t", "-c", "SELECT count(*) || ' ' || sum(n) FROM seen", url]) if url else "no DATABASE_URL"
         elif u.path == "/redis":
             url = os.environ.get("REDIS_URL", "")
             out = " ".join(run(["redis-cli", "--no-auth-warning", "-u", url] + c.split()) for c in ["PING", "SET k v", "GET k"]) if url else "no REDIS_URL"
@@ -276,6 +279,134 @@ async fn add_ons_reach_their_dynos_and_nothing_else() {
     );
 }
 
+/// A release phase that writes through `DATABASE_URL`: it must be set when the phase runs.
+const RELEASE_WRITES: &str = "release: /usr/lib/postgresql/15/bin/psql -X -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c 'CREATE TABLE IF NOT EXISTS seen (n int)' -c 'INSERT INTO seen VALUES (21)'\n";
+
+fn manifest_app(app_json: &str) -> tempfile::TempDir {
+    repo(&[
+        (
+            "Procfile",
+            &format!("web: python3 server.py\n{RELEASE_WRITES}"),
+        ),
+        ("server.py", ADDON_APP),
+        ("app.json", app_json),
+    ])
+}
+
+fn count_addon_databases(server: &Server) -> String {
+    catalog(
+        server,
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'postgresql\\_%'",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_json_add_ons_are_provisioned_on_the_first_deploy_before_the_release_phase() {
+    if !available("app_json_add_ons_are_provisioned_on_the_first_deploy_before_the_release_phase") {
+        return;
+    }
+    let server = Server::start();
+
+    // A bad entry rejects the push before anything is built or provisioned.
+    server.cli_ok(&["apps:create", "ajbad"]);
+    let before = server.api_json("/apps/ajbad/releases").await;
+    let dir = manifest_app(r#"{"addons": ["heroku-postgresql:gigantic"]}"#);
+    let push = server.push("ajbad", dir.path());
+    assert!(!push.status.success());
+    let out = support::text(&push);
+    assert!(
+        out.contains("app.json is not valid: addons[0]: Couldn't find the plan \"gigantic\""),
+        "{out}"
+    );
+    assert!(!out.contains("Provisioning add-ons"), "{out}");
+    assert_eq!(server.api_json("/apps/ajbad/releases").await, before);
+
+    // A failure part-way (the second entry's name is taken by the first) drops what the first
+    // provisioned: no record, config var, release, database or role.
+    let dir = manifest_app(
+        r#"{"addons": ["heroku-postgresql", {"plan": "heroku-postgresql:essential-1", "as": "DATABASE"}]}"#,
+    );
+    let push = server.push("ajbad", dir.path());
+    assert!(!push.status.success());
+    let out = support::text(&push);
+    assert!(
+        out.contains("-----> Provisioning add-ons: heroku-postgresql:essential-0 as DATABASE"),
+        "{out}"
+    );
+    assert!(
+        out.contains("would attach as DATABASE, but DATABASE_URL is already set"),
+        "{out}"
+    );
+    assert_eq!(server.api_json("/apps/ajbad/releases").await, before);
+    assert_eq!(server.api_json("/apps/ajbad/addons").await, json!([]));
+    let config = server.api_json("/apps/ajbad/config-vars").await;
+    assert!(config.get("DATABASE_URL").is_none(), "{config}");
+    assert_eq!(count_addon_databases(&server), "0");
+    assert_eq!(
+        catalog(
+            &server,
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'postgresql\\_%'"
+        ),
+        "0"
+    );
+
+    // The first deploy provisions, and its release phase and web dyno both use the database.
+    server.cli_ok(&["apps:create", "ajs"]);
+    let dir = manifest_app(r#"{"name": "demo", "addons": ["heroku-postgresql"]}"#);
+    let push = server.push("ajs", dir.path());
+    let out = support::text(&push);
+    assert!(push.status.success(), "{out}\n{}", server.log());
+    assert!(
+        out.contains("-----> Provisioning add-ons: heroku-postgresql:essential-0 as DATABASE"),
+        "{out}"
+    );
+    let provisioning = out.find("Provisioning add-ons").unwrap();
+    let release_phase = out
+        .find("-----> Running release command")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(provisioning < release_phase, "{out}");
+    server.wait_for_200("ajs", "/").await;
+    let body = wait_for_body(&server, "ajs", "/seen", |b| b == "1 21").await;
+    assert_eq!(body, "1 21");
+    let addons = server.api_json("/apps/ajs/addons").await;
+    assert_eq!(addons.as_array().unwrap().len(), 1, "{addons}");
+    assert_eq!(addons[0]["plan"]["name"], "heroku-postgresql:essential-0");
+    assert_eq!(addons[0]["config_vars"], json!(["DATABASE_URL"]));
+    // The deploy's own release attached it: no separate attach release.
+    let releases = server.api_json("/apps/ajs/releases").await;
+    let descriptions: Vec<&str> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["description"].as_str().unwrap())
+        .collect();
+    assert!(
+        !descriptions.iter().any(|d| d.starts_with("Attach")),
+        "{descriptions:?}"
+    );
+    assert_eq!(count_addon_databases(&server), "1");
+
+    // A second deploy does not provision again; its release phase writes to the same database.
+    std::fs::write(dir.path().join("VERSION"), "2").unwrap();
+    support::commit_all(dir.path(), "second");
+    let push = server.push("ajs", dir.path());
+    let out = support::text(&push);
+    assert!(push.status.success(), "{out}\n{}", server.log());
+    assert!(!out.contains("Provisioning add-ons"), "{out}");
+    let body = wait_for_body(&server, "ajs", "/seen", |b| b == "2 42").await;
+    assert_eq!(body, "2 42");
+    assert_eq!(
+        server
+            .api_json("/apps/ajs/addons")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(count_addon_databases(&server), "1");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioning_on_a_server_that_is_down_leaves_nothing() {
     if !available("provisioning_on_a_server_that_is_down_leaves_nothing") {
@@ -295,6 +426,22 @@ async fn provisioning_on_a_server_that_is_down_leaves_nothing() {
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("not available"), "{message}");
     assert!(!message.contains("hunter2secret"), "{message}");
+    assert_eq!(server.api_json("/apps/down/addons").await, json!([]));
+    assert_eq!(server.api_json("/apps/down/releases").await, before);
+    let config = server.api_json("/apps/down/config-vars").await;
+    assert!(config.get("DATABASE_URL").is_none(), "{config}");
+
+    // The same through app.json: the first deploy fails and writes no release.
+    let dir = manifest_app(r#"{"addons": ["heroku-postgresql"]}"#);
+    let push = server.push("down", dir.path());
+    let out = support::text(&push);
+    assert!(!push.status.success(), "{out}");
+    assert!(
+        out.contains("provisioning app.json's add-on heroku-postgresql:essential-0 failed"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2secret"), "{out}");
+    assert!(!out.contains("Running release command"), "{out}");
     assert_eq!(server.api_json("/apps/down/addons").await, json!([]));
     assert_eq!(server.api_json("/apps/down/releases").await, before);
     let config = server.api_json("/apps/down/config-vars").await;
@@ -345,4 +492,222 @@ async fn every_add_on_route_needs_a_key() {
         .await;
     assert_eq!(plans[0]["name"], "heroku-postgresql:essential-0");
     assert_eq!(plans[0]["default"], true);
+}
+
+/// `sql` through an add-on's own URL, from the host.
+fn psql_as_addon(url: &str, sql: &str) -> String {
+    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn send(
+    server: &Server,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = server.api(method, path).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_capture_restore_download_and_fail_cleanly() {
+    if !available("backups_capture_restore_download_and_fail_cleanly") {
+        return;
+    }
+    let server = Server::start();
+    let mut urls = Vec::new();
+    let mut names = Vec::new();
+    for app in ["bka", "bkb"] {
+        server.cli_ok(&["apps:create", app]);
+        let (status, addon) = create_addon(&server, app, json!("heroku-postgresql")).await;
+        assert_eq!(status, 201, "{addon}");
+        names.push(addon["name"].as_str().unwrap().to_owned());
+        let config = server.api_json(&format!("/apps/{app}/config-vars")).await;
+        urls.push(config["DATABASE_URL"].as_str().unwrap().to_owned());
+    }
+    psql_as_addon(
+        &urls[0],
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3)",
+    );
+
+    // Capture, drop the table, restore, read the rows back.
+    let (status, backup) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/backups",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{backup}");
+    assert_eq!(backup["name"], "b001");
+    assert_eq!(backup["status"], "completed");
+    let size = backup["size"].as_u64().unwrap();
+    assert!(size > 0, "{backup}");
+    psql_as_addon(&urls[0], "DROP TABLE t");
+    let (status, restored) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/actions/restore",
+        json!({"backup": "b001"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(psql_as_addon(&urls[0], "SELECT sum(n) FROM t"), "6");
+
+    // Into another app's database, with that database's own role owning what it restored.
+    let (status, restored) = send(
+        &server,
+        Method::POST,
+        "/apps/bkb/addons/DATABASE/actions/restore",
+        json!({"backup": "b001", "from": names[0]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(psql_as_addon(&urls[1], "SELECT sum(n) FROM t"), "6");
+    assert_eq!(
+        psql_as_addon(
+            &urls[1],
+            "SELECT tableowner FROM pg_tables WHERE tablename = 't'"
+        ),
+        names[1].replace('-', "_")
+    );
+
+    // The dump downloads whole, in pg_dump's custom format.
+    let response = server
+        .api(Method::GET, "/apps/bka/addons/DATABASE/backups/b001/dump")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    assert!(bytes.starts_with(b"PGDMP"));
+
+    // A capture that cannot connect: a 422, a `failed` record, no dump file.
+    let resource = names[0].replace('-', "_");
+    catalog(&server, &format!("ALTER ROLE {resource} NOLOGIN"));
+    let (status, error) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/backups",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("Backup b002 of") && message.contains("failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(
+            urls[0]
+                .rsplit_once('@')
+                .unwrap()
+                .0
+                .rsplit_once(':')
+                .unwrap()
+                .1
+        ),
+        "{message}"
+    );
+    let listed = server.api_json("/apps/bka/addons/DATABASE/backups").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[1]["status"], "failed");
+    let addon_id = listed[1]["addon"]["id"].as_str().unwrap().to_owned();
+    let dir = server.data_dir.join("blobs/backups").join(&addon_id);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["b001.dump".to_owned()]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("b001.dump"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (status, error) = send(
+        &server,
+        Method::POST,
+        "/apps/bka/addons/DATABASE/actions/restore",
+        json!({"backup": "b002"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("is failed"),
+        "{error}"
+    );
+    catalog(&server, &format!("ALTER ROLE {resource} LOGIN"));
+
+    // The CLI: capture, list, restore from another app by `app::backup`, download, delete.
+    let captured = server.cli_ok(&["pg:backups:capture", "-a", "bka"]);
+    assert!(
+        captured.contains("Backing up DATABASE to b003... done"),
+        "{captured}"
+    );
+    let listing = server.cli_ok(&["pg:backups", "-a", "bka"]);
+    assert!(
+        listing.contains("b002") && listing.contains("failed"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("b003") && listing.contains("completed"),
+        "{listing}"
+    );
+    psql_as_addon(&urls[1], "DROP TABLE t");
+    let refused = server.cli(&["pg:backups:restore", "bka::b003", "DATABASE", "-a", "bkb"]);
+    assert!(!refused.status.success());
+    assert!(
+        support::text(&refused).contains("--confirm bkb"),
+        "{}",
+        support::text(&refused)
+    );
+    server.cli_ok(&[
+        "pg:backups:restore",
+        "bka::b003",
+        "DATABASE",
+        "-a",
+        "bkb",
+        "--confirm",
+        "bkb",
+    ]);
+    assert_eq!(psql_as_addon(&urls[1], "SELECT sum(n) FROM t"), "6");
+    let download = tempfile::tempdir().unwrap();
+    let target = download.path().join("latest.dump");
+    server.cli_ok(&[
+        "pg:backups:download",
+        "-a",
+        "bka",
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&target).unwrap().starts_with(b"PGDMP"));
+
+    // Delete: the record and the file.
+    let (status, _) = send(
+        &server,
+        Method::DELETE,
+        "/apps/bka/addons/DATABASE/backups/b001",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!dir.join("b001.dump").exists());
+    server.cli_ok(&["pg:backups:delete", "b003", "-a", "bka", "--confirm", "bka"]);
+    assert!(!dir.join("b003.dump").exists());
+    let listed = server.api_json("/apps/bka/addons/DATABASE/backups").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
