@@ -789,6 +789,7 @@ fn rendezvous_until(ca: &std::path::Path, attach_url: &str, needle: Option<&str>
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
 
 /// `run:detached --tail` on the real server: it prints the dyno's own lines (the platform's
 /// and the app's, nothing of other dynos) as they come, last the `Process exited` line, and
