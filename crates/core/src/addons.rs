@@ -338,29 +338,14 @@ impl Platform {
             .provision(plan, &resource)
             .await
             .map_err(|e| CoreError::invalid(format!("Provisioning {name} failed: {e}")))?;
-        let now = Utc::now();
-        let addon = Addon {
-            id: Uuid::new_v4(),
-            name: name.clone(),
-            app_id: app.id,
-            app_name: app.name.clone(),
-            service: plan.service.name().to_owned(),
-            plan: plan.name.to_owned(),
+        let (addon, record) = new_records(
+            app,
+            &name,
+            plan,
             resource,
-            url: provisioned.url.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        let record = AddonAttachment {
-            id: Uuid::new_v4(),
-            name: attachment_name.clone(),
-            addon_id: addon.id,
-            addon_name: addon.name.clone(),
-            app_id: app.id,
-            app_name: app.name.clone(),
-            created_at: now,
-            updated_at: now,
-        };
+            &provisioned.url,
+            &attachment_name,
+        );
         let change = AddonRelease {
             description: format!("Attach {attachment_name} (@ref:{name})"),
             vars: BTreeMap::from([(var, Some(provisioned.url))]),
@@ -471,29 +456,14 @@ impl Platform {
                 entry.plan
             ))
         })?;
-        let now = Utc::now();
-        let addon = Addon {
-            id: Uuid::new_v4(),
-            name: name.clone(),
-            app_id: app.id,
-            app_name: app.name.clone(),
-            service: plan.service.name().to_owned(),
-            plan: plan.name.to_owned(),
+        let (addon, record) = new_records(
+            app,
+            &name,
+            plan,
             resource,
-            url: provisioned.url.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        let record = AddonAttachment {
-            id: Uuid::new_v4(),
-            name: attachment_name.clone(),
-            addon_id: addon.id,
-            addon_name: addon.name.clone(),
-            app_id: app.id,
-            app_name: app.name.clone(),
-            created_at: now,
-            updated_at: now,
-        };
+            &provisioned.url,
+            &attachment_name,
+        );
         done.addons.push(addon.clone());
         done.ops.push(Op::put_json(addon_key(&name), &addon)?);
         done.ops.push(Op::put_json(
@@ -919,3 +889,38 @@ impl Platform {
 
 #[cfg(test)]
 mod tests;
+
+/// The records of a freshly provisioned add-on and its first attachment, on `app`.
+fn new_records(
+    app: &App,
+    name: &str,
+    plan: &Plan,
+    resource: String,
+    url: &str,
+    attachment_name: &str,
+) -> (Addon, AddonAttachment) {
+    let now = Utc::now();
+    let addon = Addon {
+        id: Uuid::new_v4(),
+        name: name.to_owned(),
+        app_id: app.id,
+        app_name: app.name.clone(),
+        service: plan.service.name().to_owned(),
+        plan: plan.name.to_owned(),
+        resource,
+        url: url.to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    let record = AddonAttachment {
+        id: Uuid::new_v4(),
+        name: attachment_name.to_owned(),
+        addon_id: addon.id,
+        addon_name: addon.name.clone(),
+        app_id: app.id,
+        app_name: app.name.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    (addon, record)
+}
