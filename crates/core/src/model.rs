@@ -53,6 +53,10 @@ pub struct User {
     pub id: Uuid,
     pub email: String,
     pub created_at: DateTime<Utc>,
+    /// An administrator sees and may act on every app and manages accounts. The first
+    /// account, created at first start, is one.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

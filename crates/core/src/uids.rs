@@ -224,6 +224,7 @@ mod tests {
             id: Uuid::nil(),
             email: "owner@example.com".into(),
             created_at: chrono::Utc::now(),
+            admin: false,
         }
     }
 

@@ -18,16 +18,26 @@ impl Platform {
             return Ok(None);
         }
         let key = new_api_key();
-        self.create_user(email, &key).await?;
+        self.insert_user(email, &key, true).await?;
         Ok(Some(key))
     }
 
-    /// Creates a user with the given API key.
+    /// Creates a (non-admin) user with the given API key.
     pub async fn create_user(&self, email: &str, api_key: &str) -> Result<User, CoreError> {
+        self.insert_user(email, api_key, false).await
+    }
+
+    async fn insert_user(
+        &self,
+        email: &str,
+        api_key: &str,
+        admin: bool,
+    ) -> Result<User, CoreError> {
         let user = User {
             id: Uuid::new_v4(),
             email: email.to_owned(),
             created_at: Utc::now(),
+            admin,
         };
         let response = self
             .store()

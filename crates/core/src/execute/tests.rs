@@ -51,6 +51,7 @@ fn user(email: &str) -> User {
         id: Uuid::new_v4(),
         email: email.into(),
         created_at: Utc::now(),
+        admin: false,
     }
 }
 

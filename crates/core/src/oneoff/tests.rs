@@ -39,6 +39,7 @@ fn owner() -> User {
         id: Uuid::new_v4(),
         email: "owner@example.com".into(),
         created_at: Utc::now(),
+        admin: false,
     }
 }
 
