@@ -9,7 +9,7 @@ use crate::refs::ResourceRef;
 /// The current account.
 ///
 /// Leave `suspended_at`/`delinquent_at` `null`: the heroku CLI prints warnings otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     pub allow_tracking: bool,
     pub beta: bool,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::refs::ResourceRef;
 
 /// `{cents, unit}` (and `contract` for billed prices).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Price {
     pub cents: u64,
     pub unit: String,
@@ -17,7 +17,7 @@ pub struct Price {
 }
 
 /// A plan as an add-on embeds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanRef {
     pub id: Uuid,
     /// `heroku-postgresql:essential-0`.
@@ -25,7 +25,7 @@ pub struct PlanRef {
     pub price: Price,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Addon {
     pub actions: Vec<serde_json::Value>,
     pub addon_service: ResourceRef,
@@ -44,7 +44,7 @@ pub struct Addon {
     pub web_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingEntity {
     pub id: Uuid,
     pub name: String,
@@ -53,7 +53,7 @@ pub struct BillingEntity {
 }
 
 /// `POST /apps/{app}/addons`: `plan` is a string (`apps:create --addons`) or `{name}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct AddonCreate {
     pub plan: Option<serde_json::Value>,
     #[serde(default)]
@@ -66,27 +66,27 @@ pub struct AddonCreate {
     pub confirm: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct AttachmentName {
     #[serde(default)]
     pub name: Option<String>,
 }
 
 /// `PATCH /addons/{addon}`: `{plan}` as a string or `{name}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct AddonUpdate {
     pub plan: Option<serde_json::Value>,
 }
 
 /// An add-on as an attachment embeds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttachedAddon {
     pub id: Uuid,
     pub name: String,
     pub app: ResourceRef,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddonAttachment {
     pub addon: AttachedAddon,
     pub app: ResourceRef,
@@ -100,7 +100,7 @@ pub struct AddonAttachment {
 }
 
 /// `POST /addon-attachments {addon, app, name?}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct AddonAttachmentCreate {
     pub addon: String,
     pub app: String,
@@ -111,7 +111,7 @@ pub struct AddonAttachmentCreate {
 }
 
 /// `POST /actions/addons/resolve {addon, app?, addon_service?}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct AddonResolve {
     pub addon: String,
     #[serde(default)]
@@ -121,7 +121,7 @@ pub struct AddonResolve {
 }
 
 /// `POST /actions/addon-attachments/resolve {addon_attachment, app?, addon_service?}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct AddonAttachmentResolve {
     pub addon_attachment: String,
     #[serde(default)]
@@ -130,7 +130,7 @@ pub struct AddonAttachmentResolve {
     pub addon_service: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddonService {
     pub cli_plugin_name: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -143,7 +143,7 @@ pub struct AddonService {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     pub addon_service: ResourceRef,
     pub created_at: DateTime<Utc>,

@@ -11,7 +11,7 @@ use crate::refs::{ResourceRef, SpaceRef, UserRef};
 /// The real heroku CLI crashes when `owner.email`, `region.name`, `stack.name` or
 /// `build_stack.name` are missing or when the `repo_size`/`slug_size` keys are absent
 /// (`null` is fine), and wants `team` to stay `null` and `generation.name` to be `"cedar"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct App {
     pub acm: bool,
     pub archived_at: Option<DateTime<Utc>>,
@@ -39,7 +39,7 @@ pub struct App {
 
 /// Body of `POST /apps`. The heroku CLI sends `{}` when no name is given, in which case
 /// the server picks one. `region` and `stack` are identities (id or name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -52,7 +52,7 @@ pub struct AppCreate {
 }
 
 /// Body of `PATCH /apps/{app}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_stack: Option<String>,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::refs::{IdRef, ResourceRef, UserRef};
 
 /// A build: source tarball in, slug (and release) out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Build {
     pub app: IdRef,
     pub buildpacks: Option<Vec<Buildpack>>,
@@ -24,6 +24,7 @@ pub struct Build {
     pub release: Option<IdRef>,
     pub slug: Option<IdRef>,
     pub stack: String,
+    #[schema(value_type = String)]
     pub status: BuildStatus,
     pub updated_at: DateTime<Utc>,
     pub user: UserRef,
@@ -33,7 +34,7 @@ pub struct Build {
 pub use slipway_model::BuildStatus;
 
 /// A buildpack to run, by URL and/or registry name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Buildpack {
     pub url: String,
     #[serde(default)]
@@ -41,7 +42,7 @@ pub struct Buildpack {
 }
 
 /// Where a build's gzipped source tarball came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceBlob {
     pub checksum: Option<String>,
     pub url: String,
@@ -51,7 +52,7 @@ pub struct SourceBlob {
 }
 
 /// Body of `POST /apps/{app}/builds`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuildCreate {
     pub source_blob: SourceBlob,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,7 +60,7 @@ pub struct BuildCreate {
 }
 
 /// A slug: the compiled, runnable app archive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Slug {
     pub blob: SlugBlob,
     pub buildpack_provided_description: Option<String>,
@@ -78,14 +79,14 @@ pub struct Slug {
 }
 
 /// Where a slug archive can be fetched from (`method` is `GET` or `PUT`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlugBlob {
     pub method: String,
     pub url: String,
 }
 
 /// Body of `POST /apps/{app}/slugs`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlugCreate {
     pub process_types: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

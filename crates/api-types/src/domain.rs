@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::refs::ResourceRef;
 
 /// A hostname routed to an app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Domain {
     pub acm_status: Option<String>,
     pub acm_status_reason: Option<String>,
@@ -25,7 +25,7 @@ pub struct Domain {
 }
 
 /// `heroku` for the app's default domain, `custom` for domains the user added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DomainKind {
     Heroku,
@@ -33,7 +33,7 @@ pub enum DomainKind {
 }
 
 /// Body of `POST /apps/{app}/domains`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DomainCreate {
     pub hostname: String,
     #[serde(default)]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::refs::{ReleaseRef, ResourceRef};
 
 /// A dyno, named `<type>.<n>` (`web.1`, `run.1234`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dyno {
     pub app: ResourceRef,
     pub attach_url: Option<String>,
@@ -27,7 +27,7 @@ pub struct Dyno {
 }
 
 /// The dyno states Heroku reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DynoState {
     /// A one-off dyno whose process has exited.
@@ -54,7 +54,7 @@ impl DynoState {
 }
 
 /// Body of `POST /apps/{app}/dynos` (a one-off dyno, as sent by `heroku run`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DynoCreate {
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// An API error. `id` is a machine-readable code such as `not_found`, `invalid_params`,
 /// `unauthorized`; `message` is what clients show the user (the heroku CLI dumps raw HTTP
 /// when it is missing).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub id: String,
     pub message: String,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::refs::ResourceRef;
 
 /// One process type's formation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Formation {
     pub app: ResourceRef,
     pub command: String,
@@ -27,7 +27,7 @@ pub struct Formation {
 }
 
 /// Body of `PATCH /apps/{app}/formation/{type}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FormationUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<FormationQuantity>,
@@ -46,13 +46,13 @@ impl FormationUpdate {
 }
 
 /// Body of `PATCH /apps/{app}/formation`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FormationBatchUpdate {
     pub updates: Vec<FormationUpdateItem>,
 }
 
 /// One element of a batch formation update; `type` names the process type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FormationUpdateItem {
     #[serde(rename = "type")]
     pub process_type: String,
@@ -81,7 +81,7 @@ fn requested_size<'a>(
 }
 
 /// A dyno size named by `{"id": ...}` or `{"name": ...}` in an update.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DynoSizeIdentity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -149,6 +149,23 @@ impl fmt::Display for FormationQuantity {
 pub struct QuantityParseError {
     pub input: String,
 }
+
+/// The OpenAPI schema of a quantity: an integer, or a string such as `"2"`, `"+1"` or `"-1"`.
+impl utoipa::PartialSchema for FormationQuantity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Integer))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[+-]?[0-9]+$")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FormationQuantity {}
 
 impl Serialize for FormationQuantity {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

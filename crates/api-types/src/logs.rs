@@ -9,7 +9,7 @@ use crate::refs::ResourceRef;
 
 /// A log session: the client GETs `logplex_url` without credentials, so the URL must carry
 /// an unguessable, short-lived token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogSession {
     pub created_at: DateTime<Utc>,
     pub id: Uuid,
@@ -21,7 +21,7 @@ pub struct LogSession {
 ///
 /// The schema names the dyno filter `dyno_name`; the heroku CLI sends `dyno` (with either a
 /// dyno name like `web.1` or a process type like `web` from `-p`), so both are accepted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogSessionCreate {
     #[serde(default, alias = "dyno", skip_serializing_if = "Option::is_none")]
     pub dyno_name: Option<String>,
@@ -36,7 +36,7 @@ pub struct LogSessionCreate {
 }
 
 /// A log drain: a syslog or HTTPS endpoint that receives every log line of an app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogDrain {
     pub addon: Option<LogDrainAddon>,
     pub app: Option<ResourceRef>,
@@ -49,7 +49,7 @@ pub struct LogDrain {
 }
 
 /// The add-on that created a drain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogDrainAddon {
     pub id: Uuid,
     pub name: String,
@@ -57,7 +57,7 @@ pub struct LogDrainAddon {
 }
 
 /// Body of `POST /apps/{app}/log-drains`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogDrainCreate {
     pub url: String,
 }

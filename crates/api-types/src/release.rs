@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::refs::{IdRef, ResourceRef, UserRef};
 
 /// A release: a slug plus config vars, numbered `v1`, `v2`, ... per app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Release {
     pub addon_plan_names: Vec<String>,
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct Release {
 }
 
 /// A build artifact of a release (`{"type": "slug", "id": ...}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseArtifact {
     #[serde(rename = "type")]
     pub artifact_type: String,
@@ -36,7 +36,7 @@ pub struct ReleaseArtifact {
 }
 
 /// Lifecycle of a release. `pending` while its release phase runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReleaseStatus {
     Failed,
@@ -59,7 +59,7 @@ impl ReleaseStatus {
 
 /// Body of `POST /apps/{app}/releases`. Either `slug` (create a release from a slug, with an
 /// optional `description`) or `release` (roll back to that release id or version).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,

@@ -52,6 +52,21 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => return ApiError::unauthorized(),
             StatusCode::FORBIDDEN => ("forbidden", "You do not have access to this resource."),
             StatusCode::PAYLOAD_TOO_LARGE => ("request_too_large", "The request body is too large."),
+            StatusCode::BAD_REQUEST => ("bad_request", "The request could not be understood."),
+            StatusCode::NOT_ACCEPTABLE => (
+                "not_acceptable",
+                "Please specify a version along with Heroku's API MIME type. For example, `Accept: application/vnd.heroku+json; version=3`.",
+            ),
+            StatusCode::CONFLICT => ("conflict", "The request conflicts with the resource's current state."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "bad_request",
+                "Send the request body as JSON, with `Content-Type: application/json`.",
+            ),
+            StatusCode::RANGE_NOT_SATISFIABLE => (
+                "requested_range_not_satisfiable",
+                "The Range header is not one this list can serve.",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY => ("invalid_params", "The request's parameters are invalid."),
             StatusCode::TOO_MANY_REQUESTS => (
                 "rate_limit",
                 "Your account reached the API rate limit. Please wait a few minutes before making new requests.",

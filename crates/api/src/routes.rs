@@ -1,15 +1,12 @@
-//! The API's routes: every handler mounted on its path, behind the version gate and the
-//! request id.
+//! The API's routes: every handler mounted on its path, behind the API's conventions
+//! (`conventions`: the version gate, request ids, pagination, ETags, the rate limit).
 //!
 //! Above every handler module: it imports them and the shared state, nothing imports it but
 //! the crate root's re-export.
 
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use slipway_core::Platform;
@@ -17,7 +14,8 @@ use slipway_core::Platform;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    addons, addons_backups, builds, certs, domains, drains, dynos, git, logs, resources, slugs,
+    addons, addons_backups, builds, certs, conventions, domains, drains, dynos, git, logs,
+    resources, slugs,
 };
 
 /// The API's routes.
@@ -174,8 +172,12 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/apps/{app}/builds/{build}", get(builds::get))
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
-        .layer(axum::middleware::from_fn(require_v3));
-    Router::new()
+        // The conventions' own routes.
+        .route(conventions::RATE_LIMITS_PATH, get(conventions::rate_limits))
+        .route("/openapi.json", get(crate::openapi::serve));
+    let platform_api = conventions::layer_platform_api(platform_api);
+    let limiter = conventions::RateLimiter::new(config.rate_limit_per_hour);
+    let all = Router::new()
         .merge(platform_api)
         .route("/log-sessions/{id}", get(logs::stream_session))
         .route("/build-outputs/{secret}", get(builds::output))
@@ -186,10 +188,8 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/internal/git-hook/{app}", post(git::hook))
         .route("/slipway/ca.pem", get(crate::platform::ca_pem))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(fill_empty_errors))
-        .layer(axum::middleware::from_fn(request_id))
-        .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed);
+    conventions::layer_all(all, limiter).with_state(state)
 }
 
 async fn not_found() -> ApiError {
@@ -201,57 +201,3 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED)
 }
-
-/// No error goes out with an empty body: whatever answered with one (an extractor's
-/// rejection, a layer) gets Heroku's `{"id", "message"}` for its status instead.
-async fn fill_empty_errors(request: Request, next: Next) -> Response {
-    use axum::body::HttpBody;
-    let response = next.run(request).await;
-    let status = response.status();
-    if (status.is_client_error() || status.is_server_error())
-        && response.body().size_hint().exact() == Some(0)
-    {
-        let (parts, _) = response.into_parts();
-        let mut filled = axum::response::IntoResponse::into_response(ApiError::for_status(status));
-        for (name, value) in parts.headers.iter() {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                filled.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-        return filled;
-    }
-    response
-}
-
-/// Whether a request asks for version 3 of the API (`version=3.sdk` and the like included).
-fn accepts_v3(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/vnd.heroku+json; version=3"))
-}
-
-/// Heroku answers 406 unless the client asks for version 3 of the API.
-async fn require_v3(request: Request, next: Next) -> Response {
-    if !accepts_v3(request.headers()) {
-        return axum::response::IntoResponse::into_response(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            "Please specify a version along with Heroku's API MIME type. For example, `Accept: application/vnd.heroku+json; version=3`.",
-        ));
-    }
-    next.run(request).await
-}
-
-/// Every response carries a `Request-Id`.
-async fn request_id(request: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("request-id", value);
-    }
-    response
-}
-
-#[cfg(test)]
-mod tests;

@@ -18,6 +18,8 @@ use slipway_logplex::LogFilter;
 pub struct ApiConfig {
     /// The binary git's pre-receive hook execs (`slipway git-hook pre-receive`).
     pub hook_binary: PathBuf,
+    /// API requests per hour an account may make.
+    pub rate_limit_per_hour: u32,
 }
 
 #[derive(Clone)]

@@ -76,6 +76,8 @@ pub mod defaults {
     pub const BUILD_CPU_SHARES: u64 = 256;
     /// Largest compressed slug, in MiB (Heroku: 500, "Slug Compiler: Slug size").
     pub const MAX_SLUG_SIZE_MB: u64 = 500;
+    /// API requests per hour an account may make (Heroku's 4500, as a token bucket).
+    pub const API_RATE_LIMIT_PER_HOUR: u32 = 4500;
     /// Most an app's source may expand to when unpacked, in MiB.
     pub const MAX_SOURCE_SIZE_MB: u64 = 1024;
     /// Most a gzip'd git request body may inflate to, in MiB.
@@ -232,6 +234,8 @@ pub struct ServerConfig {
     /// An existing PostgreSQL server's admin URL to provision add-ons on, instead of the
     /// embedded server (`--addon-postgres-admin-url`).
     pub addon_postgres_admin_url: Option<String>,
+    /// API requests per hour an account may make (its bucket's size and refill).
+    pub api_rate_limit_per_hour: u32,
 }
 
 impl ServerConfig {
@@ -279,6 +283,7 @@ impl ServerConfig {
             max_source_blob_mb: defaults::MAX_SOURCE_BLOB_MB,
             hook_binary: None,
             addon_postgres_admin_url: None,
+            api_rate_limit_per_hour: defaults::API_RATE_LIMIT_PER_HOUR,
         }
     }
 

@@ -408,7 +408,13 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         Some(binary) => binary,
         None => std::env::current_exe().map_err(ServerError::HookBinary)?,
     };
-    let api = slipway_api::router(platform.clone(), slipway_api::ApiConfig { hook_binary });
+    let api = slipway_api::router(
+        platform.clone(),
+        slipway_api::ApiConfig {
+            hook_binary,
+            rate_limit_per_hour: config.api_rate_limit_per_hour,
+        },
+    );
     let api_tls = tokio::spawn(tls::serve_https(
         api_tls_listener,
         api_tls_config,

@@ -129,6 +129,9 @@ struct ServerArgs {
     /// Largest compressed slug a build may produce or an upload bring, in MiB (Heroku's).
     #[arg(long, default_value_t = defaults::MAX_SLUG_SIZE_MB)]
     max_slug_size_mb: u64,
+    /// API requests per hour an account may make (a token bucket; 429 when it is empty).
+    #[arg(long, default_value_t = defaults::API_RATE_LIMIT_PER_HOUR)]
+    api_rate_limit_per_hour: u32,
     /// Most an app's source may expand to when unpacked, in MiB.
     #[arg(long, default_value_t = defaults::MAX_SOURCE_SIZE_MB)]
     max_source_size_mb: u64,
@@ -221,6 +224,7 @@ impl ServerArgs {
             max_source_blob_mb: self.max_source_blob_mb,
             hook_binary: None,
             addon_postgres_admin_url: self.addon_postgres_admin_url,
+            api_rate_limit_per_hour: self.api_rate_limit_per_hour,
         }
     }
 }

@@ -44,8 +44,10 @@ async fn every_route_needs_a_key_and_errors_look_like_herokus() {
         assert_eq!(wrong.status(), 401, "{method} {path} with a wrong key");
     }
 
+    // Any other version of the API is refused (plain JSON and `*/*` get version 3).
     let no_version = client
         .get(format!("{}/apps", server.api_url))
+        .header("accept", "application/vnd.heroku+json; version=2")
         .bearer_auth(&server.key)
         .send()
         .await

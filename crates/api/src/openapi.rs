@@ -1,0 +1,298 @@
+//! The OpenAPI 3 document of the API, served at `GET /openapi.json`: every route of the
+//! router, one line each in [`document`], with its parameters (taken from the path's
+//! `{placeholders}`) and its request and response bodies (the `slipway-api-types` structs'
+//! derived schemas).
+//!
+//! A test (`openapi/tests.rs`) walks the router's `.route(...)` calls and the document's paths
+//! and names every route the one has and the other lacks, so a new route cannot go
+//! undocumented.
+
+use std::sync::LazyLock;
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use slipway_api_types as wire;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr,
+    Required, ResponseBuilder,
+};
+use utoipa::ToSchema;
+
+use crate::auth::CurrentUser;
+use crate::conventions::RateLimit;
+
+/// The document, built once.
+static DOCUMENT: LazyLock<OpenApi> = LazyLock::new(document);
+
+/// `GET /openapi.json`.
+pub(crate) async fn serve(CurrentUser(_user): CurrentUser) -> Response {
+    Json(&*DOCUMENT).into_response()
+}
+
+/// What a route reads or answers.
+enum Body {
+    /// Nothing (or nothing worth describing).
+    None,
+    /// JSON of this schema.
+    Json(RefOr<Schema>),
+    /// Bytes of this media type (streams, git's protocol, archives).
+    Bytes(&'static str),
+}
+
+/// The document under construction: its paths and the schemas they refer to.
+struct Doc {
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Doc {
+    /// The schema of `T`, registered as a component, by reference.
+    fn of<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        let name = T::name().into_owned();
+        if !self.schemas.iter().any(|(known, _)| *known == name) {
+            self.schemas.push((name.clone(), T::schema()));
+            T::schemas(&mut self.schemas);
+        }
+        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name))
+    }
+
+    /// A JSON body of `T`.
+    fn one<T: ToSchema>(&mut self) -> Body {
+        Body::Json(self.of::<T>())
+    }
+
+    /// A JSON list of `T`.
+    fn list<T: ToSchema>(&mut self) -> Body {
+        Body::Json(ArrayBuilder::new().items(self.of::<T>()).into())
+    }
+
+    /// A JSON object whose fields this document does not spell out.
+    fn object() -> Body {
+        Body::Json(ObjectBuilder::new().schema_type(Type::Object).into())
+    }
+
+    /// A JSON object of string values (config vars).
+    fn strings() -> Body {
+        Body::Json(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .into(),
+        )
+    }
+
+    /// Documents `method path`: its summary, what it reads, and what it answers with `status`.
+    fn route(
+        &mut self,
+        method: HttpMethod,
+        path: &str,
+        summary: &str,
+        request: Body,
+        status: u16,
+        response: Body,
+    ) {
+        let error = self.of::<wire::ErrorBody>();
+        let mut operation = OperationBuilder::new().summary(Some(summary));
+        for name in path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        let is_list = matches!(&response, Body::Json(RefOr::T(Schema::Array(_))));
+        if method == HttpMethod::Get && is_list {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name("Range")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "`<key> [start]..[end][; max=N, order=asc|desc]`; keys in `Accept-Ranges`.",
+                    ))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        match request {
+            Body::None => {}
+            Body::Json(schema) => {
+                operation = operation.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(schema)).build(),
+                        )
+                        .build(),
+                ));
+            }
+            Body::Bytes(media) => {
+                operation = operation.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(media, ContentBuilder::new().build())
+                        .build(),
+                ));
+            }
+        }
+        let success = match response {
+            Body::None => ResponseBuilder::new().description("Done."),
+            Body::Json(schema) => ResponseBuilder::new().description("Done.").content(
+                "application/json",
+                ContentBuilder::new().schema(Some(schema)).build(),
+            ),
+            Body::Bytes(media) => ResponseBuilder::new()
+                .description("Done.")
+                .content(media, ContentBuilder::new().build()),
+        };
+        operation = operation.response(status.to_string(), success).response(
+            "default",
+            ResponseBuilder::new()
+                .description("An error: Heroku's `{\"id\", \"message\"}`.")
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(error)).build(),
+                ),
+        );
+        self.paths.add_path_operation(path, vec![method], operation);
+    }
+}
+
+/// Builds the document: one line per route. A route added to the router needs its line here
+/// (the test in `openapi/tests.rs` names the missing ones).
+#[rustfmt::skip]
+pub(crate) fn document() -> OpenApi {
+    use Body::{Bytes, None as No};
+    use HttpMethod::{Delete, Get, Patch, Post, Put};
+    let mut d = Doc {
+        paths: Paths::new(),
+        schemas: Vec::new(),
+    };
+    let o = Doc::object;
+    // Account and apps.
+    let b = d.one::<wire::Account>(); d.route(Get, "/account", "The caller's account.", No, 200, b);
+    let b = d.one::<RateLimit>(); d.route(Get, "/account/rate-limits", "The requests the caller may still make.", No, 200, b);
+    let b = d.list::<wire::App>(); d.route(Get, "/apps", "The apps the caller can see.", No, 200, b);
+    let (q, b) = (d.one::<wire::AppCreate>(), d.one::<wire::App>()); d.route(Post, "/apps", "Create an app.", q, 201, b);
+    let b = d.one::<wire::App>(); d.route(Get, "/apps/{app}", "An app, by id or name.", No, 200, b);
+    let b = d.one::<wire::App>(); d.route(Delete, "/apps/{app}", "Destroy an app.", No, 200, b);
+    let (q, b) = (d.one::<wire::AppUpdate>(), d.one::<wire::App>()); d.route(Patch, "/apps/{app}", "Update an app.", q, 200, b);
+    // Releases, config vars, formation.
+    let b = d.list::<wire::Release>(); d.route(Get, "/apps/{app}/releases", "An app's releases.", No, 200, b);
+    let (q, b) = (d.one::<wire::ReleaseCreate>(), d.one::<wire::Release>()); d.route(Post, "/apps/{app}/releases", "Roll back, or release a slug.", q, 201, b);
+    let b = d.one::<wire::Release>(); d.route(Get, "/apps/{app}/releases/{release}", "A release, by id or version.", No, 200, b);
+    d.route(Get, "/apps/{app}/releases/{release}/config-vars", "A release's config vars.", No, 200, Doc::strings());
+    d.route(Get, "/apps/{app}/config-vars", "An app's config vars.", No, 200, Doc::strings());
+    d.route(Patch, "/apps/{app}/config-vars", "Set (a value) or unset (`null`) config vars.", Doc::strings(), 200, Doc::strings());
+    let b = d.list::<wire::Formation>(); d.route(Get, "/apps/{app}/formation", "An app's process types.", No, 200, b);
+    let (q, b) = (d.one::<wire::FormationBatchUpdate>(), d.list::<wire::Formation>()); d.route(Patch, "/apps/{app}/formation", "Scale or resize several process types.", q, 200, b);
+    let b = d.one::<wire::Formation>(); d.route(Get, "/apps/{app}/formation/{type}", "A process type.", No, 200, b);
+    let (q, b) = (d.one::<wire::FormationUpdate>(), d.one::<wire::Formation>()); d.route(Patch, "/apps/{app}/formation/{type}", "Scale or resize a process type.", q, 200, b);
+    // Dynos.
+    let b = d.list::<wire::Dyno>(); d.route(Get, "/apps/{app}/dynos", "An app's dynos.", No, 200, b);
+    let (q, b) = (d.one::<wire::DynoCreate>(), d.one::<wire::Dyno>()); d.route(Post, "/apps/{app}/dynos", "Run a one-off dyno.", q, 201, b);
+    d.route(Delete, "/apps/{app}/dynos", "Restart every dyno.", No, 202, o());
+    let b = d.one::<wire::Dyno>(); d.route(Get, "/apps/{app}/dynos/{dyno}", "A dyno, by id or name.", No, 200, b);
+    d.route(Delete, "/apps/{app}/dynos/{dyno}", "Restart a dyno.", No, 202, o());
+    d.route(Post, "/apps/{app}/dynos/{dyno}/actions/stop", "Stop a dyno.", No, 202, o());
+    d.route(Delete, "/apps/{app}/formations/{type}", "Restart a process type's dynos.", No, 202, o());
+    d.route(Post, "/apps/{app}/formations/{type}/actions/stop", "Stop a process type's dynos.", No, 202, o());
+    // Domains, certificates, logs.
+    let b = d.list::<wire::Domain>(); d.route(Get, "/apps/{app}/domains", "An app's domains.", No, 200, b);
+    let (q, b) = (d.one::<wire::DomainCreate>(), d.one::<wire::Domain>()); d.route(Post, "/apps/{app}/domains", "Add a custom domain.", q, 201, b);
+    let b = d.one::<wire::Domain>(); d.route(Get, "/apps/{app}/domains/{domain}", "A domain, by id or hostname.", No, 200, b);
+    let b = d.one::<wire::Domain>(); d.route(Delete, "/apps/{app}/domains/{domain}", "Remove a custom domain.", No, 200, b);
+    d.route(Get, "/apps/{app}/sni-endpoints", "An app's SSL certificates.", No, 200, Body::Json(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)).into()));
+    d.route(Post, "/apps/{app}/sni-endpoints", "Add an SSL certificate.", o(), 201, o());
+    d.route(Get, "/apps/{app}/sni-endpoints/{endpoint}", "An SSL certificate.", No, 200, o());
+    d.route(Patch, "/apps/{app}/sni-endpoints/{endpoint}", "Replace an SSL certificate.", o(), 200, o());
+    d.route(Delete, "/apps/{app}/sni-endpoints/{endpoint}", "Remove an SSL certificate.", No, 200, o());
+    let (q, b) = (d.one::<wire::LogSessionCreate>(), d.one::<wire::LogSession>()); d.route(Post, "/apps/{app}/log-sessions", "Open a log session.", q, 201, b);
+    let b = d.list::<wire::LogDrain>(); d.route(Get, "/apps/{app}/log-drains", "An app's log drains.", No, 200, b);
+    let (q, b) = (d.one::<wire::LogDrainCreate>(), d.one::<wire::LogDrain>()); d.route(Post, "/apps/{app}/log-drains", "Add a log drain.", q, 201, b);
+    let b = d.one::<wire::LogDrain>(); d.route(Get, "/apps/{app}/log-drains/{drain}", "A log drain, by id, URL or token.", No, 200, b);
+    let b = d.one::<wire::LogDrain>(); d.route(Delete, "/apps/{app}/log-drains/{drain}", "Remove a log drain.", No, 200, b);
+    // Add-ons.
+    let b = d.list::<wire::Addon>(); d.route(Get, "/apps/{app}/addons", "An app's add-ons.", No, 200, b);
+    let (q, b) = (d.one::<wire::AddonCreate>(), d.one::<wire::Addon>()); d.route(Post, "/apps/{app}/addons", "Provision an add-on.", q, 201, b);
+    let b = d.one::<wire::Addon>(); d.route(Get, "/apps/{app}/addons/{addon}", "An app's add-on.", No, 200, b);
+    let (q, b) = (d.one::<wire::AddonUpdate>(), d.one::<wire::Addon>()); d.route(Patch, "/apps/{app}/addons/{addon}", "Change an add-on's plan.", q, 200, b);
+    let b = d.one::<wire::Addon>(); d.route(Delete, "/apps/{app}/addons/{addon}", "Destroy an add-on.", No, 200, b);
+    d.route(Get, "/apps/{app}/addons/{addon}/backups", "An add-on's backups.", No, 200, Body::Json(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)).into()));
+    d.route(Post, "/apps/{app}/addons/{addon}/backups", "Capture a backup.", No, 201, o());
+    d.route(Get, "/apps/{app}/addons/{addon}/backups/{backup}", "A backup.", No, 200, o());
+    d.route(Delete, "/apps/{app}/addons/{addon}/backups/{backup}", "Delete a backup.", No, 200, o());
+    d.route(Get, "/apps/{app}/addons/{addon}/backups/{backup}/dump", "A backup's dump.", No, 200, Bytes("application/octet-stream"));
+    d.route(Post, "/apps/{app}/addons/{addon}/actions/restore", "Restore a backup.", o(), 200, o());
+    let b = d.list::<wire::AddonAttachment>(); d.route(Get, "/apps/{app}/addon-attachments", "An app's add-on attachments.", No, 200, b);
+    let b = d.list::<wire::Addon>(); d.route(Get, "/addons", "Every add-on the caller can see.", No, 200, b);
+    let b = d.one::<wire::Addon>(); d.route(Get, "/addons/{addon}", "An add-on.", No, 200, b);
+    let (q, b) = (d.one::<wire::AddonUpdate>(), d.one::<wire::Addon>()); d.route(Patch, "/addons/{addon}", "Change an add-on's plan.", q, 200, b);
+    let b = d.one::<wire::Addon>(); d.route(Delete, "/addons/{addon}", "Destroy an add-on.", No, 200, b);
+    let b = d.list::<wire::AddonAttachment>(); d.route(Get, "/addons/{addon}/addon-attachments", "An add-on's attachments.", No, 200, b);
+    let b = d.one::<wire::Addon>(); d.route(Post, "/addons/{addon}/actions/rotate-credentials", "Rotate an add-on's credentials.", No, 200, b);
+    d.route(Get, "/addons/{addon}/stats", "An add-on's usage.", No, 200, o());
+    let b = d.list::<wire::AddonAttachment>(); d.route(Get, "/addon-attachments", "Every attachment the caller can see.", No, 200, b);
+    let (q, b) = (d.one::<wire::AddonAttachmentCreate>(), d.one::<wire::AddonAttachment>()); d.route(Post, "/addon-attachments", "Attach an add-on to an app.", q, 201, b);
+    let b = d.one::<wire::AddonAttachment>(); d.route(Get, "/addon-attachments/{attachment}", "An attachment.", No, 200, b);
+    let b = d.one::<wire::AddonAttachment>(); d.route(Delete, "/addon-attachments/{attachment}", "Detach an add-on.", No, 200, b);
+    let b = d.list::<wire::AddonService>(); d.route(Get, "/addon-services", "The add-on services.", No, 200, b);
+    let b = d.one::<wire::AddonService>(); d.route(Get, "/addon-services/{service}", "An add-on service.", No, 200, b);
+    let b = d.list::<wire::Plan>(); d.route(Get, "/addon-services/{service}/plans", "A service's plans.", No, 200, b);
+    let b = d.one::<wire::Plan>(); d.route(Get, "/addon-services/{service}/plans/{plan}", "A plan.", No, 200, b);
+    let (q, b) = (d.one::<wire::AddonResolve>(), d.list::<wire::Addon>()); d.route(Post, "/actions/addons/resolve", "Find an add-on by name.", q, 200, b);
+    let (q, b) = (d.one::<wire::AddonAttachmentResolve>(), d.list::<wire::AddonAttachment>()); d.route(Post, "/actions/addon-attachments/resolve", "Find an attachment by name.", q, 200, b);
+    // Builds and slugs.
+    let b = d.list::<wire::Build>(); d.route(Get, "/apps/{app}/builds", "An app's builds.", No, 200, b);
+    let (q, b) = (d.one::<wire::BuildCreate>(), d.one::<wire::Build>()); d.route(Post, "/apps/{app}/builds", "Build a source tarball.", q, 201, b);
+    let b = d.one::<wire::Build>(); d.route(Get, "/apps/{app}/builds/{build}", "A build.", No, 200, b);
+    let (q, b) = (d.one::<wire::SlugCreate>(), d.one::<wire::Slug>()); d.route(Post, "/apps/{app}/slugs", "Create a slug to upload.", q, 201, b);
+    let b = d.one::<wire::Slug>(); d.route(Get, "/apps/{app}/slugs/{slug}", "A slug.", No, 200, b);
+    // Outside the Platform API: streams, uploads, git, the CA and this document.
+    d.route(Get, "/openapi.json", "This document.", No, 200, o());
+    d.route(Get, "/log-sessions/{id}", "A log session's lines (text or Server-Sent Events).", No, 200, Bytes("text/plain"));
+    d.route(Get, "/build-outputs/{secret}", "A build's output.", No, 200, Bytes("text/plain"));
+    d.route(Put, "/slug-uploads/{token}", "Upload a slug's archive.", Bytes("application/octet-stream"), 200, No);
+    d.route(Get, "/{repo}/info/refs", "Git smart-HTTP: the refs.", No, 200, Bytes("application/x-git-upload-pack-advertisement"));
+    d.route(Post, "/{repo}/git-receive-pack", "Git smart-HTTP: a push.", Bytes("application/x-git-receive-pack-request"), 200, Bytes("application/x-git-receive-pack-result"));
+    d.route(Post, "/{repo}/git-upload-pack", "Git smart-HTTP: a fetch.", Bytes("application/x-git-upload-pack-request"), 200, Bytes("application/x-git-upload-pack-result"));
+    d.route(Post, "/internal/git-hook/{app}", "Git's pre-receive hook (a push's one-time token).", Bytes("application/octet-stream"), 200, Bytes("text/plain"));
+    d.route(Get, "/slipway/ca.pem", "The platform CA's certificate.", No, 200, Bytes("application/x-pem-file"));
+    finish(d)
+}
+
+fn finish(d: Doc) -> OpenApi {
+    let mut components = ComponentsBuilder::new()
+        .schemas_from_iter(d.schemas)
+        .build();
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Slipway Platform API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The Heroku Platform API v3 subset Slipway serves. Send `Accept: application/vnd.heroku+json; version=3` and `Authorization: Bearer <API key>`.",
+                )),
+        )
+        .paths(d.paths)
+        .components(Some(components))
+        .security(Some([utoipa::openapi::security::SecurityRequirement::new(
+            "api_key",
+            Vec::<String>::new(),
+        )]))
+        .build()
+}
+
+#[cfg(test)]
+mod tests;

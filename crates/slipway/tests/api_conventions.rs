@@ -1,0 +1,220 @@
+//! The Platform API's conventions end to end: the real heroku CLI's ranges (`releases -n 2`
+//! shows the newest two, `domains` follows `Next-Range`), ETags and 304, `Request-Id`, the
+//! rate limit and its report, and Heroku's error body for malformed bodies on every route
+//! that takes one, read from the server's own `/openapi.json`.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use support::text;
+
+async fn create_app(server: &support::Server, name: &str) {
+    let created = server
+        .api_send(Method::POST, "/apps", json!({"name": name}))
+        .await;
+    assert_eq!(created["name"], name, "{created}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_cli_pages_releases_and_domains() {
+    let server = support::Server::start();
+    create_app(&server, "ranged").await;
+    for n in 1..=4 {
+        let config = server
+            .api_send(
+                Method::PATCH,
+                "/apps/ranged/config-vars",
+                json!({ "N": n.to_string() }),
+            )
+            .await;
+        assert_eq!(config["N"], n.to_string());
+    }
+    let releases = server.api_json("/apps/ranged/releases").await;
+    let newest = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(newest >= 5, "{releases}");
+
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listed = server.heroku(
+        home.path(),
+        dir.path(),
+        &["releases", "-n", "2", "-a", "ranged"],
+    );
+    assert!(listed.status.success(), "{}", text(&listed));
+    let out = String::from_utf8_lossy(&listed.stdout);
+    let shown: Vec<i64> = out
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix('v')?.parse().ok())
+        .collect();
+    assert_eq!(shown, [newest, newest - 1], "{out}");
+
+    for host in ["a.example.com", "b.example.com", "c.example.com"] {
+        let domain = server
+            .api_send(
+                Method::POST,
+                "/apps/ranged/domains",
+                json!({ "hostname": host }),
+            )
+            .await;
+        assert_eq!(domain["hostname"], host, "{domain}");
+    }
+    // The CLI asks for `id ..; max=1000;`; HEROKU_HEADERS (merged into every request) asks
+    // for pages of one instead, so that the CLI has to follow `Next-Range` to see them all.
+    let paged = server
+        .heroku_command(support::heroku_cli().as_os_str(), home.path(), dir.path())
+        .env("HEROKU_HEADERS", r#"{"Range":"hostname ..; max=1"}"#)
+        .args(["domains", "-a", "ranged"])
+        .output()
+        .unwrap();
+    assert!(paged.status.success(), "{}", text(&paged));
+    let out = String::from_utf8_lossy(&paged.stdout);
+    for host in ["a.example.com", "b.example.com", "c.example.com", "ranged."] {
+        assert!(out.contains(host), "{host} missing from:\n{}", text(&paged));
+    }
+    let log = server.log();
+    assert!(
+        log.contains("/apps/ranged/domains"),
+        "the server's log lines carry the request's path and id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etags_request_ids_errors_and_the_rate_limit() {
+    let server = support::Server::start_with(&["--api-rate-limit-per-hour", "1000"]);
+    create_app(&server, "conv").await;
+
+    // ETag, then 304 without a body.
+    let first = server.api(Method::GET, "/apps/conv").send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let again = server
+        .api(Method::GET, "/apps/conv")
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+
+    // The client's request id comes back; without one the server makes one.
+    let echoed = server
+        .api(Method::GET, "/account")
+        .header("request-id", "my-request-1,older-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["request-id"], "my-request-1");
+    let made = server.api(Method::GET, "/nowhere").send().await.unwrap();
+    assert_eq!(made.status(), 404);
+    assert!(made.headers()["request-id"].to_str().unwrap().len() >= 32);
+
+    // Another version of the API is 406; plain JSON is fine.
+    let v2 = server
+        .api(Method::GET, "/apps")
+        .header("accept", "application/vnd.heroku+json; version=2")
+        .send()
+        .await
+        .unwrap();
+    support::expect_api_error(v2, 406, "not_acceptable").await;
+    let plain = server
+        .api(Method::GET, "/apps")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+
+    // Every route that takes a body, as the server's own document lists them, answers a
+    // malformed one with a 4xx and Heroku's `{id, message}`.
+    let document = server.api_json("/openapi.json").await;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["post", "patch", "put"] {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let takes_json = operation["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            if !takes_json {
+                continue;
+            }
+            let concrete = path.replace("{app}", "conv");
+            let concrete = concrete
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "nosuch"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for body in ["{not json", "[1, 2]", "\"text\""] {
+                let response = server
+                    .api(method.to_uppercase().parse().unwrap(), &concrete)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                assert!(
+                    (400..500).contains(&status),
+                    "{method} {concrete} with {body}: {status} {answer}"
+                );
+                assert!(
+                    answer["id"].is_string() && answer["message"].is_string(),
+                    "{method} {concrete} with {body}: {status} {answer}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} malformed requests sent");
+
+    // The rate limit: every response says what is left, the report takes nothing.
+    let remaining = |response: &reqwest::Response| -> u64 {
+        response.headers()["ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = server.api(Method::GET, "/account").send().await.unwrap();
+    let before = remaining(&before);
+    let report = server.api_json("/account/rate-limits").await;
+    let reported = report["remaining"].as_u64().unwrap();
+    assert!(reported <= before, "{report} after {before}");
+    let report_again = server.api_json("/account/rate-limits").await;
+    assert_eq!(
+        report_again["remaining"].as_u64().unwrap(),
+        reported,
+        "not counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_bucket_is_429_until_it_refills() {
+    let server = support::Server::start_with(&["--api-rate-limit-per-hour", "3"]);
+    for left in ["2", "1", "0"] {
+        let response = server.api(Method::GET, "/account").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-remaining"], left);
+    }
+    let limited = server.api(Method::GET, "/account").send().await.unwrap();
+    assert_eq!(limited.headers()["ratelimit-remaining"], "0");
+    let message = support::expect_api_error(limited, 429, "rate_limit").await;
+    assert!(message.contains("rate limit"), "{message}");
+    let report = server.api_json("/account/rate-limits").await;
+    assert_eq!(report["remaining"], 0);
+}
