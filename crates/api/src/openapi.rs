@@ -38,7 +38,7 @@ enum Body {
     /// Nothing (or nothing worth describing).
     None,
     /// JSON of this schema.
-    Json(RefOr<Schema>),
+    Json(Box<RefOr<Schema>>),
     /// Bytes of this media type (streams, git's protocol, archives).
     Bytes(&'static str),
 }
@@ -62,27 +62,38 @@ impl Doc {
 
     /// A JSON body of `T`.
     fn one<T: ToSchema>(&mut self) -> Body {
-        Body::Json(self.of::<T>())
+        Body::Json(Box::new(self.of::<T>()))
     }
 
     /// A JSON list of `T`.
     fn list<T: ToSchema>(&mut self) -> Body {
-        Body::Json(ArrayBuilder::new().items(self.of::<T>()).into())
+        Body::Json(Box::new(ArrayBuilder::new().items(self.of::<T>()).into()))
     }
 
     /// A JSON object whose fields this document does not spell out.
     fn object() -> Body {
-        Body::Json(ObjectBuilder::new().schema_type(Type::Object).into())
+        Body::Json(Box::new(
+            ObjectBuilder::new().schema_type(Type::Object).into(),
+        ))
+    }
+
+    /// A JSON list of objects whose fields this document does not spell out.
+    fn objects() -> Body {
+        Body::Json(Box::new(
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::Object))
+                .into(),
+        ))
     }
 
     /// A JSON object of string values (config vars).
     fn strings() -> Body {
-        Body::Json(
+        Body::Json(Box::new(
             ObjectBuilder::new()
                 .schema_type(Type::Object)
                 .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
                 .into(),
-        )
+        ))
     }
 
     /// Documents `method path`: its summary, what it reads, and what it answers with `status`.
@@ -109,7 +120,7 @@ impl Doc {
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
             );
         }
-        let is_list = matches!(&response, Body::Json(RefOr::T(Schema::Array(_))));
+        let is_list = matches!(&response, Body::Json(schema) if matches!(**schema, RefOr::T(Schema::Array(_))));
         if method == HttpMethod::Get && is_list {
             operation = operation.parameter(
                 ParameterBuilder::new()
@@ -129,7 +140,7 @@ impl Doc {
                     RequestBodyBuilder::new()
                         .content(
                             "application/json",
-                            ContentBuilder::new().schema(Some(schema)).build(),
+                            ContentBuilder::new().schema(Some(*schema)).build(),
                         )
                         .build(),
                 ));
@@ -146,7 +157,7 @@ impl Doc {
             Body::None => ResponseBuilder::new().description("Done."),
             Body::Json(schema) => ResponseBuilder::new().description("Done.").content(
                 "application/json",
-                ContentBuilder::new().schema(Some(schema)).build(),
+                ContentBuilder::new().schema(Some(*schema)).build(),
             ),
             Body::Bytes(media) => ResponseBuilder::new()
                 .description("Done.")
@@ -209,7 +220,7 @@ pub(crate) fn document() -> OpenApi {
     let (q, b) = (d.one::<wire::DomainCreate>(), d.one::<wire::Domain>()); d.route(Post, "/apps/{app}/domains", "Add a custom domain.", q, 201, b);
     let b = d.one::<wire::Domain>(); d.route(Get, "/apps/{app}/domains/{domain}", "A domain, by id or hostname.", No, 200, b);
     let b = d.one::<wire::Domain>(); d.route(Delete, "/apps/{app}/domains/{domain}", "Remove a custom domain.", No, 200, b);
-    d.route(Get, "/apps/{app}/sni-endpoints", "An app's SSL certificates.", No, 200, Body::Json(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)).into()));
+    d.route(Get, "/apps/{app}/sni-endpoints", "An app's SSL certificates.", No, 200, Doc::objects());
     d.route(Post, "/apps/{app}/sni-endpoints", "Add an SSL certificate.", o(), 201, o());
     d.route(Get, "/apps/{app}/sni-endpoints/{endpoint}", "An SSL certificate.", No, 200, o());
     d.route(Patch, "/apps/{app}/sni-endpoints/{endpoint}", "Replace an SSL certificate.", o(), 200, o());
@@ -225,7 +236,7 @@ pub(crate) fn document() -> OpenApi {
     let b = d.one::<wire::Addon>(); d.route(Get, "/apps/{app}/addons/{addon}", "An app's add-on.", No, 200, b);
     let (q, b) = (d.one::<wire::AddonUpdate>(), d.one::<wire::Addon>()); d.route(Patch, "/apps/{app}/addons/{addon}", "Change an add-on's plan.", q, 200, b);
     let b = d.one::<wire::Addon>(); d.route(Delete, "/apps/{app}/addons/{addon}", "Destroy an add-on.", No, 200, b);
-    d.route(Get, "/apps/{app}/addons/{addon}/backups", "An add-on's backups.", No, 200, Body::Json(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)).into()));
+    d.route(Get, "/apps/{app}/addons/{addon}/backups", "An add-on's backups.", No, 200, Doc::objects());
     d.route(Post, "/apps/{app}/addons/{addon}/backups", "Capture a backup.", No, 201, o());
     d.route(Get, "/apps/{app}/addons/{addon}/backups/{backup}", "A backup.", No, 200, o());
     d.route(Delete, "/apps/{app}/addons/{addon}/backups/{backup}", "Delete a backup.", No, 200, o());

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
@@ -130,42 +130,18 @@ pub(crate) async fn delete_app(
     Ok(Json(json))
 }
 
-/// Applies a `Range` header (`version ..; order=desc, max=N`) to a list sorted by `key`.
-fn apply_range<T>(
-    headers: &HeaderMap,
-    mut items: Vec<T>,
-    default_field: &str,
-) -> ApiResult<Vec<T>> {
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(text) => wire::ListRange::parse(text).map_err(|error| {
-            ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "requested_range_not_satisfiable",
-                error.to_string(),
-            )
-        })?,
-        None => None,
-    };
-    let range = range.unwrap_or_else(|| wire::ListRange::all(default_field));
-    if range.order == wire::RangeOrder::Desc {
-        items.reverse();
-    }
-    items.truncate(range.max);
-    Ok(items)
-}
-
 pub(crate) async fn list_releases(
     State(state): State<ApiState>,
     AppInPath { user, app }: AppInPath,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
+    // Oldest first; the conventions' pagination applies the `Range` (the CLI's
+    // `version ..; order=desc, max=N`).
     let releases = state.platform.releases(&app).await?;
     let current = state
         .platform
         .current_release(&app)
         .await?
         .map(|r| r.version);
-    let releases = apply_range(&headers, releases, "version")?;
     let items: Vec<wire::Release> = releases
         .iter()
         .map(|release| convert::release(&app, release, current, user.id))

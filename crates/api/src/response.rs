@@ -5,19 +5,15 @@
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::Stream;
 
-/// A list, with the `Accept-Ranges` Heroku's list endpoints answer with.
+/// A list. The conventions' middleware pages it by the request's `Range` and says which keys
+/// it sorts by in `Accept-Ranges`, as it does for every JSON list a GET answers.
 pub(crate) fn list_response<T: serde::Serialize>(items: Vec<T>) -> Response {
-    let mut response = Json(items).into_response();
-    response.headers_mut().insert(
-        header::ACCEPT_RANGES,
-        HeaderValue::from_static("id, version"),
-    );
-    response
+    Json(items).into_response()
 }
 
 /// A never-cached stream of lines, as Server-Sent Events when `sse` (the client asked for them)
