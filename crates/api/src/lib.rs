@@ -15,8 +15,14 @@
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
 //! no other module; `request` and `response` (what handlers parse and answer alike) import only
 //! `error`; `outcome` (executing a command and taking its outcome) imports only `state` and
-//! `error`; the handler modules import those, `auth` and `convert`; `routes` mounts the
-//! handlers; the crate root only declares modules and re-exports.
+//! `error`; the handler modules import those, `auth` and `convert`; `conventions` (the
+//! middleware every route sits behind) imports only `error` and `auth`, and `openapi` (the
+//! document of every route) only `auth` and `conventions`; `routes` mounts the handlers behind
+//! the conventions; the crate root only declares modules and re-exports.
+//!
+//! Architecture Invariant: every response follows the Platform API's conventions
+//! (`conventions`): a `Request-Id`, `RateLimit-Remaining`, `{"id", "message"}` on errors, and
+//! on the Platform API's routes the `Accept` gate, ETags and `Range` pagination.
 
 mod addons;
 mod addons_backups;

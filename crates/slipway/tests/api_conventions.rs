@@ -218,3 +218,62 @@ async fn an_empty_bucket_is_429_until_it_refills() {
     let report = server.api_json("/account/rate-limits").await;
     assert_eq!(report["remaining"], 0);
 }
+
+/// schemathesis: `$SLIPWAY_SCHEMATHESIS`, else the venv `.ci/run` installs, else none.
+fn schemathesis() -> Option<std::path::PathBuf> {
+    std::env::var_os("SLIPWAY_SCHEMATHESIS")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some("/opt/schemathesis-venv/bin/schemathesis".into()))
+        .filter(|path| path.exists())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error() {
+    let Some(schemathesis) = schemathesis() else {
+        // CI installs it (.ci/run), so this only skips on a developer's machine.
+        eprintln!(
+            "\n\n!!! SKIPPED schemathesis_finds_no_server_error: schemathesis is not installed; \
+             install it with `python3 -m venv /opt/schemathesis-venv && \
+             /opt/schemathesis-venv/bin/pip install 'schemathesis>=4,<5'` (as .ci/run does) \
+             or set SLIPWAY_SCHEMATHESIS !!!\n\n"
+        );
+        return;
+    };
+    let server = support::Server::start_with(&["--api-rate-limit-per-hour", "1000000"]);
+    create_app(&server, "fuzzed").await;
+    let home = tempfile::tempdir().unwrap();
+    // The document needs the key like every route; schemathesis reads it from a file.
+    let document = server.api_json("/openapi.json").await;
+    let schema = home.path().join("openapi.json");
+    std::fs::write(&schema, document.to_string()).unwrap();
+    let output = tokio::process::Command::new(&schemathesis)
+        .env("HOME", home.path())
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .args([
+            "run",
+            schema.to_str().unwrap(),
+            "--url",
+            &server.api_url,
+            "--header",
+            &format!("Authorization: Bearer {}", server.key),
+            "--header",
+            "Accept: application/vnd.heroku+json; version=3",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "8",
+            "--no-color",
+        ])
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
+        .await
+        .expect("schemathesis finished within 5 minutes")
+        .expect("run schemathesis");
+    assert!(
+        output.status.success(),
+        "schemathesis found server errors:\n{}\n--- server log ---\n{}",
+        text(&output),
+        server.log()
+    );
+}
