@@ -24,9 +24,15 @@ pub(crate) use rate_limit::{rate_limits, RateLimit, RateLimiter, RATE_LIMITS_PAT
 
 /// What every Platform API route answers the same way: 406 for another version of the API,
 /// JSON error bodies, pagination of lists and ETags.
-pub(crate) fn layer_platform_api<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+pub(crate) fn layer_platform_api<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    max_page_size: usize,
+) -> Router<S> {
     router
-        .layer(from_fn(lists::paginate_and_tag))
+        .layer(from_fn_with_state(
+            lists::PageLimit(max_page_size.max(1)),
+            lists::paginate_and_tag,
+        ))
         .layer(from_fn(errors::json_errors))
         .layer(from_fn(accept::require_v3))
 }

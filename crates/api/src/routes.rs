@@ -175,7 +175,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         // The conventions' own routes.
         .route(conventions::RATE_LIMITS_PATH, get(conventions::rate_limits))
         .route("/openapi.json", get(crate::openapi::serve));
-    let platform_api = conventions::layer_platform_api(platform_api);
+    let platform_api = conventions::layer_platform_api(platform_api, config.max_page_size);
     let limiter = conventions::RateLimiter::new(config.rate_limit_per_hour);
     let all = Router::new()
         .merge(platform_api)

@@ -20,6 +20,8 @@ pub struct ApiConfig {
     pub hook_binary: PathBuf,
     /// API requests per hour an account may make.
     pub rate_limit_per_hour: u32,
+    /// The largest page of a list a `Range` may ask for.
+    pub max_page_size: usize,
 }
 
 #[derive(Clone)]

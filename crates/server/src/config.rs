@@ -78,6 +78,8 @@ pub mod defaults {
     pub const MAX_SLUG_SIZE_MB: u64 = 500;
     /// API requests per hour an account may make (Heroku's 4500, as a token bucket).
     pub const API_RATE_LIMIT_PER_HOUR: u32 = 4500;
+    /// The largest page of a list a `Range` may ask for (Heroku's 1000).
+    pub const API_MAX_PAGE_SIZE: usize = 1000;
     /// Most an app's source may expand to when unpacked, in MiB.
     pub const MAX_SOURCE_SIZE_MB: u64 = 1024;
     /// Most a gzip'd git request body may inflate to, in MiB.
@@ -236,6 +238,8 @@ pub struct ServerConfig {
     pub addon_postgres_admin_url: Option<String>,
     /// API requests per hour an account may make (its bucket's size and refill).
     pub api_rate_limit_per_hour: u32,
+    /// The largest page of a list a `Range` may ask for.
+    pub api_max_page_size: usize,
 }
 
 impl ServerConfig {
@@ -284,6 +288,7 @@ impl ServerConfig {
             hook_binary: None,
             addon_postgres_admin_url: None,
             api_rate_limit_per_hour: defaults::API_RATE_LIMIT_PER_HOUR,
+            api_max_page_size: defaults::API_MAX_PAGE_SIZE,
         }
     }
 

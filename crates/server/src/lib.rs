@@ -413,6 +413,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         slipway_api::ApiConfig {
             hook_binary,
             rate_limit_per_hour: config.api_rate_limit_per_hour,
+            max_page_size: config.api_max_page_size,
         },
     );
     let api_tls = tokio::spawn(tls::serve_https(

@@ -132,6 +132,9 @@ struct ServerArgs {
     /// API requests per hour an account may make (a token bucket; 429 when it is empty).
     #[arg(long, default_value_t = defaults::API_RATE_LIMIT_PER_HOUR)]
     api_rate_limit_per_hour: u32,
+    /// The largest page of a list a `Range` may ask for; larger `max`es are cut to it.
+    #[arg(long, default_value_t = defaults::API_MAX_PAGE_SIZE)]
+    api_max_page_size: usize,
     /// Most an app's source may expand to when unpacked, in MiB.
     #[arg(long, default_value_t = defaults::MAX_SOURCE_SIZE_MB)]
     max_source_size_mb: u64,
@@ -225,6 +228,7 @@ impl ServerArgs {
             hook_binary: None,
             addon_postgres_admin_url: self.addon_postgres_admin_url,
             api_rate_limit_per_hour: self.api_rate_limit_per_hour,
+            api_max_page_size: self.api_max_page_size,
         }
     }
 }

@@ -18,7 +18,7 @@ async fn create_app(server: &support::Server, name: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_real_cli_pages_releases_and_domains() {
-    let server = support::Server::start();
+    let server = support::Server::start_with(&["--api-max-page-size", "2"]);
     create_app(&server, "ranged").await;
     for n in 1..=4 {
         let config = server
@@ -38,7 +38,7 @@ async fn the_real_cli_pages_releases_and_domains() {
         .map(|r| r["version"].as_i64().unwrap())
         .max()
         .unwrap();
-    assert!(newest >= 5, "{releases}");
+    assert_eq!(newest, 4, "one release per change: {releases}");
 
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -49,8 +49,10 @@ async fn the_real_cli_pages_releases_and_domains() {
     );
     assert!(listed.status.success(), "{}", text(&listed));
     let out = String::from_utf8_lossy(&listed.stdout);
+    // The table's rows start with their version (the header says `Current: vN` too).
     let shown: Vec<i64> = out
-        .split_whitespace()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
         .filter_map(|word| word.strip_prefix('v')?.parse().ok())
         .collect();
     assert_eq!(shown, [newest, newest - 1], "{out}");
@@ -65,24 +67,22 @@ async fn the_real_cli_pages_releases_and_domains() {
             .await;
         assert_eq!(domain["hostname"], host, "{domain}");
     }
-    // The CLI asks for `id ..; max=1000;`; HEROKU_HEADERS (merged into every request) asks
-    // for pages of one instead, so that the CLI has to follow `Next-Range` to see them all.
-    let paged = server
-        .heroku_command(support::heroku_cli().as_os_str(), home.path(), dir.path())
-        .env("HEROKU_HEADERS", r#"{"Range":"hostname ..; max=1"}"#)
-        .args(["domains", "-a", "ranged"])
-        .output()
-        .unwrap();
+    // The CLI asks for `id ..; max=1000;`; this server's pages hold 2 at most, so the CLI has
+    // to follow `Next-Range` to see the four domains.
+    let paged = server.heroku(home.path(), dir.path(), &["domains", "-a", "ranged"]);
     assert!(paged.status.success(), "{}", text(&paged));
     let out = String::from_utf8_lossy(&paged.stdout);
     for host in ["a.example.com", "b.example.com", "c.example.com", "ranged."] {
         assert!(out.contains(host), "{host} missing from:\n{}", text(&paged));
     }
-    let log = server.log();
-    assert!(
-        log.contains("/apps/ranged/domains"),
-        "the server's log lines carry the request's path and id"
-    );
+    let first = server
+        .api(Method::GET, "/apps/ranged/domains")
+        .header("range", "id ..; max=1000;")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 206, "the first of two pages");
+    assert!(first.headers().contains_key("next-range"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,15 +116,17 @@ async fn etags_request_ids_errors_and_the_rate_limit() {
     assert!(made.headers()["request-id"].to_str().unwrap().len() >= 32);
 
     // Another version of the API is 406; plain JSON is fine.
-    let v2 = server
-        .api(Method::GET, "/apps")
+    let v2 = reqwest::Client::new()
+        .get(format!("{}/apps", server.api_url))
+        .bearer_auth(&server.key)
         .header("accept", "application/vnd.heroku+json; version=2")
         .send()
         .await
         .unwrap();
     support::expect_api_error(v2, 406, "not_acceptable").await;
-    let plain = server
-        .api(Method::GET, "/apps")
+    let plain = reqwest::Client::new()
+        .get(format!("{}/apps", server.api_url))
+        .bearer_auth(&server.key)
         .header("accept", "application/json")
         .send()
         .await
@@ -261,6 +263,10 @@ async fn schemathesis_finds_no_server_error() {
             "Accept: application/vnd.heroku+json; version=3",
             "--checks",
             "not_a_server_error",
+            // git's pack bodies are a binary protocol schemathesis cannot generate; the git
+            // tests drive those routes with real git.
+            "--exclude-path-regex",
+            "git-(receive|upload)-pack$",
             "--max-examples",
             "8",
             "--no-color",

@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -44,6 +44,10 @@ pub(super) fn sort_keys(path: &str) -> &'static [&'static str] {
         _ => &["id"],
     }
 }
+
+/// The largest page a `Range` may ask for (the server's `--api-max-page-size`, Heroku's 1000).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageLimit(pub(crate) usize);
 
 /// One page of a list: its items, and the range of the next page when the list goes on.
 #[derive(Debug)]
@@ -115,6 +119,7 @@ pub(super) fn paginate(
     mut items: Vec<Value>,
     header: Option<&str>,
     keys: &[&str],
+    page_limit: usize,
 ) -> Result<Page, ApiError> {
     let asked = match header {
         Some(text) => ListRange::parse(text).map_err(|error| range_error(error.to_string()))?,
@@ -134,7 +139,8 @@ pub(super) fn paginate(
         }
     }
     let explicit = asked.is_some();
-    let range = asked.unwrap_or_else(|| ListRange::all(default_key));
+    let mut range = asked.unwrap_or_else(|| ListRange::all(default_key));
+    range.max = range.max.min(page_limit);
     if !explicit && items.len() <= range.max {
         return Ok(Page {
             items,
@@ -203,7 +209,11 @@ pub(super) fn none_match(headers: &HeaderMap, tag: &str) -> bool {
 
 /// Paginates a GET's JSON list and tags a GET's JSON body, answering 304 when the client
 /// already holds it.
-pub(super) async fn paginate_and_tag(request: Request, next: Next) -> Response {
+pub(super) async fn paginate_and_tag(
+    State(PageLimit(page_limit)): State<PageLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return next.run(request).await;
     }
@@ -231,7 +241,7 @@ pub(super) async fn paginate_and_tag(request: Request, next: Next) -> Response {
                 }
                 None => None,
             };
-            let page = match paginate(items, header, keys) {
+            let page = match paginate(items, header, keys, page_limit) {
                 Ok(page) => page,
                 Err(error) => return error.into_response(),
             };

@@ -85,8 +85,13 @@ fn the_clis_ranges_page_as_it_expects() {
     let keys = lists::sort_keys("/apps/demo/releases");
     assert_eq!(keys, ["version", "id"]);
     let releases = items(20, "version");
-    let page =
-        lists::paginate(releases.clone(), Some("version ..; order=desc,max=1"), keys).unwrap();
+    let page = lists::paginate(
+        releases.clone(),
+        Some("version ..; order=desc,max=1"),
+        keys,
+        1000,
+    )
+    .unwrap();
     assert_eq!(keys_of(&page, "version"), [20]);
     assert_eq!(
         page.next.as_ref().map(ToString::to_string).as_deref(),
@@ -96,6 +101,7 @@ fn the_clis_ranges_page_as_it_expects() {
         releases.clone(),
         Some("version ..; max=15, order=desc"),
         keys,
+        1000,
     )
     .unwrap();
     assert_eq!(
@@ -106,22 +112,31 @@ fn the_clis_ranges_page_as_it_expects() {
         releases.clone(),
         Some("version ]6..; max=15, order=desc"),
         keys,
+        1000,
     )
     .unwrap();
     assert_eq!(keys_of(&page, "version"), (1..=5).rev().collect::<Vec<_>>());
     assert!(page.next.is_none(), "the last page has no Next-Range");
-    let page = lists::paginate(releases.clone(), Some(""), keys).unwrap();
+    let page = lists::paginate(releases.clone(), Some(""), keys, 1000).unwrap();
     assert_eq!(keys_of(&page, "version"), (1..=20).collect::<Vec<_>>());
     assert!(page.next.is_none() && !page.changed);
-    let page = lists::paginate(releases.clone(), Some("version 3..7"), keys).unwrap();
+    let page = lists::paginate(releases.clone(), Some("version 3..7"), keys, 1000).unwrap();
     assert_eq!(keys_of(&page, "version"), [3, 4, 5, 6, 7]);
     // Versions compare as numbers, not as text (10 after 9).
-    let page = lists::paginate(releases, Some("version ]8..10"), keys).unwrap();
+    let page = lists::paginate(releases, Some("version ]8..10"), keys, 1000).unwrap();
     assert_eq!(keys_of(&page, "version"), [9, 10]);
+
+    // The server's page limit cuts what the CLI asks for, and the next page says so.
+    let page = lists::paginate(items(3, "n"), Some("id ..; max=1000;"), &["id"], 2).unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(
+        page.next.as_ref().map(ToString::to_string).as_deref(),
+        Some("id ]id-0002..; max=2")
+    );
 
     let domains = lists::sort_keys("/apps/demo/domains");
     assert_eq!(domains, ["id", "hostname"]);
-    let page = lists::paginate(items(3, "n"), Some("id ..; max=1000;"), domains).unwrap();
+    let page = lists::paginate(items(3, "n"), Some("id ..; max=1000;"), domains, 1000).unwrap();
     assert_eq!(page.items.len(), 3);
     assert!(page.next.is_none());
 }
@@ -137,7 +152,7 @@ fn bad_ranges_and_unknown_keys_are_416() {
         "version ..; max=10",
         "created_at ..",
     ] {
-        let error = lists::paginate(items(3, "n"), Some(header), keys).expect_err(header);
+        let error = lists::paginate(items(3, "n"), Some(header), keys, 1000).expect_err(header);
         assert_eq!(error.status, StatusCode::RANGE_NOT_SATISFIABLE, "{header}");
         assert_eq!(error.id, "requested_range_not_satisfiable", "{header}");
     }
@@ -225,7 +240,10 @@ fn stand_ins(per_hour: u32) -> Router {
             get(|| async { Json(json!({"name": "demo"})) })
                 .post(|Json(body): Json<Value>| async move { Json(body) }),
         );
-    layer_all(layer_platform_api(platform_api), RateLimiter::new(per_hour))
+    layer_all(
+        layer_platform_api(platform_api, 1000),
+        RateLimiter::new(per_hour),
+    )
 }
 
 async fn send(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
