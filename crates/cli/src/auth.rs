@@ -521,9 +521,11 @@ async fn create_login_authorization(
 }
 
 fn gethostname() -> String {
-    nix::unistd::gethostname()
+    // The kernel's copy of the host name; no extra dependency just for a description.
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .and_then(|h| h.into_string().ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
 

@@ -198,10 +198,16 @@ async fn heroku_login_and_slipway_login_share_one_netrc_login() {
         &format!("{PASSWORD}\n"),
     );
     let added_text = succeeded("slipway users:add", &added, &server);
-    assert!(added_text.contains("API key (shown once): "), "{added_text}");
+    assert!(
+        added_text.contains("API key (shown once): "),
+        "{added_text}"
+    );
     let stored = store_bytes(&server.data_dir);
     assert!(stored.contains("$argon2id$"), "no argon2 hash in the store");
-    assert!(!stored.contains(PASSWORD), "the password itself is in the store");
+    assert!(
+        !stored.contains(PASSWORD),
+        "the password itself is in the store"
+    );
     let listed = server.cli_ok(&["users"]);
     assert!(listed.contains("admin@slipway.local  admin"), "{listed}");
     assert!(listed.contains("dev@example.com  user"), "{listed}");
@@ -220,7 +226,11 @@ async fn heroku_login_and_slipway_login_share_one_netrc_login() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("Only an admin"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("Only an admin"),
+        "{}",
+        text(&refused)
+    );
 
     // A wrong password: 401 with a message in Slipway's terms, and nothing written.
     let wrong = slipway(
@@ -302,7 +312,10 @@ async fn heroku_login_and_slipway_login_share_one_netrc_login() {
     assert_eq!(account_status(&server, &ci_token).await, 401);
     assert_eq!(account_status(&server, &new_token).await, 200);
     let revoked = heroku_ok(&server, home.path(), &["authorizations:revoke", &ci_id]);
-    assert!(revoked.contains("ci deploys") || revoked.is_empty(), "{revoked}");
+    assert!(
+        revoked.contains("ci deploys") || revoked.is_empty(),
+        "{revoked}"
+    );
     assert_eq!(account_status(&server, &new_token).await, 401);
 
     // `heroku logout`: the login's token is revoked and its netrc entry is gone.
@@ -324,9 +337,7 @@ async fn heroku_login_and_slipway_login_share_one_netrc_login() {
         &["login", "--email", "dev@example.com", "--password-stdin"],
         Some(&format!("{PASSWORD}\n")),
     );
-    assert!(
-        succeeded("slipway login", &login, &server).contains("Logged in as dev@example.com")
-    );
+    assert!(succeeded("slipway login", &login, &server).contains("Logged in as dev@example.com"));
     let slipway_token = netrc_token(home.path(), &machine(&server)).unwrap();
     assert_eq!(
         heroku_ok(&server, home.path(), &["auth:whoami"]).trim(),
@@ -423,11 +434,20 @@ async fn the_heroku_cli_and_git_reach_the_https_api_through_slipway_tunnel() {
             .args(args)
             .output()
             .unwrap();
-        succeeded(&format!("heroku {args:?} through the tunnel"), &output, &server)
+        succeeded(
+            &format!("heroku {args:?} through the tunnel"),
+            &output,
+            &server,
+        )
     };
     assert_eq!(cli(&["auth:whoami"]).trim(), "admin@slipway.local");
     cli(&["apps:create", "tunneled"]);
-    cli(&["config:set", "GREETING=through-the-tunnel", "-a", "tunneled"]);
+    cli(&[
+        "config:set",
+        "GREETING=through-the-tunnel",
+        "-a",
+        "tunneled",
+    ]);
     let config: serde_json::Value = server.api_json("/apps/tunneled/config-vars").await;
     assert_eq!(config["GREETING"], "through-the-tunnel");
 
@@ -437,7 +457,10 @@ async fn the_heroku_cli_and_git_reach_the_https_api_through_slipway_tunnel() {
         .heroku_command(OsStr::new("git"), home.path(), repo.path())
         .args(["-c", "credential.helper="])
         .arg("push")
-        .arg(format!("http://heroku:{}@127.0.0.1:{port}/tunneled.git", server.key))
+        .arg(format!(
+            "http://heroku:{}@127.0.0.1:{port}/tunneled.git",
+            server.key
+        ))
         .arg("main")
         .output()
         .unwrap();
@@ -450,7 +473,10 @@ async fn the_heroku_cli_and_git_reach_the_https_api_through_slipway_tunnel() {
         })
         .await;
     let releases = cli(&["releases", "-a", "tunneled"]);
-    assert!(releases.contains("v2") || releases.contains("v3"), "{releases}");
+    assert!(
+        releases.contains("v2") || releases.contains("v3"),
+        "{releases}"
+    );
 
     // A tunnel that does not trust the remote's certificate passes nothing through.
     let other = std::net::TcpListener::bind("127.0.0.1:0")
