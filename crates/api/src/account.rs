@@ -92,11 +92,11 @@ pub(crate) fn parse_create(body: &[u8]) -> Result<NewAuthorization, ApiError> {
 /// its password or one of its API keys (`heroku login -i`, `slipway login`).
 async fn login(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
     if let Some(token) = bearer_token(headers) {
-        return Ok(state
+        return state
             .platform
             .authenticate(&token)
             .await
-            .map_err(|_| ApiError::unauthorized())?);
+            .map_err(|_| ApiError::unauthorized());
     }
     let (email, secret) = basic_credentials(headers).ok_or_else(ApiError::unauthorized)?;
     if !email.contains('@') {
