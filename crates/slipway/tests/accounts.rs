@@ -468,9 +468,7 @@ async fn the_heroku_cli_and_git_reach_the_https_api_through_slipway_tunnel() {
     assert!(text(&push).contains("remote:"), "{}", text(&push));
     server.wait_for_200("tunneled", "/").await;
     server
-        .wait_for_env("tunneled", |facts| {
-            facts["env"]["GREETING"] == "through-the-tunnel"
-        })
+        .wait_for_env("tunneled", |env| env["GREETING"] == "through-the-tunnel")
         .await;
     let releases = cli(&["releases", "-a", "tunneled"]);
     assert!(
@@ -504,8 +502,12 @@ async fn the_heroku_cli_and_git_reach_the_https_api_through_slipway_tunnel() {
             .spawn()
             .unwrap(),
     );
+    let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", other)).is_err() {
-        assert!(Instant::now() < deadline + Duration::from_secs(30));
+        assert!(
+            Instant::now() < deadline,
+            "the second tunnel did not listen"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let refused = reqwest::Client::new()
