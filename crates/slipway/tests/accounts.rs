@@ -518,3 +518,123 @@ async fn the_heroku_cli_and_git_reach_the_https_api_through_slipway_tunnel() {
         .await;
     assert!(refused.is_err(), "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_routes_need_a_key_and_answer_herokus_shapes() {
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    let v3 = "application/vnd.heroku+json; version=3";
+    for (method, path) in [
+        (reqwest::Method::GET, "/account"),
+        (reqwest::Method::PATCH, "/account"),
+        (reqwest::Method::GET, "/account/keys"),
+        (reqwest::Method::GET, "/account/features"),
+        (reqwest::Method::GET, "/account/rate-limits"),
+        (reqwest::Method::GET, "/oauth/authorizations"),
+        (reqwest::Method::POST, "/oauth/authorizations"),
+        (reqwest::Method::GET, "/oauth/authorizations/~"),
+        (reqwest::Method::DELETE, "/oauth/sessions/~"),
+        (reqwest::Method::GET, "/slipway/users"),
+        (reqwest::Method::POST, "/slipway/users"),
+        (
+            reqwest::Method::DELETE,
+            "/slipway/users/admin@slipway.local",
+        ),
+    ] {
+        for key in [None, Some("wrong-key")] {
+            let mut request = client
+                .request(method.clone(), format!("{}{path}", server.api_url))
+                .header("accept", v3);
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            let response = request.send().await.unwrap();
+            let message = support::expect_api_error(response, 401, "unauthorized").await;
+            assert!(
+                message.contains("slipway login"),
+                "{method} {path}: {message}"
+            );
+            assert!(
+                message.contains("SLIPWAY_API_KEY"),
+                "{method} {path}: {message}"
+            );
+        }
+    }
+    // What the heroku CLI reads, with the admin's key.
+    let keys: serde_json::Value = server.api_json("/account/keys").await;
+    assert_eq!(keys, serde_json::json!([]));
+    let limits: serde_json::Value = server.api_json("/account/rate-limits").await;
+    assert!(limits["remaining"].as_i64().unwrap() > 0, "{limits}");
+    let named: serde_json::Value = server
+        .api(reqwest::Method::PATCH, "/account")
+        .json(&serde_json::json!({"name": "The Admin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(named["name"], "The Admin");
+    let account: serde_json::Value = server.api_json("/account").await;
+    assert_eq!(account["name"], "The Admin");
+    assert_eq!(account["email"], "admin@slipway.local");
+    let own: serde_json::Value = server.api_json("/oauth/authorizations/~").await;
+    assert_eq!(own["description"], "API key");
+    // The caller's own token is echoed (the heroku CLI's auth:token and logout match on it).
+    assert_eq!(own["access_token"]["token"], server.key.as_str());
+
+    // A user sets their own password and logs in with it; a short one is refused.
+    let added = server_cli_stdin(&server, &["users:add", "pat@example.com"], "");
+    let added = succeeded("slipway users:add", &added, &server);
+    let key = added
+        .split("API key (shown once): ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let passwd = |password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["passwd", "--password-stdin"])
+            .env("SLIPWAY_API_URL", &server.api_url)
+            .env("SLIPWAY_API_KEY", &key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = passwd("short");
+    assert!(!short.status.success());
+    assert!(
+        text(&short).contains("8 to 1024 characters"),
+        "{}",
+        text(&short)
+    );
+    succeeded("slipway passwd", &passwd(PASSWORD), &server);
+    let home = tempfile::tempdir().unwrap();
+    let login = slipway(
+        &server,
+        home.path(),
+        &["login", "--email", "pat@example.com", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    succeeded("slipway login", &login, &server);
+    // Removing the account revokes every key it had.
+    let token = netrc_token(home.path(), &machine(&server)).unwrap();
+    assert_eq!(account_status(&server, &token).await, 200);
+    server.cli_ok(&[
+        "users:remove",
+        "pat@example.com",
+        "--confirm",
+        "pat@example.com",
+    ]);
+    assert_eq!(account_status(&server, &token).await, 401);
+    assert_eq!(account_status(&server, &key).await, 401);
+}
