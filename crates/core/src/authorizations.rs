@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::error::CoreError;
 use crate::model::{keys, User};
 use crate::platform::Platform;
-use crate::users::{key_digest, new_api_key};
 
 #[cfg(test)]
 mod tests;
@@ -362,4 +361,16 @@ impl Platform {
         }
         Ok(updated)
     }
+}
+
+/// The SHA-256 of an API key, hex: all the store keeps of it.
+pub(crate) fn key_digest(api_key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(api_key.as_bytes()))
+}
+
+/// A new API key.
+pub(crate) fn new_api_key() -> String {
+    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
+    String::from(slipway_model::SecretToken::generate())
 }

@@ -18,13 +18,13 @@ use slipway_store::json::get_json;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
-use crate::authorizations::{Authorization, NewAuthorization};
+use crate::authorizations::{new_api_key, Authorization, NewAuthorization};
 use crate::error::CoreError;
 use crate::model::{keys, User};
 use crate::platform::Platform;
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 /// Longest email accepted; RFC 5321 caps a path at 254 characters.
 const MAX_EMAIL_LEN: usize = 254;
@@ -439,14 +439,4 @@ impl Platform {
             .await?
             .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
     }
-}
-
-pub(crate) fn key_digest(api_key: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(api_key.as_bytes()))
-}
-
-pub(crate) fn new_api_key() -> String {
-    // One generator for every secret the platform hands out: slipway-model's (OS RNG, 32 bytes).
-    String::from(slipway_model::SecretToken::generate())
 }

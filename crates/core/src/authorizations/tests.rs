@@ -2,7 +2,22 @@
 //! revocation take effect at once, expiry and scope rules.
 
 use super::*;
-use crate::users::tests::platform;
+
+async fn platform(data_dir: &std::path::Path) -> std::sync::Arc<Platform> {
+    let store = slipway_store::SqliteStore::open(
+        &data_dir.join("slipway.db"),
+        slipway_store::StoreOptions::default(),
+    )
+    .unwrap();
+    Platform::open(
+        crate::PlatformConfig::new(data_dir.to_path_buf()),
+        store,
+        std::sync::Arc::new(slipway_runtime::ProcessRuntime::new()),
+        slipway_logplex::LogHub::default(),
+    )
+    .await
+    .unwrap()
+}
 
 fn new(description: &str) -> NewAuthorization {
     NewAuthorization {

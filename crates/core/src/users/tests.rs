@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::authorizations::key_digest;
 
-pub(crate) async fn platform(data_dir: &std::path::Path) -> Arc<Platform> {
+async fn platform(data_dir: &std::path::Path) -> Arc<Platform> {
     let store = slipway_store::SqliteStore::open(
         &data_dir.join("slipway.db"),
         slipway_store::StoreOptions::default(),
