@@ -9,6 +9,7 @@
 mod account;
 mod addon;
 mod app;
+mod authorization;
 mod build;
 mod config_vars;
 mod domain;
@@ -28,6 +29,10 @@ pub use addon::{
     PlanRef, Price,
 };
 pub use app::{App, AppCreate, AppUpdate};
+pub use authorization::{
+    AccessToken, AccountUpdate, AuthorizationUser, OAuthAuthorization, OAuthAuthorizationCreate,
+    OAuthAuthorizationUpdate, SlipwayUser, SlipwayUserCreate, SlipwayUserUpdate,
+};
 pub use build::{
     Build, BuildCreate, BuildStatus, Buildpack, Slug, SlugBlob, SlugCreate, SourceBlob,
 };

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use slipway_core::model::User;
+use slipway_core::Authorization;
 
 use crate::error::ApiError;
 use crate::state::ApiState;
@@ -13,15 +14,27 @@ use crate::state::ApiState;
 /// The authenticated user of a request.
 pub(crate) struct CurrentUser(pub(crate) User);
 
-/// The API key a request carries, if any.
-pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
+/// The authenticated user of a request with the API key it presented and the
+/// authorization that key is (`None` for a key from before authorizations existed).
+pub(crate) struct Caller {
+    pub(crate) user: User,
+    pub(crate) authorization: Option<Authorization>,
+    pub(crate) token: String,
+}
+
+/// The token of `Authorization: Bearer <token>`, if that is what the request carries.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    if let Some(token) = value
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-    {
-        return Some(token.trim().to_owned());
-    }
+        .map(|token| token.trim().to_owned())
+}
+
+/// The user name and password of HTTP Basic authentication, if that is what the request
+/// carries.
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let encoded = value
         .strip_prefix("Basic ")
         .or_else(|| value.strip_prefix("basic "))?;
@@ -29,8 +42,31 @@ pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
         .decode(encoded.trim())
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
-    let (_user, password) = decoded.split_once(':')?;
-    Some(password.to_owned())
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// The API key a request carries, if any.
+pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).or_else(|| basic_credentials(headers).map(|(_, password)| password))
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let token = api_key(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let (user, authorization) = state
+            .platform
+            .authenticate_token(&token)
+            .await
+            .map_err(|_| ApiError::unauthorized())?;
+        Ok(Caller {
+            user,
+            authorization,
+            token,
+        })
+    }
 }
 
 impl FromRequestParts<ApiState> for CurrentUser {
@@ -52,13 +88,21 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn check(authorization: &str, expected: Option<&str>) {
+    fn headers(authorization: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(authorization).unwrap(),
         );
-        assert_eq!(api_key(&headers).as_deref(), expected, "{authorization}");
+        headers
+    }
+
+    fn check(authorization: &str, expected: Option<&str>) {
+        assert_eq!(
+            api_key(&headers(authorization)).as_deref(),
+            expected,
+            "{authorization}"
+        );
     }
 
     #[test]
@@ -69,5 +113,17 @@ mod tests {
         check("Basic !!!", None);
         check("Digest x", None);
         assert_eq!(api_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn reads_the_email_and_password_of_basic() {
+        // base64("dev@example.com:pa:ss") - a password may contain colons.
+        let encoded = base64::engine::general_purpose::STANDARD.encode("dev@example.com:pa:ss");
+        assert_eq!(
+            basic_credentials(&headers(&format!("Basic {encoded}"))),
+            Some(("dev@example.com".into(), "pa:ss".into()))
+        );
+        assert_eq!(basic_credentials(&headers("Bearer abc")), None);
+        assert_eq!(bearer_token(&headers(&format!("Basic {encoded}"))), None);
     }
 }

@@ -95,7 +95,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "Invalid credentials provided. Pass your API key as `Authorization: Bearer <key>`.",
+            "Invalid credentials provided. Log in with `slipway login` (or `heroku login -i`), or set SLIPWAY_API_KEY to a valid API key.",
         )
     }
 }

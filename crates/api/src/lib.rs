@@ -24,6 +24,7 @@
 //! (`conventions`): a `Request-Id`, `RateLimit-Remaining`, `{"id", "message"}` on errors, and
 //! on the Platform API's routes the `Accept` gate, ETags and `Range` pagination.
 
+mod account;
 mod addons;
 mod addons_backups;
 mod app_in_path;

@@ -1,4 +1,4 @@
-//! Handlers for the Platform API resources: account, apps, releases, config vars and
+//! Handlers for the Platform API resources: apps, releases, config vars and
 //! formation.
 //!
 //! Every change is parsed by a pure `parse_*` function (path parameters and body bytes in, a
@@ -27,29 +27,6 @@ use crate::response::list_response;
 use crate::state::ApiState;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-pub(crate) async fn account(CurrentUser(user): CurrentUser) -> Json<wire::Account> {
-    Json(wire::Account {
-        allow_tracking: false,
-        beta: false,
-        country_of_residence: None,
-        created_at: user.created_at,
-        default_organization: None,
-        default_team: None,
-        delinquent_at: None,
-        email: user.email.clone(),
-        federated: false,
-        id: user.id,
-        identity_provider: None,
-        last_login: None,
-        name: None,
-        sms_number: None,
-        suspended_at: None,
-        two_factor_authentication: false,
-        updated_at: user.created_at,
-        verified: true,
-    })
-}
 
 pub(crate) async fn app_json(
     state: &ApiState,

@@ -14,8 +14,8 @@ use slipway_core::Platform;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    addons, addons_backups, builds, certs, conventions, domains, drains, dynos, git, logs,
-    resources, slugs,
+    account, addons, addons_backups, builds, certs, conventions, domains, drains, dynos, git,
+    logs, resources, slugs,
 };
 
 /// The API's routes.
@@ -23,10 +23,42 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
     let state = ApiState {
         git: Arc::new(GitState::new(&config, platform.git_repos().clone())),
         log_sessions: Arc::new(LogSessions::default()),
+        login_throttle: Arc::default(),
         platform,
     };
     let platform_api = Router::new()
-        .route("/account", get(resources::account))
+        .route(
+            "/account",
+            get(account::account).patch(account::update_account),
+        )
+        .route("/account/keys", get(account::keys))
+        .route("/account/features", get(account::features))
+        .route(
+            "/oauth/authorizations",
+            get(account::list).post(account::create),
+        )
+        .route(
+            "/oauth/authorizations/{id}",
+            get(account::get)
+                .patch(account::update)
+                .delete(account::delete),
+        )
+        .route(
+            "/oauth/authorizations/{id}/actions/regenerate-tokens",
+            post(account::regenerate),
+        )
+        .route(
+            "/oauth/sessions/~",
+            axum::routing::delete(account::delete_session),
+        )
+        .route(
+            "/slipway/users",
+            get(account::list_users).post(account::create_user),
+        )
+        .route(
+            "/slipway/users/{email}",
+            axum::routing::patch(account::update_user).delete(account::delete_user),
+        )
         .route(
             "/apps",
             get(resources::list_apps).post(resources::create_app),

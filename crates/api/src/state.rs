@@ -29,6 +29,8 @@ pub(crate) struct ApiState {
     pub(crate) platform: Arc<Platform>,
     pub(crate) git: Arc<GitState>,
     pub(crate) log_sessions: Arc<LogSessions>,
+    /// Failed password logins per email (`POST /oauth/authorizations`).
+    pub(crate) login_throttle: Arc<slipway_core::LoginThrottle>,
 }
 
 /// Git's share of the state: the repositories and the pushes in flight.

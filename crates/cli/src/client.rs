@@ -58,7 +58,7 @@ pub enum ClientConfigError {
     #[error("SLIPWAY_API_URL={value:?} is not a valid URL: {reason}. Use something like {DEFAULT_API_URL}")]
     InvalidUrl { value: String, reason: String },
     #[error(
-        "No API key: set SLIPWAY_API_KEY, or run this on the server host where {} is readable ({reason})",
+        "No API key: run `slipway login`, set SLIPWAY_API_KEY, or run this on the server host where {} is readable ({reason})",
         path.display()
     )]
     MissingApiKey { path: PathBuf, reason: String },
@@ -92,25 +92,28 @@ impl Client {
         }
     }
 
-    /// A client configured from `SLIPWAY_API_URL` (default `http://127.0.0.1:5000`) and
-    /// `SLIPWAY_API_KEY`, falling back to `<data dir>/admin.key` of a local server.
+    /// A client configured from `SLIPWAY_API_URL` (default `http://127.0.0.1:5000`) and the
+    /// first API key found: `SLIPWAY_API_KEY`, then the `~/.netrc` login for the API's host
+    /// (what `slipway login` and `heroku login` write), then `<data dir>/admin.key` of a
+    /// local server.
     pub fn from_env() -> anyhow::Result<Client> {
-        let url_text = std::env::var("SLIPWAY_API_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        let base = Url::parse(&url_text).map_err(|e| ClientConfigError::InvalidUrl {
-            value: url_text.clone(),
-            reason: e.to_string(),
-        })?;
+        let base = api_url_from_env()?;
         let api_key = match std::env::var("SLIPWAY_API_KEY")
             .ok()
             .filter(|k| !k.is_empty())
         {
             Some(key) => key,
-            None => read_key_file(&default_data_dir().join("admin.key"))?,
+            None => match netrc_key(&base) {
+                Some(key) => key,
+                None => read_key_file(&default_data_dir().join("admin.key"))?,
+            },
         };
         Ok(Client::new(base, api_key))
+    }
+
+    /// The API key this client sends.
+    pub(crate) fn api_key(&self) -> &str {
+        &self.api_key
     }
 
     /// The API base URL.
@@ -240,6 +243,29 @@ impl Client {
             },
         })
     }
+}
+
+/// The API URL from `SLIPWAY_API_URL`, default `http://127.0.0.1:5000`.
+pub(crate) fn api_url_from_env() -> Result<Url, ClientConfigError> {
+    let url_text = std::env::var("SLIPWAY_API_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    Url::parse(&url_text).map_err(|e| ClientConfigError::InvalidUrl {
+        value: url_text.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// The password of the `~/.netrc` login for the API's host, if there is one. An unreadable
+/// netrc counts as none: the next fallback's error says what to do.
+pub(crate) fn netrc_key(base: &Url) -> Option<String> {
+    let machine = crate::netrc::machine_for(base)?;
+    crate::netrc::Netrc::read(&crate::netrc::default_path())
+        .ok()?
+        .get(&machine)?
+        .password
+        .filter(|p| !p.is_empty())
 }
 
 fn read_key_file(path: &Path) -> Result<String, ClientConfigError> {

@@ -43,6 +43,9 @@ pub enum Command {
     /// List your apps.
     #[command(name = "apps", visible_alias = "apps:list")]
     Apps,
+    /// Accounts, logins and API keys (`login`, `authorizations*`, `users*`, `tunnel`).
+    #[command(flatten)]
+    Accounts(crate::auth::AccountCommand),
     /// Create a new app.
     #[command(name = "apps:create", visible_alias = "create")]
     AppsCreate {
@@ -489,6 +492,10 @@ pub async fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Command::Ca { data_dir } = command {
         return crate::ca::run(data_dir.as_deref(), out).await;
     }
+    // Logging in, out and tunnelling need no API key; the rest find their own.
+    if let Command::Accounts(command) = command {
+        return crate::auth::run(command, out).await;
+    }
     let client = Client::from_env()?;
     run_with_client(&client, command, out).await
 }
@@ -834,6 +841,7 @@ pub async fn run_with_client(
             crate::domains::remove(client, &resolve_app(&app)?, &hostname, out).await?
         }
         Command::Ca { data_dir } => crate::ca::run(data_dir.as_deref(), out).await?,
+        Command::Accounts(command) => crate::auth::run_with_client(client, command, out).await?,
         Command::Certs { app } => crate::certs::list(client, &resolve_app(&app)?, out).await?,
         Command::CertsAdd { cert, key, app } => {
             crate::certs::add(client, &resolve_app(&app)?, &cert, &key, out).await?

@@ -8,6 +8,7 @@
 mod addons;
 mod addons_backups;
 mod args;
+mod auth;
 mod ca;
 mod certs;
 mod client;
@@ -16,17 +17,21 @@ mod domains;
 mod drains;
 mod format;
 mod logs;
+mod netrc;
 mod ps_type;
 mod run;
+mod tunnel;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 pub use args::ArgError;
+pub use auth::AccountCommand;
 pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};
 pub use commands::{run, run_with_client, AppArg, Command, CommandError, DynoTargetArgs};
 pub use logs::LogStreamError;
 pub use run::{DetachedArgs, RemoteExit, RunArgs};
+pub use tunnel::TunnelArgs;
 
 /// Writes `error` the way the heroku CLI does: every line of the message prefixed with
 /// ` ▸    `.

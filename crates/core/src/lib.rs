@@ -20,6 +20,7 @@ mod addons;
 mod app_json;
 mod apps;
 mod attach;
+mod authorizations;
 mod backups;
 mod build_output;
 mod builds;
@@ -50,6 +51,7 @@ mod uids;
 mod users;
 
 pub use addons::{Addon, AddonAttachment, AddonView};
+pub use authorizations::{Authorization, NewAuthorization, GLOBAL_SCOPE};
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
@@ -69,3 +71,4 @@ pub use source_fetcher::{
     source_blob_unreachable, SourceBlob, SourceBody, SourceFetch, SourceFetcher,
 };
 pub use uids::parse_uid_range;
+pub use users::{AccountProfile, LoginThrottle, MIN_PASSWORD_LEN};
