@@ -231,7 +231,9 @@ pub fn parse_manifest(
         }
         None => name.clone(),
     };
-    let api = raw.api.ok_or_else(|| ManifestError::new("api is missing"))?;
+    let api = raw
+        .api
+        .ok_or_else(|| ManifestError::new("api is missing"))?;
     match api.version.as_deref() {
         Some("3") => {}
         Some(other) => {
@@ -423,7 +425,9 @@ fn check_url(what: &str, value: &str, allow_http: bool) -> Result<(), ManifestEr
         Url::parse(value).map_err(|_| ManifestError::new(format!("{what} is not a valid URL")))?;
     let scheme_ok = url.scheme() == "https" || (allow_http && url.scheme() == "http");
     if !scheme_ok {
-        return Err(ManifestError::new(format!("{what} must be an https:// URL")));
+        return Err(ManifestError::new(format!(
+            "{what} must be an https:// URL"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ManifestError::new(format!(
@@ -458,7 +462,9 @@ pub enum PartnerError {
     /// The provider's own 422/503 message, cleaned.
     #[error("{message}")]
     Refused { service: String, message: String },
-    #[error("The add-on provider {service} did not answer within {seconds} seconds. Try again later.")]
+    #[error(
+        "The add-on provider {service} did not answer within {seconds} seconds. Try again later."
+    )]
     Timeout { service: String, seconds: f64 },
     #[error("The add-on provider {service} could not be reached ({detail}). Try again later.")]
     Unreachable { service: String, detail: String },
@@ -642,7 +648,12 @@ impl PartnerClient {
             reason: format!("the request could not be encoded: {error}"),
         })?;
         let (status, answer) = self
-            .call(service, reqwest::Method::POST, &service.base_url, Some(body))
+            .call(
+                service,
+                reqwest::Method::POST,
+                &service.base_url,
+                Some(body),
+            )
             .await?;
         let provider_id = answer.id.as_ref().and_then(|id| match id {
             serde_json::Value::String(s) => Some(clean_message(s, 200)),

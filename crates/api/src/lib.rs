@@ -18,6 +18,7 @@
 //! `error`; the handler modules import those, `auth` and `convert`; `routes` mounts the
 //! handlers; the crate root only declares modules and re-exports.
 
+mod addon_services;
 mod addons;
 mod addons_backups;
 mod app_in_path;

@@ -49,7 +49,9 @@ pub mod telemetry;
 mod uids;
 mod users;
 
-pub use addons::{Addon, AddonAttachment, AddonView};
+pub use addons::{
+    Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
+};
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};

@@ -73,7 +73,10 @@ fn a_good_manifest_is_accepted_with_the_default_plan_first() {
 
 #[test]
 fn hostile_manifests_are_refused_with_a_reason() {
-    check_refused(|m| m["id"] = json!("Fast_DB"), "id \"Fast_DB\" must be lowercase");
+    check_refused(
+        |m| m["id"] = json!("Fast_DB"),
+        "id \"Fast_DB\" must be lowercase",
+    );
     check_refused(|m| m["id"] = json!("heroku-postgresql"), "built-in service");
     check_refused(|m| m["id"] = json!("a".repeat(51)), "at most 50");
     check_refused(
@@ -151,9 +154,16 @@ fn hostile_manifests_are_refused_with_a_reason() {
 fn size_syntax_and_timeout_are_capped() {
     let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
     let error = parse_manifest(&huge, false, None).expect_err("too big");
-    assert!(error.to_string().contains("most accepted is 65536"), "{error}");
-    let error = parse_manifest(b"{\"api\": {\"password\": \"s3cret-partner-password\"", false, None)
-        .expect_err("truncated");
+    assert!(
+        error.to_string().contains("most accepted is 65536"),
+        "{error}"
+    );
+    let error = parse_manifest(
+        b"{\"api\": {\"password\": \"s3cret-partner-password\"",
+        false,
+        None,
+    )
+    .expect_err("truncated");
     assert!(error.to_string().contains("not a JSON object"), "{error}");
     assert!(!error.to_string().contains("s3cret"), "{error}");
     let bytes = manifest().to_string();
@@ -197,7 +207,10 @@ fn returned_config_must_be_declared_and_prefixed() {
     for name in ["DATABASE_URL", "FAST_DB_OTHER", "PATH"] {
         let bad = BTreeMap::from([(name.to_owned(), "v".to_owned())]);
         let error = service.check_config(&bad).expect_err(name).to_string();
-        assert!(error.contains(name) && error.contains("does not allow"), "{error}");
+        assert!(
+            error.contains(name) && error.contains("does not allow"),
+            "{error}"
+        );
         assert!(!error.contains("\"v\""), "{error}");
     }
     let long = BTreeMap::from([("FAST_DB_URL".to_owned(), "x".repeat(MAX_VALUE_BYTES + 1))]);
