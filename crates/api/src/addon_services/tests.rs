@@ -31,3 +31,18 @@ fn config_updates_are_wrapped_or_bare_and_never_unset() {
     assert_eq!(unset.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(parse_config_update(b"{\"config\": 3}").is_err());
 }
+
+#[test]
+fn only_administrators_manage_services() {
+    let mut user = slipway_core::model::User {
+        id: uuid::Uuid::nil(),
+        email: "dev@example.com".into(),
+        created_at: chrono::Utc::now(),
+        admin: false,
+    };
+    let refused = forbidden_unless_admin(&user).expect_err("not an admin");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.message.contains("Only an administrator"));
+    user.admin = true;
+    assert!(forbidden_unless_admin(&user).is_ok());
+}
