@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::{
     addon_key, attachment_key, check_addon_name, check_attachment_name, Addon, AddonAttachment,
-    AddonRelease, AddonView, WORDS,
+    AddonRelease, AddonView, COLORS, WORDS,
 };
 use crate::error::CoreError;
 use crate::model::{App, User};
@@ -302,7 +302,20 @@ impl Platform {
         name: Option<String>,
     ) -> Result<AddonView, CoreError> {
         let service = &record.service;
-        let attachment_name = attachment.unwrap_or_else(|| service.prefix.clone());
+        let config = self.config_vars(app).await?;
+        // As Heroku does for a second add-on of a service: `FAST_DB`, then `FAST_DB_AMBER`...
+        let taken = |name: &str| {
+            service.config_vars.iter().any(|var| {
+                let rest = var.strip_prefix(&service.prefix).unwrap_or(var);
+                config.contains_key(&format!("{name}{rest}"))
+            })
+        };
+        let attachment_name = attachment.unwrap_or_else(|| {
+            std::iter::once(service.prefix.clone())
+                .chain(COLORS.iter().map(|c| format!("{}_{c}", service.prefix)))
+                .find(|name| !taken(name))
+                .unwrap_or_else(|| service.prefix.clone())
+        });
         check_attachment_name(&attachment_name)?;
         let name = match name {
             Some(name) => {
@@ -319,7 +332,6 @@ impl Platform {
                 message: format!("The add-on name {name} is already taken. Choose another name."),
             });
         }
-        let config = self.config_vars(app).await?;
         let mut partner = PartnerAddon {
             state: PartnerState::Provisioning,
             service_id: record.id,
