@@ -7,6 +7,7 @@
 mod backup;
 mod error;
 mod manager;
+pub mod partner;
 mod plans;
 mod postgres;
 mod process;

@@ -166,3 +166,39 @@ pub fn plan_name(plan: &serde_json::Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// `POST /slipway/addon-services {manifest, timeout_ms?}`: registers a third-party service by
+/// its Heroku add-on manifest (Slipway's own endpoint: Heroku's schema has none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddonServiceRegister {
+    pub manifest: serde_json::Value,
+    /// How long its provider may take to answer (default 10 s, at most 25 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A registered third-party service as Slipway's admin endpoints show it: the manifest's
+/// fields, the password always redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredAddonService {
+    pub id: Uuid,
+    pub name: String,
+    pub human_name: String,
+    pub config_vars_prefix: String,
+    pub config_vars: Vec<String>,
+    /// Always `[REDACTED]`.
+    pub password: String,
+    pub base_url: String,
+    pub sso_url: Option<String>,
+    pub plans: Vec<String>,
+    pub timeout_ms: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `PATCH /addons/{id}/config` by a provider: `{"config": [{name, value}]}` (or the list
+/// alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonConfigVar {
+    pub name: String,
+    pub value: Option<String>,
+}

@@ -24,9 +24,9 @@ pub mod rendezvous;
 
 pub use account::Account;
 pub use addon::{
-    plan_name, Addon, AddonAttachment, AddonAttachmentCreate, AddonAttachmentResolve, AddonCreate,
-    AddonResolve, AddonService, AddonUpdate, AttachedAddon, AttachmentName, BillingEntity, Plan,
-    PlanRef, Price,
+    plan_name, Addon, AddonAttachment, AddonAttachmentCreate, AddonAttachmentResolve,
+    AddonConfigVar, AddonCreate, AddonResolve, AddonService, AddonServiceRegister, AddonUpdate,
+    AttachedAddon, AttachmentName, BillingEntity, Plan, PlanRef, Price, RegisteredAddonService,
 };
 pub use app::{App, AppCreate, AppUpdate};
 pub use authorization::{

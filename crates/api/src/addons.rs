@@ -34,7 +34,7 @@ fn price(plan: Option<&Plan>) -> wire::Price {
     }
 }
 
-fn addon_json(view: &AddonView) -> wire::Addon {
+pub(crate) fn addon_json(view: &AddonView) -> wire::Addon {
     let addon = &view.addon;
     let plan = addon.plan();
     let service = Service::parse(&addon.service);
@@ -42,36 +42,44 @@ fn addon_json(view: &AddonView) -> wire::Addon {
         id: addon.app_id,
         name: addon.app_name.clone(),
     };
+    // A third-party add-on's service id, price and message are its registration's.
+    let partner = addon.partner.as_ref();
+    let billed = match partner {
+        Some(partner) => wire::Price {
+            cents: partner.price_cents,
+            unit: "month".into(),
+            contract: false,
+        },
+        None => price(plan),
+    };
     wire::Addon {
         actions: Vec::new(),
         addon_service: wire::ResourceRef {
-            id: service.map(|s| uuid(s.id())).unwrap_or_default(),
+            id: partner.map_or_else(
+                || service.map(|s| uuid(s.id())).unwrap_or_default(),
+                |p| p.service_id,
+            ),
             name: addon.service.clone(),
         },
         app: app.clone(),
-        billed_price: price(plan),
+        billed_price: billed.clone(),
         billing_entity: wire::BillingEntity {
             id: app.id,
             name: app.name,
             kind: "app".into(),
         },
-        config_vars: view
-            .attachments
-            .iter()
-            .filter(|a| a.app_id == addon.app_id)
-            .map(AddonAttachment::config_var)
-            .collect(),
+        config_vars: view.config_vars(),
         created_at: addon.created_at,
         id: addon.id,
         name: addon.name.clone(),
         plan: wire::PlanRef {
             id: plan.map(|p| uuid(p.id)).unwrap_or_default(),
             name: format!("{}:{}", addon.service, addon.plan),
-            price: price(plan),
+            price: billed,
         },
         provider_id: addon.resource.clone(),
-        provision_message: None,
-        state: "provisioned".into(),
+        provision_message: partner.and_then(|p| p.message.clone()),
+        state: addon.state().into(),
         updated_at: addon.updated_at,
         web_url: None,
     }
@@ -108,7 +116,7 @@ fn attachment_json(view: Option<&AddonView>, a: &AddonAttachment) -> wire::Addon
     }
 }
 
-fn service_json(service: Service) -> wire::AddonService {
+pub(crate) fn service_json(service: Service) -> wire::AddonService {
     wire::AddonService {
         cli_plugin_name: None,
         created_at: catalog_time(),
@@ -122,7 +130,7 @@ fn service_json(service: Service) -> wire::AddonService {
     }
 }
 
-fn plan_json(plan: &Plan) -> wire::Plan {
+pub(crate) fn plan_json(plan: &Plan) -> wire::Plan {
     wire::Plan {
         addon_service: wire::ResourceRef {
             id: uuid(plan.service.id()),
@@ -425,52 +433,6 @@ pub(crate) async fn get_attachment(
         .addon_attachment(&user, &attachment, None)
         .await?;
     Ok(Json(attachment_json(None, &attachment)))
-}
-
-pub(crate) async fn services(CurrentUser(_user): CurrentUser) -> Response {
-    list_response(
-        Service::ALL
-            .into_iter()
-            .map(service_json)
-            .collect::<Vec<_>>(),
-    )
-}
-
-pub(crate) async fn service(
-    Path(service): Path<String>,
-) -> Result<Json<wire::AddonService>, ApiError> {
-    find_service(&service).map(|s| Json(service_json(s)))
-}
-
-fn find_service(service: &str) -> Result<Service, ApiError> {
-    Service::ALL
-        .into_iter()
-        .find(|s| s.id() == service)
-        .or_else(|| Service::parse(service))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that add-on service."))
-}
-
-pub(crate) async fn plans(
-    CurrentUser(_user): CurrentUser,
-    Path(service): Path<String>,
-) -> Result<Response, ApiError> {
-    let service = find_service(&service)?;
-    Ok(list_response(
-        service.plans().iter().map(plan_json).collect::<Vec<_>>(),
-    ))
-}
-
-pub(crate) async fn plan(
-    CurrentUser(_user): CurrentUser,
-    Path((service, plan)): Path<(String, String)>,
-) -> Result<Json<wire::Plan>, ApiError> {
-    let service = find_service(&service)?;
-    service
-        .plans()
-        .iter()
-        .find(|p| p.id == plan || p.name == plan || p.full_name() == plan)
-        .map(|p| Json(plan_json(p)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that plan."))
 }
 
 /// `POST /actions/addons/resolve {addon, app?}`: the add-ons the CLI's argument names.

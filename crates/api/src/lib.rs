@@ -25,6 +25,7 @@
 //! on the Platform API's routes the `Accept` gate, ETags and `Range` pagination.
 
 mod account;
+mod addon_services;
 mod addons;
 mod addons_backups;
 mod app_in_path;

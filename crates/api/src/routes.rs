@@ -14,8 +14,8 @@ use slipway_core::Platform;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    account, addons, addons_backups, builds, certs, conventions, domains, drains, dynos, git,
-    logs, resources, slugs,
+    account, addon_services, addons, addons_backups, builds, certs, conventions, domains, drains,
+    dynos, git, logs, resources, slugs,
 };
 
 /// The API's routes.
@@ -191,10 +191,32 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/addon-attachments/{attachment}",
             get(addons::get_attachment).delete(addons::detach),
         )
-        .route("/addon-services", get(addons::services))
-        .route("/addon-services/{service}", get(addons::service))
-        .route("/addon-services/{service}/plans", get(addons::plans))
-        .route("/addon-services/{service}/plans/{plan}", get(addons::plan))
+        .route("/addon-services", get(addon_services::services))
+        .route("/addon-services/{service}", get(addon_services::service))
+        .route(
+            "/addon-services/{service}/plans",
+            get(addon_services::plans),
+        )
+        .route(
+            "/addon-services/{service}/plans/{plan}",
+            get(addon_services::plan),
+        )
+        .route(
+            "/slipway/addon-services",
+            get(addon_services::admin_list).post(addon_services::register),
+        )
+        .route(
+            "/slipway/addon-services/{name}",
+            axum::routing::delete(addon_services::remove),
+        )
+        .route(
+            "/addons/{addon}/config",
+            get(addon_services::get_config).patch(addon_services::update_config),
+        )
+        .route(
+            "/addons/{addon}/actions/provision",
+            post(addon_services::provisioned),
+        )
         .route("/actions/addons/resolve", post(addons::resolve))
         .route(
             "/actions/addon-attachments/resolve",

@@ -68,6 +68,23 @@ pub(crate) async fn create(
         .send(Method::POST, &["apps", app, "addons"], Some(&body))
         .await?;
     writeln!(out, "${:.2}/month", addon.billed_price.cents as f64 / 100.0)?;
+    if let Some(message) = &addon.provision_message {
+        writeln!(out, "{message}")?;
+    }
+    // A third-party provider may finish later (its 202): say so as Heroku does.
+    if addon.state == "provisioning" {
+        writeln!(
+            out,
+            "{} is being created in the background. The app will restart when complete...",
+            addon.name
+        )?;
+        writeln!(
+            out,
+            "Use heroku addons:info {} to check creation progress",
+            addon.name
+        )?;
+        return Ok(());
+    }
     writeln!(out, "{} is being created and is available.", addon.name)?;
     writeln!(
         out,

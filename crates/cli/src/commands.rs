@@ -244,6 +244,24 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List the add-on services: built-in and registered third-party ones.
+    #[command(name = "addons:services")]
+    AddonsServices,
+    /// Register a third-party add-on service by its Heroku add-on manifest (administrators).
+    #[command(name = "addons:services:add")]
+    AddonsServicesAdd {
+        /// The manifest file (addon-manifest.json).
+        manifest: std::path::PathBuf,
+        /// A plan name; repeat for several. Replaces the manifest's `plans`.
+        #[arg(long = "plan")]
+        plans: Vec<String>,
+        /// Seconds the provider may take to answer (default 10, at most 25).
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Remove a registered add-on service that has no add-ons (administrators).
+    #[command(name = "addons:services:remove")]
+    AddonsServicesRemove { name: String },
     /// Change an add-on's plan.
     #[command(name = "addons:upgrade")]
     AddonsUpgrade {
@@ -716,6 +734,15 @@ pub async fn run_with_client(
             request.send(client, out).await?;
         }
         Command::Addons { app } => crate::addons::list(client, &resolve_app(&app)?, out).await?,
+        Command::AddonsServices => crate::addon_services::list(client, out).await?,
+        Command::AddonsServicesAdd {
+            manifest,
+            plans,
+            timeout,
+        } => crate::addon_services::add(client, &manifest, &plans, timeout, out).await?,
+        Command::AddonsServicesRemove { name } => {
+            crate::addon_services::remove(client, &name, out).await?
+        }
         Command::AddonsCreate {
             plan,
             attach_as,

@@ -11,6 +11,11 @@
 //! - destroy: the release that detaches first, then the drop on the server;
 //! - an add-on attached to another app is not destroyed (detach it there first).
 //!
+//! Third-party add-ons (a registered provider's service, `addons/partner.rs`) follow the same
+//! records and orders; their provider is called over the Partner API where the built-in
+//! servers are called here, and an asynchronous provision writes its attach release only
+//! when the provider calls back.
+//!
 //! Keys: `addons/<name>` (names are global) and `addon-attachments/<app id>/<name>`.
 
 use std::collections::BTreeMap;
@@ -61,6 +66,9 @@ pub struct Addon {
     pub url: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set for a registered third-party service's add-on (`None`: a built-in server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartnerAddon>,
 }
 
 impl std::fmt::Debug for Addon {
@@ -77,6 +85,30 @@ impl Addon {
     /// The catalog plan it is on.
     pub fn plan(&self) -> Option<&'static Plan> {
         parse_plan(&format!("{}:{}", self.service, self.plan)).ok()
+    }
+
+    /// `provisioning` (a third-party add-on whose provider has not called back yet) or
+    /// `provisioned`, as the schema names the states.
+    pub fn state(&self) -> &'static str {
+        match &self.partner {
+            Some(partner) if partner.state == PartnerState::Provisioning => "provisioning",
+            _ => "provisioned",
+        }
+    }
+
+    /// The config vars an attachment named `attachment` sets, with their values: `<name>_URL`
+    /// for a built-in server's add-on; for a third-party one, each var the provider returned
+    /// with its prefix replaced by the attachment name (`FAST_DB_URL` as `CACHE` is
+    /// `CACHE_URL`), as Heroku renames them.
+    pub fn attachment_vars(&self, attachment: &str) -> BTreeMap<String, String> {
+        match &self.partner {
+            None => BTreeMap::from([(format!("{attachment}_URL"), self.url.clone())]),
+            Some(partner) => partner
+                .config
+                .iter()
+                .map(|(name, value)| (partner.rename(name, attachment), value.clone()))
+                .collect(),
+        }
     }
 }
 
@@ -105,6 +137,17 @@ impl AddonAttachment {
 pub struct AddonView {
     pub addon: Addon,
     pub attachments: Vec<AddonAttachment>,
+}
+
+impl AddonView {
+    /// The names of the config vars the add-on sets on its own (billing) app.
+    pub fn config_vars(&self) -> Vec<String> {
+        self.attachments
+            .iter()
+            .filter(|a| a.app_id == self.addon.app_id)
+            .flat_map(|a| self.addon.attachment_vars(&a.name).into_keys())
+            .collect()
+    }
 }
 
 /// Heroku Postgres' colors for the second and later databases of an app.
@@ -301,6 +344,11 @@ impl Platform {
         attachment: Option<String>,
         name: Option<String>,
     ) -> Result<AddonView, CoreError> {
+        if let Some((service, partner_plan)) = self.partner_plan(plan).await? {
+            return self
+                .create_partner_addon(user, app, service, partner_plan, attachment, name)
+                .await;
+        }
         let plan = parse_plan(plan).map_err(|e| CoreError::invalid(e.to_string()))?;
         let servers = self.addon_servers()?;
         if let Some(name) = &attachment {
@@ -556,7 +604,9 @@ impl Platform {
             .collect();
         let mut out = Vec::new();
         for addon in self.all_addons().await? {
-            if attached.contains(&addon.id) {
+            // A third-party add-on still provisioning has no attachment yet; its app shows it.
+            let provisioning = addon.app_id == app.id && addon.state() == "provisioning";
+            if attached.contains(&addon.id) || provisioning {
                 out.push(self.view(addon).await?);
             }
         }
@@ -613,11 +663,23 @@ impl Platform {
         if let Some(name) = &name {
             check_attachment_name(name)?;
         }
+        if addon.state() == "provisioning" {
+            return Err(CoreError::invalid(format!(
+                "{} is still provisioning; attach it once its provider has finished.",
+                addon.name
+            )));
+        }
         let config = self.config_vars(app).await?;
-        let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
-        let name = name.unwrap_or_else(|| default_attachment_name(service, &config));
-        let var = format!("{name}_URL");
-        if config.contains_key(&var) {
+        let name = match (&addon.partner, name) {
+            (_, Some(name)) => name,
+            (Some(partner), None) => partner.prefix.clone(),
+            (None, None) => {
+                let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
+                default_attachment_name(service, &config)
+            }
+        };
+        let vars = addon.attachment_vars(&name);
+        if let Some(var) = vars.keys().find(|var| config.contains_key(*var)) {
             return Err(CoreError::Conflict {
                 message: format!(
                     "{var} is already set on {}. Choose another attachment name with --as.",
@@ -638,7 +700,7 @@ impl Platform {
         };
         let change = AddonRelease {
             description: format!("Attach {name} (@ref:{})", addon.name),
-            vars: BTreeMap::from([(var, Some(addon.url.clone()))]),
+            vars: vars.into_iter().map(|(k, v)| (k, Some(v))).collect(),
             ops: vec![Op::put_json(attachment_key(app.id, &name), &record)?],
             compares: vec![
                 Compare::absent(attachment_key(app.id, &name)),
@@ -663,12 +725,23 @@ impl Platform {
         attachment: &AddonAttachment,
     ) -> Result<AddonAttachment, CoreError> {
         let app = self.app(user, &attachment.app_name).await?;
+        let vars =
+            match get_json::<Addon, _>(self.store().as_ref(), &addon_key(&attachment.addon_name))
+                .await?
+            {
+                Some(addon) => addon
+                    .attachment_vars(&attachment.name)
+                    .into_keys()
+                    .map(|k| (k, None))
+                    .collect(),
+                None => BTreeMap::from([(attachment.config_var(), None)]),
+            };
         let change = AddonRelease {
             description: format!(
                 "Detach {} (@ref:{})",
                 attachment.name, attachment.addon_name
             ),
-            vars: BTreeMap::from([(attachment.config_var(), None)]),
+            vars,
             ops: vec![Op::delete(attachment_key(app.id, &attachment.name))],
             compares: vec![Compare::exists(attachment_key(app.id, &attachment.name))],
         };
@@ -704,7 +777,9 @@ impl Platform {
         let mut vars = BTreeMap::new();
         let mut ops = vec![Op::delete(addon_key(&addon.name))];
         for attachment in &view.attachments {
-            vars.insert(attachment.config_var(), None);
+            for var in addon.attachment_vars(&attachment.name).into_keys() {
+                vars.insert(var, None);
+            }
             ops.push(Op::delete(attachment_key(app.id, &attachment.name)));
         }
         let names: Vec<&str> = view.attachments.iter().map(|a| a.name.as_str()).collect();
@@ -720,6 +795,12 @@ impl Platform {
         };
         if self.addon_release(user, &app, change).await?.is_none() {
             return Err(CoreError::not_found("add-on", &addon.name));
+        }
+        if addon.partner.is_some() {
+            self.deprovision_partner(addon).await.map_err(|error| {
+                CoreError::invalid(format!("{} was detached, but {error}", addon.name))
+            })?;
+            return Ok(view);
         }
         let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
         if let Err(error) = self
@@ -780,6 +861,12 @@ impl Platform {
     /// is logged: the records cannot come back, and the admin can drop the leftover by name.
     pub(crate) async fn deprovision_orphans(&self, addons: Vec<Addon>) {
         for addon in addons {
+            if addon.partner.is_some() {
+                if let Err(error) = self.deprovision_partner(&addon).await {
+                    tracing::error!(%error, addon = %addon.name, "the app was deleted but its provider could not deprovision the add-on");
+                }
+                continue;
+            }
             let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
             let dropped = match self.addon_servers() {
                 Ok(servers) => servers
@@ -802,6 +889,9 @@ impl Platform {
         plan: &str,
     ) -> Result<AddonView, CoreError> {
         let view = self.addon(user, addon).await?;
+        if view.addon.partner.is_some() {
+            return self.change_partner_plan(user, view, plan).await;
+        }
         let mut addon = view.addon;
         let spec = if plan.contains(':') {
             plan.to_owned()
@@ -840,6 +930,12 @@ impl Platform {
         addon: &str,
     ) -> Result<AddonView, CoreError> {
         let view = self.addon(user, addon).await?;
+        if view.addon.partner.is_some() {
+            return Err(CoreError::invalid(format!(
+                "{} is a third-party add-on: its credentials are its provider's to rotate.",
+                view.addon.name
+            )));
+        }
         let mut addon = view.addon.clone();
         let service = Service::parse(&addon.service).unwrap_or(Service::Postgres);
         addon.url = self
@@ -887,6 +983,9 @@ impl Platform {
     }
 }
 
+mod partner;
+pub use partner::{AddonServiceRecord, PartnerAddon, PartnerState};
+
 #[cfg(test)]
 mod tests;
 
@@ -911,6 +1010,7 @@ fn new_records(
         url: url.to_owned(),
         created_at: now,
         updated_at: now,
+        partner: None,
     };
     let record = AddonAttachment {
         id: Uuid::new_v4(),

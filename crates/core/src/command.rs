@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
 
-use crate::addons::{AddonAttachment, AddonView};
+use crate::addons::{AddonAttachment, AddonServiceRecord, AddonView};
 use crate::build_output::SlugDeclaration;
 use crate::model::{App, Build, ConfigVars, Domain, Drain, Dyno, Formation, Release, SniEndpoint};
 use crate::output::DeployOutput;
@@ -136,6 +136,14 @@ pub enum Command {
     },
     /// Gives an add-on new credentials and releases them to every attached app.
     RotateAddonCredentials { addon: String },
+    /// Registers a third-party add-on service by its manifest (administrators only;
+    /// `addons/partner.rs`); `timeout_ms`: how long its provider may take to answer.
+    RegisterAddonService {
+        manifest: Vec<u8>,
+        timeout_ms: Option<u64>,
+    },
+    /// Removes a registered service that has no add-ons left.
+    RemoveAddonService { name: String },
 }
 
 /// What `PATCH /apps/{app}` asks for.
@@ -264,4 +272,5 @@ pub enum Outcome {
     },
     Addon(AddonView),
     AddonAttachment(AddonAttachment),
+    AddonService(AddonServiceRecord),
 }

@@ -211,6 +211,17 @@ impl Platform {
                 .rotate_addon_credentials(actor, &addon)
                 .await
                 .map(Outcome::Addon),
+            Command::RegisterAddonService {
+                manifest,
+                timeout_ms,
+            } => self
+                .register_addon_service(actor, &manifest, timeout_ms)
+                .await
+                .map(Outcome::AddonService),
+            Command::RemoveAddonService { name } => self
+                .remove_addon_service(actor, &name)
+                .await
+                .map(Outcome::AddonService),
         }
     }
 

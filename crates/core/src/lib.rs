@@ -50,7 +50,9 @@ pub mod telemetry;
 mod uids;
 mod users;
 
-pub use addons::{Addon, AddonAttachment, AddonView};
+pub use addons::{
+    Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
+};
 pub use authorizations::{Authorization, NewAuthorization, GLOBAL_SCOPE};
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};

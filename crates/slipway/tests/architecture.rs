@@ -22,7 +22,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             &["slipway-runtime", "slipway-api-types"],
         ),
         ("slipway-outbound", &[]),
-        ("slipway-addons", &[]),
+        ("slipway-addons", &["slipway-outbound"]),
         ("slipway-logplex", &["slipway-outbound"]),
         ("slipway-git", &[]),
         ("slipway-model", &[]),

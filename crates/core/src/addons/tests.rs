@@ -48,6 +48,7 @@ fn debug_hides_the_url() {
         url: "postgres://u:sekrit@h/d".into(),
         created_at: now,
         updated_at: now,
+        partner: None,
     };
     assert!(!format!("{addon:?}").contains("sekrit"));
     assert_eq!(addon.plan().map(|p| p.name), Some("essential-0"));

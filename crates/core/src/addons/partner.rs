@@ -1,0 +1,736 @@
+//! Third-party add-ons in the core: the services an administrator registers
+//! (`addon-services/<name>`), and provisioning, plan changes, deprovisioning and the
+//! provider's callbacks for their add-ons, over `slipway_addons::partner`'s client.
+//!
+//! The flow, and why each step is where it is:
+//! - **Provision**: `POST {base_url}` with the new add-on's id as `uuid` (a retry sends the
+//!   same one), before anything is stored. A synchronous 200/201 gives config vars, checked
+//!   against the manifest; then one release writes the add-on, its attachment and the vars.
+//!   A refused config, a failed release, or a timeout (the provider may have done it) sends
+//!   `DELETE {base_url}/{uuid}`, so a failure leaves nothing behind on either side.
+//! - **Asynchronous provision**: a 202 stores the add-on as `provisioning`, with the
+//!   attachment name it will get and no attachment, config var or release. The request
+//!   carried `oauth_grant.code`, a token good for this add-on only (stored as a digest); the
+//!   provider sends it as `Authorization: Bearer <code>` to `PATCH /addons/{uuid}/config`
+//!   (`{"config": [{"name", "value"}]}`, checked against the manifest) and then to
+//!   `POST /addons/{uuid}/actions/provision`, which writes the attach release. No exchange at
+//!   an OAuth endpoint: Slipway hands out the bearer token directly.
+//! - **Plan change**: `PUT {base_url}/{uuid}` `{plan}`; returned config vars are released to
+//!   every attached app.
+//! - **Deprovision**: after the release that detaches, `DELETE {base_url}/{uuid}`.
+//!
+//! No provider call runs inside a store transaction: each is made, then its result written.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use slipway_addons::partner::{
+    parse_manifest, OauthGrant, PartnerClient, PartnerError, PartnerPlan, PartnerService,
+    ProvisionRequest, Provisioned,
+};
+use slipway_store::json::{get_json, range_json};
+use slipway_store::{Compare, Op, Txn};
+use uuid::Uuid;
+
+use super::{
+    addon_key, attachment_key, check_addon_name, check_attachment_name, Addon, AddonAttachment,
+    AddonRelease, AddonView, COLORS, WORDS,
+};
+use crate::error::CoreError;
+use crate::model::{App, User};
+use crate::platform::Platform;
+use crate::users::key_digest;
+
+const SERVICES: &str = "addon-services/";
+
+fn service_key(name: &str) -> String {
+    format!("{SERVICES}{name}")
+}
+
+/// A registered third-party service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonServiceRecord {
+    pub id: Uuid,
+    pub service: PartnerService,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a third-party add-on's provisioning is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartnerState {
+    /// The provider answered 202 and has not called `actions/provision` yet.
+    Provisioning,
+    Provisioned,
+}
+
+impl PartnerState {
+    fn can_complete(self) -> bool {
+        self == PartnerState::Provisioning
+    }
+}
+
+/// What the core keeps of a third-party add-on beside the common record.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerAddon {
+    pub state: PartnerState,
+    pub service_id: Uuid,
+    /// The manifest's config var prefix, replaced by the attachment name.
+    pub prefix: String,
+    /// The config vars as the provider named them (values are secrets).
+    pub config: BTreeMap<String, String>,
+    pub provider_id: Option<String>,
+    pub message: Option<String>,
+    pub price_cents: u64,
+    /// SHA-256 of the provider's callback token.
+    pub token_digest: String,
+    /// The attachment an asynchronous provision gets when it completes.
+    pub pending_attachment: Option<String>,
+}
+
+impl std::fmt::Debug for PartnerAddon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerAddon")
+            .field("state", &self.state)
+            .field("config_vars", &self.config.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartnerAddon {
+    /// `FAST_DB_URL` attached as `CACHE` is `CACHE_URL`.
+    pub(crate) fn rename(&self, name: &str, attachment: &str) -> String {
+        match name.strip_prefix(&self.prefix) {
+            Some(rest) => format!("{attachment}{rest}"),
+            None => name.to_owned(),
+        }
+    }
+}
+
+fn partner_error(error: PartnerError) -> CoreError {
+    // A provider's 422 message is the user's to read as it is; the other messages already
+    // say which provider failed and what to do.
+    CoreError::invalid(error.to_string())
+}
+
+/// A release written for a provider's callback is by the provider, as Heroku shows
+/// `fast-db@addons.heroku.com`.
+fn provider_actor(service: &str) -> User {
+    User {
+        id: Uuid::nil(),
+        email: format!("{service}@addons.slipway"),
+        created_at: Utc::now(),
+        admin: false,
+    }
+}
+
+/// `fast-db-curved-12345`, within add-on names' 40 characters.
+fn random_partner_addon_name(service: &str) -> String {
+    let mut rng = rand::thread_rng();
+    let base: String = service.chars().take(20).collect();
+    format!(
+        "{}-{}-{}",
+        base.trim_end_matches('-'),
+        WORDS[rng.gen_range(0..WORDS.len())],
+        rng.gen_range(10000..100000)
+    )
+}
+
+impl Platform {
+    fn partner_client(&self) -> Result<PartnerClient, CoreError> {
+        PartnerClient::new(self.config().outbound.clone()).map_err(partner_error)
+    }
+
+    /// Every registered service.
+    pub async fn addon_service_records(&self) -> Result<Vec<AddonServiceRecord>, CoreError> {
+        let (records, _) =
+            range_json::<AddonServiceRecord, _>(self.store().as_ref(), SERVICES).await?;
+        Ok(records.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// A registered service by name or id.
+    pub async fn addon_service_record(
+        &self,
+        name_or_id: &str,
+    ) -> Result<Option<AddonServiceRecord>, CoreError> {
+        if let Some(record) =
+            get_json::<AddonServiceRecord, _>(self.store().as_ref(), &service_key(name_or_id))
+                .await?
+        {
+            return Ok(Some(record));
+        }
+        let id = name_or_id.parse::<Uuid>().ok();
+        Ok(self
+            .addon_service_records()
+            .await?
+            .into_iter()
+            .find(|r| Some(r.id) == id))
+    }
+
+    /// `addons:services:add`: registers a provider by its manifest (administrators only).
+    pub(crate) async fn register_addon_service(
+        &self,
+        actor: &User,
+        manifest: &[u8],
+        timeout_ms: Option<u64>,
+    ) -> Result<AddonServiceRecord, CoreError> {
+        if !actor.admin {
+            return Err(CoreError::invalid(
+                "Only an administrator can register add-on services.",
+            ));
+        }
+        let policy = &self.config().outbound;
+        let service = parse_manifest(
+            manifest,
+            policy.allows_private(),
+            timeout_ms.map(Duration::from_millis),
+        )
+        .map_err(|e| CoreError::invalid(e.to_string()))?;
+        service
+            .check_urls(policy)
+            .await
+            .map_err(|e| CoreError::invalid(e.to_string()))?;
+        let now = Utc::now();
+        let record = AddonServiceRecord {
+            id: Uuid::new_v4(),
+            service,
+            created_at: now,
+            updated_at: now,
+        };
+        let key = service_key(&record.service.name);
+        let response = self
+            .store()
+            .txn(
+                Txn::new()
+                    .when(Compare::absent(key.clone()))
+                    .then(Op::put_json(key, &record)?),
+            )
+            .await?;
+        if !response.succeeded {
+            return Err(CoreError::Conflict {
+                message: format!(
+                    "The add-on service {} is already registered. Remove it first with addons:services:remove.",
+                    record.service.name
+                ),
+            });
+        }
+        Ok(record)
+    }
+
+    /// `addons:services:remove`: refused while add-ons of the service exist.
+    pub(crate) async fn remove_addon_service(
+        &self,
+        actor: &User,
+        name: &str,
+    ) -> Result<AddonServiceRecord, CoreError> {
+        if !actor.admin {
+            return Err(CoreError::invalid(
+                "Only an administrator can remove add-on services.",
+            ));
+        }
+        let record = self
+            .addon_service_record(name)
+            .await?
+            .ok_or_else(|| CoreError::not_found("add-on service", name))?;
+        let existing: Vec<String> = self
+            .all_addons()
+            .await?
+            .into_iter()
+            .filter(|a| a.service == record.service.name)
+            .map(|a| a.name)
+            .collect();
+        if !existing.is_empty() {
+            return Err(CoreError::invalid(format!(
+                "Cannot remove {}: add-ons of it exist ({}). Destroy them first with addons:destroy.",
+                record.service.name,
+                existing.join(", ")
+            )));
+        }
+        self.store()
+            .txn(Txn::new().then(Op::delete(service_key(&record.service.name))))
+            .await?;
+        Ok(record)
+    }
+
+    /// The registered service and plan `spec` (`fast-db[:plan]`) names; `None` if it names no
+    /// registered service (a built-in one, or nothing).
+    pub(crate) async fn partner_plan(
+        &self,
+        spec: &str,
+    ) -> Result<Option<(AddonServiceRecord, PartnerPlan)>, CoreError> {
+        let (service, plan) = match spec.split_once(':') {
+            Some((service, plan)) => (service, Some(plan)),
+            None => (spec, None),
+        };
+        if service.is_empty() || service.len() > 50 || service.contains('/') {
+            return Ok(None);
+        }
+        let Some(record) =
+            get_json::<AddonServiceRecord, _>(self.store().as_ref(), &service_key(service)).await?
+        else {
+            return Ok(None);
+        };
+        let Some(found) = record.service.plan(plan).cloned() else {
+            let names: Vec<&str> = record
+                .service
+                .plans
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            return Err(CoreError::invalid(format!(
+                "Couldn't find either the add-on service or the add-on plan {spec:?}. {} has the plans: {}.",
+                record.service.name,
+                names.join(", ")
+            )));
+        };
+        Ok(Some((record, found)))
+    }
+
+    /// `addons:create fast-db:plan`: provisions on the provider, then attaches (one release),
+    /// or stores a `provisioning` add-on if the provider answers 202.
+    pub(crate) async fn create_partner_addon(
+        &self,
+        user: &User,
+        app: &App,
+        record: AddonServiceRecord,
+        plan: PartnerPlan,
+        attachment: Option<String>,
+        name: Option<String>,
+    ) -> Result<AddonView, CoreError> {
+        let service = &record.service;
+        let config = self.config_vars(app).await?;
+        // As Heroku does for a second add-on of a service: `FAST_DB`, then `FAST_DB_AMBER`...
+        let taken = |name: &str| {
+            service.config_vars.iter().any(|var| {
+                let rest = var.strip_prefix(&service.prefix).unwrap_or(var);
+                config.contains_key(&format!("{name}{rest}"))
+            })
+        };
+        let attachment_name = attachment.unwrap_or_else(|| {
+            std::iter::once(service.prefix.clone())
+                .chain(COLORS.iter().map(|c| format!("{}_{c}", service.prefix)))
+                .find(|name| !taken(name))
+                .unwrap_or_else(|| service.prefix.clone())
+        });
+        check_attachment_name(&attachment_name)?;
+        let name = match name {
+            Some(name) => {
+                check_addon_name(&name)?;
+                name
+            }
+            None => random_partner_addon_name(&service.name),
+        };
+        if get_json::<Addon, _>(self.store().as_ref(), &addon_key(&name))
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::Conflict {
+                message: format!("The add-on name {name} is already taken. Choose another name."),
+            });
+        }
+        let mut partner = PartnerAddon {
+            state: PartnerState::Provisioning,
+            service_id: record.id,
+            prefix: service.prefix.clone(),
+            config: BTreeMap::new(),
+            provider_id: None,
+            message: None,
+            price_cents: plan.price_cents,
+            token_digest: String::new(),
+            pending_attachment: Some(attachment_name.clone()),
+        };
+        for var in &service.config_vars {
+            let var = partner.rename(var, &attachment_name);
+            if config.contains_key(&var) {
+                return Err(CoreError::Conflict {
+                    message: format!(
+                        "{var} is already set on {}. Choose another attachment name with --as, or unset {var} first.",
+                        app.name
+                    ),
+                });
+            }
+        }
+        let id = Uuid::new_v4();
+        let token = String::from(slipway_model::SecretToken::generate());
+        partner.token_digest = key_digest(&token);
+        let request = ProvisionRequest {
+            uuid: id.to_string(),
+            name: name.clone(),
+            plan: plan.name.clone(),
+            callback_url: format!(
+                "{}/addons/{id}",
+                self.config().api_url.trim_end_matches('/')
+            ),
+            region: "slipway::local".into(),
+            options: serde_json::Map::new(),
+            heroku_id: format!("app{}@{}", app.id, self.config().domain),
+            oauth_grant: OauthGrant {
+                code: token,
+                expires_at: (Utc::now() + chrono::Duration::days(30)).to_rfc3339(),
+                kind: "authorization_code".into(),
+            },
+        };
+        let client = self.partner_client()?;
+        let answer = match client.provision(service, &request).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                if error.maybe_done() {
+                    self.deprovision_quietly(&client, service, id, &name).await;
+                }
+                return Err(partner_error(error));
+            }
+        };
+        let now = Utc::now();
+        let mut addon = Addon {
+            id,
+            name: name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            service: service.name.clone(),
+            plan: plan.name.clone(),
+            resource: id.to_string(),
+            url: String::new(),
+            created_at: now,
+            updated_at: now,
+            partner: None,
+        };
+        match answer {
+            Provisioned::Pending {
+                provider_id,
+                message,
+            } => {
+                partner.provider_id = provider_id;
+                partner.message = message;
+                if let Some(provider_id) = &partner.provider_id {
+                    addon.resource = provider_id.clone();
+                }
+                addon.partner = Some(partner);
+                let stored = self
+                    .store()
+                    .txn(
+                        Txn::new()
+                            .when(Compare::absent(addon_key(&name)))
+                            .then(Op::put_json(addon_key(&name), &addon)?),
+                    )
+                    .await;
+                match stored {
+                    Ok(response) if response.succeeded => Ok(AddonView {
+                        addon,
+                        attachments: Vec::new(),
+                    }),
+                    other => {
+                        self.deprovision_quietly(&client, service, id, &name).await;
+                        match other {
+                            Err(error) => Err(error.into()),
+                            _ => Err(CoreError::Conflict {
+                                message: format!(
+                                    "The add-on name {name} was taken meanwhile. Try again."
+                                ),
+                            }),
+                        }
+                    }
+                }
+            }
+            Provisioned::Done {
+                provider_id,
+                config,
+                message,
+            } => {
+                partner.state = PartnerState::Provisioned;
+                partner.pending_attachment = None;
+                partner.provider_id = provider_id;
+                partner.message = message;
+                partner.config = config;
+                if let Some(provider_id) = &partner.provider_id {
+                    addon.resource = provider_id.clone();
+                }
+                addon.partner = Some(partner);
+                let (released, record) = self
+                    .release_partner_attachment(user, app, &addon, &attachment_name)
+                    .await;
+                match released {
+                    Ok(true) => Ok(AddonView {
+                        addon,
+                        attachments: vec![record],
+                    }),
+                    other => {
+                        self.deprovision_quietly(&client, service, id, &name).await;
+                        match other {
+                            Err(error) => Err(error),
+                            _ => Err(CoreError::Conflict {
+                                message: format!(
+                                    "The add-on {name} or the attachment {attachment_name} was created by someone else meanwhile. Try again."
+                                ),
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The release that writes `addon` (as given) and its attachment `attachment_name` on
+    /// `app`, with its config vars. `Ok(false)` if the attachment exists meanwhile.
+    async fn release_partner_attachment(
+        &self,
+        user: &User,
+        app: &App,
+        addon: &Addon,
+        attachment_name: &str,
+    ) -> (Result<bool, CoreError>, AddonAttachment) {
+        let now = Utc::now();
+        let record = AddonAttachment {
+            id: Uuid::new_v4(),
+            name: attachment_name.to_owned(),
+            addon_id: addon.id,
+            addon_name: addon.name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let ops = match (
+            Op::put_json(addon_key(&addon.name), addon),
+            Op::put_json(attachment_key(app.id, attachment_name), &record),
+        ) {
+            (Ok(a), Ok(b)) => vec![a, b],
+            (Err(e), _) | (_, Err(e)) => return (Err(e.into()), record),
+        };
+        let change = AddonRelease {
+            description: format!("Attach {attachment_name} (@ref:{})", addon.name),
+            vars: addon
+                .attachment_vars(attachment_name)
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .collect(),
+            ops,
+            compares: vec![Compare::absent(attachment_key(app.id, attachment_name))],
+        };
+        let released = self
+            .addon_release(user, app, change)
+            .await
+            .map(|r| r.is_some());
+        (released, record)
+    }
+
+    async fn deprovision_quietly(
+        &self,
+        client: &PartnerClient,
+        service: &PartnerService,
+        id: Uuid,
+        name: &str,
+    ) {
+        if let Err(error) = client.deprovision(service, &id.to_string()).await {
+            tracing::error!(%error, addon = %name, service = %service.name, "could not deprovision a third-party add-on after its provisioning failed");
+        }
+    }
+
+    /// `DELETE {base_url}/{uuid}` for a third-party add-on.
+    pub(crate) async fn deprovision_partner(&self, addon: &Addon) -> Result<(), CoreError> {
+        let record = self
+            .addon_service_record(&addon.service)
+            .await?
+            .ok_or_else(|| {
+                CoreError::invalid(format!(
+                    "its service {} is no longer registered, so its provider was not told to deprovision it.",
+                    addon.service
+                ))
+            })?;
+        self.partner_client()?
+            .deprovision(&record.service, &addon.id.to_string())
+            .await
+            .map_err(partner_error)
+    }
+
+    /// `addons:upgrade` of a third-party add-on: `PUT {base_url}/{uuid}` `{plan}`.
+    pub(crate) async fn change_partner_plan(
+        &self,
+        user: &User,
+        view: AddonView,
+        plan: &str,
+    ) -> Result<AddonView, CoreError> {
+        let mut addon = view.addon;
+        let spec = if plan.contains(':') {
+            plan.to_owned()
+        } else {
+            format!("{}:{plan}", addon.service)
+        };
+        let Some((record, plan)) = self.partner_plan(&spec).await? else {
+            return Err(CoreError::invalid(format!(
+                "{} is a {} add-on; it cannot change to {spec}.",
+                addon.name, addon.service
+            )));
+        };
+        if record.service.name != addon.service {
+            return Err(CoreError::invalid(format!(
+                "{} is a {} add-on; it cannot change to a plan of {}.",
+                addon.name, addon.service, record.service.name
+            )));
+        }
+        if addon.state() == "provisioning" {
+            return Err(CoreError::invalid(format!(
+                "{} is still provisioning; change its plan once its provider has finished.",
+                addon.name
+            )));
+        }
+        let changed = self
+            .partner_client()?
+            .change_plan(&record.service, &addon.id.to_string(), &plan.name)
+            .await
+            .map_err(partner_error)?;
+        addon.plan = plan.name.clone();
+        addon.updated_at = Utc::now();
+        if let Some(partner) = addon.partner.as_mut() {
+            partner.price_cents = plan.price_cents;
+            if changed.message.is_some() {
+                partner.message = changed.message;
+            }
+        }
+        self.store_partner_config(user, addon, changed.config).await
+    }
+
+    /// Merges `config` into the add-on's, stores it, and releases the changed vars to every
+    /// attached app (one release each, "Update ATTACHMENT by addon").
+    async fn store_partner_config(
+        &self,
+        user: &User,
+        mut addon: Addon,
+        config: BTreeMap<String, String>,
+    ) -> Result<AddonView, CoreError> {
+        if let Some(partner) = addon.partner.as_mut() {
+            partner.config.extend(config.clone());
+        }
+        self.store()
+            .txn(
+                Txn::new()
+                    .when(Compare::exists(addon_key(&addon.name)))
+                    .then(Op::put_json(addon_key(&addon.name), &addon)?),
+            )
+            .await?;
+        let view = self.view(addon).await?;
+        if config.is_empty() {
+            return Ok(view);
+        }
+        for attachment in &view.attachments {
+            let app = self.find_app(&attachment.app_name).await?;
+            let changed: Vec<String> = match &view.addon.partner {
+                Some(partner) => config
+                    .keys()
+                    .map(|name| partner.rename(name, &attachment.name))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let vars = view
+                .addon
+                .attachment_vars(&attachment.name)
+                .into_iter()
+                .filter(|(name, _)| changed.contains(name))
+                .map(|(k, v)| (k, Some(v)))
+                .collect();
+            let change = AddonRelease {
+                description: format!("Update {} by {}", attachment.name, view.addon.name),
+                vars,
+                ops: Vec::new(),
+                compares: vec![Compare::exists(attachment_key(app.id, &attachment.name))],
+            };
+            self.addon_release(user, &app, change).await?;
+        }
+        Ok(view)
+    }
+
+    /// The third-party add-on `id` if `token` is its provider's callback token. Anything else
+    /// is `Unauthorized`, so a caller learns nothing about which add-ons exist.
+    async fn partner_addon_for_token(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Result<(Addon, AddonServiceRecord), CoreError> {
+        let id = id.parse::<Uuid>().map_err(|_| CoreError::Unauthorized)?;
+        let addon = self
+            .all_addons()
+            .await?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or(CoreError::Unauthorized)?;
+        let Some(partner) = &addon.partner else {
+            return Err(CoreError::Unauthorized);
+        };
+        if token.is_empty() || key_digest(token) != partner.token_digest {
+            return Err(CoreError::Unauthorized);
+        }
+        let record = self
+            .addon_service_record(&addon.service)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        Ok((addon, record))
+    }
+
+    /// `GET /addons/{id}/config` by the provider: its config vars, as it named them.
+    pub async fn partner_get_config(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Result<BTreeMap<String, String>, CoreError> {
+        let (addon, _) = self.partner_addon_for_token(id, token).await?;
+        Ok(addon.partner.map(|p| p.config).unwrap_or_default())
+    }
+
+    /// `PATCH /addons/{id}/config` by the provider: sets config vars (each must be declared in
+    /// the manifest). Released to attached apps at once; kept for the attach release while
+    /// provisioning.
+    pub async fn partner_set_config(
+        &self,
+        id: &str,
+        token: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, CoreError> {
+        let (mut addon, record) = self.partner_addon_for_token(id, token).await?;
+        record
+            .service
+            .check_config(&config)
+            .map_err(partner_error)?;
+        addon.updated_at = Utc::now();
+        let actor = provider_actor(&record.service.name);
+        let view = self.store_partner_config(&actor, addon, config).await?;
+        Ok(view.addon.partner.map(|p| p.config).unwrap_or_default())
+    }
+
+    /// `POST /addons/{id}/actions/provision` by the provider: the asynchronous provision is
+    /// done; writes the attach release. Calling it again is harmless.
+    pub async fn partner_provisioned(&self, id: &str, token: &str) -> Result<AddonView, CoreError> {
+        let (mut addon, record) = self.partner_addon_for_token(id, token).await?;
+        let Some(partner) = addon.partner.as_mut() else {
+            return Err(CoreError::Unauthorized);
+        };
+        if !partner.state.can_complete() {
+            return self.view(addon).await;
+        }
+        let attachment_name = partner
+            .pending_attachment
+            .take()
+            .unwrap_or_else(|| partner.prefix.clone());
+        partner.state = PartnerState::Provisioned;
+        addon.updated_at = Utc::now();
+        let app = self.find_app(&addon.app_name).await?;
+        let actor = provider_actor(&record.service.name);
+        let (released, attachment) = self
+            .release_partner_attachment(&actor, &app, &addon, &attachment_name)
+            .await;
+        match released? {
+            true => Ok(AddonView {
+                addon,
+                attachments: vec![attachment],
+            }),
+            false => Err(CoreError::Conflict {
+                message: format!(
+                    "The attachment {attachment_name} on {} exists already.",
+                    app.name
+                ),
+            }),
+        }
+    }
+}
