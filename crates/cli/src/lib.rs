@@ -17,6 +17,7 @@ mod drains;
 mod format;
 mod logs;
 mod ps_type;
+mod redis;
 mod run;
 
 use std::io::Write;
