@@ -151,11 +151,18 @@ pub(crate) struct ConfirmBody {
     confirm: Option<String>,
 }
 
+/// `?confirm=<app>`; other parameters are ignored, as on any route.
+#[derive(Deserialize)]
+pub(crate) struct ConfirmQuery {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
 pub(crate) async fn delete(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
     Path((app, addon, backup)): Path<(String, String, String)>,
-    Query(query): Query<ConfirmBody>,
+    Query(query): Query<ConfirmQuery>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // A DELETE may carry its confirmation in a body or, as clients that send no body on a

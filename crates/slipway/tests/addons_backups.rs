@@ -257,7 +257,7 @@ async fn schedules_confirmation_and_destroy_leave_no_backup_behind() {
     server.cli_ok(&["pg:backups:capture", "-a", "sch2"]);
     let dir = backups_dir.join(addon["id"].as_str().unwrap());
     assert_eq!(files_below(&dir).len(), 1);
-    server.cli_ok(&["apps:destroy", "sch2", "--confirm", "sch2"]);
+    server.cli_ok(&["apps:destroy", "-a", "sch2", "--confirm", "sch2"]);
     assert_eq!(files_below(&backups_dir), Vec::<String>::new());
     assert!(!dir.exists());
 }
