@@ -19,6 +19,8 @@ pgbench=/usr/lib/postgresql/15/bin/pgbench
 . bench/lib.sh
 api_port=5640; router_port=8640
 start_server $api_port $router_port --api-tls-addr 127.0.0.1:5643 --rendezvous-addr 127.0.0.1:5644
+# The embedded PostgreSQL runs as the postgres user, which must reach <data>/addons below it.
+chmod 711 "$work"
 "$bin" ca > "$work/ca.pem"
 export SLIPWAY_CA_CERT=$work/ca.pem
 

@@ -268,6 +268,25 @@ async fn redis_info_shows_the_plans_limits_and_the_servers_keys() {
         return;
     }
     let server = Server::start();
+    // Every route of this part needs a key.
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        (Method::PUT, "/apps/demo/addons/DATABASE/backup-schedule"),
+        (Method::DELETE, "/apps/demo/addons/DATABASE/backup-schedule"),
+        (Method::GET, "/apps/demo/backup-schedules"),
+        (Method::GET, "/apps/demo/addons/REDIS/redis-info"),
+        (Method::POST, "/apps/demo/addons/DATABASE/backups"),
+        (Method::DELETE, "/apps/demo/addons/DATABASE/backups/b001"),
+        (Method::POST, "/apps/demo/addons/DATABASE/actions/restore"),
+    ] {
+        let response = client
+            .request(method.clone(), format!("{}{path}", server.api_url))
+            .header("accept", "application/vnd.heroku+json; version=3")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path} without a key");
+    }
     let (addon, url) = app_with_addon(&server, "rin", "heroku-redis:premium-0", "REDIS_URL").await;
     for command in [["SET", "a", "1"], ["SET", "b", "2"]] {
         let out = Command::new("/usr/bin/redis-cli")
