@@ -9,6 +9,8 @@ pub enum AddonsError {
     PostgresUnavailable { detail: String },
     #[error("The Redis server of add-on {resource} did not start ({detail}).")]
     RedisUnavailable { resource: String, detail: String },
+    #[error("Cannot read the state of Redis add-on {resource}: {detail}")]
+    RedisInfo { resource: String, detail: String },
     #[error("Provisioning {resource} on PostgreSQL failed while trying to {action}: {detail}")]
     Sql {
         resource: String,

@@ -18,3 +18,4 @@ pub use error::AddonsError;
 pub use manager::{check_resource, Addons, AddonsConfig, Provisioned};
 pub use plans::{parse_plan, Plan, PlanError, Service};
 pub use postgres::PgStats;
+pub use redis::RedisInfo;

@@ -318,6 +318,12 @@ impl Addons {
         crate::backup::restore(&self.config.postgres_bin, url, dump).await
     }
 
+    /// `INFO` of a Redis add-on's server, with its plan's limits (`redis:info`).
+    pub async fn redis_info(&self, resource: &str) -> Result<crate::RedisInfo, AddonsError> {
+        check_resource(resource)?;
+        crate::redis::info(&self.redis_instance(resource)?).await
+    }
+
     pub async fn postgres_stats(&self, resource: &str) -> Result<PgStats, AddonsError> {
         check_resource(resource)?;
         let admin = self.postgres_admin().await?;

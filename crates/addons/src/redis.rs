@@ -12,11 +12,17 @@
 //! directory, and its `default` user (what `REDIS_URL`'s password opens) may run everything
 //! but the commands that would reach beyond its data or change its limits (`CONFIG`, `ACL`,
 //! `DEBUG`, `MODULE`, `SHUTDOWN`, replication).
+//!
+//! `redis:info` asks the server itself: [`info`] logs in as the add-on's own user over the
+//! address its dynos use and reads `INFO` (bounded, with a deadline), so what it shows is
+//! what a tenant's client would see; the limits shown are the plan's, from the instance's
+//! configuration.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::error::{io, AddonsError};
 use crate::plans::Plan;
@@ -164,6 +170,123 @@ impl Instance {
             stop_signal: Signal::SIGTERM,
         }
     }
+}
+
+/// The most `INFO` text read (a default `INFO` is about 5 KB).
+const MAX_INFO_BYTES: usize = 256 * 1024;
+/// How long `INFO` may take, connecting included: a server that is up answers in
+/// milliseconds.
+const INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What `redis:info` shows of an add-on's server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RedisInfo {
+    /// `redis_version`.
+    pub version: String,
+    /// `used_memory`, in bytes.
+    pub used_memory: u64,
+    /// The plan's `maxmemory`, in bytes.
+    pub max_memory: u64,
+    /// `maxmemory_policy` (`noeviction`).
+    pub max_memory_policy: String,
+    /// `connected_clients` (the `INFO` connection included).
+    pub clients: u32,
+    /// The plan's `maxclients`.
+    pub max_clients: u32,
+    /// Keys in every database.
+    pub keys: u64,
+}
+
+/// Reads the fields [`RedisInfo`] shows from `INFO`'s text; the plan's limits are left for
+/// the caller. Unknown or malformed lines are skipped.
+pub(crate) fn parse_info(text: &str) -> RedisInfo {
+    let mut info = RedisInfo::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.trim_end_matches('\r').split_once(':') else {
+            continue;
+        };
+        match key {
+            "redis_version" => info.version = value.chars().take(32).collect(),
+            "used_memory" => info.used_memory = value.parse().unwrap_or(0),
+            "maxmemory_policy" => info.max_memory_policy = value.chars().take(32).collect(),
+            "connected_clients" => info.clients = value.parse().unwrap_or(0),
+            db if db.starts_with("db") && db[2..].bytes().all(|b| b.is_ascii_digit()) => {
+                let keys = value
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("keys="))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                info.keys = info.keys.saturating_add(keys);
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// `AUTH` then `INFO`, in RESP.
+fn info_request(password: &str) -> Vec<u8> {
+    format!(
+        "*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n${}\r\n{password}\r\n*1\r\n$4\r\nINFO\r\n",
+        password.len()
+    )
+    .into_bytes()
+}
+
+/// Asks `instance` for its `INFO` as its own user.
+pub(crate) async fn info(instance: &Instance) -> Result<RedisInfo, AddonsError> {
+    let failed = |detail: String| AddonsError::RedisInfo {
+        resource: instance.resource.clone(),
+        detail,
+    };
+    let text = tokio::time::timeout(INFO_TIMEOUT, async {
+        let stream = tokio::net::TcpStream::connect((instance.listen, instance.port))
+            .await
+            .map_err(|e| failed(format!("cannot connect: {e}")))?;
+        let mut stream = BufReader::new(stream);
+        stream
+            .get_mut()
+            .write_all(&info_request(&instance.password))
+            .await
+            .map_err(|e| failed(format!("cannot send: {e}")))?;
+        let mut line = String::new();
+        (&mut stream)
+            .take(1024)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| failed(format!("cannot read: {e}")))?;
+        if !line.starts_with("+OK") {
+            // The server's error never holds the password: it says only that AUTH failed.
+            return Err(failed(format!(
+                "it refused the add-on's login: {}",
+                line.trim()
+            )));
+        }
+        line.clear();
+        (&mut stream)
+            .take(64)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| failed(format!("cannot read: {e}")))?;
+        let len: usize = line
+            .trim()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n <= MAX_INFO_BYTES)
+            .ok_or_else(|| failed(format!("unexpected answer to INFO: {}", line.trim())))?;
+        let mut body = vec![0u8; len];
+        stream
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| failed(format!("cannot read: {e}")))?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    })
+    .await
+    .map_err(|_| failed(format!("no answer within {INFO_TIMEOUT:?}")))??;
+    let mut info = parse_info(&text);
+    info.max_memory = instance.max_bytes;
+    info.max_clients = instance.connections;
+    Ok(info)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use slipway_core::Platform;
 
@@ -162,6 +162,18 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route(
             "/apps/{app}/addons/{addon}/actions/restore",
             post(addons_backups::restore),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}/backup-schedule",
+            put(addons_backups::schedule).delete(addons_backups::unschedule),
+        )
+        .route(
+            "/apps/{app}/backup-schedules",
+            get(addons_backups::schedules),
+        )
+        .route(
+            "/apps/{app}/addons/{addon}/redis-info",
+            get(addons_backups::redis_info),
         )
         .route(
             "/apps/{app}/addon-attachments",

@@ -1,5 +1,7 @@
-//! `pg:backups`, `pg:backups:capture`, `pg:backups:restore`, `pg:backups:download` and
-//! `pg:backups:delete`, on the API's `/apps/{app}/addons/{addon}/backups` routes.
+//! `pg:backups`, `pg:backups:capture`, `pg:backups:restore`, `pg:backups:download`,
+//! `pg:backups:delete`, `pg:backups:schedule`, `pg:backups:schedules` and
+//! `pg:backups:unschedule`, on the API's `/apps/{app}/addons/{addon}/backups` and
+//! `backup-schedule` routes. Restore and delete send `--confirm` on: the API checks it too.
 
 use std::io::Write;
 
@@ -83,7 +85,7 @@ pub(crate) async fn restore(
         Some((from, name)) => (Some(from), Some(name)),
         None => (None, backup),
     };
-    let mut body = json!({});
+    let mut body = json!({ "confirm": app });
     if let Some(name) = name {
         body["backup"] = json!(name);
     }
@@ -138,12 +140,84 @@ pub(crate) async fn delete(
     if confirm != Some(app) {
         bail!("This command will delete backup {backup} of {app}. To proceed, run the command again with --confirm {app}");
     }
-    client
-        .send_ignoring_body(
+    let _: Value = client
+        .send(
             Method::DELETE,
             &["apps", app, "addons", database, "backups", backup],
+            Some(&json!({ "confirm": app })),
         )
         .await?;
     writeln!(out, "Deleting backup {backup} of {app}... done")?;
+    Ok(())
+}
+
+/// `daily at 2:00 (America/New_York)`, as Heroku shows a schedule.
+fn schedule_line(schedule: &Value) -> String {
+    format!(
+        "{}: daily at {}:00 ({})",
+        schedule["name"].as_str().unwrap_or_default(),
+        schedule["hour"],
+        schedule["timezone"].as_str().unwrap_or_default(),
+    )
+}
+
+pub(crate) async fn schedule(
+    client: &Client,
+    app: &str,
+    database: &str,
+    at: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let schedule: Value = client
+        .send(
+            Method::PUT,
+            &["apps", app, "addons", database, "backup-schedule"],
+            Some(&json!({ "at": at })),
+        )
+        .await?;
+    writeln!(
+        out,
+        "Scheduling automatic daily backups of {} at {:02}:00 {}... done",
+        schedule["addon"]["name"].as_str().unwrap_or_default(),
+        schedule["hour"].as_u64().unwrap_or_default(),
+        schedule["timezone"].as_str().unwrap_or_default(),
+    )?;
+    Ok(())
+}
+
+pub(crate) async fn schedules(
+    client: &Client,
+    app: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let schedules: Vec<Value> = client.get(&["apps", app, "backup-schedules"], None).await?;
+    if schedules.is_empty() {
+        writeln!(
+            out,
+            "No backup schedules found on {app}\nUse slipway pg:backups:schedule to set one up"
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "=== Backup Schedules")?;
+    for schedule in &schedules {
+        writeln!(out, "{}", schedule_line(schedule))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn unschedule(
+    client: &Client,
+    app: &str,
+    database: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let schedule: Value = client
+        .delete(&["apps", app, "addons", database, "backup-schedule"])
+        .await?;
+    writeln!(
+        out,
+        "Unscheduling {} daily backups... done",
+        schedule["name"].as_str().unwrap_or_default()
+    )?;
     Ok(())
 }

@@ -346,6 +346,42 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Back a PostgreSQL add-on up daily at an hour: --at '02:00 America/New_York'.
+    #[command(name = "pg:backups:schedule")]
+    PgBackupsSchedule {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        /// A whole (24h) hour in a time zone (default UTC): --at '[HOUR]:00 [TIMEZONE]'.
+        #[arg(long)]
+        at: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List the app's daily backup schedules.
+    #[command(name = "pg:backups:schedules")]
+    PgBackupsSchedules {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Stop a PostgreSQL add-on's daily backups.
+    #[command(name = "pg:backups:unschedule")]
+    PgBackupsUnschedule {
+        #[arg(default_value = "DATABASE")]
+        database: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show a Redis add-on's plan, version, memory, clients and keys.
+    #[command(name = "redis:info")]
+    RedisInfo {
+        #[arg(default_value = "REDIS")]
+        database: String,
+        /// Print the API's JSON.
+        #[arg(long, short = 'j')]
+        json: bool,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Open the local redis-cli on a Redis add-on.
     #[command(name = "redis:cli")]
     RedisCli {
@@ -845,6 +881,21 @@ pub async fn run_with_client(
         Command::PgPsql { database, app } => {
             crate::addons::run_client(client, &resolve_app(&app)?, &database, "psql", None).await?
         }
+        Command::PgBackupsSchedule { database, at, app } => {
+            crate::addons_backups::schedule(client, &resolve_app(&app)?, &database, &at, out)
+                .await?
+        }
+        Command::PgBackupsSchedules { app } => {
+            crate::addons_backups::schedules(client, &resolve_app(&app)?, out).await?
+        }
+        Command::PgBackupsUnschedule { database, app } => {
+            crate::addons_backups::unschedule(client, &resolve_app(&app)?, &database, out).await?
+        }
+        Command::RedisInfo {
+            database,
+            json,
+            app,
+        } => crate::redis::info(client, &resolve_app(&app)?, &database, json, out).await?,
         Command::RedisCli { database, app } => {
             crate::addons::run_client(
                 client,

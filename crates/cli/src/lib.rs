@@ -20,6 +20,7 @@ mod format;
 mod logs;
 mod netrc;
 mod ps_type;
+mod redis;
 mod run;
 mod tunnel;
 

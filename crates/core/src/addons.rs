@@ -809,11 +809,13 @@ impl Platform {
             .await
         {
             tracing::error!(%error, addon = %addon.name, "the add-on was detached but its data could not be dropped");
+            self.forget_addon_backups(addon.id).await;
             return Err(CoreError::invalid(format!(
                 "{} was detached, but dropping its data failed: {error}",
                 addon.name
             )));
         }
+        self.forget_addon_backups(addon.id).await;
         Ok(view)
     }
 
@@ -878,6 +880,7 @@ impl Platform {
             if let Err(error) = dropped {
                 tracing::error!(%error, addon = %addon.name, resource = %addon.resource, "the app was deleted but its add-on's data could not be dropped");
             }
+            self.forget_addon_backups(addon.id).await;
         }
     }
 

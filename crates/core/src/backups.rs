@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 use crate::addons::Addon;
+use crate::backup_schedule::{schedule_key, SCHEDULED_KEPT};
 use crate::error::CoreError;
 use crate::model::User;
 use crate::platform::Platform;
@@ -43,44 +44,77 @@ pub struct Backup {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Taken by the schedule rather than asked for (records from before schedules have none).
+    #[serde(default)]
+    pub scheduled: bool,
 }
 
 impl Backup {
-    /// Heroku's name: `b001`.
+    /// Heroku's name: `b001` for a capture asked for, `a001` for a scheduled one.
     pub fn name(&self) -> String {
-        format!("b{:03}", self.number)
+        let prefix = if self.scheduled { 'a' } else { 'b' };
+        format!("{prefix}{:03}", self.number)
     }
 }
 
-/// `b001`, `B1` or `1` → 1.
+/// `b001`, `a002`, `B1` or `1` → the number (numbers are unique per add-on whatever the
+/// letter).
 fn parse_backup_name(name: &str) -> Result<u32, CoreError> {
-    let digits = name.trim_start_matches(['b', 'B']);
+    let digits = name.strip_prefix(['a', 'A', 'b', 'B']).unwrap_or(name);
     digits
         .parse::<u32>()
         .ok()
         .filter(|n| *n > 0 && digits.len() <= 6)
         .ok_or_else(|| {
             CoreError::invalid(format!(
-                "{name:?} is not a backup name; backups are named b001, b002, ... (see pg:backups)."
+                "{name:?} is not a backup name; backups are named b001, a002, ... (see pg:backups)."
             ))
         })
 }
 
 impl Platform {
+    fn backups_dir(&self) -> PathBuf {
+        self.config().data_dir.join("blobs").join("backups")
+    }
+
+    /// The dump's file is named by number alone (`b001.dump` whatever the backup's letter),
+    /// so a name never has to be looked up to find its file.
     fn backup_file(&self, addon: Uuid, number: u32) -> PathBuf {
-        self.config()
-            .data_dir
-            .join("blobs")
-            .join("backups")
+        self.backups_dir()
             .join(addon.to_string())
             .join(format!("b{number:03}.dump"))
     }
 
     /// The PostgreSQL add-on `addon` (a name, an ID, or an attachment name on `app`).
-    async fn backup_addon(&self, user: &User, app: &str, addon: &str) -> Result<Addon, CoreError> {
+    pub(crate) async fn backup_addon(
+        &self,
+        user: &User,
+        app: &str,
+        addon: &str,
+    ) -> Result<Addon, CoreError> {
+        let addon = self.named_addon(user, app, addon).await?;
+        if addon.service != Service::Postgres.name() {
+            return Err(CoreError::invalid(format!(
+                "{} is not a PostgreSQL add-on; only heroku-postgresql add-ons have backups.",
+                addon.name
+            )));
+        }
+        Ok(addon)
+    }
+
+    /// The add-on `addon` names: an add-on's name or ID the user may manage, or an
+    /// attachment's name on `app` (`DATABASE`, or `DATABASE_URL` as Heroku's CLI allows).
+    pub(crate) async fn named_addon(
+        &self,
+        user: &User,
+        app: &str,
+        addon: &str,
+    ) -> Result<Addon, CoreError> {
         let view = match self.addon(user, addon).await {
             Ok(view) => view,
             Err(CoreError::NotFound { .. }) => {
+                // `DATABASE_URL` names the attachment `DATABASE`, as in Heroku's CLI.
+                let addon = addon.strip_suffix("_URL").unwrap_or(addon);
                 let attached = self.app_addons(user, app).await?.into_iter().find(|view| {
                     view.attachments
                         .iter()
@@ -90,12 +124,6 @@ impl Platform {
             }
             Err(other) => return Err(other),
         };
-        if view.addon.service != Service::Postgres.name() {
-            return Err(CoreError::invalid(format!(
-                "{} is not a PostgreSQL add-on; only heroku-postgresql add-ons have backups.",
-                view.addon.name
-            )));
-        }
         Ok(view.addon)
     }
 
@@ -121,7 +149,15 @@ impl Platform {
         let found = match name {
             Some(name) => {
                 let number = parse_backup_name(name)?;
-                backups.into_iter().find(|b| b.number == number)
+                // `a003` is not `b003`'s other name: a letter given must match.
+                let letter = name
+                    .chars()
+                    .next()
+                    .filter(char::is_ascii_alphabetic)
+                    .map(|c| c.to_ascii_lowercase());
+                backups
+                    .into_iter()
+                    .find(|b| b.number == number && letter.is_none_or(|l| b.name().starts_with(l)))
             }
             None => backups.into_iter().rev().find(|b| b.status == "completed"),
         };
@@ -162,13 +198,22 @@ impl Platform {
 
     /// `pg:backups:capture`: dumps the add-on now. A failed dump leaves a `failed` record and
     /// returns the reason.
-    pub async fn capture_backup(
+    pub(crate) async fn capture_backup(
         &self,
         user: &User,
         app: &str,
         addon: &str,
     ) -> Result<Backup, CoreError> {
         let addon = self.backup_addon(user, app, addon).await?;
+        self.capture(&addon, false).await
+    }
+
+    /// Dumps `addon` now (`scheduled`: for its schedule, named `a…`).
+    pub(crate) async fn capture(
+        &self,
+        addon: &Addon,
+        scheduled: bool,
+    ) -> Result<Backup, CoreError> {
         let servers = self.addon_servers()?;
         let mut backup = loop {
             let number = self
@@ -190,6 +235,7 @@ impl Platform {
                 error: None,
                 created_at: Utc::now(),
                 finished_at: None,
+                scheduled,
             };
             let key = backup_key(addon.id, number);
             let written = self
@@ -244,14 +290,18 @@ impl Platform {
 
     /// `pg:backups:restore`: restores `backup` of `from` (an add-on the user can see; `None`:
     /// the target itself) into the target add-on.
-    pub async fn restore_backup(
+    pub(crate) async fn restore_backup(
         &self,
         user: &User,
         app: &str,
         addon: &str,
         from: Option<&str>,
         name: Option<&str>,
+        confirm: Option<&str>,
     ) -> Result<Backup, CoreError> {
+        check_confirm(app, confirm, || {
+            format!("This command will overwrite the data of {addon} on {app}.")
+        })?;
         let target = self.backup_addon(user, app, addon).await?;
         // `from` is an add-on (name, ID, or attachment on `app`) or, as in Heroku's
         // `other-app::b001`, an app whose DATABASE it is.
@@ -282,13 +332,17 @@ impl Platform {
     }
 
     /// `pg:backups:delete`: the record and its dump.
-    pub async fn delete_backup(
+    pub(crate) async fn delete_backup(
         &self,
         user: &User,
         app: &str,
         addon: &str,
         name: &str,
+        confirm: Option<&str>,
     ) -> Result<Backup, CoreError> {
+        check_confirm(app, confirm, || {
+            format!("This command will delete backup {name} of {app}.")
+        })?;
         let addon = self.backup_addon(user, app, addon).await?;
         let backup = self.find_backup(&addon, Some(name)).await?;
         let file = self.backup_file(addon.id, backup.number);
@@ -307,18 +361,176 @@ impl Platform {
             .await?;
         Ok(backup)
     }
+
+    /// Deletes the oldest scheduled backups of `addon` beyond [`SCHEDULED_KEPT`], records
+    /// and dumps; backups asked for are kept until deleted.
+    pub(crate) async fn prune_scheduled_backups(&self, addon: Uuid) -> Result<(), CoreError> {
+        let scheduled: Vec<Backup> = self
+            .addon_backups(addon)
+            .await?
+            .into_iter()
+            .filter(|b| b.scheduled)
+            .collect();
+        let extra = scheduled.len().saturating_sub(SCHEDULED_KEPT);
+        for backup in &scheduled[..extra] {
+            remove_dump(&self.backup_file(addon, backup.number)).await?;
+            self.store()
+                .txn(Txn::new().then(Op::delete(backup_key(addon, backup.number))))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every backup of `addon` (records, dumps and schedule): called once its
+    /// database has been dropped, when the add-on or its app is destroyed. Failures are
+    /// logged; the add-on's records are already gone, so nothing could reach these again.
+    pub(crate) async fn forget_addon_backups(&self, addon: Uuid) {
+        let dir = self.backups_dir().join(addon.to_string());
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::error!(%error, %addon, dir = %dir.display(), "could not delete a destroyed add-on's backups");
+            }
+        }
+        let removed = self
+            .store()
+            .txn(
+                Txn::new()
+                    .then(Op::delete_prefix(format!("{BACKUPS}{addon}/")))
+                    .then(Op::delete(schedule_key(addon))),
+            )
+            .await;
+        if let Err(error) = removed {
+            tracing::error!(%error, %addon, "could not delete a destroyed add-on's backup records");
+        }
+    }
+}
+
+/// Refuses a destructive backup command unless `confirm` is the app's name.
+fn check_confirm(
+    app: &str,
+    confirm: Option<&str>,
+    what: impl FnOnce() -> String,
+) -> Result<(), CoreError> {
+    if confirm == Some(app) {
+        return Ok(());
+    }
+    Err(CoreError::invalid(format!(
+        "{} To proceed, confirm with the app's name: --confirm {app} (the API's `confirm` field).",
+        what()
+    )))
+}
+
+async fn remove_dump(file: &std::path::Path) -> Result<(), CoreError> {
+    match tokio::fs::remove_file(file).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CoreError::invalid(format!(
+            "Cannot delete the backup's dump: {e}"
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    async fn platform(dir: &std::path::Path) -> std::sync::Arc<Platform> {
+        let store = slipway_store::SqliteStore::open(&dir.join("db"), Default::default()).unwrap();
+        Platform::open(
+            crate::PlatformConfig::new(dir.join("data")),
+            store,
+            std::sync::Arc::new(slipway_runtime::ProcessRuntime::new()),
+            slipway_logplex::LogHub::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Writes a completed backup's record and dump as a capture would.
+    async fn stored(platform: &Platform, addon: Uuid, number: u32, scheduled: bool) {
+        let backup = Backup {
+            id: Uuid::new_v4(),
+            number,
+            addon_id: addon,
+            addon_name: "postgresql-x".into(),
+            app_name: "a".into(),
+            status: "completed".into(),
+            size: 5,
+            error: None,
+            created_at: Utc::now(),
+            finished_at: Some(Utc::now()),
+            scheduled,
+        };
+        let file = platform.backup_file(addon, number);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"PGDMP").unwrap();
+        platform
+            .store()
+            .txn(Txn::new().then(Op::put_json(backup_key(addon, number), &backup).unwrap()))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_seven_scheduled_and_every_manual_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = platform(dir.path()).await;
+        let addon = Uuid::new_v4();
+        for number in 1..=12 {
+            // b001 and b006 asked for; ten scheduled, of which a002-a004 are the oldest three.
+            stored(&platform, addon, number, number != 1 && number != 6).await;
+        }
+        platform.prune_scheduled_backups(addon).await.unwrap();
+        let names: Vec<String> = platform
+            .addon_backups(addon)
+            .await
+            .unwrap()
+            .iter()
+            .map(Backup::name)
+            .collect();
+        assert_eq!(
+            names,
+            ["b001", "a005", "b006", "a007", "a008", "a009", "a010", "a011", "a012"]
+        );
+        for number in 1..=12 {
+            let kept = number == 1 || number >= 5;
+            assert_eq!(
+                platform.backup_file(addon, number).exists(),
+                kept,
+                "{number}"
+            );
+        }
+
+        // Forgetting the add-on's backups leaves no record, dump or schedule.
+        let other = Uuid::new_v4();
+        stored(&platform, other, 1, false).await;
+        platform
+            .store()
+            .txn(Txn::new().then(Op::put(schedule_key(addon), b"{}".to_vec())))
+            .await
+            .unwrap();
+        platform.forget_addon_backups(addon).await;
+        assert!(platform.addon_backups(addon).await.unwrap().is_empty());
+        assert!(!platform.backups_dir().join(addon.to_string()).exists());
+        let schedule = platform.store().get(&schedule_key(addon)).await.unwrap();
+        assert!(schedule.is_none());
+        // Another add-on's are untouched.
+        assert_eq!(platform.addon_backups(other).await.unwrap().len(), 1);
+        assert!(platform.backup_file(other, 1).exists());
+    }
+
     #[test]
     fn backup_names_are_numbers_with_an_optional_b() {
         assert_eq!(parse_backup_name("b001").unwrap(), 1);
         assert_eq!(parse_backup_name("B12").unwrap(), 12);
         assert_eq!(parse_backup_name("7").unwrap(), 7);
-        for bad in ["", "b0", "bx", "b-1", "b1234567", "../b001"] {
+        assert_eq!(parse_backup_name("a002").unwrap(), 2);
+        assert_eq!(parse_backup_name("A10").unwrap(), 10);
+        for bad in [
+            "", "b0", "bx", "b-1", "b1234567", "../b001", "c001", "ab001",
+        ] {
             assert!(parse_backup_name(bad).is_err(), "{bad}");
         }
     }

@@ -17,6 +17,8 @@ use std::time::Duration;
 use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
 
 use crate::addons::{AddonAttachment, AddonServiceRecord, AddonView};
+use crate::backup_schedule::BackupSchedule;
+use crate::backups::Backup;
 use crate::build_output::SlugDeclaration;
 use crate::model::{App, Build, ConfigVars, Domain, Drain, Dyno, Formation, Release, SniEndpoint};
 use crate::output::DeployOutput;
@@ -144,6 +146,32 @@ pub enum Command {
     },
     /// Removes a registered service that has no add-ons left.
     RemoveAddonService { name: String },
+    /// `pg:backups:capture`: dumps a PostgreSQL add-on (name, id, or attachment on `app`) now.
+    CaptureBackup { app: String, addon: String },
+    /// `pg:backups:restore`: `backup` (`None`: the latest completed) of `from` (`None`: the
+    /// add-on itself) into the add-on; `confirm` must be the app's name.
+    RestoreBackup {
+        app: String,
+        addon: String,
+        from: Option<String>,
+        backup: Option<String>,
+        confirm: Option<String>,
+    },
+    /// `pg:backups:delete`: a backup's record and dump; `confirm` must be the app's name.
+    DeleteBackup {
+        app: String,
+        addon: String,
+        backup: String,
+        confirm: Option<String>,
+    },
+    /// `pg:backups:schedule --at '02:00 America/New_York'`: daily backups of the add-on.
+    ScheduleBackups {
+        app: String,
+        addon: String,
+        at: String,
+    },
+    /// `pg:backups:unschedule`.
+    UnscheduleBackups { app: String, addon: String },
 }
 
 /// What `PATCH /apps/{app}` asks for.
@@ -273,4 +301,6 @@ pub enum Outcome {
     Addon(AddonView),
     AddonAttachment(AddonAttachment),
     AddonService(AddonServiceRecord),
+    Backup(Backup),
+    BackupSchedule(BackupSchedule),
 }

@@ -222,6 +222,54 @@ impl Platform {
                 .remove_addon_service(actor, &name)
                 .await
                 .map(Outcome::AddonService),
+            Command::CaptureBackup { app, addon } => {
+                let app = self.app(actor, &app).await?;
+                self.capture_backup(actor, &app.name, &addon)
+                    .await
+                    .map(Outcome::Backup)
+            }
+            Command::RestoreBackup {
+                app,
+                addon,
+                from,
+                backup,
+                confirm,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.restore_backup(
+                    actor,
+                    &app.name,
+                    &addon,
+                    from.as_deref(),
+                    backup.as_deref(),
+                    confirm.as_deref(),
+                )
+                .await
+                .map(Outcome::Backup)
+            }
+            Command::DeleteBackup {
+                app,
+                addon,
+                backup,
+                confirm,
+            } => {
+                let app = self.app(actor, &app).await?;
+                self.delete_backup(actor, &app.name, &addon, &backup, confirm.as_deref())
+                    .await
+                    .map(Outcome::Backup)
+            }
+            Command::ScheduleBackups { app, addon, at } => {
+                let app = self.app(actor, &app).await?;
+                self.schedule_backups(actor, &app.name, &addon, &at)
+                    .await
+                    .map(Outcome::BackupSchedule)
+            }
+            Command::UnscheduleBackups { app, addon } => {
+                let app = self.app(actor, &app).await?;
+                self.unschedule_backups(actor, &app.name, &addon)
+                    .await
+                    .map(Outcome::BackupSchedule)
+            }
         }
     }
 

@@ -16,11 +16,13 @@
 //! in `platform.rs`, which imports none of the `impl Platform` blocks (one module per concern)
 //! that depend on it; `execute.rs` sits above them all.
 
+mod addon_redis;
 mod addons;
 mod app_json;
 mod apps;
 mod attach;
 mod authorizations;
+mod backup_schedule;
 mod backups;
 mod build_output;
 mod builds;
@@ -54,6 +56,7 @@ pub use addons::{
     Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
 };
 pub use authorizations::{Authorization, NewAuthorization, GLOBAL_SCOPE};
+pub use backup_schedule::BackupSchedule;
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};

@@ -136,6 +136,8 @@ pub struct ServerHandle {
     http_threads: slipway_router::RouterThreads,
     https_threads: slipway_router::RouterThreads,
     dyno_manager: JoinHandle<()>,
+    /// Daily `pg:backups:schedule` captures (`slipway_core::BackupSchedule`).
+    backup_scheduler: JoinHandle<()>,
     addons: Arc<slipway_addons::Addons>,
 }
 
@@ -208,6 +210,7 @@ impl ServerHandle {
         let _ = self.http_threads.stopped().await;
         let _ = self.https_threads.stopped().await;
         self.dyno_manager.abort();
+        self.backup_scheduler.abort();
         self.addons.shutdown().await;
         match served {
             Ok(result) => result.map_err(ServerError::ServeApi),
@@ -401,6 +404,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .await
         .map_err(ServerError::CleanUp)?;
     let dyno_manager = platform.start_dyno_manager();
+    let backup_scheduler = platform.start_backup_scheduler();
     // Add-on servers that hold add-ons start now; the others on first use.
     let starting = addons.clone();
     tokio::spawn(async move { starting.start_existing().await });
@@ -452,6 +456,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         http_threads,
         https_threads,
         dyno_manager,
+        backup_scheduler,
         addons,
     })
 }

@@ -558,7 +558,7 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
         &server,
         Method::POST,
         "/apps/bka/addons/DATABASE/actions/restore",
-        json!({"backup": "b001"}),
+        json!({"backup": "b001", "confirm": "bka"}),
     )
     .await;
     assert_eq!(status, 200, "{restored}");
@@ -569,7 +569,7 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
         &server,
         Method::POST,
         "/apps/bkb/addons/DATABASE/actions/restore",
-        json!({"backup": "b001", "from": names[0]}),
+        json!({"backup": "b001", "from": names[0], "confirm": "bkb"}),
     )
     .await;
     assert_eq!(status, 200, "{restored}");
@@ -642,7 +642,7 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
         &server,
         Method::POST,
         "/apps/bka/addons/DATABASE/actions/restore",
-        json!({"backup": "b002"}),
+        json!({"backup": "b002", "confirm": "bka"}),
     )
     .await;
     assert_eq!(status, 422, "{error}");
@@ -701,7 +701,7 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
         &server,
         Method::DELETE,
         "/apps/bka/addons/DATABASE/backups/b001",
-        json!({}),
+        json!({"confirm": "bka"}),
     )
     .await;
     assert_eq!(status, 200);
