@@ -42,7 +42,7 @@ use super::{
 use crate::error::CoreError;
 use crate::model::{App, User};
 use crate::platform::Platform;
-use crate::users::key_digest;
+use crate::authorizations::key_digest;
 
 const SERVICES: &str = "addon-services/";
 
