@@ -47,6 +47,7 @@ pub(crate) async fn list(
     CurrentUser(user): CurrentUser,
     Path((app, addon)): Path<(String, String)>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let backups = state.platform.backups(&user, &app, &addon).await?;
     Ok(Json(backups.iter().map(backup_json).collect()))
 }
@@ -56,6 +57,10 @@ pub(crate) async fn capture(
     CurrentUser(user): CurrentUser,
     Path((app, addon)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    state
+        .platform
+        .app_for(&user, &app, slipway_core::Permission::Operate)
+        .await?;
     let backup = state.platform.capture_backup(&user, &app, &addon).await?;
     Ok((StatusCode::CREATED, Json(backup_json(&backup))).into_response())
 }
@@ -65,6 +70,7 @@ pub(crate) async fn get(
     CurrentUser(user): CurrentUser,
     Path((app, addon, backup)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let backup = state
         .platform
         .backup(&user, &app, &addon, which(&backup))
@@ -77,6 +83,7 @@ pub(crate) async fn dump(
     CurrentUser(user): CurrentUser,
     Path((app, addon, backup)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    state.platform.app(&user, &app).await?;
     let (backup, path) = state
         .platform
         .backup_dump(&user, &app, &addon, which(&backup))
@@ -104,6 +111,7 @@ pub(crate) async fn delete(
     CurrentUser(user): CurrentUser,
     Path((app, addon, backup)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let backup = state
         .platform
         .delete_backup(&user, &app, &addon, &backup)
@@ -126,6 +134,7 @@ pub(crate) async fn restore(
     Path((app, addon)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let body: RestoreBody = parse_body(&body)?;
     let backup = state
         .platform

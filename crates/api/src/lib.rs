@@ -24,6 +24,7 @@ mod app_in_path;
 mod auth;
 mod builds;
 mod certs;
+mod collaborators;
 mod convert;
 mod domains;
 mod drains;

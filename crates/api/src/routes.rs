@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use slipway_core::Platform;
 
+use crate::collaborators;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
@@ -174,6 +175,16 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/apps/{app}/builds/{build}", get(builds::get))
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
+        .route(
+            "/apps/{app}/collaborators",
+            get(collaborators::list).post(collaborators::create),
+        )
+        .route(
+            "/apps/{app}/collaborators/{collaborator}",
+            get(collaborators::get)
+                .patch(collaborators::update)
+                .delete(collaborators::delete),
+        )
         .layer(axum::middleware::from_fn(require_v3));
     Router::new()
         .merge(platform_api)

@@ -16,6 +16,7 @@
 //! in `platform.rs`, which imports none of the `impl Platform` blocks (one module per concern)
 //! that depend on it; `execute.rs` sits above them all.
 
+mod access;
 mod addons;
 mod app_json;
 mod apps;
@@ -49,6 +50,7 @@ pub mod telemetry;
 mod uids;
 mod users;
 
+pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DEFAULT};
 pub use addons::{Addon, AddonAttachment, AddonView};
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
