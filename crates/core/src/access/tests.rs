@@ -63,6 +63,13 @@ fn set(permissions: &[Permission]) -> BTreeSet<Permission> {
     permissions.iter().copied().collect()
 }
 
+/// A caller, their collaborator record if any, and the role and permissions they should get.
+type Case<'a> = (
+    User,
+    Option<&'a Collaborator>,
+    Option<(Role, &'a [Permission])>,
+);
+
 #[test]
 fn who_holds_what() {
     use Permission::*;
@@ -72,7 +79,7 @@ fn who_holds_what() {
     let narrow = record(&demo, "c@example.com", &[Deploy]);
     let forged = record(&demo, "c@example.com", &[Manage]);
     let elsewhere = record(&other, "c@example.com", &[View, Deploy, Operate]);
-    let cases: [(User, Option<&Collaborator>, Option<(Role, &[Permission])>); 8] = [
+    let cases: [Case; 8] = [
         (
             user("owner@example.com", false),
             None,
