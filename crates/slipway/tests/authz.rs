@@ -154,7 +154,6 @@ fn links(list: &str) -> Vec<(Method, String)> {
 /// The schema's app-scoped links, as the fixture lists them.
 fn schema_links_from(schema: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let placeholder = regex_lite_placeholder;
     for definition in schema["definitions"].as_object().unwrap().values() {
         for link in definition["links"].as_array().into_iter().flatten() {
             let href = link["href"].as_str().unwrap_or_default();
@@ -165,8 +164,9 @@ fn schema_links_from(schema: &Value) -> BTreeSet<String> {
             if !href.contains("{(#/definitions/app/definitions/identity)}") {
                 continue;
             }
-            let path =
-                placeholder(&href.replace("{(#/definitions/app/definitions/identity)}", "{app}"));
+            let path = fill_placeholders(
+                &href.replace("{(#/definitions/app/definitions/identity)}", "{app}"),
+            );
             out.insert(format!("{} {path}", link["method"].as_str().unwrap()));
         }
     }
@@ -174,7 +174,7 @@ fn schema_links_from(schema: &Value) -> BTreeSet<String> {
 }
 
 /// `{(#/definitions/<resource>/definitions/<x>)}` → `{<resource>}`.
-fn regex_lite_placeholder(href: &str) -> String {
+fn fill_placeholders(href: &str) -> String {
     let mut out = String::new();
     let mut rest = href;
     while let Some(start) = rest.find("{(#/definitions/") {
@@ -261,7 +261,7 @@ fn fill(path: &str, app: &str, drain_token: &str) -> String {
         .replace("{log-drain}", drain_token)
         .replace("{release}", "1")
         .replace("{backup}", "b001")
-        .replace(|c: char| c == '{' || c == '}', "")
+        .replace(['{', '}'], "")
 }
 
 /// A body that would change something if the route let it through.
