@@ -223,6 +223,13 @@ impl Platform {
             .collect())
     }
 
+    /// The account that owns `app` (what the app's `owner` shows to every member).
+    pub async fn owner(&self, app: &App) -> Result<User, CoreError> {
+        get_json::<User, _>(self.store().as_ref(), &keys::user(&app.owner_email))
+            .await?
+            .ok_or_else(|| CoreError::not_found("user", app.owner_email.clone()))
+    }
+
     /// The owner (first, role `owner`) and the collaborators of `app`, by email.
     pub async fn members(&self, app: &App) -> Result<Vec<Member>, CoreError> {
         let owner = get_json::<User, _>(self.store().as_ref(), &keys::user(&app.owner_email))

@@ -505,9 +505,13 @@ async fn a_collaborator_deploys_and_operates_but_does_not_manage() {
     assert_eq!(members[1]["app"]["name"], app, "{members}");
     assert_eq!(members[1]["user"]["federated"], false, "{members}");
 
-    // The collaborator sees the app in their list and may read and configure it.
+    // The collaborator sees the app in their list, with its real owner, and may read and
+    // configure it.
     let (_, mine) = send(&server, &friend, Method::GET, "/apps", None).await;
     assert!(mine.contains("\"authz-shared\""), "{mine}");
+    let (_, shown) = send(&server, &friend, Method::GET, &format!("/apps/{app}"), None).await;
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["owner"]["email"], "admin@slipway.local", "{shown}");
     let (status, body) = send(
         &server,
         &friend,
