@@ -273,9 +273,11 @@ pub(crate) async fn update(
 pub(crate) async fn update_for_app(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
-    Path((_app, addon)): Path<(String, String)>,
+    Path((app, addon)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> Result<Json<wire::Addon>, ApiError> {
+    // The app in the path must be one the caller sees, as for every app route.
+    state.platform.app(&user, &app).await?;
     update(State(state), CurrentUser(user), Path(addon), body).await
 }
 
@@ -299,8 +301,10 @@ pub(crate) async fn delete(
 pub(crate) async fn delete_for_app(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
-    Path((_app, addon)): Path<(String, String)>,
+    Path((app, addon)): Path<(String, String)>,
 ) -> Result<Json<wire::Addon>, ApiError> {
+    // The app in the path must be one the caller sees, as for every app route.
+    state.platform.app(&user, &app).await?;
     delete(State(state), CurrentUser(user), Path(addon)).await
 }
 

@@ -92,6 +92,7 @@ pub(crate) async fn list(
     CurrentUser(user): CurrentUser,
     Path((app, addon)): Path<(String, String)>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let backups = state.platform.backups(&user, &app, &addon).await?;
     Ok(Json(backups.iter().map(backup_json).collect()))
 }
@@ -110,6 +111,7 @@ pub(crate) async fn get(
     CurrentUser(user): CurrentUser,
     Path((app, addon, backup)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let backup = state
         .platform
         .backup(&user, &app, &addon, which(&backup))
@@ -122,6 +124,7 @@ pub(crate) async fn dump(
     CurrentUser(user): CurrentUser,
     Path((app, addon, backup)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    state.platform.app(&user, &app).await?;
     let (backup, path) = state
         .platform
         .backup_dump(&user, &app, &addon, which(&backup))
@@ -199,6 +202,7 @@ pub(crate) async fn restore(
     Path((app, addon)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.platform.app(&user, &app).await?;
     let body: RestoreBody = parse_body(&body)?;
     let command = Command::RestoreBackup {
         app,

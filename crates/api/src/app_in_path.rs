@@ -11,7 +11,9 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
-/// The authenticated user and the app `{app}` names, which the user can see.
+/// The authenticated user and the app `{app}` names, which the user can see (`view`: its
+/// owner, a collaborator or an admin; anyone else gets 403). Changes need more, checked by
+/// `Platform::execute`.
 ///
 /// The user is authenticated first, so a request without a valid key answers 401 before an
 /// unknown app answers 404, exactly as the handlers' `CurrentUser` then lookup did.

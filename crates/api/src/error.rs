@@ -109,7 +109,9 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             CoreError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            CoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            CoreError::Forbidden { .. } | CoreError::PermissionDenied { .. } => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             CoreError::Build(_) => (StatusCode::UNPROCESSABLE_ENTITY, "build_failed"),
             CoreError::Store(_)
             | CoreError::Runtime(_)

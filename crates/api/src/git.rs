@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use slipway_core::model::{App, User};
-use slipway_core::{Command, PushedSource};
+use slipway_core::{Command, CoreError, Permission, PushedSource};
 use slipway_git::hook::{
     status_line, ENV_HOOK_BIN, ENV_HOOK_TOKEN, ENV_HOOK_URL, HOOK_TOKEN_HEADER,
 };
@@ -42,11 +42,20 @@ fn git_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// Authenticates a git request and finds its app.
+/// The permission a git service needs: fetching reads the app (`view`), pushing deploys it.
+fn service_permission(service: Option<GitService>) -> Permission {
+    match service {
+        Some(GitService::ReceivePack) => Permission::Deploy,
+        Some(GitService::UploadPack) | None => Permission::View,
+    }
+}
+
+/// Authenticates a git request and finds its app, if the user holds `permission` on it.
 async fn authorize(
     state: &ApiState,
     headers: &HeaderMap,
     repo: &str,
+    permission: Permission,
 ) -> Result<(User, App), Response> {
     let Some(key) = api_key(headers) else {
         return Err(git_error(
@@ -66,14 +75,28 @@ async fn authorize(
             "Repository paths look like /<app>.git",
         ));
     };
-    let app = state.platform.app(&user, name).await.map_err(|_| {
-        git_error(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "Couldn't find the app {name}. Create it first with `slipway apps:create {name}`."
+    let app = state
+        .platform
+        .app_for(&user, name, permission)
+        .await
+        .map_err(|error| match error {
+            CoreError::Forbidden { .. } | CoreError::PermissionDenied { .. } => {
+                git_error(StatusCode::FORBIDDEN, &error.to_string())
+            }
+            CoreError::NotFound { .. } => git_error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "Couldn't find the app {name}. Create it first with `slipway apps:create {name}`."
+                ),
             ),
-        )
-    })?;
+            error => {
+                tracing::error!(%error, app = %name, "git authorization failed");
+                git_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Slipway could not look the app up; try again.",
+                )
+            }
+        })?;
     Ok((user, app))
 }
 
@@ -88,11 +111,12 @@ pub(crate) async fn info_refs(
     Query(query): Query<ServiceQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (_user, app) = match authorize(&state, &headers, &repo).await {
+    let service = query.service.as_deref().and_then(GitService::parse);
+    let (_user, app) = match authorize(&state, &headers, &repo, service_permission(service)).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let Some(service) = query.service.as_deref().and_then(GitService::parse) else {
+    let Some(service) = service else {
         return git_error(
             StatusCode::FORBIDDEN,
             "Only git's smart HTTP protocol is supported; upgrade git.",
@@ -140,10 +164,11 @@ async fn rpc(
     body: Body,
     service: GitService,
 ) -> Response {
-    let (user, app) = match authorize(&state, &headers, &repo).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (user, app) =
+        match authorize(&state, &headers, &repo, service_permission(Some(service))).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
     let path = match state.platform.git_repository(&app).await {
         Ok(path) => path,
         Err(error) => return git_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),

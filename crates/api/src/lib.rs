@@ -32,6 +32,7 @@ mod app_in_path;
 mod auth;
 mod builds;
 mod certs;
+mod collaborators;
 mod conventions;
 mod convert;
 mod domains;

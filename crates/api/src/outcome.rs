@@ -66,7 +66,8 @@ pub(crate) async fn execute<T: FromOutcome>(
 
 /// Looks the app named in the path up for `user`, then executes the command `parse` makes of
 /// the path's app and takes the outcome `T`. The lookup comes first so that an app that does
-/// not exist, or is not the user's, answers 404 before a bad body answers 400.
+/// not exist (404), or that the user may not see (403), answers before a bad body answers 400;
+/// the command's own permission is checked by `Platform::execute`.
 pub(crate) async fn execute_on_app<T: FromOutcome>(
     state: &ApiState,
     user: &User,

@@ -38,10 +38,16 @@ pub(crate) async fn app_json(
         Some(slug_id) => Some(state.platform.slug(app, slug_id).await?),
         None => None,
     };
+    // A collaborator or an admin sees the app's real owner, not themselves.
+    let owner = if app.owner_email == user.email {
+        user.clone()
+    } else {
+        state.platform.owner(app).await?
+    };
     Ok(convert::app(
         state.platform.config(),
         app,
-        user,
+        &owner,
         current.as_ref(),
         slug.as_ref(),
     ))

@@ -11,6 +11,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use slipway_core::Platform;
 
+use crate::collaborators;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
@@ -238,6 +239,16 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/apps/{app}/builds/{build}", get(builds::get))
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
+        .route(
+            "/apps/{app}/collaborators",
+            get(collaborators::list).post(collaborators::create),
+        )
+        .route(
+            "/apps/{app}/collaborators/{collaborator}",
+            get(collaborators::get)
+                .patch(collaborators::update)
+                .delete(collaborators::delete),
+        )
         // The conventions' own routes.
         .route(conventions::RATE_LIMITS_PATH, get(conventions::rate_limits))
         .route("/openapi.json", get(crate::openapi::serve));

@@ -410,6 +410,39 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List the app's owner and collaborators.
+    #[command(name = "access")]
+    Access {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Give an existing user access to the app.
+    #[command(name = "access:add")]
+    AccessAdd {
+        email: String,
+        /// Comma-separated: view, deploy, operate (default: all three).
+        #[arg(long)]
+        permissions: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Take a collaborator's access to the app away.
+    #[command(name = "access:remove")]
+    AccessRemove {
+        email: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Set a collaborator's permissions (view is always kept).
+    #[command(name = "access:update")]
+    AccessUpdate {
+        email: String,
+        /// Comma-separated: view, deploy, operate.
+        #[arg(long)]
+        permissions: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Run a one-off process inside a dyno, attached to this terminal.
     #[command(name = "run")]
     Run {
@@ -907,6 +940,26 @@ pub async fn run_with_client(
             .await?
         }
         Command::Drains { app } => crate::drains::list(client, &resolve_app(&app)?, out).await?,
+        Command::Access { app } => crate::access::list(client, &resolve_app(&app)?, out).await?,
+        Command::AccessAdd {
+            email,
+            permissions,
+            app,
+        } => {
+            let app = resolve_app(&app)?;
+            crate::access::add(client, &app, &email, permissions.as_deref(), out).await?
+        }
+        Command::AccessRemove { email, app } => {
+            crate::access::remove(client, &resolve_app(&app)?, &email, out).await?
+        }
+        Command::AccessUpdate {
+            email,
+            permissions,
+            app,
+        } => {
+            let app = resolve_app(&app)?;
+            crate::access::update(client, &app, &email, &permissions, out).await?
+        }
         Command::Run { app, args } => crate::run::run(client, &resolve_app(&app)?, args).await?,
         Command::RunDetached { app, args } => {
             crate::run::detached(client, &resolve_app(&app)?, args, out).await?

@@ -5,6 +5,7 @@
 //! API through a thin [`Client`]. Argument parsing ([`args`]) and output formatting
 //! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
 
+mod access;
 mod addon_services;
 mod addons;
 mod addons_backups;

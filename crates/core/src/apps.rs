@@ -97,7 +97,8 @@ impl Platform {
         let mut txn = Txn::new()
             .then(Op::delete(keys::app(&app.name)))
             .then(Op::delete(keys::config(app.id)))
-            .then(Op::delete_prefix(keys::formations(app.id)));
+            .then(Op::delete_prefix(keys::formations(app.id)))
+            .then(crate::access::delete_collaborators(app.id));
         for release in self.uid_releases(app.id).await? {
             txn = txn.then(release);
         }

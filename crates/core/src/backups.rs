@@ -16,6 +16,7 @@ use slipway_store::{Compare, Op, Txn};
 use std::path::PathBuf;
 use uuid::Uuid;
 
+use crate::access::Permission;
 use crate::addons::Addon;
 use crate::backup_schedule::{schedule_key, SCHEDULED_KEPT};
 use crate::error::CoreError;
@@ -205,6 +206,9 @@ impl Platform {
         addon: &str,
     ) -> Result<Backup, CoreError> {
         let addon = self.backup_addon(user, app, addon).await?;
+        // Changing an add-on's data is operating the app that owns it.
+        self.app_for(user, &addon.app_name, Permission::Operate)
+            .await?;
         self.capture(&addon, false).await
     }
 
@@ -303,6 +307,8 @@ impl Platform {
             format!("This command will overwrite the data of {addon} on {app}.")
         })?;
         let target = self.backup_addon(user, app, addon).await?;
+        self.app_for(user, &target.app_name, Permission::Operate)
+            .await?;
         // `from` is an add-on (name, ID, or attachment on `app`) or, as in Heroku's
         // `other-app::b001`, an app whose DATABASE it is.
         let source = match from {
@@ -344,6 +350,8 @@ impl Platform {
             format!("This command will delete backup {name} of {app}.")
         })?;
         let addon = self.backup_addon(user, app, addon).await?;
+        self.app_for(user, &addon.app_name, Permission::Operate)
+            .await?;
         let backup = self.find_backup(&addon, Some(name)).await?;
         let file = self.backup_file(addon.id, backup.number);
         match tokio::fs::remove_file(&file).await {

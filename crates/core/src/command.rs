@@ -8,14 +8,15 @@
 //! `Platform`; only what changes state is a command.
 //!
 //! A command names its app as the request did (name or id): looking the app up is part of
-//! executing it, so the owner check cannot be forgotten by a caller.
+//! executing it, so the permission check (`access.rs`) cannot be forgotten by a caller.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_model::{AppName, ConfigKey, DynoName, DynoSize, ProcessType};
 
+use crate::access::{Member, Permission};
 use crate::addons::{AddonAttachment, AddonServiceRecord, AddonView};
 use crate::backup_schedule::BackupSchedule;
 use crate::backups::Backup;
@@ -172,6 +173,21 @@ pub enum Command {
     },
     /// `pg:backups:unschedule`.
     UnscheduleBackups { app: String, addon: String },
+    /// `POST /apps/{app}/collaborators`: gives an existing user access (`None`: the default
+    /// collaborator permissions).
+    AddCollaborator {
+        app: String,
+        email: String,
+        permissions: Option<BTreeSet<Permission>>,
+    },
+    /// `PATCH /apps/{app}/collaborators/{collaborator}`: sets a collaborator's permissions.
+    UpdateCollaborator {
+        app: String,
+        collaborator: String,
+        permissions: BTreeSet<Permission>,
+    },
+    /// `DELETE /apps/{app}/collaborators/{collaborator}` (email or id).
+    RemoveCollaborator { app: String, collaborator: String },
 }
 
 /// What `PATCH /apps/{app}` asks for.
@@ -303,4 +319,6 @@ pub enum Outcome {
     AddonService(AddonServiceRecord),
     Backup(Backup),
     BackupSchedule(BackupSchedule),
+    /// A collaborator as added, changed or removed.
+    Collaborator(Member),
 }

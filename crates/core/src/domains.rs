@@ -11,7 +11,7 @@ use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
 use crate::error::CoreError;
-use crate::model::{keys, App, Domain, DomainKind, User};
+use crate::model::{keys, App, Domain, DomainKind};
 use crate::platform::Platform;
 
 fn key(hostname: &str) -> String {
@@ -144,12 +144,8 @@ impl Platform {
     }
 
     /// Turns maintenance mode on or off: the router answers every request with H80's page.
-    pub(crate) async fn set_maintenance(
-        &self,
-        user: &User,
-        app: &App,
-        on: bool,
-    ) -> Result<App, CoreError> {
+    /// The caller was authorized for `app` by `Platform::execute`.
+    pub(crate) async fn set_maintenance(&self, app: &App, on: bool) -> Result<App, CoreError> {
         loop {
             let app_key = keys::app(&app.name);
             let Some((mut current, revision)) =
@@ -157,8 +153,10 @@ impl Platform {
             else {
                 return Err(CoreError::not_found("app", app.name.clone()));
             };
-            if current.owner_email != user.email {
-                return Err(CoreError::Forbidden { app: current.name });
+            // Another app of the same name (deleted and created again) is not the one
+            // the caller was authorized for.
+            if current.id != app.id {
+                return Err(CoreError::not_found("app", app.name.clone()));
             }
             if current.maintenance == on {
                 return Ok(current);

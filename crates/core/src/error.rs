@@ -23,6 +23,13 @@ pub enum CoreError {
     #[error("You do not have access to the app {app}.")]
     Forbidden { app: String },
 
+    /// A collaborator asked for something their permissions on the app do not cover.
+    #[error("You need the {permission} permission on {app} to do that; ask the app's owner.")]
+    PermissionDenied {
+        app: String,
+        permission: &'static str,
+    },
+
     #[error("the platform's store failed: {0}")]
     Store(#[from] slipway_store::StoreError),
 

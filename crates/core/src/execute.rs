@@ -1,10 +1,12 @@
 //! [`Platform::execute`]: the one entry for every change. It looks the command's app up for
-//! its actor (the authorization point) and hands the typed command to the concern that
-//! carries it out. It sits above every concern and the command types; nothing below imports
+//! its actor with the permission the command needs ([`required_permission`], the
+//! authorization point; `access.rs` holds the matrix) and hands the typed command to the
+//! concern that carries it out. It sits above every concern and the command types; nothing below imports
 //! it.
 
 use std::sync::Arc;
 
+use crate::access::Permission;
 use crate::command::{Command, Outcome, RestartTarget};
 use crate::error::CoreError;
 use crate::formation::RestartMode;
@@ -14,23 +16,25 @@ use crate::platform::Platform;
 
 impl Platform {
     /// Executes `command` on behalf of `actor`: the single entry for every change. Here the
-    /// actor is authorized (today: the app's owner; any authenticated user may create an app),
-    /// and every effect happens inside the core's transactions.
+    /// actor is authorized (the permission [`required_permission`] names, on the command's
+    /// app; any authenticated user may create an app), and every effect happens inside the
+    /// core's transactions.
     pub async fn execute(
         self: &Arc<Self>,
         actor: &User,
         command: Command,
     ) -> Result<Outcome, CoreError> {
+        let needs = required_permission(&command);
         match command {
             Command::CreateApp { name } => self.create_app(actor, name).await.map(Outcome::App),
             Command::DeleteApp { app } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.stop_one_offs(&app).await;
                 self.delete_app(&app).await?;
                 Ok(Outcome::AppDeleted(app))
             }
             Command::UpdateApp { app, changes } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 let renames = changes.name.as_ref().is_some_and(|name| *name != app.name);
                 let restacks = changes.stack.as_ref().is_some_and(|s| *s != app.stack);
                 if renames || restacks {
@@ -39,26 +43,23 @@ impl Platform {
                     ));
                 }
                 match changes.maintenance {
-                    Some(on) => self
-                        .set_maintenance(actor, &app, on)
-                        .await
-                        .map(Outcome::App),
+                    Some(on) => self.set_maintenance(&app, on).await.map(Outcome::App),
                     None => Ok(Outcome::App(app)),
                 }
             }
             Command::SetConfig { app, changes } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 let (config, release) = self.update_config_vars(actor, &app, changes).await?;
                 Ok(Outcome::Config(config, release))
             }
             Command::Scale { app, changes } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.scale(actor, &app, &changes)
                     .await
                     .map(Outcome::Formation)
             }
             Command::Restart { app, target } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 // A one-off dyno is never restarted: `ps:restart run.N` ends it.
                 if !self.stop_one_offs_named(&app, &target).await {
                     self.restart_dynos(&app, &target, RestartMode::Restart)
@@ -67,14 +68,14 @@ impl Platform {
                 Ok(Outcome::Accepted)
             }
             Command::Stop { app, target } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 if !self.stop_one_offs_named(&app, &target).await {
                     self.restart_dynos(&app, &target, RestartMode::Stop).await?;
                 }
                 Ok(Outcome::Accepted)
             }
             Command::Rollback { app, release } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.rollback(actor, &app, &release)
                     .await
                     .map(Outcome::Release)
@@ -84,29 +85,29 @@ impl Platform {
                 slug,
                 description,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.release_slug(actor, &app, &slug, description)
                     .await
                     .map(Outcome::Release)
             }
             Command::AddDomain { app, hostname } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.add_domain(&app, &hostname).await.map(Outcome::Domain)
             }
             Command::RemoveDomain { app, domain } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.remove_domain(&app, &domain).await.map(Outcome::Domain)
             }
             Command::AddDrain { app, url } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.add_drain(&app, &url).await.map(Outcome::Drain)
             }
             Command::RemoveDrain { app, drain } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.remove_drain(&app, &drain).await.map(Outcome::Drain)
             }
             Command::AddCertificate { app, certificate } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.add_sni_endpoint(&app, &certificate.chain, &certificate.private_key)
                     .await
                     .map(Outcome::Certificate)
@@ -116,7 +117,7 @@ impl Platform {
                 endpoint,
                 certificate,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.update_sni_endpoint(
                     &app,
                     &endpoint,
@@ -127,7 +128,7 @@ impl Platform {
                 .map(Outcome::Certificate)
             }
             Command::RemoveCertificate { app, endpoint } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.remove_sni_endpoint(&app, &endpoint)
                     .await
                     .map(Outcome::Certificate)
@@ -137,19 +138,19 @@ impl Platform {
                 source,
                 buildpacks,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.create_build(actor, &app, source, buildpacks)
                     .await
                     .map(Outcome::Build)
             }
             Command::DeployPush { app, commit, push } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.deploy_tarball(actor, &app, push.tarball, commit, push.output)
                     .await
                     .map(Outcome::Release)
             }
             Command::DeclareSlug { app, slug } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.declare_slug(&app, slug).map(Outcome::SlugDeclared)
             }
             Command::RunDyno {
@@ -162,7 +163,7 @@ impl Platform {
                 time_to_live,
                 force_no_tty,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 let request = RunRequest {
                     command,
                     attach,
@@ -181,20 +182,23 @@ impl Platform {
                 attachment,
                 name,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.create_addon(actor, &app, &plan, attachment, name)
                     .await
                     .map(Outcome::Addon)
             }
             Command::DestroyAddon { addon } => {
+                self.addon_app_for(actor, &addon, needs).await?;
                 self.destroy_addon(actor, &addon).await.map(Outcome::Addon)
             }
-            Command::ChangeAddonPlan { addon, plan } => self
-                .change_addon_plan(actor, &addon, &plan)
-                .await
-                .map(Outcome::Addon),
+            Command::ChangeAddonPlan { addon, plan } => {
+                self.addon_app_for(actor, &addon, needs).await?;
+                self.change_addon_plan(actor, &addon, &plan)
+                    .await
+                    .map(Outcome::Addon)
+            }
             Command::AttachAddon { app, addon, name } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.attach_addon(actor, &app, &addon, name)
                     .await
                     .map(Outcome::AddonAttachment)
@@ -203,14 +207,43 @@ impl Platform {
                 let attachment = self
                     .addon_attachment(actor, &attachment, app.as_deref())
                     .await?;
+                self.app_for(actor, &attachment.app_name, needs).await?;
                 self.detach_addon(actor, &attachment)
                     .await
                     .map(Outcome::AddonAttachment)
             }
-            Command::RotateAddonCredentials { addon } => self
-                .rotate_addon_credentials(actor, &addon)
-                .await
-                .map(Outcome::Addon),
+            Command::RotateAddonCredentials { addon } => {
+                self.addon_app_for(actor, &addon, needs).await?;
+                self.rotate_addon_credentials(actor, &addon)
+                    .await
+                    .map(Outcome::Addon)
+            }
+            Command::AddCollaborator {
+                app,
+                email,
+                permissions,
+            } => {
+                let app = self.app_for(actor, &app, needs).await?;
+                self.add_collaborator(&app, &email, permissions)
+                    .await
+                    .map(Outcome::Collaborator)
+            }
+            Command::UpdateCollaborator {
+                app,
+                collaborator,
+                permissions,
+            } => {
+                let app = self.app_for(actor, &app, needs).await?;
+                self.update_collaborator(&app, &collaborator, permissions)
+                    .await
+                    .map(Outcome::Collaborator)
+            }
+            Command::RemoveCollaborator { app, collaborator } => {
+                let app = self.app_for(actor, &app, needs).await?;
+                self.remove_collaborator(&app, &collaborator)
+                    .await
+                    .map(Outcome::Collaborator)
+            }
             Command::RegisterAddonService {
                 manifest,
                 timeout_ms,
@@ -223,7 +256,7 @@ impl Platform {
                 .await
                 .map(Outcome::AddonService),
             Command::CaptureBackup { app, addon } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.capture_backup(actor, &app.name, &addon)
                     .await
                     .map(Outcome::Backup)
@@ -235,7 +268,7 @@ impl Platform {
                 backup,
                 confirm,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.restore_backup(
                     actor,
                     &app.name,
@@ -253,24 +286,36 @@ impl Platform {
                 backup,
                 confirm,
             } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.delete_backup(actor, &app.name, &addon, &backup, confirm.as_deref())
                     .await
                     .map(Outcome::Backup)
             }
             Command::ScheduleBackups { app, addon, at } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.schedule_backups(actor, &app.name, &addon, &at)
                     .await
                     .map(Outcome::BackupSchedule)
             }
             Command::UnscheduleBackups { app, addon } => {
-                let app = self.app(actor, &app).await?;
+                let app = self.app_for(actor, &app, needs).await?;
                 self.unschedule_backups(actor, &app.name, &addon)
                     .await
                     .map(Outcome::BackupSchedule)
             }
         }
+    }
+
+    /// The app an add-on belongs to, if `actor` holds `needs` on it: changing an add-on is
+    /// an act on the app that owns it.
+    async fn addon_app_for(
+        &self,
+        actor: &User,
+        addon: &str,
+        needs: Permission,
+    ) -> Result<App, CoreError> {
+        let view = self.addon(actor, addon).await?;
+        self.app_for(actor, &view.addon.app_name, needs).await
     }
 
     /// Stops the one-off dynos a restart or stop names, if it names one-off dynos: `run.N`
@@ -286,6 +331,61 @@ impl Platform {
                 true
             }
             RestartTarget::App | RestartTarget::ProcessType(_) => false,
+        }
+    }
+}
+
+/// The permission `command` needs on its app (`access.rs` documents the matrix). Creating an
+/// app needs none: any signed-in user may, and `View` is what everyone holds on nothing.
+pub(crate) fn required_permission(command: &Command) -> Permission {
+    match command {
+        Command::CreateApp { .. } => Permission::View,
+        Command::DeleteApp { .. }
+        | Command::AddCollaborator { .. }
+        | Command::UpdateCollaborator { .. }
+        | Command::RemoveCollaborator { .. } => Permission::Manage,
+        Command::UpdateApp { changes, .. } => {
+            if changes.name.is_some() {
+                Permission::Manage
+            } else if changes.maintenance.is_some() {
+                Permission::Operate
+            } else if changes.stack.is_some() {
+                Permission::Deploy
+            } else {
+                Permission::View
+            }
+        }
+        Command::SetConfig { .. }
+        | Command::Rollback { .. }
+        | Command::ReleaseSlug { .. }
+        | Command::CreateBuild { .. }
+        | Command::DeployPush { .. }
+        | Command::DeclareSlug { .. } => Permission::Deploy,
+        Command::Scale { .. }
+        | Command::Restart { .. }
+        | Command::Stop { .. }
+        | Command::AddDomain { .. }
+        | Command::RemoveDomain { .. }
+        | Command::AddDrain { .. }
+        | Command::RemoveDrain { .. }
+        | Command::AddCertificate { .. }
+        | Command::UpdateCertificate { .. }
+        | Command::RemoveCertificate { .. }
+        | Command::RunDyno { .. }
+        | Command::CreateAddon { .. }
+        | Command::DestroyAddon { .. }
+        | Command::ChangeAddonPlan { .. }
+        | Command::AttachAddon { .. }
+        | Command::DetachAddon { .. }
+        | Command::RotateAddonCredentials { .. }
+        | Command::CaptureBackup { .. }
+        | Command::RestoreBackup { .. }
+        | Command::DeleteBackup { .. }
+        | Command::ScheduleBackups { .. }
+        | Command::UnscheduleBackups { .. } => Permission::Operate,
+        // Administrators only, checked where the services are registered.
+        Command::RegisterAddonService { .. } | Command::RemoveAddonService { .. } => {
+            Permission::View
         }
     }
 }

@@ -16,6 +16,7 @@
 //! in `platform.rs`, which imports none of the `impl Platform` blocks (one module per concern)
 //! that depend on it; `execute.rs` sits above them all.
 
+mod access;
 mod addon_redis;
 mod addons;
 mod app_json;
@@ -52,6 +53,7 @@ pub mod telemetry;
 mod uids;
 mod users;
 
+pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DEFAULT};
 pub use addons::{
     Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
 };

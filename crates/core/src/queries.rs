@@ -6,18 +6,16 @@ use std::collections::BTreeMap;
 use slipway_store::json::{get_json, range_json};
 use uuid::Uuid;
 
+use crate::access::Permission;
 use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Dyno, Formation, Release, ReleaseStatus, Slug, User};
 use crate::platform::Platform;
 
 impl Platform {
-    /// Finds an app by name or id and checks that `user` may use it.
+    /// Finds an app by name or id that `user` may see (`view`: its owner, a collaborator or
+    /// an administrator); `access.rs` decides. Changes ask `app_for` a stronger permission.
     pub async fn app(&self, user: &User, name_or_id: &str) -> Result<App, CoreError> {
-        let app = self.find_app(name_or_id).await?;
-        if app.owner_email != user.email {
-            return Err(CoreError::Forbidden { app: app.name });
-        }
-        Ok(app)
+        self.app_for(user, name_or_id, Permission::View).await
     }
 
     pub(crate) async fn find_app(&self, name_or_id: &str) -> Result<App, CoreError> {
@@ -34,12 +32,20 @@ impl Platform {
         Err(CoreError::not_found("app", name_or_id))
     }
 
+    /// The apps `user` may see: those they own or collaborate on; every app for an admin.
     pub async fn apps(&self, user: &User) -> Result<Vec<App>, CoreError> {
         let (apps, _) = range_json::<App, _>(self.store().as_ref(), keys::APPS).await?;
+        let collaborations = if user.admin {
+            Default::default()
+        } else {
+            self.collaborations(user).await?
+        };
         Ok(apps
             .into_iter()
             .map(|(_, app)| app)
-            .filter(|app| app.owner_email == user.email)
+            .filter(|app| {
+                user.admin || app.owner_email == user.email || collaborations.contains(&app.id)
+            })
             .collect())
     }
 

@@ -39,10 +39,10 @@ use super::{
     addon_key, attachment_key, check_addon_name, check_attachment_name, Addon, AddonAttachment,
     AddonRelease, AddonView, COLORS, WORDS,
 };
+use crate::authorizations::key_digest;
 use crate::error::CoreError;
 use crate::model::{App, User};
 use crate::platform::Platform;
-use crate::authorizations::key_digest;
 
 const SERVICES: &str = "addon-services/";
 
