@@ -364,7 +364,7 @@ impl StepRunner<'_> {
         step: &str,
         buildpack: &ResolvedBuildpack,
         script: &str,
-    ) -> Result<(ExitStatus, Captured, Captured), BuildError> {
+    ) -> Result<(ExitStatus, Taken, Taken), BuildError> {
         let (sink, stdout, stderr) = capture();
         let status = self
             .run(step, buildpack, script, &[Mount::App], sink)
@@ -553,11 +553,11 @@ fn capture() -> (OutputSink, Lines, Lines) {
     (sink, stdout, stderr)
 }
 
-/// The captured lines, and whether some were dropped over the cap.
-/// One stream's captured lines, and whether they were cut at the cap.
-type Captured = (Vec<String>, bool);
+/// One stream's captured lines, and whether some were dropped over the cap.
+type Taken = (Vec<String>, bool);
 
-fn take(lines: &Lines) -> Captured {
+/// The captured lines, and whether some were dropped over the cap.
+fn take(lines: &Lines) -> Taken {
     let captured = std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner()));
     (captured.lines, captured.truncated)
 }

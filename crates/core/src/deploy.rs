@@ -32,6 +32,7 @@ use crate::error::CoreError;
 use crate::model::{keys, App, Release, Slug, User};
 use crate::output::DeployOutput;
 use crate::platform::Platform;
+use crate::release_phase::Step;
 use crate::releases::ReleaseInputs;
 use crate::telemetry::PlatformEvent;
 
@@ -513,7 +514,8 @@ impl Platform {
         ));
         if let (true, Some(command)) = (first_deploy, manifest.postdeploy.as_deref()) {
             let failure = self
-                .run_postdeploy(
+                .run_step(
+                    Step::Postdeploy,
                     app,
                     &slug,
                     &release.config_vars,

@@ -37,24 +37,31 @@ use crate::releases::release_command;
 use crate::telemetry::PlatformEvent;
 
 /// A deploy step that runs in a one-off dyno.
-#[derive(Debug, Clone, Copy)]
-struct Step {
-    /// The one-off dyno's name, as Heroku shows it in logs.
-    dyno: &'static str,
-    /// What messages call the step.
-    what: &'static str,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The slug's `release:` process, before the release exists.
+    Release,
+    /// An app.json's postdeploy script, after the app's first deploy.
+    Postdeploy,
 }
 
-/// The release phase: `release.1`.
-const RELEASE: Step = Step {
-    dyno: "release.1",
-    what: "release command",
-};
-/// An app.json's postdeploy script: `postdeploy.1`.
-const POSTDEPLOY: Step = Step {
-    dyno: "postdeploy.1",
-    what: "postdeploy script",
-};
+impl Step {
+    /// The one-off dyno's name, as Heroku shows it in logs.
+    fn dyno(self) -> &'static str {
+        match self {
+            Step::Release => "release.1",
+            Step::Postdeploy => "postdeploy.1",
+        }
+    }
+
+    /// What messages call the step.
+    fn what(self) -> &'static str {
+        match self {
+            Step::Release => "release command",
+            Step::Postdeploy => "postdeploy script",
+        }
+    }
+}
 
 /// Everything the phase needs, owned, so it can run in a task of its own.
 struct Phase {
@@ -66,7 +73,6 @@ struct Phase {
     slug: Slug,
     command: String,
     output: DeployOutput,
-    /// [`RELEASE`] or [`POSTDEPLOY`].
     step: Step,
     /// The app's own uid, also its gid (`uids.rs`).
     uid: u32,
@@ -107,27 +113,15 @@ impl Platform {
         let Some(command) = release_command(slug) else {
             return Ok(None);
         };
-        self.run_one_off(RELEASE, app, slug, config_vars, command, output)
+        self.run_step(Step::Release, app, slug, config_vars, command, output)
             .await
     }
 
-    /// Runs an app.json's postdeploy script in a one-off dyno of a release that was just
-    /// created. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed (the release stands).
-    pub(crate) async fn run_postdeploy(
-        &self,
-        app: &App,
-        slug: &Slug,
-        config_vars: &ConfigVars,
-        command: &str,
-        output: DeployOutput,
-    ) -> Result<Option<String>, CoreError> {
-        self.run_one_off(POSTDEPLOY, app, slug, config_vars, command, output)
-            .await
-    }
-
-    /// Runs `command` in a one-off dyno of `slug` in its own task, so a client that hangs up
-    /// does not abandon the container. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed.
-    async fn run_one_off(
+    /// Runs `command` as `step` in a one-off dyno of `slug` (with `config_vars`, those of the
+    /// release being made or just made) in its own task, so a client that hangs up does not
+    /// abandon the container. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed (for a
+    /// postdeploy script, the release stands).
+    pub(crate) async fn run_step(
         &self,
         step: Step,
         app: &App,
@@ -183,23 +177,23 @@ impl Platform {
 impl Phase {
     /// Runs the command; returns why it failed, if it did.
     async fn run(self) -> Option<String> {
-        (self.output)(&format!("-----> Running {}...", self.step.what));
+        (self.output)(&format!("-----> Running {}...", self.step.what()));
         self.logs.publish(
             &self.app.name,
             PlatformEvent::Starting {
-                dyno: self.step.dyno,
+                dyno: self.step.dyno(),
                 command: &self.command,
             }
             .to_line(),
         );
         match self.execute().await {
             Ok(status) if status.success() => {
-                (self.output)(&format!("       The {} succeeded.", self.step.what));
+                (self.output)(&format!("       The {} succeeded.", self.step.what()));
                 None
             }
             Ok(status) => Some(format!(
                 "the {} exited with status {status}",
-                self.step.what
+                self.step.what()
             )),
             Err(reason) => Some(reason),
         }
@@ -214,7 +208,7 @@ impl Phase {
             let logs = self.logs.clone();
             let app = self.app.name.clone();
             let output = self.output.clone();
-            let dyno = self.step.dyno;
+            let dyno = self.step.dyno();
             Arc::new(move |_stream: Stream, line: &str| {
                 output(line);
                 for part in split_long_line(line) {
@@ -225,7 +219,7 @@ impl Phase {
         let result = match self.runtime.start(spec, sink).await {
             Err(error) => Err(format!(
                 "the {} dyno could not start: {error}",
-                self.step.dyno
+                self.step.dyno()
             )),
             Ok(running) => {
                 let timeout = self.config.release_phase_timeout;
@@ -235,14 +229,14 @@ impl Phase {
                     Ok(Ok(status)) => Ok(status),
                     Ok(Err(_)) => Err(format!(
                         "the {} dyno's exit status was lost",
-                        self.step.dyno
+                        self.step.dyno()
                     )),
                     Err(_) => {
                         let _ = self.runtime.stop(&id, std::time::Duration::ZERO).await;
                         let _ = exited.await;
                         Err(format!(
                             "the {} timed out after {} seconds",
-                            self.step.what,
+                            self.step.what(),
                             timeout.as_secs()
                         ))
                     }
@@ -253,7 +247,7 @@ impl Phase {
             self.logs.publish(
                 &self.app.name,
                 PlatformEvent::Exited {
-                    dyno: self.step.dyno,
+                    dyno: self.step.dyno(),
                     status: status.to_string(),
                 }
                 .to_line(),
@@ -294,7 +288,7 @@ impl Phase {
         let container_id = format!(
             "slipway.{}.{}.{}",
             self.app.name,
-            self.step.dyno.trim_end_matches(".1"),
+            self.step.dyno().trim_end_matches(".1"),
             &Uuid::new_v4().simple().to_string()[..8]
         );
         crate::dyno_spec::container_spec(
@@ -303,7 +297,7 @@ impl Phase {
                 container_id,
                 app_id: self.app.id,
                 app_name: &self.app.name,
-                dyno: self.step.dyno,
+                dyno: self.step.dyno(),
                 release_version: None,
                 command: &self.command,
                 size: DynoSize::Standard1X,
