@@ -163,24 +163,9 @@ impl PgAdmin {
 
 /// Decodes a URL's percent-encoded password.
 pub(crate) fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Provisions `resource`: role, database, revoked `CONNECT`. Returns the role's password.
@@ -448,3 +433,6 @@ impl Embedded {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

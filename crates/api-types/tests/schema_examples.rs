@@ -140,3 +140,48 @@ fn error_body_shape() {
         serde_json::from_str(r#"{"id":"x","message":"y","url":"https://devcenter"}"#).unwrap();
     assert_eq!(parsed.url.as_deref(), Some("https://devcenter"));
 }
+
+/// Parses `json` as a `T`, checks it serializes back to exactly `json`, and returns it.
+fn exact<T: Serialize + DeserializeOwned>(json: Value) -> T {
+    let typed: T = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), json);
+    typed
+}
+
+#[test]
+fn optional_request_fields_may_be_left_out_and_are_not_written_when_absent() {
+    use serde_json::json;
+    assert_eq!(
+        exact::<FormationUpdate>(json!({})),
+        FormationUpdate::default()
+    );
+    let item: FormationUpdateItem = exact(json!({"type": "web"}));
+    assert!(item.quantity.is_none() && item.size.is_none() && item.dyno_size.is_none());
+    assert_eq!(
+        exact::<FormationUpdate>(json!({"dyno_size": {"name": "basic"}})).requested_size(),
+        Some("basic")
+    );
+    assert_eq!(
+        exact::<LogSessionCreate>(json!({})),
+        LogSessionCreate::default()
+    );
+    assert_eq!(exact::<ReleaseCreate>(json!({})), ReleaseCreate::default());
+    let slug: SlugCreate = exact(json!({"process_types": {}}));
+    assert_eq!(slug, SlugCreate::default());
+    let dyno: DynoCreate = exact(json!({"command": "bash"}));
+    assert!(dyno.attach.is_none() && dyno.env.is_none() && dyno.process_type.is_none());
+    let build: BuildCreate = exact(json!({"source_blob": {
+        "checksum": null, "url": "https://example.com/s.tgz", "version": null,
+        "version_description": null
+    }}));
+    assert!(build.buildpacks.is_none());
+    // The CLI's spelling of the dyno filter is still read, and written back as the schema's.
+    let logs: LogSessionCreate = serde_json::from_value(json!({"dyno": "web.1"})).unwrap();
+    assert_eq!(
+        serde_json::to_value(&logs).unwrap(),
+        json!({"dyno_name": "web.1"})
+    );
+    // Required fields stay required.
+    assert!(serde_json::from_value::<FormationUpdateItem>(json!({"quantity": 1})).is_err());
+    assert!(serde_json::from_value::<SlugCreate>(json!({})).is_err());
+}

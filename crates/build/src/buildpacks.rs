@@ -25,44 +25,45 @@ pub(crate) struct BuiltinBuildpack {
     scripts: [(&'static str, &'static str); 3],
 }
 
+/// A built-in buildpack whose scripts are `buildpacks/<name>/bin/{detect,compile,release}`.
+macro_rules! builtin {
+    ($name:literal, looks_for: $looks_for:literal, kind_of_app: $kind_of_app:literal) => {
+        BuiltinBuildpack {
+            name: $name,
+            looks_for: $looks_for,
+            kind_of_app: $kind_of_app,
+            scripts: [
+                script!($name, "detect"),
+                script!($name, "compile"),
+                script!($name, "release"),
+            ],
+        }
+    };
+}
+
+/// `bin/<script>` of the built-in buildpack `<name>`, embedded.
+macro_rules! script {
+    ($name:literal, $script:literal) => {
+        (
+            $script,
+            include_str!(concat!("../buildpacks/", $name, "/bin/", $script)),
+        )
+    };
+}
+
 /// In auto-detection order.
 pub(crate) const BUILTINS: [BuiltinBuildpack; 3] = [
-    BuiltinBuildpack {
-        name: "python",
+    builtin!(
+        "python",
         looks_for: "requirements.txt, setup.py or pyproject.toml",
-        kind_of_app: "Python",
-        scripts: [
-            ("detect", include_str!("../buildpacks/python/bin/detect")),
-            ("compile", include_str!("../buildpacks/python/bin/compile")),
-            ("release", include_str!("../buildpacks/python/bin/release")),
-        ],
-    },
-    BuiltinBuildpack {
-        name: "nodejs",
-        looks_for: "package.json",
-        kind_of_app: "Node.js",
-        scripts: [
-            ("detect", include_str!("../buildpacks/nodejs/bin/detect")),
-            ("compile", include_str!("../buildpacks/nodejs/bin/compile")),
-            ("release", include_str!("../buildpacks/nodejs/bin/release")),
-        ],
-    },
-    BuiltinBuildpack {
-        name: "procfile",
+        kind_of_app: "Python"
+    ),
+    builtin!("nodejs", looks_for: "package.json", kind_of_app: "Node.js"),
+    builtin!(
+        "procfile",
         looks_for: "a Procfile",
-        kind_of_app: "Procfile-only apps",
-        scripts: [
-            ("detect", include_str!("../buildpacks/procfile/bin/detect")),
-            (
-                "compile",
-                include_str!("../buildpacks/procfile/bin/compile"),
-            ),
-            (
-                "release",
-                include_str!("../buildpacks/procfile/bin/release"),
-            ),
-        ],
-    },
+        kind_of_app: "Procfile-only apps"
+    ),
 ];
 
 /// Names of the built-in buildpacks, in auto-detection order.

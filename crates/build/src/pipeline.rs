@@ -312,12 +312,8 @@ impl StepRunner<'_> {
         step: &str,
         buildpack: &ResolvedBuildpack,
     ) -> Result<Detection, BuildError> {
-        let (sink, stdout, stderr) = capture();
-        let status = self
-            .run(step, buildpack, "detect", &[Mount::App], sink)
-            .await?;
-        let (stdout, _) = take(&stdout);
-        let (stderr, _) = take(&stderr);
+        let (status, (stdout, _), (stderr, _)) =
+            self.run_captured(step, buildpack, "detect").await?;
         tracing::debug!(step, %status, ?stderr, "bin/detect finished");
         Ok(Detection {
             status,
@@ -335,12 +331,8 @@ impl StepRunner<'_> {
         if !buildpack.dir.join("bin/release").is_file() {
             return Ok(BTreeMap::new());
         }
-        let (sink, stdout, stderr) = capture();
-        let status = self
-            .run(step, buildpack, "release", &[Mount::App], sink)
-            .await?;
-        let (stdout, stdout_truncated) = take(&stdout);
-        let (stderr, _) = take(&stderr);
+        let (status, (stdout, stdout_truncated), (stderr, _)) =
+            self.run_captured(step, buildpack, "release").await?;
         for line in &stderr {
             output(line);
         }
@@ -363,6 +355,21 @@ impl StepRunner<'_> {
                 source,
             }
         })
+    }
+
+    /// Runs `bin/<script>` of `buildpack` with the app mounted, and returns its exit status
+    /// and its captured stdout and stderr (each with whether it was cut at the cap).
+    async fn run_captured(
+        &self,
+        step: &str,
+        buildpack: &ResolvedBuildpack,
+        script: &str,
+    ) -> Result<(ExitStatus, Taken, Taken), BuildError> {
+        let (sink, stdout, stderr) = capture();
+        let status = self
+            .run(step, buildpack, script, &[Mount::App], sink)
+            .await?;
+        Ok((status, take(&stdout), take(&stderr)))
     }
 
     /// Runs `bin/<script>` of `buildpack` with the classic arguments for that script.
@@ -546,8 +553,11 @@ fn capture() -> (OutputSink, Lines, Lines) {
     (sink, stdout, stderr)
 }
 
+/// One stream's captured lines, and whether some were dropped over the cap.
+type Taken = (Vec<String>, bool);
+
 /// The captured lines, and whether some were dropped over the cap.
-fn take(lines: &Lines) -> (Vec<String>, bool) {
+fn take(lines: &Lines) -> Taken {
     let captured = std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner()));
     (captured.lines, captured.truncated)
 }
@@ -605,51 +615,4 @@ fn join_types<'a>(types: impl Iterator<Item = &'a String>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn container_ids_are_sanitized() {
-        assert_eq!(
-            container_id("my app", "b/1", "compile-0-python"),
-            "build.my-app.b-1.compile-0-python"
-        );
-    }
-
-    #[test]
-    fn release_output_is_read_as_heroku_documents_it() {
-        fn check(yaml: &str, expected: Option<&[(&str, &str)]>) {
-            let parsed = parse_release_output(yaml).ok();
-            let expected = expected.map(|types| {
-                types
-                    .iter()
-                    .map(|(name, command)| (name.to_string(), command.to_string()))
-                    .collect::<BTreeMap<_, _>>()
-            });
-            assert_eq!(parsed, expected, "bin/release printed {yaml:?}");
-        }
-        check("", Some(&[]));
-        check("  \n", Some(&[]));
-        check("---\naddons: []\n", Some(&[]));
-        check(
-            "---\naddons: []\ndefault_process_types:\n  web: python app.py\n",
-            Some(&[("web", "python app.py")]),
-        );
-        check(
-            "config_vars:\n  PATH: /app/bin\ndefault_process_types:\n  web: npm start\n  worker: node w.js",
-            Some(&[("web", "npm start"), ("worker", "node w.js")]),
-        );
-        check("default_process_types:\n", Some(&[]));
-        check("~", Some(&[]));
-        check("default_process_types: [web]", None);
-        check("default_process_types:\n  web: [1, 2]", None);
-        check("{unclosed", None);
-    }
-
-    #[test]
-    fn stack_and_size_display() {
-        assert_eq!(display_stack("heroku-24"), "Heroku-24");
-        assert_eq!(display_size(12_897_485), "12.3M");
-        assert_eq!(display_size(2048), "2.0K");
-    }
-}
+mod tests;

@@ -36,10 +36,32 @@ use crate::platform::Platform;
 use crate::releases::release_command;
 use crate::telemetry::PlatformEvent;
 
-/// The one-off dyno's name, as Heroku shows it in logs.
-const DYNO: &str = "release.1";
-/// The postdeploy script's one-off dyno.
-const POSTDEPLOY_DYNO: &str = "postdeploy.1";
+/// A deploy step that runs in a one-off dyno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The slug's `release:` process, before the release exists.
+    Release,
+    /// An app.json's postdeploy script, after the app's first deploy.
+    Postdeploy,
+}
+
+impl Step {
+    /// The one-off dyno's name, as Heroku shows it in logs.
+    fn dyno(self) -> &'static str {
+        match self {
+            Step::Release => "release.1",
+            Step::Postdeploy => "postdeploy.1",
+        }
+    }
+
+    /// What messages call the step.
+    fn what(self) -> &'static str {
+        match self {
+            Step::Release => "release command",
+            Step::Postdeploy => "postdeploy script",
+        }
+    }
+}
 
 /// Everything the phase needs, owned, so it can run in a task of its own.
 struct Phase {
@@ -51,10 +73,7 @@ struct Phase {
     slug: Slug,
     command: String,
     output: DeployOutput,
-    /// `release.1` or `postdeploy.1`.
-    dyno: &'static str,
-    /// `release command` or `postdeploy script`, for messages.
-    what: &'static str,
+    step: Step,
     /// The app's own uid, also its gid (`uids.rs`).
     uid: u32,
 }
@@ -94,52 +113,22 @@ impl Platform {
         let Some(command) = release_command(slug) else {
             return Ok(None);
         };
-        self.run_one_off(
-            app,
-            slug,
-            config_vars,
-            command,
-            output,
-            DYNO,
-            "release command",
-        )
-        .await
+        self.run_step(Step::Release, app, slug, config_vars, command, output)
+            .await
     }
 
-    /// Runs an app.json's postdeploy script in a one-off dyno of a release that was just
-    /// created. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed (the release stands).
-    pub(crate) async fn run_postdeploy(
+    /// Runs `command` as `step` in a one-off dyno of `slug` (with `config_vars`, those of the
+    /// release being made or just made) in its own task, so a client that hangs up does not
+    /// abandon the container. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed (for a
+    /// postdeploy script, the release stands).
+    pub(crate) async fn run_step(
         &self,
+        step: Step,
         app: &App,
         slug: &Slug,
         config_vars: &ConfigVars,
         command: &str,
         output: DeployOutput,
-    ) -> Result<Option<String>, CoreError> {
-        self.run_one_off(
-            app,
-            slug,
-            config_vars,
-            command,
-            output,
-            POSTDEPLOY_DYNO,
-            "postdeploy script",
-        )
-        .await
-    }
-
-    /// Runs `command` in a one-off dyno of `slug` in its own task, so a client that hangs up
-    /// does not abandon the container. `Ok(None)`: it succeeded; `Ok(Some(reason))`: it failed.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_one_off(
-        &self,
-        app: &App,
-        slug: &Slug,
-        config_vars: &ConfigVars,
-        command: &str,
-        output: DeployOutput,
-        dyno: &'static str,
-        what: &'static str,
     ) -> Result<Option<String>, CoreError> {
         let uid = self.app_uid(app).await?;
         let phase = Phase {
@@ -152,8 +141,7 @@ impl Platform {
             slug: slug.clone(),
             command: command.to_owned(),
             output,
-            dyno,
-            what,
+            step,
         };
         tokio::spawn(phase.run())
             .await
@@ -189,21 +177,24 @@ impl Platform {
 impl Phase {
     /// Runs the command; returns why it failed, if it did.
     async fn run(self) -> Option<String> {
-        (self.output)(&format!("-----> Running {}...", self.what));
+        (self.output)(&format!("-----> Running {}...", self.step.what()));
         self.logs.publish(
             &self.app.name,
             PlatformEvent::Starting {
-                dyno: self.dyno,
+                dyno: self.step.dyno(),
                 command: &self.command,
             }
             .to_line(),
         );
         match self.execute().await {
             Ok(status) if status.success() => {
-                (self.output)(&format!("       The {} succeeded.", self.what));
+                (self.output)(&format!("       The {} succeeded.", self.step.what()));
                 None
             }
-            Ok(status) => Some(format!("the {} exited with status {status}", self.what)),
+            Ok(status) => Some(format!(
+                "the {} exited with status {status}",
+                self.step.what()
+            )),
             Err(reason) => Some(reason),
         }
     }
@@ -217,7 +208,7 @@ impl Phase {
             let logs = self.logs.clone();
             let app = self.app.name.clone();
             let output = self.output.clone();
-            let dyno = self.dyno;
+            let dyno = self.step.dyno();
             Arc::new(move |_stream: Stream, line: &str| {
                 output(line);
                 for part in split_long_line(line) {
@@ -226,20 +217,26 @@ impl Phase {
             })
         };
         let result = match self.runtime.start(spec, sink).await {
-            Err(error) => Err(format!("the {} dyno could not start: {error}", self.dyno)),
+            Err(error) => Err(format!(
+                "the {} dyno could not start: {error}",
+                self.step.dyno()
+            )),
             Ok(running) => {
                 let timeout = self.config.release_phase_timeout;
                 let exited = running.exited;
                 tokio::pin!(exited);
                 match tokio::time::timeout(timeout, &mut exited).await {
                     Ok(Ok(status)) => Ok(status),
-                    Ok(Err(_)) => Err(format!("the {} dyno's exit status was lost", self.dyno)),
+                    Ok(Err(_)) => Err(format!(
+                        "the {} dyno's exit status was lost",
+                        self.step.dyno()
+                    )),
                     Err(_) => {
                         let _ = self.runtime.stop(&id, std::time::Duration::ZERO).await;
                         let _ = exited.await;
                         Err(format!(
                             "the {} timed out after {} seconds",
-                            self.what,
+                            self.step.what(),
                             timeout.as_secs()
                         ))
                     }
@@ -250,7 +247,7 @@ impl Phase {
             self.logs.publish(
                 &self.app.name,
                 PlatformEvent::Exited {
-                    dyno: self.dyno,
+                    dyno: self.step.dyno(),
                     status: status.to_string(),
                 }
                 .to_line(),
@@ -291,7 +288,7 @@ impl Phase {
         let container_id = format!(
             "slipway.{}.{}.{}",
             self.app.name,
-            self.dyno.trim_end_matches(".1"),
+            self.step.dyno().trim_end_matches(".1"),
             &Uuid::new_v4().simple().to_string()[..8]
         );
         crate::dyno_spec::container_spec(
@@ -300,7 +297,7 @@ impl Phase {
                 container_id,
                 app_id: self.app.id,
                 app_name: &self.app.name,
-                dyno: self.dyno,
+                dyno: self.step.dyno(),
                 release_version: None,
                 command: &self.command,
                 size: DynoSize::Standard1X,

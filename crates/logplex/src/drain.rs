@@ -543,23 +543,11 @@ impl Sink {
     }
 }
 
+/// Decodes a URL's percent-encoded user name or password; an invalid escape stays as it is.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(byte) = u8::from_str_radix(hex, 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// How one attempt to deliver a batch ended.
@@ -813,22 +801,11 @@ fn redacted(url: &str) -> String {
 
 /// The certificate problem behind an error, if a TLS certificate check is what failed.
 fn certificate_error(error: &(dyn StdError + 'static)) -> Option<String> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(error) = current {
-        if let Some(rustls::Error::InvalidCertificate(problem)) =
-            error.downcast_ref::<rustls::Error>()
-        {
-            return Some(format!("{problem:?}"));
-        }
-        // io::Error::source() skips the error it wraps: look inside explicitly.
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(found) = certificate_error(inner) {
-                    return Some(found);
-                }
-            }
-        }
-        current = error.source();
-    }
-    None
+    slipway_outbound::find_in_chain(
+        error,
+        &|error| match error.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(problem)) => Some(format!("{problem:?}")),
+            _ => None,
+        },
+    )
 }

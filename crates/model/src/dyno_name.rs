@@ -78,27 +78,7 @@ impl FromStr for DynoName {
     }
 }
 
-impl TryFrom<String> for DynoName {
-    type Error = DynoNameError;
-
-    fn try_from(name: String) -> Result<DynoName, DynoNameError> {
-        name.parse()
-    }
-}
-
-impl TryFrom<&str> for DynoName {
-    type Error = DynoNameError;
-
-    fn try_from(name: &str) -> Result<DynoName, DynoNameError> {
-        name.parse()
-    }
-}
-
-impl From<DynoName> for String {
-    fn from(name: DynoName) -> String {
-        name.to_string()
-    }
-}
+string_conversions!(DynoName, DynoNameError);
 
 impl fmt::Display for DynoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -126,27 +126,7 @@ impl FromStr for DynoSize {
     }
 }
 
-impl TryFrom<String> for DynoSize {
-    type Error = DynoSizeError;
-
-    fn try_from(size: String) -> Result<DynoSize, DynoSizeError> {
-        size.parse()
-    }
-}
-
-impl TryFrom<&str> for DynoSize {
-    type Error = DynoSizeError;
-
-    fn try_from(size: &str) -> Result<DynoSize, DynoSizeError> {
-        size.parse()
-    }
-}
-
-impl From<DynoSize> for String {
-    fn from(size: DynoSize) -> String {
-        size.as_str().to_owned()
-    }
-}
+string_conversions!(DynoSize, DynoSizeError);
 
 impl AsRef<str> for DynoSize {
     fn as_ref(&self) -> &str {

@@ -3,6 +3,8 @@
 //! A type using [`string_type!`] is a newtype over its canonical `String` and provides
 //! `fn canonicalize(value: String) -> Result<String, Error>`, which checks the rule and returns
 //! the canonical spelling; the macro derives parsing, display, borrowing and serde from it.
+//! A value type that is not a plain string (a dyno name, a dyno size) parses and displays
+//! itself and gets its string conversions from [`string_conversions!`].
 
 /// Implements `FromStr`, `TryFrom<String>`, `TryFrom<&str>`, `Display`, `AsRef<str>`,
 /// `Borrow<str>`, `as_str`, `From<Type> for String` and comparisons with `str` for a newtype
@@ -32,13 +34,7 @@ macro_rules! string_type {
             }
         }
 
-        impl TryFrom<&str> for $name {
-            type Error = $error;
-
-            fn try_from(value: &str) -> Result<Self, Self::Error> {
-                value.parse()
-            }
-        }
+        try_from_str!($name, $error);
 
         impl From<$name> for String {
             fn from(value: $name) -> String {
@@ -74,6 +70,42 @@ macro_rules! string_type {
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
                 self.0 == *other
+            }
+        }
+    };
+}
+
+/// Implements `TryFrom<&str>` through `FromStr`.
+macro_rules! try_from_str {
+    ($name:ident, $error:ty) => {
+        impl TryFrom<&str> for $name {
+            type Error = $error;
+
+            fn try_from(value: &str) -> Result<Self, Self::Error> {
+                value.parse()
+            }
+        }
+    };
+}
+
+/// Implements `TryFrom<String>` and `TryFrom<&str>` through `FromStr`, and
+/// `From<$name> for String` through `Display`: what `#[serde(try_from = "String", into =
+/// "String")]` needs, for a type that parses and displays itself.
+macro_rules! string_conversions {
+    ($name:ident, $error:ty) => {
+        impl TryFrom<String> for $name {
+            type Error = $error;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                value.parse()
+            }
+        }
+
+        try_from_str!($name, $error);
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.to_string()
             }
         }
     };

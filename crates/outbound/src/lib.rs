@@ -414,23 +414,36 @@ pub fn url_host(url: &Url) -> Result<String, OutboundError> {
 
 /// The policy's refusal inside an error's source chain (reqwest wraps its resolver's errors).
 pub fn refusal_in(error: &(dyn StdError + 'static)) -> Option<OutboundError> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(error) = current {
-        if let Some(OutboundError::Refused { host, addr, kind }) =
-            error.downcast_ref::<OutboundError>()
-        {
-            return Some(OutboundError::Refused {
+    find_in_chain(
+        error,
+        &|error| match error.downcast_ref::<OutboundError>() {
+            Some(OutboundError::Refused { host, addr, kind }) => Some(OutboundError::Refused {
                 host: host.clone(),
                 addr: *addr,
                 kind,
-            });
+            }),
+            _ => None,
+        },
+    )
+}
+
+/// The first thing `pick` finds in an error or its sources. HTTP clients bury the errors that
+/// matter (a refusal, a certificate problem) several layers deep, and `io::Error::source()`
+/// skips the error an `io::Error` wraps, so the wrapped error's chain is searched too.
+pub fn find_in_chain<T>(
+    error: &(dyn StdError + 'static),
+    pick: &impl Fn(&(dyn StdError + 'static)) -> Option<T>,
+) -> Option<T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = pick(error) {
+            return Some(found);
         }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(found) = refusal_in(inner) {
-                    return Some(found);
-                }
-            }
+        let wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if let Some(found) = wrapped.and_then(|inner| find_in_chain(inner, pick)) {
+            return Some(found);
         }
         current = error.source();
     }

@@ -300,3 +300,43 @@ async fn localhost_through_the_system_resolver_is_refused() {
         .unwrap_err()
         .is_refused());
 }
+
+/// An error that names another as its source, as HTTP clients layer theirs.
+#[derive(Debug)]
+struct Layer(Box<dyn StdError + Send + Sync>);
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("layer")
+    }
+}
+
+impl StdError for Layer {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+#[test]
+fn refusal_in_finds_a_refusal_inside_an_io_error_in_the_chain() {
+    let refused = OutboundError::Refused {
+        host: "metadata.internal".into(),
+        addr: "169.254.169.254".parse().unwrap(),
+        kind: "link-local",
+    };
+    // `io::Error::source()` skips what it wraps, so only looking inside it finds the refusal.
+    let wrapped = std::io::Error::other(Layer(Box::new(refused)));
+    let error = Layer(Box::new(wrapped));
+    match refusal_in(&error) {
+        Some(OutboundError::Refused { host, kind, .. }) => {
+            assert_eq!((host.as_str(), kind), ("metadata.internal", "link-local"));
+        }
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    let unrelated = Layer(Box::new(std::io::Error::other("connection reset")));
+    assert!(refusal_in(&unrelated).is_none());
+    assert_eq!(
+        find_in_chain(&unrelated, &|e| Some(e.to_string())).as_deref(),
+        Some("layer")
+    );
+}

@@ -9,11 +9,10 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use slipway_runtime::{Attach, AttachControl, AttachedIo, ExitStatus};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use slipway_runtime::{Attach, AttachControl, AttachedIo, ClosingInput, ExitStatus, TtyOutput};
+use tokio::io::AsyncWrite;
 use tokio::net::unix::pipe;
 
 use crate::session::{ClaimError, Session, Sessions};
@@ -142,7 +141,7 @@ fn spawn(
     let (input, output) = io_parts;
     let input = match (input, child.stdin.take()) {
         (Some(input), _) => input,
-        (None, Some(stdin)) => Box::pin(Closing(Some(stdin))),
+        (None, Some(stdin)) => Box::pin(ClosingInput::new(stdin)),
         (None, None) => return Err(std::io::Error::other("the child has no stdin")),
     };
     let (tx, exited) = tokio::sync::oneshot::channel();
@@ -156,7 +155,7 @@ fn spawn(
     });
     let io = AttachedIo {
         input,
-        output: Box::pin(PtyEof(output)),
+        output: Box::pin(TtyOutput::new(output)),
         control: Arc::new(LocalControl {
             master,
             pid,
@@ -208,50 +207,5 @@ impl AttachControl for LocalControl {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-/// A pty master reads `EIO` once the last process holding the terminal has gone: that is
-/// the end of the output, as it is for a pipe.
-struct PtyEof(pipe::Receiver);
-
-impl AsyncRead for PtyEof {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match Pin::new(&mut self.0).poll_read(cx, buf) {
-            Poll::Ready(Err(e)) if e.raw_os_error() == Some(nix::libc::EIO) => Poll::Ready(Ok(())),
-            other => other,
-        }
-    }
-}
-
-/// A pipe writer whose shutdown closes it, the process's end of input.
-struct Closing<W>(Option<W>);
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for Closing<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match &mut self.0 {
-            Some(w) => Pin::new(w).poll_write(cx, buf),
-            None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match &mut self.0 {
-            Some(w) => Pin::new(w).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.0 = None;
-        Poll::Ready(Ok(()))
     }
 }

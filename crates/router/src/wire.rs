@@ -533,19 +533,15 @@ impl Chunked {
                     _ => return Err(BadChunk),
                 },
                 ChunkState::SizeLf => {
-                    if byte != b'\n' {
-                        return Err(BadChunk);
-                    }
+                    expect(byte, b'\n')?;
                     self.end_size_line();
                 }
-                ChunkState::DataCr => match byte {
-                    b'\r' => self.state = ChunkState::DataLf,
-                    _ => return Err(BadChunk),
-                },
+                ChunkState::DataCr => {
+                    expect(byte, b'\r')?;
+                    self.state = ChunkState::DataLf;
+                }
                 ChunkState::DataLf => {
-                    if byte != b'\n' {
-                        return Err(BadChunk);
-                    }
+                    expect(byte, b'\n')?;
                     self.next_chunk();
                 }
                 ChunkState::TrailerStart => match byte {
@@ -567,15 +563,11 @@ impl Chunked {
                     }
                 },
                 ChunkState::TrailerLf => {
-                    if byte != b'\n' {
-                        return Err(BadChunk);
-                    }
+                    expect(byte, b'\n')?;
                     self.state = ChunkState::TrailerStart;
                 }
                 ChunkState::EndLf => {
-                    if byte != b'\n' {
-                        return Err(BadChunk);
-                    }
+                    expect(byte, b'\n')?;
                     self.state = ChunkState::Done;
                 }
             }
@@ -596,6 +588,16 @@ impl Chunked {
         self.state = ChunkState::Size;
         self.size = 0;
         self.digits = 0;
+    }
+}
+
+/// The one byte a line ending allows at this point of a chunked body, or [`BadChunk`].
+#[inline]
+fn expect(byte: u8, wanted: u8) -> Result<(), BadChunk> {
+    if byte == wanted {
+        Ok(())
+    } else {
+        Err(BadChunk)
     }
 }
 

@@ -171,7 +171,14 @@ impl Plumbing {
 }
 
 /// The master side of a terminal as a reader: `EIO` (no slave left) is end of file.
-struct TtyOutput(pipe::Receiver);
+pub struct TtyOutput(pipe::Receiver);
+
+impl TtyOutput {
+    /// Reads the terminal whose master is `master`.
+    pub fn new(master: pipe::Receiver) -> TtyOutput {
+        TtyOutput(master)
+    }
+}
 
 impl AsyncRead for TtyOutput {
     fn poll_read(
@@ -186,10 +193,17 @@ impl AsyncRead for TtyOutput {
     }
 }
 
-/// The write end of the stdin pipe; shutting it down closes it, the child's end of input.
-struct ClosingInput(Option<pipe::Sender>);
+/// The write end of a child's input; shutting it down closes it, the child's end of input.
+pub struct ClosingInput<W>(Option<W>);
 
-impl AsyncWrite for ClosingInput {
+impl<W> ClosingInput<W> {
+    /// Writes to `input` until shut down.
+    pub fn new(input: W) -> ClosingInput<W> {
+        ClosingInput(Some(input))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for ClosingInput<W> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -24,6 +24,7 @@ mod process;
 mod runc;
 mod seccomp;
 
+pub use attach::{ClosingInput, TtyOutput};
 pub use disk::MIN_DISK_BYTES;
 pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
 pub use process::ProcessRuntime;

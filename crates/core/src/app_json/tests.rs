@@ -1,0 +1,239 @@
+//! Tests of parsing and applying `app.json`.
+
+use super::*;
+
+fn env(value: Option<&str>, required: bool, secret: bool) -> EnvVar {
+    EnvVar {
+        value: value.map(str::to_owned),
+        required,
+        generate_secret: secret,
+    }
+}
+
+#[test]
+fn valid_manifests_parse_into_what_slipway_honours() {
+    let cases: Vec<(&str, AppJson)> = vec![
+        ("{}", AppJson::default()),
+        (
+            r#"{"name": "x", "addons": ["heroku-postgresql"], "stack": "heroku-24", "unknown": {"a": 1}}"#,
+            AppJson {
+                addons: vec![ManifestAddon {
+                    plan: "heroku-postgresql:essential-0".to_owned(),
+                    attachment: None,
+                }],
+                ..AppJson::default()
+            },
+        ),
+        (
+            r#"{"addons": ["postgresql:essential-1",
+                   {"plan": "heroku-redis", "as": "CACHE", "options": {"version": "7"}}], "addons_x": 1}"#,
+            AppJson {
+                addons: vec![
+                    ManifestAddon {
+                        plan: "heroku-postgresql:essential-1".to_owned(),
+                        attachment: None,
+                    },
+                    ManifestAddon {
+                        plan: "heroku-redis:mini".to_owned(),
+                        attachment: Some("CACHE".to_owned()),
+                    },
+                ],
+                ..AppJson::default()
+            },
+        ),
+        (r#"{"addons": null}"#, AppJson::default()),
+        (
+            r#"{"env": null, "formation": null, "scripts": null, "buildpacks": null}"#,
+            AppJson::default(),
+        ),
+        (
+            r#"{"env": {"A": "1", "B": {"value": "2", "description": "b"}, "C": {"required": false},
+                   "D": {"generator": "secret"}, "E": {"description": "needed"}}}"#,
+            AppJson {
+                env: [
+                    ("A", env(Some("1"), true, false)),
+                    ("B", env(Some("2"), true, false)),
+                    ("C", env(None, false, false)),
+                    ("D", env(None, true, true)),
+                    ("E", env(None, true, false)),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+                ..AppJson::default()
+            },
+        ),
+        (
+            r#"{"formation": {"web": {"quantity": 2}, "worker": {"quantity": 0, "size": "Standard-2X"}, "clock": {}}}"#,
+            AppJson {
+                formation: [
+                    ("web", Some(2), None),
+                    ("worker", Some(0), Some("standard-2x")),
+                    ("clock", None, None),
+                ]
+                .into_iter()
+                .map(|(t, quantity, size)| {
+                    (
+                        t.to_owned(),
+                        InitialFormation {
+                            quantity,
+                            size: size.map(str::to_owned),
+                        },
+                    )
+                })
+                .collect(),
+                ..AppJson::default()
+            },
+        ),
+        (
+            r#"{"scripts": {"postdeploy": "python3 seed.py", "pr-predestroy": "x"}}"#,
+            AppJson {
+                postdeploy: Some("python3 seed.py".into()),
+                ..AppJson::default()
+            },
+        ),
+        (
+            r#"{"scripts": {"postdeploy": {"command": "./seed", "size": "basic"}}}"#,
+            AppJson {
+                postdeploy: Some("./seed".into()),
+                ..AppJson::default()
+            },
+        ),
+        (r#"{"scripts": {"postdeploy": "  "}}"#, AppJson::default()),
+        (
+            r#"{"buildpacks": [{"url": "heroku/python"}, {"url": "https://github.com/heroku/heroku-buildpack-nodejs.git"}, {"url": "procfile"}]}"#,
+            AppJson {
+                buildpacks: vec!["python".into(), "nodejs".into(), "procfile".into()],
+                ..AppJson::default()
+            },
+        ),
+    ];
+    for (text, expected) in cases {
+        let parsed =
+            AppJson::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text} should parse: {e}"));
+        assert_eq!(parsed, expected, "{text}");
+    }
+}
+
+#[test]
+fn invalid_manifests_are_refused_with_a_message_that_says_where() {
+    let cases = [
+        ("{", "EOF while parsing an object at line 1 column 1"),
+        ("{\n  \"env\": {\"A\": 1}\n}", "at line 2 column"),
+        ("[]", "its top level must be a JSON object"),
+        ("\"x\"", "its top level must be a JSON object"),
+        (
+            "{\"formation\": {\"web\": {\"quantity\": -1}}}",
+            "invalid value: integer `-1`, expected u32 at line 1",
+        ),
+        (
+            "{\"formation\": {\"web\": {\"quantity\": \"2\"}}}",
+            "invalid type: string \"2\", expected u32",
+        ),
+        (
+            "{\"env\": {\"A\": {\"required\": \"yes\"}}}",
+            "invalid type: string \"yes\", expected a boolean at line 1",
+        ),
+        ("{\"scripts\": {\"postdeploy\": 3}}", "a command string"),
+        ("{\"buildpacks\": {\"url\": \"x\"}}", "expected a sequence"),
+        (
+            "{\"buildpacks\": [{\"name\": \"x\"}]}",
+            "missing field `url`",
+        ),
+        (
+            "{\"buildpacks\": [{\"url\": \"https://example.com/bp.tgz\"}]}",
+            "buildpack \"https://example.com/bp.tgz\" is not available",
+        ),
+        (
+            "{\"formation\": {\"web\": {\"size\": \"huge\"}}}",
+            "formation.web.size \"huge\" is not a dyno size",
+        ),
+        (
+            "{\"env\": {\"NOT-OK\": \"x\"}}",
+            "env key \"NOT-OK\" is not a valid config var name",
+        ),
+        (
+            "{\"env\": {\"K\": {\"generator\": \"uuid\"}}}",
+            "the only generator is \"secret\"",
+        ),
+        ("{\"addons\": [\"mysql\"]}", "addons[0]: Couldn't find"),
+        (
+            "{\"addons\": [\"heroku-postgresql\", \"heroku-postgresql:gigantic-9\"]}",
+            "addons[1]: Couldn't find the plan \"gigantic-9\"",
+        ),
+        ("{\"addons\": \"heroku-postgresql\"}", "expected a sequence"),
+        ("{\"addons\": [3]}", "an add-on plan string"),
+        ("{\"addons\": [{\"as\": \"DB\"}]}", "missing field `plan`"),
+        (
+            "{\"addons\": [{\"plan\": \"heroku-redis\", \"as\": \"cache-url\"}]}",
+            "addons[0].as \"cache-url\" is not a valid attachment name",
+        ),
+        (
+            "{\"addons\": [{\"plan\": \"heroku-redis\", \"options\": [1]}]}",
+            "expected a map",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = AppJson::parse(text.as_bytes()).expect_err(text).to_string();
+        assert!(
+            error.contains(expected),
+            "{text}: {error:?} should contain {expected:?}"
+        );
+        assert!(error.starts_with("app.json is not valid: "), "{error}");
+        assert!(error.ends_with("Fix app.json and push again."), "{error}");
+    }
+}
+
+#[test]
+fn env_defaults_fill_only_what_is_unset_and_name_what_is_missing() {
+    let manifest = AppJson::parse(
+        br#"{"env": {"SET": "default", "NEW": "value", "SECRET": {"generator": "secret"},
+                 "OPTIONAL": {"required": false}, "NEEDED": {"description": "x"},
+                 "ALSO_NEEDED": {"required": true}, "OLD_SECRET": {"generator": "secret"}}}"#,
+    )
+    .unwrap();
+    let current: ConfigVars = [("SET", "mine"), ("OLD_SECRET", "kept")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let defaults = manifest.env_defaults(&current);
+    assert_eq!(defaults.missing, vec!["ALSO_NEEDED", "NEEDED"]);
+    assert_eq!(
+        defaults.set.keys().collect::<Vec<_>>(),
+        vec!["NEW", "SECRET"]
+    );
+    assert_eq!(defaults.set["NEW"], "value");
+    let secret = &defaults.set["SECRET"];
+    assert_eq!(secret.len(), 64);
+    assert!(secret
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert_ne!(manifest.env_defaults(&current).set["SECRET"], *secret);
+}
+
+#[test]
+fn buildpack_urls_map_to_the_builtins() {
+    for (url, expected) in [
+        ("heroku/python", Some("python")),
+        ("heroku/nodejs", Some("nodejs")),
+        ("heroku/procfile", Some("procfile")),
+        ("nodejs", Some("nodejs")),
+        (
+            "https://github.com/heroku/heroku-buildpack-python",
+            Some("python"),
+        ),
+        (
+            "https://github.com/heroku/heroku-buildpack-python.git#v1",
+            Some("python"),
+        ),
+        (
+            "https://github.com/heroku/buildpacks-nodejs/",
+            Some("nodejs"),
+        ),
+        ("heroku/ruby", None),
+        ("https://example.com/python", None),
+        ("", None),
+    ] {
+        assert_eq!(builtin_buildpack(url).as_deref(), expected, "{url}");
+    }
+}
