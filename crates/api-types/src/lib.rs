@@ -27,7 +27,11 @@ pub use addon::{
     AddonResolve, AddonService, AddonUpdate, AttachedAddon, AttachmentName, BillingEntity, Plan,
     PlanRef, Price,
 };
-pub use app::{App, AppCreate, AppUpdate};
+pub use app::{
+    App, AppCreate, AppFeature, AppFeatureUpdate, AppUpdate, BuildpackInstallation,
+    BuildpackInstallationsUpdate, BuildpackRef, BuildpackUpdate, DomainUpdate, Region,
+    RegionProvider, Stack,
+};
 pub use build::{
     Build, BuildCreate, BuildStatus, Buildpack, Slug, SlugBlob, SlugCreate, SourceBlob,
 };

@@ -21,6 +21,7 @@
 mod addons;
 mod addons_backups;
 mod app_in_path;
+mod apps_extra;
 mod auth;
 mod builds;
 mod certs;

@@ -97,7 +97,16 @@ pub(crate) async fn create_app(
     CurrentUser(user): CurrentUser,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::App>)> {
-    let app: model::App = execute(&state, &user, parse_create_app(&body)?).await?;
+    let command = parse_create_app(&body)?;
+    // The one region and stack there are: anything else is refused before an app exists.
+    let request: wire::AppCreate = parse_body(&body)?;
+    if let Some(region) = &request.region {
+        crate::apps_extra::check_region(&state.platform.config().region, region)?;
+    }
+    if let Some(stack) = &request.stack {
+        crate::apps_extra::check_stack(&state.platform.config().stack, stack)?;
+    }
+    let app: model::App = execute(&state, &user, command).await?;
     Ok((
         StatusCode::CREATED,
         Json(app_json(&state, &user, &app).await?),

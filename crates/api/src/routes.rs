@@ -17,7 +17,8 @@ use slipway_core::Platform;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    addons, addons_backups, builds, certs, domains, drains, dynos, git, logs, resources, slugs,
+    addons, addons_backups, apps_extra, builds, certs, domains, drains, dynos, git, logs,
+    resources, slugs,
 };
 
 /// The API's routes.
@@ -88,7 +89,9 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         .route(
             "/apps/{app}/domains/{domain}",
-            get(domains::get).delete(domains::delete),
+            get(domains::get)
+                .delete(domains::delete)
+                .patch(apps_extra::update_domain),
         )
         .route(
             "/apps/{app}/sni-endpoints",
@@ -174,6 +177,30 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/apps/{app}/builds/{build}", get(builds::get))
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
+        // The app endpoints of `apps_extra.rs`.
+        .route("/users/{user}/apps", get(apps_extra::list_user_apps))
+        .route(
+            "/apps/{app}/buildpack-installations",
+            get(apps_extra::list_buildpacks).put(apps_extra::set_buildpacks),
+        )
+        .route("/stacks", get(apps_extra::list_stacks))
+        .route("/stacks/{stack}", get(apps_extra::get_stack))
+        .route(
+            "/apps/{app}/available-stacks",
+            get(apps_extra::available_stacks),
+        )
+        .route("/regions", get(apps_extra::list_regions))
+        .route("/regions/{region}", get(apps_extra::get_region))
+        .route("/apps/{app}/features", get(apps_extra::list_features))
+        .route(
+            "/apps/{app}/features/{feature}",
+            get(apps_extra::get_feature).patch(apps_extra::update_feature),
+        )
+        .route("/teams", get(apps_extra::list_teams))
+        .route(
+            "/apps/{app}/pipeline-couplings",
+            get(apps_extra::pipeline_couplings),
+        )
         .layer(axum::middleware::from_fn(require_v3));
     Router::new()
         .merge(platform_api)

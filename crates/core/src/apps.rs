@@ -97,7 +97,8 @@ impl Platform {
         let mut txn = Txn::new()
             .then(Op::delete(keys::app(&app.name)))
             .then(Op::delete(keys::config(app.id)))
-            .then(Op::delete_prefix(keys::formations(app.id)));
+            .then(Op::delete_prefix(keys::formations(app.id)))
+            .then(Op::delete(crate::buildpacks::buildpacks_key(app.id)));
         for release in self.uid_releases(app.id).await? {
             txn = txn.then(release);
         }
@@ -114,6 +115,46 @@ impl Platform {
             tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
         }
         Ok(())
+    }
+
+    /// `PATCH /apps/{app}`: everything asked is checked before anything changes; then
+    /// maintenance is set and the app renamed (`rename.rs`).
+    pub(crate) async fn update_app(
+        &self,
+        actor: &crate::model::User,
+        app: App,
+        changes: crate::command::AppChanges,
+    ) -> Result<App, CoreError> {
+        if let Some(stack) = &changes.stack {
+            self.check_stack(stack)?;
+        }
+        let new_name = match &changes.name {
+            Some(name) => Some(
+                name.parse::<AppName>()
+                    .map_err(|error| CoreError::invalid(error.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut app = app;
+        if let Some(on) = changes.maintenance {
+            app = self.set_maintenance(actor, &app, on).await?;
+        }
+        if let Some(name) = new_name {
+            app = self.rename_app(actor, &app, &name).await?;
+        }
+        Ok(app)
+    }
+
+    /// Whether `stack` (a name or id as the API sent it) is the platform's one stack.
+    pub(crate) fn check_stack(&self, stack: &str) -> Result<(), CoreError> {
+        if stack == self.config().stack {
+            return Ok(());
+        }
+        let shown: String = stack.chars().take(64).filter(|c| !c.is_control()).collect();
+        Err(CoreError::invalid(format!(
+            "Stack {shown:?} is not available on Slipway. The only stack is {}.",
+            self.config().stack
+        )))
     }
 
     /// Sets (`Some`) and unsets (`None`) config vars, creating one release for the change.

@@ -22,6 +22,7 @@ mod apps;
 mod attach;
 mod backups;
 mod build_output;
+mod buildpacks;
 mod builds;
 mod certs;
 mod command;
@@ -43,6 +44,7 @@ mod platform;
 mod queries;
 mod release_phase;
 mod releases;
+mod rename;
 mod routes;
 mod source_fetcher;
 pub mod telemetry;
@@ -52,6 +54,7 @@ mod users;
 pub use addons::{Addon, AddonAttachment, AddonView};
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
+pub use buildpacks::{builtin_buildpack_names, canonical_buildpack, canonical_buildpacks};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
 pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,

@@ -73,6 +73,10 @@ struct ServerArgs {
     /// Apps are served at <app>.<domain>.
     #[arg(long, default_value = defaults::DOMAIN)]
     domain: String,
+    /// The region every app is in, as `heroku regions` lists it and `apps:create --region`
+    /// accepts it.
+    #[arg(long, default_value = defaults::REGION)]
+    region: String,
     /// How dynos run: `runc` (isolated containers; needs root) or `process` (plain host
     /// processes without isolation, for development without root). Default: runc for root.
     #[arg(
@@ -194,6 +198,7 @@ impl ServerArgs {
             api_tls_cert: self.api_tls_cert,
             api_tls_key: self.api_tls_key,
             domain: self.domain,
+            region: self.region,
             runtime: self.runtime,
             boot_timeout: secs(self.boot_timeout),
             stop_grace: secs(self.stop_grace),
