@@ -20,7 +20,6 @@ use crate::domains::domain_json;
 use crate::error::ApiError;
 use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body_like};
-use crate::resources::app_json;
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -30,26 +29,6 @@ type ApiResult<T> = Result<T, ApiError>;
 /// record of them, so a fixed instant keeps the answers stable.
 fn catalog_epoch() -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH
-}
-
-/// `GET /users/{user}/apps` (`heroku apps`): `~`, the caller's email or id lists the
-/// caller's apps; another user's apps are an administrator's to list.
-pub(crate) async fn list_user_apps(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(who): Path<String>,
-) -> ApiResult<Response> {
-    let own = who == "~" || who == user.email || who == user.id.to_string();
-    if !own && !user.admin {
-        return Err(ApiError::not_found("Couldn't find that user."));
-    }
-    let mut apps = Vec::new();
-    for app in state.platform.apps(&user).await? {
-        if own || app.owner_email == who {
-            apps.push(app_json(&state, &user, &app).await?);
-        }
-    }
-    Ok(list_response(apps))
 }
 
 fn installations(buildpacks: &[String]) -> Vec<wire::BuildpackInstallation> {

@@ -81,6 +81,26 @@ pub(crate) async fn list_apps(
     Ok(Json(apps))
 }
 
+/// `GET /users/{user}/apps` (`heroku apps`): `~`, the caller's email or id lists the
+/// caller's apps; another user's apps are an administrator's to list.
+pub(crate) async fn list_user_apps(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(who): Path<String>,
+) -> ApiResult<Response> {
+    let own = who == "~" || who == user.email || who == user.id.to_string();
+    if !own && !user.admin {
+        return Err(ApiError::not_found("Couldn't find that user."));
+    }
+    let mut apps = Vec::new();
+    for app in state.platform.apps(&user).await? {
+        if own || app.owner_email == who {
+            apps.push(app_json(&state, &user, &app).await?);
+        }
+    }
+    Ok(list_response(apps))
+}
+
 /// `POST /apps {name?}`.
 pub(crate) fn parse_create_app(body: &[u8]) -> ApiResult<Command> {
     let request: wire::AppCreate = parse_body(body)?;

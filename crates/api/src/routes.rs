@@ -178,7 +178,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
         // The app endpoints of `apps_extra.rs`.
-        .route("/users/{user}/apps", get(apps_extra::list_user_apps))
+        .route("/users/{user}/apps", get(resources::list_user_apps))
         .route(
             "/apps/{app}/buildpack-installations",
             get(apps_extra::list_buildpacks).put(apps_extra::set_buildpacks),

@@ -7,7 +7,9 @@
 
 mod addons;
 mod addons_backups;
+mod apps;
 mod args;
+mod buildpacks;
 mod ca;
 mod certs;
 mod client;
