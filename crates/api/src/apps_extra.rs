@@ -77,6 +77,22 @@ pub(crate) async fn set_buildpacks(
     Ok(list_response(installations(&buildpacks)))
 }
 
+/// `GET /buildpacks/{namespace/name}`: the buildpack registry the heroku CLI asks (at
+/// `HEROKU_BUILDPACK_REGISTRY_URL`) before `buildpacks:set/add heroku/python`. It answers with
+/// the name itself as `blob_url`, which the CLI then installs: the installation is where a
+/// name is checked, and refused with the built-ins listed. (The CLI reads no status here: a
+/// 404 would make it send an empty update.) Public, as Heroku's registry is (the CLI sends no
+/// credentials); it reveals nothing.
+pub(crate) async fn registry_buildpack(Path(slug): Path<String>) -> Json<serde_json::Value> {
+    // Echoed back only as far as a registry name goes: namespace/name in a few characters.
+    let name: String = slug
+        .chars()
+        .take(100)
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+        .collect();
+    Json(serde_json::json!({"name": name, "blob_url": name}))
+}
+
 fn stack_json(state: &ApiState) -> wire::Stack {
     let name = state.platform.config().stack.clone();
     wire::Stack {

@@ -212,6 +212,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/internal/git-hook/{app}", post(git::hook))
         .route("/slipway/ca.pem", get(crate::platform::ca_pem))
+        .route("/buildpacks/{slug}", get(apps_extra::registry_buildpack))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(fill_empty_errors))

@@ -318,7 +318,7 @@ fn heroku_cli_hint(
     format!(
         "API and git over HTTPS on https://{host}:{port}. To use the heroku CLI and git:\n\
          \x20 cat /etc/ssl/certs/ca-certificates.crt {ca} > ~/.slipway-ca-bundle.pem\n\
-         \x20 export HEROKU_HOST=https://{host}:{port} HEROKU_PARTICLEBOARD_URL=https://{host}:{port}\n\
+         \x20 export HEROKU_HOST=https://{host}:{port} HEROKU_PARTICLEBOARD_URL=https://{host}:{port} HEROKU_BUILDPACK_REGISTRY_URL=https://{host}:{port}\n\
          \x20 export HEROKU_API_KEY=$(cat {key})\n\
          \x20 export NODE_EXTRA_CA_CERTS=~/.slipway-ca-bundle.pem GIT_SSL_CAINFO={ca}\n\
          \x20 export DISABLE_TELEMETRY=true HEROKU_SKIP_NEW_VERSION_CHECK=true HEROKU_DISABLE_AUTOUPDATE=true HEROKU_NOTIFICATIONS=0\n",

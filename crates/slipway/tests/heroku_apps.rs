@@ -13,9 +13,19 @@ use std::process::Output;
 
 use support::{text, Server};
 
+/// Runs the real CLI with the server as its buildpack registry too (the README's set-up).
+fn heroku(server: &Server, home: &Path, dir: &Path, args: &[&str]) -> Output {
+    server
+        .heroku_command(support::heroku_cli().as_os_str(), home, dir)
+        .env("HEROKU_BUILDPACK_REGISTRY_URL", server.api_tls_url())
+        .args(args)
+        .output()
+        .expect("run the heroku CLI")
+}
+
 /// Runs the real CLI and asserts it succeeded; returns stdout and stderr together.
 fn heroku_ok(server: &Server, home: &Path, dir: &Path, args: &[&str]) -> String {
-    let output = server.heroku(home, dir, args);
+    let output = heroku(server, home, dir, args);
     assert!(
         output.status.success(),
         "heroku {args:?} failed:\n{}\n--- server log ---\n{}",
@@ -25,15 +35,24 @@ fn heroku_ok(server: &Server, home: &Path, dir: &Path, args: &[&str]) -> String 
     text(&output)
 }
 
-/// Runs the real CLI and asserts it failed; returns what it printed.
+/// What the CLI printed with its error box and line wrapping undone.
+fn flat(printed: &str) -> String {
+    printed
+        .replace('›', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the real CLI and asserts it failed; returns what it printed, flattened ([`flat`]).
 fn heroku_fails(server: &Server, home: &Path, dir: &Path, args: &[&str]) -> String {
-    let output: Output = server.heroku(home, dir, args);
+    let output: Output = heroku(server, home, dir, args);
     assert!(
         !output.status.success(),
         "heroku {args:?} should have failed:\n{}",
         text(&output)
     );
-    text(&output)
+    flat(&text(&output))
 }
 
 /// The app's buildpack names, in order, as the API lists them.
@@ -130,17 +149,41 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
         &["buildpacks:set", "heroku/procfile", "-a", "hkapps"],
     );
 
-    // An unknown buildpack is refused with the built-ins listed, and nothing changes.
+    // An unknown buildpack is refused with the built-ins listed, and nothing changes: by the
+    // API for a URL, by the registry for a name.
     let refused = heroku_fails(
         &server,
         home.path(),
         dir,
-        &["buildpacks:set", "heroku/ruby", "-a", "hkapps"],
+        &[
+            "buildpacks:set",
+            "https://example.com/bp.tgz",
+            "-a",
+            "hkapps",
+        ],
     );
     assert!(
         refused.contains("heroku/python, heroku/nodejs, heroku/procfile"),
         "{refused}"
     );
+    let refused = heroku_fails(
+        &server,
+        home.path(),
+        dir,
+        &["buildpacks:add", "heroku/ruby", "-a", "hkapps"],
+    );
+    assert!(
+        refused.contains("heroku/python, heroku/nodejs, heroku/procfile"),
+        "{refused}"
+    );
+    let response = server
+        .api(reqwest::Method::PUT, "/apps/hkapps/buildpack-installations")
+        .json(&serde_json::json!({"updates": [{"buildpack": "heroku/ruby"}]}))
+        .send()
+        .await
+        .unwrap();
+    let message = support::expect_api_error(response, 422, "invalid_params").await;
+    assert!(message.contains("heroku/procfile"), "{message}");
     assert_eq!(buildpacks(&server, "hkapps").await, ["heroku/procfile"]);
 
     // A push builds with the buildpack set on the app, and says so.
