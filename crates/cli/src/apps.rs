@@ -114,3 +114,45 @@ pub(crate) fn with_declared_types(error: anyhow::Error, declared: &[Formation]) 
         types.join(", ")
     )
 }
+
+/// The command closest to a mistyped one (`aps` → `apps`), by edit distance; ties go to a
+/// command that starts like the typo, then to the shorter. `None` when nothing is close.
+pub fn closest_command<'a>(
+    given: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let given = given.to_ascii_lowercase();
+    let first = given.chars().next();
+    names
+        .into_iter()
+        .map(|name| (edit_distance(&given, name), name))
+        // Close means at most a third of the typo wrong (and at least one edit allowed).
+        .filter(|(distance, _)| *distance <= (given.chars().count() / 3).max(1))
+        .min_by_key(|(distance, name)| {
+            (
+                *distance,
+                name.chars().next() != first,
+                name.len(),
+                name.to_string(),
+            )
+        })
+        .map(|(_, name)| name.to_owned())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

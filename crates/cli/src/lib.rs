@@ -24,6 +24,7 @@ mod run;
 use std::io::Write;
 use std::process::ExitCode;
 
+pub use apps::closest_command;
 pub use args::ArgError;
 pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};
 pub use commands::{run, run_with_client, AppArg, Command, CommandError, DynoTargetArgs};

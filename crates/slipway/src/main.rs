@@ -231,7 +231,24 @@ impl ServerArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // A mistyped command: the closest one first, then clap's own message.
+            if error.kind() == clap::error::ErrorKind::InvalidSubcommand {
+                if let Some(given) = std::env::args().nth(1) {
+                    let command = <Cli as clap::CommandFactory>::command();
+                    let names = command
+                        .get_subcommands()
+                        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()));
+                    if let Some(best) = slipway_cli::closest_command(&given, names) {
+                        eprintln!(" ▸    {given} is not a slipway command. Did you mean `{best}`?");
+                    }
+                }
+            }
+            error.exit()
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -454,3 +454,109 @@ async fn the_real_heroku_cli_renames_an_app_and_everything_follows() {
         &["apps:create", "hkold", "--no-remote"],
     );
 }
+
+/// Runs the `slipway` CLI in `dir` against `server`, with `key` as its API key.
+fn slipway(server: &Server, dir: &Path, key: &str, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .current_dir(dir)
+        .args(args)
+        .env("SLIPWAY_API_URL", &server.api_url)
+        .env("SLIPWAY_API_KEY", key)
+        .env_remove("SLIPWAY_APP")
+        .output()
+        .expect("run slipway")
+}
+
+/// A new user's first ten minutes with the `slipway` CLI: `apps:create` in a repository adds
+/// the `slipway` remote, `git push slipway main` deploys, and the errors they meet say what to
+/// do in Slipway's terms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_users_first_ten_minutes_with_the_slipway_cli() {
+    require_runc!();
+    let server = Server::start();
+    let repo = support::echo_app_repo();
+    let dir = repo.path();
+    let key = server.key.clone();
+    let ok = |args: &[&str]| {
+        let output = slipway(&server, dir, &key, args);
+        assert!(
+            output.status.success(),
+            "slipway {args:?}: {}",
+            text(&output)
+        );
+        text(&output)
+    };
+
+    let created = ok(&["apps:create", "firstapp"]);
+    assert!(created.contains("Git remote slipway added"), "{created}");
+    let remote = text(&support::git(dir, &["remote", "get-url", "slipway"]));
+    assert_eq!(remote.trim(), server.git_url("firstapp"));
+    let helper = format!("!f() {{ echo username=slipway; echo password={key}; }}; f");
+    let push = support::git(
+        dir,
+        &[
+            "-c",
+            &format!("credential.helper={helper}"),
+            "push",
+            "slipway",
+            "main",
+        ],
+    );
+    assert!(push.status.success(), "{}", text(&push));
+    server.wait_for_200("firstapp", "/").await;
+
+    // The remote names the app for later commands; buildpacks from the slipway CLI too.
+    let set = ok(&["buildpacks:set", "heroku/procfile"]);
+    assert!(
+        set.contains("Next release on firstapp will use heroku/procfile"),
+        "{set}"
+    );
+    assert_eq!(buildpacks(&server, "firstapp").await, ["heroku/procfile"]);
+    assert!(ok(&["buildpacks"]).contains("heroku/procfile"));
+
+    // A type the app does not declare: the ones it does.
+    let scale = slipway(&server, dir, &key, &["ps:scale", "worker=1"]);
+    assert!(!scale.status.success());
+    assert!(
+        text(&scale).contains("This app's process types are: web."),
+        "{}",
+        text(&scale)
+    );
+    // A mistyped command: the closest first.
+    let typo = slipway(&server, dir, &key, &["aps"]);
+    assert!(!typo.status.success());
+    assert!(
+        text(&typo).contains("Did you mean `apps`?"),
+        "{}",
+        text(&typo)
+    );
+    // A refused key: what to set, not an HTTP header.
+    let refused = slipway(&server, dir, "not-a-key", &["apps"]);
+    assert!(!refused.status.success());
+    let message = text(&refused);
+    assert!(
+        message.contains("SLIPWAY_API_KEY") && message.contains("slipway login"),
+        "{message}"
+    );
+    assert!(!message.contains("Authorization"), "{message}");
+
+    // Rename from the slipway CLI: the remote follows.
+    let renamed = ok(&["apps:rename", "secondapp"]);
+    assert!(
+        renamed.contains("Renaming firstapp to secondapp... done"),
+        "{renamed}"
+    );
+    assert!(renamed.contains("Git remote slipway updated"), "{renamed}");
+    let remote = text(&support::git(dir, &["remote", "get-url", "slipway"]));
+    assert_eq!(remote.trim(), server.git_url("secondapp"));
+    server.wait_for_200("secondapp", "/").await;
+
+    // `apps:destroy NAME` as on Heroku.
+    ok(&["apps:destroy", "secondapp", "--confirm", "secondapp"]);
+    let gone = server
+        .api(reqwest::Method::GET, "/apps/secondapp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
