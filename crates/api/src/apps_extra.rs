@@ -166,35 +166,6 @@ pub(crate) async fn get_region(
     }
 }
 
-/// Whether `region` (as `apps:create --region` sends it) is the platform's; a 422 naming the
-/// one region otherwise.
-pub(crate) fn check_region(platform_region: &str, region: &str) -> ApiResult<()> {
-    let id = catalog_id("region", platform_region).to_string();
-    if region == platform_region || region == id {
-        return Ok(());
-    }
-    let shown: String = region
-        .chars()
-        .take(64)
-        .filter(|c| !c.is_control())
-        .collect();
-    Err(ApiError::invalid_params(format!(
-        "Region {shown:?} is not available on this Slipway. The only region is {platform_region}."
-    )))
-}
-
-/// Whether `stack` (as `apps:create --stack` sends it) is the platform's; a 422 naming the
-/// one stack otherwise.
-pub(crate) fn check_stack(platform_stack: &str, stack: &str) -> ApiResult<()> {
-    if stack == platform_stack || stack == catalog_id("stack", platform_stack).to_string() {
-        return Ok(());
-    }
-    let shown: String = stack.chars().take(64).filter(|c| !c.is_control()).collect();
-    Err(ApiError::invalid_params(format!(
-        "Stack {shown:?} is not available on Slipway. The only stack is {platform_stack}."
-    )))
-}
-
 /// The app features Slipway has: `preboot`, on or off for the whole platform.
 fn features(state: &ApiState) -> Vec<wire::AppFeature> {
     let preboot = state.platform.config().dynos.preboot;

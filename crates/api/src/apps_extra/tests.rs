@@ -1,6 +1,7 @@
 //! The parsers and checks of `apps_extra.rs`, as tables.
 
 use super::*;
+use crate::resources::{check_region, check_stack};
 
 #[test]
 fn buildpack_installations_parse_to_the_ordered_list() {
