@@ -117,34 +117,6 @@ impl Platform {
         Ok(())
     }
 
-    /// `PATCH /apps/{app}`: everything asked is checked before anything changes; then
-    /// maintenance is set and the app renamed (`rename.rs`).
-    pub(crate) async fn update_app(
-        &self,
-        actor: &crate::model::User,
-        app: App,
-        changes: crate::command::AppChanges,
-    ) -> Result<App, CoreError> {
-        if let Some(stack) = &changes.stack {
-            self.check_stack(stack)?;
-        }
-        let new_name = match &changes.name {
-            Some(name) => Some(
-                name.parse::<AppName>()
-                    .map_err(|error| CoreError::invalid(error.to_string()))?,
-            ),
-            None => None,
-        };
-        let mut app = app;
-        if let Some(on) = changes.maintenance {
-            app = self.set_maintenance(actor, &app, on).await?;
-        }
-        if let Some(name) = new_name {
-            app = self.rename_app(actor, &app, &name).await?;
-        }
-        Ok(app)
-    }
-
     /// Whether `stack` (a name or id as the API sent it) is the platform's one stack.
     pub(crate) fn check_stack(&self, stack: &str) -> Result<(), CoreError> {
         if stack == self.config().stack {

@@ -1,4 +1,5 @@
-//! Renaming an app (`heroku apps:rename`, `PATCH /apps/{app} {"name"}`).
+//! Renaming an app (`heroku apps:rename`, `PATCH /apps/{app} {"name"}`) and the rest of
+//! `PATCH /apps/{app}` (maintenance, stack), checked before anything changes.
 //!
 //! Only `apps/<name>` is keyed by the app's name; every other record is keyed by its id or,
 //! for domains, by hostname, so it stays. Records that carry the name as a field (add-ons,
@@ -20,7 +21,7 @@ use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
-use crate::command::RestartTarget;
+use crate::command::{AppChanges, RestartTarget};
 use crate::error::CoreError;
 use crate::formation::RestartMode;
 use crate::model::{keys, App, User};
@@ -50,6 +51,34 @@ struct NamedRecord {
 }
 
 impl Platform {
+    /// `PATCH /apps/{app}`: everything asked is checked before anything changes; then
+    /// maintenance is set and the app renamed (`rename.rs`).
+    pub(crate) async fn update_app(
+        &self,
+        actor: &User,
+        app: App,
+        changes: AppChanges,
+    ) -> Result<App, CoreError> {
+        if let Some(stack) = &changes.stack {
+            self.check_stack(stack)?;
+        }
+        let new_name = match &changes.name {
+            Some(name) => Some(
+                name.parse::<AppName>()
+                    .map_err(|error| CoreError::invalid(error.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut app = app;
+        if let Some(on) = changes.maintenance {
+            app = self.set_maintenance(actor, &app, on).await?;
+        }
+        if let Some(name) = new_name {
+            app = self.rename_app(actor, &app, &name).await?;
+        }
+        Ok(app)
+    }
+
     /// Renames `app` to `new`; see the module's documentation for what moves and when.
     pub(crate) async fn rename_app(
         &self,
