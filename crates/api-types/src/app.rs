@@ -61,3 +61,94 @@ pub struct AppUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
+
+/// A buildpack as an installation names it: `name` is `heroku/python`, `url` the same
+/// (Heroku's registry buildpacks use their name as URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildpackRef {
+    pub name: String,
+    pub url: String,
+}
+
+/// One of an app's buildpacks (`GET/PUT /apps/{app}/buildpack-installations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildpackInstallation {
+    /// Position in the list, from 0.
+    pub ordinal: u32,
+    pub buildpack: BuildpackRef,
+}
+
+/// One entry of `PUT /apps/{app}/buildpack-installations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildpackUpdate {
+    /// A name (`heroku/python`) or URL.
+    pub buildpack: String,
+}
+
+/// Body of `PUT /apps/{app}/buildpack-installations`: the whole new list, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildpackInstallationsUpdate {
+    pub updates: Vec<BuildpackUpdate>,
+}
+
+/// A stack (`GET /stacks`): Slipway has one, `default`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stack {
+    pub default: bool,
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+    pub name: String,
+    /// `beta`, `deprecated` or `public`.
+    pub state: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A region (`GET /regions`): Slipway's one, named by `slipway server --region`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub country: String,
+    pub created_at: DateTime<Utc>,
+    pub description: String,
+    pub id: Uuid,
+    pub locale: String,
+    pub name: String,
+    pub private_capable: bool,
+    pub provider: RegionProvider,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a region runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionProvider {
+    pub name: String,
+    pub region: String,
+}
+
+/// An app feature (`GET /apps/{app}/features`). The heroku CLI lists only `state: general`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppFeature {
+    pub created_at: DateTime<Utc>,
+    pub description: String,
+    pub display_name: String,
+    pub doc_url: String,
+    pub enabled: bool,
+    pub feedback_email: Option<String>,
+    pub id: Uuid,
+    pub name: String,
+    pub state: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Body of `PATCH /apps/{app}/features/{feature}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppFeatureUpdate {
+    pub enabled: bool,
+}
+
+/// Body of `PATCH /apps/{app}/domains/{domain}` (`heroku domains:update --cert`): the SNI
+/// endpoint (name or id) that serves the domain, or `null`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainUpdate {
+    #[serde(default)]
+    pub sni_endpoint: Option<String>,
+}

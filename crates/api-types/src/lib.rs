@@ -28,7 +28,11 @@ pub use addon::{
     AddonConfigVar, AddonCreate, AddonResolve, AddonService, AddonServiceRegister, AddonUpdate,
     AttachedAddon, AttachmentName, BillingEntity, Plan, PlanRef, Price, RegisteredAddonService,
 };
-pub use app::{App, AppCreate, AppUpdate};
+pub use app::{
+    App, AppCreate, AppFeature, AppFeatureUpdate, AppUpdate, BuildpackInstallation,
+    BuildpackInstallationsUpdate, BuildpackRef, BuildpackUpdate, DomainUpdate, Region,
+    RegionProvider, Stack,
+};
 pub use authorization::{
     AccessToken, AccountUpdate, AuthorizationUser, OAuthAuthorization, OAuthAuthorizationCreate,
     OAuthAuthorizationUpdate, SlipwayUser, SlipwayUserCreate, SlipwayUserUpdate,

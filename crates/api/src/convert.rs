@@ -46,7 +46,7 @@ pub(crate) fn app(
             id: owner.id,
             email: owner.email.clone(),
         },
-        region: named("region", "local"),
+        region: named("region", &config.region),
         released_at: current.map(|r| r.created_at),
         repo_size: None,
         slug_size: slug.map(|s| s.size as i64),

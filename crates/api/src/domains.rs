@@ -20,7 +20,7 @@ use crate::resources::app_json;
 use crate::response::list_response;
 use crate::state::ApiState;
 
-fn domain_json(state: &ApiState, app: &App, domain: &Domain) -> wire::Domain {
+pub(crate) fn domain_json(state: &ApiState, app: &App, domain: &Domain) -> wire::Domain {
     let custom = domain.kind == DomainKind::Custom;
     wire::Domain {
         acm_status: None,

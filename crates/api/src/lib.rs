@@ -29,6 +29,7 @@ mod addon_services;
 mod addons;
 mod addons_backups;
 mod app_in_path;
+mod apps_extra;
 mod auth;
 mod builds;
 mod certs;

@@ -42,6 +42,7 @@ from_outcome! {
     Certificate => SniEndpoint,
     Build => Build,
     SlugDeclared => SlugDeclaration,
+    Buildpacks => Vec<String>,
 }
 
 impl FromOutcome for (ConfigVars, Release) {

@@ -19,7 +19,7 @@ use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 
 use crate::app_in_path::AppInPath;
 use crate::auth::CurrentUser;
-use crate::convert;
+use crate::convert::{self, catalog_id};
 use crate::error::ApiError;
 use crate::outcome::{execute, execute_on_app};
 use crate::request::{parse_app, parse_body};
@@ -64,6 +64,55 @@ pub(crate) async fn list_apps(
     Ok(Json(apps))
 }
 
+/// `GET /users/{user}/apps` (`heroku apps`): `~`, the caller's email or id lists the
+/// caller's apps; another user's apps are an administrator's to list.
+pub(crate) async fn list_user_apps(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(who): Path<String>,
+) -> ApiResult<Response> {
+    let own = who == "~" || who == user.email || who == user.id.to_string();
+    if !own && !user.admin {
+        return Err(ApiError::not_found("Couldn't find that user."));
+    }
+    let mut apps = Vec::new();
+    for app in state.platform.apps(&user).await? {
+        if own || app.owner_email == who {
+            apps.push(app_json(&state, &user, &app).await?);
+        }
+    }
+    Ok(list_response(apps))
+}
+
+/// Whether `region` (as `apps:create --region` sends it) is the platform's; a 422 naming the
+/// one region otherwise.
+pub(crate) fn check_region(platform_region: &str, region: &str) -> ApiResult<()> {
+    let id = catalog_id("region", platform_region).to_string();
+    if region == platform_region || region == id {
+        return Ok(());
+    }
+    let shown: String = region
+        .chars()
+        .take(64)
+        .filter(|c| !c.is_control())
+        .collect();
+    Err(ApiError::invalid_params(format!(
+        "Region {shown:?} is not available on this Slipway. The only region is {platform_region}."
+    )))
+}
+
+/// Whether `stack` (as `apps:create --stack` sends it) is the platform's; a 422 naming the
+/// one stack otherwise.
+pub(crate) fn check_stack(platform_stack: &str, stack: &str) -> ApiResult<()> {
+    if stack == platform_stack || stack == catalog_id("stack", platform_stack).to_string() {
+        return Ok(());
+    }
+    let shown: String = stack.chars().take(64).filter(|c| !c.is_control()).collect();
+    Err(ApiError::invalid_params(format!(
+        "Stack {shown:?} is not available on Slipway. The only stack is {platform_stack}."
+    )))
+}
+
 /// `POST /apps {name?}`.
 pub(crate) fn parse_create_app(body: &[u8]) -> ApiResult<Command> {
     let request: wire::AppCreate = parse_body(body)?;
@@ -80,7 +129,16 @@ pub(crate) async fn create_app(
     CurrentUser(user): CurrentUser,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::App>)> {
-    let app: model::App = execute(&state, &user, parse_create_app(&body)?).await?;
+    let command = parse_create_app(&body)?;
+    // The one region and stack there are: anything else is refused before an app exists.
+    let request: wire::AppCreate = parse_body(&body)?;
+    if let Some(region) = &request.region {
+        check_region(&state.platform.config().region, region)?;
+    }
+    if let Some(stack) = &request.stack {
+        check_stack(&state.platform.config().stack, stack)?;
+    }
+    let app: model::App = execute(&state, &user, command).await?;
     Ok((
         StatusCode::CREATED,
         Json(app_json(&state, &user, &app).await?),

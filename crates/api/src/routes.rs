@@ -15,8 +15,8 @@ use crate::collaborators;
 use crate::error::ApiError;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    account, addon_services, addons, addons_backups, builds, certs, conventions, domains, drains,
-    dynos, git, logs, resources, slugs,
+    account, addon_services, addons, addons_backups, apps_extra, builds, certs, conventions,
+    domains, drains, dynos, git, logs, resources, slugs,
 };
 
 /// The API's routes.
@@ -119,7 +119,9 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         .route(
             "/apps/{app}/domains/{domain}",
-            get(domains::get).delete(domains::delete),
+            get(domains::get)
+                .delete(domains::delete)
+                .patch(apps_extra::update_domain),
         )
         .route(
             "/apps/{app}/sni-endpoints",
@@ -239,6 +241,30 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/apps/{app}/builds/{build}", get(builds::get))
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
+        // The app endpoints of `apps_extra.rs`.
+        .route("/users/{user}/apps", get(resources::list_user_apps))
+        .route(
+            "/apps/{app}/buildpack-installations",
+            get(apps_extra::list_buildpacks).put(apps_extra::set_buildpacks),
+        )
+        .route("/stacks", get(apps_extra::list_stacks))
+        .route("/stacks/{stack}", get(apps_extra::get_stack))
+        .route(
+            "/apps/{app}/available-stacks",
+            get(apps_extra::available_stacks),
+        )
+        .route("/regions", get(apps_extra::list_regions))
+        .route("/regions/{region}", get(apps_extra::get_region))
+        .route("/apps/{app}/features", get(apps_extra::list_features))
+        .route(
+            "/apps/{app}/features/{feature}",
+            get(apps_extra::get_feature).patch(apps_extra::update_feature),
+        )
+        .route("/teams", get(apps_extra::list_teams))
+        .route(
+            "/apps/{app}/pipeline-couplings",
+            get(apps_extra::pipeline_couplings),
+        )
         .route(
             "/apps/{app}/collaborators",
             get(collaborators::list).post(collaborators::create),
@@ -264,6 +290,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/internal/git-hook/{app}", post(git::hook))
         .route("/slipway/ca.pem", get(crate::platform::ca_pem))
+        .route("/buildpacks/{slug}", get(apps_extra::registry_buildpack))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     conventions::layer_all(all, limiter).with_state(state)

@@ -230,6 +230,12 @@ impl Client {
             return Ok((method, url, bytes));
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            // The server's words are for any client; a Slipway user fixes it in Slipway's terms.
+            Ok(error) if status == StatusCode::UNAUTHORIZED => ApiError::Api {
+                status,
+                id: error.id,
+                message: "Invalid credentials provided: the API key was refused. Set SLIPWAY_API_KEY to a valid API key, or run `slipway login`.".to_owned(),
+            },
             Ok(error) => ApiError::Api {
                 status,
                 id: error.id,

@@ -57,6 +57,12 @@ pub enum Command {
         /// Stack to build the app on.
         #[arg(long)]
         stack: Option<String>,
+        /// Buildpack to build the app with (heroku/python, heroku/nodejs, heroku/procfile).
+        #[arg(short = 'b', long)]
+        buildpack: Option<String>,
+        /// Do not add a `slipway` git remote in a git repository.
+        #[arg(long)]
+        no_remote: bool,
     },
     /// Show detailed app information.
     #[command(name = "apps:info", visible_alias = "info")]
@@ -70,11 +76,64 @@ pub enum Command {
     /// Permanently destroy an app.
     #[command(name = "apps:destroy", visible_alias = "destroy")]
     AppsDestroy {
+        /// Name of the app to destroy (as `-a`).
+        #[arg(value_name = "APP")]
+        name: Option<String>,
         #[command(flatten)]
         app: AppArg,
         /// Repeat the app name to confirm.
         #[arg(short = 'c', long)]
         confirm: Option<String>,
+    },
+    /// Rename an app; the local git remotes of the old name follow.
+    #[command(name = "apps:rename", visible_alias = "rename")]
+    AppsRename {
+        /// The new name.
+        newname: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List the app's buildpacks.
+    #[command(name = "buildpacks")]
+    Buildpacks {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Set the app's buildpack (the first, or the one at -i).
+    #[command(name = "buildpacks:set")]
+    BuildpacksSet {
+        buildpack: String,
+        /// 1-based position to set.
+        #[arg(short = 'i', long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add a buildpack (last, or at -i).
+    #[command(name = "buildpacks:add")]
+    BuildpacksAdd {
+        buildpack: String,
+        /// 1-based position to insert at.
+        #[arg(short = 'i', long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove a buildpack, by name or -i position.
+    #[command(name = "buildpacks:remove")]
+    BuildpacksRemove {
+        buildpack: Option<String>,
+        /// 1-based position to remove.
+        #[arg(short = 'i', long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Clear the app's buildpacks: the next build detects them.
+    #[command(name = "buildpacks:clear")]
+    BuildpacksClear {
+        #[command(flatten)]
+        app: AppArg,
     },
     /// List releases, newest first.
     #[command(name = "releases")]
@@ -608,6 +667,8 @@ pub async fn run_with_client(
             name,
             region,
             stack,
+            buildpack,
+            no_remote,
         } => {
             // Refused here with the server's own message, before any request.
             let name = name.map(|name| name.parse::<AppName>()).transpose()?;
@@ -632,6 +693,47 @@ pub async fn run_with_client(
                 None => writeln!(out, "done, {APP_MARK} {}", app.name)?,
             }
             out.write_all(format::format_app_created(&app).as_bytes())?;
+            if let Some(buildpack) = buildpack {
+                crate::buildpacks::put(client, &app.name, &[buildpack]).await?;
+            }
+            if !no_remote {
+                crate::apps::add_remote(&app, out)?;
+            }
+        }
+        Command::AppsRename { newname, app } => {
+            let app = resolve_app(&app)?;
+            crate::apps::rename(client, &app, &newname, out).await?;
+        }
+        Command::Buildpacks { app } => {
+            crate::buildpacks::list(client, &resolve_app(&app)?, out).await?;
+        }
+        Command::BuildpacksSet {
+            buildpack,
+            index,
+            app,
+        } => {
+            let edit = crate::buildpacks::Edit::Set { buildpack, index };
+            crate::buildpacks::edit(client, &resolve_app(&app)?, edit, out).await?;
+        }
+        Command::BuildpacksAdd {
+            buildpack,
+            index,
+            app,
+        } => {
+            let edit = crate::buildpacks::Edit::Add { buildpack, index };
+            crate::buildpacks::edit(client, &resolve_app(&app)?, edit, out).await?;
+        }
+        Command::BuildpacksRemove {
+            buildpack,
+            index,
+            app,
+        } => {
+            let edit = crate::buildpacks::Edit::Remove { buildpack, index };
+            crate::buildpacks::edit(client, &resolve_app(&app)?, edit, out).await?;
+        }
+        Command::BuildpacksClear { app } => {
+            let edit = crate::buildpacks::Edit::Clear;
+            crate::buildpacks::edit(client, &resolve_app(&app)?, edit, out).await?;
         }
         Command::AppsInfo { app, json } => {
             let app = resolve_app(&app)?;
@@ -648,8 +750,12 @@ pub async fn run_with_client(
                 out.write_all(format::format_app_info(&info, &dynos).as_bytes())?;
             }
         }
-        Command::AppsDestroy { app, confirm } => {
-            let app = resolve_app(&app)?;
+        Command::AppsDestroy { name, app, confirm } => {
+            // `apps:destroy NAME` as on Heroku; `-a` and the git remote otherwise.
+            let app = match name {
+                Some(name) => name,
+                None => resolve_app(&app)?,
+            };
             match confirm {
                 None => return Err(CommandError::ConfirmationRequired { app }.into()),
                 Some(given) if given != app => {
@@ -784,12 +890,24 @@ pub async fn run_with_client(
                 out.write_all(format::format_formation(&formation).as_bytes())?;
             } else {
                 let body = FormationBatchUpdate { updates };
-                let formation: Vec<Formation> = action(
+                let scaled: Result<Vec<Formation>, _> = action(
                     out,
                     "Scaling dynos",
                     client.send(Method::PATCH, &["apps", &app, "formation"], Some(&body)),
                 )
-                .await?;
+                .await;
+                let formation = match scaled {
+                    Ok(formation) => formation,
+                    // An unknown type: say which ones the app declares.
+                    Err(error) if error.to_string().contains("process type") => {
+                        let declared: Vec<Formation> = client
+                            .get(&["apps", &app, "formation"], None)
+                            .await
+                            .unwrap_or_default();
+                        return Err(crate::apps::with_declared_types(error, &declared));
+                    }
+                    Err(error) => return Err(error),
+                };
                 writeln!(
                     out,
                     "done, now running {}",

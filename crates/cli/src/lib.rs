@@ -9,8 +9,10 @@ mod access;
 mod addon_services;
 mod addons;
 mod addons_backups;
+mod apps;
 mod args;
 mod auth;
+mod buildpacks;
 mod ca;
 mod certs;
 mod client;
@@ -28,6 +30,7 @@ mod tunnel;
 use std::io::Write;
 use std::process::ExitCode;
 
+pub use apps::closest_command;
 pub use args::ArgError;
 pub use auth::AccountCommand;
 pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};

@@ -158,6 +158,9 @@ async fn every_api_request_carries_v3_accept_and_bearer_key() {
             name: Some("demo".into()),
             region: None,
             stack: None,
+            buildpack: None,
+            // The test runs inside Slipway's own repository: no remote is added to it.
+            no_remote: true,
         },
     )
     .await;
@@ -190,6 +193,9 @@ async fn create_without_name_sends_empty_object() {
             name: None,
             region: None,
             stack: None,
+            buildpack: None,
+            // The test runs inside Slipway's own repository: no remote is added to it.
+            no_remote: true,
         },
     )
     .await;
@@ -294,6 +300,7 @@ async fn bad_arguments_fail_before_any_request() {
     let (_, err) = run(
         &client,
         Command::AppsDestroy {
+            name: None,
             app: app("demo"),
             confirm: Some("dmeo".into()),
         },

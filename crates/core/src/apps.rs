@@ -98,7 +98,8 @@ impl Platform {
             .then(Op::delete(keys::app(&app.name)))
             .then(Op::delete(keys::config(app.id)))
             .then(Op::delete_prefix(keys::formations(app.id)))
-            .then(crate::access::delete_collaborators(app.id));
+            .then(crate::access::delete_collaborators(app.id))
+            .then(Op::delete(crate::buildpacks::buildpacks_key(app.id)));
         for release in self.uid_releases(app.id).await? {
             txn = txn.then(release);
         }
@@ -115,6 +116,18 @@ impl Platform {
             tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
         }
         Ok(())
+    }
+
+    /// Whether `stack` (a name or id as the API sent it) is the platform's one stack.
+    pub(crate) fn check_stack(&self, stack: &str) -> Result<(), CoreError> {
+        if stack == self.config().stack {
+            return Ok(());
+        }
+        let shown: String = stack.chars().take(64).filter(|c| !c.is_control()).collect();
+        Err(CoreError::invalid(format!(
+            "Stack {shown:?} is not available on Slipway. The only stack is {}.",
+            self.config().stack
+        )))
     }
 
     /// Sets (`Some`) and unsets (`None`) config vars, creating one release for the change.

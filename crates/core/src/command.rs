@@ -32,8 +32,9 @@ pub enum Command {
     CreateApp { name: Option<AppName> },
     /// `DELETE /apps/{app}`: the app's records, dynos and git repository go.
     DeleteApp { app: String },
-    /// `PATCH /apps/{app}`: maintenance mode is honoured; a name or stack other than the
-    /// app's own is refused (renaming apps and changing stacks are not supported).
+    /// `PATCH /apps/{app}`: maintenance mode, a new name (`rename.rs`: the records, the git
+    /// repository, the default hostname and the log history move with it) and the stack (only
+    /// the platform's own exists).
     UpdateApp { app: String, changes: AppChanges },
     /// `PATCH /apps/{app}/config-vars`: `Some` sets, `None` unsets; one release.
     SetConfig {
@@ -188,15 +189,21 @@ pub enum Command {
     },
     /// `DELETE /apps/{app}/collaborators/{collaborator}` (email or id).
     RemoveCollaborator { app: String, collaborator: String },
+    /// `PUT /apps/{app}/buildpack-installations`: the app's buildpacks, in order (an empty
+    /// list clears them); only built-ins (`buildpacks.rs`).
+    SetBuildpacks {
+        app: String,
+        buildpacks: Vec<String>,
+    },
 }
 
 /// What `PATCH /apps/{app}` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppChanges {
     pub maintenance: Option<bool>,
-    /// The name the app should have; only its current name is accepted.
+    /// The name the app should have (validated by the core as [`AppName`]).
     pub name: Option<String>,
-    /// The stack the app should build on; only its current stack is accepted.
+    /// The stack the app should build on; only the platform's stack exists.
     pub stack: Option<String>,
 }
 
@@ -321,4 +328,6 @@ pub enum Outcome {
     BackupSchedule(BackupSchedule),
     /// A collaborator as added, changed or removed.
     Collaborator(Member),
+    /// The app's buildpacks after the change, in order.
+    Buildpacks(Vec<String>),
 }

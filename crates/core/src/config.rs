@@ -19,6 +19,9 @@ pub struct PlatformConfig {
     /// The API's base URL, for git URLs (`<api_url>/<app>.git`).
     pub api_url: String,
     pub stack: String,
+    /// The region every app is in (`heroku regions`, `apps:create --region`): one, as the
+    /// platform is one place. Default `local` (`slipway server --region`).
+    pub region: String,
     /// The uids (each also a gid) apps get, one per app (`uids.rs`); their dynos, one-off
     /// dynos and builds run as it. Default 100000-165535 (`--dyno-uid-range`).
     pub app_uids: std::ops::RangeInclusive<u32>,
@@ -92,6 +95,7 @@ impl PlatformConfig {
             router_port: 8080,
             api_url: "http://127.0.0.1:5000".into(),
             stack: "heroku-24".into(),
+            region: "local".into(),
             app_uids: 100_000..=165_535,
             dyno_disk_mb: 2048,
             dynos: DynoManagerConfig::default(),

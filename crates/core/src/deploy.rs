@@ -396,10 +396,20 @@ impl Platform {
         }
         let mut build_config = config_vars;
         build_config.extend(env_defaults.set.clone());
-        let buildpacks = if options.buildpacks.is_empty() {
-            manifest.buildpacks.clone()
-        } else {
+        // A build request's buildpacks win, then the app's own (`heroku buildpacks:set`),
+        // then app.json's, then auto-detection.
+        let installed = self.buildpacks(app).await?;
+        let buildpacks = if !options.buildpacks.is_empty() {
             options.buildpacks.clone()
+        } else if !installed.is_empty() {
+            log_output(&format!(
+                "-----> Using buildpack{} set on the app: {}",
+                if installed.len() == 1 { "" } else { "s" },
+                installed.join(", ")
+            ));
+            installed
+        } else {
+            manifest.buildpacks.clone()
         };
 
         let app_uid = self.app_uid(app).await?;

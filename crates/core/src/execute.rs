@@ -35,17 +35,13 @@ impl Platform {
             }
             Command::UpdateApp { app, changes } => {
                 let app = self.app_for(actor, &app, needs).await?;
-                let renames = changes.name.as_ref().is_some_and(|name| *name != app.name);
-                let restacks = changes.stack.as_ref().is_some_and(|s| *s != app.stack);
-                if renames || restacks {
-                    return Err(CoreError::invalid(
-                        "Only maintenance can be changed with PATCH /apps/{app} on Slipway; renaming apps and changing stacks are not supported.",
-                    ));
-                }
-                match changes.maintenance {
-                    Some(on) => self.set_maintenance(&app, on).await.map(Outcome::App),
-                    None => Ok(Outcome::App(app)),
-                }
+                self.update_app(actor, app, changes).await.map(Outcome::App)
+            }
+            Command::SetBuildpacks { app, buildpacks } => {
+                let app = self.app_for(actor, &app, needs).await?;
+                self.set_buildpacks(&app, &buildpacks)
+                    .await
+                    .map(Outcome::Buildpacks)
             }
             Command::SetConfig { app, changes } => {
                 let app = self.app_for(actor, &app, needs).await?;
@@ -356,6 +352,7 @@ pub(crate) fn required_permission(command: &Command) -> Permission {
             }
         }
         Command::SetConfig { .. }
+        | Command::SetBuildpacks { .. }
         | Command::Rollback { .. }
         | Command::ReleaseSlug { .. }
         | Command::CreateBuild { .. }

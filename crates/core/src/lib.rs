@@ -26,6 +26,7 @@ mod authorizations;
 mod backup_schedule;
 mod backups;
 mod build_output;
+mod buildpacks;
 mod builds;
 mod certs;
 mod command;
@@ -47,6 +48,7 @@ mod platform;
 mod queries;
 mod release_phase;
 mod releases;
+mod rename;
 mod routes;
 mod source_fetcher;
 pub mod telemetry;
@@ -61,6 +63,7 @@ pub use authorizations::{Authorization, NewAuthorization, GLOBAL_SCOPE};
 pub use backup_schedule::BackupSchedule;
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, SlugDeclaration};
+pub use buildpacks::{builtin_buildpack_names, canonical_buildpack, canonical_buildpacks};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
 pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,

@@ -151,6 +151,34 @@ impl GitRepos {
         Ok(path)
     }
 
+    /// Moves repository `old` to `new` (the app was renamed). A missing `old` is no error:
+    /// `ensure` creates the repository on the next push. `new` must not exist; a leftover of
+    /// a destroyed app of that name is the caller's to `remove` first. Neither path is
+    /// followed if it is a symbolic link: `rename(2)` moves the link itself.
+    pub async fn rename(&self, old: &str, new: &str) -> Result<(), GitError> {
+        let from = self.path(old);
+        let to = self.path(new);
+        if tokio::fs::symlink_metadata(&to).await.is_ok() {
+            return Err(GitError::Io {
+                action: "rename a repository onto",
+                path: to,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a repository of that name exists",
+                ),
+            });
+        }
+        match tokio::fs::rename(&from, &to).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(GitError::Io {
+                action: "rename",
+                path: from,
+                source,
+            }),
+        }
+    }
+
     /// Deletes a repository (the app was destroyed).
     pub async fn remove(&self, repo: &str) -> Result<(), GitError> {
         let path = self.path(repo);

@@ -278,6 +278,19 @@ impl LogHub {
         drop(removed);
     }
 
+    /// Moves an app's history, tails and drains to its new name (the app was renamed): the
+    /// log history carries over and a `logs --tail` that was running keeps streaming. The
+    /// drains keep the old name in their own error reports until restarted under the new one.
+    pub fn rename(&self, old: &str, new: &str) {
+        let moved = self.inner.shard(old).remove(old);
+        if let Some(log) = moved {
+            // The new name's entry, if something created one meanwhile, is replaced whole:
+            // dropped outside the lock, as in `forget`.
+            let replaced = self.inner.shard(new).insert(new.to_owned(), log);
+            drop(replaced);
+        }
+    }
+
     /// Checks a drain URL against this hub's outbound policy ([`check_drain_url`]): call it
     /// before [`LogHub::add_drain`] for a URL a tenant gives.
     pub async fn check_drain_url(&self, url: &str) -> Result<(), DrainError> {

@@ -36,6 +36,8 @@ pub mod defaults {
     pub const API_TLS_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
     /// Apps are served at `<app>.localhost`, which resolves to loopback without any DNS set-up.
     pub const DOMAIN: &str = "localhost";
+    /// The region every app is in (`heroku regions`): one host is one place.
+    pub const REGION: &str = "local";
     /// Seconds a web dyno has to bind `$PORT` before R10 (Heroku: 60, "Dynos: Web Dyno
     /// Startup Time" / R10 Boot timeout).
     pub const BOOT_TIMEOUT_SECS: u64 = 60;
@@ -179,6 +181,8 @@ pub struct ServerConfig {
     pub api_tls_key: Option<PathBuf>,
     /// Apps are served at `<app>.<domain>`.
     pub domain: String,
+    /// The region every app is in (`heroku regions`, `apps:create --region`).
+    pub region: String,
     /// How dynos run; `None` picks [`RuntimeKind::for_current_user`].
     pub runtime: Option<RuntimeKind>,
     /// How long a web dyno has to bind `$PORT`.
@@ -256,6 +260,7 @@ impl ServerConfig {
             api_tls_cert: None,
             api_tls_key: None,
             domain: defaults::DOMAIN.to_owned(),
+            region: defaults::REGION.to_owned(),
             runtime: None,
             boot_timeout: Duration::from_secs(defaults::BOOT_TIMEOUT_SECS),
             stop_grace: Duration::from_secs(defaults::STOP_GRACE_SECS),
@@ -304,6 +309,7 @@ impl ServerConfig {
         const MIB: u64 = 1024 * 1024;
         let mut config = slipway_core::PlatformConfig::new(data_dir);
         config.domain = self.domain.clone();
+        config.region = self.region.clone();
         config.router_port = router_addr.port();
         config.app_uids = self.dyno_uid_range.clone();
         config.dyno_disk_mb = self.dyno_disk_mb;

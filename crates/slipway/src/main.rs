@@ -73,6 +73,10 @@ struct ServerArgs {
     /// Apps are served at <app>.<domain>.
     #[arg(long, default_value = defaults::DOMAIN)]
     domain: String,
+    /// The region every app is in, as `heroku regions` lists it and `apps:create --region`
+    /// accepts it.
+    #[arg(long, default_value = defaults::REGION)]
+    region: String,
     /// How dynos run: `runc` (isolated containers; needs root) or `process` (plain host
     /// processes without isolation, for development without root). Default: runc for root.
     #[arg(
@@ -200,6 +204,7 @@ impl ServerArgs {
             api_tls_cert: self.api_tls_cert,
             api_tls_key: self.api_tls_key,
             domain: self.domain,
+            region: self.region,
             runtime: self.runtime,
             boot_timeout: secs(self.boot_timeout),
             stop_grace: secs(self.stop_grace),
@@ -234,7 +239,24 @@ impl ServerArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // A mistyped command: the closest one first, then clap's own message.
+            if error.kind() == clap::error::ErrorKind::InvalidSubcommand {
+                if let Some(given) = std::env::args().nth(1) {
+                    let command = <Cli as clap::CommandFactory>::command();
+                    let names = command
+                        .get_subcommands()
+                        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()));
+                    if let Some(best) = slipway_cli::closest_command(&given, names) {
+                        eprintln!(" ▸    {given} is not a slipway command. Did you mean `{best}`?");
+                    }
+                }
+            }
+            error.exit()
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -321,7 +343,7 @@ fn heroku_cli_hint(
     format!(
         "API and git over HTTPS on https://{host}:{port}. To use the heroku CLI and git:\n\
          \x20 cat /etc/ssl/certs/ca-certificates.crt {ca} > ~/.slipway-ca-bundle.pem\n\
-         \x20 export HEROKU_HOST=https://{host}:{port} HEROKU_PARTICLEBOARD_URL=https://{host}:{port}\n\
+         \x20 export HEROKU_HOST=https://{host}:{port} HEROKU_PARTICLEBOARD_URL=https://{host}:{port} HEROKU_BUILDPACK_REGISTRY_URL=https://{host}:{port}\n\
          \x20 export HEROKU_API_KEY=$(cat {key})\n\
          \x20 export NODE_EXTRA_CA_CERTS=~/.slipway-ca-bundle.pem GIT_SSL_CAINFO={ca}\n\
          \x20 export DISABLE_TELEMETRY=true HEROKU_SKIP_NEW_VERSION_CHECK=true HEROKU_DISABLE_AUTOUPDATE=true HEROKU_NOTIFICATIONS=0\n",

@@ -165,6 +165,9 @@ impl Server {
     /// Runs the `slipway` CLI against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_slipway"))
+            // Outside any git repository: `apps:create` adds a `slipway` remote to the one it
+            // runs in, which must never be Slipway's own.
+            .current_dir(std::env::temp_dir())
             .args(args)
             .env("SLIPWAY_API_URL", &self.api_url)
             .env("SLIPWAY_API_KEY", &self.key)

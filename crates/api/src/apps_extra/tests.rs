@@ -1,0 +1,93 @@
+//! The parsers and checks of `apps_extra.rs`, as tables.
+
+use super::*;
+use crate::resources::{check_region, check_stack};
+
+#[test]
+fn buildpack_installations_parse_to_the_ordered_list() {
+    let command = parse_set_buildpacks(
+        "demo".into(),
+        br#"{"updates":[{"buildpack":"heroku/nodejs"},{"buildpack":"python"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        command,
+        Command::SetBuildpacks {
+            app: "demo".into(),
+            buildpacks: vec!["heroku/nodejs".into(), "python".into()],
+        }
+    );
+    // `buildpacks:clear` sends an empty list.
+    assert_eq!(
+        parse_set_buildpacks("demo".into(), br#"{"updates":[]}"#).unwrap(),
+        Command::SetBuildpacks {
+            app: "demo".into(),
+            buildpacks: vec![],
+        }
+    );
+}
+
+#[test]
+fn bad_buildpack_installations_are_refused_with_herokus_errors() {
+    for (body, status, id) in [
+        (
+            &br#"{"updates":[{"buildpack":"heroku/ruby"}]}"#[..],
+            422,
+            "invalid_params",
+        ),
+        (
+            br#"{"updates":[{"buildpack":"/bin"}]}"#,
+            422,
+            "invalid_params",
+        ),
+        (
+            br#"{"updates":[{"buildpack":"python"},{"buildpack":"heroku/python"}]}"#,
+            422,
+            "invalid_params",
+        ),
+        (br#"{"updates":"python"}"#, 400, "bad_request"),
+        (br#"{}"#, 400, "bad_request"),
+        (b"not json", 400, "bad_request"),
+    ] {
+        let error = parse_set_buildpacks("demo".into(), body).unwrap_err();
+        assert_eq!(
+            (error.status.as_u16(), error.id),
+            (status, id),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // The 422 lists what can be used.
+    let error =
+        parse_set_buildpacks("demo".into(), br#"{"updates":[{"buildpack":"x"}]}"#).unwrap_err();
+    assert!(error.message.contains("heroku/python"), "{}", error.message);
+    // An app path that cannot name an app is a 404.
+    let error = parse_set_buildpacks("../etc".into(), br#"{"updates":[]}"#).unwrap_err();
+    assert_eq!(error.status.as_u16(), 404);
+}
+
+#[test]
+fn only_the_platforms_region_and_stack_are_accepted() {
+    assert!(check_region("local", "local").is_ok());
+    assert!(check_region("local", &catalog_id("region", "local").to_string()).is_ok());
+    let error = check_region("local", "us").unwrap_err();
+    assert_eq!((error.status.as_u16(), error.id), (422, "invalid_params"));
+    assert!(
+        error.message.contains("The only region is local"),
+        "{}",
+        error.message
+    );
+    assert!(check_region("eu-home", "eu-home").is_ok());
+    assert!(check_stack("heroku-24", "heroku-24").is_ok());
+    let error = check_stack("heroku-24", "cedar-14").unwrap_err();
+    assert_eq!((error.status.as_u16(), error.id), (422, "invalid_params"));
+    assert!(error.message.contains("The only stack is heroku-24"));
+}
+
+#[test]
+fn regions_carry_the_configured_name() {
+    let region = region_json("eu-home");
+    assert_eq!(region.name, "eu-home");
+    assert_eq!(region.id, catalog_id("region", "eu-home"));
+    assert_eq!(region.provider.region, "eu-home");
+}
