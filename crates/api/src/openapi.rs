@@ -276,6 +276,55 @@ pub(crate) fn document() -> OpenApi {
     d.route(Post, "/{repo}/git-upload-pack", "Git smart-HTTP: a fetch.", Bytes("application/x-git-upload-pack-request"), 200, Bytes("application/x-git-upload-pack-result"));
     d.route(Post, "/internal/git-hook/{app}", "Git's pre-receive hook (a push's one-time token).", Bytes("application/octet-stream"), 200, Bytes("text/plain"));
     d.route(Get, "/slipway/ca.pem", "The platform CA's certificate.", No, 200, Bytes("application/x-pem-file"));
+    // Accounts and API keys (`account.rs`).
+    d.route(Patch, "/account", "Update the caller's account (name, password).", o(), 200, o());
+    d.route(Get, "/account/keys", "SSH keys (none: git is HTTPS only).", No, 200, Doc::objects());
+    d.route(Get, "/account/features", "Account features (none).", No, 200, Doc::objects());
+    d.route(Get, "/oauth/authorizations", "The caller's API keys.", No, 200, Doc::objects());
+    d.route(Post, "/oauth/authorizations", "Create an API key (Basic email:password for `login -i`).", o(), 201, o());
+    d.route(Get, "/oauth/authorizations/{id}", "An API key, by id or `~`.", No, 200, o());
+    d.route(Patch, "/oauth/authorizations/{id}", "Update an API key's description.", o(), 200, o());
+    d.route(Delete, "/oauth/authorizations/{id}", "Revoke an API key.", No, 200, o());
+    d.route(Post, "/oauth/authorizations/{id}/actions/regenerate-tokens", "Rotate an API key.", No, 200, o());
+    d.route(Delete, "/oauth/sessions/~", "Log out.", No, 200, o());
+    d.route(Get, "/slipway/users", "Every account (administrators).", No, 200, Doc::objects());
+    d.route(Post, "/slipway/users", "Add an account (administrators).", o(), 201, o());
+    d.route(Patch, "/slipway/users/{email}", "Set an account's password.", o(), 200, o());
+    d.route(Delete, "/slipway/users/{email}", "Remove an account (administrators).", No, 200, o());
+    // Collaborators (`collaborators.rs`).
+    d.route(Get, "/apps/{app}/collaborators", "An app's owner and collaborators.", No, 200, Doc::objects());
+    d.route(Post, "/apps/{app}/collaborators", "Give a user access to an app.", o(), 201, o());
+    d.route(Get, "/apps/{app}/collaborators/{collaborator}", "A collaborator, by id or email.", No, 200, o());
+    d.route(Patch, "/apps/{app}/collaborators/{collaborator}", "Set a collaborator's permissions.", o(), 200, o());
+    d.route(Delete, "/apps/{app}/collaborators/{collaborator}", "Remove a collaborator.", No, 200, o());
+    // Apps: buildpacks, stacks, regions, features, teams (`apps_extra.rs`).
+    d.route(Get, "/users/{user}/apps", "A user's apps (`~`: the caller's).", No, 200, Doc::objects());
+    d.route(Get, "/apps/{app}/buildpack-installations", "An app's buildpacks, in order.", No, 200, Doc::objects());
+    d.route(Put, "/apps/{app}/buildpack-installations", "Set an app's buildpacks.", o(), 200, Doc::objects());
+    d.route(Get, "/buildpacks/{slug}", "A built-in buildpack (the CLI's registry lookup).", No, 200, o());
+    d.route(Get, "/stacks", "The platform's stacks.", No, 200, Doc::objects());
+    d.route(Get, "/stacks/{stack}", "A stack.", No, 200, o());
+    d.route(Get, "/apps/{app}/available-stacks", "The stacks an app may use.", No, 200, Doc::objects());
+    d.route(Get, "/regions", "The platform's region.", No, 200, Doc::objects());
+    d.route(Get, "/regions/{region}", "A region.", No, 200, o());
+    d.route(Get, "/apps/{app}/features", "An app's features.", No, 200, Doc::objects());
+    d.route(Get, "/apps/{app}/features/{feature}", "An app feature.", No, 200, o());
+    d.route(Patch, "/apps/{app}/features/{feature}", "Enable or disable an app feature.", o(), 200, o());
+    d.route(Get, "/teams", "Teams (none).", No, 200, Doc::objects());
+    d.route(Get, "/apps/{app}/pipeline-couplings", "Pipelines (none: 404).", No, 404, o());
+    d.route(Patch, "/apps/{app}/domains/{domain}", "Change a domain's SSL certificate.", o(), 200, o());
+    // Third-party add-on services (`addon_services.rs`).
+    d.route(Get, "/slipway/addon-services", "Registered third-party services (administrators).", No, 200, Doc::objects());
+    d.route(Post, "/slipway/addon-services", "Register a third-party service by its manifest.", o(), 201, o());
+    d.route(Delete, "/slipway/addon-services/{name}", "Remove a registered service.", No, 200, o());
+    d.route(Get, "/addons/{addon}/config", "A partner add-on's config (provider callback).", No, 200, Doc::objects());
+    d.route(Patch, "/addons/{addon}/config", "A partner add-on's config (provider callback).", o(), 200, Doc::objects());
+    d.route(Post, "/addons/{addon}/actions/provision", "Mark a partner add-on provisioned (provider callback).", No, 200, o());
+    // Backup schedules and Redis (`addons_backups.rs`).
+    d.route(Put, "/apps/{app}/addons/{addon}/backup-schedule", "Schedule daily backups.", o(), 200, o());
+    d.route(Delete, "/apps/{app}/addons/{addon}/backup-schedule", "Stop daily backups.", No, 200, o());
+    d.route(Get, "/apps/{app}/backup-schedules", "An app's backup schedules.", No, 200, Doc::objects());
+    d.route(Get, "/apps/{app}/addons/{addon}/redis-info", "A Redis add-on's server facts.", No, 200, o());
     finish(d)
 }
 

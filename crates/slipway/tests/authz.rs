@@ -75,6 +75,13 @@ const IMPLEMENTED: &[&str] = &[
     "GET /apps/{app}/sni-endpoints/{sni-endpoint}",
     "PATCH /apps/{app}/sni-endpoints/{sni-endpoint}",
     "DELETE /apps/{app}/sni-endpoints/{sni-endpoint}",
+    "GET /apps/{app}/available-stacks",
+    "GET /apps/{app}/buildpack-installations",
+    "PUT /apps/{app}/buildpack-installations",
+    "PATCH /apps/{app}/domains/{domain}",
+    "GET /apps/{app}/features",
+    "GET /apps/{app}/features/{app-feature}",
+    "PATCH /apps/{app}/features/{app-feature}",
 ];
 
 /// Slipway's own app routes (not in Heroku's schema), all implemented.
@@ -86,6 +93,10 @@ const SLIPWAY_APP_ROUTES: &[&str] = &[
     "DELETE /apps/{app}/addons/{add-on}/backups/{backup}",
     "GET /apps/{app}/addons/{add-on}/backups/{backup}/dump",
     "POST /apps/{app}/addons/{add-on}/actions/restore",
+    "PUT /apps/{app}/addons/{add-on}/backup-schedule",
+    "DELETE /apps/{app}/addons/{add-on}/backup-schedule",
+    "GET /apps/{app}/backup-schedules",
+    "GET /apps/{app}/addons/{add-on}/redis-info",
 ];
 
 /// The secret config value the owner sets: no answer to anyone else may contain it.
@@ -261,6 +272,7 @@ fn fill(path: &str, app: &str, drain_token: &str) -> String {
         .replace("{log-drain}", drain_token)
         .replace("{release}", "1")
         .replace("{backup}", "b001")
+        .replace("{app-feature}", "preboot")
         .replace(['{', '}'], "")
 }
 
