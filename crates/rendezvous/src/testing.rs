@@ -104,8 +104,13 @@ fn spawn(
     attach: Attach,
     hangups: Arc<AtomicUsize>,
 ) -> std::io::Result<(AttachedIo, Exited)> {
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c").arg(command);
+    // Every signal at its default disposition, as the runtimes start dynos: a test run under
+    // `nohup` or in the background would otherwise hand the shell an ignored SIGHUP/SIGINT.
+    let mut cmd = tokio::process::Command::new("/usr/bin/env");
+    cmd.arg("--default-signal")
+        .arg("/bin/sh")
+        .arg("-c")
+        .arg(command);
     let (io_parts, master) = match attach {
         Attach::Tty { cols, rows } => {
             let size = nix::pty::Winsize {

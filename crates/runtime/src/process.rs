@@ -113,11 +113,14 @@ impl ProcessRuntime {
                 source,
             })?;
             let mut cmd = tokio::process::Command::new(setsid);
-            cmd.arg("--ctty").args(&spec.args);
+            cmd.arg("--ctty")
+                .args(crate::attach::DEFAULT_SIGNALS)
+                .args(&spec.args);
             cmd
         } else {
-            let mut cmd = tokio::process::Command::new(&spec.args[0]);
-            cmd.args(&spec.args[1..]).process_group(0);
+            let [env, reset] = crate::attach::DEFAULT_SIGNALS;
+            let mut cmd = tokio::process::Command::new(env);
+            cmd.arg(reset).args(&spec.args).process_group(0);
             cmd
         };
         cmd.env_clear()

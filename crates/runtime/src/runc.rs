@@ -1067,11 +1067,14 @@ impl RuncRuntime {
                 }
             };
             let mut cmd = tokio::process::Command::new(setsid);
-            cmd.arg("--ctty").arg("/bin/sh");
+            cmd.arg("--ctty")
+                .args(crate::attach::DEFAULT_SIGNALS)
+                .arg("/bin/sh");
             cmd
         } else {
-            let mut cmd = tokio::process::Command::new("/bin/sh");
-            cmd.process_group(0);
+            let [env, reset] = crate::attach::DEFAULT_SIGNALS;
+            let mut cmd = tokio::process::Command::new(env);
+            cmd.arg(reset).arg("/bin/sh").process_group(0);
             cmd
         };
         let [stdin, stdout, stderr] = stdio;

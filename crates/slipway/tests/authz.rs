@@ -82,6 +82,8 @@ const IMPLEMENTED: &[&str] = &[
     "GET /apps/{app}/features",
     "GET /apps/{app}/features/{app-feature}",
     "PATCH /apps/{app}/features/{app-feature}",
+    // Served: checks access, then answers 404 (Slipway has no pipelines).
+    "GET /apps/{app}/pipeline-couplings",
 ];
 
 /// Slipway's own app routes (not in Heroku's schema), all implemented.
