@@ -408,6 +408,38 @@ mod tests {
         );
     }
 
+    /// A server started under `nohup` has SIGHUP ignored, and an ignored signal stays ignored
+    /// across exec: the runtime must hand its processes default dispositions, or a hung-up
+    /// one-off dyno would never see its SIGHUP.
+    #[tokio::test]
+    #[allow(unsafe_code)]
+    async fn processes_start_with_no_signal_ignored_even_when_the_server_ignores_sighup() {
+        // SAFETY: setting a disposition to SIG_IGN installs no handler; the test harness does
+        // not rely on SIGHUP, and every process this binary starts gets defaults (the fix).
+        unsafe {
+            nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn).unwrap();
+        }
+        let rt = ProcessRuntime::new();
+        let (sink, lines) = collector();
+        let status = run_to_completion(&rt, spec("sigign", "grep SigIgn /proc/self/status"), sink)
+            .await
+            .unwrap();
+        assert_eq!(status.code, Some(0));
+        let lines: Vec<String> = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
+        let lines = lines.join("\n");
+        let mask = lines
+            .strip_prefix("SigIgn:")
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .expect("a SigIgn line");
+        // Bits 0..2 are SIGHUP, SIGINT and SIGQUIT (signal n is bit n-1).
+        assert_eq!(mask & 0b111, 0, "the process ignores HUP/INT/QUIT: {lines}");
+    }
+
     #[tokio::test]
     async fn stop_list_and_already_exists() {
         let rt = ProcessRuntime::new();
