@@ -298,6 +298,10 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         "slugs" => json!({"process_types": {"web": "sleep 1"}}),
         "addons" => json!({"plan": "heroku-postgresql"}),
         "friend@example.com" => json!({"permissions": ["view", "deploy", "operate"]}),
+        "backup-schedule" => json!({"at": "02:00 UTC"}),
+        "buildpack-installations" => json!({"updates": [{"buildpack": "heroku/python"}]}),
+        "preboot" => json!({"enabled": false}),
+        "www.authz.example.com" => json!({"sni_endpoint": null}),
         _ if path.ends_with(&format!("/apps/{tail}")) => json!({"maintenance": true}),
         _ => json!({}),
     })
