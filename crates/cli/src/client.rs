@@ -79,6 +79,25 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/slipway")
 }
 
+/// The most pages [`Client::get`] follows for one list (1000 items each at most).
+const MAX_PAGES: usize = 1000;
+
+/// A successful response: what was asked, the body, and the `Next-Range` of a cut list.
+struct Page {
+    method: Method,
+    url: Url,
+    bytes: Vec<u8>,
+    next_range: Option<String>,
+}
+
+fn decode_json<T: DeserializeOwned>(method: Method, url: Url, bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        method,
+        url,
+        reason: e.to_string(),
+    })
+}
+
 impl Client {
     /// A client for the API at `base` authenticating with `api_key`.
     pub fn new(base: Url, api_key: impl Into<String>) -> Client {
@@ -130,7 +149,9 @@ impl Client {
         url
     }
 
-    /// GET a JSON resource, optionally with a `Range` header.
+    /// GET a JSON resource, optionally with a `Range` header. Without one, a list the server
+    /// cut into pages (206 with `Next-Range`) is fetched to its end, as the heroku CLI does;
+    /// with one, the caller asked for exactly that page.
     pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         segments: &[&str],
@@ -140,8 +161,46 @@ impl Client {
         if let Some(range) = range.and_then(|r| HeaderValue::from_str(r).ok()) {
             headers.insert(RANGE, range);
         }
-        self.request(Method::GET, segments, None::<&()>, headers)
-            .await
+        let page = self
+            .execute(Method::GET, segments, None::<&()>, headers)
+            .await?;
+        let (method, url) = (page.method.clone(), page.url.clone());
+        let decode = |bytes: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| ApiError::Decode {
+                method: method.clone(),
+                url: url.clone(),
+                reason: e.to_string(),
+            })
+        };
+        let mut next = page.next_range.filter(|_| range.is_none());
+        if next.is_none() {
+            return decode_json(page.method, page.url, &page.bytes);
+        }
+        let mut items = match decode(&page.bytes)? {
+            serde_json::Value::Array(items) => items,
+            _ => return decode_json(page.method, page.url, &page.bytes),
+        };
+        // A bound on pages, so a server that always answers `Next-Range` cannot loop us.
+        for _ in 0..MAX_PAGES {
+            let Some(range) = next.take().and_then(|r| HeaderValue::from_str(&r).ok()) else {
+                break;
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(RANGE, range);
+            let page = self
+                .execute(Method::GET, segments, None::<&()>, headers)
+                .await?;
+            match decode(&page.bytes)? {
+                serde_json::Value::Array(more) => items.extend(more),
+                _ => break,
+            }
+            next = page.next_range;
+        }
+        serde_json::from_value(serde_json::Value::Array(items)).map_err(|e| ApiError::Decode {
+            method,
+            url,
+            reason: e.to_string(),
+        })
     }
 
     /// Send a request with an optional JSON body and decode the JSON response.
@@ -176,7 +235,7 @@ impl Client {
 
     /// GET a resource that is not JSON (the platform CA's PEM), as bytes.
     pub(crate) async fn get_bytes(&self, segments: &[&str]) -> Result<Vec<u8>, ApiError> {
-        let (_, _, bytes) = self
+        let Page { bytes, .. } = self
             .execute(Method::GET, segments, None::<&()>, HeaderMap::new())
             .await?;
         Ok(bytes)
@@ -194,12 +253,8 @@ impl Client {
         body: Option<&B>,
         headers: HeaderMap,
     ) -> Result<T, ApiError> {
-        let (method, url, bytes) = self.execute(method, segments, body, headers).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
-            method,
-            url,
-            reason: e.to_string(),
-        })
+        let page = self.execute(method, segments, body, headers).await?;
+        decode_json(page.method, page.url, &page.bytes)
     }
 
     async fn execute<B: Serialize + ?Sized>(
@@ -208,7 +263,7 @@ impl Client {
         segments: &[&str],
         body: Option<&B>,
         headers: HeaderMap,
-    ) -> Result<(Method, Url, Vec<u8>), ApiError> {
+    ) -> Result<Page, ApiError> {
         let url = self.url(segments);
         let mut request = self
             .http
@@ -225,9 +280,19 @@ impl Client {
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let next_range = (status == StatusCode::PARTIAL_CONTENT)
+            .then(|| response.headers().get("next-range"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.map_err(unreachable)?.to_vec();
         if status.is_success() {
-            return Ok((method, url, bytes));
+            return Ok(Page {
+                method,
+                url,
+                bytes,
+                next_range,
+            });
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
             // The server's words are for any client; a Slipway user fixes it in Slipway's terms.
