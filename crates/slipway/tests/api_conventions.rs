@@ -80,7 +80,10 @@ async fn the_real_cli_pages_releases_and_domains() {
     // Slipway's own CLI follows `Next-Range` too.
     let ours = server.cli_ok(&["domains", "-a", "ranged"]);
     for host in ["a.example.com", "b.example.com", "c.example.com", "ranged."] {
-        assert!(ours.contains(host), "{host} missing from slipway domains:\n{ours}");
+        assert!(
+            ours.contains(host),
+            "{host} missing from slipway domains:\n{ours}"
+        );
     }
     let first = server
         .api(Method::GET, "/apps/ranged/domains")
