@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use slipway_runtime::{Attach, AttachControl, AttachedIo, ClosingInput, ExitStatus, TtyOutput};
+use slipway_runtime::{
+    Attach, AttachControl, AttachedIo, ClosingInput, ExitStatus, TtyOutput, DEFAULT_SIGNALS,
+};
 use tokio::io::AsyncWrite;
 use tokio::net::unix::pipe;
 
@@ -106,11 +108,9 @@ fn spawn(
 ) -> std::io::Result<(AttachedIo, Exited)> {
     // Every signal at its default disposition, as the runtimes start dynos: a test run under
     // `nohup` or in the background would otherwise hand the shell an ignored SIGHUP/SIGINT.
-    let mut cmd = tokio::process::Command::new("/usr/bin/env");
-    cmd.arg("--default-signal")
-        .arg("/bin/sh")
-        .arg("-c")
-        .arg(command);
+    let [env, reset] = DEFAULT_SIGNALS;
+    let mut cmd = tokio::process::Command::new(env);
+    cmd.arg(reset).arg("/bin/sh").arg("-c").arg(command);
     let (io_parts, master) = match attach {
         Attach::Tty { cols, rows } => {
             let size = nix::pty::Winsize {

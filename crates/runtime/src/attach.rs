@@ -137,7 +137,7 @@ pub(crate) fn setsid_binary() -> io::Result<&'static std::path::Path> {
 /// non-interactive shell, has SIGHUP (and SIGINT, SIGQUIT) ignored, and an ignored signal stays
 /// ignored across `exec` — through runc into the dyno, where a hung-up terminal or Ctrl-C would
 /// then do nothing. This crate has no unsafe code to reset them between fork and exec.
-pub(crate) const DEFAULT_SIGNALS: [&str; 2] = ["/usr/bin/env", "--default-signal"];
+pub const DEFAULT_SIGNALS: [&str; 2] = ["/usr/bin/env", "--default-signal"];
 
 /// What a runtime does on [`AttachControl::hangup`].
 pub(crate) type Hangup = Box<dyn Fn() -> io::Result<()> + Send + Sync>;

@@ -24,7 +24,7 @@ mod process;
 mod runc;
 mod seccomp;
 
-pub use attach::{ClosingInput, TtyOutput};
+pub use attach::{ClosingInput, TtyOutput, DEFAULT_SIGNALS};
 pub use disk::MIN_DISK_BYTES;
 pub use net::{remove_network, Ipv4Subnet, NetworkConfig};
 pub use process::ProcessRuntime;
