@@ -69,6 +69,10 @@ pub struct BuildRequest {
     /// The largest compressed slug accepted (Heroku: 500 MB); a bigger one fails the build
     /// with [`BuildError::SlugTooLarge`] and is never kept. `None`: no limit.
     pub max_slug_bytes: Option<u64>,
+    /// Variables the platform (not the app) sets for every build step, after `HOME`, `PATH`
+    /// and `STACK`: the runtime sources (`SLIPWAY_RUNTIME_SOURCE_NODEJS=<url>`, ...) from
+    /// which language buildpacks fetch the versions an app asks for. Not tenant input.
+    pub platform_env: BTreeMap<String, String>,
 }
 
 /// How a runtime presents bind mounts to the processes it starts. The runtime trait does not

@@ -420,20 +420,27 @@ impl StepRunner<'_> {
             ("build".to_string(), request.build_id.clone()),
             ("step".to_string(), step.to_string()),
         ]);
+        let mut env = vec![
+            ("HOME".to_string(), paths.app.clone()),
+            (
+                "PATH".to_string(),
+                "/usr/local/bin:/usr/bin:/bin".to_string(),
+            ),
+            ("STACK".to_string(), request.stack.clone()),
+        ];
+        env.extend(
+            request
+                .platform_env
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
         let spec = ContainerSpec {
             id,
             labels,
             app_dir: None,
             binds,
             args,
-            env: vec![
-                ("HOME".to_string(), paths.app.clone()),
-                (
-                    "PATH".to_string(),
-                    "/usr/local/bin:/usr/bin:/bin".to_string(),
-                ),
-                ("STACK".to_string(), request.stack.clone()),
-            ],
+            env,
             cwd: "/app".to_string(),
             uid: request.uid,
             gid: request.gid,

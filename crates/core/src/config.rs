@@ -46,6 +46,10 @@ pub struct PlatformConfig {
     pub rendezvous_url: String,
     /// The add-on servers (`slipway-addons`); `None`: add-ons are refused.
     pub addons: Option<std::sync::Arc<slipway_addons::Addons>>,
+    /// Language → the URL its buildpack fetches runtime versions from (`--runtime-source
+    /// nodejs=URL`), passed to every build as `SLIPWAY_RUNTIME_SOURCE_<LANGUAGE>`. A language
+    /// without one uses its buildpack's default source.
+    pub runtime_sources: std::collections::BTreeMap<String, String>,
 }
 
 /// The build budget and the caps on tenant input (issue 10). Every build container gets these
@@ -106,6 +110,7 @@ impl PlatformConfig {
             repos_dir: data_dir.join("repos"),
             rendezvous_url: "rendezvous://127.0.0.1:5002".into(),
             addons: None,
+            runtime_sources: Default::default(),
         }
     }
 
@@ -119,6 +124,19 @@ impl PlatformConfig {
 
     pub fn git_url(&self, app: &str) -> String {
         format!("{}/{app}.git", self.api_url.trim_end_matches('/'))
+    }
+
+    /// The runtime sources as build-step variables: `nodejs` → `SLIPWAY_RUNTIME_SOURCE_NODEJS`.
+    pub(crate) fn runtime_source_env(&self) -> std::collections::BTreeMap<String, String> {
+        self.runtime_sources
+            .iter()
+            .map(|(language, url)| {
+                (
+                    format!("SLIPWAY_RUNTIME_SOURCE_{}", language.to_ascii_uppercase()),
+                    url.clone(),
+                )
+            })
+            .collect()
     }
 
     pub(crate) fn slugs_dir(&self) -> PathBuf {

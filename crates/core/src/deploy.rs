@@ -440,6 +440,7 @@ impl Platform {
                 ..Limits::default()
             },
             max_slug_bytes: Some(self.config().build.max_slug_bytes),
+            platform_env: self.config().runtime_source_env(),
         };
         let built =
             slipway_build::build(self.runtime().as_ref(), &request, log_output.clone()).await?;

@@ -232,6 +232,9 @@ pub struct ServerConfig {
     /// Let source blobs and log drains reach private and loopback addresses (development and
     /// tests only: server-side request forgery otherwise).
     pub allow_private_urls: bool,
+    /// Language → URL its buildpack fetches runtime versions from (`--runtime-source
+    /// nodejs=URL`); languages not named use their buildpack's default source.
+    pub runtime_sources: std::collections::BTreeMap<String, String>,
     /// The largest source blob a build fetches, in MB.
     pub max_source_blob_mb: u64,
     /// The binary git's pre-receive hook execs (`<binary> git-hook pre-receive`); `None` is the
@@ -289,6 +292,7 @@ impl ServerConfig {
             dyno_uid_range: default_dyno_uid_range(),
             dyno_disk_mb: defaults::DYNO_DISK_MB,
             allow_private_urls: false,
+            runtime_sources: Default::default(),
             max_source_blob_mb: defaults::MAX_SOURCE_BLOB_MB,
             hook_binary: None,
             addon_postgres_admin_url: None,
@@ -338,6 +342,7 @@ impl ServerConfig {
         config.dynos.idle_after = self.idle_after;
         config.dynos.memory_check_interval = self.memory_check_interval.max(Duration::from_secs(1));
         config.outbound = slipway_outbound::OutboundPolicy::new(self.allow_private_urls);
+        config.runtime_sources = self.runtime_sources.clone();
         config.max_source_blob_bytes = self.max_source_blob_mb.saturating_mul(MIB);
         config
     }

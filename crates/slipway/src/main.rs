@@ -179,6 +179,11 @@ struct ServerArgs {
     /// internal services (server-side request forgery).
     #[arg(long)]
     allow_private_urls: bool,
+    /// Where a language's buildpack fetches the runtime versions apps ask for, as
+    /// LANGUAGE=URL (repeatable), e.g. `nodejs=https://registry.npmjs.org`. Languages not
+    /// named use their buildpack's default source.
+    #[arg(long = "runtime-source", value_name = "LANGUAGE=URL", value_parser = parse_runtime_source)]
+    runtime_sources: Vec<(String, String)>,
     /// The largest source blob a build fetches, in MB (compressed).
     #[arg(long, default_value_t = defaults::MAX_SOURCE_BLOB_MB)]
     max_source_blob_mb: u64,
@@ -229,6 +234,7 @@ impl ServerArgs {
             dyno_uid_range: self.dyno_uid_range,
             dyno_disk_mb: self.dyno_disk_mb,
             allow_private_urls: self.allow_private_urls,
+            runtime_sources: self.runtime_sources.into_iter().collect(),
             max_source_blob_mb: self.max_source_blob_mb,
             hook_binary: None,
             addon_postgres_admin_url: self.addon_postgres_admin_url,
@@ -362,4 +368,27 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// `nodejs=https://registry.npmjs.org` → (`nodejs`, the URL). The language is a lowercase
+/// word (it becomes part of a variable name); the URL must be http(s).
+fn parse_runtime_source(value: &str) -> Result<(String, String), String> {
+    let (language, url) = value.split_once('=').ok_or_else(|| {
+        format!("{value:?} is not LANGUAGE=URL, e.g. nodejs=https://registry.npmjs.org")
+    })?;
+    if language.is_empty()
+        || !language
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(format!(
+            "language {language:?} must be a lowercase word such as nodejs or python"
+        ));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!(
+            "runtime source {url:?} must be an http:// or https:// URL"
+        ));
+    }
+    Ok((language.to_string(), url.to_string()))
 }

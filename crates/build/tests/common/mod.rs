@@ -111,6 +111,7 @@ impl Harness {
             build_timeout: None,
             limits: Default::default(),
             max_slug_bytes: None,
+            platform_env: BTreeMap::new(),
         }
     }
 
