@@ -52,13 +52,21 @@ macro_rules! script {
 }
 
 /// In auto-detection order.
-pub(crate) const BUILTINS: [BuiltinBuildpack; 3] = [
+pub(crate) const BUILTINS: [BuiltinBuildpack; 7] = [
     builtin!(
         "python",
         looks_for: "requirements.txt, setup.py or pyproject.toml",
         kind_of_app: "Python"
     ),
     builtin!("nodejs", looks_for: "package.json", kind_of_app: "Node.js"),
+    builtin!("ruby", looks_for: "Gemfile", kind_of_app: "Ruby"),
+    builtin!(
+        "php",
+        looks_for: "composer.json or index.php",
+        kind_of_app: "PHP"
+    ),
+    builtin!("go", looks_for: "go.mod", kind_of_app: "Go"),
+    builtin!("static", looks_for: "static.json", kind_of_app: "static sites"),
     builtin!(
         "procfile",
         looks_for: "a Procfile",
@@ -67,7 +75,9 @@ pub(crate) const BUILTINS: [BuiltinBuildpack; 3] = [
 ];
 
 /// Names of the built-in buildpacks, in auto-detection order.
-pub const BUILTIN_BUILDPACKS: [&str; 3] = ["python", "nodejs", "procfile"];
+pub const BUILTIN_BUILDPACKS: [&str; 7] = [
+    "python", "nodejs", "ruby", "php", "go", "static", "procfile",
+];
 
 /// "python, nodejs, procfile", for messages.
 pub(crate) fn builtin_names() -> String {
@@ -111,7 +121,10 @@ pub(crate) struct ResolvedBuildpack {
 
 /// Resolves one entry of `BuildRequest::buildpacks`.
 pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuildpack, BuildError> {
-    let short = name.strip_prefix("heroku/").unwrap_or(name);
+    let short = name
+        .strip_prefix("heroku/")
+        .or_else(|| name.strip_prefix("heroku-community/"))
+        .unwrap_or(name);
     if BUILTIN_BUILDPACKS.contains(&short) {
         return builtin(short, buildpacks_dir);
     }
