@@ -239,6 +239,7 @@ impl Export<'_> {
                 let label = format!("{}:{}", buildpack.id, layer.name);
                 if layer.types.cache {
                     let cached = new_store.join(&escaped).join(&layer.name);
+                    make_dir(&new_store, 0o700)?;
                     make_dir(&new_store.join(&escaped), 0o700)?;
                     if layer.types.launch {
                         let mut budget = u64::MAX;
