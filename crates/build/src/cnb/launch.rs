@@ -50,8 +50,50 @@ pub(crate) fn process_types(
     Ok((types, default))
 }
 
-/// `word` as is when the shell reads it as one literal word, else single-quoted.
+/// `word` for the shell: its `$(NAME)` references (Kubernetes style, which the lifecycle's
+/// launcher expands in a process's command and args) become `"${NAME}"`, `$$(NAME)` stays a
+/// literal `$(NAME)`, and the rest is literal.
 fn shell_word(word: &str) -> String {
+    let mut rendered = String::new();
+    let mut literal = String::new();
+    let mut rest = word;
+    while let Some(at) = rest.find("$(") {
+        let escaped = rest[..at].ends_with('$');
+        let after = &rest[at + 2..];
+        let reference = after
+            .find(')')
+            .map(|end| &after[..end])
+            .filter(|name| super::env::is_valid_name(name));
+        match reference {
+            Some(name) if escaped => {
+                literal.push_str(&rest[..at - 1]);
+                literal.push_str(&format!("$({name})"));
+                rest = &after[name.len() + 1..];
+            }
+            Some(name) => {
+                literal.push_str(&rest[..at]);
+                if !literal.is_empty() {
+                    rendered.push_str(&literal_word(&literal));
+                    literal.clear();
+                }
+                rendered.push_str(&format!("\"${{{name}}}\""));
+                rest = &after[name.len() + 1..];
+            }
+            None => {
+                literal.push_str(&rest[..at + 2]);
+                rest = after;
+            }
+        }
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() || rendered.is_empty() {
+        rendered.push_str(&literal_word(&literal));
+    }
+    rendered
+}
+
+/// `word` as is when the shell reads it as one literal word, else single-quoted.
+fn literal_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word.chars().all(|c| {
             c.is_ascii_alphanumeric()
