@@ -95,7 +95,11 @@ async fn run_in_dyno(h: &Harness, app: PathBuf, dyno: &str, script: &str) -> Vec
         Arc::new(move |_stream, line: &str| lines.lock().expect("lock").push(line.to_string()))
     };
     let spec = ContainerSpec {
-        id: format!("cnb-test.dyno.{}.{}", std::process::id(), dyno.replace('.', "-")),
+        id: format!(
+            "cnb-test.dyno.{}.{}",
+            std::process::id(),
+            dyno.replace('.', "-")
+        ),
         labels: BTreeMap::new(),
         app_dir: Some(app),
         binds: Vec::new(),
@@ -169,7 +173,10 @@ async fn hello_world_from_project_toml() {
         "Adding layer 'examples/hello:hello'",
         "Default types for buildpack -> greet, web",
     ] {
-        assert!(has_line(&lines, expected), "missing {expected:?} in {lines:#?}");
+        assert!(
+            has_line(&lines, expected),
+            "missing {expected:?} in {lines:#?}"
+        );
     }
     assert_eq!(
         slug.process_types,
@@ -217,7 +224,10 @@ async fn hello_world_from_project_toml() {
 async fn procfile_wins_over_launch_toml() {
     let Some(h) = harness() else { return };
     let dirs = hello_app(&h);
-    write(&dirs.source.join("Procfile"), "web: hello --from-procfile\n");
+    write(
+        &dirs.source.join("Procfile"),
+        "web: hello --from-procfile\n",
+    );
     let request = h.request("cnbhello", &dirs);
     let (result, lines) = h.run(&request).await;
     let slug = ok(result, &lines);
@@ -252,7 +262,10 @@ async fn build_plan_provides_and_requires() {
         "greeting-tool 1.2: polite",
         "TOOL_CHAIN=provider",
     ] {
-        assert!(has_line(&lines, expected), "missing {expected:?} in {lines:#?}");
+        assert!(
+            has_line(&lines, expected),
+            "missing {expected:?} in {lines:#?}"
+        );
     }
     let app = h.unpack(&slug);
     assert_eq!(
@@ -284,10 +297,24 @@ async fn detection_failures_name_the_reason() {
             error.contains("No buildpack groups passed detection") && error.contains(expected),
             "{buildpacks:?}: {error}\n{lines:#?}"
         );
-        assert!(!dirs.slugs.exists() || std::fs::read_dir(&dirs.slugs).expect("slugs").count() == 0);
+        assert!(
+            !dirs.slugs.exists() || std::fs::read_dir(&dirs.slugs).expect("slugs").count() == 0
+        );
     }
-    check(&h, &["tool-user"], false, "examples/tool-user does not apply to this app").await;
-    check(&h, &["tool-user"], true, "examples/tool-user requires greeting-tool").await;
+    check(
+        &h,
+        &["tool-user"],
+        false,
+        "examples/tool-user does not apply to this app",
+    )
+    .await;
+    check(
+        &h,
+        &["tool-user"],
+        true,
+        "examples/tool-user requires greeting-tool",
+    )
+    .await;
     check(
         &h,
         &["tool-provider"],
@@ -316,29 +343,48 @@ async fn cached_layer_is_reused_by_the_next_build() {
             let (result, lines) = h.run(&request).await;
             let slug = ok(result, &lines);
             let app = h.unpack(&slug);
-            let built_at = std::fs::read_to_string(app.join(".layers/examples_cached/deps/built-at"))
-                .expect("the launch+cache layer is in the slug");
+            let built_at =
+                std::fs::read_to_string(app.join(".layers/examples_cached/deps/built-at"))
+                    .expect("the launch+cache layer is in the slug");
             (lines, built_at, slug)
         }
     };
     let (first, first_built, slug) = build("flask\nrequests\n").await;
-    assert!(has_line(&first, "---> Installing dependencies"), "{first:#?}");
-    assert!(has_line(&first, "Adding cache layer 'examples/cached:deps'"));
+    assert!(
+        has_line(&first, "---> Installing dependencies"),
+        "{first:#?}"
+    );
+    assert!(has_line(
+        &first,
+        "Adding cache layer 'examples/cached:deps'"
+    ));
     assert_eq!(slug.process_types["worker"], "show-deps");
 
     let (second, second_built, _) = build("flask\nrequests\n").await;
     assert!(
-        has_line(&second, "Restoring data for \"examples/cached:deps\" from cache"),
+        has_line(
+            &second,
+            "Restoring data for \"examples/cached:deps\" from cache"
+        ),
         "{second:#?}"
     );
     assert!(
-        has_line(&second, "---> Reusing cached dependencies (flask requests )"),
+        has_line(
+            &second,
+            "---> Reusing cached dependencies (flask requests )"
+        ),
         "{second:#?}"
     );
-    assert_eq!(first_built, second_built, "the layer was rebuilt instead of reused");
+    assert_eq!(
+        first_built, second_built,
+        "the layer was rebuilt instead of reused"
+    );
 
     let (third, third_built, _) = build("flask\n").await;
-    assert!(has_line(&third, "---> Installing dependencies"), "{third:#?}");
+    assert!(
+        has_line(&third, "---> Installing dependencies"),
+        "{third:#?}"
+    );
     assert_ne!(second_built, third_built);
 }
 

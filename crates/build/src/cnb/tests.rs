@@ -131,9 +131,11 @@ fn a_buildpack_plan_holds_the_requirements_of_what_it_provides() {
         ]
     );
     // A requirer's own plan is empty; a name already met is not handed on.
-    assert!(BuildpackPlan::for_participant(&resolution, 1, &BTreeSet::new())
-        .entries
-        .is_empty());
+    assert!(
+        BuildpackPlan::for_participant(&resolution, 1, &BTreeSet::new())
+            .entries
+            .is_empty()
+    );
     let met = BTreeSet::from(["node".to_string()]);
     assert!(BuildpackPlan::for_participant(&resolution, 0, &met)
         .entries
@@ -144,7 +146,10 @@ fn a_buildpack_plan_holds_the_requirements_of_what_it_provides() {
 fn detect_plans_that_are_not_toml_are_errors() {
     assert!(DetectPlan::parse("[[provides]\n").is_err());
     assert!(DetectPlan::parse("provides = 3\n").is_err());
-    assert_eq!(DetectPlan::parse("").expect("empty").alternatives().len(), 1);
+    assert_eq!(
+        DetectPlan::parse("").expect("empty").alternatives().len(),
+        1
+    );
 }
 
 fn modification(name: &str, op: EnvOp, value: &str) -> EnvModification {
@@ -223,14 +228,16 @@ fn the_rendered_launch_script_agrees_with_apply() {
     }
     let mut program = script.clone();
     for name in &names {
-        program.push_str(&format!("printf '%s=%s\\0' {name} \"${{{name}-<unset>}}\"\n"));
+        program.push_str(&format!(
+            "printf '%s=%s\\0' {name} \"${{{name}-<unset>}}\"\n"
+        ));
     }
-    let out = command
-        .arg("-c")
-        .arg(&program)
-        .output()
-        .expect("run bash");
-    assert!(out.status.success(), "{}\n{script}", String::from_utf8_lossy(&out.stderr));
+    let out = command.arg("-c").arg(&program).output().expect("run bash");
+    assert!(
+        out.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: BTreeMap<String, String> = String::from_utf8(out.stdout)
         .expect("utf-8")
         .split('\0')
@@ -322,11 +329,9 @@ command = ["./bin/worker"]
 args = ["--queue=default", "--port=$(PORT)", "$$(LITERAL)", "$(not a ref)", "$(HOME)$(PORT)"]
 "#,
     );
-    let (types, default) = launch::process_types(&[
-        ("a".to_string(), first.clone()),
-        ("b".to_string(), second),
-    ])
-    .expect("valid");
+    let (types, default) =
+        launch::process_types(&[("a".to_string(), first.clone()), ("b".to_string(), second)])
+            .expect("valid");
     assert_eq!(default.as_deref(), Some("web"));
     assert_eq!(
         types,
@@ -359,8 +364,11 @@ fn project_toml_groups_and_env() {
         match expected {
             Ok((group, env)) => {
                 let project = got.unwrap_or_else(|e| panic!("{text}: {e}"));
-                let paths: Vec<String> =
-                    project.group.iter().map(|p| p.display().to_string()).collect();
+                let paths: Vec<String> = project
+                    .group
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
                 assert_eq!(paths, group, "{text}");
                 let env: Vec<(String, String)> = env
                     .iter()
@@ -401,6 +409,9 @@ fn project_toml_groups_and_env() {
         "[[io.buildpacks.group]]\nuri = \"docker://heroku/builder\"\n",
         Err("is not a path inside the app"),
     );
-    check("[[io.buildpacks.group]]\nuri = \".\"\n", Err("the app's own"));
+    check(
+        "[[io.buildpacks.group]]\nuri = \".\"\n",
+        Err("the app's own"),
+    );
     check("[io", Err("not valid TOML"));
 }
