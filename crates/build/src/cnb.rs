@@ -537,6 +537,10 @@ async fn build_inner(
     })
 }
 
+/// The group's buildpacks, how many entries `.slugignore` removed, and the user-provided
+/// environment.
+type Prepared = (Vec<CnbBuildpack>, usize, BTreeMap<String, String>);
+
 /// Prunes the source as the classic pipeline does, checks the Procfile early, lays out the
 /// work directories, writes the platform env and loads the group's buildpacks (copying those
 /// committed with the app). Returns them, how many entries `.slugignore` removed and the
@@ -546,7 +550,7 @@ fn prepare(
     group: &Group,
     work: &Path,
     dirs: &WorkDirs,
-) -> Result<(Vec<CnbBuildpack>, usize, BTreeMap<String, String>), CnbError> {
+) -> Result<Prepared, CnbError> {
     for dir in [&request.cache_dir, &request.work_dir, &request.slug_dir] {
         fs::create_dir_all(dir).map_err(|e| CnbError::io("create", dir, e))?;
     }

@@ -78,6 +78,9 @@ pub(crate) fn read_layers(
     Ok(layers)
 }
 
+/// A layer's environment changes: for every process, and by process type.
+pub(crate) type LayerEnv = (Vec<EnvModification>, BTreeMap<String, Vec<EnvModification>>);
+
 /// Which phase a layer's environment is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -93,7 +96,7 @@ pub(crate) fn layer_env(
     path: &str,
     phase: Phase,
     skipped: &mut Vec<String>,
-) -> Result<(Vec<EnvModification>, BTreeMap<String, Vec<EnvModification>>), CnbError> {
+) -> Result<LayerEnv, CnbError> {
     let is_dir = |sub: &str| fs::symlink_metadata(host.join(sub)).is_ok_and(|m| m.is_dir());
     let mut modifications = Vec::new();
     if is_dir("bin") {

@@ -357,9 +357,12 @@ args = ["--queue=default", "--port=$(PORT)", "$$(LITERAL)", "$(not a ref)", "$(H
     assert!(error.contains("Web.Server"), "{error}");
 }
 
+/// The group's paths and the build env a project.toml should give.
+type ProjectExpectation<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn project_toml_groups_and_env() {
-    let check = |text: &str, expected: Result<(&[&str], &[(&str, &str)]), &str>| {
+    let check = |text: &str, expected: Result<ProjectExpectation, &str>| {
         let got = project::parse(text);
         match expected {
             Ok((group, env)) => {
