@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod buildpacks;
+mod cnb;
 mod fsutil;
 mod pipeline;
 pub mod procfile;
@@ -257,6 +258,9 @@ pub enum BuildError {
         step: String,
         timeout: std::time::Duration,
     },
+    /// A Cloud Native Buildpacks build failed; the error (from `cnb.rs`) says why.
+    #[error("{0}")]
+    Cnb(Box<dyn std::error::Error + Send + Sync>),
     #[error("Internal error in build task {task}: it panicked or was cancelled")]
     TaskFailed { task: &'static str },
 }

@@ -32,6 +32,15 @@ pub async fn build(
     request: &BuildRequest,
     output: BuildOutput,
 ) -> Result<BuiltSlug, BuildError> {
+    // Cloud Native Buildpacks take their own path (`cnb.rs`) to the same kind of slug.
+    let cnb_group = blocking("read the CNB group", {
+        let request = request.clone();
+        move || crate::cnb::select(&request)
+    })
+    .await?;
+    if let Some(group) = cnb_group {
+        return crate::cnb::build(runtime, request, output, group).await;
+    }
     let env_dir = request.work_dir.join("env");
     let result = build_inner(runtime, request, output, &env_dir).await;
     let _ = blocking("remove the env dir", {
