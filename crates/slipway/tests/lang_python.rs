@@ -43,7 +43,10 @@ const PIPFILE: &str = include_str!("fixtures/python/pipenv/Pipfile");
 const PIPFILE_LOCK: &str = include_str!("fixtures/python/pipenv/Pipfile.lock");
 
 const DJANGO_FILES: [(&str, &str); 8] = [
-    ("manage.py", include_str!("fixtures/python/django/manage.py")),
+    (
+        "manage.py",
+        include_str!("fixtures/python/django/manage.py"),
+    ),
     (
         "mysite/__init__.py",
         include_str!("fixtures/python/django/mysite/__init__.py"),
@@ -129,7 +132,10 @@ fn assert_has(output: &str, needle: &str) {
 }
 
 fn assert_lacks(output: &str, needle: &str) {
-    assert!(!output.contains(needle), "unexpected {needle:?} in:\n{output}");
+    assert!(
+        !output.contains(needle),
+        "unexpected {needle:?} in:\n{output}"
+    );
 }
 
 fn write(dir: &Path, path: &str, contents: &str) {
@@ -154,7 +160,9 @@ async fn pip_app_installs_from_pypi_rebuilds_from_cache_and_sizes_web_concurrenc
     assert_has(&first, "remote: -----> Python app detected");
     assert_has(
         &first,
-        &format!("remote: -----> No Python version was specified. Using the stack's Python {stack}"),
+        &format!(
+            "remote: -----> No Python version was specified. Using the stack's Python {stack}"
+        ),
     );
     assert_has(&first, &format!("remote: -----> Installing Python {stack}"));
     assert_has(&first, "remote: -----> Installing requirements with pip");
@@ -205,7 +213,10 @@ async fn pip_app_installs_from_pypi_rebuilds_from_cache_and_sizes_web_concurrenc
     let failed = push_rejected(&server, "pipapp", app.path());
     assert_has(&failed, "No matching distribution found for six==99.0.0");
     assert_has(&failed, "Error: Unable to install dependencies using pip.");
-    assert_has(&failed, "check its spelling and version in requirements.txt");
+    assert_has(
+        &failed,
+        "check its spelling and version in requirements.txt",
+    );
     wait_for_body(
         &server,
         "pipapp",
@@ -234,7 +245,10 @@ async fn uv_app_syncs_the_lockfile_without_dev_groups_and_refuses_a_stale_one() 
         &output,
         &format!("remote: -----> Using Python {major_minor} specified in .python-version"),
     );
-    assert_has(&output, &format!("remote: -----> Installing Python {stack}"));
+    assert_has(
+        &output,
+        &format!("remote: -----> Installing Python {stack}"),
+    );
     assert_has(&output, "remote: -----> Installing uv 0.13.9");
     assert_has(
         &output,
@@ -328,7 +342,10 @@ async fn pipenv_app_deploys_pipfile_lock_and_refuses_a_stale_one() {
     write(
         app.path(),
         "Pipfile",
-        &PIPFILE.replace("six = \"==1.17.0\"", "six = \"==1.17.0\"\niniconfig = \"*\""),
+        &PIPFILE.replace(
+            "six = \"==1.17.0\"",
+            "six = \"==1.17.0\"\niniconfig = \"*\"",
+        ),
     );
     commit_all(app.path(), "add a package, forget pipenv lock");
     let stale = push_rejected(&server, "pipenvapp", app.path());
@@ -470,7 +487,10 @@ impl RuntimeSource {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect((host.as_str(), 8000)).is_err() {
-            assert!(Instant::now() < deadline, "the runtime source never listened");
+            assert!(
+                Instant::now() < deadline,
+                "the runtime source never listened"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         source
@@ -597,7 +617,10 @@ async fn python_version_comes_from_the_app_and_an_unavailable_one_is_refused() {
         &output,
         "remote: -----> Using Python 3.12 specified in .python-version",
     );
-    assert_has(&output, &format!("remote: -----> Installing Python {version}"));
+    assert_has(
+        &output,
+        &format!("remote: -----> Installing Python {version}"),
+    );
     assert_has(&output, "Successfully installed six-1.17.0");
     wait_for_body(&server, "pyversion", "/", &served(&version, "2", false)).await;
 
