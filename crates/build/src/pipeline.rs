@@ -650,10 +650,24 @@ impl StepRunner<'_> {
             return warn(format!("printed more than {} KB", TENANT_FILE_CAP / 1024));
         }
         match parse_report(&stdout.join("\n")) {
-            Ok(entries) => Ok(Some(BuildpackReport {
-                buildpack: buildpack.name.clone(),
-                entries,
-            })),
+            Ok(entries) => {
+                // Heroku keeps reports for its own metrics; here the tenant sees them in the
+                // build output (and so in `builds:output`).
+                if !entries.is_empty() {
+                    output(&format!(
+                        "-----> Build report of buildpack {}",
+                        buildpack.name
+                    ));
+                    for (key, value) in &entries {
+                        let value: String = value.chars().filter(|c| !c.is_control()).collect();
+                        output(&format!("       {key}: {value}"));
+                    }
+                }
+                Ok(Some(BuildpackReport {
+                    buildpack: buildpack.name.clone(),
+                    entries,
+                }))
+            }
             Err(error) => warn(format!("printed output that is not a YAML map ({error})")),
         }
     }
