@@ -125,9 +125,10 @@ pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuild
     let path = Path::new(name);
     if path.is_absolute() && path.join("bin/detect").is_file() && path.join("bin/compile").is_file()
     {
+        // Short: it is part of container ids, and a cache directory's name is long.
         let short = path
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| n.to_string_lossy().chars().take(20).collect())
             .unwrap_or_else(|| "buildpack".to_string());
         return Ok(ResolvedBuildpack {
             name: short,

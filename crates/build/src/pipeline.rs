@@ -80,18 +80,32 @@ async fn build_inner(
             .map(|limit| (tokio::time::Instant::now() + limit, limit)),
     };
 
-    // Detect.
+    // Detect. Each buildpack runs from a per-build copy owned by the build user, which it
+    // may write to: Heroku's contract has `bin/compile` leave `$BUILDPACK_DIR/export` for the
+    // buildpacks after it, and the installed (or cached) directory is shared by every build
+    // and readable by the platform only. Built-ins are detected in place (they are
+    // world-readable) and only the one chosen is copied.
     let selected = if request.buildpacks.is_empty() {
-        vec![auto_detect(&steps).await?]
+        let (winner, framework) = auto_detect(&steps).await?;
+        let copies = copy_buildpacks(request, vec![winner]).await?;
+        copies
+            .into_iter()
+            .map(|copy| (copy, framework.clone()))
+            .collect::<Vec<_>>()
     } else {
+        let resolved = request
+            .buildpacks
+            .iter()
+            .map(|name| buildpacks::resolve(name, &request.buildpacks_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        let copies = copy_buildpacks(request, resolved).await?;
         let mut selected = Vec::new();
-        for (index, name) in request.buildpacks.iter().enumerate() {
-            let buildpack = buildpacks::resolve(name, &request.buildpacks_dir)?;
+        for (index, (name, buildpack)) in request.buildpacks.iter().zip(copies).enumerate() {
             let step = format!("detect-{index}-{}", buildpack.name);
             let detect = steps.detect(&step, &buildpack).await?;
             if !detect.status.success() {
                 return Err(BuildError::NotCompatible {
-                    buildpack: name.clone(),
+                    buildpack: display_name(name),
                     status: detect.status.to_string(),
                     detail: detect.stderr.last().cloned().unwrap_or_default(),
                 });
@@ -101,15 +115,6 @@ async fn build_inner(
         }
         selected
     };
-
-    // Each buildpack runs from a per-build copy it may write to: Heroku's contract has
-    // `bin/compile` leave `$BUILDPACK_DIR/export` for the buildpacks after it, and the
-    // installed (or cached) directory is shared by every build.
-    let selected = blocking("copy the buildpacks", {
-        let request = request.clone();
-        move || copy_buildpacks(&request, selected)
-    })
-    .await?;
 
     // Compile in order, each after the exports of those before it; the last buildpack's
     // release output is used (heroku-buildpack-multi's "release configuration from last
@@ -305,30 +310,46 @@ async fn auto_detect(steps: &StepRunner<'_>) -> Result<(ResolvedBuildpack, Strin
     })
 }
 
-/// Copies each selected buildpack to `work_dir/buildpacks/<index>-<name>`, owned by the build
-/// user, and returns the copies (writable) in the same order.
-fn copy_buildpacks(
+/// Copies each buildpack to `work_dir/buildpacks/<index>-<name>`, owned by the build user,
+/// and returns the copies (writable) in the same order.
+async fn copy_buildpacks(
     request: &BuildRequest,
-    selected: Vec<(ResolvedBuildpack, String)>,
-) -> Result<Vec<(ResolvedBuildpack, String)>, BuildError> {
-    let root = request.work_dir.join("buildpacks");
-    remove_path(&root)?;
-    std::fs::create_dir_all(&root).map_err(|e| BuildError::io("create", &root, e))?;
-    selected
-        .into_iter()
-        .enumerate()
-        .map(|(index, (buildpack, framework))| {
-            let dir = root.join(format!("{index}-{}", sanitize(&buildpack.name)));
-            copy_tree(&buildpack.dir, &dir)?;
-            chown_recursive(&dir, request.uid, request.gid)?;
-            let copy = ResolvedBuildpack {
-                name: buildpack.name,
-                dir,
-                writable: true,
-            };
-            Ok((copy, framework))
-        })
-        .collect()
+    buildpacks: Vec<ResolvedBuildpack>,
+) -> Result<Vec<ResolvedBuildpack>, BuildError> {
+    let request = request.clone();
+    blocking("copy the buildpacks", move || {
+        let root = request.work_dir.join("buildpacks");
+        remove_path(&root)?;
+        std::fs::create_dir_all(&root).map_err(|e| BuildError::io("create", &root, e))?;
+        buildpacks
+            .into_iter()
+            .enumerate()
+            .map(|(index, buildpack)| {
+                let dir = root.join(format!("{index}-{}", sanitize(&buildpack.name)));
+                copy_tree(&buildpack.dir, &dir)?;
+                chown_recursive(&dir, request.uid, request.gid)?;
+                Ok(ResolvedBuildpack {
+                    name: buildpack.name,
+                    dir,
+                    writable: true,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+/// How a configured buildpack is named in messages: a built-in's name, or a directory's
+/// last component (a fetched buildpack's cache path means nothing to the tenant).
+fn display_name(name: &str) -> String {
+    if Path::new(name).is_absolute() {
+        Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_owned())
+    } else {
+        name.to_owned()
+    }
 }
 
 /// After a buildpack's compile: its `export` file (if it left one, through
