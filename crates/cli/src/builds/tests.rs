@@ -30,6 +30,7 @@ fn build(n: u128, status: &str, version: Option<&str>, buildpacks: &[&str]) -> B
             checksum: None,
             url: "https://api.example/myapp.git".into(),
             version: version.map(str::to_owned),
+            version_description: None,
         },
         release: None,
         slug: None,
