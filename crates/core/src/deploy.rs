@@ -9,6 +9,11 @@
 //! release phase; the deploy's release writes their records and config vars, and a deploy that
 //! writes no release drops them again.
 //!
+//! The buildpacks are the build request's, else the app's (`buildpacks:set`), else app.json's,
+//! else the source's `.buildpacks`, else auto-detected; those named by URL are fetched (see
+//! `buildpacks/fetch.rs`) before the build starts. A `git push` is recorded as a build (see
+//! `builds.rs`), so `builds`, `builds:info` and `builds:output` show it.
+//!
 //! Tenant input is hostile: the source is unpacked by `slipway_build::unpack_source` (no entry
 //! outside the tree, symlinks kept as symlinks, expanded size capped by
 //! [`crate::BuildBudget::max_source_bytes`]); app.json is read with
