@@ -1,4 +1,4 @@
-//! Builds: `POST /apps/{app}/builds {source_blob: {url, checksum, version}, buildpacks}` fetches
+//! Builds: `DELETE /apps/{app}/build-cache` empties the app's build cache. `POST /apps/{app}/builds {source_blob: {url, checksum, version}, buildpacks}` fetches
 //! the tarball over HTTP(S) and deploys it as a push would, in the background; `GET
 //! /apps/{app}/builds[/{id}]` shows how it went; the build's `output_stream_url`
 //! (`/build-outputs/{secret}`, authenticated by its secret like a log session's URL) streams
@@ -47,9 +47,17 @@ pub(crate) fn build_json(
             build
                 .buildpacks
                 .iter()
-                .map(|name| wire::Buildpack {
-                    url: format!("heroku/{name}"),
-                    name: Some(format!("heroku/{name}")),
+                .map(|name| {
+                    // Built-ins are kept by their short name, URLs as given.
+                    let shown = if name.contains("://") {
+                        name.clone()
+                    } else {
+                        format!("heroku/{name}")
+                    };
+                    wire::Buildpack {
+                        url: shown.clone(),
+                        name: Some(shown),
+                    }
                 })
                 .collect(),
         ),
@@ -146,6 +154,24 @@ pub(crate) async fn get(
 ) -> ApiResult<Json<wire::Build>> {
     let build = state.platform.build(&app, &build).await?;
     Ok(Json(build_json(&state, &app, &user, &build)))
+}
+
+/// `DELETE /apps/{app}/build-cache`: empties the app's build cache (Heroku's "Delete cache"
+/// link, which the `builds:cache:purge` plugin calls); answers `{}`.
+pub(crate) async fn purge_cache(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path(app): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let app = parse_app(app)?;
+    match state
+        .platform
+        .execute(&user, Command::PurgeBuildCache { app })
+        .await?
+    {
+        slipway_core::Outcome::BuildCachePurged => Ok(Json(serde_json::json!({}))),
+        _ => Err(ApiError::unexpected_outcome()),
+    }
 }
 
 /// `GET /build-outputs/{secret}`: the build's output from its start (or after

@@ -264,6 +264,7 @@ pub(crate) fn document() -> OpenApi {
     let b = d.list::<wire::Build>(); d.route(Get, "/apps/{app}/builds", "An app's builds.", No, 200, b);
     let (q, b) = (d.one::<wire::BuildCreate>(), d.one::<wire::Build>()); d.route(Post, "/apps/{app}/builds", "Build a source tarball.", q, 201, b);
     let b = d.one::<wire::Build>(); d.route(Get, "/apps/{app}/builds/{build}", "A build.", No, 200, b);
+    d.route(Delete, "/apps/{app}/build-cache", "Empty an app's build cache.", No, 200, o());
     let (q, b) = (d.one::<wire::SlugCreate>(), d.one::<wire::Slug>()); d.route(Post, "/apps/{app}/slugs", "Create a slug to upload.", q, 201, b);
     let b = d.one::<wire::Slug>(); d.route(Get, "/apps/{app}/slugs/{slug}", "A slug.", No, 200, b);
     // Outside the Platform API: streams, uploads, git, the CA and this document.

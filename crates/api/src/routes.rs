@@ -239,6 +239,10 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         .route("/apps/{app}/builds", get(builds::list).post(builds::create))
         .route("/apps/{app}/builds/{build}", get(builds::get))
+        .route(
+            "/apps/{app}/build-cache",
+            axum::routing::delete(builds::purge_cache),
+        )
         .route("/apps/{app}/slugs", post(slugs::create))
         .route("/apps/{app}/slugs/{slug}", get(slugs::get))
         // The app endpoints of `apps_extra.rs`.

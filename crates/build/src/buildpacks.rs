@@ -117,7 +117,14 @@ pub(crate) struct ResolvedBuildpack {
     /// Short name used in messages and container ids (`python`, or the directory's name).
     pub(crate) name: String,
     pub(crate) dir: PathBuf,
+    /// A per-build copy the build may write to (`$BUILDPACK_DIR/export`), mounted read-write;
+    /// otherwise the installed directory, mounted read-only.
+    pub(crate) writable: bool,
 }
+
+/// The built-in that detects any app with a Procfile: when it is what auto-detection picks,
+/// no language buildpack recognized the app.
+pub(crate) const GENERIC_BUILDPACK: &str = "procfile";
 
 /// Resolves one entry of `BuildRequest::buildpacks`.
 pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuildpack, BuildError> {
@@ -131,13 +138,15 @@ pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuild
     let path = Path::new(name);
     if path.is_absolute() && path.join("bin/detect").is_file() && path.join("bin/compile").is_file()
     {
+        // Short: it is part of container ids, and a cache directory's name is long.
         let short = path
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| n.to_string_lossy().chars().take(20).collect())
             .unwrap_or_else(|| "buildpack".to_string());
         return Ok(ResolvedBuildpack {
             name: short,
             dir: path.to_path_buf(),
+            writable: false,
         });
     }
     Err(BuildError::UnknownBuildpack {
@@ -158,6 +167,7 @@ pub(crate) fn builtin(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuild
     Ok(ResolvedBuildpack {
         name: name.to_string(),
         dir,
+        writable: false,
     })
 }
 
@@ -170,3 +180,77 @@ pub(crate) fn looked_for() -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// Files that mark an app of some language at the root of its source, and that language as
+/// the built-ins name it (their `kind_of_app`). When auto-detection picks no language
+/// buildpack, a file here whose language no built-in builds fails the build with
+/// [`BuildError::LanguageWithoutBuildpack`] instead of deploying an app that cannot start; a
+/// built-in added for a language (say `kind_of_app: "Ruby"`) takes its files out of that check
+/// with no change here.
+pub(crate) const LANGUAGE_FILES: &[(&str, &str)] = &[
+    ("Gemfile", "Ruby"),
+    ("go.mod", "Go"),
+    ("pom.xml", "Java"),
+    ("build.gradle", "Java"),
+    ("build.gradle.kts", "Java"),
+    ("build.sbt", "Scala"),
+    ("project.clj", "Clojure"),
+    ("composer.json", "PHP"),
+    ("Cargo.toml", "Rust"),
+    ("mix.exs", "Elixir"),
+    ("deno.json", "Deno"),
+    ("requirements.txt", "Python"),
+    ("pyproject.toml", "Python"),
+    ("setup.py", "Python"),
+    ("Pipfile", "Python"),
+    ("package.json", "Node.js"),
+];
+
+/// Whether some built-in buildpack builds apps of `language`.
+fn has_builtin_for(language: &str) -> bool {
+    BUILTINS.iter().any(|b| b.kind_of_app == language)
+}
+
+/// The language files at the root of `source_dir` that no built-in buildpack builds, as
+/// (file, language). Presence is enough (`lstat`, nothing is read or followed).
+pub(crate) fn unbuildable_language_files(source_dir: &Path) -> Vec<(&'static str, &'static str)> {
+    LANGUAGE_FILES
+        .iter()
+        .filter(|(file, _)| fs::symlink_metadata(source_dir.join(file)).is_ok())
+        .filter(|(_, language)| !has_builtin_for(language))
+        .copied()
+        .collect()
+}
+
+/// The most entries a `.buildpacks` file may list.
+pub const MAX_DOT_BUILDPACKS: usize = 16;
+
+/// Parses a `.buildpacks` file (heroku-buildpack-multi's format, which Heroku and Dokku still
+/// read): one buildpack per line, a built-in name or a URL with an optional `#ref`; blank
+/// lines and `#` comment lines are skipped. More than [`MAX_DOT_BUILDPACKS`] entries, or a
+/// line with a space or a control character, is refused with the line's number.
+pub fn parse_dot_buildpacks(text: &str) -> Result<Vec<String>, String> {
+    let mut list = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.chars().any(|c| c.is_whitespace() || c.is_control()) || line.len() > 2048 {
+            return Err(format!(
+                ".buildpacks line {} is not a buildpack name or URL: write one per line",
+                number + 1
+            ));
+        }
+        list.push(line.to_owned());
+        if list.len() > MAX_DOT_BUILDPACKS {
+            return Err(format!(
+                ".buildpacks lists more than {MAX_DOT_BUILDPACKS} buildpacks"
+            ));
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests;

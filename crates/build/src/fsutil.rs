@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{lchown, PermissionsExt};
+use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
 use std::path::{Component, Path};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -210,6 +210,31 @@ pub(crate) fn write_env_dir(
             .map_err(|e| BuildError::io("set permissions of", &path, e))?;
     }
     chown_recursive(env_dir, uid, gid)
+}
+
+/// Copies the tree at `src` to `dst` (which must not exist) without following a symbolic link:
+/// links are recreated as links, regular files keep their permission bits (set-id bits
+/// dropped), anything else is skipped. A buildpack's per-build copy is made with it, and a
+/// fetched buildpack is tenant content.
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    let metadata = fs::symlink_metadata(src).map_err(|e| BuildError::io("inspect", src, e))?;
+    let file_type = metadata.file_type();
+    if file_type.is_dir() {
+        fs::create_dir(dst).map_err(|e| BuildError::io("create", dst, e))?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(0o755))
+            .map_err(|e| BuildError::io("set permissions of", dst, e))?;
+        for entry in sorted_entries(src)? {
+            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+    } else if file_type.is_symlink() {
+        let target = fs::read_link(src).map_err(|e| BuildError::io("read the link", src, e))?;
+        std::os::unix::fs::symlink(&target, dst).map_err(|e| BuildError::io("create", dst, e))?;
+    } else if file_type.is_file() {
+        fs::copy(src, dst).map_err(|e| BuildError::io("copy", src, e))?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(metadata.mode() & 0o777))
+            .map_err(|e| BuildError::io("set permissions of", dst, e))?;
+    }
+    Ok(())
 }
 
 /// Removes `path` (file, symlink or directory tree) if it exists.

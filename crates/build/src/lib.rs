@@ -21,7 +21,9 @@ pub mod procfile;
 mod slug;
 mod slugignore;
 
-pub use buildpacks::{install_builtin_buildpacks, BUILTIN_BUILDPACKS};
+pub use buildpacks::{
+    install_builtin_buildpacks, parse_dot_buildpacks, BUILTIN_BUILDPACKS, MAX_DOT_BUILDPACKS,
+};
 pub use fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
 pub use pipeline::{build, BUILD_DISK_BYTES};
 pub use slug::{unpack_slug, unpack_source, MAX_UNPACKED_SLUG_BYTES};
@@ -53,6 +55,9 @@ pub struct BuildRequest {
     pub gid: u32,
     /// E.g. `heroku-24`; exported to buildpacks as `STACK`.
     pub stack: String,
+    /// The commit being built, exported to buildpacks as `SOURCE_VERSION` as Heroku does
+    /// (unset when the source has no known version).
+    pub source_version: Option<String>,
     /// Unique per build; part of the build containers' ids.
     pub build_id: String,
     /// How the runtime presents bind mounts to the build scripts.
@@ -103,6 +108,18 @@ pub struct BuiltSlug {
     pub process_types: BTreeMap<String, String>,
     /// The last buildpack's framework name, e.g. `Python`.
     pub buildpack_description: String,
+    /// What each buildpack's `bin/report` printed (a flat YAML map of build metadata), in
+    /// build order; buildpacks without `bin/report` are absent.
+    pub reports: Vec<BuildpackReport>,
+}
+
+/// One buildpack's `bin/report`: keys and values as printed (values kept as their YAML
+/// text when not a string), at most [`TENANT_FILE_CAP`] of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildpackReport {
+    /// The buildpack's short name, as in the build's messages.
+    pub buildpack: String,
+    pub entries: BTreeMap<String, String>,
 }
 
 /// Receives one line of build output at a time (streamed to `git push` as `remote:` lines).
@@ -119,6 +136,19 @@ pub enum BuildError {
     NoBuildpack {
         /// E.g. `requirements.txt, setup.py or pyproject.toml (Python); package.json (Node.js)`.
         looked_for: String,
+    },
+    /// Auto-detection found no language buildpack, but the app has files of a language no
+    /// buildpack here builds (a `Gemfile`, `go.mod`, ...).
+    #[error(
+        "Push rejected: Found {found} but no buildpack for {languages} is available. Set one \
+         with `slipway buildpacks:set URL` (a git URL or a .tgz of a classic buildpack, such as \
+         the language's Heroku buildpack) and push again."
+    )]
+    LanguageWithoutBuildpack {
+        /// E.g. `Gemfile (Ruby)`.
+        found: String,
+        /// E.g. `Ruby`.
+        languages: String,
     },
     /// An explicitly configured buildpack's `bin/detect` rejected the app.
     #[error(

@@ -2,6 +2,7 @@
 //! containers, work out the process types and pack the slug.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,10 +14,11 @@ use slipway_runtime::{
 
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
 use crate::fsutil::{
-    chown_recursive, read_tenant_file, remove_path, write_env_dir, TENANT_FILE_CAP,
+    chown_recursive, copy_tree, read_tenant_file, remove_path, write_env_dir, TENANT_FILE_CAP,
 };
 use crate::{
-    procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest, BuiltSlug, MountView,
+    detail_suffix, procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest,
+    BuildpackReport, BuiltSlug, MountView,
 };
 
 /// The disk quota of every build container (`Limits::disk_bytes`): its ephemeral layer and
@@ -87,18 +89,32 @@ async fn build_inner(
             .map(|limit| (tokio::time::Instant::now() + limit, limit)),
     };
 
-    // Detect.
+    // Detect. Each buildpack runs from a per-build copy owned by the build user, which it
+    // may write to: Heroku's contract has `bin/compile` leave `$BUILDPACK_DIR/export` for the
+    // buildpacks after it, and the installed (or cached) directory is shared by every build
+    // and readable by the platform only. Built-ins are detected in place (they are
+    // world-readable) and only the one chosen is copied.
     let selected = if request.buildpacks.is_empty() {
-        vec![auto_detect(&steps).await?]
+        let (winner, framework) = auto_detect(&steps).await?;
+        let copies = copy_buildpacks(request, vec![winner]).await?;
+        copies
+            .into_iter()
+            .map(|copy| (copy, framework.clone()))
+            .collect::<Vec<_>>()
     } else {
+        let resolved = request
+            .buildpacks
+            .iter()
+            .map(|name| buildpacks::resolve(name, &request.buildpacks_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        let copies = copy_buildpacks(request, resolved).await?;
         let mut selected = Vec::new();
-        for (index, name) in request.buildpacks.iter().enumerate() {
-            let buildpack = buildpacks::resolve(name, &request.buildpacks_dir)?;
+        for (index, (name, buildpack)) in request.buildpacks.iter().zip(copies).enumerate() {
             let step = format!("detect-{index}-{}", buildpack.name);
             let detect = steps.detect(&step, &buildpack).await?;
             if !detect.status.success() {
                 return Err(BuildError::NotCompatible {
-                    buildpack: name.clone(),
+                    buildpack: display_name(name),
                     status: detect.status.to_string(),
                     detail: detect.stderr.last().cloned().unwrap_or_default(),
                 });
@@ -109,9 +125,10 @@ async fn build_inner(
         selected
     };
 
-    // Compile and release, in order; the last buildpack's release output is used.
-    let mut default_process_types = BTreeMap::new();
-    let mut description = String::new();
+    // Compile in order, each after the exports of those before it; the last buildpack's
+    // release output is used (heroku-buildpack-multi's "release configuration from last
+    // framework").
+    let mut reports = Vec::new();
     for (index, (buildpack, framework)) in selected.iter().enumerate() {
         output(&format!("-----> {framework} app detected"));
         let step = format!("compile-{index}-{}", buildpack.name);
@@ -134,15 +151,65 @@ async fn build_inner(
                 hint: compile_hint(status, request),
             });
         }
-        default_process_types = steps
-            .release(
-                &format!("release-{index}-{}", buildpack.name),
+        blocking("keep the buildpack's export file", {
+            let buildpack = buildpack.clone();
+            let exports = steps.exports_dir();
+            let (uid, gid) = (request.uid, request.gid);
+            move || keep_export(&buildpack, index, &exports, uid, gid)
+        })
+        .await?;
+        if let Some(report) = steps
+            .report(
+                &format!("report-{index}-{}", buildpack.name),
                 buildpack,
                 &output,
             )
-            .await?;
-        description = framework.clone();
+            .await?
+        {
+            reports.push(report);
+        }
     }
+    let (last, description) = selected
+        .last()
+        .map(|(buildpack, framework)| (buildpack.clone(), framework.clone()))
+        .ok_or_else(|| BuildError::NoBuildpack {
+            looked_for: buildpacks::looked_for(),
+        })?;
+    let release = steps
+        .release(
+            &format!("release-{}-{}", selected.len() - 1, last.name),
+            &last,
+            &output,
+        )
+        .await?;
+    if !release.addons.is_empty() {
+        output(&format!(
+            "       Warning: buildpack {} asks for the add-ons {}; Slipway provisions add-ons only when asked (`slipway addons:create`) or listed in app.json",
+            last.name,
+            release.addons.join(", ")
+        ));
+    }
+    if !release.config_vars.is_empty() {
+        let written = blocking("write the buildpack's default config vars", {
+            let source_dir = request.source_dir.clone();
+            let vars = release.config_vars.clone();
+            let (uid, gid) = (request.uid, request.gid);
+            move || write_config_var_defaults(&source_dir, &vars, uid, gid)
+        })
+        .await?;
+        match written {
+            Ok(keys) => output(&format!(
+                "       Default config vars from buildpack {} (used when unset): {}",
+                last.name,
+                keys.join(", ")
+            )),
+            Err(reason) => output(&format!(
+                "       Warning: the default config vars of buildpack {} were not kept: {reason}",
+                last.name
+            )),
+        }
+    }
+    let default_process_types = release.default_process_types;
 
     // Process types: the Procfile wins over the buildpack's defaults.
     output("-----> Discovering process types");
@@ -189,6 +256,7 @@ async fn build_inner(
         size: packed.size,
         process_types,
         buildpack_description: description,
+        reports,
     })
 }
 
@@ -206,19 +274,196 @@ fn compile_hint(status: ExitStatus, request: &BuildRequest) -> String {
     }
 }
 
-/// Runs the built-ins' detect in order; the first that passes wins.
+/// Runs the built-ins' detect in order; the first that passes wins. When that is only the
+/// generic Procfile buildpack (or none passes) while the app has files of a language no
+/// buildpack here builds, the build fails naming them rather than deploy what cannot start.
 async fn auto_detect(steps: &StepRunner<'_>) -> Result<(ResolvedBuildpack, String), BuildError> {
+    let mut winner = None;
     for name in BUILTIN_BUILDPACKS {
         let buildpack = buildpacks::builtin(name, &steps.request.buildpacks_dir)?;
         let detect = steps.detect(&format!("detect-{name}"), &buildpack).await?;
         if detect.status.success() {
             let framework = detect.framework(&buildpack);
-            return Ok((buildpack, framework));
+            winner = Some((buildpack, framework));
+            break;
         }
     }
-    Err(BuildError::NoBuildpack {
+    let generic = winner
+        .as_ref()
+        .is_none_or(|(buildpack, _)| buildpack.name == buildpacks::GENERIC_BUILDPACK);
+    if generic {
+        let source_dir = steps.request.source_dir.clone();
+        let found = blocking("look for language files", move || {
+            Ok(buildpacks::unbuildable_language_files(&source_dir))
+        })
+        .await?;
+        if !found.is_empty() {
+            let mut languages: Vec<&str> = Vec::new();
+            for (_, language) in &found {
+                if !languages.contains(language) {
+                    languages.push(language);
+                }
+            }
+            return Err(BuildError::LanguageWithoutBuildpack {
+                found: found
+                    .iter()
+                    .map(|(file, language)| format!("{file} ({language})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                languages: languages.join(" or "),
+            });
+        }
+    }
+    winner.ok_or_else(|| BuildError::NoBuildpack {
         looked_for: buildpacks::looked_for(),
     })
+}
+
+/// Copies each buildpack to `work_dir/buildpacks/<index>-<name>`, owned by the build user,
+/// and returns the copies (writable) in the same order.
+async fn copy_buildpacks(
+    request: &BuildRequest,
+    buildpacks: Vec<ResolvedBuildpack>,
+) -> Result<Vec<ResolvedBuildpack>, BuildError> {
+    let request = request.clone();
+    blocking("copy the buildpacks", move || {
+        let root = request.work_dir.join("buildpacks");
+        remove_path(&root)?;
+        std::fs::create_dir_all(&root).map_err(|e| BuildError::io("create", &root, e))?;
+        buildpacks
+            .into_iter()
+            .enumerate()
+            .map(|(index, buildpack)| {
+                let dir = root.join(format!("{index}-{}", sanitize(&buildpack.name)));
+                copy_tree(&buildpack.dir, &dir)?;
+                chown_recursive(&dir, request.uid, request.gid)?;
+                Ok(ResolvedBuildpack {
+                    name: buildpack.name,
+                    dir,
+                    writable: true,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+/// How a configured buildpack is named in messages: a built-in's name, or a directory's
+/// last component (a fetched buildpack's cache path means nothing to the tenant).
+fn display_name(name: &str) -> String {
+    if Path::new(name).is_absolute() {
+        Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_owned())
+    } else {
+        name.to_owned()
+    }
+}
+
+/// After a buildpack's compile: its `export` file (if it left one, through
+/// [`read_tenant_file`]: no symlink, at most [`TENANT_FILE_CAP`]) becomes
+/// `exports/<index>`, which the next compiles source in order.
+fn keep_export(
+    buildpack: &ResolvedBuildpack,
+    index: usize,
+    exports: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(), BuildError> {
+    let Some(contents) = read_tenant_file(&buildpack.dir, "export", TENANT_FILE_CAP)? else {
+        return Ok(());
+    };
+    let path = exports.join(format!("{index:03}"));
+    std::fs::write(&path, contents).map_err(|e| BuildError::io("write", &path, e))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| BuildError::io("set permissions of", &path, e))?;
+    chown_recursive(&path, uid, gid)
+}
+
+/// Where `bin/release`'s `config_vars` go: a `.profile.d` script that exports each one only
+/// when the app has not set it, as Dokku's herokuish does (Heroku itself stopped documenting
+/// them; they were defaults for the app's config).
+pub(crate) const CONFIG_VAR_DEFAULTS_SCRIPT: &str = "000-buildpack-config-vars.sh";
+
+/// Writes [`CONFIG_VAR_DEFAULTS_SCRIPT`] into the app's `.profile.d`; returns the keys kept,
+/// or why nothing was (a key that is not a shell name, or a `.profile.d` that is not a plain
+/// directory: the build may have left a symlink there, which the platform must not write
+/// through).
+fn write_config_var_defaults(
+    source_dir: &Path,
+    vars: &BTreeMap<String, String>,
+    uid: u32,
+    gid: u32,
+) -> Result<Result<Vec<String>, String>, BuildError> {
+    let script = match config_var_defaults_script(vars) {
+        Ok(script) => script,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let dir = source_dir.join(".profile.d");
+    match std::fs::symlink_metadata(&dir) {
+        Ok(metadata) if metadata.is_dir() => {}
+        Ok(_) => return Ok(Err(".profile.d is not a directory".to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(&dir).map_err(|e| BuildError::io("create", &dir, e))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("set permissions of", &dir, e))?;
+            chown_recursive(&dir, uid, gid)?;
+        }
+        Err(e) => return Err(BuildError::io("inspect", &dir, e)),
+    }
+    let path = dir.join(CONFIG_VAR_DEFAULTS_SCRIPT);
+    remove_path(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| BuildError::io("create", &path, e))?;
+    std::io::Write::write_all(&mut file, script.as_bytes())
+        .map_err(|e| BuildError::io("write", &path, e))?;
+    chown_recursive(&path, uid, gid)?;
+    Ok(Ok(vars.keys().cloned().collect()))
+}
+
+/// The shell text of [`CONFIG_VAR_DEFAULTS_SCRIPT`]: each value single-quoted, set only when
+/// the variable is unset. A key that is not a shell variable name refuses the whole map.
+pub(crate) fn config_var_defaults_script(
+    vars: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut script = String::from(
+        "# Default config vars from the last buildpack's bin/release; a config var set on the app wins.\n",
+    );
+    for (key, value) in vars {
+        let valid = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            let shown: String = key.chars().take(64).filter(|c| !c.is_control()).collect();
+            return Err(format!("{shown:?} is not a shell variable name"));
+        }
+        let quoted = value.replace('\'', "'\\''");
+        script.push_str(&format!(
+            "if [ -z \"${{{key}+set}}\" ]; then export {key}='{quoted}'; fi\n"
+        ));
+    }
+    Ok(script)
+}
+
+/// A buildpack's name as a path component: `[A-Za-z0-9_.-]`, anything else `-`.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Creates the directories, prunes the source, validates an existing Procfile early (before
@@ -245,6 +490,12 @@ fn prepare(request: &BuildRequest, env_dir: &Path) -> Result<Vec<String>, BuildE
     };
     read_procfile(source)?;
     write_env_dir(env_dir, &request.config_vars, request.uid, request.gid)?;
+    let exports = request.work_dir.join("exports");
+    remove_path(&exports)?;
+    std::fs::create_dir_all(&exports).map_err(|e| BuildError::io("create", &exports, e))?;
+    std::fs::set_permissions(&exports, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| BuildError::io("set permissions of", &exports, e))?;
+    chown_recursive(&exports, request.uid, request.gid)?;
     chown_recursive(source, request.uid, request.gid)?;
     chown_recursive(&request.cache_dir, request.uid, request.gid)?;
     Ok(removed)
@@ -287,23 +538,75 @@ impl Detection {
 }
 
 /// `bin/release` output. Heroku documents `addons` and `default_process_types`; the
-/// historical `config_vars` is accepted and ignored.
+/// historical `config_vars` is kept as defaults (see [`CONFIG_VAR_DEFAULTS_SCRIPT`]).
 #[derive(Debug, Default, Deserialize)]
-struct ReleaseOutput {
+struct RawReleaseOutput {
     #[serde(default)]
     default_process_types: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    addons: Option<Vec<String>>,
+    #[serde(default)]
+    config_vars: Option<BTreeMap<String, serde_norway::Value>>,
 }
 
-/// The default process types in a buildpack's `bin/release` output (YAML); none when it
-/// printed nothing or no `default_process_types`.
-fn parse_release_output(text: &str) -> Result<BTreeMap<String, String>, serde_norway::Error> {
+/// What the platform takes from a `bin/release`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReleaseOutput {
+    pub(crate) default_process_types: BTreeMap<String, String>,
+    pub(crate) addons: Vec<String>,
+    /// Scalar values as text; a nested value is dropped.
+    pub(crate) config_vars: BTreeMap<String, String>,
+}
+
+/// A buildpack's `bin/release` output (YAML); empty when it printed nothing.
+fn parse_release_output(text: &str) -> Result<ReleaseOutput, serde_norway::Error> {
+    if text.trim().is_empty() {
+        return Ok(ReleaseOutput::default());
+    }
+    let parsed: Option<RawReleaseOutput> = serde_norway::from_str(text)?;
+    let parsed = parsed.unwrap_or_default();
+    Ok(ReleaseOutput {
+        default_process_types: parsed.default_process_types.unwrap_or_default(),
+        addons: parsed.addons.unwrap_or_default(),
+        config_vars: parsed
+            .config_vars
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(key, value)| scalar_text(&value).map(|text| (key, text)))
+            .collect(),
+    })
+}
+
+/// A YAML scalar as text (`3000`, `true`, `abc`); none for null, lists and maps.
+fn scalar_text(value: &serde_norway::Value) -> Option<String> {
+    match value {
+        serde_norway::Value::String(text) => Some(text.clone()),
+        serde_norway::Value::Number(number) => Some(number.to_string()),
+        serde_norway::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// A buildpack's `bin/report` output: a flat YAML map (Heroku's buildpacks print
+/// `key: value` lines of build metadata). Nested values are kept as their YAML text.
+fn parse_report(text: &str) -> Result<BTreeMap<String, String>, serde_norway::Error> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
-    let parsed: Option<ReleaseOutput> = serde_norway::from_str(text)?;
+    let parsed: Option<BTreeMap<String, serde_norway::Value>> = serde_norway::from_str(text)?;
     Ok(parsed
-        .and_then(|p| p.default_process_types)
-        .unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| {
+            let text = scalar_text(&value).unwrap_or_else(|| match value {
+                serde_norway::Value::Null => String::new(),
+                other => serde_norway::to_string(&other)
+                    .map(|yaml| yaml.trim_end().to_owned())
+                    .unwrap_or_default(),
+            });
+            (key, text)
+        })
+        .collect())
 }
 
 /// Runs buildpack scripts in build containers.
@@ -331,14 +634,83 @@ impl StepRunner<'_> {
         })
     }
 
+    /// Where the exports of finished compiles are kept (host path).
+    fn exports_dir(&self) -> PathBuf {
+        self.request.work_dir.join("exports")
+    }
+
+    /// Runs `bin/report BUILD_DIR CACHE_DIR ENV_DIR` when the buildpack has one and returns
+    /// its metadata. A report is informative: one that fails or is not a YAML map is a
+    /// warning in the output, never a failed build.
+    async fn report(
+        &self,
+        step: &str,
+        buildpack: &ResolvedBuildpack,
+        output: &BuildOutput,
+    ) -> Result<Option<BuildpackReport>, BuildError> {
+        if !buildpack.dir.join("bin/report").is_file() {
+            return Ok(None);
+        }
+        let (sink, stdout, stderr) = capture();
+        let status = self
+            .run(
+                step,
+                buildpack,
+                "report",
+                &[Mount::App, Mount::Cache, Mount::Env],
+                sink,
+            )
+            .await?;
+        let ((stdout, truncated), (stderr, _)) = (take(&stdout), take(&stderr));
+        let warn = |reason: String| {
+            output(&format!(
+                "       Warning: bin/report of buildpack {} {reason}; its report is not kept",
+                buildpack.name
+            ));
+            Ok(None)
+        };
+        if !status.success() {
+            let detail = stderr.last().cloned().unwrap_or_default();
+            return warn(format!(
+                "exited with status {status}{}",
+                detail_suffix(&detail)
+            ));
+        }
+        if truncated {
+            return warn(format!("printed more than {} KB", TENANT_FILE_CAP / 1024));
+        }
+        match parse_report(&stdout.join("\n")) {
+            Ok(entries) => {
+                // Heroku keeps reports for its own metrics; here the tenant sees them in the
+                // build output (and so in `builds:output`).
+                if !entries.is_empty() {
+                    output(&format!(
+                        "-----> Build report of buildpack {}",
+                        buildpack.name
+                    ));
+                    for (key, value) in &entries {
+                        let value: String = value.chars().filter(|c| !c.is_control()).collect();
+                        output(&format!("       {key}: {value}"));
+                    }
+                }
+                Ok(Some(BuildpackReport {
+                    buildpack: buildpack.name.clone(),
+                    entries,
+                }))
+            }
+            Err(error) => warn(format!("printed output that is not a YAML map ({error})")),
+        }
+    }
+
     async fn release(
         &self,
         step: &str,
         buildpack: &ResolvedBuildpack,
         output: &BuildOutput,
-    ) -> Result<BTreeMap<String, String>, BuildError> {
+    ) -> Result<ReleaseOutput, BuildError> {
+        // A buildpack without bin/release (a "null" buildpack) declares nothing.
         if !buildpack.dir.join("bin/release").is_file() {
-            return Ok(BTreeMap::new());
+            return Ok(ReleaseOutput::default());
         }
         let (status, (stdout, stdout_truncated), (stderr, _)) =
             self.run_captured(step, buildpack, "release").await?;
@@ -392,7 +764,19 @@ impl StepRunner<'_> {
     ) -> Result<ExitStatus, BuildError> {
         let request = self.request;
         let paths = StepPaths::new(request, &self.env_dir, buildpack);
-        let mut args = vec![format!("{}/bin/{script}", paths.buildpack)];
+        let mut args = Vec::new();
+        if script == "compile" {
+            // The exports of the buildpacks before this one, sourced in order, then the
+            // compile itself in their environment (heroku-buildpack-multi's contract).
+            args.extend([
+                "/bin/bash".to_string(),
+                "-c".to_string(),
+                COMPILE_WRAPPER.to_string(),
+                "compile".to_string(),
+                paths.exports.clone(),
+            ]);
+        }
+        args.push(format!("{}/bin/{script}", paths.buildpack));
         for mount in mounts {
             args.push(match mount {
                 Mount::App => paths.app.clone(),
@@ -419,6 +803,11 @@ impl StepRunner<'_> {
             BindMount {
                 source: buildpack.dir.clone(),
                 target: "/buildpack".to_string(),
+                readonly: !buildpack.writable,
+            },
+            BindMount {
+                source: self.exports_dir(),
+                target: "/exports".to_string(),
                 readonly: true,
             },
         ];
@@ -436,7 +825,12 @@ impl StepRunner<'_> {
                 "/usr/local/bin:/usr/bin:/bin".to_string(),
             ),
             ("STACK".to_string(), request.stack.clone()),
+            // Heroku's builds carry the build's id as REQUEST_ID (herokuish does too).
+            ("REQUEST_ID".to_string(), request.build_id.clone()),
         ];
+        if let Some(version) = &request.source_version {
+            env.push(("SOURCE_VERSION".to_string(), version.clone()));
+        }
         env.extend(
             request
                 .platform_env
@@ -497,6 +891,13 @@ impl StepRunner<'_> {
     }
 }
 
+/// Sources `$1/*` (the exports of the buildpacks compiled before, in order) and runs the rest
+/// of its arguments: `bin/compile BUILD_DIR CACHE_DIR ENV_DIR`.
+const COMPILE_WRAPPER: &str = r#"exports="$1"; shift
+for f in "$exports"/*; do if [ -f "$f" ]; then . "$f"; fi; done
+unset f exports
+exec "$@""#;
+
 /// How long a timed-out build step gets between SIGTERM and SIGKILL.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -506,6 +907,7 @@ struct StepPaths {
     cache: String,
     env: String,
     buildpack: String,
+    exports: String,
 }
 
 impl StepPaths {
@@ -516,12 +918,14 @@ impl StepPaths {
                 cache: "/cache".to_string(),
                 env: "/env".to_string(),
                 buildpack: "/buildpack".to_string(),
+                exports: "/exports".to_string(),
             },
             MountView::Host => Self {
                 app: host_path(&request.source_dir),
                 cache: host_path(&request.cache_dir),
                 env: host_path(env_dir),
                 buildpack: host_path(&buildpack.dir),
+                exports: host_path(&request.work_dir.join("exports")),
             },
         }
     }

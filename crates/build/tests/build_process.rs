@@ -74,3 +74,13 @@ async fn build_timeout() {
 async fn release_output_cap() {
     common::release_output_cap(&harness()).await;
 }
+
+#[tokio::test]
+async fn multi_buildpack_export_and_report() {
+    common::multi_buildpack_export_and_report(&harness()).await;
+}
+
+#[tokio::test]
+async fn language_without_buildpack() {
+    common::language_without_buildpack(&harness()).await;
+}

@@ -171,3 +171,15 @@ async fn build_timeout() {
     let Some(h) = harness() else { return };
     common::build_timeout(&h).await;
 }
+
+#[tokio::test]
+async fn multi_buildpack_export_and_report() {
+    let Some(h) = harness() else { return };
+    common::multi_buildpack_export_and_report(&h).await;
+}
+
+#[tokio::test]
+async fn language_without_buildpack() {
+    let Some(h) = harness() else { return };
+    common::language_without_buildpack(&h).await;
+}

@@ -135,6 +135,46 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// List the app's builds, newest first.
+    #[command(name = "builds")]
+    Builds {
+        #[command(flatten)]
+        app: AppArg,
+        /// Number of builds to show.
+        #[arg(short = 'n', long = "num")]
+        num: Option<usize>,
+        /// Print the builds as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a build (the latest when no id is given).
+    #[command(name = "builds:info")]
+    BuildsInfo {
+        /// The build's id.
+        id: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        /// Print the build as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream a build's output (the latest build when no id is given).
+    #[command(name = "builds:output")]
+    BuildsOutput {
+        /// The build's id.
+        id: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Empty the app's build cache: the next build starts cold.
+    #[command(name = "builds:cache:purge")]
+    BuildsCachePurge {
+        #[command(flatten)]
+        app: AppArg,
+        /// The app's name, to confirm.
+        #[arg(short = 'c', long)]
+        confirm: Option<String>,
+    },
     /// List releases, newest first.
     #[command(name = "releases")]
     Releases {
@@ -770,6 +810,26 @@ pub async fn run_with_client(
             )
             .await?;
             writeln!(out, "done")?;
+        }
+        Command::Builds { app, num, json } => {
+            crate::builds::list(client, &resolve_app(&app)?, num, json, out).await?;
+        }
+        Command::BuildsInfo { id, app, json } => {
+            crate::builds::info(client, &resolve_app(&app)?, id.as_deref(), json, out).await?;
+        }
+        Command::BuildsOutput { id, app } => {
+            crate::builds::output(client, &resolve_app(&app)?, id.as_deref(), out).await?;
+        }
+        Command::BuildsCachePurge { app, confirm } => {
+            let app = resolve_app(&app)?;
+            match confirm {
+                None => return Err(CommandError::ConfirmationRequired { app }.into()),
+                Some(given) if given != app => {
+                    return Err(CommandError::ConfirmationMismatch { app, given }.into())
+                }
+                Some(_) => {}
+            }
+            crate::builds::purge_cache(client, &app, out).await?;
         }
         Command::Releases { app, num, json } => {
             let app = resolve_app(&app)?;

@@ -13,6 +13,7 @@ mod apps;
 mod args;
 mod auth;
 mod buildpacks;
+mod builds;
 mod ca;
 mod certs;
 mod client;

@@ -178,12 +178,19 @@ impl AppJson {
             .unwrap_or_default()
             .iter()
             .map(|buildpack| {
-                builtin_buildpack(&buildpack.url).ok_or_else(|| {
-                    AppJsonError::Invalid(format!(
-                        "buildpack {:?} is not available on Slipway; use heroku/python, heroku/nodejs or heroku/procfile (the built-in buildpacks)",
-                        buildpack.url
-                    ))
-                })
+                // A built-in by its short name, or a URL fetched at build time.
+                if let Some(name) = builtin_buildpack(&buildpack.url) {
+                    return Ok(name);
+                }
+                match crate::buildpacks::parse_buildpack_ref(&buildpack.url) {
+                    Ok(crate::buildpacks::BuildpackRef::Builtin(name)) => Ok(name),
+                    Ok(_) => Ok(buildpack.url.trim().to_owned()),
+                    Err(_) => Err(AppJsonError::Invalid(format!(
+                        "buildpack {:?} is not available on Slipway; use one of the built-in buildpacks ({}), or the https URL of a buildpack's git repository or .tgz",
+                        crate::buildpacks::display_buildpack(&buildpack.url),
+                        crate::buildpacks::builtin_buildpack_names().join(", ")
+                    ))),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let addons = raw

@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::build_output::{OutputBuffer, SlugDeclaration};
+use crate::buildpacks::{parse_buildpack_ref, BuildpackRef};
 use crate::deploy::SourceOptions;
 use crate::error::CoreError;
 use crate::model::{keys, App, Build, BuildStatus, Slug, User};
@@ -137,14 +138,13 @@ impl Platform {
             .as_deref()
             .map(|c| checksum_hex(c, "source_blob"))
             .transpose()?;
+        // Built-ins by their short name, URLs as given (fetched when the build runs).
         let buildpacks = buildpacks
             .iter()
-            .map(|url| {
-                crate::app_json::builtin_buildpack(url).ok_or_else(|| {
-                    CoreError::invalid(format!(
-                        "Buildpack {url:?} is not available on Slipway; use heroku/python, heroku/nodejs or heroku/procfile (the built-in buildpacks)."
-                    ))
-                })
+            .map(|given| match parse_buildpack_ref(given) {
+                Ok(BuildpackRef::Builtin(name)) => Ok(name),
+                Ok(_) => Ok(given.trim().to_owned()),
+                Err(message) => Err(CoreError::invalid(message)),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let now = Utc::now();
@@ -198,41 +198,128 @@ impl Platform {
                     output.clone(),
                 )
                 .await;
-            let mut finished = record;
-            finished.updated_at = Utc::now();
-            match result {
-                Ok((slug_id, release_id)) => {
-                    finished.status = BuildStatus::Succeeded;
-                    finished.slug_id = slug_id;
-                    finished.release_id = Some(release_id);
+            if let Err(error) = &result {
+                for line in error.to_string().lines() {
+                    output(&format!(" !     {line}"));
                 }
-                Err(error) => {
-                    finished.status = BuildStatus::Failed;
-                    for line in error.to_string().lines() {
-                        output(&format!(" !     {line}"));
-                    }
-                    output(" !     Build failed.");
-                }
+                output(" !     Build failed.");
             }
-            let write = match Op::put_json(keys::build(app.id, finished.id), &finished) {
-                Ok(op) => platform
-                    .store()
-                    .txn(
-                        Txn::new()
-                            .when(Compare::exists(keys::app(&app.name)))
-                            .then(op),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(CoreError::from),
-                Err(error) => Err(error.into()),
-            };
-            if let Err(error) = write {
-                tracing::error!(%error, build = %finished.id, "could not record the end of a build");
-            }
+            platform
+                .finish_build(&app, record, result.as_ref().ok().copied())
+                .await;
             buffer.finish();
         });
         Ok(build)
+    }
+
+    /// Empties the app's build cache (`DELETE /apps/{app}/build-cache`, `builds:cache:purge`).
+    /// Refused while the app builds: the running build owns the cache until it ends. The app
+    /// is marked as building meanwhile, so no build starts on a half-removed cache.
+    pub(crate) async fn purge_build_cache(&self, app: &App) -> Result<(), CoreError> {
+        {
+            let mut building = self.building().lock().unwrap_or_else(|p| p.into_inner());
+            if !building.insert(app.id) {
+                return Err(CoreError::Conflict {
+                    message: format!(
+                        "A build is running for {}; purge the build cache once it has finished.",
+                        app.name
+                    ),
+                });
+            }
+        }
+        let cache_dir = self.config().cache_dir(app.id);
+        let result = match tokio::fs::remove_dir_all(&cache_dir).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CoreError::Io {
+                app: app.id,
+                action: "purge the build cache",
+                source,
+            }),
+        };
+        self.building()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&app.id);
+        result
+    }
+
+    /// Records the build of a `git push` (`pending`, its source the app's git URL at
+    /// `commit`), so `builds`, `builds:info` and `builds:output` show pushes as Heroku's do;
+    /// returns the record and the buffer its output goes to.
+    pub(crate) async fn record_push_build(
+        &self,
+        user: &User,
+        app: &App,
+        commit: Option<String>,
+    ) -> Result<(Build, Arc<OutputBuffer>), CoreError> {
+        let now = Utc::now();
+        let build = Build {
+            id: Uuid::new_v4(),
+            app_id: app.id,
+            user_email: user.email.clone(),
+            status: BuildStatus::Pending,
+            source_url: self.config().git_url(&app.name),
+            source_checksum: None,
+            source_version: commit,
+            buildpacks: Vec::new(),
+            slug_id: None,
+            release_id: None,
+            stack: app.stack.clone(),
+            output_secret: random_token(),
+            created_at: now,
+            updated_at: now,
+        };
+        let buffer = self.build_state().register(&build.output_secret, build.id);
+        let response = self
+            .store()
+            .txn(
+                Txn::new()
+                    .when(Compare::exists(keys::app(&app.name)))
+                    .then(Op::put_json(keys::build(app.id, build.id), &build)?),
+            )
+            .await?;
+        if !response.succeeded {
+            buffer.finish();
+            return Err(CoreError::not_found("app", app.name.clone()));
+        }
+        Ok((build, buffer))
+    }
+
+    /// Rewrites a build's record as it ended: `succeeded` with its slug and release, or
+    /// `failed`. A store failure is logged (the record then reads `failed` once its output
+    /// buffer is finished).
+    pub(crate) async fn finish_build(
+        &self,
+        app: &App,
+        mut finished: Build,
+        outcome: Option<(Option<Uuid>, Uuid)>,
+    ) {
+        finished.updated_at = Utc::now();
+        match outcome {
+            Some((slug_id, release_id)) => {
+                finished.status = BuildStatus::Succeeded;
+                finished.slug_id = slug_id;
+                finished.release_id = Some(release_id);
+            }
+            None => finished.status = BuildStatus::Failed,
+        }
+        let write = match Op::put_json(keys::build(app.id, finished.id), &finished) {
+            Ok(op) => self
+                .store()
+                .txn(
+                    Txn::new()
+                        .when(Compare::exists(keys::app(&app.name)))
+                        .then(op),
+                )
+                .await
+                .map(|_| ())
+                .map_err(CoreError::from),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = write {
+            tracing::error!(%error, build = %finished.id, "could not record the end of a build");
+        }
     }
 
     /// Fetches, checks and deploys a build's source; returns its slug and release ids.

@@ -190,11 +190,14 @@ pub enum Command {
     /// `DELETE /apps/{app}/collaborators/{collaborator}` (email or id).
     RemoveCollaborator { app: String, collaborator: String },
     /// `PUT /apps/{app}/buildpack-installations`: the app's buildpacks, in order (an empty
-    /// list clears them); only built-ins (`buildpacks.rs`).
+    /// list clears them); built-ins or buildpack URLs (`buildpacks.rs`).
     SetBuildpacks {
         app: String,
         buildpacks: Vec<String>,
     },
+    /// `DELETE /apps/{app}/build-cache`: empties the app's build cache; the next build starts
+    /// cold (`builds.rs`).
+    PurgeBuildCache { app: String },
 }
 
 /// What `PATCH /apps/{app}` asks for.
@@ -330,4 +333,6 @@ pub enum Outcome {
     Collaborator(Member),
     /// The app's buildpacks after the change, in order.
     Buildpacks(Vec<String>),
+    /// The build cache was emptied.
+    BuildCachePurged,
 }

@@ -9,6 +9,11 @@
 //! release phase; the deploy's release writes their records and config vars, and a deploy that
 //! writes no release drops them again.
 //!
+//! The buildpacks are the build request's, else the app's (`buildpacks:set`), else app.json's,
+//! else the source's `.buildpacks`, else auto-detected; those named by URL are fetched (see
+//! `buildpacks/fetch.rs`) before the build starts. A `git push` is recorded as a build (see
+//! `builds.rs`), so `builds`, `builds:info` and `builds:output` show it.
+//!
 //! Tenant input is hostile: the source is unpacked by `slipway_build::unpack_source` (no entry
 //! outside the tree, symlinks kept as symlinks, expanded size capped by
 //! [`crate::BuildBudget::max_source_bytes`]); app.json is read with
@@ -78,16 +83,42 @@ impl Platform {
     where
         R: AsyncRead + Unpin + Send,
     {
-        self.deploy_source(
-            user,
+        // A push is a build too, as on Heroku: recorded, its output kept for `builds:output`.
+        let (record, buffer) = self.record_push_build(user, app, commit.clone()).await?;
+        let output: DeployOutput = {
+            let buffer = buffer.clone();
+            Arc::new(move |line: &str| {
+                output(line);
+                buffer.push(line);
+            })
+        };
+        let result = self
+            .deploy_source(
+                user,
+                app,
+                tarball,
+                commit,
+                SourceOptions::default(),
+                record.id,
+                output,
+            )
+            .await;
+        if let Err(error) = &result {
+            for line in error.to_string().lines() {
+                buffer.push(&format!(" !     {line}"));
+            }
+        }
+        self.finish_build(
             app,
-            tarball,
-            commit,
-            SourceOptions::default(),
-            Uuid::new_v4(),
-            output,
+            record,
+            result
+                .as_ref()
+                .ok()
+                .map(|release| (release.slug_id, release.id)),
         )
-        .await
+        .await;
+        buffer.finish();
+        result
     }
 
     /// [`Platform::deploy_tarball`] with options, under a given build id.
@@ -397,7 +428,7 @@ impl Platform {
         let mut build_config = config_vars;
         build_config.extend(env_defaults.set.clone());
         // A build request's buildpacks win, then the app's own (`heroku buildpacks:set`),
-        // then app.json's, then auto-detection.
+        // then app.json's, then the source's `.buildpacks`, then auto-detection.
         let installed = self.buildpacks(app).await?;
         let buildpacks = if !options.buildpacks.is_empty() {
             options.buildpacks.clone()
@@ -405,12 +436,28 @@ impl Platform {
             log_output(&format!(
                 "-----> Using buildpack{} set on the app: {}",
                 if installed.len() == 1 { "" } else { "s" },
-                installed.join(", ")
+                installed
+                    .iter()
+                    .map(|b| crate::buildpacks::display_buildpack(b))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             installed
-        } else {
+        } else if !manifest.buildpacks.is_empty() {
             manifest.buildpacks.clone()
+        } else {
+            let listed = read_dot_buildpacks(&source_dir).await?;
+            if !listed.is_empty() {
+                log_output(&format!(
+                    "-----> Using the buildpack{} listed in .buildpacks",
+                    if listed.len() == 1 { "" } else { "s" }
+                ));
+            }
+            listed
         };
+        let buildpacks = self
+            .resolve_build_buildpacks(&buildpacks, &log_output)
+            .await?;
 
         let app_uid = self.app_uid(app).await?;
         let cache_dir = self.config().cache_dir(app.id);
@@ -429,6 +476,7 @@ impl Platform {
             uid: app_uid,
             gid: app_uid,
             stack: app.stack.clone(),
+            source_version: commit.clone(),
             build_id: build_id.simple().to_string()[..12].to_owned(),
             mount_view: slipway_build::MountView::Container,
             step_timeout: None,
@@ -567,6 +615,31 @@ async fn read_app_json(source_dir: &Path) -> Result<AppJson, CoreError> {
         Ok(Some(bytes)) => AppJson::parse(&bytes)
             .map_err(|error| CoreError::invalid(format!("Push rejected: {error}"))),
         Ok(None) => Ok(AppJson::default()),
+        Err(error) => Err(CoreError::invalid(format!("Push rejected: {error}"))),
+    }
+}
+
+/// The source's `.buildpacks` (one buildpack per line), read through `read_tenant_file`; no
+/// file: none.
+async fn read_dot_buildpacks(source_dir: &Path) -> Result<Vec<String>, CoreError> {
+    let source_dir = source_dir.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        slipway_build::read_tenant_file(&source_dir, ".buildpacks", slipway_build::TENANT_FILE_CAP)
+    })
+    .await
+    .map_err(|join| {
+        CoreError::invalid(format!(
+            "Push rejected: .buildpacks could not be read ({join})"
+        ))
+    })?;
+    match read {
+        Ok(Some(bytes)) => slipway_build::parse_dot_buildpacks(&String::from_utf8_lossy(&bytes))
+            .map_err(|error| {
+                CoreError::invalid(format!(
+                    "Push rejected: {error}. Fix .buildpacks and push again."
+                ))
+            }),
+        Ok(None) => Ok(Vec::new()),
         Err(error) => Err(CoreError::invalid(format!("Push rejected: {error}"))),
     }
 }

@@ -43,6 +43,12 @@ impl Platform {
                     .await
                     .map(Outcome::Buildpacks)
             }
+            Command::PurgeBuildCache { app } => {
+                let app = self.app_for(actor, &app, needs).await?;
+                self.purge_build_cache(&app)
+                    .await
+                    .map(|()| Outcome::BuildCachePurged)
+            }
             Command::SetConfig { app, changes } => {
                 let app = self.app_for(actor, &app, needs).await?;
                 let (config, release) = self.update_config_vars(actor, &app, changes).await?;
@@ -356,6 +362,7 @@ pub(crate) fn required_permission(command: &Command) -> Permission {
         | Command::Rollback { .. }
         | Command::ReleaseSlug { .. }
         | Command::CreateBuild { .. }
+        | Command::PurgeBuildCache { .. }
         | Command::DeployPush { .. }
         | Command::DeclareSlug { .. } => Permission::Deploy,
         Command::Scale { .. }

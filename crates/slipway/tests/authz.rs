@@ -37,6 +37,7 @@ const IMPLEMENTED: &[&str] = &[
     "GET /apps/{app}/builds",
     "POST /apps/{app}/builds",
     "GET /apps/{app}/builds/{build}",
+    "DELETE /apps/{app}/build-cache",
     "GET /apps/{app}/collaborators",
     "POST /apps/{app}/collaborators",
     "GET /apps/{app}/collaborators/{collaborator}",

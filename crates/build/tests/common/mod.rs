@@ -105,6 +105,7 @@ impl Harness {
             uid: self.uid,
             gid: self.gid,
             stack: "heroku-24".to_string(),
+            source_version: None,
             build_id: format!("b{n}-{}", std::process::id()),
             mount_view: self.mount_view,
             step_timeout: None,
@@ -633,5 +634,153 @@ pub(crate) async fn release_output_cap(h: &Harness) {
         "{error}"
     );
     assert!(error.to_string().contains("more than 1024 KB"), "{error}");
+    assert!(slug_files(&dirs.slugs).is_empty());
+}
+
+/// Three buildpacks in order, written the way public classic buildpacks are: the first
+/// writes `$BUILDPACK_DIR/export` and has `bin/report`; the second (a null buildpack: no
+/// `bin/release`) sees the exported variable in its compile; the last's `bin/release`
+/// supplies the default process types (with `config_vars` kept as `.profile.d` defaults and
+/// `addons` reported). `STACK`, `SOURCE_VERSION` and `REQUEST_ID` reach every compile.
+pub(crate) async fn multi_buildpack_export_and_report(h: &Harness) {
+    let root = h.root.path().join("custom-multi");
+    let exporter = custom_buildpack(
+        &root,
+        "exporter",
+        &[
+            ("detect", "#!/bin/sh\necho Exporter\n"),
+            (
+                "compile",
+                r#"#!/usr/bin/env bash
+set -euo pipefail
+BUILDPACK_DIR=$(cd "$(dirname "$0")"; cd ..; pwd)
+echo "-----> Installing the exporter tool"
+mkdir -p "$1/.exporter/bin"
+printf '#!/bin/sh\necho tool ran\n' > "$1/.exporter/bin/exporter-tool"
+chmod +x "$1/.exporter/bin/exporter-tool"
+echo "export EXPORTED_GREETING=\"hello from exporter\"" > "$BUILDPACK_DIR/export"
+echo "export PATH=\"$1/.exporter/bin:\$PATH\"" >> "$BUILDPACK_DIR/export"
+echo "$SOURCE_VERSION $STACK" > "$1/exporter-saw.txt"
+"#,
+            ),
+            (
+                "report",
+                "#!/bin/sh\necho 'exporter_version: 1.2.3'\necho \"stack: $STACK\"\n",
+            ),
+            (
+                "release",
+                "#!/bin/sh\nprintf -- '---\\ndefault_process_types:\\n  web: exporter-web\\n'\n",
+            ),
+        ],
+    );
+    let null = custom_buildpack(
+        &root,
+        "null",
+        &[
+            ("detect", "#!/bin/sh\necho Null\n"),
+            (
+                "compile",
+                r#"#!/usr/bin/env bash
+set -euo pipefail
+echo "-----> Null buildpack sees: ${EXPORTED_GREETING:-nothing}"
+exporter-tool
+echo "${EXPORTED_GREETING:-nothing}" > "$1/null-saw.txt"
+echo "${REQUEST_ID:-none}" > "$1/request-id.txt"
+"#,
+            ),
+        ],
+    );
+    let last = custom_buildpack(
+        &root,
+        "last",
+        &[
+            ("detect", "#!/bin/sh\necho Last\n"),
+            (
+                "compile",
+                "#!/bin/sh\necho \"-----> Last sees: ${EXPORTED_GREETING:-nothing}\"\n",
+            ),
+            (
+                "release",
+                "#!/bin/sh\nprintf -- '---\\naddons:\\n  - heroku-postgresql\\nconfig_vars:\\n  LANG: en_US.UTF-8\\ndefault_process_types:\\n  web: ./last-web\\n  clock: ./tick\\n'\n",
+            ),
+        ],
+    );
+    let dirs = h.dirs("multiapp");
+    write(&dirs.source.join("index.txt"), "x");
+    let mut request = h.request("multiapp", &dirs);
+    request.source_version = Some("0123456789abcdef0123456789abcdef01234567".to_string());
+    request.buildpacks = [exporter, null, last]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let (result, lines) = h.run(&request).await;
+    let slug = result.unwrap_or_else(|e| panic!("build failed: {e}\n{}", lines.join("\n")));
+    assert_line(&lines, "-----> Exporter app detected");
+    assert_line(&lines, "-----> Null app detected");
+    assert_line(&lines, "-----> Null buildpack sees: hello from exporter");
+    assert_line(&lines, "tool ran");
+    assert_line(&lines, "-----> Last sees: hello from exporter");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Warning: buildpack last asks for the add-ons heroku-postgresql")),
+        "{lines:?}"
+    );
+    // The last buildpack's defaults, not the first's.
+    assert_eq!(
+        slug.process_types,
+        types(&[("clock", "./tick"), ("web", "./last-web")])
+    );
+    assert_eq!(slug.buildpack_description, "Last");
+    assert_eq!(
+        slug.reports,
+        vec![slipway_build::BuildpackReport {
+            buildpack: "exporter".to_string(),
+            entries: types(&[("exporter_version", "1.2.3"), ("stack", "heroku-24")]),
+        }]
+    );
+    let app = h.unpack(&slug);
+    assert_eq!(
+        fs::read_to_string(app.join("exporter-saw.txt")).expect("exporter-saw"),
+        "0123456789abcdef0123456789abcdef01234567 heroku-24\n"
+    );
+    assert_eq!(
+        fs::read_to_string(app.join("null-saw.txt")).expect("null-saw"),
+        "hello from exporter\n"
+    );
+    assert_eq!(
+        fs::read_to_string(app.join("request-id.txt")).expect("request-id"),
+        format!("{}\n", request.build_id)
+    );
+    let defaults = fs::read_to_string(app.join(".profile.d/000-buildpack-config-vars.sh"))
+        .expect("config var defaults kept in .profile.d");
+    assert!(defaults.contains("export LANG='en_US.UTF-8'"), "{defaults}");
+    // The installed buildpack is untouched: the export went to the build's own copy.
+    assert!(!root.join("exporter/export").exists());
+}
+
+/// An app with a pom.xml and a Procfile: only the generic Procfile buildpack detects it, and
+/// no buildpack here builds Java, so the build fails naming the file and what to do.
+pub(crate) async fn language_without_buildpack(h: &Harness) {
+    let dirs = h.dirs("rubyapp");
+    write(&dirs.source.join("pom.xml"), "<project></project>\n");
+    write(
+        &dirs.source.join("Procfile"),
+        "web: java -jar target/app.jar\n",
+    );
+    let request = h.request("rubyapp", &dirs);
+    let (result, _lines) = h.run(&request).await;
+    let error = result.expect_err("a Java app cannot be built here");
+    assert!(
+        matches!(error, BuildError::LanguageWithoutBuildpack { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "Found pom.xml (Java) but no buildpack for Java is available. Set one with `slipway buildpacks:set URL`"
+        ),
+        "{message}"
+    );
     assert!(slug_files(&dirs.slugs).is_empty());
 }

@@ -141,8 +141,8 @@ fn invalid_manifests_are_refused_with_a_message_that_says_where() {
             "missing field `url`",
         ),
         (
-            "{\"buildpacks\": [{\"url\": \"https://example.com/bp.tgz\"}]}",
-            "buildpack \"https://example.com/bp.tgz\" is not available",
+            "{\"buildpacks\": [{\"url\": \"ftp://example.com/bp.tgz\"}]}",
+            "buildpack \"ftp://example.com/bp.tgz\" is not available",
         ),
         (
             "{\"formation\": {\"web\": {\"size\": \"huge\"}}}",

@@ -27,14 +27,22 @@ fn other_buildpacks_are_refused_with_the_builtins_listed() {
     for given in [
         "heroku/ruby",
         "/usr/local/buildpacks/evil",
-        "https://example.com/bp.tgz",
+        "ftp://example.com/bp.tgz",
+        "file:///usr/local/buildpacks/evil",
+        "https://example.com/bp.git#--upload-pack=evil",
+        "https://example.com/bp.git#a/../b",
+        "https://example.com/bp.tgz#v1",
+        "https://example.com/a b.git",
         "",
         "../python",
         "heroku/python/..",
     ] {
         let error = canonical_buildpack(given).unwrap_err().to_string();
         assert!(
-            error.contains("heroku/python, heroku/nodejs, heroku/procfile"),
+            error.contains(
+                "heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/static, \
+                 heroku/procfile"
+            ),
             "{given:?}: {error}"
         );
         assert!(matches!(
@@ -61,4 +69,66 @@ fn lists_refuse_duplicates_and_too_many() {
         .unwrap_err()
         .to_string()
         .contains("at most 6"));
+}
+
+#[test]
+fn urls_name_git_repositories_or_tarballs() {
+    fn git(url: &str, reference: Option<&str>) -> BuildpackRef {
+        BuildpackRef::Git {
+            url: Url::parse(url).unwrap(),
+            reference: reference.map(str::to_owned),
+        }
+    }
+    for (given, expected) in [
+        ("python", BuildpackRef::Builtin("python".into())),
+        (
+            "https://example.com/bp.git",
+            git("https://example.com/bp.git", None),
+        ),
+        (
+            "https://example.com/bp.git#v1.2",
+            git("https://example.com/bp.git", Some("v1.2")),
+        ),
+        (
+            "http://127.0.0.1:8080/repo#feature/x",
+            git("http://127.0.0.1:8080/repo", Some("feature/x")),
+        ),
+        (
+            "https://example.com/bp.git#0123456789abcdef0123456789abcdef01234567",
+            git(
+                "https://example.com/bp.git",
+                Some("0123456789abcdef0123456789abcdef01234567"),
+            ),
+        ),
+        (
+            "https://example.com/releases/bp-v3.tgz",
+            BuildpackRef::Tarball {
+                url: Url::parse("https://example.com/releases/bp-v3.tgz").unwrap(),
+            },
+        ),
+        (
+            "https://example.com/bp.TAR.GZ?token=x",
+            BuildpackRef::Tarball {
+                url: Url::parse("https://example.com/bp.TAR.GZ?token=x").unwrap(),
+            },
+        ),
+    ] {
+        assert_eq!(parse_buildpack_ref(given), Ok(expected), "{given:?}");
+    }
+    assert_eq!(
+        canonical_buildpack(" https://example.com/bp.git#main ").unwrap(),
+        "https://example.com/bp.git#main"
+    );
+}
+
+#[test]
+fn credentials_in_urls_are_never_shown() {
+    assert_eq!(
+        display_buildpack("https://user:s3cret@example.com/bp.git?token=t0k#main"),
+        "https://example.com/bp.git#main"
+    );
+    let error = canonical_buildpack("https://user:s3cret@example.com/bp.tgz#v1")
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("s3cret"), "{error}");
 }
