@@ -534,6 +534,8 @@ async fn build_inner(
         size: packed.size,
         process_types,
         buildpack_description: description,
+        // CNB buildpacks have no `bin/report`.
+        reports: Vec::new(),
     })
 }
 
