@@ -21,10 +21,10 @@ fn backups_read_like_herokus() {
     assert_eq!(
         render("demo", &backups),
         "=== Backups\n\n\
-         ID    Created at                 Status                               Size    Database\n\
-         ────  ─────────────────────────  ───────────────────────────────────  ──────  ─────────────────────\n\
-         b001  2026-11-29 05:00:00 +0000  Completed 2026-11-29 05:00:02 +0000  2.0 KB  postgresql-shaped-123\n\
-         a002  2026-11-29 06:00:00 +0000  Running                              0 B     postgresql-shaped-123\n\
+         ID    Created at                 Status                               Size  Database\n\
+         ────  ─────────────────────────  ───────────────────────────────────  ────  ─────────────────────\n\
+         b001  2026-11-29 05:00:00 +0000  Completed 2026-11-29 05:00:02 +0000  2 KB  postgresql-shaped-123\n\
+         a002  2026-11-29 06:00:00 +0000  Running                              0 B   postgresql-shaped-123\n\
          \n=== Restores\n\nSlipway keeps no history of restores: each pg:backups:restore reports its own end.\n\
          \n=== Copies\n\nNo copies found. Slipway has no pg:copy.\n"
     );
