@@ -134,12 +134,12 @@ async fn redis_add_ons_on_an_operator_server_cannot_reach_each_other() {
     let redis = OperatorRedis::start();
     let admin = redis.admin_url();
     let server = Server::start_with(&["--addon-redis-admin-url", &admin]);
-    for app in ["ra", "rb"] {
+    for app in ["rda", "rdb"] {
         server.cli_ok(&["apps:create", app]);
         server.cli_ok(&["addons:create", "heroku-redis", "-a", app]);
     }
-    let a = config_var(&server, "ra", "REDIS_URL").await;
-    let b = config_var(&server, "rb", "REDIS_URL").await;
+    let a = config_var(&server, "rda", "REDIS_URL").await;
+    let b = config_var(&server, "rdb", "REDIS_URL").await;
     assert!(
         !a.contains(OperatorRedis::ADMIN_PASSWORD) && !b.contains(OperatorRedis::ADMIN_PASSWORD)
     );
@@ -178,7 +178,7 @@ async fn redis_add_ons_on_an_operator_server_cannot_reach_each_other() {
         assert!(out.contains("NOPERM"), "{args:?}: {out}");
     }
     assert_eq!(redis_cli(&admin, &["GET", &format!("{pa}k")]), "from-a");
-    let info = server.cli_ok(&["redis:info", "-a", "rb"]);
+    let info = server.cli_ok(&["redis:info", "-a", "rdb"]);
     let keys = info
         .lines()
         .find_map(|line| line.strip_prefix("Keys:"))
@@ -186,11 +186,11 @@ async fn redis_add_ons_on_an_operator_server_cannot_reach_each_other() {
     assert_eq!(keys, Some("1"), "B's own keys only: {info}");
 
     // Destroying A's add-on removes its user and its keys, and leaves B's.
-    let name = server.api_json("/apps/ra/addons").await[0]["name"]
+    let name = server.api_json("/apps/rda/addons").await[0]["name"]
         .as_str()
         .unwrap()
         .to_owned();
-    server.cli_ok(&["addons:destroy", &name, "-a", "ra", "--confirm", "ra"]);
+    server.cli_ok(&["addons:destroy", &name, "-a", "rda", "--confirm", "rda"]);
     assert!(redis_cli(&a, &["PING"]).contains("WRONGPASS"));
     assert_eq!(redis_cli(&admin, &["EXISTS", &format!("{pa}k")]), "0");
     assert_eq!(redis_cli(&b, &["GET", &format!("{pb}k")]), "from-b");
