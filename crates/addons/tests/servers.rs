@@ -521,7 +521,11 @@ async fn postgres_past_its_storage_limit_loses_writes_until_it_is_under_again() 
     let plan = parse_plan("heroku-postgresql:essential-0").unwrap();
     assert_eq!(addons.postgres_size_limit(plan), 16 * 1024 * 1024);
     let a = addons.provision(plan, "postgresql_a_1").await.unwrap();
-    psql(&a.url, "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept')").unwrap();
+    psql(
+        &a.url,
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept')",
+    )
+    .unwrap();
     let check = addons
         .enforce_postgres_size("postgresql_a_1", plan)
         .await
@@ -540,7 +544,10 @@ async fn postgres_past_its_storage_limit_loses_writes_until_it_is_under_again() 
         .unwrap();
     assert!(check.read_only && check.changed, "{check:?}");
     let stats = addons.postgres_stats("postgresql_a_1", plan).await.unwrap();
-    assert!(stats.read_only && stats.size_bytes > stats.size_limit_bytes, "{stats:?}");
+    assert!(
+        stats.read_only && stats.size_bytes > stats.size_limit_bytes,
+        "{stats:?}"
+    );
     // Writes are refused, on old tables and new ones; reads and deletes are not.
     for sql in [
         "INSERT INTO t VALUES ('more')",
@@ -567,7 +574,11 @@ async fn postgres_past_its_storage_limit_loses_writes_until_it_is_under_again() 
         .await
         .unwrap();
     assert!(!check.read_only && check.changed, "{check:?}");
-    psql(&a.url, "INSERT INTO t VALUES ('more'); CREATE TABLE u (x int)").unwrap();
+    psql(
+        &a.url,
+        "INSERT INTO t VALUES ('more'); CREATE TABLE u (x int)",
+    )
+    .unwrap();
     assert!(
         !addons
             .postgres_stats("postgresql_a_1", plan)
