@@ -34,6 +34,12 @@ pub enum AddonsError {
     NoPortLeft { first: u16, last: u16 },
     #[error("invalid add-on resource name {0:?}: lowercase letters, digits and '_', starting with a letter, at most 63")]
     BadResource(String),
+    #[error("Redis add-on {resource} on the platform's Redis server: cannot {action} ({detail}). Try again in a moment; if it persists, the platform's operator must check the server.")]
+    SharedRedis {
+        resource: String,
+        action: &'static str,
+        detail: String,
+    },
     #[error("{detail}")]
     Backup { detail: String },
     #[error("the add-on admin URL is invalid: {0}")]

@@ -19,9 +19,10 @@ use tokio::sync::Mutex;
 
 use crate::error::{io, AddonsError};
 use crate::plans::{Plan, Service};
-use crate::postgres::{self, PgAdmin, PgStats};
+use crate::postgres::{self, PgAdmin, PgStats, SizeCheck};
 use crate::process::Supervised;
 use crate::redis::Instance;
+use crate::shared_redis::{self, RedisAdmin};
 
 /// Where the add-on servers live and listen.
 #[derive(Debug, Clone)]
@@ -36,6 +37,12 @@ pub struct AddonsConfig {
     pub redis_ports: RangeInclusive<u16>,
     /// An existing PostgreSQL server to provision on instead of the embedded one.
     pub postgres_admin_url: Option<String>,
+    /// An existing Redis server to provision on (an ACL user per add-on, confined to its key
+    /// prefix) instead of a server process per add-on.
+    pub redis_admin_url: Option<String>,
+    /// A storage cap below every plan's, in bytes (an operator with small disks; tests with a
+    /// tiny limit). `None`: each plan's own.
+    pub postgres_max_bytes: Option<u64>,
     /// Debian's PostgreSQL binaries.
     pub postgres_bin: PathBuf,
     pub redis_server: PathBuf,
@@ -53,7 +60,10 @@ impl AddonsConfig {
 
     /// The ports dynos must reach: PostgreSQL's and the Redis range.
     pub fn ports(&self) -> Vec<RangeInclusive<u16>> {
-        let mut ports = vec![self.redis_ports.clone()];
+        let mut ports = Vec::new();
+        if self.redis_admin_url.is_none() {
+            ports.push(self.redis_ports.clone());
+        }
         if self.postgres_admin_url.is_none() {
             ports.insert(0, self.postgres_port..=self.postgres_port);
         }
@@ -106,6 +116,15 @@ impl Addons {
             bin: self.config.postgres_bin.clone(),
             user: server_user("postgres"),
         }
+    }
+
+    /// The existing Redis server add-ons are provisioned on, if one is configured.
+    fn shared_redis(&self) -> Result<Option<RedisAdmin>, AddonsError> {
+        self.config
+            .redis_admin_url
+            .as_deref()
+            .map(RedisAdmin::parse)
+            .transpose()
     }
 
     fn redis_dir(&self) -> PathBuf {
@@ -198,6 +217,13 @@ impl Addons {
                 })
             }
             Service::Redis => {
+                if let Some(admin) = self.shared_redis()? {
+                    let password = shared_redis::provision(&admin, resource).await?;
+                    return Ok(Provisioned {
+                        resource: resource.to_owned(),
+                        url: admin.url(resource, &password),
+                    });
+                }
                 self.prepare_dirs()?;
                 let redis_dir = self.redis_dir();
                 std::fs::create_dir_all(&redis_dir).map_err(io("create", &redis_dir))?;
@@ -246,6 +272,9 @@ impl Addons {
                 postgres::deprovision(&admin, resource).await
             }
             Service::Redis => {
+                if let Some(admin) = self.shared_redis()? {
+                    return shared_redis::deprovision(&admin, resource).await;
+                }
                 if let Some(server) = self.redis.lock().await.remove(resource) {
                     server.stop().await;
                 }
@@ -276,6 +305,10 @@ impl Addons {
                 Ok(admin.url(resource, &password))
             }
             Service::Redis => {
+                if let Some(admin) = self.shared_redis()? {
+                    let password = shared_redis::rotate(&admin, resource).await?;
+                    return Ok(admin.url(resource, &password));
+                }
                 let mut instance = self.redis_instance(resource)?;
                 instance.password = crate::secret::password();
                 self.restart_redis(&instance).await?;
@@ -292,6 +325,8 @@ impl Addons {
                 let admin = self.postgres_admin().await?;
                 postgres::change_plan(&admin, resource, plan).await
             }
+            // A shared server has no per-user limits to change (see `shared_redis.rs`).
+            Service::Redis if self.config.redis_admin_url.is_some() => Ok(()),
             Service::Redis => {
                 let mut instance = self.redis_instance(resource)?;
                 instance.max_bytes = plan.max_bytes;
@@ -321,13 +356,39 @@ impl Addons {
     /// `INFO` of a Redis add-on's server, with its plan's limits (`redis:info`).
     pub async fn redis_info(&self, resource: &str) -> Result<crate::RedisInfo, AddonsError> {
         check_resource(resource)?;
+        if let Some(admin) = self.shared_redis()? {
+            return shared_redis::info(&admin, resource).await;
+        }
         crate::redis::info(&self.redis_instance(resource)?).await
     }
 
-    pub async fn postgres_stats(&self, resource: &str) -> Result<PgStats, AddonsError> {
+    pub async fn postgres_stats(
+        &self,
+        resource: &str,
+        plan: &Plan,
+    ) -> Result<PgStats, AddonsError> {
         check_resource(resource)?;
         let admin = self.postgres_admin().await?;
-        postgres::stats(&admin, resource).await
+        postgres::stats(&admin, resource, self.postgres_size_limit(plan)).await
+    }
+
+    /// The storage limit enforced on a PostgreSQL add-on of `plan`.
+    pub fn postgres_size_limit(&self, plan: &Plan) -> u64 {
+        self.config
+            .postgres_max_bytes
+            .map_or(plan.max_bytes, |cap| cap.min(plan.max_bytes))
+    }
+
+    /// Measures a PostgreSQL add-on and revokes its writes past its storage limit, or gives
+    /// them back once it is under again (see `postgres::size_limit_sql`).
+    pub async fn enforce_postgres_size(
+        &self,
+        resource: &str,
+        plan: &Plan,
+    ) -> Result<SizeCheck, AddonsError> {
+        check_resource(resource)?;
+        let admin = self.postgres_admin().await?;
+        postgres::enforce_size(&admin, resource, self.postgres_size_limit(plan)).await
     }
 
     /// Stops every server (gracefully: PostgreSQL's fast shutdown, Redis' save-and-exit).

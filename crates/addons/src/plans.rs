@@ -5,8 +5,10 @@
 //! What is enforced, and how:
 //! - PostgreSQL: the connection limit is the role's `CONNECTION LIMIT` (the server refuses the
 //!   next connection: "too many connections for role"). The storage figure is the plan's
-//!   advertised size and is reported by `pg:info` next to `pg_database_size`; Slipway does not
-//!   yet revoke write access past it (Heroku's own enforcement), so it is a documented target.
+//!   size limit: a periodic check (and one after each restore) compares `pg_database_size`
+//!   with it and, past it, revokes the role's `INSERT`, `UPDATE` and `CREATE` as Heroku does
+//!   for Essential plans, giving them back once it is under again (`postgres.rs`); `pg:info`
+//!   shows the state. An operator may cap every plan lower (`--addon-postgres-max-mb`).
 //! - Redis: the memory limit is the add-on's own server's `maxmemory` with `noeviction` (writes
 //!   past it fail with Redis' OOM error), the connection limit its `maxclients`.
 

@@ -238,19 +238,112 @@ pub(crate) async fn change_plan(
 pub struct PgStats {
     pub size_bytes: u64,
     pub connections: u32,
+    /// The storage limit enforced on it (its plan's, or the operator's lower cap).
+    pub size_limit_bytes: u64,
+    /// Whether its writes are revoked for being over that limit.
+    pub read_only: bool,
 }
 
-pub(crate) async fn stats(admin: &PgAdmin, resource: &str) -> Result<PgStats, AddonsError> {
+/// What a storage check found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeCheck {
+    pub size_bytes: u64,
+    pub size_limit_bytes: u64,
+    /// Over the limit: writes are revoked.
+    pub read_only: bool,
+    /// This check revoked or restored them.
+    pub changed: bool,
+}
+
+/// The role setting that marks a database over its limit: a placeholder parameter that no
+/// session reads, so the mark lives in the server with the revocations it stands for.
+const OVER_LIMIT_SETTING: &str = "slipway.over_storage_limit=on";
+
+/// `pg_database_size`, open connections, and whether the role is marked read-only.
+async fn measure(admin: &PgAdmin, resource: &str) -> Result<(u64, u32, bool), AddonsError> {
     let sql = format!(
-        "SELECT pg_database_size('{resource}') || ' ' || (SELECT count(*) FROM pg_stat_activity WHERE datname = '{resource}');\n"
+        "SELECT pg_database_size('{resource}') || ' ' || \
+         (SELECT count(*) FROM pg_stat_activity WHERE datname = '{resource}') || ' ' || \
+         (SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+          WHERE r.rolname = '{resource}' AND s.setdatabase = 0 \
+          AND '{OVER_LIMIT_SETTING}' = ANY(s.setconfig));\n"
     );
     let out = admin.sql(&sql, resource, "read its size", "").await?;
     let mut parts = out.split_whitespace();
     let size_bytes = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let connections = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let read_only = parts.next().is_some_and(|n| n != "0");
+    Ok((size_bytes, connections, read_only))
+}
+
+pub(crate) async fn stats(
+    admin: &PgAdmin,
+    resource: &str,
+    size_limit_bytes: u64,
+) -> Result<PgStats, AddonsError> {
+    let (size_bytes, connections, read_only) = measure(admin, resource).await?;
     Ok(PgStats {
         size_bytes,
         connections,
+        size_limit_bytes,
+        read_only,
+    })
+}
+
+/// The statements that revoke (`revoke`) or give back `resource`'s writes, as Heroku does
+/// for Essential databases over their storage: `INSERT`, `UPDATE` and `CREATE` go (on the
+/// database, every schema but the system ones, every table in them), `SELECT`, `DELETE` and
+/// `TRUNCATE` stay so the tenant can get back under. Privileges are checked at each
+/// statement, so open sessions are held to it at once. `CREATE` on a schema is revoked from
+/// `pg_database_owner` too: PostgreSQL 15's `public` schema grants it to the database's owner
+/// through that role, not to the owner by name.
+///
+/// The role owns its objects, so a determined tenant could grant itself back what it lost;
+/// the periodic check only revokes again when the state changes, so this is Heroku's own
+/// model (a revocation, not a quota in the storage layer), documented as such.
+pub(crate) fn size_limit_sql(resource: &str, revoke: bool) -> String {
+    let (verb, prep, role_setting) = if revoke {
+        ("REVOKE", "FROM", "SET slipway.over_storage_limit = on")
+    } else {
+        ("GRANT", "TO", "RESET slipway.over_storage_limit")
+    };
+    format!(
+        "\\connect {resource}\n\
+         {verb} CREATE ON DATABASE {resource} {prep} {resource};\n\
+         DO $slipway$ DECLARE s text; BEGIN \
+         FOR s IN SELECT nspname FROM pg_namespace \
+         WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' LOOP \
+         EXECUTE format('{verb} CREATE ON SCHEMA %I {prep} {resource}, pg_database_owner', s); \
+         EXECUTE format('{verb} INSERT, UPDATE ON ALL TABLES IN SCHEMA %I {prep} {resource}', s); \
+         END LOOP; END $slipway$;\n\
+         ALTER ROLE {resource} {role_setting};\n"
+    )
+}
+
+/// Measures `resource` and revokes its writes past `limit` bytes, or gives them back once it
+/// is under again.
+pub(crate) async fn enforce_size(
+    admin: &PgAdmin,
+    resource: &str,
+    limit: u64,
+) -> Result<SizeCheck, AddonsError> {
+    let (size_bytes, _, was_read_only) = measure(admin, resource).await?;
+    let read_only = size_bytes > limit;
+    if read_only != was_read_only {
+        let action = if read_only {
+            "revoke its writes past its storage limit"
+        } else {
+            "restore its writes under its storage limit"
+        };
+        admin
+            .sql(&size_limit_sql(resource, read_only), resource, action, "")
+            .await?;
+    }
+    Ok(SizeCheck {
+        size_bytes,
+        size_limit_bytes: limit,
+        read_only,
+        changed: read_only != was_read_only,
     })
 }
 

@@ -337,7 +337,8 @@ pub(crate) async fn stats(
         "size_bytes": stats.map(|s| s.size_bytes),
         "connections": stats.map(|s| s.connections),
         "connection_limit": plan.map(|p| p.connections),
-        "size_limit_bytes": plan.map(|p| p.max_bytes),
+        "size_limit_bytes": stats.map(|s| s.size_limit_bytes).or(plan.map(|p| p.max_bytes)),
+        "read_only": stats.map(|s| s.read_only),
     })))
 }
 

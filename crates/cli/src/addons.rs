@@ -273,6 +273,14 @@ pub(crate) async fn pg_info(
         mb(&stats["size_bytes"]),
         mb(&stats["size_limit_bytes"])
     )?;
+    if stats["read_only"] == Value::Bool(true) {
+        writeln!(
+            out,
+            "Status:      Read-only: over its storage limit (INSERT, UPDATE and CREATE revoked; delete data to get under it)"
+        )?;
+    } else {
+        writeln!(out, "Status:      Available")?;
+    }
     writeln!(out, "Add-on:      {}", attachment.addon.name)?;
     Ok(())
 }

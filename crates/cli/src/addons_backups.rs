@@ -11,15 +11,84 @@ use serde_json::{json, Value};
 
 use crate::client::Client;
 
-fn line(backup: &Value) -> String {
-    format!(
-        "{}  {}  {}  {} bytes  {}",
-        backup["name"].as_str().unwrap_or_default(),
-        backup["created_at"].as_str().unwrap_or_default(),
-        backup["status"].as_str().unwrap_or_default(),
-        backup["size"],
-        backup["addon"]["name"].as_str().unwrap_or_default(),
-    )
+#[cfg(test)]
+mod tests;
+
+/// `2026-11-29 05:00:00 +0000`, as `heroku pg:backups` prints times; the API's own text when
+/// it is not a timestamp.
+fn time(value: &Value) -> String {
+    let text = value.as_str().unwrap_or_default();
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S %z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+/// The Status column: `Completed <finished>`, `Failed <finished>`, `Running`.
+fn status(backup: &Value) -> String {
+    let status = backup["status"].as_str().unwrap_or_default();
+    let mut word = status.to_owned();
+    if let Some(first) = word.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    match backup["finished_at"].as_str() {
+        Some(_) => format!("{word} {}", time(&backup["finished_at"])),
+        None => word,
+    }
+}
+
+/// `pg:backups`: Heroku's three sections, the backups as a table (ID, Created at, Status,
+/// Size, Database). Slipway keeps no history of restores (each `pg:backups:restore` reports
+/// its own end) and has no `pg:copy`; the sections say so rather than pretend.
+pub(crate) fn render(app: &str, backups: &[Value]) -> String {
+    let mut out = String::from("=== Backups\n\n");
+    if backups.is_empty() {
+        out.push_str(&format!(
+            "No backups. Capture one with: slipway pg:backups:capture -a {app}\n"
+        ));
+    } else {
+        let mut rows = vec![[
+            "ID".to_owned(),
+            "Created at".to_owned(),
+            "Status".to_owned(),
+            "Size".to_owned(),
+            "Database".to_owned(),
+        ]];
+        for backup in backups {
+            rows.push([
+                backup["name"].as_str().unwrap_or_default().to_owned(),
+                time(&backup["created_at"]),
+                status(backup),
+                crate::format::format_size(backup["size"].as_i64()),
+                backup["addon"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ]);
+        }
+        let widths: Vec<usize> = (0..5)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
+        rows.insert(1, [0, 1, 2, 3, 4].map(|c| rule[c].clone()));
+        for row in rows {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    out.push_str(
+        "\n=== Restores\n\nSlipway keeps no history of restores: each pg:backups:restore reports its own end.\n",
+    );
+    out.push_str("\n=== Copies\n\nNo copies found. Slipway has no pg:copy.\n");
+    out
 }
 
 pub(crate) async fn list(
@@ -31,16 +100,7 @@ pub(crate) async fn list(
     let backups: Vec<Value> = client
         .get(&["apps", app, "addons", database, "backups"], None)
         .await?;
-    writeln!(out, "=== Backups")?;
-    if backups.is_empty() {
-        writeln!(
-            out,
-            "No backups. Capture one with: slipway pg:backups:capture -a {app}"
-        )?;
-    }
-    for backup in &backups {
-        writeln!(out, "{}", line(backup))?;
-    }
+    write!(out, "{}", render(app, &backups))?;
     Ok(())
 }
 

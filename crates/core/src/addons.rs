@@ -540,12 +540,12 @@ impl Platform {
     }
 
     /// Every add-on record.
-    async fn all_addons(&self) -> Result<Vec<Addon>, CoreError> {
+    pub(crate) async fn all_addons(&self) -> Result<Vec<Addon>, CoreError> {
         let (addons, _) = range_json::<Addon, _>(self.store().as_ref(), ADDONS).await?;
         Ok(addons.into_iter().map(|(_, a)| a).collect())
     }
 
-    async fn all_attachments(&self) -> Result<Vec<AddonAttachment>, CoreError> {
+    pub(crate) async fn all_attachments(&self) -> Result<Vec<AddonAttachment>, CoreError> {
         let (attachments, _) =
             range_json::<AddonAttachment, _>(self.store().as_ref(), ATTACHMENTS).await?;
         Ok(attachments.into_iter().map(|(_, a)| a).collect())
@@ -977,9 +977,12 @@ impl Platform {
         if view.addon.service != Service::Postgres.name() {
             return Ok((view, None));
         }
+        let Some(plan) = view.addon.plan() else {
+            return Ok((view, None));
+        };
         let stats = self
             .addon_servers()?
-            .postgres_stats(&view.addon.resource)
+            .postgres_stats(&view.addon.resource, plan)
             .await
             .ok();
         Ok((view, stats))

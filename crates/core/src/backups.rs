@@ -334,6 +334,8 @@ impl Platform {
                     target.name
                 ))
             })?;
+        // A restore may take the database past its storage limit, or back under it.
+        self.check_addon_size(&target).await;
         Ok(backup)
     }
 

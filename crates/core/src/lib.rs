@@ -19,6 +19,7 @@
 mod access;
 mod addon_redis;
 mod addons;
+mod addons_size;
 mod app_json;
 mod apps;
 mod attach;
@@ -59,6 +60,7 @@ pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DE
 pub use addons::{
     Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
 };
+pub use addons_size::ADDON_SIZE_CHECK_SECS;
 pub use authorizations::{Authorization, NewAuthorization, GLOBAL_SCOPE};
 pub use backup_schedule::BackupSchedule;
 pub use backups::Backup;

@@ -86,6 +86,18 @@ pub enum PlatformEvent<'a> {
     MemoryQuotaVastlyExceeded {
         dyno: &'a str,
     },
+    /// A PostgreSQL add-on past its storage limit: its writes are revoked.
+    DatabaseOverLimit {
+        addon: &'a str,
+        size_bytes: u64,
+        limit_bytes: u64,
+    },
+    /// Back under its limit: its writes are restored.
+    DatabaseUnderLimit {
+        addon: &'a str,
+        size_bytes: u64,
+        limit_bytes: u64,
+    },
 }
 
 impl PlatformEvent<'_> {
@@ -155,6 +167,26 @@ impl PlatformEvent<'_> {
             PlatformEvent::MemoryQuotaVastlyExceeded { dyno } => {
                 LogLine::heroku(*dyno, "Error R15 (Memory quota vastly exceeded)")
             }
+            PlatformEvent::DatabaseOverLimit {
+                addon,
+                size_bytes,
+                limit_bytes,
+            } => LogLine::app(
+                "heroku-postgres",
+                format!(
+                    "source={addon} sample#db_size={size_bytes}bytes sample#db_size_limit={limit_bytes}bytes message=\"Database is over its storage limit: INSERT, UPDATE and CREATE privileges are revoked until it is under the limit again\""
+                ),
+            ),
+            PlatformEvent::DatabaseUnderLimit {
+                addon,
+                size_bytes,
+                limit_bytes,
+            } => LogLine::app(
+                "heroku-postgres",
+                format!(
+                    "source={addon} sample#db_size={size_bytes}bytes sample#db_size_limit={limit_bytes}bytes message=\"Database is under its storage limit again: INSERT, UPDATE and CREATE privileges are restored\""
+                ),
+            ),
         }
     }
 }

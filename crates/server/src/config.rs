@@ -15,6 +15,9 @@ use slipway_runtime::Ipv4Subnet;
 pub mod defaults {
     use super::*;
 
+    /// How often PostgreSQL add-ons' sizes are checked against their storage limits.
+    pub use slipway_core::ADDON_SIZE_CHECK_SECS;
+
     /// The API and git address: loopback, the port Heroku's local tools use (`heroku local`).
     pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5000));
     /// The router's (apps') address.
@@ -243,6 +246,14 @@ pub struct ServerConfig {
     /// An existing PostgreSQL server's admin URL to provision add-ons on, instead of the
     /// embedded server (`--addon-postgres-admin-url`).
     pub addon_postgres_admin_url: Option<String>,
+    /// An existing Redis server's admin URL to provision add-ons on (an ACL user per add-on
+    /// confined to its key prefix), instead of a server per add-on (`--addon-redis-admin-url`).
+    pub addon_redis_admin_url: Option<String>,
+    /// A storage cap in MiB below every PostgreSQL plan's own (`--addon-postgres-max-mb`).
+    pub addon_postgres_max_mb: Option<u64>,
+    /// How often PostgreSQL add-ons' sizes are checked against their limits
+    /// (`--addon-size-check-secs`).
+    pub addon_size_check_secs: u64,
     /// API requests per hour an account may make (its bucket's size and refill).
     pub api_rate_limit_per_hour: u32,
     /// The largest page of a list a `Range` may ask for.
@@ -296,6 +307,9 @@ impl ServerConfig {
             max_source_blob_mb: defaults::MAX_SOURCE_BLOB_MB,
             hook_binary: None,
             addon_postgres_admin_url: None,
+            addon_redis_admin_url: None,
+            addon_postgres_max_mb: None,
+            addon_size_check_secs: defaults::ADDON_SIZE_CHECK_SECS,
             api_rate_limit_per_hour: defaults::API_RATE_LIMIT_PER_HOUR,
             api_max_page_size: defaults::API_MAX_PAGE_SIZE,
         }

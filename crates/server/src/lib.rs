@@ -138,6 +138,7 @@ pub struct ServerHandle {
     dyno_manager: JoinHandle<()>,
     /// Daily `pg:backups:schedule` captures (`slipway_core::BackupSchedule`).
     backup_scheduler: JoinHandle<()>,
+    addon_size_checks: JoinHandle<()>,
     addons: Arc<slipway_addons::Addons>,
 }
 
@@ -211,6 +212,7 @@ impl ServerHandle {
         let _ = self.https_threads.stopped().await;
         self.dyno_manager.abort();
         self.backup_scheduler.abort();
+        self.addon_size_checks.abort();
         self.addons.shutdown().await;
         match served {
             Ok(result) => result.map_err(ServerError::ServeApi),
@@ -405,6 +407,8 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .map_err(ServerError::CleanUp)?;
     let dyno_manager = platform.start_dyno_manager();
     let backup_scheduler = platform.start_backup_scheduler();
+    let addon_size_checks = platform
+        .start_addon_size_checks(std::time::Duration::from_secs(config.addon_size_check_secs));
     // Add-on servers that hold add-ons start now; the others on first use.
     let starting = addons.clone();
     tokio::spawn(async move { starting.start_existing().await });
@@ -457,6 +461,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         https_threads,
         dyno_manager,
         backup_scheduler,
+        addon_size_checks,
         addons,
     })
 }
@@ -474,6 +479,10 @@ fn addons_config(config: &ServerConfig, data_dir: &Path) -> slipway_addons::Addo
         postgres_port: slipway_addons::AddonsConfig::DEFAULT_POSTGRES_PORT,
         redis_ports: slipway_addons::AddonsConfig::DEFAULT_REDIS_PORTS,
         postgres_admin_url: config.addon_postgres_admin_url.clone(),
+        redis_admin_url: config.addon_redis_admin_url.clone(),
+        postgres_max_bytes: config
+            .addon_postgres_max_mb
+            .map(|mb| mb.saturating_mul(1024 * 1024)),
         postgres_bin: slipway_addons::AddonsConfig::DEFAULT_POSTGRES_BIN.into(),
         redis_server: slipway_addons::AddonsConfig::DEFAULT_REDIS_SERVER.into(),
     }

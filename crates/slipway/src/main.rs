@@ -192,6 +192,19 @@ struct ServerArgs {
     /// to reach HOST:PORT.
     #[arg(long, env = "SLIPWAY_ADDON_POSTGRES_ADMIN_URL", hide_env_values = true)]
     addon_postgres_admin_url: Option<String>,
+    /// Provision Redis add-ons on this existing server (an admin URL,
+    /// redis://USER:PASSWORD@HOST:PORT, allowed ACL SETUSER/DELUSER and ACL SAVE or CONFIG
+    /// REWRITE) instead of a server per add-on: each add-on is an ACL user confined to the
+    /// keys and channels prefixed `<user>:`. Dynos must be able to reach HOST:PORT.
+    #[arg(long, env = "SLIPWAY_ADDON_REDIS_ADMIN_URL", hide_env_values = true)]
+    addon_redis_admin_url: Option<String>,
+    /// Cap every PostgreSQL add-on's storage at this many MiB, below its plan's own (past it,
+    /// its writes are revoked until it is under again).
+    #[arg(long)]
+    addon_postgres_max_mb: Option<u64>,
+    /// Check PostgreSQL add-ons' sizes against their limits this often (seconds).
+    #[arg(long, default_value_t = defaults::ADDON_SIZE_CHECK_SECS)]
+    addon_size_check_secs: u64,
 }
 
 impl ServerArgs {
@@ -238,6 +251,9 @@ impl ServerArgs {
             max_source_blob_mb: self.max_source_blob_mb,
             hook_binary: None,
             addon_postgres_admin_url: self.addon_postgres_admin_url,
+            addon_redis_admin_url: self.addon_redis_admin_url,
+            addon_postgres_max_mb: self.addon_postgres_max_mb,
+            addon_size_check_secs: self.addon_size_check_secs,
             api_rate_limit_per_hour: self.api_rate_limit_per_hour,
             api_max_page_size: self.api_max_page_size,
         }

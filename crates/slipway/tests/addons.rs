@@ -660,11 +660,11 @@ async fn backups_capture_restore_download_and_fail_cleanly() {
     );
     let listing = server.cli_ok(&["pg:backups", "-a", "bka"]);
     assert!(
-        listing.contains("b002") && listing.contains("failed"),
+        listing.contains("b002") && listing.contains("Failed"),
         "{listing}"
     );
     assert!(
-        listing.contains("b003") && listing.contains("completed"),
+        listing.contains("b003") && listing.contains("Completed"),
         "{listing}"
     );
     psql_as_addon(&urls[1], "DROP TABLE t");

@@ -88,4 +88,20 @@ fn wording_matches_heroku() {
         PlatformEvent::Cycling { dyno: "web.1" },
         "heroku[web.1]: Cycling",
     );
+    check(
+        PlatformEvent::DatabaseOverLimit {
+            addon: "postgresql-shaped-123",
+            size_bytes: 20,
+            limit_bytes: 10,
+        },
+        "app[heroku-postgres]: source=postgresql-shaped-123 sample#db_size=20bytes sample#db_size_limit=10bytes message=\"Database is over its storage limit: INSERT, UPDATE and CREATE privileges are revoked until it is under the limit again\"",
+    );
+    check(
+        PlatformEvent::DatabaseUnderLimit {
+            addon: "postgresql-shaped-123",
+            size_bytes: 5,
+            limit_bytes: 10,
+        },
+        "app[heroku-postgres]: source=postgresql-shaped-123 sample#db_size=5bytes sample#db_size_limit=10bytes message=\"Database is under its storage limit again: INSERT, UPDATE and CREATE privileges are restored\"",
+    );
 }
