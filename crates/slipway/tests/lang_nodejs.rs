@@ -106,10 +106,7 @@ fn the_helper_resolves_ranges_as_node_semver_does() {
         eprintln!("SKIPPED: the stack has no node to run the Node.js buildpack's helper");
         return;
     };
-    let start = COMPILE
-        .find("<<'JS'\n")
-        .expect("the helper's heredoc")
-        + "<<'JS'\n".len();
+    let start = COMPILE.find("<<'JS'\n").expect("the helper's heredoc") + "<<'JS'\n".len();
     let end = start + COMPILE[start..].find("\nJS\n").expect("the heredoc's end");
     let dir = tempfile::tempdir().unwrap();
     let helper = dir.path().join("helper.js");
@@ -218,7 +215,11 @@ async fn node_18_20_and_22_run_side_by_side_from_the_runtime_source() {
         let version = installed_node(output);
         let served = server.wait_for_200(app, "/").await;
         assert!(served.starts_with(major), "{app} runs {served}");
-        assert_eq!(served, format!("v{version}"), "{app} runs the node it printed");
+        assert_eq!(
+            served,
+            format!("v{version}"),
+            "{app} runs the node it printed"
+        );
     }
     // The 22 app's minor is at least 1 (`^22.1`).
     let v22 = installed_node(out22);
@@ -227,8 +228,7 @@ async fn node_18_20_and_22_run_side_by_side_from_the_runtime_source() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_npm_build_script_is_served_dev_dependencies_pruned_and_a_rebuild_downloads_nothing()
-{
+async fn an_npm_build_script_is_served_dev_dependencies_pruned_and_a_rebuild_downloads_nothing() {
     require_runc!();
     let server = Server::start();
     server.cli_ok(&["apps:create", "npmbuild"]);
