@@ -100,10 +100,14 @@ impl Browser {
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
-        let answer: Value = self
-            .http
-            .request(method, url)
-            .json(&body)
+        let request = self.http.request(method.clone(), url);
+        // WebDriver's GETs take no body; its POSTs always take a JSON object.
+        let request = if method == reqwest::Method::GET {
+            request
+        } else {
+            request.json(&body)
+        };
+        let answer: Value = request
             .send()
             .await
             .unwrap()
