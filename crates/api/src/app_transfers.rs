@@ -99,13 +99,7 @@ pub(crate) fn parse_create(body: &[u8]) -> Result<(String, Command), ApiError> {
         .ok_or_else(|| {
             ApiError::invalid_params("Name the new owner's email address in `recipient`.")
         })?;
-    Ok((
-        app.clone(),
-        Command::TransferApp {
-            app,
-            recipient,
-        },
-    ))
+    Ok((app.clone(), Command::TransferApp { app, recipient }))
 }
 
 /// Transfers the app at once (see the module documentation) and answers the transfer.
@@ -115,8 +109,7 @@ pub(crate) async fn create(
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<AppTransfer>), ApiError> {
     let (app, command) = parse_create(&body)?;
-    let (before, after): (App, App) =
-        execute_on_app(&state, &user, app, |_| Ok(command)).await?;
+    let (before, after): (App, App) = execute_on_app(&state, &user, app, |_| Ok(command)).await?;
     let user_ref = |email: &str| UserRef {
         id: catalog_id("user", email),
         email: email.to_owned(),

@@ -337,7 +337,9 @@ pub(crate) async fn cli_poll(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let unknown = || ApiError::not_found("This login does not exist or has expired. Run `heroku login` again.");
+    let unknown = || {
+        ApiError::not_found("This login does not exist or has expired. Run `heroku login` again.")
+    };
     let id = id.parse::<uuid::Uuid>().map_err(|_| unknown())?;
     let token = bearer_token(&headers).ok_or_else(unknown)?;
     let (mut done, started) = logins.watch(id, &token).ok_or_else(unknown)?;

@@ -1,7 +1,8 @@
 //! Heroku features that Slipway does not have, answered the way a Heroku account without them
 //! is, so that the heroku CLI's commands for them print "none" instead of crashing on a 404:
-//! `GET /pipelines` (`heroku pipelines`) and `GET /apps/{app}/webhooks` (`heroku webhooks`),
-//! both empty. Also `GET /client/v11/apps/{app}/transfers`, Heroku Data's list of an app's
+//! `GET /pipelines` (`heroku pipelines`), `GET /spaces` (`heroku spaces`; `heroku
+//! autocomplete` warms its cache from both) and `GET /apps/{app}/webhooks` (`heroku
+//! webhooks`), all empty. Also `GET /client/v11/apps/{app}/transfers`, Heroku Data's list of an app's
 //! PostgreSQL transfers, which `heroku pg:backups` reads from the host `HEROKU_DATA_HOST`
 //! names (pointed at Slipway's API, the path reaches this handler): the app's backups, in
 //! Heroku Data's transfer shape.
@@ -20,6 +21,11 @@ use crate::state::ApiState;
 
 /// `GET /pipelines`: Slipway has no pipelines, so every account's list is empty.
 pub(crate) async fn list_pipelines(CurrentUser(_user): CurrentUser) -> Response {
+    list_response(Vec::<serde_json::Value>::new())
+}
+
+/// `GET /spaces`: Slipway has no private spaces, so every account's list is empty.
+pub(crate) async fn list_spaces(CurrentUser(_user): CurrentUser) -> Response {
     list_response(Vec::<serde_json::Value>::new())
 }
 

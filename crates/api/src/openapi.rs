@@ -327,6 +327,7 @@ pub(crate) fn document() -> OpenApi {
     d.route(Get, "/apps/{app}/backup-schedules", "An app's backup schedules.", No, 200, Doc::objects());
     d.route(Get, "/apps/{app}/addons/{addon}/redis-info", "A Redis add-on's server facts.", No, 200, o());
     d.route(Get, "/pipelines", "Pipelines (none).", No, 200, Doc::objects());
+    d.route(Get, "/spaces", "Private spaces (none).", No, 200, Doc::objects());
     d.route(Post, "/auth", "Start a browser login (`heroku login`, HEROKU_LOGIN_HOST).", o(), 200, o());
     d.route(Get, "/auth/browser/{id}", "A browser login's page.", No, 200, Bytes("text/html"));
     d.route(Post, "/auth/browser/{id}", "Log a waiting CLI in (email and password, form-encoded).", Bytes("application/x-www-form-urlencoded"), 200, Bytes("text/html"));

@@ -12,12 +12,12 @@ use axum::Router;
 use slipway_core::Platform;
 
 use crate::collaborators;
-use crate::integrations;
 use crate::error::ApiError;
+use crate::integrations;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    account, addon_services, addons, app_transfers, browser_login, addons_backups, apps_extra, builds, certs, conventions,
-    domains, drains, dynos, git, logs, resources, slugs,
+    account, addon_services, addons, addons_backups, app_transfers, apps_extra, browser_login,
+    builds, certs, conventions, domains, drains, dynos, git, logs, resources, slugs,
 };
 
 /// The API's routes.
@@ -278,6 +278,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         )
         // Heroku features Slipway answers as absent, and Heroku Data's transfers (`integrations.rs`).
         .route("/pipelines", get(integrations::list_pipelines))
+        .route("/spaces", get(integrations::list_spaces))
         .route("/account/app-transfers", post(app_transfers::create))
         .route("/apps/{app}/webhooks", get(integrations::list_webhooks))
         .route(

@@ -413,11 +413,8 @@ impl Platform {
                 new_owner.email, app.name
             )));
         }
-        let old_owner = get_json::<User, _>(
-            self.store().as_ref(),
-            &keys::user(&current.owner_email),
-        )
-        .await?;
+        let old_owner =
+            get_json::<User, _>(self.store().as_ref(), &keys::user(&current.owner_email)).await?;
         let now = Utc::now();
         let previous = current.owner_email.clone();
         current.owner_email = new_owner.email.clone();

@@ -196,16 +196,12 @@ impl BuildState {
         outputs.order.push_back(digest);
         while outputs.order.len() > KEPT_OUTPUTS {
             // Forget the oldest finished build; running ones are never forgotten.
-            let Some(position) = outputs
-                .order
-                .iter()
-                .position(|s| {
-                    outputs
-                        .by_secret
-                        .get(s)
-                        .is_none_or(|(b, _)| b.is_finished())
-                })
-            else {
+            let Some(position) = outputs.order.iter().position(|s| {
+                outputs
+                    .by_secret
+                    .get(s)
+                    .is_none_or(|(b, _)| b.is_finished())
+            }) else {
                 break;
             };
             if let Some(secret) = outputs.order.remove(position) {

@@ -107,13 +107,7 @@ impl Browser {
         } else {
             request.json(&body)
         };
-        let answer: Value = request
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
         assert!(
             answer["value"].get("error").is_none(),
             "WebDriver {path}: {answer}"
@@ -320,7 +314,10 @@ async fn plain_heroku_login_logs_in_through_slipways_page_in_a_real_browser() {
     drop(stdin);
     let printed = output.lock().unwrap().clone();
     assert!(status.success(), "{printed}");
-    assert!(printed.contains("Logged in as dev@example.com"), "{printed}");
+    assert!(
+        printed.contains("Logged in as dev@example.com"),
+        "{printed}"
+    );
 
     // The key in the netrc is a working key of that account.
     let machine = server.api_url.trim_start_matches("http://");

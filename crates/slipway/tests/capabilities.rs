@@ -137,7 +137,10 @@ async fn every_key_of_an_account_takes_from_its_one_rate_limit_bucket() {
         .json()
         .await
         .unwrap();
-    let second = created["access_token"]["token"].as_str().unwrap().to_owned();
+    let second = created["access_token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(first, second);
     let remaining = |key: String| {
         let request = api_as(&server, &key, Method::GET, "/account/rate-limits");

@@ -97,7 +97,13 @@ fn the_registry_search_finds_built_in_buildpacks_by_namespace_name_or_descriptio
     let found = |query: &str| -> Vec<String> {
         registry_search(&parse_registry_search(query))
             .iter()
-            .map(|b| format!("{}/{}", b["namespace"].as_str().unwrap(), b["name"].as_str().unwrap()))
+            .map(|b| {
+                format!(
+                    "{}/{}",
+                    b["namespace"].as_str().unwrap(),
+                    b["name"].as_str().unwrap()
+                )
+            })
             .collect()
     };
     // The three searches `heroku buildpacks:search python` makes.

@@ -20,7 +20,10 @@ fn start_requests_give_a_clean_description() {
         Ok("bad[31mname".to_owned()),
     );
     let long = format!(r#"{{"description": "{}"}}"#, "x".repeat(5000));
-    check(parse_start(long.as_bytes()), Ok("x".repeat(MAX_DESCRIPTION)));
+    check(
+        parse_start(long.as_bytes()),
+        Ok("x".repeat(MAX_DESCRIPTION)),
+    );
     check(
         parse_start(b"[1]"),
         Err((StatusCode::BAD_REQUEST, "Heroku CLI login from")),

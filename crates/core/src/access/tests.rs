@@ -522,10 +522,7 @@ async fn a_transfer_changes_the_owner_and_keeps_the_old_one_as_a_collaborator() 
 
     // The collaborator receives it: they own it, with every permission, and are no longer
     // listed as a collaborator; the old owner is one, without `manage`.
-    let Outcome::App(moved) = transfer(owner.clone(), "friend@example.com")
-        .await
-        .unwrap()
-    else {
+    let Outcome::App(moved) = transfer(owner.clone(), "friend@example.com").await.unwrap() else {
         panic!("an app");
     };
     assert_eq!(moved.owner_email, "friend@example.com");
@@ -540,14 +537,17 @@ async fn a_transfer_changes_the_owner_and_keeps_the_old_one_as_a_collaborator() 
     );
     platform.app_for(&friend, "demo", Manage).await.unwrap();
     platform.app_for(&owner, "demo", Deploy).await.unwrap();
-    let error = platform
-        .app_for(&owner, "demo", Manage)
-        .await
-        .unwrap_err();
-    assert!(matches!(error, CoreError::PermissionDenied { .. }), "{error:?}");
+    let error = platform.app_for(&owner, "demo", Manage).await.unwrap_err();
+    assert!(
+        matches!(error, CoreError::PermissionDenied { .. }),
+        "{error:?}"
+    );
     // And the old owner can no longer give it away.
     let error = transfer(owner.clone(), "stranger@example.com")
         .await
         .unwrap_err();
-    assert!(matches!(error, CoreError::PermissionDenied { .. }), "{error:?}");
+    assert!(
+        matches!(error, CoreError::PermissionDenied { .. }),
+        "{error:?}"
+    );
 }

@@ -43,7 +43,11 @@ fn finished_outputs_are_forgotten_oldest_first_running_ones_never() {
     let running = state.register("running", Uuid::new_v4(), OutputHolder::default());
     for i in 0..KEPT_OUTPUTS + 3 {
         state
-            .register(&format!("done-{i}"), Uuid::new_v4(), OutputHolder::default())
+            .register(
+                &format!("done-{i}"),
+                Uuid::new_v4(),
+                OutputHolder::default(),
+            )
             .finish();
     }
     assert!(state.output("running").is_some());
