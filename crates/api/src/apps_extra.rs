@@ -93,6 +93,68 @@ pub(crate) async fn registry_buildpack(Path(slug): Path<String>) -> Json<serde_j
     Json(serde_json::json!({"name": name, "blob_url": name}))
 }
 
+/// What `heroku buildpacks:search TERM` asks the registry: `in[namespace][]`, `in[name][]`
+/// (each a list) and `like[description]`, all optional and combined with "and".
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct RegistrySearch {
+    namespaces: Vec<String>,
+    names: Vec<String>,
+    description: Option<String>,
+}
+
+/// Parses a registry search's query string (percent-decoded; unknown keys are ignored, as a
+/// registry does).
+pub(crate) fn parse_registry_search(query: &str) -> RegistrySearch {
+    let mut search = RegistrySearch::default();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let value = value.trim().to_ascii_lowercase();
+        match key.as_ref() {
+            "in[namespace][]" | "in[namespace]" => search.namespaces.push(value),
+            "in[name][]" | "in[name]" => search.names.push(value),
+            "like[description]" => search.description = Some(value),
+            _ => {}
+        }
+    }
+    search
+}
+
+/// The built-in buildpacks a registry search finds, as the registry lists them.
+pub(crate) fn registry_search(search: &RegistrySearch) -> Vec<serde_json::Value> {
+    slipway_core::builtin_buildpack_names()
+        .into_iter()
+        .filter_map(|full| {
+            let (namespace, name) = full.split_once('/')?;
+            let description = format!("{name} (built into Slipway)");
+            let wanted = (search.namespaces.is_empty()
+                || search.namespaces.iter().any(|n| n == namespace))
+                && (search.names.is_empty() || search.names.iter().any(|n| n == name))
+                && search
+                    .description
+                    .as_ref()
+                    .is_none_or(|d| description.to_ascii_lowercase().contains(d.as_str()));
+            wanted.then(|| {
+                serde_json::json!({
+                    "namespace": namespace,
+                    "name": name,
+                    "category": "languages",
+                    "description": description,
+                    "blob_url": full,
+                })
+            })
+        })
+        .collect()
+}
+
+/// `GET /buildpacks?...`: the registry's search (`heroku buildpacks:search`), over Slipway's
+/// built-in buildpacks, the only ones it runs. Public, as Heroku's registry is.
+pub(crate) async fn search_registry(
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Json<Vec<serde_json::Value>> {
+    Json(registry_search(&parse_registry_search(
+        query.as_deref().unwrap_or(""),
+    )))
+}
+
 fn stack_json(state: &ApiState) -> wire::Stack {
     let name = state.platform.config().stack.clone();
     wire::Stack {

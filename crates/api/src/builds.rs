@@ -1,9 +1,10 @@
 //! Builds: `DELETE /apps/{app}/build-cache` empties the app's build cache. `POST /apps/{app}/builds {source_blob: {url, checksum, version}, buildpacks}` fetches
 //! the tarball over HTTP(S) and deploys it as a push would, in the background; `GET
 //! /apps/{app}/builds[/{id}]` shows how it went; the build's `output_stream_url`
-//! (`/build-outputs/{secret}`, authenticated by its secret like a log session's URL) streams
-//! its output from the start, following it until the build ends, as plain text or as
-//! Server-Sent Events when asked for `text/event-stream`.
+//! (`/build-outputs/{secret}`, authenticated by its secret like a log session's URL, and only
+//! while the build's user may still see the app) streams its output from the start, following
+//! it until the build ends, as plain text or as Server-Sent Events when asked for
+//! `text/event-stream`.
 //!
 //! The request is parsed into a [`Command`] by [`parse_create`] (tested in `builds/tests.rs`);
 //! the core fetches the source through the `SourceFetcher` it was given, whose real one goes
@@ -181,13 +182,21 @@ pub(crate) async fn output(
     Path(secret): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(buffer) = state.platform.build_output(&secret) else {
+    let Some((buffer, holder)) = state.platform.build_output(&secret) else {
         return (
             StatusCode::NOT_FOUND,
             "This build output does not exist or is no longer kept (outputs live in the server's memory); see the app's log (`slipway logs`) for the build's lines.\n",
         )
             .into_response();
     };
+    // The URL works only as long as the access it was issued under.
+    if !crate::logs::may_still_see(&state, &holder.user_email, &holder.app_id.to_string()).await {
+        return (
+            StatusCode::FORBIDDEN,
+            "You no longer have access to this app, so its build outputs are closed to you.\n",
+        )
+            .into_response();
+    }
     let sse = wants_event_stream(&headers);
     let from = last_event_id(&headers).map_or(0, |last| last + 1);
     let stream = buffer.follow(from).map(move |(number, line)| {

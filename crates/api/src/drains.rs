@@ -75,7 +75,11 @@ pub(crate) async fn get(
         .drains(&app)
         .await?
         .iter()
-        .find(|d| d.config.id == drain || d.config.token == drain || d.config.url == drain)
+        .find(|d| {
+            d.config.id == drain
+                || slipway_core::secrets_match(&drain, &d.config.token)
+                || d.config.url == drain
+        })
         .map(|d| Json(drain_json(&app, d)))
         .ok_or_else(|| ApiError::not_found("Couldn't find that log drain."))
 }

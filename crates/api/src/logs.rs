@@ -1,7 +1,9 @@
 //! Log sessions: `POST /apps/{app}/log-sessions` returns a `logplex_url` that carries its own
 //! short-lived secret; a GET on it streams the app's log without any other credentials, as
 //! Server-Sent Events when the client asks for `text/event-stream` (what `heroku logs`
-//! reads), as plain lines otherwise.
+//! reads), as plain lines otherwise. The secret is compared in constant time, and the stream
+//! starts only while the session's creator may still see the app: removing a collaborator
+//! (or their account) ends what their URLs can open.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -79,6 +81,7 @@ pub(crate) async fn create_session(
     let session = Session {
         secret: new_secret(),
         app: app.name.clone(),
+        user_email: user.email.clone(),
         filter: request.filter,
         lines: request.lines,
         tail: request.tail,
@@ -140,7 +143,13 @@ pub(crate) async fn stream_session(
         id.parse::<uuid::Uuid>()
             .ok()
             .and_then(|id| sessions.get(&id).cloned())
-            .filter(|s| Some(&s.secret) == query.token.as_ref() && s.expires > Instant::now())
+            .filter(|s| {
+                query
+                    .token
+                    .as_deref()
+                    .is_some_and(|token| slipway_core::secrets_match(token, &s.secret))
+                    && s.expires > Instant::now()
+            })
     };
     let Some(session) = session else {
         return (
@@ -149,6 +158,13 @@ pub(crate) async fn stream_session(
         )
             .into_response();
     };
+    if !may_still_see(&state, &session.user_email, &session.app).await {
+        return (
+            StatusCode::FORBIDDEN,
+            "You no longer have access to this app, so its log sessions are closed to you.\n",
+        )
+            .into_response();
+    }
     let sse = wants_event_stream(&headers);
     // A reconnecting client resumes right after the last line it saw (`Last-Event-ID`).
     let resume_after = last_event_id(&headers);
@@ -204,6 +220,15 @@ pub(crate) async fn stream_session(
         |lines| Ok::<_, Infallible>(bytes::Bytes::from(lines.concat())),
     );
     line_stream(sse, stream)
+}
+
+/// Whether the account `email` still exists and may see `app`: a capability URL works only
+/// as long as the access it was issued under.
+pub(crate) async fn may_still_see(state: &ApiState, email: &str, app: &str) -> bool {
+    let Ok(user) = state.platform.user_by_email(email).await else {
+        return false;
+    };
+    state.platform.access(&user, app).await.is_ok()
 }
 
 fn new_secret() -> String {

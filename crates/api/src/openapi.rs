@@ -303,6 +303,7 @@ pub(crate) fn document() -> OpenApi {
     d.route(Get, "/apps/{app}/buildpack-installations", "An app's buildpacks, in order.", No, 200, Doc::objects());
     d.route(Put, "/apps/{app}/buildpack-installations", "Set an app's buildpacks.", o(), 200, Doc::objects());
     d.route(Get, "/buildpacks/{slug}", "A built-in buildpack (the CLI's registry lookup).", No, 200, o());
+    d.route(Get, "/buildpacks", "Search the built-in buildpacks (the CLI's registry search).", No, 200, Doc::objects());
     d.route(Get, "/stacks", "The platform's stacks.", No, 200, Doc::objects());
     d.route(Get, "/stacks/{stack}", "A stack.", No, 200, o());
     d.route(Get, "/apps/{app}/available-stacks", "The stacks an app may use.", No, 200, Doc::objects());
@@ -326,6 +327,15 @@ pub(crate) fn document() -> OpenApi {
     d.route(Delete, "/apps/{app}/addons/{addon}/backup-schedule", "Stop daily backups.", No, 200, o());
     d.route(Get, "/apps/{app}/backup-schedules", "An app's backup schedules.", No, 200, Doc::objects());
     d.route(Get, "/apps/{app}/addons/{addon}/redis-info", "A Redis add-on's server facts.", No, 200, o());
+    d.route(Get, "/pipelines", "Pipelines (none).", No, 200, Doc::objects());
+    d.route(Get, "/spaces", "Private spaces (none).", No, 200, Doc::objects());
+    d.route(Post, "/auth", "Start a browser login (`heroku login`, HEROKU_LOGIN_HOST).", o(), 200, o());
+    d.route(Get, "/auth/browser/{id}", "A browser login's page.", No, 200, Bytes("text/html"));
+    d.route(Post, "/auth/browser/{id}", "Log a waiting CLI in (email and password, form-encoded).", Bytes("application/x-www-form-urlencoded"), 200, Bytes("text/html"));
+    d.route(Get, "/auth/cli/{id}", "Wait for a browser login's key (Bearer: the login's token).", No, 200, o());
+    d.route(Post, "/account/app-transfers", "Transfer an app to another user (done at once).", o(), 201, o());
+    d.route(Get, "/apps/{app}/webhooks", "App webhooks (none).", No, 200, Doc::objects());
+    d.route(Get, "/client/v11/apps/{app}/transfers", "An app's PostgreSQL backups as Heroku Data transfers.", No, 200, Doc::objects());
     finish(d)
 }
 

@@ -13,10 +13,11 @@ use slipway_core::Platform;
 
 use crate::collaborators;
 use crate::error::ApiError;
+use crate::integrations;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    account, addon_services, addons, addons_backups, apps_extra, builds, certs, conventions,
-    domains, drains, dynos, git, logs, resources, slugs,
+    account, addon_services, addons, addons_backups, app_transfers, apps_extra, browser_login,
+    builds, certs, conventions, domains, drains, dynos, git, logs, resources, slugs,
 };
 
 /// The API's routes.
@@ -279,13 +280,35 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
                 .patch(collaborators::update)
                 .delete(collaborators::delete),
         )
+        // Heroku features Slipway answers as absent, and Heroku Data's transfers (`integrations.rs`).
+        .route("/pipelines", get(integrations::list_pipelines))
+        .route("/spaces", get(integrations::list_spaces))
+        .route("/account/app-transfers", post(app_transfers::create))
+        .route("/apps/{app}/webhooks", get(integrations::list_webhooks))
+        .route(
+            "/client/v11/apps/{app}/transfers",
+            get(integrations::list_transfers),
+        )
         // The conventions' own routes.
         .route(conventions::RATE_LIMITS_PATH, get(conventions::rate_limits))
         .route("/openapi.json", get(crate::openapi::serve));
     let platform_api = conventions::layer_platform_api(platform_api, config.max_page_size);
-    let limiter = conventions::RateLimiter::new(config.rate_limit_per_hour);
+    let limiter = conventions::RateLimiter::new(config.rate_limit_per_hour)
+        .with_accounts_of(state.platform.clone());
+    // Plain `heroku login` (`HEROKU_LOGIN_HOST` pointed here), with the logins it waits on.
+    let browser_login = Router::new()
+        .route("/auth", post(browser_login::start))
+        .route(
+            "/auth/browser/{id}",
+            get(browser_login::browser_page).post(browser_login::browser_submit),
+        )
+        .route("/auth/cli/{id}", get(browser_login::cli_poll))
+        .layer(axum::Extension(Arc::new(
+            browser_login::BrowserLogins::default(),
+        )));
     let all = Router::new()
         .merge(platform_api)
+        .merge(browser_login)
         .route("/log-sessions/{id}", get(logs::stream_session))
         .route("/build-outputs/{secret}", get(builds::output))
         .route("/slug-uploads/{token}", axum::routing::put(slugs::upload))
@@ -295,6 +318,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/internal/git-hook/{app}", post(git::hook))
         .route("/slipway/ca.pem", get(crate::platform::ca_pem))
         .route("/buildpacks/{slug}", get(apps_extra::registry_buildpack))
+        .route("/buildpacks", get(apps_extra::search_registry))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     conventions::layer_all(all, limiter).with_state(state)

@@ -70,6 +70,8 @@ pub(crate) struct LogSessions {
 pub(crate) struct Session {
     pub(crate) secret: String,
     pub(crate) app: String,
+    /// Who created it: the stream checks they may still see the app.
+    pub(crate) user_email: String,
     pub(crate) filter: LogFilter,
     pub(crate) lines: usize,
     pub(crate) tail: bool,

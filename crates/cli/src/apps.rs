@@ -1,5 +1,5 @@
-//! `apps:rename` and the git remote a new user's `apps:create` adds: the parts of the app
-//! commands that touch the local git repository.
+//! `apps:rename` and the git remote a new user's `apps:create` adds (the parts of the app
+//! commands that touch the local git repository), and `apps:transfer`.
 
 use std::io::Write;
 
@@ -99,6 +99,35 @@ pub(crate) async fn rename(
         if git(&["remote", "set-url", remote, &updated]).is_some() {
             writeln!(out, "Git remote {remote} updated")?;
         }
+    }
+    Ok(())
+}
+
+/// `apps:transfer EMAIL -a APP`: the request `heroku apps:transfer` sends for a personal app,
+/// with its lines (`Initiating transfer of APP to EMAIL... done`).
+pub(crate) async fn transfer(
+    client: &Client,
+    app: &str,
+    recipient: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    write!(out, "Initiating transfer of {app} to {recipient}... ")?;
+    out.flush()?;
+    let body = serde_json::json!({"app": app, "recipient": recipient});
+    let answer: serde_json::Value = match client
+        .send(Method::POST, &["account", "app-transfers"], Some(&body))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            writeln!(out, "!")?;
+            return Err(error.into());
+        }
+    };
+    if answer["state"] == "pending" {
+        writeln!(out, "email sent")?;
+    } else {
+        writeln!(out, "done")?;
     }
     Ok(())
 }

@@ -93,6 +93,15 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Transfer an app to another user, who owns it from then on; you stay on as a
+    /// collaborator.
+    #[command(name = "apps:transfer")]
+    AppsTransfer {
+        /// The new owner's email address.
+        recipient: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// List the app's buildpacks.
     #[command(name = "buildpacks")]
     Buildpacks {
@@ -743,6 +752,10 @@ pub async fn run_with_client(
         Command::AppsRename { newname, app } => {
             let app = resolve_app(&app)?;
             crate::apps::rename(client, &app, &newname, out).await?;
+        }
+        Command::AppsTransfer { recipient, app } => {
+            let app = resolve_app(&app)?;
+            crate::apps::transfer(client, &app, &recipient, out).await?;
         }
         Command::Buildpacks { app } => {
             crate::buildpacks::list(client, &resolve_app(&app)?, out).await?;

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use slipway_store::json::{get_json, range_json};
+use slipway_store::json::{get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
@@ -374,6 +374,82 @@ impl Platform {
             return Err(CoreError::not_found("collaborator", id_or_email));
         }
         Ok(member(app, record))
+    }
+
+    /// `apps:transfer`: `recipient`, an existing user, becomes `app`'s owner, and the old
+    /// owner one of its collaborators (with the default permissions), as Heroku does with a
+    /// personal app; the recipient's collaborator record, if any, goes. One transaction,
+    /// guarded by the app record's revision, does all three, so a concurrent rename,
+    /// transfer or deletion wins whole and this one is refused.
+    ///
+    /// Heroku asks the recipient to accept by email; Slipway has no email, so a transfer is
+    /// done at once, as a collaborator could already be given everything but `manage`.
+    pub(crate) async fn transfer_app(&self, app: &App, recipient: &str) -> Result<App, CoreError> {
+        let recipient = recipient.trim();
+        if recipient.is_empty() || recipient.len() > 254 || recipient.contains(['/', '\0']) {
+            return Err(CoreError::invalid(
+                "Give the new owner's email address, e.g. `apps:transfer user@example.com`.",
+            ));
+        }
+        let Some(new_owner) =
+            get_json::<User, _>(self.store().as_ref(), &keys::user(recipient)).await?
+        else {
+            return Err(CoreError::not_found("user", recipient));
+        };
+        let app_key = keys::app(&app.name);
+        let Some((mut current, revision)) =
+            get_json_versioned::<App, _>(self.store().as_ref(), &app_key).await?
+        else {
+            return Err(CoreError::not_found("app", app.name.clone()));
+        };
+        // Another app of the same name (deleted and created again) is not the one the caller
+        // was authorized for.
+        if current.id != app.id {
+            return Err(CoreError::not_found("app", app.name.clone()));
+        }
+        if current.owner_email == new_owner.email {
+            return Err(CoreError::invalid(format!(
+                "{} owns {} already.",
+                new_owner.email, app.name
+            )));
+        }
+        let old_owner =
+            get_json::<User, _>(self.store().as_ref(), &keys::user(&current.owner_email)).await?;
+        let now = Utc::now();
+        let previous = current.owner_email.clone();
+        current.owner_email = new_owner.email.clone();
+        current.updated_at = now;
+        let mut txn = Txn::new()
+            .when(Compare::mod_revision(app_key.clone(), revision))
+            .then(Op::put_json(app_key, &current)?)
+            .then(Op::delete(collaborator_key(app.id, &new_owner.email)));
+        // An owner whose account is gone has nobody to keep on as a collaborator.
+        if let Some(old_owner) = old_owner {
+            let record = Collaborator {
+                id: Uuid::new_v4(),
+                app_id: app.id,
+                email: old_owner.email.clone(),
+                user_id: old_owner.id,
+                permissions: COLLABORATOR_DEFAULT.into_iter().collect(),
+                created_at: now,
+                updated_at: now,
+            };
+            txn = txn.then(Op::put_json(
+                collaborator_key(app.id, &old_owner.email),
+                &record,
+            )?);
+        }
+        let response = self.store().txn(txn).await?;
+        if !response.succeeded {
+            return Err(CoreError::Conflict {
+                message: format!(
+                    "{} changed while transferring it to {}; try again.",
+                    app.name, new_owner.email
+                ),
+            });
+        }
+        tracing::info!(app = %app.name, from = %previous, to = %new_owner.email, "app transferred");
+        Ok(current)
     }
 
     async fn collaborator_record(

@@ -364,6 +364,15 @@ impl Platform {
 }
 
 /// The SHA-256 of an API key, hex: all the store keeps of it.
+/// Whether a presented secret (a capability URL's token, a drain token) is the expected one,
+/// in time that does not depend on where they differ, so a caller timing the answers learns
+/// nothing about a secret byte by byte. Only the length can show, and every secret the
+/// platform hands out has the same length.
+pub fn secrets_match(presented: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
 pub(crate) fn key_digest(api_key: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(api_key.as_bytes()))

@@ -2,6 +2,10 @@
 //! [`OUTPUT_LINES`] lines of the last [`KEPT_OUTPUTS`] builds, streamed from its start to any
 //! number of readers until the build ends) and slugs declared through the API, waiting for
 //! their tarball. The operations that fill it are in `builds.rs`.
+//!
+//! Outputs are found by the SHA-256 digest of their URL's secret, never by the secret itself,
+//! so how long a lookup takes says nothing about how close a guess came; each remembers who it
+//! was issued to ([`OutputHolder`]), for the API to check that they may still see the app.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,9 +48,23 @@ pub(crate) struct BuildState {
 
 #[derive(Default)]
 struct Outputs {
-    by_secret: HashMap<String, Arc<OutputBuffer>>,
-    /// Secrets, oldest first, for eviction.
+    /// By the digest of their secret.
+    by_secret: HashMap<String, (Arc<OutputBuffer>, OutputHolder)>,
+    /// Digests of secrets, oldest first, for eviction.
     order: VecDeque<String>,
+}
+
+/// Who a build's output URL was issued to: the build's app and the user who started it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputHolder {
+    pub app_id: Uuid,
+    pub user_email: String,
+}
+
+/// The key a secret's output is kept under.
+fn secret_digest(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
 /// One build's output: a bounded window of lines, numbered from 0, and whether it ended.
@@ -163,18 +181,27 @@ impl BuildState {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn register(&self, secret: &str, build_id: Uuid) -> Arc<OutputBuffer> {
+    pub(crate) fn register(
+        &self,
+        secret: &str,
+        build_id: Uuid,
+        holder: OutputHolder,
+    ) -> Arc<OutputBuffer> {
         let buffer = Arc::new(OutputBuffer::new(build_id));
+        let digest = secret_digest(secret);
         let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        outputs.by_secret.insert(secret.to_owned(), buffer.clone());
-        outputs.order.push_back(secret.to_owned());
+        outputs
+            .by_secret
+            .insert(digest.clone(), (buffer.clone(), holder));
+        outputs.order.push_back(digest);
         while outputs.order.len() > KEPT_OUTPUTS {
             // Forget the oldest finished build; running ones are never forgotten.
-            let Some(position) = outputs
-                .order
-                .iter()
-                .position(|s| outputs.by_secret.get(s).is_none_or(|b| b.is_finished()))
-            else {
+            let Some(position) = outputs.order.iter().position(|s| {
+                outputs
+                    .by_secret
+                    .get(s)
+                    .is_none_or(|(b, _)| b.is_finished())
+            }) else {
                 break;
             };
             if let Some(secret) = outputs.order.remove(position) {
@@ -185,8 +212,16 @@ impl BuildState {
     }
 
     pub(crate) fn output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
+        self.output_and_holder(secret).map(|(buffer, _)| buffer)
+    }
+
+    /// The output a secret names, and who it was issued to.
+    pub(crate) fn output_and_holder(
+        &self,
+        secret: &str,
+    ) -> Option<(Arc<OutputBuffer>, OutputHolder)> {
         let outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        outputs.by_secret.get(secret).cloned()
+        outputs.by_secret.get(&secret_digest(secret)).cloned()
     }
 
     pub(crate) fn is_running(&self, build: &Build) -> bool {

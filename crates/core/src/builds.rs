@@ -164,7 +164,13 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
-        let buffer = self.build_state().register(&build.output_secret, build.id);
+        let holder = crate::build_output::OutputHolder {
+            app_id: app.id,
+            user_email: user.email.clone(),
+        };
+        let buffer = self
+            .build_state()
+            .register(&build.output_secret, build.id, holder);
         let response = self
             .store()
             .txn(
@@ -422,9 +428,13 @@ impl Platform {
         build
     }
 
-    /// A build's output by the secret in its stream URL, if it is still kept.
-    pub fn build_output(&self, secret: &str) -> Option<Arc<OutputBuffer>> {
-        self.build_state().output(secret)
+    /// A build's output by the secret in its stream URL, if it is still kept, and who the URL
+    /// was issued to (the API checks they may still see the app).
+    pub fn build_output(
+        &self,
+        secret: &str,
+    ) -> Option<(Arc<OutputBuffer>, crate::build_output::OutputHolder)> {
+        self.build_state().output_and_holder(secret)
     }
 
     // ----- slugs ----------------------------------------------------------------------

@@ -189,6 +189,10 @@ pub enum Command {
     },
     /// `DELETE /apps/{app}/collaborators/{collaborator}` (email or id).
     RemoveCollaborator { app: String, collaborator: String },
+    /// `POST /account/app-transfers {app, recipient}` (`heroku apps:transfer EMAIL`): the
+    /// recipient, an existing user, owns the app from now on; the old owner stays on as a
+    /// collaborator (`access.rs`).
+    TransferApp { app: String, recipient: String },
     /// `PUT /apps/{app}/buildpack-installations`: the app's buildpacks, in order (an empty
     /// list clears them); built-ins or buildpack URLs (`buildpacks.rs`).
     SetBuildpacks {

@@ -75,7 +75,7 @@ impl Platform {
             .into_iter()
             .find(|d| {
                 d.config.id == id_token_or_url
-                    || d.config.token == id_token_or_url
+                    || crate::authorizations::secrets_match(id_token_or_url, &d.config.token)
                     || d.config.url == id_token_or_url
             })
             .ok_or_else(|| CoreError::not_found("log drain", id_token_or_url))?;

@@ -220,6 +220,10 @@ impl Platform {
                     .await
                     .map(Outcome::Addon)
             }
+            Command::TransferApp { app, recipient } => {
+                let app = self.app_for(actor, &app, needs).await?;
+                self.transfer_app(&app, &recipient).await.map(Outcome::App)
+            }
             Command::AddCollaborator {
                 app,
                 email,
@@ -345,7 +349,8 @@ pub(crate) fn required_permission(command: &Command) -> Permission {
         Command::DeleteApp { .. }
         | Command::AddCollaborator { .. }
         | Command::UpdateCollaborator { .. }
-        | Command::RemoveCollaborator { .. } => Permission::Manage,
+        | Command::RemoveCollaborator { .. }
+        | Command::TransferApp { .. } => Permission::Manage,
         Command::UpdateApp { changes, .. } => {
             if changes.name.is_some() {
                 Permission::Manage

@@ -61,10 +61,10 @@ pub use addons::{
     Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
 };
 pub use addons_size::ADDON_SIZE_CHECK_SECS;
-pub use authorizations::{Authorization, NewAuthorization, GLOBAL_SCOPE};
+pub use authorizations::{secrets_match, Authorization, NewAuthorization, GLOBAL_SCOPE};
 pub use backup_schedule::BackupSchedule;
 pub use backups::Backup;
-pub use build_output::{OutputBuffer, SlugDeclaration};
+pub use build_output::{OutputBuffer, OutputHolder, SlugDeclaration};
 pub use buildpacks::{builtin_buildpack_names, canonical_buildpack, canonical_buildpacks};
 pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
 pub use command::{

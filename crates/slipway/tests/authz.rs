@@ -85,6 +85,8 @@ const IMPLEMENTED: &[&str] = &[
     "PATCH /apps/{app}/features/{app-feature}",
     // Served: checks access, then answers 404 (Slipway has no pipelines).
     "GET /apps/{app}/pipeline-couplings",
+    // Served: checks access, then answers an empty list (Slipway has no webhooks).
+    "GET /apps/{app}/webhooks",
 ];
 
 /// Slipway's own app routes (not in Heroku's schema), all implemented.
@@ -100,6 +102,8 @@ const SLIPWAY_APP_ROUTES: &[&str] = &[
     "DELETE /apps/{app}/addons/{add-on}/backup-schedule",
     "GET /apps/{app}/backup-schedules",
     "GET /apps/{app}/addons/{add-on}/redis-info",
+    // Heroku Data's transfers (`heroku pg:backups` with HEROKU_DATA_HOST pointed here).
+    "GET /client/v11/apps/{app}/transfers",
 ];
 
 /// The secret config value the owner sets: no answer to anyone else may contain it.

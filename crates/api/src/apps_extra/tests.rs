@@ -91,3 +91,32 @@ fn regions_carry_the_configured_name() {
     assert_eq!(region.id, catalog_id("region", "eu-home"));
     assert_eq!(region.provider.region, "eu-home");
 }
+
+#[test]
+fn the_registry_search_finds_built_in_buildpacks_by_namespace_name_or_description() {
+    let found = |query: &str| -> Vec<String> {
+        registry_search(&parse_registry_search(query))
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}/{}",
+                    b["namespace"].as_str().unwrap(),
+                    b["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // The three searches `heroku buildpacks:search python` makes.
+    assert_eq!(found("in[namespace][]=python"), Vec::<String>::new());
+    assert_eq!(found("in[name][]=python"), ["heroku/python"]);
+    assert_eq!(found("like[description]=python"), ["heroku/python"]);
+    // Ruby is not built in: nothing, which the CLI prints as "No buildpacks found".
+    assert_eq!(found("in[name][]=ruby"), Vec::<String>::new());
+    assert_eq!(found("in%5Bnamespace%5D%5B%5D=heroku").len(), 3);
+    assert_eq!(found("").len(), 3);
+    assert_eq!(
+        found("in[name][]=nodejs&in[name][]=procfile"),
+        ["heroku/nodejs", "heroku/procfile"]
+    );
+    assert_eq!(found("in[name][]=%00%FF&junk"), Vec::<String>::new());
+}

@@ -1,12 +1,18 @@
-//! The rate limit: a token bucket per account (per credential, as the middleware runs before
-//! authentication; per peer address, or per capability URL, for requests without one),
-//! `RateLimit-Remaining` on every response, 429 when the bucket is empty, and
-//! `GET /account/rate-limits`, which reads the bucket without taking from it.
+//! The rate limit: a token bucket per account (every API key of a user takes from the user's
+//! one bucket, as on Heroku; a credential that names no account, such as a git push's
+//! one-time token, has a bucket of its own; requests without one take from their peer
+//! address's, or their capability URL's), `RateLimit-Remaining` on every response, 429 when
+//! the bucket is empty, and `GET /account/rate-limits`, which reads the bucket without taking
+//! from it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use slipway_core::Platform;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -24,12 +30,33 @@ pub(crate) const RATE_LIMITS_PATH: &str = "/account/rate-limits";
 /// How many buckets are kept at most; past it, full buckets (the same as no bucket) go.
 const MAX_BUCKETS: usize = 100_000;
 
+/// How long a credential's account is remembered, so that a busy client costs one store read
+/// per this long rather than one per request. A key revoked meanwhile still fails
+/// authentication at once; only which bucket its requests take from lags.
+const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The account (a stable id) a presented API key belongs to, if it is a valid key.
+pub(crate) type AccountOf = Arc<dyn Fn(String) -> BoxFuture<'static, Option<String>> + Send + Sync>;
+
 /// The buckets of every caller, refilled continuously up to `capacity` over an hour.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct RateLimiter {
     capacity: f64,
     per_second: f64,
     buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    /// Resolves credentials to accounts; without it, every credential is its own bucket.
+    account_of: Option<AccountOf>,
+    /// Credential digests → (account, when resolved).
+    accounts: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("capacity", &self.capacity)
+            .field("per_account", &self.account_of.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +84,65 @@ impl RateLimiter {
             capacity,
             per_second: capacity / 3600.0,
             buckets: Arc::new(Mutex::new(HashMap::new())),
+            account_of: None,
+            accounts: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Buckets per account, `account_of` telling whose a credential is.
+    pub(crate) fn with_account_of(mut self, account_of: AccountOf) -> RateLimiter {
+        self.account_of = Some(account_of);
+        self
+    }
+
+    /// Buckets per account of `platform`: a key's account is the user it authenticates.
+    pub(crate) fn with_accounts_of(self, platform: Arc<Platform>) -> RateLimiter {
+        self.with_account_of(Arc::new(move |key: String| {
+            let platform = platform.clone();
+            async move {
+                platform
+                    .authenticate(&key)
+                    .await
+                    .ok()
+                    .map(|user| user.id.to_string())
+            }
+            .boxed()
+        }))
+    }
+
+    /// Whose bucket a request takes from: its credential's account when the credential is
+    /// valid, else as [`bucket_key`] says.
+    pub(crate) async fn bucket_for(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+        path: &str,
+    ) -> String {
+        let fallback = bucket_key(headers, peer, path);
+        let (Some(account_of), Some(key)) = (&self.account_of, api_key(headers)) else {
+            return fallback;
+        };
+        let now = Instant::now();
+        {
+            let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((account, at)) = accounts.get(&fallback) {
+                if now.saturating_duration_since(*at) < ACCOUNT_CACHE_TTL {
+                    return format!("account:{account}");
+                }
+            }
+        }
+        let Some(account) = account_of(key).await else {
+            return fallback;
+        };
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        if accounts.len() >= MAX_BUCKETS {
+            accounts.retain(|_, (_, at)| now.saturating_duration_since(*at) < ACCOUNT_CACHE_TTL);
+            if accounts.len() >= MAX_BUCKETS {
+                accounts.clear();
+            }
+        }
+        accounts.insert(fallback, (account.clone(), now));
+        format!("account:{account}")
     }
 
     fn refilled(&self, bucket: Bucket, now: Instant) -> Bucket {
@@ -134,7 +219,9 @@ pub(super) async fn rate_limit(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let key = bucket_key(request.headers(), peer, request.uri().path());
+    let key = limiter
+        .bucket_for(request.headers(), peer, request.uri().path())
+        .await;
     let now = Instant::now();
     if request.uri().path() == RATE_LIMITS_PATH {
         request.extensions_mut().insert(limiter.clone());

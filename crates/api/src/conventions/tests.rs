@@ -220,6 +220,58 @@ fn bucket_keys_hold_no_credential() {
     );
 }
 
+#[tokio::test]
+async fn two_keys_of_one_account_share_its_bucket() {
+    use futures::FutureExt;
+    // `alice-1` and `alice-2` are Alice's keys; `bob` is Bob's; anything else is no key.
+    let account_of: rate_limit::AccountOf = std::sync::Arc::new(|key: String| {
+        async move {
+            match key.as_str() {
+                "alice-1" | "alice-2" => Some("alice".to_owned()),
+                "bob" => Some("bob".to_owned()),
+                _ => None,
+            }
+        }
+        .boxed()
+    });
+    let limiter = RateLimiter::new(10).with_account_of(account_of);
+    let bucket = |key: &str| {
+        let limiter = limiter.clone();
+        let headers = headers(&[("authorization", format!("Bearer {key}").as_str())]);
+        async move { limiter.bucket_for(&headers, None, "/apps").await }
+    };
+    let (one, two, bob) = (
+        bucket("alice-1").await,
+        bucket("alice-2").await,
+        bucket("bob").await,
+    );
+    assert_eq!(one, two, "one account, one bucket");
+    assert_ne!(one, bob);
+    assert!(!one.contains("alice-1"), "{one}");
+    // A credential of no account keeps a bucket of its own, holding no secret.
+    let stranger = bucket("not-a-key").await;
+    assert!(stranger.starts_with("key:"), "{stranger}");
+    assert!(!stranger.contains("not-a-key"), "{stranger}");
+    // Requests through either key empty the one bucket; Bob's is untouched.
+    let now = Instant::now();
+    for _ in 0..5 {
+        limiter.take(&bucket("alice-1").await, now).unwrap();
+        limiter.take(&bucket("alice-2").await, now).unwrap();
+    }
+    assert!(limiter.take(&bucket("alice-2").await, now).is_err());
+    assert_eq!(limiter.remaining(&bucket("alice-1").await, now), 0);
+    assert_eq!(limiter.remaining(&bob, now), 10);
+    // Without a resolver (before this change), each key had its own bucket.
+    let per_key = RateLimiter::new(10);
+    let a = per_key
+        .bucket_for(&headers(&[("authorization", "Bearer alice-1")]), None, "/x")
+        .await;
+    let b = per_key
+        .bucket_for(&headers(&[("authorization", "Bearer alice-2")]), None, "/x")
+        .await;
+    assert_ne!(a, b);
+}
+
 /// A router of stand-ins wrapped as the API's routes are: 250 apps, 250 releases, one app,
 /// and a POST taking JSON through axum's own extractor.
 fn stand_ins(per_hour: u32) -> Router {

@@ -223,6 +223,13 @@ fn what_each_command_needs() {
             },
             Manage,
         ),
+        (
+            Command::TransferApp {
+                app: app(),
+                recipient: "c@example.com".into(),
+            },
+            Manage,
+        ),
     ];
     for (command, expected) in cases {
         assert_eq!(required_permission(&command), expected, "{command:?}");
@@ -422,4 +429,125 @@ async fn an_admin_sees_every_app() {
         .app_for(&admin, "demo", Permission::Manage)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_transfer_changes_the_owner_and_keeps_the_old_one_as_a_collaborator() {
+    use Permission::*;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform(dir.path()).await;
+    let owner = platform
+        .create_user("owner@example.com", "k1")
+        .await
+        .unwrap();
+    let friend = platform
+        .create_user("friend@example.com", "k2")
+        .await
+        .unwrap();
+    let stranger = platform
+        .create_user("stranger@example.com", "k3")
+        .await
+        .unwrap();
+    platform
+        .execute(
+            &owner,
+            Command::CreateApp {
+                name: Some("demo".parse().unwrap()),
+            },
+        )
+        .await
+        .unwrap();
+    let transfer = |actor: User, recipient: &str| {
+        let platform = platform.clone();
+        let command = Command::TransferApp {
+            app: "demo".into(),
+            recipient: recipient.into(),
+        };
+        async move { platform.execute(&actor, command).await }
+    };
+    platform
+        .execute(
+            &owner,
+            Command::AddCollaborator {
+                app: "demo".into(),
+                email: "friend@example.com".into(),
+                permissions: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    // Neither a stranger nor a collaborator may transfer; unknown recipients and the owner
+    // itself are refused; none of it changes the owner.
+    let error = transfer(stranger.clone(), "stranger@example.com")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CoreError::Forbidden { .. }), "{error:?}");
+    let error = transfer(friend.clone(), "friend@example.com")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CoreError::PermissionDenied {
+                permission: "manage",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = transfer(owner.clone(), "nobody@example.com")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CoreError::NotFound {
+                resource: "user",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = transfer(owner.clone(), "owner@example.com")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("owns demo already"), "{error}");
+    let error = transfer(owner.clone(), "../x").await.unwrap_err();
+    assert!(error.to_string().contains("email address"), "{error}");
+    assert_eq!(
+        platform.find_app("demo").await.unwrap().owner_email,
+        "owner@example.com"
+    );
+
+    // The collaborator receives it: they own it, with every permission, and are no longer
+    // listed as a collaborator; the old owner is one, without `manage`.
+    let Outcome::App(moved) = transfer(owner.clone(), "friend@example.com").await.unwrap() else {
+        panic!("an app");
+    };
+    assert_eq!(moved.owner_email, "friend@example.com");
+    let members = platform.members(&moved).await.unwrap();
+    let roles: Vec<_> = members.iter().map(|m| (m.email.as_str(), m.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("friend@example.com", Role::Owner),
+            ("owner@example.com", Role::Collaborator)
+        ]
+    );
+    platform.app_for(&friend, "demo", Manage).await.unwrap();
+    platform.app_for(&owner, "demo", Deploy).await.unwrap();
+    let error = platform.app_for(&owner, "demo", Manage).await.unwrap_err();
+    assert!(
+        matches!(error, CoreError::PermissionDenied { .. }),
+        "{error:?}"
+    );
+    // And the old owner can no longer give it away.
+    let error = transfer(owner.clone(), "stranger@example.com")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CoreError::PermissionDenied { .. }),
+        "{error:?}"
+    );
 }

@@ -179,3 +179,21 @@ async fn expired_tokens_stop_working_and_bad_requests_are_refused() {
     }
     assert_eq!(platform.list_authorizations(&user).await.unwrap().len(), 1);
 }
+
+#[test]
+fn secrets_match_only_when_equal() {
+    for (presented, expected, matches) in [
+        ("s3cret-token", "s3cret-token", true),
+        ("s3cret-tokeN", "s3cret-token", false),
+        ("S3cret-token", "s3cret-token", false),
+        ("s3cret", "s3cret-token", false),
+        ("", "s3cret-token", false),
+        ("", "", true),
+    ] {
+        assert_eq!(
+            secrets_match(presented, expected),
+            matches,
+            "{presented:?} vs {expected:?}"
+        );
+    }
+}

@@ -40,10 +40,14 @@ async fn output_keeps_only_the_last_lines() {
 #[test]
 fn finished_outputs_are_forgotten_oldest_first_running_ones_never() {
     let state = BuildState::default();
-    let running = state.register("running", Uuid::new_v4());
+    let running = state.register("running", Uuid::new_v4(), OutputHolder::default());
     for i in 0..KEPT_OUTPUTS + 3 {
         state
-            .register(&format!("done-{i}"), Uuid::new_v4())
+            .register(
+                &format!("done-{i}"),
+                Uuid::new_v4(),
+                OutputHolder::default(),
+            )
             .finish();
     }
     assert!(state.output("running").is_some());
