@@ -52,6 +52,8 @@ pub struct BuildRequest {
     pub gid: u32,
     /// E.g. `heroku-24`; exported to buildpacks as `STACK`.
     pub stack: String,
+    /// The build image of that stack: the build containers' system directories.
+    pub rootfs: slipway_runtime::Rootfs,
     /// Unique per build; part of the build containers' ids.
     pub build_id: String,
     /// How the runtime presents bind mounts to the build scripts.

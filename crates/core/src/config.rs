@@ -18,7 +18,11 @@ pub struct PlatformConfig {
     pub router_port: u16,
     /// The API's base URL, for git URLs (`<api_url>/<app>.git`).
     pub api_url: String,
+    /// The stack new apps get (`stacks.rs`); default `host`, the server's own system
+    /// directories, which needs no building.
     pub stack: String,
+    /// Where stack manifests and their downloaded packages come from (`stacks.rs`).
+    pub stacks: crate::stacks::StacksConfig,
     /// The region every app is in (`heroku regions`, `apps:create --region`): one, as the
     /// platform is one place. Default `local` (`slipway server --region`).
     pub region: String,
@@ -94,7 +98,8 @@ impl PlatformConfig {
             domain: "localhost".into(),
             router_port: 8080,
             api_url: "http://127.0.0.1:5000".into(),
-            stack: "heroku-24".into(),
+            stack: crate::stacks::HOST_STACK.into(),
+            stacks: crate::stacks::StacksConfig::default(),
             region: "local".into(),
             app_uids: 100_000..=165_535,
             dyno_disk_mb: 2048,

@@ -187,6 +187,14 @@ struct ServerArgs {
     /// to reach HOST:PORT.
     #[arg(long, env = "SLIPWAY_ADDON_POSTGRES_ADMIN_URL", hide_env_values = true)]
     addon_postgres_admin_url: Option<String>,
+    /// A directory of stack manifests (`NAME/packages.txt`) for `slipway stacks:build`, beside
+    /// (and overriding) the compiled-in ones such as heroku-24.
+    #[arg(long)]
+    stack_manifests: Option<PathBuf>,
+    /// Where stack builds keep the Debian packages they download (default
+    /// `<data-dir>/stacks/.packages`), so a rebuild downloads only what changed.
+    #[arg(long)]
+    stack_package_cache: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -232,6 +240,8 @@ impl ServerArgs {
             max_source_blob_mb: self.max_source_blob_mb,
             hook_binary: None,
             addon_postgres_admin_url: self.addon_postgres_admin_url,
+            stack_manifests: self.stack_manifests,
+            stack_package_cache: self.stack_package_cache,
             api_rate_limit_per_hour: self.api_rate_limit_per_hour,
             api_max_page_size: self.api_max_page_size,
         }

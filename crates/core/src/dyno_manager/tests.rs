@@ -272,6 +272,7 @@ impl Fixture {
             name: "app".to_owned(),
             owner_email: "owner@example.com".to_owned(),
             stack: "heroku-24".to_owned(),
+            stack_id: None,
             maintenance: false,
             created_at: now,
             updated_at: now,
@@ -403,6 +404,7 @@ async fn a_new_server_stops_one_off_containers_and_removes_their_records() {
             ),
         ]),
         app_dir: None,
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: Vec::new(),
         args: vec![
             "/bin/sh".to_owned(),
