@@ -114,3 +114,6 @@ pub(crate) async fn build(client: &Client, name: &str, out: &mut dyn Write) -> a
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

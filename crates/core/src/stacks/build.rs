@@ -111,10 +111,15 @@ async fn build_into(
 }
 
 async fn write_marker(name: &str, variant: &str, id: Uuid, rootfs: &Path) -> Result<(), CoreError> {
+    use std::os::unix::fs::PermissionsExt;
     let text = format!("STACK={name}\nVARIANT={variant}\nSTACK_ID={id}\n");
-    tokio::fs::write(rootfs.join(MARKER_FILE), text)
+    let path = rootfs.join(MARKER_FILE);
+    let error = |e: std::io::Error| failed(name, format!("cannot write {MARKER_FILE}: {e}"));
+    tokio::fs::write(&path, text).await.map_err(error)?;
+    // The server's umask is 077; the containers' users must read it, as the rest of /etc.
+    tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
         .await
-        .map_err(|e| failed(name, format!("cannot write {MARKER_FILE}: {e}")))
+        .map_err(error)
 }
 
 /// Records the build and moves it into place.
