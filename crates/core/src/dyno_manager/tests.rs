@@ -272,7 +272,6 @@ impl Fixture {
             name: "app".to_owned(),
             owner_email: "owner@example.com".to_owned(),
             stack: "heroku-24".to_owned(),
-            stack_id: None,
             maintenance: false,
             created_at: now,
             updated_at: now,
@@ -287,6 +286,7 @@ impl Fixture {
             commit: None,
             buildpack_description: "test".to_owned(),
             stack: "heroku-24".to_owned(),
+            stack_id: None,
             created_at: now,
         };
         let release = Release {

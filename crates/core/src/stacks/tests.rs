@@ -127,7 +127,7 @@ fn the_registry_on_disk() {
     let old = record(&config, "heroku-24", false, false);
     let new = record(&config, "heroku-24", true, true);
     let built = current_builds(&config);
-    assert_eq!(built, [new.clone()]);
+    assert_eq!(built, std::slice::from_ref(&new));
     assert_eq!(current_build_id(&config, "heroku-24"), Some(new.id));
     assert_eq!(current_build_id(&config, "host"), None);
     assert_eq!(current_build_id(&config, "../heroku-24"), None);
