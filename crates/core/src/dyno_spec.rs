@@ -122,7 +122,7 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
         id: dyno.container_id,
         labels,
         app_dir: dyno.app_dir,
-        rootfs: crate::stacks::run_rootfs(config, dyno.stack, dyno.stack_id),
+        rootfs: config.run_rootfs(dyno.stack, dyno.stack_id),
         binds: Vec::new(),
         args: vec![
             "/bin/bash".to_owned(),

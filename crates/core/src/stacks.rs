@@ -28,6 +28,7 @@ use slipway_runtime::Rootfs;
 use uuid::Uuid;
 
 use crate::config::PlatformConfig;
+pub use crate::config::{StacksConfig, HOST_STACK};
 use crate::error::CoreError;
 use crate::model::{App, User};
 use crate::platform::Platform;
@@ -37,25 +38,11 @@ mod manifest;
 
 pub(crate) use manifest::{parse_manifest, Manifest};
 
-/// The server's own system directories as a stack.
-pub const HOST_STACK: &str = "host";
-
 /// The manifests compiled into the binary: `(name, packages.txt)`.
 const BUILTIN_MANIFESTS: &[(&str, &str)] = &[(
     "heroku-24",
     include_str!("../../../stacks/heroku-24/packages.txt"),
 )];
-
-/// Where stack manifests and downloaded packages come from, beyond the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StacksConfig {
-    /// Extra manifests, `<dir>/<name>/packages.txt`; one here overrides a compiled-in one of
-    /// the same name (`slipway server --stack-manifests`).
-    pub manifests_dir: Option<PathBuf>,
-    /// Where debootstrap keeps the `.deb` files it downloaded, so a rebuild downloads only
-    /// what changed (`--stack-package-cache`). Default `<data>/stacks/.packages`.
-    pub package_cache: Option<PathBuf>,
-}
 
 /// One build of a stack, as recorded in its `stack.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,35 +86,24 @@ pub(crate) struct ResolvedStack {
     pub(crate) build_rootfs: Rootfs,
 }
 
-/// A stack name: lowercase letters, digits and `-`, starting with a letter, as Heroku's.
-pub(crate) fn is_stack_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
+pub(crate) use crate::config::is_stack_name;
 
 fn shown(text: &str) -> String {
     text.chars().take(64).filter(|c| !c.is_control()).collect()
 }
 
 fn stacks_dir(config: &PlatformConfig) -> PathBuf {
-    config.data_dir.join("stacks")
+    config.stacks_dir()
 }
 
 fn build_dir(config: &PlatformConfig, name: &str, id: Uuid) -> PathBuf {
-    stacks_dir(config).join(name).join(id.to_string())
+    config.stack_build_dir(name, id)
 }
 
 /// The run image of a slug's stack: `host` for `host` or a slug without a stack build.
+#[cfg(test)]
 pub(crate) fn run_rootfs(config: &PlatformConfig, stack: &str, stack_id: Option<Uuid>) -> Rootfs {
-    match stack_id {
-        Some(id) if stack != HOST_STACK && is_stack_name(stack) => {
-            Rootfs::Dir(build_dir(config, stack, id).join("run"))
-        }
-        _ => Rootfs::Host,
-    }
+    config.run_rootfs(stack, stack_id)
 }
 
 /// Reads a small JSON record the platform wrote itself; `None` if it is missing or unreadable.
