@@ -1,8 +1,8 @@
 //! The app endpoints the real heroku CLI calls beyond the app itself: the user's apps,
 //! buildpack installations, stacks, regions, app features, teams and `domains:update`.
 //!
-//! Slipway is one place with one stack: `/stacks` and `/regions` list exactly those (the
-//! region named by `slipway server --region`), and the app features are the platform's own
+//! Slipway is one place: `/regions` lists exactly that (the region named by `slipway server
+//! --region`; the stacks are `stacks.rs`'s), and the app features are the platform's own
 //! (`preboot`, set for the whole platform). Changes are parsed by pure `parse_*` functions
 //! (tested as tables in `apps_extra/tests.rs`) and executed by the core.
 
@@ -153,44 +153,6 @@ pub(crate) async fn search_registry(
     Json(registry_search(&parse_registry_search(
         query.as_deref().unwrap_or(""),
     )))
-}
-
-fn stack_json(state: &ApiState) -> wire::Stack {
-    let name = state.platform.config().stack.clone();
-    wire::Stack {
-        default: true,
-        created_at: catalog_epoch(),
-        id: catalog_id("stack", &name),
-        name,
-        state: "public".into(),
-        updated_at: catalog_epoch(),
-    }
-}
-
-/// `GET /stacks`, `GET /apps/{app}/available-stacks`.
-pub(crate) async fn list_stacks(State(state): State<ApiState>) -> Response {
-    list_response(vec![stack_json(&state)])
-}
-
-/// `GET /stacks/{stack}` (name or id).
-pub(crate) async fn get_stack(
-    State(state): State<ApiState>,
-    Path(stack): Path<String>,
-) -> ApiResult<Json<wire::Stack>> {
-    let found = stack_json(&state);
-    if stack == found.name || stack == found.id.to_string() {
-        Ok(Json(found))
-    } else {
-        Err(ApiError::not_found("Couldn't find that stack."))
-    }
-}
-
-/// `GET /apps/{app}/available-stacks`.
-pub(crate) async fn available_stacks(
-    State(state): State<ApiState>,
-    AppInPath { .. }: AppInPath,
-) -> Response {
-    list_response(vec![stack_json(&state)])
 }
 
 pub(crate) fn region_json(name: &str) -> wire::Region {

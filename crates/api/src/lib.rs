@@ -53,6 +53,7 @@ mod resources;
 mod response;
 mod routes;
 mod slugs;
+mod stacks;
 mod state;
 #[cfg(test)]
 mod testing;

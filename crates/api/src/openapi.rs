@@ -307,6 +307,7 @@ pub(crate) fn document() -> OpenApi {
     d.route(Get, "/stacks", "The platform's stacks.", No, 200, Doc::objects());
     d.route(Get, "/stacks/{stack}", "A stack.", No, 200, o());
     d.route(Get, "/apps/{app}/available-stacks", "The stacks an app may use.", No, 200, Doc::objects());
+    d.route(Post, "/slipway/stacks/{stack}/builds", "Build a stack with debootstrap (administrators); its progress.", No, 200, Bytes("text/plain"));
     d.route(Get, "/regions", "The platform's region.", No, 200, Doc::objects());
     d.route(Get, "/regions/{region}", "A region.", No, 200, o());
     d.route(Get, "/apps/{app}/features", "An app's features.", No, 200, Doc::objects());

@@ -101,18 +101,6 @@ pub(crate) fn check_region(platform_region: &str, region: &str) -> ApiResult<()>
     )))
 }
 
-/// Whether `stack` (as `apps:create --stack` sends it) is the platform's; a 422 naming the
-/// one stack otherwise.
-pub(crate) fn check_stack(platform_stack: &str, stack: &str) -> ApiResult<()> {
-    if stack == platform_stack || stack == catalog_id("stack", platform_stack).to_string() {
-        return Ok(());
-    }
-    let shown: String = stack.chars().take(64).filter(|c| !c.is_control()).collect();
-    Err(ApiError::invalid_params(format!(
-        "Stack {shown:?} is not available on Slipway. The only stack is {platform_stack}."
-    )))
-}
-
 /// `POST /apps {name?}`.
 pub(crate) fn parse_create_app(body: &[u8]) -> ApiResult<Command> {
     let request: wire::AppCreate = parse_body(body)?;
@@ -135,10 +123,27 @@ pub(crate) async fn create_app(
     if let Some(region) = &request.region {
         check_region(&state.platform.config().region, region)?;
     }
-    if let Some(stack) = &request.stack {
-        check_stack(&state.platform.config().stack, stack)?;
+    // A stack is checked before the app exists (by name, a build's id, or host's catalog id)
+    // and set right after it is created; a refused one creates nothing.
+    let stack = match &request.stack {
+        Some(stack) if *stack == catalog_id("stack", slipway_core::HOST_STACK).to_string() => {
+            Some(slipway_core::HOST_STACK.to_string())
+        }
+        Some(stack) => Some(state.platform.check_stack(stack)?),
+        None => None,
+    };
+    let mut app: model::App = execute(&state, &user, command).await?;
+    if let Some(stack) = stack.filter(|stack| *stack != app.stack) {
+        let changes = slipway_core::AppChanges {
+            stack: Some(stack),
+            ..Default::default()
+        };
+        let update = Command::UpdateApp {
+            app: app.name.clone(),
+            changes,
+        };
+        app = execute(&state, &user, update).await?;
     }
-    let app: model::App = execute(&state, &user, command).await?;
     Ok((
         StatusCode::CREATED,
         Json(app_json(&state, &user, &app).await?),

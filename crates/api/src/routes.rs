@@ -14,6 +14,7 @@ use slipway_core::Platform;
 use crate::collaborators;
 use crate::error::ApiError;
 use crate::integrations;
+use crate::stacks;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
     account, addon_services, addons, addons_backups, app_transfers, apps_extra, browser_login,
@@ -252,11 +253,12 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             "/apps/{app}/buildpack-installations",
             get(apps_extra::list_buildpacks).put(apps_extra::set_buildpacks),
         )
-        .route("/stacks", get(apps_extra::list_stacks))
-        .route("/stacks/{stack}", get(apps_extra::get_stack))
+        .route("/stacks", get(stacks::list_stacks))
+        .route("/stacks/{stack}", get(stacks::get_stack))
+        .route("/slipway/stacks/{stack}/builds", post(stacks::build))
         .route(
             "/apps/{app}/available-stacks",
-            get(apps_extra::available_stacks),
+            get(stacks::available_stacks),
         )
         .route("/regions", get(apps_extra::list_regions))
         .route("/regions/{region}", get(apps_extra::get_region))

@@ -81,7 +81,14 @@ fn slug_json(state: &ApiState, slug: &model::Slug) -> wire::Slug {
         id: slug.id,
         process_types: slug.process_types.clone(),
         size: Some(slug.size as i64),
-        stack: stack_ref(&slug.stack),
+        // The stack build the slug was built on, when it has one (a release keeps its stack).
+        stack: match slug.stack_id {
+            Some(id) => wire::ResourceRef {
+                id,
+                name: slug.stack.clone(),
+            },
+            None => stack_ref(&slug.stack),
+        },
         updated_at: slug.created_at,
     }
 }

@@ -58,6 +58,8 @@ pub struct BuildRequest {
     /// The commit being built, exported to buildpacks as `SOURCE_VERSION` as Heroku does
     /// (unset when the source has no known version).
     pub source_version: Option<String>,
+    /// The build image of that stack: the build containers' system directories.
+    pub rootfs: slipway_runtime::Rootfs,
     /// Unique per build; part of the build containers' ids.
     pub build_id: String,
     /// How the runtime presents bind mounts to the build scripts.

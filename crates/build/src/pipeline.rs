@@ -59,10 +59,21 @@ async fn build_inner(
     output: BuildOutput,
     env_dir: &Path,
 ) -> Result<BuiltSlug, BuildError> {
-    output(&format!(
-        "-----> Building on the {} stack",
-        display_stack(&request.stack)
-    ));
+    // Heroku's line names the stack; on the host stack it says what that really is.
+    output(&match request.rootfs {
+        slipway_runtime::Rootfs::Host => format!(
+            "-----> Building on the host stack (this server's own system directories{})",
+            if request.stack == "host" {
+                String::new()
+            } else {
+                format!(", not the {} stack", request.stack)
+            }
+        ),
+        slipway_runtime::Rootfs::Dir(_) => format!(
+            "-----> Building on the {} stack",
+            display_stack(&request.stack)
+        ),
+    });
 
     let removed = blocking("prepare the build directory", {
         let request = request.clone();
@@ -841,6 +852,7 @@ impl StepRunner<'_> {
             id,
             labels,
             app_dir: None,
+            rootfs: request.rootfs.clone(),
             binds,
             args,
             env,

@@ -65,6 +65,7 @@ async fn python_app_offline_and_runs_at_app() {
         id: format!("build-test.dyno.{}", std::process::id()),
         labels: BTreeMap::new(),
         app_dir: Some(app),
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: Vec::new(),
         args: vec![
             "/bin/bash".to_string(),

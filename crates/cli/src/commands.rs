@@ -102,8 +102,23 @@ pub enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Show the stacks the app can build on, its own marked `*`.
+    #[command(name = "stack", visible_alias = "stack:list")]
+    Stack {
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Set the stack the app's next build uses (`host` or a built stack).
+    #[command(name = "stack:set")]
+    StackSet {
+        stack: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Build a stack from its manifest with debootstrap on the server (administrators).
+    #[command(name = "stacks:build")]
+    StacksBuild { name: String },
     /// List the app's buildpacks.
-    #[command(name = "buildpacks")]
     Buildpacks {
         #[command(flatten)]
         app: AppArg,
@@ -757,6 +772,11 @@ pub async fn run_with_client(
             let app = resolve_app(&app)?;
             crate::apps::transfer(client, &app, &recipient, out).await?;
         }
+        Command::Stack { app } => crate::stacks::list(client, &resolve_app(&app)?, out).await?,
+        Command::StackSet { stack, app } => {
+            crate::stacks::set(client, &resolve_app(&app)?, &stack, out).await?
+        }
+        Command::StacksBuild { name } => crate::stacks::build(client, &name, out).await?,
         Command::Buildpacks { app } => {
             crate::buildpacks::list(client, &resolve_app(&app)?, out).await?;
         }

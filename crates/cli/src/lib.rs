@@ -26,6 +26,7 @@ mod netrc;
 mod ps_type;
 mod redis;
 mod run;
+mod stacks;
 mod tunnel;
 
 use std::io::Write;

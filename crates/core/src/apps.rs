@@ -118,18 +118,6 @@ impl Platform {
         Ok(())
     }
 
-    /// Whether `stack` (a name or id as the API sent it) is the platform's one stack.
-    pub(crate) fn check_stack(&self, stack: &str) -> Result<(), CoreError> {
-        if stack == self.config().stack {
-            return Ok(());
-        }
-        let shown: String = stack.chars().take(64).filter(|c| !c.is_control()).collect();
-        Err(CoreError::invalid(format!(
-            "Stack {shown:?} is not available on Slipway. The only stack is {}.",
-            self.config().stack
-        )))
-    }
-
     /// Sets (`Some`) and unsets (`None`) config vars, creating one release for the change.
     pub(crate) async fn update_config_vars(
         &self,

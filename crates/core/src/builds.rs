@@ -588,6 +588,7 @@ impl Platform {
                     .clone()
                     .unwrap_or_default(),
                 stack: declaration.stack.clone(),
+                stack_id: crate::stacks::current_build_id(self.config(), &declaration.stack),
                 created_at: declaration.created_at,
             };
             let written = self

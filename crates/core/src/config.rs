@@ -18,7 +18,11 @@ pub struct PlatformConfig {
     pub router_port: u16,
     /// The API's base URL, for git URLs (`<api_url>/<app>.git`).
     pub api_url: String,
+    /// The stack new apps get (`stacks.rs`); default `host`, the server's own system
+    /// directories, which needs no building.
     pub stack: String,
+    /// Where stack manifests and their downloaded packages come from (`stacks.rs`).
+    pub stacks: StacksConfig,
     /// The region every app is in (`heroku regions`, `apps:create --region`): one, as the
     /// platform is one place. Default `local` (`slipway server --region`).
     pub region: String,
@@ -98,7 +102,8 @@ impl PlatformConfig {
             domain: "localhost".into(),
             router_port: 8080,
             api_url: "http://127.0.0.1:5000".into(),
-            stack: "heroku-24".into(),
+            stack: HOST_STACK.into(),
+            stacks: StacksConfig::default(),
             region: "local".into(),
             app_uids: 100_000..=165_535,
             dyno_disk_mb: 2048,
@@ -235,6 +240,55 @@ impl Default for DynoManagerConfig {
             one_off_max_time_to_live: ONE_OFF_MAX_TIME_TO_LIVE,
             // Heroku's: R16 when the process outlives its connection by this long.
             one_off_hangup_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The server's own system directories as a stack (`stacks.rs`).
+pub const HOST_STACK: &str = "host";
+
+/// Where stack manifests and downloaded packages come from, beyond the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StacksConfig {
+    /// Extra manifests, `<dir>/<name>/packages.txt`; one here overrides a compiled-in one of
+    /// the same name (`slipway server --stack-manifests`).
+    pub manifests_dir: Option<PathBuf>,
+    /// Where debootstrap keeps the `.deb` files it downloaded, so a rebuild downloads only
+    /// what changed (`--stack-package-cache`). Default `<data>/stacks/.packages`.
+    pub package_cache: Option<PathBuf>,
+}
+
+/// A stack name: lowercase letters, digits and `-`, starting with a letter, as Heroku's.
+pub(crate) fn is_stack_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl PlatformConfig {
+    /// `<data>/stacks`, where stack builds live (`stacks.rs`).
+    pub(crate) fn stacks_dir(&self) -> PathBuf {
+        self.data_dir.join("stacks")
+    }
+
+    /// One build of a stack.
+    pub(crate) fn stack_build_dir(&self, name: &str, id: Uuid) -> PathBuf {
+        self.stacks_dir().join(name).join(id.to_string())
+    }
+
+    /// The run image of a slug's stack build: the host for `host` or a slug without one.
+    pub(crate) fn run_rootfs(
+        &self,
+        stack: &str,
+        stack_id: Option<Uuid>,
+    ) -> slipway_runtime::Rootfs {
+        match stack_id {
+            Some(id) if stack != HOST_STACK && is_stack_name(stack) => {
+                slipway_runtime::Rootfs::Dir(self.stack_build_dir(stack, id).join("run"))
+            }
+            _ => slipway_runtime::Rootfs::Host,
         }
     }
 }

@@ -459,6 +459,7 @@ impl Platform {
             .resolve_build_buildpacks(&buildpacks, &log_output)
             .await?;
 
+        let stack = self.resolve_build_stack(app)?;
         let app_uid = self.app_uid(app).await?;
         let cache_dir = self.config().cache_dir(app.id);
         tokio::fs::create_dir_all(&cache_dir)
@@ -475,8 +476,9 @@ impl Platform {
             work_dir: work_dir.join("work"),
             uid: app_uid,
             gid: app_uid,
-            stack: app.stack.clone(),
+            stack: stack.name.clone(),
             source_version: commit.clone(),
+            rootfs: stack.build_rootfs.clone(),
             build_id: build_id.simple().to_string()[..12].to_owned(),
             mount_view: slipway_build::MountView::Container,
             step_timeout: None,
@@ -509,7 +511,8 @@ impl Platform {
             process_types: built.process_types.clone(),
             commit: commit.clone(),
             buildpack_description: built.buildpack_description.clone(),
-            stack: app.stack.clone(),
+            stack: stack.name.clone(),
+            stack_id: stack.id,
             created_at: Utc::now(),
         };
         log_output("-----> Launching...");

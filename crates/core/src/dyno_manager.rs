@@ -1071,6 +1071,7 @@ fn container_spec(
             port: record.port.unwrap_or(5000),
             config_vars: &release.config_vars,
             stack: &slug.stack,
+            stack_id: slug.stack_id,
             app_dir: None,
             uid,
         },

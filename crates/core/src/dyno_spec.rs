@@ -35,6 +35,8 @@ pub(crate) struct DynoSpec<'a> {
     pub(crate) port: u16,
     pub(crate) config_vars: &'a ConfigVars,
     pub(crate) stack: &'a str,
+    /// The stack build the slug was built on: the dyno runs on its run image (`stacks.rs`).
+    pub(crate) stack_id: Option<Uuid>,
     pub(crate) app_dir: Option<PathBuf>,
     /// The app's own uid, also its gid (`uids.rs`).
     pub(crate) uid: u32,
@@ -120,6 +122,7 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
         id: dyno.container_id,
         labels,
         app_dir: dyno.app_dir,
+        rootfs: config.run_rootfs(dyno.stack, dyno.stack_id),
         binds: Vec::new(),
         args: vec![
             "/bin/bash".to_owned(),

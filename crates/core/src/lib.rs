@@ -52,6 +52,7 @@ mod releases;
 mod rename;
 mod routes;
 mod source_fetcher;
+mod stacks;
 pub mod telemetry;
 mod uids;
 mod users;
@@ -82,5 +83,6 @@ pub use slipway_build::BUILD_DISK_BYTES;
 pub use source_fetcher::{
     source_blob_unreachable, SourceBlob, SourceBody, SourceFetch, SourceFetcher,
 };
+pub use stacks::{BuiltStack, StackOutput, StackView, StacksConfig, HOST_STACK};
 pub use uids::parse_uid_range;
 pub use users::{AccountProfile, LoginThrottle, MIN_PASSWORD_LEN};

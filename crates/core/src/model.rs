@@ -91,6 +91,10 @@ pub struct Slug {
     pub commit: Option<String>,
     pub buildpack_description: String,
     pub stack: String,
+    /// The build of `stack` the slug was built on (`stacks.rs`), whose run image its dynos
+    /// run on; `None` for the host stack and for slugs recorded before stacks were built.
+    #[serde(default)]
+    pub stack_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 

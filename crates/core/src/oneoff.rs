@@ -305,6 +305,7 @@ impl Platform {
                 port,
                 config_vars: &config_vars,
                 stack: &slug.stack,
+                stack_id: slug.stack_id,
                 app_dir: None,
                 uid,
             },

@@ -305,6 +305,7 @@ impl Phase {
                 config_vars: &self.config_vars,
                 stack: &self.slug.stack,
                 app_dir: Some(app_dir),
+                stack_id: self.slug.stack_id,
                 uid: self.uid,
             },
         )

@@ -59,9 +59,10 @@ impl Platform {
         app: App,
         changes: AppChanges,
     ) -> Result<App, CoreError> {
-        if let Some(stack) = &changes.stack {
-            self.check_stack(stack)?;
-        }
+        let stack = match &changes.stack {
+            Some(stack) => Some(self.check_stack(stack)?),
+            None => None,
+        };
         let new_name = match &changes.name {
             Some(name) => Some(
                 name.parse::<AppName>()
@@ -70,6 +71,9 @@ impl Platform {
             None => None,
         };
         let mut app = app;
+        if let Some(stack) = stack {
+            app = self.set_app_stack(app, stack).await?;
+        }
         if let Some(on) = changes.maintenance {
             app = self.set_maintenance(&app, on).await?;
         }

@@ -87,6 +87,21 @@ pub(crate) fn validate_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
             )));
         }
     }
+    if let crate::Rootfs::Dir(dir) = &spec.rootfs {
+        if !is_clean_absolute(dir) {
+            return Err(invalid(format!(
+                "rootfs {} must be an absolute path without `.`/`..`",
+                dir.display()
+            )));
+        }
+        if !dir.join("usr").is_dir() {
+            return Err(invalid(format!(
+                "rootfs {} is not a stack's root filesystem (it has no usr directory); build \
+                 the stack again",
+                dir.display()
+            )));
+        }
+    }
     for bind in &spec.binds {
         if !is_clean_absolute(&bind.source) {
             return Err(invalid(format!(

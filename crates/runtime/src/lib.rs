@@ -42,6 +42,9 @@ pub struct ContainerSpec {
     /// ephemeral layer (overlayfs) that is thrown away when the container is removed, so the
     /// directory itself is never modified. `None`: `/app` is an empty ephemeral directory.
     pub app_dir: Option<PathBuf>,
+    /// The container's system directories (its stack): the host's, or a stack's root
+    /// filesystem, shared read-only by every container that names it.
+    pub rootfs: Rootfs,
     /// Extra bind mounts (build dir, cache dir, buildpack dir, ...).
     pub binds: Vec<BindMount>,
     /// argv of the first process, e.g. `["/bin/bash", "-c", "exec python3 app.py"]`.
@@ -57,6 +60,20 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Which network the container gets.
     pub network: Network,
+}
+
+/// Where a container's system directories (`/usr`, `/etc`, `/bin`, `/lib*`, ...) come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Rootfs {
+    /// The host's own, read-only: the fast development stack.
+    #[default]
+    Host,
+    /// A stack's root filesystem (e.g. one built with debootstrap): an absolute path to a
+    /// directory holding at least `usr/`. Its `usr`, `etc`, `var`, `opt` and real `bin`,
+    /// `sbin`, `lib*` directories are bind-mounted read-only, its merged-`/usr` symlinks
+    /// recreated; the directory itself is never written to, so any number of containers
+    /// share it. The [`ProcessRuntime`] cannot honour it and refuses the spec.
+    Dir(PathBuf),
 }
 
 /// A container's network.

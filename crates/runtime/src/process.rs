@@ -101,6 +101,14 @@ impl ProcessRuntime {
         RuntimeError,
     > {
         validate_spec(spec)?;
+        if spec.rootfs != crate::Rootfs::Host {
+            return Err(RuntimeError::InvalidSpec {
+                id: spec.id.clone(),
+                reason: "the process runtime runs host processes: it cannot use a stack's root \
+                         filesystem (use the runc runtime, or the host stack)"
+                    .into(),
+            });
+        }
         let id = spec.id.clone();
         if self.lock().contains_key(&id) {
             return Err(RuntimeError::AlreadyExists { id });
@@ -335,6 +343,7 @@ mod tests {
             id: id.to_string(),
             labels: BTreeMap::from([("app".to_string(), "demo".to_string())]),
             app_dir: None,
+            rootfs: crate::Rootfs::Host,
             binds: vec![],
             args: vec!["/bin/sh".into(), "-c".into(), script.into()],
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],

@@ -13,9 +13,11 @@
 //! - `S/disks/` holds the pool of ready-made disks.
 //!
 //! # The container
-//! - Root filesystem: the host "stack" — `/usr`, `/etc` and any real `/bin`, `/sbin`, `/lib*`
-//!   directories are recursively bind-mounted read-only (merged-`/usr` symlinks are recreated
-//!   as symlinks); `/proc`; `/dev` as a tmpfs with runc's standard devices (`null`, `zero`,
+//! - Root filesystem: the "stack" — with [`Rootfs::Host`](crate::Rootfs::Host) the host's
+//!   `/usr`, `/etc` and any real `/bin`, `/sbin`, `/lib*` directories, with
+//!   [`Rootfs::Dir`](crate::Rootfs::Dir) the same from that directory plus its `var` and `opt`,
+//!   are recursively bind-mounted read-only (merged-`/usr` symlinks are recreated as symlinks;
+//!   the stack directory is only ever a bind source, so containers share it unchanged); `/proc`; `/dev` as a tmpfs with runc's standard devices (`null`, `zero`,
 //!   `full`, `random`, `urandom`, `tty`), `/dev/pts`, `/dev/shm`, `/dev/mqueue`; `/sys` and
 //!   `/sys/fs/cgroup` read-only; `/tmp` a tmpfs (mode 1777), or with a disk quota the disk's
 //!   `tmp/` (so `/app` and `/tmp` writes share the quota). The root itself is read-only.
@@ -174,13 +176,35 @@ struct Finished {
 
 type Active = Arc<Mutex<HashMap<String, watch::Receiver<Option<Finished>>>>>;
 
-/// A host directory of the "stack" and how it appears in the rootfs.
+/// A directory of the "stack" (the host's or a stack rootfs's) and how it appears in the
+/// container's rootfs.
 #[derive(Debug, Clone)]
 enum StackEntry {
-    /// Recursively bind-mounted read-only.
-    Dir(String),
+    /// `source` is recursively bind-mounted read-only at `/<name>`.
+    Dir { name: String, source: PathBuf },
     /// Recreated as a symlink with the same target (merged-/usr systems).
     Symlink(String, PathBuf),
+}
+
+/// The stack entries of `root`: each of `names` that is a directory or a symlink there.
+/// Anything else (missing, a plain file) is left out.
+fn stack_entries(root: &Path, names: &[&str]) -> std::io::Result<Vec<StackEntry>> {
+    let mut stack = Vec::new();
+    for name in names {
+        let source = root.join(name);
+        match std::fs::symlink_metadata(&source) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&source)?;
+                stack.push(StackEntry::Symlink(name.to_string(), target));
+            }
+            Ok(meta) if meta.is_dir() => stack.push(StackEntry::Dir {
+                name: name.to_string(),
+                source,
+            }),
+            _ => {}
+        }
+    }
+    Ok(stack)
 }
 
 struct Inner {
@@ -189,6 +213,7 @@ struct Inner {
     containers_dir: PathBuf,
     runc_binary: PathBuf,
     cgroup_parent: String,
+    /// The host stack ([`Rootfs::Host`](crate::Rootfs::Host)), inspected once.
     stack: Vec<StackEntry>,
     /// False on cgroup v1 hosts without swap accounting (no `memory.memsw.*`).
     memsw: bool,
@@ -220,6 +245,12 @@ impl std::fmt::Debug for RuncRuntime {
 
 const STACK_DIRS: [&str; 8] = [
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+];
+/// A stack rootfs's directories that containers see: the host's set plus `var` and `opt`,
+/// which a stack built for tenants holds nothing secret in (the host's `/var` does). Its
+/// `root`, `home`, `run`, `srv` and the like are left out, as they are for the host.
+const ROOTFS_DIRS: [&str; 10] = [
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "var", "opt",
 ];
 const NOFILE: u64 = 65536;
 const PID_POLL: Duration = Duration::from_millis(2);
@@ -281,19 +312,8 @@ impl RuncRuntime {
                 ),
             });
         }
-        let mut stack = Vec::new();
-        for name in STACK_DIRS {
-            let host = Path::new("/").join(name);
-            match std::fs::symlink_metadata(&host) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    let target =
-                        std::fs::read_link(&host).map_err(io_err(NEW, "inspect the host for"))?;
-                    stack.push(StackEntry::Symlink(name.to_string(), target));
-                }
-                Ok(meta) if meta.is_dir() => stack.push(StackEntry::Dir(name.to_string())),
-                _ => {}
-            }
-        }
+        let stack = stack_entries(Path::new("/"), &STACK_DIRS)
+            .map_err(io_err(NEW, "inspect the host for"))?;
         let network = match config.network {
             None => None,
             Some(net) => {
@@ -571,13 +591,19 @@ impl Inner {
         let id = spec.id.as_str();
         let rootfs = bundle.join("rootfs");
         let upper = crate::disk::layers_dir(bundle).join("upper");
+        let stack = match &spec.rootfs {
+            crate::Rootfs::Host => self.stack.clone(),
+            crate::Rootfs::Dir(dir) => {
+                stack_entries(dir, &ROOTFS_DIRS).map_err(io_err(id, "inspect the stack of"))?
+            }
+        };
         for dir in ["proc", "dev", "sys", "tmp", "app"] {
             std::fs::create_dir_all(rootfs.join(dir))
                 .map_err(io_err(id, "create the rootfs of"))?;
         }
-        for entry in &self.stack {
+        for entry in &stack {
             match entry {
-                StackEntry::Dir(name) => std::fs::create_dir(rootfs.join(name)),
+                StackEntry::Dir { name, .. } => std::fs::create_dir(rootfs.join(name)),
                 StackEntry::Symlink(name, target) => {
                     std::os::unix::fs::symlink(target, rootfs.join(name))
                 }
@@ -588,8 +614,8 @@ impl Inner {
         // mountpoints (runc gives a tmpfs such as /dev the mode of its mountpoint).
         let mut skeleton = vec![rootfs.clone()];
         skeleton.extend(["proc", "dev", "sys", "app"].iter().map(|d| rootfs.join(d)));
-        skeleton.extend(self.stack.iter().filter_map(|entry| match entry {
-            StackEntry::Dir(name) => Some(rootfs.join(name)),
+        skeleton.extend(stack.iter().filter_map(|entry| match entry {
+            StackEntry::Dir { name, .. } => Some(rootfs.join(name)),
             StackEntry::Symlink(..) => None,
         }));
         for dir in skeleton {
@@ -614,12 +640,12 @@ impl Inner {
             .map_err(|e| io_err(id, "serialise the labels of")(e.into()))?;
         std::fs::write(bundle.join("labels.json"), labels)
             .map_err(io_err(id, "write the labels of"))?;
-        let oci = self
-            .oci_spec(spec, bundle, console)
-            .map_err(|e| RuntimeError::InvalidSpec {
+        let oci = self.oci_spec(spec, bundle, &stack, console).map_err(|e| {
+            RuntimeError::InvalidSpec {
                 id: id.to_string(),
                 reason: format!("cannot build the OCI config: {e}"),
-            })?;
+            }
+        })?;
         let json = serde_json::to_vec_pretty(&oci)
             .map_err(|e| io_err(id, "serialise the OCI config of")(e.into()))?;
         std::fs::write(bundle.join("config.json"), json)
@@ -631,6 +657,7 @@ impl Inner {
         &self,
         spec: &ContainerSpec,
         bundle: &Path,
+        stack: &[StackEntry],
         console: Option<(u16, u16)>,
     ) -> Result<Spec, oci_spec::OciSpecError> {
         let mount = |dest: &str, typ: &str, source: &str, opts: &[&str]| {
@@ -701,13 +728,12 @@ impl Inner {
                 &["nosuid", "nodev", "mode=1777"],
             )?),
         }
-        for entry in &self.stack {
-            if let StackEntry::Dir(name) = entry {
-                let path = format!("/{name}");
+        for entry in stack {
+            if let StackEntry::Dir { name, source } = entry {
                 mounts.push(mount(
-                    &path,
+                    &format!("/{name}"),
                     "bind",
-                    &path,
+                    &source.to_string_lossy(),
                     &["rbind", "ro", "rro", "nosuid", "nodev"],
                 )?);
             }

@@ -137,6 +137,7 @@ fn spec(id: &str, args: &[&str]) -> ContainerSpec {
         id: id.to_string(),
         labels: BTreeMap::from([("app".to_string(), id.to_string())]),
         app_dir: None,
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: vec![],
         args: args.iter().map(|s| s.to_string()).collect(),
         env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],

@@ -158,6 +158,7 @@ fn spec(id: &str, script: &str) -> ContainerSpec {
         id: id.to_string(),
         labels: BTreeMap::from([("app".to_string(), "demo".to_string())]),
         app_dir: None,
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: vec![],
         args: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],

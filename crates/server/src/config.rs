@@ -243,6 +243,10 @@ pub struct ServerConfig {
     /// The binary git's pre-receive hook execs (`<binary> git-hook pre-receive`); `None` is the
     /// running executable, which is `slipway` itself outside tests.
     pub hook_binary: Option<PathBuf>,
+    /// A directory of stack manifests beside the compiled-in ones (`--stack-manifests`).
+    pub stack_manifests: Option<PathBuf>,
+    /// Where stack builds keep downloaded packages (`--stack-package-cache`).
+    pub stack_package_cache: Option<PathBuf>,
     /// An existing PostgreSQL server's admin URL to provision add-ons on, instead of the
     /// embedded server (`--addon-postgres-admin-url`).
     pub addon_postgres_admin_url: Option<String>,
@@ -310,6 +314,8 @@ impl ServerConfig {
             addon_redis_admin_url: None,
             addon_postgres_max_mb: None,
             addon_size_check_secs: defaults::ADDON_SIZE_CHECK_SECS,
+            stack_manifests: None,
+            stack_package_cache: None,
             api_rate_limit_per_hour: defaults::API_RATE_LIMIT_PER_HOUR,
             api_max_page_size: defaults::API_MAX_PAGE_SIZE,
         }
@@ -358,6 +364,10 @@ impl ServerConfig {
         config.outbound = slipway_outbound::OutboundPolicy::new(self.allow_private_urls);
         config.runtime_sources = self.runtime_sources.clone();
         config.max_source_blob_bytes = self.max_source_blob_mb.saturating_mul(MIB);
+        config.stacks = slipway_core::StacksConfig {
+            manifests_dir: self.stack_manifests.clone(),
+            package_cache: self.stack_package_cache.clone(),
+        };
         config
     }
 }

@@ -205,6 +205,14 @@ struct ServerArgs {
     /// Check PostgreSQL add-ons' sizes against their limits this often (seconds).
     #[arg(long, default_value_t = defaults::ADDON_SIZE_CHECK_SECS)]
     addon_size_check_secs: u64,
+    /// A directory of stack manifests (`NAME/packages.txt`) for `slipway stacks:build`, beside
+    /// (and overriding) the compiled-in ones such as heroku-24.
+    #[arg(long)]
+    stack_manifests: Option<PathBuf>,
+    /// Where stack builds keep the Debian packages they download (default
+    /// `<data-dir>/stacks/.packages`), so a rebuild downloads only what changed.
+    #[arg(long)]
+    stack_package_cache: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -254,6 +262,8 @@ impl ServerArgs {
             addon_redis_admin_url: self.addon_redis_admin_url,
             addon_postgres_max_mb: self.addon_postgres_max_mb,
             addon_size_check_secs: self.addon_size_check_secs,
+            stack_manifests: self.stack_manifests,
+            stack_package_cache: self.stack_package_cache,
             api_rate_limit_per_hour: self.api_rate_limit_per_hour,
             api_max_page_size: self.api_max_page_size,
         }

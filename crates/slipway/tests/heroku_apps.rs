@@ -94,8 +94,8 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
     assert!(info.status.success(), "{}", text(&info));
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["app"]["region"]["name"], "local", "{info}");
-    assert_eq!(info["app"]["stack"]["name"], "heroku-24", "{info}");
-    assert_eq!(info["app"]["build_stack"]["name"], "heroku-24", "{info}");
+    assert_eq!(info["app"]["stack"]["name"], "host", "{info}");
+    assert_eq!(info["app"]["build_stack"]["name"], "host", "{info}");
 
     // The list is edited in place: add, add at an index, remove, clear, set.
     heroku_ok(
@@ -212,9 +212,10 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
         text(&push)
     );
 
-    // Stacks: the one there is, marked; setting it works, another is refused.
+    // Stacks: host, the default, marked; setting one with a manifest works (its build says
+    // whether it is built), another is refused with the list.
     let stack = heroku_ok(&server, home.path(), dir, &["stack", "-a", "hkapps"]);
-    assert!(stack.contains("* heroku-24"), "{stack}");
+    assert!(stack.contains("* host"), "{stack}");
     heroku_ok(
         &server,
         home.path(),
@@ -227,7 +228,10 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
         dir,
         &["stack:set", "cedar-14", "-a", "hkapps"],
     );
-    assert!(refused.contains("The only stack is heroku-24"), "{refused}");
+    assert!(
+        refused.contains("Available stacks: host, heroku-24"),
+        "{refused}"
+    );
     let app = server.api_json("/apps/hkapps").await;
     assert_eq!(app["build_stack"]["name"], "heroku-24");
 

@@ -36,7 +36,7 @@ async fn procfile_app_is_built_released_run_routed_and_logged() {
         server.log()
     );
     for expected in [
-        "remote: -----> Building on the Heroku-24 stack",
+        "remote: -----> Building on the host stack (this server's own system directories)",
         "remote: -----> Procfile app detected",
         "remote:        Procfile declares types -> web",
         "remote: -----> Launching...",

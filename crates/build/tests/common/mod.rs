@@ -104,8 +104,9 @@ impl Harness {
             work_dir: dirs.work.clone(),
             uid: self.uid,
             gid: self.gid,
-            stack: "heroku-24".to_string(),
+            stack: "host".to_string(),
             source_version: None,
+            rootfs: slipway_runtime::Rootfs::Host,
             build_id: format!("b{n}-{}", std::process::id()),
             mount_view: self.mount_view,
             step_timeout: None,
@@ -223,7 +224,10 @@ pub(crate) async fn procfile_only_app(h: &Harness) {
     let (result, lines) = h.run(&request).await;
     let slug = result.unwrap_or_else(|e| panic!("build failed: {e}\n{}", lines.join("\n")));
 
-    assert_eq!(lines[0], "-----> Building on the Heroku-24 stack");
+    assert_eq!(
+        lines[0],
+        "-----> Building on the host stack (this server's own system directories)"
+    );
     assert_line(&lines, "-----> Procfile app detected");
     assert_line(&lines, "-----> Discovering process types");
     assert_line(&lines, "       Procfile declares types -> web, worker");

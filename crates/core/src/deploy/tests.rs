@@ -29,6 +29,7 @@ fn slug_record(app_id: Uuid, digest: &str) -> Slug {
         commit: None,
         buildpack_description: String::new(),
         stack: "heroku-24".into(),
+        stack_id: None,
         created_at: Utc::now(),
     }
 }

@@ -286,6 +286,7 @@ impl Fixture {
             commit: None,
             buildpack_description: "test".to_owned(),
             stack: "heroku-24".to_owned(),
+            stack_id: None,
             created_at: now,
         };
         let release = Release {
@@ -403,6 +404,7 @@ async fn a_new_server_stops_one_off_containers_and_removes_their_records() {
             ),
         ]),
         app_dir: None,
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: Vec::new(),
         args: vec![
             "/bin/sh".to_owned(),

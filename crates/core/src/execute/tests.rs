@@ -83,6 +83,7 @@ async fn deployed_app(platform: &Arc<Platform>, owner: &User, name: &str) -> App
         commit: None,
         buildpack_description: String::new(),
         stack: "heroku-24".into(),
+        stack_id: None,
         created_at: Utc::now(),
     };
     let mut ops = vec![Op::put_json(keys::slug(app.id, slug.id), &slug).unwrap()];

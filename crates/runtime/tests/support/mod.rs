@@ -141,6 +141,7 @@ pub(crate) fn spec(id: &str, script: &str) -> ContainerSpec {
         id: id.to_string(),
         labels: BTreeMap::from([("app".to_string(), "demo".to_string())]),
         app_dir: None,
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: vec![],
         args: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: vec![
