@@ -187,6 +187,14 @@ struct ServerArgs {
     /// to reach HOST:PORT.
     #[arg(long, env = "SLIPWAY_ADDON_POSTGRES_ADMIN_URL", hide_env_values = true)]
     addon_postgres_admin_url: Option<String>,
+    /// Keep the platform's state in an etcd v3 cluster instead of the embedded database:
+    /// etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/NAMESPACE], or etcds://... for TLS.
+    /// Several servers may share one cluster.
+    #[arg(long = "store", env = "SLIPWAY_STORE", hide_env_values = true)]
+    store_url: Option<String>,
+    /// The CA (PEM) that signed the etcd members' certificates, for an etcds:// store.
+    #[arg(long, env = "SLIPWAY_STORE_CA_FILE")]
+    store_ca_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -234,6 +242,8 @@ impl ServerArgs {
             addon_postgres_admin_url: self.addon_postgres_admin_url,
             api_rate_limit_per_hour: self.api_rate_limit_per_hour,
             api_max_page_size: self.api_max_page_size,
+            store_url: self.store_url,
+            store_ca_file: self.store_ca_file,
         }
     }
 }
