@@ -66,11 +66,13 @@ impl Election {
             let created = self
                 .store
                 .txn(
-                    Txn::new().when(Compare::absent(LEADER_KEY)).then(Op::put_with_lease(
-                        LEADER_KEY,
-                        self.identity.as_bytes().to_vec(),
-                        lease,
-                    )),
+                    Txn::new()
+                        .when(Compare::absent(LEADER_KEY))
+                        .then(Op::put_with_lease(
+                            LEADER_KEY,
+                            self.identity.as_bytes().to_vec(),
+                            lease,
+                        )),
                 )
                 .await;
             match created {
@@ -147,7 +149,10 @@ impl Election {
         match self.store.keep_alive(term.lease).await {
             Ok(()) => {}
             Err(StoreError::LeaseNotFound { .. }) => {
-                tracing::warn!(lease = term.lease, "the leader lease expired; stepping down");
+                tracing::warn!(
+                    lease = term.lease,
+                    "the leader lease expired; stepping down"
+                );
                 return Ok(false);
             }
             Err(error) => return Err(error),

@@ -238,7 +238,10 @@ async fn open_store(
             for ledger in LEDGERS {
                 options = options.immutable_prefix(ledger);
             }
-            Ok(slipway_store::SqliteStore::open(&data_dir.join("slipway.db"), options)?)
+            Ok(slipway_store::SqliteStore::open(
+                &data_dir.join("slipway.db"),
+                options,
+            )?)
         }
         Some(url) => {
             let mut etcd = slipway_store::EtcdConfig::parse_url(url)?;

@@ -42,8 +42,7 @@ pub use config::{EtcdConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_NAMESPACE};
 use crate::{Compare, KeyValue, LeaseId, Revision, Store, StoreError, Txn, TxnResponse, Watcher};
 use async_trait::async_trait;
 use etcd_client::{
-    Client, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, TxnOp,
-    TxnOpResponse,
+    Client, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, TxnOp, TxnOpResponse,
 };
 use plan::{Branch, Guard, Write};
 use std::time::Duration;

@@ -67,10 +67,7 @@ impl EtcdServer {
         );
         let client = free_port();
         let peer = free_port();
-        let data = data_root().join(format!(
-            "slipway-etcd-test-{}-{client}",
-            std::process::id()
-        ));
+        let data = data_root().join(format!("slipway-etcd-test-{}-{client}", std::process::id()));
         let client_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         // The guard: etcd in the background, killed (and its data removed) once the test

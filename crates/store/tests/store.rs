@@ -552,9 +552,7 @@ async fn etcd_namespaces_are_isolated() {
             ["k"]
         );
     }
-    b.txn(Txn::new().then(Op::delete_prefix("")))
-        .await
-        .unwrap();
+    b.txn(Txn::new().then(Op::delete_prefix(""))).await.unwrap();
     assert!(b.get("k").await.unwrap().is_none());
     assert_eq!(a.store.get("k").await.unwrap().unwrap().value, b"a");
     // a's watch saw its own put, and nothing of b's put or delete.

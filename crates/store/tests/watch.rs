@@ -301,7 +301,13 @@ async fn etcd_compaction_refuses_old_watches() {
         s.put("k", vec![i]).await.unwrap();
     }
     b.etcd.as_ref().unwrap().compact(r0 + 40).await.unwrap();
-    for (after, ok) in [(r0, false), (r0 + 39, false), (r0 + 40, true), (r0 + 45, true), (r0 + 50, true)] {
+    for (after, ok) in [
+        (r0, false),
+        (r0 + 39, false),
+        (r0 + 40, true),
+        (r0 + 45, true),
+        (r0 + 50, true),
+    ] {
         match s.watch("k", Some(after)).await {
             Ok(_) => assert!(ok, "after={after} should be compacted"),
             Err(StoreError::Compacted {
@@ -310,9 +316,12 @@ async fn etcd_compaction_refuses_old_watches() {
             }) => {
                 assert!(!ok, "after={after} should be allowed");
                 assert_eq!((requested, compacted), (after, r0 + 40));
-                assert!(StoreError::Compacted { requested, compacted }
-                    .to_string()
-                    .contains("re-read the current state"));
+                assert!(StoreError::Compacted {
+                    requested,
+                    compacted
+                }
+                .to_string()
+                .contains("re-read the current state"));
             }
             Err(e) => panic!("after={after}: {e}"),
         }

@@ -110,7 +110,11 @@ async fn singletons_run_only_while_leading() {
         start(running.clone(), started.clone()),
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(running.load(Ordering::SeqCst), 1, "only the leader runs them");
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        1,
+        "only the leader runs them"
+    );
     assert_eq!(started.load(Ordering::SeqCst), 1);
 
     // The first server dies: its singletons stop, and the second takes over once the
@@ -118,7 +122,10 @@ async fn singletons_run_only_while_leading() {
     first.abort();
     wait_until(|| started.load(Ordering::SeqCst) == 2).await;
     assert_eq!(running.load(Ordering::SeqCst), 1);
-    assert_eq!(store.get(LEADER_KEY).await.unwrap().unwrap().value, b"second");
+    assert_eq!(
+        store.get(LEADER_KEY).await.unwrap().unwrap().value,
+        b"second"
+    );
     second.abort();
     wait_until(|| running.load(Ordering::SeqCst) == 0).await;
 }

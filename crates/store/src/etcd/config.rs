@@ -114,8 +114,10 @@ impl EtcdConfig {
             Some(at) => {
                 let userinfo = &authority[..at];
                 let (name, password) = userinfo.split_once(':').ok_or_else(|| {
-                    bad("credentials in a store URL are USER:PASSWORD@ (the password is missing)"
-                        .into())
+                    bad(
+                        "credentials in a store URL are USER:PASSWORD@ (the password is missing)"
+                            .into(),
+                    )
                 })?;
                 let name = decode(name).ok_or_else(|| {
                     bad("the user name in the store URL is not valid percent-encoded UTF-8".into())
@@ -139,7 +141,9 @@ impl EtcdConfig {
             bad("the namespace in the store URL is not valid percent-encoded UTF-8".into())
         })?;
         if namespace.contains('\0') {
-            return Err(bad("the namespace in the store URL contains a NUL character".into()));
+            return Err(bad(
+                "the namespace in the store URL contains a NUL character".into(),
+            ));
         }
         let namespace = if path.is_empty() {
             DEFAULT_NAMESPACE.to_owned()
@@ -175,8 +179,10 @@ fn normalize_namespace(namespace: String) -> String {
 
 /// Checks one `HOST:PORT` (a name, an IPv4 address, or `[IPv6]`) and returns it as given.
 fn parse_host_port(text: &str) -> Result<&str, StoreError> {
-    let bad = |what: &str| StoreError::InvalidUrl {
+    let bad = |what: &str| {
+        StoreError::InvalidUrl {
         reason: format!("{what} in the store URL: each member is HOST:PORT, as in etcd://10.0.0.1:2379,10.0.0.2:2379"),
+    }
     };
     if text.is_empty() {
         return Err(bad("an empty member"));

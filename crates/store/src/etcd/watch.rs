@@ -62,10 +62,9 @@ pub(super) async fn start(
         error: None,
         finished: false,
     };
-    Ok(Watcher::from_stream(futures::stream::unfold(
-        state,
-        |st| st.step(),
-    )))
+    Ok(Watcher::from_stream(futures::stream::unfold(state, |st| {
+        st.step()
+    })))
 }
 
 /// Fails with [`StoreError::Compacted`] if the history after `after` is gone: a read at

@@ -10,18 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A store under test, with what keeps it alive.
-pub struct Backend {
-    pub store: Arc<dyn Store>,
+pub(crate) struct Backend {
+    pub(crate) store: Arc<dyn Store>,
     /// The store's revision before the test wrote anything (0 on a new SQLite store).
-    pub base: Revision,
+    pub(crate) base: Revision,
     /// The etcd store itself, for etcd-only calls.
-    pub etcd: Option<Arc<EtcdStore>>,
+    pub(crate) etcd: Option<Arc<EtcdStore>>,
     _dir: Option<tempfile::TempDir>,
     _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
 /// The behavioural tests' SQLite options: a ledger prefix and a quick lease reaper.
-pub fn sqlite_options() -> StoreOptions {
+pub(crate) fn sqlite_options() -> StoreOptions {
     StoreOptions {
         lease_check_interval: Duration::from_millis(50),
         ..StoreOptions::default().immutable_prefix("releases/")
@@ -29,7 +29,7 @@ pub fn sqlite_options() -> StoreOptions {
 }
 
 /// A new SQLite store with `options`.
-pub async fn sqlite(options: StoreOptions) -> Backend {
+pub(crate) async fn sqlite(options: StoreOptions) -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("state.db"), options).expect("open store");
     let base = store.current_revision().await.expect("revision");
@@ -44,7 +44,7 @@ pub async fn sqlite(options: StoreOptions) -> Backend {
 }
 
 /// A new namespace on this binary's etcd, with `releases/` append-only.
-pub async fn etcd(test: &str) -> Backend {
+pub(crate) async fn etcd(test: &str) -> Backend {
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let turn = TURN.lock().await;
     let server = tokio::task::spawn_blocking(slipway_store::testing::shared)
