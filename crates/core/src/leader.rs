@@ -10,7 +10,8 @@
 //! to renew for two thirds of the TTL: by then it cannot be sure the lease still holds, and
 //! stepping down before the lease can expire is what keeps two leaders from acting at once.
 //! [`Term::fence`] is the leader's fencing token: a compare on the leader key's
-//! `mod_revision`, which a deposed leader's writes fail.
+//! `mod_revision`, which a deposed leader's writes fail; the singletons get the store as a
+//! [`FencedStore`], which adds it to every write.
 
 use slipway_store::{Compare, EventKind, LeaseId, Op, Revision, Store, StoreError, Txn};
 use std::sync::Arc;
@@ -178,6 +179,110 @@ impl Election {
     }
 }
 
+/// The store as a leader's singletons see it: reads, watches and leases pass through; every
+/// write carries the term's fence, so a deposed leader's write fails with
+/// [`StoreError::NotLeader`] instead of landing.
+///
+/// A txn's own compares decide between its branches as usual; the fence is checked with
+/// them. When the txn does not succeed, the fence is read again: if it failed, the write is
+/// refused; if it held, the user's compares failed and the failure branch runs in a second,
+/// fenced, txn (so a failure branch is not atomic with the compares; the singletons'
+/// writes have none).
+pub struct FencedStore {
+    inner: Arc<dyn Store>,
+    term: Term,
+}
+
+impl FencedStore {
+    /// `inner`, fenced by `term`.
+    pub fn new(inner: Arc<dyn Store>, term: Term) -> FencedStore {
+        FencedStore { inner, term }
+    }
+
+    async fn fence_holds(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .get(LEADER_KEY)
+            .await?
+            .is_some_and(|kv| kv.mod_revision == self.term.revision))
+    }
+
+    fn not_leader() -> StoreError {
+        StoreError::NotLeader {
+            key: LEADER_KEY.to_owned(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FencedStore {
+    async fn get(&self, key: &str) -> Result<Option<slipway_store::KeyValue>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn range(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<slipway_store::KeyValue>, Revision), StoreError> {
+        self.inner.range(prefix).await
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<slipway_store::TxnResponse, StoreError> {
+        let Txn {
+            compares,
+            success,
+            failure,
+        } = txn;
+        let mut fenced = Txn::new().when(self.term.fence());
+        fenced.compares.extend(compares);
+        fenced.success = success;
+        let response = self.inner.txn(fenced).await?;
+        if response.succeeded {
+            return Ok(response);
+        }
+        if !self.fence_holds().await? {
+            return Err(Self::not_leader());
+        }
+        if failure.is_empty() {
+            return Ok(response);
+        }
+        let mut otherwise = Txn::new().when(self.term.fence());
+        otherwise.success = failure;
+        let second = self.inner.txn(otherwise).await?;
+        if !second.succeeded {
+            return Err(Self::not_leader());
+        }
+        Ok(slipway_store::TxnResponse {
+            succeeded: false,
+            revision: second.revision,
+        })
+    }
+
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: Option<Revision>,
+    ) -> Result<slipway_store::Watcher, StoreError> {
+        self.inner.watch(prefix, after).await
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        self.inner.grant_lease(ttl).await
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.inner.keep_alive(lease).await
+    }
+
+    async fn revoke(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.inner.revoke(lease).await
+    }
+
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        self.inner.current_revision().await
+    }
+}
+
 /// Tasks that end when this is dropped.
 struct AbortOnDrop(Vec<JoinHandle<()>>);
 
@@ -190,11 +295,12 @@ impl Drop for AbortOnDrop {
 }
 
 /// Runs the singletons `start` starts only while this server leads: campaigns, starts them
-/// when elected, stops them when the term ends, and campaigns again. Aborting the returned
-/// task stops them too (and lets the lease expire).
+/// when elected (giving them the store fenced by the term), stops them when the term ends,
+/// and campaigns again. Aborting the returned task stops them too (and lets the lease
+/// expire).
 pub fn run_while_leader<F>(election: Election, start: F) -> JoinHandle<()>
 where
-    F: Fn() -> Vec<JoinHandle<()>> + Send + 'static,
+    F: Fn(Arc<dyn Store>) -> Vec<JoinHandle<()>> + Send + 'static,
 {
     tokio::spawn(async move {
         loop {
@@ -211,7 +317,8 @@ where
                 revision = term.revision,
                 "this server leads: starting the dyno manager and the other singletons"
             );
-            let singletons = AbortOnDrop(start());
+            let fenced: Arc<dyn Store> = Arc::new(FencedStore::new(election.store.clone(), term));
+            let singletons = AbortOnDrop(start(fenced));
             election.hold(term).await;
             drop(singletons);
             tracing::warn!("this server no longer leads: its singletons are stopped");

@@ -438,8 +438,11 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             format!("slipway server {} at {api_addr}", std::process::id()),
             slipway_core::leader::LEADER_TTL,
         );
-        let singletons = slipway_core::leader::run_while_leader(election, move || {
-            vec![leader.start_dyno_manager(), leader.start_backup_scheduler()]
+        let singletons = slipway_core::leader::run_while_leader(election, move |fenced| {
+            vec![
+                leader.start_dyno_manager_on(fenced),
+                leader.start_backup_scheduler(),
+            ]
         });
         (singletons, tokio::spawn(async {}))
     } else {

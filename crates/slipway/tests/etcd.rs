@@ -62,7 +62,11 @@ async fn the_platform_runs_on_etcd_and_readopts_its_dynos_after_a_restart() {
     .await
     .unwrap();
     let (ledger, _) = store.range("releases/").await.unwrap();
-    assert_eq!(ledger.len(), 2, "one release key per release in etcd: {ledger:?}");
+    assert_eq!(
+        ledger.len(),
+        2,
+        "one release key per release in etcd: {ledger:?}"
+    );
     // The ledger is append-only on etcd too.
     let first = ledger[0].clone();
     let err = store

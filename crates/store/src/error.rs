@@ -98,6 +98,11 @@ pub enum StoreError {
         source: etcd_client::Error,
     },
 
+    /// A write only the leader may make was refused: this process no longer holds `key`
+    /// at the revision it was elected with (another process leads now).
+    #[error("this server no longer leads (it lost {key}): the write was refused so that only the current leader acts")]
+    NotLeader { key: String },
+
     /// Backend-specific failure (for implementations other than SQLite).
     #[error("store backend error: {0}")]
     Backend(String),

@@ -84,7 +84,7 @@ async fn singletons_run_only_while_leading() {
     let running = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(AtomicUsize::new(0));
     let start = |running: Arc<AtomicUsize>, started: Arc<AtomicUsize>| {
-        move || {
+        move |_fenced: Arc<dyn Store>| {
             started.fetch_add(1, Ordering::SeqCst);
             let running = running.clone();
             vec![tokio::spawn(async move {
@@ -136,4 +136,51 @@ async fn wait_until(condition: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "condition not met within 10 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_deposed_leaders_fenced_writes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let a = Election::new(store.clone(), "a", TTL);
+    let term_a = a.campaign().await.unwrap();
+    let fenced = FencedStore::new(store.clone(), term_a);
+    // While leading: writes land, compares decide between branches as usual.
+    fenced.put("dynos/web.1", b"up".to_vec()).await.unwrap();
+    let response = fenced
+        .txn(
+            Txn::new()
+                .when(Compare::absent("dynos/web.1"))
+                .then(Op::put("x", b"success".to_vec()))
+                .otherwise(Op::put("x", b"failure".to_vec())),
+        )
+        .await
+        .unwrap();
+    assert!(!response.succeeded);
+    assert_eq!(store.get("x").await.unwrap().unwrap().value, b"failure");
+
+    // Another server takes over: every write of the old term is refused, nothing lands.
+    a.resign(term_a).await.unwrap();
+    let b = Election::new(store.clone(), "b", TTL);
+    b.campaign().await.unwrap();
+    for txn in [
+        Txn::new().then(Op::put("dynos/web.1", b"crashed".to_vec())),
+        Txn::new().then(Op::delete("dynos/web.1")),
+        Txn::new()
+            .when(Compare::absent("dynos/web.1"))
+            .then(Op::put("x", b"1".to_vec()))
+            .otherwise(Op::put("x", b"2".to_vec())),
+    ] {
+        let err = fenced.txn(txn.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotLeader { .. }),
+            "{txn:?}: {err}"
+        );
+        assert!(err.to_string().contains("no longer leads"), "{err}");
+    }
+    assert_eq!(
+        store.get("dynos/web.1").await.unwrap().unwrap().value,
+        b"up"
+    );
+    assert_eq!(store.get("x").await.unwrap().unwrap().value, b"failure");
 }
