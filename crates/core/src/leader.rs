@@ -111,10 +111,9 @@ impl Election {
             }
             Ok(())
         };
-        match tokio::time::timeout(self.ttl, vacated).await {
-            Ok(result) => result,
-            Err(_) => Ok(()),
-        }
+        tokio::time::timeout(self.ttl, vacated)
+            .await
+            .unwrap_or(Ok(()))
     }
 
     /// Keeps `term` alive; returns once it is over (see the module doc for when).

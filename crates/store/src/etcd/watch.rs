@@ -138,12 +138,9 @@ async fn compacted_revision(
         }
     })
     .await;
-    match answer {
-        Ok(result) => result,
-        // etcd said the revision is compacted but would not say up to where: the request is
-        // still refused, with what is known.
-        Err(_) => Ok(after.saturating_add(1)),
-    }
+    // If etcd said the revision is compacted but would not say up to where, the request is
+    // still refused, with what is known.
+    answer.unwrap_or(Ok(after.saturating_add(1)))
 }
 
 impl WatchState {
