@@ -4,7 +4,10 @@ use super::config::EtcdConfig;
 use super::plan::{plan_branch, prefix_end, Branch, Guard, Write};
 use crate::{Op, StoreError};
 
-fn check_url(url: &str, want: Result<(&[&str], &str, Option<(&str, &str)>, bool), &str>) {
+/// What a URL should parse to: endpoints, namespace, user and password, TLS.
+type Parsed<'a> = (&'a [&'a str], &'a str, Option<(&'a str, &'a str)>, bool);
+
+fn check_url(url: &str, want: Result<Parsed<'_>, &str>) {
     match (EtcdConfig::parse_url(url), want) {
         (Ok(config), Ok((endpoints, namespace, user, tls))) => {
             assert_eq!(config.endpoints, endpoints, "{url}");
