@@ -41,6 +41,7 @@ mod error;
 mod execute;
 mod formation;
 mod idling;
+pub mod leader;
 pub mod model;
 mod oneoff;
 mod oneoff_registry;

@@ -160,8 +160,17 @@ impl Platform {
 
     /// Starts the dyno manager. It runs until the returned handle is aborted.
     pub fn start_dyno_manager(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.start_dyno_manager_on(self.store.clone())
+    }
+
+    /// Starts the dyno manager on `store`: the platform's store as the elected leader sees
+    /// it (`leader::FencedStore`), when several servers share one.
+    pub fn start_dyno_manager_on(
+        self: &Arc<Self>,
+        store: Arc<dyn slipway_store::Store>,
+    ) -> tokio::task::JoinHandle<()> {
         dyno_manager::spawn(dyno_manager::Parts {
-            store: self.store.clone(),
+            store,
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
             config: self.config.clone(),

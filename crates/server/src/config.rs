@@ -262,6 +262,12 @@ pub struct ServerConfig {
     pub api_rate_limit_per_hour: u32,
     /// The largest page of a list a `Range` may ask for.
     pub api_max_page_size: usize,
+    /// Where the platform's state lives: `None` is the embedded SQLite database in the data
+    /// directory; `etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…][/NAMESPACE]` (or `etcds://`
+    /// for TLS) an etcd v3 cluster shared by several servers.
+    pub store_url: Option<String>,
+    /// The CA (PEM) that signed the etcd members' certificates, for an `etcds://` store.
+    pub store_ca_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -318,6 +324,8 @@ impl ServerConfig {
             stack_package_cache: None,
             api_rate_limit_per_hour: defaults::API_RATE_LIMIT_PER_HOUR,
             api_max_page_size: defaults::API_MAX_PAGE_SIZE,
+            store_url: None,
+            store_ca_file: None,
         }
     }
 

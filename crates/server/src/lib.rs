@@ -55,7 +55,7 @@ pub enum ServerError {
         #[source]
         source: PathError,
     },
-    #[error("opening the platform's database")]
+    #[error("opening the platform's store")]
     OpenStore(#[source] slipway_store::StoreError),
     #[error(
         "starting the runc runtime (are `runc`, `iproute2` and `nftables` installed, and are \
@@ -227,6 +227,35 @@ impl ServerHandle {
     }
 }
 
+/// The platform's store: the embedded SQLite database, or the etcd cluster of `--store`.
+/// Either way the release and slug ledgers are append-only.
+async fn open_store(
+    config: &ServerConfig,
+    data_dir: &Path,
+) -> Result<Arc<dyn slipway_store::Store>, slipway_store::StoreError> {
+    const LEDGERS: [&str; 2] = ["releases/", "slugs/"];
+    match &config.store_url {
+        None => {
+            let mut options = slipway_store::StoreOptions::default();
+            for ledger in LEDGERS {
+                options = options.immutable_prefix(ledger);
+            }
+            Ok(slipway_store::SqliteStore::open(
+                &data_dir.join("slipway.db"),
+                options,
+            )?)
+        }
+        Some(url) => {
+            let mut etcd = slipway_store::EtcdConfig::parse_url(url)?;
+            etcd.ca_file = config.store_ca_file.clone();
+            for ledger in LEDGERS {
+                etcd = etcd.immutable_prefix(ledger);
+            }
+            Ok(slipway_store::EtcdStore::connect(etcd).await?)
+        }
+    }
+}
+
 /// The admin key's file name in the data directory.
 const ADMIN_KEY_FILE: &str = "admin.key";
 
@@ -239,13 +268,9 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let data_dir = prepare_data_dir(&config.data_dir)?;
 
-    let store = slipway_store::SqliteStore::open(
-        &data_dir.join("slipway.db"),
-        slipway_store::StoreOptions::default()
-            .immutable_prefix("releases/")
-            .immutable_prefix("slugs/"),
-    )
-    .map_err(ServerError::OpenStore)?;
+    let store = open_store(&config, &data_dir)
+        .await
+        .map_err(ServerError::OpenStore)?;
 
     // Port 0 means "any free port"; the platform must know the real ports (apps' web URLs,
     // git URLs, the runc network's public ports) before anything listens.
@@ -405,8 +430,29 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .clean_up_previous_run()
         .await
         .map_err(ServerError::CleanUp)?;
-    let dyno_manager = platform.start_dyno_manager();
-    let backup_scheduler = platform.start_backup_scheduler();
+    // On a shared store (etcd) several servers may run: each serves the API, git and the
+    // router, but only the elected leader runs the singletons. The embedded store is one
+    // server's alone, which runs them all as before.
+    let (dyno_manager, backup_scheduler) = if config.store_url.is_some() {
+        let leader = platform.clone();
+        let election = slipway_core::leader::Election::new(
+            store.clone(),
+            format!("slipway server {} at {api_addr}", std::process::id()),
+            slipway_core::leader::LEADER_TTL,
+        );
+        let singletons = slipway_core::leader::run_while_leader(election, move |fenced| {
+            vec![
+                leader.start_dyno_manager_on(fenced),
+                leader.start_backup_scheduler(),
+            ]
+        });
+        (singletons, tokio::spawn(async {}))
+    } else {
+        (
+            platform.start_dyno_manager(),
+            platform.start_backup_scheduler(),
+        )
+    };
     let addon_size_checks = platform
         .start_addon_size_checks(std::time::Duration::from_secs(config.addon_size_check_secs));
     // Add-on servers that hold add-ons start now; the others on first use.

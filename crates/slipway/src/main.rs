@@ -213,6 +213,14 @@ struct ServerArgs {
     /// `<data-dir>/stacks/.packages`), so a rebuild downloads only what changed.
     #[arg(long)]
     stack_package_cache: Option<PathBuf>,
+    /// Keep the platform's state in an etcd v3 cluster instead of the embedded database:
+    /// etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/NAMESPACE], or etcds://... for TLS.
+    /// Several servers may share one cluster.
+    #[arg(long = "store", env = "SLIPWAY_STORE", hide_env_values = true)]
+    store_url: Option<String>,
+    /// The CA (PEM) that signed the etcd members' certificates, for an etcds:// store.
+    #[arg(long, env = "SLIPWAY_STORE_CA_FILE")]
+    store_ca_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -266,6 +274,8 @@ impl ServerArgs {
             stack_package_cache: self.stack_package_cache,
             api_rate_limit_per_hour: self.api_rate_limit_per_hour,
             api_max_page_size: self.api_max_page_size,
+            store_url: self.store_url,
+            store_ca_file: self.store_ca_file,
         }
     }
 }

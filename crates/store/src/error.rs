@@ -73,6 +73,36 @@ pub enum StoreError {
     #[error("store is closed or its worker failed: {reason}")]
     Closed { reason: String },
 
+    /// A `--store` URL that does not parse. The reason never quotes the URL: it may carry a
+    /// password.
+    #[error("invalid store URL: {reason}")]
+    InvalidUrl { reason: String },
+
+    /// The CA file for an `etcds://` store could not be read.
+    #[error("cannot read the etcd CA file {path}: {source}; pass a readable PEM file")]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No etcd member answered when the store was opened.
+    #[error("cannot reach etcd at {endpoints}: {reason}; check that the members run and the addresses, credentials and TLS settings are right")]
+    Unreachable { endpoints: String, reason: String },
+
+    /// An etcd request failed.
+    #[error("etcd request failed while {action}: {source}")]
+    Etcd {
+        action: &'static str,
+        #[source]
+        source: etcd_client::Error,
+    },
+
+    /// A write only the leader may make was refused: this process no longer holds `key`
+    /// at the revision it was elected with (another process leads now).
+    #[error("this server no longer leads (it lost {key}): the write was refused so that only the current leader acts")]
+    NotLeader { key: String },
+
     /// Backend-specific failure (for implementations other than SQLite).
     #[error("store backend error: {0}")]
     Backend(String),

@@ -14,18 +14,23 @@
 //! * leases ([`Store::grant_lease`]) give keys a time to live; when a lease expires or is
 //!   revoked its keys are deleted (and watchers see delete events).
 //!
-//! The trait is the seam for a future etcd backend; the embedded default is
-//! [`SqliteStore`] (see the [`sqlite`] module docs for durability and enforcement details).
+//! Two implementations: the embedded default, [`SqliteStore`] (see the [`sqlite`] module
+//! docs for durability and enforcement details), and [`EtcdStore`] on an etcd v3 cluster,
+//! for several control planes sharing one state (see the [`etcd`] module docs).
 //! [`json`] has small helpers for storing serde values.
 
 mod error;
+pub mod etcd;
 mod ids;
 pub mod json;
 pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod types;
 mod watch;
 
 pub use error::StoreError;
+pub use etcd::{EtcdConfig, EtcdStore};
 pub use ids::{LeaseId, Revision};
 pub use sqlite::{SqliteStore, StoreOptions};
 pub use types::{Compare, EventKind, KeyValue, Op, Txn, TxnResponse, WatchEvent};

@@ -1,10 +1,15 @@
-//! Boundary tests of the SQLite store: CAS, ranges, revisions, ledgers, leases, concurrency.
+//! Boundary tests of both stores (SQLite and etcd, see `support/mod.rs`): CAS, ranges,
+//! revisions, ledgers, leases, concurrency; then what only one of them has (SQLite's
+//! triggers and files, etcd's namespaces).
+
+mod support;
 
 use slipway_store::{
     json, Compare, EventKind, KeyValue, Op, SqliteStore, Store, StoreError, StoreOptions, Txn,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::Backend;
 
 fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     SqliteStore::open(
@@ -14,42 +19,43 @@ fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     .expect("open store")
 }
 
-#[tokio::test]
-async fn put_delete_revisions_and_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
-    assert_eq!(s.current_revision().await.unwrap(), 0);
+both!(put_delete_revisions_and_versions);
+async fn put_delete_revisions_and_versions(b: Backend) {
+    let (s, r0) = (&b.store, b.base);
+    assert_eq!(s.current_revision().await.unwrap(), r0);
 
-    assert_eq!(s.put("a", b"1".to_vec()).await.unwrap(), 1);
-    assert_eq!(s.put("b", b"x".to_vec()).await.unwrap(), 2);
-    assert_eq!(s.put("a", b"2".to_vec()).await.unwrap(), 3);
+    assert_eq!(s.put("a", b"1".to_vec()).await.unwrap(), r0 + 1);
+    assert_eq!(s.put("b", b"x".to_vec()).await.unwrap(), r0 + 2);
+    assert_eq!(s.put("a", b"2".to_vec()).await.unwrap(), r0 + 3);
     let a = s.get("a").await.unwrap().unwrap();
     assert_eq!(
         a,
         KeyValue {
             key: "a".into(),
             value: b"2".to_vec(),
-            create_revision: 1,
-            mod_revision: 3,
+            create_revision: r0 + 1,
+            mod_revision: r0 + 3,
             version: 2,
             lease: None
         }
     );
     // Deleting bumps the revision; deleting a missing key does not.
-    assert_eq!(s.delete("a").await.unwrap(), 4);
-    assert_eq!(s.delete("a").await.unwrap(), 4);
+    assert_eq!(s.delete("a").await.unwrap(), r0 + 4);
+    assert_eq!(s.delete("a").await.unwrap(), r0 + 4);
     assert!(s.get("a").await.unwrap().is_none());
     // Re-creating starts a new life: version 1, new create_revision.
-    assert_eq!(s.put("a", b"3".to_vec()).await.unwrap(), 5);
+    assert_eq!(s.put("a", b"3".to_vec()).await.unwrap(), r0 + 5);
     let a = s.get("a").await.unwrap().unwrap();
-    assert_eq!((a.create_revision, a.mod_revision, a.version), (5, 5, 1));
-    assert_eq!(s.current_revision().await.unwrap(), 5);
+    assert_eq!(
+        (a.create_revision, a.mod_revision, a.version),
+        (r0 + 5, r0 + 5, 1)
+    );
+    assert_eq!(s.current_revision().await.unwrap(), r0 + 5);
 }
 
-#[tokio::test]
-async fn cas_success_and_failure_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+both!(cas_success_and_failure_cases);
+async fn cas_success_and_failure_cases(b: Backend) {
+    let s = &b.store;
     let rev = s.put("k", b"v1".to_vec()).await.unwrap();
     // (compare, expected outcome)
     let cases = vec![
@@ -101,10 +107,9 @@ async fn cas_success_and_failure_cases() {
     assert_eq!(r.revision, before);
 }
 
-#[tokio::test]
-async fn multi_op_txn_is_one_revision_and_prefix_ops() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+both!(multi_op_txn_is_one_revision_and_prefix_ops);
+async fn multi_op_txn_is_one_revision_and_prefix_ops(b: Backend) {
+    let (s, r0) = (&b.store, b.base);
     let r = s
         .txn(
             Txn::new()
@@ -116,12 +121,12 @@ async fn multi_op_txn_is_one_revision_and_prefix_ops() {
         )
         .await
         .unwrap();
-    assert_eq!(r.revision, 1);
+    assert_eq!(r.revision, r0 + 1);
     let (kvs, rev) = s.range("apps/").await.unwrap();
-    assert_eq!(rev, 1);
+    assert_eq!(rev, r0 + 1);
     let keys: Vec<_> = kvs.iter().map(|k| k.key.as_str()).collect();
     assert_eq!(keys, ["apps/a", "apps/b", "apps/c/x"]);
-    assert!(kvs.iter().all(|k| k.mod_revision == 1));
+    assert!(kvs.iter().all(|k| k.mod_revision == r0 + 1));
     let (all, _) = s.range("").await.unwrap();
     assert_eq!(all.len(), 5);
     let (none, _) = s.range("zzz").await.unwrap();
@@ -131,17 +136,16 @@ async fn multi_op_txn_is_one_revision_and_prefix_ops() {
         .txn(Txn::new().then(Op::delete_prefix("apps/")))
         .await
         .unwrap();
-    assert_eq!(r.revision, 2);
+    assert_eq!(r.revision, r0 + 2);
     let (left, rev) = s.range("").await.unwrap();
-    assert_eq!(rev, 2);
+    assert_eq!(rev, r0 + 2);
     let keys: Vec<_> = left.iter().map(|k| k.key.as_str()).collect();
     assert_eq!(keys, ["app", "apps0"]);
 }
 
-#[tokio::test]
-async fn invalid_requests_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+both!(invalid_requests_are_refused);
+async fn invalid_requests_are_refused(b: Backend) {
+    let s = &b.store;
     for txn in [
         Txn::new().then(Op::put("", b"x".to_vec())),
         Txn::new().then(Op::put("a\0b", b"x".to_vec())),
@@ -159,7 +163,12 @@ async fn invalid_requests_are_refused() {
             .unwrap_err(),
         StoreError::LeaseNotFound { lease: 4242 }
     ));
-    assert_eq!(s.current_revision().await.unwrap(), 0);
+    assert_eq!(s.current_revision().await.unwrap(), b.base);
+}
+
+#[tokio::test]
+async fn invalid_sqlite_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
     assert!(StoreOptions::default().history_retention > 0);
     let bad = SqliteStore::open(
         &dir.path().join("other.db"),
@@ -171,10 +180,9 @@ async fn invalid_requests_are_refused() {
     assert!(matches!(bad, Err(StoreError::InvalidRequest { .. })));
 }
 
-#[tokio::test]
-async fn immutable_prefix_refused_through_api_and_whole_txn_rolls_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+both!(immutable_prefix_refused_through_api_and_whole_txn_rolls_back);
+async fn immutable_prefix_refused_through_api_and_whole_txn_rolls_back(b: Backend) {
+    let s = &b.store;
     // Creation is allowed.
     let r1 = s.put("releases/web/v1", b"one".to_vec()).await.unwrap();
     s.put("apps/web", b"app".to_vec()).await.unwrap();
@@ -271,15 +279,14 @@ async fn immutable_prefix_refused_by_raw_sql_and_survives_reopen() {
     assert!(matches!(err, StoreError::Immutable { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn json_helpers_round_trip() {
+both!(json_helpers_round_trip);
+async fn json_helpers_round_trip(b: Backend) {
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct App {
         name: String,
         dynos: u32,
     }
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let s = &b.store;
     let app = App {
         name: "web".into(),
         dynos: 2,
@@ -296,6 +303,7 @@ async fn json_helpers_round_trip() {
     assert!(missing.is_none());
     // Works through a trait object too.
     let dynstore: Arc<dyn Store> = s.clone();
+    assert_eq!(dynstore.current_revision().await.unwrap(), rev);
     s.put("apps/bad", b"not json".to_vec()).await.unwrap();
     let err = json::get_json::<App, _>(dynstore.as_ref(), "apps/bad")
         .await
@@ -307,11 +315,10 @@ async fn json_helpers_round_trip() {
     assert_eq!(items.len(), 1);
 }
 
-/// Ten tasks each add one to a counter with get + CAS(mod_revision) + retry.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_cas_increments_are_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+// Ten tasks each add one to a counter with get + CAS(mod_revision) + retry.
+both!(concurrent_cas_increments_are_exact);
+async fn concurrent_cas_increments_are_exact(b: Backend) {
+    let s = &b.store;
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let s = s.clone();
@@ -347,10 +354,10 @@ async fn concurrent_cas_increments_are_exact() {
     let kv = s.get("counter").await.unwrap().unwrap();
     assert_eq!(kv.value, b"10");
     assert_eq!(kv.version, 10);
-    assert_eq!(s.current_revision().await.unwrap(), 10);
+    assert_eq!(s.current_revision().await.unwrap(), b.base + 10);
 }
 
-async fn wait_until_absent(s: &SqliteStore, key: &str, limit: Duration) -> bool {
+async fn wait_until_absent(s: &dyn Store, key: &str, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if s.get(key).await.unwrap().is_none() {
@@ -361,17 +368,11 @@ async fn wait_until_absent(s: &SqliteStore, key: &str, limit: Duration) -> bool 
     false
 }
 
-#[tokio::test]
-async fn lease_expiry_deletes_keys_with_events_and_keep_alive_extends() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(
-        &dir.path().join("state.db"),
-        StoreOptions {
-            lease_check_interval: Duration::from_millis(50),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+// The SQLite store checks leases every 50 ms here (`support::sqlite_options`); etcd raises
+// the 1 s TTL to its minimum (about 2 s), which the keep-alives and the waits allow for.
+both!(lease_expiry_deletes_keys_with_events_and_keep_alive_extends);
+async fn lease_expiry_deletes_keys_with_events_and_keep_alive_extends(b: Backend) {
+    let s = &b.store;
     let lease = s.grant_lease(Duration::from_millis(1000)).await.unwrap();
     s.txn(
         Txn::new()
@@ -395,7 +396,7 @@ async fn lease_expiry_deletes_keys_with_events_and_keep_alive_extends() {
     assert!(s.get("dynos/web.1").await.unwrap().is_some());
 
     // Stop renewing: the background task revokes the lease.
-    assert!(wait_until_absent(&s, "dynos/web.1", Duration::from_secs(10)).await);
+    assert!(wait_until_absent(s.as_ref(), "dynos/web.1", Duration::from_secs(10)).await);
     assert!(s.get("dynos/web.2").await.unwrap().is_none());
     assert!(s.get("dynos/static").await.unwrap().is_some());
     let mut deleted = Vec::new();
@@ -444,10 +445,9 @@ fn lease_expires_lazily_without_a_runtime_task() {
     });
 }
 
-#[tokio::test]
-async fn revoke_deletes_attached_keys_in_one_revision() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+both!(revoke_deletes_attached_keys_in_one_revision);
+async fn revoke_deletes_attached_keys_in_one_revision(b: Backend) {
+    let s = &b.store;
     let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
     let other = s.grant_lease(Duration::from_secs(60)).await.unwrap();
     assert_ne!(lease, other);
@@ -526,4 +526,45 @@ async fn leases_survive_reopen_and_expire_if_deadline_passed() {
     // Lease ids are never reused.
     let fresh = s.grant_lease(Duration::from_secs(1)).await.unwrap();
     assert!(fresh > short && fresh > long);
+}
+
+/// Namespaces keep two platforms on one etcd apart: neither sees, changes nor watches the
+/// other's keys, and a delete of everything stays inside its own namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_namespaces_are_isolated() {
+    let a = support::etcd("isolated").await;
+    let a_etcd = a.etcd.clone().unwrap();
+    let other = slipway_store::testing::unique_namespace("isolated");
+    assert!(!other.starts_with(a_etcd.namespace()));
+    let config =
+        slipway_store::EtcdConfig::new([slipway_store::testing::shared().client_addr.clone()])
+            .namespace(other);
+    let b = slipway_store::EtcdStore::connect(config).await.unwrap();
+    let mut watch_a = a.store.watch("", None).await.unwrap();
+    b.put("k", b"b".to_vec()).await.unwrap();
+    a.store.put("k", b"a".to_vec()).await.unwrap();
+    assert_eq!(a.store.get("k").await.unwrap().unwrap().value, b"a");
+    assert_eq!(b.get("k").await.unwrap().unwrap().value, b"b");
+    for store in [a.store.as_ref(), b.as_ref() as &dyn Store] {
+        let (all, _) = store.range("").await.unwrap();
+        assert_eq!(
+            all.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
+            ["k"]
+        );
+    }
+    b.txn(Txn::new().then(Op::delete_prefix(""))).await.unwrap();
+    assert!(b.get("k").await.unwrap().is_none());
+    assert_eq!(a.store.get("k").await.unwrap().unwrap().value, b"a");
+    // a's watch saw its own put, and nothing of b's put or delete.
+    a.store.put("end", Vec::new()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("end") {
+        let ev = tokio::time::timeout(Duration::from_secs(10), watch_a.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(ev.kv.key);
+    }
+    assert_eq!(seen, ["k", "end"]);
 }

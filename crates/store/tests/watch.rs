@@ -1,5 +1,7 @@
-//! Watch tests: ordering, resume from a revision, lagging watchers, compaction, and
-//! "range then watch" under concurrent writers.
+//! Watch tests, on both stores (see `support/mod.rs`): ordering, resume from a revision,
+//! lagging watchers, compaction, and "range then watch" under concurrent writers.
+
+mod support;
 
 use slipway_store::{
     EventKind, KeyValue, Op, Revision, SqliteStore, Store, StoreError, StoreOptions, Txn,
@@ -8,6 +10,7 @@ use slipway_store::{
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Backend;
 
 fn open_with(dir: &tempfile::TempDir, options: StoreOptions) -> Arc<SqliteStore> {
     SqliteStore::open(&dir.path().join("state.db"), options).expect("open store")
@@ -20,10 +23,9 @@ async fn next(w: &mut Watcher) -> Result<WatchEvent, StoreError> {
         .expect("watch still open")
 }
 
-#[tokio::test]
-async fn events_are_ordered_filtered_and_carry_prev() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open_with(&dir, StoreOptions::default());
+both!(events_are_ordered_filtered_and_carry_prev);
+async fn events_are_ordered_filtered_and_carry_prev(b: Backend) {
+    let (s, r0) = (&b.store, b.base);
     let mut w = s.watch("apps/", None).await.unwrap();
     s.put("apps/a", b"1".to_vec()).await.unwrap();
     s.put("other/x", b"ignored".to_vec()).await.unwrap();
@@ -56,26 +58,26 @@ async fn events_are_ordered_filtered_and_carry_prev() {
         let ev = next(&mut w).await.unwrap();
         assert_eq!(ev.kind, kind);
         assert_eq!(ev.kv.key, key);
-        assert_eq!(ev.kv.mod_revision, rev);
+        assert_eq!(ev.kv.mod_revision, r0 + rev);
         assert_eq!(ev.kv.value, value);
         assert_eq!(ev.prev.as_ref().map(|p| p.value.as_slice()), prev);
     }
     // Metadata of a put event matches what get() shows.
-    let mut w2 = s.watch("apps/c", Some(3)).await.unwrap();
+    let mut w2 = s.watch("apps/c", Some(r0 + 3)).await.unwrap();
     let ev = next(&mut w2).await.unwrap();
     assert_eq!(Some(ev.kv), s.get("apps/c").await.unwrap());
 }
 
-#[tokio::test]
-async fn resume_from_past_revision_replays_history_then_live() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open_with(&dir, StoreOptions::default());
+both!(resume_from_past_revision_replays_history_then_live);
+async fn resume_from_past_revision_replays_history_then_live(b: Backend) {
+    let (s, r0) = (&b.store, b.base);
     for i in 1..=20 {
         s.put(&format!("k/{i:02}"), i.to_string().into_bytes())
             .await
             .unwrap();
     }
     for after in [0, 7, 19, 20, 24] {
+        let after = r0 + after;
         let mut w = s.watch("k/", Some(after)).await.unwrap();
         // Live writes after the watch started follow the replayed history.
         let live_base = s.current_revision().await.unwrap();
@@ -107,17 +109,16 @@ async fn resume_from_past_revision_replays_history_then_live() {
     );
 }
 
-#[tokio::test]
-async fn lagging_watcher_catches_up_from_history_without_blocking_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    // Buffer of 4 revisions; 300 writes while the watcher does not read.
-    let s = open_with(
-        &dir,
-        StoreOptions {
-            watch_buffer: 4,
-            ..Default::default()
-        },
-    );
+// On SQLite: a buffer of 4 revisions; 300 writes while the watcher does not read.
+both!(
+    lagging_watcher_catches_up_from_history_without_blocking_writers,
+    slipway_store::StoreOptions {
+        watch_buffer: 4,
+        ..Default::default()
+    }
+);
+async fn lagging_watcher_catches_up_from_history_without_blocking_writers(b: Backend) {
+    let (s, r0) = (&b.store, b.base);
     let mut w = s.watch("", None).await.unwrap();
     for i in 0..300 {
         s.put(&format!("k/{}", i % 7), i.to_string().into_bytes())
@@ -126,12 +127,12 @@ async fn lagging_watcher_catches_up_from_history_without_blocking_writers() {
     }
     for rev in 1..=300 {
         let ev = next(&mut w).await.unwrap();
-        assert_eq!(ev.kv.mod_revision, rev);
+        assert_eq!(ev.kv.mod_revision, r0 + rev);
         assert_eq!(ev.kv.value, (rev - 1).to_string().into_bytes());
     }
     // And continues live.
     s.put("k/x", b"live".to_vec()).await.unwrap();
-    assert_eq!(next(&mut w).await.unwrap().kv.mod_revision, 301);
+    assert_eq!(next(&mut w).await.unwrap().kv.mod_revision, r0 + 301);
 }
 
 #[tokio::test]
@@ -210,19 +211,18 @@ fn apply(state: &mut BTreeMap<String, KeyValue>, ev: &WatchEvent) {
     }
 }
 
-/// The Kubernetes-style informer pattern: range at R, watch after R, apply events. Under
-/// concurrent writers (with a tiny watch buffer so lag recovery is exercised), the
-/// rebuilt state must equal a final range, with every revision seen exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn range_then_watch_misses_nothing_under_concurrent_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open_with(
-        &dir,
-        StoreOptions {
-            watch_buffer: 8,
-            ..Default::default()
-        },
-    );
+// The Kubernetes-style informer pattern: range at R, watch after R, apply events. Under
+// concurrent writers (with a tiny watch buffer on SQLite so lag recovery is exercised),
+// the rebuilt state must equal a final range, with every revision seen exactly once.
+both!(
+    range_then_watch_misses_nothing_under_concurrent_writers,
+    slipway_store::StoreOptions {
+        watch_buffer: 8,
+        ..Default::default()
+    }
+);
+async fn range_then_watch_misses_nothing_under_concurrent_writers(b: Backend) {
+    let s = &b.store;
     let mut writers = Vec::new();
     for w in 0..4u32 {
         let s = s.clone();
@@ -289,4 +289,61 @@ async fn range_then_watch_misses_nothing_under_concurrent_writers() {
         assert!(missing.is_empty(), "missing revisions {missing:?}");
         assert_eq!(state, final_state, "informer started at {start}");
     }
+}
+
+/// etcd's compaction: a watch from a compacted revision is refused with the revision etcd
+/// compacted to, one from the compaction point on replays exactly what follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_compaction_refuses_old_watches() {
+    let b = support::etcd("compaction").await;
+    let (s, r0) = (&b.store, b.base);
+    for i in 0..50 {
+        s.put("k", vec![i]).await.unwrap();
+    }
+    b.etcd.as_ref().unwrap().compact(r0 + 40).await.unwrap();
+    for (after, ok) in [
+        (r0, false),
+        (r0 + 39, false),
+        (r0 + 40, true),
+        (r0 + 45, true),
+        (r0 + 50, true),
+    ] {
+        match s.watch("k", Some(after)).await {
+            Ok(_) => assert!(ok, "after={after} should be compacted"),
+            Err(StoreError::Compacted {
+                requested,
+                compacted,
+            }) => {
+                assert!(!ok, "after={after} should be allowed");
+                assert_eq!((requested, compacted), (after, r0 + 40));
+                assert!(StoreError::Compacted {
+                    requested,
+                    compacted
+                }
+                .to_string()
+                .contains("re-read the current state"));
+            }
+            Err(e) => panic!("after={after}: {e}"),
+        }
+    }
+    let mut w = s.watch("k", Some(r0 + 40)).await.unwrap();
+    for rev in r0 + 41..=r0 + 50 {
+        assert_eq!(next(&mut w).await.unwrap().kv.mod_revision, rev);
+    }
+}
+
+/// Dropping an etcd store ends its watches (after the events already on their way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_dropping_the_store_ends_watches() {
+    let b = support::etcd("drop").await;
+    let mut w = b.store.watch("", None).await.unwrap();
+    b.store.put("a", b"1".to_vec()).await.unwrap();
+    drop(b);
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = w.next().await {
+            assert_eq!(event.unwrap().kv.key, "a");
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the watch did not end within 10 s");
 }
