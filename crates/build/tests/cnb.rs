@@ -102,6 +102,7 @@ async fn run_in_dyno(h: &Harness, app: PathBuf, dyno: &str, script: &str) -> Vec
         ),
         labels: BTreeMap::new(),
         app_dir: Some(app),
+        rootfs: slipway_runtime::Rootfs::Host,
         binds: Vec::new(),
         args: vec![
             "/bin/bash".to_string(),

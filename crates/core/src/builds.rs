@@ -276,7 +276,13 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
-        let buffer = self.build_state().register(&build.output_secret, build.id);
+        let holder = crate::build_output::OutputHolder {
+            app_id: app.id,
+            user_email: user.email.clone(),
+        };
+        let buffer = self
+            .build_state()
+            .register(&build.output_secret, build.id, holder);
         let response = self
             .store()
             .txn(

@@ -140,6 +140,7 @@ impl Runner<'_> {
             id: container_id(&request.app, &request.build_id, step),
             labels,
             app_dir: None,
+            rootfs: request.rootfs.clone(),
             binds,
             args: vec![format!("{}/bin/{}", paths.buildpack, script.name())],
             env,
