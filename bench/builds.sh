@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): build times per language, cold (a new app, empty build cache) and
+# cached (the same app pushed again with no dependency change: an empty commit), each beside
+# its peer in the same run: the language's own install command run directly on the host
+# (pip into a fresh venv, npm ci, go build, bundle install --local), reported as a ratio.
+# With --stack it also times `slipway stacks:build` of a small manifest (minbase + python3)
+# and compares dyno start (ps:restart until the web dyno answers) on that stack and on host.
+#
+#   bench/builds.sh [--stack] [REPEAT]   (as root; REPEAT cached pushes per app, default 3;
+#                                          builds the release binary unless SLIPWAY_BIN is set)
+#
+# The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs}/
+# and small Go, Ruby-less (no gem server here), PHP and static apps written below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stack=no
+if [ "${1:-}" = "--stack" ]; then stack=yes; shift; fi
+repeat=${1:-3}
+fixtures=$(pwd)/crates/slipway/tests/fixtures
+. bench/lib.sh
+api_port=5660; router_port=8660
+start_server $api_port $router_port
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+commit() { git -C "$1" add -A && git -C "$1" -c user.email=b@b -c user.name=b commit -q --allow-empty -m "${2:-r}"; }
+
+# Sample apps, each a git repository under $work/apps/NAME.
+mkdir -p "$work/apps"
+sample() { # NAME SOURCE_DIR|-
+  local dir=$work/apps/$1
+  mkdir -p "$dir"
+  [ "$2" = - ] || cp -a "$2/." "$dir/"
+  git -C "$dir" init -q -b main
+}
+sample python-django "$fixtures/python/django"; commit "$work/apps/python-django"
+sample python-uv "$fixtures/python/uv"; commit "$work/apps/python-uv"
+sample nodejs-npm "$fixtures/nodejs/npm-build"; commit "$work/apps/nodejs-npm"
+sample go -
+printf 'module example.com/bench\n\ngo 1.19\n' > "$work/apps/go/go.mod"
+printf 'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.ListenAndServe(":"+os.Getenv("PORT"), http.FileServer(http.Dir(".")))\n}\n' > "$work/apps/go/main.go"
+commit "$work/apps/go"
+sample php -
+echo '{"require": {"php": ">=8.0"}}' > "$work/apps/php/composer.json"
+echo '<?php echo "hi";' > "$work/apps/php/index.php"
+commit "$work/apps/php"
+sample static -
+mkdir -p "$work/apps/static/public" && echo '<h1>hi</h1>' > "$work/apps/static/public/index.html"
+echo '{"root": "public/"}' > "$work/apps/static/static.json"
+commit "$work/apps/static"
+
+push() { # APP DIR -> milliseconds of the push (build + release)
+  local t0 t1
+  t0=$(ms)
+  git -C "$2" push -q "http://x:$SLIPWAY_API_KEY@127.0.0.1:$api_port/$1.git" main >"$work/push-$1.log" 2>&1 \
+    || { echo "push of $1 failed:" >&2; cat "$work/push-$1.log" >&2; exit 1; }
+  t1=$(ms)
+  echo $((t1 - t0))
+}
+
+# The peer: the language's own install, run on the host in a scratch copy of the app.
+peer() { # NAME -> milliseconds
+  local copy=$work/peer-$1 t0 t1
+  rm -rf "$copy"; cp -a "$work/apps/$1" "$copy"; cd "$copy"
+  t0=$(ms)
+  case $1 in
+    python-django) python3 -m venv .venv && PIP_CONFIG_FILE=/dev/null .venv/bin/pip install -q -r requirements.txt ;;
+    python-uv) python3 -m venv .venv && PIP_CONFIG_FILE=/dev/null .venv/bin/pip install -q uv && .venv/bin/uv sync -q --locked --no-default-groups ;;
+    nodejs-npm) npm ci --silent --no-audit --no-fund >/dev/null ;;
+    go) GOPROXY=off GOCACHE=$copy/.gocache go build -o bin/bench . ;;
+    php) composer install -q --no-dev --optimize-autoloader --no-interaction ;;
+    static) nginx -t -q -c /etc/nginx/nginx.conf ;;
+  esac >/dev/null 2>&1
+  t1=$(ms)
+  cd - >/dev/null
+  echo $((t1 - t0))
+}
+
+printf '%-14s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms peer_ms cold/peer cached/peer
+for app in python-django python-uv nodejs-npm go php static; do
+  "$bin" apps:create "$app" >/dev/null
+  cold=$(push "$app" "$work/apps/$app")
+  cached=()
+  for i in $(seq "$repeat"); do
+    commit "$work/apps/$app" "again $i"
+    cached+=("$(push "$app" "$work/apps/$app")")
+  done
+  best_cached=$(printf '%s\n' "${cached[@]}" | sort -n | head -1)
+  p=$(peer "$app")
+  awk -v a="$app" -v c="$cold" -v k="$best_cached" -v p="$p" \
+    'BEGIN { printf "%-14s %10d %10d %10d %12.2f %12.2f\n", a, c, k, p, c / p, k / p }'
+done
+
+if [ "$stack" = yes ]; then
+  manifests=$work/manifests/bench-stack
+  mkdir -p "$manifests"
+  printf 'suite bookworm\n\n[run]\npython3\n' > "$manifests/packages.txt"
+  kill "$server"; wait "$server" 2>/dev/null || true
+  "$bin" server --data-dir "$work/data" --api-addr "127.0.0.1:$api_port" \
+    --router-addr "127.0.0.1:$router_port" --router-tls-addr "127.0.0.1:$((router_port + 1))" \
+    --stack-manifests "$work/manifests" >>"$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$api_port/" >/dev/null && break; sleep 0.1; done
+  t0=$(ms); "$bin" stacks:build bench-stack >/dev/null; t1=$(ms)
+  echo "stacks:build bench-stack (debootstrap minbase + python3): $(( (t1 - t0) / 1000 )) s"
+  mkdir -p "$work/apps/web" && cd "$work/apps/web" && git init -q -b main
+  echo 'web: python3 -m http.server $PORT' > Procfile && commit . web && cd - >/dev/null
+  for s in host bench-stack; do
+    "$bin" apps:create "web-$s" --stack "$s" >/dev/null
+    push "web-$s" "$work/apps/web" >/dev/null
+    for _ in $(seq 600); do curl -sf -H "Host: web-$s.localhost" "http://127.0.0.1:$router_port/" >/dev/null && break; sleep 0.05; done
+    starts=()
+    for i in $(seq 5); do
+      t0=$(ms)
+      "$bin" ps:restart -a "web-$s" >/dev/null
+      sleep 0.2
+      for _ in $(seq 600); do curl -sf -H "Host: web-$s.localhost" "http://127.0.0.1:$router_port/" >/dev/null && break; sleep 0.02; done
+      starts+=($(( $(ms) - t0 )))
+    done
+    echo "dyno restart to 200 on $s: $(printf '%s\n' "${starts[@]}" | sort -n | sed -n 3p) ms (median of 5)"
+  done
+fi
