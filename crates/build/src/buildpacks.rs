@@ -79,7 +79,7 @@ pub const BUILTIN_BUILDPACKS: [&str; 7] = [
     "python", "nodejs", "ruby", "php", "go", "static", "procfile",
 ];
 
-/// "python, nodejs, procfile", for messages.
+/// "python, nodejs, ruby, php, go, static, procfile", for messages.
 pub(crate) fn builtin_names() -> String {
     BUILTIN_BUILDPACKS.join(", ")
 }

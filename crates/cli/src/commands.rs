@@ -57,7 +57,7 @@ pub enum Command {
         /// Stack to build the app on.
         #[arg(long)]
         stack: Option<String>,
-        /// Buildpack to build the app with (heroku/python, heroku/nodejs, heroku/procfile).
+        /// Buildpack to build the app with (heroku/python, heroku/nodejs, heroku/ruby, ..., or a URL).
         #[arg(short = 'b', long)]
         buildpack: Option<String>,
         /// Do not add a `slipway` git remote in a git repository.

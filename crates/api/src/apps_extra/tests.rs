@@ -31,7 +31,7 @@ fn buildpack_installations_parse_to_the_ordered_list() {
 fn bad_buildpack_installations_are_refused_with_herokus_errors() {
     for (body, status, id) in [
         (
-            &br#"{"updates":[{"buildpack":"heroku/ruby"}]}"#[..],
+            &br#"{"updates":[{"buildpack":"heroku/java"}]}"#[..],
             422,
             "invalid_params",
         ),
