@@ -223,10 +223,7 @@ async fn build_inner(
     group: Group,
     work: &Path,
 ) -> Result<BuiltSlug, CnbError> {
-    output(&format!(
-        "-----> Building on the {} stack",
-        display_stack(&request.stack)
-    ));
+    output(&crate::stack_line(request));
     let dirs = WorkDirs {
         platform: work.join("platform"),
         layers: work.join("layers"),
@@ -826,15 +823,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| CnbError::from(BuildError::TaskFailed { task }))?
-}
-
-/// `heroku-24` → `Heroku-24`, as the classic pipeline says it.
-fn display_stack(stack: &str) -> String {
-    let mut chars = stack.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => "unknown".to_string(),
-    }
 }
 
 /// Heroku style: `12.3M`, or `4.5K` below a mebibyte.

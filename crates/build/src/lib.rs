@@ -325,3 +325,31 @@ impl BuildError {
         }
     }
 }
+
+/// The build's first line, Heroku's `-----> Building on the Heroku-24 stack`; on the host stack
+/// it says what that really is. The classic and CNB paths both print it.
+pub(crate) fn stack_line(request: &BuildRequest) -> String {
+    match request.rootfs {
+        slipway_runtime::Rootfs::Host => format!(
+            "-----> Building on the host stack (this server's own system directories{})",
+            if request.stack == "host" {
+                String::new()
+            } else {
+                format!(", not the {} stack", request.stack)
+            }
+        ),
+        slipway_runtime::Rootfs::Dir(_) => format!(
+            "-----> Building on the {} stack",
+            display_stack(&request.stack)
+        ),
+    }
+}
+
+/// `heroku-24` → `Heroku-24`.
+pub(crate) fn display_stack(stack: &str) -> String {
+    let mut chars = stack.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => "unknown".to_string(),
+    }
+}

@@ -59,21 +59,7 @@ async fn build_inner(
     output: BuildOutput,
     env_dir: &Path,
 ) -> Result<BuiltSlug, BuildError> {
-    // Heroku's line names the stack; on the host stack it says what that really is.
-    output(&match request.rootfs {
-        slipway_runtime::Rootfs::Host => format!(
-            "-----> Building on the host stack (this server's own system directories{})",
-            if request.stack == "host" {
-                String::new()
-            } else {
-                format!(", not the {} stack", request.stack)
-            }
-        ),
-        slipway_runtime::Rootfs::Dir(_) => format!(
-            "-----> Building on the {} stack",
-            display_stack(&request.stack)
-        ),
-    });
+    output(&crate::stack_line(request));
 
     let removed = blocking("prepare the build directory", {
         let request = request.clone();
@@ -1015,15 +1001,6 @@ pub(crate) fn container_id(app: &str, build_id: &str, step: &str) -> String {
             }
         })
         .collect()
-}
-
-/// `heroku-24` → `Heroku-24`.
-fn display_stack(stack: &str) -> String {
-    let mut chars = stack.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => "unknown".to_string(),
-    }
 }
 
 /// Heroku style: `12.3M`, or `4.5K` below a mebibyte.

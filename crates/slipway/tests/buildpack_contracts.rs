@@ -321,7 +321,7 @@ async fn third_party_buildpacks_by_url_follow_the_classic_contract() {
         "-----> Exporter cache run 1",
         "-----> Build report of buildpack",
         "       exporter_version: 2.0.0",
-        "       stack: heroku-24",
+        "       stack: host",
         "-----> Null buildpack sees: hello via export",
         "-----> Inline app detected",
         "-----> Inline compile sees: hello via export",

@@ -58,7 +58,7 @@ async fn project_toml_app_is_built_with_cnb_served_and_rebuilt_from_cache() {
         server.log()
     );
     for expected in [
-        "remote: -----> Building on the Heroku-24 stack",
+        "remote: -----> Building on the host stack (this server's own system directories)",
         "remote: -----> Detecting Cloud Native Buildpacks (2 in the group)",
         "remote:        2 of 2 buildpacks participating",
         "remote:        examples/hello 0.0.1",

@@ -150,17 +150,13 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
     );
 
     // An unknown buildpack is refused with the built-ins listed, and nothing changes: by the
-    // API for a URL, by the registry for a name.
+    // API for a URL it cannot fetch (only http(s) git repositories and tarballs), by the
+    // registry for a name.
     let refused = heroku_fails(
         &server,
         home.path(),
         dir,
-        &[
-            "buildpacks:set",
-            "https://example.com/bp.tgz",
-            "-a",
-            "hkapps",
-        ],
+        &["buildpacks:set", "ftp://example.com/bp.tgz", "-a", "hkapps"],
     );
     assert!(
         refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/static, heroku/procfile"),
