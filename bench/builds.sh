@@ -7,6 +7,7 @@
 # and compares dyno start (ps:restart until the web dyno answers) on that stack and on host.
 #
 #   bench/builds.sh [--stack] [REPEAT]   (as root; REPEAT cached pushes per app, default 3;
+#                                          BENCH_APPS="go-app php-app" picks samples;
 #                                          builds the release binary unless SLIPWAY_BIN is set)
 #
 # The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs}/
@@ -34,18 +35,18 @@ sample() { # NAME SOURCE_DIR|-
 sample python-django "$fixtures/python/django"; commit "$work/apps/python-django"
 sample python-uv "$fixtures/python/uv"; commit "$work/apps/python-uv"
 sample nodejs-npm "$fixtures/nodejs/npm-build"; commit "$work/apps/nodejs-npm"
-sample go -
-printf 'module example.com/bench\n\ngo 1.19\n' > "$work/apps/go/go.mod"
-printf 'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.ListenAndServe(":"+os.Getenv("PORT"), http.FileServer(http.Dir(".")))\n}\n' > "$work/apps/go/main.go"
-commit "$work/apps/go"
-sample php -
-echo '{"require": {"php": ">=8.0"}}' > "$work/apps/php/composer.json"
-echo '<?php echo "hi";' > "$work/apps/php/index.php"
-commit "$work/apps/php"
-sample static -
-mkdir -p "$work/apps/static/public" && echo '<h1>hi</h1>' > "$work/apps/static/public/index.html"
-echo '{"root": "public/"}' > "$work/apps/static/static.json"
-commit "$work/apps/static"
+sample go-app -
+printf 'module example.com/bench\n\ngo 1.19\n' > "$work/apps/go-app/go.mod"
+printf 'package main\n\nimport (\n\t"net/http"\n\t"os"\n)\n\nfunc main() {\n\thttp.ListenAndServe(":"+os.Getenv("PORT"), http.FileServer(http.Dir(".")))\n}\n' > "$work/apps/go-app/main.go"
+commit "$work/apps/go-app"
+sample php-app -
+echo '{"require": {"php": ">=8.0"}}' > "$work/apps/php-app/composer.json"
+echo '<?php echo "hi";' > "$work/apps/php-app/index.php"
+commit "$work/apps/php-app"
+sample static-site -
+mkdir -p "$work/apps/static-site/public" && echo '<h1>hi</h1>' > "$work/apps/static-site/public/index.html"
+echo '{"root": "public/"}' > "$work/apps/static-site/static.json"
+commit "$work/apps/static-site"
 
 push() { # APP DIR -> milliseconds of the push (build + release)
   local t0 t1
@@ -65,9 +66,9 @@ peer() { # NAME -> milliseconds
     python-django) python3 -m venv .venv && PIP_CONFIG_FILE=/dev/null .venv/bin/pip install -q -r requirements.txt ;;
     python-uv) python3 -m venv .venv && PIP_CONFIG_FILE=/dev/null .venv/bin/pip install -q uv && .venv/bin/uv sync -q --locked --no-default-groups ;;
     nodejs-npm) npm ci --silent --no-audit --no-fund >/dev/null ;;
-    go) GOPROXY=off GOCACHE=$copy/.gocache go build -o bin/bench . ;;
-    php) composer install -q --no-dev --optimize-autoloader --no-interaction ;;
-    static) nginx -t -q -c /etc/nginx/nginx.conf ;;
+    go-app) GOPROXY=off GOCACHE=$copy/.gocache go build -o bin/bench . ;;
+    php-app) composer install -q --no-dev --optimize-autoloader --no-interaction ;;
+    static-site) nginx -t -q -c /etc/nginx/nginx.conf ;;
   esac >/dev/null 2>&1
   t1=$(ms)
   cd - >/dev/null
@@ -75,7 +76,7 @@ peer() { # NAME -> milliseconds
 }
 
 printf '%-14s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms peer_ms cold/peer cached/peer
-for app in python-django python-uv nodejs-npm go php static; do
+for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app php-app static-site}; do
   "$bin" apps:create "$app" >/dev/null
   cold=$(push "$app" "$work/apps/$app")
   cached=()

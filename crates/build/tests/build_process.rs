@@ -31,11 +31,6 @@ async fn python_app_offline() {
 }
 
 #[tokio::test]
-async fn node_app() {
-    common::node_app(&harness()).await;
-}
-
-#[tokio::test]
 async fn no_matching_buildpack() {
     common::no_matching_buildpack(&harness()).await;
 }

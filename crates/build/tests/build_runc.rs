@@ -99,12 +99,6 @@ async fn python_app_offline_and_runs_at_app() {
 }
 
 #[tokio::test]
-async fn node_app() {
-    let Some(h) = harness() else { return };
-    common::node_app(&h).await;
-}
-
-#[tokio::test]
 async fn no_matching_buildpack() {
     let Some(h) = harness() else { return };
     common::no_matching_buildpack(&h).await;

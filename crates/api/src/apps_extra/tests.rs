@@ -107,10 +107,12 @@ fn the_registry_search_finds_built_in_buildpacks_by_namespace_name_or_descriptio
     assert_eq!(found("in[namespace][]=python"), Vec::<String>::new());
     assert_eq!(found("in[name][]=python"), ["heroku/python"]);
     assert_eq!(found("like[description]=python"), ["heroku/python"]);
-    // Ruby is not built in: nothing, which the CLI prints as "No buildpacks found".
-    assert_eq!(found("in[name][]=ruby"), Vec::<String>::new());
-    assert_eq!(found("in%5Bnamespace%5D%5B%5D=heroku").len(), 3);
-    assert_eq!(found("").len(), 3);
+    // Java is not built in: nothing, which the CLI prints as "No buildpacks found".
+    assert_eq!(found("in[name][]=java"), Vec::<String>::new());
+    assert_eq!(found("in[name][]=ruby"), ["heroku/ruby"]);
+    // heroku/{python,nodejs,ruby,php,go,static,procfile}.
+    assert_eq!(found("in%5Bnamespace%5D%5B%5D=heroku").len(), 7);
+    assert_eq!(found("").len(), 7);
     assert_eq!(
         found("in[name][]=nodejs&in[name][]=procfile"),
         ["heroku/nodejs", "heroku/procfile"]

@@ -355,38 +355,6 @@ pub(crate) async fn python_app_offline(h: &Harness) -> PathBuf {
     app
 }
 
-/// A Node app with no dependencies and a start script: `npm install` works offline and
-/// `npm start` becomes the default web process.
-pub(crate) async fn node_app(h: &Harness) {
-    let dirs = h.dirs("nodeapp");
-    write(
-        &dirs.source.join("package.json"),
-        r#"{"name":"nodeapp","version":"1.0.0","private":true,"dependencies":{},"scripts":{"start":"node server.js"}}"#,
-    );
-    write(&dirs.source.join("server.js"), "console.log('hi')\n");
-
-    let request = h.request("nodeapp", &dirs);
-    let (result, lines) = h.run(&request).await;
-    let slug = result.unwrap_or_else(|e| panic!("build failed: {e}\n{}", lines.join("\n")));
-
-    assert_line(&lines, "-----> Node.js app detected");
-    assert_line(&lines, "-----> Installing dependencies with npm install");
-    assert_eq!(slug.process_types, types(&[("web", "npm start")]));
-    assert_eq!(slug.buildpack_description, "Node.js");
-    assert!(
-        dirs.cache.join("npm").is_dir(),
-        "npm cache kept in the cache dir"
-    );
-
-    let app = h.unpack(&slug);
-    let profile = fs::read_to_string(app.join(".profile.d/nodejs.sh")).expect("nodejs.sh");
-    assert!(profile.contains("$HOME/node_modules/.bin"), "{profile}");
-    assert!(
-        app.join("package-lock.json").is_file(),
-        "npm install wrote a lockfile"
-    );
-}
-
 /// Nothing to detect: the error lists what each built-in looked for; no slug is written.
 pub(crate) async fn no_matching_buildpack(h: &Harness) {
     let dirs = h.dirs("emptyapp");
@@ -523,7 +491,7 @@ id -u > "$build/build-uid.txt"
         "hi there"
     );
     let env = fs::read_to_string(app.join("build-env.txt")).expect("env");
-    assert!(env.contains("STACK=heroku-24\n"), "{env}");
+    assert!(env.contains("STACK=host\n"), "{env}");
     assert!(env.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"), "{env}");
     assert!(
         !env.contains("GREETING"),
@@ -740,13 +708,13 @@ echo "${REQUEST_ID:-none}" > "$1/request-id.txt"
         slug.reports,
         vec![slipway_build::BuildpackReport {
             buildpack: "exporter".to_string(),
-            entries: types(&[("exporter_version", "1.2.3"), ("stack", "heroku-24")]),
+            entries: types(&[("exporter_version", "1.2.3"), ("stack", "host")]),
         }]
     );
     let app = h.unpack(&slug);
     assert_eq!(
         fs::read_to_string(app.join("exporter-saw.txt")).expect("exporter-saw"),
-        "0123456789abcdef0123456789abcdef01234567 heroku-24\n"
+        "0123456789abcdef0123456789abcdef01234567 host\n"
     );
     assert_eq!(
         fs::read_to_string(app.join("null-saw.txt")).expect("null-saw"),

@@ -25,7 +25,7 @@ fn builtin_names_in_every_spelling_become_herokus() {
 #[test]
 fn other_buildpacks_are_refused_with_the_builtins_listed() {
     for given in [
-        "heroku/ruby",
+        "heroku/java",
         "/usr/local/buildpacks/evil",
         "ftp://example.com/bp.tgz",
         "file:///usr/local/buildpacks/evil",
