@@ -493,7 +493,7 @@ async fn build_inner(
                 output(&format!("       Warning: {warning}"));
             }
             process_types.extend(procfile.processes.clone());
-            join_types(procfile.processes.keys())
+            crate::join_types(procfile.processes.keys())
         }
         None => "(none)".to_string(),
     };
@@ -508,7 +508,7 @@ async fn build_inner(
     output(&format!("       Procfile declares types     -> {declared}"));
     output(&format!(
         "       Default types for buildpack -> {}",
-        join_types(default_types.keys())
+        crate::join_types(default_types.keys())
     ));
 
     // Pack.
@@ -520,7 +520,10 @@ async fn build_inner(
         move || slug::pack(&source, &slug_dir, max).map_err(CnbError::from)
     })
     .await?;
-    output(&format!("       Done: {}", display_size(packed.size)));
+    output(&format!(
+        "       Done: {}",
+        crate::display_size(packed.size)
+    ));
     let description = participants
         .last()
         .map(|b| b.name.clone())
@@ -823,26 +826,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| CnbError::from(BuildError::TaskFailed { task }))?
-}
-
-/// Heroku style: `12.3M`, or `4.5K` below a mebibyte.
-fn display_size(bytes: u64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let bytes = bytes as f64;
-    if bytes >= MIB {
-        format!("{:.1}M", bytes / MIB)
-    } else {
-        format!("{:.1}K", bytes / 1024.0)
-    }
-}
-
-fn join_types<'a>(types: impl Iterator<Item = &'a String>) -> String {
-    let joined = types.map(String::as_str).collect::<Vec<_>>().join(", ");
-    if joined.is_empty() {
-        "(none)".to_string()
-    } else {
-        joined
-    }
 }
 
 #[cfg(test)]

@@ -353,3 +353,24 @@ pub(crate) fn display_stack(stack: &str) -> String {
         None => "unknown".to_string(),
     }
 }
+
+/// Heroku style: `12.3M`, or `4.5K` below a mebibyte.
+pub(crate) fn display_size(bytes: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let bytes = bytes as f64;
+    if bytes >= MIB {
+        format!("{:.1}M", bytes / MIB)
+    } else {
+        format!("{:.1}K", bytes / 1024.0)
+    }
+}
+
+/// `web, worker`, or `(none)`: the process-type lists of the build output.
+pub(crate) fn join_types<'a>(types: impl Iterator<Item = &'a String>) -> String {
+    let joined = types.map(String::as_str).collect::<Vec<_>>().join(", ");
+    if joined.is_empty() {
+        "(none)".to_string()
+    } else {
+        joined
+    }
+}

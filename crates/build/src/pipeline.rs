@@ -222,7 +222,7 @@ async fn build_inner(
                 output(&format!("       Warning: {warning}"));
             }
             process_types.extend(procfile.processes.clone());
-            join_types(procfile.processes.keys())
+            crate::join_types(procfile.processes.keys())
         }
         None => "(none)".to_string(),
     };
@@ -232,7 +232,7 @@ async fn build_inner(
         output(&format!("       Procfile declares types     -> {declared}"));
         output(&format!(
             "       Default types for buildpack -> {}",
-            join_types(default_process_types.keys())
+            crate::join_types(default_process_types.keys())
         ));
     }
 
@@ -245,7 +245,10 @@ async fn build_inner(
         move || slug::pack(&source_dir, &slug_dir, max)
     })
     .await?;
-    output(&format!("       Done: {}", display_size(packed.size)));
+    output(&format!(
+        "       Done: {}",
+        crate::display_size(packed.size)
+    ));
 
     Ok(BuiltSlug {
         path: packed.path,
@@ -1001,26 +1004,6 @@ pub(crate) fn container_id(app: &str, build_id: &str, step: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Heroku style: `12.3M`, or `4.5K` below a mebibyte.
-pub(crate) fn display_size(bytes: u64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let bytes = bytes as f64;
-    if bytes >= MIB {
-        format!("{:.1}M", bytes / MIB)
-    } else {
-        format!("{:.1}K", bytes / 1024.0)
-    }
-}
-
-fn join_types<'a>(types: impl Iterator<Item = &'a String>) -> String {
-    let joined = types.map(String::as_str).collect::<Vec<_>>().join(", ");
-    if joined.is_empty() {
-        "(none)".to_string()
-    } else {
-        joined
-    }
 }
 
 #[cfg(test)]

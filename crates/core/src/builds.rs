@@ -164,25 +164,7 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
-        let holder = crate::build_output::OutputHolder {
-            app_id: app.id,
-            user_email: user.email.clone(),
-        };
-        let buffer = self
-            .build_state()
-            .register(&build.output_secret, build.id, holder);
-        let response = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(keys::app(&app.name)))
-                    .then(Op::put_json(keys::build(app.id, build.id), &build)?),
-            )
-            .await?;
-        if !response.succeeded {
-            buffer.finish();
-            return Err(CoreError::not_found("app", app.name.clone()));
-        }
+        let buffer = self.insert_build(user, app, &build).await?;
         let fetch = self
             .source_fetcher()
             .fetch(url, self.config().max_source_blob_bytes);
@@ -276,6 +258,18 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
+        let buffer = self.insert_build(user, app, &build).await?;
+        Ok((build, buffer))
+    }
+
+    /// Registers a new build's output buffer (held by `user` for `app`) and writes its record,
+    /// if the app still exists; otherwise the buffer is finished and the app is not found.
+    async fn insert_build(
+        &self,
+        user: &User,
+        app: &App,
+        build: &Build,
+    ) -> Result<Arc<OutputBuffer>, CoreError> {
         let holder = crate::build_output::OutputHolder {
             app_id: app.id,
             user_email: user.email.clone(),
@@ -288,14 +282,14 @@ impl Platform {
             .txn(
                 Txn::new()
                     .when(Compare::exists(keys::app(&app.name)))
-                    .then(Op::put_json(keys::build(app.id, build.id), &build)?),
+                    .then(Op::put_json(keys::build(app.id, build.id), build)?),
             )
             .await?;
         if !response.succeeded {
             buffer.finish();
             return Err(CoreError::not_found("app", app.name.clone()));
         }
-        Ok((build, buffer))
+        Ok(buffer)
     }
 
     /// Rewrites a build's record as it ended: `succeeded` with its slug and release, or

@@ -1,7 +1,7 @@
 //! Tests of the build pipeline's pure steps.
 
 use super::*;
-use crate::display_stack;
+use crate::{display_size, display_stack};
 
 #[test]
 fn container_ids_are_sanitized() {
