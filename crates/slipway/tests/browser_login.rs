@@ -76,7 +76,10 @@ impl Browser {
         ];
         let created: Value = http
             .post(format!("{base}/session"))
+            // Lookups wait (up to 20 s) for an element to appear: a form post's answer
+            // may still be loading when the click returns.
             .json(&json!({"capabilities": {"alwaysMatch": {
+                "timeouts": {"implicit": 20000},
                 "goog:chromeOptions": {"binary": chromium, "args": args}
             }}}))
             .send()
