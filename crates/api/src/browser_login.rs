@@ -230,16 +230,18 @@ fn expired() -> Response {
     )
 }
 
+/// The login `id` (from the path) and its description, while it waits for its user.
+fn waiting_login(logins: &BrowserLogins, id: &str) -> Option<(uuid::Uuid, String)> {
+    let id = id.parse::<uuid::Uuid>().ok()?;
+    Some((id, logins.waiting(id, Instant::now())?))
+}
+
 /// `GET /auth/browser/{id}`: the login page.
 pub(crate) async fn browser_page(
     Extension(logins): Extension<Arc<BrowserLogins>>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some((id, description)) = id
-        .parse::<uuid::Uuid>()
-        .ok()
-        .and_then(|id| Some((id, logins.waiting(id, Instant::now())?)))
-    else {
+    let Some((id, description)) = waiting_login(&logins, &id) else {
         return expired();
     };
     page(
@@ -264,11 +266,7 @@ pub(crate) async fn browser_submit(
     Path(id): Path<String>,
     Form(credentials): Form<Credentials>,
 ) -> Response {
-    let Some((id, description)) = id
-        .parse::<uuid::Uuid>()
-        .ok()
-        .and_then(|id| Some((id, logins.waiting(id, Instant::now())?)))
-    else {
+    let Some((id, description)) = waiting_login(&logins, &id) else {
         return expired();
     };
     let email = credentials.email.trim().to_owned();

@@ -45,7 +45,7 @@ use self::step::{Runner, Script};
 use crate::fsutil::{
     chown_recursive, read_tenant_file, remove_path, write_env_dir, TENANT_FILE_CAP,
 };
-use crate::{procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest, BuiltSlug};
+use crate::{read_procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest, BuiltSlug};
 
 /// The `.profile.d` script holding the launch layers' environment.
 const PROFILE_SCRIPT: &str = "000-cnb-layers.sh";
@@ -249,9 +249,7 @@ async fn build_inner(
         request,
         layers_root: dirs.layers.clone(),
         platform_dir: dirs.platform.clone(),
-        deadline: request
-            .build_timeout
-            .map(|limit| (tokio::time::Instant::now() + limit, limit)),
+        deadline: crate::build_container::build_deadline(request),
     };
 
     // Detect.
@@ -483,20 +481,11 @@ async fn build_inner(
         })?;
     let procfile = blocking("read the Procfile", {
         let source = request.source_dir.clone();
-        move || read_procfile(&source)
+        move || Ok(read_procfile(&source)?)
     })
     .await?;
-    let mut process_types = default_types.clone();
-    let declared = match &procfile {
-        Some(procfile) => {
-            for warning in &procfile.warnings {
-                output(&format!("       Warning: {warning}"));
-            }
-            process_types.extend(procfile.processes.clone());
-            crate::join_types(procfile.processes.keys())
-        }
-        None => "(none)".to_string(),
-    };
+    let (mut process_types, declared) =
+        crate::with_procfile(&default_types, procfile.as_ref(), output);
     if let Some(default) = default_process {
         if !process_types.contains_key("web") {
             if let Some(command) = default_types.get(&default).cloned() {
@@ -784,15 +773,6 @@ fn write_profile_script(source: &Path, script: &str, uid: u32, gid: u32) -> Resu
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
         .map_err(|e| CnbError::io("set permissions of", &path, e))?;
     lchown(&path, Some(uid), Some(gid)).map_err(|e| CnbError::io("change owner of", &path, e))
-}
-
-fn read_procfile(source: &Path) -> Result<Option<procfile::Procfile>, CnbError> {
-    match read_tenant_file(source, "Procfile", TENANT_FILE_CAP).map_err(BuildError::from)? {
-        Some(bytes) => Ok(Some(
-            procfile::parse(&String::from_utf8_lossy(&bytes)).map_err(BuildError::from)?,
-        )),
-        None => Ok(None),
-    }
 }
 
 /// Lines a detect step printed, up to [`TENANT_FILE_CAP`] bytes.

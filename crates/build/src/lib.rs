@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod build_container;
 mod buildpacks;
 mod cnb;
 mod fsutil;
@@ -21,11 +22,12 @@ pub mod procfile;
 mod slug;
 mod slugignore;
 
+pub use build_container::BUILD_DISK_BYTES;
 pub use buildpacks::{
     install_builtin_buildpacks, parse_dot_buildpacks, BUILTIN_BUILDPACKS, MAX_DOT_BUILDPACKS,
 };
 pub use fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
-pub use pipeline::{build, BUILD_DISK_BYTES};
+pub use pipeline::build;
 pub use slug::{unpack_slug, unpack_source, MAX_UNPACKED_SLUG_BYTES};
 
 /// Everything one build needs. All paths are host paths. `Default` exists so callers can
@@ -363,6 +365,36 @@ pub(crate) fn display_size(bytes: u64) -> String {
     } else {
         format!("{:.1}K", bytes / 1024.0)
     }
+}
+
+/// Reads the Procfile through [`read_tenant_file`]: no symlinks, a regular file, 1 MB at most.
+pub(crate) fn read_procfile(source_dir: &Path) -> Result<Option<procfile::Procfile>, BuildError> {
+    match read_tenant_file(source_dir, "Procfile", TENANT_FILE_CAP)? {
+        Some(bytes) => Ok(Some(procfile::parse(&String::from_utf8_lossy(&bytes))?)),
+        None => Ok(None),
+    }
+}
+
+/// The build's process types, the Procfile's over `defaults` (a buildpack's), and the list
+/// the build output says the Procfile declares; the Procfile's warnings go to `output`. The
+/// classic and CNB paths both answer this way.
+pub(crate) fn with_procfile(
+    defaults: &BTreeMap<String, String>,
+    procfile: Option<&procfile::Procfile>,
+    output: &BuildOutput,
+) -> (BTreeMap<String, String>, String) {
+    let mut process_types = defaults.clone();
+    let declared = match procfile {
+        Some(procfile) => {
+            for warning in &procfile.warnings {
+                output(&format!("       Warning: {warning}"));
+            }
+            process_types.extend(procfile.processes.clone());
+            join_types(procfile.processes.keys())
+        }
+        None => "(none)".to_string(),
+    };
+    (process_types, declared)
 }
 
 /// `web, worker`, or `(none)`: the process-type lists of the build output.

@@ -7,24 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
-use slipway_runtime::{
-    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, Network, OutputSink, Runtime,
-    Stream,
-};
+use slipway_runtime::{BindMount, ExitStatus, OutputSink, Runtime, Stream};
 
+use crate::build_container::{build_deadline, host_path, run_step, StepContainer};
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
 use crate::fsutil::{
     chown_recursive, copy_tree, read_tenant_file, remove_path, write_env_dir, TENANT_FILE_CAP,
 };
 use crate::{
-    detail_suffix, procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest,
+    detail_suffix, read_procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest,
     BuildpackReport, BuiltSlug, MountView,
 };
-
-/// The disk quota of every build container (`Limits::disk_bytes`): its ephemeral layer and
-/// `/tmp`. The build, cache and buildpack directories are host directories bound into it and
-/// not counted.
-pub const BUILD_DISK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Builds `request.source_dir` into a slug in `request.slug_dir`, streaming Heroku-style
 /// output lines through `output`. On any error no slug is written. The env dir (config var
@@ -81,9 +74,7 @@ async fn build_inner(
         runtime,
         request,
         env_dir: env_dir.to_path_buf(),
-        deadline: request
-            .build_timeout
-            .map(|limit| (tokio::time::Instant::now() + limit, limit)),
+        deadline: build_deadline(request),
     };
 
     // Detect. Each buildpack runs from a per-build copy owned by the build user, which it
@@ -215,17 +206,8 @@ async fn build_inner(
         move || read_procfile(&source_dir)
     })
     .await?;
-    let mut process_types = default_process_types.clone();
-    let declared = match &procfile {
-        Some(procfile) => {
-            for warning in &procfile.warnings {
-                output(&format!("       Warning: {warning}"));
-            }
-            process_types.extend(procfile.processes.clone());
-            crate::join_types(procfile.processes.keys())
-        }
-        None => "(none)".to_string(),
-    };
+    let (process_types, declared) =
+        crate::with_procfile(&default_process_types, procfile.as_ref(), &output);
     if default_process_types.is_empty() {
         output(&format!("       Procfile declares types -> {declared}"));
     } else {
@@ -499,14 +481,6 @@ fn prepare(request: &BuildRequest, env_dir: &Path) -> Result<Vec<String>, BuildE
     chown_recursive(source, request.uid, request.gid)?;
     chown_recursive(&request.cache_dir, request.uid, request.gid)?;
     Ok(removed)
-}
-
-/// Reads the Procfile through [`read_tenant_file`]: no symlinks, a regular file, 1 MB at most.
-fn read_procfile(source_dir: &Path) -> Result<Option<procfile::Procfile>, BuildError> {
-    match read_tenant_file(source_dir, "Procfile", TENANT_FILE_CAP)? {
-        Some(bytes) => Ok(Some(procfile::parse(&String::from_utf8_lossy(&bytes))?)),
-        None => Ok(None),
-    }
 }
 
 /// Which of the build's directories a step gets.
@@ -811,13 +785,6 @@ impl StepRunner<'_> {
                 readonly: true,
             },
         ];
-        let id = container_id(&request.app, &request.build_id, step);
-        let labels = BTreeMap::from([
-            ("role".to_string(), "build".to_string()),
-            ("app".to_string(), request.app.clone()),
-            ("build".to_string(), request.build_id.clone()),
-            ("step".to_string(), step.to_string()),
-        ]);
         let mut env = vec![
             ("HOME".to_string(), paths.app.clone()),
             (
@@ -837,58 +804,13 @@ impl StepRunner<'_> {
                 .iter()
                 .map(|(key, value)| (key.clone(), value.clone())),
         );
-        let spec = ContainerSpec {
-            id,
-            labels,
-            app_dir: None,
-            rootfs: request.rootfs.clone(),
+        let container = StepContainer {
             binds,
             args,
             env,
             cwd: "/app".to_string(),
-            uid: request.uid,
-            gid: request.gid,
-            hostname: "build".to_string(),
-            limits: Limits {
-                disk_bytes: request.limits.disk_bytes.or(Some(BUILD_DISK_BYTES)),
-                ..request.limits.clone()
-            },
-            // Its own network namespace: egress through the runtime's NAT, nothing of the host.
-            network: Network::Isolated,
         };
-        tracing::debug!(id = %spec.id, args = ?spec.args, "running build step");
-        let id = spec.id.clone();
-        let run = run_to_completion(self.runtime, spec, sink);
-        // The step's own limit, or what is left of the build's, whichever ends first.
-        let step_deadline = request
-            .step_timeout
-            .map(|timeout| tokio::time::Instant::now() + timeout);
-        let deadline = match (step_deadline, self.deadline.map(|(at, _)| at)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let result = match deadline {
-            None => run.await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
-                Ok(result) => result,
-                Err(_elapsed) => {
-                    if let Err(error) = self.runtime.stop(&id, STOP_GRACE).await {
-                        tracing::warn!(%id, %error, "could not stop a timed-out build step");
-                    }
-                    return Err(match self.deadline {
-                        Some((at, limit)) if at <= deadline => BuildError::BuildTimedOut { limit },
-                        _ => BuildError::TimedOut {
-                            step: step.to_string(),
-                            timeout: request.step_timeout.unwrap_or_default(),
-                        },
-                    });
-                }
-            },
-        };
-        result.map_err(|source| BuildError::Runtime {
-            step: step.to_string(),
-            source,
-        })
+        run_step(self.runtime, request, step, container, sink, self.deadline).await
     }
 }
 
@@ -898,9 +820,6 @@ const COMPILE_WRAPPER: &str = r#"exports="$1"; shift
 for f in "$exports"/*; do if [ -f "$f" ]; then . "$f"; fi; done
 unset f exports
 exec "$@""#;
-
-/// How long a timed-out build step gets between SIGTERM and SIGKILL.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The paths a build script is given, as it sees them.
 struct StepPaths {
@@ -930,10 +849,6 @@ impl StepPaths {
             },
         }
     }
-}
-
-fn host_path(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
 
 /// Lines a step printed, up to [`TENANT_FILE_CAP`] bytes; `truncated` when it printed more.
@@ -990,20 +905,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| BuildError::TaskFailed { task })?
-}
-
-/// `build.<app>.<build_id>.<step>` with anything outside `[A-Za-z0-9_.-]` replaced by `-`.
-pub(crate) fn container_id(app: &str, build_id: &str, step: &str) -> String {
-    format!("build.{app}.{build_id}.{step}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::format::format_app_created;
 pub(crate) const REMOTE: &str = "slipway";
 
 /// Runs git with `args` in the current directory; `None` if it could not run or failed.
-fn git(args: &[&str]) -> Option<String> {
+pub(crate) fn git(args: &[&str]) -> Option<String> {
     let output = std::process::Command::new("git")
         .args(args)
         .stderr(std::process::Stdio::null())

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use reqwest::header::ACCEPT;
 use reqwest::{Method, Url};
 use slipway_api_types::{
-    Account, ErrorBody, OAuthAuthorization, OAuthAuthorizationCreate, SlipwayUser,
-    SlipwayUserCreate, SlipwayUserUpdate, ACCEPT_V3,
+    Account, OAuthAuthorization, OAuthAuthorizationCreate, SlipwayUser, SlipwayUserCreate,
+    SlipwayUserUpdate, ACCEPT_V3,
 };
 
 use crate::client::{api_url_from_env, root_cause, ApiError, Client};
@@ -145,25 +145,17 @@ pub(crate) enum AuthError {
 
 /// Runs a command that may need no API key (`login`, `logout`, `tunnel`) or finds its own.
 pub(crate) async fn run(command: AccountCommand, out: &mut dyn Write) -> anyhow::Result<()> {
-    match command {
-        AccountCommand::Login {
-            email,
-            password_stdin,
-            api_key,
-            expires_in,
-        } => login(email, password_stdin, api_key, expires_in, out).await,
-        AccountCommand::Logout => logout(out).await,
-        AccountCommand::Tunnel(args) => crate::tunnel::run(args, out).await,
-        other => run_with_client(&Client::from_env()?, other, out).await,
+    match run_without_key(command, out).await? {
+        Some(other) => run_with_client(&Client::from_env()?, other, out).await,
+        None => Ok(()),
     }
 }
 
-/// Runs a command against `client`.
-pub(crate) async fn run_with_client(
-    client: &Client,
+/// Runs `login`, `logout` and `tunnel`, which need no API key; gives any other command back.
+async fn run_without_key(
     command: AccountCommand,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<AccountCommand>> {
     match command {
         AccountCommand::Login {
             email,
@@ -173,6 +165,23 @@ pub(crate) async fn run_with_client(
         } => login(email, password_stdin, api_key, expires_in, out).await?,
         AccountCommand::Logout => logout(out).await?,
         AccountCommand::Tunnel(args) => crate::tunnel::run(args, out).await?,
+        other => return Ok(Some(other)),
+    }
+    Ok(None)
+}
+
+/// Runs a command against `client`.
+pub(crate) async fn run_with_client(
+    client: &Client,
+    command: AccountCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let Some(command) = run_without_key(command, out).await? else {
+        return Ok(());
+    };
+    match command {
+        // `run_without_key` ran them.
+        AccountCommand::Login { .. } | AccountCommand::Logout | AccountCommand::Tunnel(_) => {}
         AccountCommand::AuthToken => writeln!(out, "{}", client.api_key())?,
         AccountCommand::Whoami => {
             let account: Account = client.get(&["account"], None).await?;
@@ -499,19 +508,7 @@ async fn create_login_authorization(
     let status = response.status();
     let bytes = response.bytes().await.map_err(unreachable)?;
     if !status.is_success() {
-        return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(error) => ApiError::Api {
-                status,
-                id: error.id,
-                message: error.message,
-            },
-            Err(_) => ApiError::Http {
-                status,
-                method: Method::POST,
-                url,
-                body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-            },
-        });
+        return Err(ApiError::from_answer(status, Method::POST, url, &bytes));
     }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
         method: Method::POST,

@@ -291,13 +291,23 @@ impl Client {
                 next_range,
             });
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Err(match ApiError::from_answer(status, method, url, &bytes) {
             // The server's words are for any client; a Slipway user fixes it in Slipway's terms.
-            Ok(error) if status == StatusCode::UNAUTHORIZED => ApiError::Api {
+            ApiError::Api { status, id, .. } if status == StatusCode::UNAUTHORIZED => ApiError::Api {
                 status,
-                id: error.id,
+                id,
                 message: "Invalid credentials provided: the API key was refused. Set SLIPWAY_API_KEY to a valid API key, or run `slipway login`.".to_owned(),
             },
+            other => other,
+        })
+    }
+}
+
+impl ApiError {
+    /// The error of a non-2xx answer to `method url`: the server's `{"id","message"}` body
+    /// when it sent one, else the status and the start of whatever it sent.
+    pub(crate) fn from_answer(status: StatusCode, method: Method, url: Url, body: &[u8]) -> Self {
+        match serde_json::from_slice::<ErrorBody>(body) {
             Ok(error) => ApiError::Api {
                 status,
                 id: error.id,
@@ -307,9 +317,9 @@ impl Client {
                 status,
                 method,
                 url,
-                body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                body: String::from_utf8_lossy(body).chars().take(200).collect(),
             },
-        })
+        }
     }
 }
 

@@ -1467,13 +1467,5 @@ fn resolve_app(arg: &AppArg) -> Result<String, CommandError> {
 }
 
 fn git_remote_url(remote: &str) -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["config", "--get", &format!("remote.{remote}.url")])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    crate::apps::git(&["config", "--get", &format!("remote.{remote}.url")])
 }

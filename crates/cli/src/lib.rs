@@ -38,7 +38,7 @@ pub use auth::AccountCommand;
 pub use client::{default_data_dir, ApiError, Client, ClientConfigError, DEFAULT_API_URL};
 pub use commands::{run, run_with_client, AppArg, Command, CommandError, DynoTargetArgs};
 pub use logs::LogStreamError;
-pub use run::{DetachedArgs, RemoteExit, RunArgs};
+pub use run::{DetachedArgs, DynoArgs, RemoteExit, RunArgs};
 pub use tunnel::TunnelArgs;
 
 /// Writes `error` the way the heroku CLI does: every line of the message prefixed with

@@ -32,9 +32,9 @@ mod tests;
 /// How long connecting to the rendezvous listener (TCP, TLS, the secret) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `slipway run`'s arguments (Heroku's `run`).
+/// The dyno's flags `run` and `run:detached` share.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
+pub struct DynoArgs {
     /// Dyno size (e.g. Standard-1X).
     #[arg(short = 's', long)]
     pub size: Option<String>,
@@ -44,6 +44,40 @@ pub struct RunArgs {
     /// Environment variables for the dyno, separated by semicolons: "K=V;K2=V2".
     #[arg(short = 'e', long)]
     pub env: Option<String>,
+}
+
+impl DynoArgs {
+    /// The body of `POST /apps/{app}/dynos` for `command`: the `--env` vars, the local
+    /// `TERM`, then `extra_env`.
+    fn dyno_create(
+        self,
+        command: String,
+        attach: bool,
+        force_no_tty: Option<bool>,
+        extra_env: BTreeMap<String, String>,
+    ) -> Result<DynoCreate, RunError> {
+        let mut env = parse_env(self.env.as_deref())?;
+        if let Ok(term) = std::env::var("TERM") {
+            env.insert("TERM".to_owned(), term);
+        }
+        env.extend(extra_env);
+        Ok(DynoCreate {
+            command,
+            attach: Some(attach),
+            env: Some(env),
+            force_no_tty,
+            size: self.size,
+            process_type: self.process_type,
+            time_to_live: None,
+        })
+    }
+}
+
+/// `slipway run`'s arguments (Heroku's `run`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub dyno: DynoArgs,
     /// Run without a terminal even when there is a local one.
     #[arg(long)]
     pub no_tty: bool,
@@ -58,15 +92,8 @@ pub struct RunArgs {
 /// `slipway run:detached`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetachedArgs {
-    /// Dyno size (e.g. Standard-1X).
-    #[arg(short = 's', long)]
-    pub size: Option<String>,
-    /// Process type to use for the dyno's name and logs.
-    #[arg(long = "type")]
-    pub process_type: Option<String>,
-    /// Environment variables for the dyno, separated by semicolons: "K=V;K2=V2".
-    #[arg(short = 'e', long)]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub dyno: DynoArgs,
     /// Stream the dyno's logs until its process exits.
     #[arg(short = 't', long)]
     pub tail: bool,
@@ -114,24 +141,15 @@ pub(crate) enum RunError {
 pub(crate) async fn run(client: &Client, app: &str, args: RunArgs) -> anyhow::Result<()> {
     let command = join_command(&args.command);
     let tty = !args.no_tty && stdin_is_tty() && stdout_is_tty();
-    let mut env = parse_env(args.env.as_deref())?;
-    if let Ok(term) = std::env::var("TERM") {
-        env.insert("TERM".to_owned(), term);
-    }
+    let mut window = BTreeMap::new();
     let size = if stdout_is_tty() { window_size() } else { None };
     if let Some((cols, rows)) = size {
-        env.insert("COLUMNS".to_owned(), cols.to_string());
-        env.insert("LINES".to_owned(), rows.to_string());
+        window.insert("COLUMNS".to_owned(), cols.to_string());
+        window.insert("LINES".to_owned(), rows.to_string());
     }
-    let body = DynoCreate {
-        command: command.clone(),
-        attach: Some(true),
-        env: Some(env),
-        force_no_tty: (!tty).then_some(true),
-        size: args.size,
-        process_type: args.process_type,
-        time_to_live: None,
-    };
+    let body = args
+        .dyno
+        .dyno_create(command.clone(), true, (!tty).then_some(true), window)?;
     let mut err = std::io::stderr();
     write!(err, "Running `{command}` on {APP_MARK} {app}... ")?;
     err.flush()?;
@@ -181,19 +199,9 @@ pub(crate) async fn detached(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let command = join_command(&args.command);
-    let mut env = parse_env(args.env.as_deref())?;
-    if let Ok(term) = std::env::var("TERM") {
-        env.insert("TERM".to_owned(), term);
-    }
-    let body = DynoCreate {
-        command: command.clone(),
-        attach: Some(false),
-        env: Some(env),
-        force_no_tty: None,
-        size: args.size,
-        process_type: args.process_type,
-        time_to_live: None,
-    };
+    let body = args
+        .dyno
+        .dyno_create(command.clone(), false, None, BTreeMap::new())?;
     let mut err = std::io::stderr();
     write!(err, "Running `{command}` on {APP_MARK} {app}... ")?;
     err.flush()?;

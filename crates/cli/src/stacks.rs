@@ -8,7 +8,7 @@ use futures::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use serde_json::json;
-use slipway_api_types::{App, ErrorBody, Stack};
+use slipway_api_types::{App, Stack};
 
 use crate::client::{ApiError, Client};
 
@@ -73,19 +73,12 @@ pub(crate) async fn build(client: &Client, name: &str, out: &mut dyn Write) -> a
     let status = response.status();
     if !status.is_success() {
         let bytes = response.bytes().await.map_err(unreachable)?;
-        return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(error) => ApiError::Api {
-                status,
-                id: error.id,
-                message: error.message,
-            },
-            Err(_) => ApiError::Http {
-                status,
-                method: Method::POST,
-                url: client.url(&["slipway", "stacks", name, "builds"]),
-                body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-            },
-        }
+        return Err(ApiError::from_answer(
+            status,
+            Method::POST,
+            client.url(&["slipway", "stacks", name, "builds"]),
+            &bytes,
+        )
         .into());
     }
     let mut body = response.bytes_stream();

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_store::json::{get_json, get_json_versioned, range_json};
-use slipway_store::{Compare, Op, Txn};
+use slipway_store::{Compare, Op, Revision, Txn};
 use uuid::Uuid;
 
 use crate::error::CoreError;
@@ -178,6 +178,16 @@ pub(crate) fn access_of(user: &User, app: App, record: Option<&Collaborator>) ->
 }
 
 impl Platform {
+    /// The stored record of `app` and its revision, for a compare-and-set: 404 when the app
+    /// is gone, or when another app of the same name (deleted and created again) stands in
+    /// its place, which is not the one the caller was authorized for.
+    pub(crate) async fn app_record(&self, app: &App) -> Result<(App, Revision), CoreError> {
+        match get_json_versioned::<App, _>(self.store().as_ref(), &keys::app(&app.name)).await? {
+            Some((current, revision)) if current.id == app.id => Ok((current, revision)),
+            _ => Err(CoreError::not_found("app", app.name.clone())),
+        }
+    }
+
     /// The caller's access to the app named by name or id: 404 if there is no such app, 403
     /// if the caller has no access to it.
     pub async fn access(&self, user: &User, name_or_id: &str) -> Result<Access, CoreError> {
@@ -397,16 +407,7 @@ impl Platform {
             return Err(CoreError::not_found("user", recipient));
         };
         let app_key = keys::app(&app.name);
-        let Some((mut current, revision)) =
-            get_json_versioned::<App, _>(self.store().as_ref(), &app_key).await?
-        else {
-            return Err(CoreError::not_found("app", app.name.clone()));
-        };
-        // Another app of the same name (deleted and created again) is not the one the caller
-        // was authorized for.
-        if current.id != app.id {
-            return Err(CoreError::not_found("app", app.name.clone()));
-        }
+        let (mut current, revision) = self.app_record(app).await?;
         if current.owner_email == new_owner.email {
             return Err(CoreError::invalid(format!(
                 "{} owns {} already.",

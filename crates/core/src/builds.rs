@@ -105,6 +105,35 @@ async fn store_hashed<R: AsyncRead + Unpin>(
     Ok((hex::encode(hasher.finalize()), size))
 }
 
+/// A new `pending` build of `app` by `user` from the source at `source_url`, on the app's
+/// stack, with a fresh secret for its output stream.
+fn pending_build(
+    user: &User,
+    app: &App,
+    source_url: String,
+    source_checksum: Option<String>,
+    source_version: Option<String>,
+    buildpacks: Vec<String>,
+) -> Build {
+    let now = Utc::now();
+    Build {
+        id: Uuid::new_v4(),
+        app_id: app.id,
+        user_email: user.email.clone(),
+        status: BuildStatus::Pending,
+        source_url,
+        source_checksum,
+        source_version,
+        buildpacks,
+        slug_id: None,
+        release_id: None,
+        stack: app.stack.clone(),
+        output_secret: random_token(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 impl Platform {
     // ----- builds ---------------------------------------------------------------------
 
@@ -147,23 +176,14 @@ impl Platform {
                 Err(message) => Err(CoreError::invalid(message)),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let now = Utc::now();
-        let build = Build {
-            id: Uuid::new_v4(),
-            app_id: app.id,
-            user_email: user.email.clone(),
-            status: BuildStatus::Pending,
-            source_url: blob.url.clone(),
-            source_checksum: blob.checksum.clone(),
-            source_version: blob.version.clone(),
-            buildpacks: buildpacks.clone(),
-            slug_id: None,
-            release_id: None,
-            stack: app.stack.clone(),
-            output_secret: random_token(),
-            created_at: now,
-            updated_at: now,
-        };
+        let build = pending_build(
+            user,
+            app,
+            blob.url.clone(),
+            blob.checksum.clone(),
+            blob.version.clone(),
+            buildpacks.clone(),
+        );
         let buffer = self.insert_build(user, app, &build).await?;
         let fetch = self
             .source_fetcher()
@@ -241,23 +261,14 @@ impl Platform {
         app: &App,
         commit: Option<String>,
     ) -> Result<(Build, Arc<OutputBuffer>), CoreError> {
-        let now = Utc::now();
-        let build = Build {
-            id: Uuid::new_v4(),
-            app_id: app.id,
-            user_email: user.email.clone(),
-            status: BuildStatus::Pending,
-            source_url: self.config().git_url(&app.name),
-            source_checksum: None,
-            source_version: commit,
-            buildpacks: Vec::new(),
-            slug_id: None,
-            release_id: None,
-            stack: app.stack.clone(),
-            output_secret: random_token(),
-            created_at: now,
-            updated_at: now,
-        };
+        let build = pending_build(
+            user,
+            app,
+            self.config().git_url(&app.name),
+            None,
+            commit,
+            Vec::new(),
+        );
         let buffer = self.insert_build(user, app, &build).await?;
         Ok((build, buffer))
     }

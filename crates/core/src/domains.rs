@@ -148,16 +148,7 @@ impl Platform {
     pub(crate) async fn set_maintenance(&self, app: &App, on: bool) -> Result<App, CoreError> {
         loop {
             let app_key = keys::app(&app.name);
-            let Some((mut current, revision)) =
-                get_json_versioned::<App, _>(self.store().as_ref(), &app_key).await?
-            else {
-                return Err(CoreError::not_found("app", app.name.clone()));
-            };
-            // Another app of the same name (deleted and created again) is not the one
-            // the caller was authorized for.
-            if current.id != app.id {
-                return Err(CoreError::not_found("app", app.name.clone()));
-            }
+            let (mut current, revision) = self.app_record(app).await?;
             if current.maintenance == on {
                 return Ok(current);
             }

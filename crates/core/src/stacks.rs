@@ -320,18 +320,10 @@ impl Platform {
 
     /// `stack:set`: records the app's stack (already checked); its next build uses it.
     pub(crate) async fn set_app_stack(&self, app: App, stack: String) -> Result<App, CoreError> {
-        use slipway_store::json::get_json_versioned;
         use slipway_store::{Compare, Op, Txn};
         loop {
             let key = crate::model::keys::app(&app.name);
-            let Some((mut current, revision)) =
-                get_json_versioned::<App, _>(self.store().as_ref(), &key).await?
-            else {
-                return Err(CoreError::not_found("app", app.name.clone()));
-            };
-            if current.id != app.id {
-                return Err(CoreError::not_found("app", app.name.clone()));
-            }
+            let (mut current, revision) = self.app_record(&app).await?;
             if current.stack == stack {
                 return Ok(current);
             }

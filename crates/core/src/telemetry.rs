@@ -171,24 +171,34 @@ impl PlatformEvent<'_> {
                 addon,
                 size_bytes,
                 limit_bytes,
-            } => LogLine::app(
-                "heroku-postgres",
-                format!(
-                    "source={addon} sample#db_size={size_bytes}bytes sample#db_size_limit={limit_bytes}bytes message=\"Database is over its storage limit: INSERT, UPDATE and CREATE privileges are revoked until it is under the limit again\""
-                ),
+            } => database_size_line(
+                addon,
+                *size_bytes,
+                *limit_bytes,
+                "Database is over its storage limit: INSERT, UPDATE and CREATE privileges are revoked until it is under the limit again",
             ),
             PlatformEvent::DatabaseUnderLimit {
                 addon,
                 size_bytes,
                 limit_bytes,
-            } => LogLine::app(
-                "heroku-postgres",
-                format!(
-                    "source={addon} sample#db_size={size_bytes}bytes sample#db_size_limit={limit_bytes}bytes message=\"Database is under its storage limit again: INSERT, UPDATE and CREATE privileges are restored\""
-                ),
+            } => database_size_line(
+                addon,
+                *size_bytes,
+                *limit_bytes,
+                "Database is under its storage limit again: INSERT, UPDATE and CREATE privileges are restored",
             ),
         }
     }
+}
+
+/// Heroku Postgres's size sample for `addon`, with `message` saying what changed.
+fn database_size_line(addon: &str, size_bytes: u64, limit_bytes: u64, message: &str) -> LogLine {
+    LogLine::app(
+        "heroku-postgres",
+        format!(
+            "source={addon} sample#db_size={size_bytes}bytes sample#db_size_limit={limit_bytes}bytes message=\"{message}\""
+        ),
+    )
 }
 
 #[cfg(test)]

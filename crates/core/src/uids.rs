@@ -16,7 +16,6 @@
 
 use std::collections::HashSet;
 
-use slipway_store::json::get_json_versioned;
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
@@ -56,14 +55,7 @@ impl Platform {
         }
         let key = keys::app(&app.name);
         for _ in 0..ATTEMPTS {
-            let Some((current, revision)) =
-                get_json_versioned::<App, _>(self.store().as_ref(), &key).await?
-            else {
-                return Err(CoreError::not_found("app", &app.name));
-            };
-            if current.id != app.id {
-                return Err(CoreError::not_found("app", &app.name));
-            }
+            let (current, revision) = self.app_record(app).await?;
             if let Some(uid) = current.uid {
                 return Ok(uid);
             }

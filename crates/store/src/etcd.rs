@@ -357,7 +357,7 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revis
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        plan::validate_key(key)?;
+        crate::types::validate_key(key)?;
         let response = self
             .kv()
             .get(self.full_key(key), None)
@@ -391,12 +391,7 @@ impl Store for EtcdStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
-        for c in &txn.compares {
-            plan::validate_key(c.key())?;
-        }
-        let immutable = |key: &str| self.is_immutable_key(key);
-        plan::validate(&txn.success, immutable)?;
-        plan::validate(&txn.failure, immutable)?;
+        txn.validate(|key| self.is_immutable_key(key))?;
         let success = plan::plan_branch(&self.namespace, &self.immutable, &txn.success);
         let failure = plan::plan_branch(&self.namespace, &self.immutable, &txn.failure);
         let request = etcd_client::Txn::new()

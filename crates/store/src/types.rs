@@ -25,6 +25,34 @@ impl KeyValue {
             source,
         })
     }
+
+    /// What a watcher sees of a deleted key: its name and the deleting revision, no value
+    /// (both stores answer deletes this way).
+    pub(crate) fn tombstone(key: &str, revision: Revision) -> Self {
+        KeyValue {
+            key: key.to_string(),
+            value: Vec::new(),
+            create_revision: 0,
+            mod_revision: revision,
+            version: 0,
+            lease: None,
+        }
+    }
+}
+
+/// A key is non-empty and has no NUL character (the rule of both stores).
+pub(crate) fn validate_key(key: &str) -> Result<(), crate::StoreError> {
+    if key.is_empty() {
+        return Err(crate::StoreError::InvalidRequest {
+            reason: "key must not be empty".into(),
+        });
+    }
+    if key.contains('\0') {
+        return Err(crate::StoreError::InvalidRequest {
+            reason: format!("key {key:?} contains a NUL character"),
+        });
+    }
+    Ok(())
 }
 
 /// A condition of a [`Txn`]. All compares must hold for the `success` branch to run.
@@ -165,6 +193,40 @@ impl Txn {
     pub fn otherwise(mut self, op: Op) -> Self {
         self.failure.push(op);
         self
+    }
+
+    /// Checks every key the transaction names, and refuses a lease on a key under an
+    /// append-only prefix (`is_immutable`): the one rule both stores apply before writing.
+    pub(crate) fn validate(
+        &self,
+        is_immutable: impl Fn(&str) -> bool,
+    ) -> Result<(), crate::StoreError> {
+        for c in &self.compares {
+            validate_key(c.key())?;
+        }
+        for op in self.success.iter().chain(&self.failure) {
+            match op {
+                Op::Put { key, lease, .. } => {
+                    validate_key(key)?;
+                    if lease.is_some() && is_immutable(key) {
+                        return Err(crate::StoreError::InvalidRequest {
+                            reason: format!(
+                                "key {key} is under an append-only prefix and cannot be attached to a lease (lease expiry would delete it)"
+                            ),
+                        });
+                    }
+                }
+                Op::Delete { key } => validate_key(key)?,
+                Op::DeletePrefix { prefix } => {
+                    if prefix.contains('\0') {
+                        return Err(crate::StoreError::InvalidRequest {
+                            reason: format!("prefix {prefix:?} contains a NUL character"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

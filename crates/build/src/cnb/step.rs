@@ -2,23 +2,15 @@
 //! runtime, with the CNB directories mounted, under the build's step and whole-build limits
 //! (as the classic pipeline's steps are).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use slipway_runtime::{
-    run_to_completion, BindMount, ContainerSpec, ExitStatus, Limits, Network, OutputSink, Runtime,
-};
+use slipway_runtime::{BindMount, ExitStatus, OutputSink, Runtime};
 
 use super::buildpack::CnbBuildpack;
 use super::layers::APP_LAYERS_DIR;
 use super::CnbError;
+use crate::build_container::{host_path, run_step, StepContainer};
 use crate::{BuildRequest, MountView};
-
-/// The disk quota of a build container, as the classic pipeline's (`BUILD_DISK_BYTES`).
-const BUILD_DISK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
-
-/// How long a timed-out step gets between SIGTERM and SIGKILL.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which script of the buildpack a step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,84 +122,12 @@ impl Runner<'_> {
                 readonly: false,
             },
         ]);
-        let labels = BTreeMap::from([
-            ("role".to_string(), "build".to_string()),
-            ("app".to_string(), request.app.clone()),
-            ("build".to_string(), request.build_id.clone()),
-            ("step".to_string(), step.to_string()),
-        ]);
-        let spec = ContainerSpec {
-            id: container_id(&request.app, &request.build_id, step),
-            labels,
-            app_dir: None,
-            rootfs: request.rootfs.clone(),
+        let container = StepContainer {
             binds,
             args: vec![format!("{}/bin/{}", paths.buildpack, script.name())],
             env,
             cwd: paths.app.clone(),
-            uid: request.uid,
-            gid: request.gid,
-            hostname: "build".to_string(),
-            limits: Limits {
-                disk_bytes: request.limits.disk_bytes.or(Some(BUILD_DISK_BYTES)),
-                ..request.limits.clone()
-            },
-            network: Network::Isolated,
         };
-        tracing::debug!(id = %spec.id, args = ?spec.args, "running CNB build step");
-        let id = spec.id.clone();
-        let run = run_to_completion(self.runtime, spec, sink);
-        let step_deadline = request
-            .step_timeout
-            .map(|timeout| tokio::time::Instant::now() + timeout);
-        let deadline = match (step_deadline, self.deadline.map(|(at, _)| at)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let result = match deadline {
-            None => run.await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
-                Ok(result) => result,
-                Err(_elapsed) => {
-                    if let Err(error) = self.runtime.stop(&id, STOP_GRACE).await {
-                        tracing::warn!(%id, %error, "could not stop a timed-out build step");
-                    }
-                    return Err(CnbError::Build(Box::new(match self.deadline {
-                        Some((at, limit)) if at <= deadline => {
-                            crate::BuildError::BuildTimedOut { limit }
-                        }
-                        _ => crate::BuildError::TimedOut {
-                            step: step.to_string(),
-                            timeout: request.step_timeout.unwrap_or_default(),
-                        },
-                    })));
-                }
-            },
-        };
-        result.map_err(|source| {
-            CnbError::Build(Box::new(crate::BuildError::Runtime {
-                step: step.to_string(),
-                source,
-            }))
-        })
+        Ok(run_step(self.runtime, request, step, container, sink, self.deadline).await?)
     }
-}
-
-fn host_path(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-/// `build.<app>.<build_id>.<step>` with anything outside `[A-Za-z0-9_.-]` replaced by `-`, as
-/// the classic pipeline names its containers.
-pub(crate) fn container_id(app: &str, build_id: &str, step: &str) -> String {
-    format!("build.{app}.{build_id}.{step}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }

@@ -4,14 +4,6 @@ use super::*;
 use crate::{display_size, display_stack};
 
 #[test]
-fn container_ids_are_sanitized() {
-    assert_eq!(
-        container_id("my app", "b/1", "compile-0-python"),
-        "build.my-app.b-1.compile-0-python"
-    );
-}
-
-#[test]
 fn release_output_is_read_as_heroku_documents_it() {
     fn check(yaml: &str, expected: Option<&[(&str, &str)]>) {
         let parsed = parse_release_output(yaml)

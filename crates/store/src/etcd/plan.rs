@@ -12,7 +12,7 @@
 //! range delete covers, becomes a [`Guard`] that must find nothing there for the writes to
 //! run (see the parent module).
 
-use crate::{LeaseId, Op, StoreError};
+use crate::{LeaseId, Op};
 
 /// One write in etcd's terms. Keys are full keys (namespace included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,48 +85,6 @@ fn intersect(
         Some(to) if from >= to => None,
         _ => Some((from.to_vec(), to.map(<[u8]>::to_vec))),
     }
-}
-
-/// Checks the keys and leases of `ops` as the SQLite store does.
-pub(crate) fn validate(ops: &[Op], is_immutable: impl Fn(&str) -> bool) -> Result<(), StoreError> {
-    for op in ops {
-        match op {
-            Op::Put { key, lease, .. } => {
-                validate_key(key)?;
-                if lease.is_some() && is_immutable(key) {
-                    return Err(StoreError::InvalidRequest {
-                        reason: format!(
-                            "key {key} is under an append-only prefix and cannot be attached to a lease (lease expiry would delete it)"
-                        ),
-                    });
-                }
-            }
-            Op::Delete { key } => validate_key(key)?,
-            Op::DeletePrefix { prefix } => {
-                if prefix.contains('\0') {
-                    return Err(StoreError::InvalidRequest {
-                        reason: format!("prefix {prefix:?} contains a NUL character"),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A key is non-empty and has no NUL character (the rule of both stores).
-pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::InvalidRequest {
-            reason: "key must not be empty".into(),
-        });
-    }
-    if key.contains('\0') {
-        return Err(StoreError::InvalidRequest {
-            reason: format!("key {key:?} contains a NUL character"),
-        });
-    }
-    Ok(())
 }
 
 /// Plans one branch: `namespace` is prepended to every key; `ledgers` are the append-only

@@ -225,7 +225,7 @@ impl WatchState {
             },
             EventType::Delete => WatchEvent {
                 kind: EventKind::Delete,
-                kv: tombstone(
+                kv: KeyValue::tombstone(
                     &super::strip_namespace(&self.namespace, kv.key())?,
                     kv.mod_revision(),
                 ),
@@ -233,16 +233,5 @@ impl WatchState {
             },
         };
         Ok(Some(event))
-    }
-}
-
-fn tombstone(key: &str, revision: Revision) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Vec::new(),
-        create_revision: 0,
-        mod_revision: revision,
-        version: 0,
-        lease: None,
     }
 }

@@ -56,20 +56,6 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::InvalidRequest {
-            reason: "key must not be empty".into(),
-        });
-    }
-    if key.contains('\0') {
-        return Err(StoreError::InvalidRequest {
-            reason: format!("key {key:?} contains a NUL character"),
-        });
-    }
-    Ok(())
-}
-
 const KV_COLUMNS: &str = "key, value, create_revision, mod_revision, version, lease";
 
 fn kv_from_row(row: &Row<'_>) -> rusqlite::Result<KeyValue> {
@@ -152,17 +138,6 @@ pub(crate) fn is_immutable_abort(err: &rusqlite::Error) -> bool {
     }
 }
 
-fn tombstone(key: &str, revision: Revision) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Vec::new(),
-        create_revision: 0,
-        mod_revision: revision,
-        version: 0,
-        lease: None,
-    }
-}
-
 fn begin_write(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::sqlite("starting a write transaction"))
@@ -197,41 +172,12 @@ impl Engine {
         Ok((kvs, rev))
     }
 
-    fn validate_txn(&self, txn: &Txn) -> Result<(), StoreError> {
-        for c in &txn.compares {
-            validate_key(c.key())?;
-        }
-        for op in txn.success.iter().chain(&txn.failure) {
-            match op {
-                Op::Put { key, lease, .. } => {
-                    validate_key(key)?;
-                    if lease.is_some() && self.is_immutable_key(key) {
-                        return Err(StoreError::InvalidRequest {
-                            reason: format!(
-                                "key {key} is under an append-only prefix and cannot be attached to a lease (lease expiry would delete it)"
-                            ),
-                        });
-                    }
-                }
-                Op::Delete { key } => validate_key(key)?,
-                Op::DeletePrefix { prefix } => {
-                    if prefix.contains('\0') {
-                        return Err(StoreError::InvalidRequest {
-                            reason: format!("prefix {prefix:?} contains a NUL character"),
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     pub(crate) fn txn(
         &mut self,
         txn: &Txn,
         publish: &Publisher,
     ) -> Result<TxnResponse, StoreError> {
-        self.validate_txn(txn)?;
+        txn.validate(|key| self.is_immutable_key(key))?;
         let retention = self.retention;
         let tx = begin_write(&mut self.conn)?;
         let rev = meta(&tx, "revision")?;
@@ -434,7 +380,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<WatchEvent, StoreErr
         },
         1 => WatchEvent {
             kind: EventKind::Delete,
-            kv: tombstone(&key, revision),
+            kv: KeyValue::tombstone(&key, revision),
             prev,
         },
         other => {
@@ -539,7 +485,7 @@ fn delete_existing(
         .map_err(write_error(&prev.key, "deleting a key"))?;
     events.push(WatchEvent {
         kind: EventKind::Delete,
-        kv: tombstone(&prev.key, rev),
+        kv: KeyValue::tombstone(&prev.key, rev),
         prev: Some(prev),
     });
     Ok(())

@@ -308,7 +308,7 @@ fn ttl_ms(ttl: Duration) -> Result<i64, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<crate::KeyValue>, StoreError> {
-        engine::validate_key(key)?;
+        crate::types::validate_key(key)?;
         let key = key.to_string();
         self.run(move |eng, _| eng.get(&key)).await
     }
