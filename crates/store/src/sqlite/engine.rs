@@ -550,21 +550,4 @@ fn finish_write(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_end_cases() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("", None),
-            ("a", Some("b")),
-            ("apps/", Some("apps0")),
-            ("a\u{10FFFF}", Some("b")),
-            ("\u{10FFFF}", None),
-            ("x\u{D7FF}", Some("x\u{E000}")),
-        ];
-        for (p, want) in cases {
-            assert_eq!(prefix_end(p).as_deref(), *want, "prefix {p:?}");
-        }
-    }
-}
+mod tests;
