@@ -95,25 +95,16 @@ pub(crate) enum CnbError {
         cap / 1024
     )]
     EnvFileTooLarge { path: PathBuf, cap: u64 },
-    #[error("Could not {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A failure the classic pipeline also has (a timeout, the runtime, the Procfile, ...).
+    /// A failure the classic pipeline also has (a timeout, the runtime, the Procfile, a file
+    /// operation, ...).
     #[error("{0}")]
     Build(Box<BuildError>),
 }
 
 impl CnbError {
+    /// A file operation that failed, worded as the classic pipeline words it.
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
-        CnbError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        BuildError::io(action, path, source).into()
     }
 
     pub(crate) fn invalid_output(buildpack: &CnbBuildpack, file: &str, detail: String) -> Self {

@@ -17,18 +17,17 @@ const MAX_MANIFEST_FILE: u64 = 64 * 1024;
 
 /// `Slug  Name  State`, as `heroku addons:services` prints it.
 pub(crate) fn format_services(services: &[AddonService]) -> String {
-    let slug = services
-        .iter()
-        .map(|s| s.name.chars().count())
-        .chain([4])
-        .max()
-        .unwrap_or(4);
-    let name = services
-        .iter()
-        .map(|s| s.human_name.chars().count())
-        .chain([4])
-        .max()
-        .unwrap_or(4);
+    // Each column is as wide as its widest cell, and at least as its four-letter header.
+    let width = |cell: fn(&AddonService) -> &str| {
+        services
+            .iter()
+            .map(|s| cell(s).chars().count())
+            .chain([4])
+            .max()
+            .unwrap_or(4)
+    };
+    let slug = width(|s| &s.name);
+    let name = width(|s| &s.human_name);
     let mut out = format!(" {:slug$}  {:name$}  State\n", "Slug", "Name");
     out.push_str(&format!(
         " {}  {}  ─────\n",
