@@ -110,7 +110,7 @@ async fn a_maven_app_builds_from_the_stacks_repository_serves_and_rebuilds_from_
         "remote:        Using OpenJDK 17.",
         "remote: -----> Executing Maven",
         "remote:        Plugins and dependencies from the runtime source file:///usr/share/maven-repo",
-        "remote:        $ mvn -DskipTests clean dependency:list install",
+        "remote:        $ mvn -DskipTests clean org.apache.maven.plugins:maven-dependency-plugin:list install",
         "[INFO] BUILD SUCCESS",
         "artifacts from the runtime source into ~/.m2",
         "remote:        Executable jar: target/hello-web-1.0.jar",
@@ -118,6 +118,11 @@ async fn a_maven_app_builds_from_the_stacks_repository_serves_and_rebuilds_from_
     ] {
         assert_contains(&output, expected);
     }
+    assert_eq!(
+        output.matches("-----> Java app detected").count(),
+        1,
+        "the platform says it once:\n{output}"
+    );
     assert!(
         !output.contains("Restoring ~/.m2"),
         "a first build has no cache:\n{output}"

@@ -95,6 +95,11 @@ async fn a_cargo_app_builds_with_crates_from_the_registry_serves_and_rebuilds_fr
     ] {
         assert_contains(&output, expected);
     }
+    assert_eq!(
+        output.matches("-----> Rust app detected").count(),
+        1,
+        "the platform says it once:\n{output}"
+    );
     // No Procfile: the web process is the package's single binary.
     let body = server.wait_for_200("rustweb", "/some/path").await;
     assert_eq!(body, "rust says hi from web.1 at /some/path\n");
