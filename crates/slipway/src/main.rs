@@ -424,8 +424,7 @@ fn parse_runtime_source(value: &str) -> Result<(String, String), String> {
     }
     // A file:/// URL names a directory on the build stack (Java's Maven repository, a Rust
     // toolchain), read inside the build container, never on the host.
-    if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file:///"))
-    {
+    if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file:///")) {
         return Err(format!(
             "runtime source {url:?} must be an http://, https:// or file:/// URL"
         ));

@@ -46,9 +46,7 @@ fn rust_app(replace: &[(&'static str, &'static str)], remove: &[&str]) -> tempfi
         ("rust-toolchain.toml", TOOLCHAIN),
         ("src/main.rs", MAIN_RS),
     ];
-    files.retain(|(path, _)| {
-        !replace.iter().any(|(p, _)| p == path) && !remove.contains(path)
-    });
+    files.retain(|(path, _)| !replace.iter().any(|(p, _)| p == path) && !remove.contains(path));
     files.extend_from_slice(replace);
     repo(&files)
 }
@@ -157,7 +155,10 @@ async fn rust_apps_the_platform_cannot_build_are_refused_with_what_to_do() {
             "rust-unlocked",
             vec![],
             &["Cargo.lock"],
-            &["Cargo.lock is required.", "commit Cargo.lock and push again."],
+            &[
+                "Cargo.lock is required.",
+                "commit Cargo.lock and push again.",
+            ],
         ),
         (
             "rust-stale-lock",

@@ -735,7 +735,10 @@ echo "${REQUEST_ID:-none}" > "$1/request-id.txt"
 /// no buildpack here builds Scala, so the build fails naming the file and what to do.
 pub(crate) async fn language_without_buildpack(h: &Harness) {
     let dirs = h.dirs("rubyapp");
-    write(&dirs.source.join("build.sbt"), "scalaVersion := \"3.3.1\"\n");
+    write(
+        &dirs.source.join("build.sbt"),
+        "scalaVersion := \"3.3.1\"\n",
+    );
     write(
         &dirs.source.join("Procfile"),
         "web: java -jar target/app.jar\n",
