@@ -159,7 +159,7 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
         &["buildpacks:set", "ftp://example.com/bp.tgz", "-a", "hkapps"],
     );
     assert!(
-        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/scala, heroku/rust, heroku/static, heroku/procfile"),
+        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/java, heroku/rust, heroku/static, heroku/procfile"),
         "{refused}"
     );
     let refused = heroku_fails(
@@ -169,7 +169,7 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
         &["buildpacks:add", "heroku/scala", "-a", "hkapps"],
     );
     assert!(
-        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/scala, heroku/rust, heroku/static, heroku/procfile"),
+        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/java, heroku/rust, heroku/static, heroku/procfile"),
         "{refused}"
     );
     let response = server
