@@ -2,7 +2,8 @@
 # Benchmark (not a test): build times per language, cold (a new app, empty build cache) and
 # cached (the same app pushed again with no dependency change: an empty commit), each beside
 # its peer in the same run: the language's own install command run directly on the host
-# (pip into a fresh venv, npm ci, go build, bundle install --local), reported as a ratio.
+# (pip into a fresh venv, npm ci, go build, bundle install --local, mvn -o package, cargo build
+# --release), reported as a ratio.
 # With --stack it also times `slipway stacks:build` of a small manifest (minbase + python3)
 # and compares dyno start (ps:restart until the web dyno answers) on that stack and on host.
 #
@@ -10,7 +11,7 @@
 #                                          BENCH_APPS="go-app php-app" picks samples;
 #                                          builds the release binary unless SLIPWAY_BIN is set)
 #
-# The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs}/
+# The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs,java,rust}/
 # and small Go, Ruby-less (no gem server here), PHP and static apps written below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,8 @@ sample static-site -
 mkdir -p "$work/apps/static-site/public" && echo '<h1>hi</h1>' > "$work/apps/static-site/public/index.html"
 echo '{"root": "public/"}' > "$work/apps/static-site/static.json"
 commit "$work/apps/static-site"
+sample java-maven "$fixtures/java/maven"; commit "$work/apps/java-maven"
+sample rust-cargo "$fixtures/rust/hello"; commit "$work/apps/rust-cargo"
 
 push() { # APP DIR -> milliseconds of the push (build + release)
   local t0 t1
@@ -61,6 +64,20 @@ push() { # APP DIR -> milliseconds of the push (build + release)
 peer() { # NAME -> milliseconds
   local copy=$work/peer-$1 t0 t1
   rm -rf "$copy"; cp -a "$work/apps/$1" "$copy"; cd "$copy"
+  # Maven's peer runs offline (-o) against a local repository warmed, untimed, from the stack's
+  # Debian-packaged plugins as the buildpack's cached ~/.m2 is; cargo's starts with a cold
+  # target/ and the crates already downloaded (the host's ~/.cargo).
+  case $1 in
+    java-maven) mkdir -p "$work/m2/org/codehaus/plexus/plexus-utils/1.1"
+      cp /usr/share/maven-repo/org/codehaus/plexus/plexus-utils/debian/plexus-utils-debian.jar \
+        "$work/m2/org/codehaus/plexus/plexus-utils/1.1/plexus-utils-1.1.jar"
+      echo '<project><modelVersion>4.0.0</modelVersion><groupId>org.codehaus.plexus</groupId><artifactId>plexus-utils</artifactId><version>1.1</version></project>' \
+        >"$work/m2/org/codehaus/plexus/plexus-utils/1.1/plexus-utils-1.1.pom"
+      printf '<settings><localRepository>%s</localRepository><profiles><profile><id>s</id><repositories><repository><id>central</id><url>file:///usr/share/maven-repo</url><releases><checksumPolicy>ignore</checksumPolicy></releases></repository></repositories><pluginRepositories><pluginRepository><id>central</id><url>file:///usr/share/maven-repo</url><releases><checksumPolicy>ignore</checksumPolicy></releases></pluginRepository></pluginRepositories></profile></profiles><activeProfiles><activeProfile>s</activeProfile></activeProfiles></settings>' \
+        "$work/m2" >"$work/m2-settings.xml"
+      mvn -B -q -s "$work/m2-settings.xml" -DskipTests clean package >/dev/null 2>&1 ;;
+    rust-cargo) /usr/bin/cargo fetch -q --locked >/dev/null 2>&1 ;;
+  esac
   t0=$(ms)
   case $1 in
     python-django) python3 -m venv .venv && PIP_CONFIG_FILE=/dev/null .venv/bin/pip install -q -r requirements.txt ;;
@@ -69,6 +86,8 @@ peer() { # NAME -> milliseconds
     go-app) GOPROXY=off GOCACHE=$copy/.gocache go build -o bin/bench . ;;
     php-app) composer install -q --no-dev --optimize-autoloader --no-interaction ;;
     static-site) nginx -t -q -c /etc/nginx/nginx.conf ;;
+    java-maven) mvn -B -q -o -s "$work/m2-settings.xml" -DskipTests clean package ;;
+    rust-cargo) /usr/bin/cargo build -q --release --locked ;;
   esac >/dev/null 2>&1
   t1=$(ms)
   cd - >/dev/null
@@ -76,7 +95,7 @@ peer() { # NAME -> milliseconds
 }
 
 printf '%-14s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms peer_ms cold/peer cached/peer
-for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app php-app static-site}; do
+for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app php-app static-site java-maven rust-cargo}; do
   "$bin" apps:create "$app" >/dev/null
   cold=$(push "$app" "$work/apps/$app")
   cached=()

@@ -52,7 +52,7 @@ macro_rules! script {
 }
 
 /// In auto-detection order.
-pub(crate) const BUILTINS: [BuiltinBuildpack; 7] = [
+pub(crate) const BUILTINS: [BuiltinBuildpack; 9] = [
     builtin!(
         "python",
         looks_for: "requirements.txt, setup.py or pyproject.toml",
@@ -66,6 +66,8 @@ pub(crate) const BUILTINS: [BuiltinBuildpack; 7] = [
         kind_of_app: "PHP"
     ),
     builtin!("go", looks_for: "go.mod", kind_of_app: "Go"),
+    builtin!("java", looks_for: "pom.xml", kind_of_app: "Java"),
+    builtin!("rust", looks_for: "Cargo.toml", kind_of_app: "Rust"),
     builtin!("static", looks_for: "static.json", kind_of_app: "static sites"),
     builtin!(
         "procfile",
@@ -75,11 +77,11 @@ pub(crate) const BUILTINS: [BuiltinBuildpack; 7] = [
 ];
 
 /// Names of the built-in buildpacks, in auto-detection order.
-pub const BUILTIN_BUILDPACKS: [&str; 7] = [
-    "python", "nodejs", "ruby", "php", "go", "static", "procfile",
+pub const BUILTIN_BUILDPACKS: [&str; 9] = [
+    "python", "nodejs", "ruby", "php", "go", "java", "rust", "static", "procfile",
 ];
 
-/// "python, nodejs, ruby, php, go, static, procfile", for messages.
+/// "python, nodejs, ruby, php, go, java, rust, static, procfile", for messages.
 pub(crate) fn builtin_names() -> String {
     BUILTIN_BUILDPACKS.join(", ")
 }

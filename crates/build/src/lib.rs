@@ -46,7 +46,8 @@ pub struct BuildRequest {
     pub buildpacks_dir: PathBuf,
     /// Explicit buildpacks, run in order: a built-in name (`python`, `heroku/python`, ...) or
     /// an absolute path to a buildpack directory. Empty: auto-detect among the built-ins in
-    /// the order of `BUILTIN_BUILDPACKS` (python, nodejs, ruby, php, go, static, procfile).
+    /// the order of `BUILTIN_BUILDPACKS` (python, nodejs, ruby, php, go, java, rust, static,
+    /// procfile).
     pub buildpacks: Vec<String>,
     /// Content-addressed slug store: slugs are written to `slug_dir/<sha256>.tgz`.
     pub slug_dir: PathBuf,

@@ -180,8 +180,9 @@ struct ServerArgs {
     #[arg(long)]
     allow_private_urls: bool,
     /// Where a language's buildpack fetches the runtime versions apps ask for, as
-    /// LANGUAGE=URL (repeatable), e.g. `nodejs=https://registry.npmjs.org`. Languages not
-    /// named use their buildpack's default source.
+    /// LANGUAGE=URL (repeatable), e.g. `nodejs=https://registry.npmjs.org`, or a directory
+    /// on the build stack, e.g. `java=file:///usr/share/maven-repo`. Languages not named use
+    /// their buildpack's default source.
     #[arg(long = "runtime-source", value_name = "LANGUAGE=URL", value_parser = parse_runtime_source)]
     runtime_sources: Vec<(String, String)>,
     /// The largest source blob a build fetches, in MB (compressed).
@@ -421,9 +422,11 @@ fn parse_runtime_source(value: &str) -> Result<(String, String), String> {
             "language {language:?} must be a lowercase word such as nodejs or python"
         ));
     }
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
+    // A file:/// URL names a directory on the build stack (Java's Maven repository, a Rust
+    // toolchain), read inside the build container, never on the host.
+    if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file:///")) {
         return Err(format!(
-            "runtime source {url:?} must be an http:// or https:// URL"
+            "runtime source {url:?} must be an http://, https:// or file:/// URL"
         ));
     }
     Ok((language.to_string(), url.to_string()))

@@ -186,8 +186,8 @@ async fn an_invalid_app_json_rejects_the_push_with_where_it_is_wrong() {
             "EOF while parsing an object at line 3 column 0",
         ),
         (
-            "{\"buildpacks\": [{\"url\": \"heroku/java\"}]}",
-            "buildpack \"heroku/java\" is not available on Slipway",
+            "{\"buildpacks\": [{\"url\": \"heroku/scala\"}]}",
+            "buildpack \"heroku/scala\" is not available on Slipway",
         ),
     ] {
         let dir = repo(&[

@@ -6,7 +6,7 @@
 //! app's own `bin/compile` and `bin/release`. The pushed app serves what the export told it,
 //! the last buildpack's default `web` runs with no Procfile, `builds`/`builds:info`/
 //! `builds:output` show the push, and `builds:cache:purge` makes the next build cold. An app
-//! whose language no buildpack builds (a pom.xml) is refused naming the file, and builds once
+//! whose language no buildpack builds (a build.sbt) is refused naming the file, and builds once
 //! a buildpack for it is set by URL; without `--allow-private-urls` a loopback buildpack URL
 //! is refused by the outbound policy.
 
@@ -403,18 +403,18 @@ async fn a_language_without_a_buildpack_is_refused_until_one_is_set_by_url() {
     let ruby = buildpack_tgz(&[
         (
             "bin/detect",
-            "#!/bin/sh\n[ -f \"$1/pom.xml\" ] && echo Java\n",
+            "#!/bin/sh\n[ -f \"$1/build.sbt\" ] && echo Scala\n",
         ),
         (
             "bin/compile",
-            "#!/bin/sh\necho '-----> Installing a pretend Java'\necho ok > \"$1/ruby.txt\"\n",
+            "#!/bin/sh\necho '-----> Installing a pretend Scala'\necho ok > \"$1/ruby.txt\"\n",
         ),
     ]);
-    let files_base = serve_files(vec![("/java.tgz".to_owned(), ruby)]);
+    let files_base = serve_files(vec![("/scala.tgz".to_owned(), ruby)]);
     let server = Server::start_with(&["--allow-private-urls"]);
     server.cli_ok(&["apps:create", "gemapp"]);
     let app = repo(&[
-        ("pom.xml", "<project></project>\n"),
+        ("build.sbt", "scalaVersion := \"3.3.1\"\n"),
         ("Procfile", "web: python3 -m http.server $PORT\n"),
     ]);
     let push = server.push("gemapp", app.path());
@@ -422,7 +422,7 @@ async fn a_language_without_a_buildpack_is_refused_until_one_is_set_by_url() {
     assert!(!push.status.success(), "{output}");
     assert!(
         output.contains(
-            "Found pom.xml (Java) but no buildpack for Java is available. Set one with `slipway buildpacks:set URL`"
+            "Found build.sbt (Scala) but no buildpack for Scala is available. Set one with `slipway buildpacks:set URL`"
         ),
         "{output}"
     );
@@ -432,7 +432,7 @@ async fn a_language_without_a_buildpack_is_refused_until_one_is_set_by_url() {
         "nothing was released: {releases}"
     );
 
-    let url = format!("{files_base}/java.tgz");
+    let url = format!("{files_base}/scala.tgz");
     let set = server.cli_ok(&["buildpacks:set", &url, "-a", "gemapp"]);
     assert!(
         set.contains(&format!("Next release on gemapp will use {url}")),
@@ -441,7 +441,7 @@ async fn a_language_without_a_buildpack_is_refused_until_one_is_set_by_url() {
     let push = server.push("gemapp", app.path());
     let output = text(&push);
     assert!(push.status.success(), "{output}\n{}", server.log());
-    assert!(output.contains("-----> Java app detected"), "{output}");
+    assert!(output.contains("-----> Scala app detected"), "{output}");
     assert_eq!(server.wait_for_200("gemapp", "/ruby.txt").await, "ok\n");
 }
 
@@ -469,7 +469,7 @@ async fn buildpack_urls_obey_the_outbound_policy() {
         "{output}"
     );
     // A buildpack that is not a URL nor a built-in is refused when set, as Heroku's registry does.
-    let refused = server.cli(&["buildpacks:set", "heroku/java", "-a", "policed"]);
+    let refused = server.cli(&["buildpacks:set", "heroku/scala", "-a", "policed"]);
     assert!(!refused.status.success());
     assert!(
         text(&refused).contains("is not available on Slipway"),

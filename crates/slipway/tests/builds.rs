@@ -245,12 +245,12 @@ async fn failing_builds_end_failed_with_their_reason_in_the_output() {
     let (status, error) = post(
         &server,
         "/apps/nope/builds",
-        json!({"source_blob": {"url": format!("{base}/good.tgz")}, "buildpacks": [{"url": "heroku/java"}]}),
+        json!({"source_blob": {"url": format!("{base}/good.tgz")}, "buildpacks": [{"url": "heroku/scala"}]}),
     )
     .await;
     assert_eq!(status, 422, "{error}");
     assert!(
-        error["message"].as_str().unwrap().contains("heroku/java"),
+        error["message"].as_str().unwrap().contains("heroku/scala"),
         "{error}"
     );
 }

@@ -159,22 +159,22 @@ async fn the_real_heroku_cli_manages_buildpacks_stacks_regions_and_features() {
         &["buildpacks:set", "ftp://example.com/bp.tgz", "-a", "hkapps"],
     );
     assert!(
-        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/static, heroku/procfile"),
+        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/java, heroku/rust, heroku/static, heroku/procfile"),
         "{refused}"
     );
     let refused = heroku_fails(
         &server,
         home.path(),
         dir,
-        &["buildpacks:add", "heroku/java", "-a", "hkapps"],
+        &["buildpacks:add", "heroku/scala", "-a", "hkapps"],
     );
     assert!(
-        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/static, heroku/procfile"),
+        refused.contains("heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/java, heroku/rust, heroku/static, heroku/procfile"),
         "{refused}"
     );
     let response = server
         .api(reqwest::Method::PUT, "/apps/hkapps/buildpack-installations")
-        .json(&serde_json::json!({"updates": [{"buildpack": "heroku/java"}]}))
+        .json(&serde_json::json!({"updates": [{"buildpack": "heroku/scala"}]}))
         .send()
         .await
         .unwrap();

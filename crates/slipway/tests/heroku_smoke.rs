@@ -195,9 +195,11 @@ async fn the_heroku_clis_smoke_list_runs_against_slipway() {
     assert!(printed.contains("Setup Instructions"), "{printed}");
     assert!(!printed.contains("Error"), "{printed}");
 
-    // `buildpacks:search`: the registry search over the built-ins. Java is not one.
+    // `buildpacks:search`: the registry search over the built-ins. Scala is not one.
+    let scala = heroku_ok(&server, home, dir, &["buildpacks:search", "scala"]);
+    assert!(scala.contains("No buildpacks found"), "{scala}");
     let java = heroku_ok(&server, home, dir, &["buildpacks:search", "java"]);
-    assert!(java.contains("No buildpacks found"), "{java}");
+    assert!(java.contains("heroku/java"), "{java}");
     let ruby = heroku_ok(&server, home, dir, &["buildpacks:search", "ruby"]);
     assert!(ruby.contains("heroku/ruby"), "{ruby}");
     let python = heroku_ok(&server, home, dir, &["buildpacks:search", "python"]);

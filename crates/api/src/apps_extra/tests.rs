@@ -31,7 +31,7 @@ fn buildpack_installations_parse_to_the_ordered_list() {
 fn bad_buildpack_installations_are_refused_with_herokus_errors() {
     for (body, status, id) in [
         (
-            &br#"{"updates":[{"buildpack":"heroku/java"}]}"#[..],
+            &br#"{"updates":[{"buildpack":"heroku/scala"}]}"#[..],
             422,
             "invalid_params",
         ),
@@ -107,12 +107,13 @@ fn the_registry_search_finds_built_in_buildpacks_by_namespace_name_or_descriptio
     assert_eq!(found("in[namespace][]=python"), Vec::<String>::new());
     assert_eq!(found("in[name][]=python"), ["heroku/python"]);
     assert_eq!(found("like[description]=python"), ["heroku/python"]);
-    // Java is not built in: nothing, which the CLI prints as "No buildpacks found".
-    assert_eq!(found("in[name][]=java"), Vec::<String>::new());
+    // Scala is not built in: nothing, which the CLI prints as "No buildpacks found".
+    assert_eq!(found("in[name][]=scala"), Vec::<String>::new());
+    assert_eq!(found("in[name][]=java"), ["heroku/java"]);
     assert_eq!(found("in[name][]=ruby"), ["heroku/ruby"]);
-    // heroku/{python,nodejs,ruby,php,go,static,procfile}.
-    assert_eq!(found("in%5Bnamespace%5D%5B%5D=heroku").len(), 7);
-    assert_eq!(found("").len(), 7);
+    // heroku/{python,nodejs,ruby,php,go,java,rust,static,procfile}.
+    assert_eq!(found("in%5Bnamespace%5D%5B%5D=heroku").len(), 9);
+    assert_eq!(found("").len(), 9);
     assert_eq!(
         found("in[name][]=nodejs&in[name][]=procfile"),
         ["heroku/nodejs", "heroku/procfile"]

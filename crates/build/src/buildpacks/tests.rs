@@ -45,15 +45,17 @@ fn language_files_without_a_builtin_are_found() {
         "go.mod",
         "pom.xml",
         "Cargo.toml",
+        "build.sbt",
+        "mix.exs",
         "requirements.txt",
         "package.json",
     ] {
         std::fs::write(dir.path().join(file), "").expect("write");
     }
-    // Python, Node.js, Ruby and Go have built-ins; Java and Rust do not.
+    // Python, Node.js, Ruby, Go, Java and Rust have built-ins; Scala and Elixir do not.
     assert_eq!(
         unbuildable_language_files(dir.path()),
-        vec![("pom.xml", "Java"), ("Cargo.toml", "Rust")]
+        vec![("build.sbt", "Scala"), ("mix.exs", "Elixir")]
     );
     // A symbolic link counts as present and is not followed.
     let linked = tempfile::tempdir().expect("tempdir");

@@ -731,18 +731,21 @@ echo "${REQUEST_ID:-none}" > "$1/request-id.txt"
     assert!(!root.join("exporter/export").exists());
 }
 
-/// An app with a pom.xml and a Procfile: only the generic Procfile buildpack detects it, and
-/// no buildpack here builds Java, so the build fails naming the file and what to do.
+/// An app with a build.sbt and a Procfile: only the generic Procfile buildpack detects it, and
+/// no buildpack here builds Scala, so the build fails naming the file and what to do.
 pub(crate) async fn language_without_buildpack(h: &Harness) {
     let dirs = h.dirs("rubyapp");
-    write(&dirs.source.join("pom.xml"), "<project></project>\n");
+    write(
+        &dirs.source.join("build.sbt"),
+        "scalaVersion := \"3.3.1\"\n",
+    );
     write(
         &dirs.source.join("Procfile"),
         "web: java -jar target/app.jar\n",
     );
     let request = h.request("rubyapp", &dirs);
     let (result, _lines) = h.run(&request).await;
-    let error = result.expect_err("a Java app cannot be built here");
+    let error = result.expect_err("a Scala app cannot be built here");
     assert!(
         matches!(error, BuildError::LanguageWithoutBuildpack { .. }),
         "{error}"
@@ -750,7 +753,7 @@ pub(crate) async fn language_without_buildpack(h: &Harness) {
     let message = error.to_string();
     assert!(
         message.contains(
-            "Found pom.xml (Java) but no buildpack for Java is available. Set one with `slipway buildpacks:set URL`"
+            "Found build.sbt (Scala) but no buildpack for Scala is available. Set one with `slipway buildpacks:set URL`"
         ),
         "{message}"
     );

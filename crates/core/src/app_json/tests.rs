@@ -230,7 +230,7 @@ fn buildpack_urls_map_to_the_builtins() {
             "https://github.com/heroku/buildpacks-nodejs/",
             Some("nodejs"),
         ),
-        ("heroku/java", None),
+        ("heroku/scala", None),
         ("https://example.com/python", None),
         ("", None),
     ] {

@@ -25,7 +25,7 @@ fn builtin_names_in_every_spelling_become_herokus() {
 #[test]
 fn other_buildpacks_are_refused_with_the_builtins_listed() {
     for given in [
-        "heroku/java",
+        "heroku/scala",
         "/usr/local/buildpacks/evil",
         "ftp://example.com/bp.tgz",
         "file:///usr/local/buildpacks/evil",
@@ -40,8 +40,8 @@ fn other_buildpacks_are_refused_with_the_builtins_listed() {
         let error = canonical_buildpack(given).unwrap_err().to_string();
         assert!(
             error.contains(
-                "heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/static, \
-                 heroku/procfile"
+                "heroku/python, heroku/nodejs, heroku/ruby, heroku/php, heroku/go, heroku/java, \
+                 heroku/rust, heroku/static, heroku/procfile"
             ),
             "{given:?}: {error}"
         );
