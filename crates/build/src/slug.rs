@@ -283,7 +283,10 @@ fn segments(items: &[Item]) -> Vec<&[Item]> {
     let mut start = 0;
     for (index, item) in items.iter().enumerate() {
         let next_large = items.get(index + 1).is_some_and(large);
-        if large(item) || next_large || fnv1a(item.archive_path.as_bytes()) % RUN_ENTRIES == 0 {
+        if large(item)
+            || next_large
+            || fnv1a(item.archive_path.as_bytes()).is_multiple_of(RUN_ENTRIES)
+        {
             runs.push(&items[start..=index]);
             start = index + 1;
         }
@@ -363,7 +366,8 @@ enum Mode {
         crc: flate2::Crc,
     },
     Member {
-        encoder: flate2::write::GzEncoder<Vec<u8>>,
+        // Boxed: a compressor's state is large, and the writer switches modes per run.
+        encoder: Box<flate2::write::GzEncoder<Vec<u8>>>,
         layer: Option<io::BufWriter<fs::File>>,
         hasher: Sha256,
     },
@@ -372,7 +376,7 @@ enum Mode {
 impl MemberWriter {
     fn start_member(&mut self, layer: Option<io::BufWriter<fs::File>>) {
         self.mode = Mode::Member {
-            encoder: flate2::write::GzEncoder::new(Vec::new(), SLUG_COMPRESSION),
+            encoder: Box::new(flate2::write::GzEncoder::new(Vec::new(), SLUG_COMPRESSION)),
             layer,
             hasher: Sha256::new(),
         };
