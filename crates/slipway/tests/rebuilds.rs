@@ -116,13 +116,7 @@ async fn an_npm_rebuild_skips_the_unchanged_install_and_a_changed_lockfile_insta
     assert_contains(&second, "build wrote public/index.html");
     assert_contains(&second, "-----> Pruning devDependencies");
     assert_contains(&second, "Nothing downloaded: node ");
-    wait_for_body(
-        &server,
-        "npmrebuild",
-        "/",
-        &format!("second push: {built}"),
-    )
-    .await;
+    wait_for_body(&server, "npmrebuild", "/", &format!("second push: {built}")).await;
     // The restored node_modules is the install's: dependencies there, devDependencies pruned.
     let state: serde_json::Value =
         serde_json::from_str(&server.wait_for_200("npmrebuild", "/pruned").await).unwrap();
@@ -142,13 +136,7 @@ async fn an_npm_rebuild_skips_the_unchanged_install_and_a_changed_lockfile_insta
     let third = push(&server, "npmrebuild", dir.path());
     assert_contains(&third, "Installing node modules");
     assert_lacks(&third, "Skipping installation");
-    wait_for_body(
-        &server,
-        "npmrebuild",
-        "/",
-        &format!("second push: {built}"),
-    )
-    .await;
+    wait_for_body(&server, "npmrebuild", "/", &format!("second push: {built}")).await;
 }
 
 /// A web app with one dependency from PyPI (`six`), answering with `message` and the
