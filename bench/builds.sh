@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): build times per language, cold (a new app, empty build cache) and
-# cached (the same app pushed again with no dependency change: an empty commit), each beside
+# cached (the same app pushed again with one source file changed, no dependency), each beside
 # its peer in the same run: the language's own install command run directly on the host
 # (pip into a fresh venv, npm ci, go build, bundle install --local, mvn -o package, cargo build
 # --release), reported as a ratio.
@@ -100,6 +100,7 @@ for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app php-app stati
   cold=$(push "$app" "$work/apps/$app")
   cached=()
   for i in $(seq "$repeat"); do
+    echo "rebuild $i" >"$work/apps/$app/REBUILD.txt"
     commit "$work/apps/$app" "again $i"
     cached+=("$(push "$app" "$work/apps/$app")")
   done
@@ -108,6 +109,12 @@ for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app php-app stati
   awk -v a="$app" -v c="$cold" -v k="$best_cached" -v p="$p" \
     'BEGIN { printf "%-14s %10d %10d %10d %12.2f %12.2f\n", a, c, k, p, c / p, k / p }'
 done
+
+# Where each build's time went (the build crate logs its phases: prepare, detect, compile per
+# buildpack, release, pack with how much of the slug was reused).
+echo
+echo "build phases (server log):"
+grep -o 'build phases: .*' "$work/server.log" | sed 's/\x1b\[[0-9;]*m//g' || true
 
 if [ "$stack" = yes ]; then
   manifests=$work/manifests/bench-stack

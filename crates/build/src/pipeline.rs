@@ -53,6 +53,7 @@ async fn build_inner(
     env_dir: &Path,
 ) -> Result<BuiltSlug, BuildError> {
     output(&crate::stack_line(request));
+    let mut timings = Timings::new(request);
 
     let removed = blocking("prepare the build directory", {
         let request = request.clone();
@@ -60,6 +61,7 @@ async fn build_inner(
         move || prepare(&request, &env_dir)
     })
     .await?;
+    timings.lap("prepare");
     if !removed.is_empty() {
         output("-----> Removing files listed in .slugignore");
         output(&format!(
@@ -112,6 +114,7 @@ async fn build_inner(
         }
         selected
     };
+    timings.lap("detect");
 
     // Compile in order, each after the exports of those before it; the last buildpack's
     // release output is used (heroku-buildpack-multi's "release configuration from last
@@ -156,6 +159,7 @@ async fn build_inner(
         {
             reports.push(report);
         }
+        timings.lap(&step);
     }
     let (last, description) = selected
         .last()
@@ -198,6 +202,7 @@ async fn build_inner(
         }
     }
     let default_process_types = release.default_process_types;
+    timings.lap("release");
 
     // Process types: the Procfile wins over the buildpack's defaults.
     output("-----> Discovering process types");
@@ -218,19 +223,22 @@ async fn build_inner(
         ));
     }
 
-    // Pack.
+    // Pack, reusing the compressed runs of the app's previous slug that did not change.
     output("-----> Compressing...");
-    let packed = blocking("pack the slug", {
+    let (packed, stats) = blocking("pack the slug", {
         let source_dir = request.source_dir.clone();
         let slug_dir = request.slug_dir.clone();
+        let layers = slug::layers_dir(&request.cache_dir);
         let max = request.max_slug_bytes;
-        move || slug::pack(&source_dir, &slug_dir, max)
+        move || slug::pack_reusing(&source_dir, &slug_dir, max, Some(&layers))
     })
     .await?;
     output(&format!(
         "       Done: {}",
         crate::display_size(packed.size)
     ));
+    timings.lap("pack");
+    timings.report(&stats);
 
     Ok(BuiltSlug {
         path: packed.path,
@@ -240,6 +248,57 @@ async fn build_inner(
         buildpack_description: description,
         reports,
     })
+}
+
+/// How long each phase of a build took, logged at its end (the server's log, `info`) so that
+/// a slow build can be taken apart: prepare (prune the source, write the env dir, hand the
+/// tree to the build user), detect, each buildpack's compile (with its report), release and
+/// pack.
+struct Timings {
+    app: String,
+    build_id: String,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    phases: Vec<(String, std::time::Duration)>,
+}
+
+impl Timings {
+    fn new(request: &BuildRequest) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            app: request.app.clone(),
+            build_id: request.build_id.clone(),
+            started: now,
+            last: now,
+            phases: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` now.
+    fn lap(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        self.phases.push((name.to_owned(), now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self, stats: &slug::PackStats) {
+        let phases = self
+            .phases
+            .iter()
+            .map(|(name, took)| format!("{name}={}ms", took.as_millis()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::info!(
+            app = %self.app,
+            build = %self.build_id,
+            total_ms = self.started.elapsed().as_millis() as u64,
+            reused_parts = stats.reused_parts,
+            reused_mb = stats.reused_bytes / (1024 * 1024),
+            compressed_parts = stats.compressed_parts,
+            compressed_mb = stats.compressed_bytes / (1024 * 1024),
+            "build phases: {phases}"
+        );
+    }
 }
 
 /// A killed compile (SIGKILL, status 137) under a memory budget most likely ran out of it: say

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tar::{EntryType, Header};
 
-use super::{pack, unpack_slug, unpack_source};
+use super::{layers_dir, pack, pack_reusing, unpack_slug, unpack_source, PackStats};
 use crate::BuildError;
 
 const UID: u32 = 65534;
@@ -470,4 +470,125 @@ fn a_slug_over_the_maximum_is_refused_with_herokus_message_and_not_kept() {
     let left: Vec<_> = fs::read_dir(store.path()).expect("ls").collect();
     assert!(left.is_empty(), "no slug or partial file is kept: {left:?}");
     pack(build.path(), store.path(), Some(8 << 20)).expect("fits under a larger cap");
+}
+
+/// A tree with many entries (several runs) and a large file (a run of its own).
+fn layered_tree(root: &Path) {
+    sample_tree(root);
+    for dir in 0..4 {
+        for file in 0..60 {
+            write(
+                &root.join(format!("lib{dir}/mod{file}.js")),
+                &format!("module.exports = {dir} * {file};\n").repeat(20),
+                0o644,
+            );
+        }
+    }
+    let large: String = (0..200_000).map(|i| format!("{i:08}\n")).collect();
+    write(&root.join("bin/runtime"), &large, 0o755);
+}
+
+fn pack_layered(build: &Path, store: &Path, layers: &Path) -> (super::PackedSlug, PackStats) {
+    pack_reusing(build, store, None, Some(layers)).expect("pack with layers")
+}
+
+fn unpacked(slug: &Path) -> Vec<String> {
+    let dest = tempfile::tempdir().expect("tempdir");
+    let app = dest.path().join("app");
+    unpack_slug(slug, &app, UID, GID).expect("unpack");
+    describe(&app)
+}
+
+#[test]
+fn a_repack_reuses_every_unchanged_run_and_recompresses_only_the_changed_one() {
+    let build = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let layers = layers_dir(&cache.path().join("app-cache"));
+    layered_tree(build.path());
+
+    let (first, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.reused_parts, 0, "{stats:?}");
+    assert!(stats.compressed_parts > 3, "several runs: {stats:?}");
+    assert_eq!(unpacked(&first.path), describe(build.path()));
+
+    // The same tree: every run comes from the layers, and the slug is byte for byte the same.
+    let (second, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.compressed_parts, 0, "{stats:?}");
+    assert_eq!(second.sha256, first.sha256);
+
+    // One source file changed: only its run is compressed again, and the slug holds the change.
+    write(&build.path().join("lib2/mod7.js"), "changed\n", 0o644);
+    let (third, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.compressed_parts, 1, "{stats:?}");
+    assert!(stats.reused_parts > 3, "{stats:?}");
+    assert!(
+        stats.reused_bytes > 1_000_000,
+        "the large file was reused: {stats:?}"
+    );
+    assert_ne!(third.sha256, first.sha256);
+    assert_eq!(unpacked(&third.path), describe(build.path()));
+
+    // GNU tar reads the series of gzip members as one archive.
+    let extracted = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&third.path)
+        .arg("-C")
+        .arg(extracted.path())
+        .status()
+        .expect("run GNU tar");
+    assert!(status.success());
+    assert_eq!(
+        describe(build.path()),
+        describe(&extracted.path().join("app"))
+    );
+
+    // Only the runs of the last slug are kept.
+    let kept = fs::read_dir(&layers).expect("ls layers").count();
+    assert_eq!(kept, stats.reused_parts + stats.compressed_parts);
+}
+
+#[test]
+fn a_damaged_layer_is_compressed_again_never_copied_into_the_slug() {
+    let build = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let layers = layers_dir(&cache.path().join("app-cache"));
+    layered_tree(build.path());
+    let (first, _) = pack_layered(build.path(), store.path(), &layers);
+
+    // Cut every kept member short (as a crash during a write could) and garble another.
+    let mut members: Vec<_> = fs::read_dir(&layers)
+        .expect("ls layers")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    members.sort();
+    let damaged = members.len();
+    for (index, member) in members.iter().enumerate() {
+        let bytes = fs::read(member).expect("read member");
+        if index % 2 == 0 {
+            fs::write(member, &bytes[..bytes.len() / 2]).expect("truncate");
+        } else {
+            let mut bytes = bytes;
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            fs::write(member, bytes).expect("garble");
+        }
+    }
+    let (second, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.reused_parts, 0, "{stats:?}");
+    assert_eq!(stats.compressed_parts, damaged, "{stats:?}");
+    assert_eq!(second.sha256, first.sha256);
+    assert_eq!(unpacked(&second.path), describe(build.path()));
+}
+
+#[test]
+fn layers_live_beside_the_build_cache_not_inside_it() {
+    let cache = Path::new("/data/cache/0b6f0f8e-app");
+    assert_eq!(
+        layers_dir(cache),
+        Path::new("/data/cache/0b6f0f8e-app.slug-layers")
+    );
+    assert!(!layers_dir(cache).starts_with(cache));
 }
