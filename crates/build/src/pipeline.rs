@@ -855,6 +855,8 @@ impl StepRunner<'_> {
             },
             // Its own network namespace: egress through the runtime's NAT, nothing of the host.
             network: Network::Isolated,
+            // A build reaches no add-on server.
+            allowed_host_ports: Vec::new(),
         };
         tracing::debug!(id = %spec.id, args = ?spec.args, "running build step");
         let id = spec.id.clone();

@@ -36,16 +36,7 @@ use crate::model::{keys, App, ConfigVars, Release, User};
 use crate::output::DeployOutput;
 use crate::platform::Platform;
 
-const ADDONS: &str = "addons/";
-const ATTACHMENTS: &str = "addon-attachments/";
-
-fn addon_key(name: &str) -> String {
-    format!("{ADDONS}{name}")
-}
-
-fn attachment_key(app: Uuid, name: &str) -> String {
-    format!("{ATTACHMENTS}{app}/{name}")
-}
+use crate::addons_reach::{addon_key, attachment_key, PendingReach, ADDONS, ATTACHMENTS};
 
 /// An add-on: a resource on one of the platform's servers.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +243,9 @@ pub(crate) struct ManifestAddons {
     pub(crate) ops: Vec<Op>,
     /// What was provisioned, to be dropped if no release comes of it.
     pub(crate) addons: Vec<Addon>,
+    /// Their servers' ports, open to the app's dynos (its release phase first) until the
+    /// deploy ends, when the release's attachments take over (`addons_reach.rs`).
+    pub(crate) reach: PendingReach,
 }
 
 /// A random global add-on name (`postgresql-shaped-12345`).
@@ -518,6 +512,9 @@ impl Platform {
             attachment_key(app.id, &attachment_name),
             &record,
         )?);
+        if let Some(port) = crate::addons_reach::server_port(&provisioned.url, servers.config()) {
+            done.reach.add(app.id, port);
+        }
         done.vars.insert(var, provisioned.url);
         Ok(())
     }

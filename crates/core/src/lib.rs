@@ -19,6 +19,7 @@
 mod access;
 mod addon_redis;
 mod addons;
+mod addons_reach;
 mod addons_size;
 mod app_json;
 mod apps;

@@ -153,6 +153,8 @@ impl Runner<'_> {
                 ..request.limits.clone()
             },
             network: Network::Isolated,
+            // A build reaches no add-on server.
+            allowed_host_ports: Vec::new(),
         };
         tracing::debug!(id = %spec.id, args = ?spec.args, "running CNB build step");
         let id = spec.id.clone();
