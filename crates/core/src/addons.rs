@@ -337,13 +337,22 @@ impl Platform {
         plan: &str,
         attachment: Option<String>,
         name: Option<String>,
+        options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<AddonView, CoreError> {
         if let Some((service, partner_plan)) = self.partner_plan(plan).await? {
             return self
-                .create_partner_addon(user, app, service, partner_plan, attachment, name)
+                .create_partner_addon(user, app, service, partner_plan, attachment, name, options)
                 .await;
         }
         let plan = parse_plan(plan).map_err(|e| CoreError::invalid(e.to_string()))?;
+        if !options.is_empty() {
+            let given: Vec<String> = options.keys().map(|k| format!("--{k}")).collect();
+            return Err(CoreError::invalid(format!(
+                "{} takes no options on Slipway (got {}). Remove what follows `--` and try again.",
+                plan.service.name(),
+                given.join(" ")
+            )));
+        }
         let servers = self.addon_servers()?;
         if let Some(name) = &attachment {
             check_attachment_name(name)?;
@@ -987,7 +996,7 @@ impl Platform {
 }
 
 mod partner;
-pub use partner::{AddonServiceRecord, PartnerAddon, PartnerState};
+pub use partner::{AddonServiceRecord, AddonSso, PartnerAddon, PartnerState};
 
 #[cfg(test)]
 mod tests;
