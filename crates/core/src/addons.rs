@@ -340,8 +340,13 @@ impl Platform {
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<AddonView, CoreError> {
         if let Some((service, partner_plan)) = self.partner_plan(plan).await? {
+            let asked = partner::PartnerCreate {
+                attachment,
+                name,
+                options,
+            };
             return self
-                .create_partner_addon(user, app, service, partner_plan, attachment, name, options)
+                .create_partner_addon(user, app, service, partner_plan, asked)
                 .await;
         }
         let plan = parse_plan(plan).map_err(|e| CoreError::invalid(e.to_string()))?;

@@ -140,6 +140,16 @@ fn random_partner_addon_name(service: &str) -> String {
     )
 }
 
+/// What `addons:create` asked of a third-party service besides its plan.
+pub(crate) struct PartnerCreate {
+    /// The attachment name (`--as`).
+    pub(crate) attachment: Option<String>,
+    /// The add-on's global name (`--name`).
+    pub(crate) name: Option<String>,
+    /// The provider's options (`-- --key value`), the provision's `options`.
+    pub(crate) options: serde_json::Map<String, serde_json::Value>,
+}
+
 impl Platform {
     fn partner_client(&self) -> Result<PartnerClient, CoreError> {
         PartnerClient::new(self.config().outbound.clone()).map_err(partner_error)
@@ -311,10 +321,13 @@ impl Platform {
         app: &App,
         record: AddonServiceRecord,
         plan: PartnerPlan,
-        attachment: Option<String>,
-        name: Option<String>,
-        options: serde_json::Map<String, serde_json::Value>,
+        asked: PartnerCreate,
     ) -> Result<AddonView, CoreError> {
+        let PartnerCreate {
+            attachment,
+            name,
+            options,
+        } = asked;
         let service = &record.service;
         let config = self.config_vars(app).await?;
         // As Heroku does for a second add-on of a service: `FAST_DB`, then `FAST_DB_AMBER`...
