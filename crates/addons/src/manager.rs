@@ -4,9 +4,10 @@
 //!
 //! Servers start on first use (or at platform start if they already hold add-ons), are
 //! restarted when they die (`process.rs`), and stop with the platform ([`Addons::shutdown`]).
-//! They listen on [`AddonsConfig::listen`]: the dyno network's gateway under runc, which the
-//! dyno firewall opens to the dyno subnet at exactly [`AddonsConfig::ports`] and to nothing
-//! else, so they are reachable from dynos and this host and not from outside.
+//! They listen on [`AddonsConfig::listen`]: the dyno network's gateway under runc, where the
+//! dyno firewall opens [`AddonsConfig::ports`] (and nothing else) only to the dynos of apps
+//! with an add-on on that server attached (the core decides which), so they are reachable from
+//! those dynos and this host and not from outside.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

@@ -167,7 +167,59 @@ pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError
         plan,
         attachment: request.attachment.and_then(|a| a.name),
         name: request.name,
+        options: parse_options(request.config)?,
     })
+}
+
+/// Most options one `addons:create` may pass to a provider.
+const MAX_OPTIONS: usize = 32;
+/// Longest option name, and longest value, in bytes.
+const MAX_OPTION_NAME: usize = 64;
+const MAX_OPTION_VALUE: usize = 1024;
+
+/// The create body's `config` (`addons:create ... -- --key value --flag`): an object of
+/// option names (`[A-Za-z0-9_.-]`) to strings or `true`, as the heroku CLI sends them, bounded
+/// in count and size before a provider sees them; absent or `null`: none.
+fn parse_options(
+    config: Option<serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let bad = |why: String| {
+        ApiError::invalid_params(format!(
+            "Invalid add-on options: {why}. Pass them as `-- --name value` (at most {MAX_OPTIONS}; names of letters, digits, `_`, `.` and `-`; values of at most {MAX_OPTION_VALUE} bytes)."
+        ))
+    };
+    let options = match config {
+        None | Some(serde_json::Value::Null) => return Ok(serde_json::Map::new()),
+        Some(serde_json::Value::Object(options)) => options,
+        Some(_) => return Err(bad("config must be an object".into())),
+    };
+    if options.len() > MAX_OPTIONS {
+        return Err(bad(format!("{} options given", options.len())));
+    }
+    for (name, value) in &options {
+        let name_ok = !name.is_empty()
+            && name.len() <= MAX_OPTION_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !name_ok {
+            let shown: String = name.chars().take(MAX_OPTION_NAME).collect();
+            return Err(bad(format!("the option name {shown:?} is not allowed")));
+        }
+        let value_ok = match value {
+            serde_json::Value::Bool(true) => true,
+            serde_json::Value::String(s) => {
+                s.len() <= MAX_OPTION_VALUE && !s.chars().any(char::is_control)
+            }
+            _ => false,
+        };
+        if !value_ok {
+            return Err(bad(format!(
+                "the value of --{name} must be a string without control characters or true"
+            )));
+        }
+    }
+    Ok(options)
 }
 
 /// `PATCH /addons/{addon} {plan}`.
@@ -243,6 +295,22 @@ pub(crate) async fn get(
     Ok(Json(addon_json(
         &state.platform.addon(&user, &addon).await?,
     )))
+}
+
+/// `GET /apps/{app}/addons/{addon}/sso`: the form that signs the caller in at a third-party
+/// add-on's dashboard, in the shape `heroku addons:open` (with `HEROKU_SUDO`) posts from a
+/// page of its own: `{"action": sso_url, "method": "post", "params": {...}}`.
+pub(crate) async fn sso(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    Path((app, addon)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let form = state.platform.addon_sso(&user, &app, &addon).await?;
+    Ok(Json(serde_json::json!({
+        "action": form.action,
+        "method": form.method,
+        "params": form.params,
+    })))
 }
 
 pub(crate) async fn get_for_app(

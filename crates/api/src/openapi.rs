@@ -250,6 +250,7 @@ pub(crate) fn document() -> OpenApi {
     let b = d.list::<wire::AddonAttachment>(); d.route(Get, "/addons/{addon}/addon-attachments", "An add-on's attachments.", No, 200, b);
     let b = d.one::<wire::Addon>(); d.route(Post, "/addons/{addon}/actions/rotate-credentials", "Rotate an add-on's credentials.", No, 200, b);
     d.route(Get, "/addons/{addon}/stats", "An add-on's usage.", No, 200, o());
+    d.route(Get, "/apps/{app}/addons/{addon}/sso", "Single sign-on to a third-party add-on's dashboard.", No, 200, o());
     let b = d.list::<wire::AddonAttachment>(); d.route(Get, "/addon-attachments", "Every attachment the caller can see.", No, 200, b);
     let (q, b) = (d.one::<wire::AddonAttachmentCreate>(), d.one::<wire::AddonAttachment>()); d.route(Post, "/addon-attachments", "Attach an add-on to an app.", q, 201, b);
     let b = d.one::<wire::AddonAttachment>(); d.route(Get, "/addon-attachments/{attachment}", "An attachment.", No, 200, b);

@@ -200,6 +200,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
             post(addons::rotate),
         )
         .route("/addons/{addon}/stats", get(addons::stats))
+        .route("/apps/{app}/addons/{addon}/sso", get(addons::sso))
         .route(
             "/addon-attachments",
             get(addons::list_attachments).post(addons::attach),

@@ -100,6 +100,8 @@ fn step_spec(request: &BuildRequest, step: &str, step_container: StepContainer) 
             ..request.limits.clone()
         },
         network: Network::Isolated,
+        // A build reaches no add-on server.
+        allowed_host_ports: Vec::new(),
     }
 }
 

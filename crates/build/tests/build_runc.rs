@@ -86,6 +86,7 @@ async fn python_app_offline_and_runs_at_app() {
         hostname: "dyno".to_string(),
         limits: Limits::default(),
         network: Network::Host,
+        allowed_host_ports: Vec::new(),
     };
     let status = run_to_completion(h.runtime.as_ref() as &dyn Runtime, spec, sink)
         .await

@@ -123,6 +123,7 @@ async fn run_in_dyno(h: &Harness, app: PathBuf, dyno: &str, script: &str) -> Vec
         hostname: "dyno".to_string(),
         limits: Limits::default(),
         network: Network::Host,
+        allowed_host_ports: Vec::new(),
     };
     let status = run_to_completion(h.runtime.as_ref() as &dyn Runtime, spec, sink)
         .await

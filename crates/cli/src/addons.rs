@@ -48,15 +48,47 @@ pub(crate) async fn list(client: &Client, app: &str, out: &mut dyn Write) -> any
     Ok(())
 }
 
+/// `addons:create ... -- --key value --flag --k=v`: the provider's options, read as the heroku
+/// CLI reads them (a flag followed by another flag, or by nothing, is `true`).
+pub(crate) fn parse_options(
+    args: &[String],
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut options = serde_json::Map::new();
+    let mut args = args.iter().peekable();
+    while let Some(arg) = args.next() {
+        let Some(key) = arg.strip_prefix("--") else {
+            anyhow::bail!("Unexpected argument {arg}: options after `--` are `--name value`.");
+        };
+        if let Some((key, value)) = key.split_once('=') {
+            let value = if value == "true" {
+                json!(true)
+            } else {
+                json!(value)
+            };
+            options.insert(key.to_owned(), value);
+            continue;
+        }
+        match args.next_if(|next| !next.starts_with("--")) {
+            Some(value) if !value.is_empty() => options.insert(key.to_owned(), json!(value)),
+            _ => options.insert(key.to_owned(), json!(true)),
+        };
+    }
+    Ok(options)
+}
+
 pub(crate) async fn create(
     client: &Client,
     app: &str,
     plan: &str,
     attach_as: Option<&str>,
     name: Option<&str>,
+    options: serde_json::Map<String, serde_json::Value>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let mut body = json!({ "plan": { "name": plan } });
+    if !options.is_empty() {
+        body["config"] = serde_json::Value::Object(options);
+    }
     if let Some(attach_as) = attach_as {
         body["attachment"] = json!({ "name": attach_as });
     }

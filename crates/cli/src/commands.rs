@@ -333,6 +333,9 @@ pub enum Command {
         name: Option<String>,
         #[command(flatten)]
         app: AppArg,
+        /// Options for the add-on's provider, after `--`: `-- --key value --flag`.
+        #[arg(last = true)]
+        options: Vec<String>,
     },
     /// Show an add-on.
     #[command(name = "addons:info")]
@@ -1028,14 +1031,17 @@ pub async fn run_with_client(
             attach_as,
             name,
             app,
+            options,
         } => {
             let app = resolve_app(&app)?;
+            let options = crate::addons::parse_options(&options)?;
             crate::addons::create(
                 client,
                 &app,
                 &plan,
                 attach_as.as_deref(),
                 name.as_deref(),
+                options,
                 out,
             )
             .await?

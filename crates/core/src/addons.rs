@@ -36,16 +36,7 @@ use crate::model::{keys, App, ConfigVars, Release, User};
 use crate::output::DeployOutput;
 use crate::platform::Platform;
 
-const ADDONS: &str = "addons/";
-const ATTACHMENTS: &str = "addon-attachments/";
-
-fn addon_key(name: &str) -> String {
-    format!("{ADDONS}{name}")
-}
-
-fn attachment_key(app: Uuid, name: &str) -> String {
-    format!("{ATTACHMENTS}{app}/{name}")
-}
+use crate::addons_reach::{addon_key, attachment_key, PendingReach, ADDONS, ATTACHMENTS};
 
 /// An add-on: a resource on one of the platform's servers.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +243,9 @@ pub(crate) struct ManifestAddons {
     pub(crate) ops: Vec<Op>,
     /// What was provisioned, to be dropped if no release comes of it.
     pub(crate) addons: Vec<Addon>,
+    /// Their servers' ports, open to the app's dynos (its release phase first) until the
+    /// deploy ends, when the release's attachments take over (`addons_reach.rs`).
+    pub(crate) reach: PendingReach,
 }
 
 /// A random global add-on name (`postgresql-shaped-12345`).
@@ -343,13 +337,27 @@ impl Platform {
         plan: &str,
         attachment: Option<String>,
         name: Option<String>,
+        options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<AddonView, CoreError> {
         if let Some((service, partner_plan)) = self.partner_plan(plan).await? {
+            let asked = partner::PartnerCreate {
+                attachment,
+                name,
+                options,
+            };
             return self
-                .create_partner_addon(user, app, service, partner_plan, attachment, name)
+                .create_partner_addon(user, app, service, partner_plan, asked)
                 .await;
         }
         let plan = parse_plan(plan).map_err(|e| CoreError::invalid(e.to_string()))?;
+        if !options.is_empty() {
+            let given: Vec<String> = options.keys().map(|k| format!("--{k}")).collect();
+            return Err(CoreError::invalid(format!(
+                "{} takes no options on Slipway (got {}). Remove what follows `--` and try again.",
+                plan.service.name(),
+                given.join(" ")
+            )));
+        }
         let servers = self.addon_servers()?;
         if let Some(name) = &attachment {
             check_attachment_name(name)?;
@@ -518,6 +526,9 @@ impl Platform {
             attachment_key(app.id, &attachment_name),
             &record,
         )?);
+        if let Some(port) = crate::addons_reach::server_port(&provisioned.url, servers.config()) {
+            done.reach.add(app.id, port);
+        }
         done.vars.insert(var, provisioned.url);
         Ok(())
     }
@@ -990,7 +1001,7 @@ impl Platform {
 }
 
 mod partner;
-pub use partner::{AddonServiceRecord, PartnerAddon, PartnerState};
+pub use partner::{AddonServiceRecord, AddonSso, PartnerAddon, PartnerState};
 
 #[cfg(test)]
 mod tests;

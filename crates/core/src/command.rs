@@ -122,6 +122,10 @@ pub enum Command {
         plan: String,
         attachment: Option<String>,
         name: Option<String>,
+        /// `addons:create ... -- --key value`: passed to a third-party provider as the
+        /// provision's `options` (strings or `true`, checked by the API's parser); a built-in
+        /// service takes none.
+        options: serde_json::Map<String, serde_json::Value>,
     },
     /// Detaches an add-on from its app and drops its data.
     DestroyAddon { addon: String },

@@ -50,6 +50,9 @@ pub struct PlatformConfig {
     pub rendezvous_url: String,
     /// The add-on servers (`slipway-addons`); `None`: add-ons are refused.
     pub addons: Option<std::sync::Arc<slipway_addons::Addons>>,
+    /// The API's public HTTPS base URL (`https://HOST:PORT`), where third-party add-on
+    /// providers call back (`callback_url`); `None`: [`PlatformConfig::api_url`].
+    pub api_https_url: Option<String>,
     /// Language → the URL its buildpack fetches runtime versions from (`--runtime-source
     /// nodejs=URL`), passed to every build as `SLIPWAY_RUNTIME_SOURCE_<LANGUAGE>`. A language
     /// without one uses its buildpack's default source.
@@ -115,6 +118,7 @@ impl PlatformConfig {
             repos_dir: data_dir.join("repos"),
             rendezvous_url: "rendezvous://127.0.0.1:5002".into(),
             addons: None,
+            api_https_url: None,
             runtime_sources: Default::default(),
         }
     }

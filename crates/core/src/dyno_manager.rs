@@ -935,13 +935,25 @@ impl Manager {
                     return;
                 }
             };
-            let spec = match container_spec(&parts.config, &record, &release, &slug, uid) {
-                Ok(spec) => spec,
-                Err(error) => {
-                    let _ = events.send(failed(error));
-                    return;
-                }
-            };
+            // The add-on servers the app's dynos may reach, as attached now.
+            let addon_ports =
+                match crate::addons_reach::addon_ports(parts.store.as_ref(), &parts.config, app.id)
+                    .await
+                {
+                    Ok(ports) => ports,
+                    Err(error) => {
+                        let _ = events.send(failed(error.to_string()));
+                        return;
+                    }
+                };
+            let spec =
+                match container_spec(&parts.config, &record, &release, &slug, uid, addon_ports) {
+                    Ok(spec) => spec,
+                    Err(error) => {
+                        let _ = events.send(failed(error));
+                        return;
+                    }
+                };
             let app_dir = match unpack(&parts.config, &slug, uid, &unpacked).await {
                 Ok(dir) => dir,
                 Err(error) => {
@@ -1051,6 +1063,7 @@ fn container_spec(
     release: &Release,
     slug: &Slug,
     uid: u32,
+    addon_ports: Vec<u16>,
 ) -> Result<ContainerSpec, String> {
     // The record keeps the size as the store has it; an unknown one fails the start with
     // where it came from rather than running as some default size.
@@ -1074,6 +1087,7 @@ fn container_spec(
             stack_id: slug.stack_id,
             app_dir: None,
             uid,
+            addon_ports,
         },
     ))
 }

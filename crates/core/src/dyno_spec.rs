@@ -40,6 +40,8 @@ pub(crate) struct DynoSpec<'a> {
     pub(crate) app_dir: Option<PathBuf>,
     /// The app's own uid, also its gid (`uids.rs`).
     pub(crate) uid: u32,
+    /// The add-on servers' ports the dyno may connect to (`addons_reach.rs`).
+    pub(crate) addon_ports: Vec<u16>,
 }
 
 /// The dyno's first process: sources `.profile.d/*.sh` and `.profile` as Heroku does, runs
@@ -145,6 +147,8 @@ pub(crate) fn container_spec(config: &PlatformConfig, dyno: DynoSpec<'_>) -> Con
         // Every dyno gets a network namespace of its own (on runc; the process runtime runs
         // everything on the host network).
         network: Network::Isolated,
+        // Only the add-on servers of the app's own add-ons; none at all without one.
+        allowed_host_ports: dyno.addon_ports,
     }
 }
 

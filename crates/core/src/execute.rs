@@ -183,9 +183,10 @@ impl Platform {
                 plan,
                 attachment,
                 name,
+                options,
             } => {
                 let app = self.app_for(actor, &app, needs).await?;
-                self.create_addon(actor, &app, &plan, attachment, name)
+                self.create_addon(actor, &app, &plan, attachment, name, options)
                     .await
                     .map(Outcome::Addon)
             }

@@ -19,6 +19,7 @@
 mod access;
 mod addon_redis;
 mod addons;
+mod addons_reach;
 mod addons_size;
 mod app_json;
 mod apps;
@@ -60,7 +61,7 @@ mod users;
 
 pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DEFAULT};
 pub use addons::{
-    Addon, AddonAttachment, AddonServiceRecord, AddonView, PartnerAddon, PartnerState,
+    Addon, AddonAttachment, AddonServiceRecord, AddonSso, AddonView, PartnerAddon, PartnerState,
 };
 pub use addons_size::ADDON_SIZE_CHECK_SECS;
 pub use authorizations::{secrets_match, Authorization, NewAuthorization, GLOBAL_SCOPE};

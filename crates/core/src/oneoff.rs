@@ -292,6 +292,16 @@ impl Platform {
             config_vars.insert(key.to_string(), value.clone());
         }
         let resolved = resolve_command(&command, &slug.process_types);
+        let addon_ports =
+            match crate::addons_reach::addon_ports(self.store().as_ref(), self.config(), app.id)
+                .await
+            {
+                Ok(ports) => ports,
+                Err(error) => {
+                    self.one_offs().remove(app.id, &record.name);
+                    return Err(error.into());
+                }
+            };
         let mut spec = container_spec(
             self.config(),
             DynoSpec {
@@ -308,6 +318,7 @@ impl Platform {
                 stack_id: slug.stack_id,
                 app_dir: None,
                 uid,
+                addon_ports,
             },
         );
         make_one_off(&mut spec, request.attach);

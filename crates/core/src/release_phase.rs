@@ -76,6 +76,8 @@ struct Phase {
     step: Step,
     /// The app's own uid, also its gid (`uids.rs`).
     uid: u32,
+    /// The add-on servers it may reach (`addons_reach.rs`).
+    addon_ports: Vec<u16>,
 }
 
 /// One lock per app, held while a gated release runs its phase and is written.
@@ -131,8 +133,11 @@ impl Platform {
         output: DeployOutput,
     ) -> Result<Option<String>, CoreError> {
         let uid = self.app_uid(app).await?;
+        let addon_ports =
+            crate::addons_reach::addon_ports(self.store().as_ref(), self.config(), app.id).await?;
         let phase = Phase {
             uid,
+            addon_ports,
             runtime: self.runtime().clone(),
             logs: self.logs().clone(),
             config: self.config().clone(),
@@ -307,6 +312,7 @@ impl Phase {
                 app_dir: Some(app_dir),
                 stack_id: self.slug.stack_id,
                 uid: self.uid,
+                addon_ports: self.addon_ports.clone(),
             },
         )
     }

@@ -60,6 +60,13 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Which network the container gets.
     pub network: Network,
+    /// The add-on servers' ports on the dyno network's gateway that this container may open
+    /// connections to (a dyno of an app with a PostgreSQL or Redis add-on attached). Only
+    /// ports among [`NetworkConfig::addon_ports`] count; others are ignored. Empty (the
+    /// default for builds and apps without add-ons): no add-on server is reachable at all.
+    /// Only a [`Network::Isolated`] container on a runtime with a network is confined; the
+    /// [`ProcessRuntime`] isolates nothing.
+    pub allowed_host_ports: Vec<u16>,
 }
 
 /// Where a container's system directories (`/usr`, `/etc`, `/bin`, `/lib*`, ...) come from.

@@ -13,8 +13,10 @@
 //! traffic. Everything else a dyno starts goes through the firewall of this runtime's nftables
 //! table (`inet slipway_<bridge>`, see [`ruleset`]):
 //! - to the host itself (any of its addresses, the gateway included): dropped, except replies
-//!   and the add-on servers' ports at the gateway address only (`addon_ports`, see
-//!   [`addon_rule`]);
+//!   and, at the gateway address only, the add-on servers' ports (`addon_ports`) that the
+//!   container was started with ([`crate::ContainerSpec::allowed_host_ports`]): one element
+//!   `address . port` per port in the table's `addon_reach` set, added before the container
+//!   runs and removed when it is cleaned up (see [`addon_rule`]);
 //! - to another dyno: dropped at L2 by bridge port isolation and at L3 by the forward chain;
 //! - to link-local (169.254.0.0/16, cloud metadata) and to the dyno subnet: dropped;
 //! - anywhere else: forwarded and masqueraded behind the host's address (outbound NAT).
@@ -141,8 +143,9 @@ pub struct NetworkConfig {
     /// listeners (router, API) when they listen on a non-loopback address, so that an app can
     /// call another app or the API by its public URL. Default none.
     pub public_ports: Vec<u16>,
-    /// TCP ports (ranges) of the add-on servers, which listen on the gateway address: dynos
-    /// may open connections to `gateway:port` for these and to no other port of the host.
+    /// TCP ports (ranges) of the add-on servers, which listen on the gateway address: a
+    /// container may open connections to `gateway:port` for those of these ports its spec
+    /// allows ([`crate::ContainerSpec::allowed_host_ports`]) and to no other port of the host.
     /// Default none.
     pub addon_ports: Vec<std::ops::RangeInclusive<u16>>,
 }
@@ -189,8 +192,9 @@ fn fnv(bytes: &[u8]) -> u64 {
 pub(crate) type NetError = String;
 
 /// Sets the host side up: checks the subnet against the host's routes, creates (or reuses) the
-/// bridge with the gateway address, enables forwarding and (re)installs the firewall table.
-pub(crate) fn setup_host(config: &NetworkConfig) -> Result<(), NetError> {
+/// bridge with the gateway address, enables forwarding and (re)installs the firewall table,
+/// with the add-on reach of the containers a previous instance left running (`running`).
+pub(crate) fn setup_host(config: &NetworkConfig, running: &[Attachment]) -> Result<(), NetError> {
     if config.bridge.is_empty()
         || config.bridge.len() > 15
         || !config
@@ -245,7 +249,7 @@ pub(crate) fn setup_host(config: &NetworkConfig) -> Result<(), NetError> {
     run("ip", &["link", "set", bridge, "up"])?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| format!("cannot enable IPv4 forwarding (for the dynos' NAT): {e}"))?;
-    nft(&ruleset(config))?;
+    nft(&ruleset(config, running))?;
     // Two servers may have checked the same free subnet at the same time: look again.
     if let Err(e) = check_overlap(config) {
         remove_network(&config.bridge);
@@ -353,7 +357,7 @@ fn check_overlap(config: &NetworkConfig) -> Result<(), NetError> {
 /// Hooks run at priority `filter - 5` / `srcnat`, before any other table's filter chains; a
 /// packet this table drops is dropped whatever other tables say, but one it accepts may still
 /// be dropped by another table (e.g. a host firewall with a drop policy on forward).
-pub(crate) fn ruleset(config: &NetworkConfig) -> String {
+pub(crate) fn ruleset(config: &NetworkConfig, running: &[Attachment]) -> String {
     let table = config.table();
     let bridge = &config.bridge;
     let subnet = config.subnet;
@@ -363,7 +367,7 @@ pub(crate) fn ruleset(config: &NetworkConfig) -> String {
         let ports: Vec<String> = config.public_ports.iter().map(u16::to_string).collect();
         format!("elements = {{ {} }}", ports.join(", "))
     };
-    let (addon_set, addon_rule) = addon_rule(config);
+    let (addon_set, addon_rule) = addon_rule(config, running);
     format!(
         r#"table inet {table}
 delete table inet {table}
@@ -400,10 +404,14 @@ table inet {table} {{
     )
 }
 
-/// The add-on servers' ports: a set of port ranges, and the one input rule that lets the dyno
-/// subnet reach them at the gateway address and nowhere else on the host. Whose add-on a dyno
-/// opens is the servers' business (per-add-on credentials), not the firewall's.
-fn addon_rule(config: &NetworkConfig) -> (String, String) {
+/// The add-on servers' ports (a set of port ranges), which container may reach which of them
+/// (a set of `address . port`), and the one input rule that lets a container reach a port at
+/// the gateway address only when both say so. A container started without allowed ports
+/// cannot open a connection to any add-on server (its SYN is dropped); whose database it then
+/// opens is the servers' business (per-add-on credentials). The source address can be trusted:
+/// a container has no capability to change its address or forge packets, and the forward
+/// chain drops sources outside the subnet.
+fn addon_rule(config: &NetworkConfig, running: &[Attachment]) -> (String, String) {
     let elements = if config.addon_ports.is_empty() {
         String::new()
     } else {
@@ -420,16 +428,92 @@ fn addon_rule(config: &NetworkConfig) -> (String, String) {
             .collect();
         format!("elements = {{ {} }}", ranges.join(", "))
     };
+    let reach: Vec<String> = running
+        .iter()
+        .flat_map(|a| reach_elements(a.address, &a.addon_ports))
+        .collect();
+    let reach = if reach.is_empty() {
+        String::new()
+    } else {
+        format!("elements = {{ {} }}", reach.join(", "))
+    };
     let set = format!(
-        "    # The add-on servers' ports on the gateway.\n    set addon_ports {{\n        type inet_service\n        flags interval\n        {elements}\n    }}"
+        "    # The add-on servers' ports on the gateway.\n    set addon_ports {{\n        type inet_service\n        flags interval\n        {elements}\n    }}\n    # Which container may reach which of them: `address . port`.\n    set {REACH_SET} {{\n        type ipv4_addr . inet_service\n        {reach}\n    }}"
     );
     let rule = format!(
-        "iifname \"{}\" ip saddr {} ip daddr {} tcp dport @addon_ports accept",
+        "iifname \"{}\" ip saddr {} ip daddr {} tcp dport @addon_ports ip saddr . tcp dport @{REACH_SET} accept",
         config.bridge,
         config.subnet,
         config.subnet.gateway()
     );
     (set, rule)
+}
+
+/// The nftables set of `address . port` elements: which container may reach which add-on port.
+const REACH_SET: &str = "addon_reach";
+
+/// The set elements that let `address` reach `ports`.
+fn reach_elements(address: Ipv4Addr, ports: &[u16]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|port| format!("{address} . {port}"))
+        .collect()
+}
+
+/// The ports of `wanted` that are add-on servers' ports of this network, sorted, each once: a
+/// spec cannot open any other port of the host.
+pub(crate) fn addon_ports_of(config: &NetworkConfig, wanted: &[u16]) -> Vec<u16> {
+    let mut ports: Vec<u16> = wanted
+        .iter()
+        .copied()
+        .filter(|port| config.addon_ports.iter().any(|r| r.contains(port)))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The `nft` script that lets (`allow`) or no longer lets a container reach its add-on ports.
+/// Removing adds first, in the same transaction, so that it succeeds whether or not the
+/// elements are there (`nft delete element` of a missing element fails the whole script).
+fn reach_script(config: &NetworkConfig, attachment: &Attachment, allow: bool) -> Option<String> {
+    let elements = reach_elements(attachment.address, &attachment.addon_ports);
+    if elements.is_empty() {
+        return None;
+    }
+    let target = format!(
+        "inet {} {REACH_SET} {{ {} }}",
+        config.table(),
+        elements.join(", ")
+    );
+    Some(if allow {
+        format!("add element {target}\n")
+    } else {
+        format!("add element {target}\ndelete element {target}\n")
+    })
+}
+
+/// Lets the container at `attachment` reach its add-on ports (before it runs).
+pub(crate) fn allow_addon_reach(
+    config: &NetworkConfig,
+    attachment: &Attachment,
+) -> Result<(), NetError> {
+    match reach_script(config, attachment, true) {
+        Some(script) => nft(&script),
+        None => Ok(()),
+    }
+}
+
+/// Takes the container's add-on reach away (when it is cleaned up, before its address can be
+/// handed out again).
+pub(crate) fn revoke_addon_reach(
+    config: &NetworkConfig,
+    attachment: &Attachment,
+) -> Result<(), NetError> {
+    match reach_script(config, attachment, false) {
+        Some(script) => nft(&script),
+        None => Ok(()),
+    }
 }
 
 fn nft(ruleset: &str) -> Result<(), NetError> {
@@ -450,7 +534,7 @@ fn nft(ruleset: &str) -> Result<(), NetError> {
         .wait_with_output()
         .map_err(|e| format!("`nft` failed: {e}"))?;
     succeeded(&out, || {
-        "installing the dyno firewall with `nft` failed".to_owned()
+        "changing the dyno firewall with `nft` failed".to_owned()
     })
 }
 
@@ -483,6 +567,9 @@ pub(crate) struct Attachment {
     pub address: Ipv4Addr,
     /// The host end of its veth pair.
     pub veth: String,
+    /// The add-on servers' ports it may reach at the gateway (see [`addon_rule`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addon_ports: Vec<u16>,
 }
 
 pub(crate) const ATTACHMENT_FILE: &str = "network.json";
@@ -534,6 +621,7 @@ impl Allocator {
                 return Some(Attachment {
                     address,
                     veth: self.config.veth_name(n),
+                    addon_ports: Vec::new(),
                 });
             }
         }
@@ -914,22 +1002,81 @@ mod tests {
     }
 
     #[test]
-    fn addon_ports_open_the_gateway_only() {
+    fn addon_ports_open_the_gateway_only_to_the_containers_allowed() {
         let mut config = NetworkConfig::for_key("10.9.8.0/24".parse().unwrap(), Path::new("/x"));
         config.addon_ports = vec![54320..=54320, 54400..=54599];
-        let rules = ruleset(&config);
+        let running = [
+            Attachment {
+                address: Ipv4Addr::new(10, 9, 8, 7),
+                veth: "v1".into(),
+                addon_ports: vec![54320, 54401],
+            },
+            Attachment {
+                address: Ipv4Addr::new(10, 9, 8, 8),
+                veth: "v2".into(),
+                addon_ports: vec![],
+            },
+        ];
+        let rules = ruleset(&config, &running);
         assert!(
             rules.contains("elements = { 54320, 54400-54599 }"),
             "{rules}"
         );
         assert!(
+            rules.contains("elements = { 10.9.8.7 . 54320, 10.9.8.7 . 54401 }"),
+            "{rules}"
+        );
+        assert!(
             rules.contains(&format!(
-                "iifname \"{}\" ip saddr 10.9.8.0/24 ip daddr 10.9.8.1 tcp dport @addon_ports accept",
+                "iifname \"{}\" ip saddr 10.9.8.0/24 ip daddr 10.9.8.1 tcp dport @addon_ports ip saddr . tcp dport @addon_reach accept",
                 config.bridge
             )),
             "{rules}"
         );
+        // No running container: the set is declared empty.
+        assert!(!ruleset(&config, &[]).contains(" . 54"));
         // nftables itself accepts the ruleset (check mode changes nothing), where it can run.
+        for rules in [rules, ruleset(&config, &[])] {
+            nft_accepts(&rules);
+        }
+    }
+
+    #[test]
+    fn a_container_reaches_only_add_on_ports_and_its_reach_is_removed_idempotently() {
+        let mut config = NetworkConfig::for_key("10.9.8.0/24".parse().unwrap(), Path::new("/y"));
+        config.addon_ports = vec![54320..=54320, 54400..=54599];
+        // The API's or the router's port on the host is not an add-on port: never allowed.
+        assert_eq!(
+            addon_ports_of(&config, &[54401, 8080, 54320, 54401, 22, 54600]),
+            vec![54320, 54401]
+        );
+        let attachment = Attachment {
+            address: Ipv4Addr::new(10, 9, 8, 9),
+            veth: "v".into(),
+            addon_ports: vec![54320],
+        };
+        let table = config.table();
+        assert_eq!(
+            reach_script(&config, &attachment, true).unwrap(),
+            format!("add element inet {table} addon_reach {{ 10.9.8.9 . 54320 }}\n")
+        );
+        assert_eq!(
+            reach_script(&config, &attachment, false).unwrap(),
+            format!(
+                "add element inet {table} addon_reach {{ 10.9.8.9 . 54320 }}\ndelete element inet {table} addon_reach {{ 10.9.8.9 . 54320 }}\n"
+            )
+        );
+        let none = Attachment {
+            addon_ports: vec![],
+            ..attachment.clone()
+        };
+        assert!(reach_script(&config, &none, true).is_none());
+        // An attachment from before add-on reach reads with none.
+        let old: Attachment = serde_json::from_str(r#"{"address":"10.9.8.9","veth":"v"}"#).unwrap();
+        assert!(old.addon_ports.is_empty());
+    }
+
+    fn nft_accepts(rules: &str) {
         let checked = Command::new("nft")
             .args(["-c", "-f", "-"])
             .stdin(Stdio::piped())

@@ -353,6 +353,7 @@ mod tests {
             hostname: "test".into(),
             limits: Limits::default(),
             network: Network::Host,
+            allowed_host_ports: Vec::new(),
         }
     }
 

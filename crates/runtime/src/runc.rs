@@ -317,16 +317,18 @@ impl RuncRuntime {
         let network = match config.network {
             None => None,
             Some(net) => {
-                crate::net::setup_host(&net).map_err(|reason| RuntimeError::Network {
-                    id: NEW.into(),
-                    reason,
-                })?;
-                // Addresses of containers a previous instance left running stay theirs.
-                let used = std::fs::read_dir(state_dir.join("containers"))
+                // Addresses of containers a previous instance left running stay theirs, and
+                // so does their add-on reach in the firewall installed anew.
+                let running: Vec<Attachment> = std::fs::read_dir(state_dir.join("containers"))
                     .map_err(io_err(NEW, "list the bundles of"))?
                     .filter_map(|e| e.ok())
                     .filter_map(|e| Attachment::read(&e.path()))
-                    .map(|a| a.address);
+                    .collect();
+                crate::net::setup_host(&net, &running).map_err(|reason| RuntimeError::Network {
+                    id: NEW.into(),
+                    reason,
+                })?;
+                let used = running.into_iter().map(|a| a.address);
                 let allocator = Allocator::new(net.clone(), used);
                 Some((net, Mutex::new(allocator)))
             }
@@ -515,8 +517,24 @@ impl Inner {
                 std::thread::sleep(VETH_GRACE);
                 crate::net::delete_veth(&veth);
             });
-            // The address lived inside the namespace, which is gone with the bundle.
-            if let Some((_, allocator)) = &self.network {
+            // The address lived inside the namespace, which is gone with the bundle. Its
+            // add-on reach goes first: an address whose reach could not be removed is never
+            // handed out again by this instance (a restart rebuilds the firewall without it).
+            if let Some((config, allocator)) = &self.network {
+                let (config, revoked) = (config.clone(), attachment.clone());
+                let revoked = tokio::task::spawn_blocking(move || {
+                    crate::net::revoke_addon_reach(&config, &revoked)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(reason) = revoked {
+                    tracing::error!(
+                        id,
+                        reason,
+                        "removing a container's add-on reach failed; its address stays taken"
+                    );
+                    return;
+                }
                 allocator
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -531,6 +549,7 @@ impl Inner {
         &self,
         id: &str,
         bundle: &Path,
+        addon_ports: &[u16],
     ) -> Result<Option<std::net::IpAddr>, RuntimeError> {
         let net_err = |reason: String| RuntimeError::Network {
             id: id.to_string(),
@@ -539,7 +558,7 @@ impl Inner {
         let attach = match &self.network {
             None => None,
             Some((config, allocator)) => {
-                let attachment = allocator
+                let mut attachment = allocator
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .allocate()
@@ -550,6 +569,7 @@ impl Inner {
                             config.subnet
                         ))
                     })?;
+                attachment.addon_ports = crate::net::addon_ports_of(config, addon_ports);
                 // Recorded before anything exists, so that cleanup frees what was made.
                 if let Err(e) = attachment.write(bundle) {
                     allocator
@@ -570,14 +590,25 @@ impl Inner {
             .name("slipway-netns".into())
             .spawn(move || {
                 let result = crate::net::create_netns(&netns, attach.as_ref().map(|(c, a)| (c, a)));
-                let _ = tx.send(result);
+                let _ = tx.send(result.map(|()| attach));
             })
             .map_err(io_err(id, "start the network set-up of"))?;
-        match rx.await {
-            Ok(Ok(())) => Ok(address),
-            Ok(Err(reason)) => Err(net_err(reason)),
-            Err(_) => Err(net_err("the network set-up thread died".into())),
+        let attach = match rx.await {
+            Ok(Ok(attach)) => attach,
+            Ok(Err(reason)) => return Err(net_err(reason)),
+            Err(_) => return Err(net_err("the network set-up thread died".into())),
+        };
+        // From the host's namespace (the set-up thread, and any process it would fork, is in
+        // the container's): the firewall's add-on reach, before the container runs.
+        if let Some((config, attachment)) = attach.filter(|(_, a)| !a.addon_ports.is_empty()) {
+            tokio::task::spawn_blocking(move || {
+                crate::net::allow_addon_reach(&config, &attachment)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+            .map_err(net_err)?;
         }
+        Ok(address)
     }
 
     /// Writes the bundle (rootfs skeleton, layers, labels, config.json).
@@ -1060,7 +1091,10 @@ impl RuncRuntime {
         }
         let address = match spec.network {
             Network::Host => None,
-            Network::Isolated => match inner.setup_network(&id, &bundle).await {
+            Network::Isolated => match inner
+                .setup_network(&id, &bundle, &spec.allowed_host_ports)
+                .await
+            {
                 Ok(address) => address,
                 Err(e) => {
                     inner.cleanup(&id).await;

@@ -105,6 +105,14 @@ fn setup(test: &str) -> Option<(RuncRuntime, Fixture)> {
 }
 
 fn setup_with_public_ports(test: &str, public_ports: Vec<u16>) -> Option<(RuncRuntime, Fixture)> {
+    setup_with_ports(test, public_ports, vec![])
+}
+
+fn setup_with_ports(
+    test: &str,
+    public_ports: Vec<u16>,
+    addon_ports: Vec<std::ops::RangeInclusive<u16>>,
+) -> Option<(RuncRuntime, Fixture)> {
     if !tools_available(test) {
         return None;
     }
@@ -115,6 +123,7 @@ fn setup_with_public_ports(test: &str, public_ports: Vec<u16>) -> Option<(RuncRu
     let cgroup_parent = format!("slipway-nettest-{test}-{}", std::process::id());
     let mut network = NetworkConfig::for_key(next_subnet(), dir.path());
     network.public_ports = public_ports;
+    network.addon_ports = addon_ports;
     let mut fixture = Fixture {
         network,
         dir,
@@ -147,6 +156,7 @@ fn spec(id: &str, args: &[&str]) -> ContainerSpec {
         hostname: id.into(),
         limits: Limits::default(),
         network: Network::Isolated,
+        allowed_host_ports: Vec::new(),
     }
 }
 
@@ -183,10 +193,24 @@ print("done", flush=True)
 "#;
 
 async fn probe(rt: &RuncRuntime, id: &str, targets: &[String]) -> Vec<String> {
+    probe_allowed(rt, id, targets, &[]).await
+}
+
+/// [`probe`] from a container that may reach `allowed` add-on ports.
+async fn probe_allowed(
+    rt: &RuncRuntime,
+    id: &str,
+    targets: &[String],
+    allowed: &[u16],
+) -> Vec<String> {
     let mut args = vec!["/usr/bin/python3", "-c", PROBE];
     args.extend(targets.iter().map(|s| s.as_str()));
     let (sink, lines) = collector();
-    let status = run_to_completion(rt, spec(id, &args), sink).await.unwrap();
+    let spec = ContainerSpec {
+        allowed_host_ports: allowed.to_vec(),
+        ..spec(id, &args)
+    };
+    let status = run_to_completion(rt, spec, sink).await.unwrap();
     assert!(status.success(), "probe exited with {status}");
     let lines = lines.lock().unwrap().clone();
     assert_eq!(lines.last().map(|s| s.as_str()), Some("done"), "{lines:?}");
@@ -421,6 +445,53 @@ async fn public_ports_are_reachable_as_from_outside() {
     .await;
     assert_open(&lines, "public");
     assert_closed(&lines, "private");
+}
+
+/// The add-on servers' ports (`addon_ports`) at the gateway are open only to a container
+/// started with them in `allowed_host_ports`, each port on its own; a port that is not an add-on
+/// port stays closed whatever the spec asks, and a container's reach leaves the firewall with it.
+#[tokio::test]
+async fn add_on_ports_are_open_only_to_the_containers_allowed_them() {
+    if !tools_available("addonreach") {
+        return;
+    }
+    let any = || host_listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let (pg, redis, other) = (any(), any(), any());
+    let Some((rt, fixture)) = setup_with_ports("addonreach", vec![], vec![pg..=pg, redis..=redis])
+    else {
+        return;
+    };
+    let gateway = fixture.network.subnet.gateway();
+    let targets = [
+        format!("pg,{gateway},{pg}"),
+        format!("redis,{gateway},{redis}"),
+        format!("other,{gateway},{other}"),
+    ];
+    let lines = probe_allowed(&rt, "none", &targets, &[]).await;
+    assert_closed(&lines, "pg");
+    assert_closed(&lines, "redis");
+    assert_closed(&lines, "other");
+    let lines = probe_allowed(&rt, "pgonly", &targets, &[pg, other]).await;
+    assert_open(&lines, "pg");
+    assert_closed(&lines, "redis");
+    assert_closed(&lines, "other");
+    let lines = probe_allowed(&rt, "both", &targets, &[pg, redis]).await;
+    assert_open(&lines, "pg");
+    assert_open(&lines, "redis");
+    // Every container above has ended: no element is left in the reach set.
+    let out = Command::new("nft")
+        .args([
+            "list",
+            "set",
+            "inet",
+            &fixture.network.table(),
+            "addon_reach",
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    assert!(!listed.contains("elements"), "{listed}");
 }
 
 /// A dyno sees its own sockets only: a host listener does not appear in its /proc/net/tcp,

@@ -316,6 +316,11 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let addons = Arc::new(slipway_addons::Addons::new(addons_config));
     let mut platform_config = config.platform_config(data_dir.clone(), api_addr, router_addr);
     platform_config.addons = Some(addons.clone());
+    platform_config.api_https_url = Some(format!(
+        "https://{}:{}",
+        tls::host_for(api_tls_addr, &listener_names),
+        api_tls_addr.port()
+    ));
     platform_config.rendezvous_url = format!(
         "rendezvous://{}:{}",
         tls::host_for(rendezvous_addr, &listener_names),

@@ -29,3 +29,30 @@ fn lists_add_ons_with_their_attachments() {
     );
     assert_eq!(format_addons(&[], &[]), "No add-ons for this app.\n");
 }
+
+#[test]
+fn options_after_the_double_dash_read_as_the_heroku_cli_reads_them() {
+    let parse = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        parse_options(&args).map(serde_json::Value::Object)
+    };
+    for (args, want) in [
+        (vec![], json!({})),
+        (vec!["--region", "eu"], json!({"region": "eu"})),
+        (
+            vec!["--fork", "--region", "eu"],
+            json!({"fork": true, "region": "eu"}),
+        ),
+        (
+            vec!["--region", "eu", "--fork"],
+            json!({"region": "eu", "fork": true}),
+        ),
+        (
+            vec!["--k=v=w", "--on=true"],
+            json!({"k": "v=w", "on": true}),
+        ),
+    ] {
+        assert_eq!(parse(&args).unwrap(), want, "{args:?}");
+    }
+    assert!(parse(&["eu"]).is_err());
+}

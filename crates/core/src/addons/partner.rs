@@ -140,6 +140,16 @@ fn random_partner_addon_name(service: &str) -> String {
     )
 }
 
+/// What `addons:create` asked of a third-party service besides its plan.
+pub(crate) struct PartnerCreate {
+    /// The attachment name (`--as`).
+    pub(crate) attachment: Option<String>,
+    /// The add-on's global name (`--name`).
+    pub(crate) name: Option<String>,
+    /// The provider's options (`-- --key value`), the provision's `options`.
+    pub(crate) options: serde_json::Map<String, serde_json::Value>,
+}
+
 impl Platform {
     fn partner_client(&self) -> Result<PartnerClient, CoreError> {
         PartnerClient::new(self.config().outbound.clone()).map_err(partner_error)
@@ -290,6 +300,19 @@ impl Platform {
         Ok(Some((record, found)))
     }
 
+    /// Where a provider calls back (`callback_url`, then `/addons/{id}/...`): the platform's
+    /// public HTTPS API when it has one, so the provider's token travels over TLS to a name the
+    /// platform's certificate carries; else the API's own URL.
+    fn callback_base_url(&self) -> String {
+        let config = self.config();
+        config
+            .api_https_url
+            .as_deref()
+            .unwrap_or(&config.api_url)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     /// `addons:create fast-db:plan`: provisions on the provider, then attaches (one release),
     /// or stores a `provisioning` add-on if the provider answers 202.
     pub(crate) async fn create_partner_addon(
@@ -298,9 +321,13 @@ impl Platform {
         app: &App,
         record: AddonServiceRecord,
         plan: PartnerPlan,
-        attachment: Option<String>,
-        name: Option<String>,
+        asked: PartnerCreate,
     ) -> Result<AddonView, CoreError> {
+        let PartnerCreate {
+            attachment,
+            name,
+            options,
+        } = asked;
         let service = &record.service;
         let config = self.config_vars(app).await?;
         // As Heroku does for a second add-on of a service: `FAST_DB`, then `FAST_DB_AMBER`...
@@ -361,12 +388,9 @@ impl Platform {
             uuid: id.to_string(),
             name: name.clone(),
             plan: plan.name.clone(),
-            callback_url: format!(
-                "{}/addons/{id}",
-                self.config().api_url.trim_end_matches('/')
-            ),
+            callback_url: format!("{}/addons/{id}", self.callback_base_url()),
             region: "slipway::local".into(),
-            options: serde_json::Map::new(),
+            options,
             heroku_id: format!("app{}@{}", app.id, self.config().domain),
             oauth_grant: OauthGrant {
                 code: token,
@@ -732,5 +756,123 @@ impl Platform {
                 ),
             }),
         }
+    }
+}
+
+/// The form that signs a user in to a third-party add-on's dashboard (Heroku's add-on SSO):
+/// the browser posts `params` to `action`, the provider's `sso_url`, which checks the token
+/// against its `sso_salt` and the timestamp's age (Heroku's providers allow 5 minutes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonSso {
+    /// The provider's `sso_url`.
+    pub action: String,
+    /// How the browser sends `params`: `post`, as Heroku does.
+    pub method: &'static str,
+    pub params: BTreeMap<String, String>,
+}
+
+/// `sha1("<id>:<salt>:<timestamp>")` in hex: the token a provider recomputes.
+pub(crate) fn sso_token(id: &str, salt: &str, timestamp: i64) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(format!("{id}:{salt}:{timestamp}")))
+}
+
+/// The SSO form's fields for `addon` of `app` at `timestamp` (Unix seconds), signed with the
+/// service's salt: Heroku's classic `id`/`token` over the provider's resource id, and the v3
+/// `resource_id`/`resource_token` over the add-on's uuid, with `timestamp`, `email`, `app`,
+/// `context_app` and the opaque `nav-data` providers hand back to the platform's navigation.
+pub(crate) fn sso_form(
+    sso_url: &str,
+    salt: &str,
+    addon: &Addon,
+    app: &str,
+    email: &str,
+    timestamp: i64,
+) -> AddonSso {
+    use base64::Engine;
+    let id = addon.resource.clone();
+    let uuid = addon.id.to_string();
+    let nav = serde_json::json!({"addon": addon.name, "appname": app, "addon_id": uuid});
+    let params = BTreeMap::from([
+        ("token".to_owned(), sso_token(&id, salt, timestamp)),
+        ("id".to_owned(), id),
+        (
+            "resource_token".to_owned(),
+            sso_token(&uuid, salt, timestamp),
+        ),
+        ("resource_id".to_owned(), uuid),
+        ("timestamp".to_owned(), timestamp.to_string()),
+        ("email".to_owned(), email.to_owned()),
+        ("app".to_owned(), app.to_owned()),
+        ("context_app".to_owned(), app.to_owned()),
+        (
+            "nav-data".to_owned(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nav.to_string()),
+        ),
+    ]);
+    AddonSso {
+        action: sso_url.to_owned(),
+        method: "post",
+        params,
+    }
+}
+
+impl Platform {
+    /// `GET /apps/{app}/addons/{addon}/sso` (`heroku addons:open` with `HEROKU_SUDO`): the form
+    /// that signs `user` in at the provider's dashboard of a third-party add-on attached to
+    /// `app` (which `user` may see). A built-in add-on, a service without `sso_url` or
+    /// `sso_salt`, or one still provisioning has no dashboard to open.
+    pub async fn addon_sso(
+        &self,
+        user: &User,
+        app: &str,
+        addon: &str,
+    ) -> Result<AddonSso, CoreError> {
+        let app_record = self.app(user, app).await?;
+        let app = app_record.name.clone();
+        let addon = self
+            .app_addons(user, &app)
+            .await?
+            .into_iter()
+            .find(|v| {
+                v.addon.name == addon
+                    || v.addon.id.to_string() == addon
+                    || v.attachments
+                        .iter()
+                        .any(|a| a.app_id == app_record.id && a.name == addon)
+            })
+            .ok_or_else(|| CoreError::not_found("add-on", addon))?
+            .addon;
+        let Some(partner) = &addon.partner else {
+            return Err(CoreError::invalid(format!(
+                "{} is a built-in add-on of Slipway; it has no dashboard to open. Use pg:info, pg:psql, redis:info or redis:cli.",
+                addon.name
+            )));
+        };
+        if partner.state == PartnerState::Provisioning {
+            return Err(CoreError::invalid(format!(
+                "{} is still being provisioned by its provider; open it once it is provisioned.",
+                addon.name
+            )));
+        }
+        let record =
+            get_json::<AddonServiceRecord, _>(self.store().as_ref(), &service_key(&addon.service))
+                .await?
+                .ok_or_else(|| CoreError::not_found("add-on service", &addon.service))?;
+        let service = &record.service;
+        let (Some(sso_url), Some(salt)) = (&service.sso_url, &service.sso_salt) else {
+            return Err(CoreError::invalid(format!(
+                "The add-on service {} offers no single sign-on (its manifest has no sso_url and sso_salt).",
+                service.name
+            )));
+        };
+        Ok(sso_form(
+            sso_url,
+            salt,
+            &addon,
+            &app,
+            &user.email,
+            Utc::now().timestamp(),
+        ))
     }
 }

@@ -418,6 +418,7 @@ async fn a_new_server_stops_one_off_containers_and_removes_their_records() {
         hostname: "left".to_owned(),
         limits: Default::default(),
         network: Default::default(),
+        allowed_host_ports: Vec::new(),
     };
     let _running = runtime
         .start(spec, Arc::new(|_, _: &str| {}))

@@ -22,6 +22,7 @@ fn quota_is_the_soft_limit_and_twice_it_the_hard_one() {
             stack_id: None,
             app_dir: None,
             uid: 100_042,
+            addon_ports: vec![54320, 54401],
         },
     );
     let gib = 1024 * 1024 * 1024;
@@ -34,6 +35,7 @@ fn quota_is_the_soft_limit_and_twice_it_the_hard_one() {
     assert!(spec.env.contains(&("PORT".into(), "5123".into())));
     assert!(spec.env.contains(&("A".into(), "1".into())));
     assert_eq!(spec.args.last().map(String::as_str), Some("python3 app.py"));
+    assert_eq!(spec.allowed_host_ports, vec![54320, 54401]);
 }
 
 /// The init script reports the command's own status, however quickly it ends: run for
@@ -77,6 +79,7 @@ fn a_one_off_is_labelled_and_an_attached_one_keeps_its_stdin() {
                 stack_id: None,
                 app_dir: None,
                 uid: 100_042,
+                addon_ports: Vec::new(),
             },
         )
     };

@@ -42,6 +42,7 @@ fn pending(secret: &str) -> Pending {
             hostname: "c".into(),
             limits: Default::default(),
             network: Default::default(),
+            allowed_host_ports: Vec::new(),
         },
         slug: crate::model::Slug {
             id: Uuid::new_v4(),

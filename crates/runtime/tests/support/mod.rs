@@ -154,6 +154,7 @@ pub(crate) fn spec(id: &str, script: &str) -> ContainerSpec {
         hostname: "dyno-host".into(),
         limits: Limits::default(),
         network: Network::Host,
+        allowed_host_ports: Vec::new(),
     }
 }
 
