@@ -35,6 +35,7 @@ mod auth;
 mod browser_login;
 mod builds;
 mod certs;
+mod cluster_routes;
 mod collaborators;
 mod conventions;
 mod convert;
@@ -59,4 +60,4 @@ mod state;
 mod testing;
 
 pub use routes::router;
-pub use state::ApiConfig;
+pub use state::{ApiConfig, ClusterApi};
