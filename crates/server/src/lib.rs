@@ -366,6 +366,14 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         None => false,
     };
 
+    // The token every control plane of the platform shares, on disk before the API listens
+    // (an operator copies it to the standalone routers once the server is up).
+    let cluster_token = match config.store_url {
+        Some(_) => cluster::shared_cluster_token(store.as_ref(), &data_dir).await,
+        None => cluster::cluster_token(&data_dir),
+    }
+    .map_err(ServerError::ClusterToken)?;
+
     let api_listener = tokio::net::TcpListener::bind(api_addr)
         .await
         .map_err(|source| ServerError::BindApi {
@@ -387,13 +395,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
 
     // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), config.domain.clone());
-    // Standalone routers (`slipway router`) are streamed the same table, with the token every
-    // control plane of the platform shares.
-    let cluster_token = match config.store_url {
-        Some(_) => cluster::shared_cluster_token(store.as_ref(), &data_dir).await,
-        None => cluster::cluster_token(&data_dir),
-    }
-    .map_err(ServerError::ClusterToken)?;
+    // Standalone routers (`slipway router`) are streamed the same table.
     let cluster = slipway_api::ClusterApi {
         token: cluster_token,
         routes: cluster::spawn_snapshots(routes.clone()),
