@@ -18,10 +18,13 @@ fn router_line(message: &str, at: chrono::DateTime<Utc>) -> slipway_logplex::Log
     line
 }
 
+/// What a line should become: the event, or the status and a part of the message.
+type Expected = Result<CheckedEvent, (StatusCode, &'static str)>;
+
 #[test]
 fn event_lines_become_checked_events() {
     let at = Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap();
-    let cases: Vec<(String, Result<CheckedEvent, (StatusCode, &str)>)> = vec![
+    let cases: Vec<(String, Expected)> = vec![
         (
             r#"{"type":"log","app":"web","timestamp":"2026-11-29T08:00:00Z","message":"at=info method=GET path=\"/\""}"#.into(),
             Ok(CheckedEvent::Log {
