@@ -50,7 +50,7 @@ fn event_lines_become_checked_events() {
         ),
         (
             r#"{"type":"wake","app":"../etc"}"#.into(),
-            Err((StatusCode::UNPROCESSABLE_ENTITY, "name")),
+            Err((StatusCode::UNPROCESSABLE_ENTITY, "is invalid")),
         ),
         (
             r#"{"type":"exec","app":"web"}"#.into(),
