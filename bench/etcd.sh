@@ -4,7 +4,8 @@
 #   - API latency: GETS x `GET /apps/bench`, SETS x `PATCH /apps/bench/config-vars` (a release
 #     each, on an app without dynos, so it is the store's work alone);
 #   - dyno start latency: `ps:scale web=DYNOS` from 0 to every dyno `up`, ROUNDS times;
-#   - etcd traffic per dyno state change: etcd's own /metrics counters (txns, ranges, gRPC
+#   - etcd traffic per dyno state change: etcd's own /metrics counters (committed raft
+#     proposals, ranges, gRPC
 #     bytes received and sent) read before and after the scale rounds, divided by the state
 #     changes the rounds made (each dyno starting -> up, then up -> down: DYNOS x ROUNDS x 4,
 #     counting `starting`, `up`, `stopping`/`down` and the record's removal as Heroku's
@@ -34,7 +35,8 @@ trap stop_etcd EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null && break; sleep 0.1; done
 
 median() { sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)] * 1000}'; }
-counter() { curl -s "http://127.0.0.1:$etcd_port/metrics" | awk -v n="$1" '$1 == n {s += $2} END {printf "%d", s}'; }
+# etcd 3.4 names its MVCC counters etcd_debugging_mvcc_*, later versions etcd_mvcc_*.
+counter() { curl -s "http://127.0.0.1:$etcd_port/metrics" | awk -v n="$1" '$1 == n || $1 == "etcd_debugging_" substr(n, 6) {s += $2} END {printf "%d", s}'; }
 up() { "$bin" ps -a bench 2>/dev/null | grep -c '^web\.[0-9]*: up' || true; }
 count() { "$bin" ps -a bench 2>/dev/null | grep -c '^web\.' || true; }
 
@@ -58,6 +60,7 @@ measure() {
     until [ "$(up)" -ge 1 ]; do sleep 0.1; done
     "$bin" ps:scale web=0 -a bench >/dev/null
     until [ "$(count)" -eq 0 ]; do sleep 0.1; done
+    writes0=$(counter etcd_server_proposals_committed_total)
     txns0=$(counter etcd_mvcc_txn_total); ranges0=$(counter etcd_mvcc_range_total)
     rx0=$(counter etcd_network_client_grpc_received_bytes_total); tx0=$(counter etcd_network_client_grpc_sent_bytes_total)
     starts=$(for _ in $(seq "$rounds"); do
@@ -69,17 +72,17 @@ measure() {
       until [ "$(count)" -eq 0 ]; do sleep 0.1; done
     done | median)
     changes=$((dynos * rounds * 4))
-    echo "$label $get $set_ $starts $(( ($(counter etcd_mvcc_txn_total) - txns0) )) $(( ($(counter etcd_mvcc_range_total) - ranges0) )) $(( ($(counter etcd_network_client_grpc_received_bytes_total) - rx0) + ($(counter etcd_network_client_grpc_sent_bytes_total) - tx0) )) $changes"
+    echo "$label $get $set_ $starts $(( $(counter etcd_server_proposals_committed_total) - writes0 )) $(( ($(counter etcd_mvcc_txn_total) - txns0) )) $(( ($(counter etcd_mvcc_range_total) - ranges0) )) $(( ($(counter etcd_network_client_grpc_received_bytes_total) - rx0) + ($(counter etcd_network_client_grpc_sent_bytes_total) - tx0) )) $changes"
   )
 }
 
 sqlite=$(measure sqlite 5730 8730)
 etcd_line=$(measure etcd 5740 8740 --store "etcd://127.0.0.1:$etcd_port/bench-$$")
 stop_etcd
-read -r _ sg ss sd _ _ _ _ <<<"$sqlite"
-read -r _ eg es ed txns ranges bytes changes <<<"$etcd_line"
+read -r _ sg ss sd _ _ _ _ _ <<<"$sqlite"
+read -r _ eg es ed writes txns ranges bytes changes <<<"$etcd_line"
 ratio() { echo "scale=2; $1 / $2" | bc; }
 echo "GET /apps/x median: sqlite ${sg} ms, etcd ${eg} ms (x$(ratio "$eg" "$sg"))"
 echo "config:set median: sqlite ${ss} ms, etcd ${es} ms (x$(ratio "$es" "$ss"))"
 echo "ps:scale web=$dynos to all up, median of $rounds: sqlite ${sd} ms, etcd ${ed} ms (x$(ratio "$ed" "$sd"))"
-echo "etcd per dyno state change ($changes changes): $(ratio "$txns" "$changes") txns, $(ratio "$ranges" "$changes") ranges, $(ratio "$bytes" "$changes") gRPC bytes"
+echo "etcd per dyno state change ($changes changes): $(ratio "$writes" "$changes") committed writes (raft proposals), $(ratio "$ranges" "$changes") ranges, $(ratio "$bytes" "$changes") gRPC bytes"
