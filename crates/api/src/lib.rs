@@ -8,8 +8,8 @@
 //! (`slipway-api-types`).
 //!
 //! Architecture Invariant: every route authenticates its caller — with an API key (Bearer or
-//! Basic), with the one-time token of a git push (the hook endpoint), or with the secret in a
-//! log session's URL. None is open but `GET /slipway/ca.pem`, the platform CA's public
+//! Basic), with the one-time token of a git push (the hook endpoint), with the secret in a
+//! log session's URL, or (standalone routers, `cluster_routes`) with the cluster token. None is open but `GET /slipway/ca.pem`, the platform CA's public
 //! certificate.
 //!
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
