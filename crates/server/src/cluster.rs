@@ -48,9 +48,8 @@ pub enum ClusterTokenError {
         source: std::io::Error,
     },
     #[error(
-        "{} does not hold a cluster token ({}); copy <data-dir>/cluster-token from a control plane",
-        path.display(),
-        source
+        "{} does not hold a cluster token; copy <data-dir>/cluster-token from a control plane",
+        path.display()
     )]
     Invalid {
         path: PathBuf,
