@@ -11,6 +11,8 @@ mod addon;
 mod app;
 mod authorization;
 mod build;
+/// The control plane's streams to and from standalone routers (`slipway router`).
+pub mod cluster;
 mod config_vars;
 mod domain;
 mod dyno;

@@ -8,8 +8,8 @@
 //! (`slipway-api-types`).
 //!
 //! Architecture Invariant: every route authenticates its caller — with an API key (Bearer or
-//! Basic), with the one-time token of a git push (the hook endpoint), or with the secret in a
-//! log session's URL. None is open but `GET /slipway/ca.pem`, the platform CA's public
+//! Basic), with the one-time token of a git push (the hook endpoint), with the secret in a
+//! log session's URL, or (standalone routers, `cluster_routes`) with the cluster token. None is open but `GET /slipway/ca.pem`, the platform CA's public
 //! certificate.
 //!
 //! Architecture Invariant: the modules form a DAG. `state` (the shared state) and `error` import
@@ -35,6 +35,7 @@ mod auth;
 mod browser_login;
 mod builds;
 mod certs;
+mod cluster_routes;
 mod collaborators;
 mod conventions;
 mod convert;
@@ -59,4 +60,4 @@ mod state;
 mod testing;
 
 pub use routes::router;
-pub use state::ApiConfig;
+pub use state::{ApiConfig, ClusterApi};

@@ -278,6 +278,8 @@ pub(crate) fn document() -> OpenApi {
     d.route(Post, "/{repo}/git-upload-pack", "Git smart-HTTP: a fetch.", Bytes("application/x-git-upload-pack-request"), 200, Bytes("application/x-git-upload-pack-result"));
     d.route(Post, "/internal/git-hook/{app}", "Git's pre-receive hook (a push's one-time token).", Bytes("application/octet-stream"), 200, Bytes("text/plain"));
     d.route(Get, "/slipway/ca.pem", "The platform CA's certificate.", No, 200, Bytes("application/x-pem-file"));
+    d.route(Get, "/slipway/cluster/routes", "Route table snapshots for standalone routers (the cluster token; NDJSON).", No, 200, Bytes("application/x-ndjson"));
+    d.route(Post, "/slipway/cluster/router-events", "Standalone routers' log lines and wake-ups (the cluster token; NDJSON).", Bytes("application/x-ndjson"), 200, o());
     // Accounts and API keys (`account.rs`).
     d.route(Patch, "/account", "Update the caller's account (name, password).", o(), 200, o());
     d.route(Get, "/account/keys", "SSH keys (none: git is HTTPS only).", No, 200, Doc::objects());

@@ -18,7 +18,8 @@ use crate::stacks;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
     account, addon_services, addons, addons_backups, app_transfers, apps_extra, browser_login,
-    builds, certs, conventions, domains, drains, dynos, git, logs, resources, slugs,
+    builds, certs, cluster_routes, conventions, domains, drains, dynos, git, logs, resources,
+    slugs,
 };
 
 /// The API's routes.
@@ -27,6 +28,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         git: Arc::new(GitState::new(&config, platform.git_repos().clone())),
         log_sessions: Arc::new(LogSessions::default()),
         login_throttle: Arc::default(),
+        cluster: config.cluster.clone().map(Arc::new),
         platform,
     };
     let platform_api = Router::new()
@@ -320,6 +322,12 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/internal/git-hook/{app}", post(git::hook))
         .route("/slipway/ca.pem", get(crate::platform::ca_pem))
+        // Standalone routers (`cluster_routes.rs`), with the cluster token.
+        .route("/slipway/cluster/routes", get(cluster_routes::routes))
+        .route(
+            "/slipway/cluster/router-events",
+            post(cluster_routes::router_events),
+        )
         .route("/buildpacks/{slug}", get(apps_extra::registry_buildpack))
         .route("/buildpacks", get(apps_extra::search_registry))
         .fallback(not_found)

@@ -22,6 +22,20 @@ pub struct ApiConfig {
     pub rate_limit_per_hour: u32,
     /// The largest page of a list a `Range` may ask for.
     pub max_page_size: usize,
+    /// What the cluster routes (`cluster_routes.rs`) serve standalone routers; without it
+    /// they answer 404.
+    pub cluster: Option<ClusterApi>,
+}
+
+/// The control plane's side of standalone routers: the cluster token they present and the
+/// route table snapshots they are streamed.
+#[derive(Debug, Clone)]
+pub struct ClusterApi {
+    /// `<data>/cluster-token`, compared in constant time (`SecretToken`'s equality).
+    pub token: slipway_model::SecretToken,
+    /// The route table as it changes, in its wire shape.
+    pub routes:
+        tokio::sync::watch::Receiver<std::sync::Arc<slipway_api_types::cluster::RouteSnapshot>>,
 }
 
 #[derive(Clone)]
@@ -31,6 +45,8 @@ pub(crate) struct ApiState {
     pub(crate) log_sessions: Arc<LogSessions>,
     /// Failed password logins per email (`POST /oauth/authorizations`).
     pub(crate) login_throttle: Arc<slipway_core::LoginThrottle>,
+    /// Standalone routers' token and route stream (`ApiConfig::cluster`).
+    pub(crate) cluster: Option<Arc<ClusterApi>>,
 }
 
 /// Git's share of the state: the repositories and the pushes in flight.

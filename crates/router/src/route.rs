@@ -32,6 +32,14 @@ impl RouteTable {
         self.hosts.values()
     }
 
+    /// Every hostname with its route, so that a snapshot can be sent over the network to a
+    /// standalone router.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<AppRoute>)> {
+        self.hosts
+            .iter()
+            .map(|(host, route)| (host.as_str(), route))
+    }
+
     pub fn len(&self) -> usize {
         self.hosts.len()
     }

@@ -18,9 +18,16 @@ use slipway_runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod cluster;
 mod config;
 mod permissions;
+mod remote_router;
 mod tls;
+
+pub use cluster::{cluster_token, read_cluster_token, ClusterTokenError, CLUSTER_TOKEN_FILE};
+pub use remote_router::{
+    run_router, RemoteRouterConfig, RemoteRouterError, RemoteRouterHandle, EVENT_QUEUE,
+};
 
 pub use config::{defaults, RuntimeKind, ServerConfig, UnknownRuntime};
 pub use permissions::PathError;
@@ -116,6 +123,8 @@ pub enum ServerError {
     HookBinary(#[source] std::io::Error),
     #[error("serving the API")]
     ServeApi(#[source] std::io::Error),
+    #[error("preparing the cluster token for standalone routers")]
+    ClusterToken(#[source] ClusterTokenError),
 }
 
 /// A running server: where it listens, and how to stop it. Dropping the handle stops the
@@ -362,6 +371,14 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         None => false,
     };
 
+    // The token every control plane of the platform shares, on disk before the API listens
+    // (an operator copies it to the standalone routers once the server is up).
+    let cluster_token = match config.store_url {
+        Some(_) => cluster::shared_cluster_token(store.as_ref(), &data_dir).await,
+        None => cluster::cluster_token(&data_dir),
+    }
+    .map_err(ServerError::ClusterToken)?;
+
     let api_listener = tokio::net::TcpListener::bind(api_addr)
         .await
         .map_err(|source| ServerError::BindApi {
@@ -383,6 +400,11 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
 
     // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), config.domain.clone());
+    // Standalone routers (`slipway router`) are streamed the same table.
+    let cluster = slipway_api::ClusterApi {
+        token: cluster_token,
+        routes: cluster::spawn_snapshots(routes.clone()),
+    };
     let router_logs = logs.clone();
     let (traffic, waker) = (platform.clone(), platform.clone());
     let router = slipway_router::Router::new(
@@ -473,6 +495,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             hook_binary,
             rate_limit_per_hour: config.api_rate_limit_per_hour,
             max_page_size: config.api_max_page_size,
+            cluster: Some(cluster),
         },
     );
     let api_tls = tokio::spawn(tls::serve_https(

@@ -28,6 +28,9 @@ struct Cli {
 enum TopCommand {
     /// Start the platform: API, git, router, dyno manager and logs, in one process.
     Server(Box<ServerArgs>),
+    /// A standalone router: serves every app from the route table the control planes stream
+    /// it (for hosts that run no `slipway server`).
+    Router(RouterArgs),
     /// Run by git inside a repository's pre-receive hook (not for direct use).
     #[command(name = "git-hook", hide = true)]
     GitHook { hook: String },
@@ -224,6 +227,29 @@ struct ServerArgs {
     store_ca_file: Option<PathBuf>,
 }
 
+/// `slipway router`'s flags.
+#[derive(clap::Args)]
+struct RouterArgs {
+    /// A control plane's API URL (http://HOST:PORT or https://HOST:PORT); repeat it, or
+    /// separate with commas, for each control plane: the router follows one, and the next
+    /// when it goes away.
+    #[arg(long = "server", required = true, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// The cluster token: a copy of a control plane's <data-dir>/cluster-token.
+    #[arg(long, env = "SLIPWAY_CLUSTER_TOKEN_FILE")]
+    token_file: PathBuf,
+    /// Where apps are served over HTTP.
+    #[arg(long = "http", default_value_t = defaults::ROUTER_ADDR)]
+    http_addr: SocketAddr,
+    /// Threads serving the listener, each with its own event loop (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The CA to trust for https:// control planes (a control plane's
+    /// <data-dir>/tls/router-ca.pem), besides the system's.
+    #[arg(long)]
+    server_ca_file: Option<PathBuf>,
+}
+
 impl ServerArgs {
     /// The server's configuration: the flags, in the server's units.
     fn into_config(self) -> ServerConfig {
@@ -309,17 +335,21 @@ fn main() -> ExitCode {
     };
     match cli.command {
         TopCommand::Server(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            init_tracing();
             match runtime.block_on(server(args.into_config())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!(" ▸    {:#}", anyhow::Error::from(error));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TopCommand::Router(args) => {
+            init_tracing();
+            match runtime.block_on(router(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!(" ▸    {:#}", error);
                     ExitCode::FAILURE
                 }
             }
@@ -333,6 +363,35 @@ fn main() -> ExitCode {
         }
         TopCommand::Client(command) => runtime.block_on(slipway_cli::main_entry(command)),
     }
+}
+
+/// Tracing to stderr, `info` unless `RUST_LOG` says otherwise.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs a standalone router until SIGINT or SIGTERM, saying where it listens.
+async fn router(args: RouterArgs) -> anyhow::Result<()> {
+    let token = slipway_server::read_cluster_token(&args.token_file)?;
+    let router = slipway_server::run_router(slipway_server::RemoteRouterConfig {
+        servers: args.servers,
+        token,
+        http_addr: args.http_addr,
+        threads: args.threads,
+        server_ca_file: args.server_ca_file,
+    })
+    .await?;
+    println!(
+        "Slipway router is running: apps on http://{} (routes from the control planes).",
+        router.http_addr()
+    );
+    router.run_until(shutdown_signal()).await;
+    Ok(())
 }
 
 /// Runs the server until SIGINT or SIGTERM, saying where it listens.

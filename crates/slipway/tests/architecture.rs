@@ -69,6 +69,8 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-model",
                 "slipway-rendezvous",
                 "slipway-addons",
+                // The route table's wire shape, for standalone routers (`remote_router.rs`).
+                "slipway-api-types",
             ],
         ),
         // The binary parses arguments and dispatches: the server, the CLI client, git's hook.

@@ -60,6 +60,57 @@ pub struct EtcdStore {
     closed: tokio::sync::watch::Sender<()>,
 }
 
+/// Keeps only the members that accept connections in the client's balancer: `etcd-client`'s
+/// balancer keeps sending requests to a member that died, and they fail ("tcp connect
+/// error") although the others could answer (etcdv3/etcd-client#39). Every second each
+/// member is probed with a TCP connection; one that refuses (or does not answer within a
+/// second) is removed, and added back once it accepts again. When no member accepts, all
+/// stay in: there is nothing better to send to. Ends with the store.
+async fn balance_live_members(
+    client: Client,
+    endpoints: Vec<String>,
+    tls: bool,
+    mut closed: tokio::sync::watch::Receiver<()>,
+) {
+    // Endpoints are `HOST:PORT` or URLs; the balancer knows them by URL.
+    let url = |endpoint: &str| match endpoint.contains("://") {
+        true => endpoint.to_owned(),
+        false => format!("{}://{endpoint}", if tls { "https" } else { "http" }),
+    };
+    let address = |endpoint: &str| {
+        let rest = endpoint
+            .split_once("://")
+            .map_or(endpoint, |(_, rest)| rest);
+        rest.trim_end_matches('/').to_owned()
+    };
+    let mut removed = std::collections::BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = closed.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let mut live = Vec::new();
+        for endpoint in &endpoints {
+            let probe = tokio::net::TcpStream::connect(address(endpoint));
+            let up = matches!(
+                tokio::time::timeout(Duration::from_secs(1), probe).await,
+                Ok(Ok(_))
+            );
+            live.push((endpoint, up));
+        }
+        let any_up = live.iter().any(|(_, up)| *up);
+        for (endpoint, up) in live {
+            if (up || !any_up) && removed.remove(endpoint) {
+                tracing::info!(%endpoint, "etcd member reachable again");
+                let _ = client.add_endpoint(url(endpoint)).await;
+            } else if !up && any_up && removed.insert(endpoint.clone()) {
+                tracing::warn!(%endpoint, "etcd member unreachable: sending requests to the others");
+                let _ = client.remove_endpoint(url(endpoint)).await;
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdStore")
@@ -122,6 +173,14 @@ impl EtcdStore {
                 reason: e.to_string(),
             })?;
         let (closed, _) = tokio::sync::watch::channel(());
+        if endpoints.len() > 1 {
+            tokio::spawn(balance_live_members(
+                client.clone(),
+                endpoints.clone(),
+                config.tls,
+                closed.subscribe(),
+            ));
+        }
         let store = EtcdStore {
             client,
             namespace: config.namespace,

@@ -774,3 +774,41 @@ impl Server {
             .expect("run the heroku CLI")
     }
 }
+
+impl Server {
+    /// Starts another control plane of an existing platform (`--store` shared with a server
+    /// that made the admin account): like [`Server::start_with`], but it waits for the API
+    /// alone, since only the first server writes `admin.key`, and uses `key`, the first
+    /// server's admin key. With `shared_slugs`, its `<data>/slugs` is that directory (the
+    /// first server's), standing in for storage both hosts mount until control planes fetch
+    /// slugs from each other.
+    pub fn start_joining(extra_args: &[&str], key: &str, shared_slugs: Option<&Path>) -> Server {
+        let temp = tempfile::Builder::new()
+            .prefix("slipway-e2e-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let log_path = temp.path().join("server.log");
+        std::fs::File::create(&log_path).expect("server log");
+        if let Some(slugs) = shared_slugs {
+            std::fs::create_dir_all(&data_dir).expect("data dir");
+            std::os::unix::fs::symlink(slugs, data_dir.join("slugs")).expect("link the slugs");
+        }
+        let mut server = Server {
+            child: Command::new("true").spawn().expect("a placeholder process"),
+            dyno_subnet: next_dyno_subnet(),
+            api_url: format!("http://127.0.0.1:{}", free_port()),
+            router_port: free_port(),
+            router_tls_port: free_port(),
+            api_tls_port: free_port(),
+            rendezvous_port: free_port(),
+            data_dir,
+            key: key.to_owned(),
+            _temp: temp,
+            log_path,
+        };
+        let _ = server.child.wait();
+        server.restart_with(extra_args);
+        server
+    }
+}
