@@ -277,6 +277,10 @@ pub(crate) fn document() -> OpenApi {
     d.route(Post, "/{repo}/git-upload-pack", "Git smart-HTTP: a fetch.", Bytes("application/x-git-upload-pack-request"), 200, Bytes("application/x-git-upload-pack-result"));
     d.route(Post, "/internal/git-hook/{app}", "Git's pre-receive hook (a push's one-time token).", Bytes("application/octet-stream"), 200, Bytes("text/plain"));
     d.route(Get, "/slipway/ca.pem", "The platform CA's certificate.", No, 200, Bytes("application/x-pem-file"));
+    // Cluster mode's host agents (`agents.rs`, the cluster token as Bearer).
+    d.route(Post, "/slipway/agents/{name}/sync", "A host agent's sync: lease, states, assignments.", o(), 200, o());
+    d.route(Post, "/slipway/agents/{name}/logs", "A host agent's batch of dyno output.", o(), 204, No);
+    d.route(Get, "/slipway/agents/slugs/{digest}", "A slug's archive by its SHA-256, for host agents.", No, 200, Bytes("application/gzip"));
     // Accounts and API keys (`account.rs`).
     d.route(Patch, "/account", "Update the caller's account (name, password).", o(), 200, o());
     d.route(Get, "/account/keys", "SSH keys (none: git is HTTPS only).", No, 200, Doc::objects());

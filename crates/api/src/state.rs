@@ -22,6 +22,9 @@ pub struct ApiConfig {
     pub rate_limit_per_hour: u32,
     /// The largest page of a list a `Range` may ask for.
     pub max_page_size: usize,
+    /// Cluster mode's host agents (`agents.rs`); `None`: a single-host server, whose agent
+    /// routes answer 404.
+    pub cluster: Option<std::sync::Arc<slipway_core::cluster::Cluster>>,
 }
 
 #[derive(Clone)]

@@ -29,9 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use slipway_agent::wire::{
-    self, Assignment, ContainerState, LogBatch, StopOrder, SyncRequest, SyncResponse,
-};
+pub use slipway_agent::wire;
 use slipway_logplex::{split_long_line, LogHub, LogLine};
 use slipway_model::HostName;
 use slipway_runtime::{
@@ -40,6 +38,7 @@ use slipway_runtime::{
 };
 use slipway_store::{Compare, EventKind, Op, Store, StoreError, Txn};
 use tokio::sync::{oneshot, Notify};
+use wire::{Assignment, ContainerState, LogBatch, StopOrder, SyncRequest, SyncResponse};
 
 mod place;
 

@@ -62,6 +62,12 @@ pub enum ServerError {
          you root?)"
     )]
     StartRunc(#[source] slipway_runtime::RuntimeError),
+    #[error("preparing the cluster token {}", path.display())]
+    ClusterToken {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("preparing the platform")]
     OpenPlatform(#[source] slipway_core::CoreError),
     #[error("restarting log drains")]
@@ -331,6 +337,25 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             ..Default::default()
         },
     );
+    // Cluster mode: formation dynos go to the host agents, the rest to the server's runtime.
+    let (runtime, cluster) = if config.cluster {
+        let token = cluster_token(&data_dir)?;
+        let cluster = slipway_core::cluster::Cluster::start(
+            store.clone(),
+            &data_dir,
+            logs.clone(),
+            token,
+            slipway_core::cluster::HOST_LEASE_TTL,
+        );
+        let runtime: Arc<dyn Runtime> = Arc::new(slipway_core::cluster::ClusterRuntime::new(
+            runtime,
+            cluster.clone(),
+        ));
+        tracing::info!("cluster mode: formation dynos run on host agents (slipway agent)");
+        (runtime, Some(cluster))
+    } else {
+        (runtime, None)
+    };
     let platform =
         slipway_core::Platform::open(platform_config, store.clone(), runtime, logs.clone())
             .await
@@ -468,6 +493,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             hook_binary,
             rate_limit_per_hour: config.api_rate_limit_per_hour,
             max_page_size: config.api_max_page_size,
+            cluster,
         },
     );
     let api_tls = tokio::spawn(tls::serve_https(
@@ -511,6 +537,40 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         addons,
     })
 }
+
+/// The token host agents present (`<data>/cluster-token`): made at the first start in cluster
+/// mode, 0600 from its first byte, and kept.
+fn cluster_token(data_dir: &Path) -> Result<String, ServerError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join(CLUSTER_TOKEN_FILE);
+    let failed = |source| ServerError::ClusterToken {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {
+            return Err(failed(std::io::Error::other(
+                "the file is empty: remove it to have a new token made",
+            )))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(failed(error)),
+    }
+    let token = slipway_model::SecretToken::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
+    file.write_all(token.expose().as_bytes()).map_err(failed)?;
+    Ok(token.expose().to_owned())
+}
+
+/// The cluster token's file name in the data directory (agents read the same name).
+const CLUSTER_TOKEN_FILE: &str = "cluster-token";
 
 /// Where the add-on servers live and listen: on runc, the dyno network's gateway (opened to
 /// dynos at exactly their ports by the runtime's firewall); with plain processes, loopback.
