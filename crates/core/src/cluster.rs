@@ -43,12 +43,14 @@ use wire::{Assignment, ContainerState, LogBatch, StopOrder, SyncRequest, SyncRes
 mod place;
 
 /// A host's lease: without a sync for this long it is fenced and its dynos replaced. Short
-/// enough that replacements are up within 10 s of a host's loss (the target), long
-/// enough for a few missed one-second syncs.
-pub const HOST_LEASE_TTL: Duration = Duration::from_secs(6);
+/// enough that replacements are up within 10 s of a host's loss (the target; a dyno
+/// start takes a few seconds more), long enough for two missed one-second syncs before the
+/// agent fences itself (at two thirds of it).
+pub const HOST_LEASE_TTL: Duration = Duration::from_secs(5);
 
-/// How long a sync waits at most for its host's assignments to change.
-const MAX_LONG_POLL: Duration = Duration::from_secs(2);
+/// How long a sync waits at most for its host's assignments to change: the agents' renewal
+/// interval, well under the third of the TTL an agent may miss.
+const MAX_LONG_POLL: Duration = Duration::from_secs(1);
 
 /// How long a dyno may take to start on its host: fetching and unpacking a slug of the
 /// largest size included.
@@ -166,6 +168,9 @@ pub struct Cluster {
     token: String,
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// Held from reading the placements to writing the new one, so dynos started together
+    /// see each other's placement (only the leader places: a local lock is enough).
+    placing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -195,6 +200,7 @@ impl Cluster {
             token,
             ttl,
             inner: Mutex::new(Inner::default()),
+            placing: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(fence_lost_hosts(Arc::downgrade(&cluster)));
         cluster
@@ -526,6 +532,7 @@ impl Cluster {
         };
         let wire_spec = wire::Spec::from_container(&spec).map_err(|e| invalid(e.to_string()))?;
         let store_failed = |e: StoreError| invalid(format!("the cluster's state: {e}"));
+        let placing = self.placing.lock().await;
         let hosts = self.live_hosts().await.map_err(store_failed)?;
         let assignments = self.all_assignments().await.map_err(store_failed)?;
         let request = place::Request {
@@ -583,6 +590,7 @@ impl Cluster {
                 failure: vec![],
             })
             .await;
+        drop(placing);
         if !matches!(created, Ok(ref r) if r.succeeded) {
             self.inner().waiters.remove(&id);
             return Err(RuntimeError::AlreadyExists { id });

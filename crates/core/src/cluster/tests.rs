@@ -360,6 +360,7 @@ fn slug_files_are_served_only_by_checksum_and_never_through_a_link() {
         token: "t".into(),
         ttl: Duration::from_secs(1),
         inner: Mutex::default(),
+        placing: tokio::sync::Mutex::new(()),
     };
     assert_eq!(
         cluster.slug_file(&good),
