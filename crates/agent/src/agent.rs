@@ -384,6 +384,7 @@ fn fence(shared: &Arc<Shared>) {
 
 async fn start(shared: Arc<Shared>, assignment: Assignment) {
     let id = assignment.spec.id.clone();
+    let began = Instant::now();
     let app_dir = match &assignment.slug {
         Some(digest) => match shared.slugs.app_dir(digest, assignment.spec.uid).await {
             Ok(dir) => Some(dir),
@@ -400,10 +401,18 @@ async fn start(shared: Arc<Shared>, assignment: Assignment) {
         },
         None => None,
     };
+    let slug_ready = began.elapsed();
+    let port = web_port(&assignment.spec);
     let spec = assignment.spec.into_container(app_dir);
     let output = shared.logs.sink(&id);
     match shared.runtime.start(spec, output).await {
-        Ok(running) => watch(shared, running),
+        Ok(running) => {
+            if let (Some(port), Some(address)) = (port, running.address) {
+                wait_until_reachable(SocketAddr::new(address, port)).await;
+            }
+            tracing::info!(container = %id, ?slug_ready, started = ?began.elapsed(), "dyno started");
+            watch(shared, running)
+        }
         Err(error) => {
             tracing::warn!(%error, container = %id, "could not start a dyno");
             shared.set_state(
@@ -413,6 +422,41 @@ async fn start(shared: Arc<Shared>, assignment: Assignment) {
                 },
             );
         }
+    }
+}
+
+/// A web dyno's `$PORT`.
+fn web_port(spec: &wire::Spec) -> Option<u16> {
+    let dyno = spec.labels.get("dyno")?;
+    if !dyno.starts_with("web.") {
+        return None;
+    }
+    spec.env
+        .iter()
+        .find(|(key, _)| key == "PORT")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// How long the agent waits for a web dyno's `$PORT` before reporting it running anyway (the
+/// control plane's boot timeout decides about it then).
+const REACHABLE_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until a web dyno accepts connections from this host, each attempt cut short: an
+/// attempt whose SYN went out before the dyno's network was ready would otherwise wait for
+/// the kernel's retransmission (1, 3, 7 s...), and so would the control plane's boot check,
+/// which connects from another host once the dyno is reported running.
+async fn wait_until_reachable(address: SocketAddr) {
+    let deadline = Instant::now() + REACHABLE_WAIT;
+    while Instant::now() < deadline {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await;
+        if matches!(attempt, Ok(Ok(_))) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

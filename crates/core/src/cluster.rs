@@ -263,6 +263,7 @@ impl Cluster {
                 continue;
             };
             if record.state.as_ref() != Some(*state) {
+                tracing::debug!(host = name, container = %record.assignment.spec.id, ?state, "container state reported");
                 self.record_state(key, record, (*state).clone()).await?;
             }
         }

@@ -115,6 +115,7 @@ impl Drop for Cluster {
             quietly("ip", &["route", "del", route]);
         }
         quietly("ip", &["link", "del", &self.bridge]);
+        quietly("nft", &["delete", "table", "ip", &self.bridge]);
     }
 }
 
@@ -136,6 +137,15 @@ fn network(temp: tempfile::TempDir) -> Cluster {
         &["addr", "add", &format!("10.213.{n}.1/24"), "dev", &bridge],
     );
     sh("ip", &["link", "set", &bridge, "up"]);
+    // The hosts reach the machine's resolver as the machine itself does (a dyno's
+    // `socket.getfqdn` otherwise waits for DNS timeouts): NAT out of the test's subnet.
+    quietly("nft", &["delete", "table", "ip", &bridge]);
+    let nat = format!(
+        "table ip {bridge} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr 10.213.{n}.0/24 oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
+    );
+    let rules = cluster._temp.path().join("nat.nft");
+    std::fs::write(&rules, nat).expect("nat rules");
+    sh("nft", &["-f", &rules.to_string_lossy()]);
     for (i, name) in ["a", "b"].into_iter().enumerate() {
         let netns = format!("slwag{n}{name}");
         let veth = format!("slwag{n}{name}");
@@ -375,12 +385,11 @@ async fn dynos_spread_over_two_agents_and_a_cut_host_is_replaced_and_fences_itse
         .await;
 
     // Cut host a's link: it cannot renew its lease.
-    let cut = Instant::now();
     let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
     let a_dynos = a.running();
     sh("ip", &["link", "set", &a.veth, "down"]);
     let replaced = wait_until(
-        Duration::from_secs(40),
+        Duration::from_secs(10),
         "the lost host's dynos replaced on the other host within 10 s",
         || all_logs(&cluster),
         || {
@@ -398,7 +407,6 @@ async fn dynos_spread_over_two_agents_and_a_cut_host_is_replaced_and_fences_itse
     )
     .await;
     eprintln!("failover: {replaced:?} from the cut until four dynos were up again");
-    assert!(cut.elapsed() < Duration::from_secs(15));
     // Host a fenced itself: by now (past two thirds of the lease's TTL) its dynos are gone,
     // before its link comes back.
     wait_until(
