@@ -28,6 +28,7 @@ mod account;
 mod addon_services;
 mod addons;
 mod addons_backups;
+mod agents;
 mod app_in_path;
 mod app_transfers;
 mod apps_extra;

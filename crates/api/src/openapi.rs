@@ -280,6 +280,10 @@ pub(crate) fn document() -> OpenApi {
     d.route(Get, "/slipway/ca.pem", "The platform CA's certificate.", No, 200, Bytes("application/x-pem-file"));
     d.route(Get, "/slipway/cluster/routes", "Route table snapshots for standalone routers (the cluster token; NDJSON).", No, 200, Bytes("application/x-ndjson"));
     d.route(Post, "/slipway/cluster/router-events", "Standalone routers' log lines and wake-ups (the cluster token; NDJSON).", Bytes("application/x-ndjson"), 200, o());
+    // Cluster mode's host agents (`agents.rs`, the cluster token as Bearer).
+    d.route(Post, "/slipway/agents/{name}/sync", "A host agent's sync: lease, states, assignments.", o(), 200, o());
+    d.route(Post, "/slipway/agents/{name}/logs", "A host agent's batch of dyno output.", o(), 204, No);
+    d.route(Get, "/slipway/agents/slugs/{digest}", "A slug's archive by its SHA-256, for host agents.", No, 200, Bytes("application/gzip"));
     // Accounts and API keys (`account.rs`).
     d.route(Patch, "/account", "Update the caller's account (name, password).", o(), 200, o());
     d.route(Get, "/account/keys", "SSH keys (none: git is HTTPS only).", No, 200, Doc::objects());

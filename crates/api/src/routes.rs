@@ -24,6 +24,7 @@ use crate::{
 
 /// The API's routes.
 pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
+    let agents = config.agents.clone();
     let state = ApiState {
         git: Arc::new(GitState::new(&config, platform.git_repos().clone())),
         log_sessions: Arc::new(LogSessions::default()),
@@ -332,7 +333,12 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/buildpacks", get(apps_extra::search_registry))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    conventions::layer_all(all, limiter).with_state(state)
+    let api = conventions::layer_all(all, limiter).with_state(state);
+    // Host agents sync every second: their routes are outside the per-account rate limit.
+    match agents {
+        Some(cluster) => crate::agents::router(cluster).merge(api),
+        None => api,
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -25,6 +25,9 @@ pub struct ApiConfig {
     /// What the cluster routes (`cluster_routes.rs`) serve standalone routers; without it
     /// they answer 404.
     pub cluster: Option<ClusterApi>,
+    /// Cluster mode's host agents (`agents.rs`); `None`: a single-host server, whose agent
+    /// routes answer 404.
+    pub agents: Option<std::sync::Arc<slipway_core::cluster::Cluster>>,
 }
 
 /// The control plane's side of standalone routers: the cluster token they present and the

@@ -31,6 +31,7 @@ mod build_output;
 mod buildpacks;
 mod builds;
 mod certs;
+pub mod cluster;
 mod command;
 mod config;
 mod deploy;

@@ -148,6 +148,11 @@ pub struct NetworkConfig {
     /// allows ([`crate::ContainerSpec::allowed_host_ports`]) and to no other port of the host.
     /// Default none.
     pub addon_ports: Vec<std::ops::RangeInclusive<u16>>,
+    /// Networks outside this host (a cluster's control planes and routers) that may open TCP
+    /// connections to dynos through this host's forwarding: a host agent's dynos are reached
+    /// from other hosts over its routed dyno subnet. Default none (single host: the router
+    /// reaches dynos from the host itself).
+    pub routed_from: Vec<Ipv4Subnet>,
 }
 
 impl NetworkConfig {
@@ -163,6 +168,7 @@ impl NetworkConfig {
             subnet,
             public_ports: Vec::new(),
             addon_ports: Vec::new(),
+            routed_from: Vec::new(),
         }
     }
 
@@ -283,6 +289,7 @@ pub fn remove_network(bridge: &str) {
         },
         public_ports: Vec::new(),
         addon_ports: Vec::new(),
+        routed_from: Vec::new(),
     }
     .veth_prefix();
     if let Ok(links) = std::fs::read_dir("/sys/class/net") {
@@ -368,6 +375,15 @@ pub(crate) fn ruleset(config: &NetworkConfig, running: &[Attachment]) -> String 
         format!("elements = {{ {} }}", ports.join(", "))
     };
     let (addon_set, addon_rule) = addon_rule(config, running);
+    let routed_rule = if config.routed_from.is_empty() {
+        String::new()
+    } else {
+        let sources: Vec<String> = config.routed_from.iter().map(|s| s.to_string()).collect();
+        format!(
+            "oifname \"{bridge}\" ip saddr {{ {} }} meta l4proto tcp accept",
+            sources.join(", ")
+        )
+    };
     format!(
         r#"table inet {table}
 delete table inet {table}
@@ -393,6 +409,7 @@ table inet {table} {{
         iifname "{bridge}" ip saddr != {subnet} drop
         iifname "{bridge}" accept
         oifname "{bridge}" ct state established,related accept
+        {routed_rule}
         oifname "{bridge}" counter drop
     }}
     chain postrouting {{
@@ -1114,6 +1131,7 @@ mod tests {
             subnet: "10.9.9.0/28".parse().unwrap(),
             public_ports: vec![],
             addon_ports: vec![],
+            routed_from: vec![],
         };
         let taken = Ipv4Addr::new(10, 9, 9, 3);
         let mut alloc = Allocator::new(config, [taken]);

@@ -268,6 +268,10 @@ pub struct ServerConfig {
     pub store_url: Option<String>,
     /// The CA (PEM) that signed the etcd members' certificates, for an `etcds://` store.
     pub store_ca_file: Option<PathBuf>,
+    /// Cluster mode (`--cluster`): formation dynos run on host agents (`slipway agent`) that
+    /// register with this server using `<data>/cluster-token`; builds, release-phase and
+    /// one-off dynos stay on this server's own runtime.
+    pub cluster: bool,
 }
 
 impl ServerConfig {
@@ -326,6 +330,7 @@ impl ServerConfig {
             api_max_page_size: defaults::API_MAX_PAGE_SIZE,
             store_url: None,
             store_ca_file: None,
+            cluster: false,
         }
     }
 

@@ -345,6 +345,32 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             ..Default::default()
         },
     );
+    // The token every control plane of the platform shares, on disk before the API listens
+    // (an operator copies it to the standalone routers and host agents once the server is up).
+    let cluster_token = match config.store_url {
+        Some(_) => cluster::shared_cluster_token(store.as_ref(), &data_dir).await,
+        None => cluster::cluster_token(&data_dir),
+    }
+    .map_err(ServerError::ClusterToken)?;
+    // Cluster mode: formation dynos go to the host agents, the rest to the server's runtime.
+    let (runtime, cluster_runtime) = if config.cluster {
+        let token = cluster_token.expose().to_owned();
+        let cluster = slipway_core::cluster::Cluster::start(
+            store.clone(),
+            &data_dir,
+            logs.clone(),
+            token,
+            slipway_core::cluster::HOST_LEASE_TTL,
+        );
+        let runtime: Arc<dyn Runtime> = Arc::new(slipway_core::cluster::ClusterRuntime::new(
+            runtime,
+            cluster.clone(),
+        ));
+        tracing::info!("cluster mode: formation dynos run on host agents (slipway agent)");
+        (runtime, Some(cluster))
+    } else {
+        (runtime, None)
+    };
     let platform =
         slipway_core::Platform::open(platform_config, store.clone(), runtime, logs.clone())
             .await
@@ -370,14 +396,6 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         }
         None => false,
     };
-
-    // The token every control plane of the platform shares, on disk before the API listens
-    // (an operator copies it to the standalone routers once the server is up).
-    let cluster_token = match config.store_url {
-        Some(_) => cluster::shared_cluster_token(store.as_ref(), &data_dir).await,
-        None => cluster::cluster_token(&data_dir),
-    }
-    .map_err(ServerError::ClusterToken)?;
 
     let api_listener = tokio::net::TcpListener::bind(api_addr)
         .await
@@ -496,6 +514,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             rate_limit_per_hour: config.api_rate_limit_per_hour,
             max_page_size: config.api_max_page_size,
             cluster: Some(cluster),
+            agents: cluster_runtime,
         },
     );
     let api_tls = tokio::spawn(tls::serve_https(

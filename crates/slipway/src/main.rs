@@ -31,6 +31,8 @@ enum TopCommand {
     /// A standalone router: serves every app from the route table the control planes stream
     /// it (for hosts that run no `slipway server`).
     Router(RouterArgs),
+    /// Run this host's dynos for a cluster's control plane (`slipway server --cluster`).
+    Agent(Box<AgentArgs>),
     /// Run by git inside a repository's pre-receive hook (not for direct use).
     #[command(name = "git-hook", hide = true)]
     GitHook { hook: String },
@@ -225,6 +227,66 @@ struct ServerArgs {
     /// The CA (PEM) that signed the etcd members' certificates, for an etcds:// store.
     #[arg(long, env = "SLIPWAY_STORE_CA_FILE")]
     store_ca_file: Option<PathBuf>,
+    /// Cluster mode: run formation dynos on host agents (`slipway agent`), which authenticate
+    /// with <data-dir>/cluster-token (made at the first start); builds, release-phase and
+    /// one-off dynos stay on this server.
+    #[arg(long)]
+    cluster: bool,
+}
+
+/// `slipway agent`'s flags: one per `AgentConfig` field, defaults from `slipway_agent`.
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The control plane's API URL (http://HOST:PORT or https://HOST:PORT).
+    #[arg(long)]
+    server: String,
+    /// This host's name in the cluster (lowercase letters, digits and `-`; unique).
+    #[arg(long)]
+    name: slipway_agent::HostName,
+    /// Where the agent keeps its containers, slugs and unpacked slugs.
+    #[arg(long, default_value = slipway_agent::defaults::DATA_DIR)]
+    data: PathBuf,
+    /// This host's dyno subnet: unique in the cluster, routed to --address by the other hosts.
+    #[arg(long, default_value = slipway_agent::defaults::DYNO_SUBNET)]
+    dyno_subnet: slipway_agent::Ipv4Subnet,
+    /// Memory offered to dynos in MiB (default: the host's total memory).
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// The cluster token: a copy of the control plane's <data-dir>/cluster-token (default
+    /// <data>/cluster-token).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The address other hosts reach this one's dynos through (default: this host's address
+    /// towards the control plane).
+    #[arg(long)]
+    address: Option<std::net::IpAddr>,
+    /// A network (CIDR) whose hosts may connect to this host's dynos: the routers and control
+    /// planes. Repeatable; default the control plane's address alone.
+    #[arg(long)]
+    routed_from: Vec<slipway_agent::Ipv4Subnet>,
+    /// The CA of the control plane's HTTPS certificate (its <data-dir>/tls/router-ca.pem).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// The largest slug the agent downloads, in MB.
+    #[arg(long, default_value_t = slipway_agent::defaults::MAX_SLUG_SIZE_MB)]
+    max_slug_size_mb: u64,
+}
+
+impl AgentArgs {
+    fn into_config(self) -> slipway_agent::AgentConfig {
+        slipway_agent::AgentConfig {
+            server: self.server,
+            name: self.name,
+            data_dir: self.data,
+            dyno_subnet: self.dyno_subnet,
+            memory_mb: self.memory_mb,
+            token_file: self.token_file,
+            address: self.address,
+            routed_from: self.routed_from,
+            ca_file: self.ca_file,
+            max_slug_size_mb: self.max_slug_size_mb,
+        }
+    }
 }
 
 /// `slipway router`'s flags.
@@ -303,6 +365,7 @@ impl ServerArgs {
             api_max_page_size: self.api_max_page_size,
             store_url: self.store_url,
             store_ca_file: self.store_ca_file,
+            cluster: self.cluster,
         }
     }
 }
@@ -350,6 +413,16 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!(" ▸    {:#}", error);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TopCommand::Agent(args) => {
+            init_tracing();
+            match runtime.block_on(slipway_agent::run(args.into_config(), shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!(" ▸    {:#}", anyhow::Error::from(error));
                     ExitCode::FAILURE
                 }
             }

@@ -29,6 +29,11 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("slipway-api-types", &["slipway-model"]),
         ("slipway-router", &["slipway-logplex", "slipway-model"]),
         ("slipway-build", &["slipway-runtime", "slipway-model"]),
+        // The host agent: its runtime, the build crate's safe slug unpacking, host names.
+        (
+            "slipway-agent",
+            &["slipway-runtime", "slipway-build", "slipway-model"],
+        ),
         (
             "slipway-core",
             &[
@@ -42,6 +47,8 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-model",
                 "slipway-rendezvous",
                 "slipway-addons",
+                // Cluster mode: the agents' wire protocol.
+                "slipway-agent",
             ],
         ),
         (
@@ -74,7 +81,15 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             ],
         ),
         // The binary parses arguments and dispatches: the server, the CLI client, git's hook.
-        ("slipway", &["slipway-server", "slipway-cli", "slipway-git"]),
+        (
+            "slipway",
+            &[
+                "slipway-server",
+                "slipway-cli",
+                "slipway-git",
+                "slipway-agent",
+            ],
+        ),
     ];
     edges
         .iter()

@@ -1,0 +1,208 @@
+//! Slugs on an agent's host: fetched from the control plane by their SHA-256, verified while
+//! they stream in, capped in size, cached under the agent's data directory, and unpacked once
+//! per slug and uid with the build crate's defensive unpacking (no entry outside the tree, no
+//! write through a link).
+//!
+//! Layout under the data directory: `slugs/<digest>.tgz` (only ever a verified file: it is
+//! written as `slugs/.<digest>.<random>.partial` and renamed into place) and
+//! `unpacked/<digest>-<uid>/app` (complete when `.complete` exists beside `app`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::error::AgentError;
+use crate::wire;
+
+#[cfg(test)]
+mod tests;
+
+/// Where and how slugs are fetched.
+pub(crate) struct Slugs {
+    data_dir: PathBuf,
+    client: reqwest::Client,
+    server: url::Url,
+    token: String,
+    max_bytes: u64,
+    /// One lock per slug and uid, so a slug is fetched and unpacked once however many dynos
+    /// of it start together.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Slugs {
+    pub(crate) fn new(
+        data_dir: PathBuf,
+        client: reqwest::Client,
+        server: url::Url,
+        token: String,
+        max_bytes: u64,
+    ) -> Slugs {
+        Slugs {
+            data_dir,
+            client,
+            server,
+            token,
+            max_bytes,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The unpacked slug `digest` as `uid` owns it, fetching and unpacking it first if needed.
+    pub(crate) async fn app_dir(&self, digest: &str, uid: u32) -> Result<PathBuf, AgentError> {
+        if !wire::is_slug_digest(digest) {
+            return Err(AgentError::Slug {
+                digest: digest.chars().take(80).collect(),
+                reason: "not a SHA-256 checksum".into(),
+            });
+        }
+        let key = format!("{digest}-{uid}");
+        let lock = self
+            .locks
+            .lock()
+            .expect("the slug lock table is never poisoned: no code panics holding it")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _held = lock.lock().await;
+        let dir = self.data_dir.join("unpacked").join(&key);
+        if dir.join(".complete").exists() {
+            return Ok(dir.join("app"));
+        }
+        let tarball = self.fetch(digest).await?;
+        let unpacked = self.data_dir.join("unpacked");
+        let temporary = unpacked.join(format!(".{key}.{}", uuid::Uuid::new_v4().simple()));
+        let (final_dir, digest_owned) = (dir.clone(), digest.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
+            let io = |source: std::io::Error| AgentError::Slug {
+                digest: digest_owned.clone(),
+                reason: format!("unpacking: {source}"),
+            };
+            std::fs::create_dir_all(temporary.join("app")).map_err(io)?;
+            if let Err(error) =
+                slipway_build::unpack_slug(&tarball, &temporary.join("app"), uid, uid)
+            {
+                let _ = std::fs::remove_dir_all(&temporary);
+                return Err(AgentError::Slug {
+                    digest: digest_owned.clone(),
+                    reason: error.to_string(),
+                });
+            }
+            std::fs::write(temporary.join(".complete"), b"").map_err(io)?;
+            let _ = std::fs::remove_dir_all(&final_dir);
+            std::fs::rename(&temporary, &final_dir).map_err(io)
+        })
+        .await
+        .map_err(|error| AgentError::Slug {
+            digest: digest.to_owned(),
+            reason: format!("the unpacking task failed: {error}"),
+        })??;
+        Ok(dir.join("app"))
+    }
+
+    /// The verified tarball of slug `digest`, downloaded unless cached.
+    pub(crate) async fn fetch(&self, digest: &str) -> Result<PathBuf, AgentError> {
+        let slugs = self.data_dir.join("slugs");
+        let path = slugs.join(format!("{digest}.tgz"));
+        if path.exists() {
+            return Ok(path);
+        }
+        let failed = |reason: String| AgentError::Slug {
+            digest: digest.to_owned(),
+            reason,
+        };
+        std::fs::create_dir_all(&slugs)
+            .map_err(|e| failed(format!("creating {}: {e}", slugs.display())))?;
+        let url = self
+            .server
+            .join(&wire::slug_path(digest))
+            .map_err(|e| failed(e.to_string()))?;
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| failed(format!("requesting it from the control plane: {e}")))?;
+        if !response.status().is_success() {
+            return Err(failed(format!(
+                "the control plane answered {}",
+                response.status()
+            )));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes)
+        {
+            return Err(failed(format!(
+                "larger than the {} byte cap",
+                self.max_bytes
+            )));
+        }
+        let partial = slugs.join(format!(
+            ".{digest}.{}.partial",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let result = self.download(response, &partial, digest).await;
+        match result {
+            Ok(()) => {
+                std::fs::rename(&partial, &path).map_err(|e| {
+                    let _ = std::fs::remove_file(&partial);
+                    failed(format!("renaming it into the cache: {e}"))
+                })?;
+                Ok(path)
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(error)
+            }
+        }
+    }
+
+    /// Streams `response` into `partial`, hashing and counting as it goes.
+    async fn download(
+        &self,
+        response: reqwest::Response,
+        partial: &Path,
+        digest: &str,
+    ) -> Result<(), AgentError> {
+        let failed = |reason: String| AgentError::Slug {
+            digest: digest.to_owned(),
+            reason,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(partial)
+            .map_err(|e| failed(format!("creating {}: {e}", partial.display())))?;
+        let mut hasher = Sha256::new();
+        let mut total: u64 = 0;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| failed(format!("downloading: {e}")))?;
+            total = total.saturating_add(chunk.len() as u64);
+            if total > self.max_bytes {
+                return Err(failed(format!(
+                    "larger than the {} byte cap",
+                    self.max_bytes
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| failed(format!("writing {}: {e}", partial.display())))?;
+        }
+        let got = hex::encode(hasher.finalize());
+        if got != digest {
+            return Err(failed(format!(
+                "the download's SHA-256 is {got}: the control plane sent another file"
+            )));
+        }
+        file.sync_all()
+            .map_err(|e| failed(format!("writing {}: {e}", partial.display())))
+    }
+}
