@@ -12,7 +12,7 @@
 #                                          builds the release binary unless SLIPWAY_BIN is set)
 #
 # The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs,java,rust}/
-# and small Go, Ruby-less (no gem server here), PHP and static apps written below.
+# and small Go, Ruby (a vendored gem: no gem server here), PHP and static apps written below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack=no
@@ -48,6 +48,19 @@ sample static-site -
 mkdir -p "$work/apps/static-site/public" && echo '<h1>hi</h1>' > "$work/apps/static-site/public/index.html"
 echo '{"root": "public/"}' > "$work/apps/static-site/static.json"
 commit "$work/apps/static-site"
+sample ruby-app -
+# No gem server is reachable here: the app vendors a gem of its own in vendor/cache, as the
+# end-to-end test (tests/lang_others.rs) does.
+mkdir -p "$work/gem/lib" "$work/apps/ruby-app/vendor/cache"
+printf 'Gem::Specification.new do |s|\n  s.name = "greeting"\n  s.version = "1.0.0"\n  s.summary = "a vendored gem"\n  s.authors = ["slipway"]\n  s.license = "MIT"\n  s.files = ["lib/greeting.rb"]\nend\n' > "$work/gem/greeting.gemspec"
+printf 'module Greeting\n  def self.hello = "hello"\nend\n' > "$work/gem/lib/greeting.rb"
+(cd "$work/gem" && gem build -q greeting.gemspec >/dev/null 2>&1)
+cp "$work/gem/greeting-1.0.0.gem" "$work/apps/ruby-app/vendor/cache/"
+printf 'source "https://rubygems.org"\ngem "greeting", "1.0.0"\n' > "$work/apps/ruby-app/Gemfile"
+printf 'GEM\n  remote: https://rubygems.org/\n  specs:\n    greeting (1.0.0)\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n  greeting (= 1.0.0)\n' > "$work/apps/ruby-app/Gemfile.lock"
+printf 'require "socket"\nrequire "greeting"\nserver = TCPServer.new("0.0.0.0", Integer(ENV.fetch("PORT")))\nloop do\n  c = server.accept\n  while (l = c.gets) && l != "\\r\\n"; end\n  c.write "HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\nConnection: close\\r\\n\\r\\n#{Greeting.hello}"\n  c.close\nend\n' > "$work/apps/ruby-app/web.rb"
+echo 'web: bundle exec ruby web.rb' > "$work/apps/ruby-app/Procfile"
+commit "$work/apps/ruby-app"
 sample java-maven "$fixtures/java/maven"; commit "$work/apps/java-maven"
 sample rust-cargo "$fixtures/rust/hello"; commit "$work/apps/rust-cargo"
 
@@ -84,6 +97,7 @@ peer() { # NAME -> milliseconds
     python-uv) python3 -m venv .venv && PIP_CONFIG_FILE=/dev/null .venv/bin/pip install -q uv && .venv/bin/uv sync -q --locked --no-default-groups ;;
     nodejs-npm) npm ci --silent --no-audit --no-fund >/dev/null ;;
     go-app) GOPROXY=off GOCACHE=$copy/.gocache go build -o bin/bench . ;;
+    ruby-app) BUNDLE_PATH=vendor/bundle bundle install --local --quiet ;;
     php-app) composer install -q --no-dev --optimize-autoloader --no-interaction ;;
     static-site) nginx -t -q -c /etc/nginx/nginx.conf ;;
     java-maven) mvn -B -q -o -s "$work/m2-settings.xml" -DskipTests clean package ;;
@@ -95,7 +109,7 @@ peer() { # NAME -> milliseconds
 }
 
 printf '%-14s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms peer_ms cold/peer cached/peer
-for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app php-app static-site java-maven rust-cargo}; do
+for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app ruby-app php-app static-site java-maven rust-cargo}; do
   "$bin" apps:create "$app" >/dev/null
   cold=$(push "$app" "$work/apps/$app")
   cached=()
