@@ -3,13 +3,13 @@
 //! client and served through the router by the default `java -jar` web process, with
 //! `JAVA_TOOL_OPTIONS` sizing the heap to the dyno; a rebuild resolves nothing again (the
 //! cached `~/.m2`); and the failures a user can act on (a JDK the stack lacks, a compile
-//! error, a Gradle build) fail with what to do and release nothing.
+//! error, a Gradle build that needs the plugin portal) fail with what to do and release nothing.
 //!
 //! Maven Central is not reachable from this machine: Maven's plugins come from the default
 //! runtime source, the stack's Debian-packaged Maven repository (`/usr/share/maven-repo`:
 //! `maven`, `openjdk-17-jdk-headless` and the `libmaven-*-plugin-java`, `libsurefire-java`
-//! packages, which `.ci/run` installs). Gradle cannot fetch its plugins here, so a Gradle
-//! build is refused with that reason.
+//! packages, which `.ci/run` installs). A Gradle app builds with the stack's Gradle (Debian's
+//! `gradle`), offline: Gradle's own plugins work, the plugin portal's cannot be fetched.
 
 mod support;
 
@@ -26,6 +26,7 @@ const HELLO_PATH: &str = "src/main/java/com/example/Hello.java";
 fn missing_tools() -> Vec<&'static str> {
     [
         "/usr/bin/mvn",
+        "/usr/bin/gradle",
         "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac",
         "/usr/share/maven-repo/org/apache/maven/plugins/maven-compiler-plugin/3.10.1",
         "/usr/share/maven-repo/org/apache/maven/plugins/maven-jar-plugin/3.3.0",
@@ -49,7 +50,8 @@ macro_rules! require_tools {
                 "SKIPPED: the stack lacks {missing:?}; install maven openjdk-17-jdk-headless \
                  libmaven-compiler-plugin-java libmaven-jar-plugin-java \
                  libmaven-resources-plugin-java libmaven-install-plugin-java libsurefire-java \
-                 libmaven-clean-plugin-java libmaven-dependency-plugin-java (as .ci/run does)"
+                 libmaven-clean-plugin-java libmaven-dependency-plugin-java gradle (as .ci/run \
+                 does)"
             );
             return;
         }
@@ -160,6 +162,43 @@ async fn a_maven_app_builds_from_the_stacks_repository_serves_and_rebuilds_from_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gradle_app_builds_offline_with_the_stacks_gradle_and_serves() {
+    require_tools!();
+    let server = Server::start();
+    server.cli_ok(&["apps:create", "gradleweb"]);
+    // The same web app as the Maven sample, built by Gradle's own `java` plugin.
+    let app = repo(&[
+        (
+            "build.gradle",
+            "apply plugin: 'java'\njar { manifest { attributes 'Main-Class': 'com.example.Hello' } }\n",
+        ),
+        ("settings.gradle", "rootProject.name = 'hello-gradle'\n"),
+        ("system.properties", SYSTEM_PROPERTIES),
+        (HELLO_PATH, HELLO),
+    ]);
+    let output = push_expecting(&server, "gradleweb", app.path(), true);
+    for expected in [
+        "remote: -----> Java (Gradle) app detected",
+        "remote: -----> Installing OpenJDK 17",
+        "remote: -----> Building Gradle app...",
+        "remote: -----> executing gradle build -x check",
+        "BUILD SUCCESSFUL",
+        "remote:        Executable jar: build/libs/hello-gradle.jar",
+        "remote:        Default types for buildpack -> web",
+    ] {
+        assert_contains(&output, expected);
+    }
+    // No Procfile: the web process is the default `java -jar` of Gradle's jar.
+    let body = server.wait_for_200("gradleweb", "/").await;
+    assert!(body.starts_with("java says hi from web.1 on 17."), "{body}");
+    let ps = server.cli_ok(&["ps", "-a", "gradleweb"]);
+    assert!(
+        ps.contains("java -Dserver.port=$PORT $JAVA_OPTS -jar build/libs/hello-gradle.jar"),
+        "{ps}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_apps_the_platform_cannot_build_are_refused_with_what_to_do() {
     require_tools!();
     let server = Server::start();
@@ -190,8 +229,9 @@ async fn java_apps_the_platform_cannot_build_are_refused_with_what_to_do() {
                 "plugins { id 'org.springframework.boot' version '3.2.0' }\n",
             )],
             &[
-                "Gradle builds are not supported on this platform.",
-                "Build the app with Maven (a pom.xml) instead",
+                "remote: -----> Building Gradle app...",
+                "Failed to build app with Gradle.",
+                "Gradle runs offline here: plugins from the Gradle plugin portal and dependencies from",
             ],
         ),
         (
