@@ -184,60 +184,52 @@ struct Endpoint {
 
 impl Endpoint {
     async fn sync(&self, request: &SyncRequest) -> Result<SyncResponse, AgentError> {
-        let url = self
-            .server
-            .join(&wire::sync_path(&self.name))
-            .map_err(|_| AgentError::ServerUrl {
-                url: self.server.to_string(),
-            })?;
+        let timeout = Duration::from_millis(request.wait_ms) + SYNC_TIMEOUT;
         let response = self
-            .client
-            .post(url)
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_millis(request.wait_ms) + SYNC_TIMEOUT)
-            .json(request)
-            .send()
-            .await
-            .map_err(AgentError::Unreachable)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or(body);
-            return Err(AgentError::Refused {
-                status: status.as_u16(),
-                message: message.chars().take(500).collect(),
-            });
-        }
+            .post(&wire::sync_path(&self.name), request, timeout)
+            .await?;
         response.json().await.map_err(AgentError::Unreachable)
     }
 
     async fn send_logs(&self, batch: &wire::LogBatch) -> Result<(), AgentError> {
-        let url = self
-            .server
-            .join(&wire::logs_path(&self.name))
-            .map_err(|_| AgentError::ServerUrl {
-                url: self.server.to_string(),
-            })?;
+        self.post(&wire::logs_path(&self.name), batch, SYNC_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// POSTs `body` as JSON with the cluster token; a refusal carries the control plane's
+    /// message (its `{"id","message"}` body), at most 500 characters of it.
+    async fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, AgentError> {
+        let url = self.server.join(path).map_err(|_| AgentError::ServerUrl {
+            url: self.server.to_string(),
+        })?;
         let response = self
             .client
             .post(url)
             .bearer_auth(&self.token)
-            .timeout(SYNC_TIMEOUT)
-            .json(batch)
+            .timeout(timeout)
+            .json(body)
             .send()
             .await
             .map_err(AgentError::Unreachable)?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(AgentError::Refused {
-                status: response.status().as_u16(),
-                message: "the log batch was refused".into(),
-            })
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
         }
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or(body);
+        Err(AgentError::Refused {
+            status: status.as_u16(),
+            message: message.chars().take(500).collect(),
+        })
     }
 }
 
