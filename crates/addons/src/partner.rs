@@ -33,6 +33,13 @@ pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest timeout a registration may ask for (Heroku's hard limit).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long a first deploy waits for an asynchronous provision (a 202) of one of its app.json
+/// add-ons to be completed by the provider's callback, unless the manifest's
+/// `provision_wait_seconds` says otherwise: a git push stays open that long, so a few minutes,
+/// well inside the build's own 15.
+pub const DEFAULT_PROVISION_WAIT: Duration = Duration::from_secs(5 * 60);
+/// The longest `provision_wait_seconds` a manifest may ask for.
+pub const MAX_PROVISION_WAIT: Duration = Duration::from_secs(30 * 60);
 /// The largest answer read from a provider.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The longest provider message shown to a user.
@@ -67,6 +74,18 @@ pub struct PartnerService {
     pub plans: Vec<PartnerPlan>,
     /// How long the provider may take to answer.
     pub timeout_ms: u64,
+    /// How long a first deploy waits for an asynchronous provision to complete (records
+    /// stored before this field existed get the default).
+    #[serde(default = "default_provision_wait_ms")]
+    pub provision_wait_ms: u64,
+}
+
+fn default_provision_wait_ms() -> u64 {
+    millis(DEFAULT_PROVISION_WAIT)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl std::fmt::Debug for PartnerService {
@@ -100,6 +119,11 @@ impl PartnerService {
     /// The request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// How long a first deploy waits for an asynchronous provision.
+    pub fn provision_wait(&self) -> Duration {
+        Duration::from_millis(self.provision_wait_ms)
     }
 
     /// Checks the provider's URLs against the platform's outbound rules (a provider on a
@@ -159,6 +183,9 @@ struct RawManifest {
     api: Option<RawApi>,
     #[serde(default)]
     plans: Vec<RawPlan>,
+    /// Slipway's own, like `plans`: how long the provider's asynchronous provisioning may
+    /// take before a first deploy waiting for it gives up.
+    provision_wait_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +335,18 @@ pub fn parse_manifest(
         check_text("api.requires and api.regions entries", entry, 100)?;
     }
     let plans = parse_plans(raw.plans)?;
+    let provision_wait = match raw.provision_wait_seconds {
+        None => DEFAULT_PROVISION_WAIT,
+        Some(seconds) if (1..=MAX_PROVISION_WAIT.as_secs()).contains(&seconds) => {
+            Duration::from_secs(seconds)
+        }
+        Some(_) => {
+            return Err(ManifestError::new(format!(
+                "provision_wait_seconds must be between 1 and {}",
+                MAX_PROVISION_WAIT.as_secs()
+            )))
+        }
+    };
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
         return Err(ManifestError::new(format!(
@@ -327,7 +366,8 @@ pub fn parse_manifest(
         requires: api.requires,
         regions: api.regions,
         plans,
-        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        timeout_ms: millis(timeout),
+        provision_wait_ms: millis(provision_wait),
     })
 }
 

@@ -328,7 +328,7 @@ pub(crate) async fn provisioned(
 ) -> Result<Json<wire::Addon>, ApiError> {
     let token = callback_token(&headers)?;
     let view = state.platform.partner_provisioned(&addon, &token).await?;
-    Ok(Json(addon_json(&view)))
+    Ok(Json(addon_json(state.platform.config(), &view)))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use slipway_addons::{Plan, Service};
 use slipway_api_types as wire;
-use slipway_core::{AddonAttachment, AddonView, Command, Outcome};
+use slipway_core::{addon_web_url, AddonAttachment, AddonView, Command, Outcome, PlatformConfig};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -34,7 +34,7 @@ fn price(plan: Option<&Plan>) -> wire::Price {
     }
 }
 
-pub(crate) fn addon_json(view: &AddonView) -> wire::Addon {
+pub(crate) fn addon_json(config: &PlatformConfig, view: &AddonView) -> wire::Addon {
     let addon = &view.addon;
     let plan = addon.plan();
     let service = Service::parse(&addon.service);
@@ -81,11 +81,15 @@ pub(crate) fn addon_json(view: &AddonView) -> wire::Addon {
         provision_message: partner.and_then(|p| p.message.clone()),
         state: addon.state().into(),
         updated_at: addon.updated_at,
-        web_url: None,
+        web_url: Some(addon_web_url(config, addon.app_id, addon.id)),
     }
 }
 
-fn attachment_json(view: Option<&AddonView>, a: &AddonAttachment) -> wire::AddonAttachment {
+fn attachment_json(
+    config: &PlatformConfig,
+    view: Option<&AddonView>,
+    a: &AddonAttachment,
+) -> wire::AddonAttachment {
     let owner = view.map_or(
         wire::ResourceRef {
             id: a.app_id,
@@ -111,7 +115,8 @@ fn attachment_json(view: Option<&AddonView>, a: &AddonAttachment) -> wire::Addon
         name: a.name.clone(),
         namespace: None,
         updated_at: a.updated_at,
-        web_url: None,
+        // The add-on's page in the attached app's context, as the schema describes it.
+        web_url: Some(addon_web_url(config, a.app_id, a.addon_id)),
         log_input_url: None,
     }
 }
@@ -257,7 +262,10 @@ pub(crate) async fn list_app(
 ) -> Result<Response, ApiError> {
     let views = state.platform.app_addons(&user, &app).await?;
     Ok(list_response(
-        views.iter().map(addon_json).collect::<Vec<_>>(),
+        views
+            .iter()
+            .map(|v| addon_json(state.platform.config(), v))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -267,7 +275,10 @@ pub(crate) async fn list_all(
 ) -> Result<Response, ApiError> {
     let views = state.platform.addons(&user).await?;
     Ok(list_response(
-        views.iter().map(addon_json).collect::<Vec<_>>(),
+        views
+            .iter()
+            .map(|v| addon_json(state.platform.config(), v))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -284,7 +295,10 @@ pub(crate) async fn create(
     else {
         return Err(ApiError::unexpected_outcome());
     };
-    Ok((StatusCode::CREATED, Json(addon_json(&view))))
+    Ok((
+        StatusCode::CREATED,
+        Json(addon_json(state.platform.config(), &view)),
+    ))
 }
 
 pub(crate) async fn get(
@@ -292,9 +306,8 @@ pub(crate) async fn get(
     CurrentUser(user): CurrentUser,
     Path(addon): Path<String>,
 ) -> Result<Json<wire::Addon>, ApiError> {
-    Ok(Json(addon_json(
-        &state.platform.addon(&user, &addon).await?,
-    )))
+    let view = state.platform.addon(&user, &addon).await?;
+    Ok(Json(addon_json(state.platform.config(), &view)))
 }
 
 /// `GET /apps/{app}/addons/{addon}/sso`: the form that signs the caller in at a third-party
@@ -335,7 +348,7 @@ pub(crate) async fn update(
     else {
         return Err(ApiError::unexpected_outcome());
     };
-    Ok(Json(addon_json(&view)))
+    Ok(Json(addon_json(state.platform.config(), &view)))
 }
 
 pub(crate) async fn update_for_app(
@@ -361,7 +374,7 @@ pub(crate) async fn delete(
     else {
         return Err(ApiError::unexpected_outcome());
     };
-    let mut json = addon_json(&view);
+    let mut json = addon_json(state.platform.config(), &view);
     json.state = "deprovisioned".into();
     Ok(Json(json))
 }
@@ -389,7 +402,7 @@ pub(crate) async fn rotate(
     else {
         return Err(ApiError::unexpected_outcome());
     };
-    Ok(Json(addon_json(&view)))
+    Ok(Json(addon_json(state.platform.config(), &view)))
 }
 
 /// `GET /addons/{addon}/stats`: Slipway's `pg:info` figures (size, connections, limits).
@@ -401,7 +414,7 @@ pub(crate) async fn stats(
     let (view, stats) = state.platform.addon_stats(&user, &addon).await?;
     let plan = view.addon.plan();
     Ok(Json(serde_json::json!({
-        "addon": addon_json(&view),
+        "addon": addon_json(state.platform.config(), &view),
         "size_bytes": stats.map(|s| s.size_bytes),
         "connections": stats.map(|s| s.connections),
         "connection_limit": plan.map(|p| p.connections),
@@ -419,7 +432,7 @@ pub(crate) async fn addon_attachments(
     Ok(list_response(
         view.attachments
             .iter()
-            .map(|a| attachment_json(Some(&view), a))
+            .map(|a| attachment_json(state.platform.config(), Some(&view), a))
             .collect::<Vec<_>>(),
     ))
 }
@@ -433,7 +446,13 @@ async fn attachments_json(
     let views = state.platform.addons(user).await?;
     Ok(attachments
         .iter()
-        .map(|a| attachment_json(views.iter().find(|v| v.addon.id == a.addon_id), a))
+        .map(|a| {
+            attachment_json(
+                state.platform.config(),
+                views.iter().find(|v| v.addon.id == a.addon_id),
+                a,
+            )
+        })
         .collect())
 }
 
@@ -471,7 +490,11 @@ pub(crate) async fn attach(
         .ok();
     Ok((
         StatusCode::CREATED,
-        Json(attachment_json(view.as_ref(), &attachment)),
+        Json(attachment_json(
+            state.platform.config(),
+            view.as_ref(),
+            &attachment,
+        )),
     ))
 }
 
@@ -493,7 +516,11 @@ pub(crate) async fn detach(
     else {
         return Err(ApiError::unexpected_outcome());
     };
-    Ok(Json(attachment_json(None, &attachment)))
+    Ok(Json(attachment_json(
+        state.platform.config(),
+        None,
+        &attachment,
+    )))
 }
 
 pub(crate) async fn get_attachment(
@@ -505,7 +532,11 @@ pub(crate) async fn get_attachment(
         .platform
         .addon_attachment(&user, &attachment, None)
         .await?;
-    Ok(Json(attachment_json(None, &attachment)))
+    Ok(Json(attachment_json(
+        state.platform.config(),
+        None,
+        &attachment,
+    )))
 }
 
 /// `POST /actions/addons/resolve {addon, app?}`: the add-ons the CLI's argument names.
@@ -516,7 +547,7 @@ pub(crate) async fn resolve(
 ) -> Result<Json<Vec<wire::Addon>>, ApiError> {
     let request: wire::AddonResolve = parse_body_like(&body, r#"{"addon": "DATABASE"}"#)?;
     if let Ok(view) = state.platform.addon(&user, &request.addon).await {
-        return Ok(Json(vec![addon_json(&view)]));
+        return Ok(Json(vec![addon_json(state.platform.config(), &view)]));
     }
     // Otherwise an attachment name on the app (`DATABASE`, `DATABASE_URL`).
     let name = request.addon.trim_end_matches("_URL");
@@ -527,7 +558,7 @@ pub(crate) async fn resolve(
             .await
         {
             let view = state.platform.addon(&user, &attachment.addon_name).await?;
-            return Ok(Json(vec![addon_json(&view)]));
+            return Ok(Json(vec![addon_json(state.platform.config(), &view)]));
         }
     }
     Err(ApiError::not_found("Couldn't find that add-on."))
@@ -551,7 +582,11 @@ pub(crate) async fn resolve_attachment(
         .addon(&user, &attachment.addon_name)
         .await
         .ok();
-    Ok(Json(vec![attachment_json(view.as_ref(), &attachment)]))
+    Ok(Json(vec![attachment_json(
+        state.platform.config(),
+        view.as_ref(),
+        &attachment,
+    )]))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod account;
 mod addon_services;
 mod addons;
 mod addons_backups;
+mod addons_sso;
 mod agents;
 mod app_in_path;
 mod app_transfers;

@@ -17,9 +17,9 @@ use crate::integrations;
 use crate::stacks;
 use crate::state::{ApiConfig, ApiState, GitState, LogSessions};
 use crate::{
-    account, addon_services, addons, addons_backups, app_transfers, apps_extra, browser_login,
-    builds, certs, cluster_routes, conventions, domains, drains, dynos, git, logs, resources,
-    slugs,
+    account, addon_services, addons, addons_backups, addons_sso, app_transfers, apps_extra,
+    browser_login, builds, certs, cluster_routes, conventions, domains, drains, dynos, git, logs,
+    resources, slugs,
 };
 
 /// The API's routes.
@@ -315,6 +315,11 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
     let all = Router::new()
         .merge(platform_api)
         .merge(browser_login)
+        // Add-ons' `web_url` (`heroku addons:open`), a browser page with its own login.
+        .route(
+            "/addons-sso/apps/{app}/addons/{addon}",
+            get(addons_sso::login).post(addons_sso::open),
+        )
         .route("/log-sessions/{id}", get(logs::stream_session))
         .route("/build-outputs/{secret}", get(builds::output))
         .route("/slug-uploads/{token}", axum::routing::put(slugs::upload))

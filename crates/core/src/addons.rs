@@ -29,8 +29,9 @@ use slipway_store::{Compare, Op};
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::app_json::{valid_attachment_name, ManifestAddon};
+use crate::app_json::{self, valid_attachment_name, ManifestAddon};
 use crate::apps::NewRelease;
+use crate::config::PlatformConfig;
 use crate::error::CoreError;
 use crate::model::{keys, App, ConfigVars, Release, User};
 use crate::output::DeployOutput;
@@ -76,6 +77,11 @@ impl Addon {
     /// The catalog plan it is on.
     pub fn plan(&self) -> Option<&'static Plan> {
         parse_plan(&format!("{}:{}", self.service, self.plan)).ok()
+    }
+
+    /// True for a third-party add-on stored by a first deploy that has not released it yet.
+    pub(crate) fn awaits_deploy(&self) -> bool {
+        self.partner.as_ref().is_some_and(|p| p.for_deploy)
     }
 
     /// `provisioning` (a third-party add-on whose provider has not called back yet) or
@@ -139,6 +145,35 @@ impl AddonView {
             .flat_map(|a| self.addon.attachment_vars(&a.name).into_keys())
             .collect()
     }
+}
+
+/// Where an add-on's `web_url` points, below the platform's public API URL:
+/// `/addons-sso/apps/{app id}/addons/{add-on id}`, as Heroku's
+/// `https://addons-sso.heroku.com/apps/{app id}/addons/{add-on id}`.
+pub const ADDON_WEB_PATH: &str = "/addons-sso/apps";
+
+/// The add-on's `web_url` in the context of the app `app_id` (its billing app for the
+/// add-on, the attached app for an attachment): Slipway's own page, which signs the browser's
+/// user in with their Slipway email and password and then posts Heroku's SSO form to a
+/// third-party provider's dashboard (see [`Platform::addon_sso`]), or shows what a built-in
+/// add-on is (plan, limits, attachments; no dashboard of its own exists). Like Heroku's it is
+/// the same URL for every viewer and no credential: the page asks who is looking.
+pub fn addon_web_url(config: &PlatformConfig, app_id: Uuid, addon_id: Uuid) -> String {
+    format!(
+        "{}{ADDON_WEB_PATH}/{app_id}/addons/{addon_id}",
+        public_api_url(config)
+    )
+}
+
+/// The platform's public API base URL: its HTTPS one when it has one (what a browser and a
+/// provider should use), else the API's own.
+pub(crate) fn public_api_url(config: &PlatformConfig) -> String {
+    config
+        .api_https_url
+        .as_deref()
+        .unwrap_or(&config.api_url)
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// Heroku Postgres' colors for the second and later databases of an app.
@@ -437,10 +472,46 @@ impl Platform {
         }
     }
 
+    /// Checks app.json's `addons` against the catalog before a first deploy builds anything:
+    /// an entry the built-in catalog did not take at parse time must name a registered
+    /// service and one of its plans.
+    pub(crate) async fn check_manifest_addons(
+        &self,
+        wanted: &[ManifestAddon],
+    ) -> Result<(), CoreError> {
+        for (index, entry) in wanted.iter().enumerate() {
+            if parse_plan(&entry.plan).is_ok() {
+                continue;
+            }
+            match self.partner_plan(&entry.plan).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let registered: Vec<String> = self
+                        .addon_service_records()
+                        .await?
+                        .into_iter()
+                        .map(|r| r.service.name)
+                        .collect();
+                    let error = app_json::unknown_addon(index, &entry.plan, &registered);
+                    return Err(CoreError::invalid(format!("Push rejected: {error}")));
+                }
+                Err(error) => {
+                    return Err(CoreError::invalid(format!(
+                        "Push rejected: app.json is not valid: addons[{index}]: {}. Fix app.json and push again.",
+                        error.to_string().trim_end_matches('.')
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Provisions app.json's `addons` for the first deploy of `app` without writing a release:
     /// the deploy's own release carries the records and config vars, so its release phase and
-    /// first dynos see `DATABASE_URL`. A failure part-way drops what was provisioned; so does
-    /// [`Platform::drop_unreleased_manifest_addons`] if the release is never written.
+    /// first dynos see `DATABASE_URL`. A registered service's plan goes to its provider as
+    /// `addons:create` sends it, and an asynchronous provision (202) is waited for, bounded by
+    /// the service's `provision_wait_seconds`. A failure part-way drops what was provisioned;
+    /// so does [`Platform::drop_unreleased_manifest_addons`] if the release is never written.
     pub(crate) async fn provision_manifest_addons(
         &self,
         app: &App,
@@ -451,23 +522,25 @@ impl Platform {
         if wanted.is_empty() {
             return Ok(done);
         }
-        let servers = self.addon_servers().map_err(|_| {
-            CoreError::invalid(
-                "Push rejected: app.json lists add-ons, but add-ons are not available on this platform (its operator has not enabled them). Remove `addons` from app.json or ask the operator.",
-            )
-        })?;
         let config = self.config_vars(app).await?;
         for entry in wanted {
-            match self
-                .provision_one_manifest_addon(app, &servers, &config, entry, &mut done, output)
-                .await
-            {
-                Ok(()) => {}
-                Err(error) => {
-                    self.deprovision_orphans(std::mem::take(&mut done.addons))
-                        .await;
-                    return Err(error);
+            let provisioned = match self.partner_plan(&entry.plan).await {
+                Ok(Some((record, plan))) => {
+                    self.provision_one_manifest_partner(
+                        app, &config, entry, record, plan, &mut done, output,
+                    )
+                    .await
                 }
+                Ok(None) => {
+                    self.provision_one_manifest_addon(app, &config, entry, &mut done, output)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = provisioned {
+                self.drop_unreleased_manifest_addons(std::mem::take(&mut done.addons))
+                    .await;
+                return Err(error);
             }
         }
         Ok(done)
@@ -476,12 +549,16 @@ impl Platform {
     async fn provision_one_manifest_addon(
         &self,
         app: &App,
-        servers: &Addons,
         config: &ConfigVars,
         entry: &ManifestAddon,
         done: &mut ManifestAddons,
         output: &DeployOutput,
     ) -> Result<(), CoreError> {
+        let servers = self.addon_servers().map_err(|_| {
+            CoreError::invalid(
+                "Push rejected: app.json lists add-ons, but add-ons are not available on this platform (its operator has not enabled them). Remove `addons` from app.json or ask the operator.",
+            )
+        })?;
         let plan = parse_plan(&entry.plan).map_err(|e| CoreError::invalid(e.to_string()))?;
         // Names already taken by this app's config or by an earlier entry.
         let mut taken = config.clone();
@@ -539,7 +616,20 @@ impl Platform {
     pub(crate) async fn drop_unreleased_manifest_addons(&self, addons: Vec<Addon>) {
         let mut orphans = Vec::new();
         for addon in addons {
-            match get_json::<Addon, _>(self.store().as_ref(), &addon_key(&addon.name)).await {
+            let key = addon_key(&addon.name);
+            match get_json::<Addon, _>(self.store().as_ref(), &key).await {
+                // Stored by the deploy while its provider worked (an asynchronous provision),
+                // and still waiting for the deploy's release: no release wrote it.
+                Ok(Some(stored)) if stored.id == addon.id && stored.awaits_deploy() => {
+                    let removed = self
+                        .store()
+                        .txn(slipway_store::Txn::new().then(Op::delete(key)))
+                        .await;
+                    if let Err(error) = removed {
+                        tracing::error!(%error, addon = %addon.name, "could not remove the record of an add-on whose deploy failed");
+                    }
+                    orphans.push(addon);
+                }
                 Ok(Some(stored)) if stored.id == addon.id => {}
                 Ok(_) => orphans.push(addon),
                 Err(error) => {

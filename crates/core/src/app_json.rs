@@ -14,8 +14,13 @@
 //! - `buildpacks`: `[{"url": "heroku/python"}]`, mapped to the built-in buildpacks;
 //! - `addons`: `["heroku-postgresql:essential-0", {"plan": "heroku-redis", "as": "CACHE"}]`,
 //!   provisioned and attached on the app's first deploy, before its release phase (see
-//!   `deploy.rs`); an unknown service or plan or a bad attachment name rejects the push.
-//!   `options` are accepted and ignored: Slipway's own plans take none.
+//!   `deploy.rs`). A service an administrator registered (`addons:services:add`, a third-party
+//!   provider) is named the same way (`"acme-db:basic"`); since which services are registered
+//!   is the platform's state, not the file's, such an entry is only checked for its shape here
+//!   and against the registered services when a first deploy starts (before the build). An
+//!   unknown service or plan or a bad attachment name rejects the push. `options` go to a
+//!   third-party provider as the provision's `options` (bounded like `addons:create`'s); the
+//!   built-in plans take none, so for them they are ignored.
 //!
 //! Every other key (`name`, `description`, `stack`, ...) is ignored, as Heroku ignores
 //! keys it does not know. A manifest that is not JSON, or whose honoured keys have the wrong
@@ -45,13 +50,98 @@ pub(crate) struct AppJson {
     pub(crate) addons: Vec<ManifestAddon>,
 }
 
-/// One `addons` entry, checked against the catalog.
+/// One `addons` entry: a built-in plan checked against the catalog, or a plan of a service
+/// that is not built in, checked for its shape only (see [`unknown_addon`] for the rest).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ManifestAddon {
-    /// `service:plan`, both canonical (`heroku-postgresql:essential-0`).
+    /// A built-in's `service:plan`, both canonical (`heroku-postgresql:essential-0`); any
+    /// other service's `service[:plan]` as written (`acme-db:basic`).
     pub(crate) plan: String,
     /// The attachment name (`as`), if one is asked for.
     pub(crate) attachment: Option<String>,
+    /// The provider's options (`options`), passed to a third-party provider.
+    pub(crate) options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Most `options` one app.json add-on may pass to a provider, and the longest option name and
+/// string value in bytes: the same bounds as `addons:create ... -- --key value`.
+const MAX_OPTIONS: usize = 32;
+const MAX_OPTION_NAME: usize = 64;
+const MAX_OPTION_VALUE: usize = 1024;
+
+/// `[a-z][a-z0-9-]*`, not ending in `-`, at most `max` bytes: the shape of a registered
+/// service's id and of its plans' ids.
+fn is_slug(value: &str, max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && !value.ends_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// True if `spec` could name a plan of a registered (not built-in) service: `service[:plan]`
+/// with both parts shaped like a manifest's ids.
+fn could_be_registered(spec: &str) -> bool {
+    let (service, plan) = match spec.split_once(':') {
+        Some((service, plan)) => (service, Some(plan)),
+        None => (spec, None),
+    };
+    slipway_addons::Service::parse(service).is_none()
+        && is_slug(service, 50)
+        && plan.is_none_or(|plan| is_slug(plan, 50))
+}
+
+/// The refusal of app.json's `addons[index]`, `spec`, when neither a built-in nor a registered
+/// service (`registered`, their names) provides it.
+pub(crate) fn unknown_addon(index: usize, spec: &str, registered: &[String]) -> AppJsonError {
+    let mut available: Vec<String> = slipway_addons::Service::ALL
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
+    available.extend(registered.iter().cloned());
+    AppJsonError::Invalid(format!(
+        "addons[{index}]: Couldn't find either the add-on service or the add-on plan of {spec:?}. Available services: {}",
+        available.join(", ")
+    ))
+}
+
+/// Checks an entry's `options` against the bounds of `addons:create`'s.
+fn check_options(
+    index: usize,
+    options: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), AppJsonError> {
+    let bad = |why: String| {
+        AppJsonError::Invalid(format!(
+            "addons[{index}].options: {why} (at most {MAX_OPTIONS} options; names of letters, digits, `_`, `.` and `-`; values strings of at most {MAX_OPTION_VALUE} bytes, numbers or booleans)"
+        ))
+    };
+    if options.len() > MAX_OPTIONS {
+        return Err(bad(format!("{} options given", options.len())));
+    }
+    for (name, value) in options {
+        let name_ok = !name.is_empty()
+            && name.len() <= MAX_OPTION_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !name_ok {
+            let shown: String = name.chars().take(MAX_OPTION_NAME).collect();
+            return Err(bad(format!("the option name {shown:?} is not allowed")));
+        }
+        let value_ok = match value {
+            serde_json::Value::Bool(_) | serde_json::Value::Number(_) => true,
+            serde_json::Value::String(s) => {
+                s.len() <= MAX_OPTION_VALUE && !s.chars().any(char::is_control)
+            }
+            _ => false,
+        };
+        if !value_ok {
+            return Err(bad(format!("the value of {name} is not allowed")));
+        }
+    }
+    Ok(())
 }
 
 /// One `env` entry.
@@ -199,13 +289,22 @@ impl AppJson {
             .into_iter()
             .enumerate()
             .map(|(index, entry)| {
-                let (spec, attachment) = match entry {
-                    RawAddon::Plan(plan) => (plan, None),
-                    RawAddon::Spec(spec) => (spec.plan, spec.attachment),
+                let (spec, attachment, options) = match entry {
+                    RawAddon::Plan(plan) => (plan, None, None),
+                    RawAddon::Spec(spec) => (spec.plan, spec.attachment, spec.options),
                 };
-                let plan = slipway_addons::parse_plan(&spec).map_err(|error| {
-                    AppJsonError::Invalid(format!("addons[{index}]: {error}"))
-                })?;
+                let options = options.unwrap_or_default();
+                check_options(index, &options)?;
+                let plan = match slipway_addons::parse_plan(&spec) {
+                    Ok(plan) => format!("{}:{}", plan.service.name(), plan.name),
+                    // Checked against the registered services when a first deploy starts.
+                    Err(_) if could_be_registered(spec.trim()) => spec.trim().to_owned(),
+                    Err(error) => {
+                        return Err(AppJsonError::Invalid(format!(
+                            "addons[{index}]: {error}"
+                        )))
+                    }
+                };
                 if let Some(name) = &attachment {
                     if !valid_attachment_name(name) {
                         return Err(AppJsonError::Invalid(format!(
@@ -214,8 +313,9 @@ impl AppJson {
                     }
                 }
                 Ok(ManifestAddon {
-                    plan: format!("{}:{}", plan.service.name(), plan.name),
+                    plan,
                     attachment,
+                    options,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -298,10 +398,10 @@ struct RawAddonSpec {
     plan: String,
     #[serde(default, rename = "as")]
     attachment: Option<String>,
-    /// Heroku passes these to the provider; Slipway's plans take none, so they are only
-    /// checked to be an object.
-    #[serde(default, rename = "options")]
-    _options: Option<BTreeMap<String, serde_json::Value>>,
+    /// Heroku passes these to the provider, and so does Slipway for a registered service's
+    /// plan; the built-in plans take none.
+    #[serde(default)]
+    options: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -414,6 +414,17 @@ impl Platform {
                 "Push rejected: app.json's formation asks for more than {max} {process_type} dynos, the limit per app. Lower formation.{process_type}.quantity and push again."
             )));
         }
+        // app.json's add-ons are provisioned on the first deploy only; a service no one
+        // registered rejects the push before the build rather than after it.
+        if !manifest.addons.is_empty()
+            && self
+                .current_release(app)
+                .await?
+                .and_then(|r| r.slug_id)
+                .is_none()
+        {
+            self.check_manifest_addons(&manifest.addons).await?;
+        }
         if !env_defaults.set.is_empty() {
             log_output(&format!(
                 "-----> Setting config vars from app.json: {}",

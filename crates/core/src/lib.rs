@@ -62,7 +62,8 @@ mod users;
 
 pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DEFAULT};
 pub use addons::{
-    Addon, AddonAttachment, AddonServiceRecord, AddonSso, AddonView, PartnerAddon, PartnerState,
+    addon_web_url, Addon, AddonAttachment, AddonServiceRecord, AddonSso, AddonView, PartnerAddon,
+    PartnerState, ADDON_WEB_PATH,
 };
 pub use addons_size::ADDON_SIZE_CHECK_SECS;
 pub use authorizations::{secrets_match, Authorization, NewAuthorization, GLOBAL_SCOPE};

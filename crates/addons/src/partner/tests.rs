@@ -68,7 +68,34 @@ fn a_good_manifest_is_accepted_with_the_default_plan_first() {
     assert_eq!(service.plans[0].price_cents, 900);
     assert_eq!(service.plan(None).map(|p| p.name.as_str()), Some("pro"));
     assert_eq!(service.timeout(), DEFAULT_TIMEOUT);
+    assert_eq!(service.provision_wait(), DEFAULT_PROVISION_WAIT);
     assert!(!format!("{service:?}").contains("s3cret"));
+}
+
+#[test]
+fn the_provision_wait_is_the_manifests_within_bounds() {
+    let mut value = manifest();
+    value["provision_wait_seconds"] = json!(7);
+    assert_eq!(
+        parse(&value).expect("valid").provision_wait(),
+        Duration::from_secs(7)
+    );
+    check_refused(
+        |m| m["provision_wait_seconds"] = json!(0),
+        "provision_wait_seconds must be between 1 and 1800",
+    );
+    check_refused(
+        |m| m["provision_wait_seconds"] = json!(1801),
+        "provision_wait_seconds must be between 1 and 1800",
+    );
+    // A record stored before the field existed reads with the default.
+    let service = parse(&manifest()).expect("valid");
+    let mut stored = serde_json::to_value(&service).expect("JSON");
+    stored
+        .as_object_mut()
+        .map(|o| o.remove("provision_wait_ms"));
+    let read: PartnerService = serde_json::from_value(stored).expect("old record");
+    assert_eq!(read.provision_wait(), DEFAULT_PROVISION_WAIT);
 }
 
 #[test]

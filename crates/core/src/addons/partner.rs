@@ -37,11 +37,13 @@ use uuid::Uuid;
 
 use super::{
     addon_key, attachment_key, check_addon_name, check_attachment_name, Addon, AddonAttachment,
-    AddonRelease, AddonView, COLORS, WORDS,
+    AddonRelease, AddonView, ManifestAddons, COLORS, WORDS,
 };
+use crate::app_json::ManifestAddon;
 use crate::authorizations::key_digest;
 use crate::error::CoreError;
-use crate::model::{App, User};
+use crate::model::{App, ConfigVars, User};
+use crate::output::DeployOutput;
 use crate::platform::Platform;
 
 const SERVICES: &str = "addon-services/";
@@ -90,6 +92,12 @@ pub struct PartnerAddon {
     pub token_digest: String,
     /// The attachment an asynchronous provision gets when it completes.
     pub pending_attachment: Option<String>,
+    /// Set while an app's first deploy waits for this asynchronous provision (an app.json
+    /// add-on): the provider's completion then only marks it provisioned, and the deploy's own
+    /// release attaches it, so its config vars reach the release phase. A deploy that fails
+    /// finds it still set and removes it (see `drop_unreleased_manifest_addons`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_deploy: bool,
 }
 
 impl std::fmt::Debug for PartnerAddon {
@@ -304,43 +312,39 @@ impl Platform {
     /// public HTTPS API when it has one, so the provider's token travels over TLS to a name the
     /// platform's certificate carries; else the API's own URL.
     fn callback_base_url(&self) -> String {
-        let config = self.config();
-        config
-            .api_https_url
-            .as_deref()
-            .unwrap_or(&config.api_url)
-            .trim_end_matches('/')
-            .to_owned()
+        super::public_api_url(self.config())
     }
 
-    /// `addons:create fast-db:plan`: provisions on the provider, then attaches (one release),
-    /// or stores a `provisioning` add-on if the provider answers 202.
-    pub(crate) async fn create_partner_addon(
+    /// Provisions `plan` of `record` for `app` on the provider (`POST {base_url}`) and returns
+    /// the add-on as the provider left it, not stored: `provisioned` with its config vars, or
+    /// `provisioning` after a 202 (the provider calls back). `taken` holds the config vars the
+    /// attachment must not collide with. A failed call that may have done the work
+    /// deprovisions by the same `uuid`, so nothing is left on the provider's side either.
+    pub(crate) async fn provision_partner(
         &self,
-        user: &User,
         app: &App,
-        record: AddonServiceRecord,
-        plan: PartnerPlan,
+        record: &AddonServiceRecord,
+        plan: &PartnerPlan,
         asked: PartnerCreate,
-    ) -> Result<AddonView, CoreError> {
+        taken: &ConfigVars,
+    ) -> Result<(Addon, String), CoreError> {
         let PartnerCreate {
             attachment,
             name,
             options,
         } = asked;
         let service = &record.service;
-        let config = self.config_vars(app).await?;
         // As Heroku does for a second add-on of a service: `FAST_DB`, then `FAST_DB_AMBER`...
-        let taken = |name: &str| {
+        let is_taken = |name: &str| {
             service.config_vars.iter().any(|var| {
                 let rest = var.strip_prefix(&service.prefix).unwrap_or(var);
-                config.contains_key(&format!("{name}{rest}"))
+                taken.contains_key(&format!("{name}{rest}"))
             })
         };
         let attachment_name = attachment.unwrap_or_else(|| {
             std::iter::once(service.prefix.clone())
                 .chain(COLORS.iter().map(|c| format!("{}_{c}", service.prefix)))
-                .find(|name| !taken(name))
+                .find(|name| !is_taken(name))
                 .unwrap_or_else(|| service.prefix.clone())
         });
         check_attachment_name(&attachment_name)?;
@@ -369,10 +373,11 @@ impl Platform {
             price_cents: plan.price_cents,
             token_digest: String::new(),
             pending_attachment: Some(attachment_name.clone()),
+            for_deploy: false,
         };
         for var in &service.config_vars {
             let var = partner.rename(var, &attachment_name);
-            if config.contains_key(&var) {
+            if taken.contains_key(&var) {
                 return Err(CoreError::Conflict {
                     message: format!(
                         "{var} is already set on {}. Choose another attachment name with --as, or unset {var} first.",
@@ -403,62 +408,17 @@ impl Platform {
             Ok(answer) => answer,
             Err(error) => {
                 if error.maybe_done() {
-                    self.deprovision_quietly(&client, service, id, &name).await;
+                    self.deprovision_quietly(service, id, &name).await;
                 }
                 return Err(partner_error(error));
             }
         };
         let now = Utc::now();
-        let mut addon = Addon {
-            id,
-            name: name.clone(),
-            app_id: app.id,
-            app_name: app.name.clone(),
-            service: service.name.clone(),
-            plan: plan.name.clone(),
-            resource: id.to_string(),
-            url: String::new(),
-            created_at: now,
-            updated_at: now,
-            partner: None,
-        };
-        match answer {
+        let (provider_id, message) = match answer {
             Provisioned::Pending {
                 provider_id,
                 message,
-            } => {
-                partner.provider_id = provider_id;
-                partner.message = message;
-                if let Some(provider_id) = &partner.provider_id {
-                    addon.resource = provider_id.clone();
-                }
-                addon.partner = Some(partner);
-                let stored = self
-                    .store()
-                    .txn(
-                        Txn::new()
-                            .when(Compare::absent(addon_key(&name)))
-                            .then(Op::put_json(addon_key(&name), &addon)?),
-                    )
-                    .await;
-                match stored {
-                    Ok(response) if response.succeeded => Ok(AddonView {
-                        addon,
-                        attachments: Vec::new(),
-                    }),
-                    other => {
-                        self.deprovision_quietly(&client, service, id, &name).await;
-                        match other {
-                            Err(error) => Err(error.into()),
-                            _ => Err(CoreError::Conflict {
-                                message: format!(
-                                    "The add-on name {name} was taken meanwhile. Try again."
-                                ),
-                            }),
-                        }
-                    }
-                }
-            }
+            } => (provider_id, message),
             Provisioned::Done {
                 provider_id,
                 config,
@@ -466,32 +426,99 @@ impl Platform {
             } => {
                 partner.state = PartnerState::Provisioned;
                 partner.pending_attachment = None;
-                partner.provider_id = provider_id;
-                partner.message = message;
                 partner.config = config;
-                if let Some(provider_id) = &partner.provider_id {
-                    addon.resource = provider_id.clone();
-                }
-                addon.partner = Some(partner);
-                let (released, record) = self
-                    .release_partner_attachment(user, app, &addon, &attachment_name)
-                    .await;
-                match released {
-                    Ok(true) => Ok(AddonView {
-                        addon,
-                        attachments: vec![record],
-                    }),
-                    other => {
-                        self.deprovision_quietly(&client, service, id, &name).await;
-                        match other {
-                            Err(error) => Err(error),
-                            _ => Err(CoreError::Conflict {
-                                message: format!(
-                                    "The add-on {name} or the attachment {attachment_name} was created by someone else meanwhile. Try again."
-                                ),
-                            }),
-                        }
+                (provider_id, message)
+            }
+        };
+        partner.provider_id = provider_id;
+        partner.message = message;
+        let addon = Addon {
+            id,
+            name,
+            app_id: app.id,
+            app_name: app.name.clone(),
+            service: service.name.clone(),
+            plan: plan.name.clone(),
+            resource: partner
+                .provider_id
+                .clone()
+                .unwrap_or_else(|| id.to_string()),
+            url: String::new(),
+            created_at: now,
+            updated_at: now,
+            partner: Some(partner),
+        };
+        Ok((addon, attachment_name))
+    }
+
+    /// Stores a `provisioning` add-on, whose provider will call back. `Ok(false)` if its name
+    /// was taken meanwhile.
+    pub(crate) async fn store_provisioning(&self, addon: &Addon) -> Result<bool, CoreError> {
+        let key = addon_key(&addon.name);
+        let response = self
+            .store()
+            .txn(
+                Txn::new()
+                    .when(Compare::absent(key.clone()))
+                    .then(Op::put_json(key, addon)?),
+            )
+            .await?;
+        Ok(response.succeeded)
+    }
+
+    /// `addons:create fast-db:plan`: provisions on the provider, then attaches (one release),
+    /// or stores a `provisioning` add-on if the provider answers 202.
+    pub(crate) async fn create_partner_addon(
+        &self,
+        user: &User,
+        app: &App,
+        record: AddonServiceRecord,
+        plan: PartnerPlan,
+        asked: PartnerCreate,
+    ) -> Result<AddonView, CoreError> {
+        let config = self.config_vars(app).await?;
+        let (addon, attachment_name) = self
+            .provision_partner(app, &record, &plan, asked, &config)
+            .await?;
+        let service = &record.service;
+        let name = addon.name.clone();
+        if addon.state() == "provisioning" {
+            let stored = self.store_provisioning(&addon).await;
+            return match stored {
+                Ok(true) => Ok(AddonView {
+                    addon,
+                    attachments: Vec::new(),
+                }),
+                other => {
+                    self.deprovision_quietly(service, addon.id, &name).await;
+                    match other {
+                        Err(error) => Err(error),
+                        _ => Err(CoreError::Conflict {
+                            message: format!(
+                                "The add-on name {name} was taken meanwhile. Try again."
+                            ),
+                        }),
                     }
+                }
+            };
+        }
+        let (released, attachment) = self
+            .release_partner_attachment(user, app, &addon, &attachment_name)
+            .await;
+        match released {
+            Ok(true) => Ok(AddonView {
+                addon,
+                attachments: vec![attachment],
+            }),
+            other => {
+                self.deprovision_quietly(service, addon.id, &name).await;
+                match other {
+                    Err(error) => Err(error),
+                    _ => Err(CoreError::Conflict {
+                        message: format!(
+                            "The add-on {name} or the attachment {attachment_name} was created by someone else meanwhile. Try again."
+                        ),
+                    }),
                 }
             }
         }
@@ -541,14 +568,15 @@ impl Platform {
         (released, record)
     }
 
-    async fn deprovision_quietly(
-        &self,
-        client: &PartnerClient,
-        service: &PartnerService,
-        id: Uuid,
-        name: &str,
-    ) {
-        if let Err(error) = client.deprovision(service, &id.to_string()).await {
+    pub(crate) async fn deprovision_quietly(&self, service: &PartnerService, id: Uuid, name: &str) {
+        let deprovisioned = match self.partner_client() {
+            Ok(client) => client
+                .deprovision(service, &id.to_string())
+                .await
+                .map_err(partner_error),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = deprovisioned {
             tracing::error!(%error, addon = %name, service = %service.name, "could not deprovision a third-party add-on after its provisioning failed");
         }
     }
@@ -733,6 +761,20 @@ impl Platform {
         if !partner.state.can_complete() {
             return self.view(addon).await;
         }
+        if partner.for_deploy {
+            // The waiting deploy attaches it in its own release; only the state changes here.
+            partner.state = PartnerState::Provisioned;
+            addon.updated_at = Utc::now();
+            let key = addon_key(&addon.name);
+            self.store()
+                .txn(
+                    Txn::new()
+                        .when(Compare::exists(key.clone()))
+                        .then(Op::put_json(key, &addon)?),
+                )
+                .await?;
+            return self.view(addon).await;
+        }
         let attachment_name = partner
             .pending_attachment
             .take()
@@ -874,5 +916,180 @@ impl Platform {
             &user.email,
             Utc::now().timestamp(),
         ))
+    }
+}
+
+/// How often a first deploy waiting for an asynchronous provision reads the add-on's record:
+/// the provider's callback may land on any control plane, so the store is where it shows.
+const PROVISION_POLL: Duration = Duration::from_millis(250);
+/// How often the waiting deploy says it is still waiting.
+const PROVISION_PROGRESS: Duration = Duration::from_secs(10);
+
+impl Platform {
+    /// Provisions one of app.json's add-ons on a registered service's provider for a first
+    /// deploy: the records and config vars go into `done`, for the deploy's release. A 202 is
+    /// stored as `provisioning` (marked for the deploy, so the provider's completion does not
+    /// release on its own) and waited for, with a progress line, for at most the service's
+    /// `provision_wait_seconds`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn provision_one_manifest_partner(
+        &self,
+        app: &App,
+        config: &ConfigVars,
+        entry: &ManifestAddon,
+        record: AddonServiceRecord,
+        plan: PartnerPlan,
+        done: &mut ManifestAddons,
+        output: &DeployOutput,
+    ) -> Result<(), CoreError> {
+        let service = &record.service;
+        let spec = format!("{}:{}", service.name, plan.name);
+        let failed = |error: CoreError| {
+            CoreError::invalid(format!(
+                "Push rejected: provisioning app.json's add-on {spec} failed: {}. Nothing was released; push again once the cause is fixed.",
+                error.to_string().trim_end_matches('.')
+            ))
+        };
+        // Names already taken by this app's config or by an earlier entry.
+        let mut taken = config.clone();
+        taken.extend(done.vars.clone());
+        let asked = PartnerCreate {
+            attachment: entry.attachment.clone(),
+            name: None,
+            options: entry.options.clone(),
+        };
+        output(&format!("-----> Provisioning add-ons: {spec}"));
+        let (mut addon, attachment_name) = self
+            .provision_partner(app, &record, &plan, asked, &taken)
+            .await
+            .map_err(failed)?;
+        if addon.state() == "provisioning" {
+            if let Some(partner) = addon.partner.as_mut() {
+                partner.for_deploy = true;
+            }
+            match self.store_provisioning(&addon).await {
+                Ok(true) => {}
+                other => {
+                    self.deprovision_quietly(service, addon.id, &addon.name)
+                        .await;
+                    return Err(match other {
+                        Err(error) => error,
+                        _ => failed(CoreError::invalid(format!(
+                            "the add-on name {} was taken meanwhile",
+                            addon.name
+                        ))),
+                    });
+                }
+            }
+            // From here a failure removes the record and deprovisions (the caller's cleanup).
+            done.addons.push(addon.clone());
+            let wait = service.provision_wait();
+            let said = addon
+                .partner
+                .as_ref()
+                .and_then(|p| p.message.as_deref())
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            output(&format!(
+                "       {} is being provisioned by {}{said}; waiting up to {} s for it",
+                addon.name,
+                service.name,
+                wait.as_secs()
+            ));
+            addon = self
+                .wait_for_partner_provision(&addon, wait, output)
+                .await
+                .map_err(failed)?;
+        } else {
+            done.addons.push(addon.clone());
+        }
+        if let Some(partner) = addon.partner.as_mut() {
+            partner.for_deploy = false;
+            partner.pending_attachment = None;
+        }
+        let vars = addon.attachment_vars(&attachment_name);
+        if let Some(var) = vars.keys().find(|var| taken.contains_key(*var)) {
+            return Err(failed(CoreError::invalid(format!(
+                "it would set {var}, which is already set on {}; choose another name with \"as\" in app.json, or unset {var} first",
+                app.name
+            ))));
+        }
+        let now = Utc::now();
+        let attachment = AddonAttachment {
+            id: Uuid::new_v4(),
+            name: attachment_name.clone(),
+            addon_id: addon.id,
+            addon_name: addon.name.clone(),
+            app_id: app.id,
+            app_name: app.name.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        done.ops.push(Op::put_json(addon_key(&addon.name), &addon)?);
+        done.ops.push(Op::put_json(
+            attachment_key(app.id, &attachment_name),
+            &attachment,
+        )?);
+        let message = addon
+            .partner
+            .as_ref()
+            .and_then(|p| p.message.as_deref())
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        output(&format!(
+            "       {} provisioned as {attachment_name}{message}",
+            addon.name
+        ));
+        done.vars.extend(vars);
+        Ok(())
+    }
+
+    /// Waits until the provider marks `addon` provisioned (`POST /addons/{id}/actions/provision`)
+    /// and returns its stored record then, with the config vars the provider set; saying every
+    /// [`PROVISION_PROGRESS`] that it still waits. Past `wait`, or if the record goes away (an
+    /// `addons:destroy` meanwhile), an error that says which.
+    async fn wait_for_partner_provision(
+        &self,
+        addon: &Addon,
+        wait: Duration,
+        output: &DeployOutput,
+    ) -> Result<Addon, CoreError> {
+        let started = tokio::time::Instant::now();
+        let mut next_progress = PROVISION_PROGRESS;
+        loop {
+            match get_json::<Addon, _>(self.store().as_ref(), &addon_key(&addon.name)).await? {
+                Some(stored) if stored.id == addon.id => {
+                    if stored.state() == "provisioned" {
+                        return Ok(stored);
+                    }
+                }
+                _ => {
+                    return Err(CoreError::invalid(format!(
+                        "{} was destroyed while its provider was provisioning it",
+                        addon.name
+                    )))
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= wait {
+                return Err(CoreError::invalid(format!(
+                    "its provider {} did not finish provisioning {} within {} s (it answered 202 and has not called POST /addons/{}/actions/provision)",
+                    addon.service,
+                    addon.name,
+                    wait.as_secs(),
+                    addon.id
+                )));
+            }
+            if waited >= next_progress {
+                output(&format!(
+                    "       Still waiting for {} to provision {} ({} s)...",
+                    addon.service,
+                    addon.name,
+                    waited.as_secs()
+                ));
+                next_progress += PROVISION_PROGRESS;
+            }
+            tokio::time::sleep(PROVISION_POLL.min(wait - waited)).await;
+        }
     }
 }

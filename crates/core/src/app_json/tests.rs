@@ -20,6 +20,7 @@ fn valid_manifests_parse_into_what_slipway_honours() {
                 addons: vec![ManifestAddon {
                     plan: "heroku-postgresql:essential-0".to_owned(),
                     attachment: None,
+                    options: Default::default(),
                 }],
                 ..AppJson::default()
             },
@@ -32,10 +33,15 @@ fn valid_manifests_parse_into_what_slipway_honours() {
                     ManifestAddon {
                         plan: "heroku-postgresql:essential-1".to_owned(),
                         attachment: None,
+                        options: Default::default(),
                     },
                     ManifestAddon {
                         plan: "heroku-redis:mini".to_owned(),
                         attachment: Some("CACHE".to_owned()),
+                        options: serde_json::json!({"version": "7"})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
                     },
                 ],
                 ..AppJson::default()
@@ -156,7 +162,21 @@ fn invalid_manifests_are_refused_with_a_message_that_says_where() {
             "{\"env\": {\"K\": {\"generator\": \"uuid\"}}}",
             "the only generator is \"secret\"",
         ),
-        ("{\"addons\": [\"mysql\"]}", "addons[0]: Couldn't find"),
+        // What no registered service could be named is refused at once; a name that could be
+        // a registered service is checked when the deploy starts (`unknown_addon` below).
+        ("{\"addons\": [\"My SQL\"]}", "addons[0]: Couldn't find"),
+        (
+            "{\"addons\": [\"acme-db:Basic\"]}",
+            "addons[0]: Couldn't find",
+        ),
+        (
+            "{\"addons\": [{\"plan\": \"acme-db\", \"options\": {\"k\": [1]}}]}",
+            "addons[0].options: the value of k is not allowed",
+        ),
+        (
+            "{\"addons\": [{\"plan\": \"acme-db\", \"options\": {\"a b\": \"x\"}}]}",
+            "addons[0].options: the option name \"a b\" is not allowed",
+        ),
         (
             "{\"addons\": [\"heroku-postgresql\", \"heroku-postgresql:gigantic-9\"]}",
             "addons[1]: Couldn't find the plan \"gigantic-9\"",
@@ -182,6 +202,28 @@ fn invalid_manifests_are_refused_with_a_message_that_says_where() {
         assert!(error.starts_with("app.json is not valid: "), "{error}");
         assert!(error.ends_with("Fix app.json and push again."), "{error}");
     }
+}
+
+#[test]
+fn other_services_are_kept_for_the_deploy_to_check_against_the_registered_ones() {
+    let manifest = AppJson::parse(
+        br#"{"addons": ["mysql", {"plan": "acme-db:basic", "as": "ACME", "options": {"size": "s", "fast": true}}]}"#,
+    )
+    .expect("valid");
+    let plans: Vec<&str> = manifest.addons.iter().map(|a| a.plan.as_str()).collect();
+    assert_eq!(plans, ["mysql", "acme-db:basic"]);
+    assert_eq!(manifest.addons[1].attachment.as_deref(), Some("ACME"));
+    assert_eq!(
+        serde_json::Value::Object(manifest.addons[1].options.clone()),
+        serde_json::json!({"size": "s", "fast": true})
+    );
+    // What the deploy says when no registered service has the name.
+    let error = unknown_addon(0, "mysql", &["acme-db".to_owned()]).to_string();
+    assert!(
+        error.contains("addons[0]: Couldn't find either the add-on service or the add-on plan of \"mysql\". Available services: heroku-postgresql, heroku-redis, acme-db"),
+        "{error}"
+    );
+    assert!(error.ends_with("Fix app.json and push again."), "{error}");
 }
 
 #[test]
