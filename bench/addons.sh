@@ -7,7 +7,15 @@
 #     DATABASE_URL, against the same database on the same server reached directly from the
 #     host (same run, same scale, same URL): transactions per second and their ratio;
 #   - server memory per provisioned database: the PSS (and RSS) of the embedded server's
-#     processes before and after provisioning M more databases, delta / M.
+#     processes before and after provisioning M more databases, delta / M. These databases
+#     are idle (no app connects), so this is what a database costs the server by existing; a
+#     connection adds a backend process of its own. The same for Redis, where each add-on is
+#     a redis-server process of its own: the PSS (and RSS) of every redis-server whose
+#     working directory (its `dir`) is below the platform's data dir, delta / M.
+#
+#   "Directly" means from the host to the same URL the dyno uses (the add-on server's
+#   address on the dyno bridge, a local address of the host): the ratio is the cost of the
+#   dyno's network namespace, veth and firewall path and its cgroup limits, nothing else.
 #
 #   bench/addons.sh [N] [M] [SCALE] [SECONDS]   (as root; defaults 5 10 5 20; builds the
 #                                                release binary unless SLIPWAY_BIN is set)
@@ -92,9 +100,28 @@ for i in $(seq "$m"); do "$bin" addons:create heroku-postgresql -a pgmem >/dev/n
 sleep 2
 read -r pss1 rss1 < <(mem)
 
-python3 - "$work/provision.ms" "$dyno_tps" "$host_tps" "$m" "$pss0" "$pss1" "$rss0" "$rss1" "$scale" "$seconds" "$clients" <<'PY'
+# Redis: one redis-server per add-on, found by its working directory below the data dir.
+redis_mem() {  # prints "PSS_KB RSS_KB COUNT" summed over this platform's redis-servers
+  local pss=0 rss=0 count=0 p
+  for p in $(pgrep -x redis-server || true); do
+    case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in "$work/data/"*) ;; *) continue ;; esac
+    [ -r "/proc/$p/smaps_rollup" ] || continue
+    pss=$((pss + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
+    rss=$((rss + $(awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup")))
+    count=$((count + 1))
+  done
+  echo "$pss $rss $count"
+}
+"$bin" apps:create rdmem >/dev/null
+read -r rpss0 rrss0 rcount0 < <(redis_mem)
+for i in $(seq "$m"); do "$bin" addons:create heroku-redis -a rdmem >/dev/null; done
+sleep 2
+read -r rpss1 rrss1 rcount1 < <(redis_mem)
+[ $((rcount1 - rcount0)) -eq "$m" ] || { echo "expected $m more redis-servers, found $((rcount1 - rcount0))" >&2; exit 1; }
+
+python3 - "$work/provision.ms" "$dyno_tps" "$host_tps" "$m" "$pss0" "$pss1" "$rss0" "$rss1" "$scale" "$seconds" "$clients" "$rpss0" "$rpss1" "$rrss0" "$rrss1" <<'PY'
 import statistics, sys
-f, dyno, host, m, pss0, pss1, rss0, rss1, scale, seconds, clients = sys.argv[1:]
+f, dyno, host, m, pss0, pss1, rss0, rss1, scale, seconds, clients, rpss0, rpss1, rrss0, rrss1 = sys.argv[1:]
 ms = sorted(int(x) for x in open(f))
 p90 = ms[min(len(ms) - 1, int(round(0.9 * (len(ms) - 1))))]
 print(f"addons:create -> first query from a dyno: median {statistics.median(ms):.0f} ms, p90 {p90} ms (n={len(ms)})")
@@ -103,4 +130,6 @@ print(f"pgbench -S scale {scale}, {clients} clients, {seconds} s: dyno {dyno:.0f
 m = int(m)
 print(f"server memory: PSS {int(pss0) // 1024} -> {int(pss1) // 1024} MB for {m} more databases: {(int(pss1) - int(pss0)) / m / 1024:.2f} MB each "
       f"(RSS {int(rss0) // 1024} -> {int(rss1) // 1024} MB, {(int(rss1) - int(rss0)) / m / 1024:.2f} MB each)")
+print(f"redis memory: PSS {int(rpss0) // 1024} -> {int(rpss1) // 1024} MB for {m} more add-ons: {(int(rpss1) - int(rpss0)) / m / 1024:.2f} MB each "
+      f"(RSS {(int(rrss1) - int(rrss0)) / m / 1024:.2f} MB each)")
 PY

@@ -340,6 +340,8 @@ pub(crate) fn document() -> OpenApi {
     d.route(Post, "/auth", "Start a browser login (`heroku login`, HEROKU_LOGIN_HOST).", o(), 200, o());
     d.route(Get, "/auth/browser/{id}", "A browser login's page.", No, 200, Bytes("text/html"));
     d.route(Post, "/auth/browser/{id}", "Log a waiting CLI in (email and password, form-encoded).", Bytes("application/x-www-form-urlencoded"), 200, Bytes("text/html"));
+    d.route(Get, "/addons-sso/apps/{app}/addons/{addon}", "An add-on's web_url: a login page (no key; the browser's user signs in).", No, 200, Bytes("text/html"));
+    d.route(Post, "/addons-sso/apps/{app}/addons/{addon}", "Open an add-on (email and password, form-encoded): the provider's SSO form, or a built-in's page.", Bytes("application/x-www-form-urlencoded"), 200, Bytes("text/html"));
     d.route(Get, "/auth/cli/{id}", "Wait for a browser login's key (Bearer: the login's token).", No, 200, o());
     d.route(Post, "/account/app-transfers", "Transfer an app to another user (done at once).", o(), 201, o());
     d.route(Get, "/apps/{app}/webhooks", "App webhooks (none).", No, 200, Doc::objects());
