@@ -275,11 +275,13 @@ async fn rack_and_rails_apps_build_from_the_stacks_gems_and_serve_their_default_
         "not a fingerprinted path: {stylesheet}"
     );
     assert_contains(&rails_out, &format!("Writing /app/public{stylesheet}"));
-    assert_eq!(
-        lines.next(),
-        Some("secret_key_base: 128 characters"),
+    let secret = lines.next().unwrap_or_default();
+    assert!(
+        secret.starts_with("secret_key_base: 128 characters, sha256 "),
         "the generated SECRET_KEY_BASE reaches the dyno: {body}"
     );
+    let logs = server.logs("railsapp");
+    assert_contains(&logs, "Processing by HelloController#index as");
     let css = server.get("railsapp", stylesheet).await;
     assert_eq!(css.status(), 200, "{stylesheet}");
     assert_eq!(
@@ -314,15 +316,57 @@ async fn rack_and_rails_apps_build_from_the_stacks_gems_and_serve_their_default_
         assert_contains(&ps, "web.1: up");
     }
 
+    // A rebuild with a changed stylesheet precompiles it anew, and the app keeps its
+    // generated SECRET_KEY_BASE (kept per app, not per build).
+    std::fs::write(
+        rails.path().join("app/assets/stylesheets/application.css"),
+        "body { color: teal; }\n",
+    )
+    .expect("write stylesheet");
+    commit_all(rails.path(), "teal");
+    let again = push_expecting(&server, "railsapp", rails.path(), true);
+    assert_contains(&again, "remote:        Asset precompilation completed (");
+    assert!(!again.contains(stylesheet), "a new fingerprint:\n{again}");
+    let body = wait_for_body_containing(&server, "railsapp", "/", "stylesheet: /assets/").await;
+    let body = if body.contains(stylesheet) {
+        let new_sheet = again
+            .split("Writing /app/public")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the rebuild wrote a stylesheet");
+        wait_for_body_containing(&server, "railsapp", "/", new_sheet).await
+    } else {
+        body
+    };
+    assert_contains(&body, secret);
+
     // The app's own SECRET_KEY_BASE wins over the generated default.
+    let own = "ab".repeat(32);
     server.cli_ok(&[
         "config:set",
-        &format!("SECRET_KEY_BASE={}", "ab".repeat(32)),
+        &format!("SECRET_KEY_BASE={own}"),
         "-a",
         "railsapp",
     ]);
-    wait_for_body_containing(&server, "railsapp", "/", "secret_key_base: 64 characters").await;
+    let digest = Command::new("ruby")
+        .args([
+            "-rdigest",
+            "-e",
+            "print Digest::SHA256.hexdigest(ARGV[0])[0, 12]",
+            &own,
+        ])
+        .output()
+        .expect("run ruby");
+    let expected = format!(
+        "secret_key_base: 64 characters, sha256 {}",
+        String::from_utf8_lossy(&digest.stdout)
+    );
+    wait_for_body_containing(&server, "railsapp", "/", &expected).await;
 }
+
+/// An app that must fail to build: its name, the sample it starts from, the files written over
+/// the sample, and the lines its push must print.
+type BrokenApp<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<String>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_ruby_apps_fail_with_what_to_do_and_release_nothing() {
@@ -351,7 +395,7 @@ async fn broken_ruby_apps_fail_with_what_to_do_and_release_nothing() {
     let broken_application = application
         .strip_suffix("end\n")
         .expect("application.rb ends with end");
-    let cases: [(&str, &str, Vec<(&str, &str)>, Vec<String>); 4] = [
+    let cases: [BrokenApp; 4] = [
         (
             "rails-routes",
             "rails",
