@@ -197,7 +197,13 @@ async fn rack_and_rails_apps_build_from_the_stacks_gems_and_serve_their_default_
     for app in ["rackapp", "railsapp"] {
         server.cli_ok(&["apps:create", app]);
     }
-    let rack = sample("rack", &[]);
+    // Developers' locks are often BUNDLED WITH a newer Bundler than the stack's: the Rack
+    // sample's is, and the stack's Bundler installs it without trying to fetch that version.
+    let (head, _) = RACK_LOCK
+        .split_once("BUNDLED WITH\n")
+        .expect("the lock says which Bundler wrote it");
+    let newer_lock = format!("{head}BUNDLED WITH\n   2.5.9\n");
+    let rack = sample("rack", &[("Gemfile.lock", &newer_lock)]);
     let rails = sample("rails", &[]);
 
     // Both builds at once, as two users would push.
@@ -225,12 +231,17 @@ async fn rack_and_rails_apps_build_from_the_stacks_gems_and_serve_their_default_
     }
     for expected in [
         "remote: -----> Ruby/Rack app detected",
+        "remote:        Gemfile.lock is BUNDLED WITH 2.5.9; installing it with the host stack's bundler 2.",
         "remote:        Using rack 2.2.22",
         "Gems in the groups 'development' and 'test' were not installed.",
         "remote:        Default types for buildpack -> console, rake, web",
     ] {
         assert_contains(&rack_out, expected);
     }
+    assert!(
+        !rack_out.contains("Installing Bundler 2.5.9"),
+        "no fetch of the locked Bundler:\n{rack_out}"
+    );
     for expected in [
         "remote: -----> Ruby/Rails app detected",
         "remote:        Using railties 6.1.7.10",
