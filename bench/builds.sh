@@ -11,8 +11,9 @@
 #                                          BENCH_APPS="go-app php-app" picks samples;
 #                                          builds the release binary unless SLIPWAY_BIN is set)
 #
-# The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs,java,rust}/
-# and small Go, Ruby (a vendored gem: no gem server here), PHP and static apps written below.
+# The samples are the end-to-end tests' own: crates/slipway/tests/fixtures/{python,nodejs,ruby,java,rust}/
+# and small Go, Ruby (a vendored gem: no gem server here), PHP and static apps written below;
+# the Rails sample's gems are the stack's (Debian's ruby-railties & co.: no gem server here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack=no
@@ -61,6 +62,7 @@ printf 'GEM\n  remote: https://rubygems.org/\n  specs:\n    greeting (1.0.0)\n\n
 printf 'require "socket"\nrequire "greeting"\nserver = TCPServer.new("0.0.0.0", Integer(ENV.fetch("PORT")))\nloop do\n  c = server.accept\n  while (l = c.gets) && l != "\\r\\n"; end\n  c.write "HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\nConnection: close\\r\\n\\r\\n#{Greeting.hello}"\n  c.close\nend\n' > "$work/apps/ruby-app/web.rb"
 echo 'web: bundle exec ruby web.rb' > "$work/apps/ruby-app/Procfile"
 commit "$work/apps/ruby-app"
+sample ruby-rails "$fixtures/ruby/rails"; commit "$work/apps/ruby-rails"
 sample java-maven "$fixtures/java/maven"; commit "$work/apps/java-maven"
 sample rust-cargo "$fixtures/rust/hello"; commit "$work/apps/rust-cargo"
 
@@ -98,6 +100,9 @@ peer() { # NAME -> milliseconds
     nodejs-npm) npm ci --silent --no-audit --no-fund >/dev/null ;;
     go-app) GOPROXY=off GOCACHE=$copy/.gocache go build -o bin/bench . ;;
     ruby-app) BUNDLE_PATH=vendor/bundle bundle install --local --quiet ;;
+    ruby-rails) export GEM_HOME=$copy/vendor/bundle/ruby/$(ruby -e 'print RbConfig::CONFIG["ruby_version"]') \
+        BUNDLE_FROZEN=1 BUNDLE_WITHOUT=development:test RAILS_ENV=production SECRET_KEY_BASE=bench
+      bundle install -j4 --local --quiet && bundle exec rake assets:precompile ;;
     php-app) composer install -q --no-dev --optimize-autoloader --no-interaction ;;
     static-site) nginx -t -q -c /etc/nginx/nginx.conf ;;
     java-maven) mvn -B -q -o -s "$work/m2-settings.xml" -DskipTests clean package ;;
@@ -109,7 +114,7 @@ peer() { # NAME -> milliseconds
 }
 
 printf '%-14s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms peer_ms cold/peer cached/peer
-for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app ruby-app php-app static-site java-maven rust-cargo}; do
+for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app ruby-app ruby-rails php-app static-site java-maven rust-cargo}; do
   "$bin" apps:create "$app" >/dev/null
   cold=$(push "$app" "$work/apps/$app")
   cached=()
