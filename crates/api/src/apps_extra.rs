@@ -13,12 +13,11 @@ use chrono::{DateTime, Utc};
 use slipway_api_types as wire;
 use slipway_core::Command;
 
-use crate::app_in_path::AppInPath;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::domains::domain_json;
 use crate::error::ApiError;
-use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -66,14 +65,9 @@ pub(crate) fn parse_set_buildpacks(app: String, body: &[u8]) -> ApiResult<Comman
     Ok(Command::SetBuildpacks { app, buildpacks })
 }
 
-pub(crate) async fn set_buildpacks(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-    body: bytes::Bytes,
-) -> ApiResult<Response> {
+pub(crate) async fn set_buildpacks(call: OnApp, body: bytes::Bytes) -> ApiResult<Response> {
     let (_, buildpacks): (_, Vec<String>) =
-        execute_on_app(&state, &user, app, |app| parse_set_buildpacks(app, &body)).await?;
+        call.execute(|app| parse_set_buildpacks(app, &body)).await?;
     Ok(list_response(installations(&buildpacks)))
 }
 
