@@ -46,13 +46,10 @@ impl FromRequestParts<ApiState> for AppInPath {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Response> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let name = app_param(parts, state).await?;
+        let OnApp { user, app, .. } = OnApp::from_request_parts(parts, state).await?;
         let app = state
             .platform
-            .app(&user, &name)
+            .app(&user, &app)
             .await
             .map_err(|error| ApiError::from(error).into_response())?;
         Ok(AppInPath { user, app })

@@ -18,7 +18,7 @@ use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::domains::domain_json;
 use crate::error::ApiError;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -202,10 +202,9 @@ fn features(state: &ApiState) -> Vec<wire::AppFeature> {
 }
 
 fn find_feature(state: &ApiState, feature: &str) -> ApiResult<wire::AppFeature> {
-    features(state)
-        .into_iter()
-        .find(|f| f.name == feature || f.id.to_string() == feature)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that feature."))
+    find_named(features(state), "feature", |f| {
+        f.name == feature || f.id.to_string() == feature
+    })
 }
 
 /// `GET /apps/{app}/features`.
@@ -267,13 +266,10 @@ pub(crate) async fn update_domain(
 ) -> ApiResult<Json<wire::Domain>> {
     let request: wire::DomainUpdate =
         parse_body_like(&body, r#"{"sni_endpoint": "sni-1a2b3c4d"}"#)?;
-    let found = state
-        .platform
-        .domains(&app)
-        .await?
-        .into_iter()
-        .find(|d| d.hostname == domain.to_ascii_lowercase() || d.id.to_string() == domain)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that domain."))?;
+    let domains = state.platform.domains(&app).await?;
+    let found = find_named(domains, "domain", |d| {
+        d.hostname == domain.to_ascii_lowercase() || d.id.to_string() == domain
+    })?;
     let mut json = domain_json(&state, &app, &found);
     if let Some(endpoint) = request.sni_endpoint {
         let endpoint = state.platform.sni_endpoint(&app, &endpoint).await?;

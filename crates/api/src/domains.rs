@@ -13,7 +13,7 @@ use slipway_core::{AppChanges, Command, Domain, DomainKind};
 use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::resources::app_json;
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -78,14 +78,11 @@ pub(crate) async fn get(
     Path((_, domain)): Path<(String, String)>,
 ) -> Result<Json<wire::Domain>, ApiError> {
     let wanted = domain.trim_end_matches('.').to_ascii_lowercase();
-    state
-        .platform
-        .domains(&app)
-        .await?
-        .iter()
-        .find(|d| d.hostname == wanted || d.id.to_string() == domain)
-        .map(|d| Json(domain_json(&state, &app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that domain."))
+    let domains = state.platform.domains(&app).await?;
+    let found = find_named(domains, "domain", |d| {
+        d.hostname == wanted || d.id.to_string() == domain
+    })?;
+    Ok(Json(domain_json(&state, &app, &found)))
 }
 
 /// `DELETE /apps/{app}/domains/{domain}` (hostname or id).

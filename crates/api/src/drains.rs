@@ -13,7 +13,7 @@ use slipway_core::{Command, Drain};
 use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -63,18 +63,13 @@ pub(crate) async fn get(
     AppInPath { app, .. }: AppInPath,
     Path((_, drain)): Path<(String, String)>,
 ) -> Result<Json<wire::LogDrain>, ApiError> {
-    state
-        .platform
-        .drains(&app)
-        .await?
-        .iter()
-        .find(|d| {
-            d.config.id == drain
-                || slipway_core::secrets_match(&drain, &d.config.token)
-                || d.config.url == drain
-        })
-        .map(|d| Json(drain_json(&app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that log drain."))
+    let drains = state.platform.drains(&app).await?;
+    let found = find_named(drains, "log drain", |d| {
+        d.config.id == drain
+            || slipway_core::secrets_match(&drain, &d.config.token)
+            || d.config.url == drain
+    })?;
+    Ok(Json(drain_json(&app, &found)))
 }
 
 /// `DELETE /apps/{app}/log-drains/{drain}` (id, token or URL).

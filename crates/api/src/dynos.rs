@@ -17,7 +17,7 @@ use slipway_model::{ConfigKey, DynoName, DynoSize, ProcessType};
 use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert;
 use crate::error::ApiError;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -42,14 +42,11 @@ pub(crate) async fn get_dyno(
     AppInPath { app, .. }: AppInPath,
     Path((_, dyno)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Dyno>> {
-    state
-        .platform
-        .dynos(&app)
-        .await?
-        .iter()
-        .find(|d| d.name == dyno || d.id.to_string() == dyno)
-        .map(|d| Json(convert::dyno(&app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that dyno."))
+    let dynos = state.platform.dynos(&app).await?;
+    let found = find_named(dynos, "dyno", |d| {
+        d.name == dyno || d.id.to_string() == dyno
+    })?;
+    Ok(Json(convert::dyno(&app, &found)))
 }
 
 /// `POST /apps/{app}/dynos`: a one-off dyno (`heroku run`, `heroku run:detached`).
@@ -119,9 +116,14 @@ pub(crate) async fn create(call: OnApp, body: Bytes) -> ApiResult<Response> {
     )))
 }
 
-/// Heroku answers restarts and stops with `202 Accepted` and an empty object.
-fn accepted() -> Response {
-    axum::response::IntoResponse::into_response((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
+/// Executes a restart or stop, which Heroku answers with `202 Accepted` and an empty object.
+async fn accept(
+    call: OnApp,
+    parse: impl FnOnce(String) -> ApiResult<Command>,
+) -> ApiResult<Response> {
+    let _: (_, Outcome) = call.execute(parse).await?;
+    let accepted = (StatusCode::ACCEPTED, Json(serde_json::json!({})));
+    Ok(axum::response::IntoResponse::into_response(accepted))
 }
 
 /// What a restart or stop path names: `web.2` is a dyno, `web` a process type (the heroku
@@ -165,8 +167,7 @@ pub(crate) fn parse_stop(app: String, target: String) -> ApiResult<Command> {
 
 /// `DELETE /apps/{app}/dynos`: restarts every dyno (web dynos with preboot).
 pub(crate) async fn restart_all(call: OnApp) -> ApiResult<Response> {
-    let _: (_, Outcome) = call.execute(parse_restart_all).await?;
-    Ok(accepted())
+    accept(call, parse_restart_all).await
 }
 
 /// `DELETE /apps/{app}/dynos/{dyno}` (a dyno) and `DELETE /apps/{app}/formations/{type}`.
@@ -174,8 +175,7 @@ pub(crate) async fn restart(
     call: OnApp,
     Path((_, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let _: (_, Outcome) = call.execute(|app| parse_restart(app, target)).await?;
-    Ok(accepted())
+    accept(call, |app| parse_restart(app, target)).await
 }
 
 /// `POST /apps/{app}/dynos/{dyno}/actions/stop` and `.../formations/{type}/actions/stop`:
@@ -187,8 +187,7 @@ pub(crate) async fn stop(
     call: OnApp,
     Path((_, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let _: (_, Outcome) = call.execute(|app| parse_stop(app, target)).await?;
-    Ok(accepted())
+    accept(call, |app| parse_stop(app, target)).await
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::auth::CurrentUser;
 use crate::convert::{self, catalog_id};
 use crate::error::ApiError;
 use crate::outcome::execute;
-use crate::request::{parse_app, parse_body};
+use crate::request::{find_named, parse_app, parse_body};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -320,12 +320,8 @@ pub(crate) async fn get_formation(
     AppInPath { app, .. }: AppInPath,
     Path((_, process_type)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Formation>> {
-    formation_json(&state, &app)
-        .await?
-        .into_iter()
-        .find(|f| f.process_type == process_type)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
+    let formation = formation_json(&state, &app).await?;
+    find_named(formation, "formation", |f| f.process_type == process_type).map(Json)
 }
 
 /// One process type's change as the wire has it: the quantity stays relative (`"+1"`) all the
@@ -410,12 +406,8 @@ pub(crate) async fn update_formation(
 ) -> ApiResult<Json<wire::Formation>> {
     let parse = |app| parse_update_formation(app, process_type.clone(), &body);
     let (app, changed): (_, Vec<model::Formation>) = call.execute(parse).await?;
-    entries_json(&call.state, &app, &changed)
-        .await?
-        .into_iter()
-        .find(|f| f.process_type == process_type)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
+    let changed = entries_json(&call.state, &app, &changed).await?;
+    find_named(changed, "formation", |f| f.process_type == process_type).map(Json)
 }
 
 #[cfg(test)]
