@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_addons::Service;
-use slipway_store::json::range_json;
+use slipway_store::json::{apply_if, range_json};
 use slipway_store::{Compare, Op, Txn};
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -242,15 +242,13 @@ impl Platform {
                 scheduled,
             };
             let key = backup_key(addon.id, number);
-            let written = self
-                .store()
-                .txn(
-                    Txn::new()
-                        .when(Compare::absent(key.clone()))
-                        .then(Op::put_json(key, &backup)?),
-                )
-                .await?;
-            if written.succeeded {
+            let applied = apply_if(
+                self.store().as_ref(),
+                Compare::absent(key.clone()),
+                Op::put_json(key, &backup)?,
+            )
+            .await?;
+            if applied {
                 break backup;
             }
         };
