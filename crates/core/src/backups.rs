@@ -103,6 +103,20 @@ impl Platform {
         Ok(addon)
     }
 
+    /// [`Platform::backup_addon`], whose data the user is about to change: that is operating
+    /// the app that owns it (capture, restore, delete).
+    async fn operated_backup_addon(
+        &self,
+        user: &User,
+        app: &str,
+        addon: &str,
+    ) -> Result<Addon, CoreError> {
+        let addon = self.backup_addon(user, app, addon).await?;
+        self.app_for(user, &addon.app_name, Permission::Operate)
+            .await?;
+        Ok(addon)
+    }
+
     /// The add-on `addon` names: an add-on's name or ID the user may manage, or an
     /// attachment's name on `app` (`DATABASE`, or `DATABASE_URL` as Heroku's CLI allows).
     pub(crate) async fn named_addon(
@@ -205,10 +219,7 @@ impl Platform {
         app: &str,
         addon: &str,
     ) -> Result<Backup, CoreError> {
-        let addon = self.backup_addon(user, app, addon).await?;
-        // Changing an add-on's data is operating the app that owns it.
-        self.app_for(user, &addon.app_name, Permission::Operate)
-            .await?;
+        let addon = self.operated_backup_addon(user, app, addon).await?;
         self.capture(&addon, false).await
     }
 
@@ -304,9 +315,7 @@ impl Platform {
         check_confirm(app, confirm, || {
             format!("This command will overwrite the data of {addon} on {app}.")
         })?;
-        let target = self.backup_addon(user, app, addon).await?;
-        self.app_for(user, &target.app_name, Permission::Operate)
-            .await?;
+        let target = self.operated_backup_addon(user, app, addon).await?;
         // `from` is an add-on (name, ID, or attachment on `app`) or, as in Heroku's
         // `other-app::b001`, an app whose DATABASE it is.
         let source = match from {
@@ -349,9 +358,7 @@ impl Platform {
         check_confirm(app, confirm, || {
             format!("This command will delete backup {name} of {app}.")
         })?;
-        let addon = self.backup_addon(user, app, addon).await?;
-        self.app_for(user, &addon.app_name, Permission::Operate)
-            .await?;
+        let addon = self.operated_backup_addon(user, app, addon).await?;
         let backup = self.find_backup(&addon, Some(name)).await?;
         let file = self.backup_file(addon.id, backup.number);
         match tokio::fs::remove_file(&file).await {
