@@ -15,7 +15,7 @@ use slipway_api_types as wire;
 use slipway_core::model::User;
 use slipway_core::{Authorization, CoreError, NewAuthorization};
 
-use crate::auth::{basic_credentials, bearer_token, Caller, CurrentUser};
+use crate::auth::{basic_credentials, bearer_token, require_admin, Caller, CurrentUser};
 use crate::error::ApiError;
 use crate::request::parse_body;
 use crate::state::ApiState;
@@ -336,24 +336,15 @@ fn user_json(user: &User, api_key: Option<String>) -> wire::SlipwayUser {
     }
 }
 
-fn require_admin(user: &User) -> Result<(), ApiError> {
-    if user.admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only an admin can manage accounts.",
-        ))
-    }
-}
+/// What [`require_admin`] says the account handlers are for.
+const MANAGE_ACCOUNTS: &str = "manage accounts";
 
 /// `GET /slipway/users` (admin).
 pub(crate) async fn list_users(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
 ) -> Result<Json<Vec<wire::SlipwayUser>>, ApiError> {
-    require_admin(&user)?;
+    require_admin(&user, MANAGE_ACCOUNTS)?;
     let users = state.platform.list_users().await?;
     Ok(Json(users.iter().map(|u| user_json(u, None)).collect()))
 }
@@ -365,7 +356,7 @@ pub(crate) async fn create_user(
     CurrentUser(user): CurrentUser,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::SlipwayUser>), ApiError> {
-    require_admin(&user)?;
+    require_admin(&user, MANAGE_ACCOUNTS)?;
     let request: wire::SlipwayUserCreate = parse_body(&body)?;
     let (created, key) = state
         .platform
@@ -391,7 +382,7 @@ pub(crate) async fn update_user(
         email
     };
     if email != user.email {
-        require_admin(&user)?;
+        require_admin(&user, MANAGE_ACCOUNTS)?;
     }
     let request: wire::SlipwayUserUpdate = parse_body(&body)?;
     state
@@ -408,7 +399,7 @@ pub(crate) async fn delete_user(
     CurrentUser(user): CurrentUser,
     Path(email): Path<String>,
 ) -> Result<Json<wire::SlipwayUser>, ApiError> {
-    require_admin(&user)?;
+    require_admin(&user, MANAGE_ACCOUNTS)?;
     let removed = state.platform.remove_user(&email).await?;
     Ok(Json(user_json(&removed, None)))
 }

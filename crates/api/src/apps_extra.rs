@@ -13,13 +13,12 @@ use chrono::{DateTime, Utc};
 use slipway_api_types as wire;
 use slipway_core::Command;
 
-use crate::app_in_path::AppInPath;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::domains::domain_json;
 use crate::error::ApiError;
-use crate::outcome::execute_on_app;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -66,14 +65,9 @@ pub(crate) fn parse_set_buildpacks(app: String, body: &[u8]) -> ApiResult<Comman
     Ok(Command::SetBuildpacks { app, buildpacks })
 }
 
-pub(crate) async fn set_buildpacks(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-    body: bytes::Bytes,
-) -> ApiResult<Response> {
+pub(crate) async fn set_buildpacks(call: OnApp, body: bytes::Bytes) -> ApiResult<Response> {
     let (_, buildpacks): (_, Vec<String>) =
-        execute_on_app(&state, &user, app, |app| parse_set_buildpacks(app, &body)).await?;
+        call.execute(|app| parse_set_buildpacks(app, &body)).await?;
     Ok(list_response(installations(&buildpacks)))
 }
 
@@ -208,10 +202,9 @@ fn features(state: &ApiState) -> Vec<wire::AppFeature> {
 }
 
 fn find_feature(state: &ApiState, feature: &str) -> ApiResult<wire::AppFeature> {
-    features(state)
-        .into_iter()
-        .find(|f| f.name == feature || f.id.to_string() == feature)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that feature."))
+    find_named(features(state), "feature", |f| {
+        f.name == feature || f.id.to_string() == feature
+    })
 }
 
 /// `GET /apps/{app}/features`.
@@ -273,13 +266,10 @@ pub(crate) async fn update_domain(
 ) -> ApiResult<Json<wire::Domain>> {
     let request: wire::DomainUpdate =
         parse_body_like(&body, r#"{"sni_endpoint": "sni-1a2b3c4d"}"#)?;
-    let found = state
-        .platform
-        .domains(&app)
-        .await?
-        .into_iter()
-        .find(|d| d.hostname == domain.to_ascii_lowercase() || d.id.to_string() == domain)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that domain."))?;
+    let domains = state.platform.domains(&app).await?;
+    let found = find_named(domains, "domain", |d| {
+        d.hostname == domain.to_ascii_lowercase() || d.id.to_string() == domain
+    })?;
     let mut json = domain_json(&state, &app, &found);
     if let Some(endpoint) = request.sni_endpoint {
         let endpoint = state.platform.sni_endpoint(&app, &endpoint).await?;

@@ -22,6 +22,13 @@ pub(crate) struct Caller {
     pub(crate) token: String,
 }
 
+/// Refuses (403) a user who is not an administrator: "Only an administrator can `what`."
+pub(crate) fn require_admin(user: &User, what: &str) -> Result<(), ApiError> {
+    user.admin
+        .then_some(())
+        .ok_or_else(|| ApiError::forbidden(format!("Only an administrator can {what}.")))
+}
+
 /// The token of `Authorization: Bearer <token>`, if that is what the request carries.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();

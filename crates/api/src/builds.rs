@@ -25,11 +25,10 @@ use slipway_api_types as wire;
 use slipway_core::model;
 use slipway_core::{Command, SourceBlob};
 
-use crate::app_in_path::AppInPath;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::auth::CurrentUser;
 use crate::convert::catalog_id;
 use crate::error::ApiError;
-use crate::outcome::execute_on_app;
 use crate::request::{last_event_id, parse_app, parse_body, wants_event_stream};
 use crate::response::{line_stream, list_response};
 use crate::state::ApiState;
@@ -123,16 +122,12 @@ pub(crate) fn parse_create(app: String, body: &[u8]) -> ApiResult<Command> {
 
 /// Records the build and starts it; the core fetches the source through the outbound policy.
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Build>)> {
-    let (found, build) = execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(build_json(&state, &found, &user, &build)),
-    ))
+    let (found, build) = call.execute(|app| parse_create(app, &body)).await?;
+    let build = build_json(&call.state, &found, &call.user, &build);
+    Ok((StatusCode::CREATED, Json(build)))
 }
 
 pub(crate) async fn list(

@@ -10,15 +10,13 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_api_types as wire;
-use slipway_core::model::{App, User};
+use slipway_core::model::App;
 use slipway_core::{Certificate, Command, DomainKind, SniEndpoint};
 use uuid::Uuid;
 
-use crate::app_in_path::AppInPath;
-use crate::auth::CurrentUser;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::outcome::execute_on_app;
 use crate::request::{parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -145,22 +143,18 @@ pub(crate) fn parse_delete(app: String, endpoint: String) -> Result<Command, Api
 
 /// Executes a certificate command and shows the endpoint it touched.
 async fn execute(
-    state: &ApiState,
-    user: &User,
-    app: &str,
+    call: &OnApp,
     parse: impl FnOnce(String) -> Result<Command, ApiError>,
 ) -> Result<SniEndpointJson, ApiError> {
-    let (found, endpoint) = execute_on_app(state, user, app.to_owned(), parse).await?;
-    endpoint_json(state, &found, &endpoint).await
+    let (found, endpoint) = call.execute(parse).await?;
+    endpoint_json(&call.state, &found, &endpoint).await
 }
 
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<SniEndpointJson>), ApiError> {
-    let endpoint = execute(&state, &user, &app, |app| parse_create(app, &body)).await?;
+    let endpoint = execute(&call, |app| parse_create(app, &body)).await?;
     Ok((StatusCode::CREATED, Json(endpoint)))
 }
 
@@ -174,22 +168,21 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn update(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, endpoint)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, endpoint)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> Result<Json<SniEndpointJson>, ApiError> {
     let parse = |app| parse_update(app, endpoint, &body);
-    Ok(Json(execute(&state, &user, &app, parse).await?))
+    Ok(Json(execute(&call, parse).await?))
 }
 
 pub(crate) async fn delete(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, endpoint)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, endpoint)): Path<(String, String)>,
 ) -> Result<Json<SniEndpointJson>, ApiError> {
-    let parse = |app| parse_delete(app, endpoint);
-    Ok(Json(execute(&state, &user, &app, parse).await?))
+    Ok(Json(
+        execute(&call, |app| parse_delete(app, endpoint)).await?,
+    ))
 }
 
 #[cfg(test)]

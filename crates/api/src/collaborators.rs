@@ -17,8 +17,7 @@ use slipway_api_types as wire;
 use slipway_core::{Command, Member, Outcome, Permission};
 use uuid::Uuid;
 
-use crate::app_in_path::AppInPath;
-use crate::auth::CurrentUser;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::error::ApiError;
 use crate::request::{parse_app, parse_body_like};
 use crate::response::list_response;
@@ -177,7 +176,7 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let members = state.platform.members(&app).await?;
     Ok(list_response(
-        members.iter().map(collaborator_json).collect::<Vec<_>>(),
+        members.iter().map(collaborator_json).collect(),
     ))
 }
 
@@ -209,11 +208,15 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn delete(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, collaborator)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, collaborator)): Path<(String, String)>,
 ) -> Result<Json<CollaboratorJson>, ApiError> {
-    execute(&state, &user, parse_delete(app, collaborator)).await
+    execute(
+        &call.state,
+        &call.user,
+        parse_delete(call.app, collaborator),
+    )
+    .await
 }
 
 #[cfg(test)]

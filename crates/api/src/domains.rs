@@ -10,12 +10,10 @@ use slipway_api_types as wire;
 use slipway_core::model::App;
 use slipway_core::{AppChanges, Command, Domain, DomainKind};
 
-use crate::app_in_path::AppInPath;
-use crate::auth::CurrentUser;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::outcome::execute_on_app;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::resources::app_json;
 use crate::response::list_response;
 use crate::state::ApiState;
@@ -51,7 +49,7 @@ pub(crate) async fn list(
         domains
             .iter()
             .map(|d| domain_json(&state, &app, d))
-            .collect::<Vec<_>>(),
+            .collect(),
     ))
 }
 
@@ -66,17 +64,12 @@ pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError
 }
 
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::Domain>), ApiError> {
-    let (found, domain) =
-        execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(domain_json(&state, &found, &domain)),
-    ))
+    let (found, domain) = call.execute(|app| parse_create(app, &body)).await?;
+    let domain = domain_json(&call.state, &found, &domain);
+    Ok((StatusCode::CREATED, Json(domain)))
 }
 
 pub(crate) async fn get(
@@ -85,14 +78,11 @@ pub(crate) async fn get(
     Path((_, domain)): Path<(String, String)>,
 ) -> Result<Json<wire::Domain>, ApiError> {
     let wanted = domain.trim_end_matches('.').to_ascii_lowercase();
-    state
-        .platform
-        .domains(&app)
-        .await?
-        .iter()
-        .find(|d| d.hostname == wanted || d.id.to_string() == domain)
-        .map(|d| Json(domain_json(&state, &app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that domain."))
+    let domains = state.platform.domains(&app).await?;
+    let found = find_named(domains, "domain", |d| {
+        d.hostname == wanted || d.id.to_string() == domain
+    })?;
+    Ok(Json(domain_json(&state, &app, &found)))
 }
 
 /// `DELETE /apps/{app}/domains/{domain}` (hostname or id).
@@ -104,13 +94,11 @@ pub(crate) fn parse_delete(app: String, domain: String) -> Result<Command, ApiEr
 }
 
 pub(crate) async fn delete(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, domain)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, domain)): Path<(String, String)>,
 ) -> Result<Json<wire::Domain>, ApiError> {
-    let (found, removed) =
-        execute_on_app(&state, &user, app, |app| parse_delete(app, domain)).await?;
-    Ok(Json(domain_json(&state, &found, &removed)))
+    let (found, removed) = call.execute(|app| parse_delete(app, domain)).await?;
+    Ok(Json(domain_json(&call.state, &found, &removed)))
 }
 
 /// `PATCH /apps/{app} {maintenance, name, build_stack}`: only maintenance can change; the core
@@ -131,14 +119,11 @@ pub(crate) fn parse_update_app(app: String, body: &[u8]) -> Result<Command, ApiE
 /// `PATCH /apps/{app}`: `maintenance` is honoured; renaming and changing the stack are not
 /// supported and answered with 422.
 pub(crate) async fn update_app(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> Result<Json<wire::App>, ApiError> {
-    let (_, app): (_, App) =
-        execute_on_app(&state, &user, app, |app| parse_update_app(app, &body)).await?;
-    Ok(Json(app_json(&state, &user, &app).await?))
+    let (_, app): (_, App) = call.execute(|app| parse_update_app(app, &body)).await?;
+    Ok(Json(app_json(&call.state, &call.user, &app).await?))
 }
 
 #[cfg(test)]

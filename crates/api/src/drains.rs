@@ -10,12 +10,10 @@ use slipway_api_types as wire;
 use slipway_core::model::App;
 use slipway_core::{Command, Drain};
 
-use crate::app_in_path::AppInPath;
-use crate::auth::CurrentUser;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert::app_ref;
 use crate::error::ApiError;
-use crate::outcome::execute_on_app;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -37,10 +35,7 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let drains = state.platform.drains(&app).await?;
     Ok(list_response(
-        drains
-            .iter()
-            .map(|d| drain_json(&app, d))
-            .collect::<Vec<_>>(),
+        drains.iter().map(|d| drain_json(&app, d)).collect(),
     ))
 }
 
@@ -56,12 +51,10 @@ pub(crate) fn parse_create(app: String, body: &[u8]) -> Result<Command, ApiError
 }
 
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::LogDrain>), ApiError> {
-    let (found, drain) = execute_on_app(&state, &user, app, |app| parse_create(app, &body)).await?;
+    let (found, drain) = call.execute(|app| parse_create(app, &body)).await?;
     Ok((StatusCode::CREATED, Json(drain_json(&found, &drain))))
 }
 
@@ -70,18 +63,13 @@ pub(crate) async fn get(
     AppInPath { app, .. }: AppInPath,
     Path((_, drain)): Path<(String, String)>,
 ) -> Result<Json<wire::LogDrain>, ApiError> {
-    state
-        .platform
-        .drains(&app)
-        .await?
-        .iter()
-        .find(|d| {
-            d.config.id == drain
-                || slipway_core::secrets_match(&drain, &d.config.token)
-                || d.config.url == drain
-        })
-        .map(|d| Json(drain_json(&app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that log drain."))
+    let drains = state.platform.drains(&app).await?;
+    let found = find_named(drains, "log drain", |d| {
+        d.config.id == drain
+            || slipway_core::secrets_match(&drain, &d.config.token)
+            || d.config.url == drain
+    })?;
+    Ok(Json(drain_json(&app, &found)))
 }
 
 /// `DELETE /apps/{app}/log-drains/{drain}` (id, token or URL).
@@ -93,12 +81,10 @@ pub(crate) fn parse_delete(app: String, drain: String) -> Result<Command, ApiErr
 }
 
 pub(crate) async fn delete(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, drain)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, drain)): Path<(String, String)>,
 ) -> Result<Json<wire::LogDrain>, ApiError> {
-    let (found, removed) =
-        execute_on_app(&state, &user, app, |app| parse_delete(app, drain)).await?;
+    let (found, removed) = call.execute(|app| parse_delete(app, drain)).await?;
     Ok(Json(drain_json(&found, &removed)))
 }
 

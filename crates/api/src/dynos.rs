@@ -11,15 +11,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use slipway_api_types as wire;
-use slipway_core::model::User;
 use slipway_core::{Command, Outcome, RestartTarget, ONE_OFF_MAX_TIME_TO_LIVE};
 use slipway_model::{ConfigKey, DynoName, DynoSize, ProcessType};
 
-use crate::app_in_path::AppInPath;
-use crate::auth::CurrentUser;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::convert;
 use crate::error::ApiError;
-use crate::request::{parse_app, parse_body_like};
+use crate::request::{find_named, parse_app, parse_body_like};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -44,14 +42,11 @@ pub(crate) async fn get_dyno(
     AppInPath { app, .. }: AppInPath,
     Path((_, dyno)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Dyno>> {
-    state
-        .platform
-        .dynos(&app)
-        .await?
-        .iter()
-        .find(|d| d.name == dyno || d.id.to_string() == dyno)
-        .map(|d| Json(convert::dyno(&app, d)))
-        .ok_or_else(|| ApiError::not_found("Couldn't find that dyno."))
+    let dynos = state.platform.dynos(&app).await?;
+    let found = find_named(dynos, "dyno", |d| {
+        d.name == dyno || d.id.to_string() == dyno
+    })?;
+    Ok(Json(convert::dyno(&app, &found)))
 }
 
 /// `POST /apps/{app}/dynos`: a one-off dyno (`heroku run`, `heroku run:detached`).
@@ -106,15 +101,9 @@ pub(crate) fn parse_run_dyno(app: String, body: &[u8]) -> ApiResult<Command> {
 
 /// `POST /apps/{app}/dynos`: 201 with the dyno, and its `attach_url` when attached (the only
 /// response that carries it).
-pub(crate) async fn create(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let app = state.platform.app(&user, &app).await?;
-    let command = parse_run_dyno(app.name.clone(), &body)?;
-    let Outcome::OneOff { dyno, attach_url } = state.platform.execute(&user, command).await? else {
+pub(crate) async fn create(call: OnApp, body: Bytes) -> ApiResult<Response> {
+    let (app, outcome) = call.execute(|app| parse_run_dyno(app, &body)).await?;
+    let Outcome::OneOff { dyno, attach_url } = outcome else {
         return Err(ApiError::unexpected_outcome());
     };
     let dyno = wire::Dyno {
@@ -127,9 +116,14 @@ pub(crate) async fn create(
     )))
 }
 
-/// Heroku answers restarts and stops with `202 Accepted` and an empty object.
-fn accepted() -> Response {
-    axum::response::IntoResponse::into_response((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
+/// Executes a restart or stop, which Heroku answers with `202 Accepted` and an empty object.
+async fn accept(
+    call: OnApp,
+    parse: impl FnOnce(String) -> ApiResult<Command>,
+) -> ApiResult<Response> {
+    let _: (_, Outcome) = call.execute(parse).await?;
+    let accepted = (StatusCode::ACCEPTED, Json(serde_json::json!({})));
+    Ok(axum::response::IntoResponse::into_response(accepted))
 }
 
 /// What a restart or stop path names: `web.2` is a dyno, `web` a process type (the heroku
@@ -172,49 +166,28 @@ pub(crate) fn parse_stop(app: String, target: String) -> ApiResult<Command> {
 }
 
 /// `DELETE /apps/{app}/dynos`: restarts every dyno (web dynos with preboot).
-pub(crate) async fn restart_all(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-) -> ApiResult<Response> {
-    state
-        .platform
-        .execute(&user, parse_restart_all(app)?)
-        .await?;
-    Ok(accepted())
+pub(crate) async fn restart_all(call: OnApp) -> ApiResult<Response> {
+    accept(call, parse_restart_all).await
 }
 
 /// `DELETE /apps/{app}/dynos/{dyno}` (a dyno) and `DELETE /apps/{app}/formations/{type}`.
 pub(crate) async fn restart(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, target)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    execute_for_target(&state, &user, app, target, parse_restart).await
+    accept(call, |app| parse_restart(app, target)).await
 }
 
 /// `POST /apps/{app}/dynos/{dyno}/actions/stop` and `.../formations/{type}/actions/stop`:
 /// stops the dynos; the formation then starts them again, as on Heroku's Common Runtime.
+///
+/// The app is looked up first ([`OnApp::execute`]), so an unknown app is answered as such
+/// before its target is judged, here and in [`restart`].
 pub(crate) async fn stop(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, target)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, target)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    execute_for_target(&state, &user, app, target, parse_stop).await
-}
-
-/// Restarts or stops the dynos a path names. The app is looked up first, so an unknown app is
-/// answered as such before its target is judged.
-async fn execute_for_target(
-    state: &ApiState,
-    user: &User,
-    app: String,
-    target: String,
-    parse: fn(String, String) -> ApiResult<Command>,
-) -> ApiResult<Response> {
-    state.platform.app(user, &app).await?;
-    state.platform.execute(user, parse(app, target)?).await?;
-    Ok(accepted())
+    accept(call, |app| parse_stop(app, target)).await
 }
 
 #[cfg(test)]

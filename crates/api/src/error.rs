@@ -37,6 +37,10 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// The error for a bare status (a route without the method asked for, a response that
     /// had no body): Heroku's id for it and a message that says what to do.
     pub(crate) fn for_status(status: StatusCode) -> ApiError {

@@ -16,7 +16,7 @@ use chrono::Utc;
 use slipway_api_types as wire;
 use slipway_logplex::{LogFilter, LogLine, SeqTailEvent, Source, DEFAULT_HISTORY};
 
-use crate::auth::CurrentUser;
+use crate::app_in_path::AppInPath;
 use crate::error::ApiError;
 use crate::request::{last_event_id, parse_body, wants_event_stream};
 use crate::response::line_stream;
@@ -72,11 +72,9 @@ pub(crate) fn parse_create_session(body: &[u8]) -> Result<SessionRequest, ApiErr
 
 pub(crate) async fn create_session(
     State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    AppInPath { user, app }: AppInPath,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<wire::LogSession>), ApiError> {
-    let app = state.platform.app(&user, &app).await?;
     let request = parse_create_session(&body)?;
     let session = Session {
         secret: new_secret(),

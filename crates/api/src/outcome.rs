@@ -45,6 +45,14 @@ from_outcome! {
     Buildpacks => Vec<String>,
 }
 
+/// Any outcome, for a handler that answers the same whatever the core did (a restart) or takes
+/// a variant apart itself.
+impl FromOutcome for Outcome {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        Some(outcome)
+    }
+}
+
 impl FromOutcome for (ConfigVars, Release) {
     fn from_outcome(outcome: Outcome) -> Option<Self> {
         match outcome {

@@ -16,6 +16,19 @@ pub(crate) fn parse_app(app: String) -> Result<String, ApiError> {
     }
 }
 
+/// The first of `items` that `matches` what a path names, or Heroku's 404 "Couldn't find that
+/// `what`."
+pub(crate) fn find_named<T>(
+    items: impl IntoIterator<Item = T>,
+    what: &str,
+    matches: impl FnMut(&T) -> bool,
+) -> Result<T, ApiError> {
+    items
+        .into_iter()
+        .find(matches)
+        .ok_or_else(|| ApiError::not_found(format!("Couldn't find that {what}.")))
+}
+
 /// Parses a JSON body, answering 400 with a message that says what is wrong. An empty body is
 /// `{}`: every field takes its default.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

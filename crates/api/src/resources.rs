@@ -17,12 +17,12 @@ use slipway_core::model;
 use slipway_core::{Command, FormationChange, Quantity};
 use slipway_model::{AppName, ConfigKey, ConfigKeyError, DynoSize, ProcessType};
 
-use crate::app_in_path::AppInPath;
+use crate::app_in_path::{AppInPath, OnApp};
 use crate::auth::CurrentUser;
 use crate::convert::{self, catalog_id};
 use crate::error::ApiError;
-use crate::outcome::{execute, execute_on_app};
-use crate::request::{parse_app, parse_body};
+use crate::outcome::execute;
+use crate::request::{find_named, parse_app, parse_body};
 use crate::response::list_response;
 use crate::state::ApiState;
 
@@ -228,21 +228,20 @@ pub(crate) fn parse_create_release(app: String, body: &[u8]) -> ApiResult<Comman
 }
 
 pub(crate) async fn create_release(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<wire::Release>)> {
     let (app, release): (_, model::Release) =
-        execute_on_app(&state, &user, app, |app| parse_create_release(app, &body)).await?;
-    let current = state
+        call.execute(|app| parse_create_release(app, &body)).await?;
+    let current = call
+        .state
         .platform
         .current_release(&app)
         .await?
         .map(|r| r.version);
     Ok((
         StatusCode::CREATED,
-        Json(convert::release(&app, &release, current, user.id)),
+        Json(convert::release(&app, &release, current, call.user.id)),
     ))
 }
 
@@ -276,15 +275,11 @@ pub(crate) fn parse_update_config_vars(app: String, body: &[u8]) -> ApiResult<Co
 }
 
 pub(crate) async fn update_config_vars(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
+    call: OnApp,
     body: bytes::Bytes,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    let (_, (config, _release)): (_, (model::ConfigVars, model::Release)) =
-        execute_on_app(&state, &user, app, |app| {
-            parse_update_config_vars(app, &body)
-        })
+    let (_, (config, _release)): (_, (model::ConfigVars, model::Release)) = call
+        .execute(|app| parse_update_config_vars(app, &body))
         .await?;
     Ok(Json(config))
 }
@@ -325,12 +320,8 @@ pub(crate) async fn get_formation(
     AppInPath { app, .. }: AppInPath,
     Path((_, process_type)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::Formation>> {
-    formation_json(&state, &app)
-        .await?
-        .into_iter()
-        .find(|f| f.process_type == process_type)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
+    let formation = formation_json(&state, &app).await?;
+    find_named(formation, "formation", |f| f.process_type == process_type).map(Json)
 }
 
 /// One process type's change as the wire has it: the quantity stays relative (`"+1"`) all the
@@ -397,36 +388,26 @@ pub(crate) fn parse_update_formation(
     })
 }
 
-pub(crate) async fn batch_update_formation(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path(app): Path<String>,
-    body: bytes::Bytes,
-) -> ApiResult<Response> {
-    let (app, changed): (_, Vec<model::Formation>) = execute_on_app(&state, &user, app, |app| {
-        parse_batch_update_formation(app, &body)
-    })
-    .await?;
+pub(crate) async fn batch_update_formation(call: OnApp, body: bytes::Bytes) -> ApiResult<Response> {
+    let (app, changed): (_, Vec<model::Formation>) = call
+        .execute(|app| parse_batch_update_formation(app, &body))
+        .await?;
     // The entries as this change wrote them, not as a later read finds them: a concurrent
     // change may already have moved them on.
-    Ok(list_response(entries_json(&state, &app, &changed).await?))
+    Ok(list_response(
+        entries_json(&call.state, &app, &changed).await?,
+    ))
 }
 
 pub(crate) async fn update_formation(
-    State(state): State<ApiState>,
-    CurrentUser(user): CurrentUser,
-    Path((app, process_type)): Path<(String, String)>,
+    call: OnApp,
+    Path((_, process_type)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> ApiResult<Json<wire::Formation>> {
     let parse = |app| parse_update_formation(app, process_type.clone(), &body);
-    let (app, changed): (_, Vec<model::Formation>) =
-        execute_on_app(&state, &user, app, parse).await?;
-    entries_json(&state, &app, &changed)
-        .await?
-        .into_iter()
-        .find(|f| f.process_type == process_type)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("Couldn't find that formation."))
+    let (app, changed): (_, Vec<model::Formation>) = call.execute(parse).await?;
+    let changed = entries_json(&call.state, &app, &changed).await?;
+    find_named(changed, "formation", |f| f.process_type == process_type).map(Json)
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -15,7 +14,7 @@ use slipway_api_types as wire;
 use slipway_core::{StackOutput, StackView, HOST_STACK};
 
 use crate::app_in_path::AppInPath;
-use crate::auth::CurrentUser;
+use crate::auth::{require_admin, CurrentUser};
 use crate::convert::catalog_id;
 use crate::error::ApiError;
 use crate::response::{line_stream, list_response};
@@ -102,13 +101,7 @@ pub(crate) async fn build(
     CurrentUser(user): CurrentUser,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    if !user.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only an administrator can build stacks.",
-        ));
-    }
+    require_admin(&user, "build stacks")?;
     if name == HOST_STACK {
         return Err(ApiError::invalid_params(
             "The host stack is the server's own system directories: there is nothing to build.",

@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_api_types::{AddonService, AddonServiceRegister, RegisteredAddonService};
 
+use crate::action::action_done;
 use crate::client::Client;
 
 /// The largest manifest file read (the server refuses more than 64 kB too).
@@ -95,11 +96,12 @@ pub(crate) async fn add(
         manifest,
         timeout_ms: timeout_secs.map(|s| (s * 1000.0).round().max(0.0) as u64),
     };
-    write!(out, "Registering {id}... ")?;
-    let service: RegisteredAddonService = client
-        .send(Method::POST, &["slipway", "addon-services"], Some(&body))
-        .await?;
-    writeln!(out, "done")?;
+    let service: RegisteredAddonService = action_done(
+        out,
+        &format!("Registering {id}"),
+        client.send(Method::POST, &["slipway", "addon-services"], Some(&body)),
+    )
+    .await?;
     writeln!(
         out,
         "{} ({}) provisions at {}",
@@ -111,9 +113,12 @@ pub(crate) async fn add(
 }
 
 pub(crate) async fn remove(client: &Client, name: &str, out: &mut dyn Write) -> anyhow::Result<()> {
-    write!(out, "Removing {name}... ")?;
-    let _: RegisteredAddonService = client.delete(&["slipway", "addon-services", name]).await?;
-    writeln!(out, "done")?;
+    let _: RegisteredAddonService = action_done(
+        out,
+        &format!("Removing {name}"),
+        client.delete(&["slipway", "addon-services", name]),
+    )
+    .await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_api_types::{Addon, AddonAttachment};
 
+use crate::action::{action, action_done};
 use crate::client::Client;
 
 /// The add-ons table: `Add-on  Plan  Price  State` with each attachment below its add-on.
@@ -95,10 +96,13 @@ pub(crate) async fn create(
     if let Some(name) = name {
         body["name"] = json!(name);
     }
-    write!(out, "Creating {plan} on ⬢ {app}... ")?;
-    let addon: Addon = client
-        .send(Method::POST, &["apps", app, "addons"], Some(&body))
-        .await?;
+    let label = format!("Creating {plan} on ⬢ {app}");
+    let addon: Addon = action(
+        out,
+        &label,
+        client.send(Method::POST, &["apps", app, "addons"], Some(&body)),
+    )
+    .await?;
     writeln!(out, "${:.2}/month", addon.billed_price.cents as f64 / 100.0)?;
     if let Some(message) = &addon.provision_message {
         writeln!(out, "{message}")?;
@@ -169,11 +173,13 @@ pub(crate) async fn destroy(
             found.app.name
         );
     }
-    write!(out, "Destroying {} on ⬢ {}... ", found.name, found.app.name)?;
-    let _: Addon = client
-        .send(Method::DELETE, &["addons", &found.name], None::<&()>)
-        .await?;
-    writeln!(out, "done")?;
+    let label = format!("Destroying {} on ⬢ {}", found.name, found.app.name);
+    let _: Addon = action_done(
+        out,
+        &label,
+        client.send(Method::DELETE, &["addons", &found.name], None::<&()>),
+    )
+    .await?;
     Ok(())
 }
 
@@ -188,11 +194,13 @@ pub(crate) async fn attach(
     if let Some(attach_as) = attach_as {
         body["name"] = json!(attach_as);
     }
-    write!(out, "Attaching {addon} to ⬢ {app}... ")?;
-    let attachment: AddonAttachment = client
-        .send(Method::POST, &["addon-attachments"], Some(&body))
-        .await?;
-    writeln!(out, "done")?;
+    let label = format!("Attaching {addon} to ⬢ {app}");
+    let attachment: AddonAttachment = action_done(
+        out,
+        &label,
+        client.send(Method::POST, &["addon-attachments"], Some(&body)),
+    )
+    .await?;
     writeln!(
         out,
         "Setting {}_URL and restarting ⬢ {app}... done",
@@ -216,19 +224,17 @@ pub(crate) async fn detach(
             a.name == attachment || a.addon.name == attachment || a.id.to_string() == attachment
         })
         .ok_or_else(|| anyhow::anyhow!("Couldn't find an attachment {attachment} on {app}."))?;
-    write!(
-        out,
-        "Detaching {} to {} from ⬢ {app}... ",
+    let label = format!(
+        "Detaching {} to {} from ⬢ {app}",
         found.name, found.addon.name
-    )?;
-    let _: AddonAttachment = client
-        .send(
-            Method::DELETE,
-            &["addon-attachments", &found.id.to_string()],
-            None::<&()>,
-        )
-        .await?;
-    writeln!(out, "done")?;
+    );
+    let id = found.id.to_string();
+    let _: AddonAttachment = action_done(
+        out,
+        &label,
+        client.send(Method::DELETE, &["addon-attachments", &id], None::<&()>),
+    )
+    .await?;
     writeln!(
         out,
         "Unsetting {}_URL and restarting ⬢ {app}... done",
@@ -243,14 +249,14 @@ pub(crate) async fn upgrade(
     plan: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    write!(out, "Changing {addon} to {plan}... ")?;
-    let addon: Addon = client
-        .send(
-            Method::PATCH,
-            &["addons", addon],
-            Some(&json!({ "plan": { "name": plan } })),
-        )
-        .await?;
+    let label = format!("Changing {addon} to {plan}");
+    let body = json!({ "plan": { "name": plan } });
+    let addon: Addon = action(
+        out,
+        &label,
+        client.send(Method::PATCH, &["addons", addon], Some(&body)),
+    )
+    .await?;
     writeln!(
         out,
         "done, ${:.2}/month",
@@ -324,20 +330,10 @@ pub(crate) async fn rotate(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let attachment = attached(client, app, database).await?;
-    write!(out, "Rotating {} on ⬢ {app}... ", attachment.addon.name)?;
-    let _: Addon = client
-        .send(
-            Method::POST,
-            &[
-                "addons",
-                &attachment.addon.name,
-                "actions",
-                "rotate-credentials",
-            ],
-            None::<&()>,
-        )
-        .await?;
-    writeln!(out, "done")?;
+    let name = &attachment.addon.name;
+    let label = format!("Rotating {name} on ⬢ {app}");
+    let path = ["addons", name, "actions", "rotate-credentials"];
+    let _: Addon = action_done(out, &label, client.send(Method::POST, &path, None::<&()>)).await?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use reqwest::Method;
 use slipway_api_types::{App, AppUpdate, Formation};
 
+use crate::action::{action, action_done};
 use crate::args::app_from_git_url;
 use crate::client::Client;
 use crate::format::format_app_created;
@@ -64,23 +65,17 @@ pub(crate) async fn rename(
 ) -> anyhow::Result<()> {
     // Refused here with the server's own message, before any request.
     let new = new.parse::<slipway_model::AppName>()?.to_string();
-    write!(out, "Renaming {old} to {new}... ")?;
-    out.flush()?;
     let body = AppUpdate {
         name: Some(new.clone()),
         ..AppUpdate::default()
     };
-    let app: App = match client
-        .send(Method::PATCH, &["apps", old], Some(&body))
-        .await
-    {
-        Ok(app) => app,
-        Err(error) => {
-            writeln!(out, "!")?;
-            return Err(error.into());
-        }
-    };
-    writeln!(out, "done")?;
+    let label = format!("Renaming {old} to {new}");
+    let app: App = action_done(
+        out,
+        &label,
+        client.send(Method::PATCH, &["apps", old], Some(&body)),
+    )
+    .await?;
     out.write_all(format_app_created(&app).as_bytes())?;
     if !in_git_repository() {
         return Ok(());
@@ -111,19 +106,14 @@ pub(crate) async fn transfer(
     recipient: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    write!(out, "Initiating transfer of {app} to {recipient}... ")?;
-    out.flush()?;
     let body = serde_json::json!({"app": app, "recipient": recipient});
-    let answer: serde_json::Value = match client
-        .send(Method::POST, &["account", "app-transfers"], Some(&body))
-        .await
-    {
-        Ok(answer) => answer,
-        Err(error) => {
-            writeln!(out, "!")?;
-            return Err(error.into());
-        }
-    };
+    let label = format!("Initiating transfer of {app} to {recipient}");
+    let answer: serde_json::Value = action(
+        out,
+        &label,
+        client.send(Method::POST, &["account", "app-transfers"], Some(&body)),
+    )
+    .await?;
     if answer["state"] == "pending" {
         writeln!(out, "email sent")?;
     } else {

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use slipway_api_types::Build;
 
+use crate::action::action_done;
 use crate::client::Client;
 
 /// How many builds `builds` lists by default (the plugin's `-n` default).
@@ -179,10 +180,9 @@ pub(crate) async fn purge_cache(
     app: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    write!(out, "Purging build cache for {app}... ")?;
-    out.flush()?;
-    let _: serde_json::Value = client.delete(&["apps", app, "build-cache"]).await?;
-    writeln!(out, "done")?;
+    let label = format!("Purging build cache for {app}");
+    let _: serde_json::Value =
+        action_done(out, &label, client.delete(&["apps", app, "build-cache"])).await?;
     Ok(())
 }
 

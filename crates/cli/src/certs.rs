@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::action::action_done;
 use crate::client::Client;
 use crate::format::APP_MARK;
 
@@ -105,19 +106,17 @@ pub(crate) async fn add(
         .with_context(|| format!("could not read the certificate {}", cert.display()))?;
     let private_key = std::fs::read_to_string(key)
         .with_context(|| format!("could not read the private key {}", key.display()))?;
-    write!(out, "Adding SSL certificate to {APP_MARK} {app}... ")?;
-    out.flush()?;
-    let endpoint: SniEndpoint = client
-        .send(
-            Method::POST,
-            &["apps", app, "sni-endpoints"],
-            Some(&SniEndpointBody {
-                certificate_chain: &certificate_chain,
-                private_key: &private_key,
-            }),
-        )
-        .await?;
-    writeln!(out, "done")?;
+    let body = SniEndpointBody {
+        certificate_chain: &certificate_chain,
+        private_key: &private_key,
+    };
+    let label = format!("Adding SSL certificate to {APP_MARK} {app}");
+    let endpoint: SniEndpoint = action_done(
+        out,
+        &label,
+        client.send(Method::POST, &["apps", app, "sni-endpoints"], Some(&body)),
+    )
+    .await?;
     writeln!(
         out,
         "{APP_MARK} {app} now has the SNI endpoint {} for {}",
@@ -154,15 +153,13 @@ pub(crate) async fn remove(
             }
         }
     };
-    write!(
+    let label = format!("Removing SSL certificate {name} from {APP_MARK} {app}");
+    action_done(
         out,
-        "Removing SSL certificate {name} from {APP_MARK} {app}... "
-    )?;
-    out.flush()?;
-    client
-        .send_ignoring_body(Method::DELETE, &["apps", app, "sni-endpoints", &name])
-        .await?;
-    writeln!(out, "done")?;
+        &label,
+        client.send_ignoring_body(Method::DELETE, &["apps", app, "sni-endpoints", &name]),
+    )
+    .await?;
     Ok(())
 }
 

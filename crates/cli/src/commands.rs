@@ -2,7 +2,6 @@
 //! and their execution: one thin sequence of API calls per command, output formatted by
 //! [`crate::format`].
 
-use std::future::Future;
 use std::io::Write;
 
 use anyhow::Context as _;
@@ -13,6 +12,7 @@ use slipway_api_types::{
     LogSession, LogSessionCreate, Release, ReleaseCreate,
 };
 
+use crate::action::action;
 use crate::args::{
     app_from_git_url, parse_config_keys, parse_config_pairs, parse_release_version,
     parse_scale_args,
@@ -1375,27 +1375,6 @@ impl std::fmt::Display for DynoTarget {
         match self {
             DynoTarget::Dyno(name) => name.fmt(f),
             DynoTarget::ProcessType(process_type) => process_type.fmt(f),
-        }
-    }
-}
-
-/// Prints `label... `, awaits `work`, and prints `!` if it failed; the caller prints
-/// `done...` on success.
-async fn action<T, E>(
-    out: &mut dyn Write,
-    label: &str,
-    work: impl Future<Output = Result<T, E>>,
-) -> anyhow::Result<T>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    write!(out, "{label}... ")?;
-    out.flush()?;
-    match work.await {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            writeln!(out, "!")?;
-            Err(error.into())
         }
     }
 }

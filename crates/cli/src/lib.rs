@@ -6,6 +6,7 @@
 //! ([`format`]) are pure functions with their own tests; HTTP calls stay thin.
 
 mod access;
+mod action;
 mod addon_services;
 mod addons;
 mod addons_backups;

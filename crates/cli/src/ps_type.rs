@@ -7,6 +7,7 @@ use reqwest::Method;
 use slipway_api_types::{Formation, FormationBatchUpdate, FormationUpdateItem};
 use slipway_model::{DynoSize, DynoSizeError, ProcessType};
 
+use crate::action::action_done;
 use crate::client::Client;
 use crate::format::APP_MARK;
 
@@ -53,22 +54,14 @@ pub(crate) async fn run(
     let formation: Vec<Formation> = if updates.is_empty() {
         client.get(&["apps", app, "formation"], None).await?
     } else {
-        write!(out, "Scaling dynos on {APP_MARK} {app}... ")?;
-        out.flush()?;
         let body = FormationBatchUpdate { updates };
-        match client
-            .send(Method::PATCH, &["apps", app, "formation"], Some(&body))
-            .await
-        {
-            Ok(formation) => {
-                writeln!(out, "done")?;
-                formation
-            }
-            Err(error) => {
-                writeln!(out, "!")?;
-                return Err(error.into());
-            }
-        }
+        let label = format!("Scaling dynos on {APP_MARK} {app}");
+        action_done(
+            out,
+            &label,
+            client.send(Method::PATCH, &["apps", app, "formation"], Some(&body)),
+        )
+        .await?
     };
     out.write_all(format_types(&formation).as_bytes())?;
     Ok(())

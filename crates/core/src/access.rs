@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use slipway_store::json::{get_json, get_json_versioned, range_json};
+use slipway_store::json::{apply_if, get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Revision, Txn};
 use uuid::Uuid;
 
@@ -346,15 +346,13 @@ impl Platform {
         record.permissions = collaborator_permissions(Some(permissions))?;
         record.updated_at = Utc::now();
         // Compare-and-set on the record read: a concurrent removal or change is not undone.
-        let response = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when(Compare::mod_revision(key.clone(), revision))
-                    .then(Op::put_json(key, &record)?),
-            )
-            .await?;
-        if !response.succeeded {
+        let applied = apply_if(
+            self.store().as_ref(),
+            Compare::mod_revision(key.clone(), revision),
+            Op::put_json(key, &record)?,
+        )
+        .await?;
+        if !applied {
             return Err(CoreError::Conflict {
                 message: format!(
                     "{id_or_email}'s access to {} changed meanwhile; try again.",
@@ -372,15 +370,13 @@ impl Platform {
         id_or_email: &str,
     ) -> Result<Member, CoreError> {
         let (key, _, record) = self.collaborator_record(app, id_or_email).await?;
-        let response = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(key.clone()))
-                    .then(Op::delete(key)),
-            )
-            .await?;
-        if !response.succeeded {
+        let applied = apply_if(
+            self.store().as_ref(),
+            Compare::exists(key.clone()),
+            Op::delete(key),
+        )
+        .await?;
+        if !applied {
             return Err(CoreError::not_found("collaborator", id_or_email));
         }
         Ok(member(app, record))

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use slipway_store::json::{get_json, get_json_versioned, range_json};
+use slipway_store::json::{apply_if, get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
@@ -345,15 +345,13 @@ impl Platform {
         let mut updated = current;
         updated.description = description.to_owned();
         updated.updated_at = Utc::now();
-        let response = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(key.clone()))
-                    .then(Op::put_json(key, &updated)?),
-            )
-            .await?;
-        if !response.succeeded {
+        let applied = apply_if(
+            self.store().as_ref(),
+            Compare::exists(key.clone()),
+            Op::put_json(key, &updated)?,
+        )
+        .await?;
+        if !applied {
             return Err(CoreError::NotFound {
                 resource: "authorization",
                 id: id.to_owned(),

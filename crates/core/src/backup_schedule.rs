@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use slipway_store::json::{get_json, range_json};
+use slipway_store::json::{apply_if, get_json, range_json};
 use slipway_store::{Compare, Op, Store, Txn};
 use uuid::Uuid;
 
@@ -313,13 +313,12 @@ impl Platform {
                     target.name
                 ))
             })?;
-        self.store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(key.clone()))
-                    .then(Op::delete(key)),
-            )
-            .await?;
+        apply_if(
+            self.store().as_ref(),
+            Compare::exists(key.clone()),
+            Op::delete(key),
+        )
+        .await?;
         Ok(schedule)
     }
 

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use slipway_addons::Service;
-use slipway_store::json::range_json;
+use slipway_store::json::{apply_if, range_json};
 use slipway_store::{Compare, Op, Txn};
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -100,6 +100,20 @@ impl Platform {
                 addon.name
             )));
         }
+        Ok(addon)
+    }
+
+    /// [`Platform::backup_addon`], whose data the user is about to change: that is operating
+    /// the app that owns it (capture, restore, delete).
+    async fn operated_backup_addon(
+        &self,
+        user: &User,
+        app: &str,
+        addon: &str,
+    ) -> Result<Addon, CoreError> {
+        let addon = self.backup_addon(user, app, addon).await?;
+        self.app_for(user, &addon.app_name, Permission::Operate)
+            .await?;
         Ok(addon)
     }
 
@@ -205,10 +219,7 @@ impl Platform {
         app: &str,
         addon: &str,
     ) -> Result<Backup, CoreError> {
-        let addon = self.backup_addon(user, app, addon).await?;
-        // Changing an add-on's data is operating the app that owns it.
-        self.app_for(user, &addon.app_name, Permission::Operate)
-            .await?;
+        let addon = self.operated_backup_addon(user, app, addon).await?;
         self.capture(&addon, false).await
     }
 
@@ -242,15 +253,13 @@ impl Platform {
                 scheduled,
             };
             let key = backup_key(addon.id, number);
-            let written = self
-                .store()
-                .txn(
-                    Txn::new()
-                        .when(Compare::absent(key.clone()))
-                        .then(Op::put_json(key, &backup)?),
-                )
-                .await?;
-            if written.succeeded {
+            let applied = apply_if(
+                self.store().as_ref(),
+                Compare::absent(key.clone()),
+                Op::put_json(key, &backup)?,
+            )
+            .await?;
+            if applied {
                 break backup;
             }
         };
@@ -306,9 +315,7 @@ impl Platform {
         check_confirm(app, confirm, || {
             format!("This command will overwrite the data of {addon} on {app}.")
         })?;
-        let target = self.backup_addon(user, app, addon).await?;
-        self.app_for(user, &target.app_name, Permission::Operate)
-            .await?;
+        let target = self.operated_backup_addon(user, app, addon).await?;
         // `from` is an add-on (name, ID, or attachment on `app`) or, as in Heroku's
         // `other-app::b001`, an app whose DATABASE it is.
         let source = match from {
@@ -351,9 +358,7 @@ impl Platform {
         check_confirm(app, confirm, || {
             format!("This command will delete backup {name} of {app}.")
         })?;
-        let addon = self.backup_addon(user, app, addon).await?;
-        self.app_for(user, &addon.app_name, Permission::Operate)
-            .await?;
+        let addon = self.operated_backup_addon(user, app, addon).await?;
         let backup = self.find_backup(&addon, Some(name)).await?;
         let file = self.backup_file(addon.id, backup.number);
         match tokio::fs::remove_file(&file).await {

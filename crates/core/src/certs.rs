@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use slipway_router::{CertIssuer, CertTable, ListenerNames, ServerCert};
-use slipway_store::json::range_json;
-use slipway_store::{Compare, Op, Store, Txn};
+use slipway_store::json::{apply_if, range_json};
+use slipway_store::{Compare, Op, Store};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -86,15 +86,13 @@ impl Platform {
             created_at: now,
             updated_at: now,
         };
-        let response = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(keys::app(&app.name)))
-                    .then(Op::put_json(key(app.id, id), &endpoint)?),
-            )
-            .await?;
-        if !response.succeeded {
+        let applied = apply_if(
+            self.store().as_ref(),
+            Compare::exists(keys::app(&app.name)),
+            Op::put_json(key(app.id, id), &endpoint)?,
+        )
+        .await?;
+        if !applied {
             return Err(CoreError::not_found("app", app.name.clone()));
         }
         Ok(endpoint)
@@ -115,15 +113,13 @@ impl Platform {
         endpoint.cert_domains = cert.hostnames().to_vec();
         endpoint.self_signed = cert.self_signed();
         endpoint.updated_at = Utc::now();
-        let response = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(key(app.id, endpoint.id)))
-                    .then(Op::put_json(key(app.id, endpoint.id), &endpoint)?),
-            )
-            .await?;
-        if !response.succeeded {
+        let applied = apply_if(
+            self.store().as_ref(),
+            Compare::exists(key(app.id, endpoint.id)),
+            Op::put_json(key(app.id, endpoint.id), &endpoint)?,
+        )
+        .await?;
+        if !applied {
             return Err(CoreError::not_found("SNI endpoint", name_or_id));
         }
         Ok(endpoint)

@@ -6,7 +6,7 @@
 //! (`<app>.<domain>`) is not stored; [`Platform::domains`] lists it first with kind `heroku`.
 
 use chrono::Utc;
-use slipway_store::json::{get_json, get_json_versioned, range_json};
+use slipway_store::json::{apply_if, get_json, get_json_versioned, range_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
@@ -98,15 +98,13 @@ impl Platform {
         {
             let (apps, _) = range_json::<App, _>(self.store().as_ref(), keys::APPS).await?;
             if !apps.iter().any(|(_, a)| a.id == owner.app_id) {
-                let response = self
-                    .store()
-                    .txn(
-                        Txn::new()
-                            .when(Compare::mod_revision(key(&hostname), revision))
-                            .then(Op::put_json(key(&hostname), &domain)?),
-                    )
-                    .await?;
-                if response.succeeded {
+                let applied = apply_if(
+                    self.store().as_ref(),
+                    Compare::mod_revision(key(&hostname), revision),
+                    Op::put_json(key(&hostname), &domain)?,
+                )
+                .await?;
+                if applied {
                     return Ok(domain);
                 }
             }
@@ -154,15 +152,13 @@ impl Platform {
             }
             current.maintenance = on;
             current.updated_at = Utc::now();
-            let response = self
-                .store()
-                .txn(
-                    Txn::new()
-                        .when(Compare::mod_revision(app_key.clone(), revision))
-                        .then(Op::put_json(app_key.clone(), &current)?),
-                )
-                .await?;
-            if response.succeeded {
+            let applied = apply_if(
+                self.store().as_ref(),
+                Compare::mod_revision(app_key.clone(), revision),
+                Op::put_json(app_key.clone(), &current)?,
+            )
+            .await?;
+            if applied {
                 return Ok(current);
             }
         }

@@ -14,7 +14,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use slipway_store::json::get_json;
+use slipway_store::json::{apply_if, get_json};
 use slipway_store::{Compare, Op, Txn};
 use uuid::Uuid;
 
@@ -177,13 +177,12 @@ impl Platform {
             {
                 if !user.admin {
                     user.admin = true;
-                    self.store()
-                        .txn(
-                            Txn::new()
-                                .when(Compare::mod_revision(keys::user(email), revision))
-                                .then(Op::put_json(keys::user(email), &user)?),
-                        )
-                        .await?;
+                    apply_if(
+                        self.store().as_ref(),
+                        Compare::mod_revision(keys::user(email), revision),
+                        Op::put_json(keys::user(email), &user)?,
+                    )
+                    .await?;
                 }
             }
             return Ok(None);
@@ -348,13 +347,12 @@ impl Platform {
         validate_password(password)?;
         let user = self.user_by_email(email).await?;
         let hash = hash_password(password)?;
-        self.store()
-            .txn(
-                Txn::new()
-                    .when(Compare::exists(keys::user(email)))
-                    .then(Op::put(password_key(user.id), hash)),
-            )
-            .await?;
+        apply_if(
+            self.store().as_ref(),
+            Compare::exists(keys::user(email)),
+            Op::put(password_key(user.id), hash),
+        )
+        .await?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use slipway_logplex::LogHub;
 use slipway_runtime::Runtime;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -81,38 +82,16 @@ pub enum ServerError {
     RouterCa(#[source] slipway_core::CaError),
     #[error("setting up the HTTPS API's and the rendezvous listener's TLS")]
     Tls(#[source] TlsSetupError),
-    #[error("listening for the HTTPS API and git on {addr}")]
-    BindApiTls {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("listening for one-off dynos' terminals (rendezvous) on {addr}")]
-    BindRendezvous {
+    /// A listener could not bind: `what` says which ("the API", "the HTTPS router", ...).
+    #[error("listening for {what} on {addr}")]
+    Listen {
+        what: &'static str,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
     #[error("finding a free port on {addr}")]
     PickPort {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("listening for the API on {addr}")]
-    BindApi {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("listening for the router on {addr}")]
-    BindRouter {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("listening for the HTTPS router on {addr}")]
-    BindRouterTls {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
@@ -268,6 +247,21 @@ async fn open_store(
 /// The admin key's file name in the data directory.
 const ADMIN_KEY_FILE: &str = "admin.key";
 
+/// Binds a TCP listener on `addr`; `what` names it in the error.
+async fn listen(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(listen_error(addr, what))
+}
+
+/// The error of a listener `what` that could not bind `addr`.
+fn listen_error(
+    addr: SocketAddr,
+    what: &'static str,
+) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Listen { what, addr, source }
+}
+
 /// Starts the platform as `config` says; returns once it serves (see the crate documentation).
 pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     // Everything the server creates is its own alone (the database holds every config var):
@@ -397,24 +391,10 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         None => false,
     };
 
-    let api_listener = tokio::net::TcpListener::bind(api_addr)
-        .await
-        .map_err(|source| ServerError::BindApi {
-            addr: api_addr,
-            source,
-        })?;
-    let api_tls_listener = tokio::net::TcpListener::bind(api_tls_addr)
-        .await
-        .map_err(|source| ServerError::BindApiTls {
-            addr: api_tls_addr,
-            source,
-        })?;
-    let rendezvous_listener = tokio::net::TcpListener::bind(rendezvous_addr)
-        .await
-        .map_err(|source| ServerError::BindRendezvous {
-            addr: rendezvous_addr,
-            source,
-        })?;
+    let api_listener = listen(api_addr, "the API").await?;
+    let api_tls_listener = listen(api_tls_addr, "the HTTPS API and git").await?;
+    let rendezvous_listener =
+        listen(rendezvous_addr, "one-off dynos' terminals (rendezvous)").await?;
 
     // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), config.domain.clone());
@@ -456,10 +436,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             slipway_router::Protocol::Http,
             stopping.clone(),
         )
-        .map_err(|source| ServerError::BindRouter {
-            addr: router_addr,
-            source,
-        })?;
+        .map_err(listen_error(router_addr, "the router"))?;
     let https_threads = router
         .serve_per_core(
             router_tls_addr,
@@ -467,10 +444,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             slipway_router::Protocol::Https(router_tls),
             stopping.clone(),
         )
-        .map_err(|source| ServerError::BindRouterTls {
-            addr: router_tls_addr,
-            source,
-        })?;
+        .map_err(listen_error(router_tls_addr, "the HTTPS router"))?;
     platform
         .clean_up_previous_run()
         .await

@@ -1,6 +1,6 @@
 //! Convenience helpers for keeping serde values (as JSON) in a [`Store`].
 
-use crate::{KeyValue, Revision, Store, StoreError};
+use crate::{Compare, KeyValue, Op, Revision, Store, StoreError, Txn};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -40,6 +40,19 @@ where
         source,
     })?;
     store.put(key, bytes).await
+}
+
+/// Applies `op` if `compare` holds, in one transaction: the compare-and-set of one record
+/// (create if absent, change if it still exists or is still at the revision read). Whether
+/// `compare` held, so the caller can say what changed meanwhile.
+pub async fn apply_if<S>(store: &S, compare: Compare, op: Op) -> Result<bool, StoreError>
+where
+    S: Store + ?Sized,
+{
+    Ok(store
+        .txn(Txn::new().when(compare).then(op))
+        .await?
+        .succeeded)
 }
 
 /// Reads every key under `prefix` and decodes each as JSON, with the read revision.

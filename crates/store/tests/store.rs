@@ -315,6 +315,36 @@ async fn json_helpers_round_trip(b: Backend) {
     assert_eq!(items.len(), 1);
 }
 
+both!(apply_if_writes_only_when_its_compare_holds);
+async fn apply_if_writes_only_when_its_compare_holds(b: Backend) {
+    let s = b.store.as_ref();
+    let get = |key: &'static str| async move { s.get(key).await.unwrap().map(|kv| kv.value) };
+    // Create if absent: the first applies, the second finds the key and changes nothing.
+    let create = |value: &'static [u8]| Op::put("k", value.to_vec());
+    assert!(json::apply_if(s, Compare::absent("k"), create(b"one"))
+        .await
+        .unwrap());
+    assert!(!json::apply_if(s, Compare::absent("k"), create(b"two"))
+        .await
+        .unwrap());
+    assert_eq!(get("k").await, Some(b"one".to_vec()));
+    // Change if unchanged: a stale revision is refused, the current one applies.
+    let rev = s.get("k").await.unwrap().unwrap().mod_revision;
+    let stale = Compare::mod_revision("k", rev - 1);
+    assert!(!json::apply_if(s, stale, create(b"three")).await.unwrap());
+    let current = Compare::mod_revision("k", rev);
+    assert!(json::apply_if(s, current, create(b"four")).await.unwrap());
+    assert_eq!(get("k").await, Some(b"four".to_vec()));
+    // Delete if it exists: once, then there is nothing to delete.
+    assert!(json::apply_if(s, Compare::exists("k"), Op::delete("k"))
+        .await
+        .unwrap());
+    assert!(!json::apply_if(s, Compare::exists("k"), Op::delete("k"))
+        .await
+        .unwrap());
+    assert_eq!(get("k").await, None);
+}
+
 // Ten tasks each add one to a counter with get + CAS(mod_revision) + retry.
 both!(concurrent_cas_increments_are_exact);
 async fn concurrent_cas_increments_are_exact(b: Backend) {

@@ -72,3 +72,16 @@ fn streaming_clients_say_what_they_want() {
     headers.insert("last-event-id", HeaderValue::from_static("yesterday"));
     assert_eq!(last_event_id(&headers), None);
 }
+
+#[test]
+fn find_named_takes_the_first_match_or_answers_heroku_s_404() {
+    let items = ["web.1", "web.2", "worker.1"];
+    assert_eq!(
+        find_named(items, "dyno", |d| d.starts_with("web")).ok(),
+        Some("web.1")
+    );
+    let missing = find_named(items, "dyno", |d| *d == "web.3").unwrap_err();
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.id, "not_found");
+    assert_eq!(missing.message, "Couldn't find that dyno.");
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use sha2::Digest;
-use slipway_outbound::OutboundPolicy;
+use slipway_outbound::{OutboundError, OutboundPolicy};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 use uuid::Uuid;
@@ -91,12 +91,11 @@ impl BuildpackFetcher {
     async fn fetch_git(&self, url: &Url, reference: Option<&str>) -> Result<PathBuf, String> {
         let host = slipway_outbound::url_host(url).map_err(|e| e.to_string())?;
         let addrs = self.policy.resolve(&host).await.map_err(|e| {
-            if e.is_refused() {
-                e.to_string()
-            } else {
-                tracing::warn!(error = %e, "could not resolve a buildpack's host");
-                "its host is not reachable".to_owned()
-            }
+            unreachable_reason(
+                e,
+                "could not resolve a buildpack's host",
+                "its host is not reachable",
+            )
         })?;
         let port = url.port_or_known_default().unwrap_or(443);
         let git = GitCommand {
@@ -176,12 +175,11 @@ impl BuildpackFetcher {
                 "the download could not start".to_owned()
             })?;
         let response = self.policy.get(&client, url.clone()).await.map_err(|e| {
-            if e.is_refused() {
-                e.to_string()
-            } else {
-                tracing::warn!(error = %e, "could not fetch a buildpack tarball");
-                "the URL is not reachable or did not return the file".to_owned()
-            }
+            unreachable_reason(
+                e,
+                "could not fetch a buildpack tarball",
+                "the URL is not reachable or did not return the file",
+            )
         })?;
         if !response.status().is_success() {
             return Err(format!("the server answered {}", response.status()));
@@ -446,6 +444,18 @@ impl GitCommand {
             last = last.replace(secret, "***");
         }
         Err(format!("git said: {}", last.trim()))
+    }
+}
+
+/// What the app's owner is told when a buildpack's URL cannot be reached: the policy's refusal
+/// as it words it, or else `said`, with the cause only in the server's log (`logged`), so a
+/// failure does not describe the network behind the policy.
+fn unreachable_reason(error: OutboundError, logged: &str, said: &str) -> String {
+    if error.is_refused() {
+        error.to_string()
+    } else {
+        tracing::warn!(error = %error, "{logged}");
+        said.to_owned()
     }
 }
 
