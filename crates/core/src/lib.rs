@@ -70,7 +70,9 @@ pub use backup_schedule::BackupSchedule;
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, OutputHolder, SlugDeclaration};
 pub use buildpacks::{builtin_buildpack_names, canonical_buildpack, canonical_buildpacks};
-pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
+pub use certs::{
+    load_or_create_ca, spawn_cert_publisher, spawn_uploaded_cert_publisher, CaError, UploadedCert,
+};
 pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
     RestartTarget,

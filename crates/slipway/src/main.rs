@@ -303,6 +303,10 @@ struct RouterArgs {
     /// Where apps are served over HTTP.
     #[arg(long = "http", default_value_t = defaults::ROUTER_ADDR)]
     http_addr: SocketAddr,
+    /// Where apps are also served over HTTPS (HTTP/2 and HTTP/1.1; certificates by SNI,
+    /// streamed by the control planes: uploaded ones, or issued by their platform CA).
+    #[arg(long = "https")]
+    https_addr: Option<SocketAddr>,
     /// Threads serving the listener, each with its own event loop (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -455,6 +459,7 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         servers: args.servers,
         token,
         http_addr: args.http_addr,
+        https_addr: args.https_addr,
         threads: args.threads,
         server_ca_file: args.server_ca_file,
     })
@@ -463,6 +468,9 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         "Slipway router is running: apps on http://{} (routes from the control planes).",
         router.http_addr()
     );
+    if let Some(addr) = router.https_addr() {
+        println!("HTTPS on https://{addr} (certificates from the control planes).");
+    }
     router.run_until(shutdown_signal()).await;
     Ok(())
 }
