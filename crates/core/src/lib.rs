@@ -54,12 +54,14 @@ mod release_phase;
 mod releases;
 mod rename;
 mod routes;
+mod slug_store;
 mod source_fetcher;
 mod stacks;
 pub mod telemetry;
 mod uids;
 mod users;
 
+pub use slipway_slugstore::SlugStore;
 pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DEFAULT};
 pub use addons::{
     Addon, AddonAttachment, AddonServiceRecord, AddonSso, AddonView, PartnerAddon, PartnerState,

@@ -138,6 +138,11 @@ struct ServerArgs {
     /// Largest compressed slug a build may produce or an upload bring, in MiB (Heroku's).
     #[arg(long, default_value_t = defaults::MAX_SLUG_SIZE_MB)]
     max_slug_size_mb: u64,
+    /// Also keep every slug in this S3-compatible store, by its SHA-256, for agents
+    /// configured with the same store: s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION,
+    /// credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_parser = slipway_agent::open_slug_store)]
+    slug_store: Option<slipway_agent::SlugStore>,
     /// API requests per hour an account may make (a token bucket; 429 when it is empty).
     #[arg(long, default_value_t = defaults::API_RATE_LIMIT_PER_HOUR)]
     api_rate_limit_per_hour: u32,
@@ -270,6 +275,12 @@ struct AgentArgs {
     /// The largest slug the agent downloads, in MB.
     #[arg(long, default_value_t = slipway_agent::defaults::MAX_SLUG_SIZE_MB)]
     max_slug_size_mb: u64,
+    /// Fetch slugs from this S3-compatible store (the control planes' --slug-store) instead
+    /// of the control plane: s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION, credentials in
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Every slug is still checked against its
+    /// SHA-256.
+    #[arg(long, value_parser = slipway_agent::open_slug_store)]
+    slug_store: Option<slipway_agent::SlugStore>,
 }
 
 impl AgentArgs {
@@ -285,6 +296,7 @@ impl AgentArgs {
             routed_from: self.routed_from,
             ca_file: self.ca_file,
             max_slug_size_mb: self.max_slug_size_mb,
+            slug_store: self.slug_store,
         }
     }
 }
@@ -347,6 +359,7 @@ impl ServerArgs {
             build_pids: self.build_pids,
             build_cpu_shares: self.build_cpu_shares,
             max_slug_size_mb: self.max_slug_size_mb,
+            slug_store: self.slug_store,
             max_source_size_mb: self.max_source_size_mb,
             max_push_size_mb: self.max_push_size_mb,
             idle_after: secs(self.idle_after),
