@@ -129,7 +129,10 @@ impl Slugs {
                     .get(digest)
                     .await
                     .map_err(|e| failed(format!("fetching it from the slug store: {e}")))?;
-                (Some(size), chunks.map(|c| c.map_err(|e| e.to_string())).boxed())
+                (
+                    Some(size),
+                    chunks.map(|c| c.map_err(|e| e.to_string())).boxed(),
+                )
             }
             None => {
                 let url = self

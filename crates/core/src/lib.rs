@@ -61,7 +61,6 @@ pub mod telemetry;
 mod uids;
 mod users;
 
-pub use slipway_slugstore::SlugStore;
 pub use access::{Access, Collaborator, Member, Permission, Role, COLLABORATOR_DEFAULT};
 pub use addons::{
     Addon, AddonAttachment, AddonServiceRecord, AddonSso, AddonView, PartnerAddon, PartnerState,
@@ -87,6 +86,7 @@ pub use output::DeployOutput;
 pub use platform::Platform;
 pub use routes::spawn_route_publisher;
 pub use slipway_build::BUILD_DISK_BYTES;
+pub use slipway_slugstore::SlugStore;
 pub use source_fetcher::{
     source_blob_unreachable, SourceBlob, SourceBody, SourceFetch, SourceFetcher,
 };

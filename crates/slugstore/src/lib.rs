@@ -123,7 +123,10 @@ pub fn parse_slug_store_url(url: &str) -> Result<SlugStoreConfig, SlugStoreError
 
 /// Whether `digest` is a SHA-256 checksum in lowercase hex, the only names slugs have.
 pub fn is_digest(digest: &str) -> bool {
-    digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// An opened slug store.

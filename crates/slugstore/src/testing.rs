@@ -21,6 +21,7 @@ pub fn moto_server() -> Option<std::path::PathBuf> {
 /// A running moto server, killed on drop.
 pub struct Moto {
     child: Child,
+    pub host: std::net::Ipv4Addr,
     pub port: u16,
 }
 
@@ -28,34 +29,39 @@ impl Moto {
     /// Starts moto on a free loopback port; `None` (after saying why on stderr) when moto is
     /// not installed, which is outside the project.
     pub fn start() -> Option<Moto> {
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// [`Moto::start`] listening on `host` (an address of the test's own network).
+    pub fn start_on(host: std::net::Ipv4Addr) -> Option<Moto> {
         let Some(binary) = moto_server() else {
             eprintln!(
                 "\n\n!!! SKIPPED: moto (an S3-compatible server) is not installed; install it with `python3 -m venv /opt/moto-venv && /opt/moto-venv/bin/pip install 'moto[server]'` (as .ci/run does)\n"
             );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((host, 0))
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = Command::new(binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", &host.to_string(), "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let moto = Moto { child, port };
+        let moto = Moto { child, host, port };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((host, port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
         Some(moto)
     }
 
-    /// The endpoint URL (`http://127.0.0.1:PORT`).
+    /// The endpoint URL (`http://HOST:PORT`).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// `--slug-store`'s URL for `bucket` on this server.
@@ -66,9 +72,10 @@ impl Moto {
     /// Sends one plain HTTP request to moto (which checks no signature) and returns the status
     /// and body.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        let mut stream = TcpStream::connect((self.host, self.port)).expect("connect to moto");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.host,
             self.port,
             body.len()
         );

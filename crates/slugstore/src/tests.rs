@@ -35,13 +35,19 @@ fn slug_store_urls() {
     check("http://slugs", Err("only s3://"));
     check("s3://", Err("name the bucket"));
     check("s3://slugs:9000", Err("name the bucket"));
-    check("s3://key:hunter2@slugs", Err("credentials do not go in the URL"));
+    check(
+        "s3://key:hunter2@slugs",
+        Err("credentials do not go in the URL"),
+    );
     check(
         "s3://slugs?endpoint=http://key:hunter2@127.0.0.1:9000",
         Err("credentials do not go in the URL"),
     );
     check("s3://slugs?endpoint=ftp://x", Err("endpoint must be"));
-    check("s3://slugs?bucket=other", Err("unknown parameter \"bucket\""));
+    check(
+        "s3://slugs?bucket=other",
+        Err("unknown parameter \"bucket\""),
+    );
     check("not a url", Err("not a URL"));
 }
 
@@ -77,10 +83,7 @@ async fn a_slug_goes_to_the_store_and_comes_back() {
     assert_eq!(store.object_name(&digest), format!("builds/{digest}.tgz"));
     let (size, chunks) = store.get(&digest).await.unwrap();
     assert_eq!(size, 22);
-    let bytes: Vec<u8> = chunks
-        .map(|chunk| chunk.unwrap())
-        .concat()
-        .await;
+    let bytes: Vec<u8> = chunks.map(|chunk| chunk.unwrap()).concat().await;
     assert_eq!(bytes, b"pretend this is a slug");
     store.overwrite(&digest, b"other".to_vec()).await.unwrap();
     let (size, _) = store.get(&digest).await.unwrap();
