@@ -4,8 +4,11 @@
 //! private keys over plain HTTP off loopback; the certificate stream takes the cluster token
 //! and nothing else. Slugs through an S3-compatible store (moto, on the test's own bridge):
 //! the control plane puts each slug there, an agent in a network namespace of its own runs a
-//! dyno from it, and an agent that finds the object tampered with refuses it.
+//! dyno from it, and an agent that finds the object tampered with refuses it. `heroku run`
+//! (the real CLI) works against either of two control planes sharing one etcd.
 
+#[path = "support/cluster.rs"]
+mod cluster_support;
 #[macro_use]
 mod support;
 
@@ -653,4 +656,35 @@ async fn agents_fetch_slugs_from_the_s3_store_and_refuse_a_tampered_one() {
 fn slipway_agent_store(url: &str) -> slipway_slugstore::SlugStore {
     slipway_slugstore::SlugStore::open(slipway_slugstore::parse_slug_store_url(url).unwrap())
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heroku_run_works_through_any_control_plane() {
+    require_runc!();
+    // Declared first, dropped last: the control planes stop before their store.
+    let etcd = cluster_support::EtcdCluster::start(1);
+    let store_url = etcd.store_url(&slipway_store::testing::unique_namespace("edge-run"));
+    let store_args = ["--store", store_url.as_str()];
+    let first = Server::start_with(&store_args);
+    let second =
+        Server::start_joining(&store_args, &first.key, Some(&first.data_dir.join("slugs")));
+    let app = "runanywhere";
+    let dir = first.deploy_echo_app(app).await;
+    // Each control plane hands out its own rendezvous address and runs the one-off it
+    // recorded; the CLI talks to one and attaches there.
+    for (server, word) in [(&first, "from-the-first"), (&second, "from-the-second")] {
+        let home = tempfile::tempdir().unwrap();
+        let output = server.heroku(
+            home.path(),
+            dir.path(),
+            &["run", "--exit-code", "-a", app, "echo", word],
+        );
+        let said = support::text(&output);
+        assert!(
+            output.status.success() && said.contains(word),
+            "heroku run through {}: {said}\n{}",
+            server.api_url,
+            server.log()
+        );
+    }
 }
