@@ -123,17 +123,34 @@ impl Slugs {
         };
         std::fs::create_dir_all(&slugs)
             .map_err(|e| failed(format!("creating {}: {e}", slugs.display())))?;
-        let (size, chunks) = match &self.store {
-            Some(store) => {
-                let (size, chunks) = store
-                    .get(digest)
-                    .await
-                    .map_err(|e| failed(format!("fetching it from the slug store: {e}")))?;
-                (
-                    Some(size),
-                    chunks.map(|c| c.map_err(|e| e.to_string())).boxed(),
-                )
-            }
+        // A slug the store does not have (one built before the platform had a store) comes
+        // from the control plane; one it has is used or refused, never replaced by another.
+        let from_store = match &self.store {
+            Some(store) => match store.get(digest).await {
+                Ok(found) => Some(found),
+                Err(error) if error.is_not_found() => {
+                    tracing::info!(
+                        digest,
+                        "the slug store has no such slug; fetching it from the control plane"
+                    );
+                    None
+                }
+                Err(error) => {
+                    return Err(failed(format!("fetching it from the slug store: {error}")))
+                }
+            },
+            None => None,
+        };
+        let source = if from_store.is_some() {
+            "slug store"
+        } else {
+            "control plane"
+        };
+        let (size, chunks) = match from_store {
+            Some((size, chunks)) => (
+                Some(size),
+                chunks.map(|c| c.map_err(|e| e.to_string())).boxed(),
+            ),
             None => {
                 let url = self
                     .server
@@ -170,7 +187,7 @@ impl Slugs {
             ".{digest}.{}.partial",
             uuid::Uuid::new_v4().simple()
         ));
-        let result = self.download(chunks, &partial, digest).await;
+        let result = self.download(chunks, &partial, digest, source).await;
         match result {
             Ok(()) => {
                 std::fs::rename(&partial, &path).map_err(|e| {
@@ -186,12 +203,14 @@ impl Slugs {
         }
     }
 
-    /// Streams `chunks` into `partial`, hashing and counting as it goes.
+    /// Streams `chunks` (from `source`, for the error) into `partial`, hashing and counting as
+    /// it goes.
     async fn download(
         &self,
         chunks: impl Stream<Item = Result<Vec<u8>, String>> + Unpin,
         partial: &Path,
         digest: &str,
+        source: &str,
     ) -> Result<(), AgentError> {
         let failed = |reason: String| AgentError::Slug {
             digest: digest.to_owned(),
@@ -222,12 +241,7 @@ impl Slugs {
         let got = hex::encode(hasher.finalize());
         if got != digest {
             return Err(failed(format!(
-                "the download's SHA-256 is {got}: the {} sent another file; refused",
-                if self.store.is_some() {
-                    "slug store"
-                } else {
-                    "control plane"
-                }
+                "the download's SHA-256 is {got}: the {source} sent another file; refused"
             )));
         }
         file.sync_all()

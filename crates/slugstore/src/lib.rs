@@ -68,6 +68,19 @@ pub enum SlugStoreError {
     BadDigest { digest: String },
 }
 
+impl SlugStoreError {
+    /// Whether the store answered that it has no such object (as opposed to failing).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            SlugStoreError::Object {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// Parses `--slug-store`'s URL (pure: no IO, no environment).
 pub fn parse_slug_store_url(url: &str) -> Result<SlugStoreConfig, SlugStoreError> {
     let bad = |reason: &str| SlugStoreError::BadUrl {

@@ -133,7 +133,11 @@ async fn from_the_slug_store_a_good_slug_is_cached_and_a_tampered_one_refused() 
     );
     let error = slugs.fetch(&big_digest).await.unwrap_err().to_string();
     assert!(error.contains("cap"), "{error}");
+    // A slug the store lacks is asked of the control plane (nothing listens there here).
     let error = slugs.fetch(&"e".repeat(64)).await.unwrap_err().to_string();
-    assert!(error.contains("fetching it from the slug store"), "{error}");
+    assert!(
+        error.contains("requesting it from the control plane"),
+        "{error}"
+    );
     assert_eq!(cached_files(dir.path()), vec![format!("{digest}.tgz")]);
 }
