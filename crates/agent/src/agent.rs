@@ -152,6 +152,7 @@ pub async fn run(
             server.clone(),
             token.clone(),
             config.max_slug_size_mb.saturating_mul(1024 * 1024),
+            config.slug_store.clone(),
         ),
         logs: LogBuffer::new(BUFFER_LINES),
         containers: Mutex::new(HashMap::new()),

@@ -4,7 +4,7 @@
 //! hosts reach it on) and keeps the host's lease by syncing every second or so over the
 //! control plane's API (`wire.rs`): each sync reports the states of the containers the agent
 //! runs and answers with the containers assigned to the host, which the agent starts (fetching
-//! slugs by checksum, `slugs.rs`) or stops with its local runc runtime, with the same isolation
+//! slugs by checksum from the control plane or an S3-compatible slug store, `slugs.rs`) or stops with its local runc runtime, with the same isolation
 //! as a single-host platform's dynos. Dyno output goes to the control plane in bounded batches
 //! (`logs.rs`). An agent that cannot renew its lease for two thirds of its TTL stops every dyno
 //! itself (`fence.rs`), so no dyno of a lost host keeps serving after the control plane has
@@ -28,6 +28,7 @@ pub use agent::run;
 pub use error::AgentError;
 pub use slipway_model::HostName;
 pub use slipway_runtime::Ipv4Subnet;
+pub use slipway_slugstore::{SlugStore, SlugStoreError};
 
 /// Defaults of `slipway agent`'s flags.
 pub mod defaults {
@@ -65,4 +66,12 @@ pub struct AgentConfig {
     /// `https://` server.
     pub ca_file: Option<PathBuf>,
     pub max_slug_size_mb: u64,
+    /// The S3-compatible store slugs are fetched from instead of the control plane
+    /// (`--slug-store`, the control planes' own).
+    pub slug_store: Option<SlugStore>,
+}
+
+/// `--slug-store`'s URL as an opened store (credentials from the environment).
+pub fn open_slug_store(url: &str) -> Result<SlugStore, slipway_slugstore::SlugStoreError> {
+    SlugStore::open(slipway_slugstore::parse_slug_store_url(url)?)
 }

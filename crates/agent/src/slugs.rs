@@ -1,7 +1,8 @@
-//! Slugs on an agent's host: fetched from the control plane by their SHA-256, verified while
-//! they stream in, capped in size, cached under the agent's data directory, and unpacked once
-//! per slug and uid with the build crate's defensive unpacking (no entry outside the tree, no
-//! write through a link).
+//! Slugs on an agent's host: fetched by their SHA-256 from the control plane, or from the
+//! S3-compatible slug store both are configured with (`--slug-store`), verified while they
+//! stream in (a store whose object is not what its name says is refused, never used), capped
+//! in size, cached under the agent's data directory, and unpacked once per slug and uid with
+//! the build crate's defensive unpacking (no entry outside the tree, no write through a link).
 //!
 //! Layout under the data directory: `slugs/<digest>.tgz` (only ever a verified file: it is
 //! written as `slugs/.<digest>.<random>.partial` and renamed into place) and
@@ -13,8 +14,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
+use slipway_slugstore::SlugStore;
 
 use crate::error::AgentError;
 use crate::wire;
@@ -29,6 +31,8 @@ pub(crate) struct Slugs {
     server: url::Url,
     token: String,
     max_bytes: u64,
+    /// Where slugs come from instead of the control plane, if configured.
+    store: Option<SlugStore>,
     /// One lock per slug and uid, so a slug is fetched and unpacked once however many dynos
     /// of it start together.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -41,6 +45,7 @@ impl Slugs {
         server: url::Url,
         token: String,
         max_bytes: u64,
+        store: Option<SlugStore>,
     ) -> Slugs {
         Slugs {
             data_dir,
@@ -48,6 +53,7 @@ impl Slugs {
             server,
             token,
             max_bytes,
+            store,
             locks: Mutex::new(HashMap::new()),
         }
     }
@@ -117,27 +123,61 @@ impl Slugs {
         };
         std::fs::create_dir_all(&slugs)
             .map_err(|e| failed(format!("creating {}: {e}", slugs.display())))?;
-        let url = self
-            .server
-            .join(&wire::slug_path(digest))
-            .map_err(|e| failed(e.to_string()))?;
-        let response = self
-            .client
-            .get(url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| failed(format!("requesting it from the control plane: {e}")))?;
-        if !response.status().is_success() {
-            return Err(failed(format!(
-                "the control plane answered {}",
-                response.status()
-            )));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes)
-        {
+        // A slug the store does not have (one built before the platform had a store) comes
+        // from the control plane; one it has is used or refused, never replaced by another.
+        let from_store = match &self.store {
+            Some(store) => match store.get(digest).await {
+                Ok(found) => Some(found),
+                Err(error) if error.is_not_found() => {
+                    tracing::info!(
+                        digest,
+                        "the slug store has no such slug; fetching it from the control plane"
+                    );
+                    None
+                }
+                Err(error) => {
+                    return Err(failed(format!("fetching it from the slug store: {error}")))
+                }
+            },
+            None => None,
+        };
+        let source = if from_store.is_some() {
+            "slug store"
+        } else {
+            "control plane"
+        };
+        let (size, chunks) = match from_store {
+            Some((size, chunks)) => (
+                Some(size),
+                chunks.map(|c| c.map_err(|e| e.to_string())).boxed(),
+            ),
+            None => {
+                let url = self
+                    .server
+                    .join(&wire::slug_path(digest))
+                    .map_err(|e| failed(e.to_string()))?;
+                let response = self
+                    .client
+                    .get(url)
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .map_err(|e| failed(format!("requesting it from the control plane: {e}")))?;
+                if !response.status().is_success() {
+                    return Err(failed(format!(
+                        "the control plane answered {}",
+                        response.status()
+                    )));
+                }
+                let size = response.content_length();
+                let chunks = response
+                    .bytes_stream()
+                    .map(|c| c.map(|b| b.to_vec()).map_err(|e| e.to_string()))
+                    .boxed();
+                (size, chunks)
+            }
+        };
+        if size.is_some_and(|n| n > self.max_bytes) {
             return Err(failed(format!(
                 "larger than the {} byte cap",
                 self.max_bytes
@@ -147,7 +187,7 @@ impl Slugs {
             ".{digest}.{}.partial",
             uuid::Uuid::new_v4().simple()
         ));
-        let result = self.download(response, &partial, digest).await;
+        let result = self.download(chunks, &partial, digest, source).await;
         match result {
             Ok(()) => {
                 std::fs::rename(&partial, &path).map_err(|e| {
@@ -163,12 +203,14 @@ impl Slugs {
         }
     }
 
-    /// Streams `response` into `partial`, hashing and counting as it goes.
+    /// Streams `chunks` (from `source`, for the error) into `partial`, hashing and counting as
+    /// it goes.
     async fn download(
         &self,
-        response: reqwest::Response,
+        chunks: impl Stream<Item = Result<Vec<u8>, String>> + Unpin,
         partial: &Path,
         digest: &str,
+        source: &str,
     ) -> Result<(), AgentError> {
         let failed = |reason: String| AgentError::Slug {
             digest: digest.to_owned(),
@@ -182,7 +224,7 @@ impl Slugs {
             .map_err(|e| failed(format!("creating {}: {e}", partial.display())))?;
         let mut hasher = Sha256::new();
         let mut total: u64 = 0;
-        let mut body = response.bytes_stream();
+        let mut body = chunks;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| failed(format!("downloading: {e}")))?;
             total = total.saturating_add(chunk.len() as u64);
@@ -199,7 +241,7 @@ impl Slugs {
         let got = hex::encode(hasher.finalize());
         if got != digest {
             return Err(failed(format!(
-                "the download's SHA-256 is {got}: the control plane sent another file"
+                "the download's SHA-256 is {got}: the {source} sent another file; refused"
             )));
         }
         file.sync_all()

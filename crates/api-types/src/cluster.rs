@@ -98,3 +98,41 @@ pub enum RouterEvent {
     /// the control plane was unreachable or slow).
     Dropped { count: u64 },
 }
+
+/// The certificate stream's path: what a standalone router serves over HTTPS.
+pub const CERTS_PATH: &str = "/slipway/cluster/certs";
+
+/// One line of the certificate stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CertStreamMessage {
+    /// Every certificate to serve, replacing the previous set.
+    Snapshot(CertSnapshot),
+    /// Nothing changed; the control plane is alive.
+    Heartbeat,
+}
+
+/// The certificate a router serves for each hostname it routes over HTTPS: the app's uploaded
+/// one (`certs:add`) for a custom domain, one issued by the platform CA for `<app>.<domain>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertSnapshot {
+    pub certs: Vec<HostCert>,
+}
+
+/// One hostname's certificate chain (leaf first) and private key, PEM.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCert {
+    /// Lowercase, as the SNI name is looked up.
+    pub hostname: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for HostCert {
+    // The private key is a secret: it never shows in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCert")
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}

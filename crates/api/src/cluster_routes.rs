@@ -2,7 +2,8 @@
 //! /slipway/cluster/routes` streams the route table (a snapshot line at once and on every
 //! change, a heartbeat line every few seconds otherwise), and `POST
 //! /slipway/cluster/router-events` takes a long-lived stream of the router's log lines and
-//! wake-ups. Both authenticate with the cluster token (`<data>/cluster-token`) as a Bearer
+//! wake-ups; `GET /slipway/cluster/certs` streams the certificates the router serves over
+//! HTTPS, private keys included. All authenticate with the cluster token (`<data>/cluster-token`) as a Bearer
 //! credential, compared in constant time; a user's API key, even an admin's, gets 401.
 //!
 //! Router log lines go to the app's log on this control plane and count as web traffic;
@@ -21,9 +22,11 @@ use axum::Json;
 use chrono::Utc;
 use futures::StreamExt;
 use slipway_api_types::cluster::{
-    RouteSnapshot, RouteStreamMessage, RouterEvent, HEARTBEAT_SECS, MAX_EVENT_LINE_BYTES, NDJSON,
+    CertSnapshot, CertStreamMessage, RouteSnapshot, RouteStreamMessage, RouterEvent,
+    HEARTBEAT_SECS, MAX_EVENT_LINE_BYTES, NDJSON,
 };
 use slipway_model::{AppName, SecretToken};
+use tokio::sync::watch;
 
 use crate::auth::bearer_token;
 use crate::error::ApiError;
@@ -63,7 +66,40 @@ pub(crate) async fn routes(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let cluster = authenticate(&state, &headers)?;
-    let mut receiver = cluster.routes.clone();
+    Ok(watch_stream(
+        cluster.routes.clone(),
+        |snapshot: &RouteSnapshot| RouteStreamMessage::Snapshot(snapshot.clone()),
+        RouteStreamMessage::Heartbeat,
+    ))
+}
+
+/// `GET /slipway/cluster/certs`: the certificates a standalone router serves over HTTPS, as
+/// the route stream is (a snapshot now and at every change, heartbeats between). Private keys
+/// go to a holder of the cluster token only, which routers are told to use over HTTPS (`slipway
+/// router --https` refuses a plain `http://` control plane that is not on loopback).
+pub(crate) async fn certs(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let cluster = authenticate(&state, &headers)?;
+    Ok(watch_stream(
+        cluster.certs.clone(),
+        |snapshot: &CertSnapshot| CertStreamMessage::Snapshot(snapshot.clone()),
+        CertStreamMessage::Heartbeat,
+    ))
+}
+
+/// An NDJSON response: `snapshot` of the channel's value now and at every change, `heartbeat`
+/// every [`HEARTBEAT_SECS`] s otherwise, until the client leaves or the publisher is gone.
+fn watch_stream<T, M>(
+    mut receiver: watch::Receiver<Arc<T>>,
+    snapshot: fn(&T) -> M,
+    heartbeat_message: M,
+) -> Response
+where
+    T: Send + Sync + 'static,
+    M: serde::Serialize + Clone + Send + 'static,
+{
     let first = receiver.borrow_and_update().clone();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -71,40 +107,39 @@ pub(crate) async fn routes(
     heartbeat.reset();
     let stream = futures::stream::unfold(
         (receiver, Some(first), heartbeat),
-        |(mut receiver, pending, mut heartbeat)| async move {
-            let message = match pending {
-                Some(snapshot) => snapshot_message(&snapshot),
-                None => tokio::select! {
-                    changed = receiver.changed() => {
-                        // The publisher is gone: the server is stopping.
-                        changed.ok()?;
-                        let snapshot = receiver.borrow_and_update().clone();
-                        heartbeat.reset();
-                        snapshot_message(&snapshot)
-                    }
-                    _ = heartbeat.tick() => RouteStreamMessage::Heartbeat,
-                },
-            };
-            let mut line = serde_json::to_vec(&message).ok()?;
-            line.push(b'\n');
-            Some((
-                Ok::<_, std::io::Error>(bytes::Bytes::from(line)),
-                (receiver, None, heartbeat),
-            ))
+        move |(mut receiver, pending, mut heartbeat)| {
+            let heartbeat_message = heartbeat_message.clone();
+            async move {
+                let message = match pending {
+                    Some(value) => snapshot(&value),
+                    None => tokio::select! {
+                        changed = receiver.changed() => {
+                            // The publisher is gone: the server is stopping.
+                            changed.ok()?;
+                            let value = receiver.borrow_and_update().clone();
+                            heartbeat.reset();
+                            snapshot(&value)
+                        }
+                        _ = heartbeat.tick() => heartbeat_message,
+                    },
+                };
+                let mut line = serde_json::to_vec(&message).ok()?;
+                line.push(b'\n');
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(line)),
+                    (receiver, None, heartbeat),
+                ))
+            }
         },
     );
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, NDJSON),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(stream),
     )
-        .into_response())
-}
-
-fn snapshot_message(snapshot: &RouteSnapshot) -> RouteStreamMessage {
-    RouteStreamMessage::Snapshot(snapshot.clone())
+        .into_response()
 }
 
 /// What a router event line asks of the control plane, checked.

@@ -120,6 +120,7 @@ impl From<CoreError> for ApiError {
             CoreError::Store(_)
             | CoreError::Runtime(_)
             | CoreError::Io { .. }
+            | CoreError::SlugStore(_)
             | CoreError::Git { .. } => {
                 tracing::error!(%error, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error")

@@ -279,6 +279,7 @@ pub(crate) fn document() -> OpenApi {
     d.route(Post, "/internal/git-hook/{app}", "Git's pre-receive hook (a push's one-time token).", Bytes("application/octet-stream"), 200, Bytes("text/plain"));
     d.route(Get, "/slipway/ca.pem", "The platform CA's certificate.", No, 200, Bytes("application/x-pem-file"));
     d.route(Get, "/slipway/cluster/routes", "Route table snapshots for standalone routers (the cluster token; NDJSON).", No, 200, Bytes("application/x-ndjson"));
+    d.route(Get, "/slipway/cluster/certs", "Certificates and private keys standalone routers serve over HTTPS (the cluster token; NDJSON).", No, 200, Bytes("application/x-ndjson"));
     d.route(Post, "/slipway/cluster/router-events", "Standalone routers' log lines and wake-ups (the cluster token; NDJSON).", Bytes("application/x-ndjson"), 200, o());
     // Cluster mode's host agents (`agents.rs`, the cluster token as Bearer).
     d.route(Post, "/slipway/agents/{name}/sync", "A host agent's sync: lease, states, assignments.", o(), 200, o());

@@ -330,6 +330,7 @@ pub fn router(platform: Arc<Platform>, config: ApiConfig) -> Router {
         .route("/slipway/ca.pem", get(crate::platform::ca_pem))
         // Standalone routers (`cluster_routes.rs`), with the cluster token.
         .route("/slipway/cluster/routes", get(cluster_routes::routes))
+        .route("/slipway/cluster/certs", get(cluster_routes::certs))
         .route(
             "/slipway/cluster/router-events",
             post(cluster_routes::router_events),

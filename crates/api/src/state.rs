@@ -39,6 +39,9 @@ pub struct ClusterApi {
     /// The route table as it changes, in its wire shape.
     pub routes:
         tokio::sync::watch::Receiver<std::sync::Arc<slipway_api_types::cluster::RouteSnapshot>>,
+    /// The certificates standalone routers serve over HTTPS, private keys included.
+    pub certs:
+        tokio::sync::watch::Receiver<std::sync::Arc<slipway_api_types::cluster::CertSnapshot>>,
 }
 
 #[derive(Clone)]

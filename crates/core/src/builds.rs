@@ -587,6 +587,7 @@ impl Platform {
             tokio::fs::rename(&partial, &path)
                 .await
                 .map_err(io_error("store the uploaded slug"))?;
+            self.keep_in_slug_store(&checksum, &path).await?;
             let slug = Slug {
                 id: declaration.id,
                 app_id: declaration.app_id,

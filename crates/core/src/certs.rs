@@ -148,14 +148,46 @@ pub fn spawn_cert_publisher(store: Arc<dyn Store>) -> watch::Receiver<Arc<CertTa
     )
 }
 
+/// Starts publishing the uploaded certificates of every custom domain as PEM, for routers in
+/// other processes (`slipway router --https`, through the cluster's certificate stream).
+pub fn spawn_uploaded_cert_publisher(
+    store: Arc<dyn Store>,
+) -> watch::Receiver<Arc<Vec<UploadedCert>>> {
+    crate::routes::publish_on_change(
+        store,
+        &[CERTS, keys::DOMAINS, keys::APPS],
+        "uploaded certificates",
+        Vec::new(),
+        |store| async move { uploaded_certs(store.as_ref()).await },
+    )
+}
+
+/// A custom domain's certificate chain and private key, PEM, as uploaded with `certs:add`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadedCert {
+    /// The custom domain, lowercase.
+    pub hostname: String,
+    pub certificate_chain: String,
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for UploadedCert {
+    // The private key is a secret: it never shows in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadedCert")
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Each custom domain → the newest certificate of its app that covers it.
-async fn build_cert_table(store: &dyn Store) -> Result<CertTable, CoreError> {
+async fn uploaded_certs(store: &dyn Store) -> Result<Vec<UploadedCert>, CoreError> {
     let (apps, _) = range_json::<App, _>(store, keys::APPS).await?;
     let (domains, _) = range_json::<Domain, _>(store, keys::DOMAINS).await?;
     let (endpoints, _) = range_json::<SniEndpoint, _>(store, CERTS).await?;
     let mut endpoints: Vec<SniEndpoint> = endpoints.into_iter().map(|(_, e)| e).collect();
     endpoints.sort_by_key(|e| std::cmp::Reverse(e.updated_at));
-    let mut table = CertTable::new();
+    let mut certs = Vec::new();
     for (_, domain) in domains {
         if !apps.iter().any(|(_, app)| app.id == domain.app_id) {
             continue;
@@ -166,10 +198,23 @@ async fn build_cert_table(store: &dyn Store) -> Result<CertTable, CoreError> {
         else {
             continue;
         };
-        match ServerCert::from_pem(&endpoint.certificate_chain, &endpoint.private_key) {
-            Ok(cert) => table.insert(domain.hostname.clone(), cert),
+        certs.push(UploadedCert {
+            hostname: domain.hostname.to_string(),
+            certificate_chain: endpoint.certificate_chain.clone(),
+            private_key: endpoint.private_key.clone(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The router's table of [`uploaded_certs`]; one that no longer parses is logged and left out.
+async fn build_cert_table(store: &dyn Store) -> Result<CertTable, CoreError> {
+    let mut table = CertTable::new();
+    for cert in uploaded_certs(store).await? {
+        match ServerCert::from_pem(&cert.certificate_chain, &cert.private_key) {
+            Ok(parsed) => table.insert(cert.hostname, parsed),
             Err(error) => {
-                tracing::error!(%error, endpoint = %endpoint.name, "a stored certificate no longer parses")
+                tracing::error!(%error, hostname = %cert.hostname, "a stored certificate no longer parses")
             }
         }
     }

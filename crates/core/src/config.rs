@@ -21,6 +21,10 @@ pub struct PlatformConfig {
     /// The stack new apps get (`stacks.rs`); default `host`, the server's own system
     /// directories, which needs no building.
     pub stack: String,
+    /// The S3-compatible store every slug is also put in, by its SHA-256, before a release
+    /// uses it (`slug_store.rs`, `slipway server --slug-store`); `None`: slugs stay on the
+    /// control plane, which serves them to agents.
+    pub slug_store: Option<slipway_slugstore::SlugStore>,
     /// Where stack manifests and their downloaded packages come from (`stacks.rs`).
     pub stacks: StacksConfig,
     /// The region every app is in (`heroku regions`, `apps:create --region`): one, as the
@@ -106,6 +110,7 @@ impl PlatformConfig {
             router_port: 8080,
             api_url: "http://127.0.0.1:5000".into(),
             stack: HOST_STACK.into(),
+            slug_store: None,
             stacks: StacksConfig::default(),
             region: "local".into(),
             app_uids: 100_000..=165_535,

@@ -506,6 +506,8 @@ impl Platform {
         let built =
             slipway_build::build(self.runtime().as_ref(), &request, log_output.clone()).await?;
         *built_slug = Some(built.path.clone());
+        self.keep_in_slug_store(&built.checksum, &built.path)
+            .await?;
         for process_type in manifest.formation.keys() {
             if !built.process_types.contains_key(process_type) {
                 log_output(&format!(

@@ -47,6 +47,9 @@ pub enum CoreError {
         source: slipway_git::GitError,
     },
 
+    #[error("could not keep the slug in the slug store: {0}")]
+    SlugStore(#[from] slipway_slugstore::SlugStoreError),
+
     #[error("{action} for app {app}: {source}")]
     Io {
         app: Uuid,

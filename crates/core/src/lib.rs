@@ -54,6 +54,7 @@ mod release_phase;
 mod releases;
 mod rename;
 mod routes;
+mod slug_store;
 mod source_fetcher;
 mod stacks;
 pub mod telemetry;
@@ -71,7 +72,9 @@ pub use backup_schedule::BackupSchedule;
 pub use backups::Backup;
 pub use build_output::{OutputBuffer, OutputHolder, SlugDeclaration};
 pub use buildpacks::{builtin_buildpack_names, canonical_buildpack, canonical_buildpacks};
-pub use certs::{load_or_create_ca, spawn_cert_publisher, CaError};
+pub use certs::{
+    load_or_create_ca, spawn_cert_publisher, spawn_uploaded_cert_publisher, CaError, UploadedCert,
+};
 pub use command::{
     AppChanges, Certificate, Command, FormationChange, NewSlug, Outcome, PushedSource, Quantity,
     RestartTarget,
@@ -84,6 +87,7 @@ pub use output::DeployOutput;
 pub use platform::Platform;
 pub use routes::spawn_route_publisher;
 pub use slipway_build::BUILD_DISK_BYTES;
+pub use slipway_slugstore::SlugStore;
 pub use source_fetcher::{
     source_blob_unreachable, SourceBlob, SourceBody, SourceFetch, SourceFetcher,
 };

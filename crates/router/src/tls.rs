@@ -509,6 +509,24 @@ impl CertIssuer {
         self.chain(cert, key)
     }
 
+    /// [`CertIssuer::issue`] as PEM, the chain (leaf, then the CA) and the key, for a router
+    /// in another process (`slipway router --https`), which never holds the CA's key.
+    pub fn issue_pem(&self, hostname: &str) -> Result<(String, String), CertError> {
+        if !self.covers(hostname) {
+            return Err(CertError::OutsideDomain {
+                hostname: hostname.to_owned(),
+                domain: self.domain.clone(),
+            });
+        }
+        let (cert, key) = self.sign(hostname)?;
+        let mut chain = cert.pem();
+        if !chain.ends_with('\n') {
+            chain.push('\n');
+        }
+        chain.push_str(&self.ca_pem);
+        Ok((chain, key.serialize_pem()))
+    }
+
     /// The certificate of the platform's own TLS listeners: every listener name and address
     /// as a subject alternative name, signed by this CA.
     pub fn issue_for_listeners(&self) -> Result<ServerCert, CertError> {

@@ -216,6 +216,8 @@ pub struct ServerConfig {
     pub build_cpu_shares: u64,
     /// Largest compressed slug, in MiB (at least 1).
     pub max_slug_size_mb: u64,
+    /// The S3-compatible store slugs also go to, for agents (`--slug-store`).
+    pub slug_store: Option<slipway_core::SlugStore>,
     /// Most an app's source may expand to, in MiB (at least 1).
     pub max_source_size_mb: u64,
     /// Most a gzip'd git request body may inflate to, in MiB (at least 1).
@@ -308,6 +310,7 @@ impl ServerConfig {
             build_pids: defaults::BUILD_PIDS,
             build_cpu_shares: defaults::BUILD_CPU_SHARES,
             max_slug_size_mb: defaults::MAX_SLUG_SIZE_MB,
+            slug_store: None,
             max_source_size_mb: defaults::MAX_SOURCE_SIZE_MB,
             max_push_size_mb: defaults::MAX_PUSH_SIZE_MB,
             idle_after: Duration::from_secs(defaults::IDLE_AFTER_SECS),
@@ -347,6 +350,7 @@ impl ServerConfig {
         let mut config = slipway_core::PlatformConfig::new(data_dir);
         config.domain = self.domain.clone();
         config.region = self.region.clone();
+        config.slug_store = self.slug_store.clone();
         config.router_port = router_addr.port();
         config.app_uids = self.dyno_uid_range.clone();
         config.dyno_disk_mb = self.dyno_disk_mb;

@@ -399,9 +399,16 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     // The router listens before the platform touches any dyno, so a busy port stops here.
     let routes = slipway_core::spawn_route_publisher(store.clone(), config.domain.clone());
     // Standalone routers (`slipway router`) are streamed the same table.
+    let router_ca = Arc::new(router_ca);
+    let route_snapshots = cluster::spawn_snapshots(routes.clone());
     let cluster = slipway_api::ClusterApi {
         token: cluster_token,
-        routes: cluster::spawn_snapshots(routes.clone()),
+        certs: tls::spawn_cert_snapshots(
+            slipway_core::spawn_uploaded_cert_publisher(store.clone()),
+            route_snapshots.clone(),
+            router_ca.clone(),
+        ),
+        routes: route_snapshots,
     };
     let router_logs = logs.clone();
     let (traffic, waker) = (platform.clone(), platform.clone());
@@ -421,7 +428,7 @@ pub async fn run(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     );
     let router_tls = slipway_router::TlsSettings {
         certs: slipway_core::spawn_cert_publisher(store.clone()),
-        issuer: Arc::new(router_ca),
+        issuer: router_ca,
         port_for_header: router_tls_addr.port(),
     };
     let router_threads = config

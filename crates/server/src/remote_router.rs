@@ -13,6 +13,13 @@
 //! router's threads only `try_send`, so a slow or absent control plane never holds a
 //! request) and a second task streams them to `POST /slipway/cluster/router-events`. What
 //! does not fit is counted and the count sent as a `dropped` event once there is room.
+//!
+//! With `--https ADDR` it also serves apps over HTTPS, with certificates by SNI from `GET
+//! /slipway/cluster/certs`, followed like the route stream: each custom domain's uploaded
+//! certificate, and for `<app>.<domain>` one the control plane's platform CA issued (the
+//! router never holds the CA's key). Those lines carry private keys, so the router asks for
+//! them only over `https://` or from a control plane on loopback ([`check_cert_source`]); a
+//! name without a certificate gets the router's self-signed fallback, as in `slipway server`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,11 +30,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use slipway_api_types::cluster::{
-    RouteStreamMessage, RouterEvent, HEARTBEAT_SECS, MAX_LINE_BYTES, NDJSON, ROUTER_EVENTS_PATH,
-    ROUTES_PATH,
+    CertSnapshot, CertStreamMessage, RouteStreamMessage, RouterEvent, CERTS_PATH, HEARTBEAT_SECS,
+    MAX_LINE_BYTES, NDJSON, ROUTER_EVENTS_PATH, ROUTES_PATH,
 };
 use slipway_model::SecretToken;
-use slipway_router::RouteTable;
+use slipway_router::{CertIssuer, CertTable, RouteTable, ServerCert};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -50,6 +57,8 @@ pub struct RemoteRouterConfig {
     pub token: SecretToken,
     /// Where the router serves apps over HTTP (port 0: any free port).
     pub http_addr: SocketAddr,
+    /// Where the router serves apps over HTTPS, if anywhere (port 0: any free port).
+    pub https_addr: Option<SocketAddr>,
     /// Threads serving the listener (default: one per core).
     pub threads: Option<usize>,
     /// The CA to trust for `https://` control planes (the platform CA's `router-ca.pem`),
@@ -76,6 +85,10 @@ pub enum RemoteRouterError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("--https needs the control planes' certificates and private keys, which travel only over https:// or on loopback; give {url:?} as https://HOST:PORT (with --server-ca-file)")]
+    PlainCertSource { url: String },
+    #[error("setting up the router's TLS")]
+    Tls(#[source] std::io::Error),
     #[error("setting up the HTTP client for the control planes")]
     Client(#[source] reqwest::Error),
     #[error("listening for the router on {addr}")]
@@ -90,9 +103,12 @@ pub enum RemoteRouterError {
 #[derive(Debug)]
 pub struct RemoteRouterHandle {
     http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     threads: slipway_router::RouterThreads,
+    https_threads: Option<slipway_router::RouterThreads>,
     routes: JoinHandle<()>,
+    certs: Option<JoinHandle<()>>,
     events: JoinHandle<()>,
     connected: watch::Receiver<Option<String>>,
 }
@@ -101,6 +117,11 @@ impl RemoteRouterHandle {
     /// Where it serves apps.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where it serves apps over HTTPS, if it does.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// The control plane whose route stream it follows now, if any.
@@ -114,6 +135,12 @@ impl RemoteRouterHandle {
         stop.await;
         let _ = self.stop.send(true);
         let _ = self.threads.stopped().await;
+        if let Some(threads) = self.https_threads {
+            let _ = threads.stopped().await;
+        }
+        if let Some(certs) = self.certs {
+            certs.abort();
+        }
         self.routes.abort();
         self.events.abort();
     }
@@ -141,6 +168,9 @@ pub async fn run_router(
             }
         })
         .collect::<Result<_, _>>()?;
+    if config.https_addr.is_some() {
+        servers.iter().try_for_each(|url| check_cert_source(url))?;
+    }
     let mut client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Duration::from_secs(HEARTBEAT_SECS));
@@ -159,16 +189,8 @@ pub async fn run_router(
     let client = client.build().map_err(RemoteRouterError::Client)?;
 
     // X-Forwarded-Port needs the real port before the router exists.
-    let http_addr = if config.http_addr.port() == 0 {
-        std::net::TcpListener::bind(config.http_addr)
-            .and_then(|listener| listener.local_addr())
-            .map_err(|source| RemoteRouterError::Bind {
-                addr: config.http_addr,
-                source,
-            })?
-    } else {
-        config.http_addr
-    };
+    let http_addr = pick_port(config.http_addr)?;
+    let https_addr = config.https_addr.map(pick_port).transpose()?;
 
     let (table, routes_rx) = watch::channel(Arc::new(RouteTable::new()));
     let (connected_tx, connected) = watch::channel(None);
@@ -197,13 +219,51 @@ pub async fn run_router(
     let threads = config
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let threads = router
-        .serve_per_core(http_addr, threads, slipway_router::Protocol::Http, stopping)
+    let http_threads = router
+        .clone()
+        .serve_per_core(
+            http_addr,
+            threads,
+            slipway_router::Protocol::Http,
+            stopping.clone(),
+        )
         .map_err(|source| RemoteRouterError::Bind {
             addr: http_addr,
             source,
         })?;
     let token = Arc::new(config.token);
+    let (https_threads, certs) = match https_addr {
+        None => (None, None),
+        Some(addr) => {
+            let (cert_table, cert_rx) = watch::channel(Arc::new(CertTable::new()));
+            // The CA's key stays on the control plane, which streams a certificate for every
+            // routed name; this issuer is for a domain no route has, so a name missing from
+            // the stream gets the fallback certificate, never one signed by an untrusted CA.
+            let issuer = CertIssuer::generate(UNROUTED_DOMAIN)
+                .map_err(|error| RemoteRouterError::Tls(std::io::Error::other(error)))?;
+            let tls = slipway_router::TlsSettings {
+                certs: cert_rx,
+                issuer: Arc::new(issuer),
+                port_for_header: addr.port(),
+            };
+            let threads = router
+                .clone()
+                .serve_per_core(
+                    addr,
+                    threads,
+                    slipway_router::Protocol::Https(tls),
+                    stopping.clone(),
+                )
+                .map_err(|source| RemoteRouterError::Bind { addr, source })?;
+            let certs = tokio::spawn(follow_certs(
+                client.clone(),
+                servers.clone(),
+                token.clone(),
+                cert_table,
+            ));
+            (Some(threads), Some(certs))
+        }
+    };
     let routes = tokio::spawn(follow_routes(
         client.clone(),
         servers.clone(),
@@ -214,12 +274,65 @@ pub async fn run_router(
     let events = tokio::spawn(forward_events(client, servers, token, queue, events_rx));
     Ok(RemoteRouterHandle {
         http_addr,
+        https_addr,
         stop,
-        threads,
+        threads: http_threads,
+        https_threads,
         routes,
+        certs,
         events,
         connected,
     })
+}
+
+/// The domain of the standalone router's stand-in issuer: reserved (RFC 2606), so no app is
+/// ever routed under it.
+const UNROUTED_DOMAIN: &str = "slipway-router.invalid";
+
+/// `addr`, with a free port picked when it asks for port 0.
+fn pick_port(addr: SocketAddr) -> Result<SocketAddr, RemoteRouterError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    std::net::TcpListener::bind(addr)
+        .and_then(|listener| listener.local_addr())
+        .map_err(|source| RemoteRouterError::Bind { addr, source })
+}
+
+/// Whether private keys may be asked of the control plane at `url`: over `https://`, or over
+/// plain HTTP to a loopback address (a control plane on the same host).
+pub(crate) fn check_cert_source(url: &str) -> Result<(), RemoteRouterError> {
+    let refused = || RemoteRouterError::PlainCertSource {
+        url: url.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|_| refused())?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(refused()),
+    }
+}
+
+/// The router's certificate table from a snapshot: a certificate that does not parse with its
+/// key is left out (and logged by name, never with its key).
+pub(crate) fn cert_table_of(snapshot: &CertSnapshot) -> CertTable {
+    let mut table = CertTable::new();
+    for cert in &snapshot.certs {
+        match ServerCert::from_pem(&cert.chain_pem, &cert.key_pem) {
+            Ok(parsed) => table.insert(cert.hostname.as_str(), parsed),
+            Err(error) => {
+                tracing::warn!(hostname = %cert.hostname, %error, "the control plane streamed a certificate that cannot be served; that name gets the fallback certificate")
+            }
+        }
+    }
+    table
 }
 
 /// Reconnection delays: doubling from 100 ms to 5 s, back to 100 ms after a success.
@@ -293,8 +406,64 @@ async fn stream_routes(
     connected: &watch::Sender<Option<String>>,
     backoff: &mut Backoff,
 ) -> Result<(), StreamError> {
+    stream_lines(client, server, ROUTES_PATH, token, |message| match message {
+        RouteStreamMessage::Snapshot(snapshot) => {
+            table.send_replace(Arc::new(table_of(&snapshot)));
+            if connected.borrow().is_none() {
+                tracing::info!(%server, routes = snapshot.routes.len(), "following the route table of the control plane");
+                connected.send_replace(Some(server.to_owned()));
+            }
+            backoff.reset();
+        }
+        RouteStreamMessage::Heartbeat => {}
+    })
+    .await
+}
+
+/// Follows the certificate stream of one control plane after another, for ever; the last
+/// certificates stay served while none answers.
+async fn follow_certs(
+    client: reqwest::Client,
+    servers: Vec<String>,
+    token: Arc<SecretToken>,
+    table: watch::Sender<Arc<CertTable>>,
+) {
+    let mut backoff = Backoff::new();
+    for server in servers.iter().cycle() {
+        let result = stream_lines(
+            &client,
+            server,
+            CERTS_PATH,
+            &token,
+            |message| match message {
+                CertStreamMessage::Snapshot(snapshot) => {
+                    let certs = cert_table_of(&snapshot);
+                    tracing::debug!(%server, certs = certs.len(), "new certificates");
+                    table.send_replace(Arc::new(certs));
+                    backoff.reset();
+                }
+                CertStreamMessage::Heartbeat => {}
+            },
+        )
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%server, %error, "lost the certificate stream; serving the last certificates until a control plane answers");
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Reads one control plane's NDJSON stream at `path` until it fails, handing each line to
+/// `on_message`.
+async fn stream_lines<M: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    server: &str,
+    path: &str,
+    token: &SecretToken,
+    mut on_message: impl FnMut(M),
+) -> Result<(), StreamError> {
     let response = client
-        .get(format!("{server}{ROUTES_PATH}"))
+        .get(format!("{server}{path}"))
         .bearer_auth(token.expose())
         .header(reqwest::header::ACCEPT, NDJSON)
         .send()
@@ -317,17 +486,7 @@ async fn stream_routes(
         buffer.extend_from_slice(&chunk);
         while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buffer.drain(..=end).collect();
-            match serde_json::from_slice::<RouteStreamMessage>(&line)? {
-                RouteStreamMessage::Snapshot(snapshot) => {
-                    table.send_replace(Arc::new(table_of(&snapshot)));
-                    if connected.borrow().is_none() {
-                        tracing::info!(%server, routes = snapshot.routes.len(), "following the route table of the control plane");
-                        connected.send_replace(Some(server.to_owned()));
-                    }
-                    backoff.reset();
-                }
-                RouteStreamMessage::Heartbeat => {}
-            }
+            on_message(serde_json::from_slice::<M>(&line)?);
         }
         if buffer.len() > MAX_LINE_BYTES {
             return Err(StreamError::TooLong);

@@ -3,7 +3,13 @@
 //! configuration of the rendezvous listener. Both present one certificate: issued by the
 //! platform CA for every name and address clients use to reach them ([`ListenerNames`]), or
 //! the one configured with `--api-tls-cert` and `--api-tls-key`.
+//!
+//! Standalone routers (`slipway router --https`) serve apps over HTTPS with what
+//! [`spawn_cert_snapshots`] publishes for the cluster's certificate stream: every custom
+//! domain's uploaded certificate, and for every routed `<app>.<domain>` a certificate the
+//! platform CA issued here (the CA's key never leaves the control plane).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +21,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use slipway_api_types::cluster::{CertSnapshot, HostCert, RouteSnapshot};
+use slipway_core::UploadedCert;
 use slipway_router::{CertError, CertIssuer, ListenerNames, ServerCert};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -213,6 +221,90 @@ pub(crate) async fn serve_https(
 /// Returns once `stop` turns true (or its sender is gone), holding no borrow of it.
 async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// The certificates a standalone router serves, kept current with the uploaded certificates
+/// and the routed hostnames: an uploaded certificate wins, a routed name under the platform's
+/// domain gets one issued by `issuer` (issued once per name and kept while it is routed).
+pub(crate) fn spawn_cert_snapshots(
+    mut uploaded: watch::Receiver<Arc<Vec<UploadedCert>>>,
+    mut routes: watch::Receiver<Arc<RouteSnapshot>>,
+    issuer: Arc<CertIssuer>,
+) -> watch::Receiver<Arc<CertSnapshot>> {
+    let mut issued = HashMap::new();
+    let first = cert_snapshot(
+        &uploaded.borrow_and_update(),
+        &routes.borrow_and_update(),
+        &issuer,
+        &mut issued,
+    );
+    let (sender, receiver) = watch::channel(Arc::new(first));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = uploaded.changed() => if changed.is_err() { return },
+                changed = routes.changed() => if changed.is_err() { return },
+            }
+            let snapshot = cert_snapshot(
+                &uploaded.borrow_and_update(),
+                &routes.borrow_and_update(),
+                &issuer,
+                &mut issued,
+            );
+            if **sender.borrow() == snapshot {
+                continue;
+            }
+            if sender.send(Arc::new(snapshot)).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// One snapshot of [`spawn_cert_snapshots`]; `issued` (hostname → chain and key PEM) is the
+/// cache of certificates the CA issued, pruned to the names still routed.
+pub(crate) fn cert_snapshot(
+    uploaded: &[UploadedCert],
+    routes: &RouteSnapshot,
+    issuer: &CertIssuer,
+    issued: &mut HashMap<String, (String, String)>,
+) -> CertSnapshot {
+    let mut certs: Vec<HostCert> = uploaded
+        .iter()
+        .map(|cert| HostCert {
+            hostname: cert.hostname.to_ascii_lowercase(),
+            chain_pem: cert.certificate_chain.clone(),
+            key_pem: cert.private_key.clone(),
+        })
+        .collect();
+    issued.retain(|hostname, _| routes.routes.iter().any(|r| r.hostname == *hostname));
+    for route in &routes.routes {
+        let hostname = route.hostname.to_ascii_lowercase();
+        if !issuer.covers(&hostname) || certs.iter().any(|c| c.hostname == hostname) {
+            continue;
+        }
+        let (chain_pem, key_pem) = match issued.get(&hostname) {
+            Some(pems) => pems.clone(),
+            None => match issuer.issue_pem(&hostname) {
+                Ok(pems) => {
+                    issued.insert(hostname.clone(), pems.clone());
+                    pems
+                }
+                Err(error) => {
+                    tracing::error!(%error, %hostname, "could not issue a certificate for standalone routers");
+                    continue;
+                }
+            },
+        };
+        certs.push(HostCert {
+            hostname,
+            chain_pem,
+            key_pem,
+        });
+    }
+    certs.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    CertSnapshot { certs }
 }
 
 #[cfg(test)]

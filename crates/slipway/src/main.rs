@@ -138,6 +138,11 @@ struct ServerArgs {
     /// Largest compressed slug a build may produce or an upload bring, in MiB (Heroku's).
     #[arg(long, default_value_t = defaults::MAX_SLUG_SIZE_MB)]
     max_slug_size_mb: u64,
+    /// Also keep every slug in this S3-compatible store, by its SHA-256, for agents
+    /// configured with the same store: s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION,
+    /// credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_parser = slipway_agent::open_slug_store)]
+    slug_store: Option<slipway_agent::SlugStore>,
     /// API requests per hour an account may make (a token bucket; 429 when it is empty).
     #[arg(long, default_value_t = defaults::API_RATE_LIMIT_PER_HOUR)]
     api_rate_limit_per_hour: u32,
@@ -270,6 +275,12 @@ struct AgentArgs {
     /// The largest slug the agent downloads, in MB.
     #[arg(long, default_value_t = slipway_agent::defaults::MAX_SLUG_SIZE_MB)]
     max_slug_size_mb: u64,
+    /// Fetch slugs from this S3-compatible store (the control planes' --slug-store) instead
+    /// of the control plane: s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION, credentials in
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Every slug is still checked against its
+    /// SHA-256.
+    #[arg(long, value_parser = slipway_agent::open_slug_store)]
+    slug_store: Option<slipway_agent::SlugStore>,
 }
 
 impl AgentArgs {
@@ -285,6 +296,7 @@ impl AgentArgs {
             routed_from: self.routed_from,
             ca_file: self.ca_file,
             max_slug_size_mb: self.max_slug_size_mb,
+            slug_store: self.slug_store,
         }
     }
 }
@@ -303,6 +315,10 @@ struct RouterArgs {
     /// Where apps are served over HTTP.
     #[arg(long = "http", default_value_t = defaults::ROUTER_ADDR)]
     http_addr: SocketAddr,
+    /// Where apps are also served over HTTPS (HTTP/2 and HTTP/1.1; certificates by SNI,
+    /// streamed by the control planes: uploaded ones, or issued by their platform CA).
+    #[arg(long = "https")]
+    https_addr: Option<SocketAddr>,
     /// Threads serving the listener, each with its own event loop (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -343,6 +359,7 @@ impl ServerArgs {
             build_pids: self.build_pids,
             build_cpu_shares: self.build_cpu_shares,
             max_slug_size_mb: self.max_slug_size_mb,
+            slug_store: self.slug_store,
             max_source_size_mb: self.max_source_size_mb,
             max_push_size_mb: self.max_push_size_mb,
             idle_after: secs(self.idle_after),
@@ -455,6 +472,7 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         servers: args.servers,
         token,
         http_addr: args.http_addr,
+        https_addr: args.https_addr,
         threads: args.threads,
         server_ca_file: args.server_ca_file,
     })
@@ -463,6 +481,9 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         "Slipway router is running: apps on http://{} (routes from the control planes).",
         router.http_addr()
     );
+    if let Some(addr) = router.https_addr() {
+        println!("HTTPS on https://{addr} (certificates from the control planes).");
+    }
     router.run_until(shutdown_signal()).await;
     Ok(())
 }

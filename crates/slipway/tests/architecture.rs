@@ -29,10 +29,18 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("slipway-api-types", &["slipway-model"]),
         ("slipway-router", &["slipway-logplex", "slipway-model"]),
         ("slipway-build", &["slipway-runtime", "slipway-model"]),
-        // The host agent: its runtime, the build crate's safe slug unpacking, host names.
+        // Slugs in an S3-compatible store: a leaf over object_store.
+        ("slipway-slugstore", &[]),
+        // The host agent: its runtime, the build crate's safe slug unpacking, host names, the
+        // slug store it may fetch from.
         (
             "slipway-agent",
-            &["slipway-runtime", "slipway-build", "slipway-model"],
+            &[
+                "slipway-runtime",
+                "slipway-build",
+                "slipway-model",
+                "slipway-slugstore",
+            ],
         ),
         (
             "slipway-core",
@@ -49,6 +57,8 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "slipway-addons",
                 // Cluster mode: the agents' wire protocol.
                 "slipway-agent",
+                // Every slug also put in the slug store (`slug_store.rs`).
+                "slipway-slugstore",
             ],
         ),
         (

@@ -29,6 +29,7 @@ fn slugs(dir: &Path, server: url::Url, max_bytes: u64) -> Slugs {
         server,
         "token".into(),
         max_bytes,
+        None,
     )
 }
 
@@ -92,4 +93,51 @@ async fn a_path_that_is_not_a_checksum_is_never_requested() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("not a SHA-256"), "{error}");
+}
+
+#[tokio::test]
+async fn from_the_slug_store_a_good_slug_is_cached_and_a_tampered_one_refused() {
+    let Some(moto) = slipway_slugstore::testing::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("agent-slugs");
+    // moto takes any credentials; the client needs some.
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    let store = crate::open_slug_store(&moto.store_url("agent-slugs")).unwrap();
+    let body = b"a slug in the store".to_vec();
+    let digest = hex::encode(Sha256::digest(&body));
+    store.overwrite(&digest, body.clone()).await.unwrap();
+    let tampered = "d".repeat(64);
+    store.overwrite(&tampered, body.clone()).await.unwrap();
+    let big = vec![b'x'; 2048];
+    let big_digest = hex::encode(Sha256::digest(&big));
+    store.overwrite(&big_digest, big).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens at the control plane's address: the store alone is asked.
+    let slugs = Slugs::new(
+        dir.path().to_path_buf(),
+        reqwest::Client::new(),
+        "http://127.0.0.1:9/".parse().unwrap(),
+        "token".into(),
+        1024,
+        Some(store),
+    );
+    let path = slugs.fetch(&digest).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    let error = slugs.fetch(&tampered).await.unwrap_err().to_string();
+    assert!(
+        error.contains("the slug store sent another file; refused"),
+        "{error}"
+    );
+    let error = slugs.fetch(&big_digest).await.unwrap_err().to_string();
+    assert!(error.contains("cap"), "{error}");
+    // A slug the store lacks is asked of the control plane (nothing listens there here).
+    let error = slugs.fetch(&"e".repeat(64)).await.unwrap_err().to_string();
+    assert!(
+        error.contains("requesting it from the control plane"),
+        "{error}"
+    );
+    assert_eq!(cached_files(dir.path()), vec![format!("{digest}.tgz")]);
 }

@@ -32,3 +32,26 @@ fn messages_are_tagged_json_lines() {
     assert_eq!(wake, RouterEvent::Wake { app: "x".into() });
     assert!(serde_json::from_str::<RouterEvent>(r#"{"type":"shell","cmd":"rm"}"#).is_err());
 }
+
+#[test]
+fn a_certificate_line_carries_its_key_but_its_debug_does_not() {
+    let message = CertStreamMessage::Snapshot(CertSnapshot {
+        certs: vec![HostCert {
+            hostname: "www.example.test".into(),
+            chain_pem: "CHAIN".into(),
+            key_pem: "SECRET-KEY".into(),
+        }],
+    });
+    let line = serde_json::to_string(&message).unwrap();
+    assert_eq!(
+        line,
+        r#"{"type":"snapshot","certs":[{"hostname":"www.example.test","chain_pem":"CHAIN","key_pem":"SECRET-KEY"}]}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<CertStreamMessage>(&line).unwrap(),
+        message
+    );
+    let debug = format!("{message:?}");
+    assert!(debug.contains("www.example.test"), "{debug}");
+    assert!(!debug.contains("SECRET-KEY"), "{debug}");
+}

@@ -202,3 +202,53 @@ async fn a_client_trusting_only_the_platform_ca_completes_the_handshake() {
     let other = CertIssuer::generate_with("localhost", issuer.listeners()).unwrap();
     assert!(handshake(addr, other.ca_pem(), "127.0.0.1").await.is_err());
 }
+
+fn route(hostname: &str) -> slipway_api_types::cluster::HostRoute {
+    slipway_api_types::cluster::HostRoute {
+        hostname: hostname.to_owned(),
+        app: "web".to_owned(),
+        status: slipway_api_types::cluster::RouteStatus::Serving,
+        backends: Vec::new(),
+    }
+}
+
+#[test]
+fn standalone_routers_get_uploaded_certificates_and_ca_issued_ones_for_routed_platform_names() {
+    let issuer = CertIssuer::generate("slipway.test").unwrap();
+    let uploaded = vec![UploadedCert {
+        hostname: "www.example.test".into(),
+        certificate_chain: "UPLOADED-CHAIN".into(),
+        private_key: "UPLOADED-KEY".into(),
+    }];
+    let routes = RouteSnapshot {
+        routes: vec![
+            route("web.slipway.test"),
+            route("www.example.test"),
+            // A custom domain without an uploaded certificate gets none: the CA does not
+            // vouch for it.
+            route("bare.example.test"),
+        ],
+    };
+    let mut issued = HashMap::new();
+    let snapshot = cert_snapshot(&uploaded, &routes, &issuer, &mut issued);
+    let names: Vec<&str> = snapshot.certs.iter().map(|c| c.hostname.as_str()).collect();
+    assert_eq!(names, ["web.slipway.test", "www.example.test"]);
+    assert_eq!(snapshot.certs[1].key_pem, "UPLOADED-KEY");
+    // The issued certificate chains to the platform CA for its name, and parses with its key.
+    let issued_cert = &snapshot.certs[0];
+    let served = ServerCert::from_pem(&issued_cert.chain_pem, &issued_cert.key_pem).unwrap();
+    let ca = CertificateDer::from_pem_slice(issuer.ca_pem().as_bytes()).unwrap();
+    assert!(slipway_router::verifies(
+        &ca,
+        &CertificateDer::from(served.leaf_der().to_vec()),
+        "web.slipway.test"
+    ));
+    // Issued once: the next snapshot reuses it; an unrouted name is forgotten.
+    let again = cert_snapshot(&uploaded, &routes, &issuer, &mut issued);
+    assert_eq!(again, snapshot);
+    let fewer = RouteSnapshot {
+        routes: vec![route("www.example.test")],
+    };
+    cert_snapshot(&uploaded, &fewer, &issuer, &mut issued);
+    assert!(issued.is_empty());
+}
