@@ -17,6 +17,7 @@ mod build_container;
 mod buildpacks;
 mod cnb;
 mod fsutil;
+mod kept;
 mod pipeline;
 pub mod procfile;
 mod slug;
@@ -29,6 +30,17 @@ pub use buildpacks::{
 pub use fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
 pub use pipeline::build;
 pub use slug::{unpack_slug, unpack_source, MAX_UNPACKED_SLUG_BYTES};
+
+/// Removes everything an app's builds keep between builds: the build cache at `cache_dir`,
+/// and beside it the compressed slug runs later slugs reuse and the directories kept for the
+/// built-in buildpacks (`builds:cache:purge`, and the app's destruction). Blocking; what is
+/// already gone is no error.
+pub fn remove_build_cache(cache_dir: &Path) -> Result<(), BuildError> {
+    fsutil::remove_path(cache_dir)?;
+    fsutil::remove_path(&slug::layers_dir(cache_dir))?;
+    kept::remove_all(cache_dir)?;
+    Ok(())
+}
 
 /// Everything one build needs. All paths are host paths. `Default` exists so callers can
 /// write `BuildRequest { app, source_dir, .., ..Default::default() }`; every path must be set.
