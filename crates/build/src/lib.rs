@@ -16,6 +16,7 @@ use std::sync::Arc;
 mod build_container;
 mod buildpacks;
 mod cnb;
+mod detect;
 mod fsutil;
 mod kept;
 mod pipeline;

@@ -11,6 +11,7 @@ use slipway_runtime::{BindMount, ExitStatus, OutputSink, Runtime, Stream};
 
 use crate::build_container::{build_deadline, host_path, run_step, StepContainer};
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
+use crate::detect::Detected;
 use crate::fsutil::{
     chown_recursive, copy_tree, read_tenant_file, remove_path, sanitize_component, write_env_dir,
     TENANT_FILE_CAP,
@@ -350,13 +351,34 @@ fn compile_hint(status: ExitStatus, request: &BuildRequest) -> String {
     }
 }
 
-/// Runs the built-ins' detect in order; the first that passes wins. When that is only the
+/// Runs the built-ins' detect in order (their rules, else their scripts); the first that
+/// passes wins. When that is only the
 /// generic Procfile buildpack (or none passes) while the app has files of a language no
 /// buildpack here builds, the build fails naming them rather than deploy what cannot start.
 async fn auto_detect(steps: &StepRunner<'_>) -> Result<(ResolvedBuildpack, String), BuildError> {
     let mut winner = None;
-    for name in BUILTIN_BUILDPACKS {
+    // The built-ins' rules are file checks, made here against the tree (`detect.rs`); a
+    // built-in's script runs in a container only where its rule meets a symbolic link.
+    let rules = blocking("detect the built-in buildpacks", {
+        let source_dir = steps.request.source_dir.clone();
+        move || {
+            Ok(BUILTIN_BUILDPACKS
+                .iter()
+                .map(|name| crate::detect::builtin(name, &source_dir))
+                .collect::<Vec<_>>())
+        }
+    })
+    .await?;
+    for (name, rule) in BUILTIN_BUILDPACKS.into_iter().zip(rules) {
         let buildpack = buildpacks::builtin(name, &steps.request.buildpacks_dir)?;
+        match rule {
+            Some(Detected::Yes(framework)) => {
+                winner = Some((buildpack, framework.to_owned()));
+                break;
+            }
+            Some(Detected::No) => continue,
+            Some(Detected::Unsure) | None => {}
+        }
         let detect = steps.detect(&format!("detect-{name}"), &buildpack).await?;
         if detect.status.success() {
             let framework = detect.framework(&buildpack);
