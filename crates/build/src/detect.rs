@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use crate::fsutil::{read_tenant_file, TENANT_FILE_CAP};
+use crate::fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
 
 /// What a built-in's detect rule says about a source tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl Checks<'_> {
                 Ok(Some(lock)) => lock.windows(5).any(|w| w == b"rails"),
                 // grep reads what is not there, or not a file, as no match.
                 Ok(None) => false,
-                Err(crate::TenantFileError::NotRegular { .. }) => false,
+                Err(TenantFileError::NotRegular { .. }) => false,
                 Err(_) => return Detected::Unsure,
             },
             Entry::Link => return Detected::Unsure,

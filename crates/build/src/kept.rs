@@ -153,6 +153,17 @@ pub(crate) fn keep(dirs: &[KeptDir]) -> Result<usize, BuildError> {
     Ok(count)
 }
 
+/// Removes everything an app's builds keep between builds: the build cache at `cache_dir`,
+/// and beside it the compressed slug runs later slugs reuse and the directories kept for the
+/// built-in buildpacks (`builds:cache:purge`, and the app's destruction). Blocking; what is
+/// already gone is no error.
+pub fn remove_build_cache(cache_dir: &Path) -> Result<(), BuildError> {
+    remove_path(cache_dir)?;
+    remove_path(&crate::slug::layers_dir(cache_dir))?;
+    remove_all(cache_dir)?;
+    Ok(())
+}
+
 /// Removes what [`keep`] stored for the app whose build cache is `cache_dir`.
 pub(crate) fn remove_all(cache_dir: &Path) -> Result<bool, BuildError> {
     remove_path(&kept_root(cache_dir))

@@ -29,19 +29,9 @@ pub use buildpacks::{
     install_builtin_buildpacks, parse_dot_buildpacks, BUILTIN_BUILDPACKS, MAX_DOT_BUILDPACKS,
 };
 pub use fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
+pub use kept::remove_build_cache;
 pub use pipeline::build;
 pub use slug::{unpack_slug, unpack_source, MAX_UNPACKED_SLUG_BYTES};
-
-/// Removes everything an app's builds keep between builds: the build cache at `cache_dir`,
-/// and beside it the compressed slug runs later slugs reuse and the directories kept for the
-/// built-in buildpacks (`builds:cache:purge`, and the app's destruction). Blocking; what is
-/// already gone is no error.
-pub fn remove_build_cache(cache_dir: &Path) -> Result<(), BuildError> {
-    fsutil::remove_path(cache_dir)?;
-    fsutil::remove_path(&slug::layers_dir(cache_dir))?;
-    kept::remove_all(cache_dir)?;
-    Ok(())
-}
 
 /// Everything one build needs. All paths are host paths. `Default` exists so callers can
 /// write `BuildRequest { app, source_dir, .., ..Default::default() }`; every path must be set.

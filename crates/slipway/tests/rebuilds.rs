@@ -257,6 +257,22 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
     assert_lacks(&third, "Skipping installation");
     wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
 
+    // An install that fails is not trusted by the next build, although the environment it
+    // changed is kept: that build starts the environment again.
+    std::fs::write(dir.path().join("requirements.txt"), "six==99.0.0\n").unwrap();
+    commit_all(dir.path(), "ask for a six that does not exist");
+    let failed = server.push("piprebuild", dir.path());
+    assert!(!failed.status.success(), "{}", text(&failed));
+    std::fs::write(dir.path().join("requirements.txt"), "six==1.17.0\n").unwrap();
+    commit_all(dir.path(), "back to a six that exists");
+    let fixed = push(&server, "piprebuild", dir.path());
+    assert_contains(
+        &fixed,
+        "-----> Discarding cache since: the last install did not finish",
+    );
+    assert_contains(&fixed, "-----> Installing requirements with pip");
+    wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
+
     // Purging the build cache removes what the platform keeps beside it: the next build is
     // cold, and installs again.
     assert!(slug_layers.is_dir(), "no {}", slug_layers.display());
