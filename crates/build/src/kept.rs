@@ -159,7 +159,9 @@ pub(crate) fn keep(dirs: &[KeptDir]) -> Result<usize, BuildError> {
 /// already gone is no error.
 pub fn remove_build_cache(cache_dir: &Path) -> Result<(), BuildError> {
     remove_path(cache_dir)?;
-    remove_path(&crate::slug::layers_dir(cache_dir))?;
+    let layers = crate::slug::layers_dir(cache_dir);
+    remove_path(&crate::slug::stat_index_path(&layers))?;
+    remove_path(&layers)?;
     remove_all(cache_dir)?;
     Ok(())
 }

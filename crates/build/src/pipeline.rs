@@ -330,6 +330,7 @@ impl Timings {
             total_ms = self.started.elapsed().as_millis() as u64,
             reused_parts = stats.reused_parts,
             reused_mb = stats.reused_bytes / (1024 * 1024),
+            unread_parts = stats.unread_parts,
             compressed_parts = stats.compressed_parts,
             compressed_mb = stats.compressed_bytes / (1024 * 1024),
             "build phases: {phases}"

@@ -224,6 +224,10 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
         .data_dir
         .join("cache")
         .join(format!("{id}.slug-layers"));
+    let stat_index = server
+        .data_dir
+        .join("cache")
+        .join(format!("{id}.slug-layers.index"));
     assert!(
         kept.join("python/.heroku-python/bin/python").exists(),
         "no kept environment in {}",
@@ -276,6 +280,7 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
     // Purging the build cache removes what the platform keeps beside it: the next build is
     // cold, and installs again.
     assert!(slug_layers.is_dir(), "no {}", slug_layers.display());
+    assert!(stat_index.is_file(), "no {}", stat_index.display());
     let purged = server.cli_ok(&[
         "builds:cache:purge",
         "-a",
@@ -284,7 +289,7 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
         "piprebuild",
     ]);
     assert_eq!(purged, "Purging build cache for piprebuild... done\n");
-    for gone in [&cache, &kept, &slug_layers] {
+    for gone in [&cache, &kept, &slug_layers, &stat_index] {
         assert!(!gone.exists(), "{} survived the purge", gone.display());
     }
     commit_all(dir.path(), "cold");
@@ -294,7 +299,7 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
     wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
 
     // Destroying the app removes them too.
-    assert!(kept.exists() && slug_layers.exists() && cache.exists());
+    assert!(kept.exists() && slug_layers.exists() && stat_index.exists() && cache.exists());
     server.cli_ok(&[
         "apps:destroy",
         "-a",
@@ -302,7 +307,7 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
         "--confirm",
         "piprebuild",
     ]);
-    for gone in [&cache, &kept, &slug_layers] {
+    for gone in [&cache, &kept, &slug_layers, &stat_index] {
         assert!(!gone.exists(), "{} survived apps:destroy", gone.display());
     }
 }
