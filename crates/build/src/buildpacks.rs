@@ -21,6 +21,9 @@ pub(crate) struct BuiltinBuildpack {
     pub(crate) looks_for: &'static str,
     /// Which kind of app that is, for the same message.
     pub(crate) kind_of_app: &'static str,
+    /// Directories of the app the platform keeps for this buildpack from one build to the
+    /// next (see `kept.rs`).
+    pub(crate) kept_dirs: &'static [&'static str],
     /// `bin/<script>` → contents.
     scripts: [(&'static str, &'static str); 3],
 }
@@ -28,10 +31,15 @@ pub(crate) struct BuiltinBuildpack {
 /// A built-in buildpack whose scripts are `buildpacks/<name>/bin/{detect,compile,release}`.
 macro_rules! builtin {
     ($name:literal, looks_for: $looks_for:literal, kind_of_app: $kind_of_app:literal) => {
+        builtin!($name, looks_for: $looks_for, kind_of_app: $kind_of_app, kept_dirs: &[])
+    };
+    ($name:literal, looks_for: $looks_for:literal, kind_of_app: $kind_of_app:literal,
+     kept_dirs: $kept_dirs:expr) => {
         BuiltinBuildpack {
             name: $name,
             looks_for: $looks_for,
             kind_of_app: $kind_of_app,
+            kept_dirs: $kept_dirs,
             scripts: [
                 script!($name, "detect"),
                 script!($name, "compile"),
@@ -56,9 +64,15 @@ pub(crate) const BUILTINS: [BuiltinBuildpack; 9] = [
     builtin!(
         "python",
         looks_for: "requirements.txt, setup.py or pyproject.toml",
-        kind_of_app: "Python"
+        kind_of_app: "Python",
+        kept_dirs: &[".heroku/python"]
     ),
-    builtin!("nodejs", looks_for: "package.json", kind_of_app: "Node.js"),
+    builtin!(
+        "nodejs",
+        looks_for: "package.json",
+        kind_of_app: "Node.js",
+        kept_dirs: &[".heroku/node"]
+    ),
     builtin!("ruby", looks_for: "Gemfile", kind_of_app: "Ruby"),
     builtin!(
         "php",
@@ -122,6 +136,8 @@ pub(crate) struct ResolvedBuildpack {
     /// A per-build copy the build may write to (`$BUILDPACK_DIR/export`), mounted read-write;
     /// otherwise the installed directory, mounted read-only.
     pub(crate) writable: bool,
+    /// A built-in's [`BuiltinBuildpack::kept_dirs`]; none for any other buildpack.
+    pub(crate) kept_dirs: &'static [&'static str],
 }
 
 /// The built-in that detects any app with a Procfile: when it is what auto-detection picks,
@@ -149,6 +165,7 @@ pub(crate) fn resolve(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuild
             name: short,
             dir: path.to_path_buf(),
             writable: false,
+            kept_dirs: &[],
         });
     }
     Err(BuildError::UnknownBuildpack {
@@ -166,10 +183,15 @@ pub(crate) fn builtin(name: &str, buildpacks_dir: &Path) -> Result<ResolvedBuild
             path: dir,
         });
     }
+    let kept_dirs = BUILTINS
+        .iter()
+        .find(|builtin| builtin.name == name)
+        .map_or(&[][..], |builtin| builtin.kept_dirs);
     Ok(ResolvedBuildpack {
         name: name.to_string(),
         dir,
         writable: false,
+        kept_dirs,
     })
 }
 

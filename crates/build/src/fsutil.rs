@@ -253,6 +253,20 @@ pub(crate) fn remove_path(path: &Path) -> Result<bool, BuildError> {
     }
 }
 
+/// A name as one path component: `[A-Za-z0-9_.-]`, anything else `-` (a buildpack's name in
+/// its per-build copy's directory, a kept directory's path in its store).
+pub(crate) fn sanitize_component(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// The entries of `dir`, sorted by name (so identical trees are walked, and archived, alike).
 pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<fs::DirEntry>, BuildError> {
     let mut entries: Vec<_> = fs::read_dir(dir)

@@ -16,7 +16,9 @@ use std::sync::Arc;
 mod build_container;
 mod buildpacks;
 mod cnb;
+mod detect;
 mod fsutil;
+mod kept;
 mod pipeline;
 pub mod procfile;
 mod slug;
@@ -27,6 +29,7 @@ pub use buildpacks::{
     install_builtin_buildpacks, parse_dot_buildpacks, BUILTIN_BUILDPACKS, MAX_DOT_BUILDPACKS,
 };
 pub use fsutil::{read_tenant_file, TenantFileError, TENANT_FILE_CAP};
+pub use kept::remove_build_cache;
 pub use pipeline::build;
 pub use slug::{unpack_slug, unpack_source, MAX_UNPACKED_SLUG_BYTES};
 

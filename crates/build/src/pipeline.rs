@@ -11,8 +11,10 @@ use slipway_runtime::{BindMount, ExitStatus, OutputSink, Runtime, Stream};
 
 use crate::build_container::{build_deadline, host_path, run_step, StepContainer};
 use crate::buildpacks::{self, ResolvedBuildpack, BUILTIN_BUILDPACKS};
+use crate::detect::Detected;
 use crate::fsutil::{
-    chown_recursive, copy_tree, read_tenant_file, remove_path, write_env_dir, TENANT_FILE_CAP,
+    chown_recursive, copy_tree, read_tenant_file, remove_path, sanitize_component, write_env_dir,
+    TENANT_FILE_CAP,
 };
 use crate::{
     detail_suffix, read_procfile, slug, slugignore, BuildError, BuildOutput, BuildRequest,
@@ -37,7 +39,22 @@ pub async fn build(
         return crate::cnb::build(runtime, request, output, group).await;
     }
     let env_dir = request.work_dir.join("env");
-    let result = build_inner(runtime, request, output, &env_dir).await;
+    let mut kept = Vec::new();
+    let result = build_inner(runtime, request, output, &env_dir, &mut kept).await;
+    // The kept directories go back to their store whatever the outcome: the buildpacks' own
+    // cache keys say whether the next build may use them.
+    if !kept.is_empty() {
+        match blocking("keep the buildpacks' directories", move || {
+            crate::kept::keep(&kept)
+        })
+        .await
+        {
+            Ok(count) => tracing::debug!(app = %request.app, count, "kept build directories"),
+            Err(error) => {
+                tracing::warn!(app = %request.app, %error, "could not keep the build's directories; the next build installs them again")
+            }
+        }
+    }
     let _ = blocking("remove the env dir", {
         let env_dir = env_dir.clone();
         move || remove_path(&env_dir)
@@ -51,6 +68,7 @@ async fn build_inner(
     request: &BuildRequest,
     output: BuildOutput,
     env_dir: &Path,
+    kept: &mut Vec<crate::kept::KeptDir>,
 ) -> Result<BuiltSlug, BuildError> {
     output(&crate::stack_line(request));
     let mut timings = Timings::new(request);
@@ -123,6 +141,23 @@ async fn build_inner(
     for (index, (buildpack, framework)) in selected.iter().enumerate() {
         output(&format!("-----> {framework} app detected"));
         let step = format!("compile-{index}-{}", buildpack.name);
+        let restored = blocking("restore the kept directories", {
+            let request = request.clone();
+            let buildpack = buildpack.clone();
+            move || {
+                crate::kept::restore(
+                    &request.source_dir,
+                    &request.cache_dir,
+                    &buildpack.name,
+                    buildpack.kept_dirs,
+                    request.uid,
+                    request.gid,
+                )
+            }
+        })
+        .await?;
+        let kept_env = crate::kept::step_env(&restored);
+        kept.extend(restored);
         let sink_output = output.clone();
         let sink: OutputSink = Arc::new(move |_stream: Stream, line: &str| sink_output(line));
         let status = steps
@@ -132,6 +167,7 @@ async fn build_inner(
                 "compile",
                 &[Mount::App, Mount::Cache, Mount::Env],
                 sink,
+                &kept_env,
             )
             .await?;
         if !status.success() {
@@ -294,6 +330,7 @@ impl Timings {
             total_ms = self.started.elapsed().as_millis() as u64,
             reused_parts = stats.reused_parts,
             reused_mb = stats.reused_bytes / (1024 * 1024),
+            unread_parts = stats.unread_parts,
             compressed_parts = stats.compressed_parts,
             compressed_mb = stats.compressed_bytes / (1024 * 1024),
             "build phases: {phases}"
@@ -315,13 +352,34 @@ fn compile_hint(status: ExitStatus, request: &BuildRequest) -> String {
     }
 }
 
-/// Runs the built-ins' detect in order; the first that passes wins. When that is only the
+/// Runs the built-ins' detect in order (their rules, else their scripts); the first that
+/// passes wins. When that is only the
 /// generic Procfile buildpack (or none passes) while the app has files of a language no
 /// buildpack here builds, the build fails naming them rather than deploy what cannot start.
 async fn auto_detect(steps: &StepRunner<'_>) -> Result<(ResolvedBuildpack, String), BuildError> {
     let mut winner = None;
-    for name in BUILTIN_BUILDPACKS {
+    // The built-ins' rules are file checks, made here against the tree (`detect.rs`); a
+    // built-in's script runs in a container only where its rule meets a symbolic link.
+    let rules = blocking("detect the built-in buildpacks", {
+        let source_dir = steps.request.source_dir.clone();
+        move || {
+            Ok(BUILTIN_BUILDPACKS
+                .iter()
+                .map(|name| crate::detect::builtin(name, &source_dir))
+                .collect::<Vec<_>>())
+        }
+    })
+    .await?;
+    for (name, rule) in BUILTIN_BUILDPACKS.into_iter().zip(rules) {
         let buildpack = buildpacks::builtin(name, &steps.request.buildpacks_dir)?;
+        match rule {
+            Some(Detected::Yes(framework)) => {
+                winner = Some((buildpack, framework.to_owned()));
+                break;
+            }
+            Some(Detected::No) => continue,
+            Some(Detected::Unsure) | None => {}
+        }
         let detect = steps.detect(&format!("detect-{name}"), &buildpack).await?;
         if detect.status.success() {
             let framework = detect.framework(&buildpack);
@@ -375,13 +433,14 @@ async fn copy_buildpacks(
             .into_iter()
             .enumerate()
             .map(|(index, buildpack)| {
-                let dir = root.join(format!("{index}-{}", sanitize(&buildpack.name)));
+                let dir = root.join(format!("{index}-{}", sanitize_component(&buildpack.name)));
                 copy_tree(&buildpack.dir, &dir)?;
                 chown_recursive(&dir, request.uid, request.gid)?;
                 Ok(ResolvedBuildpack {
                     name: buildpack.name,
                     dir,
                     writable: true,
+                    kept_dirs: buildpack.kept_dirs,
                 })
             })
             .collect()
@@ -492,19 +551,6 @@ pub(crate) fn config_var_defaults_script(
         ));
     }
     Ok(script)
-}
-
-/// A buildpack's name as a path component: `[A-Za-z0-9_.-]`, anything else `-`.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 /// Creates the directories, prunes the source, validates an existing Procfile early (before
@@ -692,6 +738,7 @@ impl StepRunner<'_> {
                 "report",
                 &[Mount::App, Mount::Cache, Mount::Env],
                 sink,
+                &[],
             )
             .await?;
         let ((stdout, truncated), (stderr, _)) = (take(&stdout), take(&stderr));
@@ -781,7 +828,7 @@ impl StepRunner<'_> {
     ) -> Result<(ExitStatus, Taken, Taken), BuildError> {
         let (sink, stdout, stderr) = capture();
         let status = self
-            .run(step, buildpack, script, &[Mount::App], sink)
+            .run(step, buildpack, script, &[Mount::App], sink, &[])
             .await?;
         Ok((status, take(&stdout), take(&stderr)))
     }
@@ -794,6 +841,7 @@ impl StepRunner<'_> {
         script: &str,
         mounts: &[Mount],
         sink: OutputSink,
+        extra_env: &[(String, String)],
     ) -> Result<ExitStatus, BuildError> {
         let request = self.request;
         let paths = StepPaths::new(request, &self.env_dir, buildpack);
@@ -863,6 +911,7 @@ impl StepRunner<'_> {
                 .iter()
                 .map(|(key, value)| (key.clone(), value.clone())),
         );
+        env.extend(extra_env.iter().cloned());
         let container = StepContainer {
             binds,
             args,

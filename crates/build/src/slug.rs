@@ -6,6 +6,7 @@
 //! nodes, FIFOs and writes through symlinks are refused; nothing is ever written outside the
 //! destination.
 
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -59,6 +60,9 @@ pub(crate) struct PackStats {
     /// Parts compressed during this pack.
     pub(crate) compressed_parts: usize,
     pub(crate) compressed_bytes: u64,
+    /// Of the reused parts, those taken on the word of [`stat_key`] alone: none of their
+    /// files was read.
+    pub(crate) unread_parts: usize,
 }
 
 /// Packs `build_dir` as `./app/...` into `slug_dir/<sha256>.tgz`. The tarball is written to a
@@ -123,10 +127,32 @@ pub(crate) fn pack_reusing(
         Some(layers) => {
             fs::create_dir_all(layers).map_err(|e| BuildError::io("create", layers, e))?;
             let mut used = std::collections::HashSet::new();
+            let known = read_stat_index(&stat_index_path(layers));
+            let mut seen = BTreeMap::new();
             let segments = segments(&items);
             for (index, segment) in segments.iter().enumerate() {
                 // The root directory entry opens the first run.
                 let with_root = index == 0;
+                // A run whose every entry is the very inode, in the very state (ctime), that
+                // an earlier pack read is copied without reading its files again.
+                let stat = stat_key(build_dir, with_root, segment);
+                if let Some(known) = stat.as_ref().and_then(|key| known.get(key)) {
+                    let member = layers.join(&known.member);
+                    if member_trailer_is(&member, known.crc, known.amount) {
+                        builder
+                            .get_mut()
+                            .copy_member(&member)
+                            .map_err(|e| BuildError::io("reuse the slug layer", &member, e))?;
+                        stats.reused_parts += 1;
+                        stats.unread_parts += 1;
+                        stats.reused_bytes += u64::from(known.amount);
+                        used.insert(OsString::from(&known.member));
+                        if let Some(key) = stat {
+                            seen.insert(key, known.clone());
+                        }
+                        continue;
+                    }
+                }
                 builder.get_mut().mode = Mode::Hash {
                     hasher: Sha256::new(),
                     crc: flate2::Crc::new(),
@@ -148,6 +174,9 @@ pub(crate) fn pack_reusing(
                     stats.reused_parts += 1;
                     stats.reused_bytes += u64::from(crc.amount());
                     tracing::trace!(member = %member.display(), copied, "reused a slug layer");
+                    if let Some(key) = stat {
+                        seen.insert(key, KnownRun::new(&name, &crc));
+                    }
                 } else {
                     let partial = tempfile::Builder::new()
                         .prefix(".partial-")
@@ -175,11 +204,15 @@ pub(crate) fn pack_reusing(
                         partial
                             .persist(&member)
                             .map_err(|e| BuildError::io("keep the slug layer", &member, e.error))?;
+                        if let Some(key) = stat {
+                            seen.insert(key, KnownRun::new(&name, &crc));
+                        }
                     }
                 }
                 used.insert(std::ffi::OsString::from(name));
             }
             remove_unused_layers(layers, &used);
+            write_stat_index(&stat_index_path(layers), &seen);
             builder.get_mut().start_member(None);
         }
     }
@@ -309,9 +342,139 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Where [`pack_reusing`] notes which member each run's [`stat_key`] was packed into: beside
+/// the layers directory (`<layers>.index`), the platform's too.
+pub(crate) fn stat_index_path(layers: &Path) -> PathBuf {
+    let mut name = layers
+        .file_name()
+        .map(OsStr::to_os_string)
+        .unwrap_or_else(|| OsString::from("layers"));
+    name.push(".index");
+    layers.with_file_name(name)
+}
+
+/// A run an earlier pack read: its member and that member's gzip trailer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KnownRun {
+    member: String,
+    crc: u32,
+    amount: u32,
+}
+
+impl KnownRun {
+    fn new(member: &str, crc: &flate2::Crc) -> Self {
+        Self {
+            member: member.to_owned(),
+            crc: crc.sum(),
+            amount: crc.amount(),
+        }
+    }
+}
+
+/// The most of a stat index read: far more than the runs of a 500 MB slug.
+const STAT_INDEX_CAP: u64 = 16 * 1024 * 1024;
+
+/// Identifies a run by what `lstat` says of each entry (device, inode, size, mode, owner,
+/// mtime and ctime, to the nanosecond) and its path in the archive. The kernel sets ctime to
+/// the current time on every change to an inode (contents, mode, owner, links), and no call
+/// sets it back, so an unchanged key means unchanged entries: the platform's kept
+/// directories (`kept.rs`) come back as the same inodes and are not read again. An entry
+/// that cannot be inspected gives no key.
+fn stat_key(build_dir: &Path, with_root: bool, segment: &[Item]) -> Option<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"slipway-slug-stat-key-1\0");
+    let mut add = |archive_path: &str, path: &Path| -> Option<()> {
+        let metadata = fs::symlink_metadata(path).ok()?;
+        hasher.update(archive_path.as_bytes());
+        hasher.update([0]);
+        for value in [
+            metadata.dev(),
+            metadata.ino(),
+            metadata.size(),
+            u64::from(metadata.mode()),
+            u64::from(metadata.uid()),
+            u64::from(metadata.gid()),
+            metadata.mtime() as u64,
+            metadata.mtime_nsec() as u64,
+            metadata.ctime() as u64,
+            metadata.ctime_nsec() as u64,
+        ] {
+            hasher.update(value.to_le_bytes());
+        }
+        Some(())
+    };
+    if with_root {
+        add("./app/", build_dir)?;
+    }
+    for item in segment {
+        add(&item.archive_path, &item.path)?;
+    }
+    Some(hex::encode(hasher.finalize()))
+}
+
+/// Reads a stat index (`<stat key> <member> <crc> <length>` lines); anything unreadable or
+/// malformed is no entry.
+fn read_stat_index(path: &Path) -> BTreeMap<String, KnownRun> {
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return BTreeMap::new();
+    };
+    let mut text = String::new();
+    if file.take(STAT_INDEX_CAP).read_to_string(&mut text).is_err() {
+        return BTreeMap::new();
+    }
+    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split(' ');
+            let (key, member, crc, amount) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            let valid = hex64(key) && member.strip_suffix(".gz").is_some_and(hex64);
+            valid.then_some(())?;
+            Some((
+                key.to_owned(),
+                KnownRun {
+                    member: member.to_owned(),
+                    crc: crc.parse().ok()?,
+                    amount: amount.parse().ok()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Replaces the stat index with the runs of the pack just made. An index that cannot be
+/// written only costs the next pack a read of every file.
+fn write_stat_index(path: &Path, runs: &BTreeMap<String, KnownRun>) {
+    let text: String = runs
+        .iter()
+        .map(|(key, run)| format!("{key} {} {} {}\n", run.member, run.crc, run.amount))
+        .collect();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let written = tempfile::Builder::new()
+        .prefix(".index-")
+        .tempfile_in(dir)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        });
+    if let Err(error) = written {
+        tracing::warn!(path = %path.display(), %error, "could not write the slug's stat index");
+    }
+}
+
 /// Whether the kept member `path` ends with the gzip trailer (CRC-32 and length) of the bytes
 /// just serialized: a member cut short or overwritten by a crash is compressed again.
 fn member_matches(path: &Path, crc: &flate2::Crc) -> bool {
+    member_trailer_is(path, crc.sum(), crc.amount())
+}
+
+/// Whether the member `path` is a gzip member whose trailer says `crc` and `amount`.
+fn member_trailer_is(path: &Path, crc: u32, amount: u32) -> bool {
     let Ok(mut file) = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -333,8 +496,8 @@ fn member_matches(path: &Path, crc: &flate2::Crc) -> bool {
     });
     read.is_ok()
         && head == [0x1f, 0x8b]
-        && tail[..4] == crc.sum().to_le_bytes()
-        && tail[4..] == crc.amount().to_le_bytes()
+        && tail[..4] == crc.to_le_bytes()
+        && tail[4..] == amount.to_le_bytes()
 }
 
 /// Removes the members (and partial files) of `layers` that the pack just made did not use.

@@ -115,6 +115,19 @@ impl Platform {
         if let Err(error) = self.git_repos().remove(&app.name).await {
             tracing::warn!(%error, app = %app.name, "could not remove the app's repository");
         }
+        // So is its build cache (and the slug runs and directories kept beside it).
+        let cache_dir = self.config().cache_dir(app.id);
+        match tokio::task::spawn_blocking(move || slipway_build::remove_build_cache(&cache_dir))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, app = %app.name, "could not remove the app's build cache")
+            }
+            Err(error) => {
+                tracing::warn!(%error, app = %app.name, "could not remove the app's build cache")
+            }
+        }
         Ok(())
     }
 

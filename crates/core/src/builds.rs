@@ -235,14 +235,24 @@ impl Platform {
                 });
             }
         }
+        // The cache, and what the platform keeps beside it for later builds (slug runs, the
+        // built-in buildpacks' kept directories): a purged app builds as if for the first time.
         let cache_dir = self.config().cache_dir(app.id);
-        let result = match tokio::fs::remove_dir_all(&cache_dir).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CoreError::Io {
+        let result = match tokio::task::spawn_blocking(move || {
+            slipway_build::remove_build_cache(&cache_dir)
+        })
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(CoreError::Io {
                 app: app.id,
                 action: "purge the build cache",
-                source,
+                source: std::io::Error::other(error),
+            }),
+            Err(join) => Err(CoreError::Io {
+                app: app.id,
+                action: "purge the build cache",
+                source: std::io::Error::other(join),
             }),
         };
         self.building()

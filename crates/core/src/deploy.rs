@@ -166,15 +166,45 @@ impl Platform {
                 &mut built_slug,
             )
             .await;
-        if let Err(error) = tokio::fs::remove_dir_all(&work_dir).await {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%error, dir = %work_dir.display(), "could not remove a build directory");
-            }
-        }
+        self.discard_build_dir(&work_dir).await;
         if let (Err(_), Some(slug)) = (&result, built_slug) {
             self.remove_slug_if_unreferenced(app.id, &slug).await;
         }
         result
+    }
+
+    /// Removes a finished build's directory off the push's critical path: it is renamed into
+    /// the trash directory (one rename, however many files the build wrote; a Python or
+    /// Node.js build leaves thousands) and deleted there in the background, one deletion at a
+    /// time, so that a burst of builds does not take every blocking thread. What a server
+    /// stopped mid-deletion leaves, the start-up sweep removes. When the rename fails the
+    /// directory is deleted in place, as before.
+    async fn discard_build_dir(&self, work_dir: &Path) {
+        static DELETIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let trash = build_trash_dir(&self.config().builds_dir());
+        let moved = trash.join(Uuid::new_v4().to_string());
+        let renamed = match tokio::fs::create_dir_all(&trash).await {
+            Ok(()) => tokio::fs::rename(work_dir, &moved).await,
+            Err(error) => Err(error),
+        };
+        let doomed = match renamed {
+            Ok(()) => moved,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => {
+                if let Err(error) = tokio::fs::remove_dir_all(work_dir).await {
+                    if error.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(%error, dir = %work_dir.display(), "could not remove a build directory");
+                    }
+                }
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            let _permit = DELETIONS.acquire().await;
+            if let Err(error) = tokio::fs::remove_dir_all(&doomed).await {
+                tracing::warn!(%error, dir = %doomed.display(), "could not remove a build directory");
+            }
+        });
     }
 
     /// After a failed deploy: removes the slug file it built unless a slug record (of any
@@ -286,6 +316,10 @@ impl Platform {
             };
             for entry in read_dir_names(&builds_dir) {
                 remove(&builds_dir.join(entry));
+            }
+            let trash = build_trash_dir(&builds_dir);
+            if trash.exists() {
+                remove(&trash);
             }
             for name in read_dir_names(&slugs_dir) {
                 let keep = name
@@ -612,6 +646,12 @@ impl Platform {
         }
         Ok(release)
     }
+}
+
+/// Where finished build directories wait for their deletion: beside the builds directory
+/// (not in it, where a build directory is a running build's), on the same filesystem.
+fn build_trash_dir(builds_dir: &Path) -> PathBuf {
+    builds_dir.with_file_name("builds.trash")
 }
 
 /// Reads and checks the source's app.json through `read_tenant_file` (no symlinks, a regular

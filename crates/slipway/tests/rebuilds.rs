@@ -1,8 +1,11 @@
 //! End to end: cached rebuilds. An npm app and a pip app are pushed, then pushed again with
-//! one source file changed: the second build reuses the installed dependencies (Heroku's
-//! "Skipping installation, as <lockfile> hasn't changed since last deploy.") and the app
-//! serves the changed source; a third push that changes the lockfile installs again. Real
-//! git, runc, the npm registry and PyPI, as in `lang_nodejs.rs` and `lang_python.rs`.
+//! one source file changed, and again with nothing changed: those builds reuse the installed
+//! dependencies (Heroku's "Skipping installation, as <lockfile> hasn't changed since last
+//! deploy.") and the app serves the changed source; a push that changes the lockfile installs
+//! again. The virtualenv and node are kept by the platform beside the build cache (renamed in
+//! and out, never copied); `builds:cache:purge` and `apps:destroy` remove them with the slug
+//! runs. Real git, runc, the npm registry and PyPI, as in `lang_nodejs.rs` and
+//! `lang_python.rs`.
 //!
 //! How fast that is, is measured by `bench/builds.sh`, never asserted here.
 
@@ -123,6 +126,33 @@ async fn an_npm_rebuild_skips_the_unchanged_install_and_a_changed_lockfile_insta
     assert_eq!(state["ms"], "1m", "{state}");
     assert_eq!(state["devDependencyPresent"], false, "{state}");
 
+    // node and npm are kept by the platform between builds, beside the build cache.
+    let id = server.api_json("/apps/npmrebuild").await["id"]
+        .as_str()
+        .expect("the app's id")
+        .to_owned();
+    let kept = server
+        .data_dir
+        .join("cache")
+        .join(format!("{id}.kept/nodejs/.heroku-node"));
+    assert!(
+        kept.join("bin/node").is_file(),
+        "no kept node in {}",
+        kept.display()
+    );
+
+    // A no-op rebuild (an empty commit) skips the install and still builds and releases.
+    commit_all(dir.path(), "rebuild");
+    let noop = push(&server, "npmrebuild", dir.path());
+    assert_contains(
+        &noop,
+        "Skipping installation, as package-lock.json hasn't changed since last deploy.",
+    );
+    assert_contains(&noop, "build wrote public/index.html");
+    assert_contains(&noop, "Nothing downloaded: node ");
+    assert_contains(&noop, "Released v3");
+    wait_for_body(&server, "npmrebuild", "/", &format!("second push: {built}")).await;
+
     // A changed lockfile (and package.json with it) installs again.
     for file in ["package.json", "package-lock.json"] {
         edit(
@@ -183,6 +213,42 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
     assert_lacks(&second, "Installing requirements with pip");
     wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
 
+    // The environment is kept by the platform beside the cache, not copied into it.
+    let id = server.api_json("/apps/piprebuild").await["id"]
+        .as_str()
+        .expect("the app's id")
+        .to_owned();
+    let cache = server.data_dir.join("cache").join(&id);
+    let kept = server.data_dir.join("cache").join(format!("{id}.kept"));
+    let slug_layers = server
+        .data_dir
+        .join("cache")
+        .join(format!("{id}.slug-layers"));
+    let stat_index = server
+        .data_dir
+        .join("cache")
+        .join(format!("{id}.slug-layers.index"));
+    assert!(
+        kept.join("python/.heroku-python/bin/python").exists(),
+        "no kept environment in {}",
+        kept.display()
+    );
+    assert!(
+        !cache.join(".heroku/python-cache/env").exists(),
+        "the environment was copied into the cache as well"
+    );
+
+    // A no-op rebuild (an empty commit) skips the install too, and its release serves.
+    commit_all(dir.path(), "rebuild");
+    let noop = push(&server, "piprebuild", dir.path());
+    assert_contains(&noop, "-----> Restoring cache");
+    assert_contains(
+        &noop,
+        "-----> Skipping installation, as requirements.txt hasn't changed since last deploy.",
+    );
+    assert_contains(&noop, "Released v3");
+    wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
+
     std::fs::write(
         dir.path().join("requirements.txt"),
         "# Pinned.\nsix==1.17.0\n",
@@ -190,7 +256,58 @@ async fn a_pip_rebuild_skips_the_unchanged_install_and_a_changed_requirements_fi
     .unwrap();
     commit_all(dir.path(), "change the requirements");
     let third = push(&server, "piprebuild", dir.path());
+    assert_contains(&third, "-----> Restoring cache");
     assert_contains(&third, "-----> Installing requirements with pip");
     assert_lacks(&third, "Skipping installation");
     wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
+
+    // An install that fails is not trusted by the next build, although the environment it
+    // changed is kept: that build starts the environment again.
+    std::fs::write(dir.path().join("requirements.txt"), "six==99.0.0\n").unwrap();
+    commit_all(dir.path(), "ask for a six that does not exist");
+    let failed = server.push("piprebuild", dir.path());
+    assert!(!failed.status.success(), "{}", text(&failed));
+    std::fs::write(dir.path().join("requirements.txt"), "six==1.17.0\n").unwrap();
+    commit_all(dir.path(), "back to a six that exists");
+    let fixed = push(&server, "piprebuild", dir.path());
+    assert_contains(
+        &fixed,
+        "-----> Discarding cache since: the last install did not finish",
+    );
+    assert_contains(&fixed, "-----> Installing requirements with pip");
+    wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
+
+    // Purging the build cache removes what the platform keeps beside it: the next build is
+    // cold, and installs again.
+    assert!(slug_layers.is_dir(), "no {}", slug_layers.display());
+    assert!(stat_index.is_file(), "no {}", stat_index.display());
+    let purged = server.cli_ok(&[
+        "builds:cache:purge",
+        "-a",
+        "piprebuild",
+        "--confirm",
+        "piprebuild",
+    ]);
+    assert_eq!(purged, "Purging build cache for piprebuild... done\n");
+    for gone in [&cache, &kept, &slug_layers, &stat_index] {
+        assert!(!gone.exists(), "{} survived the purge", gone.display());
+    }
+    commit_all(dir.path(), "cold");
+    let cold = push(&server, "piprebuild", dir.path());
+    assert_lacks(&cold, "Restoring cache");
+    assert_contains(&cold, "-----> Installing requirements with pip");
+    wait_for_body(&server, "piprebuild", "/", "second six 1.17.0").await;
+
+    // Destroying the app removes them too.
+    assert!(kept.exists() && slug_layers.exists() && stat_index.exists() && cache.exists());
+    server.cli_ok(&[
+        "apps:destroy",
+        "-a",
+        "piprebuild",
+        "--confirm",
+        "piprebuild",
+    ]);
+    for gone in [&cache, &kept, &slug_layers, &stat_index] {
+        assert!(!gone.exists(), "{} survived apps:destroy", gone.display());
+    }
 }

@@ -592,3 +592,52 @@ fn layers_live_beside_the_build_cache_not_inside_it() {
     );
     assert!(!layers_dir(cache).starts_with(cache));
 }
+
+#[test]
+fn an_untouched_run_is_reused_unread_and_a_file_changed_in_place_is_read_again() {
+    let build = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let layers = layers_dir(&cache.path().join("app-cache"));
+    layered_tree(build.path());
+    let (first, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.unread_parts, 0, "{stats:?}");
+
+    // Nothing changed: every run is taken on its entries' inodes and ctimes alone.
+    let (second, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.compressed_parts, 0, "{stats:?}");
+    assert_eq!(stats.unread_parts, stats.reused_parts, "{stats:?}");
+    assert_eq!(second.sha256, first.sha256);
+
+    // A file rewritten in place with the same size and its old mtime put back: its ctime
+    // moved, so its run is read (and compressed) again and the slug holds the new bytes.
+    let path = build.path().join("lib2/mod7.js");
+    let before = fs::metadata(&path).expect("stat");
+    let old = fs::read(&path).expect("read");
+    let mut new = old.clone();
+    new[0] ^= 1;
+    fs::write(&path, &new).expect("rewrite");
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(before.modified().expect("mtime")))
+        .expect("put the mtime back");
+    assert_eq!(fs::metadata(&path).expect("stat").len(), before.len());
+    let (third, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.compressed_parts, 1, "{stats:?}");
+    assert_eq!(stats.unread_parts, stats.reused_parts, "{stats:?}");
+    assert_ne!(third.sha256, first.sha256);
+    assert_eq!(unpacked(&third.path), describe(build.path()));
+    let plain = tempfile::tempdir().expect("tempdir");
+    let (fresh, _) = pack_reusing(build.path(), plain.path(), None, None).expect("plain pack");
+    assert_eq!(unpacked(&fresh.path), unpacked(&third.path));
+
+    // The index is the platform's, beside the layers, and a garbled one is only ignored.
+    let index = super::stat_index_path(&layers);
+    assert!(index.is_file());
+    assert!(!index.starts_with(&layers));
+    fs::write(&index, "not an index\n0 1 2 3\n").expect("garble");
+    let (fourth, stats) = pack_layered(build.path(), store.path(), &layers);
+    assert_eq!(stats.unread_parts, 0, "{stats:?}");
+    assert_eq!(fourth.sha256, third.sha256);
+}
