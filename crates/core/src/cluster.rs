@@ -612,6 +612,11 @@ impl Cluster {
             .lost
             .entry(name.to_owned())
             .or_insert_with(tokio::time::Instant::now);
+        tracing::info!(
+            host = name,
+            margin = ?FENCE_MARGIN,
+            "host lease expired: fencing it once its agent has stopped its dynos"
+        );
         tokio::time::sleep(FENCE_MARGIN).await;
         let (kvs, _) = match self.store.range(&format!("{ASSIGNMENTS}{name}/")).await {
             Ok(read) => read,
