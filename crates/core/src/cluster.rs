@@ -82,6 +82,12 @@ const INDEX_LINGER: Duration = Duration::from_secs(60);
 /// Between attempts to follow the store when it failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// How often every control plane reads the hosts and assignments afresh besides its watches:
+/// a watch whose etcd member was cut off says nothing until its connection is declared dead
+/// (seconds of HTTP/2 keep-alive), and a lost host must be replaced within 10 s. Two prefix
+/// reads a second per control plane.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 const HOSTS: &str = "cluster/hosts/";
 const ASSIGNMENTS: &str = "cluster/assignments/";
 
@@ -602,6 +608,28 @@ impl Cluster {
         );
     }
 
+    /// Fences every host that holds assignments made before `revision` but no registration
+    /// (its lease expired while no watch told this control plane), unless already fencing it.
+    async fn fence_orphans(self: &Arc<Self>, revision: slipway_store::Revision) {
+        let (Ok(live), Ok(assigned)) = (self.live_hosts().await, self.all_assignments().await)
+        else {
+            return;
+        };
+        let live: HashSet<String> = live.into_iter().map(|h| h.name).collect();
+        let orphans: HashSet<String> = assigned
+            .into_iter()
+            .map(|(_, r)| r.host)
+            .filter(|host| !live.contains(host))
+            .collect();
+        for host in orphans {
+            if self.inner().lost.contains_key(&host) {
+                continue;
+            }
+            let cluster = self.clone();
+            tokio::spawn(async move { cluster.fence(&host, revision + 1).await });
+        }
+    }
+
     /// Fences host `name`, whose lease is gone: once its dynos may no longer run (the
     /// [`FENCE_MARGIN`] past the expiry), releases its assignments made before `revision`; the
     /// watch then reports each of its dynos gone to whoever waits for it, and the planner
@@ -864,10 +892,11 @@ fn resolve(waiters: Waiters, start_error: Result<(), String>, state: &ContainerS
     }
 }
 
-/// Watches host registrations and fences each host whose key goes (its lease expired), and,
-/// once at start, the hosts that hold assignments but no registration.
+/// Watches host registrations and fences each host whose key goes (its lease expired), and
+/// every [`SWEEP_EVERY`] (and at start) the hosts that hold assignments but no registration:
+/// a watch whose etcd member was cut off stays silent until its connection is declared dead,
+/// long after the host's dynos should have been replaced.
 async fn fence_lost_hosts(cluster: std::sync::Weak<Cluster>) {
-    let mut first = true;
     loop {
         let Some(this) = cluster.upgrade() else {
             return;
@@ -877,59 +906,54 @@ async fn fence_lost_hosts(cluster: std::sync::Weak<Cluster>) {
             Err(error) => {
                 tracing::error!(%error, "cannot read the store's revision to watch hosts");
                 drop(this);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(STORE_RETRY).await;
                 continue;
             }
         };
-        if first {
-            first = false;
-            let live: HashSet<String> = this
-                .live_hosts()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| h.name)
-                .collect();
-            let hosts: HashSet<String> = this
-                .all_assignments()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, r)| r.host)
-                .collect();
-            for host in hosts.difference(&live) {
-                let (cluster, host) = (this.clone(), host.clone());
-                tokio::spawn(async move { cluster.fence(&host, revision + 1).await });
-            }
-        }
+        this.fence_orphans(revision).await;
         let mut watcher = match this.store.watch(HOSTS, Some(revision)).await {
             Ok(watcher) => watcher,
             Err(error) => {
                 tracing::error!(%error, "cannot watch hosts");
                 drop(this);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(STORE_RETRY).await;
                 continue;
             }
         };
         drop(this);
-        while let Some(event) = watcher.next().await {
-            let Ok(event) = event else { break };
-            if event.kind != EventKind::Delete {
-                continue;
-            }
-            let Some(cluster) = cluster.upgrade() else {
-                return;
-            };
-            if let Some(name) = event.kv.key.strip_prefix(HOSTS) {
-                let (name, revision) = (name.to_owned(), event.kv.mod_revision);
-                tokio::spawn(async move { cluster.fence(&name, revision).await });
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.tick().await;
+        loop {
+            tokio::select! {
+                event = watcher.next() => {
+                    let Some(Ok(event)) = event else { break };
+                    if event.kind != EventKind::Delete {
+                        continue;
+                    }
+                    let Some(cluster) = cluster.upgrade() else {
+                        return;
+                    };
+                    if let Some(name) = event.kv.key.strip_prefix(HOSTS) {
+                        let (name, revision) = (name.to_owned(), event.kv.mod_revision);
+                        tokio::spawn(async move { cluster.fence(&name, revision).await });
+                    }
+                }
+                _ = sweep.tick() => {
+                    let Some(this) = cluster.upgrade() else {
+                        return;
+                    };
+                    if let Ok(revision) = this.store.current_revision().await {
+                        this.fence_orphans(revision).await;
+                    }
+                }
             }
         }
     }
 }
 
 /// Follows `cluster/assignments/` for this control plane (see [`Cluster::observe`]): a read of
-/// everything, then a watch from its revision; when the watch breaks, again.
+/// everything, then a watch from its revision, and a fresh read every [`SWEEP_EVERY`] besides
+/// (a watch on a cut-off etcd member is silent, not broken); when the watch breaks, again.
 async fn follow_assignments(cluster: std::sync::Weak<Cluster>) {
     loop {
         let Some(this) = cluster.upgrade() else {
@@ -953,24 +977,40 @@ async fn follow_assignments(cluster: std::sync::Weak<Cluster>) {
                 continue;
             }
         };
-        this.reconcile(
-            kvs.into_iter()
-                .filter_map(|kv| kv.json::<AssignmentRecord>().ok().map(|r| (kv.key, r)))
-                .collect(),
-        );
+        this.reconcile(records_of(kvs));
         drop(this);
-        while let Some(event) = watcher.next().await {
-            let Ok(event) = event else { break };
-            let Some(this) = cluster.upgrade() else {
-                return;
-            };
-            let record = match event.kind {
-                EventKind::Put => event.kv.json::<AssignmentRecord>().ok(),
-                EventKind::Delete => None,
-            };
-            this.observe(&event.kv.key, record);
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.tick().await;
+        loop {
+            tokio::select! {
+                event = watcher.next() => {
+                    let Some(Ok(event)) = event else { break };
+                    let Some(this) = cluster.upgrade() else {
+                        return;
+                    };
+                    let record = match event.kind {
+                        EventKind::Put => event.kv.json::<AssignmentRecord>().ok(),
+                        EventKind::Delete => None,
+                    };
+                    this.observe(&event.kv.key, record);
+                }
+                _ = sweep.tick() => {
+                    let Some(this) = cluster.upgrade() else {
+                        return;
+                    };
+                    if let Ok((kvs, _)) = this.store.range(ASSIGNMENTS).await {
+                        this.reconcile(records_of(kvs));
+                    }
+                }
+            }
         }
     }
+}
+
+fn records_of(kvs: Vec<slipway_store::KeyValue>) -> Vec<(String, AssignmentRecord)> {
+    kvs.into_iter()
+        .filter_map(|kv| kv.json::<AssignmentRecord>().ok().map(|r| (kv.key, r)))
+        .collect()
 }
 
 /// The runtime of a control plane in cluster mode: formation dynos on the cluster's hosts,
