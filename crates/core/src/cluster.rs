@@ -646,18 +646,36 @@ impl Cluster {
             "host lease expired: fencing it once its agent has stopped its dynos"
         );
         tokio::time::sleep(FENCE_MARGIN).await;
-        let (kvs, _) = match self.store.range(&format!("{ASSIGNMENTS}{name}/")).await {
-            Ok(read) => read,
-            Err(error) => {
+        let prefix = format!("{ASSIGNMENTS}{name}/");
+        let read = tokio::time::timeout(SWEEP_EVERY, self.store.range(&prefix));
+        let kvs = match read.await {
+            Ok(Ok((kvs, _))) => kvs,
+            failed => {
+                // The next sweep fences it again (it is no longer marked as being fenced).
+                let error = failed.map_or_else(
+                    |_| "no answer in time".to_owned(),
+                    |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
+                );
                 tracing::error!(%error, host = name, "cannot read a lost host's assignments");
+                self.inner().lost.remove(name);
                 return;
             }
         };
         let mut lost = 0;
         for kv in kvs.into_iter().filter(|kv| kv.create_revision < revision) {
-            if let Err(error) = self.store.delete(&kv.key).await {
-                tracing::error!(%error, key = kv.key, "cannot release a lost host's assignment");
-                continue;
+            match tokio::time::timeout(SWEEP_EVERY, self.store.delete(&kv.key)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, key = kv.key, "cannot release a lost host's assignment");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::error!(
+                        key = kv.key,
+                        "releasing a lost host's assignment did not answer in time"
+                    );
+                    continue;
+                }
             }
             lost += 1;
         }
@@ -942,9 +960,14 @@ async fn fence_lost_hosts(cluster: std::sync::Weak<Cluster>) {
                     let Some(this) = cluster.upgrade() else {
                         return;
                     };
-                    if let Ok(revision) = this.store.current_revision().await {
-                        this.fence_orphans(revision).await;
-                    }
+                    // Bounded: a read sent to an etcd member just cut off hangs until its
+                    // connection is declared dead; the next sweep goes to another member.
+                    let sweep = async {
+                        if let Ok(revision) = this.store.current_revision().await {
+                            this.fence_orphans(revision).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(SWEEP_EVERY, sweep).await;
                 }
             }
         }
@@ -998,7 +1021,9 @@ async fn follow_assignments(cluster: std::sync::Weak<Cluster>) {
                     let Some(this) = cluster.upgrade() else {
                         return;
                     };
-                    if let Ok((kvs, _)) = this.store.range(ASSIGNMENTS).await {
+                    // Bounded, as the hosts' sweep is.
+                    let read = tokio::time::timeout(SWEEP_EVERY, this.store.range(ASSIGNMENTS));
+                    if let Ok(Ok((kvs, _))) = read.await {
                         this.reconcile(records_of(kvs));
                     }
                 }
