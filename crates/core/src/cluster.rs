@@ -70,10 +70,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 const STOP_SLACK: Duration = Duration::from_secs(30);
 
 /// How long past its lease's expiry a lost host's dynos may still run: its agent stopped them
-/// at two thirds of the TTL (a third of the TTL before the expiry, which the store counts from
-/// the renewal's arrival), and a kill with no grace takes well under a second. Until then they
-/// count against their formation (`place.rs`) and are not reported gone.
-pub const FENCE_MARGIN: Duration = Duration::from_secs(1);
+/// at two thirds of the TTL (a third of the TTL, 1.7 s, before the expiry, which the store
+/// counts from the renewal's arrival), and a kill with no grace takes a few milliseconds; the
+/// margin covers an agent whose timer fired late. Until then they count against their
+/// formation (`place.rs`) and are not reported gone. Short, because a lost host's dynos must be
+/// replaced within 10 s of its loss, and when it held etcd's leader the expiry itself comes
+/// late (etcd's new leader gives every lease a fresh TTL): cut + about 7 s.
+pub const FENCE_MARGIN: Duration = Duration::from_millis(500);
 
 /// How long a finished container stays in the log index, for the lines its agent sends after
 /// reporting its end (the log shipper and the sync run apart).

@@ -439,7 +439,11 @@ async fn dynos_spread_over_two_agents_and_a_cut_host_is_replaced_and_fences_itse
             seen.insert(dyno.to_owned());
         }
     }
-    assert_eq!(seen.len(), 4, "after the agent's restart, dynos that answered: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        4,
+        "after the agent's restart, dynos that answered: {seen:?}"
+    );
 
     // Cut host a's link: it cannot renew its lease.
     let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);

@@ -296,6 +296,9 @@ async fn three_hosts_keep_serving_through_a_lost_host_an_etcd_member_and_the_lea
     )
     .await;
     up[2].store(true, Ordering::Relaxed);
+    // The returning host's agent renews through the control planes again before the next
+    // fault, so the next etcd member lost still leaves a quorum that has caught up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Fault 2: an etcd member dies (m0, on h0): the platform goes on with two.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -311,6 +314,9 @@ async fn three_hosts_keep_serving_through_a_lost_host_an_etcd_member_and_the_lea
         },
     )
     .await;
+    // As in tests/cluster.rs: the store's balancer takes the dead member out within a few
+    // probes; a request sent to it before then fails (the API's auth answers 401 then).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     second.cli_ok(&["config:set", "STAGE=etcd-member-down", "-a", app]);
     within(
         Duration::from_secs(60),
@@ -327,30 +333,33 @@ async fn three_hosts_keep_serving_through_a_lost_host_an_etcd_member_and_the_lea
     )
     .await;
 
-    // Fault 3: the leading control plane dies (SIGKILL).
+    // Fault 3: the leading control plane dies (SIGKILL). Either may lead by now: losing the
+    // etcd member that led etcd can move the lead.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let first_leads = leads(&first);
     assert!(
-        leads(&first),
-        "the first control plane lost the lead:\n{}",
-        second.log()
+        first_leads || leads(&second),
+        "no control plane leads:\n{}",
+        all_logs(&net, &first, &second)
     );
-    first.kill9();
+    if first_leads {
+        first.kill9();
+    } else {
+        second.kill9();
+    }
+    let survivor = if first_leads { &second } else { &first };
     let leader_killed = load_start.elapsed();
     let took_over = within(
         Duration::from_secs(10),
         "the survivor leads and the formation is whole",
         || all_logs(&net, &first, &second),
-        || {
-            let leading = leads(&second);
-            let second = &second;
-            async move { leading && up_dynos(second, app).await == 6 }
-        },
+        || async move { leads(survivor) && up_dynos(survivor, app).await == 6 },
     )
     .await;
     eprintln!("leader killed: the survivor led with the formation whole after {took_over:?}");
     // The survivor takes changes and its dyno manager runs them on the hosts.
-    second.cli_ok(&["config:set", "STAGE=after-failover", "-a", app]);
-    second
+    survivor.cli_ok(&["config:set", "STAGE=after-failover", "-a", app]);
+    survivor
         .wait_for_env(app, |env| env["STAGE"] == "after-failover")
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -385,7 +394,7 @@ async fn three_hosts_keep_serving_through_a_lost_host_an_etcd_member_and_the_lea
     );
 
     // The release ledger has no gap: v1 the deploy, then the two config changes.
-    let releases = second.api_json(&format!("/apps/{app}/releases")).await;
+    let releases = survivor.api_json(&format!("/apps/{app}/releases")).await;
     let versions: Vec<i64> = releases
         .as_array()
         .expect("a list of releases")
@@ -401,5 +410,5 @@ async fn three_hosts_keep_serving_through_a_lost_host_an_etcd_member_and_the_lea
             host.name
         );
     }
-    let _ = (&etcd, &mut second);
+    let _ = &etcd;
 }

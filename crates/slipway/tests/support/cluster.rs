@@ -135,7 +135,9 @@ impl EtcdCluster {
                 let mut command = match &spec.netns {
                     Some(netns) => {
                         let mut command = Command::new("nsenter");
-                        command.arg(format!("--net=/run/netns/{netns}")).args(["--", "sh"]);
+                        command
+                            .arg(format!("--net=/run/netns/{netns}"))
+                            .args(["--", "sh"]);
                         command
                     }
                     None => Command::new("sh"),
@@ -154,6 +156,10 @@ impl EtcdCluster {
                     .args(["--initial-cluster-token", &token])
                     // Deleting an app with many keys is one transaction.
                     .args(["--max-txn-ops", "10000"])
+                    // A member that comes back from a partition must not depose the leader
+                    // (etcd 3.4's default): without pre-vote its higher term forces an
+                    // election, and writes stop for longer than a host lease's slack.
+                    .arg("--pre-vote")
                     .args(["--log-level", "warn", "--logger", "zap"])
                     .env("SLIPWAY_ETCD_DATA", &data)
                     .env("SLIPWAY_ETCD_OWNER", std::process::id().to_string())
@@ -430,7 +436,13 @@ impl NetHost {
         // as an agent on a machine of its own sees that machine's.
         let child = self
             .in_netns(env!("CARGO_BIN_EXE_slipway"))
-            .args(["agent", "--server", &servers.join(","), "--name", &self.name])
+            .args([
+                "agent",
+                "--server",
+                &servers.join(","),
+                "--name",
+                &self.name,
+            ])
             .arg("--data")
             .arg(&self.data)
             .args(["--dyno-subnet", &self.dyno_subnet, "--memory-mb", "8192"])
@@ -529,7 +541,10 @@ impl HostNet {
         };
         quietly("ip", &["link", "del", &bridge]);
         sh("ip", &["link", "add", &bridge, "type", "bridge"]);
-        sh("ip", &["addr", "add", &format!("{gateway}/24"), "dev", &bridge]);
+        sh(
+            "ip",
+            &["addr", "add", &format!("{gateway}/24"), "dev", &bridge],
+        );
         sh("ip", &["link", "set", &bridge, "up"]);
         // The hosts reach the machine's resolver as the machine itself does (a dyno's
         // `socket.getfqdn` otherwise waits for DNS timeouts): NAT out of the test's subnet.
