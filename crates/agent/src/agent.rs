@@ -1,4 +1,12 @@
 //! The agent's loop: register, sync, start and stop containers, fence itself, ship logs.
+//!
+//! An agent may know several control planes (`--server URL,URL…`): it syncs with one at a time
+//! and moves to the next, round robin, when one fails (a whole round failed: a backoff of
+//! 100 ms doubling to 1 s, short enough to renew within the two thirds of the TTL it may
+//! miss); any control plane takes the sync, since they share the store. Log batches go to
+//! every control plane, each through a buffer of its own, so each one's log hub has the
+//! dynos' output (`logs --tail` on any of them) and a control plane that is away costs only
+//! its own copy. Slugs come from the control plane the agent syncs with, else the others.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,8 +34,16 @@ const LONG_POLL: Duration = Duration::from_millis(1000);
 /// How long a sync may take beyond its long poll before the agent gives up on it.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Between failed syncs.
-const RETRY: Duration = Duration::from_millis(250);
+/// After a whole round of control planes failed: the first wait, doubled each round up to
+/// [`RETRY_MAX`].
+const RETRY: Duration = Duration::from_millis(100);
+
+/// The longest wait between rounds: well under the third of the lease's TTL an agent may
+/// miss, so a control plane that comes back is found before the agent fences itself.
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// After a log batch a control plane did not take.
+const LOG_RETRY: Duration = Duration::from_millis(250);
 
 /// How often the log shipper sends what it has when lines trickle in.
 const LOG_INTERVAL: Duration = Duration::from_millis(100);
@@ -43,8 +59,15 @@ struct Tracked {
 /// Everything the agent's tasks share.
 struct Shared {
     runtime: Arc<dyn Runtime>,
-    slugs: Slugs,
-    logs: LogBuffer,
+    /// One per control plane, in `--server`'s order.
+    slugs: Vec<Slugs>,
+    /// One per control plane, in `--server`'s order.
+    logs: Vec<LogBuffer>,
+    /// The control planes, and which one the agent syncs with.
+    servers: Arc<Servers>,
+    /// One lock per slug and uid across every control plane's `Slugs`, so a slug is fetched
+    /// and unpacked once even when the control plane changes mid-start.
+    slug_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     containers: Mutex<HashMap<String, Tracked>>,
     /// A container changed state: report it now rather than at the next renewal.
     changed: tokio::sync::Notify,
@@ -67,6 +90,43 @@ impl Shared {
         self.changed.notify_one();
     }
 
+    /// The output sink of one container: its lines go into every control plane's buffer.
+    fn sink(&self, container: &str) -> slipway_runtime::OutputSink {
+        let sinks: Vec<slipway_runtime::OutputSink> =
+            self.logs.iter().map(|logs| logs.sink(container)).collect();
+        Arc::new(move |stream, line: &str| {
+            for sink in &sinks {
+                sink(stream, line);
+            }
+        })
+    }
+
+    /// The unpacked slug `digest` for `uid`, from the control plane the agent syncs with, else
+    /// from the others in turn.
+    async fn app_dir(&self, digest: &str, uid: u32) -> Result<std::path::PathBuf, AgentError> {
+        let lock = self
+            .slug_locks
+            .lock()
+            .expect("never poisoned")
+            .entry(format!("{digest}-{uid}"))
+            .or_default()
+            .clone();
+        let _held = lock.lock().await;
+        let first = self.servers.current();
+        let mut last = None;
+        for i in 0..self.slugs.len() {
+            let slugs = &self.slugs[(first + i) % self.slugs.len()];
+            match slugs.app_dir(digest, uid).await {
+                Ok(dir) => return Ok(dir),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| AgentError::Slug {
+            digest: digest.to_owned(),
+            reason: "no control plane to fetch it from".into(),
+        }))
+    }
+
     fn report(&self) -> Vec<ContainerReport> {
         let containers = self.containers.lock().expect("never poisoned");
         let mut report: Vec<ContainerReport> = containers
@@ -87,7 +147,7 @@ pub async fn run(
     config: AgentConfig,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    let server = parse_server(&config.server)?;
+    let servers = parse_servers(&config.server)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| AgentError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -113,23 +173,27 @@ pub async fn run(
     if token.is_empty() {
         return Err(AgentError::EmptyToken { path: token_file });
     }
-    let server_addr = server_socket(&server).await?;
+    let mut server_addrs = Vec::new();
+    for server in &servers {
+        server_addrs.push(server_socket(server).await?);
+    }
     let address = match config.address {
         Some(address) => address,
-        None => local_address_towards(server_addr).map_err(|source| AgentError::Address {
-            server: server.to_string(),
+        None => local_address_towards(server_addrs[0]).map_err(|source| AgentError::Address {
+            server: servers[0].to_string(),
             source,
         })?,
     };
     let client = http_client(config.ca_file.as_deref())?;
     let mut network = slipway_runtime::NetworkConfig::for_key(config.dyno_subnet, &data_dir);
     network.routed_from = if config.routed_from.is_empty() {
-        match server_addr.ip() {
-            IpAddr::V4(v4) => slipway_runtime::Ipv4Subnet::new(v4, 32)
-                .into_iter()
-                .collect(),
-            IpAddr::V6(_) => Vec::new(),
-        }
+        server_addrs
+            .iter()
+            .filter_map(|addr| match addr.ip() {
+                IpAddr::V4(v4) => slipway_runtime::Ipv4Subnet::new(v4, 32),
+                IpAddr::V6(_) => None,
+            })
+            .collect()
     } else {
         config.routed_from.clone()
     };
@@ -144,70 +208,127 @@ pub async fn run(
         address,
     };
     tracing::info!(name = %config.name, %address, memory_mb, subnet = %config.dyno_subnet, "agent starting");
+    let servers = Arc::new(Servers::new(servers));
     let shared = Arc::new(Shared {
         runtime,
-        slugs: Slugs::new(
-            data_dir.clone(),
-            client.clone(),
-            server.clone(),
-            token.clone(),
-            config.max_slug_size_mb.saturating_mul(1024 * 1024),
-            config.slug_store.clone(),
-        ),
-        logs: LogBuffer::new(BUFFER_LINES),
+        slugs: servers
+            .urls
+            .iter()
+            .map(|server| {
+                Slugs::new(
+                    data_dir.clone(),
+                    client.clone(),
+                    server.clone(),
+                    token.clone(),
+                    config.max_slug_size_mb.saturating_mul(1024 * 1024),
+                    config.slug_store.clone(),
+                )
+            })
+            .collect(),
+        logs: servers
+            .urls
+            .iter()
+            .map(|_| LogBuffer::new(BUFFER_LINES))
+            .collect(),
+        servers: servers.clone(),
+        slug_locks: Mutex::new(HashMap::new()),
         containers: Mutex::new(HashMap::new()),
         changed: tokio::sync::Notify::new(),
     });
     adopt_existing(&shared).await;
     let endpoint = Endpoint {
         client,
-        server,
+        servers,
         token,
         name: config.name.to_string(),
     };
-    let shipper = tokio::spawn(ship_logs(shared.clone(), endpoint.clone()));
+    let shippers: Vec<_> = (0..shared.logs.len())
+        .map(|i| tokio::spawn(ship_logs(shared.clone(), endpoint.clone(), i)))
+        .collect();
     let result = tokio::select! {
         result = sync_loop(shared.clone(), endpoint, host) => result,
         () = stop => Ok(()),
     };
-    shipper.abort();
+    for shipper in shippers {
+        shipper.abort();
+    }
     result
 }
 
-/// The control plane as the agent talks to it.
+/// The control planes an agent knows, and the one it syncs with.
+struct Servers {
+    urls: Vec<url::Url>,
+    current: std::sync::atomic::AtomicUsize,
+}
+
+impl Servers {
+    fn new(urls: Vec<url::Url>) -> Servers {
+        Servers {
+            urls,
+            current: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The index of the control plane the agent syncs with.
+    fn current(&self) -> usize {
+        self.current.load(std::sync::atomic::Ordering::Relaxed) % self.urls.len()
+    }
+
+    /// Moves on to the next control plane; whether that starts a new round.
+    fn advance(&self) -> bool {
+        let next = (self.current() + 1) % self.urls.len();
+        self.current
+            .store(next, std::sync::atomic::Ordering::Relaxed);
+        next == 0
+    }
+}
+
+/// The control planes as the agent talks to them.
 #[derive(Clone)]
 struct Endpoint {
     client: reqwest::Client,
-    server: url::Url,
+    servers: Arc<Servers>,
     token: String,
     name: String,
 }
 
 impl Endpoint {
-    async fn sync(&self, request: &SyncRequest) -> Result<SyncResponse, AgentError> {
-        let timeout = Duration::from_millis(request.wait_ms) + SYNC_TIMEOUT;
+    /// One sync with the current control plane, given up after `timeout`.
+    async fn sync(
+        &self,
+        request: &SyncRequest,
+        timeout: Duration,
+    ) -> Result<SyncResponse, AgentError> {
+        let server = &self.servers.urls[self.servers.current()];
         let response = self
-            .post(&wire::sync_path(&self.name), request, timeout)
+            .post(server, &wire::sync_path(&self.name), request, timeout)
             .await?;
         response.json().await.map_err(AgentError::Unreachable)
     }
 
-    async fn send_logs(&self, batch: &wire::LogBatch) -> Result<(), AgentError> {
-        self.post(&wire::logs_path(&self.name), batch, SYNC_TIMEOUT)
-            .await
-            .map(drop)
+    /// One log batch to control plane `server`.
+    async fn send_logs(&self, server: usize, batch: &wire::LogBatch) -> Result<(), AgentError> {
+        self.post(
+            &self.servers.urls[server],
+            &wire::logs_path(&self.name),
+            batch,
+            SYNC_TIMEOUT,
+        )
+        .await
+        .map(drop)
     }
 
     /// POSTs `body` as JSON with the cluster token; a refusal carries the control plane's
     /// message (its `{"id","message"}` body), at most 500 characters of it.
     async fn post(
         &self,
+        server: &url::Url,
         path: &str,
         body: &impl serde::Serialize,
         timeout: Duration,
     ) -> Result<reqwest::Response, AgentError> {
-        let url = self.server.join(path).map_err(|_| AgentError::ServerUrl {
-            url: self.server.to_string(),
+        let url = server.join(path).map_err(|_| AgentError::ServerUrl {
+            url: server.to_string(),
         })?;
         let response = self
             .client
@@ -243,6 +364,7 @@ async fn sync_loop(
     let session = Uuid::new_v4();
     let mut lease = Lease::None;
     let mut last_error: Option<String> = None;
+    let mut retry = RETRY;
     loop {
         if lease.must_fence(Instant::now()) {
             tracing::warn!(
@@ -251,22 +373,25 @@ async fn sync_loop(
             fence(&shared);
             lease = Lease::None;
         }
-        let request = SyncRequest {
-            session,
-            host: host.clone(),
-            containers: shared.report(),
-            wait_ms: u64::try_from(LONG_POLL.as_millis()).unwrap_or(u64::MAX),
-        };
         let sent = Instant::now();
         let fence_at = lease
             .deadline()
             .unwrap_or_else(|| sent + Duration::from_secs(3600));
+        let (wait, timeout) = attempt_budget(fence_at.saturating_duration_since(sent));
+        let request = SyncRequest {
+            session,
+            host: host.clone(),
+            containers: shared.report(),
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        };
         tokio::select! {
-            result = endpoint.sync(&request) => match result {
+            result = endpoint.sync(&request, timeout) => match result {
                 Ok(response) => {
                     if last_error.take().is_some() {
-                        tracing::info!("the control plane answers again");
+                        let server = &shared.servers.urls[shared.servers.current()];
+                        tracing::info!(%server, "a control plane answers again");
                     }
+                    retry = RETRY;
                     lease = Lease::renewed(sent, Duration::from_millis(response.lease_ttl_ms));
                     apply(&shared, response.assignments);
                 }
@@ -275,16 +400,38 @@ async fn sync_loop(
                 }
                 Err(error) => {
                     let text = error.to_string();
+                    let server = &shared.servers.urls[shared.servers.current()];
                     if last_error.as_deref() != Some(text.as_str()) {
-                        tracing::warn!(error = %text, "sync with the control plane failed; retrying");
+                        tracing::warn!(error = %text, %server, "sync with the control plane failed; trying the next one");
                     }
                     last_error = Some(text);
-                    tokio::time::sleep(RETRY).await;
+                    // Another control plane at once; after a whole round, a backoff.
+                    if shared.servers.advance() {
+                        tokio::time::sleep(retry.min(fence_at.saturating_duration_since(Instant::now()))).await;
+                        retry = (retry * 2).min(RETRY_MAX);
+                    }
                 }
             },
             () = shared.changed.notified() => {}
             () = tokio::time::sleep_until(fence_at) => {}
         }
+    }
+}
+
+/// A sync's long poll and timeout when the agent must fence itself in `left`: the usual ones
+/// while there is time, else no long poll and half of what is left (at least 300 ms), so a
+/// control plane that does not answer leaves time to try another before the deadline.
+fn attempt_budget(left: Duration) -> (Duration, Duration) {
+    let usual = LONG_POLL + SYNC_TIMEOUT;
+    if left >= usual * 2 {
+        (LONG_POLL, usual)
+    } else if left >= LONG_POLL * 2 + SYNC_TIMEOUT / 3 {
+        (
+            LONG_POLL,
+            (left / 2).max(LONG_POLL + Duration::from_millis(500)),
+        )
+    } else {
+        (Duration::ZERO, (left / 2).max(Duration::from_millis(300)))
     }
 }
 
@@ -379,7 +526,7 @@ async fn start(shared: Arc<Shared>, assignment: Assignment) {
     let id = assignment.spec.id.clone();
     let began = Instant::now();
     let app_dir = match &assignment.slug {
-        Some(digest) => match shared.slugs.app_dir(digest, assignment.spec.uid).await {
+        Some(digest) => match shared.app_dir(digest, assignment.spec.uid).await {
             Ok(dir) => Some(dir),
             Err(error) => {
                 tracing::warn!(%error, container = %id, "could not fetch the dyno's slug");
@@ -397,7 +544,7 @@ async fn start(shared: Arc<Shared>, assignment: Assignment) {
     let slug_ready = began.elapsed();
     let port = web_port(&assignment.spec);
     let spec = assignment.spec.into_container(app_dir);
-    let output = shared.logs.sink(&id);
+    let output = shared.sink(&id);
     match shared.runtime.start(spec, output).await {
         Ok(running) => {
             if let (Some(port), Some(address)) = (port, running.address) {
@@ -513,7 +660,7 @@ async fn adopt_existing(shared: &Arc<Shared>) {
             let _ = shared.runtime.stop(&container.id, Duration::ZERO).await;
             continue;
         }
-        let output = shared.logs.sink(&container.id);
+        let output = shared.sink(&container.id);
         match shared.runtime.adopt(&container.id, output).await {
             Ok(running) => {
                 tracing::info!(container = %container.id, "re-adopted a running dyno");
@@ -527,27 +674,47 @@ async fn adopt_existing(shared: &Arc<Shared>) {
     }
 }
 
-/// Sends the buffered log lines in batches; a batch that cannot be delivered counts as
-/// dropped (logs are best effort, as logplex's).
-async fn ship_logs(shared: Arc<Shared>, endpoint: Endpoint) {
+/// Sends control plane `server`'s buffered log lines in batches; a batch that cannot be
+/// delivered counts as dropped (logs are best effort, as logplex's).
+async fn ship_logs(shared: Arc<Shared>, endpoint: Endpoint, server: usize) {
+    let logs = &shared.logs[server];
     loop {
-        match shared.logs.take(BATCH_LINES) {
+        match logs.take(BATCH_LINES) {
             Some(batch) => {
-                if let Err(error) = endpoint.send_logs(&batch).await {
-                    tracing::debug!(%error, "log batch not delivered");
-                    shared.logs.lost(batch);
-                    tokio::time::sleep(RETRY).await;
+                if let Err(error) = endpoint.send_logs(server, &batch).await {
+                    tracing::debug!(%error, server = %endpoint.servers.urls[server], "log batch not delivered");
+                    logs.lost(batch);
+                    tokio::time::sleep(LOG_RETRY).await;
                 }
             }
             None => {
                 tokio::select! {
-                    () = shared.logs.wait() => {}
+                    () = logs.wait() => {}
                     () = tokio::time::sleep(LOG_INTERVAL) => {}
                 }
             }
         }
     }
 }
+
+/// `--server`'s control planes: one URL, or several separated by commas.
+fn parse_servers(servers: &str) -> Result<Vec<url::Url>, AgentError> {
+    let urls = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_server)
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err(AgentError::ServerUrl {
+            url: servers.to_owned(),
+        });
+    }
+    Ok(urls)
+}
+
+#[cfg(test)]
+mod tests;
 
 fn parse_server(server: &str) -> Result<url::Url, AgentError> {
     let invalid = || AgentError::ServerUrl {

@@ -1,4 +1,4 @@
-//! The host agent: `slipway agent --server URL --name NAME` on every host of a cluster.
+//! The host agent: `slipway agent --server URL[,URL…] --name NAME` on every host of a cluster.
 //!
 //! It registers its host with the control plane (capacity, dyno subnet, the address other
 //! hosts reach it on) and keeps the host's lease by syncing every second or so over the
@@ -11,7 +11,10 @@
 //! replaced it. A restarted agent re-adopts its running containers (runc's `list`/`adopt`) and
 //! keeps those its host is still assigned.
 //!
-//! The agent knows the control plane's URL and the cluster token, nothing else: never the
+//! With several control planes (`--server a,b`) it syncs with one and fails over to the next,
+//! and sends its log batches to every one of them (`agent.rs` says why).
+//!
+//! The agent knows the control planes' URLs and the cluster token, nothing else: never the
 //! store.
 
 mod agent;
@@ -47,7 +50,7 @@ pub mod defaults {
 /// What `slipway agent` was asked to do.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// The control plane's API, `http(s)://host:port`.
+    /// The control planes' APIs, `http(s)://host:port`, separated by commas.
     pub server: String,
     pub name: HostName,
     pub data_dir: PathBuf,

@@ -14,9 +14,19 @@
 //! adopts the dynos its hosts run. Build, release-phase and one-off containers stay on the
 //! server's own runtime.
 //!
-//! Log lines come from agents in batches and go straight to the dyno's output sink (the log
-//! hub); they never touch the store. Slugs are served to agents by checksum from the server's
-//! slug directory.
+//! Several control planes share one store, and any of them takes an agent's syncs: what an
+//! agent reports is written to the store, and every control plane follows
+//! `cluster/assignments/` with a watch (`follow_assignments`), which resolves the start, exit
+//! and stop waiters of the dynos it manages (the leader's dyno manager sees states reported
+//! through any control plane), wakes the long polls of the hosts whose assignments changed,
+//! and keeps an index of every container's app and dyno name.
+//!
+//! Log lines come from agents in batches and never touch the store: an agent sends every batch
+//! to every control plane it knows (each through its own bounded buffer), and each control
+//! plane publishes the lines into its own log hub, through the dyno's output sink when it
+//! manages the dyno, else by the index. So `logs --tail` shows dyno output on whichever control
+//! plane a user asks, without control planes knowing of each other. Slugs are served to agents
+//! by checksum from the server's slug directory.
 //!
 //! Architecture Invariant: a host's dynos are reported gone only once its lease expired, and
 //! an agent stops its own dynos at two thirds of the TTL without a renewal (`slipway-agent`'s
@@ -58,6 +68,28 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How long a stop may take beyond its grace period before the host is not waited for.
 const STOP_SLACK: Duration = Duration::from_secs(30);
+
+/// How long past its lease's expiry a lost host's dynos may still run: its agent stopped them
+/// at two thirds of the TTL (a third of the TTL, 1.7 s, before the expiry, which the store
+/// counts from the renewal's arrival), and a kill with no grace takes a few milliseconds; the
+/// margin covers an agent whose timer fired late. Until then they count against their
+/// formation (`place.rs`) and are not reported gone. Short, because a lost host's dynos must be
+/// replaced within 10 s of its loss, and when it held etcd's leader the expiry itself comes
+/// late (etcd's new leader gives every lease a fresh TTL): cut + about 7 s.
+pub const FENCE_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long a finished container stays in the log index, for the lines its agent sends after
+/// reporting its end (the log shipper and the sync run apart).
+const INDEX_LINGER: Duration = Duration::from_secs(60);
+
+/// Between attempts to follow the store when it failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// How often every control plane reads the hosts and assignments afresh besides its watches:
+/// a watch whose etcd member was cut off says nothing until its connection is declared dead
+/// (seconds of HTTP/2 keep-alive), and a lost host must be replaced within 10 s. Two prefix
+/// reads a second per control plane.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 const HOSTS: &str = "cluster/hosts/";
 const ASSIGNMENTS: &str = "cluster/assignments/";
@@ -110,9 +142,16 @@ impl AssignmentRecord {
             container: self.assignment.spec.id.clone(),
             app: self.app().to_owned(),
             process_type: process_type(self.dyno()).to_owned(),
+            dyno: self.dyno().to_owned(),
             memory_mb: memory_mb(self.assignment.spec.memory_reservation_bytes),
+            stopping: self.assignment.stop.is_some(),
         }
     }
+}
+
+/// The host and container id of an assignment's key.
+fn parse_assignment_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix(ASSIGNMENTS)?.split_once('/')
 }
 
 fn process_type(dyno: &str) -> &str {
@@ -150,6 +189,17 @@ struct Waiters {
     started: Option<oneshot::Sender<Started>>,
     exited: Option<oneshot::Sender<ExitStatus>>,
     stopped: Vec<oneshot::Sender<StopOutcome>>,
+    /// Its assignment exists (it was created, or adopted): if the store no longer has it, the
+    /// container is gone. Until then a missing assignment is one being created.
+    assigned: bool,
+}
+
+/// A container in the log index: whose output its lines are.
+struct Indexed {
+    app: String,
+    dyno: String,
+    /// When its assignment went; it is forgotten [`INDEX_LINGER`] later.
+    gone: Option<tokio::time::Instant>,
 }
 
 #[derive(Default)]
@@ -158,6 +208,11 @@ struct Inner {
     oom_killed: HashSet<String>,
     /// Woken when a host's assignments change (its long poll answers).
     notify: HashMap<String, Arc<Notify>>,
+    /// Every assigned container's app and dyno, from the watch on the assignments.
+    index: HashMap<String, Indexed>,
+    /// When this control plane saw each lost host's lease expire, until its assignments are
+    /// released.
+    lost: HashMap<String, tokio::time::Instant>,
 }
 
 /// The cluster's state on one control plane (see the module doc).
@@ -203,6 +258,7 @@ impl Cluster {
             placing: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(fence_lost_hosts(Arc::downgrade(&cluster)));
+        tokio::spawn(follow_assignments(Arc::downgrade(&cluster)));
         cluster
     }
 
@@ -380,46 +436,89 @@ impl Cluster {
             .collect())
     }
 
-    /// What an agent reported about an assigned container: recorded, and told to whoever
-    /// waits for it. A final state releases the assignment.
+    /// What an agent reported about an assigned container, recorded in the store. Whoever
+    /// waits for it, on any control plane, hears of it through the watch
+    /// (`follow_assignments`). A final state is written, then the assignment released.
     async fn record_state(
         &self,
         key: &str,
         record: &mut AssignmentRecord,
         state: ContainerState,
     ) -> Result<(), ClusterError> {
-        let id = record.assignment.spec.id.clone();
-        record.state = Some(state.clone());
-        if state.is_final() {
+        let last = state.is_final();
+        record.state = Some(state);
+        slipway_store::json::put_json(self.store.as_ref(), key, record)
+            .await
+            .map_err(store_error("recording a container's state"))?;
+        if last {
             self.store
                 .delete(key)
                 .await
                 .map_err(store_error("releasing an assignment"))?;
-        } else {
-            slipway_store::json::put_json(self.store.as_ref(), key, record)
-                .await
-                .map_err(store_error("recording a container's state"))?;
         }
+        Ok(())
+    }
+
+    /// An assignment changed (`record`) or went (`None`): the host's long poll wakes, the
+    /// log index follows, and this control plane's waiters for the container hear of it.
+    fn observe(&self, key: &str, record: Option<AssignmentRecord>) {
+        let Some((host, id)) = parse_assignment_key(key) else {
+            return;
+        };
         let mut inner = self.inner();
-        if let ContainerState::Exited {
-            oom_killed: true, ..
-        } = state
-        {
-            inner.oom_killed.insert(id.clone());
+        if let Some(notify) = inner.notify.get(host) {
+            notify.notify_waiters();
         }
+        let Some(record) = record else {
+            let now = tokio::time::Instant::now();
+            if let Some(indexed) = inner.index.get_mut(id) {
+                indexed.gone.get_or_insert(now);
+            }
+            inner.index.retain(|_, i| {
+                i.gone
+                    .is_none_or(|at| now.duration_since(at) < INDEX_LINGER)
+            });
+            if let Some(waiters) = inner.waiters.remove(id) {
+                drop(inner);
+                let gone = ContainerState::Stopped {
+                    outcome: wire::StopResult::NotFound,
+                };
+                resolve(waiters, Err(format!("its host {host} was lost")), &gone);
+            }
+            return;
+        };
+        inner.index.insert(
+            id.to_owned(),
+            Indexed {
+                app: record.app().to_owned(),
+                dyno: record.dyno().to_owned(),
+                gone: None,
+            },
+        );
+        let Some(state) = record.state else {
+            return;
+        };
         match &state {
             ContainerState::Running { pid, address } => {
-                if let Some(started) = inner.waiters.get_mut(&id).and_then(|w| w.started.take()) {
+                if let Some(started) = inner.waiters.get_mut(id).and_then(|w| w.started.take()) {
                     let _ = started.send(Ok((*pid, *address)));
                 }
             }
             ContainerState::Failed { reason } => {
-                if let Some(waiters) = inner.waiters.remove(&id) {
+                if let Some(waiters) = inner.waiters.remove(id) {
+                    drop(inner);
                     resolve(waiters, Err(reason.clone()), &state);
                 }
             }
             final_state if final_state.is_final() => {
-                if let Some(waiters) = inner.waiters.remove(&id) {
+                if let Some(waiters) = inner.waiters.remove(id) {
+                    if let ContainerState::Exited {
+                        oom_killed: true, ..
+                    } = state
+                    {
+                        inner.oom_killed.insert(id.to_owned());
+                    }
+                    drop(inner);
                     resolve(
                         waiters,
                         Err("the container ended while starting".into()),
@@ -429,24 +528,57 @@ impl Cluster {
             }
             _ => {}
         }
-        Ok(())
     }
 
-    /// Log lines from host `name`'s containers, into their dynos' streams.
+    /// After a fresh read of every assignment (at start, or after the watch broke): the
+    /// index is rebuilt, and each waiter hears of its container's state, or of its end when
+    /// its assignment is gone.
+    fn reconcile(&self, records: Vec<(String, AssignmentRecord)>) {
+        let present: HashSet<String> = records
+            .iter()
+            .map(|(_, r)| r.assignment.spec.id.clone())
+            .collect();
+        let missing: Vec<String> = self
+            .inner()
+            .waiters
+            .iter()
+            .filter(|(id, w)| w.assigned && !present.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in missing {
+            self.observe(&assignment_key("(unknown)", &id), None);
+        }
+        for (key, record) in records {
+            self.observe(&key, Some(record));
+        }
+    }
+
+    /// Log lines from host `name`'s containers, into their dynos' streams: through the output
+    /// sink of a dyno this control plane manages, else as the dyno's lines by the index (the
+    /// same lines: the dyno manager's sink is `dyno_output`). A container this control plane
+    /// does not know (yet) loses its lines here; the other control planes have them.
     pub fn ingest_logs(&self, name: &HostName, batch: LogBatch) {
-        let inner = self.inner();
+        let mut sinks: HashMap<String, Option<OutputSink>> = HashMap::new();
         for record in batch.lines {
-            if let Some(output) = inner
-                .waiters
-                .get(&record.container)
-                .and_then(|w| w.output.as_ref())
-            {
+            let sink = sinks.entry(record.container.clone()).or_insert_with(|| {
+                let inner = self.inner();
+                match inner
+                    .waiters
+                    .get(&record.container)
+                    .and_then(|w| w.output.clone())
+                {
+                    Some(output) => Some(output),
+                    None => inner.index.get(&record.container).map(|indexed| {
+                        crate::dyno_manager::dyno_output(&self.logs, &indexed.app, &indexed.dyno)
+                    }),
+                }
+            });
+            if let Some(output) = sink {
                 for part in split_long_line(&record.line) {
                     output(Stream::Stdout, part);
                 }
             }
         }
-        drop(inner);
         for (container, dropped) in batch.dropped {
             tracing::warn!(
                 host = name.as_str(),
@@ -460,8 +592,14 @@ impl Cluster {
 
     /// Logplex's L10 for lines an agent's buffer dropped, in the container's app's stream.
     fn publish_dropped(&self, container: &str, dropped: u64) {
-        // Only the containers this control plane watches have a stream to report in.
-        let Some(app) = self.inner().waiters.get(container).map(|w| w.app.clone()) else {
+        let app = {
+            let inner = self.inner();
+            match inner.waiters.get(container) {
+                Some(waiters) => Some(waiters.app.clone()),
+                None => inner.index.get(container).map(|i| i.app.clone()),
+            }
+        };
+        let Some(app) = app else {
             return;
         };
         self.logs.publish(
@@ -473,43 +611,78 @@ impl Cluster {
         );
     }
 
-    /// Fences host `name`, whose lease is gone: releases its assignments made before
-    /// `revision` and reports each of its dynos gone.
+    /// Fences every host that holds assignments made before `revision` but no registration
+    /// (its lease expired while no watch told this control plane), unless already fencing it.
+    async fn fence_orphans(self: &Arc<Self>, revision: slipway_store::Revision) {
+        let (Ok(live), Ok(assigned)) = (self.live_hosts().await, self.all_assignments().await)
+        else {
+            return;
+        };
+        let live: HashSet<String> = live.into_iter().map(|h| h.name).collect();
+        let orphans: HashSet<String> = assigned
+            .into_iter()
+            .map(|(_, r)| r.host)
+            .filter(|host| !live.contains(host))
+            .collect();
+        for host in orphans {
+            if self.inner().lost.contains_key(&host) {
+                continue;
+            }
+            let cluster = self.clone();
+            tokio::spawn(async move { cluster.fence(&host, revision + 1).await });
+        }
+    }
+
+    /// Fences host `name`, whose lease is gone: once its dynos may no longer run (the
+    /// [`FENCE_MARGIN`] past the expiry), releases its assignments made before `revision`; the
+    /// watch then reports each of its dynos gone to whoever waits for it, and the planner
+    /// replaces them. Every control plane fences (deleting twice is harmless), so a lost host
+    /// is fenced whichever of them leads.
     async fn fence(&self, name: &str, revision: slipway_store::Revision) {
-        let assignments = match self.assignments_of(name).await {
-            Ok(assignments) => assignments,
-            Err(error) => {
+        self.inner()
+            .lost
+            .entry(name.to_owned())
+            .or_insert_with(tokio::time::Instant::now);
+        tracing::info!(
+            host = name,
+            margin = ?FENCE_MARGIN,
+            "host lease expired: fencing it once its agent has stopped its dynos"
+        );
+        tokio::time::sleep(FENCE_MARGIN).await;
+        let prefix = format!("{ASSIGNMENTS}{name}/");
+        let read = tokio::time::timeout(SWEEP_EVERY, self.store.range(&prefix));
+        let kvs = match read.await {
+            Ok(Ok((kvs, _))) => kvs,
+            failed => {
+                // The next sweep fences it again (it is no longer marked as being fenced).
+                let error = failed.map_or_else(
+                    |_| "no answer in time".to_owned(),
+                    |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
+                );
                 tracing::error!(%error, host = name, "cannot read a lost host's assignments");
+                self.inner().lost.remove(name);
                 return;
             }
         };
-        let (kvs, _) = match self.store.range(&format!("{ASSIGNMENTS}{name}/")).await {
-            Ok(kvs) => kvs,
-            Err(_) => (Vec::new(), revision),
-        };
-        let before: HashSet<String> = kvs
-            .into_iter()
-            .filter(|kv| kv.create_revision < revision)
-            .map(|kv| kv.key)
-            .collect();
         let mut lost = 0;
-        for (key, record) in assignments {
-            if !before.contains(&key) {
-                continue;
-            }
-            if let Err(error) = self.store.delete(&key).await {
-                tracing::error!(%error, key, "cannot release a lost host's assignment");
-                continue;
+        for kv in kvs.into_iter().filter(|kv| kv.create_revision < revision) {
+            match tokio::time::timeout(SWEEP_EVERY, self.store.delete(&kv.key)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, key = kv.key, "cannot release a lost host's assignment");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::error!(
+                        key = kv.key,
+                        "releasing a lost host's assignment did not answer in time"
+                    );
+                    continue;
+                }
             }
             lost += 1;
-            let waiters = self.inner().waiters.remove(&record.assignment.spec.id);
-            if let Some(waiters) = waiters {
-                let gone = ContainerState::Stopped {
-                    outcome: wire::StopResult::NotFound,
-                };
-                resolve(waiters, Err(format!("host {name} was lost")), &gone);
-            }
         }
+        self.inner().lost.remove(name);
         if lost > 0 {
             tracing::warn!(
                 host = name,
@@ -536,12 +709,18 @@ impl Cluster {
         let placing = self.placing.lock().await;
         let hosts = self.live_hosts().await.map_err(store_failed)?;
         let assignments = self.all_assignments().await.map_err(store_failed)?;
+        let process = process_type(spec.labels.get("dyno").map_or("", String::as_str));
+        let formation = self
+            .formation_quantity(&spec, process)
+            .await
+            .map_err(store_failed)?;
         let request = place::Request {
             container: id.clone(),
             app: spec.labels.get("app").cloned().unwrap_or_default(),
-            process_type: process_type(spec.labels.get("dyno").map_or("", String::as_str))
-                .to_owned(),
+            process_type: process.to_owned(),
+            dyno: spec.labels.get("dyno").cloned().unwrap_or_default(),
             memory_mb: memory_mb(spec.limits.memory_reservation_bytes),
+            formation,
         };
         let candidates: Vec<place::Host> = hosts
             .iter()
@@ -551,12 +730,23 @@ impl Cluster {
             })
             .collect();
         let placed: Vec<place::Placed> = assignments.iter().map(|(_, r)| r.placed()).collect();
-        let Some(host) = place::place(&candidates, &placed, &request) else {
-            return Err(invalid(format!(
-                "no cluster host has {} MB free for it ({} hosts registered)",
-                request.memory_mb,
-                hosts.len()
-            )));
+        let lost = self
+            .inner()
+            .lost
+            .iter()
+            .map(|(host, at)| (host.clone(), at.elapsed()))
+            .collect();
+        let fleet = place::Fleet {
+            hosts: &candidates,
+            lost,
+            margin: FENCE_MARGIN,
+        };
+        let host = match place::place(&fleet, &placed, &request) {
+            Ok(host) => host,
+            Err(place::Refusal::AlreadyPlaced { .. }) => {
+                return Err(RuntimeError::AlreadyExists { id });
+            }
+            Err(refusal) => return Err(invalid(refusal.to_string())),
         };
         let (started_tx, started_rx) = oneshot::channel();
         let (exited_tx, exited_rx) = oneshot::channel();
@@ -568,6 +758,7 @@ impl Cluster {
                 started: Some(started_tx),
                 exited: Some(exited_tx),
                 stopped: Vec::new(),
+                assigned: false,
             },
         );
         let key = assignment_key(&host, &id);
@@ -596,6 +787,9 @@ impl Cluster {
             self.inner().waiters.remove(&id);
             return Err(RuntimeError::AlreadyExists { id });
         }
+        if let Some(waiters) = self.inner().waiters.get_mut(&id) {
+            waiters.assigned = true;
+        }
         tracing::info!(container = %id, host, "dyno placed");
         self.notify(&host).notify_waiters();
         let started = tokio::time::timeout(START_TIMEOUT, started_rx).await;
@@ -617,6 +811,29 @@ impl Cluster {
                 )))
             }
         }
+    }
+
+    /// The formation quantity of `spec`'s process type, from the store (`None` when the spec
+    /// names no app id or the formation is gone: no cap then).
+    async fn formation_quantity(
+        &self,
+        spec: &ContainerSpec,
+        process: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        let Some(app_id) = spec
+            .labels
+            .get("app_id")
+            .and_then(|id| id.parse::<uuid::Uuid>().ok())
+        else {
+            return Ok(None);
+        };
+        let kv = self
+            .store
+            .get(&crate::model::keys::formation(app_id, process))
+            .await?;
+        Ok(kv
+            .and_then(|kv| kv.json::<crate::model::Formation>().ok())
+            .map(|formation| formation.quantity))
     }
 
     async fn find(&self, id: &str) -> Option<(String, AssignmentRecord)> {
@@ -652,12 +869,12 @@ impl Cluster {
 
     async fn stop(&self, host: &str, key: &str, id: &str, grace: Duration) -> StopOutcome {
         let (tx, rx) = oneshot::channel();
-        self.inner()
-            .waiters
-            .entry(id.to_owned())
-            .or_default()
-            .stopped
-            .push(tx);
+        {
+            let mut inner = self.inner();
+            let waiters = inner.waiters.entry(id.to_owned()).or_default();
+            waiters.stopped.push(tx);
+            waiters.assigned = true;
+        }
         if let Err(error) = self.order_stop(host, key, grace).await {
             tracing::error!(%error, container = id, "could not order a dyno's stop");
         }
@@ -696,10 +913,11 @@ fn resolve(waiters: Waiters, start_error: Result<(), String>, state: &ContainerS
     }
 }
 
-/// Watches host registrations and fences each host whose key goes (its lease expired), and,
-/// once at start, the hosts that hold assignments but no registration.
+/// Watches host registrations and fences each host whose key goes (its lease expired), and
+/// every [`SWEEP_EVERY`] (and at start) the hosts that hold assignments but no registration:
+/// a watch whose etcd member was cut off stays silent until its connection is declared dead,
+/// long after the host's dynos should have been replaced.
 async fn fence_lost_hosts(cluster: std::sync::Weak<Cluster>) {
-    let mut first = true;
     loop {
         let Some(this) = cluster.upgrade() else {
             return;
@@ -709,53 +927,118 @@ async fn fence_lost_hosts(cluster: std::sync::Weak<Cluster>) {
             Err(error) => {
                 tracing::error!(%error, "cannot read the store's revision to watch hosts");
                 drop(this);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(STORE_RETRY).await;
                 continue;
             }
         };
-        if first {
-            first = false;
-            let live: HashSet<String> = this
-                .live_hosts()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| h.name)
-                .collect();
-            let hosts: HashSet<String> = this
-                .all_assignments()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, r)| r.host)
-                .collect();
-            for host in hosts.difference(&live) {
-                this.fence(host, revision + 1).await;
-            }
-        }
+        this.fence_orphans(revision).await;
         let mut watcher = match this.store.watch(HOSTS, Some(revision)).await {
             Ok(watcher) => watcher,
             Err(error) => {
                 tracing::error!(%error, "cannot watch hosts");
                 drop(this);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(STORE_RETRY).await;
                 continue;
             }
         };
         drop(this);
-        while let Some(event) = watcher.next().await {
-            let Ok(event) = event else { break };
-            if event.kind != EventKind::Delete {
-                continue;
-            }
-            let Some(cluster) = cluster.upgrade() else {
-                return;
-            };
-            if let Some(name) = event.kv.key.strip_prefix(HOSTS) {
-                cluster.fence(name, event.kv.mod_revision).await;
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.tick().await;
+        loop {
+            tokio::select! {
+                event = watcher.next() => {
+                    let Some(Ok(event)) = event else { break };
+                    if event.kind != EventKind::Delete {
+                        continue;
+                    }
+                    let Some(cluster) = cluster.upgrade() else {
+                        return;
+                    };
+                    if let Some(name) = event.kv.key.strip_prefix(HOSTS) {
+                        let (name, revision) = (name.to_owned(), event.kv.mod_revision);
+                        tokio::spawn(async move { cluster.fence(&name, revision).await });
+                    }
+                }
+                _ = sweep.tick() => {
+                    let Some(this) = cluster.upgrade() else {
+                        return;
+                    };
+                    // Bounded: a read sent to an etcd member just cut off hangs until its
+                    // connection is declared dead; the next sweep goes to another member.
+                    let sweep = async {
+                        if let Ok(revision) = this.store.current_revision().await {
+                            this.fence_orphans(revision).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(SWEEP_EVERY, sweep).await;
+                }
             }
         }
     }
+}
+
+/// Follows `cluster/assignments/` for this control plane (see [`Cluster::observe`]): a read of
+/// everything, then a watch from its revision, and a fresh read every [`SWEEP_EVERY`] besides
+/// (a watch on a cut-off etcd member is silent, not broken); when the watch breaks, again.
+async fn follow_assignments(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        let Some(this) = cluster.upgrade() else {
+            return;
+        };
+        let (kvs, revision) = match this.store.range(ASSIGNMENTS).await {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the cluster's assignments");
+                drop(this);
+                tokio::time::sleep(STORE_RETRY).await;
+                continue;
+            }
+        };
+        let mut watcher = match this.store.watch(ASSIGNMENTS, Some(revision)).await {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                tracing::error!(%error, "cannot watch the cluster's assignments");
+                drop(this);
+                tokio::time::sleep(STORE_RETRY).await;
+                continue;
+            }
+        };
+        this.reconcile(records_of(kvs));
+        drop(this);
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.tick().await;
+        loop {
+            tokio::select! {
+                event = watcher.next() => {
+                    let Some(Ok(event)) = event else { break };
+                    let Some(this) = cluster.upgrade() else {
+                        return;
+                    };
+                    let record = match event.kind {
+                        EventKind::Put => event.kv.json::<AssignmentRecord>().ok(),
+                        EventKind::Delete => None,
+                    };
+                    this.observe(&event.kv.key, record);
+                }
+                _ = sweep.tick() => {
+                    let Some(this) = cluster.upgrade() else {
+                        return;
+                    };
+                    // Bounded, as the hosts' sweep is.
+                    let read = tokio::time::timeout(SWEEP_EVERY, this.store.range(ASSIGNMENTS));
+                    if let Ok(Ok((kvs, _))) = read.await {
+                        this.reconcile(records_of(kvs));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn records_of(kvs: Vec<slipway_store::KeyValue>) -> Vec<(String, AssignmentRecord)> {
+    kvs.into_iter()
+        .filter_map(|kv| kv.json::<AssignmentRecord>().ok().map(|r| (kv.key, r)))
+        .collect()
 }
 
 /// The runtime of a control plane in cluster mode: formation dynos on the cluster's hosts,
@@ -870,6 +1153,7 @@ impl Runtime for ClusterRuntime {
                 started: None,
                 exited: Some(exited_tx),
                 stopped: Vec::new(),
+                assigned: true,
             },
         );
         Ok(RunningContainer {

@@ -135,11 +135,24 @@ impl Election {
                 }
             }
             let attempt = Instant::now();
-            match self.still_leading(term).await {
-                Ok(true) => renewed = attempt,
-                Ok(false) => return,
-                Err(error) => {
+            // An attempt is cut short after half the renewal interval (and at the deadline),
+            // then retried at once: a request sent to a store member that just became
+            // unreachable (its host cut off) hangs until the connection is declared dead, long
+            // after the lease expired, while a retry goes to a member that answers.
+            let budget =
+                (renew_every / 2).min((renewed + give_up_after).saturating_duration_since(attempt));
+            match tokio::time::timeout(budget, self.still_leading(term)).await {
+                Ok(Ok(true)) => renewed = attempt,
+                Ok(Ok(false)) => return,
+                Ok(Err(error)) => {
                     tracing::warn!(%error, "renewing the leader lease failed; retrying");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        ?budget,
+                        "renewing the leader lease did not answer in time; retrying"
+                    );
+                    tick.reset_immediately();
                 }
             }
         }

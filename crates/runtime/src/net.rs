@@ -220,7 +220,16 @@ pub(crate) fn setup_host(config: &NetworkConfig, running: &[Attachment]) -> Resu
     // to the old gateway MAC until their ARP entries expire, and requests in flight would hang
     // (H12). A fixed address keeps the gateway where the dynos knew it.
     let mac = bridge_mac(bridge);
-    if !Path::new("/sys/class/net").join(bridge).exists() {
+    // Asked over netlink (`ip link show`), not through /sys: a process that joined another
+    // network namespace alone (a host agent under `nsenter --net`) still sees the sysfs of the
+    // namespace that mounted it.
+    let exists = Command::new("ip")
+        .args(["link", "show", "dev", bridge])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !exists {
         run(
             "ip",
             &[

@@ -242,7 +242,9 @@ struct ServerArgs {
 /// `slipway agent`'s flags: one per `AgentConfig` field, defaults from `slipway_agent`.
 #[derive(clap::Args)]
 struct AgentArgs {
-    /// The control plane's API URL (http://HOST:PORT or https://HOST:PORT).
+    /// The control plane's API URL (http://HOST:PORT or https://HOST:PORT); several control
+    /// planes separated by commas: the agent syncs with one and fails over to the next, and
+    /// sends dyno output to each.
     #[arg(long)]
     server: String,
     /// This host's name in the cluster (lowercase letters, digits and `-`; unique).

@@ -2,9 +2,11 @@
 //! host agents (`slipway agent`), each in a network namespace of its own joined to a bridge on
 //! a private subnet this test creates, with routes from the host to each agent's dyno subnet.
 //! A real `git push`, `ps:scale web=4` spreads the dynos two per host, the router serves from
-//! both, dyno output of both hosts reaches `slipway logs`; then one host's link is cut: its
-//! dynos are replaced on the other host within 10 s, and by the time its link is back it has
-//! stopped its dynos itself.
+//! both, dyno output of both hosts reaches `slipway logs`; one agent is killed (SIGKILL) and
+//! started again with the same name and data directory: it re-adopts its dynos, the same
+//! containers keep serving and none is restarted or placed anew; then one host's link is cut:
+//! its dynos are replaced on the other host within 10 s, and by the time its link is back it
+//! has stopped its dynos itself.
 
 mod support;
 
@@ -383,6 +385,65 @@ async fn dynos_spread_over_two_agents_and_a_cut_host_is_replaced_and_fences_itse
             (1..=4).all(|i| log.contains(&format!("app[web.{i}]: handled /")))
         })
         .await;
+
+    // An agent restart never restarts dynos: host b's agent dies (SIGKILL) and starts again
+    // with the same name and data directory; it re-adopts the containers its host runs.
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    let b_before = sorted(cluster.hosts[1].running());
+    assert_eq!(b_before.len(), 2, "{b_before:?}");
+    let placed_before = server.log().matches("dyno placed").count();
+    {
+        let b = &mut cluster.hosts[1];
+        let mut child = b.child.take().expect("agent b runs");
+        child.kill().expect("SIGKILL agent b");
+        let _ = child.wait();
+        start_agent(b, &server_url, &token, &bridge_net);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted agent re-adopted both of its dynos",
+        || all_logs(&cluster),
+        || {
+            let log = cluster.hosts[1].log();
+            async move { log.matches("re-adopted a running dyno").count() == 2 }
+        },
+    )
+    .await;
+    // Past a whole lease TTL: a host that had not renewed would have been fenced by now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        sorted(cluster.hosts[1].running()),
+        b_before,
+        "the restarted agent's dynos changed\n{}",
+        all_logs(&cluster)
+    );
+    assert_eq!(
+        server.log().matches("dyno placed").count(),
+        placed_before,
+        "a dyno was placed anew after the agent's restart\n{}",
+        all_logs(&cluster)
+    );
+    assert!(
+        !server.log().contains("host lost"),
+        "{}",
+        all_logs(&cluster)
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 4 && Instant::now() < deadline {
+        let body = server.get(app, "/").await.text().await.unwrap_or_default();
+        if let Some(dyno) = body.trim().strip_prefix("hello from ") {
+            seen.insert(dyno.to_owned());
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        4,
+        "after the agent's restart, dynos that answered: {seen:?}"
+    );
 
     // Cut host a's link: it cannot renew its lease.
     let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);

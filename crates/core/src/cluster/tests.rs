@@ -65,10 +65,15 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn cluster(&self, ttl: Duration) -> (Arc<Cluster>, ClusterRuntime) {
+        self.cluster_with_logs(ttl, LogHub::new(100))
+    }
+
+    /// A control plane on the fixture's store whose log hub is `logs`.
+    fn cluster_with_logs(&self, ttl: Duration, logs: LogHub) -> (Arc<Cluster>, ClusterRuntime) {
         let cluster = Cluster::start(
             self.store.clone(),
             self.dir.path(),
-            LogHub::new(100),
+            logs,
             "token".into(),
             ttl,
         );
@@ -301,6 +306,202 @@ async fn a_new_control_plane_adopts_what_hosts_run() {
         },
     );
     assert_eq!(*lines.lock().unwrap(), ["still here"]);
+}
+
+/// The lines of `app`'s log in `logs`, as `process: message`.
+fn app_log(logs: &LogHub, app: &str) -> Vec<String> {
+    logs.recent(app, 100, &slipway_logplex::LogFilter::default())
+        .iter()
+        .map(|line| format!("{}: {}", line.process, line.message))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_syncing_through_another_control_plane_reaches_the_leaders_waiters() {
+    // Two control planes on one store: the leader starts and stops the dyno, the agent talks
+    // only to the other one, which keeps nothing of the leader's in memory.
+    let f = fixture();
+    let (leader_logs, other_logs) = (LogHub::new(100), LogHub::new(100));
+    let (_leader, runtime) = f.cluster_with_logs(Duration::from_secs(30), leader_logs.clone());
+    let (other, _) = f.cluster_with_logs(Duration::from_secs(30), other_logs.clone());
+    other
+        .sync(&host("a"), sync_request(4096, vec![]))
+        .await
+        .unwrap();
+    let runtime = Arc::new(runtime);
+    let (sink, lines) = collecting_sink();
+    let starting = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.start(dyno("c1", &"ab".repeat(32)), sink).await }
+    });
+    // The other control plane's long poll wakes when the leader assigns the host a dyno.
+    let response = other
+        .sync(
+            &host("a"),
+            SyncRequest {
+                wait_ms: 1000,
+                ..sync_request(4096, vec![])
+            },
+        )
+        .await
+        .unwrap();
+    let response = if response.assignments.is_empty() {
+        other
+            .sync(&host("a"), sync_request(4096, vec![]))
+            .await
+            .unwrap()
+    } else {
+        response
+    };
+    assert_eq!(response.assignments.len(), 1, "{response:?}");
+    other
+        .sync(&host("a"), sync_request(4096, vec![running("c1")]))
+        .await
+        .unwrap();
+    let started = tokio::time::timeout(Duration::from_secs(10), starting)
+        .await
+        .expect("the leader hears of the start through the store")
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.pid, 42);
+
+    // The agent sends its batch to both control planes: each publishes it once, the leader
+    // through the dyno's sink, the other by its index of the assignments.
+    let batch = || LogBatch {
+        lines: vec![LogRecord {
+            container: "c1".into(),
+            line: "hello from a".into(),
+        }],
+        dropped: BTreeMap::from([("c1".to_owned(), 3)]),
+    };
+    _leader.ingest_logs(&host("a"), batch());
+    other.ingest_logs(&host("a"), batch());
+    assert_eq!(*lines.lock().unwrap(), ["hello from a"]);
+    let other_log = app_log(&other_logs, "demo");
+    assert_eq!(other_log.len(), 2, "{other_log:?}");
+    assert_eq!(other_log[0], "web.1: hello from a");
+    assert!(other_log[1].contains("L10"), "{other_log:?}");
+
+    // The dyno exits: reported through the other control plane, it reaches the leader.
+    let exited = ContainerReport {
+        id: "c1".into(),
+        state: ContainerState::Exited {
+            code: Some(3),
+            signal: None,
+            oom_killed: true,
+        },
+    };
+    other
+        .sync(&host("a"), sync_request(4096, vec![exited]))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), started.exited)
+        .await
+        .expect("the leader hears of the exit")
+        .unwrap();
+    assert_eq!(status.code, Some(3));
+    assert!(runtime.take_oom_kill("c1"));
+    assert!(runtime.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_hosts_dyno_counts_against_its_formation_until_the_fencing_margin() {
+    // web=1 and its only dyno on host a; a is lost: until the margin has passed, a replacement
+    // on b is refused; after it, a is fenced and the replacement goes to b.
+    let f = fixture();
+    let app_id = uuid::Uuid::new_v4();
+    let formation = crate::model::Formation {
+        id: uuid::Uuid::new_v4(),
+        app_id,
+        process_type: "web".into(),
+        quantity: 1,
+        size: "basic".into(),
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    };
+    slipway_store::json::put_json(
+        f.store.as_ref(),
+        &crate::model::keys::formation(app_id, "web"),
+        &formation,
+    )
+    .await
+    .unwrap();
+    // c1 is web.1; c2 is web.2 (a second dyno, not a preboot replacement of web.1).
+    let with_app = move |id: &str| {
+        let mut spec = dyno(id, &"ab".repeat(32));
+        spec.labels.insert("app_id".into(), app_id.to_string());
+        if id == "c2" {
+            spec.labels.insert("dyno".into(), "web.2".into());
+        }
+        spec
+    };
+    let (cluster, runtime) = f.cluster(Duration::from_millis(300));
+    let runtime = Arc::new(runtime);
+    cluster
+        .sync(&host("a"), sync_request(4096, vec![]))
+        .await
+        .unwrap();
+    let starting = tokio::spawn({
+        let runtime = runtime.clone();
+        let (sink, _) = collecting_sink();
+        async move { runtime.start(with_app("c1"), sink).await }
+    });
+    assignments_for(&cluster, "a").await;
+    cluster
+        .sync(&host("a"), sync_request(4096, vec![running("c1")]))
+        .await
+        .unwrap();
+    let started = starting.await.unwrap().unwrap();
+    // A second web dyno while the first runs: over the formation.
+    let (sink, _) = collecting_sink();
+    let error = runtime.start(with_app("c2"), sink).await.unwrap_err();
+    assert!(
+        error.to_string().contains("the formation allows 1"),
+        "{error}"
+    );
+    // Host b keeps syncing, host a stops: its lease expires.
+    let keep_b = tokio::spawn({
+        let cluster = cluster.clone();
+        async move {
+            loop {
+                let _ = cluster.sync(&host("b"), sync_request(4096, vec![])).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let lost_at = loop {
+        let hosts = cluster.live_hosts().await.unwrap();
+        if hosts.iter().all(|h| h.name != "a") {
+            break tokio::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Within the margin: c1 may still run on a, so c2 is refused.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (sink, _) = collecting_sink();
+    let error = runtime.start(with_app("c2"), sink).await.unwrap_err();
+    assert!(
+        lost_at.elapsed() >= FENCE_MARGIN || error.to_string().contains("lost hosts' included"),
+        "{error}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), started.exited)
+        .await
+        .expect("the lost host's dyno is reported gone")
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        lost_at.elapsed() >= FENCE_MARGIN,
+        "reported gone {:?} after the expiry, before the margin",
+        lost_at.elapsed()
+    );
+    let starting = tokio::spawn({
+        let runtime = runtime.clone();
+        let (sink, _) = collecting_sink();
+        async move { runtime.start(with_app("c2"), sink).await }
+    });
+    assert_eq!(assignments_for(&cluster, "b").await[0].spec.id, "c2");
+    keep_b.abort();
+    starting.abort();
 }
 
 #[tokio::test]

@@ -184,3 +184,71 @@ async fn a_deposed_leaders_fenced_writes_are_refused() {
     );
     assert_eq!(store.get("x").await.unwrap().unwrap().value, b"failure");
 }
+
+/// A store whose next `hangs` lease renewals never answer, as a request sent to an etcd
+/// member that was just cut off; everything else goes to `inner`.
+struct HangingRenewals {
+    inner: Arc<dyn Store>,
+    hangs: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for HangingRenewals {
+    async fn get(&self, key: &str) -> Result<Option<slipway_store::KeyValue>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn range(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<slipway_store::KeyValue>, slipway_store::Revision), StoreError> {
+        self.inner.range(prefix).await
+    }
+    async fn txn(&self, txn: Txn) -> Result<slipway_store::TxnResponse, StoreError> {
+        self.inner.txn(txn).await
+    }
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: Option<slipway_store::Revision>,
+    ) -> Result<slipway_store::Watcher, StoreError> {
+        self.inner.watch(prefix, after).await
+    }
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let hang = self
+            .hangs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.inner.revoke(lease).await
+    }
+    async fn current_revision(&self) -> Result<slipway_store::Revision, StoreError> {
+        self.inner.current_revision().await
+    }
+}
+
+#[tokio::test]
+async fn a_renewal_that_never_answers_is_retried_before_the_lease_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let hanging = Arc::new(HangingRenewals {
+        inner: store(&dir),
+        hangs: AtomicUsize::new(0),
+    });
+    let a = Election::new(hanging.clone(), "a", TTL);
+    let term = a.campaign().await.unwrap();
+    // One renewal hangs forever: the leader gives up on it and renews with the next.
+    hanging.hangs.store(1, Ordering::SeqCst);
+    let holding = tokio::time::timeout(TTL * 4, a.hold(term)).await;
+    assert!(
+        holding.is_err(),
+        "the leader stepped down over one hung renewal"
+    );
+    assert_eq!(hanging.hangs.load(Ordering::SeqCst), 0, "no renewal hung");
+}
