@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): build times per language, cold (a new app, empty build cache) and
-# cached (the same app pushed again with one source file changed, no dependency), each beside
+# cached (the same app pushed again with one source file changed, no dependency), no-op (an
+# empty commit pushed once more: the cached rebuild that changes nothing), each beside
 # its peer in the same run: the language's own install command run directly on the host
 # (pip into a fresh venv, npm ci, go build, bundle install --local, mvn -o package, cargo build
 # --release), reported as a ratio.
@@ -113,7 +114,7 @@ peer() { # NAME -> milliseconds
   echo $((t1 - t0))
 }
 
-printf '%-14s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms peer_ms cold/peer cached/peer
+printf '%-14s %10s %10s %10s %10s %12s %12s\n' app cold_ms cached_ms noop_ms peer_ms cold/peer cached/peer
 for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app ruby-app ruby-rails php-app static-site java-maven rust-cargo}; do
   "$bin" apps:create "$app" >/dev/null
   cold=$(push "$app" "$work/apps/$app")
@@ -124,9 +125,11 @@ for app in ${BENCH_APPS:-python-django python-uv nodejs-npm go-app ruby-app ruby
     cached+=("$(push "$app" "$work/apps/$app")")
   done
   best_cached=$(printf '%s\n' "${cached[@]}" | sort -n | head -1)
+  commit "$work/apps/$app" "no-op"
+  noop=$(push "$app" "$work/apps/$app")
   p=$(peer "$app")
-  awk -v a="$app" -v c="$cold" -v k="$best_cached" -v p="$p" \
-    'BEGIN { printf "%-14s %10d %10d %10d %12.2f %12.2f\n", a, c, k, p, c / p, k / p }'
+  awk -v a="$app" -v c="$cold" -v k="$best_cached" -v n="$noop" -v p="$p" \
+    'BEGIN { printf "%-14s %10d %10d %10d %10d %12.2f %12.2f\n", a, c, k, n, p, c / p, k / p }'
 done
 
 # Where each build's time went (the build crate logs its phases: prepare, detect, compile per
