@@ -73,7 +73,10 @@ until [ "$(up)" -ge "$n" ]; do sleep 0.2; done
 t1=$(now)
 printf 'ps:scale web=%s across %s hosts: %.2f s until every dyno was up\n' "$n" "$hosts" "$(echo "$t1 - $t0" | bc)"
 for i in $(seq "$hosts"); do
-  printf '  host-%s runs %s dynos\n' "$i" "$(runc --root "$work/agent-$i/runtime/runc" list -q | wc -l)"
+  # Running containers only: runc also lists created and stopped ones not yet deleted.
+  printf '  host-%s runs %s dynos (%s containers in any state)\n' "$i" \
+    "$(runc --root "$work/agent-$i/runtime/runc" list | awk 'NR > 1 && $3 == "running"' | wc -l)" \
+    "$(runc --root "$work/agent-$i/runtime/runc" list -q | wc -l)"
 done
 expired_before=$(grep -c 'host lease expired' "$work/server.log" || true)
 t0=$(now)
