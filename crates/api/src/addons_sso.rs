@@ -18,57 +18,16 @@
 //! browser without scripts).
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Form;
-use serde::Deserialize;
-use slipway_core::{AddonSso, AddonView, CoreError};
+use slipway_core::{AddonSso, AddonView};
 
-use crate::browser_login::escape_html;
+use crate::browser_login::{check_password, escape_html, page, Credentials};
 use crate::state::ApiState;
 
 /// The only script a page here runs: it submits the SSO form at once.
 const SUBMIT_SCRIPT: &str = "document.forms[0].submit();";
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Credentials {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
-/// A page with headers that keep it out of frames; `script` is the hash source of the one
-/// script it may run, if any.
-fn page(status: StatusCode, title: &str, body: &str, script: Option<&str>) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <style>body{{font-family:sans-serif;max-width:32rem;margin:4rem auto}}\
-         label,input,button{{display:block;width:100%;margin:.4rem 0}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>\n",
-        title = escape_html(title)
-    );
-    // The SSO page's form goes to the provider, and the provider's answer may redirect
-    // anywhere on its side, so that page sets no `form-action`; the login page posts only
-    // here.
-    let policy = match script {
-        Some(hash) => format!(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src '{hash}'; frame-ancestors 'none'"
-        ),
-        None => "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".to_owned(),
-    };
-    (
-        status,
-        [
-            (header::CONTENT_SECURITY_POLICY, policy),
-            (header::X_FRAME_OPTIONS, "DENY".to_owned()),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-            (header::REFERRER_POLICY, "no-referrer".to_owned()),
-        ],
-        Html(html),
-    )
-        .into_response()
-}
 
 fn login_form(email: &str, problem: Option<&str>) -> String {
     let problem = problem
@@ -105,35 +64,11 @@ pub(crate) async fn open(
             None,
         )
     };
-    if let Some(wait) = state.login_throttle.wait(&email) {
-        return retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "Too many failed logins for this email. Wait {} seconds and try again.",
-                wait.as_secs().max(1)
-            ),
-        );
-    }
-    let user = match state
-        .platform
-        .verify_password(&email, &credentials.password, &state.login_throttle)
-        .await
-    {
-        Ok(user) => user,
-        Err(CoreError::Unauthorized) => {
-            return retry(
-                StatusCode::UNAUTHORIZED,
-                "The email or password is wrong. Try again.",
-            )
-        }
-        Err(error) => {
-            tracing::error!(%error, "add-on page login failed");
-            return retry(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The login failed on the server. Try again.",
-            );
-        }
-    };
+    let user =
+        match check_password(&state, &email, &credentials.password, "add-on page login").await {
+            Ok(user) => user,
+            Err((status, problem)) => return retry(status, &problem),
+        };
     let not_found = || {
         page(
             StatusCode::NOT_FOUND,

@@ -182,25 +182,32 @@ pub(crate) fn escape_html(text: &str) -> String {
     out
 }
 
-/// A page of the login, with headers that keep it out of frames and run no script.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+/// A page of a browser login (`heroku login`, an add-on's `web_url`), with headers that keep
+/// it out of frames; `script` is the hash source of the one script it may run, if any. A page
+/// with no script posts its forms only here; one with a script (the add-on SSO page, whose
+/// form goes to the provider and may be redirected anywhere on its side) sets no
+/// `form-action`.
+pub(crate) fn page(status: StatusCode, title: &str, body: &str, script: Option<&str>) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <style>body{{font-family:sans-serif;max-width:24rem;margin:4rem auto}}\
+         <style>body{{font-family:sans-serif;max-width:32rem;margin:4rem auto}}\
          label,input,button{{display:block;width:100%;margin:.4rem 0}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>\n",
         title = escape_html(title)
     );
+    let policy = match script {
+        Some(hash) => format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src '{hash}'; frame-ancestors 'none'"
+        ),
+        None => "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".to_owned(),
+    };
     (
         status,
         [
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CONTENT_SECURITY_POLICY, policy),
+            (header::X_FRAME_OPTIONS, "DENY".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
         ],
         Html(html),
     )
@@ -227,6 +234,7 @@ fn expired() -> Response {
         StatusCode::NOT_FOUND,
         "Login expired",
         "<p>This login does not exist, has expired or is done. Run <code>heroku login</code> again.</p>",
+        None,
     )
 }
 
@@ -248,15 +256,54 @@ pub(crate) async fn browser_page(
         StatusCode::OK,
         "Log in to Slipway",
         &form(id, &description, "", None),
+        None,
     )
 }
 
+/// A login form's fields.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Credentials {
     #[serde(default)]
-    email: String,
+    pub(crate) email: String,
     #[serde(default)]
-    password: String,
+    pub(crate) password: String,
+}
+
+/// The password check of every login page: the throttle first, then the password; a refusal
+/// is the status and the sentence the page shows (`what` names the page in the server's log).
+pub(crate) async fn check_password(
+    state: &ApiState,
+    email: &str,
+    password: &str,
+    what: &str,
+) -> Result<slipway_core::model::User, (StatusCode, String)> {
+    if let Some(wait) = state.login_throttle.wait(email) {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed logins for this email. Wait {} seconds and try again.",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    match state
+        .platform
+        .verify_password(email, password, &state.login_throttle)
+        .await
+    {
+        Ok(user) => Ok(user),
+        Err(CoreError::Unauthorized) => Err((
+            StatusCode::UNAUTHORIZED,
+            "The email or password is wrong. Try again.".to_owned(),
+        )),
+        Err(error) => {
+            tracing::error!(%error, "{what} failed");
+            Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The login failed on the server. Try again.".to_owned(),
+            ))
+        }
+    }
 }
 
 /// `POST /auth/browser/{id}` (email and password, form-encoded): logs the waiting CLI in.
@@ -275,36 +322,12 @@ pub(crate) async fn browser_submit(
             status,
             "Log in to Slipway",
             &form(id, &description, &email, Some(problem)),
+            None,
         )
     };
-    if let Some(wait) = state.login_throttle.wait(&email) {
-        return retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "Too many failed logins for this email. Wait {} seconds and try again.",
-                wait.as_secs().max(1)
-            ),
-        );
-    }
-    let user = match state
-        .platform
-        .verify_password(&email, &credentials.password, &state.login_throttle)
-        .await
-    {
+    let user = match check_password(&state, &email, &credentials.password, "browser login").await {
         Ok(user) => user,
-        Err(CoreError::Unauthorized) => {
-            return retry(
-                StatusCode::UNAUTHORIZED,
-                "The email or password is wrong. Try again.",
-            )
-        }
-        Err(error) => {
-            tracing::error!(%error, "browser login failed");
-            return retry(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The login failed on the server. Try again.",
-            );
-        }
+        Err((status, problem)) => return retry(status, &problem),
     };
     let new = NewAuthorization {
         description: description.clone(),
@@ -319,9 +342,10 @@ pub(crate) async fn browser_submit(
                 StatusCode::OK,
                 "Logged in",
                 &format!(
-                    "<p id=\"done\">Logged in as {}. You can close this window and go back to your terminal.</p>",
-                    escape_html(&user.email)
-                ),
+                            "<p id=\"done\">Logged in as {}. You can close this window and go back to your terminal.</p>",
+                            escape_html(&user.email)
+                        ),
+                None,
             )
         }
         Err(error) => retry(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string()),

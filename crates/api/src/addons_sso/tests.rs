@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::header;
 use chrono::Utc;
 use slipway_core::{Addon, AddonAttachment, AddonSso, AddonView};
 use uuid::Uuid;
