@@ -568,8 +568,16 @@ impl Cluster {
                     .and_then(|w| w.output.clone())
                 {
                     Some(output) => Some(output),
+                    // A dyno this process's dyno manager does not wait on: the leader's
+                    // manager does, elsewhere, and its copy of the batch goes to the drains.
+                    // Here the lines go to history and tails only, so a drain gets each once.
                     None => inner.index.get(&record.container).map(|indexed| {
-                        crate::dyno_manager::dyno_output(&self.logs, &indexed.app, &indexed.dyno)
+                        let (logs, app, dyno) =
+                            (self.logs.clone(), indexed.app.clone(), indexed.dyno.clone());
+                        let sink: OutputSink = Arc::new(move |_stream: Stream, line: &str| {
+                            logs.publish_without_drains(&app, LogLine::app(dyno.clone(), line));
+                        });
+                        sink
                     }),
                 }
             });

@@ -205,6 +205,13 @@ impl LogHub {
         self.inner.publish(app, line, true);
     }
 
+    /// History and tails only, not the app's drains: for a line that another process of the
+    /// platform also publishes and sends to the drains (an agent sends each batch to every
+    /// control plane; only the leader's copy goes to the drains, so a drain gets it once).
+    pub fn publish_without_drains(&self, app: &str, line: LogLine) {
+        self.inner.publish(app, line, false);
+    }
+
     /// Like [`LogHub::publish`], returning the line's sequence number.
     pub fn publish_seq(&self, app: &str, line: LogLine) -> u64 {
         self.inner.publish(app, line, true)

@@ -99,6 +99,28 @@ async fn check_syslog_drain(url_scheme: &str, pki: Option<&TestPki>) {
     assert_eq!((stats.delivered, stats.dropped), (lines.len() as u64, 0));
 }
 
+/// A line published without drains reaches the history but not the drain; the next one, published
+/// as usual, is the drain's first message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_published_without_drains_stays_out_of_them() {
+    let mut receiver = syslog_receiver(None).await;
+    let hub = hub_with(Vec::new());
+    let config = DrainConfig::new(&format!("syslog://{}", receiver.addr)).expect("config");
+    hub.add_drain("demo", config).expect("add drain");
+    hub.publish_without_drains("demo", LogLine::app("web.1", "seen by tails only"));
+    hub.publish("demo", LogLine::app("web.1", "seen by the drain too"));
+    let first = parse_syslog(&next(&mut receiver.messages).await, true);
+    assert_eq!(first.message, "seen by the drain too");
+    let stats = stats_when(&hub, 0, |s| s.delivered == 1).await;
+    assert_eq!((stats.delivered, stats.dropped), (1, 0));
+    let history: Vec<String> = hub
+        .recent("demo", 10, &LogFilter::default())
+        .iter()
+        .map(|line| line.message.clone())
+        .collect();
+    assert_eq!(history, ["seen by tails only", "seen by the drain too"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_tcp_drain_sends_octet_counted_rfc5424() {
     check_syslog_drain("syslog", None).await;
